@@ -1,0 +1,17 @@
+//! The product's rules, independent of HTTP, SQL and the IDV provider's wire format.
+//!
+//! **Architecture invariant:** this crate does no IO and never reads the system
+//! clock. Time arrives through [`Clock`]; persistence goes through the
+//! [`Repository`] port, which the store crates implement.
+
+pub mod audit;
+pub mod clock;
+pub mod ids;
+pub mod sealing;
+pub mod store;
+pub mod user;
+
+pub use audit::{Actor, AuditEvent, AuditEventType, AuditQuery, NewAuditEvent, Outcome, Subject};
+pub use clock::{Clock, ManualClock};
+pub use store::{Page, Repository, StoreError, StoreResult};
+pub use user::{ExternalUserId, Pseudonym, User, UserId};

@@ -1,0 +1,346 @@
+//! Sealing of sensitive values at rest (biometric references, IDV tokens,
+//! applicant ids, transaction contexts) with AES-256-GCM.
+//!
+//! A sealed value carries the id of the key that sealed it, and is bound to the
+//! row and column it belongs to through the associated data: a ciphertext copied
+//! into another row, or another column, fails to open.
+//!
+//! Layout: `0x01 | key-id length (1 byte) | key id | nonce (12 bytes) | ciphertext+tag`.
+
+use std::fmt;
+
+use aes_gcm::aead::{Aead, KeyInit, Payload};
+use aes_gcm::{Aes256Gcm, Nonce};
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use zeroize::{Zeroize, Zeroizing};
+
+use crate::ids;
+
+const FORMAT_V1: u8 = 1;
+const NONCE_LEN: usize = 12;
+const KEY_LEN: usize = 32;
+
+/// The identifier stored with every sealed value: 1–64 of `A-Z a-z 0-9 . _ : -`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct KeyId(String);
+
+impl KeyId {
+    pub const MAX_LEN: usize = 64;
+
+    pub fn parse(raw: &str) -> Result<Self, KeyError> {
+        if raw.is_empty() || raw.len() > Self::MAX_LEN {
+            return Err(KeyError::KeyIdLength(raw.chars().count()));
+        }
+        if !raw
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b':' | b'-'))
+        {
+            return Err(KeyError::KeyIdCharacter);
+        }
+        Ok(Self(raw.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// Why a key or key id was refused. Messages never contain key material.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum KeyError {
+    #[error("expected unpadded base64url (A-Z a-z 0-9 - _, no '=' padding)")]
+    NotBase64Url,
+    #[error("expected unpadded base64url without '=' padding")]
+    Padded,
+    #[error("expected exactly 32 bytes once decoded, got {0}")]
+    WrongLength(usize),
+    #[error("expected 1 to 64 characters, got {0}")]
+    KeyIdLength(usize),
+    #[error("expected only A-Z, a-z, 0-9, '.', '_', ':' or '-'")]
+    KeyIdCharacter,
+}
+
+/// Why a sealed value could not be opened.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SealError {
+    #[error("sealed value is malformed")]
+    Malformed,
+    #[error("sealed value was sealed with key {0:?}, which is not configured")]
+    UnknownKey(String),
+    #[error("sealed value failed authentication (wrong key, row or column, or altered)")]
+    Authentication,
+}
+
+/// Where a sealed value lives; part of the associated data.
+#[derive(Debug, Clone, Copy)]
+pub struct Binding<'a> {
+    /// `table.column`, e.g. `biometric_references.token`.
+    pub slot: &'static str,
+    /// The owning row's primary key bytes.
+    pub row: &'a [u8],
+}
+
+/// The data-encryption key and its id. `Debug` never prints the key.
+#[derive(Clone)]
+pub struct DataKey {
+    id: KeyId,
+    cipher: Aes256Gcm,
+}
+
+impl fmt::Debug for DataKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DataKey")
+            .field("id", &self.id)
+            .field("key", &"[redacted]")
+            .finish()
+    }
+}
+
+impl DataKey {
+    /// Decodes an unpadded base64url key of exactly 32 bytes.
+    pub fn from_base64url(id: KeyId, encoded: &str) -> Result<Self, KeyError> {
+        if encoded.contains('=') {
+            return Err(KeyError::Padded);
+        }
+        let mut bytes = Zeroizing::new(
+            URL_SAFE_NO_PAD
+                .decode(encoded.trim_end_matches(['\n', '\r']))
+                .map_err(|_| KeyError::NotBase64Url)?,
+        );
+        if bytes.len() != KEY_LEN {
+            let len = bytes.len();
+            bytes.zeroize();
+            return Err(KeyError::WrongLength(len));
+        }
+        let cipher =
+            Aes256Gcm::new_from_slice(&bytes).map_err(|_| KeyError::WrongLength(KEY_LEN))?;
+        Ok(Self { id, cipher })
+    }
+
+    /// A fresh random key, returned with its unpadded base64url encoding (for `dev`).
+    pub fn generate(id: KeyId) -> (Self, Zeroizing<String>) {
+        let bytes = Zeroizing::new(ids::random_bytes::<KEY_LEN>());
+        let encoded = Zeroizing::new(URL_SAFE_NO_PAD.encode(*bytes));
+        let cipher = Aes256Gcm::new((&*bytes).into());
+        (Self { id, cipher }, encoded)
+    }
+
+    pub fn id(&self) -> &KeyId {
+        &self.id
+    }
+
+    /// Seals `plaintext` for `binding` under a fresh random nonce.
+    pub fn seal(&self, plaintext: &[u8], binding: Binding<'_>) -> Vec<u8> {
+        let nonce_bytes: [u8; NONCE_LEN] = ids::random_bytes();
+        let aad = associated_data(&self.id, binding);
+        // Encryption only fails for inputs beyond GCM's 64 GiB limit, which no
+        // caller can reach through size-limited requests.
+        let ciphertext = self
+            .cipher
+            .encrypt(
+                Nonce::from_slice(&nonce_bytes),
+                Payload {
+                    msg: plaintext,
+                    aad: &aad,
+                },
+            )
+            .unwrap_or_default();
+        let id = self.id.as_str().as_bytes();
+        let mut out = Vec::with_capacity(2 + id.len() + NONCE_LEN + ciphertext.len());
+        out.push(FORMAT_V1);
+        out.push(id.len() as u8); // KeyId::parse caps the length at 64.
+        out.extend_from_slice(id);
+        out.extend_from_slice(&nonce_bytes);
+        out.extend_from_slice(&ciphertext);
+        out
+    }
+
+    /// Opens a value sealed by [`DataKey::seal`] for the same binding.
+    pub fn open(
+        &self,
+        sealed: &[u8],
+        binding: Binding<'_>,
+    ) -> Result<Zeroizing<Vec<u8>>, SealError> {
+        let Parts {
+            key_id,
+            nonce,
+            ciphertext,
+        } = split(sealed)?;
+        if key_id != self.id.as_str().as_bytes() {
+            return Err(SealError::UnknownKey(
+                String::from_utf8_lossy(key_id).into_owned(),
+            ));
+        }
+        let aad = associated_data(&self.id, binding);
+        self.cipher
+            .decrypt(
+                Nonce::from_slice(nonce),
+                Payload {
+                    msg: ciphertext,
+                    aad: &aad,
+                },
+            )
+            .map(Zeroizing::new)
+            .map_err(|_| SealError::Authentication)
+    }
+}
+
+/// The key id a sealed value names, without opening it.
+pub fn sealed_key_id(sealed: &[u8]) -> Result<String, SealError> {
+    split(sealed).map(|parts| String::from_utf8_lossy(parts.key_id).into_owned())
+}
+
+/// The parts of a sealed value: key id, nonce, ciphertext with tag.
+struct Parts<'a> {
+    key_id: &'a [u8],
+    nonce: &'a [u8],
+    ciphertext: &'a [u8],
+}
+
+fn split(sealed: &[u8]) -> Result<Parts<'_>, SealError> {
+    let [version, id_len, rest @ ..] = sealed else {
+        return Err(SealError::Malformed);
+    };
+    if *version != FORMAT_V1 {
+        return Err(SealError::Malformed);
+    }
+    let id_len = usize::from(*id_len);
+    if rest.len() < id_len + NONCE_LEN + 16 {
+        return Err(SealError::Malformed);
+    }
+    let (key_id, rest) = rest.split_at(id_len);
+    let (nonce, ciphertext) = rest.split_at(NONCE_LEN);
+    Ok(Parts {
+        key_id,
+        nonce,
+        ciphertext,
+    })
+}
+
+fn associated_data(key_id: &KeyId, binding: Binding<'_>) -> Vec<u8> {
+    let mut aad = Vec::with_capacity(16 + binding.slot.len() + key_id.0.len() + binding.row.len());
+    aad.extend_from_slice(b"biometric-passkey/v1\0");
+    aad.extend_from_slice(binding.slot.as_bytes());
+    aad.push(0);
+    aad.extend_from_slice(key_id.0.as_bytes());
+    aad.push(0);
+    aad.extend_from_slice(binding.row);
+    aad
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The example key of the deployment guide's evaluation setup (bytes 1..=32).
+    const EXAMPLE: &str = "AQIDBAUGBwgJCgsMDQ4PEBESExQVFhcYGRobHB0eHyA";
+
+    fn key() -> DataKey {
+        DataKey::from_base64url(KeyId::parse("default").unwrap(), EXAMPLE).unwrap()
+    }
+
+    const ROW_A: Binding<'static> = Binding {
+        slot: "biometric_references.token",
+        row: b"row-a",
+    };
+
+    #[test]
+    fn round_trips_for_the_same_binding() {
+        let sealed = key().seal(b"secret token", ROW_A);
+        assert_eq!(&**key().open(&sealed, ROW_A).unwrap(), b"secret token");
+        assert_eq!(sealed_key_id(&sealed).unwrap(), "default");
+        assert!(!sealed.windows(6).any(|w| w == b"secret"));
+    }
+
+    #[test]
+    fn nonces_differ_between_seals() {
+        assert_ne!(key().seal(b"x", ROW_A), key().seal(b"x", ROW_A));
+    }
+
+    #[test]
+    fn a_value_moved_to_another_row_or_column_fails() {
+        let sealed = key().seal(b"secret", ROW_A);
+        let other_row = Binding {
+            row: b"row-b",
+            ..ROW_A
+        };
+        let other_slot = Binding {
+            slot: "flows.sdk_token",
+            ..ROW_A
+        };
+        assert_eq!(
+            key().open(&sealed, other_row),
+            Err(SealError::Authentication)
+        );
+        assert_eq!(
+            key().open(&sealed, other_slot),
+            Err(SealError::Authentication)
+        );
+    }
+
+    #[test]
+    fn tampering_and_other_keys_are_detected() {
+        let mut sealed = key().seal(b"secret", ROW_A);
+        let last = sealed.len() - 1;
+        sealed[last] ^= 1;
+        assert_eq!(key().open(&sealed, ROW_A), Err(SealError::Authentication));
+
+        let (other, _) = DataKey::generate(KeyId::parse("default").unwrap());
+        let sealed = key().seal(b"secret", ROW_A);
+        assert_eq!(other.open(&sealed, ROW_A), Err(SealError::Authentication));
+
+        let (renamed, _) = DataKey::generate(KeyId::parse("k2").unwrap());
+        assert_eq!(
+            renamed.open(&sealed, ROW_A),
+            Err(SealError::UnknownKey("default".into()))
+        );
+        assert_eq!(key().open(&[1, 2, 3], ROW_A), Err(SealError::Malformed));
+    }
+
+    #[test]
+    fn key_parsing_is_strict() {
+        let id = || KeyId::parse("default").unwrap();
+        assert!(DataKey::from_base64url(id(), EXAMPLE).is_ok());
+        assert_eq!(
+            DataKey::from_base64url(id(), &format!("{EXAMPLE}=")).unwrap_err(),
+            KeyError::Padded
+        );
+        assert_eq!(
+            DataKey::from_base64url(id(), "AQIDBAUGBwgJCgsMDQ4PEBESExQVFhcYGRobHB0eHw")
+                .unwrap_err(),
+            KeyError::WrongLength(31)
+        );
+        assert_eq!(
+            DataKey::from_base64url(id(), "AQIDBAUGBwgJCgsMDQ4PEBESExQVFhcYGRobHB0eHyA+")
+                .unwrap_err(),
+            KeyError::NotBase64Url
+        );
+        // Standard base64 alphabet characters are not base64url.
+        assert_eq!(
+            DataKey::from_base64url(id(), "AQIDBAUGBwgJCgsMDQ4PEBESExQVFhcYGRobHB0eH/A")
+                .unwrap_err(),
+            KeyError::NotBase64Url
+        );
+    }
+
+    #[test]
+    fn key_ids_are_validated() {
+        assert!(KeyId::parse("prod-2026.01:a_b").is_ok());
+        assert!(KeyId::parse(&"k".repeat(64)).is_ok());
+        assert_eq!(
+            KeyId::parse(&"k".repeat(65)),
+            Err(KeyError::KeyIdLength(65))
+        );
+        assert_eq!(KeyId::parse(""), Err(KeyError::KeyIdLength(0)));
+        assert_eq!(KeyId::parse("a b"), Err(KeyError::KeyIdCharacter));
+        assert_eq!(KeyId::parse("a/b"), Err(KeyError::KeyIdCharacter));
+    }
+
+    #[test]
+    fn debug_never_prints_the_key() {
+        let printed = format!("{:?}", key());
+        assert!(printed.contains("[redacted]"));
+        assert!(!printed.contains(EXAMPLE));
+    }
+}

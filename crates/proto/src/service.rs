@@ -1,0 +1,26 @@
+//! Bodies of the service endpoints both runtimes share: health, readiness, version.
+
+use serde::{Deserialize, Serialize};
+
+/// `GET /api/health`: the process serves HTTP. Never consults the database.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Health {
+    pub status: String,
+}
+
+/// `GET /api/ready`: whether the runtime can do useful work (database reachable).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Readiness {
+    pub status: String,
+    pub database: String,
+}
+
+/// `GET /api/version`: what is running.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VersionInfo {
+    pub version: String,
+    pub commit: String,
+    pub build_time: String,
+    /// `core`, `management` or `dev`.
+    pub runtime: String,
+}

@@ -1,0 +1,104 @@
+//! The `audit_events` table (partitioned by month).
+
+use domain::{
+    Actor, AuditEvent, AuditQuery, NewAuditEvent, Page, Pseudonym, StoreError, StoreResult,
+    Subject, UserId,
+};
+use sqlx::postgres::PgRow;
+use sqlx::{PgConnection, PgPool, QueryBuilder, Row};
+
+use crate::errors::map_err;
+
+pub(crate) async fn insert(conn: &mut PgConnection, e: &NewAuditEvent) -> StoreResult<()> {
+    sqlx::query(
+        "INSERT INTO audit_events (id, occurred_at, event_type, actor_kind, actor_id, user_id, \
+         user_pseudonym, credential_id, flow_id, outcome, reason, correlation_id, details) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
+    )
+    .bind(e.id)
+    .bind(e.occurred_at)
+    .bind(e.event_type.as_str())
+    .bind(e.actor.kind())
+    .bind(e.actor.id())
+    .bind(e.subject.user_id.map(|u| u.0))
+    .bind(e.subject.user_pseudonym.as_ref().map(Pseudonym::as_str))
+    .bind(e.subject.credential_id)
+    .bind(e.subject.flow_id)
+    .bind(e.outcome.as_str())
+    .bind(e.reason.as_deref())
+    .bind(e.correlation_id.as_deref())
+    .bind(&e.details)
+    .execute(conn)
+    .await
+    .map(drop)
+    .map_err(map_err)
+}
+
+pub(crate) async fn search(pool: &PgPool, q: &AuditQuery) -> StoreResult<Page<AuditEvent, i64>> {
+    let mut sql = QueryBuilder::new(
+        "SELECT seq, id, occurred_at, event_type, actor_kind, actor_id, user_id, user_pseudonym, \
+         credential_id, flow_id, outcome, reason, correlation_id, details FROM audit_events WHERE TRUE",
+    );
+    if let Some(user) = q.user_id {
+        sql.push(" AND user_id = ").push_bind(user.0);
+    }
+    if let Some(t) = q.event_type {
+        sql.push(" AND event_type = ").push_bind(t.as_str());
+    }
+    if let Some(from) = q.occurred_from {
+        sql.push(" AND occurred_at >= ").push_bind(from);
+    }
+    if let Some(before) = q.occurred_before {
+        sql.push(" AND occurred_at < ").push_bind(before);
+    }
+    if let Some(seq) = q.before_seq {
+        sql.push(" AND seq < ").push_bind(seq);
+    }
+    // One row more than asked tells whether another page exists.
+    sql.push(" ORDER BY seq DESC LIMIT ")
+        .push_bind(i64::from(q.limit) + 1);
+    let rows = sql.build().fetch_all(pool).await.map_err(map_err)?;
+    let mut items = rows.iter().map(to_event).collect::<StoreResult<Vec<_>>>()?;
+    let next = if items.len() > q.limit as usize {
+        items.truncate(q.limit as usize);
+        items.last().map(|e| e.seq)
+    } else {
+        None
+    };
+    Ok(Page { items, next })
+}
+
+fn to_event(row: &PgRow) -> StoreResult<AuditEvent> {
+    let corrupt = |what: &str, e: &dyn std::fmt::Display| {
+        StoreError::Corrupt(format!("audit_events.{what}: {e}"))
+    };
+    let event_type: String = row.try_get("event_type").map_err(map_err)?;
+    let actor_kind: String = row.try_get("actor_kind").map_err(map_err)?;
+    let outcome: String = row.try_get("outcome").map_err(map_err)?;
+    Ok(AuditEvent {
+        seq: row.try_get("seq").map_err(map_err)?,
+        event: NewAuditEvent {
+            id: row.try_get("id").map_err(map_err)?,
+            occurred_at: row.try_get("occurred_at").map_err(map_err)?,
+            event_type: event_type.parse().map_err(|e| corrupt("event_type", &e))?,
+            actor: Actor::from_parts(&actor_kind, row.try_get("actor_id").map_err(map_err)?)
+                .map_err(|e| corrupt("actor_kind", &e))?,
+            subject: Subject {
+                user_id: row
+                    .try_get::<Option<uuid::Uuid>, _>("user_id")
+                    .map_err(map_err)?
+                    .map(UserId),
+                user_pseudonym: row
+                    .try_get::<Option<String>, _>("user_pseudonym")
+                    .map_err(map_err)?
+                    .map(Pseudonym::from_stored),
+                credential_id: row.try_get("credential_id").map_err(map_err)?,
+                flow_id: row.try_get("flow_id").map_err(map_err)?,
+            },
+            outcome: outcome.parse().map_err(|e| corrupt("outcome", &e))?,
+            reason: row.try_get("reason").map_err(map_err)?,
+            correlation_id: row.try_get("correlation_id").map_err(map_err)?,
+            details: row.try_get("details").map_err(map_err)?,
+        },
+    })
+}

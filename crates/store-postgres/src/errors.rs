@@ -1,0 +1,46 @@
+//! The one place PostgreSQL's errors become domain errors.
+
+use domain::StoreError;
+use sqlx::migrate::MigrateError;
+
+/// Maps a driver error: unique violation → `Conflict`, missing row → `NotFound`,
+/// lost connection or pool timeout → `Unavailable`.
+pub(crate) fn map_err(err: sqlx::Error) -> StoreError {
+    match err {
+        sqlx::Error::RowNotFound => StoreError::NotFound,
+        sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::WorkerCrashed => StoreError::Unavailable(err.to_string()),
+        sqlx::Error::Database(db) => {
+            let code = db.code().map(|c| c.into_owned()).unwrap_or_default();
+            match code.as_str() {
+                // unique_violation
+                "23505" => StoreError::Conflict {
+                    what: db.constraint().unwrap_or("unique").to_owned(),
+                },
+                // serialization_failure, deadlock_detected: a concurrent change won.
+                "40001" | "40P01" => StoreError::Conflict {
+                    what: "concurrent_update".to_owned(),
+                },
+                // connection_exception class, admin_shutdown, crash_shutdown,
+                // cannot_connect_now, too_many_connections, read-only standby.
+                c if c.starts_with("08")
+                    || matches!(c, "57P01" | "57P02" | "57P03" | "53300" | "25006") =>
+                {
+                    StoreError::Unavailable(format!("postgres error {c}"))
+                }
+                c => StoreError::Other(format!("postgres error {c}: {}", db.message())),
+            }
+        }
+        other => StoreError::Other(other.to_string()),
+    }
+}
+
+pub(crate) fn map_migrate_err(err: MigrateError) -> StoreError {
+    match err {
+        MigrateError::Execute(inner) => map_err(inner),
+        other => StoreError::Other(format!("migration failed: {other}")),
+    }
+}

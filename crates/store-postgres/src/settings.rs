@@ -1,0 +1,103 @@
+//! Connection settings, as the operator gives them in `DB_*`.
+
+use std::fmt;
+use std::str::FromStr;
+use std::time::Duration;
+
+use secrecy::{ExposeSecret, SecretString};
+use sqlx::postgres::{PgConnectOptions, PgSslMode};
+
+/// `DB_SSLMODE`, with libpq's names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SslMode {
+    Disable,
+    Allow,
+    Prefer,
+    Require,
+    VerifyCa,
+    VerifyFull,
+}
+
+impl SslMode {
+    pub const NAMES: &'static str = "disable, allow, prefer, require, verify-ca, verify-full";
+}
+
+impl FromStr for SslMode {
+    type Err = ();
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(match s {
+            "disable" => Self::Disable,
+            "allow" => Self::Allow,
+            "prefer" => Self::Prefer,
+            "require" => Self::Require,
+            "verify-ca" => Self::VerifyCa,
+            "verify-full" => Self::VerifyFull,
+            _ => return Err(()),
+        })
+    }
+}
+
+impl From<SslMode> for PgSslMode {
+    fn from(mode: SslMode) -> Self {
+        match mode {
+            SslMode::Disable => Self::Disable,
+            SslMode::Allow => Self::Allow,
+            SslMode::Prefer => Self::Prefer,
+            SslMode::Require => Self::Require,
+            SslMode::VerifyCa => Self::VerifyCa,
+            SslMode::VerifyFull => Self::VerifyFull,
+        }
+    }
+}
+
+/// Everything needed to reach PostgreSQL. `Debug` never prints the password.
+#[derive(Clone)]
+pub struct PgSettings {
+    pub host: String,
+    pub port: u16,
+    pub user: String,
+    pub password: Option<SecretString>,
+    pub database: String,
+    pub ssl_mode: SslMode,
+    /// Upper bound of pooled connections.
+    pub max_open_conns: u32,
+    /// Validated against `max_open_conns`. sqlx's pool has no separate idle cap:
+    /// idle connections are closed after `conn_max_idle_time` instead.
+    pub max_idle_conns: u32,
+    pub conn_max_lifetime: Duration,
+    pub conn_max_idle_time: Duration,
+}
+
+impl fmt::Debug for PgSettings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PgSettings")
+            .field("host", &self.host)
+            .field("port", &self.port)
+            .field("user", &self.user)
+            .field("password", &self.password.as_ref().map(|_| "[redacted]"))
+            .field("database", &self.database)
+            .field("ssl_mode", &self.ssl_mode)
+            .field("max_open_conns", &self.max_open_conns)
+            .field("max_idle_conns", &self.max_idle_conns)
+            .field("conn_max_lifetime", &self.conn_max_lifetime)
+            .field("conn_max_idle_time", &self.conn_max_idle_time)
+            .finish()
+    }
+}
+
+impl PgSettings {
+    pub fn connect_options(&self) -> PgConnectOptions {
+        let mut options = PgConnectOptions::new_without_pgpass()
+            .host(&self.host)
+            .port(self.port)
+            .username(&self.user)
+            .database(&self.database)
+            .ssl_mode(self.ssl_mode.into())
+            .application_name("biometric-passkey");
+        if let Some(password) = &self.password {
+            options = options.password(password.expose_secret());
+        }
+        options
+    }
+}

@@ -1,0 +1,44 @@
+//! The one place SQLite's errors become domain errors.
+
+use domain::StoreError;
+use sqlx::migrate::MigrateError;
+
+/// Maps a driver error: unique violation → `Conflict`, missing row → `NotFound`,
+/// busy database, IO failure or pool timeout → `Unavailable`.
+pub(crate) fn map_err(err: sqlx::Error) -> StoreError {
+    match err {
+        sqlx::Error::RowNotFound => StoreError::NotFound,
+        sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::Io(_)
+        | sqlx::Error::WorkerCrashed => StoreError::Unavailable(err.to_string()),
+        sqlx::Error::Database(db) => {
+            if db.is_unique_violation() {
+                return StoreError::Conflict {
+                    what: db
+                        .message()
+                        .strip_prefix("UNIQUE constraint failed: ")
+                        .unwrap_or("unique")
+                        .to_owned(),
+                };
+            }
+            let code = db.code().map(|c| c.into_owned()).unwrap_or_default();
+            // Primary result codes: SQLITE_BUSY (5), SQLITE_LOCKED (6), SQLITE_IOERR (10),
+            // SQLITE_FULL (13), SQLITE_CANTOPEN (14); extended codes keep them in the low byte.
+            let primary = code.parse::<i32>().map(|c| c & 0xff).unwrap_or(0);
+            if matches!(primary, 5 | 6 | 10 | 13 | 14) {
+                StoreError::Unavailable(format!("sqlite error {code}"))
+            } else {
+                StoreError::Other(format!("sqlite error {code}: {}", db.message()))
+            }
+        }
+        other => StoreError::Other(other.to_string()),
+    }
+}
+
+pub(crate) fn map_migrate_err(err: MigrateError) -> StoreError {
+    match err {
+        MigrateError::Execute(inner) => map_err(inner),
+        other => StoreError::Other(format!("migration failed: {other}")),
+    }
+}

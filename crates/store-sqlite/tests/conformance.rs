@@ -1,0 +1,31 @@
+//! The repository conformance suite on a fresh SQLite file per test.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // tests: a failure is a panic.
+
+use std::sync::Arc;
+
+use domain::Repository;
+use store_conformance::Fixture;
+use store_sqlite::{SqliteSettings, SqliteStore};
+
+async fn fresh() -> Fixture {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(&SqliteSettings::new(dir.path().join("test.sqlite3")))
+        .await
+        .unwrap();
+    store.migrate().await.unwrap();
+    Fixture::new(Arc::new(store), dir)
+}
+
+store_conformance::conformance_suite!(fresh);
+
+#[tokio::test]
+async fn migrate_twice_applies_nothing_the_second_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(&SqliteSettings::new(dir.path().join("m.sqlite3")))
+        .await
+        .unwrap();
+    assert!(!store.migrate().await.unwrap().is_empty());
+    assert!(store.migrate().await.unwrap().is_empty());
+    store.ping().await.unwrap();
+}
