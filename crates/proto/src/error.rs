@@ -34,6 +34,21 @@ pub enum ErrorCode {
 }
 
 impl ErrorCode {
+    /// Every code, for documentation and tests.
+    pub const ALL: &'static [Self] = &[
+        Self::RouteNotFound,
+        Self::MethodNotAllowed,
+        Self::InvalidRequestBody,
+        Self::UnsupportedMediaType,
+        Self::PayloadTooLarge,
+        Self::InvalidParameter,
+        Self::NotFound,
+        Self::Conflict,
+        Self::ServiceUnavailable,
+        Self::NotReady,
+        Self::Internal,
+    ];
+
     /// The code as it appears on the wire.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -71,21 +86,25 @@ mod tests {
 
     #[test]
     fn serde_name_matches_as_str() {
-        for code in [
-            ErrorCode::RouteNotFound,
-            ErrorCode::MethodNotAllowed,
-            ErrorCode::InvalidRequestBody,
-            ErrorCode::UnsupportedMediaType,
-            ErrorCode::PayloadTooLarge,
-            ErrorCode::InvalidParameter,
-            ErrorCode::NotFound,
-            ErrorCode::Conflict,
-            ErrorCode::ServiceUnavailable,
-            ErrorCode::NotReady,
-            ErrorCode::Internal,
-        ] {
+        for &code in ErrorCode::ALL {
             let json = serde_json::to_string(&code).unwrap();
             assert_eq!(json, format!("\"{}\"", code.as_str()));
+        }
+    }
+}
+
+#[cfg(test)]
+mod documentation {
+    use super::ErrorCode;
+
+    #[test]
+    fn every_code_is_documented() {
+        let reference = include_str!("../../../docs/errors.md");
+        for &code in ErrorCode::ALL {
+            assert!(
+                reference.contains(&format!("| `{}` |", code.as_str())),
+                "{code:?} undocumented"
+            );
         }
     }
 }

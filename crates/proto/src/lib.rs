@@ -5,6 +5,7 @@
 //! the public contract: a code, once published, never changes meaning.
 
 pub mod error;
+pub mod management;
 pub mod service;
 
 pub use error::{ErrorBody, ErrorCode, ErrorDetail};

@@ -1,0 +1,104 @@
+//! One correlation id per request: taken from a well-formed incoming
+//! `X-Request-Id`, otherwise generated; echoed in the response, carried by every
+//! log line of the request (through its span) and by every error body.
+
+use std::time::Instant;
+
+use axum::extract::Request;
+use axum::http::{HeaderName, HeaderValue};
+use axum::middleware::Next;
+use axum::response::Response;
+use tracing::Instrument;
+
+pub static REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// The longest incoming id we adopt; longer ones are replaced.
+pub const MAX_LEN: usize = 128;
+
+tokio::task_local! {
+    static CURRENT: CorrelationId;
+}
+
+/// A request's correlation id.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CorrelationId(String);
+
+impl CorrelationId {
+    /// Adopts an incoming id when it is 1–128 characters of `A-Z a-z 0-9 . _ ~ : -`.
+    pub fn adopt(raw: &str) -> Option<Self> {
+        let well_formed = !raw.is_empty()
+            && raw.len() <= MAX_LEN
+            && raw.bytes().all(|b| {
+                b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'~' | b':' | b'-')
+            });
+        well_formed.then(|| Self(raw.to_owned()))
+    }
+
+    pub fn generate() -> Self {
+        Self(uuid::Uuid::new_v4().to_string())
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The id of the request being served, if any.
+    pub fn current() -> Option<Self> {
+        CURRENT.try_with(Clone::clone).ok()
+    }
+}
+
+/// The middleware: assigns the id, opens the request span, logs the outcome.
+pub async fn correlate(mut request: Request, next: Next) -> Response {
+    let id = request
+        .headers()
+        .get(&REQUEST_ID)
+        .and_then(|v| v.to_str().ok())
+        .and_then(CorrelationId::adopt)
+        .unwrap_or_else(CorrelationId::generate);
+    request.extensions_mut().insert(id.clone());
+
+    let span = tracing::info_span!(
+        "request",
+        correlation_id = %id.as_str(),
+        method = %request.method(),
+        path = %request.uri().path(),
+    );
+    let started = Instant::now();
+    let mut response = CURRENT
+        .scope(id.clone(), next.run(request))
+        .instrument(span.clone())
+        .await;
+    let status = response.status().as_u16();
+    span.in_scope(|| {
+        tracing::info!(
+            status,
+            latency_ms = started.elapsed().as_secs_f64() * 1000.0,
+            "request served"
+        );
+    });
+    if let Ok(value) = HeaderValue::from_str(id.as_str()) {
+        response.headers_mut().insert(REQUEST_ID.clone(), value);
+    }
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn adopts_only_well_formed_ids() {
+        for ok in [
+            "abc",
+            "0b6f2c1e-5d4a-4c1e-9a7b-2e8d6f0a1b2c",
+            "trace:1.2_3~x",
+            &"a".repeat(128),
+        ] {
+            assert!(CorrelationId::adopt(ok).is_some(), "{ok}");
+        }
+        for bad in ["", "a b", "a\nb", "<script>", "a;b", "ü", &"a".repeat(129)] {
+            assert!(CorrelationId::adopt(bad).is_none(), "{bad:?}");
+        }
+    }
+}

@@ -1,0 +1,34 @@
+//! HTTP plumbing both runtimes share.
+//!
+//! Each runtime builds its routes, then [`finish`] adds what every request
+//! gets: a correlation id, a request log line, a body-size cap, and JSON
+//! answers for unknown routes and methods.
+//!
+//! **Architecture invariant:** this crate, like the runtimes' crates, sees the
+//! domain's ports and `proto`'s wire types, never SQL or an HTTP client.
+
+pub mod correlation;
+pub mod error;
+pub mod json;
+pub mod service;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::middleware;
+
+pub use correlation::CorrelationId;
+pub use error::ApiError;
+pub use json::ApiJson;
+pub use service::{ServiceInfo, service_routes};
+
+/// Default cap on request bodies; routes that need less set their own.
+pub const DEFAULT_BODY_LIMIT: usize = 64 * 1024;
+
+/// Adds the cross-cutting layers and the JSON 404/405 answers to a runtime's router.
+pub fn finish(router: Router) -> Router {
+    router
+        .fallback(error::route_not_found)
+        .method_not_allowed_fallback(error::method_not_allowed)
+        .layer(DefaultBodyLimit::max(DEFAULT_BODY_LIMIT))
+        .layer(middleware::from_fn(correlation::correlate))
+}

@@ -1,0 +1,60 @@
+//! The service endpoints both runtimes serve: liveness, readiness, version.
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::routing::get;
+use domain::Repository;
+use proto::ErrorCode;
+use proto::service::{Health, Readiness, VersionInfo};
+
+use crate::error::ApiError;
+use crate::json::ApiJson;
+
+/// What the service endpoints need.
+#[derive(Clone)]
+pub struct ServiceInfo {
+    pub version: VersionInfo,
+    pub repo: Arc<dyn Repository>,
+}
+
+/// `GET /api/health`, `GET /api/ready`, `GET /api/version`.
+pub fn service_routes(info: ServiceInfo) -> Router {
+    Router::new()
+        .route("/api/health", get(health))
+        .route("/api/ready", get(ready))
+        .route("/api/version", get(version))
+        .with_state(info)
+}
+
+/// Liveness: the process serves HTTP. Deliberately ignores the database, so an
+/// outage does not make the orchestrator restart healthy pods.
+async fn health() -> ApiJson<Health> {
+    ApiJson(Health {
+        status: "ok".to_owned(),
+    })
+}
+
+/// Readiness: the database answers.
+async fn ready(State(info): State<ServiceInfo>) -> Result<ApiJson<Readiness>, ApiError> {
+    match info.repo.ping().await {
+        Ok(()) => Ok(ApiJson(Readiness {
+            status: "ready".to_owned(),
+            database: "ok".to_owned(),
+        })),
+        Err(err) => {
+            tracing::warn!(error = %err, "readiness check failed");
+            Err(ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                ErrorCode::NotReady,
+                "the database is not reachable",
+            ))
+        }
+    }
+}
+
+async fn version(State(info): State<ServiceInfo>) -> ApiJson<VersionInfo> {
+    ApiJson(info.version)
+}

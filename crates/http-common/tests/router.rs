@@ -1,0 +1,178 @@
+//! The shared layers, driven through a router with `oneshot`.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // tests: a failure is a panic.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use async_trait::async_trait;
+use axum::Router;
+use axum::body::Body;
+use axum::http::{Request, StatusCode, header};
+use axum::routing::post;
+use domain::{
+    AuditEvent, AuditQuery, ExternalUserId, NewAuditEvent, Page, Repository, StoreError,
+    StoreResult, User, UserId,
+};
+use http_body_util::BodyExt;
+use http_common::{ApiJson, ServiceInfo, finish, service_routes};
+use proto::service::VersionInfo;
+use serde_json::Value;
+use tower::ServiceExt;
+
+/// A repository whose only behaviour is a switchable `ping`; the service
+/// routes use nothing else.
+struct Pingable(AtomicBool);
+
+#[async_trait]
+impl Repository for Pingable {
+    async fn ping(&self) -> StoreResult<()> {
+        if self.0.load(Ordering::SeqCst) {
+            Ok(())
+        } else {
+            Err(StoreError::Unavailable("connection refused".into()))
+        }
+    }
+    async fn create_user(&self, _: &User, _: &NewAuditEvent) -> StoreResult<()> {
+        unreachable!("not used by the service routes")
+    }
+    async fn user_by_external_id(&self, _: &ExternalUserId) -> StoreResult<User> {
+        unreachable!("not used by the service routes")
+    }
+    async fn delete_user(&self, _: UserId, _: &NewAuditEvent) -> StoreResult<()> {
+        unreachable!("not used by the service routes")
+    }
+    async fn append_audit(&self, _: &NewAuditEvent) -> StoreResult<()> {
+        unreachable!("not used by the service routes")
+    }
+    async fn audit_events(&self, _: &AuditQuery) -> StoreResult<Page<AuditEvent, i64>> {
+        unreachable!("not used by the service routes")
+    }
+}
+
+#[derive(serde::Deserialize, serde::Serialize)]
+struct Echo {
+    name: String,
+}
+
+async fn echo(ApiJson(body): ApiJson<Echo>) -> ApiJson<Echo> {
+    ApiJson(body)
+}
+
+fn app(db_up: bool) -> Router {
+    let info = ServiceInfo {
+        version: VersionInfo {
+            version: "1.2.3".into(),
+            commit: "abc".into(),
+            build_time: "2026-01-01T00:00:00Z".into(),
+            runtime: "core".into(),
+        },
+        repo: Arc::new(Pingable(AtomicBool::new(db_up))),
+    };
+    finish(service_routes(info).route("/echo", post(echo)))
+}
+
+async fn call(app: Router, request: Request<Body>) -> (StatusCode, axum::http::HeaderMap, Value) {
+    let response = app.oneshot(request).await.unwrap();
+    let status = response.status();
+    let headers = response.headers().clone();
+    let bytes = response.into_body().collect().await.unwrap().to_bytes();
+    let json = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+    (status, headers, json)
+}
+
+fn get(path: &str) -> Request<Body> {
+    Request::get(path).body(Body::empty()).unwrap()
+}
+
+#[tokio::test]
+async fn health_answers_even_when_the_database_is_down() {
+    let (status, _, body) = call(app(false), get("/api/health")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body["status"], "ok");
+}
+
+#[tokio::test]
+async fn readiness_follows_the_database() {
+    let (status, _, body) = call(app(true), get("/api/ready")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body["database"], "ok");
+
+    let (status, headers, body) = call(app(false), get("/api/ready")).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(body["error"]["code"], "not_ready");
+    assert_eq!(headers[header::RETRY_AFTER], "5");
+}
+
+#[tokio::test]
+async fn version_reports_the_build() {
+    let (_, _, body) = call(app(true), get("/api/version")).await;
+    assert_eq!(body["version"], "1.2.3");
+    assert_eq!(body["runtime"], "core");
+}
+
+#[tokio::test]
+async fn unknown_routes_and_methods_get_json_errors_with_the_correlation_id() {
+    let (status, headers, body) = call(app(true), get("/nope")).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_eq!(body["error"]["code"], "route_not_found");
+    let id = headers["x-request-id"].to_str().unwrap();
+    assert_eq!(body["error"]["correlation_id"], id);
+    assert_eq!(id.len(), 36, "a generated UUID");
+
+    let request = Request::delete("/api/health").body(Body::empty()).unwrap();
+    let (status, _, body) = call(app(true), request).await;
+    assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED);
+    assert_eq!(body["error"]["code"], "method_not_allowed");
+}
+
+#[tokio::test]
+async fn a_well_formed_request_id_is_adopted_and_a_malformed_one_replaced() {
+    let request = Request::get("/nope")
+        .header("x-request-id", "edge-1234")
+        .body(Body::empty())
+        .unwrap();
+    let (_, headers, body) = call(app(true), request).await;
+    assert_eq!(headers["x-request-id"], "edge-1234");
+    assert_eq!(body["error"]["correlation_id"], "edge-1234");
+
+    let request = Request::get("/api/health")
+        .header("x-request-id", "bad id with spaces")
+        .body(Body::empty())
+        .unwrap();
+    let (_, headers, _) = call(app(true), request).await;
+    assert_ne!(headers["x-request-id"], "bad id with spaces");
+}
+
+#[tokio::test]
+async fn malformed_bodies_get_stable_codes() {
+    let post = |content_type: &str, body: &str| {
+        Request::post("/echo")
+            .header(header::CONTENT_TYPE, content_type)
+            .body(Body::from(body.to_owned()))
+            .unwrap()
+    };
+    let (status, _, body) = call(app(true), post("application/json", "{not json")).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(body["error"]["code"], "invalid_request_body");
+
+    let (status, _, body) = call(app(true), post("application/json", r#"{"other":1}"#)).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(body["error"]["code"], "invalid_request_body");
+
+    let (status, _, body) = call(app(true), post("text/plain", r#"{"name":"x"}"#)).await;
+    assert_eq!(status, StatusCode::UNSUPPORTED_MEDIA_TYPE);
+    assert_eq!(body["error"]["code"], "unsupported_media_type");
+
+    let huge = format!(
+        r#"{{"name":"{}"}}"#,
+        "x".repeat(http_common::DEFAULT_BODY_LIMIT)
+    );
+    let (status, _, body) = call(app(true), post("application/json", &huge)).await;
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
+    assert_eq!(body["error"]["code"], "payload_too_large");
+
+    let (status, _, body) = call(app(true), post("application/json", r#"{"name":"ok"}"#)).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body["name"], "ok");
+}

@@ -1,0 +1,34 @@
+//! The management runtime: the Management API, the browser-safe runtime
+//! configuration, and (later) the dashboard, all from one origin at its root.
+
+pub mod runtime_config;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::http::header;
+use axum::response::IntoResponse;
+use axum::routing::get;
+use http_common::{ApiJson, ServiceInfo, finish, service_routes};
+
+pub use runtime_config::{ManagementAuth, ManagementUi};
+
+/// Everything the management runtime's handlers share.
+#[derive(Clone)]
+pub struct ManagementState {
+    pub service: ServiceInfo,
+    pub auth: Arc<ManagementAuth>,
+    pub ui: Arc<ManagementUi>,
+}
+
+pub fn router(state: ManagementState) -> Router {
+    let config = runtime_config::runtime_config(&state.auth, &state.ui);
+    let runtime_config = get(move || {
+        let config = config.clone();
+        async move {
+            // The dashboard reads this at every start; it must never be stale.
+            ([(header::CACHE_CONTROL, "no-store")], ApiJson(config)).into_response()
+        }
+    });
+    finish(service_routes(state.service).route("/runtime-config.json", runtime_config))
+}

@@ -1,0 +1,161 @@
+//! Wiring: configuration in, stores opened, routers built, served until a
+//! shutdown signal. `Application` binds before it serves, so callers (tests,
+//! `dev`) can bind port 0 and learn the real address.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use anyhow::Context;
+use axum::Router;
+use core_api::CoreState;
+use domain::Repository;
+use http_common::ServiceInfo;
+use management::ManagementState;
+use proto::service::VersionInfo;
+use store_postgres::PgStore;
+use store_sqlite::SqliteStore;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::config::{DatabaseConfig, ManagementConfig};
+
+/// What this binary is.
+pub fn version_info(runtime: &str) -> VersionInfo {
+    VersionInfo {
+        version: env!("CARGO_PKG_VERSION").to_owned(),
+        commit: env!("BIOMETRIC_PASSKEY_COMMIT").to_owned(),
+        build_time: env!("BIOMETRIC_PASSKEY_BUILD_TIME").to_owned(),
+        runtime: runtime.to_owned(),
+    }
+}
+
+/// Opens the configured store. PostgreSQL connects lazily (the runtime starts,
+/// and answers `/api/health`, while the database is down); its schema belongs
+/// to the migration job. SQLite is a local file: it is created and migrated here.
+pub async fn open_repository(database: &DatabaseConfig) -> anyhow::Result<Arc<dyn Repository>> {
+    match database {
+        DatabaseConfig::Postgres(settings) => Ok(Arc::new(PgStore::connect_lazy(settings))),
+        DatabaseConfig::Sqlite(settings) => {
+            let store = SqliteStore::open(settings).await.with_context(|| {
+                format!(
+                    "while opening the SQLite database {}",
+                    settings.path.display()
+                )
+            })?;
+            store
+                .migrate()
+                .await
+                .context("while migrating the SQLite database")?;
+            Ok(Arc::new(store))
+        }
+    }
+}
+
+pub fn core_router(repo: Arc<dyn Repository>, runtime: &str) -> Router {
+    core_api::router(CoreState {
+        service: ServiceInfo {
+            version: version_info(runtime),
+            repo,
+        },
+    })
+}
+
+pub fn management_router(
+    config: &ManagementConfig,
+    repo: Arc<dyn Repository>,
+    runtime: &str,
+) -> Router {
+    management::router(ManagementState {
+        service: ServiceInfo {
+            version: version_info(runtime),
+            repo,
+        },
+        auth: Arc::new(config.auth.clone()),
+        ui: Arc::new(config.ui.clone()),
+    })
+}
+
+/// A bound, serving runtime.
+pub struct Application {
+    addr: SocketAddr,
+    task: JoinHandle<std::io::Result<()>>,
+}
+
+impl Application {
+    /// Serves `router` on `listener` until `shutdown` resolves, then lets
+    /// in-flight requests finish.
+    pub fn serve(
+        listener: TcpListener,
+        router: Router,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<Self> {
+        let addr = listener.local_addr()?;
+        let task = tokio::spawn(async move {
+            axum::serve(listener, router)
+                .with_graceful_shutdown(shutdown)
+                .await
+        });
+        Ok(Self { addr, task })
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Waits until the server has stopped.
+    pub async fn stopped(self) -> anyhow::Result<()> {
+        self.task
+            .await
+            .context("the server task failed")?
+            .context("while serving")
+    }
+}
+
+/// A shutdown trigger shared by several servers.
+#[derive(Clone)]
+pub struct Shutdown(watch::Sender<bool>);
+
+impl Default for Shutdown {
+    fn default() -> Self {
+        Self(watch::channel(false).0)
+    }
+}
+
+impl Shutdown {
+    pub fn trigger(&self) {
+        let _ = self.0.send(true);
+    }
+
+    /// Resolves once [`Shutdown::trigger`] has been called.
+    pub fn signalled(&self) -> impl Future<Output = ()> + Send + 'static {
+        let mut rx = self.0.subscribe();
+        async move {
+            let _ = rx.wait_for(|stop| *stop).await;
+        }
+    }
+}
+
+/// Resolves on SIGTERM (the orchestrator) or Ctrl-C (a terminal).
+pub async fn termination_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+    tracing::info!("shutdown signal received; finishing in-flight requests");
+}

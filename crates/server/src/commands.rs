@@ -1,0 +1,188 @@
+//! One function per subcommand. Each returns the process exit code.
+
+use std::net::{Ipv4Addr, SocketAddr};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Context;
+use tokio::net::TcpListener;
+
+use crate::app::{self, Application, Shutdown};
+use crate::config::{CoreConfig, DatabaseConfig, Env, ManagementConfig, MigrateConfig, Problems};
+use crate::dev::{self, DevOptions};
+use crate::{healthcheck, telemetry};
+
+/// Exit code for a refused configuration.
+pub const EXIT_CONFIG: u8 = 2;
+
+/// Which runtime's configuration to check.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Runtime {
+    Core,
+    Management,
+    Migrate,
+}
+
+/// Prints refused settings, one line each, to stderr.
+fn refuse(runtime: &str, problems: &Problems) -> ExitCode {
+    eprintln!("biometric-passkey {runtime}: refusing to start; fix these settings:");
+    for problem in &problems.0 {
+        eprintln!("  {problem}");
+    }
+    ExitCode::from(EXIT_CONFIG)
+}
+
+fn warn_unknown(env: &Env) {
+    for name in env.unknown_prefixed() {
+        tracing::warn!(
+            variable = name,
+            "unknown BIOMETRIC_PASSKEY_ variable ignored; check its spelling"
+        );
+    }
+}
+
+fn failed(err: &anyhow::Error) -> ExitCode {
+    tracing::error!(error = format!("{err:#}"), "stopped on an error");
+    ExitCode::FAILURE
+}
+
+fn listen_addr(port: u16) -> SocketAddr {
+    SocketAddr::from((Ipv4Addr::UNSPECIFIED, port))
+}
+
+pub async fn core(env: &Env) -> ExitCode {
+    let config = match CoreConfig::from_env(env) {
+        Ok(config) => config,
+        Err(problems) => return refuse("core", &problems),
+    };
+    telemetry::init(config.common.log_level);
+    warn_unknown(env);
+    let result = async {
+        let repo = app::open_repository(&config.common.database).await?;
+        let listener = TcpListener::bind(listen_addr(config.common.port))
+            .await
+            .with_context(|| format!("while binding port {} (PORT)", config.common.port))?;
+        let server = Application::serve(
+            listener,
+            app::core_router(repo, "core"),
+            app::termination_signal(),
+        )?;
+        tracing::info!(
+            addr = %server.addr(),
+            idv_mode = ?config.idv.mode,
+            key_id = config.data_key.id().as_str(),
+            "Core API serving"
+        );
+        server.stopped().await
+    }
+    .await;
+    result.map_or_else(|e| failed(&e), |()| ExitCode::SUCCESS)
+}
+
+pub async fn management(env: &Env) -> ExitCode {
+    let config = match ManagementConfig::from_env(env) {
+        Ok(config) => config,
+        Err(problems) => return refuse("management", &problems),
+    };
+    telemetry::init(config.common.log_level);
+    warn_unknown(env);
+    let result = async {
+        let repo = app::open_repository(&config.common.database).await?;
+        let listener = TcpListener::bind(listen_addr(config.common.port))
+            .await
+            .with_context(|| format!("while binding port {} (PORT)", config.common.port))?;
+        let router = app::management_router(&config, repo, "management");
+        let server = Application::serve(listener, router, app::termination_signal())?;
+        tracing::info!(addr = %server.addr(), "management runtime serving");
+        server.stopped().await
+    }
+    .await;
+    result.map_or_else(|e| failed(&e), |()| ExitCode::SUCCESS)
+}
+
+pub async fn migrate(env: &Env) -> ExitCode {
+    let config = match MigrateConfig::from_env(env) {
+        Ok(config) => config,
+        Err(problems) => return refuse("migrate", &problems),
+    };
+    telemetry::init(config.log_level);
+    warn_unknown(env);
+    let result: anyhow::Result<()> = async {
+        match &config.database {
+            DatabaseConfig::Postgres(settings) => {
+                let store = store_postgres::PgStore::connect_lazy(settings);
+                let report = store.migrate().await.context("while applying PostgreSQL migrations")?;
+                tracing::info!(applied = ?report.applied, schema_version = ?report.latest, "migrations complete");
+                store.close().await;
+            }
+            DatabaseConfig::Sqlite(settings) => {
+                let store = store_sqlite::SqliteStore::open(settings).await?;
+                let applied = store.migrate().await.context("while applying SQLite migrations")?;
+                tracing::info!(applied = ?applied, "migrations complete");
+                store.close().await;
+            }
+        }
+        Ok(())
+    }
+    .await;
+    result.map_or_else(|e| failed(&e), |()| ExitCode::SUCCESS)
+}
+
+pub async fn dev(options: DevOptions) -> ExitCode {
+    telemetry::init(options.log_level);
+    let shutdown = Shutdown::default();
+    let servers = match dev::start(&options, &shutdown).await {
+        Ok(servers) => servers,
+        Err(e) => return failed(&e),
+    };
+    #[allow(clippy::print_stdout)]
+    // The banner is for the person at the terminal, not the log pipeline.
+    {
+        println!();
+        println!(
+            "biometric-passkey dev: FOR EVALUATION ONLY — embedded SQLite, synthetic IDV, a local key, loopback only"
+        );
+        println!("  Core API:           http://{}", servers.core.addr());
+        println!("  Management runtime: http://{}", servers.management.addr());
+        println!("  Data folder:        {}", options.data_dir.display());
+        println!("  Stop with Ctrl-C.");
+        println!();
+    }
+    app::termination_signal().await;
+    shutdown.trigger();
+    let (core, management) = tokio::join!(servers.core.stopped(), servers.management.stopped());
+    match core.and(management) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => failed(&e),
+    }
+}
+
+pub fn check_config(env: &Env, runtime: Runtime) -> ExitCode {
+    let (name, outcome) = match runtime {
+        Runtime::Core => ("core", CoreConfig::from_env(env).map(drop)),
+        Runtime::Management => ("management", ManagementConfig::from_env(env).map(drop)),
+        Runtime::Migrate => ("migrate", MigrateConfig::from_env(env).map(drop)),
+    };
+    match outcome {
+        Ok(()) => {
+            for unknown in env.unknown_prefixed() {
+                eprintln!(
+                    "warning: {unknown} is not a setting of biometric-passkey; check its spelling"
+                );
+            }
+            eprintln!("biometric-passkey {name}: configuration is valid");
+            ExitCode::SUCCESS
+        }
+        Err(problems) => refuse(name, &problems),
+    }
+}
+
+pub async fn healthcheck(port: u16, path: &str) -> ExitCode {
+    match healthcheck::probe(port, path, Duration::from_secs(3)).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(reason) => {
+            eprintln!("unhealthy: {reason}");
+            ExitCode::FAILURE
+        }
+    }
+}

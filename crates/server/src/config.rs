@@ -1,0 +1,646 @@
+//! The operator configuration contract: environment variables, their defaults
+//! and their rules, as the deployment guide gives them.
+//!
+//! Raw environment ([`Env`]) in, typed configuration out. Each runtime reads
+//! only what it needs, collects every problem, and refuses to start with one
+//! line per problem naming the variable and the fix. Messages never contain a
+//! secret's value.
+
+pub mod duration;
+pub mod env;
+
+use std::fmt;
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use domain::sealing::{DataKey, KeyId};
+use management::{ManagementAuth, ManagementUi};
+use secrecy::SecretString;
+use store_postgres::{PgSettings, SslMode};
+use store_sqlite::SqliteSettings;
+use url::Url;
+
+pub use self::duration::parse_go_duration;
+pub use self::env::Env;
+
+/// One refused setting.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    pub variable: &'static str,
+    pub message: String,
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.variable, self.message)
+    }
+}
+
+/// Every refused setting of one runtime.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problems(pub Vec<Problem>);
+
+impl fmt::Display for Problems {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, problem) in self.0.iter().enumerate() {
+            if i > 0 {
+                writeln!(f)?;
+            }
+            write!(f, "{problem}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for Problems {}
+
+/// `BIOMETRIC_PASSKEY_LOG_LEVEL`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogLevel {
+    Debug,
+    Info,
+    Warn,
+    Error,
+}
+
+impl LogLevel {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Debug => "debug",
+            Self::Info => "info",
+            Self::Warn => "warn",
+            Self::Error => "error",
+        }
+    }
+}
+
+/// Where the data lives.
+#[derive(Debug, Clone)]
+pub enum DatabaseConfig {
+    Postgres(PgSettings),
+    Sqlite(SqliteSettings),
+}
+
+/// What every long-lived runtime needs.
+#[derive(Debug, Clone)]
+pub struct CommonConfig {
+    pub port: u16,
+    pub log_level: LogLevel,
+    pub database: DatabaseConfig,
+}
+
+/// `BIOMETRIC_PASSKEY_IDV_PROVIDER_MODE`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IdvMode {
+    Onfido,
+    Synthetic,
+}
+
+/// The IDV provider's settings, as the Core API needs them.
+#[derive(Debug, Clone)]
+pub struct IdvConfig {
+    pub mode: IdvMode,
+    pub registration_workflow_id: String,
+    pub step_up_workflow_id: String,
+    pub recovery_verify_workflow_id: String,
+    pub onfido: OnfidoConfig,
+}
+
+#[derive(Debug, Clone)]
+pub struct OnfidoConfig {
+    pub region: String,
+    /// The regional URL, or the override, without a trailing slash.
+    pub base_url: Url,
+    /// Present whenever the mode is `onfido`.
+    pub api_token: Option<SecretString>,
+    pub webhook_secret: Option<SecretString>,
+    pub webhook_max_age: Duration,
+}
+
+/// `BIOMETRIC_PASSKEY_AUDIT_PARTITION_*`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AuditConfig {
+    pub partition_maintenance_enabled: bool,
+    /// 0 keeps every month forever.
+    pub retention_months: u32,
+}
+
+/// The Core API runtime.
+#[derive(Debug, Clone)]
+pub struct CoreConfig {
+    pub common: CommonConfig,
+    pub data_key: DataKey,
+    pub idv: IdvConfig,
+    pub audit: AuditConfig,
+}
+
+/// The management runtime.
+#[derive(Debug, Clone)]
+pub struct ManagementConfig {
+    pub common: CommonConfig,
+    pub auth: ManagementAuth,
+    pub ui: ManagementUi,
+    pub audit: AuditConfig,
+}
+
+/// The migration job.
+#[derive(Debug, Clone)]
+pub struct MigrateConfig {
+    pub log_level: LogLevel,
+    pub database: DatabaseConfig,
+}
+
+/// Reads variables and collects problems, so one run reports all of them.
+struct Reader<'a> {
+    env: &'a Env,
+    problems: Vec<Problem>,
+}
+
+impl<'a> Reader<'a> {
+    fn new(env: &'a Env) -> Self {
+        Self {
+            env,
+            problems: Vec::new(),
+        }
+    }
+
+    fn problem(&mut self, variable: &'static str, message: impl Into<String>) {
+        self.problems.push(Problem {
+            variable,
+            message: message.into(),
+        });
+    }
+
+    fn optional(&self, variable: &'static str) -> Option<&'a str> {
+        self.env.get(variable)
+    }
+
+    fn required(&mut self, variable: &'static str, hint: &str) -> Option<&'a str> {
+        let value = self.env.get(variable);
+        if value.is_none() {
+            self.problem(variable, format!("is required; {hint}"));
+        }
+        value
+    }
+
+    /// A secret: its value is never part of any message.
+    fn secret(
+        &mut self,
+        variable: &'static str,
+        required_hint: Option<&str>,
+    ) -> Option<SecretString> {
+        match (self.env.get(variable), required_hint) {
+            (Some(value), _) => Some(SecretString::from(value.to_owned())),
+            (None, Some(hint)) => {
+                self.problem(variable, format!("is required; {hint}"));
+                None
+            }
+            (None, None) => None,
+        }
+    }
+
+    fn parsed<T>(
+        &mut self,
+        variable: &'static str,
+        default: T,
+        parse: impl FnOnce(&str) -> Result<T, String>,
+    ) -> T {
+        match self.env.get(variable) {
+            None => default,
+            Some(raw) => parse(raw).unwrap_or_else(|message| {
+                self.problem(variable, message);
+                default
+            }),
+        }
+    }
+
+    fn duration(&mut self, variable: &'static str, default: Duration) -> Duration {
+        self.parsed(variable, default, parse_go_duration)
+    }
+
+    fn bool(&mut self, variable: &'static str, default: bool) -> bool {
+        self.parsed(variable, default, parse_bool)
+    }
+
+    fn finish<T>(self, value: Option<T>) -> Result<T, Problems> {
+        match value {
+            Some(value) if self.problems.is_empty() => Ok(value),
+            _ => Err(Problems(self.problems)),
+        }
+    }
+}
+
+/// Go's `strconv.ParseBool`.
+fn parse_bool(raw: &str) -> Result<bool, String> {
+    match raw {
+        "1" | "t" | "T" | "true" | "TRUE" | "True" => Ok(true),
+        "0" | "f" | "F" | "false" | "FALSE" | "False" => Ok(false),
+        other => Err(format!("{other:?} is not a boolean; use true or false")),
+    }
+}
+
+fn parse_count(raw: &str) -> Result<u32, String> {
+    raw.parse::<u32>()
+        .map_err(|_| format!("{raw:?} is not a whole number of zero or more"))
+}
+
+impl LogLevel {
+    fn read(r: &mut Reader<'_>) -> Self {
+        r.parsed("BIOMETRIC_PASSKEY_LOG_LEVEL", Self::Info, |raw| match raw {
+            "debug" => Ok(Self::Debug),
+            "info" => Ok(Self::Info),
+            "warn" => Ok(Self::Warn),
+            "error" => Ok(Self::Error),
+            other => Err(format!(
+                "unknown level {other:?}; use debug, info, warn or error"
+            )),
+        })
+    }
+}
+
+/// The largest pool we build when `DB_MAX_OPEN_CONNS=0` ("no limit" in the
+/// reference runtime); sqlx's pool needs a bound.
+pub const UNLIMITED_POOL_SIZE: u32 = 100;
+
+impl DatabaseConfig {
+    fn read(r: &mut Reader<'_>) -> Option<Self> {
+        let store = r.optional("BIOMETRIC_PASSKEY_STORE").unwrap_or("postgres");
+        match store {
+            "postgres" => read_postgres(r).map(Self::Postgres),
+            "sqlite" => {
+                let path = r
+                    .optional("BIOMETRIC_PASSKEY_SQLITE_PATH")
+                    .unwrap_or("biometric-passkey.sqlite3");
+                Some(Self::Sqlite(SqliteSettings::new(PathBuf::from(path))))
+            }
+            other => {
+                r.problem(
+                    "BIOMETRIC_PASSKEY_STORE",
+                    format!(
+                        "unknown store {other:?}; use postgres (production) or sqlite (single node)"
+                    ),
+                );
+                None
+            }
+        }
+    }
+}
+
+fn read_postgres(r: &mut Reader<'_>) -> Option<PgSettings> {
+    let host_raw = r.required(
+        "DB_HOST",
+        "set it to the PostgreSQL host name, optionally with :port",
+    );
+    let user = r.required("DB_USER", "set it to the PostgreSQL user");
+    let database = r.required("DB_NAME", "set it to the PostgreSQL database name");
+    let password = r.secret("DB_PASSWORD", None);
+    let (host, host_port) = host_raw.map(split_host_port).unwrap_or_default();
+    let host_port = match host_port {
+        Some(Ok(port)) => Some(port),
+        Some(Err(())) => {
+            r.problem(
+                "DB_HOST",
+                "the port after ':' is not a number from 1 to 65535; fix it or set DB_PORT",
+            );
+            None
+        }
+        None => None,
+    };
+    let port = r.parsed("DB_PORT", host_port.unwrap_or(5432), parse_port);
+    let ssl_mode = r.parsed("DB_SSLMODE", SslMode::Disable, |raw| {
+        raw.parse()
+            .map_err(|()| format!("unknown mode {raw:?}; use one of {}", SslMode::NAMES))
+    });
+    let max_open = r.parsed("DB_MAX_OPEN_CONNS", 4, parse_count);
+    let max_idle = r.parsed("DB_MAX_IDLE_CONNS", 4, parse_count);
+    if max_open > 0 && max_idle > max_open {
+        r.problem(
+            "DB_MAX_IDLE_CONNS",
+            format!("is {max_idle}, more than DB_MAX_OPEN_CONNS ({max_open}); lower it to at most {max_open}"),
+        );
+    }
+    let lifetime = r.duration("DB_CONN_MAX_LIFETIME", Duration::from_secs(300));
+    let idle_time = r.duration("DB_CONN_MAX_IDLE_TIME", Duration::from_secs(60));
+    host_raw?;
+    Some(PgSettings {
+        host: host.to_owned(),
+        port,
+        user: user?.to_owned(),
+        password,
+        database: database?.to_owned(),
+        ssl_mode,
+        max_open_conns: if max_open == 0 {
+            UNLIMITED_POOL_SIZE
+        } else {
+            max_open
+        },
+        max_idle_conns: max_idle,
+        conn_max_lifetime: lifetime,
+        conn_max_idle_time: idle_time,
+    })
+}
+
+/// `db.example.com:5433` → host and port; `[::1]:5433` → `::1` and port; a bare
+/// IPv6 address or a host without a port is returned whole.
+fn split_host_port(raw: &str) -> (&str, Option<Result<u16, ()>>) {
+    if let Some(rest) = raw.strip_prefix('[')
+        && let Some((host, after)) = rest.split_once(']')
+    {
+        return (
+            host,
+            after.strip_prefix(':').map(|p| parse_port(p).map_err(drop)),
+        );
+    }
+    match raw.split_once(':') {
+        Some((host, port)) if !port.contains(':') => (host, Some(parse_port(port).map_err(drop))),
+        _ => (raw, None),
+    }
+}
+
+fn parse_port(raw: &str) -> Result<u16, String> {
+    raw.parse::<u16>()
+        .ok()
+        .filter(|p| *p > 0)
+        .ok_or_else(|| format!("{raw:?} is not a port number from 1 to 65535"))
+}
+
+impl CommonConfig {
+    fn read(r: &mut Reader<'_>) -> Option<Self> {
+        let port = r.parsed("PORT", 3000, parse_port);
+        let log_level = LogLevel::read(r);
+        let database = DatabaseConfig::read(r)?;
+        Some(Self {
+            port,
+            log_level,
+            database,
+        })
+    }
+}
+
+/// `http://` is accepted only for loopback hosts (local development).
+fn require_https(r: &mut Reader<'_>, variable: &'static str, raw: &str) -> Option<Url> {
+    let url = match Url::parse(raw) {
+        Ok(url) => url,
+        Err(e) => {
+            r.problem(variable, format!("is not a URL ({e}); expected https://…"));
+            return None;
+        }
+    };
+    let loopback = match url.host() {
+        Some(url::Host::Domain(d)) => d == "localhost",
+        Some(url::Host::Ipv4(ip)) => IpAddr::V4(ip).is_loopback(),
+        Some(url::Host::Ipv6(ip)) => IpAddr::V6(ip).is_loopback(),
+        None => false,
+    };
+    match url.scheme() {
+        "https" => Some(url),
+        "http" if loopback => Some(url),
+        _ => {
+            r.problem(
+                variable,
+                "must use https:// (plain http:// is accepted only for loopback hosts in local development)",
+            );
+            None
+        }
+    }
+}
+
+/// The provider's API for a region: `https://api.{region}.onfido.com/v3.6`.
+pub fn regional_base_url(region: &str) -> Url {
+    #[allow(clippy::expect_used)]
+    // Regions are validated to [a-z]{2}; the URL is always well-formed.
+    Url::parse(&format!("https://api.{region}.onfido.com/v3.6"))
+        .expect("a well-formed regional URL")
+}
+
+impl IdvConfig {
+    fn read(r: &mut Reader<'_>) -> Option<Self> {
+        let mode = r.parsed(
+            "BIOMETRIC_PASSKEY_IDV_PROVIDER_MODE",
+            Some(IdvMode::Onfido),
+            |raw| match raw {
+                "onfido" => Ok(Some(IdvMode::Onfido)),
+                "synthetic" => Ok(Some(IdvMode::Synthetic)),
+                other => Err(format!(
+                    "unknown mode {other:?}; use onfido (production) or synthetic (non-production)"
+                )),
+            },
+        );
+        let hint = "set it to the IDV workflow id configured for this deployment";
+        let registration = r.required("BIOMETRIC_PASSKEY_IDV_REGISTRATION_WORKFLOW_ID", hint);
+        let step_up = r.required("BIOMETRIC_PASSKEY_IDV_STEP_UP_WORKFLOW_ID", hint);
+        let recovery = r.required("BIOMETRIC_PASSKEY_IDV_RECOVERY_VERIFY_WORKFLOW_ID", hint);
+        let region = r
+            .parsed(
+                "BIOMETRIC_PASSKEY_IDV_ONFIDO_REGION",
+                Some("eu"),
+                |raw| match raw {
+                    "eu" => Ok(Some("eu")),
+                    "us" => Ok(Some("us")),
+                    "ca" => Ok(Some("ca")),
+                    other => Err(format!("unknown region {other:?}; use eu, us or ca")),
+                },
+            )
+            .unwrap_or("eu");
+        let base_url = match r.optional("BIOMETRIC_PASSKEY_IDV_ONFIDO_BASE_URL") {
+            Some(raw) => require_https(
+                r,
+                "BIOMETRIC_PASSKEY_IDV_ONFIDO_BASE_URL",
+                raw.trim_end_matches('/'),
+            ),
+            None => Some(regional_base_url(region)),
+        };
+        let onfido_hint = "it is required when BIOMETRIC_PASSKEY_IDV_PROVIDER_MODE=onfido (the default); \
+                           load it from your secret manager, or use synthetic mode outside production";
+        let (api_token, webhook_secret) = if mode == Some(IdvMode::Onfido) {
+            (
+                r.secret("BIOMETRIC_PASSKEY_IDV_ONFIDO_API_TOKEN", Some(onfido_hint)),
+                r.secret(
+                    "BIOMETRIC_PASSKEY_IDV_ONFIDO_WEBHOOK_SECRET",
+                    Some(onfido_hint),
+                ),
+            )
+        } else {
+            (
+                r.secret("BIOMETRIC_PASSKEY_IDV_ONFIDO_API_TOKEN", None),
+                r.secret("BIOMETRIC_PASSKEY_IDV_ONFIDO_WEBHOOK_SECRET", None),
+            )
+        };
+        let webhook_max_age = r.duration(
+            "BIOMETRIC_PASSKEY_IDV_ONFIDO_WEBHOOK_MAX_AGE",
+            Duration::from_secs(900),
+        );
+        if webhook_max_age.is_zero() {
+            r.problem(
+                "BIOMETRIC_PASSKEY_IDV_ONFIDO_WEBHOOK_MAX_AGE",
+                "must be greater than zero; use a tight window such as 15m",
+            );
+        }
+        Some(Self {
+            mode: mode?,
+            registration_workflow_id: registration?.to_owned(),
+            step_up_workflow_id: step_up?.to_owned(),
+            recovery_verify_workflow_id: recovery?.to_owned(),
+            onfido: OnfidoConfig {
+                region: region.to_owned(),
+                base_url: base_url?,
+                api_token,
+                webhook_secret,
+                webhook_max_age,
+            },
+        })
+    }
+}
+
+fn read_data_key(r: &mut Reader<'_>) -> Option<DataKey> {
+    let key_id = r.parsed(
+        "BIOMETRIC_PASSKEY_DATA_ENCRYPTION_KEY_ID",
+        KeyId::parse("default").ok(),
+        |raw| {
+            KeyId::parse(raw).map(Some).map_err(|e| {
+                format!("{e}; use 64 characters or fewer from A-Z, a-z, 0-9, '.', '_', ':' or '-'")
+            })
+        },
+    );
+    let encoded = r.secret(
+        "BIOMETRIC_PASSKEY_DATA_ENCRYPTION_KEY",
+        Some("set it to 32 random bytes encoded as unpadded base64url (for example the output of `openssl rand 32 | basenc --base64url | tr -d =`)"),
+    )?;
+    match DataKey::from_base64url(
+        key_id.clone()?,
+        secrecy::ExposeSecret::expose_secret(&encoded),
+    ) {
+        Ok(key) => Some(key),
+        Err(e) => {
+            r.problem(
+                "BIOMETRIC_PASSKEY_DATA_ENCRYPTION_KEY",
+                format!("{e}; it must be unpadded base64url of exactly 32 random bytes"),
+            );
+            None
+        }
+    }
+}
+
+impl AuditConfig {
+    fn read(r: &mut Reader<'_>, maintenance_default: bool) -> Self {
+        Self {
+            partition_maintenance_enabled: r.bool(
+                "BIOMETRIC_PASSKEY_AUDIT_PARTITION_MAINTENANCE_ENABLED",
+                maintenance_default,
+            ),
+            retention_months: r.parsed(
+                "BIOMETRIC_PASSKEY_AUDIT_PARTITION_RETENTION_MONTHS",
+                0,
+                parse_count,
+            ),
+        }
+    }
+}
+
+impl CoreConfig {
+    pub fn from_env(env: &Env) -> Result<Self, Problems> {
+        let mut r = Reader::new(env);
+        let common = CommonConfig::read(&mut r);
+        let data_key = read_data_key(&mut r);
+        let idv = IdvConfig::read(&mut r);
+        let audit = AuditConfig::read(&mut r, true);
+        let config = (|| {
+            Some(Self {
+                common: common?,
+                data_key: data_key?,
+                idv: idv?,
+                audit,
+            })
+        })();
+        r.finish(config)
+    }
+}
+
+impl ManagementConfig {
+    pub fn from_env(env: &Env) -> Result<Self, Problems> {
+        let mut r = Reader::new(env);
+        let common = CommonConfig::read(&mut r);
+        let issuer = r.required(
+            "BIOMETRIC_PASSKEY_MANAGEMENT_AUTH_ISSUER",
+            "set it to your OIDC provider's issuer URL (https://…)",
+        );
+        let issuer = issuer.and_then(|raw| {
+            require_https(&mut r, "BIOMETRIC_PASSKEY_MANAGEMENT_AUTH_ISSUER", raw).map(|_| raw)
+        });
+        let audience = r.required(
+            "BIOMETRIC_PASSKEY_MANAGEMENT_AUTH_AUDIENCE",
+            "set it to the audience your OIDC provider puts in Management API tokens",
+        );
+        let jwks = r.required(
+            "BIOMETRIC_PASSKEY_MANAGEMENT_AUTH_JWKS_URL",
+            "set it to your OIDC provider's JWKS URL (https://…)",
+        );
+        let jwks = jwks.and_then(|raw| {
+            require_https(&mut r, "BIOMETRIC_PASSKEY_MANAGEMENT_AUTH_JWKS_URL", raw).map(|_| raw)
+        });
+        let scope_claim = r
+            .optional("BIOMETRIC_PASSKEY_MANAGEMENT_AUTH_SCOPE_CLAIM")
+            .unwrap_or("scope");
+        let scope_prefix = r
+            .optional("BIOMETRIC_PASSKEY_MANAGEMENT_AUTH_SCOPE_PREFIX")
+            .unwrap_or("");
+        let clock_skew = r.duration(
+            "BIOMETRIC_PASSKEY_MANAGEMENT_AUTH_CLOCK_SKEW",
+            Duration::from_secs(30),
+        );
+        let client_id = r.required(
+            "BIOMETRIC_PASSKEY_MANAGEMENT_UI_CLIENT_ID",
+            "set it to the public OIDC client id registered for the dashboard",
+        );
+        let scopes = match r.optional("BIOMETRIC_PASSKEY_MANAGEMENT_UI_SCOPES") {
+            Some(raw) => raw.split_whitespace().map(str::to_owned).collect(),
+            None => management::runtime_config::DEFAULT_UI_SCOPES
+                .iter()
+                .map(|s| (*s).to_owned())
+                .collect(),
+        };
+        let audit = AuditConfig::read(&mut r, false);
+        if audit.partition_maintenance_enabled {
+            r.problem(
+                "BIOMETRIC_PASSKEY_AUDIT_PARTITION_MAINTENANCE_ENABLED",
+                "must be false for the management runtime: partition maintenance runs in the Core API only; unset it or set it to false",
+            );
+        }
+        let config = (|| {
+            Some(Self {
+                common: common?,
+                auth: ManagementAuth {
+                    issuer: issuer?.to_owned(),
+                    audience: audience?.to_owned(),
+                    jwks_url: jwks?.to_owned(),
+                    scope_claim: scope_claim.to_owned(),
+                    scope_prefix: scope_prefix.to_owned(),
+                    clock_skew,
+                },
+                ui: ManagementUi {
+                    client_id: client_id?.to_owned(),
+                    scopes,
+                },
+                audit,
+            })
+        })();
+        r.finish(config)
+    }
+}
+
+impl MigrateConfig {
+    pub fn from_env(env: &Env) -> Result<Self, Problems> {
+        let mut r = Reader::new(env);
+        let log_level = LogLevel::read(&mut r);
+        let database = DatabaseConfig::read(&mut r);
+        let config = database.map(|database| Self {
+            log_level,
+            database,
+        });
+        r.finish(config)
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,360 @@
+use std::time::Duration;
+
+use super::*;
+
+const KEY: &str = "AQIDBAUGBwgJCgsMDQ4PEBESExQVFhcYGRobHB0eHyA";
+
+fn core_env(extra: &[(&str, &str)]) -> Env {
+    let mut pairs: Vec<(&str, &str)> = vec![
+        ("DB_HOST", "db.internal"),
+        ("DB_USER", "bp"),
+        ("DB_NAME", "biometric_passkey"),
+        ("BIOMETRIC_PASSKEY_DATA_ENCRYPTION_KEY", KEY),
+        ("BIOMETRIC_PASSKEY_IDV_PROVIDER_MODE", "synthetic"),
+        ("BIOMETRIC_PASSKEY_IDV_REGISTRATION_WORKFLOW_ID", "wf-reg"),
+        ("BIOMETRIC_PASSKEY_IDV_STEP_UP_WORKFLOW_ID", "wf-step"),
+        (
+            "BIOMETRIC_PASSKEY_IDV_RECOVERY_VERIFY_WORKFLOW_ID",
+            "wf-rec",
+        ),
+    ];
+    pairs.retain(|(k, _)| !extra.iter().any(|(e, _)| e == k));
+    pairs.extend_from_slice(extra);
+    Env::from_pairs(pairs)
+}
+
+fn management_env(extra: &[(&str, &str)]) -> Env {
+    let mut pairs: Vec<(&str, &str)> = vec![
+        ("DB_HOST", "db.internal"),
+        ("DB_USER", "bp"),
+        ("DB_NAME", "biometric_passkey"),
+        (
+            "BIOMETRIC_PASSKEY_MANAGEMENT_AUTH_ISSUER",
+            "https://issuer.example.com/",
+        ),
+        ("BIOMETRIC_PASSKEY_MANAGEMENT_AUTH_AUDIENCE", "bp-api"),
+        (
+            "BIOMETRIC_PASSKEY_MANAGEMENT_AUTH_JWKS_URL",
+            "https://issuer.example.com/jwks.json",
+        ),
+        ("BIOMETRIC_PASSKEY_MANAGEMENT_UI_CLIENT_ID", "bp-ui"),
+    ];
+    pairs.retain(|(k, _)| !extra.iter().any(|(e, _)| e == k));
+    pairs.extend_from_slice(extra);
+    Env::from_pairs(pairs)
+}
+
+fn pg(config: &CommonConfig) -> &PgSettings {
+    match &config.database {
+        DatabaseConfig::Postgres(settings) => settings,
+        DatabaseConfig::Sqlite(_) => panic!("expected PostgreSQL"),
+    }
+}
+
+fn variables(problems: &Problems) -> Vec<&'static str> {
+    problems.0.iter().map(|p| p.variable).collect()
+}
+
+#[test]
+fn core_defaults_follow_the_deployment_guide() {
+    let config = CoreConfig::from_env(&core_env(&[])).unwrap();
+    assert_eq!(config.common.port, 3000);
+    assert_eq!(config.common.log_level, LogLevel::Info);
+    let db = pg(&config.common);
+    assert_eq!((db.host.as_str(), db.port), ("db.internal", 5432));
+    assert_eq!(db.ssl_mode, SslMode::Disable);
+    assert_eq!((db.max_open_conns, db.max_idle_conns), (4, 4));
+    assert_eq!(db.conn_max_lifetime, Duration::from_secs(300));
+    assert_eq!(db.conn_max_idle_time, Duration::from_secs(60));
+    assert!(db.password.is_none());
+    assert_eq!(config.data_key.id().as_str(), "default");
+    assert_eq!(config.idv.onfido.region, "eu");
+    assert_eq!(
+        config.idv.onfido.base_url.as_str(),
+        "https://api.eu.onfido.com/v3.6"
+    );
+    assert_eq!(config.idv.onfido.webhook_max_age, Duration::from_secs(900));
+    assert!(
+        config.audit.partition_maintenance_enabled,
+        "on by default for Core"
+    );
+    assert_eq!(config.audit.retention_months, 0);
+}
+
+#[test]
+fn idv_mode_defaults_to_onfido_which_needs_its_secrets() {
+    let env = core_env(&[("BIOMETRIC_PASSKEY_IDV_PROVIDER_MODE", "")]);
+    let problems = CoreConfig::from_env(&env).unwrap_err();
+    assert_eq!(
+        variables(&problems),
+        vec![
+            "BIOMETRIC_PASSKEY_IDV_ONFIDO_API_TOKEN",
+            "BIOMETRIC_PASSKEY_IDV_ONFIDO_WEBHOOK_SECRET"
+        ]
+    );
+    let env = core_env(&[
+        ("BIOMETRIC_PASSKEY_IDV_PROVIDER_MODE", "onfido"),
+        (
+            "BIOMETRIC_PASSKEY_IDV_ONFIDO_API_TOKEN",
+            "api_sandbox.secret",
+        ),
+        ("BIOMETRIC_PASSKEY_IDV_ONFIDO_WEBHOOK_SECRET", "whsec"),
+        ("BIOMETRIC_PASSKEY_IDV_ONFIDO_REGION", "ca"),
+    ]);
+    let config = CoreConfig::from_env(&env).unwrap();
+    assert_eq!(config.idv.mode, IdvMode::Onfido);
+    assert_eq!(
+        config.idv.onfido.base_url.as_str(),
+        "https://api.ca.onfido.com/v3.6"
+    );
+}
+
+#[test]
+fn db_host_may_carry_a_port_and_db_port_overrides_it() {
+    let config = CoreConfig::from_env(&core_env(&[("DB_HOST", "db:6432")])).unwrap();
+    assert_eq!(
+        (pg(&config.common).host.as_str(), pg(&config.common).port),
+        ("db", 6432)
+    );
+
+    let env = core_env(&[("DB_HOST", "db:6432"), ("DB_PORT", "7432")]);
+    let config = CoreConfig::from_env(&env).unwrap();
+    assert_eq!(
+        (pg(&config.common).host.as_str(), pg(&config.common).port),
+        ("db", 7432)
+    );
+
+    let config = CoreConfig::from_env(&core_env(&[("DB_HOST", "[::1]:5433")])).unwrap();
+    assert_eq!(
+        (pg(&config.common).host.as_str(), pg(&config.common).port),
+        ("::1", 5433)
+    );
+
+    let config = CoreConfig::from_env(&core_env(&[("DB_HOST", "fd00::5")])).unwrap();
+    assert_eq!(
+        (pg(&config.common).host.as_str(), pg(&config.common).port),
+        ("fd00::5", 5432)
+    );
+
+    let problems = CoreConfig::from_env(&core_env(&[("DB_HOST", "db:abc")])).unwrap_err();
+    assert_eq!(variables(&problems), vec!["DB_HOST"]);
+}
+
+#[test]
+fn pool_settings_are_validated() {
+    let env = core_env(&[("DB_MAX_OPEN_CONNS", "4"), ("DB_MAX_IDLE_CONNS", "5")]);
+    let problems = CoreConfig::from_env(&env).unwrap_err();
+    assert_eq!(variables(&problems), vec!["DB_MAX_IDLE_CONNS"]);
+
+    // 0 open connections means "no limit": any idle count is accepted.
+    let env = core_env(&[("DB_MAX_OPEN_CONNS", "0"), ("DB_MAX_IDLE_CONNS", "50")]);
+    let config = CoreConfig::from_env(&env).unwrap();
+    assert_eq!(pg(&config.common).max_open_conns, UNLIMITED_POOL_SIZE);
+
+    let env = core_env(&[
+        ("DB_CONN_MAX_LIFETIME", "1h30m"),
+        ("DB_CONN_MAX_IDLE_TIME", "90s"),
+    ]);
+    let config = CoreConfig::from_env(&env).unwrap();
+    assert_eq!(
+        pg(&config.common).conn_max_lifetime,
+        Duration::from_secs(5400)
+    );
+    assert_eq!(
+        pg(&config.common).conn_max_idle_time,
+        Duration::from_secs(90)
+    );
+}
+
+#[test]
+fn every_problem_is_reported_at_once() {
+    let env = Env::from_pairs([
+        ("DB_SSLMODE", "sometimes"),
+        ("BIOMETRIC_PASSKEY_LOG_LEVEL", "loud"),
+    ]);
+    let problems = CoreConfig::from_env(&env).unwrap_err();
+    let vars = variables(&problems);
+    for expected in [
+        "DB_HOST",
+        "DB_USER",
+        "DB_NAME",
+        "DB_SSLMODE",
+        "BIOMETRIC_PASSKEY_LOG_LEVEL",
+        "BIOMETRIC_PASSKEY_DATA_ENCRYPTION_KEY",
+        "BIOMETRIC_PASSKEY_IDV_REGISTRATION_WORKFLOW_ID",
+        "BIOMETRIC_PASSKEY_IDV_STEP_UP_WORKFLOW_ID",
+        "BIOMETRIC_PASSKEY_IDV_RECOVERY_VERIFY_WORKFLOW_ID",
+        "BIOMETRIC_PASSKEY_IDV_ONFIDO_API_TOKEN",
+        "BIOMETRIC_PASSKEY_IDV_ONFIDO_WEBHOOK_SECRET",
+    ] {
+        assert!(vars.contains(&expected), "{expected} missing from {vars:?}");
+    }
+}
+
+#[test]
+fn the_onfido_base_url_override_must_be_https_unless_loopback() {
+    let env = core_env(&[(
+        "BIOMETRIC_PASSKEY_IDV_ONFIDO_BASE_URL",
+        "http://127.0.0.1:47001/v3.6/",
+    )]);
+    let config = CoreConfig::from_env(&env).unwrap();
+    assert_eq!(
+        config.idv.onfido.base_url.as_str(),
+        "http://127.0.0.1:47001/v3.6"
+    );
+
+    let env = core_env(&[(
+        "BIOMETRIC_PASSKEY_IDV_ONFIDO_BASE_URL",
+        "http://onfido.example.com/v3.6",
+    )]);
+    let problems = CoreConfig::from_env(&env).unwrap_err();
+    assert_eq!(
+        variables(&problems),
+        vec!["BIOMETRIC_PASSKEY_IDV_ONFIDO_BASE_URL"]
+    );
+}
+
+#[test]
+fn management_defaults_follow_the_deployment_guide() {
+    let config = ManagementConfig::from_env(&management_env(&[])).unwrap();
+    assert_eq!(config.auth.scope_claim, "scope");
+    assert_eq!(config.auth.scope_prefix, "");
+    assert_eq!(config.auth.clock_skew, Duration::from_secs(30));
+    assert_eq!(config.ui.scopes.len(), 11);
+    assert!(
+        config
+            .ui
+            .scopes
+            .iter()
+            .any(|s| s == "management.credentials.revoke")
+    );
+    assert!(!config.audit.partition_maintenance_enabled);
+
+    let env = management_env(&[(
+        "BIOMETRIC_PASSKEY_MANAGEMENT_UI_SCOPES",
+        "openid  management.users.read",
+    )]);
+    let config = ManagementConfig::from_env(&env).unwrap();
+    assert_eq!(config.ui.scopes, vec!["openid", "management.users.read"]);
+}
+
+#[test]
+fn management_accepts_loopback_http_only() {
+    let env = management_env(&[
+        (
+            "BIOMETRIC_PASSKEY_MANAGEMENT_AUTH_ISSUER",
+            "http://localhost:8080/",
+        ),
+        (
+            "BIOMETRIC_PASSKEY_MANAGEMENT_AUTH_JWKS_URL",
+            "http://127.0.0.1:8080/jwks",
+        ),
+    ]);
+    assert!(ManagementConfig::from_env(&env).is_ok());
+    let env = management_env(&[
+        (
+            "BIOMETRIC_PASSKEY_MANAGEMENT_AUTH_ISSUER",
+            "http://issuer.example.com/",
+        ),
+        (
+            "BIOMETRIC_PASSKEY_MANAGEMENT_AUTH_JWKS_URL",
+            "ftp://issuer.example.com/jwks",
+        ),
+    ]);
+    let problems = ManagementConfig::from_env(&env).unwrap_err();
+    assert_eq!(
+        variables(&problems),
+        vec![
+            "BIOMETRIC_PASSKEY_MANAGEMENT_AUTH_ISSUER",
+            "BIOMETRIC_PASSKEY_MANAGEMENT_AUTH_JWKS_URL"
+        ]
+    );
+}
+
+#[test]
+fn management_refuses_partition_maintenance() {
+    let env = management_env(&[(
+        "BIOMETRIC_PASSKEY_AUDIT_PARTITION_MAINTENANCE_ENABLED",
+        "true",
+    )]);
+    let problems = ManagementConfig::from_env(&env).unwrap_err();
+    assert_eq!(
+        variables(&problems),
+        vec!["BIOMETRIC_PASSKEY_AUDIT_PARTITION_MAINTENANCE_ENABLED"]
+    );
+    let env = management_env(&[(
+        "BIOMETRIC_PASSKEY_AUDIT_PARTITION_MAINTENANCE_ENABLED",
+        "false",
+    )]);
+    assert!(ManagementConfig::from_env(&env).is_ok());
+}
+
+#[test]
+fn migrate_needs_only_the_database() {
+    let env = Env::from_pairs([("DB_HOST", "db"), ("DB_USER", "u"), ("DB_NAME", "n")]);
+    assert!(MigrateConfig::from_env(&env).is_ok());
+    let problems = MigrateConfig::from_env(&Env::default()).unwrap_err();
+    assert_eq!(variables(&problems), vec!["DB_HOST", "DB_USER", "DB_NAME"]);
+}
+
+#[test]
+fn sqlite_needs_no_db_variables() {
+    let env = Env::from_pairs([
+        ("BIOMETRIC_PASSKEY_STORE", "sqlite"),
+        ("BIOMETRIC_PASSKEY_SQLITE_PATH", "/var/lib/bp/db.sqlite3"),
+    ]);
+    let config = MigrateConfig::from_env(&env).unwrap();
+    assert!(matches!(config.database, DatabaseConfig::Sqlite(s) if s.path.ends_with("db.sqlite3")));
+    let problems =
+        MigrateConfig::from_env(&Env::from_pairs([("BIOMETRIC_PASSKEY_STORE", "mysql")]))
+            .unwrap_err();
+    assert_eq!(variables(&problems), vec!["BIOMETRIC_PASSKEY_STORE"]);
+}
+
+#[test]
+fn booleans_follow_go() {
+    for (raw, expected) in [
+        ("1", true),
+        ("TRUE", true),
+        ("t", true),
+        ("0", false),
+        ("False", false),
+    ] {
+        assert_eq!(parse_bool(raw), Ok(expected));
+    }
+    assert!(parse_bool("yes").is_err());
+}
+
+#[test]
+fn unknown_prefixed_variables_are_listed() {
+    let env = Env::from_pairs([
+        ("BIOMETRIC_PASSKEY_LOG_LEVLE", "debug"),
+        ("BIOMETRIC_PASSKEY_LOG_LEVEL", "debug"),
+    ]);
+    assert_eq!(env.unknown_prefixed(), vec!["BIOMETRIC_PASSKEY_LOG_LEVLE"]);
+}
+
+#[test]
+fn every_variable_is_documented() {
+    let reference = include_str!("../../../../docs/configuration.md");
+    let mut names: Vec<&str> = env::KNOWN_VARIABLES.to_vec();
+    names.extend([
+        "PORT",
+        "DB_HOST",
+        "DB_PORT",
+        "DB_USER",
+        "DB_PASSWORD",
+        "DB_NAME",
+        "DB_SSLMODE",
+        "DB_MAX_OPEN_CONNS",
+        "DB_MAX_IDLE_CONNS",
+        "DB_CONN_MAX_LIFETIME",
+        "DB_CONN_MAX_IDLE_TIME",
+    ]);
+    for name in names {
+        assert!(
+            reference.contains(&format!("`{name}`")),
+            "{name} is missing from docs/configuration.md"
+        );
+    }
+}

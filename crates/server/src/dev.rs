@@ -1,0 +1,165 @@
+//! `biometric-passkey dev`: the whole product in one process for evaluation.
+//!
+//! Both runtimes on loopback, the embedded SQLite database, the synthetic IDV
+//! provider, and a data-encryption key generated on first start and kept in the
+//! data folder (mode 0600). Nothing here can be reached from another machine,
+//! and every start says plainly that this is not a production setup.
+
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::Context;
+use domain::sealing::{DataKey, KeyId};
+use management::{ManagementAuth, ManagementUi};
+use store_sqlite::SqliteSettings;
+use tokio::net::TcpListener;
+use zeroize::Zeroizing;
+
+use crate::app::{self, Application, Shutdown};
+use crate::config::{
+    AuditConfig, CommonConfig, CoreConfig, DatabaseConfig, IdvConfig, IdvMode, LogLevel,
+    ManagementConfig, OnfidoConfig, regional_base_url,
+};
+
+/// Where `dev` keeps its state, and on which loopback ports it serves.
+#[derive(Debug, Clone)]
+pub struct DevOptions {
+    pub data_dir: PathBuf,
+    pub core_port: u16,
+    pub management_port: u16,
+    pub log_level: LogLevel,
+}
+
+const KEY_FILE: &str = "data-encryption-key";
+const DATABASE_FILE: &str = "biometric-passkey.sqlite3";
+
+/// The dev configuration of both runtimes.
+pub fn configs(options: &DevOptions, data_key: DataKey) -> (CoreConfig, ManagementConfig) {
+    let database =
+        DatabaseConfig::Sqlite(SqliteSettings::new(options.data_dir.join(DATABASE_FILE)));
+    let common = |port| CommonConfig {
+        port,
+        log_level: options.log_level,
+        database: database.clone(),
+    };
+    let core = CoreConfig {
+        common: common(options.core_port),
+        data_key,
+        idv: IdvConfig {
+            mode: IdvMode::Synthetic,
+            registration_workflow_id: "biometric-passkey-registration".into(),
+            step_up_workflow_id: "biometric-passkey-step-up".into(),
+            recovery_verify_workflow_id: "biometric-passkey-recovery-verify".into(),
+            onfido: OnfidoConfig {
+                region: "eu".into(),
+                base_url: regional_base_url("eu"),
+                api_token: None,
+                webhook_secret: None,
+                webhook_max_age: Duration::from_secs(900),
+            },
+        },
+        audit: AuditConfig {
+            partition_maintenance_enabled: true,
+            retention_months: 0,
+        },
+    };
+    let management_origin = format!("http://127.0.0.1:{}", options.management_port);
+    let management = ManagementConfig {
+        common: common(options.management_port),
+        auth: ManagementAuth {
+            issuer: format!("{management_origin}/"),
+            audience: "biometric-passkey-management-api".into(),
+            jwks_url: format!("{management_origin}/.well-known/jwks.json"),
+            scope_claim: "scope".into(),
+            scope_prefix: String::new(),
+            clock_skew: Duration::from_secs(30),
+        },
+        ui: ManagementUi {
+            client_id: "biometric-passkey-dev".into(),
+            scopes: management::runtime_config::DEFAULT_UI_SCOPES
+                .iter()
+                .map(|s| (*s).to_owned())
+                .collect(),
+        },
+        audit: AuditConfig {
+            partition_maintenance_enabled: false,
+            retention_months: 0,
+        },
+    };
+    (core, management)
+}
+
+/// Reads the dev key, generating it on first start.
+pub fn load_or_create_key(data_dir: &Path) -> anyhow::Result<DataKey> {
+    let id = KeyId::parse("dev").map_err(|e| anyhow::anyhow!("{e}"))?;
+    let path = data_dir.join(KEY_FILE);
+    if path.exists() {
+        let encoded = Zeroizing::new(
+            std::fs::read_to_string(&path)
+                .with_context(|| format!("while reading {}", path.display()))?,
+        );
+        return DataKey::from_base64url(id, encoded.trim()).map_err(|e| {
+            anyhow::anyhow!(
+                "{}: {e}; delete the file to generate a new key (stored data becomes unreadable)",
+                path.display()
+            )
+        });
+    }
+    let (key, encoded) = DataKey::generate(id);
+    write_private(&path, encoded.as_bytes())?;
+    Ok(key)
+}
+
+fn write_private(path: &Path, contents: &[u8]) -> anyhow::Result<()> {
+    use std::io::Write;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = options
+        .open(path)
+        .with_context(|| format!("while creating {}", path.display()))?;
+    file.write_all(contents)
+        .with_context(|| format!("while writing {}", path.display()))
+}
+
+/// Both runtimes, bound to loopback and serving.
+pub struct DevServers {
+    pub core: Application,
+    pub management: Application,
+}
+
+/// Prepares the data folder, opens the store once for both runtimes, and serves.
+pub async fn start(options: &DevOptions, shutdown: &Shutdown) -> anyhow::Result<DevServers> {
+    std::fs::create_dir_all(&options.data_dir).with_context(|| {
+        format!(
+            "while creating the data folder {}",
+            options.data_dir.display()
+        )
+    })?;
+    let key = load_or_create_key(&options.data_dir)?;
+    let (core, management) = configs(options, key);
+    let repo = app::open_repository(&core.common.database).await?;
+
+    let bind = |port| async move {
+        let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
+        TcpListener::bind(addr).await.with_context(|| {
+            format!("while binding {addr}; choose another port with --core-port/--management-port")
+        })
+    };
+    let core_server = Application::serve(
+        bind(options.core_port).await?,
+        app::core_router(repo.clone(), "dev"),
+        shutdown.signalled(),
+    )?;
+    let management_server = Application::serve(
+        bind(options.management_port).await?,
+        app::management_router(&management, repo, "dev"),
+        shutdown.signalled(),
+    )?;
+    Ok(DevServers {
+        core: core_server,
+        management: management_server,
+    })
+}

@@ -1,0 +1,9 @@
+//! The `biometric-passkey` binary's library half: configuration, telemetry,
+//! wiring and the subcommands. `main.rs` only parses the command line.
+
+pub mod app;
+pub mod commands;
+pub mod config;
+pub mod dev;
+pub mod healthcheck;
+pub mod telemetry;

@@ -1,0 +1,525 @@
+//! The `biometric-passkey` binary as operators run it: configuration refusals,
+//! migrations, serving, health checks and shutdown.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // tests: a failure is a panic.
+
+use std::net::TcpListener;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use assert_cmd::cargo::CommandCargoExt;
+use store_conformance::postgres::fresh_database;
+
+/// A value that must never be printed, whatever goes wrong.
+const SENTINEL: &str = "SENTINEL-do-not-print-7f3a";
+const KEY: &str = "AQIDBAUGBwgJCgsMDQ4PEBESExQVFhcYGRobHB0eHyA";
+
+fn binary() -> Command {
+    let mut cmd = Command::cargo_bin("biometric-passkey").unwrap();
+    cmd.env_clear();
+    cmd
+}
+
+fn core_env() -> Vec<(&'static str, String)> {
+    vec![
+        ("DB_HOST", "127.0.0.1".into()),
+        ("DB_PORT", "1".into()),
+        ("DB_USER", "bp".into()),
+        ("DB_NAME", "bp".into()),
+        ("DB_PASSWORD", SENTINEL.into()),
+        ("BIOMETRIC_PASSKEY_DATA_ENCRYPTION_KEY", KEY.into()),
+        ("BIOMETRIC_PASSKEY_IDV_ONFIDO_API_TOKEN", SENTINEL.into()),
+        (
+            "BIOMETRIC_PASSKEY_IDV_ONFIDO_WEBHOOK_SECRET",
+            SENTINEL.into(),
+        ),
+        (
+            "BIOMETRIC_PASSKEY_IDV_REGISTRATION_WORKFLOW_ID",
+            "wf-reg".into(),
+        ),
+        (
+            "BIOMETRIC_PASSKEY_IDV_STEP_UP_WORKFLOW_ID",
+            "wf-step".into(),
+        ),
+        (
+            "BIOMETRIC_PASSKEY_IDV_RECOVERY_VERIFY_WORKFLOW_ID",
+            "wf-rec".into(),
+        ),
+    ]
+}
+
+fn management_env() -> Vec<(&'static str, String)> {
+    vec![
+        ("DB_HOST", "127.0.0.1".into()),
+        ("DB_PORT", "1".into()),
+        ("DB_USER", "bp".into()),
+        ("DB_NAME", "bp".into()),
+        ("DB_PASSWORD", SENTINEL.into()),
+        (
+            "BIOMETRIC_PASSKEY_MANAGEMENT_AUTH_ISSUER",
+            "https://issuer.example.com/".into(),
+        ),
+        (
+            "BIOMETRIC_PASSKEY_MANAGEMENT_AUTH_AUDIENCE",
+            "bp-api".into(),
+        ),
+        (
+            "BIOMETRIC_PASSKEY_MANAGEMENT_AUTH_JWKS_URL",
+            "https://issuer.example.com/jwks".into(),
+        ),
+        ("BIOMETRIC_PASSKEY_MANAGEMENT_UI_CLIENT_ID", "bp-ui".into()),
+    ]
+}
+
+fn with(
+    mut env: Vec<(&'static str, String)>,
+    changes: &[(&'static str, &str)],
+) -> Vec<(&'static str, String)> {
+    for (name, value) in changes {
+        env.retain(|(k, _)| k != name);
+        if !value.is_empty() {
+            env.push((name, (*value).to_owned()));
+        }
+    }
+    env
+}
+
+/// Runs `args` with `env`; asserts a refusal naming `variable`, and that no
+/// secret reached either stream.
+fn assert_refused(args: &[&str], env: &[(&'static str, String)], variable: &str, secret: &str) {
+    let output = binary()
+        .args(args)
+        .envs(env.iter().map(|(k, v)| (k, v)))
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(
+        output.status.code(),
+        Some(2),
+        "{args:?} should refuse; stderr:\n{stderr}"
+    );
+    assert!(
+        stderr
+            .lines()
+            .any(|line| line.trim_start().starts_with(&format!("{variable}:"))),
+        "{args:?}: no line names {variable}:\n{stderr}"
+    );
+    for stream in [&stdout, &stderr] {
+        assert!(
+            !stream.contains(SENTINEL),
+            "a secret was printed:\n{stream}"
+        );
+        assert!(!stream.contains(secret), "a secret was printed:\n{stream}");
+    }
+}
+
+#[test]
+fn valid_configurations_are_accepted() {
+    let output = binary()
+        .args(["check-config", "core"])
+        .envs(core_env())
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let output = binary()
+        .args(["check-config", "management"])
+        .envs(management_env())
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+#[test]
+fn missing_required_variables_are_named_per_runtime() {
+    for variable in [
+        "DB_HOST",
+        "DB_USER",
+        "DB_NAME",
+        "BIOMETRIC_PASSKEY_DATA_ENCRYPTION_KEY",
+        "BIOMETRIC_PASSKEY_IDV_REGISTRATION_WORKFLOW_ID",
+        "BIOMETRIC_PASSKEY_IDV_STEP_UP_WORKFLOW_ID",
+        "BIOMETRIC_PASSKEY_IDV_RECOVERY_VERIFY_WORKFLOW_ID",
+    ] {
+        assert_refused(
+            &["check-config", "core"],
+            &with(core_env(), &[(variable, "")]),
+            variable,
+            KEY,
+        );
+    }
+    for variable in [
+        "BIOMETRIC_PASSKEY_MANAGEMENT_AUTH_ISSUER",
+        "BIOMETRIC_PASSKEY_MANAGEMENT_AUTH_AUDIENCE",
+        "BIOMETRIC_PASSKEY_MANAGEMENT_AUTH_JWKS_URL",
+        "BIOMETRIC_PASSKEY_MANAGEMENT_UI_CLIENT_ID",
+    ] {
+        assert_refused(
+            &["check-config", "management"],
+            &with(management_env(), &[(variable, "")]),
+            variable,
+            KEY,
+        );
+    }
+    assert_refused(&["check-config", "migrate"], &[], "DB_HOST", KEY);
+}
+
+#[test]
+fn the_runtimes_themselves_refuse_to_start() {
+    assert_refused(
+        &["core"],
+        &with(core_env(), &[("BIOMETRIC_PASSKEY_DATA_ENCRYPTION_KEY", "")]),
+        "BIOMETRIC_PASSKEY_DATA_ENCRYPTION_KEY",
+        KEY,
+    );
+    assert_refused(
+        &["management"],
+        &with(
+            management_env(),
+            &[("BIOMETRIC_PASSKEY_MANAGEMENT_UI_CLIENT_ID", "")],
+        ),
+        "BIOMETRIC_PASSKEY_MANAGEMENT_UI_CLIENT_ID",
+        KEY,
+    );
+    assert_refused(&["migrate"], &[("DB_HOST", "db".into())], "DB_USER", KEY);
+}
+
+#[test]
+fn a_bad_data_encryption_key_is_refused_without_being_printed() {
+    let var = "BIOMETRIC_PASSKEY_DATA_ENCRYPTION_KEY";
+    let short = "AQIDBAUGBwgJCgsMDQ4PEBESExQVFhcYGRobHB0eHw"; // 31 bytes
+    let padded = "AQIDBAUGBwgJCgsMDQ4PEBESExQVFhcYGRobHB0eHyA=";
+    let standard_alphabet = "AQIDBAUGBwgJCgsMDQ4PEBESExQVFhcYGRobHB0eH/A";
+    let long = "AQIDBAUGBwgJCgsMDQ4PEBESExQVFhcYGRobHB0eHyAh"; // 33 bytes
+    for bad in [short, padded, standard_alphabet, long, SENTINEL] {
+        assert_refused(
+            &["check-config", "core"],
+            &with(core_env(), &[(var, bad)]),
+            var,
+            bad,
+        );
+    }
+}
+
+#[test]
+fn a_bad_key_id_is_refused() {
+    let var = "BIOMETRIC_PASSKEY_DATA_ENCRYPTION_KEY_ID";
+    let too_long = "k".repeat(65);
+    for bad in [too_long.as_str(), "key id", "key/1", "ключ"] {
+        assert_refused(
+            &["check-config", "core"],
+            &with(core_env(), &[(var, bad)]),
+            var,
+            KEY,
+        );
+    }
+}
+
+#[test]
+fn more_idle_than_open_connections_is_refused() {
+    let env = with(
+        core_env(),
+        &[("DB_MAX_OPEN_CONNS", "2"), ("DB_MAX_IDLE_CONNS", "3")],
+    );
+    assert_refused(&["check-config", "core"], &env, "DB_MAX_IDLE_CONNS", KEY);
+}
+
+#[test]
+fn unknown_idv_mode_or_region_is_refused() {
+    let env = with(
+        core_env(),
+        &[("BIOMETRIC_PASSKEY_IDV_PROVIDER_MODE", "mock")],
+    );
+    assert_refused(
+        &["check-config", "core"],
+        &env,
+        "BIOMETRIC_PASSKEY_IDV_PROVIDER_MODE",
+        KEY,
+    );
+    let env = with(core_env(), &[("BIOMETRIC_PASSKEY_IDV_ONFIDO_REGION", "au")]);
+    assert_refused(
+        &["check-config", "core"],
+        &env,
+        "BIOMETRIC_PASSKEY_IDV_ONFIDO_REGION",
+        KEY,
+    );
+}
+
+#[test]
+fn onfido_mode_without_its_credentials_is_refused() {
+    for var in [
+        "BIOMETRIC_PASSKEY_IDV_ONFIDO_API_TOKEN",
+        "BIOMETRIC_PASSKEY_IDV_ONFIDO_WEBHOOK_SECRET",
+    ] {
+        let env = with(core_env(), &[(var, "")]);
+        assert_refused(&["check-config", "core"], &env, var, KEY);
+        assert_refused(&["core"], &env, var, KEY);
+    }
+}
+
+#[test]
+fn management_issuer_and_jwks_must_be_https_unless_loopback() {
+    for var in [
+        "BIOMETRIC_PASSKEY_MANAGEMENT_AUTH_ISSUER",
+        "BIOMETRIC_PASSKEY_MANAGEMENT_AUTH_JWKS_URL",
+    ] {
+        let env = with(management_env(), &[(var, "http://issuer.example.com/")]);
+        assert_refused(&["check-config", "management"], &env, var, KEY);
+    }
+    let env = with(
+        management_env(),
+        &[
+            (
+                "BIOMETRIC_PASSKEY_MANAGEMENT_AUTH_ISSUER",
+                "http://127.0.0.1:9000/",
+            ),
+            (
+                "BIOMETRIC_PASSKEY_MANAGEMENT_AUTH_JWKS_URL",
+                "http://localhost:9000/jwks",
+            ),
+        ],
+    );
+    let output = binary()
+        .args(["check-config", "management"])
+        .envs(env)
+        .output()
+        .unwrap();
+    assert!(output.status.success());
+}
+
+#[test]
+fn management_with_partition_maintenance_enabled_is_refused() {
+    let env = with(
+        management_env(),
+        &[(
+            "BIOMETRIC_PASSKEY_AUDIT_PARTITION_MAINTENANCE_ENABLED",
+            "true",
+        )],
+    );
+    assert_refused(
+        &["check-config", "management"],
+        &env,
+        "BIOMETRIC_PASSKEY_AUDIT_PARTITION_MAINTENANCE_ENABLED",
+        KEY,
+    );
+    assert_refused(
+        &["management"],
+        &env,
+        "BIOMETRIC_PASSKEY_AUDIT_PARTITION_MAINTENANCE_ENABLED",
+        KEY,
+    );
+}
+
+#[test]
+fn unparsable_durations_are_refused() {
+    for var in [
+        "DB_CONN_MAX_LIFETIME",
+        "DB_CONN_MAX_IDLE_TIME",
+        "BIOMETRIC_PASSKEY_IDV_ONFIDO_WEBHOOK_MAX_AGE",
+    ] {
+        assert_refused(
+            &["check-config", "core"],
+            &with(core_env(), &[(var, "5 minutes")]),
+            var,
+            KEY,
+        );
+    }
+    let env = with(
+        management_env(),
+        &[("BIOMETRIC_PASSKEY_MANAGEMENT_AUTH_CLOCK_SKEW", "30")],
+    );
+    assert_refused(
+        &["check-config", "management"],
+        &env,
+        "BIOMETRIC_PASSKEY_MANAGEMENT_AUTH_CLOCK_SKEW",
+        KEY,
+    );
+}
+
+#[test]
+fn an_unknown_log_level_is_refused() {
+    let env = with(core_env(), &[("BIOMETRIC_PASSKEY_LOG_LEVEL", "verbose")]);
+    assert_refused(
+        &["check-config", "core"],
+        &env,
+        "BIOMETRIC_PASSKEY_LOG_LEVEL",
+        KEY,
+    );
+    assert_refused(
+        &["check-config", "migrate"],
+        &with(env, &[]),
+        "BIOMETRIC_PASSKEY_LOG_LEVEL",
+        KEY,
+    );
+}
+
+fn pg_env(db: &store_conformance::postgres::TestDatabase) -> Vec<(&'static str, String)> {
+    vec![
+        ("DB_HOST", format!("{}:{}", db.host, db.port)),
+        ("DB_USER", db.user.clone()),
+        ("DB_PASSWORD", db.password.clone()),
+        ("DB_NAME", db.database.clone()),
+        ("DB_SSLMODE", "disable".into()),
+    ]
+}
+
+#[tokio::test]
+async fn migrate_twice_on_postgres_changes_nothing_the_second_time() {
+    let db = fresh_database().await;
+    let first = binary().arg("migrate").envs(pg_env(&db)).output().unwrap();
+    assert!(
+        first.status.success(),
+        "{}",
+        String::from_utf8_lossy(&first.stdout)
+    );
+    let count = || async {
+        let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(&db.url())
+            .await
+            .unwrap();
+        let n: i64 = sqlx::query_scalar("SELECT count(*) FROM _sqlx_migrations")
+            .fetch_one(&mut conn)
+            .await
+            .unwrap();
+        let tables: i64 =
+            sqlx::query_scalar("SELECT count(*) FROM pg_tables WHERE schemaname = 'public'")
+                .fetch_one(&mut conn)
+                .await
+                .unwrap();
+        (n, tables)
+    };
+    let after_first = count().await;
+    assert!(after_first.0 > 0);
+
+    let second = binary().arg("migrate").envs(pg_env(&db)).output().unwrap();
+    let log = String::from_utf8_lossy(&second.stdout);
+    assert!(second.status.success(), "{log}");
+    assert!(
+        log.contains(r#""applied":"[]""#),
+        "the second run applied nothing:\n{log}"
+    );
+    assert_eq!(count().await, after_first);
+    assert!(
+        !log.contains(&db.password) || db.password.is_empty(),
+        "the password was logged"
+    );
+}
+
+#[test]
+fn migrate_against_an_unreachable_database_fails_clearly() {
+    let env = vec![
+        ("DB_HOST", "127.0.0.1:1".to_owned()),
+        ("DB_USER", "bp".into()),
+        ("DB_NAME", "bp".into()),
+        ("DB_PASSWORD", SENTINEL.into()),
+    ];
+    let output = binary().arg("migrate").envs(env).output().unwrap();
+    let log = String::from_utf8_lossy(&output.stdout);
+    assert!(!output.status.success());
+    assert!(
+        log.contains("while applying PostgreSQL migrations"),
+        "{log}"
+    );
+    assert!(!log.contains(SENTINEL));
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+struct Running(Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+    }
+}
+
+async fn wait_for_health(port: u16) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while Instant::now() < deadline {
+        if reqwest::get(format!("http://127.0.0.1:{port}/api/health"))
+            .await
+            .is_ok()
+        {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("the runtime did not answer on port {port}");
+}
+
+#[tokio::test]
+async fn core_serves_health_while_the_database_is_down_and_stops_on_sigterm() {
+    let port = free_port();
+    let child = binary()
+        .arg("core")
+        .envs(with(core_env(), &[("PORT", &port.to_string())]))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut running = Running(child);
+    wait_for_health(port).await;
+
+    let health = reqwest::get(format!("http://127.0.0.1:{port}/api/health"))
+        .await
+        .unwrap();
+    assert_eq!(health.status(), 200);
+    let ready = reqwest::get(format!("http://127.0.0.1:{port}/api/ready"))
+        .await
+        .unwrap();
+    assert_eq!(ready.status(), 503, "the database (port 1) is down");
+
+    let probe = binary()
+        .args(["healthcheck", "--port", &port.to_string()])
+        .output()
+        .unwrap();
+    assert!(probe.status.success());
+
+    let pid = running.0.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let status = loop {
+        if let Some(status) = running.0.try_wait().unwrap() {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "no exit after SIGTERM");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(status.success(), "graceful shutdown exits 0");
+    let mut log = String::new();
+    std::io::Read::read_to_string(&mut running.0.stdout.take().unwrap(), &mut log).unwrap();
+    assert!(
+        log.lines()
+            .all(|l| serde_json::from_str::<serde_json::Value>(l).is_ok()),
+        "JSON lines only:\n{log}"
+    );
+    assert!(!log.contains(SENTINEL));
+}
+
+#[test]
+fn healthcheck_fails_when_nothing_answers() {
+    let probe = binary()
+        .args(["healthcheck", "--port", &free_port().to_string()])
+        .output()
+        .unwrap();
+    assert_eq!(probe.status.code(), Some(1));
+}

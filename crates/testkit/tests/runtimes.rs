@@ -1,0 +1,122 @@
+//! Both runtimes over real HTTP, on both stores, and `dev` as a newcomer runs it.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // tests: a failure is a panic.
+
+use std::net::{Ipv4Addr, SocketAddr, TcpListener};
+use std::time::Duration;
+
+use serde_json::Value;
+use server::app::Shutdown;
+use server::config::LogLevel;
+use server::dev::{self, DevOptions};
+use testkit::{STORES, spawn_core, spawn_management};
+
+#[tokio::test]
+async fn both_runtimes_serve_the_service_endpoints_on_both_stores() {
+    for store in STORES {
+        for app in [spawn_core(store).await, spawn_management(store).await] {
+            let health = app.get("/api/health").await;
+            assert_eq!(health.status(), 200, "{store:?}");
+            let ready: Value = app.get("/api/ready").await.json().await.unwrap();
+            assert_eq!(ready["database"], "ok", "{store:?}");
+            let version: Value = app.get("/api/version").await.json().await.unwrap();
+            assert_eq!(version["version"], env!("CARGO_PKG_VERSION"));
+            assert!(version["commit"].as_str().is_some_and(|c| !c.is_empty()));
+
+            let missing = app.get("/api/core/v0/nothing").await;
+            assert_eq!(missing.status(), 404);
+            let id = missing.headers()["x-request-id"]
+                .to_str()
+                .unwrap()
+                .to_owned();
+            let body: Value = missing.json().await.unwrap();
+            assert_eq!(body["error"]["code"], "route_not_found");
+            assert_eq!(body["error"]["correlation_id"], id.as_str());
+        }
+    }
+}
+
+#[tokio::test]
+async fn management_serves_runtime_config_uncached() {
+    let app = spawn_management(testkit::Store::Sqlite).await;
+    let response = app.get("/runtime-config.json").await;
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.headers()["cache-control"], "no-store");
+    let config: Value = response.json().await.unwrap();
+    assert_eq!(
+        config["oidc"]["clientId"],
+        "biometric-passkey-management-ui"
+    );
+    assert_eq!(config["apiBaseUrl"], "");
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+#[tokio::test]
+async fn dev_serves_both_runtimes_on_loopback_and_keeps_its_key() {
+    let data = tempfile::tempdir().unwrap();
+    let options = DevOptions {
+        data_dir: data.path().join("dev"),
+        core_port: free_port(),
+        management_port: free_port(),
+        log_level: LogLevel::Error,
+    };
+    let shutdown = Shutdown::default();
+    let servers = dev::start(&options, &shutdown).await.unwrap();
+    assert_eq!(
+        servers.core.addr(),
+        SocketAddr::from((Ipv4Addr::LOCALHOST, options.core_port))
+    );
+    assert_eq!(
+        servers.management.addr(),
+        SocketAddr::from((Ipv4Addr::LOCALHOST, options.management_port))
+    );
+    for addr in [servers.core.addr(), servers.management.addr()] {
+        let health = reqwest::get(format!("http://{addr}/api/health"))
+            .await
+            .unwrap();
+        assert_eq!(health.status(), 200);
+        let version: Value = reqwest::get(format!("http://{addr}/api/version"))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(
+            version["runtime"], "dev",
+            "impossible to mistake for production"
+        );
+    }
+
+    let key_file = options.data_dir.join("data-encryption-key");
+    let key = std::fs::read_to_string(&key_file).unwrap();
+    assert_eq!(key.len(), 43, "unpadded base64url of 32 bytes");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&key_file).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+
+    shutdown.trigger();
+    tokio::time::timeout(Duration::from_secs(10), async {
+        servers.core.stopped().await.unwrap();
+        servers.management.stopped().await.unwrap();
+    })
+    .await
+    .unwrap();
+
+    // A second start reuses the same key and database.
+    let shutdown = Shutdown::default();
+    let again = dev::start(&options, &shutdown).await.unwrap();
+    assert_eq!(std::fs::read_to_string(&key_file).unwrap(), key);
+    shutdown.trigger();
+    again.core.stopped().await.unwrap();
+    again.management.stopped().await.unwrap();
+}
