@@ -4,7 +4,6 @@
 //! repository methods that change state take the event as an argument so no
 //! caller can forget it. Events carry no secrets, tokens or biometric values.
 
-use std::fmt;
 use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
@@ -13,41 +12,33 @@ use uuid::Uuid;
 
 use crate::user::{Pseudonym, UserId};
 
-/// What happened. The string form (`user.created`, …) is stable and documented.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub enum AuditEventType {
-    #[serde(rename = "user.created")]
-    UserCreated,
-    #[serde(rename = "user.deleted")]
-    UserDeleted,
-}
-
-impl AuditEventType {
-    pub const ALL: &'static [Self] = &[Self::UserCreated, Self::UserDeleted];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::UserCreated => "user.created",
-            Self::UserDeleted => "user.deleted",
-        }
-    }
-}
-
-impl fmt::Display for AuditEventType {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl FromStr for AuditEventType {
-    type Err = UnknownValue;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Self::ALL
-            .iter()
-            .copied()
-            .find(|t| t.as_str() == s)
-            .ok_or_else(|| UnknownValue(s.to_owned()))
+crate::flow::string_enum! {
+    /// What happened. The string form is stable and documented (`docs/audit.md`).
+    AuditEventType {
+        UserCreated = "user.created",
+        UserDeleted = "user.deleted",
+        FlowCreated = "flow.created",
+        FlowIdvStarted = "flow.idv_started",
+        FlowVerified = "flow.verified",
+        FlowInReview = "flow.in_review",
+        FlowPossessionVerified = "flow.possession_verified",
+        FlowHandoffClaimed = "flow.handoff_claimed",
+        FlowCompleted = "flow.completed",
+        FlowFailed = "flow.failed",
+        FlowExpired = "flow.expired",
+        FlowCancelled = "flow.cancelled",
+        FlowRequestRejected = "flow.request_rejected",
+        CredentialRegistered = "credential.registered",
+        CredentialUsed = "credential.used",
+        CredentialSuspended = "credential.suspended",
+        CredentialActivated = "credential.activated",
+        CredentialRevoked = "credential.revoked",
+        CredentialCounterRegression = "credential.counter_regression",
+        BiometricReferenceStored = "biometric_reference.stored",
+        BiometricReferenceReleased = "biometric_reference.released",
+        BiometricReferenceDestroyed = "biometric_reference.destroyed",
+        ProviderEventReceived = "provider.event_received",
+        WebhookRejected = "webhook.rejected",
     }
 }
 

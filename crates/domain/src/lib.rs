@@ -6,12 +6,19 @@
 
 pub mod audit;
 pub mod clock;
+pub mod credential;
+pub mod custody;
+pub mod error;
+pub mod flow;
 pub mod ids;
+pub mod idv;
 pub mod sealing;
+pub mod service;
 pub mod store;
 pub mod user;
 
 pub use audit::{Actor, AuditEvent, AuditEventType, AuditQuery, NewAuditEvent, Outcome, Subject};
 pub use clock::{Clock, ManualClock};
-pub use store::{Page, Repository, StoreError, StoreResult};
+pub use error::{DomainError, DomainResult, ErrorKind};
+pub use store::{Change, Effect, FlowLimits, FlowWrite, Page, Repository, StoreError, StoreResult};
 pub use user::{ExternalUserId, Pseudonym, User, UserId};

@@ -1,11 +1,16 @@
-//! The persistence port. The trait speaks the domain (create a user, append an
-//! event), not tables; each store commits a state change and its audit event in
-//! one transaction. Both stores pass the same conformance suite
-//! (`store-conformance`), which is this trait's executable specification.
+//! The persistence port. The trait speaks the domain, not tables; each store
+//! commits a change and its audit events in one transaction. Both stores pass
+//! the same conformance suite (`store-conformance`), which is this trait's
+//! executable specification.
 
 use async_trait::async_trait;
+use time::OffsetDateTime;
+use uuid::Uuid;
 
 use crate::audit::{AuditEvent, AuditQuery, NewAuditEvent};
+use crate::credential::{Credential, CredentialStatus};
+use crate::custody::BiometricReference;
+use crate::flow::{Flow, FlowId};
 use crate::user::{ExternalUserId, User, UserId};
 
 /// What can go wrong in a store, already mapped from driver errors.
@@ -15,9 +20,12 @@ pub enum StoreError {
     #[error("not found")]
     NotFound,
     /// A uniqueness rule or a concurrent change prevented the write; `what`
-    /// names the rule (e.g. `users.external_id`), never a value.
+    /// names the rule (e.g. `users.external_id`, `flow_version`), never a value.
     #[error("conflict on {what}")]
     Conflict { what: String },
+    /// A per-user limit would be exceeded (`open_flows`, `idv_runs`).
+    #[error("limit reached: {what}")]
+    LimitReached { what: String },
     /// The database cannot be reached or timed out; nothing was written.
     #[error("database unavailable: {0}")]
     Unavailable(String),
@@ -38,6 +46,97 @@ pub struct Page<T, C> {
     pub next: Option<C>,
 }
 
+/// Per-user limits checked atomically with a flow's insertion.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FlowLimits {
+    /// Flows not terminal and not past their expiry.
+    pub max_open_flows: u32,
+    /// Flows needing an identity proof created in the last 24 hours.
+    pub max_idv_runs_per_day: u32,
+    pub now: OffsetDateTime,
+}
+
+/// How a change touches the `flows` table.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FlowWrite {
+    Insert {
+        flow: Flow,
+        limits: FlowLimits,
+    },
+    /// Written only if the stored version is still `flow.version - 1`;
+    /// otherwise the change is a `Conflict { what: "flow_version" }`.
+    Update {
+        flow: Flow,
+    },
+}
+
+/// A row change that accompanies a flow transition.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Effect {
+    CreateUser(User),
+    /// `Conflict` when the WebAuthn id is registered already.
+    InsertCredential(Credential),
+    /// Records a use: only if the credential is still `active` and the counter
+    /// grows (see `credential::counter_is_valid`); otherwise `Conflict`.
+    UseCredential {
+        id: Uuid,
+        sign_count: u32,
+        backup_state: bool,
+        at: OffsetDateTime,
+    },
+    /// Only if the credential's status is still `from`; otherwise `Conflict`.
+    SetCredentialStatus {
+        id: Uuid,
+        from: CredentialStatus,
+        to: CredentialStatus,
+        reason: Option<String>,
+        at: OffsetDateTime,
+    },
+    /// Replaces the user's current reference.
+    StoreReference(BiometricReference),
+    /// Remembers the user's provider-side applicant (sealed).
+    SetApplicant {
+        user_id: UserId,
+        sealed: Vec<u8>,
+    },
+    /// Records a provider event by its de-duplication key;
+    /// `Conflict { what: "provider_event" }` when it was recorded before.
+    RecordProviderEvent {
+        dedupe_key: String,
+        run_id: String,
+        at: OffsetDateTime,
+    },
+}
+
+/// Everything one transaction writes.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Change {
+    pub flow: Option<FlowWrite>,
+    pub effects: Vec<Effect>,
+    pub events: Vec<NewAuditEvent>,
+}
+
+/// A stored response to replay for a repeated `Idempotency-Key`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredResponse {
+    pub status: u16,
+    /// Sealed: responses may carry SDK tokens.
+    pub body_sealed: Vec<u8>,
+}
+
+/// What to do with a request carrying an `Idempotency-Key`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum IdempotencyBegin {
+    /// First time: process it, then `idempotency_finish`.
+    Proceed,
+    /// Seen with the same request: replay this.
+    Replay(StoredResponse),
+    /// Seen with a different request.
+    Mismatch,
+    /// The same request is being processed right now.
+    InProgress,
+}
+
 #[async_trait]
 pub trait Repository: Send + Sync + 'static {
     /// A cheap round trip, for readiness probes.
@@ -50,7 +149,10 @@ pub trait Repository: Send + Sync + 'static {
     /// `NotFound` when no such user exists.
     async fn user_by_external_id(&self, external_id: &ExternalUserId) -> StoreResult<User>;
 
-    /// Deletes the user and everything owned by them, and records the event.
+    async fn user_by_id(&self, id: UserId) -> StoreResult<User>;
+
+    /// Deletes the user and everything owned by them (credentials, biometric
+    /// reference, flows), and records the event.
     /// `NotFound` when the user does not exist (nothing is written then).
     async fn delete_user(&self, id: UserId, event: &NewAuditEvent) -> StoreResult<()>;
 
@@ -59,4 +161,52 @@ pub trait Repository: Send + Sync + 'static {
 
     /// Searches the trail, newest first.
     async fn audit_events(&self, query: &AuditQuery) -> StoreResult<Page<AuditEvent, i64>>;
+
+    /// Writes a flow change, its effects and its events atomically.
+    async fn apply(&self, change: &Change) -> StoreResult<()>;
+
+    async fn flow(&self, id: FlowId) -> StoreResult<Flow>;
+
+    /// The flow whose hand-off code hashes to `code_sha256`.
+    async fn flow_by_handoff(&self, code_sha256: &[u8; 32]) -> StoreResult<Flow>;
+
+    /// The flow waiting on the provider's run `run_id`.
+    async fn flow_by_run(&self, run_id: &str) -> StoreResult<Flow>;
+
+    /// The user's most recent flows, newest first.
+    async fn flows_of(&self, user: UserId, limit: u32) -> StoreResult<Vec<Flow>>;
+
+    async fn credential(&self, id: Uuid) -> StoreResult<Credential>;
+
+    /// By WebAuthn credential id.
+    async fn credential_by_webauthn_id(&self, webauthn_id: &str) -> StoreResult<Credential>;
+
+    /// The user's credentials, oldest first.
+    async fn credentials_of(&self, user: UserId) -> StoreResult<Vec<Credential>>;
+
+    /// `NotFound` when the user has none.
+    async fn reference_of(&self, user: UserId) -> StoreResult<BiometricReference>;
+
+    /// Claims `(scope, key)` for a request whose body hashes to `request_sha256`.
+    /// A claim left unfinished for longer than `lock_until - now` may be retaken.
+    async fn idempotency_begin(
+        &self,
+        scope: &str,
+        key: &str,
+        request_sha256: &[u8; 32],
+        now: OffsetDateTime,
+        lock_until: OffsetDateTime,
+    ) -> StoreResult<IdempotencyBegin>;
+
+    /// Stores the response of a claimed request for replay until `expires_at`.
+    async fn idempotency_finish(
+        &self,
+        scope: &str,
+        key: &str,
+        response: &StoredResponse,
+        expires_at: OffsetDateTime,
+    ) -> StoreResult<()>;
+
+    /// Releases a claim whose request failed before producing a replayable response.
+    async fn idempotency_abandon(&self, scope: &str, key: &str) -> StoreResult<()>;
 }

@@ -104,6 +104,8 @@ pub struct User {
     pub id: UserId,
     pub external_id: ExternalUserId,
     pub pseudonym: Pseudonym,
+    /// The provider-side applicant id, sealed (bound to `users.idv_applicant`).
+    pub idv_applicant_sealed: Option<Vec<u8>>,
     pub created_at: OffsetDateTime,
 }
 
@@ -114,6 +116,7 @@ impl User {
             id: UserId(ids::new_id(now)),
             external_id,
             pseudonym: Pseudonym::generate(),
+            idv_applicant_sealed: None,
             created_at: now,
         }
     }

@@ -4,7 +4,7 @@
 
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use domain::StoreError;
+use domain::{DomainError, ErrorKind, StoreError};
 use proto::{ErrorBody, ErrorCode, ErrorDetail};
 
 use crate::correlation::CorrelationId;
@@ -68,16 +68,35 @@ impl ApiError {
     }
 }
 
+impl From<DomainError> for ApiError {
+    fn from(err: DomainError) -> Self {
+        let status = match err.kind {
+            ErrorKind::BadRequest => StatusCode::BAD_REQUEST,
+            ErrorKind::NotFound => StatusCode::NOT_FOUND,
+            ErrorKind::Conflict => StatusCode::CONFLICT,
+            ErrorKind::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            ErrorKind::Unprocessable => StatusCode::UNPROCESSABLE_ENTITY,
+            ErrorKind::TooManyRequests => StatusCode::TOO_MANY_REQUESTS,
+            ErrorKind::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            ErrorKind::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+        };
+        let message = if status.is_server_error() && err.kind == ErrorKind::Internal {
+            "internal error; quote the correlation id to the operator".to_owned()
+        } else {
+            err.message
+        };
+        Self {
+            status,
+            code: err.code,
+            message,
+            internal: err.internal,
+        }
+    }
+}
+
 impl From<StoreError> for ApiError {
     fn from(err: StoreError) -> Self {
-        match err {
-            StoreError::NotFound => Self::not_found("not found"),
-            StoreError::Conflict { .. } => {
-                Self::conflict("the request conflicts with the current state")
-            }
-            StoreError::Unavailable(detail) => Self::unavailable(format!("database: {detail}")),
-            StoreError::Corrupt(_) | StoreError::Other(_) => Self::internal(err.to_string()),
-        }
+        DomainError::from(err).into()
     }
 }
 

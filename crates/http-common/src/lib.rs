@@ -19,7 +19,7 @@ use axum::middleware;
 pub use correlation::CorrelationId;
 pub use error::ApiError;
 pub use json::ApiJson;
-pub use service::{ServiceInfo, service_routes};
+pub use service::{DatabaseProbe, ReadinessProbe, ServiceInfo, service_routes};
 
 /// Default cap on request bodies; routes that need less set their own.
 pub const DEFAULT_BODY_LIMIT: usize = 64 * 1024;

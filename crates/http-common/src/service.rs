@@ -2,6 +2,7 @@
 
 use std::sync::Arc;
 
+use async_trait::async_trait;
 use axum::Router;
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -13,11 +14,37 @@ use proto::service::{Health, Readiness, VersionInfo};
 use crate::error::ApiError;
 use crate::json::ApiJson;
 
+/// What readiness checks: the runtime can do useful work.
+#[async_trait]
+pub trait ReadinessProbe: Send + Sync + 'static {
+    async fn check(&self) -> Result<(), String>;
+}
+
+/// The database is ready when it answers a round trip.
+pub struct DatabaseProbe(pub Arc<dyn Repository>);
+
+#[async_trait]
+impl ReadinessProbe for DatabaseProbe {
+    async fn check(&self) -> Result<(), String> {
+        self.0.ping().await.map_err(|e| e.to_string())
+    }
+}
+
 /// What the service endpoints need.
 #[derive(Clone)]
 pub struct ServiceInfo {
     pub version: VersionInfo,
-    pub repo: Arc<dyn Repository>,
+    pub readiness: Arc<dyn ReadinessProbe>,
+}
+
+impl ServiceInfo {
+    /// Service endpoints whose readiness is the repository's.
+    pub fn for_repository(version: VersionInfo, repo: Arc<dyn Repository>) -> Self {
+        Self {
+            version,
+            readiness: Arc::new(DatabaseProbe(repo)),
+        }
+    }
 }
 
 /// `GET /api/health`, `GET /api/ready`, `GET /api/version`.
@@ -39,7 +66,7 @@ async fn health() -> ApiJson<Health> {
 
 /// Readiness: the database answers.
 async fn ready(State(info): State<ServiceInfo>) -> Result<ApiJson<Readiness>, ApiError> {
-    match info.repo.ping().await {
+    match info.readiness.check().await {
         Ok(()) => Ok(ApiJson(Readiness {
             status: "ready".to_owned(),
             database: "ok".to_owned(),

@@ -10,43 +10,23 @@ use axum::Router;
 use axum::body::Body;
 use axum::http::{Request, StatusCode, header};
 use axum::routing::post;
-use domain::{
-    AuditEvent, AuditQuery, ExternalUserId, NewAuditEvent, Page, Repository, StoreError,
-    StoreResult, User, UserId,
-};
 use http_body_util::BodyExt;
-use http_common::{ApiJson, ServiceInfo, finish, service_routes};
+use http_common::{ApiJson, ReadinessProbe, ServiceInfo, finish, service_routes};
 use proto::service::VersionInfo;
 use serde_json::Value;
 use tower::ServiceExt;
 
-/// A repository whose only behaviour is a switchable `ping`; the service
-/// routes use nothing else.
-struct Pingable(AtomicBool);
+/// A switchable readiness probe.
+struct Switch(AtomicBool);
 
 #[async_trait]
-impl Repository for Pingable {
-    async fn ping(&self) -> StoreResult<()> {
+impl ReadinessProbe for Switch {
+    async fn check(&self) -> Result<(), String> {
         if self.0.load(Ordering::SeqCst) {
             Ok(())
         } else {
-            Err(StoreError::Unavailable("connection refused".into()))
+            Err("connection refused".into())
         }
-    }
-    async fn create_user(&self, _: &User, _: &NewAuditEvent) -> StoreResult<()> {
-        unreachable!("not used by the service routes")
-    }
-    async fn user_by_external_id(&self, _: &ExternalUserId) -> StoreResult<User> {
-        unreachable!("not used by the service routes")
-    }
-    async fn delete_user(&self, _: UserId, _: &NewAuditEvent) -> StoreResult<()> {
-        unreachable!("not used by the service routes")
-    }
-    async fn append_audit(&self, _: &NewAuditEvent) -> StoreResult<()> {
-        unreachable!("not used by the service routes")
-    }
-    async fn audit_events(&self, _: &AuditQuery) -> StoreResult<Page<AuditEvent, i64>> {
-        unreachable!("not used by the service routes")
     }
 }
 
@@ -67,7 +47,7 @@ fn app(db_up: bool) -> Router {
             build_time: "2026-01-01T00:00:00Z".into(),
             runtime: "core".into(),
         },
-        repo: Arc::new(Pingable(AtomicBool::new(db_up))),
+        readiness: Arc::new(Switch(AtomicBool::new(db_up))),
     };
     finish(service_routes(info).route("/echo", post(echo)))
 }

@@ -27,6 +27,58 @@ pub enum ErrorCode {
     ServiceUnavailable,
     /// The server is not ready to serve traffic (readiness probe).
     NotReady,
+    /// `external_user_id` is not 1–128 characters of `A-Z a-z 0-9 . _ ~ -`.
+    InvalidExternalUserId,
+    /// The credential in a possession proof is malformed.
+    InvalidCredential,
+    /// The step-up transaction context exceeds its size limit.
+    TransactionContextTooLarge,
+    /// Only step-up flows take a transaction context or `cross_platform`.
+    TransactionContextNotAllowed,
+    /// No user with this `external_user_id`.
+    UserNotFound,
+    /// No flow with this id.
+    FlowNotFound,
+    /// The user has no active credential to sign in or step up with.
+    NoActiveCredential,
+    /// The user has no stored biometric reference to verify against.
+    BiometricReferenceMissing,
+    /// The reference is released only to a step-up or recovery flow awaiting verification.
+    BiometricReferenceNotReleasable,
+    /// The flow is past its expiry and can no longer change.
+    FlowExpired,
+    /// The flow has completed, failed or been cancelled.
+    FlowEnded,
+    /// A concurrent request changed the flow first; read it again.
+    FlowChanged,
+    /// The flow does not take this proof, or already has it.
+    ProofNotExpected,
+    /// The flow does not accept this proof yet (for example before its hand-off is claimed).
+    ProofNotYetAccepted,
+    /// The credential is suspended or revoked.
+    CredentialNotActive,
+    /// No credential with this id for this user.
+    CredentialNotFound,
+    /// A credential with this WebAuthn id is registered already.
+    CredentialAlreadyRegistered,
+    /// The reported signature counter did not grow: a possibly cloned authenticator. Audited.
+    CounterRegression,
+    /// The hand-off code is unknown, expired, already used, or for another user.
+    HandoffInvalid,
+    /// The user has too many flows in progress; finish or cancel one.
+    TooManyOpenFlows,
+    /// The user has started too many identity verifications in the last 24 hours.
+    IdvRunLimitReached,
+    /// The identity-verification provider is unavailable; the flow was marked failed. Retry with a new flow.
+    IdvUnavailable,
+    /// `Idempotency-Key` must be 1–255 visible ASCII characters.
+    InvalidIdempotencyKey,
+    /// This `Idempotency-Key` was used with a different request.
+    IdempotencyKeyReused,
+    /// A request with this `Idempotency-Key` is still being processed; retry shortly.
+    IdempotencyRequestInProgress,
+    /// The identity provider's run is not known.
+    UnknownRun,
     /// An unexpected server-side failure; details are in the server log under
     /// the same correlation id.
     #[serde(rename = "internal_error")]
@@ -46,6 +98,32 @@ impl ErrorCode {
         Self::Conflict,
         Self::ServiceUnavailable,
         Self::NotReady,
+        Self::InvalidExternalUserId,
+        Self::InvalidCredential,
+        Self::TransactionContextTooLarge,
+        Self::TransactionContextNotAllowed,
+        Self::UserNotFound,
+        Self::FlowNotFound,
+        Self::NoActiveCredential,
+        Self::BiometricReferenceMissing,
+        Self::BiometricReferenceNotReleasable,
+        Self::FlowExpired,
+        Self::FlowEnded,
+        Self::FlowChanged,
+        Self::ProofNotExpected,
+        Self::ProofNotYetAccepted,
+        Self::CredentialNotActive,
+        Self::CredentialNotFound,
+        Self::CredentialAlreadyRegistered,
+        Self::CounterRegression,
+        Self::HandoffInvalid,
+        Self::TooManyOpenFlows,
+        Self::IdvRunLimitReached,
+        Self::IdvUnavailable,
+        Self::InvalidIdempotencyKey,
+        Self::IdempotencyKeyReused,
+        Self::IdempotencyRequestInProgress,
+        Self::UnknownRun,
         Self::Internal,
     ];
 
@@ -62,6 +140,32 @@ impl ErrorCode {
             Self::Conflict => "conflict",
             Self::ServiceUnavailable => "service_unavailable",
             Self::NotReady => "not_ready",
+            Self::InvalidExternalUserId => "invalid_external_user_id",
+            Self::InvalidCredential => "invalid_credential",
+            Self::TransactionContextTooLarge => "transaction_context_too_large",
+            Self::TransactionContextNotAllowed => "transaction_context_not_allowed",
+            Self::UserNotFound => "user_not_found",
+            Self::FlowNotFound => "flow_not_found",
+            Self::NoActiveCredential => "no_active_credential",
+            Self::BiometricReferenceMissing => "biometric_reference_missing",
+            Self::BiometricReferenceNotReleasable => "biometric_reference_not_releasable",
+            Self::FlowExpired => "flow_expired",
+            Self::FlowEnded => "flow_ended",
+            Self::FlowChanged => "flow_changed",
+            Self::ProofNotExpected => "proof_not_expected",
+            Self::ProofNotYetAccepted => "proof_not_yet_accepted",
+            Self::CredentialNotActive => "credential_not_active",
+            Self::CredentialNotFound => "credential_not_found",
+            Self::CredentialAlreadyRegistered => "credential_already_registered",
+            Self::CounterRegression => "counter_regression",
+            Self::HandoffInvalid => "handoff_invalid",
+            Self::TooManyOpenFlows => "too_many_open_flows",
+            Self::IdvRunLimitReached => "idv_run_limit_reached",
+            Self::IdvUnavailable => "idv_unavailable",
+            Self::InvalidIdempotencyKey => "invalid_idempotency_key",
+            Self::IdempotencyKeyReused => "idempotency_key_reused",
+            Self::IdempotencyRequestInProgress => "idempotency_request_in_progress",
+            Self::UnknownRun => "unknown_run",
             Self::Internal => "internal_error",
         }
     }

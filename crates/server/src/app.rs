@@ -55,10 +55,7 @@ pub async fn open_repository(database: &DatabaseConfig) -> anyhow::Result<Arc<dy
 
 pub fn core_router(repo: Arc<dyn Repository>, runtime: &str) -> Router {
     core_api::router(CoreState {
-        service: ServiceInfo {
-            version: version_info(runtime),
-            repo,
-        },
+        service: ServiceInfo::for_repository(version_info(runtime), repo),
     })
 }
 
@@ -68,10 +65,7 @@ pub fn management_router(
     runtime: &str,
 ) -> Router {
     management::router(ManagementState {
-        service: ServiceInfo {
-            version: version_info(runtime),
-            repo,
-        },
+        service: ServiceInfo::for_repository(version_info(runtime), repo),
         auth: Arc::new(config.auth.clone()),
         ui: Arc::new(config.ui.clone()),
     })

@@ -1,20 +1,22 @@
 //! The `users` table.
 
 use domain::{ExternalUserId, Pseudonym, StoreError, StoreResult, User, UserId};
-use sqlx::PgConnection;
-use sqlx::postgres::PgExecutor;
-use time::OffsetDateTime;
-use uuid::Uuid;
+use sqlx::postgres::{PgExecutor, PgRow};
+use sqlx::{PgConnection, Row};
 
 use crate::errors::map_err;
 
+const COLUMNS: &str = "id, external_id, pseudonym, idv_applicant_sealed, created_at";
+
 pub(crate) async fn insert(conn: &mut PgConnection, user: &User) -> StoreResult<()> {
     sqlx::query(
-        "INSERT INTO users (id, external_id, pseudonym, created_at) VALUES ($1, $2, $3, $4)",
+        "INSERT INTO users (id, external_id, pseudonym, idv_applicant_sealed, created_at) \
+         VALUES ($1, $2, $3, $4, $5)",
     )
     .bind(user.id.0)
     .bind(user.external_id.as_str())
     .bind(user.pseudonym.as_str())
+    .bind(user.idv_applicant_sealed.as_deref())
     .bind(user.created_at)
     .execute(conn)
     .await
@@ -26,14 +28,37 @@ pub(crate) async fn by_external_id(
     db: impl PgExecutor<'_>,
     external_id: &ExternalUserId,
 ) -> StoreResult<User> {
-    let row: (Uuid, String, String, OffsetDateTime) = sqlx::query_as(
-        "SELECT id, external_id, pseudonym, created_at FROM users WHERE external_id = $1",
-    )
+    let row = sqlx::query(&format!(
+        "SELECT {COLUMNS} FROM users WHERE external_id = $1"
+    ))
     .bind(external_id.as_str())
     .fetch_one(db)
     .await
     .map_err(map_err)?;
-    to_user(row)
+    to_user(&row)
+}
+
+pub(crate) async fn by_id(db: impl PgExecutor<'_>, id: UserId) -> StoreResult<User> {
+    let row = sqlx::query(&format!("SELECT {COLUMNS} FROM users WHERE id = $1"))
+        .bind(id.0)
+        .fetch_one(db)
+        .await
+        .map_err(map_err)?;
+    to_user(&row)
+}
+
+pub(crate) async fn set_applicant(
+    conn: &mut PgConnection,
+    id: UserId,
+    sealed: &[u8],
+) -> StoreResult<()> {
+    sqlx::query("UPDATE users SET idv_applicant_sealed = $2 WHERE id = $1")
+        .bind(id.0)
+        .bind(sealed)
+        .execute(conn)
+        .await
+        .map(drop)
+        .map_err(map_err)
 }
 
 pub(crate) async fn delete(conn: &mut PgConnection, id: UserId) -> StoreResult<()> {
@@ -48,14 +73,14 @@ pub(crate) async fn delete(conn: &mut PgConnection, id: UserId) -> StoreResult<(
     Ok(())
 }
 
-fn to_user(
-    (id, external_id, pseudonym, created_at): (Uuid, String, String, OffsetDateTime),
-) -> StoreResult<User> {
+fn to_user(row: &PgRow) -> StoreResult<User> {
+    let external_id: String = row.try_get("external_id").map_err(map_err)?;
     Ok(User {
-        id: UserId(id),
+        id: UserId(row.try_get("id").map_err(map_err)?),
         external_id: ExternalUserId::parse(&external_id)
             .map_err(|e| StoreError::Corrupt(format!("users.external_id: {e}")))?,
-        pseudonym: Pseudonym::from_stored(pseudonym),
-        created_at,
+        pseudonym: Pseudonym::from_stored(row.try_get("pseudonym").map_err(map_err)?),
+        idv_applicant_sealed: row.try_get("idv_applicant_sealed").map_err(map_err)?,
+        created_at: row.try_get("created_at").map_err(map_err)?,
     })
 }

@@ -7,20 +7,30 @@
 
 mod audit;
 mod codec;
+mod credentials;
 mod errors;
+mod flows;
+mod idempotency;
 mod users;
 
 use std::path::PathBuf;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use domain::credential::Credential;
+use domain::custody::BiometricReference;
+use domain::flow::{Flow, FlowId};
+use domain::store::{IdempotencyBegin, StoredResponse};
 use domain::{
-    AuditEvent, AuditQuery, ExternalUserId, NewAuditEvent, Page, Repository, StoreResult, User,
-    UserId,
+    AuditEvent, AuditQuery, Change, Effect, ExternalUserId, FlowWrite, NewAuditEvent, Page,
+    Repository, StoreResult, User, UserId,
 };
+use sqlx::SqliteConnection;
 use sqlx::migrate::Migrator;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Sqlite, SqlitePool, Transaction};
+use time::OffsetDateTime;
+use uuid::Uuid;
 
 use crate::errors::map_err;
 
@@ -144,4 +154,119 @@ impl Repository for SqliteStore {
     async fn audit_events(&self, query: &AuditQuery) -> StoreResult<Page<AuditEvent, i64>> {
         audit::search(&self.pool, query).await
     }
+
+    async fn user_by_id(&self, id: UserId) -> StoreResult<User> {
+        users::by_id(&self.pool, id).await
+    }
+
+    async fn apply(&self, change: &Change) -> StoreResult<()> {
+        let mut tx = self.write().await?;
+        apply(&mut tx, change).await?;
+        tx.commit().await.map_err(map_err)
+    }
+
+    async fn flow(&self, id: FlowId) -> StoreResult<Flow> {
+        flows::by_id(&self.pool, id).await
+    }
+
+    async fn flow_by_handoff(&self, code_sha256: &[u8; 32]) -> StoreResult<Flow> {
+        flows::by_handoff(&self.pool, code_sha256).await
+    }
+
+    async fn flow_by_run(&self, run_id: &str) -> StoreResult<Flow> {
+        flows::by_run(&self.pool, run_id).await
+    }
+
+    async fn flows_of(&self, user: UserId, limit: u32) -> StoreResult<Vec<Flow>> {
+        flows::of_user(&self.pool, user, limit).await
+    }
+
+    async fn credential(&self, id: Uuid) -> StoreResult<Credential> {
+        credentials::by_id(&self.pool, id).await
+    }
+
+    async fn credential_by_webauthn_id(&self, webauthn_id: &str) -> StoreResult<Credential> {
+        credentials::by_webauthn_id(&self.pool, webauthn_id).await
+    }
+
+    async fn credentials_of(&self, user: UserId) -> StoreResult<Vec<Credential>> {
+        credentials::of_user(&self.pool, user).await
+    }
+
+    async fn reference_of(&self, user: UserId) -> StoreResult<BiometricReference> {
+        credentials::reference_of(&self.pool, user).await
+    }
+
+    async fn idempotency_begin(
+        &self,
+        scope: &str,
+        key: &str,
+        request_sha256: &[u8; 32],
+        now: OffsetDateTime,
+        lock_until: OffsetDateTime,
+    ) -> StoreResult<IdempotencyBegin> {
+        idempotency::begin(&self.pool, scope, key, request_sha256, now, lock_until).await
+    }
+
+    async fn idempotency_finish(
+        &self,
+        scope: &str,
+        key: &str,
+        response: &StoredResponse,
+        expires_at: OffsetDateTime,
+    ) -> StoreResult<()> {
+        idempotency::finish(&self.pool, scope, key, response, expires_at).await
+    }
+
+    async fn idempotency_abandon(&self, scope: &str, key: &str) -> StoreResult<()> {
+        idempotency::abandon(&self.pool, scope, key).await
+    }
+}
+
+/// Writes a change inside the caller's transaction: users first (a flow may
+/// belong to a user created by the same change), then the flow, then the other
+/// effects, then the events.
+async fn apply(conn: &mut SqliteConnection, change: &Change) -> StoreResult<()> {
+    for effect in &change.effects {
+        if let Effect::CreateUser(user) = effect {
+            users::insert(conn, user).await?;
+        }
+    }
+    match &change.flow {
+        Some(FlowWrite::Insert { flow, limits }) => flows::insert(conn, flow, limits).await?,
+        Some(FlowWrite::Update { flow }) => flows::update(conn, flow).await?,
+        None => {}
+    }
+    for effect in &change.effects {
+        match effect {
+            Effect::CreateUser(_) => {}
+            Effect::InsertCredential(c) => credentials::insert(conn, c).await?,
+            Effect::UseCredential {
+                id,
+                sign_count,
+                backup_state,
+                at,
+            } => credentials::record_use(conn, *id, *sign_count, *backup_state, *at).await?,
+            Effect::SetCredentialStatus {
+                id,
+                from,
+                to,
+                reason,
+                at,
+            } => credentials::set_status(conn, *id, *from, *to, reason.as_deref(), *at).await?,
+            Effect::StoreReference(r) => credentials::store_reference(conn, r).await?,
+            Effect::SetApplicant { user_id, sealed } => {
+                users::set_applicant(conn, *user_id, sealed).await?
+            }
+            Effect::RecordProviderEvent {
+                dedupe_key,
+                run_id,
+                at,
+            } => idempotency::record_provider_event(conn, dedupe_key, run_id, *at).await?,
+        }
+    }
+    for event in &change.events {
+        audit::insert(conn, event).await?;
+    }
+    Ok(())
 }

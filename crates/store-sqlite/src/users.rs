@@ -1,42 +1,64 @@
 //! The `users` table.
 
 use domain::{ExternalUserId, Pseudonym, StoreError, StoreResult, User, UserId};
-use sqlx::SqliteConnection;
-use sqlx::sqlite::SqliteExecutor;
+use sqlx::sqlite::{SqliteExecutor, SqliteRow};
+use sqlx::{Row, SqliteConnection};
 
 use crate::codec::{from_micros, to_micros, uuid_from};
 use crate::errors::map_err;
 
+const COLUMNS: &str = "id, external_id, pseudonym, idv_applicant_sealed, created_at";
+
 pub(crate) async fn insert(conn: &mut SqliteConnection, user: &User) -> StoreResult<()> {
-    sqlx::query("INSERT INTO users (id, external_id, pseudonym, created_at) VALUES (?, ?, ?, ?)")
-        .bind(user.id.0.as_bytes().as_slice())
-        .bind(user.external_id.as_str())
-        .bind(user.pseudonym.as_str())
-        .bind(to_micros(user.created_at))
-        .execute(conn)
-        .await
-        .map(drop)
-        .map_err(map_err)
+    sqlx::query(
+        "INSERT INTO users (id, external_id, pseudonym, idv_applicant_sealed, created_at) VALUES (?, ?, ?, ?, ?)",
+    )
+    .bind(user.id.0.as_bytes().as_slice())
+    .bind(user.external_id.as_str())
+    .bind(user.pseudonym.as_str())
+    .bind(user.idv_applicant_sealed.as_deref())
+    .bind(to_micros(user.created_at))
+    .execute(conn)
+    .await
+    .map(drop)
+    .map_err(map_err)
 }
 
 pub(crate) async fn by_external_id(
     db: impl SqliteExecutor<'_>,
     external_id: &ExternalUserId,
 ) -> StoreResult<User> {
-    let (id, external_id, pseudonym, created_at): (Vec<u8>, String, String, i64) = sqlx::query_as(
-        "SELECT id, external_id, pseudonym, created_at FROM users WHERE external_id = ?",
-    )
+    let row = sqlx::query(&format!(
+        "SELECT {COLUMNS} FROM users WHERE external_id = ?"
+    ))
     .bind(external_id.as_str())
     .fetch_one(db)
     .await
     .map_err(map_err)?;
-    Ok(User {
-        id: UserId(uuid_from(&id, "users.id")?),
-        external_id: ExternalUserId::parse(&external_id)
-            .map_err(|e| StoreError::Corrupt(format!("users.external_id: {e}")))?,
-        pseudonym: Pseudonym::from_stored(pseudonym),
-        created_at: from_micros(created_at, "users.created_at")?,
-    })
+    to_user(&row)
+}
+
+pub(crate) async fn by_id(db: impl SqliteExecutor<'_>, id: UserId) -> StoreResult<User> {
+    let row = sqlx::query(&format!("SELECT {COLUMNS} FROM users WHERE id = ?"))
+        .bind(id.0.as_bytes().as_slice())
+        .fetch_one(db)
+        .await
+        .map_err(map_err)?;
+    to_user(&row)
+}
+
+pub(crate) async fn set_applicant(
+    conn: &mut SqliteConnection,
+    id: UserId,
+    sealed: &[u8],
+) -> StoreResult<()> {
+    sqlx::query("UPDATE users SET idv_applicant_sealed = ? WHERE id = ?")
+        .bind(sealed)
+        .bind(id.0.as_bytes().as_slice())
+        .execute(conn)
+        .await
+        .map(drop)
+        .map_err(map_err)
 }
 
 pub(crate) async fn delete(conn: &mut SqliteConnection, id: UserId) -> StoreResult<()> {
@@ -49,4 +71,20 @@ pub(crate) async fn delete(conn: &mut SqliteConnection, id: UserId) -> StoreResu
         return Err(StoreError::NotFound);
     }
     Ok(())
+}
+
+fn to_user(row: &SqliteRow) -> StoreResult<User> {
+    let id: Vec<u8> = row.try_get("id").map_err(map_err)?;
+    let external_id: String = row.try_get("external_id").map_err(map_err)?;
+    Ok(User {
+        id: UserId(uuid_from(&id, "users.id")?),
+        external_id: ExternalUserId::parse(&external_id)
+            .map_err(|e| StoreError::Corrupt(format!("users.external_id: {e}")))?,
+        pseudonym: Pseudonym::from_stored(row.try_get("pseudonym").map_err(map_err)?),
+        idv_applicant_sealed: row.try_get("idv_applicant_sealed").map_err(map_err)?,
+        created_at: from_micros(
+            row.try_get("created_at").map_err(map_err)?,
+            "users.created_at",
+        )?,
+    })
 }

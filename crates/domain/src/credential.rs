@@ -1,0 +1,114 @@
+//! Credentials: a user's device-bound passkeys and their lifecycle
+//! (`active` → `suspended` ⇄ `active`; `revoked`, terminal, from either).
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use crate::flow::{FlowId, string_enum};
+use crate::user::UserId;
+
+string_enum! {
+    CredentialStatus {
+        Active = "active",
+        Suspended = "suspended",
+        Revoked = "revoked",
+    }
+}
+
+impl CredentialStatus {
+    /// Whether an operator or a flow may move a credential from `self` to `to`.
+    pub fn can_become(self, to: Self) -> bool {
+        matches!(
+            (self, to),
+            (Self::Active, Self::Suspended)
+                | (Self::Suspended, Self::Active)
+                | (Self::Active | Self::Suspended, Self::Revoked)
+        )
+    }
+}
+
+/// The WebAuthn credential id: unpadded base64url of 1–1023 bytes.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct WebAuthnId(String);
+
+impl WebAuthnId {
+    pub fn parse(raw: &str) -> Result<Self, &'static str> {
+        let bytes = URL_SAFE_NO_PAD
+            .decode(raw)
+            .map_err(|_| "must be unpadded base64url")?;
+        if bytes.is_empty() || bytes.len() > 1023 {
+            return Err("must decode to 1 to 1023 bytes");
+        }
+        Ok(Self(raw.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Credential {
+    pub id: Uuid,
+    pub user_id: UserId,
+    pub webauthn_id: WebAuthnId,
+    /// COSE public key, when the relying party reports it.
+    pub public_key: Option<Vec<u8>>,
+    pub aaguid: Option<Uuid>,
+    pub sign_count: u32,
+    pub transports: Vec<String>,
+    pub backup_eligible: bool,
+    pub backup_state: bool,
+    pub platform: Option<String>,
+    pub device_label: Option<String>,
+    pub created_by_flow: FlowId,
+    pub status: CredentialStatus,
+    pub status_reason: Option<String>,
+    pub created_at: OffsetDateTime,
+    pub updated_at: OffsetDateTime,
+    pub last_used_at: Option<OffsetDateTime>,
+}
+
+/// Whether a reported signature counter is acceptable after `stored`:
+/// it must grow, unless the authenticator keeps no counter (both zero).
+pub fn counter_is_valid(stored: u32, reported: u32) -> bool {
+    reported > stored || (stored == 0 && reported == 0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lifecycle_transitions() {
+        use CredentialStatus::*;
+        assert!(Active.can_become(Suspended));
+        assert!(Suspended.can_become(Active));
+        assert!(Active.can_become(Revoked));
+        assert!(Suspended.can_become(Revoked));
+        assert!(!Revoked.can_become(Active));
+        assert!(!Revoked.can_become(Suspended));
+        assert!(!Active.can_become(Active));
+    }
+
+    #[test]
+    fn counters_must_grow_unless_unused() {
+        assert!(counter_is_valid(0, 0));
+        assert!(counter_is_valid(0, 1));
+        assert!(counter_is_valid(5, 6));
+        assert!(!counter_is_valid(5, 5));
+        assert!(!counter_is_valid(5, 4));
+        assert!(!counter_is_valid(5, 0));
+    }
+
+    #[test]
+    fn webauthn_ids_are_base64url() {
+        assert!(WebAuthnId::parse("AQID").is_ok());
+        assert!(WebAuthnId::parse("").is_err());
+        assert!(WebAuthnId::parse("AQID==").is_err());
+        assert!(WebAuthnId::parse("a+b/").is_err());
+        assert!(WebAuthnId::parse(&"A".repeat(1400)).is_err());
+    }
+}

@@ -1,0 +1,373 @@
+//! Flows: one attempt at registration, sign-in, step-up or recovery, and the
+//! state machine that moves it. Pure: every transition is a function from a
+//! flow (and a fact) to the next flow, tested without IO.
+//!
+//! States: `pending` (created; IDV run being started) → `awaiting_verification`
+//! (the SDK must run the capture) → `verified` (identity proof done) →
+//! `completed`; or `in_review`, `failed` (with a reason), `expired`,
+//! `cancelled`. Proofs may arrive in either order; a flow completes when all of
+//! its required proofs are in.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use crate::user::UserId;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct FlowId(pub Uuid);
+
+impl fmt::Display for FlowId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+macro_rules! string_enum {
+    ($(#[$meta:meta])* $name:ident { $($variant:ident = $text:literal),* $(,)? }) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, ::serde::Serialize, ::serde::Deserialize)]
+        pub enum $name {
+            $(#[serde(rename = $text)] $variant,)*
+        }
+
+        impl $name {
+            pub const ALL: &'static [Self] = &[$(Self::$variant),*];
+
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $(Self::$variant => $text,)*
+                }
+            }
+        }
+
+        impl ::std::str::FromStr for $name {
+            type Err = $crate::audit::UnknownValue;
+
+            fn from_str(s: &str) -> Result<Self, Self::Err> {
+                match s {
+                    $($text => Ok(Self::$variant),)*
+                    other => Err($crate::audit::UnknownValue(other.to_owned())),
+                }
+            }
+        }
+
+        impl ::std::fmt::Display for $name {
+            fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+    };
+}
+pub(crate) use string_enum;
+
+string_enum! {
+    /// What a flow is for.
+    FlowType {
+        Registration = "registration",
+        SignIn = "sign_in",
+        StepUp = "step_up",
+        Recovery = "recovery",
+    }
+}
+
+impl FlowType {
+    /// Whether the flow needs an identity proof from the IDV provider.
+    pub fn needs_identity(self) -> bool {
+        !matches!(self, Self::SignIn)
+    }
+
+    /// Whether the possession proof is a new credential (else an assertion).
+    pub fn creates_credential(self) -> bool {
+        matches!(self, Self::Registration | Self::Recovery)
+    }
+
+    /// Whether the flow matches a capture against the stored biometric reference.
+    pub fn uses_reference(self) -> bool {
+        matches!(self, Self::StepUp | Self::Recovery)
+    }
+}
+
+string_enum! {
+    /// Where a flow is.
+    FlowState {
+        Pending = "pending",
+        AwaitingVerification = "awaiting_verification",
+        Verified = "verified",
+        InReview = "in_review",
+        Completed = "completed",
+        Failed = "failed",
+        Expired = "expired",
+        Cancelled = "cancelled",
+    }
+}
+
+impl FlowState {
+    pub fn is_terminal(self) -> bool {
+        matches!(
+            self,
+            Self::Completed | Self::Failed | Self::Expired | Self::Cancelled
+        )
+    }
+}
+
+string_enum! {
+    /// The identity proof's progress.
+    IdentityStatus {
+        NotRequired = "not_required",
+        Pending = "pending",
+        Verified = "verified",
+        InReview = "in_review",
+        Failed = "failed",
+    }
+}
+
+string_enum! {
+    /// Why a flow failed. Stable; part of the API.
+    FailureReason {
+        IdvDeclined = "idv_declined",
+        IdvAbandoned = "idv_abandoned",
+        IdvError = "idv_error",
+        IdvUnavailable = "idv_unavailable",
+    }
+}
+
+/// The cross-platform hand-off: a short-lived, single-use code the enrolled
+/// device presents to claim a step-up started elsewhere. Only its SHA-256 is kept.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Handoff {
+    pub code_sha256: [u8; 32],
+    pub expires_at: OffsetDateTime,
+    pub claimed_at: Option<OffsetDateTime>,
+}
+
+/// A flow as stored. Sensitive values are sealed (`domain::sealing`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Flow {
+    pub id: FlowId,
+    pub user_id: UserId,
+    pub flow_type: FlowType,
+    pub state: FlowState,
+    /// Bumped by every change; writes are conditional on it, so of two
+    /// concurrent changes exactly one wins.
+    pub version: i64,
+    pub identity: IdentityStatus,
+    pub idv_run_id: Option<String>,
+    pub sdk_token_sealed: Option<Vec<u8>>,
+    pub possession_done: bool,
+    /// Registration: the biometric reference was stored by this flow.
+    pub reference_stored: bool,
+    /// The credential created (registration, recovery) or used (sign-in, step-up).
+    pub credential_id: Option<Uuid>,
+    /// Registration, recovery: the new credential, inserted (active) only when
+    /// the flow completes.
+    pub pending_credential: Option<NewCredential>,
+    pub failure_reason: Option<FailureReason>,
+    pub transaction_context_sealed: Option<Vec<u8>>,
+    pub transaction_context_sha256: Option<String>,
+    pub cross_platform: bool,
+    pub handoff: Option<Handoff>,
+    pub created_at: OffsetDateTime,
+    pub updated_at: OffsetDateTime,
+    pub expires_at: OffsetDateTime,
+    pub completed_at: Option<OffsetDateTime>,
+}
+
+/// A credential presented by a registration or recovery flow, as the relying
+/// party verified it. Kept on the flow until the flow completes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NewCredential {
+    /// Our id for the credential-to-be.
+    pub id: Uuid,
+    pub webauthn_id: String,
+    pub public_key: Option<Vec<u8>>,
+    pub aaguid: Option<Uuid>,
+    pub sign_count: u32,
+    pub transports: Vec<String>,
+    pub backup_eligible: bool,
+    pub backup_state: bool,
+    pub platform: Option<String>,
+    pub device_label: Option<String>,
+}
+
+/// A fact that moves a flow.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Fact {
+    /// The IDV run was started.
+    RunStarted {
+        run_id: String,
+        sdk_token_sealed: Vec<u8>,
+    },
+    /// The IDV run could not be started.
+    RunNotStarted,
+    /// The provider's authoritative run status changed.
+    Identity(IdentityOutcome),
+    /// The possession proof was accepted, with the credential created or used.
+    Possession {
+        credential_id: Uuid,
+    },
+    /// The registration's biometric reference was stored.
+    ReferenceStored,
+    /// The hand-off code was claimed by the enrolled device.
+    HandoffClaimed,
+    Cancelled,
+    Expired,
+}
+
+/// The identity proof's verdict, from the provider's run status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IdentityOutcome {
+    Approved,
+    Review,
+    Declined,
+    Abandoned,
+    Error,
+}
+
+/// Why a fact cannot apply to a flow.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum TransitionError {
+    #[error("the flow has ended")]
+    Terminal,
+    #[error("the flow has expired")]
+    Expired,
+    #[error("this proof was already given")]
+    AlreadyDone,
+    #[error("the flow does not take this proof")]
+    NotExpected,
+    #[error("the flow does not accept this yet")]
+    NotYet,
+}
+
+impl Flow {
+    /// Whether the enrolled device may act on the flow: always, unless the flow
+    /// is cross-platform and its hand-off has not been claimed yet.
+    pub fn device_side_ready(&self) -> bool {
+        !self.cross_platform
+            || self
+                .handoff
+                .as_ref()
+                .is_some_and(|h| h.claimed_at.is_some())
+    }
+
+    pub fn is_expired_at(&self, now: OffsetDateTime) -> bool {
+        !self.state.is_terminal() && now >= self.expires_at
+    }
+
+    /// The next flow after `fact` at `now`. Terminal states never move;
+    /// an expired flow only accepts `Fact::Expired`.
+    pub fn apply(&self, fact: &Fact, now: OffsetDateTime) -> Result<Self, TransitionError> {
+        if self.state.is_terminal() {
+            return Err(TransitionError::Terminal);
+        }
+        if self.is_expired_at(now) && *fact != Fact::Expired {
+            return Err(TransitionError::Expired);
+        }
+        let mut next = self.clone();
+        next.version += 1;
+        next.updated_at = now;
+        match fact {
+            Fact::RunStarted {
+                run_id,
+                sdk_token_sealed,
+            } => {
+                if self.state != FlowState::Pending {
+                    return Err(TransitionError::AlreadyDone);
+                }
+                next.idv_run_id = Some(run_id.clone());
+                next.sdk_token_sealed = Some(sdk_token_sealed.clone());
+                next.state = FlowState::AwaitingVerification;
+            }
+            Fact::RunNotStarted => {
+                next.state = FlowState::Failed;
+                next.failure_reason = Some(FailureReason::IdvUnavailable);
+            }
+            Fact::Identity(outcome) => {
+                if !self.flow_type.needs_identity() {
+                    return Err(TransitionError::NotExpected);
+                }
+                if self.identity == IdentityStatus::Verified {
+                    return Err(TransitionError::AlreadyDone);
+                }
+                if self.idv_run_id.is_none() {
+                    return Err(TransitionError::NotYet);
+                }
+                match outcome {
+                    IdentityOutcome::Approved => next.identity = IdentityStatus::Verified,
+                    IdentityOutcome::Review => {
+                        next.identity = IdentityStatus::InReview;
+                        next.state = FlowState::InReview;
+                    }
+                    IdentityOutcome::Declined
+                    | IdentityOutcome::Abandoned
+                    | IdentityOutcome::Error => {
+                        next.identity = IdentityStatus::Failed;
+                        next.state = FlowState::Failed;
+                        next.failure_reason = Some(match outcome {
+                            IdentityOutcome::Declined => FailureReason::IdvDeclined,
+                            IdentityOutcome::Abandoned => FailureReason::IdvAbandoned,
+                            _ => FailureReason::IdvError,
+                        });
+                    }
+                }
+            }
+            Fact::Possession { credential_id } => {
+                if self.possession_done {
+                    return Err(TransitionError::AlreadyDone);
+                }
+                if !self.device_side_ready() {
+                    return Err(TransitionError::NotYet);
+                }
+                next.possession_done = true;
+                next.credential_id = Some(*credential_id);
+            }
+            Fact::ReferenceStored => {
+                if !self.flow_type.creates_credential() {
+                    return Err(TransitionError::NotExpected);
+                }
+                next.reference_stored = true;
+            }
+            Fact::HandoffClaimed => match &mut next.handoff {
+                Some(handoff) if handoff.claimed_at.is_none() => handoff.claimed_at = Some(now),
+                Some(_) => return Err(TransitionError::AlreadyDone),
+                None => return Err(TransitionError::NotExpected),
+            },
+            Fact::Cancelled => next.state = FlowState::Cancelled,
+            Fact::Expired => {
+                if !self.is_expired_at(now) {
+                    return Err(TransitionError::NotYet);
+                }
+                next.state = FlowState::Expired;
+            }
+        }
+        if !next.state.is_terminal() {
+            next.state = next.settled_state();
+            if next.state == FlowState::Completed {
+                next.completed_at = Some(now);
+            }
+        }
+        Ok(next)
+    }
+
+    /// The state implied by the proofs collected so far (for a non-terminal flow).
+    fn settled_state(&self) -> FlowState {
+        let identity_done = matches!(
+            self.identity,
+            IdentityStatus::NotRequired | IdentityStatus::Verified
+        );
+        let reference_done = self.flow_type != FlowType::Registration || self.reference_stored;
+        match self.identity {
+            IdentityStatus::InReview => FlowState::InReview,
+            _ if identity_done && self.possession_done && reference_done => FlowState::Completed,
+            _ if identity_done => FlowState::Verified,
+            _ if self.idv_run_id.is_some() => FlowState::AwaitingVerification,
+            _ => FlowState::Pending,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

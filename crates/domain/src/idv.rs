@@ -1,0 +1,76 @@
+//! The identity-verification provider port. The Onfido client and the
+//! synthetic provider implement it; the flow service only sees this.
+
+use async_trait::async_trait;
+use zeroize::Zeroizing;
+
+use crate::flow::{FlowId, IdentityOutcome};
+use crate::user::Pseudonym;
+
+/// Which configured workflow a run uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Workflow {
+    Registration,
+    StepUp,
+    RecoveryVerify,
+}
+
+#[derive(Debug, Clone)]
+pub struct StartRun<'a> {
+    pub workflow: Workflow,
+    /// The pseudonymous key the provider knows the user by; never the customer's id.
+    pub customer_user_id: &'a Pseudonym,
+    /// The user's provider-side applicant, when one exists already.
+    pub applicant_id: Option<String>,
+    pub flow_id: FlowId,
+}
+
+#[derive(Debug)]
+pub struct StartedRun {
+    pub run_id: String,
+    /// The mobile SDK's token for this run: a bearer secret.
+    pub sdk_token: Zeroizing<String>,
+    /// The applicant used, to be remembered for the user's next runs.
+    pub applicant_id: Option<String>,
+    pub status: RunStatus,
+}
+
+/// A run's authoritative status, as the provider reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RunStatus {
+    /// Still waiting on the user, the provider or the integrator.
+    Open,
+    Done(IdentityOutcome),
+    /// A status this version does not know; treated as still open.
+    Unknown(String),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum IdvError {
+    /// Timeout, connection failure, 5xx or 429: retry later.
+    #[error("identity provider unavailable: {0}")]
+    Unavailable(String),
+    /// The provider refused the request (4xx): a bug or a misconfiguration.
+    #[error("identity provider refused the request: {0}")]
+    Refused(String),
+    #[error("the identity provider does not know this run")]
+    UnknownRun,
+}
+
+#[async_trait]
+pub trait IdentityProvider: Send + Sync + 'static {
+    /// `onfido` or `synthetic`, for audit details.
+    fn name(&self) -> &'static str;
+
+    async fn start_run(&self, request: StartRun<'_>) -> Result<StartedRun, IdvError>;
+
+    /// The run's authoritative status; webhooks only trigger this read.
+    async fn read_run(&self, run_id: &str) -> Result<RunStatus, IdvError>;
+
+    /// Removes what the provider keeps about a deleted user.
+    async fn forget_user(
+        &self,
+        customer_user_id: &Pseudonym,
+        applicant_id: Option<&str>,
+    ) -> Result<(), IdvError>;
+}

@@ -1,0 +1,1252 @@
+//! The flow service: what the Core API does, as the domain sees it.
+//!
+//! Each operation reads what it needs, decides with the pure state machine
+//! (`flow.rs`), and commits one [`Change`]: the flow's new version, its side
+//! effects and its audit events, in one transaction. Conflicting concurrent
+//! operations lose on the flow's version, so exactly one wins on any number of
+//! replicas. Rejected input changes nothing and is audited.
+
+use std::sync::Arc;
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use proto::ErrorCode;
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+use time::{Duration, OffsetDateTime};
+use uuid::Uuid;
+use zeroize::Zeroizing;
+
+use crate::audit::{Actor, AuditEventType, NewAuditEvent, Outcome, Subject};
+use crate::clock::Clock;
+use crate::credential::{Credential, CredentialStatus, WebAuthnId, counter_is_valid};
+use crate::custody::{self, BiometricReference, MAX_REFERENCE_BYTES};
+use crate::error::{DomainError, DomainResult, ErrorKind};
+use crate::flow::{
+    Fact, Flow, FlowId, FlowState, FlowType, Handoff, IdentityOutcome, IdentityStatus,
+    NewCredential, TransitionError,
+};
+use crate::ids;
+use crate::idv::{IdentityProvider, IdvError, RunStatus, StartRun, Workflow};
+use crate::sealing::{Binding, DataKey};
+use crate::store::{Change, Effect, FlowLimits, FlowWrite, Repository, StoreError};
+use crate::user::{ExternalUserId, User, UserId};
+
+/// The rules an operator can tune.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FlowPolicy {
+    pub flow_ttl: Duration,
+    pub handoff_ttl: Duration,
+    pub max_open_flows_per_user: u32,
+    pub max_idv_runs_per_user_per_day: u32,
+    /// The largest step-up transaction context, as compact JSON.
+    pub max_transaction_context_bytes: usize,
+    /// Recovery revokes the user's earlier credentials when it completes.
+    pub recovery_revokes_existing: bool,
+}
+
+impl Default for FlowPolicy {
+    fn default() -> Self {
+        Self {
+            flow_ttl: Duration::minutes(15),
+            handoff_ttl: Duration::minutes(2),
+            max_open_flows_per_user: 5,
+            max_idv_runs_per_user_per_day: 10,
+            max_transaction_context_bytes: 4096,
+            recovery_revokes_existing: true,
+        }
+    }
+}
+
+/// Told after every committed flow change (long-polling waiters, say).
+pub trait FlowObserver: Send + Sync + 'static {
+    fn flow_changed(&self, id: FlowId);
+}
+
+/// Who is asking, for the audit trail.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RequestContext {
+    pub actor: Actor,
+    pub correlation_id: Option<String>,
+}
+
+/// A request to start a flow.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CreateFlow {
+    pub flow_type: FlowType,
+    pub external_user_id: ExternalUserId,
+    pub transaction_context: Option<Value>,
+    pub cross_platform: bool,
+}
+
+/// The possession proof, as the customer's relying party verified it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PossessionProof {
+    /// Registration, recovery: the new credential.
+    NewCredential {
+        webauthn_id: String,
+        public_key: Option<Vec<u8>>,
+        aaguid: Option<Uuid>,
+        sign_count: u32,
+        transports: Vec<String>,
+        backup_eligible: bool,
+        backup_state: bool,
+        platform: Option<String>,
+        device_label: Option<String>,
+    },
+    /// Sign-in, step-up: an assertion by an existing credential.
+    Assertion {
+        webauthn_id: String,
+        sign_count: u32,
+        backup_state: Option<bool>,
+    },
+}
+
+/// A flow as the integration sees it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FlowView {
+    pub flow: Flow,
+    pub external_user_id: ExternalUserId,
+    pub transaction_context: Option<Value>,
+    /// Only while the SDK may still need it, and never to the browser side of
+    /// an unclaimed cross-platform flow.
+    pub sdk_token: Option<Zeroizing<String>>,
+    /// Only in the response that created a cross-platform flow.
+    pub handoff_code: Option<Zeroizing<String>>,
+    pub provider: &'static str,
+}
+
+/// A user as the integration sees it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct UserView {
+    pub user: User,
+    pub credentials: Vec<Credential>,
+    pub has_biometric_reference: bool,
+}
+
+/// What happened to a provider event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EventOutcome {
+    Applied,
+    /// Recorded, but the run's status did not move the flow.
+    NoChange,
+    Duplicate,
+    UnknownRun,
+}
+
+pub struct FlowService {
+    repo: Arc<dyn Repository>,
+    idv: Arc<dyn IdentityProvider>,
+    clock: Arc<dyn Clock>,
+    key: DataKey,
+    policy: FlowPolicy,
+    observer: Option<Arc<dyn FlowObserver>>,
+}
+
+fn context_binding(id: &FlowId) -> Binding<'_> {
+    Binding {
+        slot: "flows.transaction_context",
+        row: id.0.as_bytes(),
+    }
+}
+
+fn sdk_token_binding(id: &FlowId) -> Binding<'_> {
+    Binding {
+        slot: "flows.sdk_token",
+        row: id.0.as_bytes(),
+    }
+}
+
+fn applicant_binding(id: &UserId) -> Binding<'_> {
+    Binding {
+        slot: "users.idv_applicant",
+        row: id.0.as_bytes(),
+    }
+}
+
+/// SHA-256 of the compact JSON with object keys sorted: what we echo back.
+pub fn transaction_context_sha256(context: &Value) -> String {
+    let bytes = serde_json::to_vec(context).unwrap_or_default();
+    hex(&Sha256::digest(&bytes))
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn handoff_hash(code: &str) -> [u8; 32] {
+    Sha256::digest(code.as_bytes()).into()
+}
+
+fn transition_error(err: TransitionError) -> DomainError {
+    match err {
+        TransitionError::Terminal => DomainError::conflict(
+            ErrorCode::FlowEnded,
+            "the flow has completed, failed or been cancelled",
+        ),
+        TransitionError::Expired => {
+            DomainError::conflict(ErrorCode::FlowExpired, "the flow has expired")
+        }
+        TransitionError::AlreadyDone | TransitionError::NotExpected => DomainError::conflict(
+            ErrorCode::ProofNotExpected,
+            "the flow does not take this proof, or already has it",
+        ),
+        TransitionError::NotYet => DomainError::conflict(
+            ErrorCode::ProofNotYetAccepted,
+            "the flow does not accept this proof yet",
+        ),
+    }
+}
+
+impl FlowService {
+    pub fn new(
+        repo: Arc<dyn Repository>,
+        idv: Arc<dyn IdentityProvider>,
+        clock: Arc<dyn Clock>,
+        key: DataKey,
+        policy: FlowPolicy,
+    ) -> Self {
+        Self {
+            repo,
+            idv,
+            clock,
+            key,
+            policy,
+            observer: None,
+        }
+    }
+
+    pub fn with_observer(mut self, observer: Arc<dyn FlowObserver>) -> Self {
+        self.observer = Some(observer);
+        self
+    }
+
+    pub fn policy(&self) -> &FlowPolicy {
+        &self.policy
+    }
+
+    fn event(
+        &self,
+        ctx: &RequestContext,
+        event_type: AuditEventType,
+        subject: Subject,
+        now: OffsetDateTime,
+    ) -> NewAuditEvent {
+        NewAuditEvent {
+            correlation_id: ctx.correlation_id.clone(),
+            ..NewAuditEvent::new(event_type, ctx.actor.clone(), subject, now)
+        }
+    }
+
+    fn flow_subject(flow: &Flow) -> Subject {
+        Subject {
+            user_id: Some(flow.user_id),
+            user_pseudonym: None,
+            credential_id: flow.credential_id,
+            flow_id: Some(flow.id.0),
+        }
+    }
+
+    /// Audits a rejected request about `flow`; the rejection itself is returned.
+    async fn reject(
+        &self,
+        ctx: &RequestContext,
+        flow: &Flow,
+        err: DomainError,
+        reason: &str,
+    ) -> DomainError {
+        let event = NewAuditEvent {
+            outcome: Outcome::Rejected,
+            reason: Some(reason.to_owned()),
+            details: json!({ "code": err.code.as_str() }),
+            ..self.event(
+                ctx,
+                AuditEventType::FlowRequestRejected,
+                Self::flow_subject(flow),
+                self.clock.now(),
+            )
+        };
+        if let Err(audit_err) = self.repo.append_audit(&event).await {
+            return DomainError::from(audit_err);
+        }
+        err
+    }
+
+    async fn commit(&self, change: Change) -> DomainResult<()> {
+        let flow_id = change.flow.as_ref().map(|w| match w {
+            FlowWrite::Insert { flow, .. } | FlowWrite::Update { flow } => flow.id,
+        });
+        self.repo.apply(&change).await?;
+        if let (Some(id), Some(observer)) = (flow_id, &self.observer) {
+            observer.flow_changed(id);
+        }
+        Ok(())
+    }
+
+    /// The events a transition from `before` to `after` implies, and the
+    /// effects of completing the flow.
+    async fn transition_records(
+        &self,
+        ctx: &RequestContext,
+        before: &Flow,
+        after: &Flow,
+        now: OffsetDateTime,
+    ) -> DomainResult<(Vec<Effect>, Vec<NewAuditEvent>)> {
+        let mut effects = Vec::new();
+        let mut events = Vec::new();
+        let subject = Self::flow_subject(after);
+        let state_event = match after.state {
+            _ if after.state == before.state => None,
+            FlowState::Verified => Some(AuditEventType::FlowVerified),
+            FlowState::InReview => Some(AuditEventType::FlowInReview),
+            FlowState::Failed => Some(AuditEventType::FlowFailed),
+            FlowState::Expired => Some(AuditEventType::FlowExpired),
+            FlowState::Cancelled => Some(AuditEventType::FlowCancelled),
+            FlowState::AwaitingVerification => Some(AuditEventType::FlowIdvStarted),
+            FlowState::Completed | FlowState::Pending => None,
+        };
+        if before.identity != IdentityStatus::Verified
+            && after.identity == IdentityStatus::Verified
+            && after.state == FlowState::Completed
+        {
+            events.push(self.event(ctx, AuditEventType::FlowVerified, subject.clone(), now));
+        }
+        if let Some(t) = state_event {
+            let mut event = self.event(ctx, t, subject.clone(), now);
+            if let Some(reason) = after.failure_reason {
+                event.outcome = Outcome::Failure;
+                event.reason = Some(reason.as_str().to_owned());
+            }
+            events.push(event);
+        }
+        if after.state == FlowState::Completed && before.state != FlowState::Completed {
+            if let Some(new) = &after.pending_credential {
+                let credential = Credential {
+                    id: new.id,
+                    user_id: after.user_id,
+                    webauthn_id: WebAuthnId::parse(&new.webauthn_id).map_err(|e| {
+                        DomainError::internal(format!("stored pending credential: {e}"))
+                    })?,
+                    public_key: new.public_key.clone(),
+                    aaguid: new.aaguid,
+                    sign_count: new.sign_count,
+                    transports: new.transports.clone(),
+                    backup_eligible: new.backup_eligible,
+                    backup_state: new.backup_state,
+                    platform: new.platform.clone(),
+                    device_label: new.device_label.clone(),
+                    created_by_flow: after.id,
+                    status: CredentialStatus::Active,
+                    status_reason: None,
+                    created_at: now,
+                    updated_at: now,
+                    last_used_at: None,
+                };
+                effects.push(Effect::InsertCredential(credential));
+                events.push(self.event(
+                    ctx,
+                    AuditEventType::CredentialRegistered,
+                    subject.clone(),
+                    now,
+                ));
+                if after.flow_type == FlowType::Recovery && self.policy.recovery_revokes_existing {
+                    for old in self.repo.credentials_of(after.user_id).await? {
+                        if old.status.can_become(CredentialStatus::Revoked) {
+                            effects.push(Effect::SetCredentialStatus {
+                                id: old.id,
+                                from: old.status,
+                                to: CredentialStatus::Revoked,
+                                reason: Some("recovery".to_owned()),
+                                at: now,
+                            });
+                            events.push(NewAuditEvent {
+                                reason: Some("recovery".to_owned()),
+                                ..self.event(
+                                    ctx,
+                                    AuditEventType::CredentialRevoked,
+                                    Subject {
+                                        credential_id: Some(old.id),
+                                        ..subject.clone()
+                                    },
+                                    now,
+                                )
+                            });
+                        }
+                    }
+                }
+            }
+            events.push(NewAuditEvent {
+                details: json!({
+                    "type": after.flow_type.as_str(),
+                    "transaction_context_sha256": after.transaction_context_sha256,
+                }),
+                ..self.event(ctx, AuditEventType::FlowCompleted, subject, now)
+            });
+        }
+        Ok((effects, events))
+    }
+
+    /// Applies `fact`, writing the new version with its records and `extra` effects/events.
+    async fn advance(
+        &self,
+        ctx: &RequestContext,
+        flow: &Flow,
+        fact: &Fact,
+        mut effects: Vec<Effect>,
+        mut events: Vec<NewAuditEvent>,
+    ) -> DomainResult<Flow> {
+        let now = self.clock.now();
+        let next = flow.apply(fact, now).map_err(transition_error)?;
+        let (more_effects, more_events) = self.transition_records(ctx, flow, &next, now).await?;
+        effects.extend(more_effects);
+        events.extend(more_events);
+        self.commit(Change {
+            flow: Some(FlowWrite::Update { flow: next.clone() }),
+            effects,
+            events,
+        })
+        .await?;
+        Ok(next)
+    }
+
+    /// The flow, expired first if its time is up (whichever replica is asked).
+    async fn load(&self, id: FlowId) -> DomainResult<Flow> {
+        let flow = self.repo.flow(id).await.map_err(|e| match e {
+            StoreError::NotFound => {
+                DomainError::not_found(ErrorCode::FlowNotFound, "no flow with this id")
+            }
+            other => other.into(),
+        })?;
+        if flow.is_expired_at(self.clock.now()) {
+            let system = RequestContext {
+                actor: Actor::System,
+                correlation_id: None,
+            };
+            return match self
+                .advance(&system, &flow, &Fact::Expired, vec![], vec![])
+                .await
+            {
+                Ok(expired) => Ok(expired),
+                // Another request expired it (or finished it) first: read the winner.
+                Err(e) if e.code == ErrorCode::FlowChanged => Ok(self.repo.flow(id).await?),
+                Err(e) => Err(e),
+            };
+        }
+        Ok(flow)
+    }
+
+    async fn user(&self, external_id: &ExternalUserId) -> DomainResult<User> {
+        self.repo
+            .user_by_external_id(external_id)
+            .await
+            .map_err(|e| match e {
+                StoreError::NotFound => DomainError::not_found(
+                    ErrorCode::UserNotFound,
+                    "no user with this external_user_id",
+                ),
+                other => other.into(),
+            })
+    }
+
+    pub async fn view(
+        &self,
+        flow: Flow,
+        handoff_code: Option<Zeroizing<String>>,
+    ) -> DomainResult<FlowView> {
+        let user = self.repo.user_by_id(flow.user_id).await?;
+        let transaction_context = match &flow.transaction_context_sealed {
+            Some(sealed) => {
+                let plain = self
+                    .key
+                    .open(sealed, context_binding(&flow.id))
+                    .map_err(|e| DomainError::internal(format!("transaction context: {e}")))?;
+                Some(
+                    serde_json::from_slice(&plain)
+                        .map_err(|e| DomainError::internal(e.to_string()))?,
+                )
+            }
+            None => None,
+        };
+        let token_visible =
+            flow.state == FlowState::AwaitingVerification && flow.device_side_ready();
+        let sdk_token = match (&flow.sdk_token_sealed, token_visible) {
+            (Some(sealed), true) => Some(Zeroizing::new(
+                String::from_utf8(
+                    self.key
+                        .open(sealed, sdk_token_binding(&flow.id))
+                        .map_err(|e| DomainError::internal(format!("sdk token: {e}")))?
+                        .to_vec(),
+                )
+                .map_err(|e| DomainError::internal(e.to_string()))?,
+            )),
+            _ => None,
+        };
+        Ok(FlowView {
+            flow,
+            external_user_id: user.external_id,
+            transaction_context,
+            sdk_token,
+            handoff_code,
+            provider: self.idv.name(),
+        })
+    }
+
+    pub async fn create_flow(
+        &self,
+        ctx: &RequestContext,
+        request: CreateFlow,
+    ) -> DomainResult<FlowView> {
+        let now = self.clock.now();
+        let flow_type = request.flow_type;
+        if flow_type != FlowType::StepUp
+            && (request.transaction_context.is_some() || request.cross_platform)
+        {
+            return Err(DomainError::bad_request(
+                ErrorCode::TransactionContextNotAllowed,
+                "only step_up flows take transaction_context or cross_platform",
+            ));
+        }
+        let context = match request.transaction_context {
+            Some(Value::Object(map)) => {
+                let value = Value::Object(map);
+                let bytes = serde_json::to_vec(&value).unwrap_or_default();
+                if bytes.len() > self.policy.max_transaction_context_bytes {
+                    return Err(DomainError::new(
+                        ErrorKind::PayloadTooLarge,
+                        ErrorCode::TransactionContextTooLarge,
+                        format!(
+                            "transaction_context is {} bytes; the limit is {}",
+                            bytes.len(),
+                            self.policy.max_transaction_context_bytes
+                        ),
+                    ));
+                }
+                Some((value, bytes))
+            }
+            Some(_) => {
+                return Err(DomainError::bad_request(
+                    ErrorCode::InvalidRequestBody,
+                    "transaction_context must be a JSON object",
+                ));
+            }
+            None => None,
+        };
+
+        let mut effects = Vec::new();
+        let mut events = Vec::new();
+        let user = match (
+            flow_type,
+            self.repo
+                .user_by_external_id(&request.external_user_id)
+                .await,
+        ) {
+            (_, Ok(user)) => user,
+            (FlowType::Registration, Err(StoreError::NotFound)) => {
+                let user = User::new(request.external_user_id.clone(), now);
+                effects.push(Effect::CreateUser(user.clone()));
+                events.push(self.event(
+                    ctx,
+                    AuditEventType::UserCreated,
+                    Subject {
+                        user_id: Some(user.id),
+                        user_pseudonym: Some(user.pseudonym.clone()),
+                        ..Subject::default()
+                    },
+                    now,
+                ));
+                user
+            }
+            (_, Err(StoreError::NotFound)) => {
+                return Err(DomainError::not_found(
+                    ErrorCode::UserNotFound,
+                    "no user with this external_user_id",
+                ));
+            }
+            (_, Err(other)) => return Err(other.into()),
+        };
+        if matches!(flow_type, FlowType::SignIn | FlowType::StepUp) {
+            let credentials = self.repo.credentials_of(user.id).await?;
+            if !credentials
+                .iter()
+                .any(|c| c.status == CredentialStatus::Active)
+            {
+                return Err(DomainError::conflict(
+                    ErrorCode::NoActiveCredential,
+                    "the user has no active credential",
+                ));
+            }
+        }
+        if flow_type.uses_reference() {
+            match self.repo.reference_of(user.id).await {
+                Ok(_) => {}
+                Err(StoreError::NotFound) => {
+                    return Err(DomainError::conflict(
+                        ErrorCode::BiometricReferenceMissing,
+                        "the user has no stored biometric reference",
+                    ));
+                }
+                Err(other) => return Err(other.into()),
+            }
+        }
+
+        let id = FlowId(ids::new_id(now));
+        let expires_at = now + self.policy.flow_ttl;
+        let handoff_code = request
+            .cross_platform
+            .then(|| Zeroizing::new(URL_SAFE_NO_PAD.encode(ids::random_bytes::<16>())));
+        let flow = Flow {
+            id,
+            user_id: user.id,
+            flow_type,
+            state: if flow_type.needs_identity() {
+                FlowState::Pending
+            } else {
+                FlowState::Verified
+            },
+            version: 1,
+            identity: if flow_type.needs_identity() {
+                IdentityStatus::Pending
+            } else {
+                IdentityStatus::NotRequired
+            },
+            idv_run_id: None,
+            sdk_token_sealed: None,
+            possession_done: false,
+            reference_stored: false,
+            credential_id: None,
+            pending_credential: None,
+            failure_reason: None,
+            transaction_context_sha256: context
+                .as_ref()
+                .map(|(v, _)| transaction_context_sha256(v)),
+            transaction_context_sealed: context
+                .as_ref()
+                .map(|(_, bytes)| self.key.seal(bytes, context_binding(&id))),
+            cross_platform: request.cross_platform,
+            handoff: handoff_code.as_ref().map(|code| Handoff {
+                code_sha256: handoff_hash(code),
+                expires_at: (now + self.policy.handoff_ttl).min(expires_at),
+                claimed_at: None,
+            }),
+            created_at: now,
+            updated_at: now,
+            expires_at,
+            completed_at: None,
+        };
+        events.push(NewAuditEvent {
+            details: json!({
+                "type": flow_type.as_str(),
+                "cross_platform": flow.cross_platform,
+                "transaction_context_sha256": flow.transaction_context_sha256,
+            }),
+            ..self.event(
+                ctx,
+                AuditEventType::FlowCreated,
+                Self::flow_subject(&flow),
+                now,
+            )
+        });
+        self.commit(Change {
+            flow: Some(FlowWrite::Insert {
+                flow: flow.clone(),
+                limits: FlowLimits {
+                    max_open_flows: self.policy.max_open_flows_per_user,
+                    max_idv_runs_per_day: self.policy.max_idv_runs_per_user_per_day,
+                    now,
+                },
+            }),
+            effects,
+            events,
+        })
+        .await?;
+
+        let flow = if flow_type.needs_identity() {
+            self.start_run(ctx, &user, flow).await?
+        } else {
+            flow
+        };
+        self.view(flow, handoff_code).await
+    }
+
+    async fn start_run(&self, ctx: &RequestContext, user: &User, flow: Flow) -> DomainResult<Flow> {
+        let workflow = match flow.flow_type {
+            FlowType::Registration => Workflow::Registration,
+            FlowType::StepUp => Workflow::StepUp,
+            _ => Workflow::RecoveryVerify,
+        };
+        let applicant_id = match &user.idv_applicant_sealed {
+            Some(sealed) => Some(
+                String::from_utf8(
+                    self.key
+                        .open(sealed, applicant_binding(&user.id))
+                        .map_err(|e| DomainError::internal(format!("applicant id: {e}")))?
+                        .to_vec(),
+                )
+                .map_err(|e| DomainError::internal(e.to_string()))?,
+            ),
+            None => None,
+        };
+        let started = self
+            .idv
+            .start_run(StartRun {
+                workflow,
+                customer_user_id: &user.pseudonym,
+                applicant_id: applicant_id.clone(),
+                flow_id: flow.id,
+            })
+            .await;
+        let started = match started {
+            Ok(started) => started,
+            Err(err) => {
+                // The flow cannot go on without a run: fail it so it does not linger.
+                // If even this write fails, the pending flow expires on its own.
+                let recorded = self
+                    .advance(ctx, &flow, &Fact::RunNotStarted, vec![], vec![])
+                    .await;
+                let detail = match recorded {
+                    Ok(_) => err.to_string(),
+                    Err(write) => format!("{err}; marking the flow failed also failed: {write}"),
+                };
+                return Err(DomainError::unavailable(
+                    ErrorCode::IdvUnavailable,
+                    "the identity-verification provider is unavailable; retry with a new flow",
+                    detail,
+                ));
+            }
+        };
+        let mut effects = Vec::new();
+        if let Some(new_applicant) = &started.applicant_id
+            && applicant_id.as_deref() != Some(new_applicant)
+        {
+            effects.push(Effect::SetApplicant {
+                user_id: user.id,
+                sealed: self
+                    .key
+                    .seal(new_applicant.as_bytes(), applicant_binding(&user.id)),
+            });
+        }
+        let fact = Fact::RunStarted {
+            run_id: started.run_id.clone(),
+            sdk_token_sealed: self
+                .key
+                .seal(started.sdk_token.as_bytes(), sdk_token_binding(&flow.id)),
+        };
+        let mut flow = self.advance(ctx, &flow, &fact, effects, vec![]).await?;
+        if let RunStatus::Done(outcome) = started.status {
+            // A workflow without interactive steps can decide at once.
+            flow = self
+                .advance(ctx, &flow, &Fact::Identity(outcome), vec![], vec![])
+                .await?;
+        }
+        Ok(flow)
+    }
+
+    pub async fn get_flow(&self, id: FlowId) -> DomainResult<FlowView> {
+        let flow = self.load(id).await?;
+        self.view(flow, None).await
+    }
+
+    pub async fn cancel(&self, ctx: &RequestContext, id: FlowId) -> DomainResult<FlowView> {
+        let flow = self.load(id).await?;
+        let flow = self
+            .advance(ctx, &flow, &Fact::Cancelled, vec![], vec![])
+            .await?;
+        self.view(flow, None).await
+    }
+
+    pub async fn submit_possession(
+        &self,
+        ctx: &RequestContext,
+        id: FlowId,
+        proof: PossessionProof,
+    ) -> DomainResult<FlowView> {
+        let flow = self.load(id).await?;
+        if flow.state.is_terminal() {
+            return Err(transition_error(TransitionError::Terminal));
+        }
+        let now = self.clock.now();
+        let (fact, effects, events, flow) = match (flow.flow_type.creates_credential(), proof) {
+            (
+                true,
+                PossessionProof::NewCredential {
+                    webauthn_id,
+                    public_key,
+                    aaguid,
+                    sign_count,
+                    transports,
+                    backup_eligible,
+                    backup_state,
+                    platform,
+                    device_label,
+                },
+            ) => {
+                let parsed = WebAuthnId::parse(&webauthn_id).map_err(|e| {
+                    DomainError::bad_request(
+                        ErrorCode::InvalidCredential,
+                        format!("credential.id {e}"),
+                    )
+                })?;
+                match self.repo.credential_by_webauthn_id(parsed.as_str()).await {
+                    Ok(_) => {
+                        let err = DomainError::conflict(
+                            ErrorCode::CredentialAlreadyRegistered,
+                            "a credential with this WebAuthn id is registered already",
+                        );
+                        return Err(self
+                            .reject(ctx, &flow, err, "credential_already_registered")
+                            .await);
+                    }
+                    Err(StoreError::NotFound) => {}
+                    Err(other) => return Err(other.into()),
+                }
+                let new_id = ids::new_id(now);
+                let mut with_pending = flow.clone();
+                with_pending.pending_credential = Some(NewCredential {
+                    id: new_id,
+                    webauthn_id: parsed.as_str().to_owned(),
+                    public_key,
+                    aaguid,
+                    sign_count,
+                    transports,
+                    backup_eligible,
+                    backup_state,
+                    platform,
+                    device_label,
+                });
+                let subject = Subject {
+                    credential_id: Some(new_id),
+                    ..Self::flow_subject(&flow)
+                };
+                let events =
+                    vec![self.event(ctx, AuditEventType::FlowPossessionVerified, subject, now)];
+                (
+                    Fact::Possession {
+                        credential_id: new_id,
+                    },
+                    vec![],
+                    events,
+                    with_pending,
+                )
+            }
+            (
+                false,
+                PossessionProof::Assertion {
+                    webauthn_id,
+                    sign_count,
+                    backup_state,
+                },
+            ) => {
+                let credential = match self.repo.credential_by_webauthn_id(&webauthn_id).await {
+                    Ok(c) if c.user_id == flow.user_id => c,
+                    Ok(_) | Err(StoreError::NotFound) => {
+                        // Another user's credential is answered like an unknown one.
+                        let err = DomainError::not_found(
+                            ErrorCode::CredentialNotFound,
+                            "no such credential for this user",
+                        );
+                        return Err(self
+                            .reject(ctx, &flow, err, "credential_unknown_or_of_another_user")
+                            .await);
+                    }
+                    Err(other) => return Err(other.into()),
+                };
+                if credential.status != CredentialStatus::Active {
+                    let err = DomainError::conflict(
+                        ErrorCode::CredentialNotActive,
+                        "the credential is suspended or revoked",
+                    );
+                    let reason = format!("credential_{}", credential.status.as_str());
+                    return Err(self.reject(ctx, &flow, err, &reason).await);
+                }
+                if !counter_is_valid(credential.sign_count, sign_count) {
+                    let subject = Subject {
+                        credential_id: Some(credential.id),
+                        ..Self::flow_subject(&flow)
+                    };
+                    let event = NewAuditEvent {
+                        outcome: Outcome::Rejected,
+                        reason: Some("counter_regression".into()),
+                        details: json!({ "stored": credential.sign_count, "reported": sign_count }),
+                        ..self.event(
+                            ctx,
+                            AuditEventType::CredentialCounterRegression,
+                            subject,
+                            now,
+                        )
+                    };
+                    self.repo.append_audit(&event).await?;
+                    return Err(DomainError::conflict(
+                        ErrorCode::CounterRegression,
+                        "the signature counter did not grow; the authenticator may be cloned",
+                    ));
+                }
+                let subject = Subject {
+                    credential_id: Some(credential.id),
+                    ..Self::flow_subject(&flow)
+                };
+                let effects = vec![Effect::UseCredential {
+                    id: credential.id,
+                    sign_count,
+                    backup_state: backup_state.unwrap_or(credential.backup_state),
+                    at: now,
+                }];
+                let events = vec![
+                    self.event(
+                        ctx,
+                        AuditEventType::FlowPossessionVerified,
+                        subject.clone(),
+                        now,
+                    ),
+                    self.event(ctx, AuditEventType::CredentialUsed, subject, now),
+                ];
+                (
+                    Fact::Possession {
+                        credential_id: credential.id,
+                    },
+                    effects,
+                    events,
+                    flow,
+                )
+            }
+            (creates, _) => {
+                let expected = if creates {
+                    "a new credential"
+                } else {
+                    "an assertion"
+                };
+                return Err(DomainError::bad_request(
+                    ErrorCode::InvalidCredential,
+                    format!("a {} flow takes {expected}", flow.flow_type),
+                ));
+            }
+        };
+        // `flow` may carry the pending credential; its version is unchanged.
+        let flow = self.advance(ctx, &flow, &fact, effects, events).await?;
+        self.view(flow, None).await
+    }
+
+    pub async fn claim_handoff(
+        &self,
+        ctx: &RequestContext,
+        code: &str,
+        external_user_id: &ExternalUserId,
+    ) -> DomainResult<FlowView> {
+        let invalid = || {
+            DomainError::not_found(
+                ErrorCode::HandoffInvalid,
+                "the hand-off code is unknown, expired or used",
+            )
+        };
+        let flow = match self.repo.flow_by_handoff(&handoff_hash(code)).await {
+            Ok(flow) => flow,
+            Err(StoreError::NotFound) => {
+                let event = NewAuditEvent {
+                    outcome: Outcome::Rejected,
+                    reason: Some("handoff_unknown".into()),
+                    ..self.event(
+                        ctx,
+                        AuditEventType::FlowRequestRejected,
+                        Subject::default(),
+                        self.clock.now(),
+                    )
+                };
+                self.repo.append_audit(&event).await?;
+                return Err(invalid());
+            }
+            Err(other) => return Err(other.into()),
+        };
+        let flow = self.load(flow.id).await?;
+        let user = self.repo.user_by_id(flow.user_id).await?;
+        let now = self.clock.now();
+        let reason = match &flow.handoff {
+            _ if user.external_id != *external_user_id => Some("handoff_other_user"),
+            Some(h) if h.claimed_at.is_some() => Some("handoff_already_claimed"),
+            Some(h) if now >= h.expires_at => Some("handoff_expired"),
+            _ if flow.state.is_terminal() => Some("handoff_flow_ended"),
+            _ => None,
+        };
+        if let Some(reason) = reason {
+            return Err(self.reject(ctx, &flow, invalid(), reason).await);
+        }
+        let event = self.event(
+            ctx,
+            AuditEventType::FlowHandoffClaimed,
+            Self::flow_subject(&flow),
+            now,
+        );
+        let flow = match self
+            .advance(ctx, &flow, &Fact::HandoffClaimed, vec![], vec![event])
+            .await
+        {
+            Ok(flow) => flow,
+            // Double consumption: the other claim won.
+            Err(e) if e.code == ErrorCode::FlowChanged || e.code == ErrorCode::ProofNotExpected => {
+                return Err(self
+                    .reject(ctx, &flow, invalid(), "handoff_already_claimed")
+                    .await);
+            }
+            Err(e) => return Err(e),
+        };
+        self.view(flow, None).await
+    }
+
+    pub async fn store_reference(
+        &self,
+        ctx: &RequestContext,
+        id: FlowId,
+        token: &[u8],
+    ) -> DomainResult<FlowView> {
+        if token.is_empty() || token.len() > MAX_REFERENCE_BYTES {
+            return Err(DomainError::bad_request(
+                ErrorCode::InvalidRequestBody,
+                format!("the biometric reference must be 1 to {MAX_REFERENCE_BYTES} bytes"),
+            ));
+        }
+        let flow = self.load(id).await?;
+        if !flow.flow_type.creates_credential() {
+            return Err(transition_error(TransitionError::NotExpected));
+        }
+        let now = self.clock.now();
+        let reference = BiometricReference {
+            user_id: flow.user_id,
+            sealed: self.key.seal(token, custody::binding(&flow.user_id)),
+            created_by_flow: flow.id,
+            created_at: now,
+        };
+        let event = NewAuditEvent {
+            details: json!({ "bytes": token.len(), "key_id": self.key.id().as_str() }),
+            ..self.event(
+                ctx,
+                AuditEventType::BiometricReferenceStored,
+                Self::flow_subject(&flow),
+                now,
+            )
+        };
+        let flow = self
+            .advance(
+                ctx,
+                &flow,
+                &Fact::ReferenceStored,
+                vec![Effect::StoreReference(reference)],
+                vec![event],
+            )
+            .await?;
+        self.view(flow, None).await
+    }
+
+    /// Releases the user's reference to a step-up or recovery flow of the same
+    /// user that awaits verification; audited.
+    pub async fn release_reference(
+        &self,
+        ctx: &RequestContext,
+        id: FlowId,
+    ) -> DomainResult<Zeroizing<Vec<u8>>> {
+        let flow = self.load(id).await?;
+        if !flow.flow_type.uses_reference()
+            || flow.state != FlowState::AwaitingVerification
+            || !flow.device_side_ready()
+        {
+            let err = DomainError::conflict(
+                ErrorCode::BiometricReferenceNotReleasable,
+                "the reference is released only to a step-up or recovery flow awaiting verification",
+            );
+            return Err(self
+                .reject(ctx, &flow, err, "reference_not_releasable")
+                .await);
+        }
+        let reference = self
+            .repo
+            .reference_of(flow.user_id)
+            .await
+            .map_err(|e| match e {
+                StoreError::NotFound => DomainError::conflict(
+                    ErrorCode::BiometricReferenceMissing,
+                    "no stored biometric reference",
+                ),
+                other => other.into(),
+            })?;
+        let token = self
+            .key
+            .open(&reference.sealed, custody::binding(&flow.user_id))
+            .map_err(|e| DomainError::internal(format!("biometric reference: {e}")))?;
+        let event = self.event(
+            ctx,
+            AuditEventType::BiometricReferenceReleased,
+            Self::flow_subject(&flow),
+            self.clock.now(),
+        );
+        self.repo.append_audit(&event).await?;
+        Ok(token)
+    }
+
+    /// A provider event about `run_id`: re-reads the run's authoritative
+    /// status and moves its flow. Safe to call for duplicates.
+    pub async fn ingest_run_event(
+        &self,
+        ctx: &RequestContext,
+        run_id: &str,
+        dedupe_key: &str,
+    ) -> DomainResult<EventOutcome> {
+        let now = self.clock.now();
+        let record = Effect::RecordProviderEvent {
+            dedupe_key: dedupe_key.to_owned(),
+            run_id: run_id.to_owned(),
+            at: now,
+        };
+        let flow = match self.repo.flow_by_run(run_id).await {
+            Ok(flow) => self.load(flow.id).await?,
+            Err(StoreError::NotFound) => {
+                let event = NewAuditEvent {
+                    outcome: Outcome::Rejected,
+                    reason: Some("unknown_run".into()),
+                    details: json!({ "provider": self.idv.name() }),
+                    ..self.event(
+                        ctx,
+                        AuditEventType::ProviderEventReceived,
+                        Subject::default(),
+                        now,
+                    )
+                };
+                return match self
+                    .commit(Change {
+                        flow: None,
+                        effects: vec![record],
+                        events: vec![event],
+                    })
+                    .await
+                {
+                    Ok(()) => Ok(EventOutcome::UnknownRun),
+                    Err(e) if e.code == ErrorCode::Conflict => Ok(EventOutcome::Duplicate),
+                    Err(e) => Err(e),
+                };
+            }
+            Err(other) => return Err(other.into()),
+        };
+        let status = self.idv.read_run(run_id).await.map_err(|e| match e {
+            IdvError::UnknownRun => {
+                DomainError::not_found(ErrorCode::UnknownRun, "the provider does not know this run")
+            }
+            other => DomainError::unavailable(
+                ErrorCode::IdvUnavailable,
+                "the identity-verification provider is unavailable; retry later",
+                other.to_string(),
+            ),
+        })?;
+        let received = NewAuditEvent {
+            details: json!({ "provider": self.idv.name(), "status": status_name(&status) }),
+            ..self.event(
+                ctx,
+                AuditEventType::ProviderEventReceived,
+                Self::flow_subject(&flow),
+                now,
+            )
+        };
+        let outcome = match status {
+            RunStatus::Done(outcome) => Some(outcome),
+            RunStatus::Open | RunStatus::Unknown(_) => None,
+        };
+        let applicable = outcome.and_then(|o| flow.apply(&Fact::Identity(o), now).ok().map(|_| o));
+        let result = match applicable {
+            Some(o) => self
+                .advance(ctx, &flow, &Fact::Identity(o), vec![record], vec![received])
+                .await
+                .map(|_| EventOutcome::Applied),
+            None => self
+                .commit(Change {
+                    flow: None,
+                    effects: vec![record],
+                    events: vec![received],
+                })
+                .await
+                .map(|()| EventOutcome::NoChange),
+        };
+        match result {
+            Err(e) if e.code == ErrorCode::Conflict => Ok(EventOutcome::Duplicate),
+            other => other,
+        }
+    }
+
+    pub async fn user_view(&self, external_id: &ExternalUserId) -> DomainResult<UserView> {
+        let user = self.user(external_id).await?;
+        let credentials = self.repo.credentials_of(user.id).await?;
+        let has_biometric_reference = match self.repo.reference_of(user.id).await {
+            Ok(_) => true,
+            Err(StoreError::NotFound) => false,
+            Err(other) => return Err(other.into()),
+        };
+        Ok(UserView {
+            user,
+            credentials,
+            has_biometric_reference,
+        })
+    }
+
+    /// Deletes a user: the provider forgets them first (so a provider outage
+    /// deletes nothing and the call can be retried), then every local row.
+    pub async fn delete_user(
+        &self,
+        ctx: &RequestContext,
+        external_id: &ExternalUserId,
+    ) -> DomainResult<()> {
+        let user = self.user(external_id).await?;
+        let applicant = match &user.idv_applicant_sealed {
+            Some(sealed) => self
+                .key
+                .open(sealed, applicant_binding(&user.id))
+                .ok()
+                .and_then(|b| String::from_utf8(b.to_vec()).ok()),
+            None => None,
+        };
+        self.idv
+            .forget_user(&user.pseudonym, applicant.as_deref())
+            .await
+            .map_err(|e| {
+                DomainError::unavailable(
+                    ErrorCode::IdvUnavailable,
+                    "the identity-verification provider is unavailable; nothing was deleted, retry later",
+                    e.to_string(),
+                )
+            })?;
+        let now = self.clock.now();
+        let event = NewAuditEvent {
+            details: json!({ "provider": self.idv.name() }),
+            ..self.event(
+                ctx,
+                AuditEventType::UserDeleted,
+                Subject {
+                    user_id: Some(user.id),
+                    user_pseudonym: Some(user.pseudonym.clone()),
+                    ..Subject::default()
+                },
+                now,
+            )
+        };
+        self.repo
+            .delete_user(user.id, &event)
+            .await
+            .map_err(|e| match e {
+                StoreError::NotFound => DomainError::not_found(
+                    ErrorCode::UserNotFound,
+                    "no user with this external_user_id",
+                ),
+                other => other.into(),
+            })
+    }
+
+    /// Flow ids of a user, newest first (for the user view).
+    pub async fn recent_flows(&self, user: UserId, limit: u32) -> DomainResult<Vec<Flow>> {
+        Ok(self.repo.flows_of(user, limit).await?)
+    }
+}
+
+fn status_name(status: &RunStatus) -> String {
+    match status {
+        RunStatus::Open => "open".to_owned(),
+        RunStatus::Done(IdentityOutcome::Approved) => "approved".to_owned(),
+        RunStatus::Done(IdentityOutcome::Review) => "review".to_owned(),
+        RunStatus::Done(IdentityOutcome::Declined) => "declined".to_owned(),
+        RunStatus::Done(IdentityOutcome::Abandoned) => "abandoned".to_owned(),
+        RunStatus::Done(IdentityOutcome::Error) => "error".to_owned(),
+        RunStatus::Unknown(s) => s.clone(),
+    }
+}

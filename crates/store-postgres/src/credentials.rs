@@ -1,0 +1,200 @@
+//! The `credentials` and `biometric_references` tables.
+
+use domain::credential::{Credential, CredentialStatus, WebAuthnId};
+use domain::custody::BiometricReference;
+use domain::flow::FlowId;
+use domain::{StoreError, StoreResult, UserId};
+use sqlx::postgres::{PgExecutor, PgRow};
+use sqlx::types::Json;
+use sqlx::{PgConnection, Row};
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use crate::errors::map_err;
+
+const COLUMNS: &str = "id, user_id, webauthn_id, public_key, aaguid, sign_count, transports, backup_eligible, \
+    backup_state, platform, device_label, created_by_flow, status, status_reason, created_at, updated_at, last_used_at";
+
+pub(crate) async fn insert(conn: &mut PgConnection, c: &Credential) -> StoreResult<()> {
+    sqlx::query(&format!(
+        "INSERT INTO credentials ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)"
+    ))
+    .bind(c.id)
+    .bind(c.user_id.0)
+    .bind(c.webauthn_id.as_str())
+    .bind(c.public_key.as_deref())
+    .bind(c.aaguid)
+    .bind(i64::from(c.sign_count))
+    .bind(Json(&c.transports))
+    .bind(c.backup_eligible)
+    .bind(c.backup_state)
+    .bind(c.platform.as_deref())
+    .bind(c.device_label.as_deref())
+    .bind(c.created_by_flow.0)
+    .bind(c.status.as_str())
+    .bind(c.status_reason.as_deref())
+    .bind(c.created_at)
+    .bind(c.updated_at)
+    .bind(c.last_used_at)
+    .execute(conn)
+    .await
+    .map(drop)
+    .map_err(map_err)
+}
+
+fn changed() -> StoreError {
+    StoreError::Conflict {
+        what: "credential_state".into(),
+    }
+}
+
+/// Records a use only while the credential is active and its counter grows.
+pub(crate) async fn record_use(
+    conn: &mut PgConnection,
+    id: Uuid,
+    sign_count: u32,
+    backup_state: bool,
+    at: OffsetDateTime,
+) -> StoreResult<()> {
+    let updated = sqlx::query(
+        "UPDATE credentials SET sign_count = $2, backup_state = $3, last_used_at = $4, updated_at = $4 \
+         WHERE id = $1 AND status = 'active' AND ($2 > sign_count OR (sign_count = 0 AND $2 = 0))",
+    )
+    .bind(id)
+    .bind(i64::from(sign_count))
+    .bind(backup_state)
+    .bind(at)
+    .execute(conn)
+    .await
+    .map_err(map_err)?;
+    if updated.rows_affected() == 0 {
+        return Err(changed());
+    }
+    Ok(())
+}
+
+pub(crate) async fn set_status(
+    conn: &mut PgConnection,
+    id: Uuid,
+    from: CredentialStatus,
+    to: CredentialStatus,
+    reason: Option<&str>,
+    at: OffsetDateTime,
+) -> StoreResult<()> {
+    let updated = sqlx::query(
+        "UPDATE credentials SET status = $3, status_reason = $4, updated_at = $5 WHERE id = $1 AND status = $2",
+    )
+    .bind(id)
+    .bind(from.as_str())
+    .bind(to.as_str())
+    .bind(reason)
+    .bind(at)
+    .execute(conn)
+    .await
+    .map_err(map_err)?;
+    if updated.rows_affected() == 0 {
+        return Err(changed());
+    }
+    Ok(())
+}
+
+pub(crate) async fn by_id(db: impl PgExecutor<'_>, id: Uuid) -> StoreResult<Credential> {
+    let row = sqlx::query(&format!("SELECT {COLUMNS} FROM credentials WHERE id = $1"))
+        .bind(id)
+        .fetch_one(db)
+        .await
+        .map_err(map_err)?;
+    to_credential(&row)
+}
+
+pub(crate) async fn by_webauthn_id(
+    db: impl PgExecutor<'_>,
+    webauthn_id: &str,
+) -> StoreResult<Credential> {
+    let row = sqlx::query(&format!(
+        "SELECT {COLUMNS} FROM credentials WHERE webauthn_id = $1"
+    ))
+    .bind(webauthn_id)
+    .fetch_one(db)
+    .await
+    .map_err(map_err)?;
+    to_credential(&row)
+}
+
+pub(crate) async fn of_user(db: impl PgExecutor<'_>, user: UserId) -> StoreResult<Vec<Credential>> {
+    let rows = sqlx::query(&format!(
+        "SELECT {COLUMNS} FROM credentials WHERE user_id = $1 ORDER BY created_at, id"
+    ))
+    .bind(user.0)
+    .fetch_all(db)
+    .await
+    .map_err(map_err)?;
+    rows.iter().map(to_credential).collect()
+}
+
+fn to_credential(row: &PgRow) -> StoreResult<Credential> {
+    let corrupt = |column: &str, e: &dyn std::fmt::Display| {
+        StoreError::Corrupt(format!("credentials.{column}: {e}"))
+    };
+    let webauthn_id: String = row.try_get("webauthn_id").map_err(map_err)?;
+    let status: String = row.try_get("status").map_err(map_err)?;
+    let sign_count: i64 = row.try_get("sign_count").map_err(map_err)?;
+    let Json(transports): Json<Vec<String>> = row.try_get("transports").map_err(map_err)?;
+    Ok(Credential {
+        id: row.try_get("id").map_err(map_err)?,
+        user_id: UserId(row.try_get("user_id").map_err(map_err)?),
+        webauthn_id: WebAuthnId::parse(&webauthn_id).map_err(|e| corrupt("webauthn_id", &e))?,
+        public_key: row.try_get("public_key").map_err(map_err)?,
+        aaguid: row.try_get("aaguid").map_err(map_err)?,
+        sign_count: u32::try_from(sign_count).map_err(|e| corrupt("sign_count", &e))?,
+        transports,
+        backup_eligible: row.try_get("backup_eligible").map_err(map_err)?,
+        backup_state: row.try_get("backup_state").map_err(map_err)?,
+        platform: row.try_get("platform").map_err(map_err)?,
+        device_label: row.try_get("device_label").map_err(map_err)?,
+        created_by_flow: FlowId(row.try_get("created_by_flow").map_err(map_err)?),
+        status: status.parse().map_err(|e| corrupt("status", &e))?,
+        status_reason: row.try_get("status_reason").map_err(map_err)?,
+        created_at: row.try_get("created_at").map_err(map_err)?,
+        updated_at: row.try_get("updated_at").map_err(map_err)?,
+        last_used_at: row.try_get("last_used_at").map_err(map_err)?,
+    })
+}
+
+pub(crate) async fn store_reference(
+    conn: &mut PgConnection,
+    r: &BiometricReference,
+) -> StoreResult<()> {
+    sqlx::query(
+        "INSERT INTO biometric_references (user_id, sealed, created_by_flow, created_at) VALUES ($1, $2, $3, $4) \
+         ON CONFLICT (user_id) DO UPDATE SET sealed = EXCLUDED.sealed, \
+         created_by_flow = EXCLUDED.created_by_flow, created_at = EXCLUDED.created_at",
+    )
+    .bind(r.user_id.0)
+    .bind(&r.sealed)
+    .bind(r.created_by_flow.0)
+    .bind(r.created_at)
+    .execute(conn)
+    .await
+    .map(drop)
+    .map_err(map_err)
+}
+
+pub(crate) async fn reference_of(
+    db: impl PgExecutor<'_>,
+    user: UserId,
+) -> StoreResult<BiometricReference> {
+    let (sealed, created_by_flow, created_at): (Vec<u8>, Uuid, OffsetDateTime) = sqlx::query_as(
+        "SELECT sealed, created_by_flow, created_at FROM biometric_references WHERE user_id = $1",
+    )
+    .bind(user.0)
+    .fetch_one(db)
+    .await
+    .map_err(map_err)?;
+    Ok(BiometricReference {
+        user_id: user,
+        sealed,
+        created_by_flow: FlowId(created_by_flow),
+        created_at,
+    })
+}

@@ -1,0 +1,230 @@
+//! The `flows` table.
+
+use domain::flow::{Flow, FlowId, Handoff, NewCredential};
+use domain::{FlowLimits, StoreError, StoreResult, UserId};
+use sqlx::postgres::{PgExecutor, PgRow};
+use sqlx::types::Json;
+use sqlx::{PgConnection, Row};
+use time::Duration;
+
+use crate::errors::map_err;
+
+const COLUMNS: &str = "id, user_id, flow_type, state, version, identity_status, idv_run_id, sdk_token_sealed, \
+    possession_done, reference_stored, credential_id, pending_credential, failure_reason, \
+    transaction_context_sealed, transaction_context_sha256, cross_platform, handoff_code_sha256, \
+    handoff_expires_at, handoff_claimed_at, created_at, updated_at, expires_at, completed_at";
+
+const OPEN_STATES: &str = "('pending', 'awaiting_verification', 'verified', 'in_review')";
+
+/// Inserts `flow` after checking the user's limits, with the user's row locked
+/// so that concurrent creations for one user are counted one after the other.
+pub(crate) async fn insert(
+    conn: &mut PgConnection,
+    flow: &Flow,
+    limits: &FlowLimits,
+) -> StoreResult<()> {
+    sqlx::query("SELECT id FROM users WHERE id = $1 FOR UPDATE")
+        .bind(flow.user_id.0)
+        .fetch_one(&mut *conn)
+        .await
+        .map_err(map_err)?;
+    let open: i64 = sqlx::query_scalar(&format!(
+        "SELECT count(*) FROM flows WHERE user_id = $1 AND state IN {OPEN_STATES} AND expires_at > $2"
+    ))
+    .bind(flow.user_id.0)
+    .bind(limits.now)
+    .fetch_one(&mut *conn)
+    .await
+    .map_err(map_err)?;
+    if open >= i64::from(limits.max_open_flows) {
+        return Err(StoreError::LimitReached {
+            what: "open_flows".into(),
+        });
+    }
+    if flow.flow_type.needs_identity() {
+        let runs: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM flows WHERE user_id = $1 AND identity_status <> 'not_required' AND created_at > $2",
+        )
+        .bind(flow.user_id.0)
+        .bind(limits.now - Duration::days(1))
+        .fetch_one(&mut *conn)
+        .await
+        .map_err(map_err)?;
+        if runs >= i64::from(limits.max_idv_runs_per_day) {
+            return Err(StoreError::LimitReached {
+                what: "idv_runs".into(),
+            });
+        }
+    }
+    let handoff = flow.handoff.as_ref();
+    sqlx::query(&format!(
+        "INSERT INTO flows ({COLUMNS}) VALUES \
+         ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23)"
+    ))
+    .bind(flow.id.0)
+    .bind(flow.user_id.0)
+    .bind(flow.flow_type.as_str())
+    .bind(flow.state.as_str())
+    .bind(flow.version)
+    .bind(flow.identity.as_str())
+    .bind(flow.idv_run_id.as_deref())
+    .bind(flow.sdk_token_sealed.as_deref())
+    .bind(flow.possession_done)
+    .bind(flow.reference_stored)
+    .bind(flow.credential_id)
+    .bind(flow.pending_credential.as_ref().map(Json))
+    .bind(flow.failure_reason.map(|r| r.as_str()))
+    .bind(flow.transaction_context_sealed.as_deref())
+    .bind(flow.transaction_context_sha256.as_deref())
+    .bind(flow.cross_platform)
+    .bind(handoff.map(|h| h.code_sha256.to_vec()))
+    .bind(handoff.map(|h| h.expires_at))
+    .bind(handoff.and_then(|h| h.claimed_at))
+    .bind(flow.created_at)
+    .bind(flow.updated_at)
+    .bind(flow.expires_at)
+    .bind(flow.completed_at)
+    .execute(conn)
+    .await
+    .map(drop)
+    .map_err(map_err)
+}
+
+/// Writes `flow` only over the version it was derived from.
+pub(crate) async fn update(conn: &mut PgConnection, flow: &Flow) -> StoreResult<()> {
+    let updated = sqlx::query(
+        "UPDATE flows SET state = $3, version = $4, identity_status = $5, idv_run_id = $6, sdk_token_sealed = $7, \
+         possession_done = $8, reference_stored = $9, credential_id = $10, pending_credential = $11, \
+         failure_reason = $12, handoff_claimed_at = $13, updated_at = $14, completed_at = $15 \
+         WHERE id = $1 AND version = $2",
+    )
+    .bind(flow.id.0)
+    .bind(flow.version - 1)
+    .bind(flow.state.as_str())
+    .bind(flow.version)
+    .bind(flow.identity.as_str())
+    .bind(flow.idv_run_id.as_deref())
+    .bind(flow.sdk_token_sealed.as_deref())
+    .bind(flow.possession_done)
+    .bind(flow.reference_stored)
+    .bind(flow.credential_id)
+    .bind(flow.pending_credential.as_ref().map(Json))
+    .bind(flow.failure_reason.map(|r| r.as_str()))
+    .bind(flow.handoff.as_ref().and_then(|h| h.claimed_at))
+    .bind(flow.updated_at)
+    .bind(flow.completed_at)
+    .execute(conn)
+    .await
+    .map_err(map_err)?;
+    if updated.rows_affected() == 0 {
+        return Err(StoreError::Conflict {
+            what: "flow_version".into(),
+        });
+    }
+    Ok(())
+}
+
+pub(crate) async fn by_id(db: impl PgExecutor<'_>, id: FlowId) -> StoreResult<Flow> {
+    let row = sqlx::query(&format!("SELECT {COLUMNS} FROM flows WHERE id = $1"))
+        .bind(id.0)
+        .fetch_one(db)
+        .await
+        .map_err(map_err)?;
+    to_flow(&row)
+}
+
+pub(crate) async fn by_handoff(
+    db: impl PgExecutor<'_>,
+    code_sha256: &[u8; 32],
+) -> StoreResult<Flow> {
+    let row = sqlx::query(&format!(
+        "SELECT {COLUMNS} FROM flows WHERE handoff_code_sha256 = $1"
+    ))
+    .bind(code_sha256.as_slice())
+    .fetch_one(db)
+    .await
+    .map_err(map_err)?;
+    to_flow(&row)
+}
+
+pub(crate) async fn by_run(db: impl PgExecutor<'_>, run_id: &str) -> StoreResult<Flow> {
+    let row = sqlx::query(&format!(
+        "SELECT {COLUMNS} FROM flows WHERE idv_run_id = $1"
+    ))
+    .bind(run_id)
+    .fetch_one(db)
+    .await
+    .map_err(map_err)?;
+    to_flow(&row)
+}
+
+pub(crate) async fn of_user(
+    db: impl PgExecutor<'_>,
+    user: UserId,
+    limit: u32,
+) -> StoreResult<Vec<Flow>> {
+    let rows = sqlx::query(&format!(
+        "SELECT {COLUMNS} FROM flows WHERE user_id = $1 ORDER BY created_at DESC, id DESC LIMIT $2"
+    ))
+    .bind(user.0)
+    .bind(i64::from(limit))
+    .fetch_all(db)
+    .await
+    .map_err(map_err)?;
+    rows.iter().map(to_flow).collect()
+}
+
+fn parsed<T: std::str::FromStr>(row: &PgRow, column: &str) -> StoreResult<T>
+where
+    T::Err: std::fmt::Display,
+{
+    let raw: String = row.try_get(column).map_err(map_err)?;
+    raw.parse()
+        .map_err(|e| StoreError::Corrupt(format!("flows.{column}: {e}")))
+}
+
+fn to_flow(row: &PgRow) -> StoreResult<Flow> {
+    let code: Option<Vec<u8>> = row.try_get("handoff_code_sha256").map_err(map_err)?;
+    let handoff = match code {
+        Some(code) => Some(Handoff {
+            code_sha256: code.try_into().map_err(|_| {
+                StoreError::Corrupt("flows.handoff_code_sha256: not 32 bytes".into())
+            })?,
+            expires_at: row
+                .try_get::<Option<_>, _>("handoff_expires_at")
+                .map_err(map_err)?
+                .ok_or_else(|| StoreError::Corrupt("flows.handoff_expires_at: missing".into()))?,
+            claimed_at: row.try_get("handoff_claimed_at").map_err(map_err)?,
+        }),
+        None => None,
+    };
+    let failure: Option<String> = row.try_get("failure_reason").map_err(map_err)?;
+    let pending: Option<Json<NewCredential>> =
+        row.try_get("pending_credential").map_err(map_err)?;
+    Ok(Flow {
+        id: FlowId(row.try_get("id").map_err(map_err)?),
+        user_id: UserId(row.try_get("user_id").map_err(map_err)?),
+        flow_type: parsed(row, "flow_type")?,
+        state: parsed(row, "state")?,
+        version: row.try_get("version").map_err(map_err)?,
+        identity: parsed(row, "identity_status")?,
+        idv_run_id: row.try_get("idv_run_id").map_err(map_err)?,
+        sdk_token_sealed: row.try_get("sdk_token_sealed").map_err(map_err)?,
+        possession_done: row.try_get("possession_done").map_err(map_err)?,
+        reference_stored: row.try_get("reference_stored").map_err(map_err)?,
+        credential_id: row.try_get("credential_id").map_err(map_err)?,
+        pending_credential: pending.map(|Json(c)| c),
+        failure_reason: failure
+            .map(|r| r.parse())
+            .transpose()
+            .map_err(|e| StoreError::Corrupt(format!("flows.failure_reason: {e}")))?,
+        transaction_context_sealed: row.try_get("transaction_context_sealed").map_err(map_err)?,
+        transaction_context_sha256: row.try_get("transaction_context_sha256").map_err(map_err)?,
+        cross_platform: row.try_get("cross_platform").map_err(map_err)?,
+        handoff,
+        created_at: row.try_get("created_at").map_err(map_err)?,
+        updated_at: row.try_get("updated_at").map_err(map_err)?,
+        expires_at: row.try_get("expires_at").map_err(map_err)?,
+        completed_at: row.try_get("completed_at").map_err(map_err)?,
+    })
+}

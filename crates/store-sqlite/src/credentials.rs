@@ -1,0 +1,226 @@
+//! The `credentials` and `biometric_references` tables.
+
+use domain::credential::{Credential, CredentialStatus, WebAuthnId};
+use domain::custody::BiometricReference;
+use domain::flow::FlowId;
+use domain::{StoreError, StoreResult, UserId};
+use sqlx::sqlite::{SqliteExecutor, SqliteRow};
+use sqlx::{Row, SqliteConnection};
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use crate::codec::{
+    from_micros, opt_from_micros, opt_micros, opt_uuid_from, to_micros, uuid_bytes, uuid_from,
+};
+use crate::errors::map_err;
+
+const COLUMNS: &str = "id, user_id, webauthn_id, public_key, aaguid, sign_count, transports, backup_eligible, \
+    backup_state, platform, device_label, created_by_flow, status, status_reason, created_at, updated_at, last_used_at";
+
+pub(crate) async fn insert(conn: &mut SqliteConnection, c: &Credential) -> StoreResult<()> {
+    let transports =
+        serde_json::to_string(&c.transports).map_err(|e| StoreError::Other(e.to_string()))?;
+    sqlx::query(&format!(
+        "INSERT INTO credentials ({COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    ))
+    .bind(uuid_bytes(c.id))
+    .bind(uuid_bytes(c.user_id.0))
+    .bind(c.webauthn_id.as_str())
+    .bind(c.public_key.as_deref())
+    .bind(c.aaguid.map(uuid_bytes))
+    .bind(i64::from(c.sign_count))
+    .bind(transports)
+    .bind(c.backup_eligible)
+    .bind(c.backup_state)
+    .bind(c.platform.as_deref())
+    .bind(c.device_label.as_deref())
+    .bind(uuid_bytes(c.created_by_flow.0))
+    .bind(c.status.as_str())
+    .bind(c.status_reason.as_deref())
+    .bind(to_micros(c.created_at))
+    .bind(to_micros(c.updated_at))
+    .bind(opt_micros(c.last_used_at))
+    .execute(conn)
+    .await
+    .map(drop)
+    .map_err(map_err)
+}
+
+fn changed() -> StoreError {
+    StoreError::Conflict {
+        what: "credential_state".into(),
+    }
+}
+
+/// Records a use only while the credential is active and its counter grows.
+pub(crate) async fn record_use(
+    conn: &mut SqliteConnection,
+    id: Uuid,
+    sign_count: u32,
+    backup_state: bool,
+    at: OffsetDateTime,
+) -> StoreResult<()> {
+    let count = i64::from(sign_count);
+    let updated = sqlx::query(
+        "UPDATE credentials SET sign_count = ?1, backup_state = ?2, last_used_at = ?3, updated_at = ?3 \
+         WHERE id = ?4 AND status = 'active' AND (?1 > sign_count OR (sign_count = 0 AND ?1 = 0))",
+    )
+    .bind(count)
+    .bind(backup_state)
+    .bind(to_micros(at))
+    .bind(uuid_bytes(id))
+    .execute(conn)
+    .await
+    .map_err(map_err)?;
+    if updated.rows_affected() == 0 {
+        return Err(changed());
+    }
+    Ok(())
+}
+
+pub(crate) async fn set_status(
+    conn: &mut SqliteConnection,
+    id: Uuid,
+    from: CredentialStatus,
+    to: CredentialStatus,
+    reason: Option<&str>,
+    at: OffsetDateTime,
+) -> StoreResult<()> {
+    let updated = sqlx::query(
+        "UPDATE credentials SET status = ?, status_reason = ?, updated_at = ? WHERE id = ? AND status = ?",
+    )
+    .bind(to.as_str())
+    .bind(reason)
+    .bind(to_micros(at))
+    .bind(uuid_bytes(id))
+    .bind(from.as_str())
+    .execute(conn)
+    .await
+    .map_err(map_err)?;
+    if updated.rows_affected() == 0 {
+        return Err(changed());
+    }
+    Ok(())
+}
+
+pub(crate) async fn by_id(db: impl SqliteExecutor<'_>, id: Uuid) -> StoreResult<Credential> {
+    let row = sqlx::query(&format!("SELECT {COLUMNS} FROM credentials WHERE id = ?"))
+        .bind(uuid_bytes(id))
+        .fetch_one(db)
+        .await
+        .map_err(map_err)?;
+    to_credential(&row)
+}
+
+pub(crate) async fn by_webauthn_id(
+    db: impl SqliteExecutor<'_>,
+    webauthn_id: &str,
+) -> StoreResult<Credential> {
+    let row = sqlx::query(&format!(
+        "SELECT {COLUMNS} FROM credentials WHERE webauthn_id = ?"
+    ))
+    .bind(webauthn_id)
+    .fetch_one(db)
+    .await
+    .map_err(map_err)?;
+    to_credential(&row)
+}
+
+pub(crate) async fn of_user(
+    db: impl SqliteExecutor<'_>,
+    user: UserId,
+) -> StoreResult<Vec<Credential>> {
+    let rows = sqlx::query(&format!(
+        "SELECT {COLUMNS} FROM credentials WHERE user_id = ? ORDER BY created_at, id"
+    ))
+    .bind(uuid_bytes(user.0))
+    .fetch_all(db)
+    .await
+    .map_err(map_err)?;
+    rows.iter().map(to_credential).collect()
+}
+
+fn to_credential(row: &SqliteRow) -> StoreResult<Credential> {
+    let corrupt = |column: &str, e: &dyn std::fmt::Display| {
+        StoreError::Corrupt(format!("credentials.{column}: {e}"))
+    };
+    let id: Vec<u8> = row.try_get("id").map_err(map_err)?;
+    let user_id: Vec<u8> = row.try_get("user_id").map_err(map_err)?;
+    let flow: Vec<u8> = row.try_get("created_by_flow").map_err(map_err)?;
+    let webauthn_id: String = row.try_get("webauthn_id").map_err(map_err)?;
+    let status: String = row.try_get("status").map_err(map_err)?;
+    let sign_count: i64 = row.try_get("sign_count").map_err(map_err)?;
+    let transports: String = row.try_get("transports").map_err(map_err)?;
+    Ok(Credential {
+        id: uuid_from(&id, "credentials.id")?,
+        user_id: UserId(uuid_from(&user_id, "credentials.user_id")?),
+        webauthn_id: WebAuthnId::parse(&webauthn_id).map_err(|e| corrupt("webauthn_id", &e))?,
+        public_key: row.try_get("public_key").map_err(map_err)?,
+        aaguid: opt_uuid_from(
+            row.try_get("aaguid").map_err(map_err)?,
+            "credentials.aaguid",
+        )?,
+        sign_count: u32::try_from(sign_count).map_err(|e| corrupt("sign_count", &e))?,
+        transports: serde_json::from_str(&transports).map_err(|e| corrupt("transports", &e))?,
+        backup_eligible: row.try_get("backup_eligible").map_err(map_err)?,
+        backup_state: row.try_get("backup_state").map_err(map_err)?,
+        platform: row.try_get("platform").map_err(map_err)?,
+        device_label: row.try_get("device_label").map_err(map_err)?,
+        created_by_flow: FlowId(uuid_from(&flow, "credentials.created_by_flow")?),
+        status: status.parse().map_err(|e| corrupt("status", &e))?,
+        status_reason: row.try_get("status_reason").map_err(map_err)?,
+        created_at: from_micros(
+            row.try_get("created_at").map_err(map_err)?,
+            "credentials.created_at",
+        )?,
+        updated_at: from_micros(
+            row.try_get("updated_at").map_err(map_err)?,
+            "credentials.updated_at",
+        )?,
+        last_used_at: opt_from_micros(
+            row.try_get("last_used_at").map_err(map_err)?,
+            "credentials.last_used_at",
+        )?,
+    })
+}
+
+pub(crate) async fn store_reference(
+    conn: &mut SqliteConnection,
+    r: &BiometricReference,
+) -> StoreResult<()> {
+    sqlx::query(
+        "INSERT INTO biometric_references (user_id, sealed, created_by_flow, created_at) VALUES (?, ?, ?, ?) \
+         ON CONFLICT (user_id) DO UPDATE SET sealed = excluded.sealed, \
+         created_by_flow = excluded.created_by_flow, created_at = excluded.created_at",
+    )
+    .bind(uuid_bytes(r.user_id.0))
+    .bind(&r.sealed)
+    .bind(uuid_bytes(r.created_by_flow.0))
+    .bind(to_micros(r.created_at))
+    .execute(conn)
+    .await
+    .map(drop)
+    .map_err(map_err)
+}
+
+pub(crate) async fn reference_of(
+    db: impl SqliteExecutor<'_>,
+    user: UserId,
+) -> StoreResult<BiometricReference> {
+    let (sealed, created_by_flow, created_at): (Vec<u8>, Vec<u8>, i64) = sqlx::query_as(
+        "SELECT sealed, created_by_flow, created_at FROM biometric_references WHERE user_id = ?",
+    )
+    .bind(uuid_bytes(user.0))
+    .fetch_one(db)
+    .await
+    .map_err(map_err)?;
+    Ok(BiometricReference {
+        user_id: user,
+        sealed,
+        created_by_flow: FlowId(uuid_from(
+            &created_by_flow,
+            "biometric_references.created_by_flow",
+        )?),
+        created_at: from_micros(created_at, "biometric_references.created_at")?,
+    })
+}

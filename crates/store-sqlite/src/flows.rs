@@ -1,0 +1,257 @@
+//! The `flows` table.
+
+use domain::flow::{Flow, FlowId, Handoff, NewCredential};
+use domain::{FlowLimits, StoreError, StoreResult, UserId};
+use sqlx::sqlite::{SqliteExecutor, SqliteRow};
+use sqlx::{Row, SqliteConnection};
+use time::Duration;
+
+use crate::codec::{
+    from_micros, opt_from_micros, opt_micros, opt_uuid_from, to_micros, uuid_bytes, uuid_from,
+};
+use crate::errors::map_err;
+
+const COLUMNS: &str = "id, user_id, flow_type, state, version, identity_status, idv_run_id, sdk_token_sealed, \
+    possession_done, reference_stored, credential_id, pending_credential, failure_reason, \
+    transaction_context_sealed, transaction_context_sha256, cross_platform, handoff_code_sha256, \
+    handoff_expires_at, handoff_claimed_at, created_at, updated_at, expires_at, completed_at";
+
+const OPEN_STATES: &str = "('pending', 'awaiting_verification', 'verified', 'in_review')";
+
+fn pending_json(flow: &Flow) -> StoreResult<Option<String>> {
+    flow.pending_credential
+        .as_ref()
+        .map(serde_json::to_string)
+        .transpose()
+        .map_err(|e| StoreError::Other(e.to_string()))
+}
+
+/// Inserts `flow` after checking the user's limits. Write transactions hold
+/// SQLite's write lock from their start, so concurrent creations are counted
+/// one after the other.
+pub(crate) async fn insert(
+    conn: &mut SqliteConnection,
+    flow: &Flow,
+    limits: &FlowLimits,
+) -> StoreResult<()> {
+    let user = uuid_bytes(flow.user_id.0);
+    let open: i64 = sqlx::query_scalar(&format!(
+        "SELECT count(*) FROM flows WHERE user_id = ? AND state IN {OPEN_STATES} AND expires_at > ?"
+    ))
+    .bind(&user)
+    .bind(to_micros(limits.now))
+    .fetch_one(&mut *conn)
+    .await
+    .map_err(map_err)?;
+    if open >= i64::from(limits.max_open_flows) {
+        return Err(StoreError::LimitReached {
+            what: "open_flows".into(),
+        });
+    }
+    if flow.flow_type.needs_identity() {
+        let runs: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM flows WHERE user_id = ? AND identity_status <> 'not_required' AND created_at > ?",
+        )
+        .bind(&user)
+        .bind(to_micros(limits.now - Duration::days(1)))
+        .fetch_one(&mut *conn)
+        .await
+        .map_err(map_err)?;
+        if runs >= i64::from(limits.max_idv_runs_per_day) {
+            return Err(StoreError::LimitReached {
+                what: "idv_runs".into(),
+            });
+        }
+    }
+    let handoff = flow.handoff.as_ref();
+    sqlx::query(&format!(
+        "INSERT INTO flows ({COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    ))
+    .bind(uuid_bytes(flow.id.0))
+    .bind(&user)
+    .bind(flow.flow_type.as_str())
+    .bind(flow.state.as_str())
+    .bind(flow.version)
+    .bind(flow.identity.as_str())
+    .bind(flow.idv_run_id.as_deref())
+    .bind(flow.sdk_token_sealed.as_deref())
+    .bind(flow.possession_done)
+    .bind(flow.reference_stored)
+    .bind(flow.credential_id.map(uuid_bytes))
+    .bind(pending_json(flow)?)
+    .bind(flow.failure_reason.map(|r| r.as_str()))
+    .bind(flow.transaction_context_sealed.as_deref())
+    .bind(flow.transaction_context_sha256.as_deref())
+    .bind(flow.cross_platform)
+    .bind(handoff.map(|h| h.code_sha256.to_vec()))
+    .bind(handoff.map(|h| to_micros(h.expires_at)))
+    .bind(opt_micros(handoff.and_then(|h| h.claimed_at)))
+    .bind(to_micros(flow.created_at))
+    .bind(to_micros(flow.updated_at))
+    .bind(to_micros(flow.expires_at))
+    .bind(opt_micros(flow.completed_at))
+    .execute(conn)
+    .await
+    .map(drop)
+    .map_err(map_err)
+}
+
+/// Writes `flow` only over the version it was derived from.
+pub(crate) async fn update(conn: &mut SqliteConnection, flow: &Flow) -> StoreResult<()> {
+    let updated = sqlx::query(
+        "UPDATE flows SET state = ?, version = ?, identity_status = ?, idv_run_id = ?, sdk_token_sealed = ?, \
+         possession_done = ?, reference_stored = ?, credential_id = ?, pending_credential = ?, \
+         failure_reason = ?, handoff_claimed_at = ?, updated_at = ?, completed_at = ? \
+         WHERE id = ? AND version = ?",
+    )
+    .bind(flow.state.as_str())
+    .bind(flow.version)
+    .bind(flow.identity.as_str())
+    .bind(flow.idv_run_id.as_deref())
+    .bind(flow.sdk_token_sealed.as_deref())
+    .bind(flow.possession_done)
+    .bind(flow.reference_stored)
+    .bind(flow.credential_id.map(uuid_bytes))
+    .bind(pending_json(flow)?)
+    .bind(flow.failure_reason.map(|r| r.as_str()))
+    .bind(opt_micros(flow.handoff.as_ref().and_then(|h| h.claimed_at)))
+    .bind(to_micros(flow.updated_at))
+    .bind(opt_micros(flow.completed_at))
+    .bind(uuid_bytes(flow.id.0))
+    .bind(flow.version - 1)
+    .execute(conn)
+    .await
+    .map_err(map_err)?;
+    if updated.rows_affected() == 0 {
+        return Err(StoreError::Conflict {
+            what: "flow_version".into(),
+        });
+    }
+    Ok(())
+}
+
+async fn one(db: impl SqliteExecutor<'_>, filter: &str, value: Vec<u8>) -> StoreResult<Flow> {
+    let row = sqlx::query(&format!("SELECT {COLUMNS} FROM flows WHERE {filter} = ?"))
+        .bind(value)
+        .fetch_one(db)
+        .await
+        .map_err(map_err)?;
+    to_flow(&row)
+}
+
+pub(crate) async fn by_id(db: impl SqliteExecutor<'_>, id: FlowId) -> StoreResult<Flow> {
+    one(db, "id", uuid_bytes(id.0)).await
+}
+
+pub(crate) async fn by_handoff(
+    db: impl SqliteExecutor<'_>,
+    code_sha256: &[u8; 32],
+) -> StoreResult<Flow> {
+    one(db, "handoff_code_sha256", code_sha256.to_vec()).await
+}
+
+pub(crate) async fn by_run(db: impl SqliteExecutor<'_>, run_id: &str) -> StoreResult<Flow> {
+    let row = sqlx::query(&format!("SELECT {COLUMNS} FROM flows WHERE idv_run_id = ?"))
+        .bind(run_id)
+        .fetch_one(db)
+        .await
+        .map_err(map_err)?;
+    to_flow(&row)
+}
+
+pub(crate) async fn of_user(
+    db: impl SqliteExecutor<'_>,
+    user: UserId,
+    limit: u32,
+) -> StoreResult<Vec<Flow>> {
+    let rows = sqlx::query(&format!(
+        "SELECT {COLUMNS} FROM flows WHERE user_id = ? ORDER BY created_at DESC, id DESC LIMIT ?"
+    ))
+    .bind(uuid_bytes(user.0))
+    .bind(i64::from(limit))
+    .fetch_all(db)
+    .await
+    .map_err(map_err)?;
+    rows.iter().map(to_flow).collect()
+}
+
+fn parsed<T: std::str::FromStr>(row: &SqliteRow, column: &str) -> StoreResult<T>
+where
+    T::Err: std::fmt::Display,
+{
+    let raw: String = row.try_get(column).map_err(map_err)?;
+    raw.parse()
+        .map_err(|e| StoreError::Corrupt(format!("flows.{column}: {e}")))
+}
+
+fn to_flow(row: &SqliteRow) -> StoreResult<Flow> {
+    let corrupt = |column: &str, e: &dyn std::fmt::Display| {
+        StoreError::Corrupt(format!("flows.{column}: {e}"))
+    };
+    let code: Option<Vec<u8>> = row.try_get("handoff_code_sha256").map_err(map_err)?;
+    let handoff = match code {
+        Some(code) => Some(Handoff {
+            code_sha256: code
+                .try_into()
+                .map_err(|_| corrupt("handoff_code_sha256", &"not 32 bytes"))?,
+            expires_at: opt_from_micros(
+                row.try_get("handoff_expires_at").map_err(map_err)?,
+                "flows.handoff_expires_at",
+            )?
+            .ok_or_else(|| corrupt("handoff_expires_at", &"missing"))?,
+            claimed_at: opt_from_micros(
+                row.try_get("handoff_claimed_at").map_err(map_err)?,
+                "flows.handoff_claimed_at",
+            )?,
+        }),
+        None => None,
+    };
+    let failure: Option<String> = row.try_get("failure_reason").map_err(map_err)?;
+    let pending: Option<String> = row.try_get("pending_credential").map_err(map_err)?;
+    let id: Vec<u8> = row.try_get("id").map_err(map_err)?;
+    let user_id: Vec<u8> = row.try_get("user_id").map_err(map_err)?;
+    Ok(Flow {
+        id: FlowId(uuid_from(&id, "flows.id")?),
+        user_id: UserId(uuid_from(&user_id, "flows.user_id")?),
+        flow_type: parsed(row, "flow_type")?,
+        state: parsed(row, "state")?,
+        version: row.try_get("version").map_err(map_err)?,
+        identity: parsed(row, "identity_status")?,
+        idv_run_id: row.try_get("idv_run_id").map_err(map_err)?,
+        sdk_token_sealed: row.try_get("sdk_token_sealed").map_err(map_err)?,
+        possession_done: row.try_get("possession_done").map_err(map_err)?,
+        reference_stored: row.try_get("reference_stored").map_err(map_err)?,
+        credential_id: opt_uuid_from(
+            row.try_get("credential_id").map_err(map_err)?,
+            "flows.credential_id",
+        )?,
+        pending_credential: pending
+            .map(|json| serde_json::from_str::<NewCredential>(&json))
+            .transpose()
+            .map_err(|e| corrupt("pending_credential", &e))?,
+        failure_reason: failure
+            .map(|r| r.parse())
+            .transpose()
+            .map_err(|e| corrupt("failure_reason", &e))?,
+        transaction_context_sealed: row.try_get("transaction_context_sealed").map_err(map_err)?,
+        transaction_context_sha256: row.try_get("transaction_context_sha256").map_err(map_err)?,
+        cross_platform: row.try_get("cross_platform").map_err(map_err)?,
+        handoff,
+        created_at: from_micros(
+            row.try_get("created_at").map_err(map_err)?,
+            "flows.created_at",
+        )?,
+        updated_at: from_micros(
+            row.try_get("updated_at").map_err(map_err)?,
+            "flows.updated_at",
+        )?,
+        expires_at: from_micros(
+            row.try_get("expires_at").map_err(map_err)?,
+            "flows.expires_at",
+        )?,
+        completed_at: opt_from_micros(
+            row.try_get("completed_at").map_err(map_err)?,
+            "flows.completed_at",
+        )?,
+    })
+}
