@@ -1,18 +1,43 @@
 //! The Core API runtime: what the customer's backend integrates with.
 //!
 //! [`router`] is mounted by the `core` subcommand, by `dev`, and by the tests,
-//! so all three serve exactly the same thing.
+//! so all three serve exactly the same thing. Handlers parse the wire types of
+//! `proto`, call the domain's `FlowService`, and render its answers; the
+//! routes and their documentation live together in [`v1`].
+
+pub mod convert;
+pub mod idempotency;
+pub mod openapi;
+pub mod v1;
+pub mod watch;
+
+use std::sync::Arc;
 
 use axum::Router;
+use domain::Clock;
+use domain::Repository;
+use domain::idv::SyntheticControl;
+use domain::sealing::DataKey;
+use domain::service::FlowService;
 use http_common::{ServiceInfo, finish, service_routes};
+
+pub use watch::FlowWatch;
 
 /// Everything the Core API's handlers share.
 #[derive(Clone)]
 pub struct CoreState {
     pub service: ServiceInfo,
+    pub flows: Arc<FlowService>,
+    pub repo: Arc<dyn Repository>,
+    pub clock: Arc<dyn Clock>,
+    /// Seals stored idempotent responses (they may carry SDK tokens).
+    pub key: DataKey,
+    pub watch: Arc<FlowWatch>,
+    /// Present in `synthetic` mode only: mounts the outcome control route.
+    pub synthetic: Option<Arc<dyn SyntheticControl>>,
 }
 
-/// The Core API: service endpoints (`/api/health`, `/api/ready`, `/api/version`).
+/// The Core API: service endpoints and `/api/core/v1`.
 pub fn router(state: CoreState) -> Router {
-    finish(service_routes(state.service))
+    finish(service_routes(state.service.clone()).merge(v1::routes(state)))
 }

@@ -74,3 +74,11 @@ pub trait IdentityProvider: Send + Sync + 'static {
         applicant_id: Option<&str>,
     ) -> Result<(), IdvError>;
 }
+
+/// Test and demo control of the synthetic provider: choose a run's outcome.
+/// Only the synthetic provider implements it; the Core API mounts its control
+/// route only when one is configured.
+pub trait SyntheticControl: Send + Sync + 'static {
+    /// Moves a run to its final status (`Done`), or back to review.
+    fn set_outcome(&self, run_id: &str, outcome: IdentityOutcome) -> Result<(), IdvError>;
+}

@@ -178,8 +178,12 @@ fn handoff_hash(code: &str) -> [u8; 32] {
     Sha256::digest(code.as_bytes()).into()
 }
 
-fn transition_error(err: TransitionError) -> DomainError {
+/// The refusal for a change to `flow`, named after the state it is in.
+fn transition_error(flow: &Flow, err: TransitionError) -> DomainError {
     match err {
+        TransitionError::Terminal if flow.state == FlowState::Expired => {
+            DomainError::conflict(ErrorCode::FlowExpired, "the flow has expired")
+        }
         TransitionError::Terminal => DomainError::conflict(
             ErrorCode::FlowEnded,
             "the flow has completed, failed or been cancelled",
@@ -396,7 +400,9 @@ impl FlowService {
         mut events: Vec<NewAuditEvent>,
     ) -> DomainResult<Flow> {
         let now = self.clock.now();
-        let next = flow.apply(fact, now).map_err(transition_error)?;
+        let next = flow
+            .apply(fact, now)
+            .map_err(|e| transition_error(flow, e))?;
         let (more_effects, more_events) = self.transition_records(ctx, flow, &next, now).await?;
         effects.extend(more_effects);
         events.extend(more_events);
@@ -762,7 +768,7 @@ impl FlowService {
     ) -> DomainResult<FlowView> {
         let flow = self.load(id).await?;
         if flow.state.is_terminal() {
-            return Err(transition_error(TransitionError::Terminal));
+            return Err(transition_error(&flow, TransitionError::Terminal));
         }
         let now = self.clock.now();
         let (fact, effects, events, flow) = match (flow.flow_type.creates_credential(), proof) {
@@ -1004,7 +1010,7 @@ impl FlowService {
         }
         let flow = self.load(id).await?;
         if !flow.flow_type.creates_credential() {
-            return Err(transition_error(TransitionError::NotExpected));
+            return Err(transition_error(&flow, TransitionError::NotExpected));
         }
         let now = self.clock.now();
         let reference = BiometricReference {

@@ -1,10 +1,11 @@
 //! The JSON error body and the stable error codes every runtime answers with.
 
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 /// A stable, documented error code. The string form is the contract; the enum
 /// is how the code base names it. See `docs/errors.md`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ErrorCode {
     /// No route matches the request path.
@@ -172,12 +173,12 @@ impl ErrorCode {
 }
 
 /// `{ "error": { "code", "message", "correlation_id" } }`
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct ErrorBody {
     pub error: ErrorDetail,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct ErrorDetail {
     pub code: ErrorCode,
     pub message: String,

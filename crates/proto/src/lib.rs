@@ -4,6 +4,7 @@
 //! plain data with serde derives. Error codes live here because they are part of
 //! the public contract: a code, once published, never changes meaning.
 
+pub mod core;
 pub mod error;
 pub mod management;
 pub mod service;

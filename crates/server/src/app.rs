@@ -8,8 +8,12 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use axum::Router;
-use core_api::CoreState;
-use domain::Repository;
+use core_api::{CoreState, FlowWatch};
+use domain::clock::truncate_to_micros;
+use domain::idv::{IdentityProvider, SyntheticControl};
+use domain::sealing::DataKey;
+use domain::service::{FlowPolicy, FlowService};
+use domain::{Clock, Repository};
 use http_common::ServiceInfo;
 use management::ManagementState;
 use proto::service::VersionInfo;
@@ -19,7 +23,9 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use crate::config::{DatabaseConfig, ManagementConfig};
+use time::OffsetDateTime;
+
+use crate::config::{DatabaseConfig, IdvConfig, IdvMode, ManagementConfig};
 
 /// What this binary is.
 pub fn version_info(runtime: &str) -> VersionInfo {
@@ -53,9 +59,66 @@ pub async fn open_repository(database: &DatabaseConfig) -> anyhow::Result<Arc<dy
     }
 }
 
-pub fn core_router(repo: Arc<dyn Repository>, runtime: &str) -> Router {
+/// The clock of production: the system's, truncated to microseconds.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    #[allow(clippy::disallowed_methods)] // The one place the system clock is read.
+    fn now(&self) -> OffsetDateTime {
+        truncate_to_micros(OffsetDateTime::now_utc())
+    }
+}
+
+/// The configured identity provider, and its control surface in synthetic mode.
+pub struct Provider {
+    pub idv: Arc<dyn IdentityProvider>,
+    pub synthetic: Option<Arc<dyn SyntheticControl>>,
+}
+
+pub fn identity_provider(config: &IdvConfig) -> anyhow::Result<Provider> {
+    match config.mode {
+        IdvMode::Synthetic => {
+            let provider = Arc::new(idv::SyntheticProvider::new());
+            Ok(Provider {
+                idv: provider.clone(),
+                synthetic: Some(provider),
+            })
+        }
+        IdvMode::Onfido => anyhow::bail!(
+            "BIOMETRIC_PASSKEY_IDV_PROVIDER_MODE=onfido: this release does not include the Onfido client yet; \
+             use synthetic outside production"
+        ),
+    }
+}
+
+/// Everything the Core API is assembled from.
+pub struct CoreParts {
+    pub repo: Arc<dyn Repository>,
+    pub clock: Arc<dyn Clock>,
+    pub provider: Provider,
+    pub key: DataKey,
+    pub policy: FlowPolicy,
+}
+
+pub fn core_router(parts: CoreParts, runtime: &str) -> Router {
+    let watch = Arc::new(FlowWatch::default());
+    let flows = FlowService::new(
+        parts.repo.clone(),
+        parts.provider.idv,
+        parts.clock.clone(),
+        parts.key.clone(),
+        parts.policy,
+    )
+    .with_observer(watch.clone());
     core_api::router(CoreState {
-        service: ServiceInfo::for_repository(version_info(runtime), repo),
+        service: ServiceInfo::for_repository(version_info(runtime), parts.repo.clone()),
+        flows: Arc::new(flows),
+        repo: parts.repo,
+        clock: parts.clock,
+        key: parts.key,
+        watch,
+        synthetic: parts.provider.synthetic,
     })
 }
 

@@ -2,6 +2,7 @@
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
@@ -58,13 +59,21 @@ pub async fn core(env: &Env) -> ExitCode {
     telemetry::init(config.common.log_level);
     warn_unknown(env);
     let result = async {
+        let provider = app::identity_provider(&config.idv)?;
         let repo = app::open_repository(&config.common.database).await?;
         let listener = TcpListener::bind(listen_addr(config.common.port))
             .await
             .with_context(|| format!("while binding port {} (PORT)", config.common.port))?;
+        let parts = app::CoreParts {
+            repo,
+            clock: Arc::new(app::SystemClock),
+            provider,
+            key: config.data_key.clone(),
+            policy: config.policy.clone(),
+        };
         let server = Application::serve(
             listener,
-            app::core_router(repo, "core"),
+            app::core_router(parts, "core"),
             app::termination_signal(),
         )?;
         tracing::info!(

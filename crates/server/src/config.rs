@@ -15,6 +15,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use domain::sealing::{DataKey, KeyId};
+use domain::service::FlowPolicy;
 use management::{ManagementAuth, ManagementUi};
 use secrecy::SecretString;
 use store_postgres::{PgSettings, SslMode};
@@ -133,6 +134,7 @@ pub struct CoreConfig {
     pub data_key: DataKey,
     pub idv: IdvConfig,
     pub audit: AuditConfig,
+    pub policy: FlowPolicy,
 }
 
 /// The management runtime.
@@ -538,6 +540,71 @@ impl AuditConfig {
     }
 }
 
+/// The largest transaction context an operator may allow.
+pub const MAX_TRANSACTION_CONTEXT_LIMIT: u32 = 64 * 1024;
+
+fn read_policy(r: &mut Reader<'_>) -> FlowPolicy {
+    let defaults = FlowPolicy::default();
+    let std_duration = |d: time::Duration| Duration::from_secs(d.whole_seconds().unsigned_abs());
+    let positive = |r: &mut Reader<'_>, variable: &'static str, default: Duration| {
+        let value = r.duration(variable, default);
+        if value < Duration::from_secs(1) {
+            r.problem(variable, "must be at least 1s");
+        }
+        time::Duration::try_from(value).unwrap_or(time::Duration::MAX)
+    };
+    let flow_ttl = positive(
+        r,
+        "BIOMETRIC_PASSKEY_FLOW_TTL",
+        std_duration(defaults.flow_ttl),
+    );
+    let handoff_ttl = positive(
+        r,
+        "BIOMETRIC_PASSKEY_HANDOFF_TTL",
+        std_duration(defaults.handoff_ttl),
+    );
+    let at_least_one = |r: &mut Reader<'_>, variable: &'static str, default: u32| {
+        let value = r.parsed(variable, default, parse_count);
+        if value == 0 {
+            r.problem(variable, "must be at least 1");
+        }
+        value
+    };
+    let max_open = at_least_one(
+        r,
+        "BIOMETRIC_PASSKEY_FLOW_MAX_OPEN_PER_USER",
+        defaults.max_open_flows_per_user,
+    );
+    let max_runs = at_least_one(
+        r,
+        "BIOMETRIC_PASSKEY_IDV_MAX_RUNS_PER_USER_PER_DAY",
+        defaults.max_idv_runs_per_user_per_day,
+    );
+    let context = r.parsed(
+        "BIOMETRIC_PASSKEY_TRANSACTION_CONTEXT_MAX_BYTES",
+        u32::try_from(defaults.max_transaction_context_bytes).unwrap_or(4096),
+        parse_count,
+    );
+    if context == 0 || context > MAX_TRANSACTION_CONTEXT_LIMIT {
+        r.problem(
+            "BIOMETRIC_PASSKEY_TRANSACTION_CONTEXT_MAX_BYTES",
+            format!("must be from 1 to {MAX_TRANSACTION_CONTEXT_LIMIT}"),
+        );
+    }
+    let revoke = r.bool(
+        "BIOMETRIC_PASSKEY_RECOVERY_REVOKES_EXISTING_CREDENTIALS",
+        defaults.recovery_revokes_existing,
+    );
+    FlowPolicy {
+        flow_ttl,
+        handoff_ttl,
+        max_open_flows_per_user: max_open,
+        max_idv_runs_per_user_per_day: max_runs,
+        max_transaction_context_bytes: context as usize,
+        recovery_revokes_existing: revoke,
+    }
+}
+
 impl CoreConfig {
     pub fn from_env(env: &Env) -> Result<Self, Problems> {
         let mut r = Reader::new(env);
@@ -545,14 +612,17 @@ impl CoreConfig {
         let data_key = read_data_key(&mut r);
         let idv = IdvConfig::read(&mut r);
         let audit = AuditConfig::read(&mut r, true);
-        let config = (|| {
-            Some(Self {
-                common: common?,
-                data_key: data_key?,
-                idv: idv?,
+        let policy = read_policy(&mut r);
+        let config = match (common, data_key, idv) {
+            (Some(common), Some(data_key), Some(idv)) => Some(Self {
+                common,
+                data_key,
+                idv,
                 audit,
-            })
-        })();
+                policy,
+            }),
+            _ => None,
+        };
         r.finish(config)
     }
 }

@@ -7,10 +7,12 @@
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
 use domain::sealing::{DataKey, KeyId};
+use domain::service::FlowPolicy;
 use management::{ManagementAuth, ManagementUi};
 use store_sqlite::SqliteSettings;
 use tokio::net::TcpListener;
@@ -63,6 +65,7 @@ pub fn configs(options: &DevOptions, data_key: DataKey) -> (CoreConfig, Manageme
             partition_maintenance_enabled: true,
             retention_months: 0,
         },
+        policy: FlowPolicy::default(),
     };
     let management_origin = format!("http://127.0.0.1:{}", options.management_port);
     let management = ManagementConfig {
@@ -148,9 +151,16 @@ pub async fn start(options: &DevOptions, shutdown: &Shutdown) -> anyhow::Result<
             format!("while binding {addr}; choose another port with --core-port/--management-port")
         })
     };
+    let parts = app::CoreParts {
+        repo: repo.clone(),
+        clock: Arc::new(app::SystemClock),
+        provider: app::identity_provider(&core.idv)?,
+        key: core.data_key.clone(),
+        policy: core.policy.clone(),
+    };
     let core_server = Application::serve(
         bind(options.core_port).await?,
-        app::core_router(repo.clone(), "dev"),
+        app::core_router(parts, "dev"),
         shutdown.signalled(),
     )?;
     let management_server = Application::serve(

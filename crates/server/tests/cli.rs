@@ -465,7 +465,13 @@ async fn core_serves_health_while_the_database_is_down_and_stops_on_sigterm() {
     let port = free_port();
     let child = binary()
         .arg("core")
-        .envs(with(core_env(), &[("PORT", &port.to_string())]))
+        .envs(with(
+            core_env(),
+            &[
+                ("PORT", &port.to_string()),
+                ("BIOMETRIC_PASSKEY_IDV_PROVIDER_MODE", "synthetic"),
+            ],
+        ))
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -522,4 +528,20 @@ fn healthcheck_fails_when_nothing_answers() {
         .output()
         .unwrap();
     assert_eq!(probe.status.code(), Some(1));
+}
+
+#[test]
+fn core_in_onfido_mode_says_the_client_is_not_in_this_release() {
+    let output = binary()
+        .arg("core")
+        .envs(with(core_env(), &[("PORT", &free_port().to_string())]))
+        .output()
+        .unwrap();
+    let log = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(output.status.code(), Some(1), "{log}");
+    assert!(
+        log.contains("does not include the Onfido client yet"),
+        "{log}"
+    );
+    assert!(!log.contains(SENTINEL));
 }

@@ -3,18 +3,24 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test-support code: a failed setup is a failed test.
 
+pub mod core_client;
+
 use std::any::Any;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use domain::Repository;
+use domain::sealing::{DataKey, KeyId};
+use domain::service::FlowPolicy;
+use domain::{ManualClock, Repository};
+use idv::SyntheticProvider;
 use management::{ManagementAuth, ManagementUi};
 use server::app::{self, Application, Shutdown};
 use server::config::{AuditConfig, CommonConfig, DatabaseConfig, LogLevel, ManagementConfig};
 use store_conformance::postgres::fresh_database;
 use store_postgres::{PgSettings, PgStore, SslMode};
 use store_sqlite::{SqliteSettings, SqliteStore};
+use time::OffsetDateTime;
 use tokio::net::TcpListener;
 
 /// Which store a test runs on.
@@ -59,11 +65,25 @@ pub async fn fresh_repository(store: Store) -> (Arc<dyn Repository>, Box<dyn Any
     }
 }
 
+/// Where test time starts: a fixed instant, so runs are reproducible.
+pub const T0: OffsetDateTime = time::macros::datetime!(2026-06-01 09:00:00 UTC);
+
+/// The example key of the deployment guide's evaluation setup.
+pub const TEST_KEY: &str = "AQIDBAUGBwgJCgsMDQ4PEBESExQVFhcYGRobHB0eHyA";
+
+pub fn test_key() -> DataKey {
+    DataKey::from_base64url(KeyId::parse("test").unwrap(), TEST_KEY).unwrap()
+}
+
 /// A runtime serving on `127.0.0.1:<random port>`; stops when dropped.
 pub struct TestApp {
     pub addr: SocketAddr,
     pub client: reqwest::Client,
     pub repo: Arc<dyn Repository>,
+    /// The Core API's clock (moves only when told); management apps get one too.
+    pub clock: Arc<ManualClock>,
+    /// The Core API's synthetic IDV provider.
+    pub synthetic: Arc<SyntheticProvider>,
     shutdown: Shutdown,
     _keep: Box<dyn Any + Send + Sync>,
 }
@@ -84,27 +104,61 @@ impl Drop for TestApp {
     }
 }
 
-async fn serve(
-    router: axum::Router,
+struct Parts {
     repo: Arc<dyn Repository>,
+    clock: Arc<ManualClock>,
+    synthetic: Arc<SyntheticProvider>,
     keep: Box<dyn Any + Send + Sync>,
-) -> TestApp {
+}
+
+async fn serve(router: axum::Router, parts: Parts) -> TestApp {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let shutdown = Shutdown::default();
     let server = Application::serve(listener, router, shutdown.signalled()).unwrap();
     TestApp {
         addr: server.addr(),
         client: reqwest::Client::builder().no_proxy().build().unwrap(),
-        repo,
+        repo: parts.repo,
+        clock: parts.clock,
+        synthetic: parts.synthetic,
         shutdown,
-        _keep: keep,
+        _keep: parts.keep,
     }
 }
 
-/// The Core API on a fresh store.
+/// The Core API on a fresh store, with the default policy.
 pub async fn spawn_core(store: Store) -> TestApp {
+    spawn_core_with(store, FlowPolicy::default()).await
+}
+
+/// The Core API on a fresh store, in synthetic mode, on a manual clock at [`T0`].
+pub async fn spawn_core_with(store: Store, policy: FlowPolicy) -> TestApp {
     let (repo, keep) = fresh_repository(store).await;
-    serve(app::core_router(repo.clone(), "core"), repo, keep).await
+    let clock = Arc::new(ManualClock::new(T0));
+    let synthetic = Arc::new(SyntheticProvider::new());
+    let router = app::core_router(
+        app::CoreParts {
+            repo: repo.clone(),
+            clock: clock.clone(),
+            provider: app::Provider {
+                idv: synthetic.clone(),
+                synthetic: Some(synthetic.clone()),
+            },
+            key: test_key(),
+            policy,
+        },
+        "core",
+    );
+    serve(
+        router,
+        Parts {
+            repo,
+            clock,
+            synthetic,
+            keep,
+        },
+    )
+    .await
 }
 
 /// The management configuration tests use: a loopback issuer, every scope.
@@ -141,5 +195,11 @@ pub fn management_config() -> ManagementConfig {
 pub async fn spawn_management(store: Store) -> TestApp {
     let (repo, keep) = fresh_repository(store).await;
     let router = app::management_router(&management_config(), repo.clone(), "management");
-    serve(router, repo, keep).await
+    let parts = Parts {
+        repo,
+        clock: Arc::new(ManualClock::new(T0)),
+        synthetic: Arc::new(SyntheticProvider::new()),
+        keep,
+    };
+    serve(router, parts).await
 }

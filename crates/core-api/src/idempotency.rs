@@ -1,0 +1,154 @@
+//! `Idempotency-Key` on creating and completing calls.
+//!
+//! The first request with a key is processed and its response stored (sealed:
+//! it may carry an SDK token) for 24 hours; a repeat with the same method, path
+//! and body gets the stored response again, marked `Idempotent-Replayed: true`;
+//! a repeat with a different request is refused (422); one arriving while the
+//! first is still processed is told to retry (409). A 5xx answer is not stored,
+//! so the client may retry it with the same key. The key is optional.
+
+use axum::body::{Body, Bytes, to_bytes};
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use domain::sealing::Binding;
+use domain::store::{IdempotencyBegin, StoredResponse};
+use http_common::ApiError;
+use proto::ErrorCode;
+use sha2::{Digest, Sha256};
+use time::Duration;
+
+use crate::CoreState;
+
+pub const HEADER: &str = "idempotency-key";
+pub const REPLAYED: &str = "idempotent-replayed";
+
+/// How long a processed response is replayed.
+const RETENTION: Duration = Duration::hours(24);
+/// How long an unfinished claim blocks retries (a crashed replica's claim expires).
+const LOCK: Duration = Duration::seconds(60);
+/// The largest response we store for replay.
+const MAX_RESPONSE: usize = 1024 * 1024;
+
+fn binding<'a>(row: &'a [u8]) -> Binding<'a> {
+    Binding {
+        slot: "idempotency_keys.body",
+        row,
+    }
+}
+
+fn key_of(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
+    let Some(value) = headers.get(HEADER) else {
+        return Ok(None);
+    };
+    let key = value
+        .to_str()
+        .ok()
+        .filter(|k| !k.is_empty() && k.len() <= 255 && k.bytes().all(|b| b.is_ascii_graphic()))
+        .ok_or_else(|| {
+            ApiError::bad_request(
+                ErrorCode::InvalidIdempotencyKey,
+                "Idempotency-Key must be 1 to 255 visible ASCII characters",
+            )
+        })?;
+    Ok(Some(key.to_owned()))
+}
+
+/// The middleware; apply it to the routes that create or complete.
+pub async fn idempotent(State(state): State<CoreState>, request: Request, next: Next) -> Response {
+    match process(&state, request, next).await {
+        Ok(response) => response,
+        Err(err) => err.into_response(),
+    }
+}
+
+async fn process(state: &CoreState, request: Request, next: Next) -> Result<Response, ApiError> {
+    let Some(key) = key_of(request.headers())? else {
+        return Ok(next.run(request).await);
+    };
+    let (parts, body) = request.into_parts();
+    let scope = format!("{} {}", parts.method, parts.uri.path());
+    let body: Bytes = to_bytes(body, http_common::DEFAULT_BODY_LIMIT * 4)
+        .await
+        .map_err(|_| {
+            ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                ErrorCode::PayloadTooLarge,
+                "the body exceeds this route's size limit",
+            )
+        })?;
+    let mut hasher = Sha256::new();
+    hasher.update(scope.as_bytes());
+    hasher.update([0]);
+    hasher.update(&body);
+    let fingerprint: [u8; 32] = hasher.finalize().into();
+    let now = state.clock.now();
+    let row = format!("{scope}\0{key}");
+
+    match state
+        .repo
+        .idempotency_begin(&scope, &key, &fingerprint, now, now + LOCK)
+        .await?
+    {
+        IdempotencyBegin::Replay(stored) => {
+            let body = state
+                .key
+                .open(&stored.body_sealed, binding(row.as_bytes()))
+                .map_err(|e| ApiError::internal(format!("stored idempotent response: {e}")))?;
+            let status = StatusCode::from_u16(stored.status).unwrap_or(StatusCode::OK);
+            let mut response = (status, body.to_vec()).into_response();
+            response.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            );
+            response
+                .headers_mut()
+                .insert(REPLAYED, HeaderValue::from_static("true"));
+            return Ok(response);
+        }
+        IdempotencyBegin::Mismatch => {
+            return Err(ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                ErrorCode::IdempotencyKeyReused,
+                "this Idempotency-Key was used with a different request",
+            ));
+        }
+        IdempotencyBegin::InProgress => {
+            return Err(ApiError::new(
+                StatusCode::CONFLICT,
+                ErrorCode::IdempotencyRequestInProgress,
+                "a request with this Idempotency-Key is still being processed; retry shortly",
+            ));
+        }
+        IdempotencyBegin::Proceed => {}
+    }
+
+    let response = next.run(Request::from_parts(parts, Body::from(body))).await;
+    let status = response.status();
+    if status.is_server_error() {
+        // Nothing replayable: let the client retry with the same key.
+        if let Err(e) = state.repo.idempotency_abandon(&scope, &key).await {
+            tracing::warn!(error = %e, "could not release an idempotency claim; it expires on its own");
+        }
+        return Ok(response);
+    }
+    let (parts, body) = response.into_parts();
+    let bytes = to_bytes(body, MAX_RESPONSE)
+        .await
+        .map_err(|e| ApiError::internal(format!("buffering a response: {e}")))?;
+    let stored = StoredResponse {
+        status: status.as_u16(),
+        body_sealed: state.key.seal(&bytes, binding(row.as_bytes())),
+    };
+    if let Err(e) = state
+        .repo
+        .idempotency_finish(&scope, &key, &stored, now + RETENTION)
+        .await
+    {
+        // The change itself is committed; a retry will find the claim unfinished
+        // until its lock passes, then be processed (and refused by the flow's state).
+        tracing::warn!(error = %e, "could not store an idempotent response");
+    }
+    Ok(Response::from_parts(parts, Body::from(bytes)))
+}

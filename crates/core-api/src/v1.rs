@@ -1,0 +1,64 @@
+//! `/api/core/v1`: the flow API.
+
+pub mod flows;
+pub mod handoffs;
+pub mod synthetic;
+pub mod users;
+
+use axum::Router;
+use axum::middleware;
+use axum::routing::{get, post, put};
+use domain::audit::Actor;
+use domain::service::RequestContext;
+use http_common::CorrelationId;
+
+use crate::CoreState;
+use crate::idempotency::idempotent;
+
+/// The request's audit context: the customer's backend, with the request's correlation id.
+pub(crate) fn integration() -> RequestContext {
+    RequestContext {
+        actor: Actor::Integration,
+        correlation_id: CorrelationId::current().map(|id| id.as_str().to_owned()),
+    }
+}
+
+pub fn routes(state: CoreState) -> Router {
+    // Creating and completing calls accept an Idempotency-Key.
+    let idempotent_routes = Router::new()
+        .route("/api/core/v1/flows", post(flows::create))
+        .route(
+            "/api/core/v1/flows/{flow_id}/possession",
+            post(flows::possession),
+        )
+        .route("/api/core/v1/flows/{flow_id}/cancel", post(flows::cancel))
+        .route(
+            "/api/core/v1/flows/{flow_id}/biometric-reference",
+            put(flows::store_reference),
+        )
+        .route("/api/core/v1/handoffs/claim", post(handoffs::claim))
+        .route(
+            "/api/core/v1/users/{external_user_id}",
+            axum::routing::delete(users::delete),
+        )
+        .route_layer(middleware::from_fn_with_state(state.clone(), idempotent));
+    let mut router = Router::new()
+        .route("/api/core/v1/flows/{flow_id}", get(flows::read))
+        .route(
+            "/api/core/v1/flows/{flow_id}/biometric-reference/release",
+            post(flows::release_reference),
+        )
+        .route("/api/core/v1/users/{external_user_id}", get(users::read))
+        .merge(idempotent_routes);
+    if state.synthetic.is_some() {
+        router = router.route(
+            "/api/core/v1/synthetic/runs/{run_id}/outcome",
+            post(synthetic::set_outcome),
+        );
+    }
+    router
+        .layer(axum::extract::DefaultBodyLimit::max(
+            domain::custody::MAX_REFERENCE_BYTES * 2 + 1024,
+        ))
+        .with_state(state)
+}

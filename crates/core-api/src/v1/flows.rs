@@ -1,0 +1,248 @@
+//! Flows: create, read (with long-polling), possession proof, cancel, and the
+//! biometric reference's custody.
+
+use std::time::Duration;
+
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use base64::Engine;
+use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use domain::service::{CreateFlow, PossessionProof};
+use http_common::{ApiError, ApiJson};
+use proto::ErrorBody;
+use proto::ErrorCode;
+use proto::core::{
+    BiometricReferenceBody, CreateFlowRequest, FlowResponse, FlowWaitQuery, PossessionRequest,
+};
+use tokio::sync::broadcast::error::RecvError;
+use tokio::time::Instant;
+
+use super::integration;
+use crate::CoreState;
+use crate::convert::{external_user_id, flow_id, flow_response, flow_type_from_wire};
+
+/// The longest a long-poll waits.
+pub const MAX_WAIT_SECONDS: u32 = 30;
+/// How often a waiter re-reads the flow to see changes made by other replicas.
+const RECHECK: Duration = Duration::from_millis(500);
+
+/// Start a flow.
+#[utoipa::path(
+    post,
+    path = "/api/core/v1/flows",
+    tag = "flows",
+    request_body = CreateFlowRequest,
+    params(("Idempotency-Key" = Option<String>, Header, description = "Replays the first response for the same request")),
+    responses(
+        (status = 201, description = "Created; `identity.sdk_token` starts the SDK's capture", body = FlowResponse),
+        (status = 400, description = "Malformed request", body = ErrorBody),
+        (status = 404, description = "`user_not_found` (only registration creates users)", body = ErrorBody),
+        (status = 409, description = "`no_active_credential`, `biometric_reference_missing`", body = ErrorBody),
+        (status = 413, description = "`transaction_context_too_large`", body = ErrorBody),
+        (status = 429, description = "`too_many_open_flows`, `idv_run_limit_reached`", body = ErrorBody),
+        (status = 503, description = "`idv_unavailable` (the flow is marked failed), `service_unavailable`", body = ErrorBody),
+    )
+)]
+pub async fn create(
+    State(state): State<CoreState>,
+    ApiJson(body): ApiJson<CreateFlowRequest>,
+) -> Result<(StatusCode, ApiJson<FlowResponse>), ApiError> {
+    let request = CreateFlow {
+        flow_type: flow_type_from_wire(body.flow_type),
+        external_user_id: external_user_id(&body.external_user_id)?,
+        transaction_context: body.transaction_context,
+        cross_platform: body.cross_platform,
+    };
+    let view = state.flows.create_flow(&integration(), request).await?;
+    Ok((StatusCode::CREATED, ApiJson(flow_response(view))))
+}
+
+/// Read a flow; with `after_version` and `wait_seconds`, wait (bounded) until it changes.
+#[utoipa::path(
+    get,
+    path = "/api/core/v1/flows/{flow_id}",
+    tag = "flows",
+    params(("flow_id" = uuid::Uuid, Path), FlowWaitQuery),
+    responses(
+        (status = 200, body = FlowResponse),
+        (status = 400, body = ErrorBody),
+        (status = 404, description = "`flow_not_found`", body = ErrorBody),
+    )
+)]
+pub async fn read(
+    State(state): State<CoreState>,
+    Path(raw_id): Path<String>,
+    Query(wait): Query<FlowWaitQuery>,
+) -> Result<ApiJson<FlowResponse>, ApiError> {
+    let id = flow_id(&raw_id)?;
+    let seconds = wait.wait_seconds.unwrap_or(0);
+    if seconds > MAX_WAIT_SECONDS {
+        return Err(ApiError::bad_request(
+            ErrorCode::InvalidParameter,
+            format!("wait_seconds must be at most {MAX_WAIT_SECONDS}"),
+        ));
+    }
+    // Subscribe before reading, so a change between the read and the wait is not missed.
+    let mut changes = state.watch.subscribe();
+    let mut view = state.flows.get_flow(id).await?;
+    let Some(after) = wait.after_version else {
+        return Ok(ApiJson(flow_response(view)));
+    };
+    let deadline = Instant::now() + Duration::from_secs(u64::from(seconds));
+    while view.flow.version <= after && !view.flow.state.is_terminal() && Instant::now() < deadline
+    {
+        let wake =
+            tokio::time::timeout_at(deadline.min(Instant::now() + RECHECK), changes.recv()).await;
+        match wake {
+            Ok(Ok(changed)) if changed != id => continue,
+            Ok(Err(RecvError::Closed)) => break,
+            _ => {}
+        }
+        view = state.flows.get_flow(id).await?;
+    }
+    Ok(ApiJson(flow_response(view)))
+}
+
+/// Submit the possession proof the customer's relying party verified.
+#[utoipa::path(
+    post,
+    path = "/api/core/v1/flows/{flow_id}/possession",
+    tag = "flows",
+    params(("flow_id" = uuid::Uuid, Path), ("Idempotency-Key" = Option<String>, Header)),
+    request_body = PossessionRequest,
+    responses(
+        (status = 200, body = FlowResponse),
+        (status = 400, description = "`invalid_credential`", body = ErrorBody),
+        (status = 404, description = "`flow_not_found`, `credential_not_found` (unknown, or another user's)", body = ErrorBody),
+        (status = 409, description = "`credential_not_active`, `counter_regression`, `credential_already_registered`, `flow_expired`, `flow_ended`, `flow_changed`, `proof_not_expected`, `proof_not_yet_accepted`", body = ErrorBody),
+    )
+)]
+pub async fn possession(
+    State(state): State<CoreState>,
+    Path(raw_id): Path<String>,
+    ApiJson(body): ApiJson<PossessionRequest>,
+) -> Result<ApiJson<FlowResponse>, ApiError> {
+    let id = flow_id(&raw_id)?;
+    let proof = match (body.credential, body.assertion) {
+        (Some(c), None) => PossessionProof::NewCredential {
+            public_key: c
+                .public_key
+                .map(|k| URL_SAFE_NO_PAD.decode(k))
+                .transpose()
+                .map_err(|_| {
+                    ApiError::bad_request(
+                        ErrorCode::InvalidCredential,
+                        "credential.public_key must be unpadded base64url",
+                    )
+                })?,
+            webauthn_id: c.id,
+            aaguid: c.aaguid,
+            sign_count: c.sign_count,
+            transports: c.transports,
+            backup_eligible: c.backup_eligible,
+            backup_state: c.backup_state,
+            platform: c.platform,
+            device_label: c.device_label,
+        },
+        (None, Some(a)) => PossessionProof::Assertion {
+            webauthn_id: a.credential_id,
+            sign_count: a.sign_count,
+            backup_state: a.backup_state,
+        },
+        _ => {
+            return Err(ApiError::bad_request(
+                ErrorCode::InvalidCredential,
+                "give exactly one of `credential` (registration, recovery) or `assertion` (sign-in, step-up)",
+            ));
+        }
+    };
+    let view = state
+        .flows
+        .submit_possession(&integration(), id, proof)
+        .await?;
+    Ok(ApiJson(flow_response(view)))
+}
+
+/// Cancel a flow that has not ended.
+#[utoipa::path(
+    post,
+    path = "/api/core/v1/flows/{flow_id}/cancel",
+    tag = "flows",
+    params(("flow_id" = uuid::Uuid, Path), ("Idempotency-Key" = Option<String>, Header)),
+    responses(
+        (status = 200, body = FlowResponse),
+        (status = 404, body = ErrorBody),
+        (status = 409, description = "`flow_ended`, `flow_expired`, `flow_changed`", body = ErrorBody),
+    )
+)]
+pub async fn cancel(
+    State(state): State<CoreState>,
+    Path(raw_id): Path<String>,
+) -> Result<ApiJson<FlowResponse>, ApiError> {
+    let view = state
+        .flows
+        .cancel(&integration(), flow_id(&raw_id)?)
+        .await?;
+    Ok(ApiJson(flow_response(view)))
+}
+
+fn decode_token(raw: &str) -> Result<Vec<u8>, ApiError> {
+    let trimmed = raw.trim_end_matches('=');
+    URL_SAFE_NO_PAD
+        .decode(trimmed)
+        .or_else(|_| STANDARD.decode(raw))
+        .map_err(|_| ApiError::bad_request(ErrorCode::InvalidRequestBody, "token must be base64"))
+}
+
+/// Store the biometric reference the IDV SDK produced during this flow's capture
+/// (registration, recovery). Replaces the user's previous reference.
+#[utoipa::path(
+    put,
+    path = "/api/core/v1/flows/{flow_id}/biometric-reference",
+    tag = "biometric reference",
+    params(("flow_id" = uuid::Uuid, Path), ("Idempotency-Key" = Option<String>, Header)),
+    request_body = BiometricReferenceBody,
+    responses(
+        (status = 200, body = FlowResponse),
+        (status = 400, body = ErrorBody),
+        (status = 409, description = "`proof_not_expected` (not a registration or recovery flow), `flow_ended`, `flow_expired`", body = ErrorBody),
+    )
+)]
+pub async fn store_reference(
+    State(state): State<CoreState>,
+    Path(raw_id): Path<String>,
+    ApiJson(body): ApiJson<BiometricReferenceBody>,
+) -> Result<ApiJson<FlowResponse>, ApiError> {
+    let id = flow_id(&raw_id)?;
+    let token = zeroize::Zeroizing::new(decode_token(&body.token)?);
+    let view = state
+        .flows
+        .store_reference(&integration(), id, &token)
+        .await?;
+    Ok(ApiJson(flow_response(view)))
+}
+
+/// Release the user's biometric reference to the SDK, for a step-up or recovery
+/// flow of the same user awaiting verification. Audited.
+#[utoipa::path(
+    post,
+    path = "/api/core/v1/flows/{flow_id}/biometric-reference/release",
+    tag = "biometric reference",
+    params(("flow_id" = uuid::Uuid, Path)),
+    responses(
+        (status = 200, description = "The token, base64url", body = BiometricReferenceBody),
+        (status = 409, description = "`biometric_reference_not_releasable`, `biometric_reference_missing`", body = ErrorBody),
+    )
+)]
+pub async fn release_reference(
+    State(state): State<CoreState>,
+    Path(raw_id): Path<String>,
+) -> Result<ApiJson<BiometricReferenceBody>, ApiError> {
+    let token = state
+        .flows
+        .release_reference(&integration(), flow_id(&raw_id)?)
+        .await?;
+    Ok(ApiJson(BiometricReferenceBody {
+        token: URL_SAFE_NO_PAD.encode(&*token),
+    }))
+}

@@ -1,0 +1,35 @@
+//! Cross-platform step-up: the enrolled phone claims a flow started elsewhere.
+
+use axum::extract::State;
+use http_common::{ApiError, ApiJson};
+use proto::ErrorBody;
+use proto::core::{ClaimHandoffRequest, FlowResponse};
+
+use super::integration;
+use crate::CoreState;
+use crate::convert::{external_user_id, flow_response};
+
+/// Claim a cross-platform step-up with its single-use hand-off code. The answer
+/// carries the SDK token for the phone's capture.
+#[utoipa::path(
+    post,
+    path = "/api/core/v1/handoffs/claim",
+    tag = "flows",
+    params(("Idempotency-Key" = Option<String>, Header)),
+    request_body = ClaimHandoffRequest,
+    responses(
+        (status = 200, body = FlowResponse),
+        (status = 404, description = "`handoff_invalid`: unknown, expired, already claimed, or another user's", body = ErrorBody),
+    )
+)]
+pub async fn claim(
+    State(state): State<CoreState>,
+    ApiJson(body): ApiJson<ClaimHandoffRequest>,
+) -> Result<ApiJson<FlowResponse>, ApiError> {
+    let user = external_user_id(&body.external_user_id)?;
+    let view = state
+        .flows
+        .claim_handoff(&integration(), &body.code, &user)
+        .await?;
+    Ok(ApiJson(flow_response(view)))
+}

@@ -1,0 +1,74 @@
+//! `synthetic` mode only: choose a run's outcome, then process it through the
+//! same event path a real provider's webhook takes.
+
+use axum::extract::{Path, State};
+use domain::audit::Actor;
+use domain::flow::IdentityOutcome;
+use domain::idv::IdvError;
+use domain::service::{EventOutcome, RequestContext};
+use http_common::{ApiError, ApiJson, CorrelationId};
+use proto::core::{ProviderEventResponse, SyntheticOutcome, SyntheticOutcomeRequest};
+use proto::{ErrorBody, ErrorCode};
+
+use crate::CoreState;
+
+/// Give a synthetic run its outcome (tests and demos).
+#[utoipa::path(
+    post,
+    path = "/api/core/v1/synthetic/runs/{run_id}/outcome",
+    tag = "synthetic",
+    params(("run_id" = String, Path)),
+    request_body = SyntheticOutcomeRequest,
+    responses(
+        (status = 200, body = ProviderEventResponse),
+        (status = 404, description = "`unknown_run`", body = ErrorBody),
+    )
+)]
+pub async fn set_outcome(
+    State(state): State<CoreState>,
+    Path(run_id): Path<String>,
+    ApiJson(body): ApiJson<SyntheticOutcomeRequest>,
+) -> Result<ApiJson<ProviderEventResponse>, ApiError> {
+    let Some(control) = &state.synthetic else {
+        return Err(ApiError::not_found(
+            "the synthetic provider is not configured",
+        ));
+    };
+    let outcome = match body.outcome {
+        SyntheticOutcome::Approved => IdentityOutcome::Approved,
+        SyntheticOutcome::Declined => IdentityOutcome::Declined,
+        SyntheticOutcome::Review => IdentityOutcome::Review,
+        SyntheticOutcome::Abandoned => IdentityOutcome::Abandoned,
+        SyntheticOutcome::Error => IdentityOutcome::Error,
+    };
+    control.set_outcome(&run_id, outcome).map_err(|e| match e {
+        IdvError::UnknownRun => ApiError::new(
+            axum::http::StatusCode::NOT_FOUND,
+            ErrorCode::UnknownRun,
+            "the synthetic provider has no such run",
+        ),
+        other => ApiError::internal(other.to_string()),
+    })?;
+    // The provider's delivery identity: one event per run and outcome.
+    let dedupe_key = format!(
+        "synthetic:{run_id}:{}",
+        serde_json::to_string(&body.outcome).unwrap_or_default()
+    );
+    let ctx = RequestContext {
+        actor: Actor::Provider,
+        correlation_id: CorrelationId::current().map(|id| id.as_str().to_owned()),
+    };
+    let result = state
+        .flows
+        .ingest_run_event(&ctx, &run_id, &dedupe_key)
+        .await?;
+    Ok(ApiJson(ProviderEventResponse {
+        result: match result {
+            EventOutcome::Applied => "applied",
+            EventOutcome::NoChange => "no_change",
+            EventOutcome::Duplicate => "duplicate",
+            EventOutcome::UnknownRun => "unknown_run",
+        }
+        .to_owned(),
+    }))
+}

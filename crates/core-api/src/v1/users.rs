@@ -1,0 +1,55 @@
+//! Users, by the customer's identifier.
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use http_common::{ApiError, ApiJson};
+use proto::ErrorBody;
+use proto::core::UserResponse;
+
+use super::integration;
+use crate::CoreState;
+use crate::convert::{external_user_id, user_response};
+
+/// A user with their credentials.
+#[utoipa::path(
+    get,
+    path = "/api/core/v1/users/{external_user_id}",
+    tag = "users",
+    params(("external_user_id" = String, Path)),
+    responses(
+        (status = 200, body = UserResponse),
+        (status = 400, description = "`invalid_external_user_id`", body = ErrorBody),
+        (status = 404, description = "`user_not_found`", body = ErrorBody),
+    )
+)]
+pub async fn read(
+    State(state): State<CoreState>,
+    Path(raw): Path<String>,
+) -> Result<ApiJson<UserResponse>, ApiError> {
+    let view = state.flows.user_view(&external_user_id(&raw)?).await?;
+    Ok(ApiJson(user_response(view)))
+}
+
+/// Delete a user: the provider forgets them, then their credentials, biometric
+/// reference and flows are deleted. The audit trail keeps a pseudonym.
+#[utoipa::path(
+    delete,
+    path = "/api/core/v1/users/{external_user_id}",
+    tag = "users",
+    params(("external_user_id" = String, Path), ("Idempotency-Key" = Option<String>, Header)),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 404, description = "`user_not_found`", body = ErrorBody),
+        (status = 503, description = "`idv_unavailable`: nothing was deleted; retry", body = ErrorBody),
+    )
+)]
+pub async fn delete(
+    State(state): State<CoreState>,
+    Path(raw): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    state
+        .flows
+        .delete_user(&integration(), &external_user_id(&raw)?)
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}

@@ -1,0 +1,256 @@
+//! Wire types of the Core API (`/api/core/v1`).
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use time::OffsetDateTime;
+use utoipa::{IntoParams, ToSchema};
+use uuid::Uuid;
+
+/// What a flow is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum FlowType {
+    /// Enrollment: identity proof (document + live capture) and a new credential.
+    Registration,
+    /// Routine sign-in: an assertion from an active credential.
+    SignIn,
+    /// High-risk action: live capture against the reference plus an assertion.
+    StepUp,
+    /// New device: identity proof against the reference plus a new credential.
+    Recovery,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum FlowState {
+    Pending,
+    AwaitingVerification,
+    Verified,
+    InReview,
+    Completed,
+    Failed,
+    Expired,
+    Cancelled,
+}
+
+/// `POST /api/core/v1/flows`
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateFlowRequest {
+    #[serde(rename = "type")]
+    pub flow_type: FlowType,
+    /// 1–128 characters of `A-Z a-z 0-9 . _ ~ -`.
+    #[schema(example = "customer-42")]
+    pub external_user_id: String,
+    /// Step-up only: an opaque JSON object (amount, payee…), at most 4 KiB as
+    /// compact JSON by default. Stored encrypted, hashed into the result, echoed back.
+    #[serde(default)]
+    pub transaction_context: Option<Value>,
+    /// Step-up only: the action started on another device; the response carries
+    /// a single-use hand-off code for the enrolled phone to claim.
+    #[serde(default)]
+    pub cross_platform: bool,
+}
+
+/// The identity proof of a flow.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct IdentityProof {
+    /// `not_required`, `pending`, `verified`, `in_review` or `failed`.
+    pub status: String,
+    /// `onfido` or `synthetic`.
+    pub provider: String,
+    pub workflow_run_id: Option<String>,
+    /// The mobile SDK's token for the run: present while the flow awaits
+    /// verification (and, for cross-platform flows, once the hand-off is claimed).
+    /// A bearer secret: hand it only to the user's app.
+    pub sdk_token: Option<String>,
+}
+
+/// The possession proof of a flow.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct PossessionProofStatus {
+    /// `pending` or `verified`.
+    pub status: String,
+    /// Our id of the credential created or used.
+    pub credential_id: Option<Uuid>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct HandoffStatus {
+    /// Only in the response that created the flow: show it (as a QR code) to the
+    /// user's enrolled phone. Single use.
+    pub code: Option<String>,
+    #[serde(with = "time::serde::rfc3339")]
+    pub expires_at: OffsetDateTime,
+    pub claimed: bool,
+}
+
+/// What a completed flow proves.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct FlowResult {
+    /// `possession` (sign-in) or `possession_and_biometric` (step-up, registration, recovery).
+    pub assurance: String,
+    pub credential_id: Option<Uuid>,
+    /// SHA-256 (hex) of the transaction context as echoed (compact JSON, keys sorted).
+    pub transaction_context_sha256: Option<String>,
+    #[serde(with = "time::serde::rfc3339")]
+    pub completed_at: OffsetDateTime,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct FlowResponse {
+    pub id: Uuid,
+    #[serde(rename = "type")]
+    pub flow_type: FlowType,
+    pub state: FlowState,
+    /// Grows with every change; long-poll with `after_version`.
+    pub version: i64,
+    pub external_user_id: String,
+    pub identity: IdentityProof,
+    pub possession: PossessionProofStatus,
+    /// Registration and recovery: whether this flow stored a biometric reference.
+    pub biometric_reference_stored: Option<bool>,
+    /// Set when `state` is `failed`: `idv_declined`, `idv_abandoned`, `idv_error`, `idv_unavailable`.
+    pub failure_reason: Option<String>,
+    pub transaction_context: Option<Value>,
+    pub transaction_context_sha256: Option<String>,
+    pub cross_platform: bool,
+    pub handoff: Option<HandoffStatus>,
+    pub result: Option<FlowResult>,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339")]
+    pub updated_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339")]
+    pub expires_at: OffsetDateTime,
+}
+
+/// `GET /api/core/v1/flows/{flow_id}` query: long-polling.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct FlowWaitQuery {
+    /// Answer as soon as the flow's version exceeds this.
+    pub after_version: Option<i64>,
+    /// Wait up to this many seconds (0–30) for a change; default 0.
+    pub wait_seconds: Option<u32>,
+}
+
+/// A new credential, as the customer's relying party verified it (registration, recovery).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewCredentialProof {
+    /// The WebAuthn credential id, unpadded base64url.
+    pub id: String,
+    /// COSE public key, unpadded base64url.
+    #[serde(default)]
+    pub public_key: Option<String>,
+    #[serde(default)]
+    pub aaguid: Option<Uuid>,
+    #[serde(default)]
+    pub sign_count: u32,
+    #[serde(default)]
+    pub transports: Vec<String>,
+    #[serde(default)]
+    pub backup_eligible: bool,
+    #[serde(default)]
+    pub backup_state: bool,
+    /// `ios`, `android`, `web`…
+    #[serde(default)]
+    pub platform: Option<String>,
+    #[serde(default)]
+    pub device_label: Option<String>,
+}
+
+/// An assertion, as the customer's relying party verified it (sign-in, step-up).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AssertionProof {
+    /// The WebAuthn credential id, unpadded base64url.
+    pub credential_id: String,
+    /// The authenticator's new signature counter.
+    pub sign_count: u32,
+    #[serde(default)]
+    pub backup_state: Option<bool>,
+}
+
+/// `POST /api/core/v1/flows/{flow_id}/possession`: exactly one of the two.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PossessionRequest {
+    #[serde(default)]
+    pub credential: Option<NewCredentialProof>,
+    #[serde(default)]
+    pub assertion: Option<AssertionProof>,
+}
+
+/// `PUT /api/core/v1/flows/{flow_id}/biometric-reference` and the release's answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BiometricReferenceBody {
+    /// The IDV SDK's encrypted biometric token, standard or URL-safe base64.
+    pub token: String,
+}
+
+/// `POST /api/core/v1/handoffs/claim`
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ClaimHandoffRequest {
+    pub code: String,
+    /// The user signed in on the claiming device; must own the flow.
+    pub external_user_id: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct CredentialResponse {
+    pub id: Uuid,
+    /// The WebAuthn credential id.
+    pub webauthn_id: String,
+    /// `active`, `suspended` or `revoked`.
+    pub status: String,
+    pub status_reason: Option<String>,
+    pub aaguid: Option<Uuid>,
+    pub sign_count: u32,
+    pub transports: Vec<String>,
+    pub backup_eligible: bool,
+    pub backup_state: bool,
+    pub platform: Option<String>,
+    pub device_label: Option<String>,
+    pub created_by_flow: Uuid,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub last_used_at: Option<OffsetDateTime>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct UserResponse {
+    pub external_user_id: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+    pub has_biometric_reference: bool,
+    pub credentials: Vec<CredentialResponse>,
+}
+
+/// Synthetic mode only: the outcome to give a run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum SyntheticOutcome {
+    Approved,
+    Declined,
+    Review,
+    Abandoned,
+    Error,
+}
+
+/// `POST /api/core/v1/synthetic/runs/{run_id}/outcome`
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SyntheticOutcomeRequest {
+    pub outcome: SyntheticOutcome,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct ProviderEventResponse {
+    /// `applied`, `no_change`, `duplicate` or `unknown_run`.
+    pub result: String,
+}
