@@ -5,6 +5,7 @@
 //! `proto`, call the domain's `FlowService`, and render its answers; the
 //! routes and their documentation live together in [`v1`].
 
+pub mod auth;
 pub mod convert;
 pub mod idempotency;
 pub mod openapi;
@@ -35,6 +36,8 @@ pub struct CoreState {
     pub watch: Arc<FlowWatch>,
     /// Present in `synthetic` mode only: mounts the outcome control route.
     pub synthetic: Option<Arc<dyn SyntheticControl>>,
+    /// Empty: calls are not authenticated (the network must protect the API).
+    pub api_keys: auth::ApiKeys,
 }
 
 /// The Core API: service endpoints and `/api/core/v1`.

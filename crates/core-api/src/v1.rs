@@ -57,6 +57,10 @@ pub fn routes(state: CoreState) -> Router {
         );
     }
     router
+        .route_layer(middleware::from_fn_with_state(
+            state.api_keys.clone(),
+            crate::auth::require_key,
+        ))
         .layer(axum::extract::DefaultBodyLimit::max(
             domain::custody::MAX_REFERENCE_BYTES * 2 + 1024,
         ))

@@ -36,7 +36,6 @@ crate::flow::string_enum! {
         CredentialCounterRegression = "credential.counter_regression",
         BiometricReferenceStored = "biometric_reference.stored",
         BiometricReferenceReleased = "biometric_reference.released",
-        BiometricReferenceDestroyed = "biometric_reference.destroyed",
         ProviderEventReceived = "provider.event_received",
         WebhookRejected = "webhook.rejected",
     }
@@ -204,6 +203,17 @@ impl Default for AuditQuery {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_event_type_is_documented() {
+        let reference = include_str!("../../../docs/audit.md");
+        for t in AuditEventType::ALL {
+            assert!(
+                reference.contains(&format!("| `{t}` |")),
+                "{t} is missing from docs/audit.md"
+            );
+        }
+    }
 
     #[test]
     fn event_types_round_trip_through_their_names() {

@@ -20,6 +20,8 @@ pub enum ErrorCode {
     PayloadTooLarge,
     /// A path or query parameter is malformed.
     InvalidParameter,
+    /// The request needs credentials it did not carry, or carried invalid ones.
+    Unauthorized,
     /// The addressed resource does not exist.
     NotFound,
     /// The request conflicts with the resource's current state.
@@ -95,6 +97,7 @@ impl ErrorCode {
         Self::UnsupportedMediaType,
         Self::PayloadTooLarge,
         Self::InvalidParameter,
+        Self::Unauthorized,
         Self::NotFound,
         Self::Conflict,
         Self::ServiceUnavailable,
@@ -137,6 +140,7 @@ impl ErrorCode {
             Self::UnsupportedMediaType => "unsupported_media_type",
             Self::PayloadTooLarge => "payload_too_large",
             Self::InvalidParameter => "invalid_parameter",
+            Self::Unauthorized => "unauthorized",
             Self::NotFound => "not_found",
             Self::Conflict => "conflict",
             Self::ServiceUnavailable => "service_unavailable",

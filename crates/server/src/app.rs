@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use axum::Router;
+use core_api::auth::ApiKeys;
 use core_api::{CoreState, FlowWatch};
 use domain::clock::truncate_to_micros;
 use domain::idv::{IdentityProvider, SyntheticControl};
@@ -17,6 +18,7 @@ use domain::{Clock, Repository};
 use http_common::ServiceInfo;
 use management::ManagementState;
 use proto::service::VersionInfo;
+use secrecy::ExposeSecret;
 use store_postgres::PgStore;
 use store_sqlite::SqliteStore;
 use tokio::net::TcpListener;
@@ -25,7 +27,7 @@ use tokio::task::JoinHandle;
 
 use time::OffsetDateTime;
 
-use crate::config::{DatabaseConfig, IdvConfig, IdvMode, ManagementConfig};
+use crate::config::{CoreConfig, DatabaseConfig, IdvConfig, IdvMode, ManagementConfig};
 
 /// What this binary is.
 pub fn version_info(runtime: &str) -> VersionInfo {
@@ -99,6 +101,12 @@ pub struct CoreParts {
     pub provider: Provider,
     pub key: DataKey,
     pub policy: FlowPolicy,
+    pub api_keys: ApiKeys,
+}
+
+/// The API keys a Core configuration accepts.
+pub fn api_keys(config: &CoreConfig) -> ApiKeys {
+    ApiKeys::new(config.api_keys.iter().map(ExposeSecret::expose_secret))
 }
 
 pub fn core_router(parts: CoreParts, runtime: &str) -> Router {
@@ -119,6 +127,7 @@ pub fn core_router(parts: CoreParts, runtime: &str) -> Router {
         key: parts.key,
         watch,
         synthetic: parts.provider.synthetic,
+        api_keys: parts.api_keys,
     })
 }
 

@@ -70,7 +70,14 @@ pub async fn core(env: &Env) -> ExitCode {
             provider,
             key: config.data_key.clone(),
             policy: config.policy.clone(),
+            api_keys: app::api_keys(&config),
         };
+        if !parts.api_keys.is_enabled() {
+            tracing::warn!(
+                "the Core API accepts unauthenticated calls: only the network protects it; \
+                 set BIOMETRIC_PASSKEY_CORE_API_KEYS to require an API key"
+            );
+        }
         let server = Application::serve(
             listener,
             app::core_router(parts, "core"),

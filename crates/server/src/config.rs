@@ -135,6 +135,8 @@ pub struct CoreConfig {
     pub idv: IdvConfig,
     pub audit: AuditConfig,
     pub policy: FlowPolicy,
+    /// Accepted integration API keys; empty means the API is unauthenticated.
+    pub api_keys: Vec<SecretString>,
 }
 
 /// The management runtime.
@@ -605,6 +607,35 @@ fn read_policy(r: &mut Reader<'_>) -> FlowPolicy {
     }
 }
 
+/// The shortest API key accepted: 32 characters (about 190 bits from base64url).
+pub const MIN_API_KEY_LEN: usize = 32;
+
+fn read_api_keys(r: &mut Reader<'_>) -> Vec<SecretString> {
+    const VAR: &str = "BIOMETRIC_PASSKEY_CORE_API_KEYS";
+    let Some(raw) = r.optional(VAR) else {
+        return Vec::new();
+    };
+    let keys: Vec<&str> = raw
+        .split([',', ' ', '\n', '\t'])
+        .filter(|k| !k.is_empty())
+        .collect();
+    for (i, key) in keys.iter().enumerate() {
+        if key.len() < MIN_API_KEY_LEN || !key.bytes().all(|b| b.is_ascii_graphic()) {
+            r.problem(
+                VAR,
+                format!(
+                    "key #{} is not at least {MIN_API_KEY_LEN} visible ASCII characters; generate keys with \
+                     `openssl rand 32 | basenc --base64url | tr -d =`",
+                    i + 1
+                ),
+            );
+        }
+    }
+    keys.into_iter()
+        .map(|k| SecretString::from(k.to_owned()))
+        .collect()
+}
+
 impl CoreConfig {
     pub fn from_env(env: &Env) -> Result<Self, Problems> {
         let mut r = Reader::new(env);
@@ -613,6 +644,7 @@ impl CoreConfig {
         let idv = IdvConfig::read(&mut r);
         let audit = AuditConfig::read(&mut r, true);
         let policy = read_policy(&mut r);
+        let api_keys = read_api_keys(&mut r);
         let config = match (common, data_key, idv) {
             (Some(common), Some(data_key), Some(idv)) => Some(Self {
                 common,
@@ -620,6 +652,7 @@ impl CoreConfig {
                 idv,
                 audit,
                 policy,
+                api_keys,
             }),
             _ => None,
         };

@@ -66,6 +66,7 @@ pub fn configs(options: &DevOptions, data_key: DataKey) -> (CoreConfig, Manageme
             retention_months: 0,
         },
         policy: FlowPolicy::default(),
+        api_keys: Vec::new(),
     };
     let management_origin = format!("http://127.0.0.1:{}", options.management_port);
     let management = ManagementConfig {
@@ -157,6 +158,8 @@ pub async fn start(options: &DevOptions, shutdown: &Shutdown) -> anyhow::Result<
         provider: app::identity_provider(&core.idv)?,
         key: core.data_key.clone(),
         policy: core.policy.clone(),
+        // Loopback only: the evaluation setup needs no keys.
+        api_keys: app::api_keys(&core),
     };
     let core_server = Application::serve(
         bind(options.core_port).await?,

@@ -10,8 +10,13 @@
 
 #![allow(clippy::panic, clippy::unwrap_used, clippy::expect_used)] // test-support code: a failed setup is a failed test.
 
+pub mod credentials;
+mod fixtures;
+pub mod flows;
+pub mod idempotency;
 pub mod postgres;
 pub mod suite;
+pub mod users;
 
 use std::any::Any;
 use std::sync::Arc;
@@ -34,30 +39,67 @@ impl Fixture {
     }
 }
 
-/// Expands to one `#[tokio::test]` per behaviour of [`suite`], each on a fresh
-/// repository made by `$fresh` (an `async fn() -> Fixture`).
+/// Expands to one `#[tokio::test]` per behaviour of [`suite`], [`flows`],
+/// [`credentials`], [`users`] and [`idempotency`], each on a fresh repository
+/// made by `$fresh` (an `async fn() -> Fixture`).
 #[macro_export]
 macro_rules! conformance_suite {
     ($fresh:path) => {
         $crate::conformance_suite!(@tests $fresh;
-            ping_answers,
-            user_round_trips,
-            duplicate_external_id_is_a_conflict_and_writes_nothing,
-            unknown_user_is_not_found,
-            a_failed_audit_insert_rolls_back_the_change,
-            delete_user_removes_the_user_and_records_the_event,
-            concurrent_creations_of_one_user_have_exactly_one_winner,
-            audit_events_round_trip_every_field,
-            audit_search_is_newest_first_and_paginates,
-            audit_search_filters_by_user_type_and_time,
+            suite::ping_answers,
+            suite::user_round_trips,
+            suite::duplicate_external_id_is_a_conflict_and_writes_nothing,
+            suite::unknown_user_is_not_found,
+            suite::a_failed_audit_insert_rolls_back_the_change,
+            suite::delete_user_removes_the_user_and_records_the_event,
+            suite::concurrent_creations_of_one_user_have_exactly_one_winner,
+            suite::audit_events_round_trip_every_field,
+            suite::audit_search_is_newest_first_and_paginates,
+            suite::audit_search_filters_by_user_type_and_time,
+            flows::a_flow_with_every_field_round_trips,
+            flows::a_flow_without_optional_fields_round_trips,
+            flows::every_flow_type_state_identity_and_failure_reason_round_trips,
+            flows::unknown_flows_are_not_found,
+            flows::a_flow_for_a_missing_user_is_not_found,
+            flows::flows_of_lists_a_users_flows_newest_first_up_to_the_limit,
+            flows::an_update_over_the_stored_version_round_trips,
+            flows::an_update_sets_the_run_and_the_failure_reason,
+            flows::a_stale_flow_version_is_a_conflict_and_writes_nothing,
+            flows::concurrent_updates_from_one_version_have_exactly_one_winner,
+            flows::a_change_can_create_a_user_with_their_first_flow,
+            flows::a_failed_event_rolls_back_the_flow_and_its_effects,
+            flows::the_open_flow_limit_refuses_the_next_flow_and_writes_nothing,
+            flows::terminal_and_expired_flows_do_not_count_as_open,
+            flows::the_idv_run_limit_counts_identity_flows_of_the_last_24_hours,
+            flows::concurrent_flow_creations_respect_the_open_flow_limit,
+            credentials::credentials_round_trip_by_id_webauthn_id_and_user_oldest_first,
+            credentials::unknown_credentials_are_not_found,
+            credentials::a_duplicate_webauthn_id_is_a_conflict_and_rolls_back_the_change,
+            credentials::a_use_records_the_counter_backup_state_and_time,
+            credentials::a_counter_that_does_not_grow_is_a_conflict_and_writes_nothing,
+            credentials::an_authenticator_without_a_counter_may_stay_at_zero,
+            credentials::a_suspended_or_revoked_credential_cannot_be_used,
+            credentials::a_status_change_records_the_status_reason_and_time,
+            credentials::a_status_change_from_the_wrong_status_is_a_conflict_and_writes_nothing,
+            credentials::a_biometric_reference_is_stored_read_and_replaced,
+            users::set_applicant_is_visible_on_the_user,
+            users::delete_user_removes_their_flows_credentials_and_reference,
+            idempotency::a_new_key_proceeds_and_a_repeat_in_flight_is_in_progress,
+            idempotency::a_finished_request_replays_its_exact_response,
+            idempotency::an_unfinished_claim_is_retaken_once_its_lock_has_passed,
+            idempotency::an_expired_response_is_forgotten,
+            idempotency::abandon_releases_an_unfinished_claim_only,
+            idempotency::idempotency_keys_are_separate_per_scope,
+            idempotency::concurrent_claims_of_one_key_have_exactly_one_winner,
+            idempotency::a_provider_event_is_recorded_once,
         );
     };
-    (@tests $fresh:path; $($name:ident),* $(,)?) => {
+    (@tests $fresh:path; $($module:ident :: $name:ident),* $(,)?) => {
         $(
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn $name() {
                 let fixture = $fresh().await;
-                $crate::suite::$name(fixture.repo.clone()).await;
+                $crate::$module::$name(fixture.repo.clone()).await;
             }
         )*
     };

@@ -1,7 +1,7 @@
 //! The `idempotency_keys` and `provider_events` tables.
 
-use domain::StoreResult;
 use domain::store::{IdempotencyBegin, StoredResponse};
+use domain::{StoreError, StoreResult};
 use sqlx::{PgConnection, PgPool};
 use time::OffsetDateTime;
 
@@ -125,5 +125,13 @@ pub(crate) async fn record_provider_event(
         .execute(conn)
         .await
         .map(drop)
-        .map_err(map_err)
+        .map_err(|e| match map_err(e) {
+            // The trait names this rule `provider_event`.
+            StoreError::Conflict { what } if what == "provider_events_pkey" => {
+                StoreError::Conflict {
+                    what: "provider_event".into(),
+                }
+            }
+            other => other,
+        })
 }

@@ -35,6 +35,12 @@ pub(crate) async fn insert(
     limits: &FlowLimits,
 ) -> StoreResult<()> {
     let user = uuid_bytes(flow.user_id.0);
+    // As on PostgreSQL: a flow for a user that no longer exists is `NotFound`.
+    sqlx::query("SELECT 1 FROM users WHERE id = ?")
+        .bind(&user)
+        .fetch_one(&mut *conn)
+        .await
+        .map_err(map_err)?;
     let open: i64 = sqlx::query_scalar(&format!(
         "SELECT count(*) FROM flows WHERE user_id = ? AND state IN {OPEN_STATES} AND expires_at > ?"
     ))

@@ -10,6 +10,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use core_api::auth::ApiKeys;
 use domain::sealing::{DataKey, KeyId};
 use domain::service::FlowPolicy;
 use domain::{ManualClock, Repository};
@@ -133,6 +134,11 @@ pub async fn spawn_core(store: Store) -> TestApp {
 
 /// The Core API on a fresh store, in synthetic mode, on a manual clock at [`T0`].
 pub async fn spawn_core_with(store: Store, policy: FlowPolicy) -> TestApp {
+    spawn_core_configured(store, policy, ApiKeys::default()).await
+}
+
+/// As [`spawn_core_with`], requiring `api_keys` when not empty.
+pub async fn spawn_core_configured(store: Store, policy: FlowPolicy, api_keys: ApiKeys) -> TestApp {
     let (repo, keep) = fresh_repository(store).await;
     let clock = Arc::new(ManualClock::new(T0));
     let synthetic = Arc::new(SyntheticProvider::new());
@@ -146,6 +152,7 @@ pub async fn spawn_core_with(store: Store, policy: FlowPolicy) -> TestApp {
             },
             key: test_key(),
             policy,
+            api_keys,
         },
         "core",
     );

@@ -120,3 +120,44 @@ async fn dev_serves_both_runtimes_on_loopback_and_keeps_its_key() {
     again.core.stopped().await.unwrap();
     again.management.stopped().await.unwrap();
 }
+
+#[tokio::test]
+async fn configured_api_keys_are_required_on_the_core_api() {
+    use core_api::auth::ApiKeys;
+    use domain::service::FlowPolicy;
+
+    let key = "integration-key-0123456789abcdefghijkl";
+    let app = testkit::spawn_core_configured(
+        testkit::Store::Sqlite,
+        FlowPolicy::default(),
+        ApiKeys::new([key]),
+    )
+    .await;
+    let body = serde_json::json!({ "type": "registration", "external_user_id": "keyed" });
+
+    let (status, error) = app.post("/api/core/v1/flows", body.clone()).await;
+    assert_eq!(status, 401);
+    assert_eq!(error["error"]["code"], "unauthorized");
+    let wrong = app
+        .client
+        .post(app.url("/api/core/v1/flows"))
+        .bearer_auth("integration-key-0123456789abcdefghijkX")
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(wrong.status(), 401);
+    assert!(wrong.headers().contains_key("www-authenticate"));
+
+    let (status, _) = app
+        .send(
+            app.client
+                .post(app.url("/api/core/v1/flows"))
+                .bearer_auth(key)
+                .json(&body),
+        )
+        .await;
+    assert_eq!(status, 201);
+    // Service endpoints stay open for probes.
+    assert_eq!(app.get("/api/health").await.status(), 200);
+}

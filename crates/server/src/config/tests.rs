@@ -358,3 +358,29 @@ fn every_variable_is_documented() {
         );
     }
 }
+
+#[test]
+fn api_keys_are_optional_and_must_be_long() {
+    assert!(
+        CoreConfig::from_env(&core_env(&[]))
+            .unwrap()
+            .api_keys
+            .is_empty()
+    );
+    let good = "k".repeat(32);
+    let env = core_env(&[(
+        "BIOMETRIC_PASSKEY_CORE_API_KEYS",
+        &format!("{good}, {good}x"),
+    )]);
+    assert_eq!(CoreConfig::from_env(&env).unwrap().api_keys.len(), 2);
+    let env = core_env(&[("BIOMETRIC_PASSKEY_CORE_API_KEYS", "short-key")]);
+    let problems = CoreConfig::from_env(&env).unwrap_err();
+    assert_eq!(
+        variables(&problems),
+        vec!["BIOMETRIC_PASSKEY_CORE_API_KEYS"]
+    );
+    assert!(
+        !problems.to_string().contains("short-key"),
+        "the key is never echoed"
+    );
+}

@@ -1,0 +1,346 @@
+//! `Idempotency-Key` records (claim, replay, retake, release) and the
+//! de-duplication of provider events.
+
+use std::sync::Arc;
+
+use domain::flow::{Flow, FlowState, FlowType, IdentityStatus};
+use domain::store::{IdempotencyBegin, StoredResponse};
+use domain::{Actor, AuditEventType, Change, Effect, NewAuditEvent, Repository, Subject};
+use time::{Duration, OffsetDateTime};
+
+use crate::fixtures::{
+    T0, all_events, assert_conflict, at, event, flow, insert, snapshot, stored_user, update,
+};
+
+const FLOWS: &str = "core:POST /v1/flows";
+const USERS: &str = "core:DELETE /v1/users";
+
+fn sha(n: u8) -> [u8; 32] {
+    [n; 32]
+}
+
+fn response(status: u16, body: &[u8]) -> StoredResponse {
+    StoredResponse {
+        status,
+        body_sealed: body.to_vec(),
+    }
+}
+
+/// The lock a claim taken at `now` holds: 30 seconds.
+fn lock(now: OffsetDateTime) -> OffsetDateTime {
+    now + Duration::seconds(30)
+}
+
+async fn begin(
+    repo: &dyn Repository,
+    scope: &str,
+    key: &str,
+    request: u8,
+    now: OffsetDateTime,
+) -> IdempotencyBegin {
+    repo.idempotency_begin(scope, key, &sha(request), now, lock(now))
+        .await
+        .unwrap()
+}
+
+pub async fn a_new_key_proceeds_and_a_repeat_in_flight_is_in_progress(repo: Arc<dyn Repository>) {
+    let repo = &*repo;
+    assert_eq!(
+        begin(repo, FLOWS, "k1", 1, T0).await,
+        IdempotencyBegin::Proceed
+    );
+    assert_eq!(
+        begin(repo, FLOWS, "k1", 1, at(1)).await,
+        IdempotencyBegin::InProgress
+    );
+    assert_eq!(
+        begin(repo, FLOWS, "k1", 2, at(2)).await,
+        IdempotencyBegin::Mismatch
+    );
+    // Another key is another request.
+    assert_eq!(
+        begin(repo, FLOWS, "k2", 1, at(2)).await,
+        IdempotencyBegin::Proceed
+    );
+}
+
+pub async fn a_finished_request_replays_its_exact_response(repo: Arc<dyn Repository>) {
+    let repo = &*repo;
+    assert_eq!(
+        begin(repo, FLOWS, "k1", 1, T0).await,
+        IdempotencyBegin::Proceed
+    );
+    let stored = response(201, &[0x00, 0xff, b'{', 0x80, b'}', 0x00]);
+    repo.idempotency_finish(FLOWS, "k1", &stored, T0 + Duration::hours(24))
+        .await
+        .unwrap();
+
+    assert_eq!(
+        begin(repo, FLOWS, "k1", 1, at(1)).await,
+        IdempotencyBegin::Replay(stored.clone())
+    );
+    // Past the claim's lock a finished record still replays, until it expires.
+    assert_eq!(
+        begin(repo, FLOWS, "k1", 1, T0 + Duration::hours(23)).await,
+        IdempotencyBegin::Replay(stored)
+    );
+    assert_eq!(
+        begin(repo, FLOWS, "k1", 2, T0 + Duration::hours(23)).await,
+        IdempotencyBegin::Mismatch
+    );
+}
+
+pub async fn an_unfinished_claim_is_retaken_once_its_lock_has_passed(repo: Arc<dyn Repository>) {
+    let repo = &*repo;
+    assert_eq!(
+        begin(repo, FLOWS, "k1", 1, T0).await,
+        IdempotencyBegin::Proceed
+    );
+    assert_eq!(
+        begin(repo, FLOWS, "k1", 1, lock(T0) - Duration::microseconds(1)).await,
+        IdempotencyBegin::InProgress
+    );
+    // The first attempt is presumed dead; the retry takes over.
+    let retry = lock(T0) + Duration::seconds(1);
+    assert_eq!(
+        begin(repo, FLOWS, "k1", 1, retry).await,
+        IdempotencyBegin::Proceed
+    );
+    // The retaken claim holds a new lock.
+    assert_eq!(
+        begin(repo, FLOWS, "k1", 1, retry + Duration::seconds(1)).await,
+        IdempotencyBegin::InProgress
+    );
+    let stored = response(200, b"retried");
+    repo.idempotency_finish(FLOWS, "k1", &stored, retry + Duration::hours(1))
+        .await
+        .unwrap();
+    assert_eq!(
+        begin(repo, FLOWS, "k1", 1, retry + Duration::seconds(2)).await,
+        IdempotencyBegin::Replay(stored)
+    );
+}
+
+pub async fn an_expired_response_is_forgotten(repo: Arc<dyn Repository>) {
+    let repo = &*repo;
+    let expires = T0 + Duration::hours(1);
+    assert_eq!(
+        begin(repo, FLOWS, "k1", 1, T0).await,
+        IdempotencyBegin::Proceed
+    );
+    let first = response(201, b"first");
+    repo.idempotency_finish(FLOWS, "k1", &first, expires)
+        .await
+        .unwrap();
+    assert_eq!(
+        begin(repo, FLOWS, "k1", 1, expires - Duration::seconds(1)).await,
+        IdempotencyBegin::Replay(first)
+    );
+
+    // Past its expiry the key is free, even for another request.
+    let later = expires + Duration::seconds(1);
+    assert_eq!(
+        begin(repo, FLOWS, "k1", 2, later).await,
+        IdempotencyBegin::Proceed
+    );
+    assert_eq!(
+        begin(repo, FLOWS, "k1", 2, later + Duration::seconds(1)).await,
+        IdempotencyBegin::InProgress
+    );
+    let second = response(409, b"second");
+    repo.idempotency_finish(FLOWS, "k1", &second, later + Duration::hours(1))
+        .await
+        .unwrap();
+    assert_eq!(
+        begin(repo, FLOWS, "k1", 2, later + Duration::seconds(2)).await,
+        IdempotencyBegin::Replay(second)
+    );
+    assert_eq!(
+        begin(repo, FLOWS, "k1", 1, later + Duration::seconds(2)).await,
+        IdempotencyBegin::Mismatch
+    );
+}
+
+pub async fn abandon_releases_an_unfinished_claim_only(repo: Arc<dyn Repository>) {
+    let repo = &*repo;
+    assert_eq!(
+        begin(repo, FLOWS, "k1", 1, T0).await,
+        IdempotencyBegin::Proceed
+    );
+    repo.idempotency_abandon(FLOWS, "k1").await.unwrap();
+    // Released well before its lock would have passed.
+    assert_eq!(
+        begin(repo, FLOWS, "k1", 2, at(1)).await,
+        IdempotencyBegin::Proceed
+    );
+
+    let stored = response(202, b"done");
+    repo.idempotency_finish(FLOWS, "k1", &stored, T0 + Duration::hours(24))
+        .await
+        .unwrap();
+    repo.idempotency_abandon(FLOWS, "k1").await.unwrap();
+    assert_eq!(
+        begin(repo, FLOWS, "k1", 2, at(2)).await,
+        IdempotencyBegin::Replay(stored)
+    );
+
+    // Releasing a key never claimed is harmless.
+    repo.idempotency_abandon(FLOWS, "never-claimed")
+        .await
+        .unwrap();
+}
+
+pub async fn idempotency_keys_are_separate_per_scope(repo: Arc<dyn Repository>) {
+    let repo = &*repo;
+    assert_eq!(
+        begin(repo, FLOWS, "k1", 1, T0).await,
+        IdempotencyBegin::Proceed
+    );
+    // The same key in another scope, with another body, is another request.
+    assert_eq!(
+        begin(repo, USERS, "k1", 2, T0).await,
+        IdempotencyBegin::Proceed
+    );
+
+    let flows_response = response(201, b"flow");
+    repo.idempotency_finish(FLOWS, "k1", &flows_response, T0 + Duration::hours(1))
+        .await
+        .unwrap();
+    assert_eq!(
+        begin(repo, USERS, "k1", 2, at(1)).await,
+        IdempotencyBegin::InProgress
+    );
+    assert_eq!(
+        begin(repo, FLOWS, "k1", 1, at(1)).await,
+        IdempotencyBegin::Replay(flows_response.clone())
+    );
+
+    repo.idempotency_abandon(USERS, "k1").await.unwrap();
+    assert_eq!(
+        begin(repo, FLOWS, "k1", 1, at(2)).await,
+        IdempotencyBegin::Replay(flows_response)
+    );
+    assert_eq!(
+        begin(repo, USERS, "k1", 2, at(2)).await,
+        IdempotencyBegin::Proceed
+    );
+}
+
+pub async fn concurrent_claims_of_one_key_have_exactly_one_winner(repo: Arc<dyn Repository>) {
+    let race = |now: OffsetDateTime| {
+        let attempts = (0..8).map(|_| {
+            let repo = repo.clone();
+            tokio::spawn(async move {
+                repo.idempotency_begin(FLOWS, "k1", &sha(1), now, lock(now))
+                    .await
+                    .unwrap()
+            })
+        });
+        futures::future::join_all(attempts)
+    };
+    let count = |results: &[IdempotencyBegin], what: IdempotencyBegin| {
+        results.iter().filter(|r| **r == what).count()
+    };
+
+    let first: Vec<_> = race(T0).await.into_iter().map(Result::unwrap).collect();
+    assert_eq!(count(&first, IdempotencyBegin::Proceed), 1, "{first:?}");
+    assert_eq!(count(&first, IdempotencyBegin::InProgress), 7, "{first:?}");
+
+    // Once the lock has passed, exactly one of the retries retakes it.
+    let retakes: Vec<_> = race(lock(T0) + Duration::seconds(1))
+        .await
+        .into_iter()
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(count(&retakes, IdempotencyBegin::Proceed), 1, "{retakes:?}");
+    assert_eq!(
+        count(&retakes, IdempotencyBegin::InProgress),
+        7,
+        "{retakes:?}"
+    );
+}
+
+fn provider_event(at: OffsetDateTime) -> NewAuditEvent {
+    NewAuditEvent::new(
+        AuditEventType::ProviderEventReceived,
+        Actor::Provider,
+        Subject::default(),
+        at,
+    )
+}
+
+fn record(dedupe_key: &str, run_id: &str, at: OffsetDateTime) -> Effect {
+    Effect::RecordProviderEvent {
+        dedupe_key: dedupe_key.into(),
+        run_id: run_id.into(),
+        at,
+    }
+}
+
+pub async fn a_provider_event_is_recorded_once(repo: Arc<dyn Repository>) {
+    let alice = stored_user(&*repo, "alice").await;
+    let v1 = Flow {
+        state: FlowState::AwaitingVerification,
+        idv_run_id: Some("run-1".into()),
+        ..flow(alice.id, FlowType::Registration, T0)
+    };
+    repo.apply(&insert(&v1)).await.unwrap();
+    let received = provider_event(at(1));
+    repo.apply(&Change {
+        effects: vec![record("evt-1", "run-1", at(1))],
+        events: vec![received.clone()],
+        ..Change::default()
+    })
+    .await
+    .unwrap();
+    assert_eq!(all_events(&*repo).await[0], received);
+    let before = snapshot(&*repo, alice.id).await;
+
+    // A redelivery, with the flow transition it would cause.
+    let v2 = Flow {
+        version: 2,
+        state: FlowState::Verified,
+        identity: IdentityStatus::Verified,
+        updated_at: at(2),
+        ..v1.clone()
+    };
+    let redelivered = Change {
+        effects: vec![
+            Effect::SetApplicant {
+                user_id: alice.id,
+                sealed: vec![1, 2],
+            },
+            record("evt-1", "run-1", at(2)),
+        ],
+        events: vec![
+            provider_event(at(2)),
+            event(AuditEventType::FlowVerified, &alice, at(2)),
+        ],
+        ..update(&v2)
+    };
+    assert_conflict(repo.apply(&redelivered).await, "provider_event");
+    // The key alone identifies the event, whatever run it names.
+    assert_conflict(
+        repo.apply(&Change {
+            effects: vec![record("evt-1", "run-2", at(3))],
+            events: vec![provider_event(at(3))],
+            ..Change::default()
+        })
+        .await,
+        "provider_event",
+    );
+    assert_eq!(snapshot(&*repo, alice.id).await, before);
+    assert_eq!(repo.flow(v1.id).await.unwrap(), v1);
+
+    // Another key is another event.
+    let next = provider_event(at(4));
+    repo.apply(&Change {
+        effects: vec![record("evt-2", "run-1", at(4))],
+        events: vec![next.clone()],
+        ..update(&v2)
+    })
+    .await
+    .unwrap();
+    assert_eq!(repo.flow(v1.id).await.unwrap(), v2);
+    assert_eq!(all_events(&*repo).await[0], next);
+}

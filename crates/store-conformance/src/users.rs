@@ -1,0 +1,197 @@
+//! What a change writes on a user (the provider-side applicant) and what
+//! deleting a user takes along (flows, credentials, biometric reference) or
+//! keeps (the audit trail).
+
+use std::sync::Arc;
+
+use domain::credential::Credential;
+use domain::flow::{Flow, FlowType};
+use domain::{
+    Actor, AuditEventType, AuditQuery, Change, Effect, ExternalUserId, NewAuditEvent, Repository,
+    User,
+};
+
+use crate::fixtures::{
+    assert_not_found, at, credential, event, flow, full_flow, insert, reference, stored_user,
+};
+
+pub async fn set_applicant_is_visible_on_the_user(repo: Arc<dyn Repository>) {
+    let alice = stored_user(&*repo, "alice").await;
+    let bob = stored_user(&*repo, "bob").await;
+    assert_eq!(repo.user_by_id(alice.id).await.unwrap(), alice);
+
+    let sealed = vec![0x00, 0xff, 0x01, 0x80, 0x00];
+    repo.apply(&Change {
+        effects: vec![Effect::SetApplicant {
+            user_id: alice.id,
+            sealed: sealed.clone(),
+        }],
+        events: vec![event(AuditEventType::FlowIdvStarted, &alice, at(1))],
+        ..Change::default()
+    })
+    .await
+    .unwrap();
+    let with_applicant = User {
+        idv_applicant_sealed: Some(sealed),
+        ..alice.clone()
+    };
+    assert_eq!(repo.user_by_id(alice.id).await.unwrap(), with_applicant);
+    assert_eq!(
+        repo.user_by_external_id(&alice.external_id).await.unwrap(),
+        with_applicant
+    );
+
+    // A later applicant replaces the earlier one.
+    repo.apply(&Change {
+        effects: vec![Effect::SetApplicant {
+            user_id: alice.id,
+            sealed: vec![9; 64],
+        }],
+        ..Change::default()
+    })
+    .await
+    .unwrap();
+    assert_eq!(
+        repo.user_by_id(alice.id)
+            .await
+            .unwrap()
+            .idv_applicant_sealed,
+        Some(vec![9; 64])
+    );
+    assert_eq!(repo.user_by_id(bob.id).await.unwrap(), bob);
+}
+
+/// Stores a flow, two credentials, a reference and an applicant for `user`;
+/// returns the flows and credentials.
+async fn everything_of(
+    repo: &dyn Repository,
+    user: &User,
+    webauthn_ids: [&str; 2],
+) -> (Vec<Flow>, Vec<Credential>) {
+    let full = full_flow(user.id);
+    let bare = flow(user.id, FlowType::SignIn, at(1));
+    let credentials = vec![
+        credential(user.id, webauthn_ids[0], at(2)),
+        credential(user.id, webauthn_ids[1], at(3)),
+    ];
+    repo.apply(&Change {
+        events: vec![event(AuditEventType::FlowCreated, user, full.created_at)],
+        ..insert(&full)
+    })
+    .await
+    .unwrap();
+    repo.apply(&Change {
+        effects: vec![
+            Effect::InsertCredential(credentials[0].clone()),
+            Effect::InsertCredential(credentials[1].clone()),
+            Effect::StoreReference(reference(user.id, b"reference", at(3))),
+            Effect::SetApplicant {
+                user_id: user.id,
+                sealed: vec![1, 2, 3],
+            },
+        ],
+        events: vec![event(AuditEventType::CredentialRegistered, user, at(3))],
+        ..insert(&bare)
+    })
+    .await
+    .unwrap();
+    (vec![bare, full], credentials)
+}
+
+pub async fn delete_user_removes_their_flows_credentials_and_reference(repo: Arc<dyn Repository>) {
+    let alice = stored_user(&*repo, "alice").await;
+    let bob = stored_user(&*repo, "bob").await;
+    let (flows, credentials) = everything_of(&*repo, &alice, ["AQID", "BAUG"]).await;
+    let (bobs_flows, bobs_credentials) = everything_of(&*repo, &bob, ["BwgJ", "CgsM"]).await;
+    let bobs_reference = repo.reference_of(bob.id).await.unwrap();
+    let bob_now = repo.user_by_id(bob.id).await.unwrap();
+    let trail = |user: &User| {
+        let repo = repo.clone();
+        let query = AuditQuery {
+            user_id: Some(user.id),
+            limit: 100,
+            ..AuditQuery::default()
+        };
+        async move {
+            repo.audit_events(&query)
+                .await
+                .unwrap()
+                .items
+                .into_iter()
+                .map(|e| e.event)
+                .collect::<Vec<_>>()
+        }
+    };
+    let alices_trail = trail(&alice).await;
+    assert_eq!(alices_trail.len(), 3);
+
+    let deleted = NewAuditEvent {
+        actor: Actor::Operator("operator-7".into()),
+        ..event(AuditEventType::UserDeleted, &alice, at(10))
+    };
+    repo.delete_user(alice.id, &deleted).await.unwrap();
+
+    assert_not_found(repo.user_by_id(alice.id).await);
+    for f in &flows {
+        assert_not_found(repo.flow(f.id).await);
+    }
+    let full = &flows[1];
+    assert_not_found(
+        repo.flow_by_handoff(&full.handoff.as_ref().unwrap().code_sha256)
+            .await,
+    );
+    assert_not_found(repo.flow_by_run(full.idv_run_id.as_deref().unwrap()).await);
+    assert_eq!(repo.flows_of(alice.id, 100).await.unwrap(), vec![]);
+    for c in &credentials {
+        assert_not_found(repo.credential(c.id).await);
+        assert_not_found(repo.credential_by_webauthn_id(c.webauthn_id.as_str()).await);
+    }
+    assert_eq!(repo.credentials_of(alice.id).await.unwrap(), vec![]);
+    assert_not_found(repo.reference_of(alice.id).await);
+
+    // The trail is kept, with the deletion on top.
+    let mut expected = vec![deleted];
+    expected.extend(alices_trail);
+    assert_eq!(trail(&alice).await, expected);
+
+    // Bob keeps everything.
+    assert_eq!(repo.user_by_id(bob.id).await.unwrap(), bob_now);
+    assert_eq!(repo.flows_of(bob.id, 100).await.unwrap(), bobs_flows);
+    assert_eq!(repo.credentials_of(bob.id).await.unwrap(), bobs_credentials);
+    assert_eq!(repo.reference_of(bob.id).await.unwrap(), bobs_reference);
+
+    // The rows are gone, not hidden: a new user may take the same WebAuthn id,
+    // run id and hand-off code.
+    let again = User::new(ExternalUserId::parse("alice").unwrap(), at(20));
+    repo.create_user(&again, &event(AuditEventType::UserCreated, &again, at(20)))
+        .await
+        .unwrap();
+    let reused = Flow {
+        user_id: again.id,
+        id: flow(again.id, FlowType::Recovery, at(20)).id,
+        ..full.clone()
+    };
+    repo.apply(&Change {
+        effects: vec![Effect::InsertCredential(credential(
+            again.id,
+            "AQID",
+            at(20),
+        ))],
+        ..insert(&reused)
+    })
+    .await
+    .unwrap();
+    assert_eq!(
+        repo.flow_by_run(full.idv_run_id.as_deref().unwrap())
+            .await
+            .unwrap(),
+        reused
+    );
+    assert_eq!(
+        repo.credential_by_webauthn_id("AQID")
+            .await
+            .unwrap()
+            .user_id,
+        again.id
+    );
+}
