@@ -11,6 +11,7 @@ pub mod idempotency;
 pub mod openapi;
 pub mod v1;
 pub mod watch;
+pub mod webhooks;
 
 use std::sync::Arc;
 
@@ -38,9 +39,29 @@ pub struct CoreState {
     pub synthetic: Option<Arc<dyn SyntheticControl>>,
     /// Empty: calls are not authenticated (the network must protect the API).
     pub api_keys: auth::ApiKeys,
+    /// Present in `onfido` mode: mounts the provider's webhook route.
+    pub onfido_webhook: Option<Arc<webhooks::OnfidoWebhook>>,
 }
 
 /// The Core API: service endpoints and `/api/core/v1`.
 pub fn router(state: CoreState) -> Router {
-    finish(service_routes(state.service.clone()).merge(v1::routes(state)))
+    let mut router = service_routes(state.service.clone());
+    if let Some(webhook) = &state.onfido_webhook {
+        // Public: the provider authenticates by signature, not by API key.
+        let webhook_state = webhooks::WebhookState {
+            webhook: webhook.clone(),
+            flows: state.flows.clone(),
+            clock: state.clock.clone(),
+        };
+        router = router.merge(
+            Router::new()
+                .route(
+                    "/api/public/v1/providers/onfido/webhooks",
+                    axum::routing::post(webhooks::receive),
+                )
+                .layer(axum::extract::DefaultBodyLimit::max(webhooks::MAX_BODY))
+                .with_state(webhook_state),
+        );
+    }
+    finish(router.merge(v1::routes(state)))
 }

@@ -199,7 +199,7 @@ pub enum Fact {
     /// The IDV run was started.
     RunStarted {
         run_id: String,
-        sdk_token_sealed: Vec<u8>,
+        sdk_token_sealed: Option<Vec<u8>>,
     },
     /// The IDV run could not be started.
     RunNotStarted,
@@ -278,7 +278,7 @@ impl Flow {
                     return Err(TransitionError::AlreadyDone);
                 }
                 next.idv_run_id = Some(run_id.clone());
-                next.sdk_token_sealed = Some(sdk_token_sealed.clone());
+                next.sdk_token_sealed = sdk_token_sealed.clone();
                 next.state = FlowState::AwaitingVerification;
             }
             Fact::RunNotStarted => {

@@ -28,8 +28,9 @@ pub struct StartRun<'a> {
 #[derive(Debug)]
 pub struct StartedRun {
     pub run_id: String,
-    /// The mobile SDK's token for this run: a bearer secret.
-    pub sdk_token: Zeroizing<String>,
+    /// The mobile SDK's token for this run: a bearer secret. Absent for
+    /// workflows without interactive steps.
+    pub sdk_token: Option<Zeroizing<String>>,
     /// The applicant used, to be remembered for the user's next runs.
     pub applicant_id: Option<String>,
     pub status: RunStatus,

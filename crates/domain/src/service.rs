@@ -733,9 +733,10 @@ impl FlowService {
         }
         let fact = Fact::RunStarted {
             run_id: started.run_id.clone(),
-            sdk_token_sealed: self
-                .key
-                .seal(started.sdk_token.as_bytes(), sdk_token_binding(&flow.id)),
+            sdk_token_sealed: started
+                .sdk_token
+                .as_ref()
+                .map(|token| self.key.seal(token.as_bytes(), sdk_token_binding(&flow.id))),
         };
         let mut flow = self.advance(ctx, &flow, &fact, effects, vec![]).await?;
         if let RunStatus::Done(outcome) = started.status {
@@ -1170,6 +1171,27 @@ impl FlowService {
             Err(e) if e.code == ErrorCode::Conflict => Ok(EventOutcome::Duplicate),
             other => other,
         }
+    }
+
+    /// Audits a refused provider delivery; nothing else happens.
+    pub async fn audit_webhook_rejection(
+        &self,
+        ctx: &RequestContext,
+        provider: &str,
+        reason: &str,
+    ) -> DomainResult<()> {
+        let event = NewAuditEvent {
+            outcome: Outcome::Rejected,
+            reason: Some(reason.to_owned()),
+            details: json!({ "provider": provider }),
+            ..self.event(
+                ctx,
+                AuditEventType::WebhookRejected,
+                Subject::default(),
+                self.clock.now(),
+            )
+        };
+        Ok(self.repo.append_audit(&event).await?)
     }
 
     pub async fn user_view(&self, external_id: &ExternalUserId) -> DomainResult<UserView> {

@@ -95,7 +95,7 @@ impl IdentityProvider for SyntheticProvider {
             },
         );
         Ok(StartedRun {
-            sdk_token: sdk_token(&run_id),
+            sdk_token: Some(sdk_token(&run_id)),
             run_id,
             applicant_id: Some(applicant_id),
             status: RunStatus::Open,
@@ -153,7 +153,7 @@ mod tests {
         let user = Pseudonym::generate();
         let run = provider.start_run(start(&user)).await.unwrap();
         assert_eq!(run.status, RunStatus::Open);
-        assert_eq!(run.sdk_token.split('.').count(), 3);
+        assert_eq!(run.sdk_token.as_ref().unwrap().split('.').count(), 3);
         assert_eq!(
             provider.read_run(&run.run_id).await.unwrap(),
             RunStatus::Open

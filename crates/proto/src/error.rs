@@ -82,6 +82,12 @@ pub enum ErrorCode {
     IdempotencyRequestInProgress,
     /// The identity provider's run is not known.
     UnknownRun,
+    /// A webhook delivery's `X-SHA2-Signature` is missing or does not match its body.
+    WebhookSignatureInvalid,
+    /// A webhook delivery is not a provider event (no `payload.action` or `payload.object.id`).
+    WebhookMalformed,
+    /// A webhook delivery's event time is older than the maximum age, in the future, or absent.
+    WebhookStale,
     /// An unexpected server-side failure; details are in the server log under
     /// the same correlation id.
     #[serde(rename = "internal_error")]
@@ -128,6 +134,9 @@ impl ErrorCode {
         Self::IdempotencyKeyReused,
         Self::IdempotencyRequestInProgress,
         Self::UnknownRun,
+        Self::WebhookSignatureInvalid,
+        Self::WebhookMalformed,
+        Self::WebhookStale,
         Self::Internal,
     ];
 
@@ -171,6 +180,9 @@ impl ErrorCode {
             Self::IdempotencyKeyReused => "idempotency_key_reused",
             Self::IdempotencyRequestInProgress => "idempotency_request_in_progress",
             Self::UnknownRun => "unknown_run",
+            Self::WebhookSignatureInvalid => "webhook_signature_invalid",
+            Self::WebhookMalformed => "webhook_malformed",
+            Self::WebhookStale => "webhook_stale",
             Self::Internal => "internal_error",
         }
     }

@@ -9,6 +9,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use axum::Router;
 use core_api::auth::ApiKeys;
+use core_api::webhooks::OnfidoWebhook;
 use core_api::{CoreState, FlowWatch};
 use domain::clock::truncate_to_micros;
 use domain::idv::{IdentityProvider, SyntheticControl};
@@ -72,10 +73,12 @@ impl Clock for SystemClock {
     }
 }
 
-/// The configured identity provider, and its control surface in synthetic mode.
+/// The configured identity provider, with its control surface in synthetic
+/// mode and its webhook in onfido mode.
 pub struct Provider {
     pub idv: Arc<dyn IdentityProvider>,
     pub synthetic: Option<Arc<dyn SyntheticControl>>,
+    pub onfido_webhook: Option<Arc<OnfidoWebhook>>,
 }
 
 pub fn identity_provider(config: &IdvConfig) -> anyhow::Result<Provider> {
@@ -85,12 +88,38 @@ pub fn identity_provider(config: &IdvConfig) -> anyhow::Result<Provider> {
             Ok(Provider {
                 idv: provider.clone(),
                 synthetic: Some(provider),
+                onfido_webhook: None,
             })
         }
-        IdvMode::Onfido => anyhow::bail!(
-            "BIOMETRIC_PASSKEY_IDV_PROVIDER_MODE=onfido: this release does not include the Onfido client yet; \
-             use synthetic outside production"
-        ),
+        IdvMode::Onfido => {
+            let onfido = &config.onfido;
+            let (Some(token), Some(secret)) = (&onfido.api_token, &onfido.webhook_secret) else {
+                anyhow::bail!(
+                    "onfido mode needs BIOMETRIC_PASSKEY_IDV_ONFIDO_API_TOKEN and _WEBHOOK_SECRET"
+                );
+            };
+            let settings = idv::OnfidoSettings::new(
+                onfido.base_url.as_str(),
+                token.clone(),
+                idv::Workflows {
+                    registration: config.registration_workflow_id.clone(),
+                    step_up: config.step_up_workflow_id.clone(),
+                    recovery_verify: config.recovery_verify_workflow_id.clone(),
+                },
+            );
+            let provider =
+                idv::OnfidoProvider::new(settings).map_err(|e| anyhow::anyhow!("{e}"))?;
+            let max_age =
+                time::Duration::try_from(onfido.webhook_max_age).unwrap_or(time::Duration::MAX);
+            Ok(Provider {
+                idv: Arc::new(provider),
+                synthetic: None,
+                onfido_webhook: Some(Arc::new(OnfidoWebhook::new(
+                    secret.expose_secret(),
+                    max_age,
+                ))),
+            })
+        }
     }
 }
 
@@ -128,6 +157,7 @@ pub fn core_router(parts: CoreParts, runtime: &str) -> Router {
         watch,
         synthetic: parts.provider.synthetic,
         api_keys: parts.api_keys,
+        onfido_webhook: parts.provider.onfido_webhook,
     })
 }
 

@@ -529,19 +529,3 @@ fn healthcheck_fails_when_nothing_answers() {
         .unwrap();
     assert_eq!(probe.status.code(), Some(1));
 }
-
-#[test]
-fn core_in_onfido_mode_says_the_client_is_not_in_this_release() {
-    let output = binary()
-        .arg("core")
-        .envs(with(core_env(), &[("PORT", &free_port().to_string())]))
-        .output()
-        .unwrap();
-    let log = String::from_utf8_lossy(&output.stdout);
-    assert_eq!(output.status.code(), Some(1), "{log}");
-    assert!(
-        log.contains("does not include the Onfido client yet"),
-        "{log}"
-    );
-    assert!(!log.contains(SENTINEL));
-}

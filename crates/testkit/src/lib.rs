@@ -4,6 +4,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test-support code: a failed setup is a failed test.
 
 pub mod core_client;
+pub mod onfido_double;
 
 use std::any::Any;
 use std::net::SocketAddr;
@@ -149,6 +150,7 @@ pub async fn spawn_core_configured(store: Store, policy: FlowPolicy, api_keys: A
             provider: app::Provider {
                 idv: synthetic.clone(),
                 synthetic: Some(synthetic.clone()),
+                onfido_webhook: None,
             },
             key: test_key(),
             policy,
@@ -209,4 +211,55 @@ pub async fn spawn_management(store: Store) -> TestApp {
         keep,
     };
     serve(router, parts).await
+}
+
+/// The Core API in `onfido` mode against a provider at `base_url` (a test
+/// double), built exactly as the `core` runtime builds it from configuration.
+/// Its clock starts at the real time, since the provider stamps real times.
+pub async fn spawn_core_onfido(
+    store: Store,
+    base_url: &str,
+    api_token: &str,
+    webhook_secret: &str,
+) -> TestApp {
+    use server::config::{IdvConfig, IdvMode, OnfidoConfig};
+
+    let (repo, keep) = fresh_repository(store).await;
+    #[allow(clippy::disallowed_methods)] // The provider double stamps real times.
+    let clock = Arc::new(ManualClock::new(OffsetDateTime::now_utc()));
+    let idv_config = IdvConfig {
+        mode: IdvMode::Onfido,
+        registration_workflow_id: "0c6b0e4a-1111-4b5b-9a1e-000000000001".into(),
+        step_up_workflow_id: "0c6b0e4a-1111-4b5b-9a1e-000000000002".into(),
+        recovery_verify_workflow_id: "0c6b0e4a-1111-4b5b-9a1e-000000000003".into(),
+        onfido: OnfidoConfig {
+            region: "eu".into(),
+            base_url: url::Url::parse(base_url).unwrap(),
+            api_token: Some(api_token.to_owned().into()),
+            webhook_secret: Some(webhook_secret.to_owned().into()),
+            webhook_max_age: Duration::from_secs(900),
+        },
+    };
+    let provider = app::identity_provider(&idv_config).unwrap();
+    let router = app::core_router(
+        app::CoreParts {
+            repo: repo.clone(),
+            clock: clock.clone(),
+            provider,
+            key: test_key(),
+            policy: FlowPolicy::default(),
+            api_keys: ApiKeys::default(),
+        },
+        "core",
+    );
+    serve(
+        router,
+        Parts {
+            repo,
+            clock,
+            synthetic: Arc::new(SyntheticProvider::new()),
+            keep,
+        },
+    )
+    .await
 }

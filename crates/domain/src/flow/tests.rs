@@ -44,7 +44,7 @@ fn started(flow_type: FlowType) -> Flow {
         .apply(
             &Fact::RunStarted {
                 run_id: "run-1".into(),
-                sdk_token_sealed: vec![1],
+                sdk_token_sealed: Some(vec![1]),
             },
             T0,
         )

@@ -1,0 +1,439 @@
+//! `onfido` mode: the Onfido / Entrust Identity Verification API v3.6.
+//!
+//! What the backend needs and nothing more: applicants (one per user, created
+//! with placeholder names and reused; the capture carries the real identity),
+//! Studio workflow runs keyed by the user's pseudonym and tagged with our flow
+//! id, the run's authoritative status, and forgetting a deleted user.
+//!
+//! Every call has a timeout. Reads and deletes are retried with backoff,
+//! honouring `Retry-After`; creations are retried only when the request surely
+//! was not processed (connection refused, 429, 503), and after an ambiguous
+//! failure we look for the run by its flow tag before giving up, since the
+//! provider has no idempotency keys and runs cost money. Provider messages are
+//! never passed on to our callers, and tokens and bodies are never logged.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use domain::flow::IdentityOutcome;
+use domain::idv::{IdentityProvider, IdvError, RunStatus, StartRun, StartedRun, Workflow};
+use domain::user::Pseudonym;
+use reqwest::{Method, RequestBuilder, StatusCode};
+use secrecy::{ExposeSecret, SecretString};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use zeroize::Zeroizing;
+
+/// The workflow ids configured for this deployment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Workflows {
+    pub registration: String,
+    pub step_up: String,
+    pub recovery_verify: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct OnfidoSettings {
+    /// `https://api.{region}.onfido.com/v3.6`, or the override; no trailing slash.
+    pub base_url: String,
+    pub api_token: SecretString,
+    pub workflows: Workflows,
+    /// Per attempt; well under the provider's own 30 s and a customer request's budget.
+    pub timeout: Duration,
+    /// Extra attempts for safe calls.
+    pub retries: u32,
+    /// The longest `Retry-After` we wait inside a request before answering 503.
+    pub max_retry_wait: Duration,
+}
+
+impl OnfidoSettings {
+    pub fn new(base_url: impl Into<String>, api_token: SecretString, workflows: Workflows) -> Self {
+        Self {
+            base_url: base_url.into().trim_end_matches('/').to_owned(),
+            api_token,
+            workflows,
+            timeout: Duration::from_secs(10),
+            retries: 2,
+            max_retry_wait: Duration::from_secs(5),
+        }
+    }
+}
+
+pub struct OnfidoProvider {
+    http: reqwest::Client,
+    settings: OnfidoSettings,
+}
+
+/// The provider's error envelope: `{"error": {"type", "message", "fields"}}`.
+#[derive(Debug, Deserialize)]
+struct Envelope {
+    error: EnvelopeError,
+}
+
+#[derive(Debug, Deserialize)]
+struct EnvelopeError {
+    #[serde(rename = "type")]
+    kind: Option<String>,
+}
+
+/// One failed attempt.
+#[derive(Debug)]
+enum Failure {
+    /// Nothing reached the provider (connection refused, DNS): safe to retry anything.
+    NotSent(String),
+    /// The request may have been processed (timeout, reset after sending).
+    Ambiguous(String),
+    /// The provider answered with an error status.
+    Status {
+        status: StatusCode,
+        kind: String,
+        retry_after: Option<Duration>,
+    },
+}
+
+impl Failure {
+    fn retryable(&self, safe: bool) -> bool {
+        match self {
+            Self::NotSent(_) => true,
+            Self::Ambiguous(_) => safe,
+            Self::Status { status, .. } => {
+                *status == StatusCode::TOO_MANY_REQUESTS
+                    || *status == StatusCode::SERVICE_UNAVAILABLE
+                    || (safe && status.is_server_error())
+            }
+        }
+    }
+
+    fn into_error(self) -> IdvError {
+        match self {
+            Self::NotSent(m) | Self::Ambiguous(m) => IdvError::Unavailable(m),
+            Self::Status { status, kind, .. } if status == StatusCode::NOT_FOUND => {
+                IdvError::Refused(format!("404 {kind}"))
+            }
+            Self::Status { status, kind, .. }
+                if status.is_server_error() || status == StatusCode::TOO_MANY_REQUESTS =>
+            {
+                IdvError::Unavailable(format!("{} {kind}", status.as_u16()))
+            }
+            Self::Status { status, kind, .. } => {
+                IdvError::Refused(format!("{} {kind}", status.as_u16()))
+            }
+        }
+    }
+}
+
+fn workflow_id(workflows: &Workflows, workflow: Workflow) -> &str {
+    match workflow {
+        Workflow::Registration => &workflows.registration,
+        Workflow::StepUp => &workflows.step_up,
+        Workflow::RecoveryVerify => &workflows.recovery_verify,
+    }
+}
+
+/// The flow's tag on its run, to find the run again after an ambiguous failure.
+fn flow_tag(request: &StartRun<'_>) -> String {
+    format!("flow:{}", request.flow_id)
+}
+
+/// Maps a run's `status` (unknown values stay open: the provider adds values).
+pub fn run_status(status: &str) -> RunStatus {
+    match status {
+        "approved" => RunStatus::Done(IdentityOutcome::Approved),
+        "declined" => RunStatus::Done(IdentityOutcome::Declined),
+        "review" => RunStatus::Done(IdentityOutcome::Review),
+        "abandoned" => RunStatus::Done(IdentityOutcome::Abandoned),
+        "error" => RunStatus::Done(IdentityOutcome::Error),
+        "awaiting_input" | "processing" | "awaiting_client_input" => RunStatus::Open,
+        other => RunStatus::Unknown(other.to_owned()),
+    }
+}
+
+fn parse_retry_after(response: &reqwest::Response) -> Option<Duration> {
+    response
+        .headers()
+        .get(reqwest::header::RETRY_AFTER)?
+        .to_str()
+        .ok()?
+        .trim()
+        .parse::<u64>()
+        .ok()
+        .map(Duration::from_secs)
+}
+
+impl OnfidoProvider {
+    pub fn new(settings: OnfidoSettings) -> Result<Self, IdvError> {
+        let http = reqwest::Client::builder()
+            .timeout(settings.timeout)
+            .connect_timeout(Duration::from_secs(5))
+            .user_agent(concat!("biometric-passkey/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| IdvError::Refused(format!("cannot build the HTTP client: {e}")))?;
+        Ok(Self { http, settings })
+    }
+
+    fn request(&self, method: Method, path: &str) -> RequestBuilder {
+        self.http
+            .request(method, format!("{}{path}", self.settings.base_url))
+            .header(
+                reqwest::header::AUTHORIZATION,
+                format!("Token token={}", self.settings.api_token.expose_secret()),
+            )
+            .header(reqwest::header::ACCEPT, "application/json")
+    }
+
+    /// One attempt: the body on success, a classified failure otherwise.
+    async fn attempt(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&Value>,
+    ) -> Result<(StatusCode, Vec<u8>), Failure> {
+        let mut request = self.request(method, path);
+        if let Some(body) = body {
+            request = request.json(body);
+        }
+        let response = request.send().await.map_err(|e| {
+            if e.is_connect() {
+                Failure::NotSent(format!("connecting to the provider: {e}"))
+            } else {
+                Failure::Ambiguous(format!("calling the provider: {e}"))
+            }
+        })?;
+        let status = response.status();
+        let retry_after = parse_retry_after(&response);
+        let bytes = response
+            .bytes()
+            .await
+            .map_err(|e| Failure::Ambiguous(format!("reading the provider's answer: {e}")))?;
+        if status.is_success() {
+            return Ok((status, bytes.to_vec()));
+        }
+        // Older clients fall back to `unknown` when the body is not the envelope.
+        let kind = serde_json::from_slice::<Envelope>(&bytes)
+            .ok()
+            .and_then(|e| e.error.kind)
+            .unwrap_or_else(|| "unknown".to_owned());
+        Err(Failure::Status {
+            status,
+            kind,
+            retry_after,
+        })
+    }
+
+    /// Attempts with backoff while the failure is retryable for this kind of call.
+    async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&Value>,
+        safe: bool,
+    ) -> Result<(StatusCode, Vec<u8>), Failure> {
+        let mut attempt = 0;
+        loop {
+            match self.attempt(method.clone(), path, body).await {
+                Ok(ok) => return Ok(ok),
+                Err(failure) if attempt < self.settings.retries && failure.retryable(safe) => {
+                    let backoff = Duration::from_millis(200 * 2u64.pow(attempt));
+                    let wait = match &failure {
+                        Failure::Status {
+                            retry_after: Some(after),
+                            ..
+                        } => *after,
+                        _ => backoff,
+                    };
+                    if wait > self.settings.max_retry_wait {
+                        return Err(failure);
+                    }
+                    tracing::warn!(
+                        path,
+                        attempt,
+                        wait_ms = wait.as_millis() as u64,
+                        "retrying the IDV provider"
+                    );
+                    tokio::time::sleep(wait).await;
+                    attempt += 1;
+                }
+                Err(failure) => return Err(failure),
+            }
+        }
+    }
+
+    async fn json(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&Value>,
+        safe: bool,
+    ) -> Result<Value, Failure> {
+        let (_, bytes) = self.call(method, path, body, safe).await?;
+        serde_json::from_slice(&bytes)
+            .map_err(|e| Failure::Ambiguous(format!("the provider's answer is not JSON: {e}")))
+    }
+
+    async fn create_applicant(&self) -> Result<String, IdvError> {
+        let body = json!({
+            "first_name": "Biometric",
+            "last_name": "Passkey",
+            "consents": [{ "name": "privacy_notices_read", "granted": true }],
+        });
+        let created = self
+            .json(Method::POST, "/applicants", Some(&body), false)
+            .await
+            .map_err(Failure::into_error)?;
+        created["id"]
+            .as_str()
+            .map(str::to_owned)
+            .ok_or_else(|| IdvError::Unavailable("the provider's applicant has no id".into()))
+    }
+
+    /// After an ambiguous failure of a creation: the run the provider may have made.
+    async fn find_run(&self, applicant_id: &str, tag: &str) -> Option<Value> {
+        let path = format!("/workflow_runs?applicant_id={applicant_id}&tags={tag}");
+        let found = self.json(Method::GET, &path, None, true).await.ok()?;
+        found.as_array()?.first().cloned()
+    }
+
+    fn started(run: &Value, applicant_id: String) -> Result<StartedRun, IdvError> {
+        let run_id = run["id"]
+            .as_str()
+            .ok_or_else(|| IdvError::Unavailable("the provider's run has no id".into()))?
+            .to_owned();
+        Ok(StartedRun {
+            run_id,
+            sdk_token: run["sdk_token"]
+                .as_str()
+                .map(|t| Zeroizing::new(t.to_owned())),
+            applicant_id: Some(applicant_id),
+            status: run_status(run["status"].as_str().unwrap_or("awaiting_input")),
+        })
+    }
+}
+
+#[async_trait]
+impl IdentityProvider for OnfidoProvider {
+    fn name(&self) -> &'static str {
+        "onfido"
+    }
+
+    async fn start_run(&self, request: StartRun<'_>) -> Result<StartedRun, IdvError> {
+        let applicant_id = match &request.applicant_id {
+            Some(id) => id.clone(),
+            None => self.create_applicant().await?,
+        };
+        let tag = flow_tag(&request);
+        let body = json!({
+            "workflow_id": workflow_id(&self.settings.workflows, request.workflow),
+            "applicant_id": applicant_id,
+            "customer_user_id": request.customer_user_id.as_str(),
+            "tags": [tag],
+        });
+        match self
+            .json(Method::POST, "/workflow_runs", Some(&body), false)
+            .await
+        {
+            Ok(run) => Self::started(&run, applicant_id),
+            Err(failure @ (Failure::Ambiguous(_) | Failure::Status { .. })) => {
+                // It may have been created anyway: look before reporting a failure.
+                if let Some(run) = self.find_run(&applicant_id, &tag).await {
+                    return Self::started(&run, applicant_id);
+                }
+                Err(failure.into_error())
+            }
+            Err(failure) => Err(failure.into_error()),
+        }
+    }
+
+    async fn read_run(&self, run_id: &str) -> Result<RunStatus, IdvError> {
+        match self
+            .json(Method::GET, &format!("/workflow_runs/{run_id}"), None, true)
+            .await
+        {
+            Ok(run) => Ok(run_status(run["status"].as_str().unwrap_or(""))),
+            Err(Failure::Status { status, .. }) if status == StatusCode::NOT_FOUND => {
+                Err(IdvError::UnknownRun)
+            }
+            Err(failure) => Err(failure.into_error()),
+        }
+    }
+
+    async fn forget_user(
+        &self,
+        customer_user_id: &Pseudonym,
+        applicant_id: Option<&str>,
+    ) -> Result<(), IdvError> {
+        // Both deletions are safe to repeat; "not found" means already done.
+        let gone = |result: Result<(StatusCode, Vec<u8>), Failure>| match result {
+            Ok(_) => Ok(()),
+            Err(Failure::Status { status, .. }) if status == StatusCode::NOT_FOUND => Ok(()),
+            Err(failure) => Err(failure.into_error()),
+        };
+        gone(
+            self.call(
+                Method::DELETE,
+                &format!("/biometric_tokens/{}", customer_user_id.as_str()),
+                None,
+                true,
+            )
+            .await,
+        )?;
+        if let Some(applicant) = applicant_id {
+            gone(
+                self.call(
+                    Method::DELETE,
+                    &format!("/applicants/{applicant}"),
+                    None,
+                    true,
+                )
+                .await,
+            )?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn statuses_map_to_outcomes_and_unknown_ones_stay_open() {
+        assert_eq!(
+            run_status("approved"),
+            RunStatus::Done(IdentityOutcome::Approved)
+        );
+        assert_eq!(
+            run_status("review"),
+            RunStatus::Done(IdentityOutcome::Review)
+        );
+        assert_eq!(run_status("awaiting_client_input"), RunStatus::Open);
+        assert_eq!(run_status("paused"), RunStatus::Unknown("paused".into()));
+    }
+
+    #[test]
+    fn only_safe_or_unprocessed_calls_are_retried() {
+        let status = |code: u16| Failure::Status {
+            status: StatusCode::from_u16(code).unwrap(),
+            kind: "x".into(),
+            retry_after: None,
+        };
+        assert!(Failure::NotSent("refused".into()).retryable(false));
+        assert!(!Failure::Ambiguous("timeout".into()).retryable(false));
+        assert!(Failure::Ambiguous("timeout".into()).retryable(true));
+        assert!(status(429).retryable(false));
+        assert!(status(503).retryable(false));
+        assert!(!status(500).retryable(false));
+        assert!(status(500).retryable(true));
+        assert!(!status(422).retryable(true));
+    }
+
+    #[test]
+    fn errors_never_carry_the_providers_message() {
+        let err = Failure::Status {
+            status: StatusCode::UNPROCESSABLE_ENTITY,
+            kind: "validation_error".into(),
+            retry_after: None,
+        }
+        .into_error();
+        assert_eq!(err, IdvError::Refused("422 validation_error".into()));
+    }
+}

@@ -1,0 +1,524 @@
+//! `onfido` mode end to end, against the provider's HTTP test double: every
+//! flow type, provider outages and rate limits, and the webhook's defences.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // tests: a failure is a panic.
+
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use testkit::onfido_double::{
+    DeliveryOutcome, Fault, OnfidoDouble, OnfidoDoubleConfig, Route, WebhookFault, sign,
+};
+use testkit::{Store, TestApp, spawn_core_onfido};
+use time::format_description::well_known::Rfc3339;
+use time::{Duration, OffsetDateTime};
+
+const WEBHOOK_PATH: &str = "/api/public/v1/providers/onfido/webhooks";
+
+macro_rules! on_both_stores {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name(testkit::Store::Sqlite).await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name(testkit::Store::Postgres).await;
+                }
+            )*
+        }
+    };
+}
+
+on_both_stores!(
+    registration_step_up_and_recovery_run_against_the_provider,
+    the_provider_never_sees_the_customers_identifier,
+    a_provider_outage_while_starting_a_run_fails_the_flow_without_duplicates,
+    a_rate_limited_read_is_retried_after_retry_after,
+    an_unreadable_run_is_answered_503_and_processed_on_redelivery,
+    forged_stale_and_malformed_deliveries_change_nothing_and_are_audited,
+    replayed_and_reformatted_deliveries_count_once,
+    events_for_unknown_runs_are_acknowledged_and_audited,
+    deleting_a_user_forgets_them_at_the_provider,
+);
+
+struct Setup {
+    double: OnfidoDouble,
+    app: TestApp,
+    config: OnfidoDoubleConfig,
+}
+
+async fn setup(store: Store) -> Setup {
+    let config = OnfidoDoubleConfig::default();
+    let double = OnfidoDouble::start(config.clone()).await;
+    let app = spawn_core_onfido(
+        store,
+        &double.base_url(),
+        &config.api_token,
+        &config.webhook_token,
+    )
+    .await;
+    double.set_webhook_url(app.url(WEBHOOK_PATH));
+    Setup {
+        double,
+        app,
+        config,
+    }
+}
+
+fn id(flow: &Value) -> &str {
+    flow["id"].as_str().unwrap()
+}
+
+fn run_id(flow: &Value) -> &str {
+    flow["identity"]["workflow_run_id"].as_str().unwrap()
+}
+
+async fn complete(s: &Setup, flow: &Value, status: &str) -> Vec<DeliveryOutcome> {
+    s.double.complete_run(run_id(flow), status).await
+}
+
+async fn registered(s: &Setup, user: &str, credential: &str) -> Value {
+    let flow = s
+        .app
+        .created(json!({ "type": "registration", "external_user_id": user }))
+        .await;
+    s.app
+        .store_reference(&flow, b"encrypted-biometric-token")
+        .await;
+    let (status, body) = s.app.register_credential(&flow, credential).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(
+        complete(s, &flow, "approved").await,
+        vec![DeliveryOutcome::Status(200)]
+    );
+    let done = s.app.flow(id(&flow)).await;
+    assert_eq!(done["state"], "completed", "{done}");
+    done
+}
+
+async fn registration_step_up_and_recovery_run_against_the_provider(store: Store) {
+    let s = setup(store).await;
+    let registration = s
+        .app
+        .created(json!({ "type": "registration", "external_user_id": "alice" }))
+        .await;
+    assert_eq!(registration["identity"]["provider"], "onfido");
+    let run = s.double.run(run_id(&registration)).unwrap();
+    assert_eq!(
+        registration["identity"]["sdk_token"], run["sdk_token"],
+        "the run's own SDK token"
+    );
+    assert_eq!(run["status"], "awaiting_input");
+    assert_eq!(run["workflow_id"], "0c6b0e4a-1111-4b5b-9a1e-000000000001");
+    s.app.store_reference(&registration, b"ebt").await;
+    s.app
+        .register_credential(&registration, "alice-phone")
+        .await;
+    assert_eq!(
+        complete(&s, &registration, "approved").await,
+        vec![DeliveryOutcome::Status(200)]
+    );
+    assert_eq!(s.app.flow(id(&registration)).await["state"], "completed");
+
+    let step_up = s
+        .app
+        .created(json!({ "type": "step_up", "external_user_id": "alice" }))
+        .await;
+    assert_eq!(
+        s.double.run(run_id(&step_up)).unwrap()["workflow_id"],
+        "0c6b0e4a-1111-4b5b-9a1e-000000000002"
+    );
+    s.app.assert_with(&step_up, "alice-phone", 1).await;
+    complete(&s, &step_up, "approved").await;
+    assert_eq!(s.app.flow(id(&step_up)).await["state"], "completed");
+
+    let declined = s
+        .app
+        .created(json!({ "type": "step_up", "external_user_id": "alice" }))
+        .await;
+    complete(&s, &declined, "declined").await;
+    let failed = s.app.flow(id(&declined)).await;
+    assert_eq!(
+        (failed["state"].as_str(), failed["failure_reason"].as_str()),
+        (Some("failed"), Some("idv_declined"))
+    );
+
+    let recovery = s
+        .app
+        .created(json!({ "type": "recovery", "external_user_id": "alice" }))
+        .await;
+    assert_eq!(
+        s.double.run(run_id(&recovery)).unwrap()["workflow_id"],
+        "0c6b0e4a-1111-4b5b-9a1e-000000000003"
+    );
+    s.app
+        .register_credential(&recovery, "alice-new-phone")
+        .await;
+    complete(&s, &recovery, "approved").await;
+    assert_eq!(s.app.flow(id(&recovery)).await["state"], "completed");
+
+    assert_eq!(
+        s.double.applicants_created(),
+        1,
+        "one applicant per user, reused"
+    );
+    assert_eq!(s.double.runs_created(), 4);
+}
+
+async fn the_provider_never_sees_the_customers_identifier(store: Store) {
+    let s = setup(store).await;
+    registered(&s, "customer-4711", "c4711-phone").await;
+    let requests = s.double.requests();
+    assert!(!requests.is_empty());
+    assert!(
+        requests.iter().all(|r| r.authorized),
+        "every call carries the API token"
+    );
+    let sent = format!("{requests:?}");
+    assert!(
+        !sent.contains("customer-4711"),
+        "the provider saw the customer's identifier"
+    );
+    let run = requests
+        .iter()
+        .find(|r| r.method == "POST" && r.path.ends_with("/workflow_runs"))
+        .unwrap();
+    assert!(
+        run.body["customer_user_id"]
+            .as_str()
+            .unwrap()
+            .starts_with("cu_")
+    );
+    assert!(run.body["tags"][0].as_str().unwrap().starts_with("flow:"));
+}
+
+async fn a_provider_outage_while_starting_a_run_fails_the_flow_without_duplicates(store: Store) {
+    let s = setup(store).await;
+    s.double
+        .set_route_fault(Route::CreateRun, Fault::ServerError, 10);
+    let (status, body) = s.app.create_flow("registration", "bob").await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (StatusCode::SERVICE_UNAVAILABLE, Some("idv_unavailable"))
+    );
+    assert_eq!(s.double.runs_created(), 0);
+
+    s.double
+        .set_route_fault(Route::CreateApplicant, Fault::NonJsonBadGateway, 10);
+    let (status, body) = s.app.create_flow("registration", "bob").await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (StatusCode::SERVICE_UNAVAILABLE, Some("idv_unavailable"))
+    );
+
+    s.double
+        .set_route_fault(Route::CreateApplicant, Fault::ServerError, 0);
+    s.double
+        .set_route_fault(Route::CreateRun, Fault::ServerError, 0);
+    registered(&s, "bob", "bob-phone").await;
+    assert_eq!(
+        s.double.runs_created(),
+        1,
+        "failed attempts created no runs"
+    );
+}
+
+async fn a_rate_limited_read_is_retried_after_retry_after(store: Store) {
+    let s = setup(store).await;
+    let flow = s
+        .app
+        .created(json!({ "type": "registration", "external_user_id": "cleo" }))
+        .await;
+    s.app.store_reference(&flow, b"ebt").await;
+    s.app.register_credential(&flow, "cleo-phone").await;
+    s.double.set_route_fault(
+        Route::ReadRun,
+        Fault::RateLimited {
+            retry_after: Some(1),
+        },
+        1,
+    );
+    let started = std::time::Instant::now();
+    assert_eq!(
+        complete(&s, &flow, "approved").await,
+        vec![DeliveryOutcome::Status(200)]
+    );
+    assert!(
+        started.elapsed() >= std::time::Duration::from_millis(900),
+        "waited for Retry-After"
+    );
+    assert_eq!(s.app.flow(id(&flow)).await["state"], "completed");
+
+    // Without Retry-After the client backs off on its own.
+    let second = s
+        .app
+        .created(json!({ "type": "registration", "external_user_id": "cleo2" }))
+        .await;
+    s.double
+        .set_route_fault(Route::ReadRun, Fault::RateLimited { retry_after: None }, 1);
+    assert_eq!(
+        complete(&s, &second, "declined").await,
+        vec![DeliveryOutcome::Status(200)]
+    );
+    assert_eq!(s.app.flow(id(&second)).await["state"], "failed");
+}
+
+async fn an_unreadable_run_is_answered_503_and_processed_on_redelivery(store: Store) {
+    let s = setup(store).await;
+    let flow = s
+        .app
+        .created(json!({ "type": "registration", "external_user_id": "dino" }))
+        .await;
+    s.double
+        .set_route_fault(Route::ReadRun, Fault::ServerError, 100);
+    let outcomes = complete(&s, &flow, "declined").await;
+    assert_eq!(outcomes[0], DeliveryOutcome::Status(503));
+    assert_eq!(
+        s.app.flow(id(&flow)).await["state"],
+        "awaiting_verification",
+        "nothing recorded"
+    );
+    s.double
+        .set_route_fault(Route::ReadRun, Fault::ServerError, 0);
+    // The provider's retry of the same event is processed normally.
+    let body = completed_body(run_id(&flow), "declined", domain::Clock::now(&*s.app.clock));
+    let outcome = s
+        .double
+        .deliver_raw(&body, Some(&sign(&s.config.webhook_token, &body)))
+        .await;
+    assert_eq!(outcome, DeliveryOutcome::Status(200));
+    assert_eq!(s.app.flow(id(&flow)).await["state"], "failed");
+}
+
+/// A `workflow_run.completed` event as the provider sends it (compact JSON).
+fn completed_body(run_id: &str, status: &str, at: OffsetDateTime) -> Vec<u8> {
+    let at = at.format(&Rfc3339).unwrap();
+    serde_json::to_vec(&json!({ "payload": {
+        "resource_type": "workflow_run",
+        "action": "workflow_run.completed",
+        "object": { "id": run_id, "status": status, "completed_at_iso8601": at,
+                    "href": format!("https://api.eu.onfido.com/v3.6/workflow_runs/{run_id}") },
+    }}))
+    .unwrap()
+}
+
+async fn rejections(app: &TestApp) -> Vec<String> {
+    let page = app
+        .repo
+        .audit_events(&domain::AuditQuery {
+            limit: 1000,
+            ..domain::AuditQuery::default()
+        })
+        .await
+        .unwrap();
+    page.items
+        .into_iter()
+        .filter(|e| e.event.event_type.as_str() == "webhook.rejected")
+        .map(|e| e.event.reason.unwrap_or_default())
+        .rev()
+        .collect()
+}
+
+async fn forged_stale_and_malformed_deliveries_change_nothing_and_are_audited(store: Store) {
+    let s = setup(store).await;
+    let flow = s
+        .app
+        .created(json!({ "type": "registration", "external_user_id": "erin" }))
+        .await;
+    // The provider has approved the run, but the deliveries below are hostile.
+    s.double.set_webhook_fault(WebhookFault::NoDelivery);
+    complete(&s, &flow, "approved").await;
+    let now = domain::Clock::now(&*s.app.clock);
+    let good = completed_body(run_id(&flow), "approved", now);
+    let token = &s.config.webhook_token;
+    let mut changed = good.clone();
+    let last = changed.len() - 3;
+    changed[last] = b'X';
+    let signature = sign(token, &good);
+    let cases: Vec<(Vec<u8>, Option<String>, u16, &str)> = vec![
+        (
+            changed.clone(),
+            Some(sign(token, &good)),
+            401,
+            "signature_invalid",
+        ),
+        (
+            good.clone(),
+            Some(sign("another-webhook-token", &good)),
+            401,
+            "signature_invalid",
+        ),
+        (
+            good.clone(),
+            Some(signature.to_uppercase()),
+            401,
+            "signature_malformed",
+        ),
+        (
+            good.clone(),
+            Some(signature[..40].to_owned()),
+            401,
+            "signature_malformed",
+        ),
+        (good.clone(), None, 401, "signature_missing"),
+        (good.clone(), Some(String::new()), 401, "signature_missing"),
+        {
+            let stale = completed_body(run_id(&flow), "approved", now - Duration::minutes(16));
+            let sig = sign(token, &stale);
+            (stale, Some(sig), 400, "stale")
+        },
+        {
+            let future = completed_body(run_id(&flow), "approved", now + Duration::minutes(5));
+            let sig = sign(token, &future);
+            (future, Some(sig), 400, "future_timestamp")
+        },
+        {
+            let junk = b"{\"payload\":{\"object\":{}}}".to_vec();
+            let sig = sign(token, &junk);
+            (junk, Some(sig), 400, "malformed")
+        },
+        {
+            let no_time = br#"{"payload":{"resource_type":"workflow_run","action":"workflow_run.completed","object":{"id":"x","status":"approved"}}}"#.to_vec();
+            let sig = sign(token, &no_time);
+            (no_time, Some(sig), 400, "stale")
+        },
+    ];
+    let mut expected = Vec::new();
+    for (body, signature, status, reason) in cases {
+        let outcome = s.double.deliver_raw(&body, signature.as_deref()).await;
+        assert_eq!(outcome, DeliveryOutcome::Status(status), "{reason}");
+        expected.push(reason.to_owned());
+        let unchanged = s.app.flow(id(&flow)).await;
+        assert_eq!(
+            unchanged["state"], "awaiting_verification",
+            "{reason} changed the flow"
+        );
+    }
+    assert_eq!(rejections(&s.app).await, expected);
+    // The genuine delivery still works afterwards.
+    assert_eq!(
+        s.double.deliver_raw(&good, Some(&signature)).await,
+        DeliveryOutcome::Status(200)
+    );
+    assert_eq!(
+        s.app.flow(id(&flow)).await["identity"]["status"],
+        "verified"
+    );
+}
+
+async fn replayed_and_reformatted_deliveries_count_once(store: Store) {
+    let s = setup(store).await;
+    let flow = s
+        .app
+        .created(json!({ "type": "registration", "external_user_id": "finn" }))
+        .await;
+    s.double.set_webhook_fault(WebhookFault::Duplicate);
+    let outcomes = complete(&s, &flow, "approved").await;
+    assert_eq!(
+        outcomes,
+        vec![DeliveryOutcome::Status(200), DeliveryOutcome::Status(200)]
+    );
+    let after_first = s.app.flow(id(&flow)).await;
+    assert_eq!(after_first["identity"]["status"], "verified");
+
+    let now = domain::Clock::now(&*s.app.clock);
+    let compact = completed_body(run_id(&flow), "approved", now);
+    let value: Value = serde_json::from_slice(&compact).unwrap();
+    let pretty = serde_json::to_vec_pretty(&value).unwrap();
+    for body in [&compact, &compact, &pretty] {
+        let outcome = s
+            .double
+            .deliver_raw(body, Some(&sign(&s.config.webhook_token, body)))
+            .await;
+        assert_eq!(
+            outcome,
+            DeliveryOutcome::Status(200),
+            "a correctly signed delivery is accepted"
+        );
+    }
+    let after_all = s.app.flow(id(&flow)).await;
+    assert_eq!(
+        after_all["version"], after_first["version"],
+        "replays changed nothing"
+    );
+    let verified = s
+        .app
+        .audit_types(id(&flow))
+        .await
+        .into_iter()
+        .filter(|t| t == "flow.verified")
+        .count();
+    assert_eq!(verified, 1);
+    assert!(rejections(&s.app).await.is_empty());
+}
+
+async fn events_for_unknown_runs_are_acknowledged_and_audited(store: Store) {
+    let s = setup(store).await;
+    let body = completed_body(
+        "7d0e6f52-0000-4000-8000-00000000abcd",
+        "approved",
+        domain::Clock::now(&*s.app.clock),
+    );
+    let outcome = s
+        .double
+        .deliver_raw(&body, Some(&sign(&s.config.webhook_token, &body)))
+        .await;
+    assert_eq!(
+        outcome,
+        DeliveryOutcome::Status(200),
+        "acknowledged, so the provider does not retry forever"
+    );
+    let page = s
+        .app
+        .repo
+        .audit_events(&domain::AuditQuery {
+            limit: 10,
+            ..domain::AuditQuery::default()
+        })
+        .await
+        .unwrap();
+    let event = &page.items[0].event;
+    assert_eq!(event.event_type.as_str(), "provider.event_received");
+    assert_eq!(event.reason.as_deref(), Some("unknown_run"));
+    // Other event types are acknowledged and ignored.
+    let task = br#"{"payload":{"resource_type":"workflow_task","action":"workflow_task.started","object":{"id":"profile_1eb92","status":"started","started_at_iso8601":"TIME"}}}"#;
+    let task = String::from_utf8_lossy(task).replace(
+        "TIME",
+        &domain::Clock::now(&*s.app.clock).format(&Rfc3339).unwrap(),
+    );
+    let outcome = s
+        .double
+        .deliver_raw(
+            task.as_bytes(),
+            Some(&sign(&s.config.webhook_token, task.as_bytes())),
+        )
+        .await;
+    assert_eq!(outcome, DeliveryOutcome::Status(200));
+}
+
+async fn deleting_a_user_forgets_them_at_the_provider(store: Store) {
+    let s = setup(store).await;
+    registered(&s, "gina", "gina-phone").await;
+    let (status, _) = s
+        .app
+        .send(s.app.client.delete(s.app.url("/api/core/v1/users/gina")))
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let requests = s.double.requests();
+    assert!(
+        requests
+            .iter()
+            .any(|r| r.method == "DELETE" && r.path.contains("/biometric_tokens/cu_"))
+    );
+    assert!(
+        requests
+            .iter()
+            .any(|r| r.method == "DELETE" && r.path.contains("/applicants/"))
+    );
+}
