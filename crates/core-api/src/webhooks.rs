@@ -8,9 +8,9 @@
 //!    `resource.updated_at`): older than the configured maximum, more than a
 //!    minute in the future, or without any of them, it is refused as stale.
 //! 3. For `workflow_run.completed`, hand the run to the flow service, which
-//!    de-duplicates on (resource type, run, action, status) — so the same event
-//!    re-sent with other whitespace counts once — re-reads the run from the
-//!    provider, and moves its flow. Other events are acknowledged and ignored.
+//!    de-duplicates on (run, announced status) — so the same event re-sent
+//!    with other whitespace counts once — re-reads the run from the provider,
+//!    and moves its flow. Other events are acknowledged and ignored.
 //!
 //! Every refusal changes nothing and is audited as `webhook.rejected`.
 
@@ -202,13 +202,10 @@ pub async fn receive(
         }
     };
     let result = if delivery.action == "workflow_run.completed" {
-        let dedupe_key = format!(
-            "onfido:{}:{}:{}:{}",
-            delivery.resource_type, delivery.object_id, delivery.action, delivery.status
-        );
+        let claimed = Some(delivery.status.as_str()).filter(|s| !s.is_empty());
         match state
             .flows
-            .ingest_run_event(&ctx, &delivery.object_id, &dedupe_key)
+            .ingest_run_event(&ctx, &delivery.object_id, claimed)
             .await?
         {
             EventOutcome::Applied => "applied",

@@ -43,6 +43,8 @@ pub struct FlowPolicy {
     pub max_transaction_context_bytes: usize,
     /// Recovery revokes the user's earlier credentials when it completes.
     pub recovery_revokes_existing: bool,
+    /// How long a flow waits on the provider before the reconciler re-reads its run.
+    pub reconcile_after: Duration,
 }
 
 impl Default for FlowPolicy {
@@ -54,6 +56,7 @@ impl Default for FlowPolicy {
             max_idv_runs_per_user_per_day: 10,
             max_transaction_context_bytes: 4096,
             recovery_revokes_existing: true,
+            reconcile_after: Duration::minutes(2),
         }
     }
 }
@@ -122,6 +125,19 @@ pub struct UserView {
     pub user: User,
     pub credentials: Vec<Credential>,
     pub has_biometric_reference: bool,
+}
+
+/// What a reconciliation pass did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ReconcileReport {
+    pub checked: u32,
+    pub applied: u32,
+}
+
+/// The de-duplication key of the provider's run status event: the same for a
+/// webhook, its re-deliveries (whatever their whitespace) and the reconciler.
+pub fn provider_event_key(provider: &str, run_id: &str, status: &str) -> String {
+    format!("{provider}:workflow_run:{run_id}:{status}")
 }
 
 /// What happened to a provider event.
@@ -1086,27 +1102,36 @@ impl FlowService {
         Ok(token)
     }
 
-    /// A provider event about `run_id`: re-reads the run's authoritative
-    /// status and moves its flow. Safe to call for duplicates.
+    /// A provider event about `run_id` claiming `claimed_status` (when the
+    /// event says): re-reads the run's authoritative status and moves its flow.
+    ///
+    /// An event is recorded (and later copies are duplicates) only once the
+    /// status it announces has been read and acted on: when the provider's read
+    /// still lags behind its webhook, nothing is recorded, so the provider's
+    /// retry, or the reconciler, applies it later.
     pub async fn ingest_run_event(
         &self,
         ctx: &RequestContext,
         run_id: &str,
-        dedupe_key: &str,
+        claimed_status: Option<&str>,
     ) -> DomainResult<EventOutcome> {
+        let provider = self.idv.name();
+        if let Some(status) = claimed_status
+            && self
+                .repo
+                .provider_event_seen(&provider_event_key(provider, run_id, status))
+                .await?
+        {
+            return Ok(EventOutcome::Duplicate);
+        }
         let now = self.clock.now();
-        let record = Effect::RecordProviderEvent {
-            dedupe_key: dedupe_key.to_owned(),
-            run_id: run_id.to_owned(),
-            at: now,
-        };
         let flow = match self.repo.flow_by_run(run_id).await {
             Ok(flow) => self.load(flow.id).await?,
             Err(StoreError::NotFound) => {
                 let event = NewAuditEvent {
                     outcome: Outcome::Rejected,
                     reason: Some("unknown_run".into()),
-                    details: json!({ "provider": self.idv.name() }),
+                    details: json!({ "provider": provider }),
                     ..self.event(
                         ctx,
                         AuditEventType::ProviderEventReceived,
@@ -1114,10 +1139,18 @@ impl FlowService {
                         now,
                     )
                 };
+                let effects = claimed_status
+                    .map(|status| Effect::RecordProviderEvent {
+                        dedupe_key: provider_event_key(provider, run_id, status),
+                        run_id: run_id.to_owned(),
+                        at: now,
+                    })
+                    .into_iter()
+                    .collect();
                 return match self
                     .commit(Change {
                         flow: None,
-                        effects: vec![record],
+                        effects,
                         events: vec![event],
                     })
                     .await
@@ -1139,38 +1172,105 @@ impl FlowService {
                 other.to_string(),
             ),
         })?;
+        self.apply_run_status(ctx, &flow, run_id, &status, true)
+            .await
+    }
+
+    /// Moves `flow` by its run's authoritative `status`, recording the event.
+    async fn apply_run_status(
+        &self,
+        ctx: &RequestContext,
+        flow: &Flow,
+        run_id: &str,
+        status: &RunStatus,
+        audit_open: bool,
+    ) -> DomainResult<EventOutcome> {
+        let provider = self.idv.name();
+        let now = self.clock.now();
         let received = NewAuditEvent {
-            details: json!({ "provider": self.idv.name(), "status": status_name(&status) }),
+            details: json!({ "provider": provider, "status": status_name(status) }),
             ..self.event(
                 ctx,
                 AuditEventType::ProviderEventReceived,
-                Self::flow_subject(&flow),
+                Self::flow_subject(flow),
                 now,
             )
         };
-        let outcome = match status {
-            RunStatus::Done(outcome) => Some(outcome),
-            RunStatus::Open | RunStatus::Unknown(_) => None,
+        let RunStatus::Done(outcome) = status else {
+            if audit_open {
+                self.repo.append_audit(&received).await?;
+            }
+            return Ok(EventOutcome::NoChange);
         };
-        let applicable = outcome.and_then(|o| flow.apply(&Fact::Identity(o), now).ok().map(|_| o));
-        let result = match applicable {
-            Some(o) => self
-                .advance(ctx, &flow, &Fact::Identity(o), vec![record], vec![received])
+        let record = Effect::RecordProviderEvent {
+            dedupe_key: provider_event_key(provider, run_id, &status_name(status)),
+            run_id: run_id.to_owned(),
+            at: now,
+        };
+        let fact = Fact::Identity(*outcome);
+        let result = if flow.apply(&fact, now).is_ok() {
+            self.advance(ctx, flow, &fact, vec![record], vec![received])
                 .await
-                .map(|_| EventOutcome::Applied),
-            None => self
-                .commit(Change {
-                    flow: None,
-                    effects: vec![record],
-                    events: vec![received],
-                })
-                .await
-                .map(|()| EventOutcome::NoChange),
+                .map(|_| EventOutcome::Applied)
+        } else {
+            self.commit(Change {
+                flow: None,
+                effects: vec![record],
+                events: vec![received],
+            })
+            .await
+            .map(|()| EventOutcome::NoChange)
         };
         match result {
-            Err(e) if e.code == ErrorCode::Conflict => Ok(EventOutcome::Duplicate),
+            Err(e) if e.code == ErrorCode::Conflict || e.code == ErrorCode::FlowChanged => {
+                Ok(EventOutcome::Duplicate)
+            }
             other => other,
         }
+    }
+
+    /// Re-reads, at most `limit` at a time, the runs of flows still waiting on
+    /// the provider longer than the policy's `reconcile_after` (oldest check
+    /// first): a webhook that never arrived still moves its flow. Stops at the
+    /// first provider failure; the next pass continues.
+    pub async fn reconcile(&self, limit: u32) -> DomainResult<ReconcileReport> {
+        let now = self.clock.now();
+        let ctx = RequestContext {
+            actor: Actor::System,
+            correlation_id: None,
+        };
+        let mut report = ReconcileReport::default();
+        for flow in self
+            .repo
+            .flows_awaiting_provider(now - self.policy.reconcile_after, now, limit)
+            .await?
+        {
+            let Some(run_id) = flow.idv_run_id.clone() else {
+                continue;
+            };
+            match self.idv.read_run(&run_id).await {
+                Ok(status) => {
+                    report.checked += 1;
+                    if self
+                        .apply_run_status(&ctx, &flow, &run_id, &status, false)
+                        .await?
+                        == EventOutcome::Applied
+                    {
+                        report.applied += 1;
+                    }
+                }
+                Err(IdvError::UnknownRun) => report.checked += 1,
+                Err(other) => {
+                    return Err(DomainError::unavailable(
+                        ErrorCode::IdvUnavailable,
+                        "the identity-verification provider is unavailable",
+                        other.to_string(),
+                    ));
+                }
+            }
+            self.repo.mark_provider_checked(flow.id, now).await?;
+        }
+        Ok(report)
     }
 
     /// Audits a refused provider delivery; nothing else happens.

@@ -207,6 +207,22 @@ pub trait Repository: Send + Sync + 'static {
         expires_at: OffsetDateTime,
     ) -> StoreResult<()>;
 
+    /// Whether a provider event with this de-duplication key was recorded.
+    async fn provider_event_seen(&self, dedupe_key: &str) -> StoreResult<bool>;
+
+    /// Flows waiting on the provider (`awaiting_verification`, `in_review`,
+    /// with a run, not expired at `now`) whose last provider check — or last
+    /// change — is before `checked_before`, oldest first.
+    async fn flows_awaiting_provider(
+        &self,
+        checked_before: OffsetDateTime,
+        now: OffsetDateTime,
+        limit: u32,
+    ) -> StoreResult<Vec<Flow>>;
+
+    /// Notes that the flow's run was re-read at `at` (not a change of the flow).
+    async fn mark_provider_checked(&self, id: FlowId, at: OffsetDateTime) -> StoreResult<()>;
+
     /// Releases a claim whose request failed before producing a replayable response.
     async fn idempotency_abandon(&self, scope: &str, key: &str) -> StoreResult<()>;
 }

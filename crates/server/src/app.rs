@@ -138,7 +138,47 @@ pub fn api_keys(config: &CoreConfig) -> ApiKeys {
     ApiKeys::new(config.api_keys.iter().map(ExposeSecret::expose_secret))
 }
 
+/// The Core API's router and the flow service behind it (for background work).
+pub struct CoreApp {
+    pub router: Router,
+    pub flows: Arc<FlowService>,
+}
+
+/// How often the reconciler looks for flows waiting on the provider, and how many per pass.
+pub const RECONCILE_EVERY: std::time::Duration = std::time::Duration::from_secs(30);
+pub const RECONCILE_BATCH: u32 = 50;
+
+/// Re-reads runs whose webhook did not arrive, until `shutdown` resolves.
+pub async fn reconcile_loop(flows: Arc<FlowService>, shutdown: impl Future<Output = ()>) {
+    let mut tick = tokio::time::interval(RECONCILE_EVERY);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            () = &mut shutdown => return,
+            _ = tick.tick() => {}
+        }
+        match flows.reconcile(RECONCILE_BATCH).await {
+            Ok(report) if report.applied > 0 => {
+                tracing::info!(
+                    checked = report.checked,
+                    applied = report.applied,
+                    "reconciled flows with the IDV provider"
+                );
+            }
+            Ok(_) => {}
+            Err(e) => {
+                tracing::warn!(error = %e, "reconciliation with the IDV provider failed; retrying next pass")
+            }
+        }
+    }
+}
+
 pub fn core_router(parts: CoreParts, runtime: &str) -> Router {
+    core_app(parts, runtime).router
+}
+
+pub fn core_app(parts: CoreParts, runtime: &str) -> CoreApp {
     let watch = Arc::new(FlowWatch::default());
     let flows = FlowService::new(
         parts.repo.clone(),
@@ -148,9 +188,10 @@ pub fn core_router(parts: CoreParts, runtime: &str) -> Router {
         parts.policy,
     )
     .with_observer(watch.clone());
-    core_api::router(CoreState {
+    let flows = Arc::new(flows);
+    let router = core_api::router(CoreState {
         service: ServiceInfo::for_repository(version_info(runtime), parts.repo.clone()),
-        flows: Arc::new(flows),
+        flows: flows.clone(),
         repo: parts.repo,
         clock: parts.clock,
         key: parts.key,
@@ -158,7 +199,8 @@ pub fn core_router(parts: CoreParts, runtime: &str) -> Router {
         synthetic: parts.provider.synthetic,
         api_keys: parts.api_keys,
         onfido_webhook: parts.provider.onfido_webhook,
-    })
+    });
+    CoreApp { router, flows }
 }
 
 pub fn management_router(

@@ -78,18 +78,25 @@ pub async fn core(env: &Env) -> ExitCode {
                  set BIOMETRIC_PASSKEY_CORE_API_KEYS to require an API key"
             );
         }
-        let server = Application::serve(
-            listener,
-            app::core_router(parts, "core"),
-            app::termination_signal(),
-        )?;
+        let core = app::core_app(parts, "core");
+        let shutdown = Shutdown::default();
+        let reconciler = tokio::spawn(app::reconcile_loop(
+            core.flows.clone(),
+            shutdown.signalled(),
+        ));
+        let server = Application::serve(listener, core.router, async move {
+            app::termination_signal().await;
+            shutdown.trigger();
+        })?;
         tracing::info!(
             addr = %server.addr(),
             idv_mode = ?config.idv.mode,
             key_id = config.data_key.id().as_str(),
             "Core API serving"
         );
-        server.stopped().await
+        let served = server.stopped().await;
+        let _ = reconciler.await;
+        served
     }
     .await;
     result.map_or_else(|e| failed(&e), |()| ExitCode::SUCCESS)

@@ -593,6 +593,11 @@ fn read_policy(r: &mut Reader<'_>) -> FlowPolicy {
             format!("must be from 1 to {MAX_TRANSACTION_CONTEXT_LIMIT}"),
         );
     }
+    let reconcile_after = positive(
+        r,
+        "BIOMETRIC_PASSKEY_IDV_RECONCILE_AFTER",
+        std_duration(defaults.reconcile_after),
+    );
     let revoke = r.bool(
         "BIOMETRIC_PASSKEY_RECOVERY_REVOKES_EXISTING_CREDENTIALS",
         defaults.recovery_revokes_existing,
@@ -604,6 +609,7 @@ fn read_policy(r: &mut Reader<'_>) -> FlowPolicy {
         max_idv_runs_per_user_per_day: max_runs,
         max_transaction_context_bytes: context as usize,
         recovery_revokes_existing: revoke,
+        reconcile_after,
     }
 }
 

@@ -161,9 +161,14 @@ pub async fn start(options: &DevOptions, shutdown: &Shutdown) -> anyhow::Result<
         // Loopback only: the evaluation setup needs no keys.
         api_keys: app::api_keys(&core),
     };
+    let core_app = app::core_app(parts, "dev");
+    tokio::spawn(app::reconcile_loop(
+        core_app.flows.clone(),
+        shutdown.signalled(),
+    ));
     let core_server = Application::serve(
         bind(options.core_port).await?,
-        app::core_router(parts, "dev"),
+        core_app.router,
         shutdown.signalled(),
     )?;
     let management_server = Application::serve(

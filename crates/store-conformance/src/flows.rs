@@ -597,3 +597,92 @@ pub async fn a_flow_for_a_missing_user_is_not_found(repo: Arc<dyn Repository>) {
     assert_not_found(repo.apply(&insert(&orphan)).await);
     assert_not_found(repo.flow(orphan.id).await);
 }
+
+pub async fn flows_awaiting_the_provider_are_listed_oldest_check_first(repo: Arc<dyn Repository>) {
+    let user = stored_user(&*repo, "reco").await;
+    let waiting = |minutes: i64, run: &str| {
+        let mut f = flow(user.id, FlowType::StepUp, T0 + Duration::minutes(minutes));
+        f.state = FlowState::AwaitingVerification;
+        f.idv_run_id = Some(run.to_owned());
+        f.expires_at = T0 + Duration::hours(1);
+        f
+    };
+    let older = waiting(0, "run-older");
+    let newer = waiting(5, "run-newer");
+    let mut ended = waiting(1, "run-ended");
+    ended.state = FlowState::Completed;
+    let mut expired = waiting(2, "run-expired");
+    expired.expires_at = T0 + Duration::minutes(20);
+    for f in [&older, &newer, &ended, &expired] {
+        repo.apply(&insert(f)).await.unwrap();
+    }
+    let now = T0 + Duration::minutes(30);
+    let ids = |flows: Vec<Flow>| flows.into_iter().map(|f| f.id).collect::<Vec<_>>();
+    let listed = repo
+        .flows_awaiting_provider(T0 + Duration::minutes(10), now, 10)
+        .await
+        .unwrap();
+    assert_eq!(ids(listed), vec![older.id, newer.id]);
+    assert_eq!(
+        ids(repo
+            .flows_awaiting_provider(T0 + Duration::minutes(3), now, 10)
+            .await
+            .unwrap()),
+        vec![older.id]
+    );
+    assert_eq!(
+        ids(repo
+            .flows_awaiting_provider(T0 + Duration::minutes(10), now, 1)
+            .await
+            .unwrap()),
+        vec![older.id]
+    );
+
+    repo.mark_provider_checked(older.id, T0 + Duration::minutes(8))
+        .await
+        .unwrap();
+    let listed = repo
+        .flows_awaiting_provider(T0 + Duration::minutes(10), now, 10)
+        .await
+        .unwrap();
+    assert_eq!(
+        ids(listed),
+        vec![newer.id, older.id],
+        "a checked flow goes to the back"
+    );
+    assert_eq!(
+        repo.flow(older.id).await.unwrap(),
+        older,
+        "checking is not a change of the flow"
+    );
+}
+
+pub async fn recorded_provider_events_are_seen(repo: Arc<dyn Repository>) {
+    assert!(
+        !repo
+            .provider_event_seen("onfido:workflow_run:r1:approved")
+            .await
+            .unwrap()
+    );
+    repo.apply(&Change {
+        effects: vec![Effect::RecordProviderEvent {
+            dedupe_key: "onfido:workflow_run:r1:approved".into(),
+            run_id: "r1".into(),
+            at: T0,
+        }],
+        ..Change::default()
+    })
+    .await
+    .unwrap();
+    assert!(
+        repo.provider_event_seen("onfido:workflow_run:r1:approved")
+            .await
+            .unwrap()
+    );
+    assert!(
+        !repo
+            .provider_event_seen("onfido:workflow_run:r1:declined")
+            .await
+            .unwrap()
+    );
+}

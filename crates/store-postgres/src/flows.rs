@@ -228,3 +228,38 @@ fn to_flow(row: &PgRow) -> StoreResult<Flow> {
         completed_at: row.try_get("completed_at").map_err(map_err)?,
     })
 }
+
+pub(crate) async fn awaiting_provider(
+    db: impl PgExecutor<'_>,
+    checked_before: time::OffsetDateTime,
+    now: time::OffsetDateTime,
+    limit: u32,
+) -> StoreResult<Vec<Flow>> {
+    let rows = sqlx::query(&format!(
+        "SELECT {COLUMNS} FROM flows \
+         WHERE state IN ('awaiting_verification', 'in_review') AND idv_run_id IS NOT NULL \
+         AND coalesce(provider_checked_at, updated_at) < $1 AND expires_at > $2 \
+         ORDER BY coalesce(provider_checked_at, updated_at), id LIMIT $3"
+    ))
+    .bind(checked_before)
+    .bind(now)
+    .bind(i64::from(limit))
+    .fetch_all(db)
+    .await
+    .map_err(map_err)?;
+    rows.iter().map(to_flow).collect()
+}
+
+pub(crate) async fn mark_provider_checked(
+    db: impl PgExecutor<'_>,
+    id: FlowId,
+    at: time::OffsetDateTime,
+) -> StoreResult<()> {
+    sqlx::query("UPDATE flows SET provider_checked_at = $2 WHERE id = $1")
+        .bind(id.0)
+        .bind(at)
+        .execute(db)
+        .await
+        .map(drop)
+        .map_err(map_err)
+}

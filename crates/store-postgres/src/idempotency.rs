@@ -135,3 +135,11 @@ pub(crate) async fn record_provider_event(
             other => other,
         })
 }
+
+pub(crate) async fn provider_event_seen(pool: &PgPool, dedupe_key: &str) -> StoreResult<bool> {
+    sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM provider_events WHERE dedupe_key = $1)")
+        .bind(dedupe_key)
+        .fetch_one(pool)
+        .await
+        .map_err(map_err)
+}

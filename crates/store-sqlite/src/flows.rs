@@ -261,3 +261,38 @@ fn to_flow(row: &SqliteRow) -> StoreResult<Flow> {
         )?,
     })
 }
+
+pub(crate) async fn awaiting_provider(
+    db: impl SqliteExecutor<'_>,
+    checked_before: time::OffsetDateTime,
+    now: time::OffsetDateTime,
+    limit: u32,
+) -> StoreResult<Vec<Flow>> {
+    let rows = sqlx::query(&format!(
+        "SELECT {COLUMNS} FROM flows \
+         WHERE state IN ('awaiting_verification', 'in_review') AND idv_run_id IS NOT NULL \
+         AND coalesce(provider_checked_at, updated_at) < ? AND expires_at > ? \
+         ORDER BY coalesce(provider_checked_at, updated_at), id LIMIT ?"
+    ))
+    .bind(to_micros(checked_before))
+    .bind(to_micros(now))
+    .bind(i64::from(limit))
+    .fetch_all(db)
+    .await
+    .map_err(map_err)?;
+    rows.iter().map(to_flow).collect()
+}
+
+pub(crate) async fn mark_provider_checked(
+    db: impl SqliteExecutor<'_>,
+    id: FlowId,
+    at: time::OffsetDateTime,
+) -> StoreResult<()> {
+    sqlx::query("UPDATE flows SET provider_checked_at = ? WHERE id = ?")
+        .bind(to_micros(at))
+        .bind(uuid_bytes(id.0))
+        .execute(db)
+        .await
+        .map(drop)
+        .map_err(map_err)
+}

@@ -129,3 +129,11 @@ pub(crate) async fn record_provider_event(
             other => other,
         })
 }
+
+pub(crate) async fn provider_event_seen(pool: &SqlitePool, dedupe_key: &str) -> StoreResult<bool> {
+    sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM provider_events WHERE dedupe_key = ?)")
+        .bind(dedupe_key)
+        .fetch_one(pool)
+        .await
+        .map_err(map_err)
+}

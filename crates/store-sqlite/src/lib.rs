@@ -221,6 +221,23 @@ impl Repository for SqliteStore {
     async fn idempotency_abandon(&self, scope: &str, key: &str) -> StoreResult<()> {
         idempotency::abandon(&self.pool, scope, key).await
     }
+
+    async fn provider_event_seen(&self, dedupe_key: &str) -> StoreResult<bool> {
+        idempotency::provider_event_seen(&self.pool, dedupe_key).await
+    }
+
+    async fn flows_awaiting_provider(
+        &self,
+        checked_before: OffsetDateTime,
+        now: OffsetDateTime,
+        limit: u32,
+    ) -> StoreResult<Vec<Flow>> {
+        flows::awaiting_provider(&self.pool, checked_before, now, limit).await
+    }
+
+    async fn mark_provider_checked(&self, id: FlowId, at: OffsetDateTime) -> StoreResult<()> {
+        flows::mark_provider_checked(&self.pool, id, at).await
+    }
 }
 
 /// Writes a change inside the caller's transaction: users first (a flow may

@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use core_api::auth::ApiKeys;
 use domain::sealing::{DataKey, KeyId};
-use domain::service::FlowPolicy;
+use domain::service::{FlowPolicy, FlowService};
 use domain::{ManualClock, Repository};
 use idv::SyntheticProvider;
 use management::{ManagementAuth, ManagementUi};
@@ -86,6 +86,8 @@ pub struct TestApp {
     pub clock: Arc<ManualClock>,
     /// The Core API's synthetic IDV provider.
     pub synthetic: Arc<SyntheticProvider>,
+    /// The Core API's flow service (for background work such as reconciliation).
+    pub flows: Option<Arc<FlowService>>,
     shutdown: Shutdown,
     _keep: Box<dyn Any + Send + Sync>,
 }
@@ -110,6 +112,7 @@ struct Parts {
     repo: Arc<dyn Repository>,
     clock: Arc<ManualClock>,
     synthetic: Arc<SyntheticProvider>,
+    flows: Option<Arc<FlowService>>,
     keep: Box<dyn Any + Send + Sync>,
 }
 
@@ -123,6 +126,7 @@ async fn serve(router: axum::Router, parts: Parts) -> TestApp {
         repo: parts.repo,
         clock: parts.clock,
         synthetic: parts.synthetic,
+        flows: parts.flows,
         shutdown,
         _keep: parts.keep,
     }
@@ -143,7 +147,7 @@ pub async fn spawn_core_configured(store: Store, policy: FlowPolicy, api_keys: A
     let (repo, keep) = fresh_repository(store).await;
     let clock = Arc::new(ManualClock::new(T0));
     let synthetic = Arc::new(SyntheticProvider::new());
-    let router = app::core_router(
+    let core = app::core_app(
         app::CoreParts {
             repo: repo.clone(),
             clock: clock.clone(),
@@ -159,11 +163,12 @@ pub async fn spawn_core_configured(store: Store, policy: FlowPolicy, api_keys: A
         "core",
     );
     serve(
-        router,
+        core.router,
         Parts {
             repo,
             clock,
             synthetic,
+            flows: Some(core.flows),
             keep,
         },
     )
@@ -208,6 +213,7 @@ pub async fn spawn_management(store: Store) -> TestApp {
         repo,
         clock: Arc::new(ManualClock::new(T0)),
         synthetic: Arc::new(SyntheticProvider::new()),
+        flows: None,
         keep,
     };
     serve(router, parts).await
@@ -241,7 +247,7 @@ pub async fn spawn_core_onfido(
         },
     };
     let provider = app::identity_provider(&idv_config).unwrap();
-    let router = app::core_router(
+    let core = app::core_app(
         app::CoreParts {
             repo: repo.clone(),
             clock: clock.clone(),
@@ -253,11 +259,12 @@ pub async fn spawn_core_onfido(
         "core",
     );
     serve(
-        router,
+        core.router,
         Parts {
             repo,
             clock,
             synthetic: Arc::new(SyntheticProvider::new()),
+            flows: Some(core.flows),
             keep,
         },
     )

@@ -45,6 +45,8 @@ on_both_stores!(
     replayed_and_reformatted_deliveries_count_once,
     events_for_unknown_runs_are_acknowledged_and_audited,
     deleting_a_user_forgets_them_at_the_provider,
+    a_lost_webhook_is_caught_by_the_reconciler,
+    a_lagging_read_is_applied_on_redelivery,
 );
 
 struct Setup {
@@ -520,5 +522,73 @@ async fn deleting_a_user_forgets_them_at_the_provider(store: Store) {
         requests
             .iter()
             .any(|r| r.method == "DELETE" && r.path.contains("/applicants/"))
+    );
+}
+
+async fn a_lost_webhook_is_caught_by_the_reconciler(store: Store) {
+    let s = setup(store).await;
+    let flows = s.app.flows.clone().unwrap();
+    let flow = s
+        .app
+        .created(json!({ "type": "registration", "external_user_id": "hugo" }))
+        .await;
+    s.double.set_webhook_fault(WebhookFault::NoDelivery);
+    assert!(
+        complete(&s, &flow, "approved").await.is_empty(),
+        "no delivery at all"
+    );
+
+    let early = flows.reconcile(50).await.unwrap();
+    assert_eq!(early.checked, 0, "too early: the webhook may still come");
+    s.app.clock.advance(Duration::minutes(3));
+    let pass = flows.reconcile(50).await.unwrap();
+    assert_eq!((pass.checked, pass.applied), (1, 1));
+    assert_eq!(
+        s.app.flow(id(&flow)).await["identity"]["status"],
+        "verified"
+    );
+    let again = flows.reconcile(50).await.unwrap();
+    assert_eq!(again.checked, 0, "checked flows wait for the next interval");
+
+    // The webhook arriving late changes nothing more.
+    let late = completed_body(run_id(&flow), "approved", domain::Clock::now(&*s.app.clock));
+    assert_eq!(
+        s.double
+            .deliver_raw(&late, Some(&sign(&s.config.webhook_token, &late)))
+            .await,
+        DeliveryOutcome::Status(200)
+    );
+    let verified = s
+        .app
+        .audit_types(id(&flow))
+        .await
+        .into_iter()
+        .filter(|t| t == "flow.verified")
+        .count();
+    assert_eq!(verified, 1);
+}
+
+async fn a_lagging_read_is_applied_on_redelivery(store: Store) {
+    let s = setup(store).await;
+    let flow = s
+        .app
+        .created(json!({ "type": "registration", "external_user_id": "iris" }))
+        .await;
+    s.double.set_read_lag(3);
+    // The webhook says approved, but reads still show the old status for a while.
+    assert_eq!(
+        complete(&s, &flow, "approved").await,
+        vec![DeliveryOutcome::Status(200)]
+    );
+    assert_eq!(s.app.flow(id(&flow)).await["identity"]["status"], "pending");
+    // Its re-delivery is not taken for a duplicate once the read has caught up.
+    let body = completed_body(run_id(&flow), "approved", domain::Clock::now(&*s.app.clock));
+    let signature = sign(&s.config.webhook_token, &body);
+    for _ in 0..3 {
+        s.double.deliver_raw(&body, Some(&signature)).await;
+    }
+    assert_eq!(
+        s.app.flow(id(&flow)).await["identity"]["status"],
+        "verified"
     );
 }

@@ -34,12 +34,12 @@ pub async fn set_outcome(
             "the synthetic provider is not configured",
         ));
     };
-    let outcome = match body.outcome {
-        SyntheticOutcome::Approved => IdentityOutcome::Approved,
-        SyntheticOutcome::Declined => IdentityOutcome::Declined,
-        SyntheticOutcome::Review => IdentityOutcome::Review,
-        SyntheticOutcome::Abandoned => IdentityOutcome::Abandoned,
-        SyntheticOutcome::Error => IdentityOutcome::Error,
+    let (outcome, status) = match body.outcome {
+        SyntheticOutcome::Approved => (IdentityOutcome::Approved, "approved"),
+        SyntheticOutcome::Declined => (IdentityOutcome::Declined, "declined"),
+        SyntheticOutcome::Review => (IdentityOutcome::Review, "review"),
+        SyntheticOutcome::Abandoned => (IdentityOutcome::Abandoned, "abandoned"),
+        SyntheticOutcome::Error => (IdentityOutcome::Error, "error"),
     };
     control.set_outcome(&run_id, outcome).map_err(|e| match e {
         IdvError::UnknownRun => ApiError::new(
@@ -49,18 +49,13 @@ pub async fn set_outcome(
         ),
         other => ApiError::internal(other.to_string()),
     })?;
-    // The provider's delivery identity: one event per run and outcome.
-    let dedupe_key = format!(
-        "synthetic:{run_id}:{}",
-        serde_json::to_string(&body.outcome).unwrap_or_default()
-    );
     let ctx = RequestContext {
         actor: Actor::Provider,
         correlation_id: CorrelationId::current().map(|id| id.as_str().to_owned()),
     };
     let result = state
         .flows
-        .ingest_run_event(&ctx, &run_id, &dedupe_key)
+        .ingest_run_event(&ctx, &run_id, Some(status))
         .await?;
     Ok(ApiJson(ProviderEventResponse {
         result: match result {
