@@ -470,6 +470,18 @@ impl FlowService {
             })
     }
 
+    /// Opens a sealed UTF-8 value; a failure means stored data no longer
+    /// matches its key or row, which is an internal error.
+    fn open_string(&self, sealed: &[u8], binding: Binding<'_>) -> DomainResult<Zeroizing<String>> {
+        let plain = self
+            .key
+            .open(sealed, binding)
+            .map_err(|e| DomainError::internal(format!("{}: {e}", binding.slot)))?;
+        String::from_utf8(plain.to_vec())
+            .map(Zeroizing::new)
+            .map_err(|e| DomainError::internal(format!("{}: {e}", binding.slot)))
+    }
+
     pub async fn view(
         &self,
         flow: Flow,
@@ -492,15 +504,7 @@ impl FlowService {
         let token_visible =
             flow.state == FlowState::AwaitingVerification && flow.device_side_ready();
         let sdk_token = match (&flow.sdk_token_sealed, token_visible) {
-            (Some(sealed), true) => Some(Zeroizing::new(
-                String::from_utf8(
-                    self.key
-                        .open(sealed, sdk_token_binding(&flow.id))
-                        .map_err(|e| DomainError::internal(format!("sdk token: {e}")))?
-                        .to_vec(),
-                )
-                .map_err(|e| DomainError::internal(e.to_string()))?,
-            )),
+            (Some(sealed), true) => Some(self.open_string(sealed, sdk_token_binding(&flow.id))?),
             _ => None,
         };
         Ok(FlowView {
@@ -698,13 +702,8 @@ impl FlowService {
         };
         let applicant_id = match &user.idv_applicant_sealed {
             Some(sealed) => Some(
-                String::from_utf8(
-                    self.key
-                        .open(sealed, applicant_binding(&user.id))
-                        .map_err(|e| DomainError::internal(format!("applicant id: {e}")))?
-                        .to_vec(),
-                )
-                .map_err(|e| DomainError::internal(e.to_string()))?,
+                self.open_string(sealed, applicant_binding(&user.id))?
+                    .to_string(),
             ),
             None => None,
         };
@@ -1318,15 +1317,11 @@ impl FlowService {
     ) -> DomainResult<()> {
         let user = self.user(external_id).await?;
         let applicant = match &user.idv_applicant_sealed {
-            Some(sealed) => self
-                .key
-                .open(sealed, applicant_binding(&user.id))
-                .ok()
-                .and_then(|b| String::from_utf8(b.to_vec()).ok()),
+            Some(sealed) => Some(self.open_string(sealed, applicant_binding(&user.id))?),
             None => None,
         };
         self.idv
-            .forget_user(&user.pseudonym, applicant.as_deref())
+            .forget_user(&user.pseudonym, applicant.as_ref().map(|a| a.as_str()))
             .await
             .map_err(|e| {
                 DomainError::unavailable(

@@ -13,7 +13,30 @@ pub fn webauthn_id(seed: &str) -> String {
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(seed.as_bytes())
 }
 
+/// Asserts an error answer: its status and its stable code.
+#[track_caller]
+pub fn expect_error(status: StatusCode, body: &Value, expected_status: StatusCode, code: &str) {
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (expected_status, Some(code)),
+        "{body}"
+    );
+}
+
 impl TestApp {
+    /// The whole audit trail, newest first.
+    pub async fn audit_trail(&self) -> Vec<domain::NewAuditEvent> {
+        let page = self
+            .repo
+            .audit_events(&domain::AuditQuery {
+                limit: 1000,
+                ..domain::AuditQuery::default()
+            })
+            .await
+            .unwrap();
+        page.items.into_iter().map(|e| e.event).collect()
+    }
+
     pub async fn send(&self, request: reqwest::RequestBuilder) -> (StatusCode, Value) {
         let response = request.send().await.unwrap();
         let status = response.status();
@@ -132,19 +155,12 @@ impl TestApp {
 
     /// The audit event types of a flow, oldest first.
     pub async fn audit_types(&self, flow_id: &str) -> Vec<String> {
-        let page = self
-            .repo
-            .audit_events(&domain::AuditQuery {
-                limit: 1000,
-                ..domain::AuditQuery::default()
-            })
+        let mut types: Vec<String> = self
+            .audit_trail()
             .await
-            .unwrap();
-        let mut types: Vec<String> = page
-            .items
             .into_iter()
-            .filter(|e| e.event.subject.flow_id.map(|f| f.to_string()).as_deref() == Some(flow_id))
-            .map(|e| e.event.event_type.as_str().to_owned())
+            .filter(|e| e.subject.flow_id.map(|f| f.to_string()).as_deref() == Some(flow_id))
+            .map(|e| e.event_type.as_str().to_owned())
             .collect();
         types.reverse();
         types

@@ -4,6 +4,30 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test-support code: a failed setup is a failed test.
 
 pub mod core_client;
+
+/// Expands each scenario — an `async fn(Store)` in the calling module — into one
+/// test per store, in modules `sqlite` and `postgres`.
+#[macro_export]
+macro_rules! on_both_stores {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name($crate::Store::Sqlite).await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name($crate::Store::Postgres).await;
+                }
+            )*
+        }
+    };
+}
 pub mod onfido_double;
 
 use std::any::Any;

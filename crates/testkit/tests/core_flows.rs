@@ -9,30 +9,8 @@ use domain::{Change, Effect};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
-use testkit::core_client::webauthn_id;
-use testkit::{Store, TestApp, spawn_core, spawn_core_with};
-
-/// Expands each scenario into one test per store.
-macro_rules! on_both_stores {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    super::$name(testkit::Store::Sqlite).await;
-                }
-            )*
-        }
-        mod postgres {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    super::$name(testkit::Store::Postgres).await;
-                }
-            )*
-        }
-    };
-}
+use testkit::core_client::{expect_error, webauthn_id};
+use testkit::{Store, TestApp, on_both_stores, spawn_core, spawn_core_with};
 
 on_both_stores!(
     registration_runs_to_completion,
@@ -306,10 +284,7 @@ async fn an_expired_flow_cannot_complete(store: Store) {
     let flow = step_up(&app, "ivan").await;
     app.clock.advance(time::Duration::minutes(16));
     let (status, body) = app.assert_with(&flow, "ivan-phone", 1).await;
-    assert_eq!(
-        (status, body["error"]["code"].as_str()),
-        (StatusCode::CONFLICT, Some("flow_expired"))
-    );
+    expect_error(status, &body, StatusCode::CONFLICT, "flow_expired");
     assert_eq!(app.flow(id(&flow)).await["state"], "expired");
     let (status, _) = app.outcome(&flow, "approved").await;
     assert_eq!(status, StatusCode::OK, "the event is acknowledged");
@@ -345,10 +320,7 @@ async fn a_cancelled_flow_cannot_complete(store: Store) {
             json!({}),
         )
         .await;
-    assert_eq!(
-        (status, body["error"]["code"].as_str()),
-        (StatusCode::CONFLICT, Some("flow_ended"))
-    );
+    expect_error(status, &body, StatusCode::CONFLICT, "flow_ended");
     let (status, _) = app.assert_with(&flow, "jan-phone", 1).await;
     assert_eq!(status, StatusCode::CONFLICT);
 }
@@ -361,15 +333,9 @@ async fn another_users_credential_is_refused(store: Store) {
         .created(json!({ "type": "sign_in", "external_user_id": "lea" }))
         .await;
     let (status, body) = app.assert_with(&flow, "kim-phone", 1).await;
-    assert_eq!(
-        (status, body["error"]["code"].as_str()),
-        (StatusCode::NOT_FOUND, Some("credential_not_found"))
-    );
+    expect_error(status, &body, StatusCode::NOT_FOUND, "credential_not_found");
     let (status, body) = app.assert_with(&flow, "nobody-phone", 1).await;
-    assert_eq!(
-        (status, body["error"]["code"].as_str()),
-        (StatusCode::NOT_FOUND, Some("credential_not_found"))
-    );
+    expect_error(status, &body, StatusCode::NOT_FOUND, "credential_not_found");
     let unchanged = app.flow(id(&flow)).await;
     assert_eq!(
         (unchanged["state"].as_str(), unchanged["version"].as_i64()),
@@ -426,10 +392,7 @@ async fn suspended_and_revoked_credentials_are_refused(store: Store) {
     )
     .await;
     let (status, body) = app.assert_with(&flow, "max-phone", 1).await;
-    assert_eq!(
-        (status, body["error"]["code"].as_str()),
-        (StatusCode::CONFLICT, Some("credential_not_active"))
-    );
+    expect_error(status, &body, StatusCode::CONFLICT, "credential_not_active");
     set_status(
         &app,
         "max-phone",
@@ -438,16 +401,10 @@ async fn suspended_and_revoked_credentials_are_refused(store: Store) {
     )
     .await;
     let (status, body) = app.assert_with(&flow, "max-phone", 1).await;
-    assert_eq!(
-        (status, body["error"]["code"].as_str()),
-        (StatusCode::CONFLICT, Some("credential_not_active"))
-    );
+    expect_error(status, &body, StatusCode::CONFLICT, "credential_not_active");
     // With no active credential left, new sign-ins are refused up front.
     let (status, body) = app.create_flow("sign_in", "max").await;
-    assert_eq!(
-        (status, body["error"]["code"].as_str()),
-        (StatusCode::CONFLICT, Some("no_active_credential"))
-    );
+    expect_error(status, &body, StatusCode::CONFLICT, "no_active_credential");
 }
 
 async fn a_counter_regression_is_refused_and_audited(store: Store) {
@@ -465,10 +422,7 @@ async fn a_counter_regression_is_refused_and_audited(store: Store) {
         .await;
     for reported in [5, 4, 0] {
         let (status, body) = app.assert_with(&second, "nia-phone", reported).await;
-        assert_eq!(
-            (status, body["error"]["code"].as_str()),
-            (StatusCode::CONFLICT, Some("counter_regression"))
-        );
+        expect_error(status, &body, StatusCode::CONFLICT, "counter_regression");
     }
     let (_, user) = app.get_json("/api/core/v1/users/nia").await;
     assert_eq!(user["credentials"][0]["sign_count"], 5);
@@ -536,15 +490,9 @@ async fn malformed_and_unknown_input_gets_stable_codes(store: Store) {
             json!({ "credential": { "id": "not base64!" } }),
         )
         .await;
-    assert_eq!(
-        (status, body["error"]["code"].as_str()),
-        (StatusCode::BAD_REQUEST, Some("invalid_credential"))
-    );
+    expect_error(status, &body, StatusCode::BAD_REQUEST, "invalid_credential");
     let (status, body) = app.assert_with(&flow, "olga-phone", 1).await;
-    assert_eq!(
-        (status, body["error"]["code"].as_str()),
-        (StatusCode::BAD_REQUEST, Some("invalid_credential"))
-    );
+    expect_error(status, &body, StatusCode::BAD_REQUEST, "invalid_credential");
 }
 
 async fn transaction_contexts_are_checked(store: Store) {
@@ -570,9 +518,11 @@ async fn transaction_contexts_are_checked(store: Store) {
             json!({ "type": "step_up", "external_user_id": "pia", "transaction_context": [1] }),
         )
         .await;
-    assert_eq!(
-        (status, body["error"]["code"].as_str()),
-        (StatusCode::BAD_REQUEST, Some("invalid_request_body"))
+    expect_error(
+        status,
+        &body,
+        StatusCode::BAD_REQUEST,
+        "invalid_request_body",
     );
     let (status, body) = app
         .post(
@@ -636,9 +586,11 @@ async fn idempotency_keys_replay_and_refuse_reuse(store: Store) {
                 .json(&body),
         )
         .await;
-    assert_eq!(
-        (status, bad["error"]["code"].as_str()),
-        (StatusCode::BAD_REQUEST, Some("invalid_idempotency_key"))
+    expect_error(
+        status,
+        &bad,
+        StatusCode::BAD_REQUEST,
+        "invalid_idempotency_key",
     );
 }
 
@@ -685,9 +637,11 @@ async fn cross_platform_step_up_hands_off_once(store: Store) {
         "the code is shown once"
     );
     let (status, body) = app.assert_with(&flow, "sami-phone", 1).await;
-    assert_eq!(
-        (status, body["error"]["code"].as_str()),
-        (StatusCode::CONFLICT, Some("proof_not_yet_accepted"))
+    expect_error(
+        status,
+        &body,
+        StatusCode::CONFLICT,
+        "proof_not_yet_accepted",
     );
 
     let claim = |code: String, user: &'static str| {
@@ -701,15 +655,9 @@ async fn cross_platform_step_up_hands_off_once(store: Store) {
         }
     };
     let (status, body) = claim(code.clone(), "tove").await;
-    assert_eq!(
-        (status, body["error"]["code"].as_str()),
-        (StatusCode::NOT_FOUND, Some("handoff_invalid"))
-    );
+    expect_error(status, &body, StatusCode::NOT_FOUND, "handoff_invalid");
     let (status, body) = claim("made-up-code".into(), "sami").await;
-    assert_eq!(
-        (status, body["error"]["code"].as_str()),
-        (StatusCode::NOT_FOUND, Some("handoff_invalid"))
-    );
+    expect_error(status, &body, StatusCode::NOT_FOUND, "handoff_invalid");
 
     let racers = (0..8).map(|_| tokio::spawn(claim(code.clone(), "sami")));
     let results: Vec<(StatusCode, Value)> = futures::future::join_all(racers)
@@ -791,10 +739,7 @@ async fn long_polling_answers_when_the_flow_changes(store: Store) {
             id(&flow)
         ))
         .await;
-    assert_eq!(
-        (status, body["error"]["code"].as_str()),
-        (StatusCode::BAD_REQUEST, Some("invalid_parameter"))
-    );
+    expect_error(status, &body, StatusCode::BAD_REQUEST, "invalid_parameter");
 }
 
 async fn per_user_limits_apply(store: Store) {
@@ -809,18 +754,22 @@ async fn per_user_limits_apply(store: Store) {
     app.created(json!({ "type": "registration", "external_user_id": "vera" }))
         .await;
     let (status, body) = app.create_flow("registration", "vera").await;
-    assert_eq!(
-        (status, body["error"]["code"].as_str()),
-        (StatusCode::TOO_MANY_REQUESTS, Some("too_many_open_flows"))
+    expect_error(
+        status,
+        &body,
+        StatusCode::TOO_MANY_REQUESTS,
+        "too_many_open_flows",
     );
     // Expired flows no longer count as open, but their IDV runs still count for the day.
     app.clock.advance(time::Duration::minutes(20));
     app.created(json!({ "type": "registration", "external_user_id": "vera" }))
         .await;
     let (status, body) = app.create_flow("registration", "vera").await;
-    assert_eq!(
-        (status, body["error"]["code"].as_str()),
-        (StatusCode::TOO_MANY_REQUESTS, Some("idv_run_limit_reached"))
+    expect_error(
+        status,
+        &body,
+        StatusCode::TOO_MANY_REQUESTS,
+        "idv_run_limit_reached",
     );
     app.clock.advance(time::Duration::hours(25));
     app.created(json!({ "type": "registration", "external_user_id": "vera" }))
@@ -831,25 +780,19 @@ async fn a_provider_outage_fails_the_flow_cleanly(store: Store) {
     let app = spawn_core(store).await;
     app.synthetic.set_unavailable(true);
     let (status, body) = app.create_flow("registration", "walt").await;
-    assert_eq!(
-        (status, body["error"]["code"].as_str()),
-        (StatusCode::SERVICE_UNAVAILABLE, Some("idv_unavailable"))
+    expect_error(
+        status,
+        &body,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "idv_unavailable",
     );
-    let page = app
-        .repo
-        .audit_events(&domain::AuditQuery {
-            limit: 100,
-            ..domain::AuditQuery::default()
-        })
-        .await
-        .unwrap();
-    let failed = page
-        .items
+    let trail = app.audit_trail().await;
+    let failed = trail
         .iter()
-        .find(|e| e.event.event_type.as_str() == "flow.failed")
+        .find(|e| e.event_type.as_str() == "flow.failed")
         .expect("flow.failed");
-    assert_eq!(failed.event.reason.as_deref(), Some("idv_unavailable"));
-    let flow_id = failed.event.subject.flow_id.unwrap().to_string();
+    assert_eq!(failed.reason.as_deref(), Some("idv_unavailable"));
+    let flow_id = failed.subject.flow_id.unwrap().to_string();
     assert_eq!(
         app.flow(&flow_id).await["state"],
         "failed",
@@ -868,10 +811,7 @@ async fn deleting_a_user_removes_everything_but_the_trail(store: Store) {
         .await;
     assert_eq!(status, StatusCode::NO_CONTENT);
     let (status, body) = app.get_json("/api/core/v1/users/xena").await;
-    assert_eq!(
-        (status, body["error"]["code"].as_str()),
-        (StatusCode::NOT_FOUND, Some("user_not_found"))
-    );
+    expect_error(status, &body, StatusCode::NOT_FOUND, "user_not_found");
     let (status, _) = app
         .get_json(&format!("/api/core/v1/flows/{}", id(&done)))
         .await;
@@ -882,19 +822,12 @@ async fn deleting_a_user_removes_everything_but_the_trail(store: Store) {
             .await
             .is_err()
     );
-    let page = app
-        .repo
-        .audit_events(&domain::AuditQuery {
-            limit: 100,
-            ..domain::AuditQuery::default()
-        })
-        .await
-        .unwrap();
-    let deleted = &page.items[0].event;
+    let trail = app.audit_trail().await;
+    let deleted = &trail[0];
     assert_eq!(deleted.event_type.as_str(), "user.deleted");
     assert!(deleted.subject.user_pseudonym.is_some());
     assert!(
-        !format!("{:?}", page.items).contains("xena"),
+        !format!("{trail:?}").contains("xena"),
         "the trail keeps no customer identifier"
     );
     // The identifier can be enrolled again.
@@ -950,8 +883,5 @@ async fn the_reference_is_released_only_to_a_waiting_flow(store: Store) {
     app.register_credential(&fresh, "zoe-phone").await;
     app.outcome(&fresh, "approved").await;
     let (status, body) = app.create_flow("step_up", "zoe").await;
-    assert_eq!(
-        (status, body["error"]["code"].as_str()),
-        (StatusCode::CONFLICT, Some("no_active_credential"))
-    );
+    expect_error(status, &body, StatusCode::CONFLICT, "no_active_credential");
 }

@@ -5,35 +5,15 @@
 
 use reqwest::StatusCode;
 use serde_json::{Value, json};
+use testkit::core_client::expect_error;
 use testkit::onfido_double::{
     DeliveryOutcome, Fault, OnfidoDouble, OnfidoDoubleConfig, Route, WebhookFault, sign,
 };
-use testkit::{Store, TestApp, spawn_core_onfido};
+use testkit::{Store, TestApp, on_both_stores, spawn_core_onfido};
 use time::format_description::well_known::Rfc3339;
 use time::{Duration, OffsetDateTime};
 
 const WEBHOOK_PATH: &str = "/api/public/v1/providers/onfido/webhooks";
-
-macro_rules! on_both_stores {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    super::$name(testkit::Store::Sqlite).await;
-                }
-            )*
-        }
-        mod postgres {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    super::$name(testkit::Store::Postgres).await;
-                }
-            )*
-        }
-    };
-}
 
 on_both_stores!(
     registration_step_up_and_recovery_run_against_the_provider,
@@ -205,18 +185,22 @@ async fn a_provider_outage_while_starting_a_run_fails_the_flow_without_duplicate
     s.double
         .set_route_fault(Route::CreateRun, Fault::ServerError, 10);
     let (status, body) = s.app.create_flow("registration", "bob").await;
-    assert_eq!(
-        (status, body["error"]["code"].as_str()),
-        (StatusCode::SERVICE_UNAVAILABLE, Some("idv_unavailable"))
+    expect_error(
+        status,
+        &body,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "idv_unavailable",
     );
     assert_eq!(s.double.runs_created(), 0);
 
     s.double
         .set_route_fault(Route::CreateApplicant, Fault::NonJsonBadGateway, 10);
     let (status, body) = s.app.create_flow("registration", "bob").await;
-    assert_eq!(
-        (status, body["error"]["code"].as_str()),
-        (StatusCode::SERVICE_UNAVAILABLE, Some("idv_unavailable"))
+    expect_error(
+        status,
+        &body,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "idv_unavailable",
     );
 
     s.double
@@ -311,18 +295,11 @@ fn completed_body(run_id: &str, status: &str, at: OffsetDateTime) -> Vec<u8> {
 }
 
 async fn rejections(app: &TestApp) -> Vec<String> {
-    let page = app
-        .repo
-        .audit_events(&domain::AuditQuery {
-            limit: 1000,
-            ..domain::AuditQuery::default()
-        })
+    app.audit_trail()
         .await
-        .unwrap();
-    page.items
         .into_iter()
-        .filter(|e| e.event.event_type.as_str() == "webhook.rejected")
-        .map(|e| e.event.reason.unwrap_or_default())
+        .filter(|e| e.event_type.as_str() == "webhook.rejected")
+        .map(|e| e.reason.unwrap_or_default())
         .rev()
         .collect()
 }
@@ -476,16 +453,8 @@ async fn events_for_unknown_runs_are_acknowledged_and_audited(store: Store) {
         DeliveryOutcome::Status(200),
         "acknowledged, so the provider does not retry forever"
     );
-    let page = s
-        .app
-        .repo
-        .audit_events(&domain::AuditQuery {
-            limit: 10,
-            ..domain::AuditQuery::default()
-        })
-        .await
-        .unwrap();
-    let event = &page.items[0].event;
+    let trail = s.app.audit_trail().await;
+    let event = &trail[0];
     assert_eq!(event.event_type.as_str(), "provider.event_received");
     assert_eq!(event.reason.as_deref(), Some("unknown_run"));
     // Other event types are acknowledged and ignored.
