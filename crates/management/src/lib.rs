@@ -1,7 +1,9 @@
 //! The management runtime: the Management API, the browser-safe runtime
 //! configuration, and (later) the dashboard, all from one origin at its root.
 
+pub mod auth;
 pub mod runtime_config;
+pub mod v1;
 
 use std::sync::Arc;
 
@@ -19,6 +21,8 @@ pub struct ManagementState {
     pub service: ServiceInfo,
     pub auth: Arc<ManagementAuth>,
     pub ui: Arc<ManagementUi>,
+    pub repo: Arc<dyn domain::Repository>,
+    pub verifier: Arc<dyn auth::OperatorVerifier>,
 }
 
 pub fn router(state: ManagementState) -> Router {
@@ -30,5 +34,9 @@ pub fn router(state: ManagementState) -> Router {
             ([(header::CACHE_CONTROL, "no-store")], ApiJson(config)).into_response()
         }
     });
-    finish(service_routes(state.service).route("/runtime-config.json", runtime_config))
+    finish(
+        service_routes(state.service.clone())
+            .route("/runtime-config.json", runtime_config)
+            .merge(v1::routes(state)),
+    )
 }

@@ -22,6 +22,8 @@ pub enum ErrorCode {
     InvalidParameter,
     /// The request needs credentials it did not carry, or carried invalid ones.
     Unauthorized,
+    /// The operator's token lacks the scope the action needs (named in the message).
+    MissingScope,
     /// The addressed resource does not exist.
     NotFound,
     /// The request conflicts with the resource's current state.
@@ -104,6 +106,7 @@ impl ErrorCode {
         Self::PayloadTooLarge,
         Self::InvalidParameter,
         Self::Unauthorized,
+        Self::MissingScope,
         Self::NotFound,
         Self::Conflict,
         Self::ServiceUnavailable,
@@ -150,6 +153,7 @@ impl ErrorCode {
             Self::PayloadTooLarge => "payload_too_large",
             Self::InvalidParameter => "invalid_parameter",
             Self::Unauthorized => "unauthorized",
+            Self::MissingScope => "missing_scope",
             Self::NotFound => "not_found",
             Self::Conflict => "conflict",
             Self::ServiceUnavailable => "service_unavailable",

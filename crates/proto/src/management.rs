@@ -21,3 +21,52 @@ pub struct OidcRuntimeConfig {
     pub scope_claim: String,
     pub scope_prefix: String,
 }
+
+/// `GET /api/management/v1/me`
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct OperatorResponse {
+    /// The token's subject, recorded on the audit events of the operator's actions.
+    pub sub: String,
+    /// The canonical `management.*` scopes the operator holds.
+    pub scopes: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct CredentialSummary {
+    pub id: uuid::Uuid,
+    pub status: String,
+    pub status_reason: Option<String>,
+    pub aaguid: Option<uuid::Uuid>,
+    pub platform: Option<String>,
+    pub device_label: Option<String>,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: time::OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub last_used_at: Option<time::OffsetDateTime>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct FlowSummary {
+    pub id: uuid::Uuid,
+    #[serde(rename = "type")]
+    pub flow_type: String,
+    pub state: String,
+    pub failure_reason: Option<String>,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: time::OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339")]
+    pub updated_at: time::OffsetDateTime,
+}
+
+/// `GET /api/management/v1/users/{external_user_id}`
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct UserDetail {
+    pub external_user_id: String,
+    /// What the IDV provider and the audit trail know the user by.
+    pub pseudonym: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: time::OffsetDateTime,
+    pub has_biometric_reference: bool,
+    pub credentials: Vec<CredentialSummary>,
+    pub recent_flows: Vec<FlowSummary>,
+}

@@ -207,12 +207,35 @@ pub fn management_router(
     config: &ManagementConfig,
     repo: Arc<dyn Repository>,
     runtime: &str,
-) -> Router {
-    management::router(ManagementState {
-        service: ServiceInfo::for_repository(version_info(runtime), repo),
+) -> anyhow::Result<Router> {
+    management_router_with_clock(config, repo, runtime, Arc::new(SystemClock))
+}
+
+pub fn management_router_with_clock(
+    config: &ManagementConfig,
+    repo: Arc<dyn Repository>,
+    runtime: &str,
+    clock: Arc<dyn Clock>,
+) -> anyhow::Result<Router> {
+    let verifier = operator_auth::JwksVerifier::new(
+        operator_auth::VerifierSettings {
+            issuer: config.auth.issuer.clone(),
+            audience: config.auth.audience.clone(),
+            jwks_url: config.auth.jwks_url.clone(),
+            scope_claim: config.auth.scope_claim.clone(),
+            scope_prefix: config.auth.scope_prefix.clone(),
+            clock_skew: config.auth.clock_skew,
+        },
+        clock,
+    )
+    .map_err(|e| anyhow::anyhow!(e))?;
+    Ok(management::router(ManagementState {
+        service: ServiceInfo::for_repository(version_info(runtime), repo.clone()),
         auth: Arc::new(config.auth.clone()),
         ui: Arc::new(config.ui.clone()),
-    })
+        repo,
+        verifier: Arc::new(verifier),
+    }))
 }
 
 /// A bound, serving runtime.

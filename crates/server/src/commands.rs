@@ -114,7 +114,7 @@ pub async fn management(env: &Env) -> ExitCode {
         let listener = TcpListener::bind(listen_addr(config.common.port))
             .await
             .with_context(|| format!("while binding port {} (PORT)", config.common.port))?;
-        let router = app::management_router(&config, repo, "management");
+        let router = app::management_router(&config, repo, "management")?;
         let server = Application::serve(listener, router, app::termination_signal())?;
         tracing::info!(addr = %server.addr(), "management runtime serving");
         server.stopped().await

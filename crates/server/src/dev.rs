@@ -173,7 +173,7 @@ pub async fn start(options: &DevOptions, shutdown: &Shutdown) -> anyhow::Result<
     )?;
     let management_server = Application::serve(
         bind(options.management_port).await?,
-        app::management_router(&management, repo, "dev"),
+        app::management_router(&management, repo, "dev")?,
         shutdown.signalled(),
     )?;
     Ok(DevServers {

@@ -4,6 +4,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test-support code: a failed setup is a failed test.
 
 pub mod core_client;
+pub mod jwks_double;
 
 /// Expands each scenario — an `async fn(Store)` in the calling module — into one
 /// test per store, in modules `sqlite` and `postgres`.
@@ -232,7 +233,7 @@ pub fn management_config() -> ManagementConfig {
 /// The management runtime on a fresh store.
 pub async fn spawn_management(store: Store) -> TestApp {
     let (repo, keep) = fresh_repository(store).await;
-    let router = app::management_router(&management_config(), repo.clone(), "management");
+    let router = app::management_router(&management_config(), repo.clone(), "management").unwrap();
     let parts = Parts {
         repo,
         clock: Arc::new(ManualClock::new(T0)),
@@ -293,4 +294,22 @@ pub async fn spawn_core_onfido(
         },
     )
     .await
+}
+
+/// The management runtime on a fresh store, authenticating operators with
+/// `config`, its clock at [`T0`].
+pub async fn spawn_management_with(store: Store, config: ManagementConfig) -> TestApp {
+    let (repo, keep) = fresh_repository(store).await;
+    let clock = Arc::new(ManualClock::new(T0));
+    let router =
+        app::management_router_with_clock(&config, repo.clone(), "management", clock.clone())
+            .unwrap();
+    let parts = Parts {
+        repo,
+        clock,
+        synthetic: Arc::new(SyntheticProvider::new()),
+        flows: None,
+        keep,
+    };
+    serve(router, parts).await
 }
