@@ -179,6 +179,8 @@ pub struct AuditEvent {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AuditQuery {
     pub user_id: Option<UserId>,
+    pub flow_id: Option<Uuid>,
+    pub credential_id: Option<Uuid>,
     pub event_type: Option<AuditEventType>,
     pub occurred_from: Option<OffsetDateTime>,
     pub occurred_before: Option<OffsetDateTime>,
@@ -191,6 +193,8 @@ impl Default for AuditQuery {
     fn default() -> Self {
         Self {
             user_id: None,
+            flow_id: None,
+            credential_id: None,
             event_type: None,
             occurred_from: None,
             occurred_before: None,

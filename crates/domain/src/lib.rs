@@ -12,6 +12,7 @@ pub mod error;
 pub mod flow;
 pub mod ids;
 pub mod idv;
+pub mod operations;
 pub mod sealing;
 pub mod service;
 pub mod store;

@@ -22,6 +22,7 @@ pub struct ManagementState {
     pub auth: Arc<ManagementAuth>,
     pub ui: Arc<ManagementUi>,
     pub repo: Arc<dyn domain::Repository>,
+    pub operations: Arc<domain::operations::OperatorActions>,
     pub verifier: Arc<dyn auth::OperatorVerifier>,
 }
 

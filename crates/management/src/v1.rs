@@ -1,26 +1,69 @@
 //! `/api/management/v1`: every route needs an operator's bearer token; each
-//! action checks its own `management.*` scope.
+//! action checks its own `management.*` scope; every change is audited with
+//! the operator's `sub`.
 
-use axum::extract::{Path, State};
-use axum::routing::get;
+use axum::extract::{Path, Query, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
 use axum::{Extension, Router, middleware};
-use domain::ExternalUserId;
-use http_common::{ApiError, ApiJson};
+use domain::audit::{Actor, AuditEvent, AuditEventType, AuditQuery};
+use domain::credential::{Credential, CredentialStatus};
+use domain::flow::FlowId;
+use domain::service::RequestContext;
+use domain::{ExternalUserId, StoreError, UserId};
+use http_common::{ApiError, ApiJson, CorrelationId};
 use proto::ErrorCode;
-use proto::management::{CredentialSummary, FlowSummary, OperatorResponse, UserDetail};
+use proto::management::{
+    AuditEventResponse, AuditPage, CredentialActionRequest, CredentialSummary, FlowDetail,
+    FlowSummary, OperatorResponse, UserDetail,
+};
+use serde::Deserialize;
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+use uuid::Uuid;
 
 use crate::ManagementState;
 use crate::auth::{Operator, Scope, authenticate};
+
+/// The largest page an audit search returns, and the most an export streams.
+pub const MAX_PAGE: u32 = 200;
+pub const MAX_EXPORT: usize = 100_000;
 
 pub fn routes(state: ManagementState) -> Router {
     Router::new()
         .route("/api/management/v1/me", get(me))
         .route("/api/management/v1/users/{external_user_id}", get(user))
+        .route("/api/management/v1/credentials/{id}", get(credential))
+        .route(
+            "/api/management/v1/credentials/{id}/{action}",
+            post(credential_action),
+        )
+        .route("/api/management/v1/flows/{id}", get(flow))
+        .route("/api/management/v1/audit", get(audit))
+        .route("/api/management/v1/audit/export", get(audit_export))
         .route_layer(middleware::from_fn_with_state(
             state.verifier.clone(),
             authenticate,
         ))
         .with_state(state)
+}
+
+fn operator_context(operator: &Operator) -> RequestContext {
+    RequestContext {
+        actor: Actor::Operator(operator.sub.clone()),
+        correlation_id: CorrelationId::current().map(|id| id.as_str().to_owned()),
+    }
+}
+
+fn uuid_param(raw: &str, name: &str) -> Result<Uuid, ApiError> {
+    Uuid::parse_str(raw).map_err(|_| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            ErrorCode::InvalidParameter,
+            format!("{name} must be a UUID"),
+        )
+    })
 }
 
 /// Who the operator is and what they may do; the dashboard shows only that.
@@ -35,8 +78,52 @@ async fn me(Extension(operator): Extension<Operator>) -> ApiJson<OperatorRespons
     })
 }
 
+fn credential_summary(c: Credential) -> CredentialSummary {
+    CredentialSummary {
+        id: c.id,
+        status: c.status.as_str().to_owned(),
+        status_reason: c.status_reason,
+        aaguid: c.aaguid,
+        platform: c.platform,
+        device_label: c.device_label,
+        created_at: c.created_at,
+        last_used_at: c.last_used_at,
+    }
+}
+
+fn flow_summary(f: &domain::flow::Flow) -> FlowSummary {
+    FlowSummary {
+        id: f.id.0,
+        flow_type: f.flow_type.as_str().to_owned(),
+        state: f.state.as_str().to_owned(),
+        failure_reason: f.failure_reason.map(|r| r.as_str().to_owned()),
+        created_at: f.created_at,
+        updated_at: f.updated_at,
+    }
+}
+
+fn event_response(e: AuditEvent) -> AuditEventResponse {
+    let ev = e.event;
+    AuditEventResponse {
+        seq: e.seq,
+        id: ev.id,
+        occurred_at: ev.occurred_at,
+        event_type: ev.event_type.as_str().to_owned(),
+        actor: ev.actor.kind().to_owned(),
+        actor_id: ev.actor.id().map(str::to_owned),
+        user_id: ev.subject.user_id.map(|u| u.0),
+        user_pseudonym: ev.subject.user_pseudonym.map(|p| p.as_str().to_owned()),
+        credential_id: ev.subject.credential_id,
+        flow_id: ev.subject.flow_id,
+        outcome: ev.outcome.as_str().to_owned(),
+        reason: ev.reason,
+        correlation_id: ev.correlation_id,
+        details: ev.details,
+    }
+}
+
 /// A user with their credentials and most recent flows. Never a biometric
-/// reference, a ciphertext, an IDV token or the customer's secrets.
+/// reference, a ciphertext or an IDV token.
 async fn user(
     State(state): State<ManagementState>,
     Extension(operator): Extension<Operator>,
@@ -50,8 +137,8 @@ async fn user(
         .user_by_external_id(&id)
         .await
         .map_err(|e| match e {
-            domain::StoreError::NotFound => ApiError::new(
-                axum::http::StatusCode::NOT_FOUND,
+            StoreError::NotFound => ApiError::new(
+                StatusCode::NOT_FOUND,
                 ErrorCode::UserNotFound,
                 "no user with this external_user_id",
             ),
@@ -60,7 +147,7 @@ async fn user(
     let credentials = state.repo.credentials_of(user.id).await?;
     let has_biometric_reference = match state.repo.reference_of(user.id).await {
         Ok(_) => true,
-        Err(domain::StoreError::NotFound) => false,
+        Err(StoreError::NotFound) => false,
         Err(other) => return Err(other.into()),
     };
     let flows = state.repo.flows_of(user.id, 20).await?;
@@ -69,29 +156,194 @@ async fn user(
         pseudonym: user.pseudonym.as_str().to_owned(),
         created_at: user.created_at,
         has_biometric_reference,
-        credentials: credentials
-            .into_iter()
-            .map(|c| CredentialSummary {
-                id: c.id,
-                status: c.status.as_str().to_owned(),
-                status_reason: c.status_reason,
-                aaguid: c.aaguid,
-                platform: c.platform,
-                device_label: c.device_label,
-                created_at: c.created_at,
-                last_used_at: c.last_used_at,
-            })
-            .collect(),
-        recent_flows: flows
-            .into_iter()
-            .map(|f| FlowSummary {
-                id: f.id.0,
-                flow_type: f.flow_type.as_str().to_owned(),
-                state: f.state.as_str().to_owned(),
-                failure_reason: f.failure_reason.map(|r| r.as_str().to_owned()),
-                created_at: f.created_at,
-                updated_at: f.updated_at,
-            })
-            .collect(),
+        credentials: credentials.into_iter().map(credential_summary).collect(),
+        recent_flows: flows.iter().map(flow_summary).collect(),
     }))
+}
+
+async fn credential(
+    State(state): State<ManagementState>,
+    Extension(operator): Extension<Operator>,
+    Path(raw): Path<String>,
+) -> Result<ApiJson<CredentialSummary>, ApiError> {
+    operator.require(Scope::CredentialsRead)?;
+    let credential = state.operations.credential(uuid_param(&raw, "id")?).await?;
+    Ok(ApiJson(credential_summary(credential)))
+}
+
+/// `suspend`, `activate` or `revoke`, each under its own scope.
+async fn credential_action(
+    State(state): State<ManagementState>,
+    Extension(operator): Extension<Operator>,
+    Path((raw, action)): Path<(String, String)>,
+    ApiJson(body): ApiJson<CredentialActionRequest>,
+) -> Result<ApiJson<CredentialSummary>, ApiError> {
+    let (scope, to) = match action.as_str() {
+        "suspend" => (Scope::CredentialsSuspend, CredentialStatus::Suspended),
+        "activate" => (Scope::CredentialsActivate, CredentialStatus::Active),
+        "revoke" => (Scope::CredentialsRevoke, CredentialStatus::Revoked),
+        _ => {
+            return Err(ApiError::new(
+                StatusCode::NOT_FOUND,
+                ErrorCode::RouteNotFound,
+                "no such route",
+            ));
+        }
+    };
+    operator.require(scope)?;
+    let id = uuid_param(&raw, "id")?;
+    let credential = state
+        .operations
+        .set_credential_status(&operator_context(&operator), id, to, &body.reason)
+        .await?;
+    Ok(ApiJson(credential_summary(credential)))
+}
+
+async fn flow(
+    State(state): State<ManagementState>,
+    Extension(operator): Extension<Operator>,
+    Path(raw): Path<String>,
+) -> Result<ApiJson<FlowDetail>, ApiError> {
+    operator.require(Scope::FlowsRead)?;
+    let id = FlowId(uuid_param(&raw, "id")?);
+    let flow = state.repo.flow(id).await.map_err(|e| match e {
+        StoreError::NotFound => ApiError::new(
+            StatusCode::NOT_FOUND,
+            ErrorCode::FlowNotFound,
+            "no flow with this id",
+        ),
+        other => other.into(),
+    })?;
+    let user = state.repo.user_by_id(flow.user_id).await?;
+    let page = state
+        .repo
+        .audit_events(&AuditQuery {
+            flow_id: Some(flow.id.0),
+            limit: 1000,
+            ..AuditQuery::default()
+        })
+        .await?;
+    let mut timeline: Vec<AuditEventResponse> =
+        page.items.into_iter().map(event_response).collect();
+    timeline.reverse();
+    Ok(ApiJson(FlowDetail {
+        flow: flow_summary(&flow),
+        external_user_id: user.external_id.as_str().to_owned(),
+        identity_status: flow.identity.as_str().to_owned(),
+        possession_verified: flow.possession_done,
+        credential_id: flow.credential_id,
+        cross_platform: flow.cross_platform,
+        transaction_context_sha256: flow.transaction_context_sha256,
+        expires_at: flow.expires_at,
+        timeline,
+    }))
+}
+
+/// Filters of an audit search. Times are RFC 3339.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuditFilter {
+    pub user_id: Option<Uuid>,
+    pub flow_id: Option<Uuid>,
+    pub credential_id: Option<Uuid>,
+    #[serde(rename = "type")]
+    pub event_type: Option<String>,
+    pub from: Option<String>,
+    pub until: Option<String>,
+    pub before: Option<i64>,
+    pub limit: Option<u32>,
+}
+
+fn time_param(raw: Option<&str>, name: &str) -> Result<Option<OffsetDateTime>, ApiError> {
+    raw.map(|r| {
+        OffsetDateTime::parse(r, &Rfc3339).map_err(|_| {
+            ApiError::new(
+                StatusCode::BAD_REQUEST,
+                ErrorCode::InvalidParameter,
+                format!("{name} must be an RFC 3339 time"),
+            )
+        })
+    })
+    .transpose()
+}
+
+fn audit_query(filter: &AuditFilter, limit: u32) -> Result<AuditQuery, ApiError> {
+    let event_type = filter
+        .event_type
+        .as_deref()
+        .map(|t| {
+            t.parse::<AuditEventType>().map_err(|_| {
+                ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    ErrorCode::InvalidParameter,
+                    format!("unknown event type {t:?}"),
+                )
+            })
+        })
+        .transpose()?;
+    Ok(AuditQuery {
+        user_id: filter.user_id.map(UserId),
+        flow_id: filter.flow_id,
+        credential_id: filter.credential_id,
+        event_type,
+        occurred_from: time_param(filter.from.as_deref(), "from")?,
+        occurred_before: time_param(filter.until.as_deref(), "until")?,
+        before_seq: filter.before,
+        limit,
+    })
+}
+
+fn query_error(e: axum::extract::rejection::QueryRejection) -> ApiError {
+    ApiError::new(
+        StatusCode::BAD_REQUEST,
+        ErrorCode::InvalidParameter,
+        e.body_text(),
+    )
+}
+
+/// Search the audit trail, newest first.
+async fn audit(
+    State(state): State<ManagementState>,
+    Extension(operator): Extension<Operator>,
+    filter: Result<Query<AuditFilter>, axum::extract::rejection::QueryRejection>,
+) -> Result<ApiJson<AuditPage>, ApiError> {
+    operator.require(Scope::AuditRead)?;
+    let Query(filter) = filter.map_err(query_error)?;
+    let limit = filter.limit.unwrap_or(50).clamp(1, MAX_PAGE);
+    let page = state
+        .repo
+        .audit_events(&audit_query(&filter, limit)?)
+        .await?;
+    Ok(ApiJson(AuditPage {
+        events: page.items.into_iter().map(event_response).collect(),
+        next_before: page.next,
+    }))
+}
+
+/// The matching events as JSON lines (`application/x-ndjson`), newest first,
+/// at most 100 000 per call: continue from the last `seq` with `before`.
+async fn audit_export(
+    State(state): State<ManagementState>,
+    Extension(operator): Extension<Operator>,
+    filter: Result<Query<AuditFilter>, axum::extract::rejection::QueryRejection>,
+) -> Result<Response, ApiError> {
+    operator.require(Scope::AuditRead)?;
+    let Query(filter) = filter.map_err(query_error)?;
+    let mut query = audit_query(&filter, 1000)?;
+    let mut out = Vec::new();
+    let mut written = 0;
+    loop {
+        let page = state.repo.audit_events(&query).await?;
+        for event in page.items {
+            serde_json::to_writer(&mut out, &event_response(event))
+                .map_err(|e| ApiError::internal(e.to_string()))?;
+            out.push(b'\n');
+            written += 1;
+        }
+        match page.next {
+            Some(next) if written < MAX_EXPORT => query.before_seq = Some(next),
+            _ => break,
+        }
+    }
+    Ok(([(header::CONTENT_TYPE, "application/x-ndjson")], out).into_response())
 }

@@ -24,6 +24,8 @@ pub enum ErrorCode {
     Unauthorized,
     /// The operator's token lacks the scope the action needs (named in the message).
     MissingScope,
+    /// Management API: the credential cannot move to that status from its current one.
+    CredentialTransitionNotAllowed,
     /// The addressed resource does not exist.
     NotFound,
     /// The request conflicts with the resource's current state.
@@ -107,6 +109,7 @@ impl ErrorCode {
         Self::InvalidParameter,
         Self::Unauthorized,
         Self::MissingScope,
+        Self::CredentialTransitionNotAllowed,
         Self::NotFound,
         Self::Conflict,
         Self::ServiceUnavailable,
@@ -154,6 +157,7 @@ impl ErrorCode {
             Self::InvalidParameter => "invalid_parameter",
             Self::Unauthorized => "unauthorized",
             Self::MissingScope => "missing_scope",
+            Self::CredentialTransitionNotAllowed => "credential_transition_not_allowed",
             Self::NotFound => "not_found",
             Self::Conflict => "conflict",
             Self::ServiceUnavailable => "service_unavailable",

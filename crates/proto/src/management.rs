@@ -70,3 +70,59 @@ pub struct UserDetail {
     pub credentials: Vec<CredentialSummary>,
     pub recent_flows: Vec<FlowSummary>,
 }
+
+/// `POST /api/management/v1/credentials/{id}/{suspend|activate|revoke}`
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CredentialActionRequest {
+    /// Why; recorded on the audit event (1–500 characters).
+    pub reason: String,
+}
+
+/// One audit event as operators see it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct AuditEventResponse {
+    /// Position in the trail; pass the last one as `before` for the next page.
+    pub seq: i64,
+    pub id: uuid::Uuid,
+    #[serde(with = "time::serde::rfc3339")]
+    pub occurred_at: time::OffsetDateTime,
+    #[serde(rename = "type")]
+    pub event_type: String,
+    /// `integration`, `operator`, `provider` or `system`.
+    pub actor: String,
+    /// The operator's `sub`, for operator actions.
+    pub actor_id: Option<String>,
+    pub user_id: Option<uuid::Uuid>,
+    pub user_pseudonym: Option<String>,
+    pub credential_id: Option<uuid::Uuid>,
+    pub flow_id: Option<uuid::Uuid>,
+    pub outcome: String,
+    pub reason: Option<String>,
+    pub correlation_id: Option<String>,
+    pub details: serde_json::Value,
+}
+
+/// A page of audit events, newest first.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct AuditPage {
+    pub events: Vec<AuditEventResponse>,
+    /// `before` for the next (older) page; absent on the last page.
+    pub next_before: Option<i64>,
+}
+
+/// `GET /api/management/v1/flows/{id}`: a flow and its timeline.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct FlowDetail {
+    pub flow: FlowSummary,
+    pub external_user_id: String,
+    pub identity_status: String,
+    pub possession_verified: bool,
+    pub credential_id: Option<uuid::Uuid>,
+    pub cross_platform: bool,
+    pub transaction_context_sha256: Option<String>,
+    #[serde(with = "time::serde::rfc3339")]
+    pub expires_at: time::OffsetDateTime,
+    /// The flow's audit events, oldest first.
+    pub timeline: Vec<AuditEventResponse>,
+}

@@ -226,14 +226,19 @@ pub fn management_router_with_clock(
             scope_prefix: config.auth.scope_prefix.clone(),
             clock_skew: config.auth.clock_skew,
         },
-        clock,
+        clock.clone(),
     )
     .map_err(|e| anyhow::anyhow!(e))?;
+    let operations = Arc::new(domain::operations::OperatorActions::new(
+        repo.clone(),
+        clock,
+    ));
     Ok(management::router(ManagementState {
         service: ServiceInfo::for_repository(version_info(runtime), repo.clone()),
         auth: Arc::new(config.auth.clone()),
         ui: Arc::new(config.ui.clone()),
         repo,
+        operations,
         verifier: Arc::new(verifier),
     }))
 }

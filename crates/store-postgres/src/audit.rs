@@ -42,6 +42,12 @@ pub(crate) async fn search(pool: &PgPool, q: &AuditQuery) -> StoreResult<Page<Au
     if let Some(user) = q.user_id {
         sql.push(" AND user_id = ").push_bind(user.0);
     }
+    if let Some(flow) = q.flow_id {
+        sql.push(" AND flow_id = ").push_bind(flow);
+    }
+    if let Some(credential) = q.credential_id {
+        sql.push(" AND credential_id = ").push_bind(credential);
+    }
     if let Some(t) = q.event_type {
         sql.push(" AND event_type = ").push_bind(t.as_str());
     }

@@ -47,6 +47,14 @@ pub(crate) async fn search(
         sql.push(" AND user_id = ")
             .push_bind(user.0.as_bytes().to_vec());
     }
+    if let Some(flow) = q.flow_id {
+        sql.push(" AND flow_id = ")
+            .push_bind(flow.as_bytes().to_vec());
+    }
+    if let Some(credential) = q.credential_id {
+        sql.push(" AND credential_id = ")
+            .push_bind(credential.as_bytes().to_vec());
+    }
     if let Some(t) = q.event_type {
         sql.push(" AND event_type = ").push_bind(t.as_str());
     }

@@ -313,3 +313,23 @@ pub async fn spawn_management_with(store: Store, config: ManagementConfig) -> Te
     };
     serve(router, parts).await
 }
+
+/// The management runtime over `core`'s database (which `core` keeps alive),
+/// authenticating operators with `config`, on `core`'s clock.
+pub async fn spawn_management_for(core: &TestApp, config: ManagementConfig) -> TestApp {
+    let router = app::management_router_with_clock(
+        &config,
+        core.repo.clone(),
+        "management",
+        core.clock.clone(),
+    )
+    .unwrap();
+    let parts = Parts {
+        repo: core.repo.clone(),
+        clock: core.clock.clone(),
+        synthetic: core.synthetic.clone(),
+        flows: None,
+        keep: Box::new(()),
+    };
+    serve(router, parts).await
+}

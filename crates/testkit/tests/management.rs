@@ -1,0 +1,358 @@
+//! The Management API's routes over real HTTP, next to a Core API on the same
+//! database: each allowed with its scope, refused without it, and every
+//! change audited with the operator's `sub`.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // tests: a failure is a panic.
+
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use testkit::core_client::expect_error;
+use testkit::jwks_double::{JwksDouble, SigningKey};
+use testkit::{
+    Store, T0, TestApp, management_config, on_both_stores, spawn_core, spawn_management_for,
+};
+
+on_both_stores!(
+    credential_lifecycle_actions_are_scoped_and_audited,
+    flows_show_their_timeline,
+    the_audit_trail_can_be_searched_and_exported,
+);
+
+const ISSUER: &str = "http://127.0.0.1:9/issuer";
+const ALL: &str = "management.users.read management.credentials.read management.credentials.suspend \
+    management.credentials.activate management.credentials.revoke management.flows.read management.audit.read";
+
+struct Setup {
+    core: TestApp,
+    management: TestApp,
+    key: SigningKey,
+    _jwks: JwksDouble,
+}
+
+async fn setup(store: Store) -> Setup {
+    let core = spawn_core(store).await;
+    let key = SigningKey::generate("k1");
+    let jwks = JwksDouble::start(&[&key]).await;
+    let mut config = management_config();
+    config.auth.issuer = ISSUER.into();
+    config.auth.jwks_url = jwks.url.clone();
+    let management = spawn_management_for(&core, config).await;
+    Setup {
+        core,
+        management,
+        key,
+        _jwks: jwks,
+    }
+}
+
+impl Setup {
+    fn token(&self, scopes: &str) -> String {
+        let now = T0.unix_timestamp();
+        self.key.sign(&json!({
+            "iss": ISSUER, "aud": "biometric-passkey-management-api", "sub": "support-agent-9",
+            "iat": now, "exp": now + 3600, "scope": scopes,
+        }))
+    }
+
+    async fn get(&self, scopes: &str, path: &str) -> (StatusCode, Value) {
+        let token = self.token(scopes);
+        self.management
+            .send(
+                self.management
+                    .client
+                    .get(self.management.url(path))
+                    .bearer_auth(token),
+            )
+            .await
+    }
+
+    async fn post(&self, scopes: &str, path: &str, body: Value) -> (StatusCode, Value) {
+        let token = self.token(scopes);
+        self.management
+            .send(
+                self.management
+                    .client
+                    .post(self.management.url(path))
+                    .bearer_auth(token)
+                    .json(&body),
+            )
+            .await
+    }
+}
+
+async fn credential_lifecycle_actions_are_scoped_and_audited(store: Store) {
+    let s = setup(store).await;
+    s.core.enrolled("alice", "alice-phone").await;
+    let (status, user) = s
+        .get("management.users.read", "/api/management/v1/users/alice")
+        .await;
+    assert_eq!(status, StatusCode::OK, "{user}");
+    assert_eq!(user["has_biometric_reference"], true);
+    assert!(
+        !user.to_string().contains("encrypted-biometric-token"),
+        "no reference material"
+    );
+    let (status, _) = s
+        .get("management.flows.read", "/api/management/v1/users/alice")
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let id = user["credentials"][0]["id"].as_str().unwrap().to_owned();
+    let path = |action: &str| format!("/api/management/v1/credentials/{id}/{action}");
+
+    let (status, credential) = s
+        .get(
+            "management.credentials.read",
+            &format!("/api/management/v1/credentials/{id}"),
+        )
+        .await;
+    assert_eq!(
+        (status, credential["status"].as_str()),
+        (StatusCode::OK, Some("active"))
+    );
+    let (status, _) = s
+        .get(
+            "management.users.read",
+            &format!("/api/management/v1/credentials/{id}"),
+        )
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+
+    let reason = json!({ "reason": "reported stolen" });
+    for (action, scope) in [
+        ("suspend", "management.credentials.suspend"),
+        ("activate", "management.credentials.activate"),
+        ("revoke", "management.credentials.revoke"),
+    ] {
+        let (status, body) = s
+            .post(
+                ALL.replace(scope, "").as_str(),
+                &path(action),
+                reason.clone(),
+            )
+            .await;
+        expect_error(status, &body, StatusCode::FORBIDDEN, "missing_scope");
+        assert!(body["error"]["message"].as_str().unwrap().contains(scope));
+    }
+
+    let (status, suspended) = s
+        .post(
+            "management.credentials.suspend",
+            &path("suspend"),
+            reason.clone(),
+        )
+        .await;
+    assert_eq!(
+        (status, suspended["status"].as_str()),
+        (StatusCode::OK, Some("suspended"))
+    );
+    let (status, body) = s
+        .post(
+            "management.credentials.suspend",
+            &path("suspend"),
+            reason.clone(),
+        )
+        .await;
+    expect_error(
+        status,
+        &body,
+        StatusCode::CONFLICT,
+        "credential_transition_not_allowed",
+    );
+    // The Core API now refuses to start a step-up: the user's only credential is suspended.
+    let (status, body) = s.core.create_flow("step_up", "alice").await;
+    expect_error(status, &body, StatusCode::CONFLICT, "no_active_credential");
+
+    let (status, active) = s
+        .post(
+            "management.credentials.activate",
+            &path("activate"),
+            reason.clone(),
+        )
+        .await;
+    assert_eq!(
+        (status, active["status"].as_str()),
+        (StatusCode::OK, Some("active"))
+    );
+    let (status, revoked) = s
+        .post(
+            "management.credentials.revoke",
+            &path("revoke"),
+            json!({ "reason": "device replaced" }),
+        )
+        .await;
+    assert_eq!(
+        (status, revoked["status"].as_str()),
+        (StatusCode::OK, Some("revoked"))
+    );
+    assert_eq!(revoked["status_reason"], "device replaced");
+    let (status, body) = s
+        .post(
+            "management.credentials.activate",
+            &path("activate"),
+            reason.clone(),
+        )
+        .await;
+    expect_error(
+        status,
+        &body,
+        StatusCode::CONFLICT,
+        "credential_transition_not_allowed",
+    );
+    let (status, body) = s
+        .post(
+            "management.credentials.revoke",
+            &path("revoke"),
+            json!({ "reason": " " }),
+        )
+        .await;
+    expect_error(
+        status,
+        &body,
+        StatusCode::BAD_REQUEST,
+        "invalid_request_body",
+    );
+    let (status, body) = s
+        .post(
+            "management.credentials.revoke",
+            "/api/management/v1/credentials/not-a-uuid/revoke",
+            reason,
+        )
+        .await;
+    expect_error(status, &body, StatusCode::BAD_REQUEST, "invalid_parameter");
+
+    let actions: Vec<(String, Option<String>, Option<String>)> = s
+        .core
+        .audit_trail()
+        .await
+        .into_iter()
+        .rev()
+        .filter(|e| e.actor.kind() == "operator")
+        .map(|e| {
+            (
+                e.event_type.as_str().to_owned(),
+                e.actor.id().map(str::to_owned),
+                e.reason,
+            )
+        })
+        .collect();
+    let by_agent = |t: &str, r: &str| {
+        (
+            t.to_owned(),
+            Some("support-agent-9".to_owned()),
+            Some(r.to_owned()),
+        )
+    };
+    assert_eq!(
+        actions,
+        [
+            by_agent("credential.suspended", "reported stolen"),
+            by_agent("credential.activated", "reported stolen"),
+            by_agent("credential.revoked", "device replaced"),
+        ]
+    );
+}
+
+async fn flows_show_their_timeline(store: Store) {
+    let s = setup(store).await;
+    let done = s.core.enrolled("bea", "bea-phone").await;
+    let path = format!("/api/management/v1/flows/{}", done["id"].as_str().unwrap());
+    let (status, _) = s.get("management.users.read", &path).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (status, detail) = s.get("management.flows.read", &path).await;
+    assert_eq!(status, StatusCode::OK, "{detail}");
+    assert_eq!(detail["flow"]["state"], "completed");
+    assert_eq!(detail["external_user_id"], "bea");
+    let timeline: Vec<&str> = detail["timeline"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["type"].as_str().unwrap())
+        .collect();
+    assert_eq!(timeline.first(), Some(&"flow.created"));
+    assert_eq!(timeline.last(), Some(&"flow.completed"));
+    let (status, body) = s
+        .get(
+            "management.flows.read",
+            "/api/management/v1/flows/0190c7a4-0000-7000-8000-000000000000",
+        )
+        .await;
+    expect_error(status, &body, StatusCode::NOT_FOUND, "flow_not_found");
+}
+
+async fn the_audit_trail_can_be_searched_and_exported(store: Store) {
+    let s = setup(store).await;
+    s.core.enrolled("cleo", "cleo-phone").await;
+    s.core.enrolled("dora", "dora-phone").await;
+    let total = s.core.audit_trail().await.len();
+    let (status, _) = s
+        .get("management.users.read", "/api/management/v1/audit")
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+
+    let mut seen = 0;
+    let mut before: Option<i64> = None;
+    loop {
+        let path = match before {
+            Some(b) => format!("/api/management/v1/audit?limit=5&before={b}"),
+            None => "/api/management/v1/audit?limit=5".to_owned(),
+        };
+        let (status, page) = s.get("management.audit.read", &path).await;
+        assert_eq!(status, StatusCode::OK, "{page}");
+        seen += page["events"].as_array().unwrap().len();
+        match page["next_before"].as_i64() {
+            Some(next) => before = Some(next),
+            None => break,
+        }
+    }
+    assert_eq!(seen, total);
+
+    let (status, page) = s
+        .get(
+            "management.audit.read",
+            "/api/management/v1/audit?type=credential.registered",
+        )
+        .await;
+    assert_eq!(
+        (status, page["events"].as_array().unwrap().len()),
+        (StatusCode::OK, 2)
+    );
+    let (status, body) = s
+        .get(
+            "management.audit.read",
+            "/api/management/v1/audit?type=nonsense",
+        )
+        .await;
+    expect_error(status, &body, StatusCode::BAD_REQUEST, "invalid_parameter");
+    let (status, body) = s
+        .get(
+            "management.audit.read",
+            "/api/management/v1/audit?from=yesterday",
+        )
+        .await;
+    expect_error(status, &body, StatusCode::BAD_REQUEST, "invalid_parameter");
+
+    let token = s.token("management.audit.read");
+    let response = s
+        .management
+        .client
+        .get(s.management.url("/api/management/v1/audit/export"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(response.headers()["content-type"], "application/x-ndjson");
+    let lines: Vec<Value> = response
+        .text()
+        .await
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), total);
+    assert!(
+        lines
+            .iter()
+            .all(|e| e["seq"].is_i64() && e["type"].is_string())
+    );
+}
