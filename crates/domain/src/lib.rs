@@ -21,5 +21,7 @@ pub mod user;
 pub use audit::{Actor, AuditEvent, AuditEventType, AuditQuery, NewAuditEvent, Outcome, Subject};
 pub use clock::{Clock, ManualClock};
 pub use error::{DomainError, DomainResult, ErrorKind};
-pub use store::{Change, Effect, FlowLimits, FlowWrite, Page, Repository, StoreError, StoreResult};
+pub use store::{
+    Change, Effect, FlowLimits, FlowWrite, Page, Repository, StoreError, StoreResult, UserQuery,
+};
 pub use user::{ExternalUserId, Pseudonym, User, UserId};

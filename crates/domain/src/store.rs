@@ -46,6 +46,16 @@ pub struct Page<T, C> {
     pub next: Option<C>,
 }
 
+/// A search of users by identifier prefix and creation time.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct UserQuery {
+    pub prefix: Option<String>,
+    pub created_from: Option<OffsetDateTime>,
+    pub created_before: Option<OffsetDateTime>,
+    pub after: Option<String>,
+    pub limit: u32,
+}
+
 /// Per-user limits checked atomically with a flow's insertion.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct FlowLimits {
@@ -150,6 +160,11 @@ pub trait Repository: Send + Sync + 'static {
     async fn user_by_external_id(&self, external_id: &ExternalUserId) -> StoreResult<User>;
 
     async fn user_by_id(&self, id: UserId) -> StoreResult<User>;
+
+    /// Users whose identifier starts with `query.prefix`, in identifier order,
+    /// after the cursor `query.after` (an identifier); the next page's cursor
+    /// is the last identifier when more remain.
+    async fn search_users(&self, query: &UserQuery) -> StoreResult<Page<User, String>>;
 
     /// Deletes the user and everything owned by them (credentials, biometric
     /// reference, flows), and records the event.

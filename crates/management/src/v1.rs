@@ -16,7 +16,7 @@ use http_common::{ApiError, ApiJson, CorrelationId};
 use proto::ErrorCode;
 use proto::management::{
     AuditEventResponse, AuditPage, CredentialActionRequest, CredentialSummary, FlowDetail,
-    FlowSummary, OperatorResponse, UserDetail,
+    FlowSummary, OperatorResponse, UserDetail, UserListItem, UserPage,
 };
 use serde::Deserialize;
 use time::OffsetDateTime;
@@ -33,6 +33,7 @@ pub const MAX_EXPORT: usize = 100_000;
 pub fn routes(state: ManagementState) -> Router {
     Router::new()
         .route("/api/management/v1/me", get(me))
+        .route("/api/management/v1/users", get(users))
         .route("/api/management/v1/users/{external_user_id}", get(user))
         .route("/api/management/v1/credentials/{id}", get(credential))
         .route(
@@ -120,6 +121,56 @@ fn event_response(e: AuditEvent) -> AuditEventResponse {
         correlation_id: ev.correlation_id,
         details: ev.details,
     }
+}
+
+/// Filters of a user search. Times are RFC 3339.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UserFilter {
+    pub prefix: Option<String>,
+    pub created_from: Option<String>,
+    pub created_before: Option<String>,
+    pub after: Option<String>,
+    pub limit: Option<u32>,
+}
+
+/// Users by identifier prefix and creation time, in identifier order.
+async fn users(
+    State(state): State<ManagementState>,
+    Extension(operator): Extension<Operator>,
+    filter: Result<Query<UserFilter>, axum::extract::rejection::QueryRejection>,
+) -> Result<ApiJson<UserPage>, ApiError> {
+    operator.require(Scope::UsersRead)?;
+    let Query(filter) = filter.map_err(query_error)?;
+    for value in [&filter.prefix, &filter.after].into_iter().flatten() {
+        if !value.is_empty() {
+            ExternalUserId::parse(value).map_err(|e| {
+                ApiError::bad_request(ErrorCode::InvalidExternalUserId, e.to_string())
+            })?;
+        }
+    }
+    let page = state
+        .repo
+        .search_users(&domain::UserQuery {
+            prefix: filter.prefix.filter(|p| !p.is_empty()),
+            created_from: time_param(filter.created_from.as_deref(), "created_from")?,
+            created_before: time_param(filter.created_before.as_deref(), "created_before")?,
+            after: filter.after.filter(|a| !a.is_empty()),
+            limit: filter.limit.unwrap_or(50).clamp(1, MAX_PAGE),
+        })
+        .await?;
+    Ok(ApiJson(UserPage {
+        users: page
+            .items
+            .into_iter()
+            .map(|u| UserListItem {
+                external_user_id: u.external_id.as_str().to_owned(),
+                pseudonym: u.pseudonym.as_str().to_owned(),
+                created_at: u.created_at,
+            })
+            .collect(),
+        next_after: page.next,
+    }))
 }
 
 /// A user with their credentials and most recent flows. Never a biometric

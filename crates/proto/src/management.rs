@@ -126,3 +126,19 @@ pub struct FlowDetail {
     /// The flow's audit events, oldest first.
     pub timeline: Vec<AuditEventResponse>,
 }
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct UserListItem {
+    pub external_user_id: String,
+    pub pseudonym: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: time::OffsetDateTime,
+}
+
+/// `GET /api/management/v1/users`: a page in identifier order.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct UserPage {
+    pub users: Vec<UserListItem>,
+    /// `after` for the next page; absent on the last page.
+    pub next_after: Option<String>,
+}

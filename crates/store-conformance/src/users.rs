@@ -195,3 +195,68 @@ pub async fn delete_user_removes_their_flows_credentials_and_reference(repo: Arc
         again.id
     );
 }
+
+pub async fn users_are_searched_by_prefix_in_identifier_order(repo: Arc<dyn Repository>) {
+    for (name, day) in [
+        ("alpha_1", 1),
+        ("alpha-2", 2),
+        ("alphaX", 3),
+        ("beta", 4),
+        ("ALPHA", 5),
+        ("alp", 6),
+    ] {
+        let user = domain::User::new(
+            domain::ExternalUserId::parse(name).unwrap(),
+            time::macros::datetime!(2026-01-01 00:00 UTC) + time::Duration::days(day),
+        );
+        repo.create_user(
+            &user,
+            &crate::fixtures::event(domain::AuditEventType::UserCreated, &user, user.created_at),
+        )
+        .await
+        .unwrap();
+    }
+    let names = |page: &domain::Page<domain::User, String>| {
+        page.items
+            .iter()
+            .map(|u| u.external_id.as_str().to_owned())
+            .collect::<Vec<_>>()
+    };
+    let query = |prefix: &str, after: Option<&str>, limit| domain::UserQuery {
+        prefix: Some(prefix.to_owned()),
+        after: after.map(str::to_owned),
+        limit,
+        ..domain::UserQuery::default()
+    };
+    let first = repo.search_users(&query("alpha", None, 2)).await.unwrap();
+    assert_eq!(
+        names(&first),
+        ["alpha-2", "alphaX"],
+        "byte order, case-sensitive"
+    );
+    let second = repo
+        .search_users(&query("alpha", first.next.as_deref(), 2))
+        .await
+        .unwrap();
+    assert_eq!(
+        (names(&second), second.next),
+        (vec!["alpha_1".to_owned()], None)
+    );
+    // `_` is a character of identifiers, not a wildcard.
+    let underscore = repo.search_users(&query("alpha_", None, 10)).await.unwrap();
+    assert_eq!(names(&underscore), ["alpha_1"]);
+    let dated = repo
+        .search_users(&domain::UserQuery {
+            created_from: Some(time::macros::datetime!(2026-01-03 00:00 UTC)),
+            created_before: Some(time::macros::datetime!(2026-01-06 00:00 UTC)),
+            limit: 10,
+            ..domain::UserQuery::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        names(&dated),
+        ["alpha-2", "alphaX", "beta"],
+        "from inclusive, before exclusive"
+    );
+}

@@ -154,6 +154,10 @@ impl Repository for PgStore {
         users::by_id(&self.pool, id).await
     }
 
+    async fn search_users(&self, query: &domain::UserQuery) -> StoreResult<Page<User, String>> {
+        users::search(&self.pool, query).await
+    }
+
     async fn apply(&self, change: &Change) -> StoreResult<()> {
         let mut tx = self.pool.begin().await.map_err(map_err)?;
         apply(&mut tx, change).await?;

@@ -84,3 +84,44 @@ fn to_user(row: &PgRow) -> StoreResult<User> {
         created_at: row.try_get("created_at").map_err(map_err)?,
     })
 }
+
+pub(crate) async fn search(
+    pool: &sqlx::PgPool,
+    q: &domain::UserQuery,
+) -> StoreResult<domain::Page<User, String>> {
+    let mut sql = sqlx::QueryBuilder::new(format!("SELECT {COLUMNS} FROM users WHERE TRUE"));
+    if let Some(prefix) = &q.prefix {
+        // `_` is a LIKE wildcard and may appear in identifiers: escape it. With
+        // COLLATE "C" a prefix LIKE is a range scan of the unique index.
+        let pattern = format!(
+            "{}%",
+            prefix
+                .replace('\\', "\\\\")
+                .replace('%', "\\%")
+                .replace('_', "\\_")
+        );
+        sql.push(" AND external_id LIKE ")
+            .push_bind(pattern)
+            .push(" ESCAPE '\\'");
+    }
+    if let Some(after) = &q.after {
+        sql.push(" AND external_id > ").push_bind(after.clone());
+    }
+    if let Some(from) = q.created_from {
+        sql.push(" AND created_at >= ").push_bind(from);
+    }
+    if let Some(before) = q.created_before {
+        sql.push(" AND created_at < ").push_bind(before);
+    }
+    sql.push(" ORDER BY external_id LIMIT ")
+        .push_bind(i64::from(q.limit) + 1);
+    let rows = sql.build().fetch_all(pool).await.map_err(map_err)?;
+    let mut items = rows.iter().map(to_user).collect::<StoreResult<Vec<_>>>()?;
+    let next = if items.len() > q.limit as usize {
+        items.truncate(q.limit as usize);
+        items.last().map(|u| u.external_id.as_str().to_owned())
+    } else {
+        None
+    };
+    Ok(domain::Page { items, next })
+}

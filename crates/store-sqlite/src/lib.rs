@@ -159,6 +159,10 @@ impl Repository for SqliteStore {
         users::by_id(&self.pool, id).await
     }
 
+    async fn search_users(&self, query: &domain::UserQuery) -> StoreResult<Page<User, String>> {
+        users::search(&self.pool, query).await
+    }
+
     async fn apply(&self, change: &Change) -> StoreResult<()> {
         let mut tx = self.write().await?;
         apply(&mut tx, change).await?;

@@ -16,6 +16,7 @@ on_both_stores!(
     credential_lifecycle_actions_are_scoped_and_audited,
     flows_show_their_timeline,
     the_audit_trail_can_be_searched_and_exported,
+    users_are_searched_with_cursor_pagination,
 );
 
 const ISSUER: &str = "http://127.0.0.1:9/issuer";
@@ -355,4 +356,61 @@ async fn the_audit_trail_can_be_searched_and_exported(store: Store) {
             .iter()
             .all(|e| e["seq"].is_i64() && e["type"].is_string())
     );
+}
+
+async fn users_are_searched_with_cursor_pagination(store: Store) {
+    let s = setup(store).await;
+    for user in ["acme-1", "acme-2", "acme-3", "other"] {
+        s.core
+            .created(json!({ "type": "registration", "external_user_id": user }))
+            .await;
+    }
+    let (status, _) = s
+        .get("management.audit.read", "/api/management/v1/users")
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (status, page) = s
+        .get(
+            "management.users.read",
+            "/api/management/v1/users?prefix=acme&limit=2",
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    let ids = |page: &Value| -> Vec<String> {
+        page["users"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|u| u["external_user_id"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    assert_eq!(ids(&page), ["acme-1", "acme-2"]);
+    let next = page["next_after"].as_str().unwrap();
+    let (_, rest) = s
+        .get(
+            "management.users.read",
+            &format!("/api/management/v1/users?prefix=acme&limit=2&after={next}"),
+        )
+        .await;
+    assert_eq!(ids(&rest), ["acme-3"]);
+    assert!(rest["next_after"].is_null());
+    let (status, body) = s
+        .get(
+            "management.users.read",
+            "/api/management/v1/users?prefix=a%20b",
+        )
+        .await;
+    expect_error(
+        status,
+        &body,
+        StatusCode::BAD_REQUEST,
+        "invalid_external_user_id",
+    );
+    let (status, body) = s
+        .get(
+            "management.users.read",
+            "/api/management/v1/users?surprise=1",
+        )
+        .await;
+    expect_error(status, &body, StatusCode::BAD_REQUEST, "invalid_parameter");
 }
