@@ -14,9 +14,55 @@ use crate::credential::{Credential, CredentialStatus};
 use crate::error::{DomainError, DomainResult};
 use crate::service::RequestContext;
 use crate::store::{Change, Effect, Repository, StoreError};
+use crate::user::ExternalUserId;
 
 /// The longest reason an operator may give.
 pub const MAX_REASON_CHARS: usize = 500;
+
+/// Deletes a user at once: credentials, biometric reference and flows, with
+/// the `user.deleted` event (which keeps only the pseudonym). What the IDV
+/// provider keeps is queued for the Core API to have forgotten, in the same
+/// transaction, and retried until the provider confirms.
+pub async fn delete_user(
+    repo: &dyn Repository,
+    clock: &dyn Clock,
+    ctx: &RequestContext,
+    external_id: &ExternalUserId,
+) -> DomainResult<()> {
+    let not_found = || {
+        DomainError::not_found(
+            ErrorCode::UserNotFound,
+            "no user with this external_user_id",
+        )
+    };
+    let user = repo
+        .user_by_external_id(external_id)
+        .await
+        .map_err(|e| match e {
+            StoreError::NotFound => not_found(),
+            other => other.into(),
+        })?;
+    let event = NewAuditEvent {
+        correlation_id: ctx.correlation_id.clone(),
+        details: json!({ "provider_cleanup": "queued" }),
+        ..NewAuditEvent::new(
+            AuditEventType::UserDeleted,
+            ctx.actor.clone(),
+            Subject {
+                user_id: Some(user.id),
+                user_pseudonym: Some(user.pseudonym.clone()),
+                ..Subject::default()
+            },
+            clock.now(),
+        )
+    };
+    repo.delete_user(user.id, &event)
+        .await
+        .map_err(|e| match e {
+            StoreError::NotFound => not_found(),
+            other => other.into(),
+        })
+}
 
 pub struct OperatorActions {
     repo: Arc<dyn Repository>,
@@ -26,6 +72,15 @@ pub struct OperatorActions {
 impl OperatorActions {
     pub fn new(repo: Arc<dyn Repository>, clock: Arc<dyn Clock>) -> Self {
         Self { repo, clock }
+    }
+
+    /// Deletes a user (see [`delete_user`]), as the operator.
+    pub async fn delete_user(
+        &self,
+        ctx: &RequestContext,
+        external_id: &ExternalUserId,
+    ) -> DomainResult<()> {
+        delete_user(&*self.repo, &*self.clock, ctx, external_id).await
     }
 
     pub async fn credential(&self, id: Uuid) -> DomainResult<Credential> {

@@ -1308,52 +1308,53 @@ impl FlowService {
         })
     }
 
-    /// Deletes a user: the provider forgets them first (so a provider outage
-    /// deletes nothing and the call can be retried), then every local row.
+    /// Deletes a user at once; the provider forgets them through the cleanup
+    /// queue (see [`FlowService::process_provider_cleanups`]).
     pub async fn delete_user(
         &self,
         ctx: &RequestContext,
         external_id: &ExternalUserId,
     ) -> DomainResult<()> {
-        let user = self.user(external_id).await?;
-        let applicant = match &user.idv_applicant_sealed {
-            Some(sealed) => Some(self.open_string(sealed, applicant_binding(&user.id))?),
-            None => None,
-        };
-        self.idv
-            .forget_user(&user.pseudonym, applicant.as_ref().map(|a| a.as_str()))
-            .await
-            .map_err(|e| {
-                DomainError::unavailable(
-                    ErrorCode::IdvUnavailable,
-                    "the identity-verification provider is unavailable; nothing was deleted, retry later",
-                    e.to_string(),
+        crate::operations::delete_user(&*self.repo, &*self.clock, ctx, external_id).await
+    }
+
+    /// Has the provider forget deleted users (biometric tokens, applicant), at
+    /// most `limit` at a time, oldest first. Stops at the first failure; the
+    /// user stays queued and is retried on the next pass.
+    pub async fn process_provider_cleanups(&self, limit: u32) -> DomainResult<u32> {
+        let mut done = 0;
+        for cleanup in self.repo.pending_provider_cleanups(limit).await? {
+            let applicant = match &cleanup.applicant_sealed {
+                Some(sealed) => {
+                    Some(self.open_string(sealed, applicant_binding(&cleanup.user_id))?)
+                }
+                None => None,
+            };
+            match self
+                .idv
+                .forget_user(
+                    &cleanup.customer_user_id,
+                    applicant.as_ref().map(|a| a.as_str()),
                 )
-            })?;
-        let now = self.clock.now();
-        let event = NewAuditEvent {
-            details: json!({ "provider": self.idv.name() }),
-            ..self.event(
-                ctx,
-                AuditEventType::UserDeleted,
-                Subject {
-                    user_id: Some(user.id),
-                    user_pseudonym: Some(user.pseudonym.clone()),
-                    ..Subject::default()
-                },
-                now,
-            )
-        };
-        self.repo
-            .delete_user(user.id, &event)
-            .await
-            .map_err(|e| match e {
-                StoreError::NotFound => DomainError::not_found(
-                    ErrorCode::UserNotFound,
-                    "no user with this external_user_id",
-                ),
-                other => other.into(),
-            })
+                .await
+            {
+                Ok(()) => {
+                    self.repo.finish_provider_cleanup(cleanup.user_id).await?;
+                    done += 1;
+                }
+                Err(e) => {
+                    self.repo
+                        .fail_provider_cleanup(cleanup.user_id, self.clock.now())
+                        .await?;
+                    return Err(DomainError::unavailable(
+                        ErrorCode::IdvUnavailable,
+                        "the identity-verification provider is unavailable",
+                        e.to_string(),
+                    ));
+                }
+            }
+        }
+        Ok(done)
     }
 
     /// Flow ids of a user, newest first (for the user view).

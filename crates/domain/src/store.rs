@@ -46,6 +46,17 @@ pub struct Page<T, C> {
     pub next: Option<C>,
 }
 
+/// What the IDV provider must still forget about a deleted user.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProviderCleanup {
+    pub user_id: UserId,
+    pub customer_user_id: crate::user::Pseudonym,
+    /// Sealed, bound to `users.idv_applicant` of `user_id`, as it was stored.
+    pub applicant_sealed: Option<Vec<u8>>,
+    pub requested_at: OffsetDateTime,
+    pub attempts: u32,
+}
+
 /// A search of users by identifier prefix and creation time.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct UserQuery {
@@ -167,9 +178,19 @@ pub trait Repository: Send + Sync + 'static {
     async fn search_users(&self, query: &UserQuery) -> StoreResult<Page<User, String>>;
 
     /// Deletes the user and everything owned by them (credentials, biometric
-    /// reference, flows), and records the event.
+    /// reference, flows), records the event, and queues what the IDV provider
+    /// must still forget (a [`ProviderCleanup`]), all in one transaction.
     /// `NotFound` when the user does not exist (nothing is written then).
     async fn delete_user(&self, id: UserId, event: &NewAuditEvent) -> StoreResult<()>;
+
+    /// Queued provider cleanups, oldest request first.
+    async fn pending_provider_cleanups(&self, limit: u32) -> StoreResult<Vec<ProviderCleanup>>;
+
+    /// The provider forgot the user: the cleanup is done.
+    async fn finish_provider_cleanup(&self, user_id: UserId) -> StoreResult<()>;
+
+    /// A cleanup attempt failed at `at`; it stays queued.
+    async fn fail_provider_cleanup(&self, user_id: UserId, at: OffsetDateTime) -> StoreResult<()>;
 
     /// Appends an event that accompanies no state change (a rejected request, say).
     async fn append_audit(&self, event: &NewAuditEvent) -> StoreResult<()>;

@@ -34,7 +34,10 @@ pub fn routes(state: ManagementState) -> Router {
     Router::new()
         .route("/api/management/v1/me", get(me))
         .route("/api/management/v1/users", get(users))
-        .route("/api/management/v1/users/{external_user_id}", get(user))
+        .route(
+            "/api/management/v1/users/{external_user_id}",
+            get(user).delete(delete_user),
+        )
         .route("/api/management/v1/credentials/{id}", get(credential))
         .route(
             "/api/management/v1/credentials/{id}/{action}",
@@ -210,6 +213,24 @@ async fn user(
         credentials: credentials.into_iter().map(credential_summary).collect(),
         recent_flows: flows.iter().map(flow_summary).collect(),
     }))
+}
+
+/// Deletes the user: credentials, biometric reference and flows at once; the
+/// provider-side data through the Core API's cleanup queue. Audited with the
+/// operator's `sub`; the trail keeps the user's pseudonym.
+async fn delete_user(
+    State(state): State<ManagementState>,
+    Extension(operator): Extension<Operator>,
+    Path(raw): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    operator.require(Scope::UsersDelete)?;
+    let id = ExternalUserId::parse(&raw)
+        .map_err(|e| ApiError::bad_request(ErrorCode::InvalidExternalUserId, e.to_string()))?;
+    state
+        .operations
+        .delete_user(&operator_context(&operator), &id)
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 async fn credential(

@@ -148,7 +148,8 @@ pub struct CoreApp {
 pub const RECONCILE_EVERY: std::time::Duration = std::time::Duration::from_secs(30);
 pub const RECONCILE_BATCH: u32 = 50;
 
-/// Re-reads runs whose webhook did not arrive, until `shutdown` resolves.
+/// Re-reads runs whose webhook did not arrive, and has the provider forget
+/// deleted users, until `shutdown` resolves.
 pub async fn reconcile_loop(flows: Arc<FlowService>, shutdown: impl Future<Output = ()>) {
     let mut tick = tokio::time::interval(RECONCILE_EVERY);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -169,6 +170,15 @@ pub async fn reconcile_loop(flows: Arc<FlowService>, shutdown: impl Future<Outpu
             Ok(_) => {}
             Err(e) => {
                 tracing::warn!(error = %e, "reconciliation with the IDV provider failed; retrying next pass")
+            }
+        }
+        match flows.process_provider_cleanups(RECONCILE_BATCH).await {
+            Ok(done) if done > 0 => {
+                tracing::info!(users = done, "the IDV provider forgot deleted users")
+            }
+            Ok(_) => {}
+            Err(e) => {
+                tracing::warn!(error = %e, "provider cleanup of deleted users failed; retrying next pass")
             }
         }
     }

@@ -260,3 +260,41 @@ pub async fn users_are_searched_by_prefix_in_identifier_order(repo: Arc<dyn Repo
         "from inclusive, before exclusive"
     );
 }
+
+pub async fn deleting_a_user_queues_their_provider_cleanup(repo: Arc<dyn Repository>) {
+    let user = domain::User {
+        idv_applicant_sealed: Some(vec![1, 2, 3]),
+        ..domain::User::new(
+            domain::ExternalUserId::parse("leaving").unwrap(),
+            time::macros::datetime!(2026-02-01 00:00 UTC),
+        )
+    };
+    repo.create_user(
+        &user,
+        &crate::fixtures::event(domain::AuditEventType::UserCreated, &user, user.created_at),
+    )
+    .await
+    .unwrap();
+    let at = time::macros::datetime!(2026-03-01 12:00 UTC);
+    let deleted = crate::fixtures::event(domain::AuditEventType::UserDeleted, &user, at);
+    repo.delete_user(user.id, &deleted).await.unwrap();
+    let queued = repo.pending_provider_cleanups(10).await.unwrap();
+    assert_eq!(
+        queued,
+        vec![domain::store::ProviderCleanup {
+            user_id: user.id,
+            customer_user_id: user.pseudonym.clone(),
+            applicant_sealed: Some(vec![1, 2, 3]),
+            requested_at: at,
+            attempts: 0,
+        }]
+    );
+    repo.fail_provider_cleanup(user.id, at).await.unwrap();
+    repo.fail_provider_cleanup(user.id, at).await.unwrap();
+    assert_eq!(
+        repo.pending_provider_cleanups(10).await.unwrap()[0].attempts,
+        2
+    );
+    repo.finish_provider_cleanup(user.id).await.unwrap();
+    assert!(repo.pending_provider_cleanups(10).await.unwrap().is_empty());
+}

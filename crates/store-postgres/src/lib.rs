@@ -136,7 +136,7 @@ impl Repository for PgStore {
 
     async fn delete_user(&self, id: UserId, event: &NewAuditEvent) -> StoreResult<()> {
         let mut tx = self.pool.begin().await.map_err(map_err)?;
-        users::delete(&mut tx, id).await?;
+        users::delete(&mut tx, id, event.occurred_at).await?;
         audit::insert(&mut tx, event).await?;
         tx.commit().await.map_err(map_err)
     }
@@ -156,6 +156,21 @@ impl Repository for PgStore {
 
     async fn search_users(&self, query: &domain::UserQuery) -> StoreResult<Page<User, String>> {
         users::search(&self.pool, query).await
+    }
+
+    async fn pending_provider_cleanups(
+        &self,
+        limit: u32,
+    ) -> StoreResult<Vec<domain::store::ProviderCleanup>> {
+        users::pending_cleanups(&self.pool, limit).await
+    }
+
+    async fn finish_provider_cleanup(&self, user_id: UserId) -> StoreResult<()> {
+        users::finish_cleanup(&self.pool, user_id).await
+    }
+
+    async fn fail_provider_cleanup(&self, user_id: UserId, at: OffsetDateTime) -> StoreResult<()> {
+        users::fail_cleanup(&self.pool, user_id, at).await
     }
 
     async fn apply(&self, change: &Change) -> StoreResult<()> {

@@ -61,7 +61,21 @@ pub(crate) async fn set_applicant(
         .map_err(map_err)
 }
 
-pub(crate) async fn delete(conn: &mut PgConnection, id: UserId) -> StoreResult<()> {
+pub(crate) async fn delete(
+    conn: &mut PgConnection,
+    id: UserId,
+    at: time::OffsetDateTime,
+) -> StoreResult<()> {
+    sqlx::query(
+        "INSERT INTO provider_cleanups (user_id, customer_user_id, applicant_sealed, requested_at) \
+         SELECT id, pseudonym, idv_applicant_sealed, $2 FROM users WHERE id = $1 \
+         ON CONFLICT (user_id) DO NOTHING",
+    )
+    .bind(id.0)
+    .bind(at)
+    .execute(&mut *conn)
+    .await
+    .map_err(map_err)?;
     let deleted = sqlx::query("DELETE FROM users WHERE id = $1")
         .bind(id.0)
         .execute(conn)
@@ -124,4 +138,62 @@ pub(crate) async fn search(
         None
     };
     Ok(domain::Page { items, next })
+}
+
+pub(crate) async fn pending_cleanups(
+    pool: &sqlx::PgPool,
+    limit: u32,
+) -> StoreResult<Vec<domain::store::ProviderCleanup>> {
+    type Row = (
+        uuid::Uuid,
+        String,
+        Option<Vec<u8>>,
+        time::OffsetDateTime,
+        i32,
+    );
+    let rows: Vec<Row> = sqlx::query_as(
+        "SELECT user_id, customer_user_id, applicant_sealed, requested_at, attempts FROM provider_cleanups \
+         ORDER BY requested_at, user_id LIMIT $1",
+    )
+    .bind(i64::from(limit))
+    .fetch_all(pool)
+    .await
+    .map_err(map_err)?;
+    Ok(rows
+        .into_iter()
+        .map(
+            |(user_id, pseudonym, applicant_sealed, requested_at, attempts)| {
+                domain::store::ProviderCleanup {
+                    user_id: UserId(user_id),
+                    customer_user_id: Pseudonym::from_stored(pseudonym),
+                    applicant_sealed,
+                    requested_at,
+                    attempts: u32::try_from(attempts).unwrap_or(0),
+                }
+            },
+        )
+        .collect())
+}
+
+pub(crate) async fn finish_cleanup(pool: &sqlx::PgPool, user_id: UserId) -> StoreResult<()> {
+    sqlx::query("DELETE FROM provider_cleanups WHERE user_id = $1")
+        .bind(user_id.0)
+        .execute(pool)
+        .await
+        .map(drop)
+        .map_err(map_err)
+}
+
+pub(crate) async fn fail_cleanup(
+    pool: &sqlx::PgPool,
+    user_id: UserId,
+    at: time::OffsetDateTime,
+) -> StoreResult<()> {
+    sqlx::query("UPDATE provider_cleanups SET attempts = attempts + 1, last_attempt_at = $2 WHERE user_id = $1")
+        .bind(user_id.0)
+        .bind(at)
+        .execute(pool)
+        .await
+        .map(drop)
+        .map_err(map_err)
 }

@@ -61,7 +61,21 @@ pub(crate) async fn set_applicant(
         .map_err(map_err)
 }
 
-pub(crate) async fn delete(conn: &mut SqliteConnection, id: UserId) -> StoreResult<()> {
+pub(crate) async fn delete(
+    conn: &mut SqliteConnection,
+    id: UserId,
+    at: time::OffsetDateTime,
+) -> StoreResult<()> {
+    sqlx::query(
+        "INSERT INTO provider_cleanups (user_id, customer_user_id, applicant_sealed, requested_at) \
+         SELECT id, pseudonym, idv_applicant_sealed, ? FROM users WHERE id = ? \
+         ON CONFLICT (user_id) DO NOTHING",
+    )
+    .bind(to_micros(at))
+    .bind(id.0.as_bytes().as_slice())
+    .execute(&mut *conn)
+    .await
+    .map_err(map_err)?;
     let deleted = sqlx::query("DELETE FROM users WHERE id = ?")
         .bind(id.0.as_bytes().as_slice())
         .execute(conn)
@@ -119,4 +133,55 @@ pub(crate) async fn search(
         None
     };
     Ok(domain::Page { items, next })
+}
+
+pub(crate) async fn pending_cleanups(
+    pool: &sqlx::SqlitePool,
+    limit: u32,
+) -> StoreResult<Vec<domain::store::ProviderCleanup>> {
+    type Row = (Vec<u8>, String, Option<Vec<u8>>, i64, i64);
+    let rows: Vec<Row> = sqlx::query_as(
+        "SELECT user_id, customer_user_id, applicant_sealed, requested_at, attempts FROM provider_cleanups \
+         ORDER BY requested_at, user_id LIMIT ?",
+    )
+    .bind(i64::from(limit))
+    .fetch_all(pool)
+    .await
+    .map_err(map_err)?;
+    rows.into_iter()
+        .map(
+            |(user_id, pseudonym, applicant_sealed, requested_at, attempts)| {
+                Ok(domain::store::ProviderCleanup {
+                    user_id: UserId(uuid_from(&user_id, "provider_cleanups.user_id")?),
+                    customer_user_id: Pseudonym::from_stored(pseudonym),
+                    applicant_sealed,
+                    requested_at: from_micros(requested_at, "provider_cleanups.requested_at")?,
+                    attempts: u32::try_from(attempts).unwrap_or(0),
+                })
+            },
+        )
+        .collect()
+}
+
+pub(crate) async fn finish_cleanup(pool: &sqlx::SqlitePool, user_id: UserId) -> StoreResult<()> {
+    sqlx::query("DELETE FROM provider_cleanups WHERE user_id = ?")
+        .bind(user_id.0.as_bytes().as_slice())
+        .execute(pool)
+        .await
+        .map(drop)
+        .map_err(map_err)
+}
+
+pub(crate) async fn fail_cleanup(
+    pool: &sqlx::SqlitePool,
+    user_id: UserId,
+    at: time::OffsetDateTime,
+) -> StoreResult<()> {
+    sqlx::query("UPDATE provider_cleanups SET attempts = attempts + 1, last_attempt_at = ? WHERE user_id = ?")
+        .bind(to_micros(at))
+        .bind(user_id.0.as_bytes().as_slice())
+        .execute(pool)
+        .await
+        .map(drop)
+        .map_err(map_err)
 }

@@ -17,6 +17,7 @@ on_both_stores!(
     flows_show_their_timeline,
     the_audit_trail_can_be_searched_and_exported,
     users_are_searched_with_cursor_pagination,
+    operators_delete_users_and_the_provider_cleanup_is_queued,
 );
 
 const ISSUER: &str = "http://127.0.0.1:9/issuer";
@@ -413,4 +414,61 @@ async fn users_are_searched_with_cursor_pagination(store: Store) {
         )
         .await;
     expect_error(status, &body, StatusCode::BAD_REQUEST, "invalid_parameter");
+}
+
+async fn operators_delete_users_and_the_provider_cleanup_is_queued(store: Store) {
+    let s = setup(store).await;
+    s.core.enrolled("erin", "erin-phone").await;
+    let delete = |scopes: &str| {
+        let token = s.token(scopes);
+        let management = &s.management;
+        async move {
+            management
+                .send(
+                    management
+                        .client
+                        .delete(management.url("/api/management/v1/users/erin"))
+                        .bearer_auth(token),
+                )
+                .await
+        }
+    };
+    let (status, body) = delete("management.users.read").await;
+    expect_error(status, &body, StatusCode::FORBIDDEN, "missing_scope");
+    let (status, _) = delete("management.users.delete").await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let (status, body) = delete("management.users.delete").await;
+    expect_error(status, &body, StatusCode::NOT_FOUND, "user_not_found");
+    let (status, _) = s.core.get_json("/api/core/v1/users/erin").await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+
+    let trail = s.core.audit_trail().await;
+    let deleted = &trail[0];
+    assert_eq!(deleted.event_type.as_str(), "user.deleted");
+    assert_eq!(deleted.actor.id(), Some("support-agent-9"));
+    let queued = s.core.repo.pending_provider_cleanups(10).await.unwrap();
+    assert_eq!(queued.len(), 1);
+    assert_eq!(
+        Some(&queued[0].customer_user_id),
+        deleted.subject.user_pseudonym.as_ref()
+    );
+    // The Core API's pass has the (synthetic) provider forget the user.
+    assert_eq!(
+        s.core
+            .flows
+            .clone()
+            .unwrap()
+            .process_provider_cleanups(10)
+            .await
+            .unwrap(),
+        1
+    );
+    assert!(
+        s.core
+            .repo
+            .pending_provider_cleanups(10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
 }

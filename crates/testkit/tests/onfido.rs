@@ -475,18 +475,45 @@ async fn events_for_unknown_runs_are_acknowledged_and_audited(store: Store) {
 
 async fn deleting_a_user_forgets_them_at_the_provider(store: Store) {
     let s = setup(store).await;
+    let flows = s.app.flows.clone().unwrap();
     registered(&s, "gina", "gina-phone").await;
+    // The provider is down when the user is deleted: the deletion still happens at once.
+    s.double
+        .set_route_fault(Route::BiometricTokens, Fault::ServerError, 100);
     let (status, _) = s
         .app
         .send(s.app.client.delete(s.app.url("/api/core/v1/users/gina")))
         .await;
     assert_eq!(status, StatusCode::NO_CONTENT);
-    let requests = s.double.requests();
+    let (status, _) = s.app.get_json("/api/core/v1/users/gina").await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
     assert!(
-        requests
-            .iter()
-            .any(|r| r.method == "DELETE" && r.path.contains("/biometric_tokens/cu_"))
+        flows.process_provider_cleanups(10).await.is_err(),
+        "the provider is down"
     );
+    let queued = s.app.repo.pending_provider_cleanups(10).await.unwrap();
+    assert_eq!(
+        (queued.len(), queued[0].attempts),
+        (1, 1),
+        "kept for the next pass"
+    );
+
+    s.double
+        .set_route_fault(Route::BiometricTokens, Fault::ServerError, 0);
+    assert_eq!(flows.process_provider_cleanups(10).await.unwrap(), 1);
+    assert!(
+        s.app
+            .repo
+            .pending_provider_cleanups(10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let requests = s.double.requests();
+    let pseudonym = queued[0].customer_user_id.as_str();
+    assert!(requests.iter().any(
+        |r| r.method == "DELETE" && r.path.ends_with(&format!("/biometric_tokens/{pseudonym}"))
+    ));
     assert!(
         requests
             .iter()

@@ -30,8 +30,9 @@ pub async fn read(
     Ok(ApiJson(user_response(view)))
 }
 
-/// Delete a user: the provider forgets them, then their credentials, biometric
-/// reference and flows are deleted. The audit trail keeps a pseudonym.
+/// Delete a user: their credentials, biometric reference and flows at once;
+/// what the IDV provider keeps is queued and forgotten in the background,
+/// retried until the provider confirms. The audit trail keeps a pseudonym.
 #[utoipa::path(
     delete,
     path = "/api/core/v1/users/{external_user_id}",
@@ -40,7 +41,6 @@ pub async fn read(
     responses(
         (status = 204, description = "Deleted"),
         (status = 404, description = "`user_not_found`", body = ErrorBody),
-        (status = 503, description = "`idv_unavailable`: nothing was deleted; retry", body = ErrorBody),
     )
 )]
 pub async fn delete(
