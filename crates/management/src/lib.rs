@@ -2,6 +2,7 @@
 //! configuration, and (later) the dashboard, all from one origin at its root.
 
 pub mod auth;
+pub mod openapi;
 pub mod runtime_config;
 pub mod v1;
 

@@ -43,6 +43,7 @@ pub fn routes(state: ManagementState) -> Router {
             "/api/management/v1/credentials/{id}/{action}",
             post(credential_action),
         )
+        .route("/api/management/v1/flows", get(flows))
         .route("/api/management/v1/flows/{id}", get(flow))
         .route("/api/management/v1/audit", get(audit))
         .route("/api/management/v1/audit/export", get(audit_export))
@@ -70,8 +71,9 @@ fn uuid_param(raw: &str, name: &str) -> Result<Uuid, ApiError> {
     })
 }
 
+#[utoipa::path(get, path = "/api/management/v1/me", tag = "operator", responses((status = 200, body = OperatorResponse), (status = 401, body = proto::ErrorBody)))]
 /// Who the operator is and what they may do; the dashboard shows only that.
-async fn me(Extension(operator): Extension<Operator>) -> ApiJson<OperatorResponse> {
+pub async fn me(Extension(operator): Extension<Operator>) -> ApiJson<OperatorResponse> {
     ApiJson(OperatorResponse {
         sub: operator.sub,
         scopes: operator
@@ -127,7 +129,8 @@ fn event_response(e: AuditEvent) -> AuditEventResponse {
 }
 
 /// Filters of a user search. Times are RFC 3339.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct UserFilter {
     pub prefix: Option<String>,
@@ -137,8 +140,9 @@ pub struct UserFilter {
     pub limit: Option<u32>,
 }
 
+#[utoipa::path(get, path = "/api/management/v1/users", tag = "users", params(UserFilter), responses((status = 200, body = UserPage), (status = 400, body = proto::ErrorBody), (status = 403, body = proto::ErrorBody)))]
 /// Users by identifier prefix and creation time, in identifier order.
-async fn users(
+pub async fn users(
     State(state): State<ManagementState>,
     Extension(operator): Extension<Operator>,
     filter: Result<Query<UserFilter>, axum::extract::rejection::QueryRejection>,
@@ -176,9 +180,10 @@ async fn users(
     }))
 }
 
+#[utoipa::path(get, path = "/api/management/v1/users/{external_user_id}", tag = "users", params(("external_user_id" = String, Path)), responses((status = 200, body = UserDetail), (status = 403, body = proto::ErrorBody), (status = 404, body = proto::ErrorBody)))]
 /// A user with their credentials and most recent flows. Never a biometric
 /// reference, a ciphertext or an IDV token.
-async fn user(
+pub async fn user(
     State(state): State<ManagementState>,
     Extension(operator): Extension<Operator>,
     Path(raw): Path<String>,
@@ -215,10 +220,11 @@ async fn user(
     }))
 }
 
+#[utoipa::path(delete, path = "/api/management/v1/users/{external_user_id}", tag = "users", params(("external_user_id" = String, Path)), responses((status = 204, description = "Deleted"), (status = 403, body = proto::ErrorBody), (status = 404, body = proto::ErrorBody)))]
 /// Deletes the user: credentials, biometric reference and flows at once; the
 /// provider-side data through the Core API's cleanup queue. Audited with the
 /// operator's `sub`; the trail keeps the user's pseudonym.
-async fn delete_user(
+pub async fn delete_user(
     State(state): State<ManagementState>,
     Extension(operator): Extension<Operator>,
     Path(raw): Path<String>,
@@ -233,7 +239,8 @@ async fn delete_user(
     Ok(StatusCode::NO_CONTENT)
 }
 
-async fn credential(
+#[utoipa::path(get, path = "/api/management/v1/credentials/{id}", tag = "credentials", params(("id" = uuid::Uuid, Path)), responses((status = 200, body = CredentialSummary), (status = 403, body = proto::ErrorBody), (status = 404, body = proto::ErrorBody)))]
+pub async fn credential(
     State(state): State<ManagementState>,
     Extension(operator): Extension<Operator>,
     Path(raw): Path<String>,
@@ -243,8 +250,9 @@ async fn credential(
     Ok(ApiJson(credential_summary(credential)))
 }
 
+#[utoipa::path(post, path = "/api/management/v1/credentials/{id}/{action}", tag = "credentials", params(("id" = uuid::Uuid, Path), ("action" = String, Path, description = "`suspend` (management.credentials.suspend), `activate` (management.credentials.activate) or `revoke` (management.credentials.revoke)")), request_body = CredentialActionRequest, responses((status = 200, body = CredentialSummary), (status = 403, body = proto::ErrorBody), (status = 404, body = proto::ErrorBody), (status = 409, description = "`credential_transition_not_allowed`", body = proto::ErrorBody)))]
 /// `suspend`, `activate` or `revoke`, each under its own scope.
-async fn credential_action(
+pub async fn credential_action(
     State(state): State<ManagementState>,
     Extension(operator): Extension<Operator>,
     Path((raw, action)): Path<(String, String)>,
@@ -271,7 +279,72 @@ async fn credential_action(
     Ok(ApiJson(credential_summary(credential)))
 }
 
-async fn flow(
+/// Filters of a flow listing.
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct FlowFilter {
+    /// The user whose flows to list.
+    pub external_user_id: String,
+    /// `registration`, `sign_in`, `step_up` or `recovery`.
+    #[serde(rename = "type")]
+    #[param(rename = "type")]
+    pub flow_type: Option<String>,
+    /// A flow state, e.g. `failed`.
+    pub state: Option<String>,
+    /// At most this many (1–200; default 50), newest first.
+    pub limit: Option<u32>,
+}
+
+#[utoipa::path(get, path = "/api/management/v1/flows", tag = "flows", params(FlowFilter),
+    responses((status = 200, body = [FlowSummary]), (status = 403, body = proto::ErrorBody), (status = 404, body = proto::ErrorBody)))]
+/// A user's flows, newest first, optionally by type and state.
+pub async fn flows(
+    State(state): State<ManagementState>,
+    Extension(operator): Extension<Operator>,
+    filter: Result<Query<FlowFilter>, axum::extract::rejection::QueryRejection>,
+) -> Result<ApiJson<Vec<FlowSummary>>, ApiError> {
+    operator.require(Scope::FlowsRead)?;
+    let Query(filter) = filter.map_err(query_error)?;
+    let id = ExternalUserId::parse(&filter.external_user_id)
+        .map_err(|e| ApiError::bad_request(ErrorCode::InvalidExternalUserId, e.to_string()))?;
+    let user = state
+        .repo
+        .user_by_external_id(&id)
+        .await
+        .map_err(|e| match e {
+            StoreError::NotFound => ApiError::new(
+                StatusCode::NOT_FOUND,
+                ErrorCode::UserNotFound,
+                "no user with this external_user_id",
+            ),
+            other => other.into(),
+        })?;
+    let limit = filter.limit.unwrap_or(50).clamp(1, MAX_PAGE);
+    let flows = state.repo.flows_of(user.id, MAX_PAGE).await?;
+    Ok(ApiJson(
+        flows
+            .iter()
+            .filter(|f| {
+                filter
+                    .flow_type
+                    .as_deref()
+                    .is_none_or(|t| f.flow_type.as_str() == t)
+            })
+            .filter(|f| {
+                filter
+                    .state
+                    .as_deref()
+                    .is_none_or(|st| f.state.as_str() == st)
+            })
+            .take(limit as usize)
+            .map(flow_summary)
+            .collect(),
+    ))
+}
+
+#[utoipa::path(get, path = "/api/management/v1/flows/{id}", tag = "flows", params(("id" = uuid::Uuid, Path)), responses((status = 200, body = FlowDetail), (status = 403, body = proto::ErrorBody), (status = 404, body = proto::ErrorBody)))]
+pub async fn flow(
     State(state): State<ManagementState>,
     Extension(operator): Extension<Operator>,
     Path(raw): Path<String>,
@@ -312,13 +385,15 @@ async fn flow(
 }
 
 /// Filters of an audit search. Times are RFC 3339.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct AuditFilter {
     pub user_id: Option<Uuid>,
     pub flow_id: Option<Uuid>,
     pub credential_id: Option<Uuid>,
     #[serde(rename = "type")]
+    #[param(rename = "type")]
     pub event_type: Option<String>,
     pub from: Option<String>,
     pub until: Option<String>,
@@ -373,8 +448,9 @@ fn query_error(e: axum::extract::rejection::QueryRejection) -> ApiError {
     )
 }
 
+#[utoipa::path(get, path = "/api/management/v1/audit", tag = "audit", params(AuditFilter), responses((status = 200, body = AuditPage), (status = 400, body = proto::ErrorBody), (status = 403, body = proto::ErrorBody)))]
 /// Search the audit trail, newest first.
-async fn audit(
+pub async fn audit(
     State(state): State<ManagementState>,
     Extension(operator): Extension<Operator>,
     filter: Result<Query<AuditFilter>, axum::extract::rejection::QueryRejection>,
@@ -392,9 +468,10 @@ async fn audit(
     }))
 }
 
+#[utoipa::path(get, path = "/api/management/v1/audit/export", tag = "audit", params(AuditFilter), responses((status = 200, description = "JSON lines, one AuditEventResponse each", content_type = "application/x-ndjson"), (status = 403, body = proto::ErrorBody)))]
 /// The matching events as JSON lines (`application/x-ndjson`), newest first,
 /// at most 100 000 per call: continue from the last `seq` with `before`.
-async fn audit_export(
+pub async fn audit_export(
     State(state): State<ManagementState>,
     Extension(operator): Extension<Operator>,
     filter: Result<Query<AuditFilter>, axum::extract::rejection::QueryRejection>,

@@ -18,6 +18,7 @@ on_both_stores!(
     the_audit_trail_can_be_searched_and_exported,
     users_are_searched_with_cursor_pagination,
     operators_delete_users_and_the_provider_cleanup_is_queued,
+    flows_are_listed_by_user_type_and_state,
 );
 
 const ISSUER: &str = "http://127.0.0.1:9/issuer";
@@ -471,4 +472,50 @@ async fn operators_delete_users_and_the_provider_cleanup_is_queued(store: Store)
             .unwrap()
             .is_empty()
     );
+}
+
+async fn flows_are_listed_by_user_type_and_state(store: Store) {
+    let s = setup(store).await;
+    s.core.enrolled("finn", "finn-phone").await;
+    let step_up = s
+        .core
+        .created(json!({ "type": "step_up", "external_user_id": "finn" }))
+        .await;
+    s.core.outcome(&step_up, "declined").await;
+    let (status, _) = s
+        .get(
+            "management.users.read",
+            "/api/management/v1/flows?external_user_id=finn",
+        )
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (status, all) = s
+        .get(
+            "management.flows.read",
+            "/api/management/v1/flows?external_user_id=finn",
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{all}");
+    let types: Vec<&str> = all
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["type"].as_str().unwrap())
+        .collect();
+    assert_eq!(types, ["step_up", "registration"], "newest first");
+    let (_, failed) = s
+        .get(
+            "management.flows.read",
+            "/api/management/v1/flows?external_user_id=finn&state=failed",
+        )
+        .await;
+    assert_eq!(failed.as_array().unwrap().len(), 1);
+    assert_eq!(failed[0]["failure_reason"], "idv_declined");
+    let (status, body) = s
+        .get(
+            "management.flows.read",
+            "/api/management/v1/flows?external_user_id=nobody",
+        )
+        .await;
+    expect_error(status, &body, StatusCode::NOT_FOUND, "user_not_found");
 }
