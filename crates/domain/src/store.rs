@@ -63,8 +63,34 @@ pub struct UserQuery {
     pub prefix: Option<String>,
     pub created_from: Option<OffsetDateTime>,
     pub created_before: Option<OffsetDateTime>,
-    pub after: Option<String>,
+    pub after: Option<UserCursor>,
     pub limit: u32,
+}
+
+/// Where a page of users continues.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum UserCursor {
+    /// After this identifier (identifier order).
+    ExternalId(String),
+    /// After this creation time and identifier (creation order).
+    Created(OffsetDateTime, String),
+}
+
+impl UserQuery {
+    /// Searches by creation time alone run in creation order (its index);
+    /// every other search runs in identifier order.
+    pub fn by_creation(&self) -> bool {
+        self.prefix.is_none() && (self.created_from.is_some() || self.created_before.is_some())
+    }
+
+    /// The cursor continuing after `user` in this query's order.
+    pub fn cursor_after(&self, user: &User) -> UserCursor {
+        if self.by_creation() {
+            UserCursor::Created(user.created_at, user.external_id.as_str().to_owned())
+        } else {
+            UserCursor::ExternalId(user.external_id.as_str().to_owned())
+        }
+    }
 }
 
 /// Per-user limits checked atomically with a flow's insertion.
@@ -172,10 +198,10 @@ pub trait Repository: Send + Sync + 'static {
 
     async fn user_by_id(&self, id: UserId) -> StoreResult<User>;
 
-    /// Users whose identifier starts with `query.prefix`, in identifier order,
-    /// after the cursor `query.after` (an identifier); the next page's cursor
-    /// is the last identifier when more remain.
-    async fn search_users(&self, query: &UserQuery) -> StoreResult<Page<User, String>>;
+    /// Users whose identifier starts with `query.prefix` and created within
+    /// the range, in the query's order (see [`UserQuery::by_creation`]), after
+    /// `query.after`; the next page's cursor when more remain.
+    async fn search_users(&self, query: &UserQuery) -> StoreResult<Page<User, UserCursor>>;
 
     /// Deletes the user and everything owned by them (credentials, biometric
     /// reference, flows), records the event, and queues what the IDV provider

@@ -149,20 +149,23 @@ pub async fn users(
 ) -> Result<ApiJson<UserPage>, ApiError> {
     operator.require(Scope::UsersRead)?;
     let Query(filter) = filter.map_err(query_error)?;
-    for value in [&filter.prefix, &filter.after].into_iter().flatten() {
-        if !value.is_empty() {
-            ExternalUserId::parse(value).map_err(|e| {
-                ApiError::bad_request(ErrorCode::InvalidExternalUserId, e.to_string())
-            })?;
-        }
+    if let Some(prefix) = filter.prefix.as_deref().filter(|p| !p.is_empty()) {
+        ExternalUserId::parse(prefix)
+            .map_err(|e| ApiError::bad_request(ErrorCode::InvalidExternalUserId, e.to_string()))?;
     }
+    let after = filter
+        .after
+        .as_deref()
+        .filter(|a| !a.is_empty())
+        .map(decode_cursor)
+        .transpose()?;
     let page = state
         .repo
         .search_users(&domain::UserQuery {
             prefix: filter.prefix.filter(|p| !p.is_empty()),
             created_from: time_param(filter.created_from.as_deref(), "created_from")?,
             created_before: time_param(filter.created_before.as_deref(), "created_before")?,
-            after: filter.after.filter(|a| !a.is_empty()),
+            after,
             limit: filter.limit.unwrap_or(50).clamp(1, MAX_PAGE),
         })
         .await?;
@@ -176,8 +179,45 @@ pub async fn users(
                 created_at: u.created_at,
             })
             .collect(),
-        next_after: page.next,
+        next_after: page.next.as_ref().map(encode_cursor),
     }))
+}
+
+/// Cursors are opaque to clients: `i:<identifier>` or `t:<unix µs>:<identifier>`
+/// (identifiers hold no `:`).
+fn encode_cursor(cursor: &domain::UserCursor) -> String {
+    match cursor {
+        domain::UserCursor::ExternalId(id) => format!("i:{id}"),
+        domain::UserCursor::Created(at, id) => {
+            format!("t:{}:{id}", at.unix_timestamp_nanos() / 1000)
+        }
+    }
+}
+
+fn decode_cursor(raw: &str) -> Result<domain::UserCursor, ApiError> {
+    let invalid = || {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            ErrorCode::InvalidParameter,
+            "after is not a cursor of this search",
+        )
+    };
+    let valid_id = |id: &str| {
+        ExternalUserId::parse(id)
+            .map(|_| id.to_owned())
+            .map_err(|_| invalid())
+    };
+    match raw.split_once(':') {
+        Some(("i", id)) => Ok(domain::UserCursor::ExternalId(valid_id(id)?)),
+        Some(("t", rest)) => {
+            let (micros, id) = rest.split_once(':').ok_or_else(invalid)?;
+            let micros: i128 = micros.parse().map_err(|_| invalid())?;
+            let at =
+                OffsetDateTime::from_unix_timestamp_nanos(micros * 1000).map_err(|_| invalid())?;
+            Ok(domain::UserCursor::Created(at, valid_id(id)?))
+        }
+        _ => Err(invalid()),
+    }
 }
 
 #[utoipa::path(get, path = "/api/management/v1/users/{external_user_id}", tag = "users", params(("external_user_id" = String, Path)), responses((status = 200, body = UserDetail), (status = 403, body = proto::ErrorBody), (status = 404, body = proto::ErrorBody)))]

@@ -135,10 +135,11 @@ pub struct UserListItem {
     pub created_at: time::OffsetDateTime,
 }
 
-/// `GET /api/management/v1/users`: a page in identifier order.
+/// `GET /api/management/v1/users`: a page in identifier order, or in creation
+/// order for searches by creation time alone.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct UserPage {
     pub users: Vec<UserListItem>,
-    /// `after` for the next page; absent on the last page.
+    /// An opaque cursor: pass it as `after` for the next page; absent on the last page.
     pub next_after: Option<String>,
 }

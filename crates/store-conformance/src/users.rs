@@ -216,15 +216,15 @@ pub async fn users_are_searched_by_prefix_in_identifier_order(repo: Arc<dyn Repo
         .await
         .unwrap();
     }
-    let names = |page: &domain::Page<domain::User, String>| {
+    let names = |page: &domain::Page<domain::User, domain::UserCursor>| {
         page.items
             .iter()
             .map(|u| u.external_id.as_str().to_owned())
             .collect::<Vec<_>>()
     };
-    let query = |prefix: &str, after: Option<&str>, limit| domain::UserQuery {
+    let query = |prefix: &str, after: Option<domain::UserCursor>, limit| domain::UserQuery {
         prefix: Some(prefix.to_owned()),
-        after: after.map(str::to_owned),
+        after,
         limit,
         ..domain::UserQuery::default()
     };
@@ -234,8 +234,12 @@ pub async fn users_are_searched_by_prefix_in_identifier_order(repo: Arc<dyn Repo
         ["alpha-2", "alphaX"],
         "byte order, case-sensitive"
     );
+    assert_eq!(
+        first.next,
+        Some(domain::UserCursor::ExternalId("alphaX".into()))
+    );
     let second = repo
-        .search_users(&query("alpha", first.next.as_deref(), 2))
+        .search_users(&query("alpha", first.next.clone(), 2))
         .await
         .unwrap();
     assert_eq!(
@@ -258,6 +262,23 @@ pub async fn users_are_searched_by_prefix_in_identifier_order(repo: Arc<dyn Repo
         names(&dated),
         ["alpha-2", "alphaX", "beta"],
         "from inclusive, before exclusive"
+    );
+    // Searches by date alone run in creation order, page by page.
+    let by_date = |after| domain::UserQuery {
+        created_from: Some(time::macros::datetime!(2026-01-01 00:00 UTC)),
+        after,
+        limit: 4,
+        ..domain::UserQuery::default()
+    };
+    let page = repo.search_users(&by_date(None)).await.unwrap();
+    assert_eq!(names(&page), ["alpha_1", "alpha-2", "alphaX", "beta"]);
+    let rest = repo
+        .search_users(&by_date(page.next.clone()))
+        .await
+        .unwrap();
+    assert_eq!(
+        (names(&rest), rest.next),
+        (vec!["ALPHA".to_owned(), "alp".to_owned()], None)
     );
 }
 

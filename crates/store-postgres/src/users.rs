@@ -102,7 +102,7 @@ fn to_user(row: &PgRow) -> StoreResult<User> {
 pub(crate) async fn search(
     pool: &sqlx::PgPool,
     q: &domain::UserQuery,
-) -> StoreResult<domain::Page<User, String>> {
+) -> StoreResult<domain::Page<User, domain::UserCursor>> {
     let mut sql = sqlx::QueryBuilder::new(format!("SELECT {COLUMNS} FROM users WHERE TRUE"));
     if let Some(prefix) = &q.prefix {
         // `_` is a LIKE wildcard and may appear in identifiers: escape it. With
@@ -118,8 +118,19 @@ pub(crate) async fn search(
             .push_bind(pattern)
             .push(" ESCAPE '\\'");
     }
-    if let Some(after) = &q.after {
-        sql.push(" AND external_id > ").push_bind(after.clone());
+    match &q.after {
+        Some(domain::UserCursor::ExternalId(id)) => {
+            sql.push(" AND external_id > ").push_bind(id.clone());
+        }
+        Some(domain::UserCursor::Created(t, id)) => {
+            let t = *t;
+            sql.push(" AND (created_at, external_id) > (")
+                .push_bind(t)
+                .push(", ")
+                .push_bind(id.clone())
+                .push(")");
+        }
+        None => {}
     }
     if let Some(from) = q.created_from {
         sql.push(" AND created_at >= ").push_bind(from);
@@ -127,13 +138,18 @@ pub(crate) async fn search(
     if let Some(before) = q.created_before {
         sql.push(" AND created_at < ").push_bind(before);
     }
-    sql.push(" ORDER BY external_id LIMIT ")
+    let order = if q.by_creation() {
+        "created_at, external_id"
+    } else {
+        "external_id"
+    };
+    sql.push(format!(" ORDER BY {order} LIMIT "))
         .push_bind(i64::from(q.limit) + 1);
     let rows = sql.build().fetch_all(pool).await.map_err(map_err)?;
     let mut items = rows.iter().map(to_user).collect::<StoreResult<Vec<_>>>()?;
     let next = if items.len() > q.limit as usize {
         items.truncate(q.limit as usize);
-        items.last().map(|u| u.external_id.as_str().to_owned())
+        items.last().map(|u| q.cursor_after(u))
     } else {
         None
     };

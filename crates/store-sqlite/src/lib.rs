@@ -159,7 +159,10 @@ impl Repository for SqliteStore {
         users::by_id(&self.pool, id).await
     }
 
-    async fn search_users(&self, query: &domain::UserQuery) -> StoreResult<Page<User, String>> {
+    async fn search_users(
+        &self,
+        query: &domain::UserQuery,
+    ) -> StoreResult<Page<User, domain::UserCursor>> {
         users::search(&self.pool, query).await
     }
 

@@ -396,6 +396,33 @@ async fn users_are_searched_with_cursor_pagination(store: Store) {
         .await;
     assert_eq!(ids(&rest), ["acme-3"]);
     assert!(rest["next_after"].is_null());
+    let (_, by_date) = s
+        .get(
+            "management.users.read",
+            "/api/management/v1/users?created_from=2026-01-01T00:00:00Z&limit=3",
+        )
+        .await;
+    assert_eq!(by_date["users"].as_array().unwrap().len(), 3);
+    let cursor = by_date["next_after"].as_str().unwrap().to_owned();
+    assert!(
+        cursor.starts_with("t:"),
+        "creation order for date-only searches"
+    );
+    let path = format!(
+        "/api/management/v1/users?created_from=2026-01-01T00:00:00Z&limit=3&after={cursor}"
+    );
+    let (status, rest) = s.get("management.users.read", &path).await;
+    assert_eq!(
+        (status, rest["users"].as_array().unwrap().len()),
+        (StatusCode::OK, 1)
+    );
+    let (status, body) = s
+        .get(
+            "management.users.read",
+            "/api/management/v1/users?after=garbage",
+        )
+        .await;
+    expect_error(status, &body, StatusCode::BAD_REQUEST, "invalid_parameter");
     let (status, body) = s
         .get(
             "management.users.read",
@@ -477,6 +504,7 @@ async fn operators_delete_users_and_the_provider_cleanup_is_queued(store: Store)
 async fn flows_are_listed_by_user_type_and_state(store: Store) {
     let s = setup(store).await;
     s.core.enrolled("finn", "finn-phone").await;
+    s.core.clock.advance(time::Duration::minutes(1));
     let step_up = s
         .core
         .created(json!({ "type": "step_up", "external_user_id": "finn" }))
