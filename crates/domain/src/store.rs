@@ -61,6 +61,8 @@ pub struct ProviderCleanup {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct UserQuery {
     pub prefix: Option<String>,
+    /// Only users with at least one credential in this status.
+    pub credential_status: Option<CredentialStatus>,
     pub created_from: Option<OffsetDateTime>,
     pub created_before: Option<OffsetDateTime>,
     pub after: Option<UserCursor>,

@@ -134,6 +134,8 @@ fn event_response(e: AuditEvent) -> AuditEventResponse {
 #[serde(deny_unknown_fields)]
 pub struct UserFilter {
     pub prefix: Option<String>,
+    /// Only users with a credential in this status: `active`, `suspended` or `revoked`.
+    pub credential_status: Option<String>,
     pub created_from: Option<String>,
     pub created_before: Option<String>,
     pub after: Option<String>,
@@ -163,6 +165,19 @@ pub async fn users(
         .repo
         .search_users(&domain::UserQuery {
             prefix: filter.prefix.filter(|p| !p.is_empty()),
+            credential_status: filter
+                .credential_status
+                .as_deref()
+                .map(|raw| {
+                    raw.parse::<CredentialStatus>().map_err(|_| {
+                        ApiError::new(
+                            StatusCode::BAD_REQUEST,
+                            ErrorCode::InvalidParameter,
+                            "credential_status must be active, suspended or revoked",
+                        )
+                    })
+                })
+                .transpose()?,
             created_from: time_param(filter.created_from.as_deref(), "created_from")?,
             created_before: time_param(filter.created_before.as_deref(), "created_before")?,
             after,

@@ -87,6 +87,7 @@ macro_rules! conformance_suite {
             users::set_applicant_is_visible_on_the_user,
             users::users_are_searched_by_prefix_in_identifier_order,
             users::deleting_a_user_queues_their_provider_cleanup,
+            users::users_are_found_by_credential_status,
             users::delete_user_removes_their_flows_credentials_and_reference,
             idempotency::a_new_key_proceeds_and_a_repeat_in_flight_is_in_progress,
             idempotency::a_finished_request_replays_its_exact_response,

@@ -319,3 +319,41 @@ pub async fn deleting_a_user_queues_their_provider_cleanup(repo: Arc<dyn Reposit
     repo.finish_provider_cleanup(user.id).await.unwrap();
     assert!(repo.pending_provider_cleanups(10).await.unwrap().is_empty());
 }
+
+pub async fn users_are_found_by_credential_status(repo: Arc<dyn Repository>) {
+    let with = crate::fixtures::stored_user(&*repo, "with-suspended").await;
+    let without = crate::fixtures::stored_user(&*repo, "all-active").await;
+    let mut suspended = crate::fixtures::credential(with.id, "d2l0aA", crate::fixtures::T0);
+    suspended.status = domain::credential::CredentialStatus::Suspended;
+    let active = crate::fixtures::credential(without.id, "YWN0aXZl", crate::fixtures::T0);
+    repo.apply(&domain::Change {
+        effects: vec![
+            domain::Effect::InsertCredential(suspended),
+            domain::Effect::InsertCredential(active),
+        ],
+        ..domain::Change::default()
+    })
+    .await
+    .unwrap();
+    let find = |status| domain::UserQuery {
+        credential_status: Some(status),
+        limit: 10,
+        ..domain::UserQuery::default()
+    };
+    let names = |page: domain::Page<domain::User, domain::UserCursor>| {
+        page.items
+            .into_iter()
+            .map(|u| u.external_id.as_str().to_owned())
+            .collect::<Vec<_>>()
+    };
+    use domain::credential::CredentialStatus::*;
+    assert_eq!(
+        names(repo.search_users(&find(Suspended)).await.unwrap()),
+        ["with-suspended"]
+    );
+    assert_eq!(
+        names(repo.search_users(&find(Active)).await.unwrap()),
+        ["all-active"]
+    );
+    assert!(names(repo.search_users(&find(Revoked)).await.unwrap()).is_empty());
+}

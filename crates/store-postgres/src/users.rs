@@ -118,6 +118,13 @@ pub(crate) async fn search(
             .push_bind(pattern)
             .push(" ESCAPE '\\'");
     }
+    if let Some(status) = q.credential_status {
+        sql.push(
+            " AND EXISTS (SELECT 1 FROM credentials c WHERE c.user_id = users.id AND c.status = ",
+        )
+        .push_bind(status.as_str())
+        .push(")");
+    }
     match &q.after {
         Some(domain::UserCursor::ExternalId(id)) => {
             sql.push(" AND external_id > ").push_bind(id.clone());
