@@ -419,6 +419,23 @@ async fn users_are_searched_with_cursor_pagination(store: Store) {
     let (status, body) = s
         .get(
             "management.users.read",
+            "/api/management/v1/users?credential_status=lost",
+        )
+        .await;
+    expect_error(status, &body, StatusCode::BAD_REQUEST, "invalid_parameter");
+    let (status, none) = s
+        .get(
+            "management.users.read",
+            "/api/management/v1/users?credential_status=suspended",
+        )
+        .await;
+    assert_eq!(
+        (status, none["users"].as_array().unwrap().len()),
+        (StatusCode::OK, 0)
+    );
+    let (status, body) = s
+        .get(
+            "management.users.read",
             "/api/management/v1/users?after=garbage",
         )
         .await;
