@@ -4,7 +4,6 @@ use axum::http::StatusCode;
 use domain::credential::Credential;
 use domain::flow::{self, FlowId, FlowState, IdentityStatus};
 use domain::service::{FlowView, UserView};
-use domain::user::ExternalUserId;
 use http_common::ApiError;
 use proto::ErrorCode;
 use proto::core as wire;
@@ -129,10 +128,7 @@ pub fn user_response(view: UserView) -> wire::UserResponse {
     }
 }
 
-pub fn external_user_id(raw: &str) -> Result<ExternalUserId, ApiError> {
-    ExternalUserId::parse(raw)
-        .map_err(|e| ApiError::bad_request(ErrorCode::InvalidExternalUserId, e.to_string()))
-}
+pub use http_common::external_user_id;
 
 pub fn flow_id(raw: &str) -> Result<FlowId, ApiError> {
     uuid::Uuid::parse_str(raw).map(FlowId).map_err(|_| {

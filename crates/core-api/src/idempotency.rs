@@ -69,15 +69,13 @@ async fn process(state: &CoreState, request: Request, next: Next) -> Result<Resp
     };
     let (parts, body) = request.into_parts();
     let scope = format!("{} {}", parts.method, parts.uri.path());
-    let body: Bytes = to_bytes(body, http_common::DEFAULT_BODY_LIMIT * 4)
-        .await
-        .map_err(|_| {
-            ApiError::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                ErrorCode::PayloadTooLarge,
-                "the body exceeds this route's size limit",
-            )
-        })?;
+    let body: Bytes = to_bytes(body, crate::v1::BODY_LIMIT).await.map_err(|_| {
+        ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            ErrorCode::PayloadTooLarge,
+            "the body exceeds this route's size limit",
+        )
+    })?;
     let mut hasher = Sha256::new();
     hasher.update(scope.as_bytes());
     hasher.update([0]);

@@ -23,6 +23,10 @@ pub(crate) fn integration() -> RequestContext {
     }
 }
 
+/// The largest request body of the flow API: a base64 biometric reference
+/// and its JSON envelope. The idempotency layer buffers up to the same size.
+pub const BODY_LIMIT: usize = domain::custody::MAX_REFERENCE_BYTES * 2 + 1024;
+
 pub fn routes(state: CoreState) -> Router {
     // Creating and completing calls accept an Idempotency-Key.
     let idempotent_routes = Router::new()
@@ -61,8 +65,6 @@ pub fn routes(state: CoreState) -> Router {
             state.api_keys.clone(),
             crate::auth::require_key,
         ))
-        .layer(axum::extract::DefaultBodyLimit::max(
-            domain::custody::MAX_REFERENCE_BYTES * 2 + 1024,
-        ))
+        .layer(axum::extract::DefaultBodyLimit::max(BODY_LIMIT))
         .with_state(state)
 }

@@ -144,10 +144,10 @@ pub fn check(
     body: &[u8],
     now: OffsetDateTime,
 ) -> Result<Delivery, Rejection> {
-    let signature = headers
-        .get(SIGNATURE_HEADER)
-        .map(|v| v.to_str().unwrap_or("\u{0}"))
-        .unwrap_or("");
+    let signature = match headers.get(SIGNATURE_HEADER) {
+        None => "",
+        Some(value) => value.to_str().map_err(|_| Rejection::SignatureMalformed)?,
+    };
     webhook.verify(body, signature)?;
     let event: Value = serde_json::from_slice(body).map_err(|_| Rejection::Malformed)?;
     let payload = &event["payload"];
@@ -224,6 +224,25 @@ pub async fn receive(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_signature_header_that_is_not_text_is_malformed() {
+        let webhook = OnfidoWebhook::new("token", Duration::minutes(15));
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            SIGNATURE_HEADER,
+            axum::http::HeaderValue::from_bytes(b"\xffabc").unwrap(),
+        );
+        let now = OffsetDateTime::UNIX_EPOCH;
+        assert_eq!(
+            check(&webhook, &headers, b"{}", now),
+            Err(Rejection::SignatureMalformed)
+        );
+        assert_eq!(
+            check(&webhook, &HeaderMap::new(), b"{}", now),
+            Err(Rejection::SignatureMissing)
+        );
+    }
 
     /// The provider's published vectors (see the provider spec, §6.4).
     #[test]

@@ -13,11 +13,44 @@ use crate::clock::Clock;
 use crate::credential::{Credential, CredentialStatus};
 use crate::error::{DomainError, DomainResult};
 use crate::service::RequestContext;
+use crate::service::UserView;
 use crate::store::{Change, Effect, Repository, StoreError};
-use crate::user::ExternalUserId;
+use crate::user::{ExternalUserId, User};
 
 /// The longest reason an operator may give.
 pub const MAX_REASON_CHARS: usize = 500;
+
+/// The user with this identifier; `404 user_not_found` when there is none.
+pub async fn find_user(repo: &dyn Repository, external_id: &ExternalUserId) -> DomainResult<User> {
+    repo.user_by_external_id(external_id)
+        .await
+        .map_err(|e| match e {
+            StoreError::NotFound => DomainError::not_found(
+                ErrorCode::UserNotFound,
+                "no user with this external_user_id",
+            ),
+            other => other.into(),
+        })
+}
+
+/// A user with their credentials and whether a biometric reference is kept.
+pub async fn user_overview(
+    repo: &dyn Repository,
+    external_id: &ExternalUserId,
+) -> DomainResult<UserView> {
+    let user = find_user(repo, external_id).await?;
+    let credentials = repo.credentials_of(user.id).await?;
+    let has_biometric_reference = match repo.reference_of(user.id).await {
+        Ok(_) => true,
+        Err(StoreError::NotFound) => false,
+        Err(other) => return Err(other.into()),
+    };
+    Ok(UserView {
+        user,
+        credentials,
+        has_biometric_reference,
+    })
+}
 
 /// Deletes a user at once: credentials, biometric reference and flows, with
 /// the `user.deleted` event (which keeps only the pseudonym). What the IDV
@@ -29,19 +62,7 @@ pub async fn delete_user(
     ctx: &RequestContext,
     external_id: &ExternalUserId,
 ) -> DomainResult<()> {
-    let not_found = || {
-        DomainError::not_found(
-            ErrorCode::UserNotFound,
-            "no user with this external_user_id",
-        )
-    };
-    let user = repo
-        .user_by_external_id(external_id)
-        .await
-        .map_err(|e| match e {
-            StoreError::NotFound => not_found(),
-            other => other.into(),
-        })?;
+    let user = find_user(repo, external_id).await?;
     let event = NewAuditEvent {
         correlation_id: ctx.correlation_id.clone(),
         details: json!({ "provider_cleanup": "queued" }),
@@ -59,7 +80,11 @@ pub async fn delete_user(
     repo.delete_user(user.id, &event)
         .await
         .map_err(|e| match e {
-            StoreError::NotFound => not_found(),
+            // Deleted concurrently since it was read.
+            StoreError::NotFound => DomainError::not_found(
+                ErrorCode::UserNotFound,
+                "no user with this external_user_id",
+            ),
             other => other.into(),
         })
 }
@@ -81,6 +106,14 @@ impl OperatorActions {
         external_id: &ExternalUserId,
     ) -> DomainResult<()> {
         delete_user(&*self.repo, &*self.clock, ctx, external_id).await
+    }
+
+    pub async fn find_user(&self, external_id: &ExternalUserId) -> DomainResult<User> {
+        find_user(&*self.repo, external_id).await
+    }
+
+    pub async fn user_overview(&self, external_id: &ExternalUserId) -> DomainResult<UserView> {
+        user_overview(&*self.repo, external_id).await
     }
 
     pub async fn credential(&self, id: Uuid) -> DomainResult<Credential> {

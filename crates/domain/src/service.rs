@@ -439,35 +439,27 @@ impl FlowService {
             }
             other => other.into(),
         })?;
-        if flow.is_expired_at(self.clock.now()) {
-            let system = RequestContext {
-                actor: Actor::System,
-                correlation_id: None,
-            };
-            return match self
-                .advance(&system, &flow, &Fact::Expired, vec![], vec![])
-                .await
-            {
-                Ok(expired) => Ok(expired),
-                // Another request expired it (or finished it) first: read the winner.
-                Err(e) if e.code == ErrorCode::FlowChanged => Ok(self.repo.flow(id).await?),
-                Err(e) => Err(e),
-            };
-        }
-        Ok(flow)
+        self.settle(flow).await
     }
 
-    async fn user(&self, external_id: &ExternalUserId) -> DomainResult<User> {
-        self.repo
-            .user_by_external_id(external_id)
+    /// A flow just read, expired first if its time is up (whichever replica is asked).
+    async fn settle(&self, flow: Flow) -> DomainResult<Flow> {
+        if !flow.is_expired_at(self.clock.now()) {
+            return Ok(flow);
+        }
+        let system = RequestContext {
+            actor: Actor::System,
+            correlation_id: None,
+        };
+        match self
+            .advance(&system, &flow, &Fact::Expired, vec![], vec![])
             .await
-            .map_err(|e| match e {
-                StoreError::NotFound => DomainError::not_found(
-                    ErrorCode::UserNotFound,
-                    "no user with this external_user_id",
-                ),
-                other => other.into(),
-            })
+        {
+            Ok(expired) => Ok(expired),
+            // Another request expired it (or finished it) first: read the winner.
+            Err(e) if e.code == ErrorCode::FlowChanged => Ok(self.repo.flow(flow.id).await?),
+            Err(e) => Err(e),
+        }
     }
 
     /// Opens a sealed UTF-8 value; a failure means stored data no longer
@@ -977,7 +969,7 @@ impl FlowService {
             }
             Err(other) => return Err(other.into()),
         };
-        let flow = self.load(flow.id).await?;
+        let flow = self.settle(flow).await?;
         let user = self.repo.user_by_id(flow.user_id).await?;
         let now = self.clock.now();
         let reason = match &flow.handoff {
@@ -1125,7 +1117,7 @@ impl FlowService {
         }
         let now = self.clock.now();
         let flow = match self.repo.flow_by_run(run_id).await {
-            Ok(flow) => self.load(flow.id).await?,
+            Ok(flow) => self.settle(flow).await?,
             Err(StoreError::NotFound) => {
                 let event = NewAuditEvent {
                     outcome: Outcome::Rejected,
@@ -1294,18 +1286,7 @@ impl FlowService {
     }
 
     pub async fn user_view(&self, external_id: &ExternalUserId) -> DomainResult<UserView> {
-        let user = self.user(external_id).await?;
-        let credentials = self.repo.credentials_of(user.id).await?;
-        let has_biometric_reference = match self.repo.reference_of(user.id).await {
-            Ok(_) => true,
-            Err(StoreError::NotFound) => false,
-            Err(other) => return Err(other.into()),
-        };
-        Ok(UserView {
-            user,
-            credentials,
-            has_biometric_reference,
-        })
+        crate::operations::user_overview(&*self.repo, external_id).await
     }
 
     /// Deletes a user at once; the provider forgets them through the cleanup
@@ -1355,11 +1336,6 @@ impl FlowService {
             }
         }
         Ok(done)
-    }
-
-    /// Flow ids of a user, newest first (for the user view).
-    pub async fn recent_flows(&self, user: UserId, limit: u32) -> DomainResult<Vec<Flow>> {
-        Ok(self.repo.flows_of(user, limit).await?)
     }
 }
 

@@ -46,6 +46,21 @@ pub struct Page<T, C> {
     pub next: Option<C>,
 }
 
+impl<T, C> Page<T, C> {
+    /// A page from `limit + 1` fetched rows: the extra row only tells that
+    /// another page exists, whose cursor is taken from the page's last item.
+    pub fn from_overfetch(mut items: Vec<T>, limit: u32, cursor: impl FnOnce(&T) -> C) -> Self {
+        let limit = limit as usize;
+        let next = if items.len() > limit {
+            items.truncate(limit);
+            items.last().map(cursor)
+        } else {
+            None
+        };
+        Self { items, next }
+    }
+}
+
 /// What the IDV provider must still forget about a deleted user.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ProviderCleanup {

@@ -21,6 +21,13 @@ pub use error::ApiError;
 pub use json::ApiJson;
 pub use service::{DatabaseProbe, ReadinessProbe, ServiceInfo, service_routes};
 
+/// Parses a customer's user identifier from a path or query parameter;
+/// `400 invalid_external_user_id`, saying why, otherwise.
+pub fn external_user_id(raw: &str) -> Result<domain::ExternalUserId, ApiError> {
+    domain::ExternalUserId::parse(raw)
+        .map_err(|e| ApiError::bad_request(proto::ErrorCode::InvalidExternalUserId, e.to_string()))
+}
+
 /// Default cap on request bodies; routes that need less set their own.
 pub const DEFAULT_BODY_LIMIT: usize = 64 * 1024;
 

@@ -104,6 +104,15 @@ impl Failure {
         }
     }
 
+    /// Whether a creation that failed like this may nevertheless have happened.
+    fn may_have_processed(&self) -> bool {
+        match self {
+            Self::NotSent(_) => false,
+            Self::Ambiguous(_) => true,
+            Self::Status { status, .. } => status.is_server_error(),
+        }
+    }
+
     fn into_error(self) -> IdvError {
         match self {
             Self::NotSent(m) | Self::Ambiguous(m) => IdvError::Unavailable(m),
@@ -332,8 +341,9 @@ impl IdentityProvider for OnfidoProvider {
             .await
         {
             Ok(run) => Self::started(&run, applicant_id),
-            Err(failure @ (Failure::Ambiguous(_) | Failure::Status { .. })) => {
-                // It may have been created anyway: look before reporting a failure.
+            // A timeout or a server error may still have created the run: look
+            // before reporting a failure. A 4xx (or a refused connection) surely did not.
+            Err(failure) if failure.may_have_processed() => {
                 if let Some(run) = self.find_run(&applicant_id, &tag).await {
                     return Self::started(&run, applicant_id);
                 }
@@ -424,6 +434,20 @@ mod tests {
         assert!(!status(500).retryable(false));
         assert!(status(500).retryable(true));
         assert!(!status(422).retryable(true));
+    }
+
+    #[test]
+    fn only_timeouts_and_server_errors_may_have_created_a_run() {
+        let status = |code: u16| Failure::Status {
+            status: StatusCode::from_u16(code).unwrap(),
+            kind: "x".into(),
+            retry_after: None,
+        };
+        assert!(Failure::Ambiguous("timeout".into()).may_have_processed());
+        assert!(status(500).may_have_processed());
+        assert!(!status(422).may_have_processed());
+        assert!(!status(429).may_have_processed());
+        assert!(!Failure::NotSent("refused".into()).may_have_processed());
     }
 
     #[test]

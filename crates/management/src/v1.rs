@@ -152,8 +152,7 @@ pub async fn users(
     operator.require(Scope::UsersRead)?;
     let Query(filter) = filter.map_err(query_error)?;
     if let Some(prefix) = filter.prefix.as_deref().filter(|p| !p.is_empty()) {
-        ExternalUserId::parse(prefix)
-            .map_err(|e| ApiError::bad_request(ErrorCode::InvalidExternalUserId, e.to_string()))?;
+        http_common::external_user_id(prefix)?;
     }
     let after = filter
         .after
@@ -244,33 +243,20 @@ pub async fn user(
     Path(raw): Path<String>,
 ) -> Result<ApiJson<UserDetail>, ApiError> {
     operator.require(Scope::UsersRead)?;
-    let id = ExternalUserId::parse(&raw)
-        .map_err(|e| ApiError::bad_request(ErrorCode::InvalidExternalUserId, e.to_string()))?;
-    let user = state
-        .repo
-        .user_by_external_id(&id)
-        .await
-        .map_err(|e| match e {
-            StoreError::NotFound => ApiError::new(
-                StatusCode::NOT_FOUND,
-                ErrorCode::UserNotFound,
-                "no user with this external_user_id",
-            ),
-            other => other.into(),
-        })?;
-    let credentials = state.repo.credentials_of(user.id).await?;
-    let has_biometric_reference = match state.repo.reference_of(user.id).await {
-        Ok(_) => true,
-        Err(StoreError::NotFound) => false,
-        Err(other) => return Err(other.into()),
-    };
-    let flows = state.repo.flows_of(user.id, 20).await?;
+    let id = http_common::external_user_id(&raw)?;
+    let view = state.operations.user_overview(&id).await?;
+    let flows = state.repo.flows_of(view.user.id, 20).await?;
+    let user = view.user;
     Ok(ApiJson(UserDetail {
         external_user_id: user.external_id.as_str().to_owned(),
         pseudonym: user.pseudonym.as_str().to_owned(),
         created_at: user.created_at,
-        has_biometric_reference,
-        credentials: credentials.into_iter().map(credential_summary).collect(),
+        has_biometric_reference: view.has_biometric_reference,
+        credentials: view
+            .credentials
+            .into_iter()
+            .map(credential_summary)
+            .collect(),
         recent_flows: flows.iter().map(flow_summary).collect(),
     }))
 }
@@ -285,8 +271,7 @@ pub async fn delete_user(
     Path(raw): Path<String>,
 ) -> Result<StatusCode, ApiError> {
     operator.require(Scope::UsersDelete)?;
-    let id = ExternalUserId::parse(&raw)
-        .map_err(|e| ApiError::bad_request(ErrorCode::InvalidExternalUserId, e.to_string()))?;
+    let id = http_common::external_user_id(&raw)?;
     state
         .operations
         .delete_user(&operator_context(&operator), &id)
@@ -361,20 +346,8 @@ pub async fn flows(
 ) -> Result<ApiJson<Vec<FlowSummary>>, ApiError> {
     operator.require(Scope::FlowsRead)?;
     let Query(filter) = filter.map_err(query_error)?;
-    let id = ExternalUserId::parse(&filter.external_user_id)
-        .map_err(|e| ApiError::bad_request(ErrorCode::InvalidExternalUserId, e.to_string()))?;
-    let user = state
-        .repo
-        .user_by_external_id(&id)
-        .await
-        .map_err(|e| match e {
-            StoreError::NotFound => ApiError::new(
-                StatusCode::NOT_FOUND,
-                ErrorCode::UserNotFound,
-                "no user with this external_user_id",
-            ),
-            other => other.into(),
-        })?;
+    let id = http_common::external_user_id(&filter.external_user_id)?;
+    let user = state.operations.find_user(&id).await?;
     let limit = filter.limit.unwrap_or(50).clamp(1, MAX_PAGE);
     let flows = state.repo.flows_of(user.id, MAX_PAGE).await?;
     Ok(ApiJson(

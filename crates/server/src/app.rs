@@ -184,10 +184,6 @@ pub async fn reconcile_loop(flows: Arc<FlowService>, shutdown: impl Future<Outpu
     }
 }
 
-pub fn core_router(parts: CoreParts, runtime: &str) -> Router {
-    core_app(parts, runtime).router
-}
-
 pub fn core_app(parts: CoreParts, runtime: &str) -> CoreApp {
     let watch = Arc::new(FlowWatch::default());
     let flows = FlowService::new(

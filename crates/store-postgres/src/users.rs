@@ -153,14 +153,10 @@ pub(crate) async fn search(
     sql.push(format!(" ORDER BY {order} LIMIT "))
         .push_bind(i64::from(q.limit) + 1);
     let rows = sql.build().fetch_all(pool).await.map_err(map_err)?;
-    let mut items = rows.iter().map(to_user).collect::<StoreResult<Vec<_>>>()?;
-    let next = if items.len() > q.limit as usize {
-        items.truncate(q.limit as usize);
-        items.last().map(|u| q.cursor_after(u))
-    } else {
-        None
-    };
-    Ok(domain::Page { items, next })
+    let items = rows.iter().map(to_user).collect::<StoreResult<Vec<_>>>()?;
+    Ok(domain::Page::from_overfetch(items, q.limit, |u| {
+        q.cursor_after(u)
+    }))
 }
 
 pub(crate) async fn pending_cleanups(

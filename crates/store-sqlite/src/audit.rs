@@ -70,14 +70,8 @@ pub(crate) async fn search(
     sql.push(" ORDER BY seq DESC LIMIT ")
         .push_bind(i64::from(q.limit) + 1);
     let rows = sql.build().fetch_all(pool).await.map_err(map_err)?;
-    let mut items = rows.iter().map(to_event).collect::<StoreResult<Vec<_>>>()?;
-    let next = if items.len() > q.limit as usize {
-        items.truncate(q.limit as usize);
-        items.last().map(|e| e.seq)
-    } else {
-        None
-    };
-    Ok(Page { items, next })
+    let items = rows.iter().map(to_event).collect::<StoreResult<Vec<_>>>()?;
+    Ok(Page::from_overfetch(items, q.limit, |e| e.seq))
 }
 
 fn opt_uuid(row: &SqliteRow, column: &str) -> StoreResult<Option<uuid::Uuid>> {
