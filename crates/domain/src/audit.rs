@@ -4,6 +4,10 @@
 //! repository methods that change state take the event as an argument so no
 //! caller can forget it. Events carry no secrets, tokens or biometric values.
 
+pub mod integrity;
+pub mod month;
+pub mod trail;
+
 use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};

@@ -86,6 +86,9 @@ pub struct Binding<'a> {
 pub struct DataKey {
     id: KeyId,
     cipher: Aes256Gcm,
+    /// The audit trail's sealing key, derived from the data key (HKDF-SHA256),
+    /// so operators keep one secret and the two uses never share a key.
+    audit: Zeroizing<[u8; KEY_LEN]>,
 }
 
 impl fmt::Debug for DataKey {
@@ -115,7 +118,8 @@ impl DataKey {
         }
         let cipher =
             Aes256Gcm::new_from_slice(&bytes).map_err(|_| KeyError::WrongLength(KEY_LEN))?;
-        Ok(Self { id, cipher })
+        let audit = derive_audit_key(&bytes);
+        Ok(Self { id, cipher, audit })
     }
 
     /// A fresh random key, returned with its unpadded base64url encoding (for `dev`).
@@ -123,11 +127,17 @@ impl DataKey {
         let bytes = Zeroizing::new(ids::random_bytes::<KEY_LEN>());
         let encoded = Zeroizing::new(URL_SAFE_NO_PAD.encode(*bytes));
         let cipher = Aes256Gcm::new((&*bytes).into());
-        (Self { id, cipher }, encoded)
+        let audit = derive_audit_key(&*bytes);
+        (Self { id, cipher, audit }, encoded)
     }
 
     pub fn id(&self) -> &KeyId {
         &self.id
+    }
+
+    /// The key that seals the audit trail (see [`crate::audit::integrity`]).
+    pub fn audit_key(&self) -> crate::audit::integrity::AuditKey {
+        crate::audit::integrity::AuditKey::new(self.id.clone(), *self.audit)
     }
 
     /// Seals `plaintext` for `binding` under a fresh random nonce.
@@ -184,6 +194,14 @@ impl DataKey {
             .map(Zeroizing::new)
             .map_err(|_| SealError::Authentication)
     }
+}
+
+fn derive_audit_key(data_key: &[u8]) -> Zeroizing<[u8; KEY_LEN]> {
+    let mut out = Zeroizing::new([0u8; KEY_LEN]);
+    // Expanding 32 bytes is far below HKDF-SHA256's 8160-byte limit.
+    let _ = hkdf::Hkdf::<sha2::Sha256>::new(None, data_key)
+        .expand(b"biometric-passkey audit-trail seal v1", &mut *out);
+    out
 }
 
 /// The key id a sealed value names, without opening it.

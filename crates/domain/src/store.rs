@@ -7,6 +7,9 @@ use async_trait::async_trait;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
+use crate::audit::integrity::Seal;
+use crate::audit::month::Month;
+use crate::audit::trail::{ArchiveManifest, ArchiveRecorded, MaintenanceLease};
 use crate::audit::{AuditEvent, AuditQuery, NewAuditEvent};
 use crate::credential::{Credential, CredentialStatus};
 use crate::custody::BiometricReference;
@@ -240,6 +243,35 @@ pub trait Repository: Send + Sync + 'static {
 
     /// Searches the trail, newest first.
     async fn audit_events(&self, query: &AuditQuery) -> StoreResult<Page<AuditEvent, i64>>;
+
+    /// The audit maintenance lease, or `None` while another maintainer holds it.
+    async fn lead_audit_maintenance(&self) -> StoreResult<Option<Box<dyn MaintenanceLease>>>;
+
+    /// Seals with `seal_no > after`, in order, at most `limit`.
+    async fn audit_seals(&self, after: i64, limit: u32) -> StoreResult<Vec<Seal>>;
+
+    /// Every seal of one month, in order.
+    async fn audit_seals_of_month(&self, month: Month) -> StoreResult<Vec<Seal>>;
+
+    /// A month's events with `seq > after`, oldest position first, at most `limit`.
+    async fn audit_events_of_month(
+        &self,
+        month: Month,
+        after: i64,
+        limit: u32,
+    ) -> StoreResult<Vec<AuditEvent>>;
+
+    /// Months that hold events (on PostgreSQL also empty monthly partitions).
+    async fn audit_months(&self) -> StoreResult<Vec<Month>>;
+
+    /// Records an archive manifest unless the month already has one.
+    async fn record_audit_archive(
+        &self,
+        manifest: &ArchiveManifest,
+    ) -> StoreResult<ArchiveRecorded>;
+
+    /// Every archive manifest, oldest month first.
+    async fn audit_archives(&self) -> StoreResult<Vec<ArchiveManifest>>;
 
     /// Writes a flow change, its effects and its events atomically.
     async fn apply(&self, change: &Change) -> StoreResult<()>;

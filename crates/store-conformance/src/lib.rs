@@ -10,6 +10,7 @@
 
 #![allow(clippy::panic, clippy::unwrap_used, clippy::expect_used)] // test-support code: a failed setup is a failed test.
 
+pub mod audit_trail;
 pub mod credentials;
 mod fixtures;
 pub mod flows;
@@ -22,18 +23,25 @@ use std::any::Any;
 use std::sync::Arc;
 
 use domain::Repository;
+use futures::future::BoxFuture;
+
+/// Runs one SQL statement behind the repository's back: how tests tamper with
+/// stored rows. The statements used are valid on both stores.
+pub type Tamper = Arc<dyn Fn(String) -> BoxFuture<'static, ()> + Send + Sync>;
 
 /// A repository under test, plus whatever must stay alive while it is used
-/// (a temporary directory, say).
+/// (a temporary directory, say), and a way to tamper with its rows.
 pub struct Fixture {
     pub repo: Arc<dyn Repository>,
+    pub tamper: Tamper,
     _keep: Box<dyn Any + Send + Sync>,
 }
 
 impl Fixture {
-    pub fn new(repo: Arc<dyn Repository>, keep: impl Any + Send + Sync) -> Self {
+    pub fn new(repo: Arc<dyn Repository>, tamper: Tamper, keep: impl Any + Send + Sync) -> Self {
         Self {
             repo,
+            tamper,
             _keep: Box::new(keep),
         }
     }
@@ -97,7 +105,25 @@ macro_rules! conformance_suite {
             idempotency::idempotency_keys_are_separate_per_scope,
             idempotency::concurrent_claims_of_one_key_have_exactly_one_winner,
             idempotency::a_provider_event_is_recorded_once,
+            audit_trail::sealing_covers_every_event_and_later_ones_stay_pending,
+            audit_trail::retention_drops_only_archived_months_past_the_window,
+            audit_trail::zero_retention_keeps_every_month,
+            audit_trail::an_archive_manifest_is_recorded_once,
+            audit_trail::concurrent_maintainers_seal_each_event_once,
         );
+        $crate::conformance_suite!(@tampered $fresh;
+            audit_trail::verification_reports_an_edited_a_deleted_and_a_reordered_event,
+            audit_trail::altered_or_removed_seals_are_reported,
+        );
+    };
+    (@tampered $fresh:path; $($module:ident :: $name:ident),* $(,)?) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() {
+                let fixture = $fresh().await;
+                $crate::$module::$name(fixture.repo.clone(), fixture.tamper.clone()).await;
+            }
+        )*
     };
     (@tests $fresh:path; $($module:ident :: $name:ident),* $(,)?) => {
         $(

@@ -34,11 +34,12 @@ pub(crate) async fn insert(conn: &mut PgConnection, e: &NewAuditEvent) -> StoreR
     .map_err(map_err)
 }
 
+/// The columns [`to_event`] decodes.
+pub(crate) const COLUMNS: &str = "seq, id, occurred_at, event_type, actor_kind, actor_id, user_id, \
+     user_pseudonym, credential_id, flow_id, outcome, reason, correlation_id, details";
+
 pub(crate) async fn search(pool: &PgPool, q: &AuditQuery) -> StoreResult<Page<AuditEvent, i64>> {
-    let mut sql = QueryBuilder::new(
-        "SELECT seq, id, occurred_at, event_type, actor_kind, actor_id, user_id, user_pseudonym, \
-         credential_id, flow_id, outcome, reason, correlation_id, details FROM audit_events WHERE TRUE",
-    );
+    let mut sql = QueryBuilder::new(format!("SELECT {COLUMNS} FROM audit_events WHERE TRUE"));
     if let Some(user) = q.user_id {
         sql.push(" AND user_id = ").push_bind(user.0);
     }
@@ -68,7 +69,7 @@ pub(crate) async fn search(pool: &PgPool, q: &AuditQuery) -> StoreResult<Page<Au
     Ok(Page::from_overfetch(items, q.limit, |e| e.seq))
 }
 
-fn to_event(row: &PgRow) -> StoreResult<AuditEvent> {
+pub(crate) fn to_event(row: &PgRow) -> StoreResult<AuditEvent> {
     let corrupt = |what: &str, e: &dyn std::fmt::Display| {
         StoreError::Corrupt(format!("audit_events.{what}: {e}"))
     };

@@ -5,6 +5,7 @@
 //! [`errors`], to the domain's [`StoreError`](domain::StoreError).
 
 mod audit;
+mod audit_trail;
 mod credentials;
 mod errors;
 mod flows;
@@ -15,6 +16,9 @@ mod users;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use domain::audit::integrity::Seal;
+use domain::audit::month::Month;
+use domain::audit::trail::{ArchiveManifest, ArchiveRecorded, MaintenanceLease};
 use domain::credential::Credential;
 use domain::custody::BiometricReference;
 use domain::flow::{Flow, FlowId};
@@ -148,6 +152,42 @@ impl Repository for PgStore {
 
     async fn audit_events(&self, query: &AuditQuery) -> StoreResult<Page<AuditEvent, i64>> {
         audit::search(&self.pool, query).await
+    }
+
+    async fn lead_audit_maintenance(&self) -> StoreResult<Option<Box<dyn MaintenanceLease>>> {
+        audit_trail::lead(&self.pool).await
+    }
+
+    async fn audit_seals(&self, after: i64, limit: u32) -> StoreResult<Vec<Seal>> {
+        audit_trail::seals(&self.pool, after, limit).await
+    }
+
+    async fn audit_seals_of_month(&self, month: Month) -> StoreResult<Vec<Seal>> {
+        audit_trail::seals_of_month(&self.pool, month).await
+    }
+
+    async fn audit_events_of_month(
+        &self,
+        month: Month,
+        after: i64,
+        limit: u32,
+    ) -> StoreResult<Vec<AuditEvent>> {
+        audit_trail::events_of_month(&self.pool, month, after, limit).await
+    }
+
+    async fn audit_months(&self) -> StoreResult<Vec<Month>> {
+        audit_trail::months(&self.pool).await
+    }
+
+    async fn record_audit_archive(
+        &self,
+        manifest: &ArchiveManifest,
+    ) -> StoreResult<ArchiveRecorded> {
+        audit_trail::record_archive(&self.pool, manifest).await
+    }
+
+    async fn audit_archives(&self) -> StoreResult<Vec<ArchiveManifest>> {
+        audit_trail::archives(&self.pool).await
     }
 
     async fn user_by_id(&self, id: UserId) -> StoreResult<User> {

@@ -7,8 +7,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use domain::{Repository, StoreError};
-use store_conformance::Fixture;
 use store_conformance::postgres::{TestDatabase, fresh_database};
+use store_conformance::{Fixture, Tamper};
 use store_postgres::{PgSettings, PgStore, SslMode};
 
 fn settings(db: &TestDatabase) -> PgSettings {
@@ -30,7 +30,14 @@ async fn fresh() -> Fixture {
     let db = fresh_database().await;
     let store = PgStore::connect_lazy(&settings(&db));
     store.migrate().await.unwrap();
-    Fixture::new(Arc::new(store), db)
+    let pool = store.pool().clone();
+    let tamper: Tamper = Arc::new(move |sql: String| {
+        let pool = pool.clone();
+        Box::pin(async move {
+            sqlx::query(&sql).execute(&pool).await.unwrap();
+        })
+    });
+    Fixture::new(Arc::new(store), tamper, db)
 }
 
 store_conformance::conformance_suite!(fresh);

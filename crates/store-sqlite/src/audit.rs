@@ -81,7 +81,7 @@ fn opt_uuid(row: &SqliteRow, column: &str) -> StoreResult<Option<uuid::Uuid>> {
         .transpose()
 }
 
-fn to_event(row: &SqliteRow) -> StoreResult<AuditEvent> {
+pub(crate) fn to_event(row: &SqliteRow) -> StoreResult<AuditEvent> {
     let corrupt = |what: &str, e: &dyn std::fmt::Display| {
         StoreError::Corrupt(format!("audit_events.{what}: {e}"))
     };

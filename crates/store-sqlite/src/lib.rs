@@ -6,6 +6,7 @@
 //! lock upgrade halfway through.
 
 mod audit;
+mod audit_trail;
 mod codec;
 mod credentials;
 mod errors;
@@ -17,6 +18,9 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use domain::audit::integrity::Seal;
+use domain::audit::month::Month;
+use domain::audit::trail::{ArchiveManifest, ArchiveRecorded, MaintenanceLease};
 use domain::credential::Credential;
 use domain::custody::BiometricReference;
 use domain::flow::{Flow, FlowId};
@@ -110,6 +114,12 @@ impl SqliteStore {
         self.pool.close().await;
     }
 
+    /// The pool, for tests and tools that need a statement the repository
+    /// does not offer.
+    pub fn pool(&self) -> &SqlitePool {
+        &self.pool
+    }
+
     async fn write(&self) -> StoreResult<Transaction<'static, Sqlite>> {
         self.pool
             .begin_with("BEGIN IMMEDIATE")
@@ -153,6 +163,44 @@ impl Repository for SqliteStore {
 
     async fn audit_events(&self, query: &AuditQuery) -> StoreResult<Page<AuditEvent, i64>> {
         audit::search(&self.pool, query).await
+    }
+
+    async fn lead_audit_maintenance(&self) -> StoreResult<Option<Box<dyn MaintenanceLease>>> {
+        Ok(Some(Box::new(audit_trail::SqliteLease::new(
+            self.write().await?,
+        ))))
+    }
+
+    async fn audit_seals(&self, after: i64, limit: u32) -> StoreResult<Vec<Seal>> {
+        audit_trail::seals(&self.pool, after, limit).await
+    }
+
+    async fn audit_seals_of_month(&self, month: Month) -> StoreResult<Vec<Seal>> {
+        audit_trail::seals_of_month(&self.pool, month).await
+    }
+
+    async fn audit_events_of_month(
+        &self,
+        month: Month,
+        after: i64,
+        limit: u32,
+    ) -> StoreResult<Vec<AuditEvent>> {
+        audit_trail::events_of_month(&self.pool, month, after, limit).await
+    }
+
+    async fn audit_months(&self) -> StoreResult<Vec<Month>> {
+        audit_trail::all_months(&self.pool).await
+    }
+
+    async fn record_audit_archive(
+        &self,
+        manifest: &ArchiveManifest,
+    ) -> StoreResult<ArchiveRecorded> {
+        audit_trail::record_archive(self.write().await?, manifest).await
+    }
+
+    async fn audit_archives(&self) -> StoreResult<Vec<ArchiveManifest>> {
+        audit_trail::archives(&self.pool).await
     }
 
     async fn user_by_id(&self, id: UserId) -> StoreResult<User> {

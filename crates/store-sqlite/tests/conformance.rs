@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use domain::Repository;
-use store_conformance::Fixture;
+use store_conformance::{Fixture, Tamper};
 use store_sqlite::{SqliteSettings, SqliteStore};
 
 async fn fresh() -> Fixture {
@@ -14,7 +14,14 @@ async fn fresh() -> Fixture {
         .await
         .unwrap();
     store.migrate().await.unwrap();
-    Fixture::new(Arc::new(store), dir)
+    let pool = store.pool().clone();
+    let tamper: Tamper = Arc::new(move |sql: String| {
+        let pool = pool.clone();
+        Box::pin(async move {
+            sqlx::query(&sql).execute(&pool).await.unwrap();
+        })
+    });
+    Fixture::new(Arc::new(store), tamper, dir)
 }
 
 store_conformance::conformance_suite!(fresh);

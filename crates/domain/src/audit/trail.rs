@@ -1,0 +1,355 @@
+//! Operating the audit trail: partition maintenance, retention, sealing,
+//! archive manifests and verification.
+//!
+//! The decisions live here (which months to create, which to drop, what to
+//! seal); the stores carry them out through a [`MaintenanceLease`], which only
+//! one maintainer at a time can hold.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use serde::Serialize;
+use time::OffsetDateTime;
+
+use super::AuditEvent;
+use super::integrity::{AuditKey, ChainCheck, Finding, MonthCheck, Seal, SealHead, seal_batch};
+use super::month::Month;
+use crate::clock::Clock;
+use crate::store::{Repository, StoreResult};
+
+/// The record that a month was exported: retention drops a month only when it
+/// has one whose row count still matches.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ArchiveManifest {
+    pub month: Month,
+    pub row_count: i64,
+    /// The oldest and newest event times in the file; `None` for an empty month.
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub first_occurred_at: Option<OffsetDateTime>,
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub last_occurred_at: Option<OffsetDateTime>,
+    /// Lower-case hex SHA-256 of the archive file.
+    pub sha256: String,
+    pub file_name: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub archived_at: OffsetDateTime,
+    pub archived_by: String,
+}
+
+/// What recording a manifest did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ArchiveRecorded {
+    New,
+    /// The same month, rows and file were recorded before: nothing changed.
+    AlreadyRecorded,
+    /// The month was archived before with other contents: the trail of that
+    /// month changed since. The first record stands.
+    Differs(ArchiveManifest),
+}
+
+/// What recording `new` means when `existing` is already recorded for its month.
+pub fn compare_archives(existing: ArchiveManifest, new: &ArchiveManifest) -> ArchiveRecorded {
+    if existing.row_count == new.row_count && existing.sha256 == new.sha256 {
+        ArchiveRecorded::AlreadyRecorded
+    } else {
+        ArchiveRecorded::Differs(existing)
+    }
+}
+
+/// Exclusive access to the audit trail's maintenance, held by one maintainer
+/// (PostgreSQL: a session advisory lock; SQLite: the write lock).
+/// [`MaintenanceLease::release`] must be called; a lease dropped without it
+/// gives its lock up when its connection closes.
+#[async_trait]
+pub trait MaintenanceLease: Send {
+    /// Whether months are partitions (PostgreSQL) or rows of one table (SQLite).
+    fn partitioned(&self) -> bool;
+    /// Existing monthly partitions (none when not partitioned).
+    async fn partitions(&mut self) -> StoreResult<Vec<Month>>;
+    /// Months of events that sit in no monthly partition (PostgreSQL's default
+    /// partition).
+    async fn months_outside_partitions(&mut self) -> StoreResult<Vec<Month>>;
+    /// Creates a month's partition, moving in its events from the default
+    /// partition; returns how many moved.
+    async fn create_partition(&mut self, month: Month) -> StoreResult<u64>;
+    /// Months holding events (or a partition).
+    async fn months_present(&mut self) -> StoreResult<Vec<Month>>;
+    async fn count_month(&mut self, month: Month) -> StoreResult<i64>;
+    async fn archive_of(&mut self, month: Month) -> StoreResult<Option<ArchiveManifest>>;
+    /// Removes a month's events: drops its partition, or deletes its rows.
+    async fn drop_month(&mut self, month: Month) -> StoreResult<()>;
+    /// The highest position below which every event is committed and no
+    /// transaction can still add one.
+    async fn seal_horizon(&mut self) -> StoreResult<i64>;
+    async fn seal_head(&mut self) -> StoreResult<Option<SealHead>>;
+    /// Events with `after < seq <= upto`, in `seq` order, at most `limit`.
+    async fn events_between(
+        &mut self,
+        after: i64,
+        upto: i64,
+        limit: u32,
+    ) -> StoreResult<Vec<AuditEvent>>;
+    async fn insert_seals(&mut self, seals: &[Seal]) -> StoreResult<()>;
+    async fn release(self: Box<Self>) -> StoreResult<()>;
+}
+
+/// `BIOMETRIC_PASSKEY_AUDIT_PARTITION_*` and the sealing batch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AuditPolicy {
+    /// 0 keeps every month. Otherwise the current month and this many before it
+    /// are kept; older months go once archived.
+    pub retention_months: u32,
+    /// Partitions created ahead of the current month.
+    pub months_ahead: u32,
+    /// Most events per sealing step.
+    pub seal_batch: u32,
+}
+
+impl Default for AuditPolicy {
+    fn default() -> Self {
+        Self {
+            retention_months: 0,
+            months_ahead: 2,
+            seal_batch: 5_000,
+        }
+    }
+}
+
+/// What one maintenance run did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct MaintenanceReport {
+    /// False when another maintainer held the lease: nothing was done.
+    pub leader: bool,
+    pub created: Vec<Month>,
+    pub dropped: Vec<Month>,
+    /// Past the retention window, kept: no archive manifest.
+    pub kept_unarchived: Vec<Month>,
+    /// Past the retention window, kept: rows differ from the archive manifest.
+    pub kept_changed: Vec<Month>,
+    pub sealed_events: u64,
+    pub seals_written: u64,
+    pub seal_head: Option<SealHead>,
+}
+
+impl MaintenanceReport {
+    /// Whether retention had to keep months it should have dropped.
+    pub fn retention_blocked(&self) -> bool {
+        !self.kept_unarchived.is_empty() || !self.kept_changed.is_empty()
+    }
+}
+
+/// One month's result in a verification.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct MonthSummary {
+    pub month: Month,
+    pub events: u64,
+    pub sealed: u64,
+    /// Written after the last seal: not covered yet.
+    pub pending: u64,
+    pub archived: bool,
+}
+
+/// The result of verifying the trail.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct VerificationReport {
+    pub seals: u64,
+    pub sealed_upto: i64,
+    pub months: Vec<MonthSummary>,
+    pub findings: Vec<Finding>,
+}
+
+impl VerificationReport {
+    pub fn is_clean(&self) -> bool {
+        self.findings.is_empty()
+    }
+}
+
+const VERIFY_PAGE: u32 = 1_000;
+
+/// The audit trail's operations.
+pub struct AuditTrail {
+    repo: Arc<dyn Repository>,
+    clock: Arc<dyn Clock>,
+    key: AuditKey,
+    policy: AuditPolicy,
+}
+
+impl AuditTrail {
+    pub fn new(
+        repo: Arc<dyn Repository>,
+        clock: Arc<dyn Clock>,
+        key: AuditKey,
+        policy: AuditPolicy,
+    ) -> Self {
+        Self {
+            repo,
+            clock,
+            key,
+            policy,
+        }
+    }
+
+    /// Creates partitions ahead, applies retention, and seals new events, if no
+    /// other maintainer is at it.
+    pub async fn maintain(&self) -> StoreResult<MaintenanceReport> {
+        let Some(mut lease) = self.repo.lead_audit_maintenance().await? else {
+            return Ok(MaintenanceReport::default());
+        };
+        let outcome = self.maintain_with(lease.as_mut()).await;
+        let released = lease.release().await;
+        let report = outcome?;
+        released?;
+        Ok(report)
+    }
+
+    async fn maintain_with(
+        &self,
+        lease: &mut dyn MaintenanceLease,
+    ) -> StoreResult<MaintenanceReport> {
+        let mut report = MaintenanceReport {
+            leader: true,
+            ..MaintenanceReport::default()
+        };
+        let now = self.clock.now();
+        let current = Month::containing(now);
+        if lease.partitioned() {
+            let existing: BTreeSet<Month> = lease.partitions().await?.into_iter().collect();
+            let mut wanted: BTreeSet<Month> = current
+                .through(current.plus(self.policy.months_ahead as i32))
+                .collect();
+            wanted.extend(lease.months_outside_partitions().await?);
+            for month in wanted.difference(&existing) {
+                lease.create_partition(*month).await?;
+                report.created.push(*month);
+            }
+        }
+        if self.policy.retention_months > 0 {
+            let keep_from = current.plus(-(self.policy.retention_months as i32));
+            for month in lease.months_present().await? {
+                if month >= keep_from {
+                    continue;
+                }
+                let rows = lease.count_month(month).await?;
+                match lease.archive_of(month).await? {
+                    Some(archive) if archive.row_count == rows => {
+                        lease.drop_month(month).await?;
+                        report.dropped.push(month);
+                    }
+                    Some(_) => report.kept_changed.push(month),
+                    None => report.kept_unarchived.push(month),
+                }
+            }
+        }
+        let horizon = lease.seal_horizon().await?;
+        let mut head = lease.seal_head().await?;
+        let batch = self.policy.seal_batch.max(1);
+        loop {
+            let after = head.as_ref().map_or(0, |h| h.to_seq);
+            if after >= horizon {
+                break;
+            }
+            let events = lease.events_between(after, horizon, batch).await?;
+            let full = events.len() as u32 >= batch;
+            let upto = match events.last() {
+                Some(last) if full => last.seq,
+                _ => horizon,
+            };
+            let seals = seal_batch(&self.key, head.as_ref(), upto, &events, now);
+            if seals.is_empty() {
+                break;
+            }
+            lease.insert_seals(&seals).await?;
+            report.sealed_events += events.len() as u64;
+            report.seals_written += seals.len() as u64;
+            head = seals.last().map(|s| SealHead::from(&s.header));
+            if !full {
+                break;
+            }
+        }
+        report.seal_head = head;
+        Ok(report)
+    }
+
+    /// Checks the chain of seals, then every month (or one) against its seals.
+    pub async fn verify(&self, only: Option<Month>) -> StoreResult<VerificationReport> {
+        let mut chain = ChainCheck::default();
+        let mut seal_months = BTreeSet::new();
+        let mut after = 0;
+        loop {
+            let seals = self.repo.audit_seals(after, 200).await?;
+            let Some(last) = seals.last() else { break };
+            after = last.header.seal_no;
+            for seal in &seals {
+                chain.feed(&self.key, seal);
+                seal_months.insert(seal.header.month);
+            }
+        }
+        let archived: BTreeSet<Month> = self
+            .repo
+            .audit_archives()
+            .await?
+            .into_iter()
+            .map(|a| a.month)
+            .collect();
+        let present: BTreeSet<Month> = self.repo.audit_months().await?.into_iter().collect();
+        // A sealed month that is gone without an archive was deleted wholesale.
+        let mut months: BTreeSet<Month> = present.clone();
+        months.extend(seal_months.difference(&archived));
+        if let Some(month) = only {
+            months.retain(|m| *m == month);
+            months.insert(month);
+        }
+        let mut report = VerificationReport {
+            seals: chain.seals,
+            sealed_upto: chain.sealed_upto,
+            ..VerificationReport::default()
+        };
+        report.findings.append(&mut chain.findings);
+        for month in months {
+            if !present.contains(&month) && archived.contains(&month) {
+                continue;
+            }
+            let seals = self.repo.audit_seals_of_month(month).await?;
+            let mut check = MonthCheck::new(month, &seals, chain.sealed_upto);
+            let mut after = 0;
+            loop {
+                let events = self
+                    .repo
+                    .audit_events_of_month(month, after, VERIFY_PAGE)
+                    .await?;
+                let Some(last) = events.last() else { break };
+                after = last.seq;
+                check.feed(&self.key, &events);
+            }
+            let check = check.finish();
+            if check.events == 0 && seals.is_empty() {
+                // An empty partition made ahead of time: nothing to report.
+                continue;
+            }
+            report.months.push(MonthSummary {
+                month,
+                events: check.events,
+                sealed: check.sealed,
+                pending: check.pending,
+                archived: archived.contains(&month),
+            });
+            report.findings.extend(check.findings);
+        }
+        Ok(report)
+    }
+
+    /// Records a manifest for an archive file that was written completely.
+    pub async fn record_archive(&self, manifest: &ArchiveManifest) -> StoreResult<ArchiveRecorded> {
+        self.repo.record_audit_archive(manifest).await
+    }
+
+    /// The current time, for manifests.
+    pub fn now(&self) -> OffsetDateTime {
+        self.clock.now()
+    }
+
+    pub fn repository(&self) -> &Arc<dyn Repository> {
+        &self.repo
+    }
+}

@@ -1,0 +1,437 @@
+//! Audit maintenance on PostgreSQL: monthly partitions, retention by dropping
+//! partitions, seals and archive manifests.
+//!
+//! One maintainer at a time: the lease is a session advisory lock on a
+//! connection taken out of the pool, so the lock goes when the connection
+//! closes, whatever happens to the maintainer.
+
+use async_trait::async_trait;
+use domain::audit::integrity::{Seal, SealHead, SealHeader};
+use domain::audit::month::Month;
+use domain::audit::trail::{ArchiveManifest, ArchiveRecorded, MaintenanceLease};
+use domain::{AuditEvent, StoreError, StoreResult};
+use sqlx::postgres::PgRow;
+use sqlx::{Connection, PgConnection, PgPool, Row};
+use time::{Date, OffsetDateTime};
+
+use crate::audit::{COLUMNS, to_event};
+use crate::errors::map_err;
+
+/// `pg_try_advisory_lock` key of audit maintenance ("bpaudit1").
+const MAINTENANCE_LOCK: i64 = 0x6270_6175_6469_7431;
+/// How long DDL waits for the locks it needs before giving up until next run.
+const LOCK_TIMEOUT: &str = "SET LOCAL lock_timeout = '10s'";
+const DEFAULT_PARTITION: &str = "audit_events_default";
+
+fn partition_name(month: Month) -> String {
+    format!("audit_events_y{:04}m{:02}", month.year(), month.number())
+}
+
+fn partition_month(name: &str) -> Option<Month> {
+    let rest = name.strip_prefix("audit_events_y")?;
+    let (year, number) = rest.split_once('m')?;
+    Month::new(year.parse().ok()?, number.parse().ok()?)
+}
+
+/// A timestamptz literal for DDL, which takes no bind parameters; built from
+/// integers only.
+fn literal(at: OffsetDateTime) -> String {
+    format!(
+        "'{:04}-{:02}-{:02} 00:00:00+00'",
+        at.year(),
+        u8::from(at.month()),
+        at.day()
+    )
+}
+
+fn month_of_date(date: Date, column: &str) -> StoreResult<Month> {
+    Month::new(date.year(), u8::from(date.month()))
+        .filter(|_| date.day() == 1)
+        .ok_or_else(|| StoreError::Corrupt(format!("{column}: {date} is not a month")))
+}
+
+pub(crate) async fn lead(pool: &PgPool) -> StoreResult<Option<Box<dyn MaintenanceLease>>> {
+    let mut conn = pool.acquire().await.map_err(map_err)?.detach();
+    let leader: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1)")
+        .bind(MAINTENANCE_LOCK)
+        .fetch_one(&mut conn)
+        .await
+        .map_err(map_err)?;
+    if !leader {
+        let _ = conn.close().await;
+        return Ok(None);
+    }
+    Ok(Some(Box::new(PgLease { conn })))
+}
+
+struct PgLease {
+    conn: PgConnection,
+}
+
+#[async_trait]
+impl MaintenanceLease for PgLease {
+    fn partitioned(&self) -> bool {
+        true
+    }
+
+    async fn partitions(&mut self) -> StoreResult<Vec<Month>> {
+        partitions(&mut self.conn).await
+    }
+
+    async fn months_outside_partitions(&mut self) -> StoreResult<Vec<Month>> {
+        months_outside_partitions(&mut self.conn).await
+    }
+
+    async fn create_partition(&mut self, month: Month) -> StoreResult<u64> {
+        let name = partition_name(month);
+        let (from, to) = (literal(month.start()), literal(month.end()));
+        let mut tx = self.conn.begin().await.map_err(map_err)?;
+        for statement in [
+            LOCK_TIMEOUT.to_owned(),
+            // Holds off inserts into the default partition while its rows of
+            // this month move, so none is left behind to block the attach.
+            format!("LOCK TABLE {DEFAULT_PARTITION} IN ACCESS EXCLUSIVE MODE"),
+            format!("CREATE TABLE {name} (LIKE audit_events INCLUDING CONSTRAINTS)"),
+        ] {
+            sqlx::query(&statement)
+                .execute(&mut *tx)
+                .await
+                .map_err(map_err)?;
+        }
+        let moved = sqlx::query(&format!(
+            "WITH moved AS (DELETE FROM {DEFAULT_PARTITION} WHERE occurred_at >= $1 AND occurred_at < $2 \
+             RETURNING *) INSERT INTO {name} SELECT * FROM moved"
+        ))
+        .bind(month.start())
+        .bind(month.end())
+        .execute(&mut *tx)
+        .await
+        .map_err(map_err)?
+        .rows_affected();
+        sqlx::query(&format!(
+            "ALTER TABLE audit_events ATTACH PARTITION {name} FOR VALUES FROM ({from}) TO ({to})"
+        ))
+        .execute(&mut *tx)
+        .await
+        .map_err(map_err)?;
+        tx.commit().await.map_err(map_err)?;
+        Ok(moved)
+    }
+
+    async fn months_present(&mut self) -> StoreResult<Vec<Month>> {
+        months_present(&mut self.conn).await
+    }
+
+    async fn count_month(&mut self, month: Month) -> StoreResult<i64> {
+        sqlx::query_scalar(
+            "SELECT count(*) FROM audit_events WHERE occurred_at >= $1 AND occurred_at < $2",
+        )
+        .bind(month.start())
+        .bind(month.end())
+        .fetch_one(&mut self.conn)
+        .await
+        .map_err(map_err)
+    }
+
+    async fn archive_of(&mut self, month: Month) -> StoreResult<Option<ArchiveManifest>> {
+        archive_of(&mut self.conn, month).await
+    }
+
+    async fn drop_month(&mut self, month: Month) -> StoreResult<()> {
+        let mut tx = self.conn.begin().await.map_err(map_err)?;
+        sqlx::query(LOCK_TIMEOUT)
+            .execute(&mut *tx)
+            .await
+            .map_err(map_err)?;
+        sqlx::query(&format!("DROP TABLE IF EXISTS {}", partition_name(month)))
+            .execute(&mut *tx)
+            .await
+            .map_err(map_err)?;
+        // Rows of the month that never had a partition.
+        sqlx::query("DELETE FROM audit_events WHERE occurred_at >= $1 AND occurred_at < $2")
+            .bind(month.start())
+            .bind(month.end())
+            .execute(&mut *tx)
+            .await
+            .map_err(map_err)?;
+        tx.commit().await.map_err(map_err)
+    }
+
+    async fn seal_horizon(&mut self) -> StoreResult<i64> {
+        // A SHARE lock waits for every transaction that is inserting events and
+        // holds off new ones for its own (short) duration: below the highest
+        // position seen under it, no event can still appear.
+        let mut tx = self.conn.begin().await.map_err(map_err)?;
+        sqlx::query(LOCK_TIMEOUT)
+            .execute(&mut *tx)
+            .await
+            .map_err(map_err)?;
+        sqlx::query("LOCK TABLE audit_events IN SHARE MODE")
+            .execute(&mut *tx)
+            .await
+            .map_err(map_err)?;
+        let horizon: i64 = sqlx::query_scalar("SELECT COALESCE(max(seq), 0) FROM audit_events")
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(map_err)?;
+        tx.commit().await.map_err(map_err)?;
+        Ok(horizon)
+    }
+
+    async fn seal_head(&mut self) -> StoreResult<Option<SealHead>> {
+        let row = sqlx::query(
+            "SELECT seal_no, to_seq, mac FROM audit_seals ORDER BY seal_no DESC LIMIT 1",
+        )
+        .fetch_optional(&mut self.conn)
+        .await
+        .map_err(map_err)?;
+        row.map(|row| {
+            Ok(SealHead {
+                seal_no: row.try_get("seal_no").map_err(map_err)?,
+                to_seq: row.try_get("to_seq").map_err(map_err)?,
+                mac: mac(row.try_get("mac").map_err(map_err)?, "audit_seals.mac")?,
+            })
+        })
+        .transpose()
+    }
+
+    async fn events_between(
+        &mut self,
+        after: i64,
+        upto: i64,
+        limit: u32,
+    ) -> StoreResult<Vec<AuditEvent>> {
+        let rows = sqlx::query(&format!(
+            "SELECT {COLUMNS} FROM audit_events WHERE seq > $1 AND seq <= $2 ORDER BY seq LIMIT $3"
+        ))
+        .bind(after)
+        .bind(upto)
+        .bind(i64::from(limit))
+        .fetch_all(&mut self.conn)
+        .await
+        .map_err(map_err)?;
+        rows.iter().map(to_event).collect()
+    }
+
+    async fn insert_seals(&mut self, seals: &[Seal]) -> StoreResult<()> {
+        let mut tx = self.conn.begin().await.map_err(map_err)?;
+        for seal in seals {
+            let h = &seal.header;
+            sqlx::query(
+                "INSERT INTO audit_seals (seal_no, month, from_seq, to_seq, event_count, entries, \
+                 key_id, prev_mac, mac, sealed_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+            )
+            .bind(h.seal_no)
+            .bind(h.month.start().date())
+            .bind(h.from_seq)
+            .bind(h.to_seq)
+            .bind(h.event_count)
+            .bind(seal.encode_entries())
+            .bind(&h.key_id)
+            .bind(h.prev_mac.map(|m| m.to_vec()))
+            .bind(h.mac.to_vec())
+            .bind(h.sealed_at)
+            .execute(&mut *tx)
+            .await
+            .map_err(map_err)?;
+        }
+        tx.commit().await.map_err(map_err)
+    }
+
+    async fn release(mut self: Box<Self>) -> StoreResult<()> {
+        let unlocked = sqlx::query("SELECT pg_advisory_unlock($1)")
+            .bind(MAINTENANCE_LOCK)
+            .execute(&mut self.conn)
+            .await
+            .map(drop)
+            .map_err(map_err);
+        // Closing ends the session, which releases the lock in any case.
+        let closed = self.conn.close().await.map_err(map_err);
+        unlocked.and(closed)
+    }
+}
+
+fn mac(bytes: Vec<u8>, column: &str) -> StoreResult<[u8; 32]> {
+    <[u8; 32]>::try_from(bytes.as_slice())
+        .map_err(|_| StoreError::Corrupt(format!("{column}: expected 32 bytes")))
+}
+
+const SEAL_COLUMNS: &str =
+    "seal_no, month, from_seq, to_seq, event_count, entries, key_id, prev_mac, mac, sealed_at";
+
+fn to_seal(row: &PgRow) -> StoreResult<Seal> {
+    let entries: Vec<u8> = row.try_get("entries").map_err(map_err)?;
+    Ok(Seal {
+        header: SealHeader {
+            seal_no: row.try_get("seal_no").map_err(map_err)?,
+            month: month_of_date(row.try_get("month").map_err(map_err)?, "audit_seals.month")?,
+            from_seq: row.try_get("from_seq").map_err(map_err)?,
+            to_seq: row.try_get("to_seq").map_err(map_err)?,
+            event_count: row.try_get("event_count").map_err(map_err)?,
+            key_id: row.try_get("key_id").map_err(map_err)?,
+            prev_mac: row
+                .try_get::<Option<Vec<u8>>, _>("prev_mac")
+                .map_err(map_err)?
+                .map(|m| mac(m, "audit_seals.prev_mac"))
+                .transpose()?,
+            mac: mac(row.try_get("mac").map_err(map_err)?, "audit_seals.mac")?,
+            sealed_at: row.try_get("sealed_at").map_err(map_err)?,
+        },
+        entries: Seal::decode_entries(&entries)
+            .map_err(|e| StoreError::Corrupt(format!("audit_seals.entries: {e}")))?,
+    })
+}
+
+pub(crate) async fn seals(pool: &PgPool, after: i64, limit: u32) -> StoreResult<Vec<Seal>> {
+    let rows = sqlx::query(&format!(
+        "SELECT {SEAL_COLUMNS} FROM audit_seals WHERE seal_no > $1 ORDER BY seal_no LIMIT $2"
+    ))
+    .bind(after)
+    .bind(i64::from(limit))
+    .fetch_all(pool)
+    .await
+    .map_err(map_err)?;
+    rows.iter().map(to_seal).collect()
+}
+
+pub(crate) async fn seals_of_month(pool: &PgPool, month: Month) -> StoreResult<Vec<Seal>> {
+    let rows = sqlx::query(&format!(
+        "SELECT {SEAL_COLUMNS} FROM audit_seals WHERE month = $1 ORDER BY seal_no"
+    ))
+    .bind(month.start().date())
+    .fetch_all(pool)
+    .await
+    .map_err(map_err)?;
+    rows.iter().map(to_seal).collect()
+}
+
+pub(crate) async fn events_of_month(
+    pool: &PgPool,
+    month: Month,
+    after: i64,
+    limit: u32,
+) -> StoreResult<Vec<AuditEvent>> {
+    let rows = sqlx::query(&format!(
+        "SELECT {COLUMNS} FROM audit_events WHERE occurred_at >= $1 AND occurred_at < $2 \
+         AND seq > $3 ORDER BY seq LIMIT $4"
+    ))
+    .bind(month.start())
+    .bind(month.end())
+    .bind(after)
+    .bind(i64::from(limit))
+    .fetch_all(pool)
+    .await
+    .map_err(map_err)?;
+    rows.iter().map(to_event).collect()
+}
+
+async fn partitions(conn: &mut PgConnection) -> StoreResult<Vec<Month>> {
+    let names: Vec<String> = sqlx::query_scalar(
+        "SELECT c.relname::text FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid \
+         WHERE i.inhparent = 'audit_events'::regclass ORDER BY 1",
+    )
+    .fetch_all(conn)
+    .await
+    .map_err(map_err)?;
+    Ok(names.iter().filter_map(|n| partition_month(n)).collect())
+}
+
+async fn months_outside_partitions(conn: &mut PgConnection) -> StoreResult<Vec<Month>> {
+    let months: Vec<String> = sqlx::query_scalar(&format!(
+        "SELECT DISTINCT to_char(occurred_at AT TIME ZONE 'UTC', 'YYYY-MM') FROM {DEFAULT_PARTITION}"
+    ))
+    .fetch_all(conn)
+    .await
+    .map_err(map_err)?;
+    months
+        .iter()
+        .map(|m| {
+            m.parse()
+                .map_err(|e| StoreError::Corrupt(format!("audit_events.occurred_at: {e}")))
+        })
+        .collect()
+}
+
+async fn months_present(conn: &mut PgConnection) -> StoreResult<Vec<Month>> {
+    let mut months = partitions(conn).await?;
+    months.extend(months_outside_partitions(conn).await?);
+    months.sort();
+    months.dedup();
+    Ok(months)
+}
+
+pub(crate) async fn months(pool: &PgPool) -> StoreResult<Vec<Month>> {
+    let mut conn = pool.acquire().await.map_err(map_err)?;
+    months_present(&mut conn).await
+}
+
+const ARCHIVE_COLUMNS: &str = "month, row_count, first_occurred_at, last_occurred_at, sha256, \
+     file_name, archived_at, archived_by";
+
+fn to_archive(row: &PgRow) -> StoreResult<ArchiveManifest> {
+    Ok(ArchiveManifest {
+        month: month_of_date(
+            row.try_get("month").map_err(map_err)?,
+            "audit_archives.month",
+        )?,
+        row_count: row.try_get("row_count").map_err(map_err)?,
+        first_occurred_at: row.try_get("first_occurred_at").map_err(map_err)?,
+        last_occurred_at: row.try_get("last_occurred_at").map_err(map_err)?,
+        sha256: row.try_get("sha256").map_err(map_err)?,
+        file_name: row.try_get("file_name").map_err(map_err)?,
+        archived_at: row.try_get("archived_at").map_err(map_err)?,
+        archived_by: row.try_get("archived_by").map_err(map_err)?,
+    })
+}
+
+async fn archive_of(conn: &mut PgConnection, month: Month) -> StoreResult<Option<ArchiveManifest>> {
+    let row = sqlx::query(&format!(
+        "SELECT {ARCHIVE_COLUMNS} FROM audit_archives WHERE month = $1"
+    ))
+    .bind(month.start().date())
+    .fetch_optional(conn)
+    .await
+    .map_err(map_err)?;
+    row.as_ref().map(to_archive).transpose()
+}
+
+pub(crate) async fn record_archive(
+    pool: &PgPool,
+    m: &ArchiveManifest,
+) -> StoreResult<ArchiveRecorded> {
+    let mut conn = pool.acquire().await.map_err(map_err)?;
+    let inserted = sqlx::query(
+        "INSERT INTO audit_archives (month, row_count, first_occurred_at, last_occurred_at, sha256, \
+         file_name, archived_at, archived_by) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
+         ON CONFLICT (month) DO NOTHING",
+    )
+    .bind(m.month.start().date())
+    .bind(m.row_count)
+    .bind(m.first_occurred_at)
+    .bind(m.last_occurred_at)
+    .bind(&m.sha256)
+    .bind(&m.file_name)
+    .bind(m.archived_at)
+    .bind(&m.archived_by)
+    .execute(&mut *conn)
+    .await
+    .map_err(map_err)?
+    .rows_affected();
+    if inserted == 1 {
+        return Ok(ArchiveRecorded::New);
+    }
+    let existing = archive_of(&mut conn, m.month)
+        .await?
+        .ok_or(StoreError::NotFound)?;
+    Ok(domain::audit::trail::compare_archives(existing, m))
+}
+
+pub(crate) async fn archives(pool: &PgPool) -> StoreResult<Vec<ArchiveManifest>> {
+    let rows = sqlx::query(&format!(
+        "SELECT {ARCHIVE_COLUMNS} FROM audit_archives ORDER BY month"
+    ))
+    .fetch_all(pool)
+    .await
+    .map_err(map_err)?;
+    rows.iter().map(to_archive).collect()
+}
