@@ -108,7 +108,8 @@ fn flow_summary(f: &domain::flow::Flow) -> FlowSummary {
     }
 }
 
-fn event_response(e: AuditEvent) -> AuditEventResponse {
+/// The wire form of an event: in the audit API, its export and archives.
+pub fn event_response(e: AuditEvent) -> AuditEventResponse {
     let ev = e.event;
     AuditEventResponse {
         seq: e.seq,

@@ -9,9 +9,11 @@ use anyhow::Context;
 use tokio::net::TcpListener;
 
 use crate::app::{self, Application, Shutdown};
-use crate::config::{CoreConfig, DatabaseConfig, Env, ManagementConfig, MigrateConfig, Problems};
+use crate::config::{
+    AuditToolConfig, CoreConfig, DatabaseConfig, Env, ManagementConfig, MigrateConfig, Problems,
+};
 use crate::dev::{self, DevOptions};
-use crate::{healthcheck, telemetry};
+use crate::{audit, healthcheck, telemetry};
 
 /// Exit code for a refused configuration.
 pub const EXIT_CONFIG: u8 = 2;
@@ -78,12 +80,28 @@ pub async fn core(env: &Env) -> ExitCode {
                  set BIOMETRIC_PASSKEY_CORE_API_KEYS to require an API key"
             );
         }
+        let trail = Arc::new(audit::trail(
+            parts.repo.clone(),
+            parts.clock.clone(),
+            &config.data_key,
+            &config.audit,
+        ));
         let core = app::core_app(parts, "core");
         let shutdown = Shutdown::default();
         let reconciler = tokio::spawn(app::reconcile_loop(
             core.flows.clone(),
             shutdown.signalled(),
         ));
+        let maintainer = config
+            .audit
+            .partition_maintenance_enabled
+            .then(|| tokio::spawn(audit::maintenance_loop(trail, shutdown.signalled())));
+        if maintainer.is_none() {
+            tracing::warn!(
+                "audit partition maintenance is disabled here: make sure another Core API \
+                 replica runs it, or partitions, retention and seals stop"
+            );
+        }
         let server = Application::serve(listener, core.router, async move {
             app::termination_signal().await;
             shutdown.trigger();
@@ -96,6 +114,9 @@ pub async fn core(env: &Env) -> ExitCode {
         );
         let served = server.stopped().await;
         let _ = reconciler.await;
+        if let Some(maintainer) = maintainer {
+            let _ = maintainer.await;
+        }
         served
     }
     .await;
@@ -121,6 +142,163 @@ pub async fn management(env: &Env) -> ExitCode {
     }
     .await;
     result.map_or_else(|e| failed(&e), |()| ExitCode::SUCCESS)
+}
+
+/// Exit code of `audit verify` when it found something.
+pub const EXIT_FINDINGS: u8 = 3;
+
+async fn audit_trail(env: &Env) -> Result<domain::audit::trail::AuditTrail, ExitCode> {
+    let config = AuditToolConfig::from_env(env).map_err(|problems| refuse("audit", &problems))?;
+    telemetry::init_for_command(config.log_level);
+    warn_unknown(env);
+    let repo = app::open_repository(&config.database)
+        .await
+        .map_err(|e| failed(&e))?;
+    Ok(audit::trail(
+        repo,
+        Arc::new(app::SystemClock),
+        &config.data_key,
+        &config.audit,
+    ))
+}
+
+#[allow(clippy::print_stdout)] // The report is the command's output.
+pub async fn audit_maintain(env: &Env) -> ExitCode {
+    let trail = match audit_trail(env).await {
+        Ok(trail) => trail,
+        Err(code) => return code,
+    };
+    match audit::maintain_once(&trail).await {
+        Ok(report) if !report.leader => {
+            println!("another maintainer is running; nothing done");
+            ExitCode::SUCCESS
+        }
+        Ok(report) => {
+            println!(
+                "partitions created: {}; months dropped: {}; kept without archive: {}; \
+                 kept with changed rows: {}; events sealed: {}",
+                list(&report.created),
+                list(&report.dropped),
+                list(&report.kept_unarchived),
+                list(&report.kept_changed),
+                report.sealed_events
+            );
+            ExitCode::SUCCESS
+        }
+        Err(_) => ExitCode::FAILURE,
+    }
+}
+
+fn list(months: &[domain::audit::month::Month]) -> String {
+    if months.is_empty() {
+        return "none".to_owned();
+    }
+    months
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+#[allow(clippy::print_stdout)] // The report is the command's output.
+pub async fn audit_verify(
+    env: &Env,
+    month: Option<domain::audit::month::Month>,
+    json: bool,
+) -> ExitCode {
+    let trail = match audit_trail(env).await {
+        Ok(trail) => trail,
+        Err(code) => return code,
+    };
+    let report = match trail.verify(month).await {
+        Ok(report) => report,
+        Err(e) => return failed(&anyhow::Error::new(e).context("while verifying the audit trail")),
+    };
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&report).unwrap_or_default()
+        );
+    } else {
+        println!(
+            "seals: {} (covering positions up to {})",
+            report.seals, report.sealed_upto
+        );
+        for m in &report.months {
+            println!(
+                "{}  events {:>8}  sealed {:>8}  pending {:>6}{}",
+                m.month,
+                m.events,
+                m.sealed,
+                m.pending,
+                if m.archived { "  archived" } else { "" }
+            );
+        }
+        if report.findings.is_empty() {
+            println!("no findings: every sealed event is present, unaltered and in place");
+        }
+        for finding in &report.findings {
+            println!(
+                "FINDING {}",
+                serde_json::to_string(finding).unwrap_or_default()
+            );
+        }
+    }
+    if report.is_clean() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(EXIT_FINDINGS)
+    }
+}
+
+#[allow(clippy::print_stdout)] // The report is the command's output.
+pub async fn audit_archive(
+    env: &Env,
+    month: domain::audit::month::Month,
+    output: &std::path::Path,
+    archived_by: &str,
+) -> ExitCode {
+    let trail = match audit_trail(env).await {
+        Ok(trail) => trail,
+        Err(code) => return code,
+    };
+    let archived = match audit::archive(&trail, month, output, archived_by).await {
+        Ok(archived) => archived,
+        Err(e) => return failed(&e.context(format!("while archiving {month}"))),
+    };
+    let m = &archived.manifest;
+    match archived.recorded {
+        domain::audit::trail::ArchiveRecorded::New => {
+            println!(
+                "archived {month}: {} events to {} (sha256 {}); manifest recorded",
+                m.row_count,
+                archived.path.display(),
+                m.sha256
+            );
+            ExitCode::SUCCESS
+        }
+        domain::audit::trail::ArchiveRecorded::AlreadyRecorded => {
+            println!(
+                "{month} was archived before with the same {} events (sha256 {}); nothing changed",
+                m.row_count, m.sha256
+            );
+            ExitCode::SUCCESS
+        }
+        domain::audit::trail::ArchiveRecorded::Differs(earlier) => {
+            eprintln!(
+                "{month} was archived on {} with {} events (sha256 {}); it now has {} events \
+                 (sha256 {}). The trail of that month changed: run `biometric-passkey audit verify`. \
+                 The new export is kept apart at {}; the earlier manifest stands.",
+                earlier.archived_at,
+                earlier.row_count,
+                earlier.sha256,
+                m.row_count,
+                m.sha256,
+                archived.path.display()
+            );
+            ExitCode::from(EXIT_FINDINGS)
+        }
+    }
 }
 
 pub async fn migrate(env: &Env) -> ExitCode {

@@ -148,6 +148,16 @@ pub struct ManagementConfig {
     pub audit: AuditConfig,
 }
 
+/// The `audit` commands (maintain, verify, archive): the database, and the
+/// data-encryption key the audit key is derived from.
+#[derive(Debug, Clone)]
+pub struct AuditToolConfig {
+    pub log_level: LogLevel,
+    pub database: DatabaseConfig,
+    pub data_key: DataKey,
+    pub audit: AuditConfig,
+}
+
 /// The migration job.
 #[derive(Debug, Clone)]
 pub struct MigrateConfig {
@@ -734,6 +744,26 @@ impl ManagementConfig {
                 audit,
             })
         })();
+        r.finish(config)
+    }
+}
+
+impl AuditToolConfig {
+    pub fn from_env(env: &Env) -> Result<Self, Problems> {
+        let mut r = Reader::new(env);
+        let log_level = LogLevel::read(&mut r);
+        let database = DatabaseConfig::read(&mut r);
+        let data_key = read_data_key(&mut r);
+        let audit = AuditConfig::read(&mut r, true);
+        let config = match (database, data_key) {
+            (Some(database), Some(data_key)) => Some(Self {
+                log_level,
+                database,
+                data_key,
+                audit,
+            }),
+            _ => None,
+        };
         r.finish(config)
     }
 }

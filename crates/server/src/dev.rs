@@ -161,9 +161,19 @@ pub async fn start(options: &DevOptions, shutdown: &Shutdown) -> anyhow::Result<
         // Loopback only: the evaluation setup needs no keys.
         api_keys: app::api_keys(&core),
     };
+    let trail = crate::audit::trail(
+        repo.clone(),
+        parts.clock.clone(),
+        &core.data_key,
+        &core.audit,
+    );
     let core_app = app::core_app(parts, "dev");
     tokio::spawn(app::reconcile_loop(
         core_app.flows.clone(),
+        shutdown.signalled(),
+    ));
+    tokio::spawn(crate::audit::maintenance_loop(
+        Arc::new(trail),
         shutdown.signalled(),
     ));
     let core_server = Application::serve(

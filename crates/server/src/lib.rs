@@ -2,6 +2,7 @@
 //! wiring and the subcommands. `main.rs` only parses the command line.
 
 pub mod app;
+pub mod audit;
 pub mod commands;
 pub mod config;
 pub mod dev;

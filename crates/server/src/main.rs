@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use domain::audit::month::Month;
 use server::commands::{self, Runtime};
 use server::config::{Env, LogLevel};
 use server::dev::DevOptions;
@@ -38,6 +39,12 @@ enum Command {
         #[arg(long, default_value_t = 3001)]
         management_port: u16,
     },
+    /// Operate the audit trail: maintain it now, verify it, archive a month.
+    /// Configured like the Core API (database and data-encryption key).
+    Audit {
+        #[command(subcommand)]
+        action: AuditAction,
+    },
     /// Validate the environment for a runtime and exit (0 valid, 2 refused).
     CheckConfig {
         #[arg(value_enum)]
@@ -50,6 +57,34 @@ enum Command {
         port: u16,
         #[arg(long, default_value = "/api/health")]
         path: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum AuditAction {
+    /// Create partitions ahead, apply retention, and seal new events, once.
+    Maintain,
+    /// Check every stored event against the seals (0 clean, 3 findings).
+    Verify {
+        /// Only this month (YYYY-MM); the chain of seals is always checked.
+        #[arg(long)]
+        month: Option<Month>,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Export a finished month as gzip-compressed JSON lines and record its
+    /// manifest, which retention requires before dropping the month.
+    Archive {
+        /// The month to export (YYYY-MM).
+        #[arg(long)]
+        month: Month,
+        /// The directory the file is written to.
+        #[arg(long)]
+        output: PathBuf,
+        /// Who archives, as recorded in the manifest. Defaults to $USER.
+        #[arg(long, env = "USER", default_value = "unknown")]
+        archived_by: String,
     },
 }
 
@@ -90,6 +125,17 @@ fn main() -> ExitCode {
                 })
                 .await
             }
+            Command::Audit { action } => match action {
+                AuditAction::Maintain => commands::audit_maintain(&env).await,
+                AuditAction::Verify { month, json } => {
+                    commands::audit_verify(&env, month, json).await
+                }
+                AuditAction::Archive {
+                    month,
+                    output,
+                    archived_by,
+                } => commands::audit_archive(&env, month, &output, &archived_by).await,
+            },
             Command::CheckConfig { runtime } => commands::check_config(&env, runtime),
             Command::Healthcheck { port, path } => commands::healthcheck(port, &path).await,
         }

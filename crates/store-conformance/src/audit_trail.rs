@@ -15,19 +15,15 @@ use time::macros::datetime;
 
 use crate::Tamper;
 
-pub(crate) fn trail(
-    repo: &Arc<dyn Repository>,
-    clock: &Arc<ManualClock>,
-    retention: u32,
-) -> AuditTrail {
+pub fn trail(repo: &Arc<dyn Repository>, clock: &Arc<ManualClock>, retention: u32) -> AuditTrail {
     trail_with_key(repo, clock, retention, &test_key())
 }
 
-pub(crate) fn test_key() -> DataKey {
+pub fn test_key() -> DataKey {
     DataKey::generate(KeyId::parse("audit-test").unwrap()).0
 }
 
-pub(crate) fn trail_with_key(
+pub fn trail_with_key(
     repo: &Arc<dyn Repository>,
     clock: &Arc<ManualClock>,
     retention: u32,
@@ -45,7 +41,7 @@ pub(crate) fn trail_with_key(
 }
 
 /// Appends one event at `at`, with `reason` to tell events apart.
-pub(crate) async fn append(repo: &dyn Repository, at: OffsetDateTime, reason: &str) {
+pub async fn append(repo: &dyn Repository, at: OffsetDateTime, reason: &str) {
     let event = NewAuditEvent {
         reason: Some(reason.to_owned()),
         details: serde_json::json!({ "amount": { "value": 42, "currency": "EUR" }, "note": reason }),
@@ -59,7 +55,7 @@ pub(crate) async fn append(repo: &dyn Repository, at: OffsetDateTime, reason: &s
     repo.append_audit(&event).await.unwrap();
 }
 
-pub(crate) async fn month_events(repo: &dyn Repository, month: Month) -> Vec<AuditEvent> {
+pub async fn month_events(repo: &dyn Repository, month: Month) -> Vec<AuditEvent> {
     repo.audit_events_of_month(month, 0, 10_000).await.unwrap()
 }
 
@@ -67,7 +63,7 @@ fn month(s: &str) -> Month {
     s.parse().unwrap()
 }
 
-pub(crate) fn manifest(month: Month, row_count: i64, sha: char) -> ArchiveManifest {
+pub fn manifest(month: Month, row_count: i64, sha: char) -> ArchiveManifest {
     ArchiveManifest {
         month,
         row_count,

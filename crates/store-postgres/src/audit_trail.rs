@@ -18,7 +18,7 @@ use crate::audit::{COLUMNS, to_event};
 use crate::errors::map_err;
 
 /// `pg_try_advisory_lock` key of audit maintenance ("bpaudit1").
-const MAINTENANCE_LOCK: i64 = 0x6270_6175_6469_7431;
+pub const MAINTENANCE_LOCK: i64 = 0x6270_6175_6469_7431;
 /// How long DDL waits for the locks it needs before giving up until next run.
 const LOCK_TIMEOUT: &str = "SET LOCAL lock_timeout = '10s'";
 const DEFAULT_PARTITION: &str = "audit_events_default";

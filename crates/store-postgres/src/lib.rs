@@ -34,6 +34,7 @@ use sqlx::postgres::PgPoolOptions;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
+pub use audit_trail::MAINTENANCE_LOCK as AUDIT_MAINTENANCE_LOCK;
 pub use settings::{PgSettings, SslMode};
 
 use crate::errors::map_err;

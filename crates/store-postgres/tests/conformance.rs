@@ -67,3 +67,178 @@ async fn an_unreachable_database_is_unavailable() {
     let err = store.ping().await.unwrap_err();
     assert!(matches!(err, StoreError::Unavailable(_)), "{err:?}");
 }
+
+mod audit_partitions {
+    //! Partition maintenance, walked across month boundaries with a manual clock.
+
+    use std::sync::Arc;
+
+    use domain::audit::month::Month;
+    use domain::{ManualClock, Repository};
+    use sqlx::PgPool;
+    use store_conformance::audit_trail::{append, manifest, month_events, trail};
+    use store_conformance::postgres::fresh_database;
+    use store_postgres::{AUDIT_MAINTENANCE_LOCK, PgStore};
+    use time::macros::datetime;
+
+    use super::settings;
+
+    async fn store() -> (Arc<dyn Repository>, PgPool, impl Sized) {
+        let db = fresh_database().await;
+        let store = PgStore::connect_lazy(&settings(&db));
+        store.migrate().await.unwrap();
+        let pool = store.pool().clone();
+        (Arc::new(store), pool, db)
+    }
+
+    async fn partitions(pool: &PgPool) -> Vec<String> {
+        sqlx::query_scalar(
+            "SELECT c.relname::text FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid \
+             WHERE i.inhparent = 'audit_events'::regclass ORDER BY 1",
+        )
+        .fetch_all(pool)
+        .await
+        .unwrap()
+    }
+
+    /// The partition each event (by reason) sits in.
+    async fn placement(pool: &PgPool) -> Vec<(String, String)> {
+        sqlx::query_as(
+            "SELECT reason, tableoid::regclass::text FROM audit_events ORDER BY occurred_at",
+        )
+        .fetch_all(pool)
+        .await
+        .unwrap()
+    }
+
+    fn month(s: &str) -> Month {
+        s.parse().unwrap()
+    }
+
+    #[tokio::test]
+    async fn partitions_are_made_ahead_and_events_land_in_their_month() {
+        let (repo, pool, _db) = store().await;
+        let clock = Arc::new(ManualClock::new(datetime!(2026-11-20 09:00 UTC)));
+        let trail = trail(&repo, &clock, 0);
+
+        // Before any maintenance an event still lands: in the default partition.
+        append(
+            &*repo,
+            datetime!(2026-11-20 09:00 UTC),
+            "before maintenance",
+        )
+        .await;
+        assert_eq!(
+            placement(&pool).await,
+            [("before maintenance".into(), "audit_events_default".into())]
+        );
+
+        let report = trail.maintain().await.unwrap();
+        assert_eq!(
+            report.created,
+            [month("2026-11"), month("2026-12"), month("2027-01")]
+        );
+        assert_eq!(
+            partitions(&pool).await,
+            [
+                "audit_events_default",
+                "audit_events_y2026m11",
+                "audit_events_y2026m12",
+                "audit_events_y2027m01"
+            ]
+        );
+        assert_eq!(
+            placement(&pool).await,
+            [("before maintenance".into(), "audit_events_y2026m11".into())],
+            "moved out of the default partition when its month was made"
+        );
+
+        append(
+            &*repo,
+            datetime!(2026-12-31 23:59:59.999999 UTC),
+            "last of december",
+        )
+        .await;
+        append(&*repo, datetime!(2027-01-01 00:00 UTC), "first of january").await;
+        append(&*repo, datetime!(2027-03-01 00:00 UTC), "beyond the window").await;
+
+        // Across the year boundary: February and March are made, and the March
+        // event waiting in the default partition moves in.
+        clock.set(datetime!(2027-01-02 00:00 UTC));
+        let report = trail.maintain().await.unwrap();
+        assert_eq!(report.created, [month("2027-02"), month("2027-03")]);
+        assert_eq!(
+            placement(&pool).await,
+            [
+                ("before maintenance".into(), "audit_events_y2026m11".into()),
+                ("last of december".into(), "audit_events_y2026m12".into()),
+                ("first of january".into(), "audit_events_y2027m01".into()),
+                ("beyond the window".into(), "audit_events_y2027m03".into()),
+            ]
+        );
+        let again = trail.maintain().await.unwrap();
+        assert!(again.created.is_empty(), "nothing to do twice");
+        let verified = trail.verify(None).await.unwrap();
+        assert!(verified.is_clean(), "{:?}", verified.findings);
+    }
+
+    #[tokio::test]
+    async fn retention_drops_the_partition_of_an_archived_month() {
+        let (repo, pool, _db) = store().await;
+        let clock = Arc::new(ManualClock::new(datetime!(2026-01-05 00:00 UTC)));
+        let trail = trail(&repo, &clock, 2);
+        trail.maintain().await.unwrap();
+        append(&*repo, datetime!(2026-01-05 00:00 UTC), "january").await;
+        append(&*repo, datetime!(2026-02-05 00:00 UTC), "february").await;
+
+        clock.set(datetime!(2026-05-01 00:00 UTC));
+        repo.record_audit_archive(&manifest(month("2026-01"), 1, 'f'))
+            .await
+            .unwrap();
+        let report = trail.maintain().await.unwrap();
+        assert_eq!(report.dropped, [month("2026-01")]);
+        assert_eq!(report.kept_unarchived, [month("2026-02")]);
+        let names = partitions(&pool).await;
+        assert!(
+            !names.contains(&"audit_events_y2026m01".to_owned()),
+            "{names:?}"
+        );
+        assert!(
+            names.contains(&"audit_events_y2026m02".to_owned()),
+            "{names:?}"
+        );
+        assert!(month_events(&*repo, month("2026-01")).await.is_empty());
+        assert!(
+            names.contains(&"audit_events_y2026m07".to_owned()),
+            "made ahead: {names:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_second_maintainer_does_nothing_while_the_first_holds_the_lock() {
+        let (repo, pool, _db) = store().await;
+        let clock = Arc::new(ManualClock::new(datetime!(2026-11-20 09:00 UTC)));
+        append(&*repo, datetime!(2026-11-20 09:00 UTC), "waiting").await;
+
+        // Another replica holds the maintenance lock on its own session.
+        let mut other = pool.acquire().await.unwrap();
+        sqlx::query("SELECT pg_advisory_lock($1)")
+            .bind(AUDIT_MAINTENANCE_LOCK)
+            .execute(&mut *other)
+            .await
+            .unwrap();
+        let report = trail(&repo, &clock, 0).maintain().await.unwrap();
+        assert!(!report.leader);
+        assert!(report.created.is_empty() && report.sealed_events == 0);
+        assert_eq!(partitions(&pool).await, ["audit_events_default"]);
+
+        sqlx::query("SELECT pg_advisory_unlock($1)")
+            .bind(AUDIT_MAINTENANCE_LOCK)
+            .execute(&mut *other)
+            .await
+            .unwrap();
+        let report = trail(&repo, &clock, 0).maintain().await.unwrap();
+        assert!(report.leader);
+        assert_eq!(report.sealed_events, 1);
+    }
+}

@@ -1,0 +1,229 @@
+//! The audit trail's operations: the Core API's maintenance loop, and the
+//! `audit` commands (maintain, verify, archive) operators run by hand.
+
+use std::fs::{self, File};
+use std::future::Future;
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use domain::Repository;
+use domain::audit::month::Month;
+use domain::audit::trail::{
+    ArchiveManifest, ArchiveRecorded, AuditPolicy, AuditTrail, MaintenanceReport,
+};
+use domain::clock::Clock;
+use flate2::Compression;
+use flate2::write::GzEncoder;
+use sha2::{Digest, Sha256};
+
+use crate::config::AuditConfig;
+
+/// How often the Core API maintains (and seals) the audit trail.
+pub const MAINTENANCE_EVERY: Duration = Duration::from_secs(60);
+
+/// The events read per page while archiving.
+const ARCHIVE_PAGE: u32 = 1_000;
+
+pub fn trail(
+    repo: Arc<dyn Repository>,
+    clock: Arc<dyn Clock>,
+    key: &domain::sealing::DataKey,
+    audit: &AuditConfig,
+) -> AuditTrail {
+    AuditTrail::new(
+        repo,
+        clock,
+        key.audit_key(),
+        AuditPolicy {
+            retention_months: audit.retention_months,
+            ..AuditPolicy::default()
+        },
+    )
+}
+
+/// Maintains the trail every [`MAINTENANCE_EVERY`] until `shutdown` resolves.
+pub async fn maintenance_loop(trail: Arc<AuditTrail>, shutdown: impl Future<Output = ()>) {
+    let mut tick = tokio::time::interval(MAINTENANCE_EVERY);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            () = &mut shutdown => return,
+            _ = tick.tick() => {}
+        }
+        let _ = maintain_once(&trail).await;
+    }
+}
+
+/// One maintenance run, logged. Failures and months retention had to keep are
+/// logged with an `alert` field operators can alert on.
+pub async fn maintain_once(trail: &AuditTrail) -> Result<MaintenanceReport, domain::StoreError> {
+    match trail.maintain().await {
+        Ok(report) => {
+            log_report(&report);
+            Ok(report)
+        }
+        Err(e) => {
+            tracing::error!(
+                alert = "audit_maintenance_failed",
+                error = %e,
+                "audit maintenance failed; retrying at the next interval"
+            );
+            Err(e)
+        }
+    }
+}
+
+fn months(list: &[Month]) -> String {
+    list.iter()
+        .map(Month::to_string)
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+fn log_report(report: &MaintenanceReport) {
+    if !report.leader {
+        tracing::debug!("audit maintenance is running elsewhere; skipped");
+        return;
+    }
+    for month in &report.created {
+        tracing::info!(month = %month, "audit partition created");
+    }
+    for month in &report.dropped {
+        tracing::info!(month = %month, "audit month dropped by retention (archived)");
+    }
+    if !report.kept_unarchived.is_empty() {
+        tracing::warn!(
+            alert = "audit_retention_blocked",
+            months = months(&report.kept_unarchived),
+            "audit months past the retention window are kept: they have no archive manifest; \
+             run `biometric-passkey audit archive --month YYYY-MM`"
+        );
+    }
+    if !report.kept_changed.is_empty() {
+        tracing::warn!(
+            alert = "audit_retention_blocked",
+            months = months(&report.kept_changed),
+            "audit months past the retention window are kept: their rows differ from their \
+             archive manifest; run `biometric-passkey audit verify`"
+        );
+    }
+    if let Some(head) = report
+        .seal_head
+        .as_ref()
+        .filter(|_| report.seals_written > 0)
+    {
+        tracing::info!(
+            events = report.sealed_events,
+            seal_no = head.seal_no,
+            sealed_upto = head.to_seq,
+            seal_mac = hex::encode(head.mac),
+            "audit trail sealed"
+        );
+    }
+}
+
+/// What `audit archive` did.
+#[derive(Debug)]
+pub struct Archived {
+    pub path: PathBuf,
+    pub manifest: ArchiveManifest,
+    pub recorded: ArchiveRecorded,
+}
+
+pub fn archive_file_name(month: Month) -> String {
+    format!("biometric-passkey-audit-{month}.jsonl.gz")
+}
+
+/// Exports a finished month to `dir` as gzip-compressed JSON lines (one event
+/// per line, oldest position first, the audit API's shape) and records its
+/// manifest. The file is complete and flushed to disk before the manifest is
+/// recorded; a second run writes the same bytes and records nothing new. An
+/// earlier archive of other contents is never overwritten.
+pub async fn archive(
+    trail: &AuditTrail,
+    month: Month,
+    dir: &Path,
+    archived_by: &str,
+) -> anyhow::Result<Archived> {
+    let now = trail.now();
+    if month.end() > now {
+        bail!("{month} has not ended yet; only past months can be archived");
+    }
+    fs::create_dir_all(dir).with_context(|| format!("while creating {}", dir.display()))?;
+    let file_name = archive_file_name(month);
+    let path = dir.join(&file_name);
+    let partial = dir.join(format!(".{file_name}.partial"));
+    let file =
+        File::create(&partial).with_context(|| format!("while creating {}", partial.display()))?;
+    // Header time 0 (flate2's default): the same events give the same bytes.
+    let mut gz = GzEncoder::new(BufWriter::new(file), Compression::default());
+    let repo = trail.repository();
+    let (mut rows, mut first, mut last, mut after) = (0i64, None, None, 0);
+    loop {
+        let events = repo
+            .audit_events_of_month(month, after, ARCHIVE_PAGE)
+            .await?;
+        let Some(tail) = events.last() else { break };
+        after = tail.seq;
+        for event in events {
+            let at = event.event.occurred_at;
+            first = Some(first.map_or(at, |f: time::OffsetDateTime| f.min(at)));
+            last = Some(last.map_or(at, |l: time::OffsetDateTime| l.max(at)));
+            rows += 1;
+            serde_json::to_writer(&mut gz, &management::v1::event_response(event))?;
+            gz.write_all(b"\n")?;
+        }
+    }
+    let file = gz
+        .finish()?
+        .into_inner()
+        .map_err(|e| e.into_error())
+        .context("while flushing the archive")?;
+    file.sync_all()
+        .context("while syncing the archive to disk")?;
+    drop(file);
+    let sha256 = hex::encode(Sha256::digest(fs::read(&partial)?));
+    let manifest = ArchiveManifest {
+        month,
+        row_count: rows,
+        first_occurred_at: first,
+        last_occurred_at: last,
+        sha256,
+        file_name,
+        archived_at: now,
+        archived_by: archived_by.to_owned(),
+    };
+    let earlier = repo
+        .audit_archives()
+        .await?
+        .into_iter()
+        .find(|a| a.month == month);
+    if let Some(earlier) = earlier.filter(|e| e.sha256 != manifest.sha256) {
+        let kept = dir.join(format!(
+            "{}.differs-{}",
+            manifest.file_name,
+            &manifest.sha256[..12]
+        ));
+        fs::rename(&partial, &kept)?;
+        return Ok(Archived {
+            path: kept,
+            recorded: ArchiveRecorded::Differs(earlier),
+            manifest,
+        });
+    }
+    fs::rename(&partial, &path)
+        .with_context(|| format!("while moving the archive to {}", path.display()))?;
+    if let Ok(d) = File::open(dir) {
+        let _ = d.sync_all();
+    }
+    let recorded = trail.record_archive(&manifest).await?;
+    Ok(Archived {
+        path,
+        manifest,
+        recorded,
+    })
+}
