@@ -161,8 +161,10 @@ impl MaintenanceLease for PgLease {
         // A SHARE lock waits for every transaction that is inserting events and
         // holds off new ones for its own (short) duration: below the highest
         // position seen under it, no event can still appear.
+        // Writers queue behind a waiting SHARE request, so it gives up soon
+        // (sealing then waits for the next run) rather than stall them.
         let mut tx = self.conn.begin().await.map_err(map_err)?;
-        sqlx::query(LOCK_TIMEOUT)
+        sqlx::query("SET LOCAL lock_timeout = '2s'")
             .execute(&mut *tx)
             .await
             .map_err(map_err)?;
