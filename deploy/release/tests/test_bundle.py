@@ -145,9 +145,10 @@ def get(url: str) -> int:
 
 
 def test_the_core_image_starts_against_postgresql_and_answers_health(rootfs):
-    """No container engine runs here: the unpacked image's root filesystem is
-    started with chroot as the image's user, which shows the image holds all
-    its binary needs (libraries, users, certificates) and nothing from the host."""
+    """No container engine runs on the build machine (there is no Docker
+    daemon, and crun refuses its hybrid cgroup setup): the root filesystem that
+    umoci unpacked is started with chroot, as the image's user, which shows the
+    image holds everything its binary needs (libraries, users, certificates)."""
     if os.geteuid() != 0:
         pytest.fail("chroot needs root; run as root (CI does)")
     env = {k: os.environ[k] for k in ("DB_HOST", "DB_PORT", "DB_USER", "DB_PASSWORD", "DB_SSLMODE")}
