@@ -1,0 +1,397 @@
+//! The baseline: the smallest service that does each flow step's database
+//! work — the same store calls, so the same statements, transactions and audit
+//! inserts as the product — and nothing else: no validation beyond parsing, no
+//! idempotency, no sealing, no IDV client, a minimal response. The next state of
+//! a flow comes from the domain's pure state machine, as in the product.
+//!
+//! It answers the Core API's routes with the same JSON shapes the load
+//! generator reads, so one driver measures both.
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::Router;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::routing::{get, post, put};
+use domain::credential::{Credential, CredentialStatus, WebAuthnId};
+use domain::custody::BiometricReference;
+use domain::flow::{
+    Fact, Flow, FlowId, FlowState, FlowType, IdentityOutcome, IdentityStatus, NewCredential,
+};
+use domain::{
+    Actor, AuditEventType, Change, Effect, ExternalUserId, FlowLimits, FlowWrite, NewAuditEvent,
+    Repository, StoreError, Subject, User, ids,
+};
+use serde_json::{Value, json};
+use store_postgres::PgStore;
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+type Reply = Result<Json<Value>, (StatusCode, String)>;
+
+#[derive(Clone)]
+struct Baseline {
+    repo: Arc<PgStore>,
+    limits: (u32, u32),
+}
+
+fn now() -> OffsetDateTime {
+    #[allow(clippy::disallowed_methods)] // The baseline keeps its own time, as a service would.
+    domain::clock::truncate_to_micros(OffsetDateTime::now_utc())
+}
+
+fn fail(e: impl std::fmt::Display) -> (StatusCode, String) {
+    (StatusCode::INTERNAL_SERVER_ERROR, e.to_string())
+}
+
+fn bad(e: impl std::fmt::Display) -> (StatusCode, String) {
+    (StatusCode::BAD_REQUEST, e.to_string())
+}
+
+fn event(t: AuditEventType, flow: &Flow, at: OffsetDateTime) -> NewAuditEvent {
+    NewAuditEvent::new(
+        t,
+        Actor::Integration,
+        Subject {
+            user_id: Some(flow.user_id),
+            user_pseudonym: None,
+            credential_id: flow.credential_id,
+            flow_id: Some(flow.id.0),
+        },
+        at,
+    )
+}
+
+fn reply(flow: &Flow) -> Json<Value> {
+    Json(json!({
+        "id": flow.id.0,
+        "state": flow.state.as_str(),
+        "identity": { "workflow_run_id": flow.idv_run_id },
+    }))
+}
+
+pub(crate) fn router(repo: PgStore, max_open_flows: u32, max_idv_runs: u32) -> Router {
+    Router::new()
+        .route("/api/health", get(|| async { "ok" }))
+        .route("/api/core/v1/flows", post(create_flow))
+        .route("/api/core/v1/flows/{id}", get(get_flow))
+        .route("/api/core/v1/flows/{id}/possession", post(possession))
+        .route(
+            "/api/core/v1/flows/{id}/biometric-reference",
+            put(store_reference),
+        )
+        .route(
+            "/api/core/v1/flows/{id}/biometric-reference/release",
+            post(release_reference),
+        )
+        .route("/api/core/v1/synthetic/runs/{run}/outcome", post(outcome))
+        .with_state(Baseline {
+            repo: Arc::new(repo),
+            limits: (max_open_flows, max_idv_runs),
+        })
+}
+
+async fn advance(
+    repo: &PgStore,
+    flow: &Flow,
+    fact: &Fact,
+    effects: Vec<Effect>,
+    events: Vec<NewAuditEvent>,
+    at: OffsetDateTime,
+) -> Result<Flow, (StatusCode, String)> {
+    let next = flow.apply(fact, at).map_err(bad)?;
+    repo.apply(&Change {
+        flow: Some(FlowWrite::Update { flow: next.clone() }),
+        effects,
+        events,
+    })
+    .await
+    .map_err(fail)?;
+    Ok(next)
+}
+
+async fn create_flow(State(s): State<Baseline>, Json(body): Json<Value>) -> Reply {
+    let at = now();
+    let flow_type: FlowType = body["type"].as_str().unwrap_or("").parse().map_err(bad)?;
+    let external =
+        ExternalUserId::parse(body["external_user_id"].as_str().unwrap_or("")).map_err(bad)?;
+    let mut effects = Vec::new();
+    let mut events = Vec::new();
+    let user = match s.repo.user_by_external_id(&external).await {
+        Ok(user) => user,
+        Err(StoreError::NotFound) if flow_type == FlowType::Registration => {
+            let user = User::new(external, at);
+            effects.push(Effect::CreateUser(user.clone()));
+            events.push(NewAuditEvent::new(
+                AuditEventType::UserCreated,
+                Actor::Integration,
+                Subject {
+                    user_id: Some(user.id),
+                    user_pseudonym: Some(user.pseudonym.clone()),
+                    ..Subject::default()
+                },
+                at,
+            ));
+            user
+        }
+        Err(e) => return Err(fail(e)),
+    };
+    if matches!(flow_type, FlowType::SignIn | FlowType::StepUp) {
+        s.repo.credentials_of(user.id).await.map_err(fail)?;
+    }
+    if flow_type.uses_reference() {
+        s.repo.reference_of(user.id).await.map_err(fail)?;
+    }
+    let needs_identity = flow_type.needs_identity();
+    let flow = Flow {
+        id: FlowId(ids::new_id(at)),
+        user_id: user.id,
+        flow_type,
+        state: if needs_identity {
+            FlowState::Pending
+        } else {
+            FlowState::Verified
+        },
+        version: 1,
+        identity: if needs_identity {
+            IdentityStatus::Pending
+        } else {
+            IdentityStatus::NotRequired
+        },
+        idv_run_id: None,
+        sdk_token_sealed: None,
+        possession_done: false,
+        reference_stored: false,
+        credential_id: None,
+        pending_credential: None,
+        failure_reason: None,
+        transaction_context_sealed: body
+            .get("transaction_context")
+            .map(|c| c.to_string().into_bytes()),
+        transaction_context_sha256: body.get("transaction_context").map(|_| "0".repeat(64)),
+        cross_platform: false,
+        handoff: None,
+        created_at: at,
+        updated_at: at,
+        expires_at: at + time::Duration::minutes(15),
+        completed_at: None,
+    };
+    events.push(event(AuditEventType::FlowCreated, &flow, at));
+    s.repo
+        .apply(&Change {
+            flow: Some(FlowWrite::Insert {
+                flow: flow.clone(),
+                limits: FlowLimits {
+                    max_open_flows: s.limits.0,
+                    max_idv_runs_per_day: s.limits.1,
+                    now: at,
+                },
+            }),
+            effects,
+            events,
+        })
+        .await
+        .map_err(fail)?;
+    if !needs_identity {
+        return Ok(reply(&flow));
+    }
+    // The product starts the IDV run here and records it in a second transaction.
+    let mut effects = Vec::new();
+    if user.idv_applicant_sealed.is_none() {
+        effects.push(Effect::SetApplicant {
+            user_id: user.id,
+            sealed: b"baseline-applicant".to_vec(),
+        });
+    }
+    let fact = Fact::RunStarted {
+        run_id: format!("run-{}", Uuid::new_v4()),
+        sdk_token_sealed: None,
+    };
+    let started = flow.apply(&fact, at).map_err(bad)?;
+    let events = vec![event(AuditEventType::FlowIdvStarted, &started, at)];
+    let flow = advance(&s.repo, &flow, &fact, effects, events, at).await?;
+    Ok(reply(&flow))
+}
+
+async fn get_flow(State(s): State<Baseline>, Path(id): Path<Uuid>) -> Reply {
+    let flow = s.repo.flow(FlowId(id)).await.map_err(fail)?;
+    Ok(reply(&flow))
+}
+
+async fn store_reference(
+    State(s): State<Baseline>,
+    Path(id): Path<Uuid>,
+    Json(body): Json<Value>,
+) -> Reply {
+    let at = now();
+    let flow = s.repo.flow(FlowId(id)).await.map_err(fail)?;
+    let token = body["token"].as_str().unwrap_or("").as_bytes().to_vec();
+    let effects = vec![Effect::StoreReference(BiometricReference {
+        user_id: flow.user_id,
+        sealed: token,
+        created_by_flow: flow.id,
+        created_at: at,
+    })];
+    let events = vec![event(AuditEventType::BiometricReferenceStored, &flow, at)];
+    let flow = advance(&s.repo, &flow, &Fact::ReferenceStored, effects, events, at).await?;
+    Ok(reply(&flow))
+}
+
+async fn release_reference(State(s): State<Baseline>, Path(id): Path<Uuid>) -> Reply {
+    let at = now();
+    let flow = s.repo.flow(FlowId(id)).await.map_err(fail)?;
+    let reference = s.repo.reference_of(flow.user_id).await.map_err(fail)?;
+    s.repo
+        .append_audit(&event(
+            AuditEventType::BiometricReferenceReleased,
+            &flow,
+            at,
+        ))
+        .await
+        .map_err(fail)?;
+    Ok(Json(
+        json!({ "token": String::from_utf8_lossy(&reference.sealed) }),
+    ))
+}
+
+async fn possession(
+    State(s): State<Baseline>,
+    Path(id): Path<Uuid>,
+    Json(body): Json<Value>,
+) -> Reply {
+    let at = now();
+    let flow = s.repo.flow(FlowId(id)).await.map_err(fail)?;
+    let mut effects = Vec::new();
+    let (fact, pending) = if let Some(credential) = body.get("credential") {
+        let webauthn_id = credential["id"].as_str().unwrap_or("").to_owned();
+        match s.repo.credential_by_webauthn_id(&webauthn_id).await {
+            Err(StoreError::NotFound) => {}
+            Ok(_) => return Err(bad("credential exists")),
+            Err(e) => return Err(fail(e)),
+        }
+        let new = NewCredential {
+            id: ids::new_id(at),
+            webauthn_id,
+            public_key: None,
+            aaguid: None,
+            sign_count: 0,
+            transports: vec!["internal".into()],
+            backup_eligible: false,
+            backup_state: false,
+            platform: Some("android".into()),
+            device_label: None,
+        };
+        (
+            Fact::Possession {
+                credential_id: new.id,
+            },
+            Some(new),
+        )
+    } else {
+        let assertion = &body["assertion"];
+        let credential = s
+            .repo
+            .credential_by_webauthn_id(assertion["credential_id"].as_str().unwrap_or(""))
+            .await
+            .map_err(fail)?;
+        effects.push(Effect::UseCredential {
+            id: credential.id,
+            sign_count: assertion["sign_count"].as_u64().unwrap_or(0) as u32,
+            backup_state: false,
+            at,
+        });
+        (
+            Fact::Possession {
+                credential_id: credential.id,
+            },
+            None,
+        )
+    };
+    let mut next = flow.apply(&fact, at).map_err(bad)?;
+    next.pending_credential = pending;
+    let mut events = vec![event(AuditEventType::FlowPossessionVerified, &next, at)];
+    if pending_free(&next) {
+        events.push(event(AuditEventType::CredentialUsed, &next, at));
+    }
+    if next.state == FlowState::Completed {
+        events.push(event(AuditEventType::FlowCompleted, &next, at));
+    }
+    s.repo
+        .apply(&Change {
+            flow: Some(FlowWrite::Update { flow: next.clone() }),
+            effects,
+            events,
+        })
+        .await
+        .map_err(fail)?;
+    Ok(reply(&next))
+}
+
+fn pending_free(flow: &Flow) -> bool {
+    flow.pending_credential.is_none()
+}
+
+async fn outcome(State(s): State<Baseline>, Path(run): Path<String>) -> Reply {
+    let at = now();
+    let flow = s.repo.flow_by_run(&run).await.map_err(fail)?;
+    let fact = Fact::Identity(IdentityOutcome::Approved);
+    let next = flow.apply(&fact, at).map_err(bad)?;
+    let mut effects = vec![Effect::RecordProviderEvent {
+        dedupe_key: format!("synthetic:{run}:approved"),
+        run_id: run.clone(),
+        at,
+    }];
+    let mut events = vec![
+        event(AuditEventType::ProviderEventReceived, &flow, at),
+        event(AuditEventType::FlowVerified, &next, at),
+    ];
+    if next.state == FlowState::Completed {
+        if let Some(new) = &next.pending_credential {
+            effects.push(Effect::InsertCredential(Credential {
+                id: new.id,
+                user_id: next.user_id,
+                webauthn_id: WebAuthnId::parse(&new.webauthn_id).map_err(bad)?,
+                public_key: None,
+                aaguid: None,
+                sign_count: 0,
+                transports: new.transports.clone(),
+                backup_eligible: false,
+                backup_state: false,
+                platform: new.platform.clone(),
+                device_label: None,
+                created_by_flow: next.id,
+                status: CredentialStatus::Active,
+                status_reason: None,
+                created_at: at,
+                updated_at: at,
+                last_used_at: None,
+            }));
+            events.push(event(AuditEventType::CredentialRegistered, &next, at));
+            if next.flow_type == FlowType::Recovery {
+                for old in s.repo.credentials_of(next.user_id).await.map_err(fail)? {
+                    if old.status == CredentialStatus::Active {
+                        effects.push(Effect::SetCredentialStatus {
+                            id: old.id,
+                            from: old.status,
+                            to: CredentialStatus::Revoked,
+                            reason: Some("recovery".into()),
+                            at,
+                        });
+                        events.push(event(AuditEventType::CredentialRevoked, &next, at));
+                    }
+                }
+            }
+        }
+        events.push(event(AuditEventType::FlowCompleted, &next, at));
+    }
+    s.repo
+        .apply(&Change {
+            flow: Some(FlowWrite::Update { flow: next.clone() }),
+            effects,
+            events,
+        })
+        .await
+        .map_err(fail)?;
+    Ok(reply(&next))
+}

@@ -1,0 +1,351 @@
+//! `bench`: the Core API's benchmark harness. See docs/performance.md and
+//! `scripts/bench`, which starts PostgreSQL and builds what this drives.
+
+mod baseline;
+mod load;
+mod report;
+
+use std::net::{Ipv4Addr, SocketAddr, TcpListener as StdListener};
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use clap::{Parser, Subcommand};
+use load::{Scenario, Target};
+use report::{Phase, ProcessStats, Report};
+use sqlx::Connection;
+use store_postgres::{PgSettings, PgStore, SslMode};
+
+#[derive(Debug, Parser)]
+#[command(name = "bench", about = "Benchmark the Core API against a baseline")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Serve the baseline service on loopback (database from DB_* variables).
+    Baseline {
+        #[arg(long)]
+        port: u16,
+        #[arg(long, default_value_t = 25)]
+        pool: u32,
+    },
+    /// Run the benchmark: product and baseline, each on its own database.
+    Run {
+        /// The `biometric-passkey` binary to measure.
+        #[arg(long)]
+        product: PathBuf,
+        /// Seconds per measured phase.
+        #[arg(long, default_value_t = 20)]
+        duration: u64,
+        /// Concurrent virtual users in the max-throughput phases.
+        #[arg(long, default_value_t = 32)]
+        clients: usize,
+        /// Connection pool of both services (DB_MAX_OPEN_CONNS).
+        #[arg(long, default_value_t = 16)]
+        pool: u32,
+        /// Write the figures as JSON here as well.
+        #[arg(long)]
+        json: Option<PathBuf>,
+    },
+}
+
+const KEY: &str = "AQIDBAUGBwgJCgsMDQ4PEBESExQVFhcYGRobHB0eHyA";
+/// Users run flows back to back, so the per-user limits must not bind.
+const MAX_OPEN_FLOWS: u32 = 5;
+const MAX_IDV_RUNS: u32 = 1_000_000;
+
+fn env(name: &str) -> anyhow::Result<String> {
+    std::env::var(name).with_context(|| format!("{name} is not set; run through scripts/bench"))
+}
+
+fn settings(database: &str, pool: u32) -> anyhow::Result<PgSettings> {
+    Ok(PgSettings {
+        host: env("DB_HOST")?,
+        port: env("DB_PORT")?.parse()?,
+        user: env("DB_USER")?,
+        password: Some(env("DB_PASSWORD")?.into()),
+        database: database.to_owned(),
+        ssl_mode: SslMode::Disable,
+        max_open_conns: pool,
+        max_idle_conns: pool,
+        conn_max_lifetime: Duration::from_secs(3600),
+        conn_max_idle_time: Duration::from_secs(600),
+    })
+}
+
+fn free_port() -> anyhow::Result<u16> {
+    Ok(StdListener::bind((Ipv4Addr::LOCALHOST, 0))?
+        .local_addr()?
+        .port())
+}
+
+async fn fresh_database(name: &str) -> anyhow::Result<()> {
+    let url = format!(
+        "postgres://{}:{}@{}:{}/postgres",
+        env("DB_USER")?,
+        env("DB_PASSWORD")?,
+        env("DB_HOST")?,
+        env("DB_PORT")?
+    );
+    let mut admin = sqlx::PgConnection::connect(&url).await?;
+    sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+        .execute(&mut admin)
+        .await?;
+    sqlx::query(&format!("CREATE DATABASE {name}"))
+        .execute(&mut admin)
+        .await?;
+    Ok(())
+}
+
+/// A service process, killed when dropped.
+struct Service {
+    name: &'static str,
+    child: tokio::process::Child,
+    target: Target,
+}
+
+impl Service {
+    fn pid(&self) -> u32 {
+        self.child.id().unwrap_or(0)
+    }
+
+    fn stats(&self) -> ProcessStats {
+        ProcessStats::read(self.pid())
+    }
+
+    async fn wait_healthy(&mut self) -> anyhow::Result<()> {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let client = reqwest::Client::new();
+        while Instant::now() < deadline {
+            if let Ok(r) = client
+                .get(format!("{}/api/health", self.target.base))
+                .send()
+                .await
+                && r.status().is_success()
+            {
+                return Ok(());
+            }
+            if let Some(status) = self.child.try_wait()? {
+                bail!("{} exited with {status} before answering", self.name);
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        bail!("{} did not answer /api/health within 30 s", self.name)
+    }
+}
+
+async fn start_product(product: &PathBuf, pool: u32) -> anyhow::Result<Service> {
+    let database = "bench_product";
+    fresh_database(database).await?;
+    let base_env = [
+        ("DB_HOST", env("DB_HOST")?),
+        ("DB_PORT", env("DB_PORT")?),
+        ("DB_USER", env("DB_USER")?),
+        ("DB_PASSWORD", env("DB_PASSWORD")?),
+        ("DB_NAME", database.to_owned()),
+        ("DB_SSLMODE", "disable".to_owned()),
+        ("DB_MAX_OPEN_CONNS", pool.to_string()),
+        ("DB_MAX_IDLE_CONNS", pool.to_string()),
+    ];
+    let migrated = tokio::process::Command::new(product)
+        .arg("migrate")
+        .env_clear()
+        .envs(base_env.iter().cloned())
+        .output()
+        .await
+        .context("while running the product's migrate")?;
+    if !migrated.status.success() {
+        bail!(
+            "migrate failed: {}",
+            String::from_utf8_lossy(&migrated.stdout)
+        );
+    }
+    let port = free_port()?;
+    let child = tokio::process::Command::new(product)
+        .arg("core")
+        .env_clear()
+        .envs(base_env.iter().cloned())
+        .envs([
+            ("PORT", port.to_string()),
+            ("BIOMETRIC_PASSKEY_LOG_LEVEL", "warn".into()),
+            ("BIOMETRIC_PASSKEY_DATA_ENCRYPTION_KEY", KEY.into()),
+            ("BIOMETRIC_PASSKEY_IDV_PROVIDER_MODE", "synthetic".into()),
+            (
+                "BIOMETRIC_PASSKEY_IDV_REGISTRATION_WORKFLOW_ID",
+                "wf-registration".into(),
+            ),
+            (
+                "BIOMETRIC_PASSKEY_IDV_STEP_UP_WORKFLOW_ID",
+                "wf-step-up".into(),
+            ),
+            (
+                "BIOMETRIC_PASSKEY_IDV_RECOVERY_VERIFY_WORKFLOW_ID",
+                "wf-recovery".into(),
+            ),
+            (
+                "BIOMETRIC_PASSKEY_FLOW_MAX_OPEN_PER_USER",
+                MAX_OPEN_FLOWS.to_string(),
+            ),
+            (
+                "BIOMETRIC_PASSKEY_IDV_MAX_RUNS_PER_USER_PER_DAY",
+                MAX_IDV_RUNS.to_string(),
+            ),
+        ])
+        .stdout(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .context("while starting the product")?;
+    let mut service = Service {
+        name: "product",
+        child,
+        target: Target::new(&format!("http://127.0.0.1:{port}"))?,
+    };
+    service.wait_healthy().await?;
+    Ok(service)
+}
+
+async fn start_baseline(product: &PathBuf, pool: u32) -> anyhow::Result<Service> {
+    let database = "bench_baseline";
+    fresh_database(database).await?;
+    // The same schema, applied by the product's own migrations.
+    PgStore::connect_lazy(&settings(database, 2)?)
+        .migrate()
+        .await?;
+    let _ = product;
+    let port = free_port()?;
+    let child = tokio::process::Command::new(std::env::current_exe()?)
+        .args([
+            "baseline",
+            "--port",
+            &port.to_string(),
+            "--pool",
+            &pool.to_string(),
+        ])
+        .env("DB_NAME", database)
+        .stdout(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .context("while starting the baseline")?;
+    let mut service = Service {
+        name: "baseline",
+        child,
+        target: Target::new(&format!("http://127.0.0.1:{port}"))?,
+    };
+    service.wait_healthy().await?;
+    Ok(service)
+}
+
+async fn serve_baseline(port: u16, pool: u32) -> anyhow::Result<()> {
+    let store = PgStore::connect_lazy(&settings(&env("DB_NAME")?, pool)?);
+    let app = baseline::router(store, MAX_OPEN_FLOWS, MAX_IDV_RUNS);
+    let listener =
+        tokio::net::TcpListener::bind(SocketAddr::from((Ipv4Addr::LOCALHOST, port))).await?;
+    axum::serve(listener, app).await?;
+    Ok(())
+}
+
+#[allow(clippy::print_stdout)] // The report is the command's output.
+async fn run(
+    product: PathBuf,
+    duration: Duration,
+    clients: usize,
+    pool: u32,
+    json: Option<PathBuf>,
+) -> anyhow::Result<()> {
+    let services = [
+        start_product(&product, pool).await?,
+        start_baseline(&product, pool).await?,
+    ];
+    let mut report = Report::new(duration, clients, pool);
+    let mut users = Vec::new();
+    for service in &services {
+        users.push(load::enrol(&service.target, clients, clients.min(16)).await?);
+    }
+    // Maximum throughput: every client runs flows back to back.
+    let mut max_rate = Vec::new();
+    for scenario in Scenario::ALL {
+        let mut rates = [0.0; 2];
+        for (i, service) in services.iter().enumerate() {
+            let before = service.stats();
+            let started = Instant::now();
+            let (rec, back) = load::closed_loop(
+                &service.target,
+                scenario,
+                std::mem::take(&mut users[i]),
+                duration,
+            )
+            .await;
+            let elapsed = started.elapsed();
+            users[i] = back;
+            rates[i] = rec.flows_done() as f64 / elapsed.as_secs_f64();
+            report.add(
+                Phase::Max,
+                scenario,
+                service.name,
+                rec,
+                elapsed,
+                before,
+                service.stats(),
+            );
+        }
+        max_rate.push((scenario, rates[0]));
+    }
+    // Latency at half the product's maximum flow rate, arrivals on a fixed schedule.
+    for (scenario, rate) in max_rate {
+        for (i, service) in services.iter().enumerate() {
+            let before = service.stats();
+            let started = Instant::now();
+            let (rec, back) = load::fixed_rate(
+                &service.target,
+                scenario,
+                std::mem::take(&mut users[i]),
+                rate / 2.0,
+                duration,
+            )
+            .await;
+            users[i] = back;
+            report.add(
+                Phase::Half,
+                scenario,
+                service.name,
+                rec,
+                started.elapsed(),
+                before,
+                service.stats(),
+            );
+        }
+    }
+    for service in &services {
+        report.peak_rss(service.name, service.stats().peak_rss_kb);
+    }
+    print!("{}", report.markdown());
+    if let Some(path) = json {
+        std::fs::write(path, serde_json::to_vec_pretty(&report.json())?)?;
+    }
+    if report.errors() > 0 {
+        bail!(
+            "{} flows failed; first: {}",
+            report.errors(),
+            report.first_error().unwrap_or_default()
+        );
+    }
+    Ok(())
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    match Cli::parse().command {
+        Command::Baseline { port, pool } => serve_baseline(port, pool).await,
+        Command::Run {
+            product,
+            duration,
+            clients,
+            pool,
+            json,
+        } => run(product, Duration::from_secs(duration), clients, pool, json).await,
+    }
+}

@@ -1,0 +1,285 @@
+//! Figures, as a markdown report and as JSON.
+
+use std::collections::BTreeMap;
+use std::fmt::Write;
+use std::time::Duration;
+
+use hdrhistogram::Histogram;
+use serde_json::{Value, json};
+
+use crate::load::{Recorder, Scenario, Step};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) enum Phase {
+    /// Closed loop: as many flows as the service answers.
+    Max,
+    /// Fixed arrivals at half the product's maximum flow rate.
+    Half,
+}
+
+/// A process's CPU time and peak resident memory, from /proc.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct ProcessStats {
+    pub(crate) cpu_ticks: u64,
+    pub(crate) peak_rss_kb: u64,
+}
+
+/// Linux's USER_HZ: /proc reports CPU time in hundredths of a second.
+const TICKS_PER_SECOND: f64 = 100.0;
+
+impl ProcessStats {
+    pub(crate) fn read(pid: u32) -> Self {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        // Fields after the command name (which may hold spaces) end at ')'.
+        let fields: Vec<&str> = stat
+            .rsplit_once(')')
+            .map(|(_, rest)| rest.split_whitespace().collect())
+            .unwrap_or_default();
+        let field = |i: usize| {
+            fields
+                .get(i)
+                .and_then(|f| f.parse::<u64>().ok())
+                .unwrap_or(0)
+        };
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+        let peak_rss_kb = status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmHWM:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .unwrap_or(0);
+        Self {
+            // utime and stime are fields 14 and 15; 12 and 13 after ')' and state.
+            cpu_ticks: field(11) + field(12),
+            peak_rss_kb,
+        }
+    }
+}
+
+struct Figures {
+    elapsed: Duration,
+    recorder: Recorder,
+    cpu_ms: f64,
+}
+
+impl Figures {
+    fn requests(&self) -> u64 {
+        self.recorder.steps.values().map(Histogram::len).sum()
+    }
+}
+
+pub(crate) struct Report {
+    duration: Duration,
+    clients: usize,
+    pool: u32,
+    runs: BTreeMap<(Phase, Scenario, &'static str), Figures>,
+    rss: BTreeMap<&'static str, u64>,
+}
+
+fn ms(h: &Histogram<u64>, q: f64) -> f64 {
+    h.value_at_quantile(q) as f64 / 1000.0
+}
+
+impl Report {
+    pub(crate) fn new(duration: Duration, clients: usize, pool: u32) -> Self {
+        Self {
+            duration,
+            clients,
+            pool,
+            runs: BTreeMap::new(),
+            rss: BTreeMap::new(),
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn add(
+        &mut self,
+        phase: Phase,
+        scenario: Scenario,
+        service: &'static str,
+        recorder: Recorder,
+        elapsed: Duration,
+        before: ProcessStats,
+        after: ProcessStats,
+    ) {
+        let cpu_ms =
+            after.cpu_ticks.saturating_sub(before.cpu_ticks) as f64 * 1000.0 / TICKS_PER_SECOND;
+        self.runs.insert(
+            (phase, scenario, service),
+            Figures {
+                elapsed,
+                recorder,
+                cpu_ms,
+            },
+        );
+    }
+
+    pub(crate) fn peak_rss(&mut self, service: &'static str, kb: u64) {
+        self.rss.insert(service, kb);
+    }
+
+    pub(crate) fn errors(&self) -> u64 {
+        self.runs.values().map(|f| f.recorder.errors).sum()
+    }
+
+    pub(crate) fn first_error(&self) -> Option<String> {
+        self.runs
+            .values()
+            .find_map(|f| f.recorder.first_error.clone())
+    }
+
+    fn rate(f: &Figures, count: u64) -> f64 {
+        count as f64 / f.elapsed.as_secs_f64()
+    }
+
+    pub(crate) fn markdown(&self) -> String {
+        let mut out = String::new();
+        let _ = writeln!(
+            out,
+            "### Maximum throughput ({} clients, {} s per flow and service, pool {})\n",
+            self.clients,
+            self.duration.as_secs(),
+            self.pool
+        );
+        let _ = writeln!(
+            out,
+            "| flow | call | product req/s | baseline req/s | ratio | product p50 / p99 ms | baseline p50 / p99 ms |"
+        );
+        let _ = writeln!(out, "|---|---|---:|---:|---:|---:|---:|");
+        for scenario in Scenario::ALL {
+            let (Some(p), Some(b)) = (
+                self.runs.get(&(Phase::Max, scenario, "product")),
+                self.runs.get(&(Phase::Max, scenario, "baseline")),
+            ) else {
+                continue;
+            };
+            for (step, ph) in &p.recorder.steps {
+                let bh = b.recorder.steps.get(step);
+                let pr = Self::rate(p, ph.len());
+                let br = bh.map_or(0.0, |h| Self::rate(b, h.len()));
+                let _ = writeln!(
+                    out,
+                    "| {} | `{step}` | {pr:.0} | {br:.0} | {:.2} | {:.2} / {:.2} | {} |",
+                    scenario.name(),
+                    if br > 0.0 { pr / br } else { 0.0 },
+                    ms(ph, 0.5),
+                    ms(ph, 0.99),
+                    bh.map_or("–".into(), |h| format!(
+                        "{:.2} / {:.2}",
+                        ms(h, 0.5),
+                        ms(h, 0.99)
+                    )),
+                );
+            }
+            let (pf, bf) = (p.recorder.flows_done(), b.recorder.flows_done());
+            let _ = writeln!(
+                out,
+                "| **{}** | whole flow (flows/s) | **{:.0}** | **{:.0}** | **{:.2}** | | |",
+                scenario.name(),
+                Self::rate(p, pf),
+                Self::rate(b, bf),
+                if bf > 0 {
+                    Self::rate(p, pf) / Self::rate(b, bf)
+                } else {
+                    0.0
+                },
+            );
+        }
+        let _ = writeln!(
+            out,
+            "\n### Latency at half the product's maximum flow rate (fixed arrivals, {} s)\n",
+            self.duration.as_secs()
+        );
+        let _ = writeln!(
+            out,
+            "| flow | call | service | req/s | p50 ms | p90 ms | p99 ms | max ms |"
+        );
+        let _ = writeln!(out, "|---|---|---|---:|---:|---:|---:|---:|");
+        for ((phase, scenario, service), f) in &self.runs {
+            if *phase != Phase::Half {
+                continue;
+            }
+            let rows: Vec<(String, &Histogram<u64>)> = f
+                .recorder
+                .steps
+                .iter()
+                .map(|(s, h)| (format!("`{s}`"), h))
+                .chain(
+                    f.recorder
+                        .flows
+                        .iter()
+                        .map(|h| ("whole flow, from its scheduled start".to_owned(), h)),
+                )
+                .collect();
+            for (call, h) in rows {
+                let _ = writeln!(
+                    out,
+                    "| {} | {call} | {service} | {:.0} | {:.2} | {:.2} | {:.2} | {:.2} |",
+                    scenario.name(),
+                    Self::rate(f, h.len()),
+                    ms(h, 0.5),
+                    ms(h, 0.9),
+                    ms(h, 0.99),
+                    h.max() as f64 / 1000.0
+                );
+            }
+        }
+        let _ = writeln!(out, "\n### Server resources\n");
+        let _ = writeln!(
+            out,
+            "| service | peak RSS MB | CPU ms per request (max-throughput phases) | errors |"
+        );
+        let _ = writeln!(out, "|---|---:|---:|---:|");
+        for service in ["product", "baseline"] {
+            let (cpu, requests, errors) = self
+                .runs
+                .iter()
+                .filter(|((phase, _, s), _)| *phase == Phase::Max && *s == service)
+                .fold((0.0, 0u64, 0u64), |(c, r, e), (_, f)| {
+                    (c + f.cpu_ms, r + f.requests(), e + f.recorder.errors)
+                });
+            let _ = writeln!(
+                out,
+                "| {service} | {:.1} | {:.3} | {errors} |",
+                self.rss.get(service).copied().unwrap_or(0) as f64 / 1024.0,
+                if requests > 0 {
+                    cpu / requests as f64
+                } else {
+                    0.0
+                },
+            );
+        }
+        out
+    }
+
+    pub(crate) fn json(&self) -> Value {
+        let runs: Vec<Value> =
+            self.runs
+                .iter()
+                .map(|((phase, scenario, service), f)| {
+                    let steps: BTreeMap<Step, Value> = f
+                    .recorder
+                    .steps
+                    .iter()
+                    .map(|(s, h)| {
+                        (*s, json!({
+                            "count": h.len(), "per_second": Self::rate(f, h.len()),
+                            "p50_ms": ms(h, 0.5), "p90_ms": ms(h, 0.9), "p99_ms": ms(h, 0.99),
+                            "max_ms": h.max() as f64 / 1000.0,
+                        }))
+                    })
+                    .collect();
+                    json!({
+                        "phase": format!("{phase:?}").to_lowercase(),
+                        "flow": scenario.name(),
+                        "service": service,
+                        "seconds": f.elapsed.as_secs_f64(),
+                        "flows": f.recorder.flows_done(),
+                        "errors": f.recorder.errors,
+                        "cpu_ms": f.cpu_ms,
+                        "steps": steps,
+                    })
+                })
+                .collect();
+        json!({ "clients": self.clients, "pool": self.pool, "runs": runs, "peak_rss_kb": self.rss })
+    }
+}
