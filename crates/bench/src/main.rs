@@ -50,6 +50,9 @@ enum Command {
         /// Write the figures as JSON here as well.
         #[arg(long)]
         json: Option<PathBuf>,
+        /// Only this flow (registration, sign_in, step_up, recovery).
+        #[arg(long)]
+        only: Option<String>,
     },
 }
 
@@ -255,7 +258,15 @@ async fn run(
     clients: usize,
     pool: u32,
     json: Option<PathBuf>,
+    only: Option<&str>,
 ) -> anyhow::Result<()> {
+    let scenarios: Vec<Scenario> = Scenario::ALL
+        .into_iter()
+        .filter(|s| only.is_none_or(|o| o == s.name()))
+        .collect();
+    if scenarios.is_empty() {
+        bail!("--only takes registration, sign_in, step_up or recovery");
+    }
     let services = [
         start_product(&product, pool).await?,
         start_baseline(&product, pool).await?,
@@ -267,7 +278,7 @@ async fn run(
     }
     // Maximum throughput: every client runs flows back to back.
     let mut max_rate = Vec::new();
-    for scenario in Scenario::ALL {
+    for &scenario in &scenarios {
         let mut rates = [0.0; 2];
         for (i, service) in services.iter().enumerate() {
             let before = service.stats();
@@ -346,6 +357,17 @@ async fn main() -> anyhow::Result<()> {
             clients,
             pool,
             json,
-        } => run(product, Duration::from_secs(duration), clients, pool, json).await,
+            only,
+        } => {
+            run(
+                product,
+                Duration::from_secs(duration),
+                clients,
+                pool,
+                json,
+                only.as_deref(),
+            )
+            .await
+        }
     }
 }

@@ -157,6 +157,37 @@ pub struct FlowService {
     key: DataKey,
     policy: FlowPolicy,
     observer: Option<Arc<dyn FlowObserver>>,
+    external_ids: ExternalIds,
+}
+
+/// The customer's identifier of users seen recently, so that a flow's response
+/// does not read its user again. Safe to keep: a user id is never reused and
+/// its external identifier never changes (a deleted user's flows go with them).
+/// Bounded: emptied when full.
+#[derive(Default)]
+struct ExternalIds(std::sync::Mutex<std::collections::HashMap<UserId, ExternalUserId>>);
+
+impl ExternalIds {
+    const MAX: usize = 65_536;
+
+    fn get(&self, id: UserId) -> Option<ExternalUserId> {
+        self.0.lock().ok()?.get(&id).cloned()
+    }
+
+    fn remember(&self, id: UserId, external: &ExternalUserId) {
+        if let Ok(mut map) = self.0.lock() {
+            if map.len() >= Self::MAX {
+                map.clear();
+            }
+            map.insert(id, external.clone());
+        }
+    }
+
+    fn forget(&self, external: &ExternalUserId) {
+        if let Ok(mut map) = self.0.lock() {
+            map.retain(|_, e| e != external);
+        }
+    }
 }
 
 fn context_binding(id: &FlowId) -> Binding<'_> {
@@ -233,6 +264,7 @@ impl FlowService {
             key,
             policy,
             observer: None,
+            external_ids: ExternalIds::default(),
         }
     }
 
@@ -479,7 +511,14 @@ impl FlowService {
         flow: Flow,
         handoff_code: Option<Zeroizing<String>>,
     ) -> DomainResult<FlowView> {
-        let user = self.repo.user_by_id(flow.user_id).await?;
+        let external_user_id = match self.external_ids.get(flow.user_id) {
+            Some(external) => external,
+            None => {
+                let user = self.repo.user_by_id(flow.user_id).await?;
+                self.external_ids.remember(user.id, &user.external_id);
+                user.external_id
+            }
+        };
         let transaction_context = match &flow.transaction_context_sealed {
             Some(sealed) => {
                 let plain = self
@@ -501,7 +540,7 @@ impl FlowService {
         };
         Ok(FlowView {
             flow,
-            external_user_id: user.external_id,
+            external_user_id,
             transaction_context,
             sdk_token,
             handoff_code,
@@ -683,6 +722,7 @@ impl FlowService {
         } else {
             flow
         };
+        self.external_ids.remember(user.id, &user.external_id);
         self.view(flow, handoff_code).await
     }
 
@@ -1296,6 +1336,7 @@ impl FlowService {
         ctx: &RequestContext,
         external_id: &ExternalUserId,
     ) -> DomainResult<()> {
+        self.external_ids.forget(external_id);
         crate::operations::delete_user(&*self.repo, &*self.clock, ctx, external_id).await
     }
 
