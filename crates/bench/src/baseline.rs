@@ -16,9 +16,7 @@ use axum::http::StatusCode;
 use axum::routing::{get, post, put};
 use domain::credential::{Credential, CredentialStatus, WebAuthnId};
 use domain::custody::BiometricReference;
-use domain::flow::{
-    Fact, Flow, FlowId, FlowState, FlowType, IdentityOutcome, IdentityStatus, NewCredential,
-};
+use domain::flow::{Fact, Flow, FlowId, FlowState, FlowType, IdentityOutcome, NewCredential};
 use domain::{
     Actor, AuditEventType, Change, Effect, ExternalUserId, FlowLimits, FlowWrite, NewAuditEvent,
     Repository, StoreError, Subject, User, ids,
@@ -101,14 +99,24 @@ async fn advance(
     at: OffsetDateTime,
 ) -> Result<Flow, (StatusCode, String)> {
     let next = flow.apply(fact, at).map_err(bad)?;
+    write(repo, &next, effects, events).await?;
+    Ok(next)
+}
+
+/// Writes a flow's next version with its effects and events.
+async fn write(
+    repo: &PgStore,
+    next: &Flow,
+    effects: Vec<Effect>,
+    events: Vec<NewAuditEvent>,
+) -> Result<(), (StatusCode, String)> {
     repo.apply(&Change {
         flow: Some(FlowWrite::Update { flow: next.clone() }),
         effects,
         events,
     })
     .await
-    .map_err(fail)?;
-    Ok(next)
+    .map_err(fail)
 }
 
 async fn create_flow(State(s): State<Baseline>, Json(body): Json<Value>) -> Reply {
@@ -144,38 +152,17 @@ async fn create_flow(State(s): State<Baseline>, Json(body): Json<Value>) -> Repl
         s.repo.reference_of(user.id).await.map_err(fail)?;
     }
     let needs_identity = flow_type.needs_identity();
+    let context = body.get("transaction_context");
     let flow = Flow {
-        id: FlowId(ids::new_id(at)),
-        user_id: user.id,
-        flow_type,
-        state: if needs_identity {
-            FlowState::Pending
-        } else {
-            FlowState::Verified
-        },
-        version: 1,
-        identity: if needs_identity {
-            IdentityStatus::Pending
-        } else {
-            IdentityStatus::NotRequired
-        },
-        idv_run_id: None,
-        sdk_token_sealed: None,
-        possession_done: false,
-        reference_stored: false,
-        credential_id: None,
-        pending_credential: None,
-        failure_reason: None,
-        transaction_context_sealed: body
-            .get("transaction_context")
-            .map(|c| c.to_string().into_bytes()),
-        transaction_context_sha256: body.get("transaction_context").map(|_| "0".repeat(64)),
-        cross_platform: false,
-        handoff: None,
-        created_at: at,
-        updated_at: at,
-        expires_at: at + time::Duration::minutes(15),
-        completed_at: None,
+        transaction_context_sealed: context.map(|c| c.to_string().into_bytes()),
+        transaction_context_sha256: context.map(|_| "0".repeat(64)),
+        ..Flow::new(
+            FlowId(ids::new_id(at)),
+            user.id,
+            flow_type,
+            at,
+            at + time::Duration::minutes(15),
+        )
     };
     events.push(event(AuditEventType::FlowCreated, &flow, at));
     s.repo
@@ -317,14 +304,7 @@ async fn possession(
     if next.state == FlowState::Completed {
         events.push(event(AuditEventType::FlowCompleted, &next, at));
     }
-    s.repo
-        .apply(&Change {
-            flow: Some(FlowWrite::Update { flow: next.clone() }),
-            effects,
-            events,
-        })
-        .await
-        .map_err(fail)?;
+    write(&s.repo, &next, effects, events).await?;
     Ok(reply(&next))
 }
 
@@ -385,13 +365,6 @@ async fn outcome(State(s): State<Baseline>, Path(run): Path<String>) -> Reply {
         }
         events.push(event(AuditEventType::FlowCompleted, &next, at));
     }
-    s.repo
-        .apply(&Change {
-            flow: Some(FlowWrite::Update { flow: next.clone() }),
-            effects,
-            events,
-        })
-        .await
-        .map_err(fail)?;
+    write(&s.repo, &next, effects, events).await?;
     Ok(reply(&next))
 }

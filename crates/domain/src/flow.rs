@@ -243,6 +243,49 @@ pub enum TransitionError {
 }
 
 impl Flow {
+    /// A flow as created: version 1, waiting for its identity proof when its
+    /// type needs one (otherwise already `verified`), no optional field set.
+    pub fn new(
+        id: FlowId,
+        user_id: UserId,
+        flow_type: FlowType,
+        created_at: OffsetDateTime,
+        expires_at: OffsetDateTime,
+    ) -> Self {
+        let needs_identity = flow_type.needs_identity();
+        Self {
+            id,
+            user_id,
+            flow_type,
+            state: if needs_identity {
+                FlowState::Pending
+            } else {
+                FlowState::Verified
+            },
+            version: 1,
+            identity: if needs_identity {
+                IdentityStatus::Pending
+            } else {
+                IdentityStatus::NotRequired
+            },
+            idv_run_id: None,
+            sdk_token_sealed: None,
+            possession_done: false,
+            reference_stored: false,
+            credential_id: None,
+            pending_credential: None,
+            failure_reason: None,
+            transaction_context_sealed: None,
+            transaction_context_sha256: None,
+            cross_platform: false,
+            handoff: None,
+            created_at,
+            updated_at: created_at,
+            expires_at,
+            completed_at: None,
+        }
+    }
+
     /// Whether the enrolled device may act on the flow: always, unless the flow
     /// is cross-platform and its hand-off has not been claimed yet.
     pub fn device_side_ready(&self) -> bool {

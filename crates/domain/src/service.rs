@@ -652,27 +652,6 @@ impl FlowService {
             .cross_platform
             .then(|| Zeroizing::new(URL_SAFE_NO_PAD.encode(ids::random_bytes::<16>())));
         let flow = Flow {
-            id,
-            user_id: user.id,
-            flow_type,
-            state: if flow_type.needs_identity() {
-                FlowState::Pending
-            } else {
-                FlowState::Verified
-            },
-            version: 1,
-            identity: if flow_type.needs_identity() {
-                IdentityStatus::Pending
-            } else {
-                IdentityStatus::NotRequired
-            },
-            idv_run_id: None,
-            sdk_token_sealed: None,
-            possession_done: false,
-            reference_stored: false,
-            credential_id: None,
-            pending_credential: None,
-            failure_reason: None,
             transaction_context_sha256: context
                 .as_ref()
                 .map(|(v, _)| transaction_context_sha256(v)),
@@ -685,10 +664,7 @@ impl FlowService {
                 expires_at: (now + self.policy.handoff_ttl).min(expires_at),
                 claimed_at: None,
             }),
-            created_at: now,
-            updated_at: now,
-            expires_at,
-            completed_at: None,
+            ..Flow::new(id, user.id, flow_type, now, expires_at)
         };
         events.push(NewAuditEvent {
             details: json!({

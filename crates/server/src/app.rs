@@ -148,10 +148,17 @@ pub struct CoreApp {
 pub const RECONCILE_EVERY: std::time::Duration = std::time::Duration::from_secs(30);
 pub const RECONCILE_BATCH: u32 = 50;
 
-/// Re-reads runs whose webhook did not arrive, and has the provider forget
-/// deleted users, until `shutdown` resolves.
-pub async fn reconcile_loop(flows: Arc<FlowService>, shutdown: impl Future<Output = ()>) {
-    let mut tick = tokio::time::interval(RECONCILE_EVERY);
+/// Runs `work` at once and then every `period` (a late run delays the next
+/// rather than bunching up) until `shutdown` resolves.
+pub async fn every<F, Fut>(
+    period: std::time::Duration,
+    shutdown: impl Future<Output = ()>,
+    mut work: F,
+) where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = ()>,
+{
+    let mut tick = tokio::time::interval(period);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     tokio::pin!(shutdown);
     loop {
@@ -159,27 +166,37 @@ pub async fn reconcile_loop(flows: Arc<FlowService>, shutdown: impl Future<Outpu
             () = &mut shutdown => return,
             _ = tick.tick() => {}
         }
-        match flows.reconcile(RECONCILE_BATCH).await {
-            Ok(report) if report.applied > 0 => {
-                tracing::info!(
-                    checked = report.checked,
-                    applied = report.applied,
-                    "reconciled flows with the IDV provider"
-                );
-            }
-            Ok(_) => {}
-            Err(e) => {
-                tracing::warn!(error = %e, "reconciliation with the IDV provider failed; retrying next pass")
-            }
+        work().await;
+    }
+}
+
+/// Re-reads runs whose webhook did not arrive, and has the provider forget
+/// deleted users, until `shutdown` resolves.
+pub async fn reconcile_loop(flows: Arc<FlowService>, shutdown: impl Future<Output = ()>) {
+    every(RECONCILE_EVERY, shutdown, || reconcile_once(&flows)).await;
+}
+
+async fn reconcile_once(flows: &FlowService) {
+    match flows.reconcile(RECONCILE_BATCH).await {
+        Ok(report) if report.applied > 0 => {
+            tracing::info!(
+                checked = report.checked,
+                applied = report.applied,
+                "reconciled flows with the IDV provider"
+            );
         }
-        match flows.process_provider_cleanups(RECONCILE_BATCH).await {
-            Ok(done) if done > 0 => {
-                tracing::info!(users = done, "the IDV provider forgot deleted users")
-            }
-            Ok(_) => {}
-            Err(e) => {
-                tracing::warn!(error = %e, "provider cleanup of deleted users failed; retrying next pass")
-            }
+        Ok(_) => {}
+        Err(e) => {
+            tracing::warn!(error = %e, "reconciliation with the IDV provider failed; retrying next pass")
+        }
+    }
+    match flows.process_provider_cleanups(RECONCILE_BATCH).await {
+        Ok(done) if done > 0 => {
+            tracing::info!(users = done, "the IDV provider forgot deleted users")
+        }
+        Ok(_) => {}
+        Err(e) => {
+            tracing::warn!(error = %e, "provider cleanup of deleted users failed; retrying next pass")
         }
     }
 }

@@ -46,16 +46,10 @@ pub fn trail(
 
 /// Maintains the trail every [`MAINTENANCE_EVERY`] until `shutdown` resolves.
 pub async fn maintenance_loop(trail: Arc<AuditTrail>, shutdown: impl Future<Output = ()>) {
-    let mut tick = tokio::time::interval(MAINTENANCE_EVERY);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    tokio::pin!(shutdown);
-    loop {
-        tokio::select! {
-            () = &mut shutdown => return,
-            _ = tick.tick() => {}
-        }
+    crate::app::every(MAINTENANCE_EVERY, shutdown, || async {
         let _ = maintain_once(&trail).await;
-    }
+    })
+    .await;
 }
 
 /// One maintenance run, logged. Failures and months retention had to keep are

@@ -48,31 +48,16 @@ pub(crate) fn event(event_type: AuditEventType, user: &User, at: OffsetDateTime)
 /// A just-created flow with no optional field set, expiring 15 minutes after creation.
 pub(crate) fn flow(user: UserId, flow_type: FlowType, created_at: OffsetDateTime) -> Flow {
     Flow {
-        id: FlowId(ids::new_id(created_at)),
-        user_id: user,
-        flow_type,
+        // Pending even when the type needs no identity proof: the stores keep
+        // whatever state they are given.
         state: FlowState::Pending,
-        version: 1,
-        identity: if flow_type.needs_identity() {
-            IdentityStatus::Pending
-        } else {
-            IdentityStatus::NotRequired
-        },
-        idv_run_id: None,
-        sdk_token_sealed: None,
-        possession_done: false,
-        reference_stored: false,
-        credential_id: None,
-        pending_credential: None,
-        failure_reason: None,
-        transaction_context_sealed: None,
-        transaction_context_sha256: None,
-        cross_platform: false,
-        handoff: None,
-        created_at,
-        updated_at: created_at,
-        expires_at: created_at + Duration::minutes(15),
-        completed_at: None,
+        ..Flow::new(
+            FlowId(ids::new_id(created_at)),
+            user,
+            flow_type,
+            created_at,
+            created_at + Duration::minutes(15),
+        )
     }
 }
 

@@ -6,37 +6,13 @@ use super::*;
 const T0: OffsetDateTime = datetime!(2026-06-01 12:00:00 UTC);
 
 fn flow(flow_type: FlowType) -> Flow {
-    Flow {
-        id: FlowId(Uuid::nil()),
-        user_id: UserId(Uuid::nil()),
+    Flow::new(
+        FlowId(Uuid::nil()),
+        UserId(Uuid::nil()),
         flow_type,
-        state: if flow_type.needs_identity() {
-            FlowState::Pending
-        } else {
-            FlowState::Verified
-        },
-        version: 1,
-        identity: if flow_type.needs_identity() {
-            IdentityStatus::Pending
-        } else {
-            IdentityStatus::NotRequired
-        },
-        idv_run_id: None,
-        sdk_token_sealed: None,
-        possession_done: false,
-        reference_stored: false,
-        credential_id: None,
-        pending_credential: None,
-        failure_reason: None,
-        transaction_context_sealed: None,
-        transaction_context_sha256: None,
-        cross_platform: false,
-        handoff: None,
-        created_at: T0,
-        updated_at: T0,
-        expires_at: T0 + Duration::minutes(15),
-        completed_at: None,
-    }
+        T0,
+        T0 + Duration::minutes(15),
+    )
 }
 
 fn started(flow_type: FlowType) -> Flow {
