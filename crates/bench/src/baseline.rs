@@ -32,6 +32,7 @@ type Reply = Result<Json<Value>, (StatusCode, String)>;
 struct Baseline {
     repo: Arc<PgStore>,
     limits: (u32, u32),
+    webhook_secret: Arc<str>,
 }
 
 fn now() -> OffsetDateTime {
@@ -69,7 +70,12 @@ fn reply(flow: &Flow) -> Json<Value> {
     }))
 }
 
-pub(crate) fn router(repo: PgStore, max_open_flows: u32, max_idv_runs: u32) -> Router {
+pub(crate) fn router(
+    repo: PgStore,
+    max_open_flows: u32,
+    max_idv_runs: u32,
+    webhook_secret: &str,
+) -> Router {
     Router::new()
         .route("/api/health", get(|| async { "ok" }))
         .route("/api/core/v1/flows", post(create_flow))
@@ -84,9 +90,11 @@ pub(crate) fn router(repo: PgStore, max_open_flows: u32, max_idv_runs: u32) -> R
             post(release_reference),
         )
         .route("/api/core/v1/synthetic/runs/{run}/outcome", post(outcome))
+        .route("/api/public/v1/providers/onfido/webhooks", post(webhook))
         .with_state(Baseline {
             repo: Arc::new(repo),
             limits: (max_open_flows, max_idv_runs),
+            webhook_secret: webhook_secret.into(),
         })
 }
 
@@ -313,12 +321,48 @@ fn pending_free(flow: &Flow) -> bool {
 }
 
 async fn outcome(State(s): State<Baseline>, Path(run): Path<String>) -> Reply {
+    approve(&s, run, "synthetic").await
+}
+
+/// A signed provider event: the signature checked over the raw bytes, the
+/// event de-duplicated, then the same work as the synthetic outcome. (The
+/// product also re-reads the run from the provider; that is not database work.)
+async fn webhook(
+    State(s): State<Baseline>,
+    headers: axum::http::HeaderMap,
+    body: axum::body::Bytes,
+) -> Reply {
+    use hmac::{Hmac, Mac};
+    let signature = headers
+        .get("x-sha2-signature")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| hex::decode(v).ok())
+        .ok_or_else(|| bad("signature"))?;
+    let mut mac =
+        <Hmac<sha2::Sha256> as Mac>::new_from_slice(s.webhook_secret.as_bytes()).map_err(fail)?;
+    mac.update(&body);
+    mac.verify_slice(&signature).map_err(|_| bad("signature"))?;
+    let event: Value = serde_json::from_slice(&body).map_err(bad)?;
+    let object = &event["payload"]["object"];
+    let run = object["id"].as_str().unwrap_or("").to_owned();
+    let status = object["status"].as_str().unwrap_or("");
+    if s.repo
+        .provider_event_seen(&format!("onfido:{run}:{status}"))
+        .await
+        .map_err(fail)?
+    {
+        return Ok(Json(json!({})));
+    }
+    approve(&s, run, "onfido").await
+}
+
+async fn approve(s: &Baseline, run: String, provider: &str) -> Reply {
     let at = now();
     let flow = s.repo.flow_by_run(&run).await.map_err(fail)?;
     let fact = Fact::Identity(IdentityOutcome::Approved);
     let next = flow.apply(&fact, at).map_err(bad)?;
     let mut effects = vec![Effect::RecordProviderEvent {
-        dedupe_key: format!("synthetic:{run}:approved"),
+        dedupe_key: format!("{provider}:{run}:approved"),
         run_id: run.clone(),
         at,
     }];

@@ -12,21 +12,24 @@ use hdrhistogram::Histogram;
 use serde_json::{Value, json};
 use tokio::sync::{Mutex, mpsc};
 
-/// The four flows of the Core API.
+/// The four flows of the Core API, and step-up again with the IDV result
+/// arriving as a signed provider webhook.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub(crate) enum Scenario {
     Registration,
     SignIn,
     StepUp,
     Recovery,
+    StepUpWebhook,
 }
 
 impl Scenario {
-    pub(crate) const ALL: [Self; 4] = [
+    pub(crate) const ALL: [Self; 5] = [
         Self::Registration,
         Self::SignIn,
         Self::StepUp,
         Self::Recovery,
+        Self::StepUpWebhook,
     ];
 
     pub(crate) fn name(self) -> &'static str {
@@ -35,6 +38,7 @@ impl Scenario {
             Self::SignIn => "sign_in",
             Self::StepUp => "step_up",
             Self::Recovery => "recovery",
+            Self::StepUpWebhook => "step_up_webhook",
         }
     }
 }
@@ -47,6 +51,7 @@ pub(crate) const RELEASE_REFERENCE: Step = "POST /flows/{id}/biometric-reference
 pub(crate) const POSSESSION: Step = "POST /flows/{id}/possession";
 pub(crate) const OUTCOME: Step = "POST /synthetic/runs/{run}/outcome";
 pub(crate) const READ: Step = "GET /flows/{id}";
+pub(crate) const WEBHOOK: Step = "POST /providers/onfido/webhooks";
 
 /// Latencies in microseconds, per step and per whole flow, and errors.
 #[derive(Default)]
@@ -104,11 +109,20 @@ fn b64(s: &str) -> String {
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(s)
 }
 
+/// How IDV results reach a target in webhook mode: signed deliveries, and the
+/// provider double to settle the run at first (the product re-reads it there).
+#[derive(Clone)]
+pub(crate) struct Webhooks {
+    pub(crate) double: Option<Arc<testkit::onfido_double::OnfidoDouble>>,
+    pub(crate) secret: String,
+}
+
 /// A service under load.
 #[derive(Clone)]
 pub(crate) struct Target {
     pub(crate) base: String,
     client: reqwest::Client,
+    webhooks: Option<Webhooks>,
 }
 
 impl Target {
@@ -119,7 +133,16 @@ impl Target {
                 .pool_max_idle_per_host(1024)
                 .timeout(Duration::from_secs(30))
                 .build()?,
+            webhooks: None,
         })
+    }
+
+    /// The same service, with IDV results delivered as signed webhooks.
+    pub(crate) fn with_webhooks(&self, webhooks: Webhooks) -> Self {
+        Self {
+            webhooks: Some(webhooks),
+            ..self.clone()
+        }
     }
 
     async fn call(
@@ -180,6 +203,9 @@ impl Target {
     }
 
     async fn outcome(&self, rec: &mut Recorder, run: &str) -> anyhow::Result<()> {
+        if let Some(webhooks) = &self.webhooks {
+            return self.deliver(rec, webhooks, run).await;
+        }
         self.call(
             rec,
             OUTCOME,
@@ -189,6 +215,64 @@ impl Target {
         )
         .await
         .map(drop)
+    }
+
+    async fn deliver(
+        &self,
+        rec: &mut Recorder,
+        webhooks: &Webhooks,
+        run: &str,
+    ) -> anyhow::Result<()> {
+        self.settle(webhooks, run).await;
+        self.post_webhook(rec, webhooks, run).await
+    }
+
+    /// Settles the run at the provider double (which has no webhook URL, so it
+    /// delivers nothing): the product re-reads the run there.
+    async fn settle(&self, webhooks: &Webhooks, run: &str) {
+        if let Some(double) = &webhooks.double {
+            double.complete_run(run, "approved").await;
+        }
+    }
+
+    async fn post_webhook(
+        &self,
+        rec: &mut Recorder,
+        webhooks: &Webhooks,
+        run: &str,
+    ) -> anyhow::Result<()> {
+        #[allow(clippy::disallowed_methods)] // The provider stamps its events with real time.
+        let completed = time::OffsetDateTime::now_utc()
+            .format(&time::format_description::well_known::Rfc3339)?;
+        let body = serde_json::to_vec(&json!({ "payload": {
+            "resource_type": "workflow_run",
+            "action": "workflow_run.completed",
+            "object": {
+                "id": run, "status": "approved", "completed_at_iso8601": completed,
+                "href": format!("https://api.eu.onfido.com/v3.6/workflow_runs/{run}"),
+            },
+        }}))?;
+        let signature = testkit::onfido_double::sign(&webhooks.secret, &body);
+        let started = Instant::now();
+        let response = self
+            .client
+            .post(format!(
+                "{}/api/public/v1/providers/onfido/webhooks",
+                self.base
+            ))
+            .header("content-type", "application/json")
+            .header("x-sha2-signature", signature)
+            .body(body)
+            .send()
+            .await
+            .context(WEBHOOK)?;
+        let status = response.status();
+        let text = response.text().await?;
+        rec.step(WEBHOOK, started.elapsed().as_micros() as u64);
+        if !status.is_success() {
+            bail!("{WEBHOOK}: HTTP {status}: {text}");
+        }
+        Ok(())
     }
 
     async fn register_credential(
@@ -288,7 +372,7 @@ impl Target {
                 self.assert(rec, &id, vu).await?;
                 self.finish(rec, &id).await
             }
-            Scenario::StepUp => {
+            Scenario::StepUp | Scenario::StepUpWebhook => {
                 let (id, run) = self
                     .create(
                         rec,
@@ -465,6 +549,78 @@ fn merge(recs: Vec<Recorder>) -> Recorder {
         }
     }
     all
+}
+
+/// Flows waiting for their identity result: `per_user` step-up flows of each
+/// user, their runs settled at the provider. Returns the run ids.
+pub(crate) async fn awaiting_runs(
+    target: &Target,
+    users: &[VirtualUser],
+    per_user: usize,
+) -> anyhow::Result<Vec<String>> {
+    let webhooks = target.webhooks.clone().context("a webhook target")?;
+    let mut tasks = Vec::new();
+    for vu in users {
+        let (target, webhooks, user) = (target.clone(), webhooks.clone(), vu.external_id.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut rec = Recorder::default();
+            let mut runs = Vec::new();
+            for _ in 0..per_user {
+                let (_, run) = target
+                    .create(
+                        &mut rec,
+                        json!({ "type": "step_up", "external_user_id": user }),
+                    )
+                    .await?;
+                target.settle(&webhooks, &run).await;
+                runs.push(run);
+            }
+            anyhow::Ok(runs)
+        }));
+    }
+    let mut runs = Vec::new();
+    for task in tasks {
+        runs.extend(task.await??);
+    }
+    Ok(runs)
+}
+
+/// Delivers one signed webhook per run, `clients` at a time, as fast as they
+/// are answered.
+pub(crate) async fn deliver_all(target: &Target, runs: Vec<String>, clients: usize) -> Recorder {
+    let Some(webhooks) = target.webhooks.clone() else {
+        return Recorder {
+            errors: 1,
+            first_error: Some("not a webhook target".into()),
+            ..Recorder::default()
+        };
+    };
+    let queue = Arc::new(Mutex::new(runs));
+    let mut tasks = Vec::new();
+    for _ in 0..clients.max(1) {
+        let (target, webhooks, queue) = (target.clone(), webhooks.clone(), queue.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut rec = Recorder::default();
+            loop {
+                let run = queue.lock().await.pop();
+                let Some(run) = run else { break };
+                let started = Instant::now();
+                match target.post_webhook(&mut rec, &webhooks, &run).await {
+                    Ok(()) => rec.flow(started.elapsed().as_micros() as u64),
+                    Err(e) => note_error(&mut rec, e),
+                }
+            }
+            rec
+        }));
+    }
+    let mut recs = Vec::new();
+    for task in tasks {
+        recs.push(task.await.unwrap_or(Recorder {
+            errors: 1,
+            ..Recorder::default()
+        }));
+    }
+    merge(recs)
 }
 
 #[cfg(test)]

@@ -12,10 +12,11 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
-use load::{Scenario, Target};
+use load::{Scenario, Target, Webhooks};
 use report::{Phase, ProcessStats, Report};
 use sqlx::Connection;
 use store_postgres::{PgSettings, PgStore, SslMode};
+use testkit::onfido_double::{OnfidoDouble, OnfidoDoubleConfig};
 
 #[derive(Debug, Parser)]
 #[command(name = "bench", about = "Benchmark the Core API against a baseline")]
@@ -58,7 +59,7 @@ enum Command {
 
 const KEY: &str = "AQIDBAUGBwgJCgsMDQ4PEBESExQVFhcYGRobHB0eHyA";
 /// Users run flows back to back, so the per-user limits must not bind.
-const MAX_OPEN_FLOWS: u32 = 5;
+const MAX_OPEN_FLOWS: u32 = 100_000;
 const MAX_IDV_RUNS: u32 = 1_000_000;
 
 fn env(name: &str) -> anyhow::Result<String> {
@@ -141,8 +142,17 @@ impl Service {
     }
 }
 
-async fn start_product(product: &PathBuf, pool: u32) -> anyhow::Result<Service> {
-    let database = "bench_product";
+/// The product in synthetic mode, or in `onfido` mode against the provider double.
+async fn start_product(
+    product: &PathBuf,
+    pool: u32,
+    onfido: Option<&OnfidoDouble>,
+) -> anyhow::Result<Service> {
+    let database = if onfido.is_some() {
+        "bench_product_onfido"
+    } else {
+        "bench_product"
+    };
     fresh_database(database).await?;
     let base_env = [
         ("DB_HOST", env("DB_HOST")?),
@@ -176,18 +186,26 @@ async fn start_product(product: &PathBuf, pool: u32) -> anyhow::Result<Service> 
             ("PORT", port.to_string()),
             ("BIOMETRIC_PASSKEY_LOG_LEVEL", "warn".into()),
             ("BIOMETRIC_PASSKEY_DATA_ENCRYPTION_KEY", KEY.into()),
-            ("BIOMETRIC_PASSKEY_IDV_PROVIDER_MODE", "synthetic".into()),
+            (
+                "BIOMETRIC_PASSKEY_IDV_PROVIDER_MODE",
+                if onfido.is_some() {
+                    "onfido"
+                } else {
+                    "synthetic"
+                }
+                .into(),
+            ),
             (
                 "BIOMETRIC_PASSKEY_IDV_REGISTRATION_WORKFLOW_ID",
-                "wf-registration".into(),
+                "0c6b0e4a-1111-4b5b-9a1e-000000000001".into(),
             ),
             (
                 "BIOMETRIC_PASSKEY_IDV_STEP_UP_WORKFLOW_ID",
-                "wf-step-up".into(),
+                "0c6b0e4a-1111-4b5b-9a1e-000000000002".into(),
             ),
             (
                 "BIOMETRIC_PASSKEY_IDV_RECOVERY_VERIFY_WORKFLOW_ID",
-                "wf-recovery".into(),
+                "0c6b0e4a-1111-4b5b-9a1e-000000000003".into(),
             ),
             (
                 "BIOMETRIC_PASSKEY_FLOW_MAX_OPEN_PER_USER",
@@ -198,17 +216,34 @@ async fn start_product(product: &PathBuf, pool: u32) -> anyhow::Result<Service> 
                 MAX_IDV_RUNS.to_string(),
             ),
         ])
+        .envs(onfido.map(onfido_env).unwrap_or_default())
         .stdout(Stdio::null())
         .kill_on_drop(true)
         .spawn()
         .context("while starting the product")?;
     let mut service = Service {
-        name: "product",
+        name: if onfido.is_some() {
+            "product (onfido mode)"
+        } else {
+            "product"
+        },
         child,
         target: Target::new(&format!("http://127.0.0.1:{port}"))?,
     };
     service.wait_healthy().await?;
     Ok(service)
+}
+
+fn onfido_env(double: &OnfidoDouble) -> Vec<(&'static str, String)> {
+    let config = OnfidoDoubleConfig::default();
+    vec![
+        ("BIOMETRIC_PASSKEY_IDV_ONFIDO_BASE_URL", double.base_url()),
+        ("BIOMETRIC_PASSKEY_IDV_ONFIDO_API_TOKEN", config.api_token),
+        (
+            "BIOMETRIC_PASSKEY_IDV_ONFIDO_WEBHOOK_SECRET",
+            config.webhook_token,
+        ),
+    ]
 }
 
 async fn start_baseline(product: &PathBuf, pool: u32) -> anyhow::Result<Service> {
@@ -244,7 +279,8 @@ async fn start_baseline(product: &PathBuf, pool: u32) -> anyhow::Result<Service>
 
 async fn serve_baseline(port: u16, pool: u32) -> anyhow::Result<()> {
     let store = PgStore::connect_lazy(&settings(&env("DB_NAME")?, pool)?);
-    let app = baseline::router(store, MAX_OPEN_FLOWS, MAX_IDV_RUNS);
+    let secret = OnfidoDoubleConfig::default().webhook_token;
+    let app = baseline::router(store, MAX_OPEN_FLOWS, MAX_IDV_RUNS, &secret);
     let listener =
         tokio::net::TcpListener::bind(SocketAddr::from((Ipv4Addr::LOCALHOST, port))).await?;
     axum::serve(listener, app).await?;
@@ -264,70 +300,106 @@ async fn run(
         .into_iter()
         .filter(|s| only.is_none_or(|o| o == s.name()))
         .collect();
-    if scenarios.is_empty() {
-        bail!("--only takes registration, sign_in, step_up or recovery");
+    if scenarios.is_empty() && only != Some("webhook") {
+        bail!("--only takes registration, sign_in, step_up, recovery, step_up_webhook or webhook");
     }
+    // Enough deliveries for the ingestion phase to last about `duration`.
+    let webhooks_total = (duration.as_secs() as usize * 150).max(clients);
+    let double = std::sync::Arc::new(OnfidoDouble::start(OnfidoDoubleConfig::default()).await);
+    let secret = OnfidoDoubleConfig::default().webhook_token;
     let services = [
-        start_product(&product, pool).await?,
+        start_product(&product, pool, None).await?,
         start_baseline(&product, pool).await?,
+        start_product(&product, pool, Some(&double)).await?,
     ];
+    // Per scenario: (report name, service, target, index of its users).
+    let webhook_product = services[2].target.with_webhooks(Webhooks {
+        double: Some(double.clone()),
+        secret: secret.clone(),
+    });
+    let webhook_baseline = services[1].target.with_webhooks(Webhooks {
+        double: None,
+        secret,
+    });
+    let pairs = |scenario: Scenario| -> [(&'static str, &Service, Target, usize); 2] {
+        if scenario == Scenario::StepUpWebhook {
+            [
+                ("product", &services[2], webhook_product.clone(), 2),
+                ("baseline", &services[1], webhook_baseline.clone(), 1),
+            ]
+        } else {
+            [
+                ("product", &services[0], services[0].target.clone(), 0),
+                ("baseline", &services[1], services[1].target.clone(), 1),
+            ]
+        }
+    };
     let mut report = Report::new(duration, clients, pool);
     let mut users = Vec::new();
-    for service in &services {
-        users.push(load::enrol(&service.target, clients, clients.min(16)).await?);
-    }
+    users.push(load::enrol(&services[0].target, clients, clients.min(16)).await?);
+    users.push(load::enrol(&services[1].target, clients, clients.min(16)).await?);
+    users.push(load::enrol(&webhook_product, clients, clients.min(16)).await?);
     // Maximum throughput: every client runs flows back to back.
     let mut max_rate = Vec::new();
     for &scenario in &scenarios {
-        let mut rates = [0.0; 2];
-        for (i, service) in services.iter().enumerate() {
+        let mut product_rate = 0.0;
+        for (name, service, target, u) in pairs(scenario) {
             let before = service.stats();
             let started = Instant::now();
-            let (rec, back) = load::closed_loop(
-                &service.target,
-                scenario,
-                std::mem::take(&mut users[i]),
-                duration,
-            )
-            .await;
+            let (rec, back) =
+                load::closed_loop(&target, scenario, std::mem::take(&mut users[u]), duration).await;
             let elapsed = started.elapsed();
-            users[i] = back;
-            rates[i] = rec.flows_done() as f64 / elapsed.as_secs_f64();
+            users[u] = back;
+            if name == "product" {
+                product_rate = rec.flows_done() as f64 / elapsed.as_secs_f64();
+            }
             report.add(
                 Phase::Max,
                 scenario,
-                service.name,
+                name,
                 rec,
                 elapsed,
                 before,
                 service.stats(),
             );
         }
-        max_rate.push((scenario, rates[0]));
+        max_rate.push((scenario, product_rate));
     }
     // Latency at half the product's maximum flow rate, arrivals on a fixed schedule.
     for (scenario, rate) in max_rate {
-        for (i, service) in services.iter().enumerate() {
+        for (name, service, target, u) in pairs(scenario) {
             let before = service.stats();
             let started = Instant::now();
             let (rec, back) = load::fixed_rate(
-                &service.target,
+                &target,
                 scenario,
-                std::mem::take(&mut users[i]),
+                std::mem::take(&mut users[u]),
                 rate / 2.0,
                 duration,
             )
             .await;
-            users[i] = back;
+            users[u] = back;
             report.add(
                 Phase::Half,
                 scenario,
-                service.name,
+                name,
                 rec,
                 started.elapsed(),
                 before,
                 service.stats(),
             );
+        }
+    }
+    // Webhook ingestion alone: flows waiting for their result, then one signed
+    // delivery each, as fast as they are answered.
+    if only.is_none_or(|o| o == "webhook") {
+        let per_user = (webhooks_total / clients.max(1)).max(1);
+        for (name, service, target, u) in pairs(Scenario::StepUpWebhook) {
+            let runs = load::awaiting_runs(&target, &users[u], per_user).await?;
+            let before = service.stats();
+            let started = Instant::now();
+            let rec = load::deliver_all(&target, runs, clients).await;
+            report.add_webhooks(name, rec, started.elapsed(), before, service.stats());
         }
     }
     for service in &services {

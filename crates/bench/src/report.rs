@@ -72,6 +72,7 @@ pub(crate) struct Report {
     clients: usize,
     pool: u32,
     runs: BTreeMap<(Phase, Scenario, &'static str), Figures>,
+    webhooks: BTreeMap<&'static str, Figures>,
     rss: BTreeMap<&'static str, u64>,
 }
 
@@ -86,6 +87,7 @@ impl Report {
             clients,
             pool,
             runs: BTreeMap::new(),
+            webhooks: BTreeMap::new(),
             rss: BTreeMap::new(),
         }
     }
@@ -113,17 +115,42 @@ impl Report {
         );
     }
 
+    pub(crate) fn add_webhooks(
+        &mut self,
+        service: &'static str,
+        recorder: Recorder,
+        elapsed: Duration,
+        before: ProcessStats,
+        after: ProcessStats,
+    ) {
+        let cpu_ms =
+            after.cpu_ticks.saturating_sub(before.cpu_ticks) as f64 * 1000.0 / TICKS_PER_SECOND;
+        self.webhooks.insert(
+            service,
+            Figures {
+                elapsed,
+                recorder,
+                cpu_ms,
+            },
+        );
+    }
+
     pub(crate) fn peak_rss(&mut self, service: &'static str, kb: u64) {
         self.rss.insert(service, kb);
     }
 
     pub(crate) fn errors(&self) -> u64 {
-        self.runs.values().map(|f| f.recorder.errors).sum()
+        self.runs
+            .values()
+            .chain(self.webhooks.values())
+            .map(|f| f.recorder.errors)
+            .sum()
     }
 
     pub(crate) fn first_error(&self) -> Option<String> {
         self.runs
             .values()
+            .chain(self.webhooks.values())
             .find_map(|f| f.recorder.first_error.clone())
     }
 
@@ -223,13 +250,45 @@ impl Report {
                 );
             }
         }
+        if let (Some(p), Some(b)) = (self.webhooks.get("product"), self.webhooks.get("baseline")) {
+            let (pn, bn) = (p.recorder.flows_done(), b.recorder.flows_done());
+            let (pr, br) = (Self::rate(p, pn), Self::rate(b, bn));
+            let _ = writeln!(
+                out,
+                "\n### Webhook ingestion ({pn} signed deliveries to the product, {bn} to the baseline, {} at a time)\n",
+                self.clients
+            );
+            let _ = writeln!(
+                out,
+                "| service | deliveries/s | p50 ms | p90 ms | p99 ms | max ms | CPU ms per delivery |"
+            );
+            let _ = writeln!(out, "|---|---:|---:|---:|---:|---:|---:|");
+            for (name, f, rate) in [("product", p, pr), ("baseline", b, br)] {
+                if let Some(h) = f.recorder.flows.as_ref() {
+                    let _ = writeln!(
+                        out,
+                        "| {name} | {rate:.0} | {:.2} | {:.2} | {:.2} | {:.2} | {:.3} |",
+                        ms(h, 0.5),
+                        ms(h, 0.9),
+                        ms(h, 0.99),
+                        h.max() as f64 / 1000.0,
+                        f.cpu_ms / h.len().max(1) as f64
+                    );
+                }
+            }
+            let _ = writeln!(
+                out,
+                "\nRatio product / baseline: **{:.2}**",
+                if br > 0.0 { pr / br } else { 0.0 }
+            );
+        }
         let _ = writeln!(out, "\n### Server resources\n");
         let _ = writeln!(
             out,
             "| service | peak RSS MB | CPU ms per request (max-throughput phases) | errors |"
         );
         let _ = writeln!(out, "|---|---:|---:|---:|");
-        for service in ["product", "baseline"] {
+        for service in self.rss.keys().copied() {
             let (cpu, requests, errors) = self
                 .runs
                 .iter()
@@ -239,12 +298,12 @@ impl Report {
                 });
             let _ = writeln!(
                 out,
-                "| {service} | {:.1} | {:.3} | {errors} |",
+                "| {service} | {:.1} | {} | {errors} |",
                 self.rss.get(service).copied().unwrap_or(0) as f64 / 1024.0,
                 if requests > 0 {
-                    cpu / requests as f64
+                    format!("{:.3}", cpu / requests as f64)
                 } else {
-                    0.0
+                    "–".to_owned()
                 },
             );
         }
