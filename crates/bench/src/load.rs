@@ -534,7 +534,7 @@ pub(crate) async fn fixed_rate(
     (merge(recs), users)
 }
 
-fn merge(recs: Vec<Recorder>) -> Recorder {
+pub(crate) fn merge(recs: Vec<Recorder>) -> Recorder {
     let mut all = Recorder::default();
     for rec in recs {
         for (step, h) in rec.steps {

@@ -45,6 +45,9 @@ enum Command {
         /// Concurrent virtual users in the max-throughput phases.
         #[arg(long, default_value_t = 32)]
         clients: usize,
+        /// Alternating rounds (product, baseline, product, …) per flow.
+        #[arg(long, default_value_t = 2)]
+        rounds: u32,
         /// Connection pool of both services (DB_MAX_OPEN_CONNS).
         #[arg(long, default_value_t = 16)]
         pool: u32,
@@ -291,6 +294,7 @@ async fn serve_baseline(port: u16, pool: u32) -> anyhow::Result<()> {
 async fn run(
     product: PathBuf,
     duration: Duration,
+    rounds: u32,
     clients: usize,
     pool: u32,
     json: Option<PathBuf>,
@@ -334,7 +338,7 @@ async fn run(
             ]
         }
     };
-    let mut report = Report::new(duration, clients, pool);
+    let mut report = Report::new(duration, rounds, clients, pool);
     let mut users = Vec::new();
     users.push(load::enrol(&services[0].target, clients, clients.min(16)).await?);
     users.push(load::enrol(&services[1].target, clients, clients.min(16)).await?);
@@ -342,28 +346,27 @@ async fn run(
     // Maximum throughput: every client runs flows back to back.
     let mut max_rate = Vec::new();
     for &scenario in &scenarios {
-        let mut product_rate = 0.0;
-        for (name, service, target, u) in pairs(scenario) {
-            let before = service.stats();
-            let started = Instant::now();
-            let (rec, back) =
-                load::closed_loop(&target, scenario, std::mem::take(&mut users[u]), duration).await;
-            let elapsed = started.elapsed();
-            users[u] = back;
-            if name == "product" {
-                product_rate = rec.flows_done() as f64 / elapsed.as_secs_f64();
+        for _ in 0..rounds {
+            for (name, service, target, u) in pairs(scenario) {
+                let before = service.stats();
+                let started = Instant::now();
+                let (rec, back) =
+                    load::closed_loop(&target, scenario, std::mem::take(&mut users[u]), duration)
+                        .await;
+                let elapsed = started.elapsed();
+                users[u] = back;
+                report.add(
+                    Phase::Max,
+                    scenario,
+                    name,
+                    rec,
+                    elapsed,
+                    before,
+                    service.stats(),
+                );
             }
-            report.add(
-                Phase::Max,
-                scenario,
-                name,
-                rec,
-                elapsed,
-                before,
-                service.stats(),
-            );
         }
-        max_rate.push((scenario, product_rate));
+        max_rate.push((scenario, report.flow_rate(Phase::Max, scenario, "product")));
     }
     // Latency at half the product's maximum flow rate, arrivals on a fixed schedule.
     for (scenario, rate) in max_rate {
@@ -394,12 +397,14 @@ async fn run(
     // delivery each, as fast as they are answered.
     if only.is_none_or(|o| o == "webhook") {
         let per_user = (webhooks_total / clients.max(1)).max(1);
-        for (name, service, target, u) in pairs(Scenario::StepUpWebhook) {
-            let runs = load::awaiting_runs(&target, &users[u], per_user).await?;
-            let before = service.stats();
-            let started = Instant::now();
-            let rec = load::deliver_all(&target, runs, clients).await;
-            report.add_webhooks(name, rec, started.elapsed(), before, service.stats());
+        for _ in 0..rounds {
+            for (name, service, target, u) in pairs(Scenario::StepUpWebhook) {
+                let runs = load::awaiting_runs(&target, &users[u], per_user).await?;
+                let before = service.stats();
+                let started = Instant::now();
+                let rec = load::deliver_all(&target, runs, clients).await;
+                report.add_webhooks(name, rec, started.elapsed(), before, service.stats());
+            }
         }
     }
     for service in &services {
@@ -427,6 +432,7 @@ async fn main() -> anyhow::Result<()> {
             product,
             duration,
             clients,
+            rounds,
             pool,
             json,
             only,
@@ -434,6 +440,7 @@ async fn main() -> anyhow::Result<()> {
             run(
                 product,
                 Duration::from_secs(duration),
+                rounds.max(1),
                 clients,
                 pool,
                 json,

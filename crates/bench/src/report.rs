@@ -69,6 +69,7 @@ impl Figures {
 
 pub(crate) struct Report {
     duration: Duration,
+    rounds: u32,
     clients: usize,
     pool: u32,
     runs: BTreeMap<(Phase, Scenario, &'static str), Figures>,
@@ -81,9 +82,10 @@ fn ms(h: &Histogram<u64>, q: f64) -> f64 {
 }
 
 impl Report {
-    pub(crate) fn new(duration: Duration, clients: usize, pool: u32) -> Self {
+    pub(crate) fn new(duration: Duration, rounds: u32, clients: usize, pool: u32) -> Self {
         Self {
             duration,
+            rounds,
             clients,
             pool,
             runs: BTreeMap::new(),
@@ -105,14 +107,21 @@ impl Report {
     ) {
         let cpu_ms =
             after.cpu_ticks.saturating_sub(before.cpu_ticks) as f64 * 1000.0 / TICKS_PER_SECOND;
-        self.runs.insert(
-            (phase, scenario, service),
-            Figures {
+        // Rounds of the same flow and service add up.
+        let key = (phase, scenario, service);
+        let figures = match self.runs.remove(&key) {
+            Some(old) => Figures {
+                elapsed: old.elapsed + elapsed,
+                recorder: crate::load::merge(vec![old.recorder, recorder]),
+                cpu_ms: old.cpu_ms + cpu_ms,
+            },
+            None => Figures {
                 elapsed,
                 recorder,
                 cpu_ms,
             },
-        );
+        };
+        self.runs.insert(key, figures);
     }
 
     pub(crate) fn add_webhooks(
@@ -125,14 +134,27 @@ impl Report {
     ) {
         let cpu_ms =
             after.cpu_ticks.saturating_sub(before.cpu_ticks) as f64 * 1000.0 / TICKS_PER_SECOND;
-        self.webhooks.insert(
-            service,
-            Figures {
+        let figures = match self.webhooks.remove(service) {
+            Some(old) => Figures {
+                elapsed: old.elapsed + elapsed,
+                recorder: crate::load::merge(vec![old.recorder, recorder]),
+                cpu_ms: old.cpu_ms + cpu_ms,
+            },
+            None => Figures {
                 elapsed,
                 recorder,
                 cpu_ms,
             },
-        );
+        };
+        self.webhooks.insert(service, figures);
+    }
+
+    /// Flows per second so far of one flow and service in a phase.
+    pub(crate) fn flow_rate(&self, phase: Phase, scenario: Scenario, service: &str) -> f64 {
+        self.runs
+            .iter()
+            .find(|((p, s, n), _)| *p == phase && *s == scenario && *n == service)
+            .map_or(0.0, |(_, f)| Self::rate(f, f.recorder.flows_done()))
     }
 
     pub(crate) fn peak_rss(&mut self, service: &'static str, kb: u64) {
@@ -162,8 +184,9 @@ impl Report {
         let mut out = String::new();
         let _ = writeln!(
             out,
-            "### Maximum throughput ({} clients, {} s per flow and service, pool {})\n",
+            "### Maximum throughput ({} clients, {} rounds of {} s per flow and service, alternating, pool {})\n",
             self.clients,
+            self.rounds,
             self.duration.as_secs(),
             self.pool
         );
