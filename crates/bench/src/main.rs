@@ -329,7 +329,12 @@ async fn run(
         if scenario == Scenario::StepUpWebhook {
             [
                 ("product", &services[2], webhook_product.clone(), 2),
-                ("baseline", &services[1], webhook_baseline.clone(), 1),
+                ("baseline", &services[1], webhook_baseline.clone(), 3),
+            ]
+        } else if scenario == Scenario::Recovery {
+            [
+                ("product", &services[0], services[0].target.clone(), 4),
+                ("baseline", &services[1], services[1].target.clone(), 5),
             ]
         } else {
             [
@@ -339,10 +344,21 @@ async fn run(
         }
     };
     let mut report = Report::new(duration, rounds, clients, pool);
+    // Users by pool: 0 product, 1 baseline, 2 product in onfido mode, 3 the
+    // baseline's webhook flows, 4 and 5 recovery on product and baseline
+    // (recovery leaves a revoked passkey behind each time; the other flows'
+    // users keep one).
     let mut users = Vec::new();
-    users.push(load::enrol(&services[0].target, clients, clients.min(16)).await?);
-    users.push(load::enrol(&services[1].target, clients, clients.min(16)).await?);
-    users.push(load::enrol(&webhook_product, clients, clients.min(16)).await?);
+    for target in [
+        &services[0].target,
+        &services[1].target,
+        &webhook_product,
+        &services[1].target,
+        &services[0].target,
+        &services[1].target,
+    ] {
+        users.push(load::enrol(target, clients, clients.min(16)).await?);
+    }
     // Maximum throughput: every client runs flows back to back.
     let mut max_rate = Vec::new();
     for &scenario in &scenarios {
