@@ -62,6 +62,30 @@ struct Figures {
 }
 
 impl Figures {
+    /// `earlier` (rounds of the same flow and service add up) plus one round.
+    fn after(
+        earlier: Option<Self>,
+        recorder: Recorder,
+        elapsed: Duration,
+        before: ProcessStats,
+        after: ProcessStats,
+    ) -> Self {
+        let cpu_ms =
+            after.cpu_ticks.saturating_sub(before.cpu_ticks) as f64 * 1000.0 / TICKS_PER_SECOND;
+        match earlier {
+            Some(old) => Self {
+                elapsed: old.elapsed + elapsed,
+                recorder: crate::load::merge(vec![old.recorder, recorder]),
+                cpu_ms: old.cpu_ms + cpu_ms,
+            },
+            None => Self {
+                elapsed,
+                recorder,
+                cpu_ms,
+            },
+        }
+    }
+
     fn requests(&self) -> u64 {
         self.recorder.steps.values().map(Histogram::len).sum()
     }
@@ -105,22 +129,8 @@ impl Report {
         before: ProcessStats,
         after: ProcessStats,
     ) {
-        let cpu_ms =
-            after.cpu_ticks.saturating_sub(before.cpu_ticks) as f64 * 1000.0 / TICKS_PER_SECOND;
-        // Rounds of the same flow and service add up.
         let key = (phase, scenario, service);
-        let figures = match self.runs.remove(&key) {
-            Some(old) => Figures {
-                elapsed: old.elapsed + elapsed,
-                recorder: crate::load::merge(vec![old.recorder, recorder]),
-                cpu_ms: old.cpu_ms + cpu_ms,
-            },
-            None => Figures {
-                elapsed,
-                recorder,
-                cpu_ms,
-            },
-        };
+        let figures = Figures::after(self.runs.remove(&key), recorder, elapsed, before, after);
         self.runs.insert(key, figures);
     }
 
@@ -132,20 +142,13 @@ impl Report {
         before: ProcessStats,
         after: ProcessStats,
     ) {
-        let cpu_ms =
-            after.cpu_ticks.saturating_sub(before.cpu_ticks) as f64 * 1000.0 / TICKS_PER_SECOND;
-        let figures = match self.webhooks.remove(service) {
-            Some(old) => Figures {
-                elapsed: old.elapsed + elapsed,
-                recorder: crate::load::merge(vec![old.recorder, recorder]),
-                cpu_ms: old.cpu_ms + cpu_ms,
-            },
-            None => Figures {
-                elapsed,
-                recorder,
-                cpu_ms,
-            },
-        };
+        let figures = Figures::after(
+            self.webhooks.remove(service),
+            recorder,
+            elapsed,
+            before,
+            after,
+        );
         self.webhooks.insert(service, figures);
     }
 
