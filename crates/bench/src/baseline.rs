@@ -154,7 +154,7 @@ async fn create_flow(State(s): State<Baseline>, Json(body): Json<Value>) -> Repl
         Err(e) => return Err(fail(e)),
     };
     if matches!(flow_type, FlowType::SignIn | FlowType::StepUp) {
-        s.repo.credentials_of(user.id).await.map_err(fail)?;
+        s.repo.has_active_credential(user.id).await.map_err(fail)?;
     }
     if flow_type.uses_reference() {
         s.repo.reference_of(user.id).await.map_err(fail)?;

@@ -76,6 +76,14 @@ impl Recorder {
             .saturating_record(micros.max(1));
     }
 
+    /// One flow (or delivery) finished: its latency since `since`, or its error.
+    fn outcome(&mut self, outcome: anyhow::Result<()>, since: Instant) {
+        match outcome {
+            Ok(()) => self.flow(since.elapsed().as_micros() as u64),
+            Err(e) => note_error(self, e),
+        }
+    }
+
     pub(crate) fn flows_done(&self) -> u64 {
         self.flows.as_ref().map_or(0, Histogram::len)
     }
@@ -460,10 +468,8 @@ pub(crate) async fn closed_loop(
             let mut rec = Recorder::default();
             while Instant::now() < deadline {
                 let started = Instant::now();
-                match target.run(scenario, &mut rec, &mut vu).await {
-                    Ok(()) => rec.flow(started.elapsed().as_micros() as u64),
-                    Err(e) => note_error(&mut rec, e),
-                }
+                let outcome = target.run(scenario, &mut rec, &mut vu).await;
+                rec.outcome(outcome, started);
             }
             (rec, vu)
         }));
@@ -511,14 +517,23 @@ pub(crate) async fn fixed_rate(
             let mut rec = Recorder::default();
             let vu = free_rx.lock().await.recv().await;
             let Some(mut vu) = vu else { return rec };
-            match target.run(scenario, &mut rec, &mut vu).await {
-                Ok(()) => rec.flow(scheduled.elapsed().as_micros() as u64),
-                Err(e) => note_error(&mut rec, e),
-            }
+            let outcome = target.run(scenario, &mut rec, &mut vu).await;
+            rec.outcome(outcome, scheduled);
             let _ = free_tx.send(vu);
             rec
         }));
     }
+    let recs = join(tasks).await;
+    drop(free_tx);
+    let mut users = Vec::new();
+    while let Ok(vu) = free_rx.lock().await.try_recv() {
+        users.push(vu);
+    }
+    (merge(recs), users)
+}
+
+/// Each task's recorder; a task that panicked counts as one error.
+async fn join(tasks: Vec<tokio::task::JoinHandle<Recorder>>) -> Vec<Recorder> {
     let mut recs = Vec::new();
     for task in tasks {
         recs.push(task.await.unwrap_or(Recorder {
@@ -526,12 +541,7 @@ pub(crate) async fn fixed_rate(
             ..Recorder::default()
         }));
     }
-    drop(free_tx);
-    let mut users = Vec::new();
-    while let Ok(vu) = free_rx.lock().await.try_recv() {
-        users.push(vu);
-    }
-    (merge(recs), users)
+    recs
 }
 
 pub(crate) fn merge(recs: Vec<Recorder>) -> Recorder {
@@ -605,22 +615,13 @@ pub(crate) async fn deliver_all(target: &Target, runs: Vec<String>, clients: usi
                 let run = queue.lock().await.pop();
                 let Some(run) = run else { break };
                 let started = Instant::now();
-                match target.post_webhook(&mut rec, &webhooks, &run).await {
-                    Ok(()) => rec.flow(started.elapsed().as_micros() as u64),
-                    Err(e) => note_error(&mut rec, e),
-                }
+                let outcome = target.post_webhook(&mut rec, &webhooks, &run).await;
+                rec.outcome(outcome, started);
             }
             rec
         }));
     }
-    let mut recs = Vec::new();
-    for task in tasks {
-        recs.push(task.await.unwrap_or(Recorder {
-            errors: 1,
-            ..Recorder::default()
-        }));
-    }
-    merge(recs)
+    merge(join(tasks).await)
 }
 
 #[cfg(test)]

@@ -621,17 +621,13 @@ impl FlowService {
             }
             (_, Err(other)) => return Err(other.into()),
         };
-        if matches!(flow_type, FlowType::SignIn | FlowType::StepUp) {
-            let credentials = self.repo.credentials_of(user.id).await?;
-            if !credentials
-                .iter()
-                .any(|c| c.status == CredentialStatus::Active)
-            {
-                return Err(DomainError::conflict(
-                    ErrorCode::NoActiveCredential,
-                    "the user has no active credential",
-                ));
-            }
+        if matches!(flow_type, FlowType::SignIn | FlowType::StepUp)
+            && !self.repo.has_active_credential(user.id).await?
+        {
+            return Err(DomainError::conflict(
+                ErrorCode::NoActiveCredential,
+                "the user has no active credential",
+            ));
         }
         if flow_type.uses_reference() {
             match self.repo.reference_of(user.id).await {

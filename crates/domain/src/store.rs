@@ -295,6 +295,10 @@ pub trait Repository: Send + Sync + 'static {
     /// The user's credentials, oldest first.
     async fn credentials_of(&self, user: UserId) -> StoreResult<Vec<Credential>>;
 
+    /// Whether the user has at least one `active` credential (one indexed
+    /// lookup, however many revoked ones their history holds).
+    async fn has_active_credential(&self, user: UserId) -> StoreResult<bool>;
+
     /// `NotFound` when the user has none.
     async fn reference_of(&self, user: UserId) -> StoreResult<BiometricReference>;
 

@@ -64,7 +64,7 @@ pub async fn maintain_once(trail: &AuditTrail) -> Result<MaintenanceReport, doma
             tracing::error!(
                 alert = "audit_maintenance_failed",
                 error = %e,
-                "audit maintenance failed; retrying at the next interval"
+                "audit maintenance failed"
             );
             Err(e)
         }

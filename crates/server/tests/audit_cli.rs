@@ -159,3 +159,36 @@ async fn archive_then_retention_then_verification_catches_an_edit() {
     assert_eq!(unfinished.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&unfinished.stderr).contains("has not ended"));
 }
+
+#[test]
+fn an_unreachable_database_is_a_clear_failure_that_prints_no_secret() {
+    const SENTINEL: &str = "SENTINEL-audit-password-5c1e";
+    for args in [
+        vec!["audit", "verify"],
+        vec!["audit", "maintain"],
+        vec!["audit", "archive", "--month", "2020-01", "--output", "/tmp"],
+    ] {
+        let out = Command::cargo_bin("biometric-passkey")
+            .unwrap()
+            .env_clear()
+            .env("DB_HOST", "127.0.0.1:1")
+            .env("DB_USER", "bp")
+            .env("DB_PASSWORD", SENTINEL)
+            .env("DB_NAME", "bp")
+            .env("DB_SSLMODE", "disable")
+            .env("BIOMETRIC_PASSKEY_DATA_ENCRYPTION_KEY", KEY)
+            .args(&args)
+            .output()
+            .unwrap();
+        let (stdout, stderr) = (
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr),
+        );
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {stdout}{stderr}");
+        assert!(
+            stderr.contains("database unavailable"),
+            "{args:?}: {stderr}"
+        );
+        assert!(!stdout.contains(SENTINEL) && !stderr.contains(SENTINEL));
+    }
+}

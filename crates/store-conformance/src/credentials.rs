@@ -299,6 +299,47 @@ pub async fn a_suspended_or_revoked_credential_cannot_be_used(repo: Arc<dyn Repo
     assert_eq!(repo.credential(suspended.id).await.unwrap().sign_count, 6);
 }
 
+pub async fn only_an_active_credential_counts_as_active(repo: Arc<dyn Repository>) {
+    let alice = stored_user(&*repo, "alice").await;
+    assert!(
+        !repo.has_active_credential(alice.id).await.unwrap(),
+        "none yet"
+    );
+    let c = credential(alice.id, "AQID", T0);
+    repo.apply(&effects(vec![Effect::InsertCredential(c.clone())]))
+        .await
+        .unwrap();
+    assert!(repo.has_active_credential(alice.id).await.unwrap());
+    for (from, to) in [
+        (CredentialStatus::Active, CredentialStatus::Suspended),
+        (CredentialStatus::Suspended, CredentialStatus::Revoked),
+    ] {
+        repo.apply(&effects(vec![Effect::SetCredentialStatus {
+            id: c.id,
+            from,
+            to,
+            reason: None,
+            at: T0,
+        }]))
+        .await
+        .unwrap();
+        assert!(
+            !repo.has_active_credential(alice.id).await.unwrap(),
+            "{to:?}"
+        );
+    }
+    let bob = stored_user(&*repo, "bob").await;
+    repo.apply(&effects(vec![Effect::InsertCredential(credential(
+        bob.id, "BAUG", T0,
+    ))]))
+    .await
+    .unwrap();
+    assert!(
+        !repo.has_active_credential(alice.id).await.unwrap(),
+        "another user's does not count"
+    );
+}
+
 pub async fn a_status_change_records_the_status_reason_and_time(repo: Arc<dyn Repository>) {
     let alice = stored_user(&*repo, "alice").await;
     let c = credential(alice.id, "AQID", T0);

@@ -89,6 +89,7 @@ macro_rules! conformance_suite {
             credentials::a_counter_that_does_not_grow_is_a_conflict_and_writes_nothing,
             credentials::an_authenticator_without_a_counter_may_stay_at_zero,
             credentials::a_suspended_or_revoked_credential_cannot_be_used,
+            credentials::only_an_active_credential_counts_as_active,
             credentials::a_status_change_records_the_status_reason_and_time,
             credentials::a_status_change_from_the_wrong_status_is_a_conflict_and_writes_nothing,
             credentials::a_biometric_reference_is_stored_read_and_replaced,

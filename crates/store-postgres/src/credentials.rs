@@ -132,6 +132,16 @@ pub(crate) async fn of_user(db: impl PgExecutor<'_>, user: UserId) -> StoreResul
     rows.iter().map(to_credential).collect()
 }
 
+pub(crate) async fn has_active(db: impl PgExecutor<'_>, user: UserId) -> StoreResult<bool> {
+    sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM credentials WHERE user_id = $1 AND status = 'active')",
+    )
+    .bind(user.0)
+    .fetch_one(db)
+    .await
+    .map_err(map_err)
+}
+
 fn to_credential(row: &PgRow) -> StoreResult<Credential> {
     let corrupt = |column: &str, e: &dyn std::fmt::Display| {
         StoreError::Corrupt(format!("credentials.{column}: {e}"))

@@ -126,6 +126,16 @@ pub(crate) async fn by_webauthn_id(
     to_credential(&row)
 }
 
+pub(crate) async fn has_active(db: impl SqliteExecutor<'_>, user: UserId) -> StoreResult<bool> {
+    sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM credentials WHERE user_id = ? AND status = 'active')",
+    )
+    .bind(uuid_bytes(user.0))
+    .fetch_one(db)
+    .await
+    .map_err(map_err)
+}
+
 pub(crate) async fn of_user(
     db: impl SqliteExecutor<'_>,
     user: UserId,

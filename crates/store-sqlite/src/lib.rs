@@ -263,6 +263,10 @@ impl Repository for SqliteStore {
         credentials::of_user(&self.pool, user).await
     }
 
+    async fn has_active_credential(&self, user: UserId) -> StoreResult<bool> {
+        credentials::has_active(&self.pool, user).await
+    }
+
     async fn reference_of(&self, user: UserId) -> StoreResult<BiometricReference> {
         credentials::reference_of(&self.pool, user).await
     }

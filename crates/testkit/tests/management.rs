@@ -69,6 +69,12 @@ impl Setup {
             .await
     }
 
+    /// A GET the Management API must refuse as a client mistake with `code`.
+    async fn get_refused(&self, scopes: &str, path: &str, code: &str) {
+        let (status, body) = self.get(scopes, path).await;
+        expect_error(status, &body, StatusCode::BAD_REQUEST, code);
+    }
+
     async fn post(&self, scopes: &str, path: &str, body: Value) -> (StatusCode, Value) {
         let token = self.token(scopes);
         self.management
@@ -319,20 +325,18 @@ async fn the_audit_trail_can_be_searched_and_exported(store: Store) {
         (status, page["events"].as_array().unwrap().len()),
         (StatusCode::OK, 2)
     );
-    let (status, body) = s
-        .get(
-            "management.audit.read",
-            "/api/management/v1/audit?type=nonsense",
-        )
-        .await;
-    expect_error(status, &body, StatusCode::BAD_REQUEST, "invalid_parameter");
-    let (status, body) = s
-        .get(
-            "management.audit.read",
-            "/api/management/v1/audit?from=yesterday",
-        )
-        .await;
-    expect_error(status, &body, StatusCode::BAD_REQUEST, "invalid_parameter");
+    s.get_refused(
+        "management.audit.read",
+        "/api/management/v1/audit?type=nonsense",
+        "invalid_parameter",
+    )
+    .await;
+    s.get_refused(
+        "management.audit.read",
+        "/api/management/v1/audit?from=yesterday",
+        "invalid_parameter",
+    )
+    .await;
 
     let token = s.token("management.audit.read");
     let response = s
@@ -416,13 +420,12 @@ async fn users_are_searched_with_cursor_pagination(store: Store) {
         (status, rest["users"].as_array().unwrap().len()),
         (StatusCode::OK, 1)
     );
-    let (status, body) = s
-        .get(
-            "management.users.read",
-            "/api/management/v1/users?credential_status=lost",
-        )
-        .await;
-    expect_error(status, &body, StatusCode::BAD_REQUEST, "invalid_parameter");
+    s.get_refused(
+        "management.users.read",
+        "/api/management/v1/users?credential_status=lost",
+        "invalid_parameter",
+    )
+    .await;
     let (status, none) = s
         .get(
             "management.users.read",
@@ -433,32 +436,24 @@ async fn users_are_searched_with_cursor_pagination(store: Store) {
         (status, none["users"].as_array().unwrap().len()),
         (StatusCode::OK, 0)
     );
-    let (status, body) = s
-        .get(
-            "management.users.read",
-            "/api/management/v1/users?after=garbage",
-        )
-        .await;
-    expect_error(status, &body, StatusCode::BAD_REQUEST, "invalid_parameter");
-    let (status, body) = s
-        .get(
-            "management.users.read",
-            "/api/management/v1/users?prefix=a%20b",
-        )
-        .await;
-    expect_error(
-        status,
-        &body,
-        StatusCode::BAD_REQUEST,
+    s.get_refused(
+        "management.users.read",
+        "/api/management/v1/users?after=garbage",
+        "invalid_parameter",
+    )
+    .await;
+    s.get_refused(
+        "management.users.read",
+        "/api/management/v1/users?prefix=a%20b",
         "invalid_external_user_id",
-    );
-    let (status, body) = s
-        .get(
-            "management.users.read",
-            "/api/management/v1/users?surprise=1",
-        )
-        .await;
-    expect_error(status, &body, StatusCode::BAD_REQUEST, "invalid_parameter");
+    )
+    .await;
+    s.get_refused(
+        "management.users.read",
+        "/api/management/v1/users?surprise=1",
+        "invalid_parameter",
+    )
+    .await;
 }
 
 async fn operators_delete_users_and_the_provider_cleanup_is_queued(store: Store) {
