@@ -127,7 +127,8 @@ impl IntoResponse for ApiError {
     }
 }
 
-pub(crate) async fn route_not_found() -> ApiError {
+/// `404 route_not_found`: the JSON answer for a path no route serves.
+pub async fn route_not_found() -> ApiError {
     ApiError::new(
         StatusCode::NOT_FOUND,
         ErrorCode::RouteNotFound,

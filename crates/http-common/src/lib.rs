@@ -33,8 +33,21 @@ pub const DEFAULT_BODY_LIMIT: usize = 64 * 1024;
 
 /// Adds the cross-cutting layers and the JSON 404/405 answers to a runtime's router.
 pub fn finish(router: Router) -> Router {
+    layered(router.fallback(error::route_not_found))
+}
+
+/// Like [`finish`], with `fallback` answering the requests no route matches
+/// (the dashboard's pages, served for any path it may deep-link to).
+pub fn finish_with_fallback<H, T>(router: Router, fallback: H) -> Router
+where
+    H: axum::handler::Handler<T, ()>,
+    T: 'static,
+{
+    layered(router.fallback(fallback))
+}
+
+fn layered(router: Router) -> Router {
     router
-        .fallback(error::route_not_found)
         .method_not_allowed_fallback(error::method_not_allowed)
         .layer(DefaultBodyLimit::max(DEFAULT_BODY_LIMIT))
         .layer(middleware::from_fn(correlation::correlate))

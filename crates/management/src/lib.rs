@@ -1,7 +1,8 @@
 //! The management runtime: the Management API, the browser-safe runtime
-//! configuration, and (later) the dashboard, all from one origin at its root.
+//! configuration, and the dashboard, all from one origin at its root.
 
 pub mod auth;
+pub mod dashboard;
 pub mod openapi;
 pub mod runtime_config;
 pub mod v1;
@@ -12,7 +13,7 @@ use axum::Router;
 use axum::http::header;
 use axum::response::IntoResponse;
 use axum::routing::get;
-use http_common::{ApiJson, ServiceInfo, finish, service_routes};
+use http_common::{ApiJson, ServiceInfo, finish_with_fallback, service_routes};
 
 pub use runtime_config::{ManagementAuth, ManagementUi};
 
@@ -36,9 +37,11 @@ pub fn router(state: ManagementState) -> Router {
             ([(header::CACHE_CONTROL, "no-store")], ApiJson(config)).into_response()
         }
     });
-    finish(
+    let dashboard = dashboard::Dashboard::new(&state.auth.issuer);
+    finish_with_fallback(
         service_routes(state.service.clone())
             .route("/runtime-config.json", runtime_config)
             .merge(v1::routes(state)),
+        move |method, uri, headers| async move { dashboard.serve(method, uri, headers).await },
     )
 }

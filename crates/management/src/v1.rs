@@ -250,6 +250,7 @@ pub async fn user(
     let user = view.user;
     Ok(ApiJson(UserDetail {
         external_user_id: user.external_id.as_str().to_owned(),
+        user_id: user.id.0,
         pseudonym: user.pseudonym.as_str().to_owned(),
         created_at: user.created_at,
         has_biometric_reference: view.has_biometric_reference,

@@ -62,6 +62,8 @@ pub struct FlowSummary {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct UserDetail {
     pub external_user_id: String,
+    /// The user's internal id: what audit events name (`user_id`) and filter by.
+    pub user_id: uuid::Uuid,
     /// What the IDV provider and the audit trail know the user by.
     pub pseudonym: String,
     #[serde(with = "time::serde::rfc3339")]

@@ -252,6 +252,12 @@ pub fn management_router_with_clock(
         clock.clone(),
     )
     .map_err(|e| anyhow::anyhow!(e))?;
+    if !management::dashboard::Dashboard::is_built() {
+        tracing::warn!(
+            "the dashboard is not part of this build (dashboard/dist was not built before the binary); \
+             the Management API is served as usual"
+        );
+    }
     let operations = Arc::new(domain::operations::OperatorActions::new(
         repo.clone(),
         clock,

@@ -4,6 +4,10 @@
 //! provider, and a data-encryption key generated on first start and kept in the
 //! data folder (mode 0600). Nothing here can be reached from another machine,
 //! and every start says plainly that this is not a production setup.
+//!
+//! The management runtime also serves the development sign-in
+//! ([`crate::dev_issuer`]): the OIDC issuer the dev configuration names, so
+//! that the dashboard can be used without an identity provider.
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
@@ -23,6 +27,7 @@ use crate::config::{
     AuditConfig, CommonConfig, CoreConfig, DatabaseConfig, IdvConfig, IdvMode, LogLevel,
     ManagementConfig, OnfidoConfig, regional_base_url,
 };
+use crate::dev_issuer::DevIssuer;
 
 /// Where `dev` keeps its state, and on which loopback ports it serves.
 #[derive(Debug, Clone)]
@@ -181,11 +186,19 @@ pub async fn start(options: &DevOptions, shutdown: &Shutdown) -> anyhow::Result<
         core_app.router,
         shutdown.signalled(),
     )?;
-    let management_server = Application::serve(
-        bind(options.management_port).await?,
-        app::management_router(&management, repo, "dev")?,
-        shutdown.signalled(),
-    )?;
+    let management_listener = bind(options.management_port).await?;
+    let management_addr = management_listener
+        .local_addr()
+        .context("while reading the management runtime's address")?;
+    let sign_in = DevIssuer::new(management_addr, &management, Arc::new(app::SystemClock))?;
+    let management_router =
+        app::management_router(&management, repo, "dev")?.merge(sign_in.router());
+    let management_server =
+        Application::serve(management_listener, management_router, shutdown.signalled())?;
+    tracing::info!(
+        dashboard = %format!("{}/", sign_in.origin()),
+        "development sign-in: open the dashboard and sign in as any operator (dev only, loopback only)"
+    );
     Ok(DevServers {
         core: core_server,
         management: management_server,

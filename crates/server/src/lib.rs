@@ -6,5 +6,6 @@ pub mod audit;
 pub mod commands;
 pub mod config;
 pub mod dev;
+pub mod dev_issuer;
 pub mod healthcheck;
 pub mod telemetry;

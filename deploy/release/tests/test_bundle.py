@@ -198,6 +198,50 @@ def test_the_core_image_starts_against_postgresql_and_answers_health(rootfs):
     assert core.returncode == 0, out.decode()
 
 
+def test_the_management_image_serves_the_dashboard(rootfs):
+    """The release binary embeds the dashboard's build: pages under a strict
+    Content-Security-Policy, hashed assets cached for a year."""
+    if os.geteuid() != 0:
+        pytest.fail("chroot needs root; run as root (CI does)")
+    port = free_port()
+    env = {
+        "PORT": str(port),
+        # Connects lazily: the dashboard's files need no database.
+        "DB_HOST": "127.0.0.1", "DB_PORT": "9", "DB_USER": "nobody", "DB_PASSWORD": "unused", "DB_NAME": "none",
+        "BIOMETRIC_PASSKEY_MANAGEMENT_AUTH_ISSUER": "https://login.example.com/",
+        "BIOMETRIC_PASSKEY_MANAGEMENT_AUTH_AUDIENCE": "biometric-passkey-management-api",
+        "BIOMETRIC_PASSKEY_MANAGEMENT_AUTH_JWKS_URL": "https://login.example.com/jwks",
+        "BIOMETRIC_PASSKEY_MANAGEMENT_UI_CLIENT_ID": "biometric-passkey-dashboard",
+    }
+    cmd = [shutil.which("chroot") or "/usr/sbin/chroot", "--userspec=65532:65532", str(rootfs["management"]),
+           "/usr/local/bin/biometric-passkey", "management"]
+    management = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 20
+        page = None
+        while time.monotonic() < deadline:
+            try:
+                page = urllib.request.urlopen(f"http://127.0.0.1:{port}/users/u-1", timeout=2)
+                break
+            except OSError:
+                time.sleep(0.2)
+        assert page is not None and page.status == 200
+        html = page.read().decode()
+        assert '<div id="root"></div>' in html
+        assert page.headers["Cache-Control"] == "no-cache"
+        csp = page.headers["Content-Security-Policy"]
+        assert "script-src 'self';" in csp and "connect-src 'self' https://login.example.com;" in csp
+        script = html[html.index("/assets/"):]
+        script = script[: script.index('"')]
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}{script}", timeout=2) as asset:
+            assert asset.status == 200
+            assert asset.headers["Cache-Control"] == "public, max-age=31536000, immutable"
+    finally:
+        management.terminate()
+        out, _ = management.communicate(timeout=20)
+    assert management.returncode == 0, out.decode()
+
+
 def test_the_sbom_is_valid_cyclonedx_from_the_real_dependency_graph():
     from cyclonedx.schema import SchemaVersion
     from cyclonedx.validation.json import JsonStrictValidator

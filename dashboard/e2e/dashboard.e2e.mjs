@@ -1,0 +1,234 @@
+// The dashboard in headless Chromium against the real management runtime and a
+// real OpenID Provider: sign-in, search, passkey lifecycle, audit, deletion,
+// scope gating, sign-out, and the development sign-in of `biometric-passkey dev`.
+// Screenshots of the main pages land in e2e/output/.
+
+import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
+import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { after, before, describe, test } from "node:test";
+import { binary, enrollUser, freePort, launchBrowser, outputDir, startStack, CLIENT_ID } from "./stack.mjs";
+
+const TIMEOUT = 15_000;
+let stack;
+
+async function shot(page, name) {
+  mkdirSync(outputDir, { recursive: true });
+  await page.screenshot({ path: path.join(outputDir, `${name}.png`), fullPage: true });
+}
+
+/** Opens `route` signed out, signs in at the identity provider as `operator`, and lands back on `route`. */
+async function signIn(operator, route = "/users") {
+  const context = await stack.browser.newContext({ viewport: { width: 1280, height: 800 } });
+  const page = await context.newPage();
+  page.setDefaultTimeout(TIMEOUT);
+  const problems = [];
+  // Errors on the dashboard's own origin only (the identity provider's pages are not ours).
+  const ours = (url) => url.startsWith(stack.management.url);
+  page.on("console", (m) => m.type() === "error" && ours(m.location().url) && problems.push(`${m.text()} (${m.location().url})`));
+  page.on("pageerror", (e) => problems.push(e.message));
+  await page.goto(stack.management.url + route);
+  await page.waitForURL((url) => url.origin === new URL(stack.idp.issuer).origin);
+  await page.getByLabel("Operator").fill(operator);
+  await page.getByRole("button", { name: "Continue" }).click();
+  await page.waitForURL((url) => url.href === stack.management.url + route);
+  await page.locator(".topbar .operator").getByText(operator).waitFor();
+  return { context, page, problems };
+}
+
+function credentialRow(page) {
+  return page.locator("tr[data-credential]").first();
+}
+
+async function lifecycle(page, action, reason) {
+  await credentialRow(page).getByRole("button", { name: action }).click();
+  const dialog = page.getByRole("dialog");
+  const confirm = dialog.getByRole("button", { name: action });
+  assert.equal(await confirm.isDisabled(), true, "a reason is required first");
+  await dialog.getByLabel("Reason").fill(reason);
+  await confirm.click();
+  await dialog.waitFor({ state: "hidden" });
+}
+
+/** The access token the dashboard holds (for calling the API as the dashboard would, bypassing its UI). */
+function accessToken(page) {
+  return page.evaluate(
+    ([authority, clientId]) => JSON.parse(sessionStorage.getItem(`oidc.user:${authority}:${clientId}`)).access_token,
+    [stack.idp.issuer, CLIENT_ID],
+  );
+}
+
+before(async () => {
+  stack = await startStack();
+  await enrollUser(stack.core.url, "e2e-customer-1", "Pixel 9 (work)");
+  await enrollUser(stack.core.url, "e2e-customer-2", "Galaxy S25");
+  await enrollUser(stack.core.url, "e2e-delete-me", "Old phone");
+});
+
+after(async () => {
+  await stack?.stop();
+});
+
+describe("an operator with every scope", () => {
+  test("signs in, finds a user, suspends and re-activates a passkey, sees it audited, signs out", async () => {
+    const { context, page, problems } = await signIn("alice.support");
+    await page.getByRole("heading", { name: "Users" }).waitFor();
+    await page.getByRole("link", { name: "e2e-customer-2" }).waitFor();
+    await shot(page, "users");
+
+    await page.getByLabel("User id starts with").fill("e2e-customer-1");
+    await page.getByRole("button", { name: "Search" }).click();
+    await page.waitForURL(/\/users\?prefix=e2e-customer-1$/);
+    assert.equal(await page.getByRole("link", { name: "e2e-customer-2" }).count(), 0);
+    await page.getByRole("link", { name: "e2e-customer-1" }).click();
+
+    await page.getByRole("heading", { name: "User e2e-customer-1" }).waitFor();
+    const row = credentialRow(page);
+    await row.getByText("active", { exact: true }).waitFor();
+    await row.getByText("Pixel 9 (work)").waitFor();
+    assert.equal(await row.getByRole("button", { name: "Revoke" }).count(), 1);
+    await shot(page, "user");
+
+    await lifecycle(page, "Suspend", "Customer reported the phone lost");
+    await page.getByText("Passkey suspended.").waitFor();
+    await row.getByText("suspended", { exact: true }).waitFor();
+    await row.getByText("Customer reported the phone lost").waitFor();
+    await shot(page, "user-suspended");
+    await lifecycle(page, "Activate", "Phone found");
+    await row.getByText("active", { exact: true }).waitFor();
+
+    await page.getByRole("link", { name: "Audit events" }).click();
+    await page.getByRole("heading", { name: "Audit log" }).waitFor();
+    const suspended = page.locator('tr[data-event-type="credential.suspended"]');
+    await suspended.getByText("alice.support").waitFor();
+    await suspended.getByText("Customer reported the phone lost").waitFor();
+    await page.locator('tr[data-event-type="credential.activated"]').getByText("alice.support").waitFor();
+    await shot(page, "audit");
+
+    // A flow's timeline, and a deep link that survives a reload.
+    await page.goBack();
+    await page.getByRole("heading", { name: "User e2e-customer-1" }).waitFor();
+    await page.locator("table").nth(1).getByRole("link").first().click();
+    await page.getByRole("heading", { name: /registration flow/ }).waitFor();
+    await page.getByRole("heading", { name: "Timeline" }).waitFor();
+    await page.locator('tr[data-event-type="flow.created"]').waitFor();
+    const flowUrl = page.url();
+    await page.reload();
+    await page.getByRole("heading", { name: /registration flow/ }).waitFor();
+    assert.equal(page.url(), flowUrl);
+    await shot(page, "flow");
+
+    await page.getByRole("button", { name: "Sign out" }).click();
+    await page.getByRole("button", { name: "Yes, sign me out" }).click();
+    await page.waitForURL(stack.management.url + "/login");
+    await page.getByText("You are signed out.").waitFor();
+    await shot(page, "signed-out");
+    // Signed out for real: a page now asks the identity provider again.
+    await page.goto(stack.management.url + "/users");
+    await page.waitForURL((url) => url.origin === new URL(stack.idp.issuer).origin);
+    await page.getByLabel("Operator").waitFor();
+
+    assert.deepEqual(problems, [], "no script errors or CSP violations");
+    await context.close();
+  });
+
+  test("deletes a user only after typing their id", async () => {
+    const { context, page } = await signIn("alice.support", "/users/e2e-delete-me");
+    await page.getByRole("button", { name: "Delete user" }).click();
+    const dialog = page.getByRole("dialog");
+    const confirm = dialog.getByRole("button", { name: "Delete user" });
+    await dialog.getByLabel(/Type/).fill("e2e-delete");
+    assert.equal(await confirm.isDisabled(), true);
+    await dialog.getByLabel(/Type/).fill("e2e-delete-me");
+    await confirm.click();
+    await page.waitForURL(stack.management.url + "/users");
+    await page.goto(stack.management.url + "/users/e2e-delete-me");
+    await page.getByText("Not found.").waitFor();
+    await context.close();
+  });
+});
+
+describe("an operator without management.credentials.revoke", () => {
+  test("sees no revoke action, and the API refuses it anyway", async () => {
+    const { context, page } = await signIn("bob.agent", "/users/e2e-customer-2");
+    const row = credentialRow(page);
+    await row.getByRole("button", { name: "Suspend" }).waitFor();
+    assert.equal(await row.getByRole("button", { name: "Revoke" }).count(), 0);
+
+    const credentialId = await row.getAttribute("data-credential");
+    const refusal = await page.evaluate(
+      async ([id, token]) => {
+        const response = await fetch(`/api/management/v1/credentials/${id}/revoke`, {
+          method: "POST",
+          headers: { authorization: `Bearer ${token}`, "content-type": "application/json" },
+          body: JSON.stringify({ reason: "trying anyway" }),
+        });
+        return { status: response.status, body: await response.json() };
+      },
+      [credentialId, await accessToken(page)],
+    );
+    assert.equal(refusal.status, 403);
+    assert.equal(refusal.body.error.code, "missing_scope");
+    assert.match(refusal.body.error.message, /management\.credentials\.revoke/);
+    await page.reload();
+    await credentialRow(page).getByText("active", { exact: true }).waitFor();
+    await context.close();
+  });
+});
+
+describe("an operator who may only look users up", () => {
+  test("sees only the Users section and a plain access-denied naming the missing scope", async () => {
+    const { context, page } = await signIn("carol.viewer", "/users/e2e-customer-2");
+    assert.deepEqual(await page.locator(".topbar nav a").allTextContents(), ["Users"]);
+    await credentialRow(page).waitFor();
+    assert.equal(await credentialRow(page).getByRole("button").count(), 0);
+    assert.equal(await page.getByRole("button", { name: "Delete user" }).count(), 0);
+
+    await page.goto(stack.management.url + "/audit");
+    const denied = page.getByRole("alert");
+    await denied.getByText("Access denied.").waitFor();
+    await denied.getByText("management.audit.read").waitFor();
+    assert.equal(await page.getByRole("search").count(), 0, "no filters or export behind a denied page");
+    assert.equal(await page.getByRole("button", { name: "Export JSON lines" }).count(), 0);
+    await shot(page, "access-denied");
+    await context.close();
+  });
+});
+
+describe("biometric-passkey dev", () => {
+  test("lets a newcomer sign in as an operator without an identity provider", async () => {
+    const dir = mkdtempSync(path.join(tmpdir(), "bp-dev-e2e-"));
+    const [corePort, managementPort] = [await freePort(), await freePort()];
+    const dev = spawn(
+      binary(),
+      ["dev", "--data-dir", dir, "--core-port", String(corePort), "--management-port", String(managementPort)],
+      { env: { PATH: process.env.PATH, BIOMETRIC_PASSKEY_LOG_LEVEL: "warn" }, stdio: "ignore" },
+    );
+    const origin = `http://127.0.0.1:${managementPort}`;
+    const browser = await launchBrowser();
+    try {
+      for (let i = 0; i < 300; i++) {
+        if (await fetch(`${origin}/api/health`).then((r) => r.ok, () => false)) break;
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      const page = await browser.newPage();
+      page.setDefaultTimeout(TIMEOUT);
+      await page.goto(origin + "/");
+      await page.getByRole("heading", { name: "Development sign-in" }).waitFor();
+      await shot(page, "dev-sign-in");
+      await page.getByRole("button", { name: "Sign in" }).click();
+      await page.waitForURL(origin + "/users");
+      await page.locator(".topbar .operator").getByText("dev-operator").waitFor();
+      await page.getByText("No user matches this search.").waitFor();
+    } finally {
+      await browser.close();
+      await new Promise((resolve) => {
+        dev.once("exit", resolve);
+        dev.kill("SIGTERM");
+      });
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});

@@ -1,0 +1,103 @@
+import { useState, type FormEvent } from "react";
+import { useSearchParams } from "react-router";
+import { data } from "../api/client";
+import { FlowTable } from "../components/FlowTable";
+import { Empty, ErrorNotice, Loading } from "../components/Notice";
+import { useDashboard } from "../context";
+import { useLoad } from "../hooks";
+
+const TYPES = ["registration", "sign_in", "step_up", "recovery"];
+const STATES = [
+  "pending",
+  "awaiting_verification",
+  "verified",
+  "in_review",
+  "completed",
+  "failed",
+  "expired",
+  "cancelled",
+];
+
+/** A user's flows, newest first, filtered by type and state. */
+export function FlowsPage() {
+  const [params, setParams] = useSearchParams();
+  const user = params.get("user") ?? "";
+  const [values, setValues] = useState({
+    user,
+    type: params.get("type") ?? "",
+    state: params.get("state") ?? "",
+  });
+  function submit(event: FormEvent) {
+    event.preventDefault();
+    const next = new URLSearchParams();
+    for (const [k, v] of Object.entries(values)) if (v.trim()) next.set(k, v.trim());
+    setParams(next);
+  }
+  return (
+    <section>
+      <h1>Flows</h1>
+      <form className="filters" onSubmit={submit} role="search">
+        <label className="field">
+          <span>External user id</span>
+          <input
+            name="user"
+            required
+            value={values.user}
+            autoComplete="off"
+            onChange={(e) => setValues({ ...values, user: e.target.value })}
+          />
+        </label>
+        <label className="field">
+          <span>Type</span>
+          <select name="type" value={values.type} onChange={(e) => setValues({ ...values, type: e.target.value })}>
+            <option value="">any type</option>
+            {TYPES.map((t) => (
+              <option key={t} value={t}>
+                {t.replace(/_/g, " ")}
+              </option>
+            ))}
+          </select>
+        </label>
+        <label className="field">
+          <span>State</span>
+          <select name="state" value={values.state} onChange={(e) => setValues({ ...values, state: e.target.value })}>
+            <option value="">any state</option>
+            {STATES.map((s) => (
+              <option key={s} value={s}>
+                {s.replace(/_/g, " ")}
+              </option>
+            ))}
+          </select>
+        </label>
+        <button type="submit" className="primary">
+          Show flows
+        </button>
+      </form>
+      {user ? <FlowResults params={params} /> : <Empty>Enter a user id to see their flows.</Empty>}
+    </section>
+  );
+}
+
+function FlowResults({ params }: { params: URLSearchParams }) {
+  const { api } = useDashboard();
+  const flows = useLoad(
+    () =>
+      data(
+        api.client.GET("/api/management/v1/flows", {
+          params: {
+            query: {
+              external_user_id: params.get("user") ?? "",
+              type: params.get("type") || undefined,
+              state: params.get("state") || undefined,
+              limit: 100,
+            },
+          },
+        }),
+      ),
+    params.toString(),
+  );
+  if (flows.state === "loading") return <Loading what="flows" />;
+  if (flows.state === "failed") return <ErrorNotice error={flows.error} retry={flows.reload} />;
+  if (flows.value.length === 0) return <Empty>No flow matches.</Empty>;
+  return <FlowTable flows={flows.value} />;
+}
