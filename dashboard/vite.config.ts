@@ -13,15 +13,6 @@ export default defineConfig({
     assetsInlineLimit: 0,
     sourcemap: false,
   },
-  server: {
-    // `npm run dev` against a running `biometric-passkey dev`.
-    proxy: {
-      "/api": "http://127.0.0.1:3001",
-      "/runtime-config.json": "http://127.0.0.1:3001",
-      "/.well-known": "http://127.0.0.1:3001",
-      "/dev-oidc": "http://127.0.0.1:3001",
-    },
-  },
   test: {
     environment: "jsdom",
     include: ["test/**/*.test.ts", "test/**/*.test.tsx"],

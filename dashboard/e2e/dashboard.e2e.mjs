@@ -6,6 +6,7 @@
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
+import { readFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { after, before, describe, test } from "node:test";
@@ -27,7 +28,11 @@ async function signIn(operator, route = "/users") {
   const problems = [];
   // Errors on the dashboard's own origin only (the identity provider's pages are not ours).
   const ours = (url) => url.startsWith(stack.management.url);
-  page.on("console", (m) => m.type() === "error" && ours(m.location().url) && problems.push(`${m.text()} (${m.location().url})`));
+  page.on(
+    "console",
+    (m) =>
+      m.type() === "error" && ours(m.location().url) && problems.push(`${m.text()} (${m.location().url})`),
+  );
   page.on("pageerror", (e) => problems.push(e.message));
   await page.goto(stack.management.url + route);
   await page.waitForURL((url) => url.origin === new URL(stack.idp.issuer).origin);
@@ -55,7 +60,8 @@ async function lifecycle(page, action, reason) {
 /** The access token the dashboard holds (for calling the API as the dashboard would, bypassing its UI). */
 function accessToken(page) {
   return page.evaluate(
-    ([authority, clientId]) => JSON.parse(sessionStorage.getItem(`oidc.user:${authority}:${clientId}`)).access_token,
+    ([authority, clientId]) =>
+      JSON.parse(sessionStorage.getItem(`oidc.user:${authority}:${clientId}`)).access_token,
     [stack.idp.issuer, CLIENT_ID],
   );
 }
@@ -107,8 +113,37 @@ describe("an operator with every scope", () => {
     await page.locator('tr[data-event-type="credential.activated"]').getByText("alice.support").waitFor();
     await shot(page, "audit");
 
-    // A flow's timeline, and a deep link that survives a reload.
+    // The export carries what the page shows, as JSON lines.
+    const [download] = await Promise.all([
+      page.waitForEvent("download"),
+      page.getByRole("button", { name: "Export JSON lines" }).click(),
+    ]);
+    assert.match(download.suggestedFilename(), /^audit-.*\.jsonl$/);
+    const lines = (await readFile(await download.path(), "utf8"))
+      .trim()
+      .split("\n")
+      .map((l) => JSON.parse(l));
+    assert.ok(lines.some((e) => e.type === "credential.suspended" && e.actor_id === "alice.support"));
+
+    // Filtering by event type.
+    await page.getByLabel("Event type").fill("credential.activated");
+    await page.getByRole("button", { name: "Filter" }).click();
+    await page.waitForURL(/type=credential.activated/);
+    await page.locator('tr[data-event-type="credential.suspended"]').waitFor({ state: "detached" });
+    assert.equal(await page.locator("tr[data-event-type]").count(), 1);
+
+    // The user's flows, then a flow's timeline, and a deep link that survives a reload.
+    await page.goto(stack.management.url + "/users/e2e-customer-1");
+    await page.getByRole("link", { name: "All flows of this user" }).click();
+    await page.getByRole("heading", { name: "Flows" }).waitFor();
+    await page.getByRole("cell", { name: "registration" }).waitFor();
+    await page.getByLabel("Type").selectOption("step_up");
+    await page.getByRole("button", { name: "Show flows" }).click();
+    await page.getByText("No flow matches.").waitFor();
     await page.goBack();
+    await page.getByRole("cell", { name: "registration" }).waitFor();
+    assert.equal(await page.getByLabel("Type").inputValue(), "", "the filters follow the URL back");
+    await page.goto(stack.management.url + "/users/e2e-customer-1");
     await page.getByRole("heading", { name: "User e2e-customer-1" }).waitFor();
     await page.locator("table").nth(1).getByRole("link").first().click();
     await page.getByRole("heading", { name: /registration flow/ }).waitFor();
@@ -203,14 +238,28 @@ describe("biometric-passkey dev", () => {
     const [corePort, managementPort] = [await freePort(), await freePort()];
     const dev = spawn(
       binary(),
-      ["dev", "--data-dir", dir, "--core-port", String(corePort), "--management-port", String(managementPort)],
+      [
+        "dev",
+        "--data-dir",
+        dir,
+        "--core-port",
+        String(corePort),
+        "--management-port",
+        String(managementPort),
+      ],
       { env: { PATH: process.env.PATH, BIOMETRIC_PASSKEY_LOG_LEVEL: "warn" }, stdio: "ignore" },
     );
     const origin = `http://127.0.0.1:${managementPort}`;
     const browser = await launchBrowser();
     try {
       for (let i = 0; i < 300; i++) {
-        if (await fetch(`${origin}/api/health`).then((r) => r.ok, () => false)) break;
+        if (
+          await fetch(`${origin}/api/health`).then(
+            (r) => r.ok,
+            () => false,
+          )
+        )
+          break;
         await new Promise((r) => setTimeout(r, 100));
       }
       const page = await browser.newPage();

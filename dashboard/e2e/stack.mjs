@@ -138,13 +138,26 @@ export async function enrollUser(coreUrl, externalUserId, deviceLabel) {
     if (!response.ok) throw new Error(`${method} ${route} → ${response.status} ${text}`);
     return text ? JSON.parse(text) : null;
   };
-  const flow = await call("POST", "/api/core/v1/flows", { type: "registration", external_user_id: externalUserId });
-  await call("PUT", `/api/core/v1/flows/${flow.id}/biometric-reference`, { token: "ZW5jcnlwdGVkLWJpb21ldHJpYy10b2tlbg" });
+  const flow = await call("POST", "/api/core/v1/flows", {
+    type: "registration",
+    external_user_id: externalUserId,
+  });
+  await call("PUT", `/api/core/v1/flows/${flow.id}/biometric-reference`, {
+    token: "ZW5jcnlwdGVkLWJpb21ldHJpYy10b2tlbg",
+  });
   const credentialId = Buffer.from(`${externalUserId}-passkey`).toString("base64url");
   await call("POST", `/api/core/v1/flows/${flow.id}/possession`, {
-    credential: { id: credentialId, sign_count: 0, transports: ["internal"], platform: "android", device_label: deviceLabel },
+    credential: {
+      id: credentialId,
+      sign_count: 0,
+      transports: ["internal"],
+      platform: "android",
+      device_label: deviceLabel,
+    },
   });
-  await call("POST", `/api/core/v1/synthetic/runs/${flow.identity.workflow_run_id}/outcome`, { outcome: "approved" });
+  await call("POST", `/api/core/v1/synthetic/runs/${flow.identity.workflow_run_id}/outcome`, {
+    outcome: "approved",
+  });
   const done = await call("GET", `/api/core/v1/flows/${flow.id}`);
   if (done.state !== "completed") throw new Error(`registration of ${externalUserId} ended ${done.state}`);
   return done;

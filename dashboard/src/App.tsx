@@ -1,5 +1,14 @@
 import { useEffect, useState } from "react";
-import { BrowserRouter, Navigate, NavLink, Outlet, Route, Routes, useLocation, useNavigate } from "react-router";
+import {
+  BrowserRouter,
+  Navigate,
+  NavLink,
+  Outlet,
+  Route,
+  Routes,
+  useLocation,
+  useNavigate,
+} from "react-router";
 import { data, SessionEnded } from "./api/client";
 import { ErrorNotice, Loading, currentPath } from "./components/Notice";
 import { OperatorContext, useDashboard, useOperator, type SignedIn } from "./context";
@@ -66,7 +75,12 @@ function RequireOperator() {
     };
   }, [session, api]);
 
-  if (state.step === "loading") return <Centered><Loading what="your sign-in" /></Centered>;
+  if (state.step === "loading")
+    return (
+      <Centered>
+        <Loading what="your sign-in" />
+      </Centered>
+    );
   if (state.step === "failed")
     return (
       <Centered>
@@ -118,8 +132,8 @@ function NoAccess() {
     <section>
       <h1>No management access</h1>
       <p>
-        You are signed in, but your sign-in carries none of the scopes that open a section of this
-        dashboard (<code>management.users.read</code>, <code>management.flows.read</code>,{" "}
+        You are signed in, but your sign-in carries none of the scopes that open a section of this dashboard (
+        <code>management.users.read</code>, <code>management.flows.read</code>,{" "}
         <code>management.audit.read</code>). Ask your administrator for the access you need.
       </p>
     </section>
@@ -161,7 +175,11 @@ function SignedOutPage() {
       >
         {busy ? "Redirecting…" : "Sign in"}
       </button>
-      {error ? <ErrorNotice error={new Error("Sign-in could not start: the identity provider did not answer as expected.")} /> : null}
+      {error ? (
+        <ErrorNotice
+          error={new Error("Sign-in could not start: the identity provider did not answer as expected.")}
+        />
+      ) : null}
     </Centered>
   );
 }
@@ -179,14 +197,22 @@ function CallbackPage() {
   if (error) {
     return (
       <Centered>
-        <ErrorNotice error={new Error(`Sign-in did not complete: ${error instanceof Error ? error.message : "unknown error"}`)} />
+        <ErrorNotice
+          error={
+            new Error(`Sign-in did not complete: ${error instanceof Error ? error.message : "unknown error"}`)
+          }
+        />
         <p>
           <a href="/login">Back to sign-in</a>
         </p>
       </Centered>
     );
   }
-  return <Centered><Loading what="your sign-in" /></Centered>;
+  return (
+    <Centered>
+      <Loading what="your sign-in" />
+    </Centered>
+  );
 }
 
 function Centered({ children }: { children: React.ReactNode }) {

@@ -1,9 +1,7 @@
 import { useCallback, useEffect, useRef, useState } from "react";
 
 export type Load<T> =
-  | { state: "loading" }
-  | { state: "ready"; value: T }
-  | { state: "failed"; error: unknown };
+  { state: "loading" } | { state: "ready"; value: T } | { state: "failed"; error: unknown };
 
 /** Runs `load` whenever `key` changes; the newest answer wins. */
 export function useLoad<T>(load: () => Promise<T>, key: string): Load<T> & { reload: () => void } {

@@ -22,7 +22,8 @@ loadRuntimeConfig().then(
     );
   },
   (error: unknown) => {
-    const problems = error instanceof ConfigError ? error.problems : ["/runtime-config.json could not be loaded"];
+    const problems =
+      error instanceof ConfigError ? error.problems : ["/runtime-config.json could not be loaded"];
     root.render(
       <div className="centered">
         <h1>The dashboard cannot start</h1>
@@ -32,7 +33,9 @@ loadRuntimeConfig().then(
             <li key={p}>{p}</li>
           ))}
         </ul>
-        <p className="muted">Check the BIOMETRIC_PASSKEY_MANAGEMENT_AUTH_* and _UI_* settings, then reload.</p>
+        <p className="muted">
+          Check the BIOMETRIC_PASSKEY_MANAGEMENT_AUTH_* and _UI_* settings, then reload.
+        </p>
       </div>,
     );
   },

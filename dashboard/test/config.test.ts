@@ -1,5 +1,11 @@
 import { describe, expect, it } from "vitest";
-import { ConfigError, isAllowedAuthority, loadRuntimeConfig, oidcSettings, parseRuntimeConfig } from "../src/config";
+import {
+  ConfigError,
+  isAllowedAuthority,
+  loadRuntimeConfig,
+  oidcSettings,
+  parseRuntimeConfig,
+} from "../src/config";
 
 const served = {
   oidc: {
@@ -41,9 +47,9 @@ describe("the runtime configuration", () => {
   });
 
   it("refuses plain http except on loopback, and scopes without openid", () => {
-    expect(problems({ ...served, oidc: { ...served.oidc, authority: "http://login.example.com/" } })).toEqual([
-      "oidc.authority must be an https URL (http only on loopback)",
-    ]);
+    expect(problems({ ...served, oidc: { ...served.oidc, authority: "http://login.example.com/" } })).toEqual(
+      ["oidc.authority must be an https URL (http only on loopback)"],
+    );
     expect(isAllowedAuthority("http://127.0.0.1:3001/")).toBe(true);
     expect(isAllowedAuthority("http://localhost:8080")).toBe(true);
     expect(isAllowedAuthority("javascript:alert(1)")).toBe(false);
@@ -71,9 +77,13 @@ describe("the runtime configuration", () => {
     expect(asked?.cache).toBe("no-store");
 
     const down = (async () => new Response("", { status: 503 })) as typeof fetch;
-    await expect(loadRuntimeConfig(down)).rejects.toMatchObject({ problems: ["/runtime-config.json answered 503"] });
+    await expect(loadRuntimeConfig(down)).rejects.toMatchObject({
+      problems: ["/runtime-config.json answered 503"],
+    });
     const html = (async () => new Response("<html>", { status: 200 })) as typeof fetch;
-    await expect(loadRuntimeConfig(html)).rejects.toMatchObject({ problems: ["/runtime-config.json is not JSON"] });
+    await expect(loadRuntimeConfig(html)).rejects.toMatchObject({
+      problems: ["/runtime-config.json is not JSON"],
+    });
   });
 });
 
@@ -100,7 +110,10 @@ describe("the OIDC client settings", () => {
     expect(uri.extraQueryParams).toEqual({ audience: "urn:bp:management", resource: "urn:bp:management" });
     expect(uri.extraTokenParams).toEqual({ resource: "urn:bp:management" });
 
-    const none = oidcSettings(parseRuntimeConfig({ ...served, oidc: { ...served.oidc, audience: "" } }), "https://a.example");
+    const none = oidcSettings(
+      parseRuntimeConfig({ ...served, oidc: { ...served.oidc, audience: "" } }),
+      "https://a.example",
+    );
     expect(none.extraQueryParams).toEqual({});
   });
 });

@@ -61,7 +61,13 @@ describe("a 403 from the Management API", () => {
   });
 
   it("is told apart from other failures, which offer a retry", () => {
-    signedInAs([], <ErrorNotice error={new ApiError(503, "service_unavailable", "The database is unavailable.")} retry={() => {}} />);
+    signedInAs(
+      [],
+      <ErrorNotice
+        error={new ApiError(503, "service_unavailable", "The database is unavailable.")}
+        retry={() => {}}
+      />,
+    );
     expect(screen.getByRole("alert").textContent).not.toContain("Access denied");
     expect(screen.getByRole("button", { name: "Try again" })).toBeTruthy();
   });

@@ -33,7 +33,10 @@ export function AuditTable({ events }: { events: AuditEvent[] }) {
             <td className="small">
               {e.flow_id ? (
                 <div>
-                  flow <Link to={`/flows/${e.flow_id}`} title={e.flow_id}>{short(e.flow_id)}</Link>
+                  flow{" "}
+                  <Link to={`/flows/${e.flow_id}`} title={e.flow_id}>
+                    {short(e.flow_id)}
+                  </Link>
                 </div>
               ) : null}
               {e.credential_id ? (

@@ -37,7 +37,11 @@ export function AuditPage() {
   const [exporting, setExporting] = useState(false);
   const page = useLoad(
     () =>
-      data(api.client.GET("/api/management/v1/audit", { params: { query: { ...query(params), limit: PAGE_SIZE } } })),
+      data(
+        api.client.GET("/api/management/v1/audit", {
+          params: { query: { ...query(params), limit: PAGE_SIZE } },
+        }),
+      ),
     params.toString(),
   );
 
@@ -74,6 +78,7 @@ export function AuditPage() {
         </button>
       </div>
       <AuditFilters
+        key={params.toString()}
         initial={Object.fromEntries(FILTERS.map((f) => [f, params.get(f) ?? ""]))}
         onSearch={(values) => {
           const next = new URLSearchParams();
@@ -116,7 +121,10 @@ export function AuditPage() {
   );
 }
 
-function AuditFilters(props: { initial: Record<string, string>; onSearch: (values: Record<string, string>) => void }) {
+function AuditFilters(props: {
+  initial: Record<string, string>;
+  onSearch: (values: Record<string, string>) => void;
+}) {
   const [values, setValues] = useState(props.initial);
   const [problem, setProblem] = useState<string | null>(null);
   const set = (name: Filter) => (e: { target: { value: string } }) =>

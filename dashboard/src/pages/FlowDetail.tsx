@@ -66,7 +66,11 @@ export function FlowDetailPage() {
         <dd>{when(f.expires_at)}</dd>
       </dl>
       <h2>Timeline</h2>
-      {f.timeline.length === 0 ? <Empty>No events recorded for this flow.</Empty> : <AuditTable events={f.timeline} />}
+      {f.timeline.length === 0 ? (
+        <Empty>No events recorded for this flow.</Empty>
+      ) : (
+        <AuditTable events={f.timeline} />
+      )}
     </section>
   );
 }

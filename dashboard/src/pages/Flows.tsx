@@ -22,59 +22,74 @@ const STATES = [
 export function FlowsPage() {
   const [params, setParams] = useSearchParams();
   const user = params.get("user") ?? "";
+  return (
+    <section>
+      <h1>Flows</h1>
+      <FlowFilters key={params.toString()} params={params} onSearch={setParams} />
+      {user ? <FlowResults params={params} /> : <Empty>Enter a user id to see their flows.</Empty>}
+    </section>
+  );
+}
+
+/** The filters, showing what the URL says (also after going back). */
+function FlowFilters(props: { params: URLSearchParams; onSearch: (next: URLSearchParams) => void }) {
   const [values, setValues] = useState({
-    user,
-    type: params.get("type") ?? "",
-    state: params.get("state") ?? "",
+    user: props.params.get("user") ?? "",
+    type: props.params.get("type") ?? "",
+    state: props.params.get("state") ?? "",
   });
   function submit(event: FormEvent) {
     event.preventDefault();
     const next = new URLSearchParams();
     for (const [k, v] of Object.entries(values)) if (v.trim()) next.set(k, v.trim());
-    setParams(next);
+    props.onSearch(next);
   }
   return (
-    <section>
-      <h1>Flows</h1>
-      <form className="filters" onSubmit={submit} role="search">
-        <label className="field">
-          <span>External user id</span>
-          <input
-            name="user"
-            required
-            value={values.user}
-            autoComplete="off"
-            onChange={(e) => setValues({ ...values, user: e.target.value })}
-          />
-        </label>
-        <label className="field">
-          <span>Type</span>
-          <select name="type" value={values.type} onChange={(e) => setValues({ ...values, type: e.target.value })}>
-            <option value="">any type</option>
-            {TYPES.map((t) => (
-              <option key={t} value={t}>
-                {t.replace(/_/g, " ")}
-              </option>
-            ))}
-          </select>
-        </label>
-        <label className="field">
-          <span>State</span>
-          <select name="state" value={values.state} onChange={(e) => setValues({ ...values, state: e.target.value })}>
-            <option value="">any state</option>
-            {STATES.map((s) => (
-              <option key={s} value={s}>
-                {s.replace(/_/g, " ")}
-              </option>
-            ))}
-          </select>
-        </label>
-        <button type="submit" className="primary">
-          Show flows
-        </button>
-      </form>
-      {user ? <FlowResults params={params} /> : <Empty>Enter a user id to see their flows.</Empty>}
-    </section>
+    <form className="filters" onSubmit={submit} role="search">
+      <label className="field">
+        <span>External user id</span>
+        <input
+          name="user"
+          required
+          value={values.user}
+          autoComplete="off"
+          onChange={(e) => setValues({ ...values, user: e.target.value })}
+        />
+      </label>
+      <label className="field">
+        <span>Type</span>
+        <select
+          name="type"
+          value={values.type}
+          onChange={(e) => setValues({ ...values, type: e.target.value })}
+        >
+          <option value="">any type</option>
+          {TYPES.map((t) => (
+            <option key={t} value={t}>
+              {t.replace(/_/g, " ")}
+            </option>
+          ))}
+        </select>
+      </label>
+      <label className="field">
+        <span>State</span>
+        <select
+          name="state"
+          value={values.state}
+          onChange={(e) => setValues({ ...values, state: e.target.value })}
+        >
+          <option value="">any state</option>
+          {STATES.map((s) => (
+            <option key={s} value={s}>
+              {s.replace(/_/g, " ")}
+            </option>
+          ))}
+        </select>
+      </label>
+      <button type="submit" className="primary">
+        Show flows
+      </button>
+    </form>
   );
 }
 

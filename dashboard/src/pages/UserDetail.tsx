@@ -34,7 +34,9 @@ export function UserDetailPage() {
   const { api } = useDashboard();
   const { grants } = useOperator();
   const navigate = useNavigate();
-  const [pending, setPending] = useState<{ credential: CredentialSummary; action: CredentialAction } | null>(null);
+  const [pending, setPending] = useState<{ credential: CredentialSummary; action: CredentialAction } | null>(
+    null,
+  );
   const [deleting, setDeleting] = useState(false);
   const [done, setDone] = useState<string | null>(null);
   const user = useLoad(

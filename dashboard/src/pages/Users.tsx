@@ -37,6 +37,7 @@ export function UsersPage() {
     <section>
       <h1>Users</h1>
       <SearchForm
+        key={params.toString()}
         initial={Object.fromEntries(FILTERS.map((f) => [f, params.get(f) ?? ""]))}
         onSearch={(values) => {
           const next = new URLSearchParams();
@@ -63,7 +64,9 @@ export function UsersPage() {
                 {page.value.users.map((u) => (
                   <tr key={u.external_user_id}>
                     <td>
-                      <Link to={`/users/${encodeURIComponent(u.external_user_id)}`}>{u.external_user_id}</Link>
+                      <Link to={`/users/${encodeURIComponent(u.external_user_id)}`}>
+                        {u.external_user_id}
+                      </Link>
                     </td>
                     <td className="mono">{u.pseudonym}</td>
                     <td>{when(u.created_at)}</td>
