@@ -276,6 +276,7 @@ async fn possession(
             backup_state: false,
             platform: Some("android".into()),
             device_label: None,
+            passkey: None,
         };
         (
             Fact::Possession {
@@ -384,6 +385,7 @@ async fn approve(s: &Baseline, run: String, provider: &str) -> Reply {
                 backup_state: false,
                 platform: new.platform.clone(),
                 device_label: None,
+                passkey: None,
                 created_by_flow: next.id,
                 status: CredentialStatus::Active,
                 status_reason: None,

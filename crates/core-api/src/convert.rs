@@ -75,6 +75,7 @@ pub fn flow_response(view: FlowView) -> wire::FlowResponse {
             }
             .to_owned(),
             credential_id: f.credential_id,
+            webauthn_options: view.webauthn_options,
         },
         biometric_reference_stored: f
             .flow_type

@@ -38,6 +38,8 @@ crate::flow::string_enum! {
         CredentialActivated = "credential.activated",
         CredentialRevoked = "credential.revoked",
         CredentialCounterRegression = "credential.counter_regression",
+        CredentialBackupEligible = "credential.backup_eligible",
+        CredentialBackupEligibilityChanged = "credential.backup_eligibility_changed",
         BiometricReferenceStored = "biometric_reference.stored",
         BiometricReferenceReleased = "biometric_reference.released",
         ProviderEventReceived = "provider.event_received",

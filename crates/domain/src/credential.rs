@@ -63,12 +63,29 @@ pub struct Credential {
     pub backup_state: bool,
     pub platform: Option<String>,
     pub device_label: Option<String>,
+    /// Registered in `builtin` mode: what the built-in relying party verified.
+    pub passkey: Option<RegisteredPasskey>,
     pub created_by_flow: FlowId,
     pub status: CredentialStatus,
     pub status_reason: Option<String>,
     pub created_at: OffsetDateTime,
     pub updated_at: OffsetDateTime,
     pub last_used_at: Option<OffsetDateTime>,
+}
+
+/// A passkey the built-in relying party registered: what it verified, and its
+/// own stored form of the credential (public, no secret), which it needs to
+/// verify the passkey's assertions.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct RegisteredPasskey {
+    /// The authenticator verified the user at registration.
+    pub user_verified: bool,
+    /// The attestation statement's format (`none`, `packed`, …).
+    pub attestation_format: String,
+    /// The attestation chained to a configured root for an allowed AAGUID.
+    pub attestation_verified: bool,
+    /// The relying party's stored form of the credential.
+    pub data: serde_json::Value,
 }
 
 /// Whether a reported signature counter is acceptable after `stored`:

@@ -170,6 +170,8 @@ pub struct Flow {
     pub transaction_context_sha256: Option<String>,
     pub cross_platform: bool,
     pub handoff: Option<Handoff>,
+    /// `builtin` mode: the pending WebAuthn ceremony.
+    pub ceremony: Option<Ceremony>,
     pub created_at: OffsetDateTime,
     pub updated_at: OffsetDateTime,
     pub expires_at: OffsetDateTime,
@@ -191,6 +193,18 @@ pub struct NewCredential {
     pub backup_state: bool,
     pub platform: Option<String>,
     pub device_label: Option<String>,
+    /// Registered in `builtin` mode.
+    #[serde(default)]
+    pub passkey: Option<crate::credential::RegisteredPasskey>,
+}
+
+/// A flow's WebAuthn ceremony in `builtin` mode: the relying party's state
+/// (with the challenge), sealed and bound to the flow. Single-use: the change
+/// that accepts a response clears it, conditional on the flow's version.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ceremony {
+    pub state_sealed: Vec<u8>,
+    pub expires_at: OffsetDateTime,
 }
 
 /// A fact that moves a flow.
@@ -279,6 +293,7 @@ impl Flow {
             transaction_context_sha256: None,
             cross_platform: false,
             handoff: None,
+            ceremony: None,
             created_at,
             updated_at: created_at,
             expires_at,

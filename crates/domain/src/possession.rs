@@ -148,3 +148,22 @@ pub enum BackupPolicy {
     #[default]
     Allow,
 }
+
+impl CounterPolicy {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Enforce => "enforce",
+            Self::Warn => "warn",
+        }
+    }
+}
+
+impl BackupPolicy {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Reject => "reject",
+            Self::Warn => "warn",
+            Self::Allow => "allow",
+        }
+    }
+}

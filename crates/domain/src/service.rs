@@ -19,15 +19,19 @@ use zeroize::Zeroizing;
 
 use crate::audit::{Actor, AuditEventType, NewAuditEvent, Outcome, Subject};
 use crate::clock::Clock;
+use crate::credential::RegisteredPasskey;
 use crate::credential::{Credential, CredentialStatus, WebAuthnId, counter_is_valid};
 use crate::custody::{self, BiometricReference, MAX_REFERENCE_BYTES};
 use crate::error::{DomainError, DomainResult, ErrorKind};
 use crate::flow::{
-    Fact, Flow, FlowId, FlowState, FlowType, Handoff, IdentityOutcome, IdentityStatus,
+    Ceremony, Fact, Flow, FlowId, FlowState, FlowType, Handoff, IdentityOutcome, IdentityStatus,
     NewCredential, TransitionError,
 };
 use crate::ids;
 use crate::idv::{IdentityProvider, IdvError, RunStatus, StartRun, Workflow};
+use crate::possession::{
+    BackupPolicy, CeremonyError, CounterPolicy, PasskeyUser, RelyingParty, StoredPasskey,
+};
 use crate::sealing::{Binding, DataKey};
 use crate::store::{Change, Effect, FlowLimits, FlowWrite, Repository, StoreError};
 use crate::user::{ExternalUserId, User, UserId};
@@ -45,6 +49,13 @@ pub struct FlowPolicy {
     pub recovery_revokes_existing: bool,
     /// How long a flow waits on the provider before the reconciler re-reads its run.
     pub reconcile_after: Duration,
+    /// A signature counter that does not grow: refused, or accepted and audited.
+    pub counter_policy: CounterPolicy,
+    /// Passkeys that can be backed up (`BE=1`), and changes of that flag.
+    pub backup_policy: BackupPolicy,
+    /// `builtin` mode: how long a flow's WebAuthn challenge can be answered
+    /// (never beyond the flow's own expiry).
+    pub ceremony_ttl: Duration,
 }
 
 impl Default for FlowPolicy {
@@ -57,6 +68,9 @@ impl Default for FlowPolicy {
             max_transaction_context_bytes: 4096,
             recovery_revokes_existing: true,
             reconcile_after: Duration::minutes(2),
+            counter_policy: CounterPolicy::Enforce,
+            backup_policy: BackupPolicy::Warn,
+            ceremony_ttl: Duration::minutes(5),
         }
     }
 }
@@ -101,7 +115,15 @@ pub enum PossessionProof {
     Assertion {
         webauthn_id: String,
         sign_count: u32,
+        backup_eligible: Option<bool>,
         backup_state: Option<bool>,
+    },
+    /// `builtin` mode: the authenticator's response (`RegistrationResponseJSON`
+    /// or `AuthenticationResponseJSON`), verified here.
+    WebAuthn {
+        response: Value,
+        platform: Option<String>,
+        device_label: Option<String>,
     },
 }
 
@@ -117,6 +139,9 @@ pub struct FlowView {
     /// Only in the response that created a cross-platform flow.
     pub handoff_code: Option<Zeroizing<String>>,
     pub provider: &'static str,
+    /// `builtin` mode, only in the response that created the flow: the
+    /// WebAuthn options for the authenticator.
+    pub webauthn_options: Option<Value>,
 }
 
 /// A user as the integration sees it.
@@ -158,6 +183,8 @@ pub struct FlowService {
     policy: FlowPolicy,
     observer: Option<Arc<dyn FlowObserver>>,
     external_ids: ExternalIds,
+    /// `builtin` possession mode when present.
+    relying_party: Option<Arc<dyn RelyingParty>>,
 }
 
 /// The customer's identifier of users seen recently, so that a flow's response
@@ -195,6 +222,39 @@ fn context_binding(id: &FlowId) -> Binding<'_> {
         slot: "flows.transaction_context",
         row: id.0.as_bytes(),
     }
+}
+
+fn ceremony_binding(id: &FlowId) -> Binding<'_> {
+    Binding {
+        slot: "flows.webauthn_ceremony",
+        row: id.0.as_bytes(),
+    }
+}
+
+/// A refused WebAuthn response as the caller sees it, and the audit reason.
+fn ceremony_refusal(error: CeremonyError) -> DomainError {
+    let (code, message) = match &error {
+        CeremonyError::Malformed(_) => (ErrorCode::WebauthnResponseMalformed, error.to_string()),
+        CeremonyError::Origin => (ErrorCode::WebauthnOriginNotAllowed, error.to_string()),
+        CeremonyError::RpId => (ErrorCode::WebauthnRpIdMismatch, error.to_string()),
+        CeremonyError::Challenge => (ErrorCode::WebauthnChallengeMismatch, error.to_string()),
+        CeremonyError::Signature => (ErrorCode::WebauthnSignatureInvalid, error.to_string()),
+        CeremonyError::UserVerification => (ErrorCode::WebauthnUserNotVerified, error.to_string()),
+        CeremonyError::UserPresence => (ErrorCode::WebauthnUserNotPresent, error.to_string()),
+        CeremonyError::Attestation(_) => {
+            (ErrorCode::WebauthnAttestationNotAllowed, error.to_string())
+        }
+        CeremonyError::CredentialNotAllowed => {
+            (ErrorCode::WebauthnCredentialNotAllowed, error.to_string())
+        }
+        CeremonyError::BackupEligibilityChanged => {
+            return DomainError::conflict(ErrorCode::BackupEligibilityChanged, error.to_string());
+        }
+        CeremonyError::Internal(detail) => {
+            return DomainError::internal(format!("WebAuthn verification: {detail}"));
+        }
+    };
+    DomainError::bad_request(code, message)
 }
 
 fn sdk_token_binding(id: &FlowId) -> Binding<'_> {
@@ -265,7 +325,14 @@ impl FlowService {
             policy,
             observer: None,
             external_ids: ExternalIds::default(),
+            relying_party: None,
         }
+    }
+
+    /// `builtin` possession mode: the backend verifies passkeys with `rp`.
+    pub fn with_relying_party(mut self, rp: Arc<dyn RelyingParty>) -> Self {
+        self.relying_party = Some(rp);
+        self
     }
 
     pub fn with_observer(mut self, observer: Arc<dyn FlowObserver>) -> Self {
@@ -387,6 +454,7 @@ impl FlowService {
                     backup_state: new.backup_state,
                     platform: new.platform.clone(),
                     device_label: new.device_label.clone(),
+                    passkey: new.passkey.clone(),
                     created_by_flow: after.id,
                     status: CredentialStatus::Active,
                     status_reason: None,
@@ -545,6 +613,7 @@ impl FlowService {
             sdk_token,
             handoff_code,
             provider: self.idv.name(),
+            webauthn_options: None,
         })
     }
 
@@ -662,6 +731,20 @@ impl FlowService {
             }),
             ..Flow::new(id, user.id, flow_type, now, expires_at)
         };
+        let (flow, webauthn_options) = match &self.relying_party {
+            Some(rp) => {
+                let (ceremony, options) =
+                    self.start_ceremony(rp.as_ref(), &user, &flow, now).await?;
+                (
+                    Flow {
+                        ceremony: Some(ceremony),
+                        ..flow
+                    },
+                    Some(options),
+                )
+            }
+            None => (flow, None),
+        };
         events.push(NewAuditEvent {
             details: json!({
                 "type": flow_type.as_str(),
@@ -695,7 +778,168 @@ impl FlowService {
             flow
         };
         self.external_ids.remember(user.id, &user.external_id);
-        self.view(flow, handoff_code).await
+        let mut view = self.view(flow, handoff_code).await?;
+        view.webauthn_options = webauthn_options;
+        Ok(view)
+    }
+
+    /// `builtin` mode: the flow's WebAuthn ceremony. Registration and recovery
+    /// exclude every credential the user has; sign-in and step-up allow their
+    /// active passkeys registered in this mode.
+    async fn start_ceremony(
+        &self,
+        rp: &dyn RelyingParty,
+        user: &User,
+        flow: &Flow,
+        now: OffsetDateTime,
+    ) -> DomainResult<(Ceremony, Value)> {
+        let credentials = self.repo.credentials_of(user.id).await?;
+        let start = if flow.flow_type.creates_credential() {
+            let exclude: Vec<String> = credentials
+                .iter()
+                .map(|c| c.webauthn_id.as_str().to_owned())
+                .collect();
+            let name = user.external_id.as_str();
+            rp.start_registration(
+                PasskeyUser {
+                    handle: user.id.0,
+                    name,
+                    display_name: name,
+                },
+                &exclude,
+            )
+        } else {
+            let allow: Vec<StoredPasskey> = credentials
+                .iter()
+                .filter(|c| c.status == CredentialStatus::Active)
+                .filter_map(|c| {
+                    c.passkey.as_ref().map(|p| StoredPasskey {
+                        webauthn_id: c.webauthn_id.as_str().to_owned(),
+                        data: p.data.clone(),
+                    })
+                })
+                .collect();
+            if allow.is_empty() {
+                return Err(DomainError::conflict(
+                    ErrorCode::NoActiveCredential,
+                    "the user has no active passkey registered by the built-in relying party",
+                ));
+            }
+            rp.start_authentication(&allow)
+        }
+        .map_err(|e| DomainError::internal(format!("starting the WebAuthn ceremony: {e}")))?;
+        let ceremony = Ceremony {
+            state_sealed: self.key.seal(&start.state, ceremony_binding(&flow.id)),
+            expires_at: (now + self.policy.ceremony_ttl).min(flow.expires_at),
+        };
+        Ok((ceremony, start.options))
+    }
+
+    /// The proof in the form the possession rules take: as given in `external`
+    /// mode; verified by the relying party, from the flow's single-use
+    /// ceremony, in `builtin` mode. A refusal is audited and changes nothing.
+    async fn verified_proof(
+        &self,
+        ctx: &RequestContext,
+        flow: &Flow,
+        proof: PossessionProof,
+        now: OffsetDateTime,
+    ) -> DomainResult<(PossessionProof, Option<RegisteredPasskey>)> {
+        let (rp, response, platform, device_label) = match (&self.relying_party, proof) {
+            (None, PossessionProof::WebAuthn { .. }) => {
+                return Err(DomainError::conflict(
+                    ErrorCode::PossessionModeMismatch,
+                    "this deployment takes the facts your relying party verified (external mode), \
+                     not an authenticator response",
+                ));
+            }
+            (Some(_), PossessionProof::WebAuthn { .. }) if flow.ceremony.is_none() => {
+                return Err(transition_error(flow, TransitionError::NotExpected));
+            }
+            (
+                Some(rp),
+                PossessionProof::WebAuthn {
+                    response,
+                    platform,
+                    device_label,
+                },
+            ) => (rp, response, platform, device_label),
+            (Some(_), _) => {
+                return Err(DomainError::conflict(
+                    ErrorCode::PossessionModeMismatch,
+                    "this deployment verifies passkeys itself (builtin mode): send the \
+                     authenticator's response as `webauthn`",
+                ));
+            }
+            (None, proof) => return Ok((proof, None)),
+        };
+        let Some(ceremony) = &flow.ceremony else {
+            return Err(transition_error(flow, TransitionError::NotExpected));
+        };
+        if now >= ceremony.expires_at {
+            let err = DomainError::conflict(
+                ErrorCode::WebauthnCeremonyExpired,
+                "the WebAuthn challenge has expired; start a new flow",
+            );
+            return Err(self
+                .reject(ctx, flow, err, "webauthn_ceremony_expired")
+                .await);
+        }
+        let state = self
+            .key
+            .open(&ceremony.state_sealed, ceremony_binding(&flow.id))
+            .map_err(|e| DomainError::internal(format!("WebAuthn ceremony: {e}")))?;
+        if flow.flow_type.creates_credential() {
+            match rp.finish_registration(&state, &response) {
+                Ok(v) => Ok((
+                    PossessionProof::NewCredential {
+                        webauthn_id: v.webauthn_id,
+                        public_key: Some(v.public_key),
+                        aaguid: v.aaguid,
+                        sign_count: v.sign_count,
+                        transports: v.transports,
+                        backup_eligible: v.backup_eligible,
+                        backup_state: v.backup_state,
+                        platform,
+                        device_label,
+                    },
+                    Some(RegisteredPasskey {
+                        user_verified: v.user_verified,
+                        attestation_format: v.attestation_format,
+                        attestation_verified: v.attestation_verified,
+                        data: v.data,
+                    }),
+                )),
+                Err(e) => Err(self.refuse_ceremony(ctx, flow, e).await),
+            }
+        } else {
+            match rp.finish_authentication(&state, &response) {
+                Ok(v) => Ok((
+                    PossessionProof::Assertion {
+                        webauthn_id: v.webauthn_id,
+                        sign_count: v.sign_count,
+                        backup_eligible: Some(v.backup_eligible),
+                        backup_state: Some(v.backup_state),
+                    },
+                    None,
+                )),
+                Err(e) => Err(self.refuse_ceremony(ctx, flow, e).await),
+            }
+        }
+    }
+
+    async fn refuse_ceremony(
+        &self,
+        ctx: &RequestContext,
+        flow: &Flow,
+        error: CeremonyError,
+    ) -> DomainError {
+        let err = ceremony_refusal(error);
+        if err.kind == ErrorKind::Internal {
+            return err;
+        }
+        let reason = err.code.as_str();
+        self.reject(ctx, flow, err, reason).await
     }
 
     async fn start_run(&self, ctx: &RequestContext, user: &User, flow: Flow) -> DomainResult<Flow> {
@@ -791,6 +1035,8 @@ impl FlowService {
             return Err(transition_error(&flow, TransitionError::Terminal));
         }
         let now = self.clock.now();
+        let (proof, passkey) = self.verified_proof(ctx, &flow, proof, now).await?;
+        let builtin = self.relying_party.is_some();
         let (fact, effects, events, flow) = match (flow.flow_type.creates_credential(), proof) {
             (
                 true,
@@ -826,6 +1072,32 @@ impl FlowService {
                     Err(other) => return Err(other.into()),
                 }
                 let new_id = ids::new_id(now);
+                let mut events = Vec::new();
+                if backup_eligible {
+                    match self.policy.backup_policy {
+                        BackupPolicy::Reject => {
+                            let err = DomainError::conflict(
+                                ErrorCode::BackupEligibleNotAllowed,
+                                "this passkey can be backed up (synced); only device-bound \
+                                 passkeys are accepted",
+                            );
+                            return Err(self.reject(ctx, &flow, err, "backup_eligible").await);
+                        }
+                        BackupPolicy::Warn => events.push(NewAuditEvent {
+                            details: json!({ "backup_state": backup_state, "policy": "warn" }),
+                            ..self.event(
+                                ctx,
+                                AuditEventType::CredentialBackupEligible,
+                                Subject {
+                                    credential_id: Some(new_id),
+                                    ..Self::flow_subject(&flow)
+                                },
+                                now,
+                            )
+                        }),
+                        BackupPolicy::Allow => {}
+                    }
+                }
                 let mut with_pending = flow.clone();
                 with_pending.pending_credential = Some(NewCredential {
                     id: new_id,
@@ -838,13 +1110,13 @@ impl FlowService {
                     backup_state,
                     platform,
                     device_label,
+                    passkey,
                 });
                 let subject = Subject {
                     credential_id: Some(new_id),
                     ..Self::flow_subject(&flow)
                 };
-                let events =
-                    vec![self.event(ctx, AuditEventType::FlowPossessionVerified, subject, now)];
+                events.push(self.event(ctx, AuditEventType::FlowPossessionVerified, subject, now));
                 (
                     Fact::Possession {
                         credential_id: new_id,
@@ -859,6 +1131,7 @@ impl FlowService {
                 PossessionProof::Assertion {
                     webauthn_id,
                     sign_count,
+                    backup_eligible,
                     backup_state,
                 },
             ) => {
@@ -884,47 +1157,98 @@ impl FlowService {
                     let reason = format!("credential_{}", credential.status.as_str());
                     return Err(self.reject(ctx, &flow, err, &reason).await);
                 }
-                if !counter_is_valid(credential.sign_count, sign_count) {
-                    let subject = Subject {
-                        credential_id: Some(credential.id),
-                        ..Self::flow_subject(&flow)
-                    };
-                    let event = NewAuditEvent {
-                        outcome: Outcome::Rejected,
-                        reason: Some("counter_regression".into()),
-                        details: json!({ "stored": credential.sign_count, "reported": sign_count }),
-                        ..self.event(
-                            ctx,
-                            AuditEventType::CredentialCounterRegression,
-                            subject,
-                            now,
-                        )
-                    };
-                    self.repo.append_audit(&event).await?;
-                    return Err(DomainError::conflict(
-                        ErrorCode::CounterRegression,
-                        "the signature counter did not grow; the authenticator may be cloned",
-                    ));
-                }
                 let subject = Subject {
                     credential_id: Some(credential.id),
                     ..Self::flow_subject(&flow)
                 };
-                let effects = vec![Effect::UseCredential {
-                    id: credential.id,
-                    sign_count,
-                    backup_state: backup_state.unwrap_or(credential.backup_state),
-                    at: now,
+                let mut security_events = Vec::new();
+                if !counter_is_valid(credential.sign_count, sign_count) {
+                    let enforce = self.policy.counter_policy == CounterPolicy::Enforce;
+                    let event = NewAuditEvent {
+                        // Under `warn` the event records a regression that was let through.
+                        outcome: if enforce {
+                            Outcome::Rejected
+                        } else {
+                            Outcome::Success
+                        },
+                        reason: Some("counter_regression".into()),
+                        details: json!({
+                            "stored": credential.sign_count,
+                            "reported": sign_count,
+                            "policy": if enforce { "enforce" } else { "warn" },
+                        }),
+                        ..self.event(
+                            ctx,
+                            AuditEventType::CredentialCounterRegression,
+                            subject.clone(),
+                            now,
+                        )
+                    };
+                    if enforce {
+                        self.repo.append_audit(&event).await?;
+                        return Err(DomainError::conflict(
+                            ErrorCode::CounterRegression,
+                            "the signature counter did not grow; the authenticator may be cloned",
+                        ));
+                    }
+                    security_events.push(event);
+                }
+                if let Some(reported) = backup_eligible
+                    && reported != credential.backup_eligible
+                {
+                    let reject = self.policy.backup_policy == BackupPolicy::Reject;
+                    let event = NewAuditEvent {
+                        outcome: if reject {
+                            Outcome::Rejected
+                        } else {
+                            Outcome::Success
+                        },
+                        reason: Some("backup_eligibility_changed".into()),
+                        details: json!({
+                            "registered": credential.backup_eligible,
+                            "reported": reported,
+                            "policy": self.policy.backup_policy.as_str(),
+                        }),
+                        ..self.event(
+                            ctx,
+                            AuditEventType::CredentialBackupEligibilityChanged,
+                            subject.clone(),
+                            now,
+                        )
+                    };
+                    if reject {
+                        self.repo.append_audit(&event).await?;
+                        return Err(DomainError::conflict(
+                            ErrorCode::BackupEligibilityChanged,
+                            "the credential's backup eligibility changed since it was registered",
+                        ));
+                    }
+                    security_events.push(event);
+                }
+                let backup_state = backup_state.unwrap_or(credential.backup_state);
+                let effects = vec![if counter_is_valid(credential.sign_count, sign_count) {
+                    Effect::UseCredential {
+                        id: credential.id,
+                        sign_count,
+                        backup_state,
+                        at: now,
+                    }
+                } else {
+                    // Let through under `warn`: the stored counter is kept.
+                    Effect::UseCredentialKeepingCounter {
+                        id: credential.id,
+                        backup_state,
+                        at: now,
+                    }
                 }];
-                let events = vec![
-                    self.event(
-                        ctx,
-                        AuditEventType::FlowPossessionVerified,
-                        subject.clone(),
-                        now,
-                    ),
-                    self.event(ctx, AuditEventType::CredentialUsed, subject, now),
-                ];
+                let mut events = security_events;
+                events.push(self.event(
+                    ctx,
+                    AuditEventType::FlowPossessionVerified,
+                    subject.clone(),
+                    now,
+                ));
+                events.push(self.event(ctx, AuditEventType::CredentialUsed, subject, now));
                 (
                     Fact::Possession {
                         credential_id: credential.id,
@@ -947,6 +1271,15 @@ impl FlowService {
             }
         };
         // `flow` may carry the pending credential; its version is unchanged.
+        // In `builtin` mode the ceremony is consumed by the same conditional write.
+        let flow = if builtin {
+            Flow {
+                ceremony: None,
+                ..flow
+            }
+        } else {
+            flow
+        };
         let flow = self.advance(ctx, &flow, &fact, effects, events).await?;
         self.view(flow, None).await
     }

@@ -139,6 +139,9 @@ pub enum FlowWrite {
 
 /// A row change that accompanies a flow transition.
 #[derive(Debug, Clone, PartialEq, Eq)]
+// A change carries a handful of effects and is applied once: boxing the
+// credential would add an allocation per insert for no measurable gain.
+#[allow(clippy::large_enum_variant)]
 pub enum Effect {
     CreateUser(User),
     /// `Conflict` when the WebAuthn id is registered already.
@@ -148,6 +151,14 @@ pub enum Effect {
     UseCredential {
         id: Uuid,
         sign_count: u32,
+        backup_state: bool,
+        at: OffsetDateTime,
+    },
+    /// Records a use whose counter did not grow, accepted under the `warn`
+    /// counter policy: only if the credential is still `active` (otherwise
+    /// `Conflict`); the stored counter is kept, never lowered.
+    UseCredentialKeepingCounter {
+        id: Uuid,
         backup_state: bool,
         at: OffsetDateTime,
     },

@@ -73,6 +73,14 @@ pub struct PossessionProofStatus {
     pub status: String,
     /// Our id of the credential created or used.
     pub credential_id: Option<Uuid>,
+    /// `builtin` possession mode, only in the response that created the flow:
+    /// the options for the authenticator — `PublicKeyCredentialCreationOptionsJSON`
+    /// (registration, recovery) or `PublicKeyCredentialRequestOptionsJSON`
+    /// (sign-in, step-up). Give them to `navigator.credentials.create/get`
+    /// (after `PublicKeyCredential.parse…OptionsFromJSON`) or the platform's
+    /// passkey API; the challenge is single-use and expires.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub webauthn_options: Option<Value>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
@@ -170,10 +178,29 @@ pub struct AssertionProof {
     /// The authenticator's new signature counter.
     pub sign_count: u32,
     #[serde(default)]
+    pub backup_eligible: Option<bool>,
+    #[serde(default)]
     pub backup_state: Option<bool>,
 }
 
-/// `POST /api/core/v1/flows/{flow_id}/possession`: exactly one of the two.
+/// `builtin` possession mode: the authenticator's response, verified by the backend.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct WebAuthnProof {
+    /// The response as `PublicKeyCredential.toJSON()` gives it
+    /// (`RegistrationResponseJSON` or `AuthenticationResponseJSON`).
+    #[schema(value_type = Object)]
+    pub response: Value,
+    /// Registration, recovery: `ios`, `android`, `web`…
+    #[serde(default)]
+    pub platform: Option<String>,
+    /// Registration, recovery: a name for the device, shown to operators.
+    #[serde(default)]
+    pub device_label: Option<String>,
+}
+
+/// `POST /api/core/v1/flows/{flow_id}/possession`: exactly one of the three —
+/// `credential` or `assertion` in `external` mode, `webauthn` in `builtin` mode.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PossessionRequest {
@@ -181,6 +208,9 @@ pub struct PossessionRequest {
     pub credential: Option<NewCredentialProof>,
     #[serde(default)]
     pub assertion: Option<AssertionProof>,
+    /// `builtin` mode.
+    #[serde(default)]
+    pub webauthn: Option<WebAuthnProof>,
 }
 
 /// `PUT /api/core/v1/flows/{flow_id}/biometric-reference` and the release's answer.

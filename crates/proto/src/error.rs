@@ -92,6 +92,32 @@ pub enum ErrorCode {
     WebhookMalformed,
     /// A webhook delivery's event time is older than the maximum age, in the future, or absent.
     WebhookStale,
+    /// The possession proof is of the other mode: `builtin` deployments take the authenticator's response (`webauthn`), `external` ones the verified facts.
+    PossessionModeMismatch,
+    /// The authenticator's response is not a well-formed WebAuthn response. Audited.
+    WebauthnResponseMalformed,
+    /// The response was made on an origin that is not in `BIOMETRIC_PASSKEY_WEBAUTHN_ORIGINS`. Audited.
+    WebauthnOriginNotAllowed,
+    /// The response was made for another relying party id. Audited.
+    WebauthnRpIdMismatch,
+    /// The response answers another ceremony's challenge (another flow's, or one already used). Audited.
+    WebauthnChallengeMismatch,
+    /// The flow's WebAuthn challenge has expired; start a new flow. Audited.
+    WebauthnCeremonyExpired,
+    /// The assertion's signature does not verify with the registered public key. Audited.
+    WebauthnSignatureInvalid,
+    /// User verification is required and the authenticator did not verify the user. Audited.
+    WebauthnUserNotVerified,
+    /// The authenticator did not report user presence. Audited.
+    WebauthnUserNotPresent,
+    /// Attestation is required and this authenticator's does not chain to a configured root for an allowed AAGUID. Audited.
+    WebauthnAttestationNotAllowed,
+    /// The response uses a credential this ceremony does not allow (unknown, another user's, excluded or not active when the flow began). Audited.
+    WebauthnCredentialNotAllowed,
+    /// The passkey can be backed up (synced) and the backup-eligibility policy is `reject`. Audited.
+    BackupEligibleNotAllowed,
+    /// The credential's backup eligibility differs from its registration and the policy is `reject`. Audited.
+    BackupEligibilityChanged,
     /// An unexpected server-side failure; details are in the server log under
     /// the same correlation id.
     #[serde(rename = "internal_error")]
@@ -143,6 +169,19 @@ impl ErrorCode {
         Self::WebhookSignatureInvalid,
         Self::WebhookMalformed,
         Self::WebhookStale,
+        Self::PossessionModeMismatch,
+        Self::WebauthnResponseMalformed,
+        Self::WebauthnOriginNotAllowed,
+        Self::WebauthnRpIdMismatch,
+        Self::WebauthnChallengeMismatch,
+        Self::WebauthnCeremonyExpired,
+        Self::WebauthnSignatureInvalid,
+        Self::WebauthnUserNotVerified,
+        Self::WebauthnUserNotPresent,
+        Self::WebauthnAttestationNotAllowed,
+        Self::WebauthnCredentialNotAllowed,
+        Self::BackupEligibleNotAllowed,
+        Self::BackupEligibilityChanged,
         Self::Internal,
     ];
 
@@ -191,6 +230,19 @@ impl ErrorCode {
             Self::WebhookSignatureInvalid => "webhook_signature_invalid",
             Self::WebhookMalformed => "webhook_malformed",
             Self::WebhookStale => "webhook_stale",
+            Self::PossessionModeMismatch => "possession_mode_mismatch",
+            Self::WebauthnResponseMalformed => "webauthn_response_malformed",
+            Self::WebauthnOriginNotAllowed => "webauthn_origin_not_allowed",
+            Self::WebauthnRpIdMismatch => "webauthn_rp_id_mismatch",
+            Self::WebauthnChallengeMismatch => "webauthn_challenge_mismatch",
+            Self::WebauthnCeremonyExpired => "webauthn_ceremony_expired",
+            Self::WebauthnSignatureInvalid => "webauthn_signature_invalid",
+            Self::WebauthnUserNotVerified => "webauthn_user_not_verified",
+            Self::WebauthnUserNotPresent => "webauthn_user_not_present",
+            Self::WebauthnAttestationNotAllowed => "webauthn_attestation_not_allowed",
+            Self::WebauthnCredentialNotAllowed => "webauthn_credential_not_allowed",
+            Self::BackupEligibleNotAllowed => "backup_eligible_not_allowed",
+            Self::BackupEligibilityChanged => "backup_eligibility_changed",
             Self::Internal => "internal_error",
         }
     }

@@ -131,6 +131,22 @@ pub struct CoreParts {
     pub key: DataKey,
     pub policy: FlowPolicy,
     pub api_keys: ApiKeys,
+    /// `builtin` possession mode when present.
+    pub relying_party: Option<Arc<dyn domain::possession::RelyingParty>>,
+}
+
+/// The built-in relying party a Core configuration asks for, if any.
+pub fn relying_party(
+    config: &crate::config::PossessionConfig,
+) -> anyhow::Result<Option<Arc<dyn domain::possession::RelyingParty>>> {
+    match config {
+        crate::config::PossessionConfig::External => Ok(None),
+        crate::config::PossessionConfig::Builtin(settings) => {
+            let rp = relying_party::WebauthnRp::new(settings)
+                .map_err(|e| anyhow::anyhow!("the WebAuthn relying party: {e}"))?;
+            Ok(Some(Arc::new(rp)))
+        }
+    }
 }
 
 /// The API keys a Core configuration accepts.
@@ -211,6 +227,10 @@ pub fn core_app(parts: CoreParts, runtime: &str) -> CoreApp {
         parts.policy,
     )
     .with_observer(watch.clone());
+    let flows = match parts.relying_party {
+        Some(rp) => flows.with_relying_party(rp),
+        None => flows,
+    };
     let flows = Arc::new(flows);
     let router = core_api::router(CoreState {
         service: ServiceInfo::for_repository(version_info(runtime), parts.repo.clone()),

@@ -73,6 +73,7 @@ pub async fn core(env: &Env) -> ExitCode {
             key: config.data_key.clone(),
             policy: config.policy.clone(),
             api_keys: app::api_keys(&config),
+            relying_party: app::relying_party(&config.possession)?,
         };
         if !parts.api_keys.is_enabled() {
             tracing::warn!(

@@ -8,6 +8,7 @@
 
 pub mod duration;
 pub mod env;
+pub mod possession;
 
 use std::fmt;
 use std::net::IpAddr;
@@ -24,6 +25,7 @@ use url::Url;
 
 pub use self::duration::parse_go_duration;
 pub use self::env::Env;
+pub use self::possession::{PossessionConfig, PossessionPolicies};
 
 /// One refused setting.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -137,6 +139,8 @@ pub struct CoreConfig {
     pub policy: FlowPolicy,
     /// Accepted integration API keys; empty means the API is unauthenticated.
     pub api_keys: Vec<SecretString>,
+    /// Who verifies WebAuthn.
+    pub possession: PossessionConfig,
 }
 
 /// The management runtime.
@@ -612,6 +616,7 @@ fn read_policy(r: &mut Reader<'_>) -> FlowPolicy {
         "BIOMETRIC_PASSKEY_RECOVERY_REVOKES_EXISTING_CREDENTIALS",
         defaults.recovery_revokes_existing,
     );
+    let possession = PossessionPolicies::read(r, &defaults);
     FlowPolicy {
         flow_ttl,
         handoff_ttl,
@@ -620,6 +625,10 @@ fn read_policy(r: &mut Reader<'_>) -> FlowPolicy {
         max_transaction_context_bytes: context as usize,
         recovery_revokes_existing: revoke,
         reconcile_after,
+        counter_policy: possession.counter,
+        backup_policy: possession.backup,
+        ceremony_ttl: time::Duration::try_from(possession.challenge_ttl)
+            .unwrap_or(time::Duration::MAX),
     }
 }
 
@@ -661,14 +670,16 @@ impl CoreConfig {
         let audit = AuditConfig::read(&mut r, true);
         let policy = read_policy(&mut r);
         let api_keys = read_api_keys(&mut r);
-        let config = match (common, data_key, idv) {
-            (Some(common), Some(data_key), Some(idv)) => Some(Self {
+        let possession = PossessionConfig::read(&mut r);
+        let config = match (common, data_key, idv, possession) {
+            (Some(common), Some(data_key), Some(idv), Some(possession)) => Some(Self {
                 common,
                 data_key,
                 idv,
                 audit,
                 policy,
                 api_keys,
+                possession,
             }),
             _ => None,
         };

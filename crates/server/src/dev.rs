@@ -25,7 +25,7 @@ use zeroize::Zeroizing;
 use crate::app::{self, Application, Shutdown};
 use crate::config::{
     AuditConfig, CommonConfig, CoreConfig, DatabaseConfig, IdvConfig, IdvMode, LogLevel,
-    ManagementConfig, OnfidoConfig, regional_base_url,
+    ManagementConfig, OnfidoConfig, PossessionConfig, regional_base_url,
 };
 use crate::dev_issuer::DevIssuer;
 
@@ -36,6 +36,35 @@ pub struct DevOptions {
     pub core_port: u16,
     pub management_port: u16,
     pub log_level: LogLevel,
+    /// Who verifies WebAuthn (`--possession`).
+    pub possession: PossessionConfig,
+}
+
+/// `--possession builtin --rp-id … --origin …`: the built-in relying party for
+/// dev, user verification required, no attestation.
+pub fn possession(mode: &str, rp_id: &str, origins: &[String]) -> anyhow::Result<PossessionConfig> {
+    if mode != "builtin" {
+        return Ok(PossessionConfig::External);
+    }
+    if origins.is_empty() {
+        anyhow::bail!(
+            "--possession builtin needs at least one --origin (the page or app origin passkeys are used from)"
+        );
+    }
+    let origins = origins
+        .iter()
+        .map(|o| url::Url::parse(o).with_context(|| format!("--origin {o}")))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let settings = relying_party::Settings {
+        rp_id: rp_id.to_owned(),
+        rp_name: "biometric-passkey dev".to_owned(),
+        origins,
+        user_verification: true,
+        attestation: relying_party::Attestation::None,
+        timeout: Duration::from_secs(120),
+    };
+    relying_party::WebauthnRp::new(&settings).map_err(|e| anyhow::anyhow!("{e}"))?;
+    Ok(PossessionConfig::Builtin(settings))
 }
 
 const KEY_FILE: &str = "data-encryption-key";
@@ -72,6 +101,7 @@ pub fn configs(options: &DevOptions, data_key: DataKey) -> (CoreConfig, Manageme
         },
         policy: FlowPolicy::default(),
         api_keys: Vec::new(),
+        possession: options.possession.clone(),
     };
     let management_origin = format!("http://127.0.0.1:{}", options.management_port);
     let management = ManagementConfig {
@@ -165,6 +195,7 @@ pub async fn start(options: &DevOptions, shutdown: &Shutdown) -> anyhow::Result<
         policy: core.policy.clone(),
         // Loopback only: the evaluation setup needs no keys.
         api_keys: app::api_keys(&core),
+        relying_party: app::relying_party(&core.possession)?,
     };
     let trail = crate::audit::trail(
         repo.clone(),

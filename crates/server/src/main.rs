@@ -8,7 +8,7 @@ use clap::{Parser, Subcommand};
 use domain::audit::month::Month;
 use server::commands::{self, Runtime};
 use server::config::{Env, LogLevel};
-use server::dev::DevOptions;
+use server::dev::{self, DevOptions};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -38,6 +38,16 @@ enum Command {
         core_port: u16,
         #[arg(long, default_value_t = 3001)]
         management_port: u16,
+        /// `builtin`: the backend verifies passkeys itself (the flows return
+        /// WebAuthn options and take the authenticator's response).
+        #[arg(long, default_value = "external", value_parser = ["external", "builtin"])]
+        possession: String,
+        /// `builtin` mode: the relying party id.
+        #[arg(long, default_value = "localhost")]
+        rp_id: String,
+        /// `builtin` mode: an origin passkeys are used from (repeatable).
+        #[arg(long = "origin")]
+        origins: Vec<String>,
     },
     /// Operate the audit trail: maintain it now, verify it, archive a month.
     /// Configured like the Core API (database and data-encryption key).
@@ -110,6 +120,9 @@ fn main() -> ExitCode {
                 data_dir,
                 core_port,
                 management_port,
+                possession,
+                rp_id,
+                origins,
             } => {
                 let log_level = match env.get("BIOMETRIC_PASSKEY_LOG_LEVEL") {
                     Some("debug") => LogLevel::Debug,
@@ -117,11 +130,19 @@ fn main() -> ExitCode {
                     Some("error") => LogLevel::Error,
                     _ => LogLevel::Info,
                 };
+                let possession = match dev::possession(&possession, &rp_id, &origins) {
+                    Ok(possession) => possession,
+                    Err(e) => {
+                        eprintln!("biometric-passkey dev: {e}");
+                        return ExitCode::from(2);
+                    }
+                };
                 commands::dev(DevOptions {
                     data_dir,
                     core_port,
                     management_port,
                     log_level,
+                    possession,
                 })
                 .await
             }

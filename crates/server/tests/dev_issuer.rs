@@ -46,6 +46,7 @@ impl Dev {
             core_port: free_port(),
             management_port: free_port(),
             log_level: LogLevel::Error,
+            possession: server::config::PossessionConfig::External,
         };
         let shutdown = Shutdown::default();
         let servers = dev::start(&options, &shutdown).await.unwrap();

@@ -225,6 +225,48 @@ pub async fn a_counter_that_does_not_grow_is_a_conflict_and_writes_nothing(
     assert_eq!(repo.credential(c.id).await.unwrap(), c);
 }
 
+pub async fn a_use_kept_despite_its_counter_keeps_the_stored_counter(repo: Arc<dyn Repository>) {
+    let alice = stored_user(&*repo, "alice").await;
+    let c = credential(alice.id, "AQID", T0); // counter at 5
+    let suspended = Credential {
+        status: CredentialStatus::Suspended,
+        ..credential(alice.id, "BAUG", T0)
+    };
+    repo.apply(&effects(vec![
+        Effect::InsertCredential(c.clone()),
+        Effect::InsertCredential(suspended.clone()),
+    ]))
+    .await
+    .unwrap();
+    repo.apply(&effects(vec![Effect::UseCredentialKeepingCounter {
+        id: c.id,
+        backup_state: !c.backup_state,
+        at: at(1),
+    }]))
+    .await
+    .unwrap();
+    assert_eq!(
+        repo.credential(c.id).await.unwrap(),
+        Credential {
+            backup_state: !c.backup_state,
+            updated_at: at(1),
+            last_used_at: Some(at(1)),
+            ..c.clone()
+        }
+    );
+    // Still only an active credential.
+    let before = snapshot(&*repo, alice.id).await;
+    let result = repo
+        .apply(&effects(vec![Effect::UseCredentialKeepingCounter {
+            id: suspended.id,
+            backup_state: true,
+            at: at(2),
+        }]))
+        .await;
+    assert_conflict(result, "credential_state");
+    assert_eq!(snapshot(&*repo, alice.id).await, before);
+}
+
 pub async fn an_authenticator_without_a_counter_may_stay_at_zero(repo: Arc<dyn Repository>) {
     let alice = stored_user(&*repo, "alice").await;
     let c = Credential {

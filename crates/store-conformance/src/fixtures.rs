@@ -4,9 +4,11 @@
 
 use std::fmt::Debug;
 
-use domain::credential::{Credential, CredentialStatus, WebAuthnId};
+use domain::credential::{Credential, CredentialStatus, RegisteredPasskey, WebAuthnId};
 use domain::custody::BiometricReference;
-use domain::flow::{Flow, FlowId, FlowState, FlowType, Handoff, IdentityStatus, NewCredential};
+use domain::flow::{
+    Ceremony, Flow, FlowId, FlowState, FlowType, Handoff, IdentityStatus, NewCredential,
+};
 use domain::{
     Actor, AuditEventType, AuditQuery, Change, ExternalUserId, FlowLimits, FlowWrite,
     NewAuditEvent, Repository, StoreError, StoreResult, Subject, User, UserId, ids,
@@ -90,6 +92,10 @@ pub(crate) fn full_flow(user: UserId) -> Flow {
             expires_at: datetime!(2026-04-01 08:05:00.999999 UTC),
             claimed_at: None,
         }),
+        ceremony: Some(Ceremony {
+            state_sealed: vec![0x00, 0x9c, 0xff, 0x10, 0x00],
+            expires_at: datetime!(2026-04-01 08:05:00.000002 UTC),
+        }),
         created_at,
         updated_at: datetime!(2026-04-01 08:00:01.654321 UTC),
         expires_at: datetime!(2026-04-01 08:15:00.500001 UTC),
@@ -110,6 +116,17 @@ pub(crate) fn new_credential() -> NewCredential {
         backup_state: false,
         platform: Some("ios".into()),
         device_label: Some("Alice's iPhone".into()),
+        passkey: Some(passkey()),
+    }
+}
+
+/// What the built-in relying party keeps about a passkey it registered.
+pub(crate) fn passkey() -> RegisteredPasskey {
+    RegisteredPasskey {
+        user_verified: true,
+        attestation_format: "packed".into(),
+        attestation_verified: false,
+        data: serde_json::json!({ "cred_id": "AQIDBAUGBwgJCgsMDQ4PEA", "counter": 0, "nested": [1, "ü"] }),
     }
 }
 
@@ -131,6 +148,7 @@ pub(crate) fn credential_from(
         backup_state: pending.backup_state,
         platform: pending.platform.clone(),
         device_label: pending.device_label.clone(),
+        passkey: pending.passkey.clone(),
         created_by_flow: flow.id,
         status: CredentialStatus::Active,
         status_reason: None,
@@ -159,6 +177,7 @@ pub(crate) fn credential(
         backup_state: false,
         platform: Some("android".into()),
         device_label: Some("Pixel 9".into()),
+        passkey: Some(passkey()),
         created_by_flow: FlowId(Uuid::new_v4()),
         status: CredentialStatus::Active,
         status_reason: None,

@@ -87,6 +87,7 @@ macro_rules! conformance_suite {
             credentials::a_duplicate_webauthn_id_is_a_conflict_and_rolls_back_the_change,
             credentials::a_use_records_the_counter_backup_state_and_time,
             credentials::a_counter_that_does_not_grow_is_a_conflict_and_writes_nothing,
+            credentials::a_use_kept_despite_its_counter_keeps_the_stored_counter,
             credentials::an_authenticator_without_a_counter_may_stay_at_zero,
             credentials::a_suspended_or_revoked_credential_cannot_be_used,
             credentials::only_an_active_credential_counts_as_active,

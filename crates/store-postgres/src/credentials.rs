@@ -1,6 +1,6 @@
 //! The `credentials` and `biometric_references` tables.
 
-use domain::credential::{Credential, CredentialStatus, WebAuthnId};
+use domain::credential::{Credential, CredentialStatus, RegisteredPasskey, WebAuthnId};
 use domain::custody::BiometricReference;
 use domain::flow::FlowId;
 use domain::{StoreError, StoreResult, UserId};
@@ -13,11 +13,12 @@ use uuid::Uuid;
 use crate::errors::map_err;
 
 const COLUMNS: &str = "id, user_id, webauthn_id, public_key, aaguid, sign_count, transports, backup_eligible, \
-    backup_state, platform, device_label, created_by_flow, status, status_reason, created_at, updated_at, last_used_at";
+    backup_state, platform, device_label, created_by_flow, status, status_reason, created_at, updated_at, last_used_at, \
+    passkey";
 
 pub(crate) async fn insert(conn: &mut PgConnection, c: &Credential) -> StoreResult<()> {
     sqlx::query(&format!(
-        "INSERT INTO credentials ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)"
+        "INSERT INTO credentials ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)"
     ))
     .bind(c.id)
     .bind(c.user_id.0)
@@ -36,6 +37,7 @@ pub(crate) async fn insert(conn: &mut PgConnection, c: &Credential) -> StoreResu
     .bind(c.created_at)
     .bind(c.updated_at)
     .bind(c.last_used_at)
+    .bind(c.passkey.as_ref().map(Json))
     .execute(conn)
     .await
     .map(drop)
@@ -62,6 +64,28 @@ pub(crate) async fn record_use(
     )
     .bind(id)
     .bind(i64::from(sign_count))
+    .bind(backup_state)
+    .bind(at)
+    .execute(conn)
+    .await
+    .map_err(map_err)?;
+    if updated.rows_affected() == 0 {
+        return Err(changed());
+    }
+    Ok(())
+}
+
+pub(crate) async fn record_use_keeping_counter(
+    conn: &mut PgConnection,
+    id: Uuid,
+    backup_state: bool,
+    at: OffsetDateTime,
+) -> StoreResult<()> {
+    let updated = sqlx::query(
+        "UPDATE credentials SET backup_state = $2, last_used_at = $3, updated_at = $3 \
+         WHERE id = $1 AND status = 'active'",
+    )
+    .bind(id)
     .bind(backup_state)
     .bind(at)
     .execute(conn)
@@ -150,6 +174,7 @@ fn to_credential(row: &PgRow) -> StoreResult<Credential> {
     let status: String = row.try_get("status").map_err(map_err)?;
     let sign_count: i64 = row.try_get("sign_count").map_err(map_err)?;
     let Json(transports): Json<Vec<String>> = row.try_get("transports").map_err(map_err)?;
+    let passkey: Option<Json<RegisteredPasskey>> = row.try_get("passkey").map_err(map_err)?;
     Ok(Credential {
         id: row.try_get("id").map_err(map_err)?,
         user_id: UserId(row.try_get("user_id").map_err(map_err)?),
@@ -162,6 +187,7 @@ fn to_credential(row: &PgRow) -> StoreResult<Credential> {
         backup_state: row.try_get("backup_state").map_err(map_err)?,
         platform: row.try_get("platform").map_err(map_err)?,
         device_label: row.try_get("device_label").map_err(map_err)?,
+        passkey: passkey.map(|Json(p)| p),
         created_by_flow: FlowId(row.try_get("created_by_flow").map_err(map_err)?),
         status: status.parse().map_err(|e| corrupt("status", &e))?,
         status_reason: row.try_get("status_reason").map_err(map_err)?,

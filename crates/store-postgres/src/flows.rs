@@ -1,6 +1,6 @@
 //! The `flows` table.
 
-use domain::flow::{Flow, FlowId, Handoff, NewCredential};
+use domain::flow::{Ceremony, Flow, FlowId, Handoff, NewCredential};
 use domain::{FlowLimits, StoreError, StoreResult, UserId};
 use sqlx::postgres::{PgExecutor, PgRow};
 use sqlx::types::Json;
@@ -12,7 +12,8 @@ use crate::errors::map_err;
 const COLUMNS: &str = "id, user_id, flow_type, state, version, identity_status, idv_run_id, sdk_token_sealed, \
     possession_done, reference_stored, credential_id, pending_credential, failure_reason, \
     transaction_context_sealed, transaction_context_sha256, cross_platform, handoff_code_sha256, \
-    handoff_expires_at, handoff_claimed_at, created_at, updated_at, expires_at, completed_at";
+    handoff_expires_at, handoff_claimed_at, created_at, updated_at, expires_at, completed_at, \
+    webauthn_ceremony_sealed, webauthn_ceremony_expires_at";
 
 const OPEN_STATES: &str = "('pending', 'awaiting_verification', 'verified', 'in_review')";
 
@@ -59,7 +60,7 @@ pub(crate) async fn insert(
     let handoff = flow.handoff.as_ref();
     sqlx::query(&format!(
         "INSERT INTO flows ({COLUMNS}) VALUES \
-         ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23)"
+         ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25)"
     ))
     .bind(flow.id.0)
     .bind(flow.user_id.0)
@@ -84,6 +85,8 @@ pub(crate) async fn insert(
     .bind(flow.updated_at)
     .bind(flow.expires_at)
     .bind(flow.completed_at)
+    .bind(flow.ceremony.as_ref().map(|c| c.state_sealed.as_slice()))
+    .bind(flow.ceremony.as_ref().map(|c| c.expires_at))
     .execute(conn)
     .await
     .map(drop)
@@ -95,7 +98,8 @@ pub(crate) async fn update(conn: &mut PgConnection, flow: &Flow) -> StoreResult<
     let updated = sqlx::query(
         "UPDATE flows SET state = $3, version = $4, identity_status = $5, idv_run_id = $6, sdk_token_sealed = $7, \
          possession_done = $8, reference_stored = $9, credential_id = $10, pending_credential = $11, \
-         failure_reason = $12, handoff_claimed_at = $13, updated_at = $14, completed_at = $15 \
+         failure_reason = $12, handoff_claimed_at = $13, updated_at = $14, completed_at = $15, \
+         webauthn_ceremony_sealed = $16, webauthn_ceremony_expires_at = $17 \
          WHERE id = $1 AND version = $2",
     )
     .bind(flow.id.0)
@@ -113,6 +117,8 @@ pub(crate) async fn update(conn: &mut PgConnection, flow: &Flow) -> StoreResult<
     .bind(flow.handoff.as_ref().and_then(|h| h.claimed_at))
     .bind(flow.updated_at)
     .bind(flow.completed_at)
+    .bind(flow.ceremony.as_ref().map(|c| c.state_sealed.as_slice()))
+    .bind(flow.ceremony.as_ref().map(|c| c.expires_at))
     .execute(conn)
     .await
     .map_err(map_err)?;
@@ -198,6 +204,20 @@ fn to_flow(row: &PgRow) -> StoreResult<Flow> {
         }),
         None => None,
     };
+    let ceremony_sealed: Option<Vec<u8>> =
+        row.try_get("webauthn_ceremony_sealed").map_err(map_err)?;
+    let ceremony = match ceremony_sealed {
+        Some(state_sealed) => Some(Ceremony {
+            state_sealed,
+            expires_at: row
+                .try_get::<Option<_>, _>("webauthn_ceremony_expires_at")
+                .map_err(map_err)?
+                .ok_or_else(|| {
+                    StoreError::Corrupt("flows.webauthn_ceremony_expires_at: missing".into())
+                })?,
+        }),
+        None => None,
+    };
     let failure: Option<String> = row.try_get("failure_reason").map_err(map_err)?;
     let pending: Option<Json<NewCredential>> =
         row.try_get("pending_credential").map_err(map_err)?;
@@ -222,6 +242,7 @@ fn to_flow(row: &PgRow) -> StoreResult<Flow> {
         transaction_context_sha256: row.try_get("transaction_context_sha256").map_err(map_err)?,
         cross_platform: row.try_get("cross_platform").map_err(map_err)?,
         handoff,
+        ceremony,
         created_at: row.try_get("created_at").map_err(map_err)?,
         updated_at: row.try_get("updated_at").map_err(map_err)?,
         expires_at: row.try_get("expires_at").map_err(map_err)?,

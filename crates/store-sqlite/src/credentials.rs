@@ -15,13 +15,20 @@ use crate::codec::{
 use crate::errors::map_err;
 
 const COLUMNS: &str = "id, user_id, webauthn_id, public_key, aaguid, sign_count, transports, backup_eligible, \
-    backup_state, platform, device_label, created_by_flow, status, status_reason, created_at, updated_at, last_used_at";
+    backup_state, platform, device_label, created_by_flow, status, status_reason, created_at, updated_at, last_used_at, \
+    passkey";
 
 pub(crate) async fn insert(conn: &mut SqliteConnection, c: &Credential) -> StoreResult<()> {
     let transports =
         serde_json::to_string(&c.transports).map_err(|e| StoreError::Other(e.to_string()))?;
+    let passkey = c
+        .passkey
+        .as_ref()
+        .map(serde_json::to_string)
+        .transpose()
+        .map_err(|e| StoreError::Other(e.to_string()))?;
     sqlx::query(&format!(
-        "INSERT INTO credentials ({COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+        "INSERT INTO credentials ({COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
     ))
     .bind(uuid_bytes(c.id))
     .bind(uuid_bytes(c.user_id.0))
@@ -40,6 +47,7 @@ pub(crate) async fn insert(conn: &mut SqliteConnection, c: &Credential) -> Store
     .bind(to_micros(c.created_at))
     .bind(to_micros(c.updated_at))
     .bind(opt_micros(c.last_used_at))
+    .bind(passkey)
     .execute(conn)
     .await
     .map(drop)
@@ -66,6 +74,28 @@ pub(crate) async fn record_use(
          WHERE id = ?4 AND status = 'active' AND (?1 > sign_count OR (sign_count = 0 AND ?1 = 0))",
     )
     .bind(count)
+    .bind(backup_state)
+    .bind(to_micros(at))
+    .bind(uuid_bytes(id))
+    .execute(conn)
+    .await
+    .map_err(map_err)?;
+    if updated.rows_affected() == 0 {
+        return Err(changed());
+    }
+    Ok(())
+}
+
+pub(crate) async fn record_use_keeping_counter(
+    conn: &mut SqliteConnection,
+    id: Uuid,
+    backup_state: bool,
+    at: OffsetDateTime,
+) -> StoreResult<()> {
+    let updated = sqlx::query(
+        "UPDATE credentials SET backup_state = ?1, last_used_at = ?2, updated_at = ?2 \
+         WHERE id = ?3 AND status = 'active'",
+    )
     .bind(backup_state)
     .bind(to_micros(at))
     .bind(uuid_bytes(id))
@@ -161,6 +191,7 @@ fn to_credential(row: &SqliteRow) -> StoreResult<Credential> {
     let status: String = row.try_get("status").map_err(map_err)?;
     let sign_count: i64 = row.try_get("sign_count").map_err(map_err)?;
     let transports: String = row.try_get("transports").map_err(map_err)?;
+    let passkey: Option<String> = row.try_get("passkey").map_err(map_err)?;
     Ok(Credential {
         id: uuid_from(&id, "credentials.id")?,
         user_id: UserId(uuid_from(&user_id, "credentials.user_id")?),
@@ -176,6 +207,10 @@ fn to_credential(row: &SqliteRow) -> StoreResult<Credential> {
         backup_state: row.try_get("backup_state").map_err(map_err)?,
         platform: row.try_get("platform").map_err(map_err)?,
         device_label: row.try_get("device_label").map_err(map_err)?,
+        passkey: passkey
+            .map(|json| serde_json::from_str(&json))
+            .transpose()
+            .map_err(|e| corrupt("passkey", &e))?,
         created_by_flow: FlowId(uuid_from(&flow, "credentials.created_by_flow")?),
         status: status.parse().map_err(|e| corrupt("status", &e))?,
         status_reason: row.try_get("status_reason").map_err(map_err)?,

@@ -1,6 +1,6 @@
 //! The `flows` table.
 
-use domain::flow::{Flow, FlowId, Handoff, NewCredential};
+use domain::flow::{Ceremony, Flow, FlowId, Handoff, NewCredential};
 use domain::{FlowLimits, StoreError, StoreResult, UserId};
 use sqlx::sqlite::{SqliteExecutor, SqliteRow};
 use sqlx::{Row, SqliteConnection};
@@ -14,7 +14,8 @@ use crate::errors::map_err;
 const COLUMNS: &str = "id, user_id, flow_type, state, version, identity_status, idv_run_id, sdk_token_sealed, \
     possession_done, reference_stored, credential_id, pending_credential, failure_reason, \
     transaction_context_sealed, transaction_context_sha256, cross_platform, handoff_code_sha256, \
-    handoff_expires_at, handoff_claimed_at, created_at, updated_at, expires_at, completed_at";
+    handoff_expires_at, handoff_claimed_at, created_at, updated_at, expires_at, completed_at, \
+    webauthn_ceremony_sealed, webauthn_ceremony_expires_at";
 
 const OPEN_STATES: &str = "('pending', 'awaiting_verification', 'verified', 'in_review')";
 
@@ -71,7 +72,7 @@ pub(crate) async fn insert(
     }
     let handoff = flow.handoff.as_ref();
     sqlx::query(&format!(
-        "INSERT INTO flows ({COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+        "INSERT INTO flows ({COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
     ))
     .bind(uuid_bytes(flow.id.0))
     .bind(&user)
@@ -96,6 +97,8 @@ pub(crate) async fn insert(
     .bind(to_micros(flow.updated_at))
     .bind(to_micros(flow.expires_at))
     .bind(opt_micros(flow.completed_at))
+    .bind(flow.ceremony.as_ref().map(|c| c.state_sealed.as_slice()))
+    .bind(opt_micros(flow.ceremony.as_ref().map(|c| c.expires_at)))
     .execute(conn)
     .await
     .map(drop)
@@ -107,7 +110,8 @@ pub(crate) async fn update(conn: &mut SqliteConnection, flow: &Flow) -> StoreRes
     let updated = sqlx::query(
         "UPDATE flows SET state = ?, version = ?, identity_status = ?, idv_run_id = ?, sdk_token_sealed = ?, \
          possession_done = ?, reference_stored = ?, credential_id = ?, pending_credential = ?, \
-         failure_reason = ?, handoff_claimed_at = ?, updated_at = ?, completed_at = ? \
+         failure_reason = ?, handoff_claimed_at = ?, updated_at = ?, completed_at = ?, \
+         webauthn_ceremony_sealed = ?, webauthn_ceremony_expires_at = ? \
          WHERE id = ? AND version = ?",
     )
     .bind(flow.state.as_str())
@@ -123,6 +127,8 @@ pub(crate) async fn update(conn: &mut SqliteConnection, flow: &Flow) -> StoreRes
     .bind(opt_micros(flow.handoff.as_ref().and_then(|h| h.claimed_at)))
     .bind(to_micros(flow.updated_at))
     .bind(opt_micros(flow.completed_at))
+    .bind(flow.ceremony.as_ref().map(|c| c.state_sealed.as_slice()))
+    .bind(opt_micros(flow.ceremony.as_ref().map(|c| c.expires_at)))
     .bind(uuid_bytes(flow.id.0))
     .bind(flow.version - 1)
     .execute(conn)
@@ -212,6 +218,20 @@ fn to_flow(row: &SqliteRow) -> StoreResult<Flow> {
         }),
         None => None,
     };
+    let ceremony_sealed: Option<Vec<u8>> =
+        row.try_get("webauthn_ceremony_sealed").map_err(map_err)?;
+    let ceremony = match ceremony_sealed {
+        Some(state_sealed) => Some(Ceremony {
+            state_sealed,
+            expires_at: opt_from_micros(
+                row.try_get("webauthn_ceremony_expires_at")
+                    .map_err(map_err)?,
+                "flows.webauthn_ceremony_expires_at",
+            )?
+            .ok_or_else(|| corrupt("webauthn_ceremony_expires_at", &"missing"))?,
+        }),
+        None => None,
+    };
     let failure: Option<String> = row.try_get("failure_reason").map_err(map_err)?;
     let pending: Option<String> = row.try_get("pending_credential").map_err(map_err)?;
     let id: Vec<u8> = row.try_get("id").map_err(map_err)?;
@@ -243,6 +263,7 @@ fn to_flow(row: &SqliteRow) -> StoreResult<Flow> {
         transaction_context_sha256: row.try_get("transaction_context_sha256").map_err(map_err)?,
         cross_platform: row.try_get("cross_platform").map_err(map_err)?,
         handoff,
+        ceremony,
         created_at: from_micros(
             row.try_get("created_at").map_err(map_err)?,
             "flows.created_at",

@@ -169,6 +169,24 @@ pub async fn spawn_core_with(store: Store, policy: FlowPolicy) -> TestApp {
 
 /// As [`spawn_core_with`], requiring `api_keys` when not empty.
 pub async fn spawn_core_configured(store: Store, policy: FlowPolicy, api_keys: ApiKeys) -> TestApp {
+    spawn_core_parts(store, policy, api_keys, None).await
+}
+
+/// As [`spawn_core_with`], in `builtin` possession mode with `rp`.
+pub async fn spawn_core_builtin(
+    store: Store,
+    policy: FlowPolicy,
+    rp: Arc<dyn domain::possession::RelyingParty>,
+) -> TestApp {
+    spawn_core_parts(store, policy, ApiKeys::default(), Some(rp)).await
+}
+
+async fn spawn_core_parts(
+    store: Store,
+    policy: FlowPolicy,
+    api_keys: ApiKeys,
+    relying_party: Option<Arc<dyn domain::possession::RelyingParty>>,
+) -> TestApp {
     let (repo, keep) = fresh_repository(store).await;
     let clock = Arc::new(ManualClock::new(T0));
     let synthetic = Arc::new(SyntheticProvider::new());
@@ -184,6 +202,7 @@ pub async fn spawn_core_configured(store: Store, policy: FlowPolicy, api_keys: A
             key: test_key(),
             policy,
             api_keys,
+            relying_party,
         },
         "core",
     );
@@ -280,6 +299,7 @@ pub async fn spawn_core_onfido(
             key: test_key(),
             policy: FlowPolicy::default(),
             api_keys: ApiKeys::default(),
+            relying_party: None,
         },
         "core",
     );

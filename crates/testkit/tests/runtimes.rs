@@ -66,6 +66,7 @@ async fn dev_serves_both_runtimes_on_loopback_and_keeps_its_key() {
         core_port: free_port(),
         management_port: free_port(),
         log_level: LogLevel::Error,
+        possession: server::config::PossessionConfig::External,
     };
     let shutdown = Shutdown::default();
     let servers = dev::start(&options, &shutdown).await.unwrap();

@@ -103,7 +103,8 @@ pub async fn read(
     Ok(ApiJson(flow_response(view)))
 }
 
-/// Submit the possession proof the customer's relying party verified.
+/// Submit the possession proof: in `external` mode the facts the customer's
+/// relying party verified, in `builtin` mode the authenticator's response.
 #[utoipa::path(
     post,
     path = "/api/core/v1/flows/{flow_id}/possession",
@@ -112,9 +113,9 @@ pub async fn read(
     request_body = PossessionRequest,
     responses(
         (status = 200, body = FlowResponse),
-        (status = 400, description = "`invalid_credential`", body = ErrorBody),
+        (status = 400, description = "`invalid_credential`; builtin mode: `webauthn_response_malformed`, `webauthn_origin_not_allowed`, `webauthn_rp_id_mismatch`, `webauthn_challenge_mismatch`, `webauthn_signature_invalid`, `webauthn_user_not_verified`, `webauthn_user_not_present`, `webauthn_attestation_not_allowed`, `webauthn_credential_not_allowed`", body = ErrorBody),
         (status = 404, description = "`flow_not_found`, `credential_not_found` (unknown, or another user's)", body = ErrorBody),
-        (status = 409, description = "`credential_not_active`, `counter_regression`, `credential_already_registered`, `flow_expired`, `flow_ended`, `flow_changed`, `proof_not_expected`, `proof_not_yet_accepted`", body = ErrorBody),
+        (status = 409, description = "`credential_not_active`, `counter_regression`, `credential_already_registered`, `flow_expired`, `flow_ended`, `flow_changed`, `proof_not_expected`, `proof_not_yet_accepted`, `possession_mode_mismatch`, `webauthn_ceremony_expired`, `backup_eligible_not_allowed`, `backup_eligibility_changed`", body = ErrorBody),
     )
 )]
 pub async fn possession(
@@ -123,8 +124,13 @@ pub async fn possession(
     ApiJson(body): ApiJson<PossessionRequest>,
 ) -> Result<ApiJson<FlowResponse>, ApiError> {
     let id = flow_id(&raw_id)?;
-    let proof = match (body.credential, body.assertion) {
-        (Some(c), None) => PossessionProof::NewCredential {
+    let proof = match (body.credential, body.assertion, body.webauthn) {
+        (None, None, Some(w)) => PossessionProof::WebAuthn {
+            response: w.response,
+            platform: w.platform,
+            device_label: w.device_label,
+        },
+        (Some(c), None, None) => PossessionProof::NewCredential {
             public_key: c
                 .public_key
                 .map(|k| URL_SAFE_NO_PAD.decode(k))
@@ -144,15 +150,17 @@ pub async fn possession(
             platform: c.platform,
             device_label: c.device_label,
         },
-        (None, Some(a)) => PossessionProof::Assertion {
+        (None, Some(a), None) => PossessionProof::Assertion {
             webauthn_id: a.credential_id,
             sign_count: a.sign_count,
+            backup_eligible: a.backup_eligible,
             backup_state: a.backup_state,
         },
         _ => {
             return Err(ApiError::bad_request(
                 ErrorCode::InvalidCredential,
-                "give exactly one of `credential` (registration, recovery) or `assertion` (sign-in, step-up)",
+                "give exactly one of `credential` (registration, recovery) or `assertion` \
+                 (sign-in, step-up) in external mode, or `webauthn` in builtin mode",
             ));
         }
     };

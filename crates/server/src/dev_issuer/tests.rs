@@ -19,6 +19,7 @@ fn config(port: u16) -> ManagementConfig {
         core_port: 1,
         management_port: port,
         log_level: LogLevel::Error,
+        possession: crate::config::PossessionConfig::External,
     };
     let (key, _) = DataKey::generate(KeyId::parse("test").unwrap());
     dev::configs(&options, key).1

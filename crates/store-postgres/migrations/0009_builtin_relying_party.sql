@@ -1,0 +1,10 @@
+-- `builtin` possession mode: a flow's pending WebAuthn ceremony (sealed, with
+-- its expiry; cleared by the change that accepts a response), and what the
+-- built-in relying party verified about each passkey it registered.
+ALTER TABLE flows
+    ADD COLUMN webauthn_ceremony_sealed     bytea,
+    ADD COLUMN webauthn_ceremony_expires_at timestamptz,
+    ADD CONSTRAINT flows_webauthn_ceremony_complete
+        CHECK ((webauthn_ceremony_sealed IS NULL) = (webauthn_ceremony_expires_at IS NULL));
+
+ALTER TABLE credentials ADD COLUMN passkey jsonb;

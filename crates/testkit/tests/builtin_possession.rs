@@ -1,0 +1,627 @@
+//! `builtin` possession mode end to end over HTTP, on both stores: the Core API
+//! issues WebAuthn options and verifies real responses from webauthn-rs's
+//! software authenticators. Every refusal has its code, is audited, and
+//! changes neither the flow nor the user's credentials.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // tests: a failure is a panic.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use domain::possession::{BackupPolicy, CounterPolicy};
+use domain::service::FlowPolicy;
+use relying_party::{Attestation, Settings, WebauthnRp};
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use testkit::core_client::expect_error;
+use testkit::{Store, TestApp, on_both_stores, spawn_core_builtin};
+use url::Url;
+use uuid::Uuid;
+use webauthn_authenticator_rs::AuthenticatorBackend;
+use webauthn_authenticator_rs::WebauthnAuthenticator;
+use webauthn_authenticator_rs::softpasskey::SoftPasskey;
+use webauthn_rs_core::proto::{CreationChallengeResponse, RequestChallengeResponse};
+
+on_both_stores!(
+    every_flow_type_completes_with_real_ceremonies,
+    a_wrong_origin_is_refused_and_changes_nothing,
+    a_wrong_rp_id_is_refused_and_changes_nothing,
+    a_replayed_response_is_refused,
+    a_response_to_another_flows_challenge_is_refused,
+    an_expired_challenge_is_refused,
+    a_tampered_signature_is_refused,
+    missing_user_verification_is_refused,
+    another_users_or_an_unknown_credential_is_refused,
+    a_counter_regression_is_refused_under_enforce,
+    a_counter_regression_is_let_through_and_audited_under_warn,
+    an_excluded_credential_cannot_be_registered_again,
+    a_disallowed_authenticator_model_is_refused,
+    external_facts_are_refused_in_builtin_mode,
+);
+
+const ORIGIN: &str = "https://bank.example";
+
+fn settings() -> Settings {
+    Settings {
+        rp_id: "bank.example".into(),
+        rp_name: "Example Bank".into(),
+        origins: vec![Url::parse(ORIGIN).unwrap()],
+        user_verification: true,
+        attestation: Attestation::None,
+        timeout: Duration::from_secs(120),
+    }
+}
+
+async fn app_with(store: Store, policy: FlowPolicy, settings: &Settings) -> TestApp {
+    spawn_core_builtin(store, policy, Arc::new(WebauthnRp::new(settings).unwrap())).await
+}
+
+async fn app(store: Store) -> TestApp {
+    app_with(store, FlowPolicy::default(), &settings()).await
+}
+
+fn id(flow: &Value) -> &str {
+    flow["id"].as_str().unwrap()
+}
+
+fn options(flow: &Value) -> Value {
+    flow["possession"]["webauthn_options"].clone()
+}
+
+/// The authenticator's registration response to `flow`'s options, made at `origin`.
+fn create(authenticator: &mut impl AuthenticatorBackend, flow: &Value, origin: &str) -> Value {
+    let options: CreationChallengeResponse =
+        serde_json::from_value(json!({ "publicKey": options(flow) })).unwrap();
+    let response = authenticator
+        .do_registration(Url::parse(origin).unwrap(), options)
+        .unwrap();
+    serde_json::to_value(response).unwrap()
+}
+
+/// The authenticator's assertion for `flow`'s options, made at `origin`.
+fn get(authenticator: &mut SoftPasskey, options: Value, origin: &str) -> Value {
+    let options: RequestChallengeResponse =
+        serde_json::from_value(json!({ "publicKey": options })).unwrap();
+    let response = authenticator
+        .do_authentication(Url::parse(origin).unwrap(), options)
+        .unwrap();
+    serde_json::to_value(response).unwrap()
+}
+
+async fn prove(app: &TestApp, flow: &Value, response: Value) -> (StatusCode, Value) {
+    app.post(
+        &format!("/api/core/v1/flows/{}/possession", id(flow)),
+        json!({ "webauthn": { "response": response, "platform": "android", "device_label": "Test phone" } }),
+    )
+    .await
+}
+
+/// Enrolls `user` with a passkey on `phone`: registration, reference, approval.
+async fn enroll(app: &TestApp, user: &str, phone: &mut SoftPasskey) -> Value {
+    let flow = app
+        .created(json!({ "type": "registration", "external_user_id": user }))
+        .await;
+    let (status, _) = app
+        .store_reference(&flow, b"encrypted-biometric-token")
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, body) = prove(app, &flow, create(phone, &flow, ORIGIN)).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    app.outcome(&flow, "approved").await;
+    let done = app.flow(id(&flow)).await;
+    assert_eq!(done["state"], "completed", "{done}");
+    done
+}
+
+async fn sign_in(app: &TestApp, user: &str) -> Value {
+    app.created(json!({ "type": "sign_in", "external_user_id": user }))
+        .await
+}
+
+async fn credentials(app: &TestApp, user: &str) -> Value {
+    let (status, body) = app.get_json(&format!("/api/core/v1/users/{user}")).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    body["credentials"].clone()
+}
+
+/// Asserts a refusal with `code`, and that nothing moved: the flow's version
+/// and state, the user's credentials; the refusal is in the audit trail.
+async fn refused(
+    app: &TestApp,
+    flow: &Value,
+    user: &str,
+    attempt: (StatusCode, Value),
+    status: StatusCode,
+    code: &str,
+) {
+    let before = credentials(app, user).await;
+    let (got_status, body) = attempt;
+    expect_error(got_status, &body, status, code);
+    let now = app.flow(id(flow)).await;
+    assert_eq!(now["version"], flow["version"], "the flow did not move");
+    assert_eq!(now["state"], flow["state"]);
+    assert_eq!(now["possession"]["status"], "pending");
+    assert_eq!(
+        credentials(app, user).await,
+        before,
+        "credentials unchanged"
+    );
+    assert!(
+        app.audit_types(id(flow))
+            .await
+            .contains(&"flow.request_rejected".to_owned()),
+        "the refusal is audited"
+    );
+}
+
+async fn every_flow_type_completes_with_real_ceremonies(store: Store) {
+    let app = app(store).await;
+    let mut phone = SoftPasskey::new(true);
+
+    // Registration: creation options for a new user, no exclusions.
+    let flow = app
+        .created(json!({ "type": "registration", "external_user_id": "alice" }))
+        .await;
+    let opts = options(&flow);
+    assert_eq!(opts["rp"]["id"], "bank.example");
+    assert_eq!(
+        opts["authenticatorSelection"]["userVerification"],
+        "required"
+    );
+    assert_eq!(opts["excludeCredentials"], json!([]));
+    assert!(opts["challenge"].as_str().unwrap().len() >= 43);
+    let (status, _) = app
+        .store_reference(&flow, b"encrypted-biometric-token")
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let response = create(&mut phone, &flow, ORIGIN);
+    let (status, body) = prove(&app, &flow, response.clone()).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["possession"]["status"], "verified");
+    assert!(
+        body["possession"].get("webauthn_options").is_none(),
+        "options are given only at creation"
+    );
+    app.outcome(&flow, "approved").await;
+    assert_eq!(app.flow(id(&flow)).await["state"], "completed");
+    let registered = credentials(&app, "alice").await;
+    let passkey_id = response["id"].as_str().unwrap();
+    assert_eq!(registered[0]["webauthn_id"], passkey_id);
+    assert_eq!(registered[0]["device_label"], "Test phone");
+    let stored = app
+        .repo
+        .credential_by_webauthn_id(passkey_id)
+        .await
+        .unwrap();
+    let passkey = stored.passkey.expect("what the relying party verified");
+    assert!(passkey.user_verified);
+    assert!(!passkey.attestation_verified);
+    assert!(stored.public_key.is_some());
+
+    // Sign-in: request options allow exactly the active passkey.
+    let flow = sign_in(&app, "alice").await;
+    assert_eq!(
+        options(&flow)["allowCredentials"],
+        json!([{ "type": "public-key", "id": passkey_id }])
+    );
+    let (status, body) = prove(&app, &flow, get(&mut phone, options(&flow), ORIGIN)).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["state"], "completed");
+    let used = app
+        .repo
+        .credential_by_webauthn_id(passkey_id)
+        .await
+        .unwrap();
+    assert!(used.sign_count > stored.sign_count, "the counter moved on");
+
+    // Step-up: the same passkey plus the biometric match.
+    let flow = app
+        .created(json!({
+            "type": "step_up",
+            "external_user_id": "alice",
+            "transaction_context": { "payee": "ACME Ltd", "amount": "2500.00 EUR" },
+        }))
+        .await;
+    let (status, _) = app
+        .post(
+            &format!(
+                "/api/core/v1/flows/{}/biometric-reference/release",
+                id(&flow)
+            ),
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, body) = prove(&app, &flow, get(&mut phone, options(&flow), ORIGIN)).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    app.outcome(&flow, "approved").await;
+    assert_eq!(app.flow(id(&flow)).await["state"], "completed");
+
+    // Recovery on a new phone: the old passkey is excluded, then revoked.
+    app.clock.advance(time::Duration::days(1));
+    let mut new_phone = SoftPasskey::new(true);
+    let flow = app
+        .created(json!({ "type": "recovery", "external_user_id": "alice" }))
+        .await;
+    assert_eq!(
+        options(&flow)["excludeCredentials"][0]["id"],
+        passkey_id,
+        "the user's passkeys are excluded"
+    );
+    let response = create(&mut new_phone, &flow, ORIGIN);
+    let (status, body) = prove(&app, &flow, response.clone()).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    app.outcome(&flow, "approved").await;
+    assert_eq!(app.flow(id(&flow)).await["state"], "completed");
+    let after = credentials(&app, "alice").await;
+    let status_of = |webauthn_id: &Value| {
+        after
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| &c["webauthn_id"] == webauthn_id)
+            .map(|c| c["status"].clone())
+    };
+    assert_eq!(status_of(&json!(passkey_id)), Some(json!("revoked")));
+    assert_eq!(status_of(&response["id"]), Some(json!("active")));
+
+    // The new phone signs in; the old one is no longer offered.
+    let flow = sign_in(&app, "alice").await;
+    assert_eq!(
+        options(&flow)["allowCredentials"],
+        json!([{ "type": "public-key", "id": response["id"] }])
+    );
+    let (status, body) = prove(&app, &flow, get(&mut new_phone, options(&flow), ORIGIN)).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+}
+
+async fn a_wrong_origin_is_refused_and_changes_nothing(store: Store) {
+    let app = app(store).await;
+    let mut phone = SoftPasskey::new(true);
+    enroll(&app, "bob", &mut phone).await;
+    let flow = sign_in(&app, "bob").await;
+    let response = get(&mut phone, options(&flow), "https://evil.bank.example");
+    let attempt = prove(&app, &flow, response).await;
+    refused(
+        &app,
+        &flow,
+        "bob",
+        attempt,
+        StatusCode::BAD_REQUEST,
+        "webauthn_origin_not_allowed",
+    )
+    .await;
+}
+
+async fn a_wrong_rp_id_is_refused_and_changes_nothing(store: Store) {
+    let settings = Settings {
+        origins: vec![
+            Url::parse(ORIGIN).unwrap(),
+            Url::parse("https://login.bank.example").unwrap(),
+        ],
+        ..settings()
+    };
+    let app = app_with(store, FlowPolicy::default(), &settings).await;
+    let mut phone = SoftPasskey::new(true);
+    let flow = app
+        .created(json!({ "type": "registration", "external_user_id": "carol" }))
+        .await;
+    // The authenticator was asked for another RP ID (a client that rewrote it).
+    let mut altered = flow.clone();
+    altered["possession"]["webauthn_options"]["rp"]["id"] = json!("login.bank.example");
+    let response = create(&mut phone, &altered, "https://login.bank.example");
+    let attempt = prove(&app, &flow, response).await;
+    refused(
+        &app,
+        &flow,
+        "carol",
+        attempt,
+        StatusCode::BAD_REQUEST,
+        "webauthn_rp_id_mismatch",
+    )
+    .await;
+}
+
+async fn a_replayed_response_is_refused(store: Store) {
+    let app = app(store).await;
+    let mut phone = SoftPasskey::new(true);
+    enroll(&app, "dave", &mut phone).await;
+    let first = sign_in(&app, "dave").await;
+    let response = get(&mut phone, options(&first), ORIGIN);
+    let (status, _) = prove(&app, &first, response.clone()).await;
+    assert_eq!(status, StatusCode::OK);
+    // The same response again, to the same flow (its challenge is spent)…
+    let (status, body) = prove(&app, &first, response.clone()).await;
+    expect_error(status, &body, StatusCode::CONFLICT, "flow_ended");
+    // …and to a new flow, whose challenge it does not answer.
+    let second = sign_in(&app, "dave").await;
+    let attempt = prove(&app, &second, response).await;
+    refused(
+        &app,
+        &second,
+        "dave",
+        attempt,
+        StatusCode::BAD_REQUEST,
+        "webauthn_challenge_mismatch",
+    )
+    .await;
+}
+
+async fn a_response_to_another_flows_challenge_is_refused(store: Store) {
+    let app = app(store).await;
+    let mut phone = SoftPasskey::new(true);
+    enroll(&app, "erin", &mut phone).await;
+    let one = sign_in(&app, "erin").await;
+    let two = sign_in(&app, "erin").await;
+    let for_one = get(&mut phone, options(&one), ORIGIN);
+    let attempt = prove(&app, &two, for_one.clone()).await;
+    refused(
+        &app,
+        &two,
+        "erin",
+        attempt,
+        StatusCode::BAD_REQUEST,
+        "webauthn_challenge_mismatch",
+    )
+    .await;
+    // The flow it was made for still takes it.
+    let (status, body) = prove(&app, &one, for_one).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+}
+
+async fn an_expired_challenge_is_refused(store: Store) {
+    let app = app(store).await;
+    let mut phone = SoftPasskey::new(true);
+    enroll(&app, "finn", &mut phone).await;
+    let flow = sign_in(&app, "finn").await;
+    let response = get(&mut phone, options(&flow), ORIGIN);
+    // Past the challenge's 5 minutes, within the flow's 15.
+    app.clock.advance(time::Duration::minutes(6));
+    let attempt = prove(&app, &flow, response).await;
+    refused(
+        &app,
+        &flow,
+        "finn",
+        attempt,
+        StatusCode::CONFLICT,
+        "webauthn_ceremony_expired",
+    )
+    .await;
+}
+
+async fn a_tampered_signature_is_refused(store: Store) {
+    let app = app(store).await;
+    let mut phone = SoftPasskey::new(true);
+    enroll(&app, "gina", &mut phone).await;
+    let flow = sign_in(&app, "gina").await;
+    let mut response = get(&mut phone, options(&flow), ORIGIN);
+    let mut signature = URL_SAFE_NO_PAD
+        .decode(response["response"]["signature"].as_str().unwrap())
+        .unwrap();
+    let last = signature.len() - 1;
+    signature[last] ^= 0x01;
+    response["response"]["signature"] = json!(URL_SAFE_NO_PAD.encode(signature));
+    let attempt = prove(&app, &flow, response).await;
+    refused(
+        &app,
+        &flow,
+        "gina",
+        attempt,
+        StatusCode::BAD_REQUEST,
+        "webauthn_signature_invalid",
+    )
+    .await;
+}
+
+async fn missing_user_verification_is_refused(store: Store) {
+    let app = app(store).await;
+    // An authenticator that checks presence only, given options altered to
+    // ask for no verification.
+    let mut presence_only = SoftPasskey::new(false);
+    let flow = app
+        .created(json!({ "type": "registration", "external_user_id": "hugo" }))
+        .await;
+    let mut altered = flow.clone();
+    altered["possession"]["webauthn_options"]["authenticatorSelection"]["userVerification"] =
+        json!("discouraged");
+    let response = create(&mut presence_only, &altered, ORIGIN);
+    let attempt = prove(&app, &flow, response).await;
+    refused(
+        &app,
+        &flow,
+        "hugo",
+        attempt,
+        StatusCode::BAD_REQUEST,
+        "webauthn_user_not_verified",
+    )
+    .await;
+}
+
+async fn another_users_or_an_unknown_credential_is_refused(store: Store) {
+    let app = app(store).await;
+    let mut ivy_phone = SoftPasskey::new(true);
+    let mut jack_phone = SoftPasskey::new(true);
+    enroll(&app, "ivy", &mut ivy_phone).await;
+    let jack = enroll(&app, "jack", &mut jack_phone).await;
+    let jack_passkey = credentials(&app, "jack").await[0]["webauthn_id"].clone();
+    assert!(jack["id"].is_string());
+
+    // Jack's phone answers Ivy's sign-in with Jack's passkey.
+    let flow = sign_in(&app, "ivy").await;
+    let mut opts = options(&flow);
+    opts["allowCredentials"] = json!([{ "type": "public-key", "id": jack_passkey }]);
+    let response = get(&mut jack_phone, opts, ORIGIN);
+    let attempt = prove(&app, &flow, response).await;
+    refused(
+        &app,
+        &flow,
+        "ivy",
+        attempt,
+        StatusCode::BAD_REQUEST,
+        "webauthn_credential_not_allowed",
+    )
+    .await;
+
+    // A passkey this backend never registered.
+    let mut stranger = SoftPasskey::new(true);
+    let unknown = {
+        let rp = WebauthnRp::new(&settings()).unwrap();
+        use domain::possession::{PasskeyUser, RelyingParty};
+        let start = rp
+            .start_registration(
+                PasskeyUser {
+                    handle: Uuid::from_u128(7),
+                    name: "x",
+                    display_name: "x",
+                },
+                &[],
+            )
+            .unwrap();
+        let fake_flow = json!({ "possession": { "webauthn_options": start.options } });
+        create(&mut stranger, &fake_flow, ORIGIN)["id"].clone()
+    };
+    let flow = sign_in(&app, "ivy").await;
+    let mut opts = options(&flow);
+    opts["allowCredentials"] = json!([{ "type": "public-key", "id": unknown }]);
+    let response = get(&mut stranger, opts, ORIGIN);
+    let attempt = prove(&app, &flow, response).await;
+    refused(
+        &app,
+        &flow,
+        "ivy",
+        attempt,
+        StatusCode::BAD_REQUEST,
+        "webauthn_credential_not_allowed",
+    )
+    .await;
+}
+
+/// Two sign-ins answered in reverse order: the second answer carries a lower
+/// counter than the one already stored (as a cloned authenticator's would).
+async fn counter_regression(app: &TestApp, user: &str) -> (Value, Value) {
+    let mut phone = SoftPasskey::new(true);
+    enroll(app, user, &mut phone).await;
+    let early = sign_in(app, user).await;
+    let late = sign_in(app, user).await;
+    let early_response = get(&mut phone, options(&early), ORIGIN);
+    let late_response = get(&mut phone, options(&late), ORIGIN);
+    let (status, body) = prove(app, &late, late_response).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    (early, early_response)
+}
+
+async fn a_counter_regression_is_refused_under_enforce(store: Store) {
+    let app = app(store).await;
+    let (flow, response) = counter_regression(&app, "kim").await;
+    let (status, body) = prove(&app, &flow, response).await;
+    expect_error(status, &body, StatusCode::CONFLICT, "counter_regression");
+    assert_eq!(app.flow(id(&flow)).await["version"], flow["version"]);
+    assert!(
+        app.audit_types(id(&flow))
+            .await
+            .contains(&"credential.counter_regression".to_owned())
+    );
+}
+
+async fn a_counter_regression_is_let_through_and_audited_under_warn(store: Store) {
+    let policy = FlowPolicy {
+        counter_policy: CounterPolicy::Warn,
+        ..FlowPolicy::default()
+    };
+    let app = app_with(store, policy, &settings()).await;
+    let (flow, response) = counter_regression(&app, "lou").await;
+    let (status, body) = prove(&app, &flow, response).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["state"], "completed");
+    let trail = app.audit_trail().await;
+    let event = trail
+        .iter()
+        .find(|e| e.event_type.as_str() == "credential.counter_regression")
+        .expect("audited");
+    assert_eq!(event.details["policy"], "warn");
+}
+
+async fn an_excluded_credential_cannot_be_registered_again(store: Store) {
+    let app = app(store).await;
+    let mut phone = SoftPasskey::new(true);
+    let flow = app
+        .created(json!({ "type": "registration", "external_user_id": "max" }))
+        .await;
+    let (status, _) = app
+        .store_reference(&flow, b"encrypted-biometric-token")
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let registration = create(&mut phone, &flow, ORIGIN);
+    let (status, _) = prove(&app, &flow, registration.clone()).await;
+    assert_eq!(status, StatusCode::OK);
+    app.outcome(&flow, "approved").await;
+    // A recovery excludes the passkey; its earlier registration replayed is refused.
+    app.clock.advance(time::Duration::days(1));
+    let recovery = app
+        .created(json!({ "type": "recovery", "external_user_id": "max" }))
+        .await;
+    assert_eq!(
+        options(&recovery)["excludeCredentials"][0]["id"],
+        registration["id"]
+    );
+    let attempt = prove(&app, &recovery, registration).await;
+    refused(
+        &app,
+        &recovery,
+        "max",
+        attempt,
+        StatusCode::BAD_REQUEST,
+        "webauthn_challenge_mismatch",
+    )
+    .await;
+}
+
+async fn a_disallowed_authenticator_model_is_refused(store: Store) {
+    use crypto_glue::traits::{EncodePem, LineEndingPem};
+    use webauthn_authenticator_rs::softtoken::SoftToken;
+    let (mut token, ca) = SoftToken::new(true).unwrap();
+    let settings = Settings {
+        attestation: Attestation::Required {
+            roots: vec![ca.to_pem(LineEndingPem::LF).unwrap()],
+            aaguids: vec![Uuid::from_u128(0xdead_beef)],
+        },
+        ..settings()
+    };
+    let app = app_with(store, FlowPolicy::default(), &settings).await;
+    let flow = app
+        .created(json!({ "type": "registration", "external_user_id": "nia" }))
+        .await;
+    assert_eq!(options(&flow)["attestation"], "direct");
+    let response = create(&mut token, &flow, ORIGIN);
+    let attempt = prove(&app, &flow, response).await;
+    refused(
+        &app,
+        &flow,
+        "nia",
+        attempt,
+        StatusCode::BAD_REQUEST,
+        "webauthn_attestation_not_allowed",
+    )
+    .await;
+}
+
+async fn external_facts_are_refused_in_builtin_mode(store: Store) {
+    let policy = FlowPolicy {
+        backup_policy: BackupPolicy::Reject,
+        ..FlowPolicy::default()
+    };
+    let app = app_with(store, policy, &settings()).await;
+    let flow = app
+        .created(json!({ "type": "registration", "external_user_id": "otto" }))
+        .await;
+    let (status, body) = app.register_credential(&flow, "otto-phone").await;
+    expect_error(
+        status,
+        &body,
+        StatusCode::CONFLICT,
+        "possession_mode_mismatch",
+    );
+    assert_eq!(app.flow(id(&flow)).await["version"], flow["version"]);
+}
