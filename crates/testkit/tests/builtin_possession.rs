@@ -16,7 +16,8 @@ use relying_party::{Attestation, Settings, WebauthnRp};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use testkit::core_client::expect_error;
-use testkit::{Store, TestApp, on_both_stores, spawn_core_builtin};
+use testkit::core_client::webauthn_id;
+use testkit::{Store, TestApp, on_both_stores, spawn_core_builtin, spawn_core_with};
 use url::Url;
 use uuid::Uuid;
 use webauthn_authenticator_rs::AuthenticatorBackend;
@@ -39,6 +40,7 @@ on_both_stores!(
     an_excluded_credential_cannot_be_registered_again,
     a_disallowed_authenticator_model_is_refused,
     external_facts_are_refused_in_builtin_mode,
+    the_backup_eligibility_policy_applies_to_reported_facts,
 );
 
 const ORIGIN: &str = "https://bank.example";
@@ -624,4 +626,84 @@ async fn external_facts_are_refused_in_builtin_mode(store: Store) {
         "possession_mode_mismatch",
     );
     assert_eq!(app.flow(id(&flow)).await["version"], flow["version"]);
+}
+
+/// The policy is the domain's: it applies to the facts an `external` relying
+/// party reports just as to the ones the built-in one verifies.
+async fn the_backup_eligibility_policy_applies_to_reported_facts(store: Store) {
+    let reject = FlowPolicy {
+        backup_policy: BackupPolicy::Reject,
+        ..FlowPolicy::default()
+    };
+    let app = spawn_core_with(store, reject).await;
+    let flow = app
+        .created(json!({ "type": "registration", "external_user_id": "pia" }))
+        .await;
+    let possession = format!("/api/core/v1/flows/{}/possession", id(&flow));
+    let synced = json!({ "credential": {
+        "id": webauthn_id("pia-synced"), "sign_count": 0, "backup_eligible": true, "backup_state": true,
+    }});
+    let attempt = app.post(&possession, synced).await;
+    refused(
+        &app,
+        &flow,
+        "pia",
+        attempt,
+        StatusCode::CONFLICT,
+        "backup_eligible_not_allowed",
+    )
+    .await;
+
+    let bound = json!({ "credential": { "id": webauthn_id("pia-bound"), "sign_count": 0 }});
+    let (status, body) = app.post(&possession, bound).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (status, _) = app
+        .store_reference(&flow, b"encrypted-biometric-token")
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    app.outcome(&flow, "approved").await;
+    assert_eq!(app.flow(id(&flow)).await["state"], "completed");
+
+    // The flag changing later is a security event, refused under `reject`.
+    let flow = sign_in(&app, "pia").await;
+    let attempt = app
+        .post(
+            &format!("/api/core/v1/flows/{}/possession", id(&flow)),
+            json!({ "assertion": { "credential_id": webauthn_id("pia-bound"), "sign_count": 1, "backup_eligible": true }}),
+        )
+        .await;
+    let (status, body) = attempt;
+    expect_error(
+        status,
+        &body,
+        StatusCode::CONFLICT,
+        "backup_eligibility_changed",
+    );
+    assert_eq!(app.flow(id(&flow)).await["version"], flow["version"]);
+    assert!(
+        app.audit_types(id(&flow))
+            .await
+            .contains(&"credential.backup_eligibility_changed".to_owned())
+    );
+
+    // Under `warn` (the default) a synced passkey registers, audited.
+    let app = spawn_core_with(store, FlowPolicy::default()).await;
+    let flow = app
+        .created(json!({ "type": "registration", "external_user_id": "quin" }))
+        .await;
+    let synced = json!({ "credential": {
+        "id": webauthn_id("quin-synced"), "sign_count": 0, "backup_eligible": true, "backup_state": true,
+    }});
+    let (status, body) = app
+        .post(
+            &format!("/api/core/v1/flows/{}/possession", id(&flow)),
+            synced,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert!(
+        app.audit_types(id(&flow))
+            .await
+            .contains(&"credential.backup_eligible".to_owned())
+    );
 }
