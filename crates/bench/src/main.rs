@@ -1,9 +1,12 @@
 //! `bench`: the Core API's benchmark harness. See docs/performance.md and
-//! `scripts/bench`, which starts PostgreSQL and builds what this drives.
+//! `scripts/bench`, which starts PostgreSQL and builds what this drives;
+//! `bench webauthn` (`scripts/bench-webauthn`) measures assertion verification
+//! by the built-in relying party.
 
 mod baseline;
 mod load;
 mod report;
+mod webauthn;
 
 use std::net::{Ipv4Addr, SocketAddr, TcpListener as StdListener};
 use std::path::PathBuf;
@@ -57,6 +60,22 @@ enum Command {
         /// Only this flow (registration, sign_in, step_up, recovery).
         #[arg(long)]
         only: Option<String>,
+    },
+    /// Measure WebAuthn assertion verification (the `builtin` possession
+    /// mode) next to raw P-256 ECDSA verifies, on one thread.
+    Webauthn {
+        /// Seconds per case and round.
+        #[arg(long, default_value_t = 5.0)]
+        seconds: f64,
+        /// Alternating rounds (full, RustCrypto, ring, …).
+        #[arg(long, default_value_t = 2)]
+        rounds: u32,
+        /// Ceremonies prepared for the full verification.
+        #[arg(long, default_value_t = 2000)]
+        pool: usize,
+        /// Write the figures as JSON here as well.
+        #[arg(long)]
+        json: Option<PathBuf>,
     },
 }
 
@@ -464,5 +483,19 @@ async fn main() -> anyhow::Result<()> {
             )
             .await
         }
+        Command::Webauthn {
+            seconds,
+            rounds,
+            pool,
+            json,
+        } => webauthn::main(
+            webauthn::Options {
+                duration: Duration::try_from_secs_f64(seconds)
+                    .context("--seconds takes a positive number")?,
+                rounds,
+                pool,
+            },
+            json.as_deref(),
+        ),
     }
 }
