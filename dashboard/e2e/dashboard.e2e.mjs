@@ -87,7 +87,7 @@ describe("an operator with every scope", () => {
     await page.getByLabel("User id starts with").fill("e2e-customer-1");
     await page.getByRole("button", { name: "Search" }).click();
     await page.waitForURL(/\/users\?prefix=e2e-customer-1$/);
-    assert.equal(await page.getByRole("link", { name: "e2e-customer-2" }).count(), 0);
+    await page.getByRole("link", { name: "e2e-customer-2" }).waitFor({ state: "detached" });
     await page.getByRole("link", { name: "e2e-customer-1" }).click();
 
     await page.getByRole("heading", { name: "User e2e-customer-1" }).waitFor();
@@ -129,7 +129,9 @@ describe("an operator with every scope", () => {
     await page.getByLabel("Event type").fill("credential.activated");
     await page.getByRole("button", { name: "Filter" }).click();
     await page.waitForURL(/type=credential.activated/);
+    // The old page's rows go, then the filtered page's arrive.
     await page.locator('tr[data-event-type="credential.suspended"]').waitFor({ state: "detached" });
+    await page.locator('tr[data-event-type="credential.activated"]').waitFor();
     assert.equal(await page.locator("tr[data-event-type]").count(), 1);
 
     // The user's flows, then a flow's timeline, and a deep link that survives a reload.

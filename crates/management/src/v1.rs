@@ -16,7 +16,7 @@ use http_common::{ApiError, ApiJson, CorrelationId};
 use proto::ErrorCode;
 use proto::management::{
     AuditEventResponse, AuditPage, CredentialActionRequest, CredentialSummary, FlowDetail,
-    FlowSummary, OperatorResponse, UserDetail, UserListItem, UserPage,
+    FlowSummary, OperatorResponse, UserDetail, UserListItem, UserPage, VerifiedRegistrationFacts,
 };
 use serde::Deserialize;
 use time::OffsetDateTime;
@@ -92,6 +92,13 @@ fn credential_summary(c: Credential) -> CredentialSummary {
         aaguid: c.aaguid,
         platform: c.platform,
         device_label: c.device_label,
+        backup_eligible: c.backup_eligible,
+        backup_state: c.backup_state,
+        verified_registration: c.passkey.map(|p| VerifiedRegistrationFacts {
+            user_verified: p.user_verified,
+            attestation_format: p.attestation_format,
+            attestation_verified: p.attestation_verified,
+        }),
         created_at: c.created_at,
         last_used_at: c.last_used_at,
     }

@@ -39,10 +39,26 @@ pub struct CredentialSummary {
     pub aaguid: Option<uuid::Uuid>,
     pub platform: Option<String>,
     pub device_label: Option<String>,
+    /// The passkey can be backed up (synced) to other devices (`BE`).
+    pub backup_eligible: bool,
+    /// It is backed up (`BS`), as last reported.
+    pub backup_state: bool,
+    /// Registered in `builtin` mode: what the built-in relying party verified.
+    pub verified_registration: Option<VerifiedRegistrationFacts>,
     #[serde(with = "time::serde::rfc3339")]
     pub created_at: time::OffsetDateTime,
     #[serde(with = "time::serde::rfc3339::option")]
     pub last_used_at: Option<time::OffsetDateTime>,
+}
+
+/// What the built-in relying party verified when a passkey was registered.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct VerifiedRegistrationFacts {
+    pub user_verified: bool,
+    /// The attestation statement's format: `none`, `packed`, `tpm`, …
+    pub attestation_format: String,
+    /// The attestation chained to a configured root for an allowed AAGUID.
+    pub attestation_verified: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]

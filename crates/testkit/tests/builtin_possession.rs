@@ -41,6 +41,7 @@ on_both_stores!(
     a_disallowed_authenticator_model_is_refused,
     external_facts_are_refused_in_builtin_mode,
     the_backup_eligibility_policy_applies_to_reported_facts,
+    one_response_sent_many_times_at_once_is_accepted_once,
 );
 
 const ORIGIN: &str = "https://bank.example";
@@ -706,4 +707,30 @@ async fn the_backup_eligibility_policy_applies_to_reported_facts(store: Store) {
             .await
             .contains(&"credential.backup_eligible".to_owned())
     );
+}
+
+/// The challenge is consumed by the write that accepts the proof: of many
+/// concurrent submissions of one genuine response, exactly one is accepted.
+async fn one_response_sent_many_times_at_once_is_accepted_once(store: Store) {
+    let app = Arc::new(app(store).await);
+    let mut phone = SoftPasskey::new(true);
+    enroll(&app, "ruth", &mut phone).await;
+    let flow = sign_in(&app, "ruth").await;
+    let response = get(&mut phone, options(&flow), ORIGIN);
+    let attempts = (0..12).map(|_| {
+        let (app, flow, response) = (app.clone(), flow.clone(), response.clone());
+        tokio::spawn(async move { prove(&app, &flow, response).await })
+    });
+    let mut accepted = 0;
+    for attempt in futures::future::join_all(attempts).await {
+        let (status, body) = attempt.unwrap();
+        match status {
+            StatusCode::OK => accepted += 1,
+            StatusCode::CONFLICT => {}
+            other => panic!("unexpected {other}: {body}"),
+        }
+    }
+    assert_eq!(accepted, 1);
+    let types = app.audit_types(id(&flow)).await;
+    assert_eq!(types.iter().filter(|t| *t == "credential.used").count(), 1);
 }

@@ -112,8 +112,16 @@ export function UserDetailPage() {
                 <td>
                   {c.device_label ?? "—"}
                   {c.platform ? <div className="muted small">{c.platform}</div> : null}
+                  {c.backup_eligible ? (
+                    <div className="muted small">can be synced{c.backup_state ? " (backed up)" : ""}</div>
+                  ) : null}
                 </td>
-                <td className="mono small">{c.aaguid ?? "—"}</td>
+                <td className="mono small">
+                  {c.aaguid ?? "—"}
+                  {c.verified_registration?.attestation_verified ? (
+                    <div className="muted">attestation verified</div>
+                  ) : null}
+                </td>
                 <td>{when(c.created_at)}</td>
                 <td>{when(c.last_used_at)}</td>
                 <td className="row-actions">
