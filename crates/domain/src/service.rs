@@ -690,7 +690,10 @@ impl FlowService {
             }
             (_, Err(other)) => return Err(other.into()),
         };
+        // In `builtin` mode the ceremony's start reads the user's passkeys and
+        // answers the same refusal; no separate lookup.
         if matches!(flow_type, FlowType::SignIn | FlowType::StepUp)
+            && self.relying_party.is_none()
             && !self.repo.has_active_credential(user.id).await?
         {
             return Err(DomainError::conflict(
@@ -925,6 +928,45 @@ impl FlowService {
                 )),
                 Err(e) => Err(self.refuse_ceremony(ctx, flow, e).await),
             }
+        }
+    }
+
+    /// A security event about a credential (`reason` = its type's last part).
+    /// With `refusal`, the event is recorded alone (outcome `rejected`) and the
+    /// refusal returned; without, it is returned (outcome `success`: let
+    /// through by the policy) to be written with the change it accompanies.
+    #[allow(clippy::too_many_arguments)]
+    async fn security_event(
+        &self,
+        ctx: &RequestContext,
+        event_type: AuditEventType,
+        subject: &Subject,
+        details: Value,
+        refusal: Option<DomainError>,
+        now: OffsetDateTime,
+    ) -> DomainResult<NewAuditEvent> {
+        let reason = event_type
+            .as_str()
+            .rsplit('.')
+            .next()
+            .unwrap_or_default()
+            .to_owned();
+        let event = NewAuditEvent {
+            outcome: if refusal.is_some() {
+                Outcome::Rejected
+            } else {
+                Outcome::Success
+            },
+            reason: Some(reason),
+            details,
+            ..self.event(ctx, event_type, subject.clone(), now)
+        };
+        match refusal {
+            Some(err) => {
+                self.repo.append_audit(&event).await?;
+                Err(err)
+            }
+            None => Ok(event),
         }
     }
 
@@ -1164,66 +1206,51 @@ impl FlowService {
                 let mut security_events = Vec::new();
                 if !counter_is_valid(credential.sign_count, sign_count) {
                     let enforce = self.policy.counter_policy == CounterPolicy::Enforce;
-                    let event = NewAuditEvent {
-                        // Under `warn` the event records a regression that was let through.
-                        outcome: if enforce {
-                            Outcome::Rejected
-                        } else {
-                            Outcome::Success
-                        },
-                        reason: Some("counter_regression".into()),
-                        details: json!({
-                            "stored": credential.sign_count,
-                            "reported": sign_count,
-                            "policy": if enforce { "enforce" } else { "warn" },
-                        }),
-                        ..self.event(
+                    security_events.push(
+                        self.security_event(
                             ctx,
                             AuditEventType::CredentialCounterRegression,
-                            subject.clone(),
+                            &subject,
+                            json!({
+                                "stored": credential.sign_count,
+                                "reported": sign_count,
+                                "policy": self.policy.counter_policy.as_str(),
+                            }),
+                            enforce.then(|| {
+                                DomainError::conflict(
+                                    ErrorCode::CounterRegression,
+                                    "the signature counter did not grow; the authenticator may be cloned",
+                                )
+                            }),
                             now,
                         )
-                    };
-                    if enforce {
-                        self.repo.append_audit(&event).await?;
-                        return Err(DomainError::conflict(
-                            ErrorCode::CounterRegression,
-                            "the signature counter did not grow; the authenticator may be cloned",
-                        ));
-                    }
-                    security_events.push(event);
+                        .await?,
+                    );
                 }
                 if let Some(reported) = backup_eligible
                     && reported != credential.backup_eligible
                 {
                     let reject = self.policy.backup_policy == BackupPolicy::Reject;
-                    let event = NewAuditEvent {
-                        outcome: if reject {
-                            Outcome::Rejected
-                        } else {
-                            Outcome::Success
-                        },
-                        reason: Some("backup_eligibility_changed".into()),
-                        details: json!({
-                            "registered": credential.backup_eligible,
-                            "reported": reported,
-                            "policy": self.policy.backup_policy.as_str(),
-                        }),
-                        ..self.event(
+                    security_events.push(
+                        self.security_event(
                             ctx,
                             AuditEventType::CredentialBackupEligibilityChanged,
-                            subject.clone(),
+                            &subject,
+                            json!({
+                                "registered": credential.backup_eligible,
+                                "reported": reported,
+                                "policy": self.policy.backup_policy.as_str(),
+                            }),
+                            reject.then(|| {
+                                DomainError::conflict(
+                                    ErrorCode::BackupEligibilityChanged,
+                                    "the credential's backup eligibility changed since it was registered",
+                                )
+                            }),
                             now,
                         )
-                    };
-                    if reject {
-                        self.repo.append_audit(&event).await?;
-                        return Err(DomainError::conflict(
-                            ErrorCode::BackupEligibilityChanged,
-                            "the credential's backup eligibility changed since it was registered",
-                        ));
-                    }
-                    security_events.push(event);
+                        .await?,
+                    );
                 }
                 let backup_state = backup_state.unwrap_or(credential.backup_state);
                 let effects = vec![if counter_is_valid(credential.sign_count, sign_count) {

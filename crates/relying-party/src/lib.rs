@@ -235,6 +235,17 @@ fn internal(what: &str) -> impl Fn(serde_json::Error) -> CeremonyError + '_ {
     move |e| CeremonyError::Internal(format!("{what}: {e}"))
 }
 
+/// The options (the `publicKey` member) and the state, as the domain keeps them.
+fn ceremony_start(
+    options: &impl serde::Serialize,
+    state: &impl serde::Serialize,
+) -> Result<CeremonyStart, CeremonyError> {
+    Ok(CeremonyStart {
+        options: serde_json::to_value(options).map_err(internal("options"))?,
+        state: serde_json::to_vec(state).map_err(internal("state"))?,
+    })
+}
+
 /// The AAGUID an attestation vouched for, when it carries one.
 fn attested_aaguid(metadata: &AttestationMetadata) -> Option<Uuid> {
     match metadata {
@@ -290,10 +301,7 @@ impl RelyingParty for WebauthnRp {
             .core
             .generate_challenge_register(builder)
             .map_err(|e| CeremonyError::Internal(e.to_string()))?;
-        Ok(CeremonyStart {
-            options: serde_json::to_value(&options.public_key).map_err(internal("options"))?,
-            state: serde_json::to_vec(&state).map_err(internal("state"))?,
-        })
+        ceremony_start(&options.public_key, &state)
     }
 
     fn finish_registration(
@@ -357,10 +365,7 @@ impl RelyingParty for WebauthnRp {
             .core
             .generate_challenge_authenticate(builder)
             .map_err(|e| CeremonyError::Internal(e.to_string()))?;
-        Ok(CeremonyStart {
-            options: serde_json::to_value(&options.public_key).map_err(internal("options"))?,
-            state: serde_json::to_vec(&state).map_err(internal("state"))?,
-        })
+        ceremony_start(&options.public_key, &state)
     }
 
     fn finish_authentication(

@@ -229,30 +229,28 @@ async fn discovery_and_keys_describe_the_issuer_dev_configures() {
         discovery["end_session_endpoint"],
         format!("{origin}/dev-oidc/logout")
     );
-    assert_eq!(
-        discovery["response_types_supported"],
-        serde_json::json!(["code"])
-    );
-    assert_eq!(
-        discovery["grant_types_supported"],
-        serde_json::json!(["authorization_code"])
-    );
-    assert_eq!(
-        discovery["subject_types_supported"],
-        serde_json::json!(["public"])
-    );
-    assert_eq!(
-        discovery["id_token_signing_alg_values_supported"],
-        serde_json::json!(["ES256"])
-    );
-    assert_eq!(
-        discovery["code_challenge_methods_supported"],
-        serde_json::json!(["S256"])
-    );
-    assert_eq!(
-        discovery["token_endpoint_auth_methods_supported"],
-        serde_json::json!(["none"])
-    );
+    for (field, expected) in [
+        ("response_types_supported", serde_json::json!(["code"])),
+        (
+            "grant_types_supported",
+            serde_json::json!(["authorization_code"]),
+        ),
+        ("subject_types_supported", serde_json::json!(["public"])),
+        (
+            "id_token_signing_alg_values_supported",
+            serde_json::json!(["ES256"]),
+        ),
+        (
+            "code_challenge_methods_supported",
+            serde_json::json!(["S256"]),
+        ),
+        (
+            "token_endpoint_auth_methods_supported",
+            serde_json::json!(["none"]),
+        ),
+    ] {
+        assert_eq!(discovery[field], expected, "{field}");
+    }
     let scopes: Vec<&str> = discovery["scopes_supported"]
         .as_array()
         .unwrap()

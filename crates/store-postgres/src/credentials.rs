@@ -51,41 +51,24 @@ fn changed() -> StoreError {
 }
 
 /// Records a use only while the credential is active and its counter grows.
+/// Records a use. With `sign_count`, only if the counter grows (or both are
+/// zero); without one (a regression let through by the `warn` policy), the
+/// stored counter is kept. Either way only while the credential is active.
 pub(crate) async fn record_use(
     conn: &mut PgConnection,
     id: Uuid,
-    sign_count: u32,
+    sign_count: Option<u32>,
     backup_state: bool,
     at: OffsetDateTime,
 ) -> StoreResult<()> {
     let updated = sqlx::query(
-        "UPDATE credentials SET sign_count = $2, backup_state = $3, last_used_at = $4, updated_at = $4 \
-         WHERE id = $1 AND status = 'active' AND ($2 > sign_count OR (sign_count = 0 AND $2 = 0))",
+        "UPDATE credentials SET sign_count = COALESCE($2, sign_count), backup_state = $3, \
+         last_used_at = $4, updated_at = $4 \
+         WHERE id = $1 AND status = 'active' \
+         AND ($2 IS NULL OR $2 > sign_count OR (sign_count = 0 AND $2 = 0))",
     )
     .bind(id)
-    .bind(i64::from(sign_count))
-    .bind(backup_state)
-    .bind(at)
-    .execute(conn)
-    .await
-    .map_err(map_err)?;
-    if updated.rows_affected() == 0 {
-        return Err(changed());
-    }
-    Ok(())
-}
-
-pub(crate) async fn record_use_keeping_counter(
-    conn: &mut PgConnection,
-    id: Uuid,
-    backup_state: bool,
-    at: OffsetDateTime,
-) -> StoreResult<()> {
-    let updated = sqlx::query(
-        "UPDATE credentials SET backup_state = $2, last_used_at = $3, updated_at = $3 \
-         WHERE id = $1 AND status = 'active'",
-    )
-    .bind(id)
+    .bind(sign_count.map(i64::from))
     .bind(backup_state)
     .bind(at)
     .execute(conn)

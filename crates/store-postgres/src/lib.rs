@@ -325,12 +325,12 @@ async fn apply(conn: &mut PgConnection, change: &Change) -> StoreResult<()> {
                 sign_count,
                 backup_state,
                 at,
-            } => credentials::record_use(conn, *id, *sign_count, *backup_state, *at).await?,
+            } => credentials::record_use(conn, *id, Some(*sign_count), *backup_state, *at).await?,
             Effect::UseCredentialKeepingCounter {
                 id,
                 backup_state,
                 at,
-            } => credentials::record_use_keeping_counter(conn, *id, *backup_state, *at).await?,
+            } => credentials::record_use(conn, *id, None, *backup_state, *at).await?,
             Effect::SetCredentialStatus {
                 id,
                 from,

@@ -61,41 +61,23 @@ fn changed() -> StoreError {
 }
 
 /// Records a use only while the credential is active and its counter grows.
+/// Records a use. With `sign_count`, only if the counter grows (or both are
+/// zero); without one (a regression let through by the `warn` policy), the
+/// stored counter is kept. Either way only while the credential is active.
 pub(crate) async fn record_use(
     conn: &mut SqliteConnection,
     id: Uuid,
-    sign_count: u32,
-    backup_state: bool,
-    at: OffsetDateTime,
-) -> StoreResult<()> {
-    let count = i64::from(sign_count);
-    let updated = sqlx::query(
-        "UPDATE credentials SET sign_count = ?1, backup_state = ?2, last_used_at = ?3, updated_at = ?3 \
-         WHERE id = ?4 AND status = 'active' AND (?1 > sign_count OR (sign_count = 0 AND ?1 = 0))",
-    )
-    .bind(count)
-    .bind(backup_state)
-    .bind(to_micros(at))
-    .bind(uuid_bytes(id))
-    .execute(conn)
-    .await
-    .map_err(map_err)?;
-    if updated.rows_affected() == 0 {
-        return Err(changed());
-    }
-    Ok(())
-}
-
-pub(crate) async fn record_use_keeping_counter(
-    conn: &mut SqliteConnection,
-    id: Uuid,
+    sign_count: Option<u32>,
     backup_state: bool,
     at: OffsetDateTime,
 ) -> StoreResult<()> {
     let updated = sqlx::query(
-        "UPDATE credentials SET backup_state = ?1, last_used_at = ?2, updated_at = ?2 \
-         WHERE id = ?3 AND status = 'active'",
+        "UPDATE credentials SET sign_count = COALESCE(?1, sign_count), backup_state = ?2, \
+         last_used_at = ?3, updated_at = ?3 \
+         WHERE id = ?4 AND status = 'active' \
+         AND (?1 IS NULL OR ?1 > sign_count OR (sign_count = 0 AND ?1 = 0))",
     )
+    .bind(sign_count.map(i64::from))
     .bind(backup_state)
     .bind(to_micros(at))
     .bind(uuid_bytes(id))

@@ -452,11 +452,7 @@ async fn another_users_or_an_unknown_credential_is_refused(store: Store) {
     assert!(jack["id"].is_string());
 
     // Jack's phone answers Ivy's sign-in with Jack's passkey.
-    let flow = sign_in(&app, "ivy").await;
-    let mut opts = options(&flow);
-    opts["allowCredentials"] = json!([{ "type": "public-key", "id": jack_passkey }]);
-    let response = get(&mut jack_phone, opts, ORIGIN);
-    let attempt = prove(&app, &flow, response).await;
+    let (flow, attempt) = answered_with(&app, "ivy", &mut jack_phone, &jack_passkey).await;
     refused(
         &app,
         &flow,
@@ -485,11 +481,7 @@ async fn another_users_or_an_unknown_credential_is_refused(store: Store) {
         let fake_flow = json!({ "possession": { "webauthn_options": start.options } });
         create(&mut stranger, &fake_flow, ORIGIN)["id"].clone()
     };
-    let flow = sign_in(&app, "ivy").await;
-    let mut opts = options(&flow);
-    opts["allowCredentials"] = json!([{ "type": "public-key", "id": unknown }]);
-    let response = get(&mut stranger, opts, ORIGIN);
-    let attempt = prove(&app, &flow, response).await;
+    let (flow, attempt) = answered_with(&app, "ivy", &mut stranger, &unknown).await;
     refused(
         &app,
         &flow,
@@ -499,6 +491,23 @@ async fn another_users_or_an_unknown_credential_is_refused(store: Store) {
         "webauthn_credential_not_allowed",
     )
     .await;
+}
+
+/// A sign-in of `user` answered by `authenticator` with `passkey_id`, a
+/// passkey the ceremony does not allow (the options are rewritten on the way,
+/// as a malicious client could).
+async fn answered_with(
+    app: &TestApp,
+    user: &str,
+    authenticator: &mut SoftPasskey,
+    passkey_id: &Value,
+) -> (Value, (StatusCode, Value)) {
+    let flow = sign_in(app, user).await;
+    let mut opts = options(&flow);
+    opts["allowCredentials"] = json!([{ "type": "public-key", "id": passkey_id }]);
+    let response = get(authenticator, opts, ORIGIN);
+    let attempt = prove(app, &flow, response).await;
+    (flow, attempt)
 }
 
 /// Two sign-ins answered in reverse order: the second answer carries a lower

@@ -3,6 +3,7 @@ import { useSearchParams } from "react-router";
 import { data, errorFrom } from "../api/client";
 import { AuditTable } from "../components/AuditTable";
 import { Empty, ErrorNotice, Loading } from "../components/Notice";
+import { Pager } from "../components/Pager";
 import { useDashboard } from "../context";
 import { dayStart } from "../format";
 import { useLoad } from "../hooks";
@@ -95,25 +96,12 @@ export function AuditPage() {
         ) : (
           <>
             <AuditTable events={page.value.events} />
-            <div className="pager">
-              {params.get("before") ? (
-                <button type="button" onClick={() => history.back()}>
-                  Newer events
-                </button>
-              ) : null}
-              {page.value.next_before != null ? (
-                <button
-                  type="button"
-                  onClick={() => {
-                    const next = new URLSearchParams(params);
-                    next.set("before", String(page.value.next_before));
-                    setParams(next);
-                  }}
-                >
-                  Older events
-                </button>
-              ) : null}
-            </div>
+            <Pager
+              param="before"
+              next={page.value.next_before}
+              backLabel="Newer events"
+              nextLabel="Older events"
+            />
           </>
         )
       ) : null}

@@ -4,6 +4,7 @@ import { data } from "../api/client";
 import { FlowTable } from "../components/FlowTable";
 import { Empty, ErrorNotice, Loading } from "../components/Notice";
 import { useDashboard } from "../context";
+import { words } from "../format";
 import { useLoad } from "../hooks";
 
 const TYPES = ["registration", "sign_in", "step_up", "recovery"];
@@ -56,36 +57,22 @@ function FlowFilters(props: { params: URLSearchParams; onSearch: (next: URLSearc
           onChange={(e) => setValues({ ...values, user: e.target.value })}
         />
       </label>
-      <label className="field">
-        <span>Type</span>
-        <select
-          name="type"
-          value={values.type}
-          onChange={(e) => setValues({ ...values, type: e.target.value })}
-        >
-          <option value="">any type</option>
-          {TYPES.map((t) => (
-            <option key={t} value={t}>
-              {t.replace(/_/g, " ")}
-            </option>
-          ))}
-        </select>
-      </label>
-      <label className="field">
-        <span>State</span>
-        <select
-          name="state"
-          value={values.state}
-          onChange={(e) => setValues({ ...values, state: e.target.value })}
-        >
-          <option value="">any state</option>
-          {STATES.map((s) => (
-            <option key={s} value={s}>
-              {s.replace(/_/g, " ")}
-            </option>
-          ))}
-        </select>
-      </label>
+      <Choice
+        label="Type"
+        name="type"
+        any="any type"
+        choices={TYPES}
+        value={values.type}
+        onChange={(type) => setValues({ ...values, type })}
+      />
+      <Choice
+        label="State"
+        name="state"
+        any="any state"
+        choices={STATES}
+        value={values.state}
+        onChange={(state) => setValues({ ...values, state })}
+      />
       <button type="submit" className="primary">
         Show flows
       </button>
@@ -115,4 +102,28 @@ function FlowResults({ params }: { params: URLSearchParams }) {
   if (flows.state === "failed") return <ErrorNotice error={flows.error} retry={flows.reload} />;
   if (flows.value.length === 0) return <Empty>No flow matches.</Empty>;
   return <FlowTable flows={flows.value} />;
+}
+
+/** A filter over a fixed set of snake_case values, or none. */
+function Choice(props: {
+  label: string;
+  name: string;
+  any: string;
+  choices: string[];
+  value: string;
+  onChange: (value: string) => void;
+}) {
+  return (
+    <label className="field">
+      <span>{props.label}</span>
+      <select name={props.name} value={props.value} onChange={(e) => props.onChange(e.target.value)}>
+        <option value="">{props.any}</option>
+        {props.choices.map((choice) => (
+          <option key={choice} value={choice}>
+            {words(choice)}
+          </option>
+        ))}
+      </select>
+    </label>
+  );
 }

@@ -2,6 +2,7 @@ import { useState, type FormEvent } from "react";
 import { Link, useSearchParams } from "react-router";
 import { data } from "../api/client";
 import { Empty, ErrorNotice, Loading } from "../components/Notice";
+import { Pager } from "../components/Pager";
 import { useDashboard } from "../context";
 import { dayStart, when } from "../format";
 import { useLoad } from "../hooks";
@@ -74,25 +75,12 @@ export function UsersPage() {
                 ))}
               </tbody>
             </table>
-            <div className="pager">
-              {after ? (
-                <button type="button" onClick={() => history.back()}>
-                  Previous page
-                </button>
-              ) : null}
-              {page.value.next_after ? (
-                <button
-                  type="button"
-                  onClick={() => {
-                    const next = new URLSearchParams(params);
-                    next.set("after", page.value.next_after!);
-                    setParams(next);
-                  }}
-                >
-                  Next page
-                </button>
-              ) : null}
-            </div>
+            <Pager
+              param="after"
+              next={page.value.next_after}
+              backLabel="Previous page"
+              nextLabel="Next page"
+            />
           </>
         )
       ) : null}
