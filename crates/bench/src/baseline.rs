@@ -6,6 +6,14 @@
 //!
 //! It answers the Core API's routes with the same JSON shapes the load
 //! generator reads, so one driver measures both.
+//!
+//! With a relying party id it stands in for `builtin` possession mode: flow
+//! creation reads the user's passkeys (as the product's ceremony start does),
+//! stores a ceremony with the flow and returns WebAuthn options with a fresh
+//! challenge; possession takes the authenticator's response and consumes the
+//! ceremony in the same write. It verifies nothing: the credential id and the
+//! counter are read from the response, and the response itself is stored
+//! where the product stores the verified passkey, so rows keep their size.
 
 use std::sync::Arc;
 
@@ -14,9 +22,13 @@ use axum::Router;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::routing::{get, post, put};
-use domain::credential::{Credential, CredentialStatus, WebAuthnId};
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use domain::credential::{Credential, CredentialStatus, RegisteredPasskey, WebAuthnId};
 use domain::custody::BiometricReference;
-use domain::flow::{Fact, Flow, FlowId, FlowState, FlowType, IdentityOutcome, NewCredential};
+use domain::flow::{
+    Ceremony, Fact, Flow, FlowId, FlowState, FlowType, IdentityOutcome, NewCredential,
+};
 use domain::{
     Actor, AuditEventType, Change, Effect, ExternalUserId, FlowLimits, FlowWrite, NewAuditEvent,
     Repository, StoreError, Subject, User, ids,
@@ -33,6 +45,8 @@ struct Baseline {
     repo: Arc<PgStore>,
     limits: (u32, u32),
     webhook_secret: Arc<str>,
+    /// `builtin` mode's relying party id.
+    rp_id: Option<Arc<str>>,
 }
 
 fn now() -> OffsetDateTime {
@@ -70,11 +84,69 @@ fn reply(flow: &Flow) -> Json<Value> {
     }))
 }
 
+/// `builtin` mode: WebAuthn options for `flow` with a fresh challenge, and
+/// the ceremony the flow keeps (the options themselves, where the product
+/// keeps its sealed state).
+fn ceremony(rp_id: &str, user: &User, flow: &Flow, passkeys: &[Credential]) -> (Value, Ceremony) {
+    let challenge = URL_SAFE_NO_PAD.encode(ids::random_bytes::<32>());
+    let descriptor = |c: &Credential| json!({ "type": "public-key", "id": c.webauthn_id.as_str() });
+    let options = if flow.flow_type.creates_credential() {
+        json!({
+            "rp": { "id": rp_id, "name": rp_id },
+            "user": {
+                "id": URL_SAFE_NO_PAD.encode(user.id.0.as_bytes()),
+                "name": user.external_id.as_str(),
+                "displayName": user.external_id.as_str(),
+            },
+            "challenge": challenge,
+            "pubKeyCredParams": [{ "type": "public-key", "alg": -7 }],
+            "timeout": 120_000,
+            "excludeCredentials": passkeys.iter().map(descriptor).collect::<Vec<_>>(),
+            "authenticatorSelection": { "requireResidentKey": false, "userVerification": "required" },
+            "attestation": "none",
+        })
+    } else {
+        json!({
+            "challenge": challenge,
+            "timeout": 120_000,
+            "rpId": rp_id,
+            "allowCredentials": passkeys
+                .iter()
+                .filter(|c| c.status == CredentialStatus::Active && c.passkey.is_some())
+                .map(descriptor)
+                .collect::<Vec<_>>(),
+            "userVerification": "required",
+        })
+    };
+    let ceremony = Ceremony {
+        state_sealed: options.to_string().into_bytes(),
+        expires_at: flow.created_at + time::Duration::minutes(5),
+    };
+    (options, ceremony)
+}
+
+/// The signature counter in a WebAuthn assertion's authenticator data.
+fn assertion_counter(response: &Value) -> Result<u32, (StatusCode, String)> {
+    let data = URL_SAFE_NO_PAD
+        .decode(
+            response["response"]["authenticatorData"]
+                .as_str()
+                .unwrap_or(""),
+        )
+        .map_err(bad)?;
+    let counter: [u8; 4] = data
+        .get(33..37)
+        .and_then(|b| b.try_into().ok())
+        .ok_or_else(|| bad("authenticator data too short"))?;
+    Ok(u32::from_be_bytes(counter))
+}
+
 pub(crate) fn router(
     repo: PgStore,
     max_open_flows: u32,
     max_idv_runs: u32,
     webhook_secret: &str,
+    rp_id: Option<String>,
 ) -> Router {
     Router::new()
         .route("/api/health", get(|| async { "ok" }))
@@ -95,6 +167,7 @@ pub(crate) fn router(
             repo: Arc::new(repo),
             limits: (max_open_flows, max_idv_runs),
             webhook_secret: webhook_secret.into(),
+            rp_id: rp_id.map(Into::into),
         })
 }
 
@@ -153,15 +226,22 @@ async fn create_flow(State(s): State<Baseline>, Json(body): Json<Value>) -> Repl
         }
         Err(e) => return Err(fail(e)),
     };
-    if matches!(flow_type, FlowType::SignIn | FlowType::StepUp) {
-        s.repo.has_active_credential(user.id).await.map_err(fail)?;
-    }
+    // `builtin` mode reads the user's passkeys for the options instead.
+    let passkeys = match &s.rp_id {
+        Some(_) => s.repo.credentials_of(user.id).await.map_err(fail)?,
+        None => {
+            if matches!(flow_type, FlowType::SignIn | FlowType::StepUp) {
+                s.repo.has_active_credential(user.id).await.map_err(fail)?;
+            }
+            Vec::new()
+        }
+    };
     if flow_type.uses_reference() {
         s.repo.reference_of(user.id).await.map_err(fail)?;
     }
     let needs_identity = flow_type.needs_identity();
     let context = body.get("transaction_context");
-    let flow = Flow {
+    let mut flow = Flow {
         transaction_context_sealed: context.map(|c| c.to_string().into_bytes()),
         transaction_context_sha256: context.map(|_| "0".repeat(64)),
         ..Flow::new(
@@ -172,6 +252,11 @@ async fn create_flow(State(s): State<Baseline>, Json(body): Json<Value>) -> Repl
             at + time::Duration::minutes(15),
         )
     };
+    let options = s.rp_id.as_deref().map(|rp_id| {
+        let (options, ceremony) = ceremony(rp_id, &user, &flow, &passkeys);
+        flow.ceremony = Some(ceremony);
+        options
+    });
     events.push(event(AuditEventType::FlowCreated, &flow, at));
     s.repo
         .apply(&Change {
@@ -188,8 +273,15 @@ async fn create_flow(State(s): State<Baseline>, Json(body): Json<Value>) -> Repl
         })
         .await
         .map_err(fail)?;
+    let respond = |flow: &Flow| {
+        let Json(mut body) = reply(flow);
+        if let Some(options) = &options {
+            body["possession"] = json!({ "webauthn_options": options });
+        }
+        Json(body)
+    };
     if !needs_identity {
-        return Ok(reply(&flow));
+        return Ok(respond(&flow));
     }
     // The product starts the IDV run here and records it in a second transaction.
     let mut effects = Vec::new();
@@ -206,7 +298,7 @@ async fn create_flow(State(s): State<Baseline>, Json(body): Json<Value>) -> Repl
     let started = flow.apply(&fact, at).map_err(bad)?;
     let events = vec![event(AuditEventType::FlowIdvStarted, &started, at)];
     let flow = advance(&s.repo, &flow, &fact, effects, events, at).await?;
-    Ok(reply(&flow))
+    Ok(respond(&flow))
 }
 
 async fn get_flow(State(s): State<Baseline>, Path(id): Path<Uuid>) -> Reply {
@@ -258,8 +350,27 @@ async fn possession(
     let at = now();
     let flow = s.repo.flow(FlowId(id)).await.map_err(fail)?;
     let mut effects = Vec::new();
-    let (fact, pending) = if let Some(credential) = body.get("credential") {
-        let webauthn_id = credential["id"].as_str().unwrap_or("").to_owned();
+    let webauthn = body.get("webauthn").map(|w| &w["response"]);
+    if webauthn.is_some() && flow.ceremony.is_none() {
+        return Err(bad("no ceremony"));
+    }
+    let creates = flow.flow_type.creates_credential();
+    let (fact, pending) = if creates {
+        let (webauthn_id, passkey) = match webauthn {
+            Some(response) => (
+                response["id"].as_str().unwrap_or("").to_owned(),
+                Some(RegisteredPasskey {
+                    user_verified: true,
+                    attestation_format: "packed".into(),
+                    attestation_verified: false,
+                    data: response["response"].clone(),
+                }),
+            ),
+            None => (
+                body["credential"]["id"].as_str().unwrap_or("").to_owned(),
+                None,
+            ),
+        };
         match s.repo.credential_by_webauthn_id(&webauthn_id).await {
             Err(StoreError::NotFound) => {}
             Ok(_) => return Err(bad("credential exists")),
@@ -268,7 +379,8 @@ async fn possession(
         let new = NewCredential {
             id: ids::new_id(at),
             webauthn_id,
-            public_key: None,
+            // Where the product stores the COSE key (77 bytes for ES256).
+            public_key: webauthn.map(|_| vec![0; 77]),
             aaguid: None,
             sign_count: 0,
             transports: vec!["internal".into()],
@@ -276,7 +388,7 @@ async fn possession(
             backup_state: false,
             platform: Some("android".into()),
             device_label: None,
-            passkey: None,
+            passkey,
         };
         (
             Fact::Possession {
@@ -285,15 +397,24 @@ async fn possession(
             Some(new),
         )
     } else {
-        let assertion = &body["assertion"];
+        let (webauthn_id, sign_count) = match webauthn {
+            Some(response) => (
+                response["id"].as_str().unwrap_or(""),
+                assertion_counter(response)?,
+            ),
+            None => (
+                body["assertion"]["credential_id"].as_str().unwrap_or(""),
+                body["assertion"]["sign_count"].as_u64().unwrap_or(0) as u32,
+            ),
+        };
         let credential = s
             .repo
-            .credential_by_webauthn_id(assertion["credential_id"].as_str().unwrap_or(""))
+            .credential_by_webauthn_id(webauthn_id)
             .await
             .map_err(fail)?;
         effects.push(Effect::UseCredential {
             id: credential.id,
-            sign_count: assertion["sign_count"].as_u64().unwrap_or(0) as u32,
+            sign_count,
             backup_state: false,
             at,
         });
@@ -306,6 +427,8 @@ async fn possession(
     };
     let mut next = flow.apply(&fact, at).map_err(bad)?;
     next.pending_credential = pending;
+    // The ceremony is consumed by the same write.
+    next.ceremony = None;
     let mut events = vec![event(AuditEventType::FlowPossessionVerified, &next, at)];
     if pending_free(&next) {
         events.push(event(AuditEventType::CredentialUsed, &next, at));
@@ -377,15 +500,15 @@ async fn approve(s: &Baseline, run: String, provider: &str) -> Reply {
                 id: new.id,
                 user_id: next.user_id,
                 webauthn_id: WebAuthnId::parse(&new.webauthn_id).map_err(bad)?,
-                public_key: None,
+                public_key: new.public_key.clone(),
                 aaguid: None,
-                sign_count: 0,
+                sign_count: new.sign_count,
                 transports: new.transports.clone(),
                 backup_eligible: false,
                 backup_state: false,
                 platform: new.platform.clone(),
-                device_label: None,
-                passkey: None,
+                device_label: new.device_label.clone(),
+                passkey: new.passkey.clone(),
                 created_by_flow: next.id,
                 status: CredentialStatus::Active,
                 status_reason: None,

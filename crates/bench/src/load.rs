@@ -11,9 +11,15 @@ use anyhow::{Context, bail};
 use hdrhistogram::Histogram;
 use serde_json::{Value, json};
 use tokio::sync::{Mutex, mpsc};
+use url::Url;
+use webauthn_authenticator_rs::WebauthnAuthenticator;
+use webauthn_authenticator_rs::softpasskey::SoftPasskey;
+use webauthn_rs_core::proto::{CreationChallengeResponse, RequestChallengeResponse};
 
-/// The four flows of the Core API, and step-up again with the IDV result
-/// arriving as a signed provider webhook.
+/// The four flows of the Core API with possession reported by the caller
+/// (`external` mode), step-up again with the IDV result arriving as a signed
+/// provider webhook, and the four flows again with each user's software
+/// authenticator answering the service's WebAuthn options (`builtin` mode).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub(crate) enum Scenario {
     Registration,
@@ -21,15 +27,23 @@ pub(crate) enum Scenario {
     StepUp,
     Recovery,
     StepUpWebhook,
+    RegistrationBuiltin,
+    SignInBuiltin,
+    StepUpBuiltin,
+    RecoveryBuiltin,
 }
 
 impl Scenario {
-    pub(crate) const ALL: [Self; 5] = [
+    pub(crate) const ALL: [Self; 9] = [
         Self::Registration,
         Self::SignIn,
         Self::StepUp,
         Self::Recovery,
         Self::StepUpWebhook,
+        Self::RegistrationBuiltin,
+        Self::SignInBuiltin,
+        Self::StepUpBuiltin,
+        Self::RecoveryBuiltin,
     ];
 
     pub(crate) fn name(self) -> &'static str {
@@ -39,6 +53,32 @@ impl Scenario {
             Self::StepUp => "step_up",
             Self::Recovery => "recovery",
             Self::StepUpWebhook => "step_up_webhook",
+            Self::RegistrationBuiltin => "registration_builtin",
+            Self::SignInBuiltin => "sign_in_builtin",
+            Self::StepUpBuiltin => "step_up_builtin",
+            Self::RecoveryBuiltin => "recovery_builtin",
+        }
+    }
+
+    /// Runs against a service in `builtin` possession mode.
+    pub(crate) fn builtin(self) -> bool {
+        matches!(
+            self,
+            Self::RegistrationBuiltin
+                | Self::SignInBuiltin
+                | Self::StepUpBuiltin
+                | Self::RecoveryBuiltin
+        )
+    }
+
+    /// The calls it makes: a builtin scenario makes its flow's calls.
+    fn flow(self) -> Self {
+        match self {
+            Self::RegistrationBuiltin => Self::Registration,
+            Self::SignInBuiltin => Self::SignIn,
+            Self::StepUpBuiltin => Self::StepUp,
+            Self::RecoveryBuiltin => Self::Recovery,
+            other => other,
         }
     }
 }
@@ -95,11 +135,64 @@ fn new_histogram() -> Histogram<u64> {
 }
 
 /// A user of the service with a passkey, driven by one task at a time.
-#[derive(Debug, Clone)]
 pub(crate) struct VirtualUser {
     pub(crate) external_id: String,
+    /// The passkey's WebAuthn id, and (`external` mode) the counter the
+    /// caller reports.
     pub(crate) credential: String,
     pub(crate) sign_count: u64,
+    /// `builtin` mode: the user's phone, a software authenticator that holds
+    /// the passkey's private key, verifies its user and signs each challenge.
+    phone: Option<Box<SoftPasskey>>,
+}
+
+/// How a service takes proof of possession.
+#[derive(Clone)]
+pub(crate) enum Possession {
+    /// Facts the caller's relying party verified.
+    External,
+    /// WebAuthn responses to the service's options, made at `origin`.
+    Builtin { origin: Url },
+}
+
+/// A flow just created: its id, its IDV run, and (`builtin` mode) the
+/// WebAuthn options to answer.
+struct Created {
+    id: String,
+    run: String,
+    options: Value,
+}
+
+/// The authenticator's registration response to `options`, made at `origin`.
+fn registration_response(
+    phone: &mut SoftPasskey,
+    origin: &Url,
+    options: &Value,
+) -> anyhow::Result<Value> {
+    let options: CreationChallengeResponse =
+        serde_json::from_value(json!({ "publicKey": options })).context("creation options")?;
+    let response = phone
+        .do_registration(origin.clone(), options)
+        .map_err(|e| anyhow::anyhow!("software authenticator: {e:?}"))?;
+    Ok(serde_json::to_value(response)?)
+}
+
+/// The authenticator's assertion for `options`, made at `origin`.
+fn assertion_response(
+    phone: &mut SoftPasskey,
+    origin: &Url,
+    options: &Value,
+) -> anyhow::Result<Value> {
+    let options: RequestChallengeResponse =
+        serde_json::from_value(json!({ "publicKey": options })).context("request options")?;
+    let response = phone
+        .do_authentication(origin.clone(), options)
+        .map_err(|e| anyhow::anyhow!("software authenticator: {e:?}"))?;
+    Ok(serde_json::to_value(response)?)
+}
+
+fn webauthn_body(response: Value) -> Value {
+    json!({ "webauthn": { "response": response, "platform": "android", "device_label": "Bench phone" } })
 }
 
 static NEXT: AtomicU64 = AtomicU64::new(0);
@@ -131,6 +224,7 @@ pub(crate) struct Target {
     pub(crate) base: String,
     client: reqwest::Client,
     webhooks: Option<Webhooks>,
+    possession: Possession,
 }
 
 impl Target {
@@ -142,6 +236,15 @@ impl Target {
                 .timeout(Duration::from_secs(30))
                 .build()?,
             webhooks: None,
+            possession: Possession::External,
+        })
+    }
+
+    /// The same kind of client for a service in `builtin` possession mode.
+    pub(crate) fn builtin(base: &str, origin: Url) -> anyhow::Result<Self> {
+        Ok(Self {
+            possession: Possession::Builtin { origin },
+            ..Self::new(base)?
         })
     }
 
@@ -176,7 +279,7 @@ impl Target {
         Ok(serde_json::from_slice(&bytes).unwrap_or(Value::Null))
     }
 
-    async fn create(&self, rec: &mut Recorder, body: Value) -> anyhow::Result<(String, String)> {
+    async fn create(&self, rec: &mut Recorder, body: Value) -> anyhow::Result<Created> {
         let flow = self
             .call(
                 rec,
@@ -191,7 +294,11 @@ impl Target {
             .as_str()
             .unwrap_or("")
             .to_owned();
-        Ok((id, run))
+        let options = flow["possession"]["webauthn_options"].clone();
+        if matches!(self.possession, Possession::Builtin { .. }) && options.is_null() {
+            bail!("{CREATE}: no WebAuthn options in builtin mode: {flow}");
+        }
+        Ok(Created { id, run, options })
     }
 
     async fn finish(&self, rec: &mut Recorder, id: &str) -> anyhow::Result<()> {
@@ -283,38 +390,62 @@ impl Target {
         Ok(())
     }
 
+    /// A new passkey for `flow`: a fresh credential id reported as verified
+    /// (`external`), or a new phone's answer to the options (`builtin`).
+    /// Returns its WebAuthn id and the phone.
     async fn register_credential(
         &self,
         rec: &mut Recorder,
-        id: &str,
-        credential: &str,
-    ) -> anyhow::Result<()> {
+        flow: &Created,
+    ) -> anyhow::Result<(String, Option<Box<SoftPasskey>>)> {
+        let (credential, phone, body) = match &self.possession {
+            Possession::External => {
+                let credential = b64(&unique("passkey"));
+                let body = json!({ "credential": {
+                    "id": credential, "sign_count": 0, "transports": ["internal"], "platform": "android"
+                }});
+                (credential, None, body)
+            }
+            Possession::Builtin { origin } => {
+                let mut phone = Box::new(SoftPasskey::new(true));
+                let response = registration_response(&mut phone, origin, &flow.options)?;
+                let credential = response["id"].as_str().context("credential id")?.to_owned();
+                (credential, Some(phone), webauthn_body(response))
+            }
+        };
         self.call(
             rec,
             POSSESSION,
             reqwest::Method::POST,
-            &format!("/api/core/v1/flows/{id}/possession"),
-            Some(json!({ "credential": {
-                "id": credential, "sign_count": 0, "transports": ["internal"], "platform": "android"
-            }})),
+            &format!("/api/core/v1/flows/{}/possession", flow.id),
+            Some(body),
         )
-        .await
-        .map(drop)
+        .await?;
+        Ok((credential, phone))
     }
 
     async fn assert(
         &self,
         rec: &mut Recorder,
-        id: &str,
+        flow: &Created,
         vu: &mut VirtualUser,
     ) -> anyhow::Result<()> {
         vu.sign_count += 1;
+        let body = match (&self.possession, vu.phone.as_mut()) {
+            (Possession::External, _) => {
+                json!({ "assertion": { "credential_id": vu.credential, "sign_count": vu.sign_count } })
+            }
+            (Possession::Builtin { origin }, Some(phone)) => {
+                webauthn_body(assertion_response(phone, origin, &flow.options)?)
+            }
+            (Possession::Builtin { .. }, None) => bail!("a builtin-mode user without a phone"),
+        };
         self.call(
             rec,
             POSSESSION,
             reqwest::Method::POST,
-            &format!("/api/core/v1/flows/{id}/possession"),
-            Some(json!({ "assertion": { "credential_id": vu.credential, "sign_count": vu.sign_count } })),
+            &format!("/api/core/v1/flows/{}/possession", flow.id),
+            Some(body),
         )
         .await
         .map(drop)
@@ -335,8 +466,7 @@ impl Target {
     /// A new user with a passkey and a biometric reference.
     pub(crate) async fn register(&self, rec: &mut Recorder) -> anyhow::Result<VirtualUser> {
         let external_id = unique("bench-user");
-        let credential = b64(&unique("passkey"));
-        let (id, run) = self
+        let flow = self
             .create(
                 rec,
                 json!({ "type": "registration", "external_user_id": external_id }),
@@ -346,17 +476,18 @@ impl Target {
             rec,
             STORE_REFERENCE,
             reqwest::Method::PUT,
-            &format!("/api/core/v1/flows/{id}/biometric-reference"),
+            &format!("/api/core/v1/flows/{}/biometric-reference", flow.id),
             Some(json!({ "token": "ZW5jcnlwdGVkLWJpb21ldHJpYy10b2tlbg" })),
         )
         .await?;
-        self.register_credential(rec, &id, &credential).await?;
-        self.outcome(rec, &run).await?;
-        self.finish(rec, &id).await?;
+        let (credential, phone) = self.register_credential(rec, &flow).await?;
+        self.outcome(rec, &flow.run).await?;
+        self.finish(rec, &flow.id).await?;
         Ok(VirtualUser {
             external_id,
             credential,
             sign_count: 0,
+            phone,
         })
     }
 
@@ -368,44 +499,45 @@ impl Target {
         rec: &mut Recorder,
         vu: &mut VirtualUser,
     ) -> anyhow::Result<()> {
-        match scenario {
+        match scenario.flow() {
             Scenario::Registration => self.register(rec).await.map(drop),
             Scenario::SignIn => {
-                let (id, _) = self
+                let flow = self
                     .create(
                         rec,
                         json!({ "type": "sign_in", "external_user_id": vu.external_id }),
                     )
                     .await?;
-                self.assert(rec, &id, vu).await?;
-                self.finish(rec, &id).await
+                self.assert(rec, &flow, vu).await?;
+                self.finish(rec, &flow.id).await
             }
             Scenario::StepUp | Scenario::StepUpWebhook => {
-                let (id, run) = self
+                let flow = self
                     .create(
                         rec,
                         json!({ "type": "step_up", "external_user_id": vu.external_id,
                                 "transaction_context": { "payee": "ACME Ltd", "amount": "2500.00 EUR" } }),
                     )
                     .await?;
-                self.release(rec, &id).await?;
-                self.assert(rec, &id, vu).await?;
-                self.outcome(rec, &run).await?;
-                self.finish(rec, &id).await
+                self.release(rec, &flow.id).await?;
+                self.assert(rec, &flow, vu).await?;
+                self.outcome(rec, &flow.run).await?;
+                self.finish(rec, &flow.id).await
             }
-            Scenario::Recovery => {
-                let (id, run) = self
+            _ => {
+                // Recovery: a new phone's passkey replaces the old one.
+                let flow = self
                     .create(
                         rec,
                         json!({ "type": "recovery", "external_user_id": vu.external_id }),
                     )
                     .await?;
-                let credential = b64(&unique("passkey"));
-                self.register_credential(rec, &id, &credential).await?;
-                self.outcome(rec, &run).await?;
-                self.finish(rec, &id).await?;
+                let (credential, phone) = self.register_credential(rec, &flow).await?;
+                self.outcome(rec, &flow.run).await?;
+                self.finish(rec, &flow.id).await?;
                 vu.credential = credential;
                 vu.sign_count = 0;
+                vu.phone = phone;
                 Ok(())
             }
         }
@@ -576,12 +708,13 @@ pub(crate) async fn awaiting_runs(
             let mut rec = Recorder::default();
             let mut runs = Vec::new();
             for _ in 0..per_user {
-                let (_, run) = target
+                let run = target
                     .create(
                         &mut rec,
                         json!({ "type": "step_up", "external_user_id": user }),
                     )
-                    .await?;
+                    .await?
+                    .run;
                 target.settle(&webhooks, &run).await;
                 runs.push(run);
             }

@@ -36,6 +36,9 @@ enum Command {
         port: u16,
         #[arg(long, default_value_t = 25)]
         pool: u32,
+        /// Take WebAuthn responses for this relying party id (`builtin` mode's calls).
+        #[arg(long)]
+        rp_id: Option<String>,
     },
     /// Run the benchmark: product and baseline, each on its own database.
     Run {
@@ -57,7 +60,8 @@ enum Command {
         /// Write the figures as JSON here as well.
         #[arg(long)]
         json: Option<PathBuf>,
-        /// Only this flow (registration, sign_in, step_up, recovery).
+        /// Only this flow (registration, sign_in, step_up, recovery,
+        /// step_up_webhook, the four again with `_builtin`, or webhook).
         #[arg(long)]
         only: Option<String>,
     },
@@ -80,6 +84,10 @@ enum Command {
 }
 
 const KEY: &str = "AQIDBAUGBwgJCgsMDQ4PEBESExQVFhcYGRobHB0eHyA";
+/// The relying party of the `builtin` services, and the origin the simulated
+/// phones' app answers from.
+const RP_ID: &str = "bench.example";
+const ORIGIN: &str = "https://bench.example";
 /// Users run flows back to back, so the per-user limits must not bind.
 const MAX_OPEN_FLOWS: u32 = 100_000;
 const MAX_IDV_RUNS: u32 = 1_000_000;
@@ -109,15 +117,19 @@ fn free_port() -> anyhow::Result<u16> {
         .port())
 }
 
-async fn fresh_database(name: &str) -> anyhow::Result<()> {
+async fn connect(database: &str) -> anyhow::Result<sqlx::PgConnection> {
     let url = format!(
-        "postgres://{}:{}@{}:{}/postgres",
+        "postgres://{}:{}@{}:{}/{database}",
         env("DB_USER")?,
         env("DB_PASSWORD")?,
         env("DB_HOST")?,
         env("DB_PORT")?
     );
-    let mut admin = sqlx::PgConnection::connect(&url).await?;
+    Ok(sqlx::PgConnection::connect(&url).await?)
+}
+
+async fn fresh_database(name: &str) -> anyhow::Result<()> {
+    let mut admin = connect("postgres").await?;
     sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
         .execute(&mut admin)
         .await?;
@@ -130,11 +142,22 @@ async fn fresh_database(name: &str) -> anyhow::Result<()> {
 /// A service process, killed when dropped.
 struct Service {
     name: &'static str,
+    database: &'static str,
     child: tokio::process::Child,
     target: Target,
 }
 
 impl Service {
+    /// Before a measured phase: the previous phase's dead rows vacuumed and
+    /// its writes checkpointed, so that neither autovacuum nor a timed
+    /// checkpoint carries one phase's work into the next.
+    async fn quiesce(&self) -> anyhow::Result<()> {
+        let mut conn = connect(self.database).await?;
+        sqlx::query("VACUUM (ANALYZE)").execute(&mut conn).await?;
+        sqlx::query("CHECKPOINT").execute(&mut conn).await?;
+        Ok(())
+    }
+
     fn pid(&self) -> u32 {
         self.child.id().unwrap_or(0)
     }
@@ -164,17 +187,73 @@ impl Service {
     }
 }
 
-/// The product in synthetic mode, or in `onfido` mode against the provider double.
-async fn start_product(
-    product: &PathBuf,
-    pool: u32,
-    onfido: Option<&OnfidoDouble>,
-) -> anyhow::Result<Service> {
-    let database = if onfido.is_some() {
-        "bench_product_onfido"
-    } else {
-        "bench_product"
-    };
+/// How a product process is configured.
+#[derive(Clone, Copy)]
+enum Mode<'a> {
+    /// Synthetic IDV provider, possession reported by the caller.
+    Synthetic,
+    /// `onfido` mode against the provider double.
+    Onfido(&'a OnfidoDouble),
+    /// Synthetic IDV provider, WebAuthn verified by the built-in relying party.
+    Builtin,
+}
+
+impl Mode<'_> {
+    fn database(self) -> &'static str {
+        match self {
+            Mode::Synthetic => "bench_product",
+            Mode::Onfido(_) => "bench_product_onfido",
+            Mode::Builtin => "bench_product_builtin",
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Mode::Synthetic => "product",
+            Mode::Onfido(_) => "product (onfido mode)",
+            Mode::Builtin => "product (builtin mode)",
+        }
+    }
+
+    fn env(self) -> Vec<(&'static str, String)> {
+        let provider = |mode: &str| vec![("BIOMETRIC_PASSKEY_IDV_PROVIDER_MODE", mode.to_owned())];
+        match self {
+            Mode::Synthetic => provider("synthetic"),
+            Mode::Onfido(double) => {
+                let config = OnfidoDoubleConfig::default();
+                let mut env = provider("onfido");
+                env.extend([
+                    ("BIOMETRIC_PASSKEY_IDV_ONFIDO_BASE_URL", double.base_url()),
+                    ("BIOMETRIC_PASSKEY_IDV_ONFIDO_API_TOKEN", config.api_token),
+                    (
+                        "BIOMETRIC_PASSKEY_IDV_ONFIDO_WEBHOOK_SECRET",
+                        config.webhook_token,
+                    ),
+                ]);
+                env
+            }
+            Mode::Builtin => {
+                let mut env = provider("synthetic");
+                env.extend([
+                    ("BIOMETRIC_PASSKEY_POSSESSION_MODE", "builtin".to_owned()),
+                    ("BIOMETRIC_PASSKEY_WEBAUTHN_RP_ID", RP_ID.to_owned()),
+                    ("BIOMETRIC_PASSKEY_WEBAUTHN_ORIGINS", ORIGIN.to_owned()),
+                ]);
+                env
+            }
+        }
+    }
+
+    fn target(self, base: &str) -> anyhow::Result<Target> {
+        match self {
+            Mode::Builtin => Target::builtin(base, url::Url::parse(ORIGIN)?),
+            _ => Target::new(base),
+        }
+    }
+}
+
+async fn start_product(product: &PathBuf, pool: u32, mode: Mode<'_>) -> anyhow::Result<Service> {
+    let database = mode.database();
     fresh_database(database).await?;
     let base_env = [
         ("DB_HOST", env("DB_HOST")?),
@@ -209,15 +288,6 @@ async fn start_product(
             ("BIOMETRIC_PASSKEY_LOG_LEVEL", "warn".into()),
             ("BIOMETRIC_PASSKEY_DATA_ENCRYPTION_KEY", KEY.into()),
             (
-                "BIOMETRIC_PASSKEY_IDV_PROVIDER_MODE",
-                if onfido.is_some() {
-                    "onfido"
-                } else {
-                    "synthetic"
-                }
-                .into(),
-            ),
-            (
                 "BIOMETRIC_PASSKEY_IDV_REGISTRATION_WORKFLOW_ID",
                 "0c6b0e4a-1111-4b5b-9a1e-000000000001".into(),
             ),
@@ -238,71 +308,69 @@ async fn start_product(
                 MAX_IDV_RUNS.to_string(),
             ),
         ])
-        .envs(onfido.map(onfido_env).unwrap_or_default())
+        .envs(mode.env())
         .stdout(Stdio::null())
         .kill_on_drop(true)
         .spawn()
         .context("while starting the product")?;
     let mut service = Service {
-        name: if onfido.is_some() {
-            "product (onfido mode)"
-        } else {
-            "product"
-        },
+        name: mode.name(),
+        database,
         child,
-        target: Target::new(&format!("http://127.0.0.1:{port}"))?,
+        target: mode.target(&format!("http://127.0.0.1:{port}"))?,
     };
     service.wait_healthy().await?;
     Ok(service)
 }
 
-fn onfido_env(double: &OnfidoDouble) -> Vec<(&'static str, String)> {
-    let config = OnfidoDoubleConfig::default();
-    vec![
-        ("BIOMETRIC_PASSKEY_IDV_ONFIDO_BASE_URL", double.base_url()),
-        ("BIOMETRIC_PASSKEY_IDV_ONFIDO_API_TOKEN", config.api_token),
+/// The baseline, taking external facts or (`builtin`) WebAuthn responses.
+async fn start_baseline(pool: u32, builtin: bool) -> anyhow::Result<Service> {
+    let (database, name, mode) = if builtin {
         (
-            "BIOMETRIC_PASSKEY_IDV_ONFIDO_WEBHOOK_SECRET",
-            config.webhook_token,
-        ),
-    ]
-}
-
-async fn start_baseline(product: &PathBuf, pool: u32) -> anyhow::Result<Service> {
-    let database = "bench_baseline";
+            "bench_baseline_builtin",
+            "baseline (builtin mode)",
+            Mode::Builtin,
+        )
+    } else {
+        ("bench_baseline", "baseline", Mode::Synthetic)
+    };
     fresh_database(database).await?;
     // The same schema, applied by the product's own migrations.
     PgStore::connect_lazy(&settings(database, 2)?)
         .migrate()
         .await?;
-    let _ = product;
     let port = free_port()?;
-    let child = tokio::process::Command::new(std::env::current_exe()?)
-        .args([
-            "baseline",
-            "--port",
-            &port.to_string(),
-            "--pool",
-            &pool.to_string(),
-        ])
+    let mut command = tokio::process::Command::new(std::env::current_exe()?);
+    command.args([
+        "baseline",
+        "--port",
+        &port.to_string(),
+        "--pool",
+        &pool.to_string(),
+    ]);
+    if builtin {
+        command.args(["--rp-id", RP_ID]);
+    }
+    let child = command
         .env("DB_NAME", database)
         .stdout(Stdio::null())
         .kill_on_drop(true)
         .spawn()
         .context("while starting the baseline")?;
     let mut service = Service {
-        name: "baseline",
+        name,
+        database,
         child,
-        target: Target::new(&format!("http://127.0.0.1:{port}"))?,
+        target: mode.target(&format!("http://127.0.0.1:{port}"))?,
     };
     service.wait_healthy().await?;
     Ok(service)
 }
 
-async fn serve_baseline(port: u16, pool: u32) -> anyhow::Result<()> {
+async fn serve_baseline(port: u16, pool: u32, rp_id: Option<String>) -> anyhow::Result<()> {
     let store = PgStore::connect_lazy(&settings(&env("DB_NAME")?, pool)?);
     let secret = OnfidoDoubleConfig::default().webhook_token;
-    let app = baseline::router(store, MAX_OPEN_FLOWS, MAX_IDV_RUNS, &secret);
+    let app = baseline::router(store, MAX_OPEN_FLOWS, MAX_IDV_RUNS, &secret, rp_id);
     let listener =
         tokio::net::TcpListener::bind(SocketAddr::from((Ipv4Addr::LOCALHOST, port))).await?;
     axum::serve(listener, app).await?;
@@ -324,16 +392,21 @@ async fn run(
         .filter(|s| only.is_none_or(|o| o == s.name()))
         .collect();
     if scenarios.is_empty() && only != Some("webhook") {
-        bail!("--only takes registration, sign_in, step_up, recovery, step_up_webhook or webhook");
+        bail!(
+            "--only takes registration, sign_in, step_up, recovery, step_up_webhook, \
+             the four flows with _builtin, or webhook"
+        );
     }
     // Enough deliveries for the ingestion phase to last about `duration`.
     let webhooks_total = (duration.as_secs() as usize * 150).max(clients);
     let double = std::sync::Arc::new(OnfidoDouble::start(OnfidoDoubleConfig::default()).await);
     let secret = OnfidoDoubleConfig::default().webhook_token;
     let services = [
-        start_product(&product, pool, None).await?,
-        start_baseline(&product, pool).await?,
-        start_product(&product, pool, Some(&double)).await?,
+        start_product(&product, pool, Mode::Synthetic).await?,
+        start_baseline(pool, false).await?,
+        start_product(&product, pool, Mode::Onfido(&double)).await?,
+        start_product(&product, pool, Mode::Builtin).await?,
+        start_baseline(pool, true).await?,
     ];
     // Per scenario: (report name, service, target, index of its users).
     let webhook_product = services[2].target.with_webhooks(Webhooks {
@@ -345,7 +418,17 @@ async fn run(
         secret,
     });
     let pairs = |scenario: Scenario| -> [(&'static str, &Service, Target, usize); 2] {
-        if scenario == Scenario::StepUpWebhook {
+        if scenario == Scenario::RecoveryBuiltin {
+            [
+                ("product", &services[3], services[3].target.clone(), 8),
+                ("baseline", &services[4], services[4].target.clone(), 9),
+            ]
+        } else if scenario.builtin() {
+            [
+                ("product", &services[3], services[3].target.clone(), 6),
+                ("baseline", &services[4], services[4].target.clone(), 7),
+            ]
+        } else if scenario == Scenario::StepUpWebhook {
             [
                 ("product", &services[2], webhook_product.clone(), 2),
                 ("baseline", &services[1], webhook_baseline.clone(), 3),
@@ -366,7 +449,8 @@ async fn run(
     // Users by pool: 0 product, 1 baseline, 2 product in onfido mode, 3 the
     // baseline's webhook flows, 4 and 5 recovery on product and baseline
     // (recovery leaves a revoked passkey behind each time; the other flows'
-    // users keep one).
+    // users keep one); 6 to 9 the same four in builtin mode, each user with
+    // a software authenticator.
     let mut users = Vec::new();
     for target in [
         &services[0].target,
@@ -375,6 +459,10 @@ async fn run(
         &services[1].target,
         &services[0].target,
         &services[1].target,
+        &services[3].target,
+        &services[4].target,
+        &services[3].target,
+        &services[4].target,
     ] {
         users.push(load::enrol(target, clients, clients.min(16)).await?);
     }
@@ -383,6 +471,7 @@ async fn run(
     for &scenario in &scenarios {
         for _ in 0..rounds {
             for (name, service, target, u) in pairs(scenario) {
+                service.quiesce().await?;
                 let before = service.stats();
                 let started = Instant::now();
                 let (rec, back) =
@@ -406,6 +495,7 @@ async fn run(
     // Latency at half the product's maximum flow rate, arrivals on a fixed schedule.
     for (scenario, rate) in max_rate {
         for (name, service, target, u) in pairs(scenario) {
+            service.quiesce().await?;
             let before = service.stats();
             let started = Instant::now();
             let (rec, back) = load::fixed_rate(
@@ -435,6 +525,7 @@ async fn run(
         for _ in 0..rounds {
             for (name, service, target, u) in pairs(Scenario::StepUpWebhook) {
                 let runs = load::awaiting_runs(&target, &users[u], per_user).await?;
+                service.quiesce().await?;
                 let before = service.stats();
                 let started = Instant::now();
                 let rec = load::deliver_all(&target, runs, clients).await;
@@ -462,7 +553,7 @@ async fn run(
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
-        Command::Baseline { port, pool } => serve_baseline(port, pool).await,
+        Command::Baseline { port, pool, rp_id } => serve_baseline(port, pool, rp_id).await,
         Command::Run {
             product,
             duration,

@@ -308,31 +308,38 @@ impl Report {
                 if br > 0.0 { pr / br } else { 0.0 }
             );
         }
-        let _ = writeln!(out, "\n### Server resources\n");
         let _ = writeln!(
             out,
-            "| service | peak RSS MB | CPU ms per request (max-throughput phases) | errors |"
+            "\n### CPU time per request (max-throughput phases, whole server process)\n"
+        );
+        let _ = writeln!(
+            out,
+            "| flow | product CPU ms / request | baseline CPU ms / request | product / baseline |"
         );
         let _ = writeln!(out, "|---|---:|---:|---:|");
-        for service in self.rss.keys().copied() {
-            let (cpu, requests, errors) = self
-                .runs
-                .iter()
-                .filter(|((phase, _, s), _)| *phase == Phase::Max && *s == service)
-                .fold((0.0, 0u64, 0u64), |(c, r, e), (_, f)| {
-                    (c + f.cpu_ms, r + f.requests(), e + f.recorder.errors)
-                });
-            let _ = writeln!(
-                out,
-                "| {service} | {:.1} | {} | {errors} |",
-                self.rss.get(service).copied().unwrap_or(0) as f64 / 1024.0,
-                if requests > 0 {
-                    format!("{:.3}", cpu / requests as f64)
-                } else {
-                    "–".to_owned()
-                },
-            );
+        for scenario in Scenario::ALL {
+            let per_request = |service: &str| {
+                self.runs
+                    .get(&(Phase::Max, scenario, service))
+                    .filter(|f| f.requests() > 0)
+                    .map(|f| f.cpu_ms / f.requests() as f64)
+            };
+            if let (Some(p), Some(b)) = (per_request("product"), per_request("baseline")) {
+                let _ = writeln!(
+                    out,
+                    "| {} | {p:.3} | {b:.3} | {:.2} |",
+                    scenario.name(),
+                    if b > 0.0 { p / b } else { 0.0 }
+                );
+            }
         }
+        let _ = writeln!(out, "\n### Server resources\n");
+        let _ = writeln!(out, "| service process | peak RSS MB |");
+        let _ = writeln!(out, "|---|---:|");
+        for (service, kb) in &self.rss {
+            let _ = writeln!(out, "| {service} | {:.1} |", *kb as f64 / 1024.0);
+        }
+        let _ = writeln!(out, "\nFailed flows or deliveries: {}", self.errors());
         out
     }
 

@@ -28,7 +28,7 @@ use crypto_glue::ecdsa_p256::{
     self, EcdsaP256Signature, EcdsaP256SigningKey, EcdsaP256VerifyingKey,
 };
 use crypto_glue::traits::{Signer, Verifier};
-use domain::possession::{PasskeyUser, RelyingParty, StoredPasskey};
+use domain::possession::{PasskeyUser, StoredPasskey};
 use relying_party::{Attestation, Settings, WebauthnRp};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
@@ -85,7 +85,7 @@ fn ceremonies(rp: &WebauthnRp, count: usize) -> anyhow::Result<Vec<Ceremony>> {
     let response = phone
         .do_registration(origin.clone(), options)
         .map_err(|e| anyhow!("the software passkey did not register: {e:?}"))?;
-    let registered = rp.finish_registration(&start.state, &serde_json::to_value(&response)?)?;
+    let registered = rp.verify_registration(&start.state, &serde_json::to_value(&response)?)?;
     let passkey = [StoredPasskey {
         webauthn_id: registered.webauthn_id,
         data: registered.data,
@@ -226,7 +226,7 @@ pub(crate) fn run(options: Options) -> anyhow::Result<(String, Value)> {
         prepared.elapsed().as_secs_f64()
     );
     let first = pool.first().context("no ceremony was prepared")?;
-    let verified = rp.finish_authentication(&first.state, &first.response)?;
+    let verified = rp.verify_authentication(&first.state, &first.response)?;
     if !verified.user_verified {
         bail!("the prepared assertions do not carry user verification");
     }
@@ -240,7 +240,7 @@ pub(crate) fn run(options: Options) -> anyhow::Result<(String, Value)> {
             op: Box::new(|| {
                 let ceremony = &pool[next % pool.len()];
                 next = next.wrapping_add(1);
-                rp.finish_authentication(&ceremony.state, &ceremony.response)
+                rp.verify_authentication(&ceremony.state, &ceremony.response)
                     .is_ok()
             }),
             rounds: Vec::new(),

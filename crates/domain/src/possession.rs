@@ -97,7 +97,10 @@ pub enum CeremonyError {
     Internal(String),
 }
 
-/// The WebAuthn relying party. Verification is CPU work only (no IO).
+/// The WebAuthn relying party. Its work is CPU only (no IO); finishing a
+/// ceremony verifies a signature, which implementations keep off the async
+/// workers.
+#[async_trait::async_trait]
 pub trait RelyingParty: Send + Sync {
     /// Options to create a passkey for `user`, excluding `exclude` (credential ids).
     fn start_registration(
@@ -107,7 +110,7 @@ pub trait RelyingParty: Send + Sync {
     ) -> Result<CeremonyStart, CeremonyError>;
 
     /// Verifies an authenticator's attestation response (`RegistrationResponseJSON`).
-    fn finish_registration(
+    async fn finish_registration(
         &self,
         state: &[u8],
         response: &Value,
@@ -119,7 +122,7 @@ pub trait RelyingParty: Send + Sync {
 
     /// Verifies an authenticator's assertion response (`AuthenticationResponseJSON`).
     /// Counter rules are the domain's: the relying party reports the counter.
-    fn finish_authentication(
+    async fn finish_authentication(
         &self,
         state: &[u8],
         response: &Value,

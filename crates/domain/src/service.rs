@@ -893,7 +893,7 @@ impl FlowService {
             .open(&ceremony.state_sealed, ceremony_binding(&flow.id))
             .map_err(|e| DomainError::internal(format!("WebAuthn ceremony: {e}")))?;
         if flow.flow_type.creates_credential() {
-            match rp.finish_registration(&state, &response) {
+            match rp.finish_registration(&state, &response).await {
                 Ok(v) => Ok((
                     PossessionProof::NewCredential {
                         webauthn_id: v.webauthn_id,
@@ -916,7 +916,7 @@ impl FlowService {
                 Err(e) => Err(self.refuse_ceremony(ctx, flow, e).await),
             }
         } else {
-            match rp.finish_authentication(&state, &response) {
+            match rp.finish_authentication(&state, &response).await {
                 Ok(v) => Ok((
                     PossessionProof::Assertion {
                         webauthn_id: v.webauthn_id,

@@ -14,9 +14,16 @@
 //! domain applies the configured counter and backup policies in both
 //! possession modes. To that end the stored counter given to the library is
 //! zero, so it never refuses an assertion on the counter itself.
+//!
+//! Verifying a response is CPU work (an ES256 verification is about a quarter
+//! of a millisecond of one core; see docs/performance.md), so the port's
+//! `finish_*` calls run it on Tokio's blocking pool: a burst of verifications
+//! never holds the async workers that answer every other request.
 
+use std::sync::Arc;
 use std::time::Duration;
 
+use async_trait::async_trait;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use domain::possession::{
@@ -79,8 +86,16 @@ pub enum SettingsError {
     BadRoot { index: usize },
 }
 
-/// The relying party, built once at start-up and shared.
+/// The relying party, built once at start-up and shared (clones share it).
+/// Its inherent `verify_*` methods verify on the calling thread; the
+/// [`RelyingParty`] port's `finish_*` run them on the blocking pool.
+#[derive(Clone)]
 pub struct WebauthnRp {
+    verifier: Arc<Verifier>,
+}
+
+/// The webauthn-rs relying party and the policies it was built with.
+struct Verifier {
     rp_id: String,
     core: WebauthnCore,
     user_verification: UserVerificationPolicy,
@@ -90,8 +105,8 @@ pub struct WebauthnRp {
 impl std::fmt::Debug for WebauthnRp {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("WebauthnRp")
-            .field("rp_id", &self.rp_id)
-            .field("origins", &self.core.get_allowed_origins())
+            .field("rp_id", &self.verifier.rp_id)
+            .field("origins", &self.verifier.core.get_allowed_origins())
             .finish_non_exhaustive()
     }
 }
@@ -116,7 +131,7 @@ impl WebauthnRp {
             Some(false),
             Some(false),
         );
-        Ok(Self {
+        let verifier = Verifier {
             rp_id: settings.rp_id.clone(),
             core,
             user_verification: if settings.user_verification {
@@ -125,7 +140,90 @@ impl WebauthnRp {
                 UserVerificationPolicy::Preferred
             },
             trusted,
+        };
+        Ok(Self {
+            verifier: Arc::new(verifier),
         })
+    }
+
+    /// Options to create a passkey for `user`, excluding `exclude`.
+    pub fn start_registration(
+        &self,
+        user: PasskeyUser<'_>,
+        exclude: &[String],
+    ) -> Result<CeremonyStart, CeremonyError> {
+        self.verifier.start_registration(user, exclude)
+    }
+
+    /// Verifies a registration response on the calling thread.
+    pub fn verify_registration(
+        &self,
+        state: &[u8],
+        response: &Value,
+    ) -> Result<VerifiedRegistration, CeremonyError> {
+        self.verifier.finish_registration(state, response)
+    }
+
+    /// Options to assert one of `allow`.
+    pub fn start_authentication(
+        &self,
+        allow: &[StoredPasskey],
+    ) -> Result<CeremonyStart, CeremonyError> {
+        self.verifier.start_authentication(allow)
+    }
+
+    /// Verifies an assertion response on the calling thread.
+    pub fn verify_authentication(
+        &self,
+        state: &[u8],
+        response: &Value,
+    ) -> Result<VerifiedAssertion, CeremonyError> {
+        self.verifier.finish_authentication(state, response)
+    }
+}
+
+/// Runs `verify` on the blocking pool.
+async fn offload<T: Send + 'static>(
+    verify: impl FnOnce() -> Result<T, CeremonyError> + Send + 'static,
+) -> Result<T, CeremonyError> {
+    tokio::task::spawn_blocking(verify)
+        .await
+        .map_err(|e| CeremonyError::Internal(format!("the verification did not finish: {e}")))?
+}
+
+#[async_trait]
+impl RelyingParty for WebauthnRp {
+    fn start_registration(
+        &self,
+        user: PasskeyUser<'_>,
+        exclude: &[String],
+    ) -> Result<CeremonyStart, CeremonyError> {
+        self.verifier.start_registration(user, exclude)
+    }
+
+    async fn finish_registration(
+        &self,
+        state: &[u8],
+        response: &Value,
+    ) -> Result<VerifiedRegistration, CeremonyError> {
+        let (verifier, state, response) = (self.verifier.clone(), state.to_vec(), response.clone());
+        offload(move || verifier.finish_registration(&state, &response)).await
+    }
+
+    fn start_authentication(
+        &self,
+        allow: &[StoredPasskey],
+    ) -> Result<CeremonyStart, CeremonyError> {
+        self.verifier.start_authentication(allow)
+    }
+
+    async fn finish_authentication(
+        &self,
+        state: &[u8],
+        response: &Value,
+    ) -> Result<VerifiedAssertion, CeremonyError> {
+        let (verifier, state, response) = (self.verifier.clone(), state.to_vec(), response.clone());
+        offload(move || verifier.finish_authentication(&state, &response)).await
     }
 }
 
@@ -256,7 +354,7 @@ fn attested_aaguid(metadata: &AttestationMetadata) -> Option<Uuid> {
     }
 }
 
-impl RelyingParty for WebauthnRp {
+impl Verifier {
     fn start_registration(
         &self,
         user: PasskeyUser<'_>,

@@ -8,7 +8,7 @@ use std::time::Duration;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use crypto_glue::traits::{EncodePem, LineEndingPem};
-use domain::possession::{CeremonyError, PasskeyUser, RelyingParty, StoredPasskey};
+use domain::possession::{CeremonyError, PasskeyUser, StoredPasskey};
 use relying_party::{Attestation, Settings, WebauthnRp};
 use serde_json::{Value, json};
 use url::Url;
@@ -71,7 +71,7 @@ fn register(rp: &WebauthnRp, authenticator: &mut SoftPasskey) -> StoredPasskey {
         .do_registration(origin(ORIGIN), creation(&start.options))
         .unwrap();
     let verified = rp
-        .finish_registration(&start.state, &serde_json::to_value(&response).unwrap())
+        .verify_registration(&start.state, &serde_json::to_value(&response).unwrap())
         .unwrap();
     StoredPasskey {
         webauthn_id: verified.webauthn_id,
@@ -109,7 +109,7 @@ fn a_passkey_registers_and_then_signs_in() {
         .do_registration(origin(ORIGIN), creation(&start.options))
         .unwrap();
     let registered = rp
-        .finish_registration(&start.state, &serde_json::to_value(&response).unwrap())
+        .verify_registration(&start.state, &serde_json::to_value(&response).unwrap())
         .unwrap();
     assert!(registered.user_verified);
     // The software passkey self-attests; nothing is verified against a root
@@ -137,7 +137,7 @@ fn a_passkey_registers_and_then_signs_in() {
         .do_authentication(origin(ORIGIN), request(&start.options))
         .unwrap();
     let asserted = rp
-        .finish_authentication(&start.state, &serde_json::to_value(&response).unwrap())
+        .verify_authentication(&start.state, &serde_json::to_value(&response).unwrap())
         .unwrap();
     assert_eq!(asserted.webauthn_id, registered.webauthn_id);
     assert!(asserted.user_verified);
@@ -165,7 +165,7 @@ fn an_origin_outside_the_allowed_list_is_refused() {
     // A sibling subdomain: the RP ID matches, the exact origin is not allowed.
     let (state, response) = assert_with(&rp, &mut phone, &passkey, "https://evil.bank.example");
     assert_eq!(
-        rp.finish_authentication(&state, &response),
+        rp.verify_authentication(&state, &response),
         Err(CeremonyError::Origin)
     );
 }
@@ -184,7 +184,7 @@ fn a_response_made_for_another_rp_id_is_refused() {
         )
         .unwrap();
     assert_eq!(
-        rp.finish_registration(&start.state, &serde_json::to_value(&response).unwrap()),
+        rp.verify_registration(&start.state, &serde_json::to_value(&response).unwrap()),
         Err(CeremonyError::RpId)
     );
 }
@@ -197,7 +197,7 @@ fn a_response_to_another_ceremony_is_refused() {
     let (_, response_to_first) = assert_with(&rp, &mut phone, &passkey, ORIGIN);
     let (second_state, _) = assert_with(&rp, &mut phone, &passkey, ORIGIN);
     assert_eq!(
-        rp.finish_authentication(&second_state, &response_to_first),
+        rp.verify_authentication(&second_state, &response_to_first),
         Err(CeremonyError::Challenge)
     );
 }
@@ -214,7 +214,7 @@ fn a_tampered_signature_is_refused() {
     bytes[last] ^= 0x01;
     response["response"]["signature"] = json!(URL_SAFE_NO_PAD.encode(bytes));
     assert_eq!(
-        rp.finish_authentication(&state, &response),
+        rp.verify_authentication(&state, &response),
         Err(CeremonyError::Signature)
     );
 }
@@ -231,7 +231,7 @@ fn a_registration_without_user_verification_is_refused_when_required() {
         .do_registration(origin(ORIGIN), creation(&start.options))
         .unwrap();
     assert_eq!(
-        rp.finish_registration(&start.state, &serde_json::to_value(&response).unwrap()),
+        rp.verify_registration(&start.state, &serde_json::to_value(&response).unwrap()),
         Err(CeremonyError::UserVerification)
     );
 }
@@ -256,7 +256,7 @@ fn an_assertion_without_user_verification_is_refused_when_required() {
         .do_authentication(origin(ORIGIN), request(&start.options))
         .unwrap();
     assert_eq!(
-        rp.finish_authentication(&start.state, &serde_json::to_value(&response).unwrap()),
+        rp.verify_authentication(&start.state, &serde_json::to_value(&response).unwrap()),
         Err(CeremonyError::UserVerification)
     );
 }
@@ -278,7 +278,7 @@ fn a_credential_outside_the_allowed_list_is_refused() {
         .do_authentication(origin(ORIGIN), request(&options))
         .unwrap();
     assert_eq!(
-        rp.finish_authentication(&start.state, &serde_json::to_value(&response).unwrap()),
+        rp.verify_authentication(&start.state, &serde_json::to_value(&response).unwrap()),
         Err(CeremonyError::CredentialNotAllowed)
     );
 }
@@ -307,7 +307,7 @@ fn an_android_app_origin_is_accepted_when_configured() {
     // The signature covers the client data's hash, so the rewrite breaks it:
     // the origin check passes and the signature check is what refuses.
     assert_eq!(
-        rp.finish_authentication(&start.state, &response),
+        rp.verify_authentication(&start.state, &response),
         Err(CeremonyError::Signature)
     );
 }
@@ -334,7 +334,7 @@ fn attestation_from_an_allowed_authenticator_is_verified() {
         .do_registration(origin(ORIGIN), creation(&start.options))
         .unwrap();
     let registered = rp
-        .finish_registration(&start.state, &serde_json::to_value(&response).unwrap())
+        .verify_registration(&start.state, &serde_json::to_value(&response).unwrap())
         .unwrap();
     assert!(registered.attestation_verified);
     assert_eq!(registered.attestation_format, "packed");
@@ -346,7 +346,7 @@ fn attestation_from_an_allowed_authenticator_is_verified() {
         .do_registration(origin(ORIGIN), creation(&start.options))
         .unwrap();
     assert!(matches!(
-        strict.finish_registration(&start.state, &serde_json::to_value(&response).unwrap()),
+        strict.verify_registration(&start.state, &serde_json::to_value(&response).unwrap()),
         Err(CeremonyError::Attestation(_))
     ));
 
@@ -358,7 +358,7 @@ fn attestation_from_an_allowed_authenticator_is_verified() {
         .do_registration(origin(ORIGIN), creation(&options))
         .unwrap();
     assert!(matches!(
-        strict.finish_registration(&start.state, &serde_json::to_value(&response).unwrap()),
+        strict.verify_registration(&start.state, &serde_json::to_value(&response).unwrap()),
         Err(CeremonyError::Attestation(_))
     ));
 }
@@ -368,7 +368,7 @@ fn a_malformed_response_is_refused_as_such() {
     let rp = rp();
     let start = rp.start_registration(user(), &[]).unwrap();
     assert!(matches!(
-        rp.finish_registration(&start.state, &json!({"id": 3})),
+        rp.verify_registration(&start.state, &json!({"id": 3})),
         Err(CeremonyError::Malformed(_))
     ));
 }

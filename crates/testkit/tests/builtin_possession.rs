@@ -467,7 +467,7 @@ async fn another_users_or_an_unknown_credential_is_refused(store: Store) {
     let mut stranger = SoftPasskey::new(true);
     let unknown = {
         let rp = WebauthnRp::new(&settings()).unwrap();
-        use domain::possession::{PasskeyUser, RelyingParty};
+        use domain::possession::PasskeyUser;
         let start = rp
             .start_registration(
                 PasskeyUser {
