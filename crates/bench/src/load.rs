@@ -127,6 +127,23 @@ impl Recorder {
     pub(crate) fn flows_done(&self) -> u64 {
         self.flows.as_ref().map_or(0, Histogram::len)
     }
+
+    /// One line for the progress log: flows per second over `elapsed`, and
+    /// the whole flow's median and 99th percentile.
+    pub(crate) fn summary(&self, elapsed: Duration) -> String {
+        let q = |q: f64| {
+            self.flows
+                .as_ref()
+                .map_or(0.0, |h| h.value_at_quantile(q) as f64 / 1000.0)
+        };
+        format!(
+            "{:.0} flows/s, flow p50 {:.2} ms, p99 {:.2} ms, {} errors",
+            self.flows_done() as f64 / elapsed.as_secs_f64().max(1e-9),
+            q(0.5),
+            q(0.99),
+            self.errors
+        )
+    }
 }
 
 fn new_histogram() -> Histogram<u64> {
@@ -624,7 +641,9 @@ pub(crate) async fn closed_loop(
 }
 
 /// Flows started at `rate` per second for `duration`, each by a free user;
-/// a flow's latency counts from its scheduled start.
+/// a flow's latency counts from its scheduled start. Each user carries its
+/// own recorder from flow to flow, so that the generator allocates no
+/// histograms per flow (which would cost it CPU the services need).
 pub(crate) async fn fixed_rate(
     target: &Target,
     scenario: Scenario,
@@ -632,10 +651,10 @@ pub(crate) async fn fixed_rate(
     rate: f64,
     duration: Duration,
 ) -> (Recorder, Vec<VirtualUser>) {
-    let (free_tx, free_rx) = mpsc::unbounded_channel::<VirtualUser>();
+    let (free_tx, free_rx) = mpsc::unbounded_channel::<(VirtualUser, Recorder)>();
     let free_rx = Arc::new(Mutex::new(free_rx));
     for vu in users {
-        let _ = free_tx.send(vu);
+        let _ = free_tx.send((vu, Recorder::default()));
     }
     let interval = Duration::from_secs_f64(1.0 / rate.max(0.1));
     let start = Instant::now();
@@ -646,20 +665,27 @@ pub(crate) async fn fixed_rate(
         tokio::time::sleep_until(scheduled.into()).await;
         let (target, free_rx, free_tx) = (target.clone(), free_rx.clone(), free_tx.clone());
         tasks.push(tokio::spawn(async move {
-            let mut rec = Recorder::default();
-            let vu = free_rx.lock().await.recv().await;
-            let Some(mut vu) = vu else { return rec };
+            let free = free_rx.lock().await.recv().await;
+            let Some((mut vu, mut rec)) = free else {
+                return;
+            };
             let outcome = target.run(scenario, &mut rec, &mut vu).await;
             rec.outcome(outcome, scheduled);
-            let _ = free_tx.send(vu);
-            rec
+            let _ = free_tx.send((vu, rec));
         }));
     }
-    let recs = join(tasks).await;
+    let mut panicked = Recorder::default();
+    for task in tasks {
+        if task.await.is_err() {
+            note_error(&mut panicked, anyhow::anyhow!("a flow's task panicked"));
+        }
+    }
     drop(free_tx);
     let mut users = Vec::new();
-    while let Ok(vu) = free_rx.lock().await.try_recv() {
+    let mut recs = vec![panicked];
+    while let Ok((vu, rec)) = free_rx.lock().await.try_recv() {
         users.push(vu);
+        recs.push(rec);
     }
     (merge(recs), users)
 }

@@ -147,17 +147,20 @@ struct Service {
     target: Target,
 }
 
-impl Service {
-    /// Before a measured phase: the previous phase's dead rows vacuumed and
-    /// its writes checkpointed, so that neither autovacuum nor a timed
-    /// checkpoint carries one phase's work into the next.
-    async fn quiesce(&self) -> anyhow::Result<()> {
-        let mut conn = connect(self.database).await?;
+/// Before a measured phase: every service's dead rows vacuumed and all writes
+/// checkpointed, so that neither autovacuum nor a checkpoint carries one
+/// phase's work (of either service) into the next.
+async fn quiesce(services: &[Service]) -> anyhow::Result<()> {
+    for service in services {
+        let mut conn = connect(service.database).await?;
         sqlx::query("VACUUM (ANALYZE)").execute(&mut conn).await?;
-        sqlx::query("CHECKPOINT").execute(&mut conn).await?;
-        Ok(())
     }
+    let mut conn = connect("postgres").await?;
+    sqlx::query("CHECKPOINT").execute(&mut conn).await?;
+    Ok(())
+}
 
+impl Service {
     fn pid(&self) -> u32 {
         self.child.id().unwrap_or(0)
     }
@@ -471,7 +474,7 @@ async fn run(
     for &scenario in &scenarios {
         for _ in 0..rounds {
             for (name, service, target, u) in pairs(scenario) {
-                service.quiesce().await?;
+                quiesce(&services).await?;
                 let before = service.stats();
                 let started = Instant::now();
                 let (rec, back) =
@@ -479,6 +482,11 @@ async fn run(
                         .await;
                 let elapsed = started.elapsed();
                 users[u] = back;
+                eprintln!(
+                    "bench: max {} {name}: {}",
+                    scenario.name(),
+                    rec.summary(elapsed)
+                );
                 report.add(
                     Phase::Max,
                     scenario,
@@ -494,28 +502,36 @@ async fn run(
     }
     // Latency at half the product's maximum flow rate, arrivals on a fixed schedule.
     for (scenario, rate) in max_rate {
-        for (name, service, target, u) in pairs(scenario) {
-            service.quiesce().await?;
-            let before = service.stats();
-            let started = Instant::now();
-            let (rec, back) = load::fixed_rate(
-                &target,
-                scenario,
-                std::mem::take(&mut users[u]),
-                rate / 2.0,
-                duration,
-            )
-            .await;
-            users[u] = back;
-            report.add(
-                Phase::Half,
-                scenario,
-                name,
-                rec,
-                started.elapsed(),
-                before,
-                service.stats(),
-            );
+        for _ in 0..rounds {
+            for (name, service, target, u) in pairs(scenario) {
+                quiesce(&services).await?;
+                let before = service.stats();
+                let started = Instant::now();
+                let (rec, back) = load::fixed_rate(
+                    &target,
+                    scenario,
+                    std::mem::take(&mut users[u]),
+                    rate / 2.0,
+                    duration,
+                )
+                .await;
+                users[u] = back;
+                let elapsed = started.elapsed();
+                eprintln!(
+                    "bench: half {} {name}: {}",
+                    scenario.name(),
+                    rec.summary(elapsed)
+                );
+                report.add(
+                    Phase::Half,
+                    scenario,
+                    name,
+                    rec,
+                    elapsed,
+                    before,
+                    service.stats(),
+                );
+            }
         }
     }
     // Webhook ingestion alone: flows waiting for their result, then one signed
@@ -525,7 +541,7 @@ async fn run(
         for _ in 0..rounds {
             for (name, service, target, u) in pairs(Scenario::StepUpWebhook) {
                 let runs = load::awaiting_runs(&target, &users[u], per_user).await?;
-                service.quiesce().await?;
+                quiesce(&services).await?;
                 let before = service.stats();
                 let started = Instant::now();
                 let rec = load::deliver_all(&target, runs, clients).await;

@@ -62,6 +62,7 @@ macro_rules! conformance_suite {
             suite::delete_user_removes_the_user_and_records_the_event,
             suite::concurrent_creations_of_one_user_have_exactly_one_winner,
             suite::audit_events_round_trip_every_field,
+            suite::a_changes_events_keep_their_order_and_every_field,
             suite::audit_search_is_newest_first_and_paginates,
             suite::audit_search_filters_by_user_type_and_time,
             flows::a_flow_with_every_field_round_trips,

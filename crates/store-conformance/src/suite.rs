@@ -201,6 +201,71 @@ pub async fn audit_events_round_trip_every_field(repo: Arc<dyn Repository>) {
     assert_eq!(all_events(&*repo).await, vec![minimal, event]);
 }
 
+/// A change's events take consecutive positions in the order given, every
+/// field intact, whichever months they fall in.
+pub async fn a_changes_events_keep_their_order_and_every_field(repo: Arc<dyn Repository>) {
+    let grace = user("grace");
+    let full = NewAuditEvent {
+        outcome: Outcome::Failure,
+        reason: Some("recovery".into()),
+        correlation_id: Some("req-456".into()),
+        details: json!({"type": "recovery", "n": [1, {"k": null}]}),
+        ..NewAuditEvent::new(
+            AuditEventType::CredentialRevoked,
+            Actor::Operator("okta|ops-1".into()),
+            Subject {
+                user_id: Some(grace.id),
+                user_pseudonym: Some(grace.pseudonym.clone()),
+                credential_id: Some(Uuid::new_v4()),
+                flow_id: Some(Uuid::new_v4()),
+            },
+            T0,
+        )
+    };
+    let minimal = NewAuditEvent::new(
+        AuditEventType::FlowCompleted,
+        Actor::System,
+        Subject::default(),
+        // The next month: another partition on PostgreSQL.
+        T0 + time::Duration::seconds(1),
+    );
+    let third = NewAuditEvent::new(
+        AuditEventType::FlowCreated,
+        Actor::Integration,
+        Subject {
+            user_id: Some(grace.id),
+            ..Subject::default()
+        },
+        T0,
+    );
+    let written = vec![full, minimal, third];
+    repo.apply(&domain::Change {
+        events: written.clone(),
+        ..domain::Change::default()
+    })
+    .await
+    .unwrap();
+
+    let page = repo
+        .audit_events(&AuditQuery {
+            limit: 10,
+            ..AuditQuery::default()
+        })
+        .await
+        .unwrap();
+    let mut read = page.items;
+    read.reverse();
+    assert_eq!(
+        read.iter().map(|e| e.event.clone()).collect::<Vec<_>>(),
+        written
+    );
+    let positions: Vec<i64> = read.iter().map(|e| e.seq).collect();
+    assert!(
+        positions.windows(2).all(|w| w[1] == w[0] + 1),
+        "{positions:?}"
+    );
+}
+
 pub async fn audit_search_is_newest_first_and_paginates(repo: Arc<dyn Repository>) {
     let mut written = Vec::new();
     for i in 0..5 {

@@ -34,6 +34,51 @@ pub(crate) async fn insert(conn: &mut PgConnection, e: &NewAuditEvent) -> StoreR
     .map_err(map_err)
 }
 
+/// Inserts a change's events with one statement, in their order (each takes
+/// the next position in the trail): one round trip however many there are.
+pub(crate) async fn insert_all(
+    conn: &mut PgConnection,
+    events: &[NewAuditEvent],
+) -> StoreResult<()> {
+    match events {
+        [] => Ok(()),
+        [one] => insert(conn, one).await,
+        many => {
+            let column = |f: fn(&NewAuditEvent) -> Option<&str>| -> Vec<Option<&str>> {
+                many.iter().map(f).collect()
+            };
+            sqlx::query(
+                "INSERT INTO audit_events (id, occurred_at, event_type, actor_kind, actor_id, user_id, \
+                 user_pseudonym, credential_id, flow_id, outcome, reason, correlation_id, details) \
+                 SELECT id, occurred_at, event_type, actor_kind, actor_id, user_id, user_pseudonym, \
+                 credential_id, flow_id, outcome, reason, correlation_id, details \
+                 FROM unnest($1::uuid[], $2::timestamptz[], $3::text[], $4::text[], $5::text[], \
+                 $6::uuid[], $7::text[], $8::uuid[], $9::uuid[], $10::text[], $11::text[], \
+                 $12::text[], $13::jsonb[]) WITH ORDINALITY AS e (id, occurred_at, event_type, \
+                 actor_kind, actor_id, user_id, user_pseudonym, credential_id, flow_id, outcome, \
+                 reason, correlation_id, details, position) ORDER BY position",
+            )
+            .bind(many.iter().map(|e| e.id).collect::<Vec<_>>())
+            .bind(many.iter().map(|e| e.occurred_at).collect::<Vec<_>>())
+            .bind(column(|e| Some(e.event_type.as_str())))
+            .bind(column(|e| Some(e.actor.kind())))
+            .bind(column(|e| e.actor.id()))
+            .bind(many.iter().map(|e| e.subject.user_id.map(|u| u.0)).collect::<Vec<_>>())
+            .bind(column(|e| e.subject.user_pseudonym.as_ref().map(Pseudonym::as_str)))
+            .bind(many.iter().map(|e| e.subject.credential_id).collect::<Vec<_>>())
+            .bind(many.iter().map(|e| e.subject.flow_id).collect::<Vec<_>>())
+            .bind(column(|e| Some(e.outcome.as_str())))
+            .bind(column(|e| e.reason.as_deref()))
+            .bind(column(|e| e.correlation_id.as_deref()))
+            .bind(many.iter().map(|e| &e.details).collect::<Vec<_>>())
+            .execute(conn)
+            .await
+            .map(drop)
+            .map_err(map_err)
+        }
+    }
+}
+
 /// The columns [`to_event`] decodes.
 pub(crate) const COLUMNS: &str = "seq, id, occurred_at, event_type, actor_kind, actor_id, user_id, \
      user_pseudonym, credential_id, flow_id, outcome, reason, correlation_id, details";

@@ -15,10 +15,15 @@ const COLUMNS: &str = "id, user_id, flow_type, state, version, identity_status, 
     handoff_expires_at, handoff_claimed_at, created_at, updated_at, expires_at, completed_at, \
     webauthn_ceremony_sealed, webauthn_ceremony_expires_at";
 
+/// Open flows count against the per-user limit; `flows_open_by_user_idx`
+/// holds exactly these rows, `flows_runs_by_user_idx` those with an IDV run.
 const OPEN_STATES: &str = "('pending', 'awaiting_verification', 'verified', 'in_review')";
 
-/// Inserts `flow` after checking the user's limits, with the user's row locked
-/// so that concurrent creations for one user are counted one after the other.
+/// Inserts `flow` if the user's limits allow it, with the user's row locked
+/// so that concurrent creations for one user are counted one after the
+/// other. The counts and the insert are one statement, taken after the lock
+/// (a statement's snapshot starts with it, so it sees every flow committed
+/// before the lock was granted); which limit refused is asked only then.
 pub(crate) async fn insert(
     conn: &mut PgConnection,
     flow: &Flow,
@@ -29,38 +34,15 @@ pub(crate) async fn insert(
         .fetch_one(&mut *conn)
         .await
         .map_err(map_err)?;
-    let open: i64 = sqlx::query_scalar(&format!(
-        "SELECT count(*) FROM flows WHERE user_id = $1 AND state IN {OPEN_STATES} AND expires_at > $2"
-    ))
-    .bind(flow.user_id.0)
-    .bind(limits.now)
-    .fetch_one(&mut *conn)
-    .await
-    .map_err(map_err)?;
-    if open >= i64::from(limits.max_open_flows) {
-        return Err(StoreError::LimitReached {
-            what: "open_flows".into(),
-        });
-    }
-    if flow.flow_type.needs_identity() {
-        let runs: i64 = sqlx::query_scalar(
-            "SELECT count(*) FROM flows WHERE user_id = $1 AND identity_status <> 'not_required' AND created_at > $2",
-        )
-        .bind(flow.user_id.0)
-        .bind(limits.now - Duration::days(1))
-        .fetch_one(&mut *conn)
-        .await
-        .map_err(map_err)?;
-        if runs >= i64::from(limits.max_idv_runs_per_day) {
-            return Err(StoreError::LimitReached {
-                what: "idv_runs".into(),
-            });
-        }
-    }
     let handoff = flow.handoff.as_ref();
-    sqlx::query(&format!(
-        "INSERT INTO flows ({COLUMNS}) VALUES \
-         ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25)"
+    let inserted = sqlx::query(&format!(
+        "INSERT INTO flows ({COLUMNS}) \
+         SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, \
+         $19, $20, $21, $22, $23, $24, $25 \
+         WHERE (SELECT count(*) FROM flows WHERE user_id = $2 AND state IN {OPEN_STATES} \
+                AND expires_at > $26) < $27 \
+           AND (NOT $28 OR (SELECT count(*) FROM flows WHERE user_id = $2 \
+                AND identity_status <> 'not_required' AND created_at > $29) < $30)"
     ))
     .bind(flow.id.0)
     .bind(flow.user_id.0)
@@ -87,10 +69,31 @@ pub(crate) async fn insert(
     .bind(flow.completed_at)
     .bind(flow.ceremony.as_ref().map(|c| c.state_sealed.as_slice()))
     .bind(flow.ceremony.as_ref().map(|c| c.expires_at))
-    .execute(conn)
+    .bind(limits.now)
+    .bind(i64::from(limits.max_open_flows))
+    .bind(flow.flow_type.needs_identity())
+    .bind(limits.now - Duration::days(1))
+    .bind(i64::from(limits.max_idv_runs_per_day))
+    .execute(&mut *conn)
     .await
-    .map(drop)
-    .map_err(map_err)
+    .map_err(map_err)?;
+    if inserted.rows_affected() == 1 {
+        return Ok(());
+    }
+    let open: i64 = sqlx::query_scalar(&format!(
+        "SELECT count(*) FROM flows WHERE user_id = $1 AND state IN {OPEN_STATES} AND expires_at > $2"
+    ))
+        .bind(flow.user_id.0)
+        .bind(limits.now)
+        .fetch_one(conn)
+        .await
+        .map_err(map_err)?;
+    let what = if open >= i64::from(limits.max_open_flows) {
+        "open_flows"
+    } else {
+        "idv_runs"
+    };
+    Err(StoreError::LimitReached { what: what.into() })
 }
 
 /// Writes `flow` only over the version it was derived from.

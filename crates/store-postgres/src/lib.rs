@@ -349,8 +349,5 @@ async fn apply(conn: &mut PgConnection, change: &Change) -> StoreResult<()> {
             } => idempotency::record_provider_event(conn, dedupe_key, run_id, *at).await?,
         }
     }
-    for event in &change.events {
-        audit::insert(conn, event).await?;
-    }
-    Ok(())
+    audit::insert_all(conn, &change.events).await
 }
