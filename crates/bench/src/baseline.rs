@@ -207,8 +207,8 @@ async fn create_flow(State(s): State<Baseline>, Json(body): Json<Value>) -> Repl
         ExternalUserId::parse(body["external_user_id"].as_str().unwrap_or("")).map_err(bad)?;
     let mut effects = Vec::new();
     let mut events = Vec::new();
-    let user = match s.repo.user_by_external_id(&external).await {
-        Ok(user) => user,
+    let user = match s.repo.flow_prerequisites(&external, at).await {
+        Ok(standing) => standing.user,
         Err(StoreError::NotFound) if flow_type == FlowType::Registration => {
             let user = User::new(external, at);
             effects.push(Effect::CreateUser(user.clone()));
@@ -226,19 +226,14 @@ async fn create_flow(State(s): State<Baseline>, Json(body): Json<Value>) -> Repl
         }
         Err(e) => return Err(fail(e)),
     };
-    // `builtin` mode reads the user's passkeys for the options instead.
+    // `builtin` mode reads the user's passkeys for the options.
     let passkeys = match &s.rp_id {
-        Some(_) => s.repo.credentials_of(user.id).await.map_err(fail)?,
-        None => {
-            if matches!(flow_type, FlowType::SignIn | FlowType::StepUp) {
-                s.repo.has_active_credential(user.id).await.map_err(fail)?;
-            }
-            Vec::new()
+        Some(_) if flow_type.creates_credential() => {
+            s.repo.credentials_of(user.id).await.map_err(fail)?
         }
+        Some(_) => s.repo.live_credentials_of(user.id).await.map_err(fail)?,
+        None => Vec::new(),
     };
-    if flow_type.uses_reference() {
-        s.repo.reference_of(user.id).await.map_err(fail)?;
-    }
     let needs_identity = flow_type.needs_identity();
     let context = body.get("transaction_context");
     let mut flow = Flow {
@@ -258,6 +253,22 @@ async fn create_flow(State(s): State<Baseline>, Json(body): Json<Value>) -> Repl
         options
     });
     events.push(event(AuditEventType::FlowCreated, &flow, at));
+    // The product starts the IDV run before writing, and writes the flow with
+    // its run in one transaction.
+    if needs_identity {
+        if user.idv_applicant_sealed.is_none() {
+            effects.push(Effect::SetApplicant {
+                user_id: user.id,
+                sealed: b"baseline-applicant".to_vec(),
+            });
+        }
+        let fact = Fact::RunStarted {
+            run_id: format!("run-{}", Uuid::new_v4()),
+            sdk_token_sealed: None,
+        };
+        flow = flow.apply(&fact, at).map_err(bad)?;
+        events.push(event(AuditEventType::FlowIdvStarted, &flow, at));
+    }
     s.repo
         .apply(&Change {
             flow: Some(FlowWrite::Insert {
@@ -273,32 +284,11 @@ async fn create_flow(State(s): State<Baseline>, Json(body): Json<Value>) -> Repl
         })
         .await
         .map_err(fail)?;
-    let respond = |flow: &Flow| {
-        let Json(mut body) = reply(flow);
-        if let Some(options) = &options {
-            body["possession"] = json!({ "webauthn_options": options });
-        }
-        Json(body)
-    };
-    if !needs_identity {
-        return Ok(respond(&flow));
+    let Json(mut body) = reply(&flow);
+    if let Some(options) = &options {
+        body["possession"] = json!({ "webauthn_options": options });
     }
-    // The product starts the IDV run here and records it in a second transaction.
-    let mut effects = Vec::new();
-    if user.idv_applicant_sealed.is_none() {
-        effects.push(Effect::SetApplicant {
-            user_id: user.id,
-            sealed: b"baseline-applicant".to_vec(),
-        });
-    }
-    let fact = Fact::RunStarted {
-        run_id: format!("run-{}", Uuid::new_v4()),
-        sdk_token_sealed: None,
-    };
-    let started = flow.apply(&fact, at).map_err(bad)?;
-    let events = vec![event(AuditEventType::FlowIdvStarted, &started, at)];
-    let flow = advance(&s.repo, &flow, &fact, effects, events, at).await?;
-    Ok(respond(&flow))
+    Ok(Json(body))
 }
 
 async fn get_flow(State(s): State<Baseline>, Path(id): Path<Uuid>) -> Reply {
@@ -518,7 +508,12 @@ async fn approve(s: &Baseline, run: String, provider: &str) -> Reply {
             }));
             events.push(event(AuditEventType::CredentialRegistered, &next, at));
             if next.flow_type == FlowType::Recovery {
-                for old in s.repo.credentials_of(next.user_id).await.map_err(fail)? {
+                for old in s
+                    .repo
+                    .live_credentials_of(next.user_id)
+                    .await
+                    .map_err(fail)?
+                {
                     if old.status == CredentialStatus::Active {
                         effects.push(Effect::SetCredentialStatus {
                             id: old.id,

@@ -28,7 +28,7 @@ use crate::flow::{
     NewCredential, TransitionError,
 };
 use crate::ids;
-use crate::idv::{IdentityProvider, IdvError, RunStatus, StartRun, Workflow};
+use crate::idv::{IdentityProvider, IdvError, RunStatus, StartRun, StartedRun, Workflow};
 use crate::possession::{
     BackupPolicy, CeremonyError, CounterPolicy, PasskeyUser, RelyingParty, StoredPasskey,
 };
@@ -470,7 +470,7 @@ impl FlowService {
                     now,
                 ));
                 if after.flow_type == FlowType::Recovery && self.policy.recovery_revokes_existing {
-                    for old in self.repo.credentials_of(after.user_id).await? {
+                    for old in self.repo.live_credentials_of(after.user_id).await? {
                         if old.status.can_become(CredentialStatus::Revoked) {
                             effects.push(Effect::SetCredentialStatus {
                                 id: old.id,
@@ -506,6 +506,26 @@ impl FlowService {
         Ok((effects, events))
     }
 
+    /// Applies `fact` to `flow` without writing it, adding the records the
+    /// transition implies to `effects` and `events`.
+    async fn step(
+        &self,
+        ctx: &RequestContext,
+        flow: &Flow,
+        fact: &Fact,
+        now: OffsetDateTime,
+        effects: &mut Vec<Effect>,
+        events: &mut Vec<NewAuditEvent>,
+    ) -> DomainResult<Flow> {
+        let next = flow
+            .apply(fact, now)
+            .map_err(|e| transition_error(flow, e))?;
+        let (more_effects, more_events) = self.transition_records(ctx, flow, &next, now).await?;
+        effects.extend(more_effects);
+        events.extend(more_events);
+        Ok(next)
+    }
+
     /// Applies `fact`, writing the new version with its records and `extra` effects/events.
     async fn advance(
         &self,
@@ -516,12 +536,9 @@ impl FlowService {
         mut events: Vec<NewAuditEvent>,
     ) -> DomainResult<Flow> {
         let now = self.clock.now();
-        let next = flow
-            .apply(fact, now)
-            .map_err(|e| transition_error(flow, e))?;
-        let (more_effects, more_events) = self.transition_records(ctx, flow, &next, now).await?;
-        effects.extend(more_effects);
-        events.extend(more_events);
+        let next = self
+            .step(ctx, flow, fact, now, &mut effects, &mut events)
+            .await?;
         self.commit(Change {
             flow: Some(FlowWrite::Update { flow: next.clone() }),
             effects,
@@ -660,13 +677,14 @@ impl FlowService {
 
         let mut effects = Vec::new();
         let mut events = Vec::new();
-        let user = match (
+        // One read: the user, their passkeys and reference, and their limits.
+        let (user, standing) = match (
             flow_type,
             self.repo
-                .user_by_external_id(&request.external_user_id)
+                .flow_prerequisites(&request.external_user_id, now)
                 .await,
         ) {
-            (_, Ok(user)) => user,
+            (_, Ok(standing)) => (standing.user.clone(), Some(standing)),
             (FlowType::Registration, Err(StoreError::NotFound)) => {
                 let user = User::new(request.external_user_id.clone(), now);
                 effects.push(Effect::CreateUser(user.clone()));
@@ -680,7 +698,7 @@ impl FlowService {
                     },
                     now,
                 ));
-                user
+                (user, None)
             }
             (_, Err(StoreError::NotFound)) => {
                 return Err(DomainError::not_found(
@@ -691,27 +709,21 @@ impl FlowService {
             (_, Err(other)) => return Err(other.into()),
         };
         // In `builtin` mode the ceremony's start reads the user's passkeys and
-        // answers the same refusal; no separate lookup.
+        // answers the same refusal.
         if matches!(flow_type, FlowType::SignIn | FlowType::StepUp)
             && self.relying_party.is_none()
-            && !self.repo.has_active_credential(user.id).await?
+            && !standing.as_ref().is_some_and(|s| s.has_active_credential)
         {
             return Err(DomainError::conflict(
                 ErrorCode::NoActiveCredential,
                 "the user has no active credential",
             ));
         }
-        if flow_type.uses_reference() {
-            match self.repo.reference_of(user.id).await {
-                Ok(_) => {}
-                Err(StoreError::NotFound) => {
-                    return Err(DomainError::conflict(
-                        ErrorCode::BiometricReferenceMissing,
-                        "the user has no stored biometric reference",
-                    ));
-                }
-                Err(other) => return Err(other.into()),
-            }
+        if flow_type.uses_reference() && !standing.as_ref().is_some_and(|s| s.has_reference) {
+            return Err(DomainError::conflict(
+                ErrorCode::BiometricReferenceMissing,
+                "the user has no stored biometric reference",
+            ));
         }
 
         let id = FlowId(ids::new_id(now));
@@ -761,25 +773,76 @@ impl FlowService {
                 now,
             )
         });
-        self.commit(Change {
-            flow: Some(FlowWrite::Insert {
-                flow: flow.clone(),
-                limits: FlowLimits {
-                    max_open_flows: self.policy.max_open_flows_per_user,
-                    max_idv_runs_per_day: self.policy.max_idv_runs_per_user_per_day,
-                    now,
-                },
-            }),
-            effects,
-            events,
-        })
-        .await?;
-
-        let flow = if flow_type.needs_identity() {
-            self.start_run(ctx, &user, flow).await?
+        // Refused before the provider is asked for a run (runs may be billed);
+        // the insertion below checks the limits again, atomically.
+        if let Some(standing) = &standing {
+            let limit = if standing.open_flows >= self.policy.max_open_flows_per_user {
+                Some("open_flows")
+            } else if flow_type.needs_identity()
+                && standing.idv_runs_last_day >= self.policy.max_idv_runs_per_user_per_day
+            {
+                Some("idv_runs")
+            } else {
+                None
+            };
+            if let Some(what) = limit {
+                return Err(StoreError::LimitReached { what: what.into() }.into());
+            }
+        }
+        // An identity flow starts its run first, so that the flow is written
+        // once, with its run, in one transaction. A provider failure leaves
+        // the flow written as failed; the caller retries with a new flow.
+        let (flow, provider_failure) = if flow_type.needs_identity() {
+            match self.start_run(&user, &flow).await? {
+                Ok(started) => {
+                    let flow = self
+                        .run_started(ctx, &user, flow, started, now, &mut effects, &mut events)
+                        .await?;
+                    (flow, None)
+                }
+                Err(err) => {
+                    let failed = self
+                        .step(
+                            ctx,
+                            &flow,
+                            &Fact::RunNotStarted,
+                            now,
+                            &mut effects,
+                            &mut events,
+                        )
+                        .await?;
+                    (failed, Some(err))
+                }
+            }
         } else {
-            flow
+            (flow, None)
         };
+        let written = self
+            .commit(Change {
+                flow: Some(FlowWrite::Insert {
+                    flow: flow.clone(),
+                    limits: FlowLimits {
+                        max_open_flows: self.policy.max_open_flows_per_user,
+                        max_idv_runs_per_day: self.policy.max_idv_runs_per_user_per_day,
+                        now,
+                    },
+                }),
+                effects,
+                events,
+            })
+            .await;
+        if let Some(err) = provider_failure {
+            let detail = match written {
+                Ok(()) => err.to_string(),
+                Err(write) => format!("{err}; recording the failed flow also failed: {write}"),
+            };
+            return Err(DomainError::unavailable(
+                ErrorCode::IdvUnavailable,
+                "the identity-verification provider is unavailable; retry with a new flow",
+                detail,
+            ));
+        }
+        written?;
         self.external_ids.remember(user.id, &user.external_id);
         let mut view = self.view(flow, handoff_code).await?;
         view.webauthn_options = webauthn_options;
@@ -796,7 +859,13 @@ impl FlowService {
         flow: &Flow,
         now: OffsetDateTime,
     ) -> DomainResult<(Ceremony, Value)> {
-        let credentials = self.repo.credentials_of(user.id).await?;
+        // Registration excludes every passkey the user ever had; sign-in
+        // needs only those not revoked.
+        let credentials = if flow.flow_type.creates_credential() {
+            self.repo.credentials_of(user.id).await?
+        } else {
+            self.repo.live_credentials_of(user.id).await?
+        };
         let start = if flow.flow_type.creates_credential() {
             let exclude: Vec<String> = credentials
                 .iter()
@@ -984,7 +1053,9 @@ impl FlowService {
         self.reject(ctx, flow, err, reason).await
     }
 
-    async fn start_run(&self, ctx: &RequestContext, user: &User, flow: Flow) -> DomainResult<Flow> {
+    /// Asks the provider for the flow's run (the inner result); nothing is
+    /// written here.
+    async fn start_run(&self, user: &User, flow: &Flow) -> DomainResult<Result<NewRun, IdvError>> {
         let workflow = match flow.flow_type {
             FlowType::Registration => Workflow::Registration,
             FlowType::StepUp => Workflow::StepUp,
@@ -1006,28 +1077,31 @@ impl FlowService {
                 flow_id: flow.id,
             })
             .await;
-        let started = match started {
-            Ok(started) => started,
-            Err(err) => {
-                // The flow cannot go on without a run: fail it so it does not linger.
-                // If even this write fails, the pending flow expires on its own.
-                let recorded = self
-                    .advance(ctx, &flow, &Fact::RunNotStarted, vec![], vec![])
-                    .await;
-                let detail = match recorded {
-                    Ok(_) => err.to_string(),
-                    Err(write) => format!("{err}; marking the flow failed also failed: {write}"),
-                };
-                return Err(DomainError::unavailable(
-                    ErrorCode::IdvUnavailable,
-                    "the identity-verification provider is unavailable; retry with a new flow",
-                    detail,
-                ));
-            }
-        };
-        let mut effects = Vec::new();
-        if let Some(new_applicant) = &started.applicant_id
-            && applicant_id.as_deref() != Some(new_applicant)
+        Ok(started.map(|run| NewRun {
+            run,
+            applicant_before: applicant_id,
+        }))
+    }
+
+    /// The not yet written `flow` with its run started (and decided, for a
+    /// workflow without interactive steps), adding what to write with it.
+    #[allow(clippy::too_many_arguments)]
+    async fn run_started(
+        &self,
+        ctx: &RequestContext,
+        user: &User,
+        flow: Flow,
+        started: NewRun,
+        now: OffsetDateTime,
+        effects: &mut Vec<Effect>,
+        events: &mut Vec<NewAuditEvent>,
+    ) -> DomainResult<Flow> {
+        let NewRun {
+            run,
+            applicant_before,
+        } = started;
+        if let Some(new_applicant) = &run.applicant_id
+            && applicant_before.as_deref() != Some(new_applicant)
         {
             effects.push(Effect::SetApplicant {
                 user_id: user.id,
@@ -1037,17 +1111,16 @@ impl FlowService {
             });
         }
         let fact = Fact::RunStarted {
-            run_id: started.run_id.clone(),
-            sdk_token_sealed: started
+            run_id: run.run_id.clone(),
+            sdk_token_sealed: run
                 .sdk_token
                 .as_ref()
                 .map(|token| self.key.seal(token.as_bytes(), sdk_token_binding(&flow.id))),
         };
-        let mut flow = self.advance(ctx, &flow, &fact, effects, vec![]).await?;
-        if let RunStatus::Done(outcome) = started.status {
-            // A workflow without interactive steps can decide at once.
+        let mut flow = self.step(ctx, &flow, &fact, now, effects, events).await?;
+        if let RunStatus::Done(outcome) = run.status {
             flow = self
-                .advance(ctx, &flow, &Fact::Identity(outcome), vec![], vec![])
+                .step(ctx, &flow, &Fact::Identity(outcome), now, effects, events)
                 .await?;
         }
         Ok(flow)
@@ -1710,6 +1783,12 @@ impl FlowService {
         }
         Ok(done)
     }
+}
+
+/// A run the provider started, and the applicant the user had before.
+struct NewRun {
+    run: StartedRun,
+    applicant_before: Option<String>,
 }
 
 fn status_name(status: &RunStatus) -> String {

@@ -123,6 +123,21 @@ pub struct FlowLimits {
     pub now: OffsetDateTime,
 }
 
+/// A user and what decides whether they may start a flow now, read at once
+/// (what a flow's creation checks before it calls the IDV provider).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FlowPrerequisites {
+    pub user: User,
+    /// At least one `active` credential.
+    pub has_active_credential: bool,
+    /// A stored biometric reference.
+    pub has_reference: bool,
+    /// Flows not terminal and not past their expiry (as [`FlowLimits`] counts them).
+    pub open_flows: u32,
+    /// Flows needing an identity proof created in the last 24 hours.
+    pub idv_runs_last_day: u32,
+}
+
 /// How a change touches the `flows` table.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum FlowWrite {
@@ -306,12 +321,25 @@ pub trait Repository: Send + Sync + 'static {
     /// The user's credentials, oldest first.
     async fn credentials_of(&self, user: UserId) -> StoreResult<Vec<Credential>>;
 
+    /// The user's credentials that are not revoked, oldest first (one indexed
+    /// read, however many revoked ones their history holds).
+    async fn live_credentials_of(&self, user: UserId) -> StoreResult<Vec<Credential>>;
+
     /// Whether the user has at least one `active` credential (one indexed
     /// lookup, however many revoked ones their history holds).
     async fn has_active_credential(&self, user: UserId) -> StoreResult<bool>;
 
     /// `NotFound` when the user has none.
     async fn reference_of(&self, user: UserId) -> StoreResult<BiometricReference>;
+
+    /// The user with `external_id` and their standing at `now`, in one read;
+    /// `NotFound` when no such user exists. The counts serve an early refusal
+    /// only: a flow's insertion checks the limits again, atomically.
+    async fn flow_prerequisites(
+        &self,
+        external_id: &ExternalUserId,
+        now: OffsetDateTime,
+    ) -> StoreResult<FlowPrerequisites>;
 
     /// Claims `(scope, key)` for a request whose body hashes to `request_sha256`.
     /// A claim left unfinished for longer than `lock_until - now` may be retaken.

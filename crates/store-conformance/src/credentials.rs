@@ -86,9 +86,14 @@ pub async fn credentials_round_trip_by_id_webauthn_id_and_user_oldest_first(
     }
     assert_eq!(
         repo.credentials_of(alice.id).await.unwrap(),
-        vec![bare, full, revoked]
+        vec![bare.clone(), full.clone(), revoked]
     );
     assert_eq!(repo.credentials_of(bob.id).await.unwrap(), vec![bobs]);
+    assert_eq!(
+        repo.live_credentials_of(alice.id).await.unwrap(),
+        vec![bare, full],
+        "revoked credentials are not live"
+    );
     assert_eq!(all_events(&*repo).await[0], registered);
 }
 

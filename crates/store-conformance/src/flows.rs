@@ -4,6 +4,7 @@
 
 use std::sync::Arc;
 
+use domain::credential::{Credential, CredentialStatus};
 use domain::flow::{FailureReason, Flow, FlowState, FlowType, Handoff, IdentityStatus};
 use domain::{
     AuditEventType, Change, Effect, ExternalUserId, FlowLimits, FlowWrite, NewAuditEvent,
@@ -564,6 +565,89 @@ pub async fn the_idv_run_limit_counts_identity_flows_of_the_last_24_hours(
     let sign_in = flow(alice.id, FlowType::SignIn, now);
     repo.apply(&insert_within(&sign_in, limits)).await.unwrap();
     assert_eq!(repo.flow(sign_in.id).await.unwrap(), sign_in);
+}
+
+/// One read tells a flow's creation who the user is, whether they have an
+/// active passkey and a reference, and how far they are from the limits,
+/// counted as the insertion counts them.
+pub async fn flow_prerequisites_read_the_user_and_their_standing(repo: Arc<dyn Repository>) {
+    let alice = stored_user(&*repo, "alice").await;
+    let now = datetime!(2026-04-03 12:00:00.500000 UTC);
+    let unknown = ExternalUserId::parse("nobody").unwrap();
+    assert_not_found(repo.flow_prerequisites(&unknown, now).await);
+
+    let bare = repo
+        .flow_prerequisites(&alice.external_id, now)
+        .await
+        .unwrap();
+    assert_eq!(bare.user, alice);
+    assert!(!bare.has_active_credential && !bare.has_reference);
+    assert_eq!((bare.open_flows, bare.idv_runs_last_day), (0, 0));
+
+    let revoked = Credential {
+        status: CredentialStatus::Revoked,
+        ..credential(alice.id, "AQID", T0)
+    };
+    repo.apply(&Change {
+        effects: vec![
+            Effect::InsertCredential(revoked),
+            Effect::StoreReference(reference(alice.id, b"reference", T0)),
+        ],
+        ..Change::default()
+    })
+    .await
+    .unwrap();
+    let hours_ago = |h: i64| now - Duration::hours(h);
+    let flows = [
+        // Open, and an identity run of the last day.
+        Flow {
+            expires_at: now + Duration::minutes(5),
+            ..flow(alice.id, FlowType::StepUp, hours_ago(1))
+        },
+        // Open, no identity.
+        Flow {
+            expires_at: now + Duration::minutes(5),
+            ..flow(alice.id, FlowType::SignIn, hours_ago(1))
+        },
+        // Past its expiry; an identity run 25 hours ago.
+        Flow {
+            expires_at: now,
+            ..flow(alice.id, FlowType::Recovery, hours_ago(25))
+        },
+        // Terminal; an identity run of the last day.
+        Flow {
+            state: FlowState::Failed,
+            identity: IdentityStatus::Failed,
+            failure_reason: Some(FailureReason::IdvDeclined),
+            expires_at: now + Duration::minutes(5),
+            ..flow(alice.id, FlowType::Registration, hours_ago(2))
+        },
+    ];
+    for f in &flows {
+        repo.apply(&insert(f)).await.unwrap();
+    }
+    let read = repo
+        .flow_prerequisites(&alice.external_id, now)
+        .await
+        .unwrap();
+    assert!(
+        !read.has_active_credential,
+        "a revoked passkey is not active"
+    );
+    assert!(read.has_reference);
+    assert_eq!((read.open_flows, read.idv_runs_last_day), (2, 2));
+
+    repo.apply(&Change {
+        effects: vec![Effect::InsertCredential(credential(alice.id, "BAUG", T0))],
+        ..Change::default()
+    })
+    .await
+    .unwrap();
+    let read = repo
+        .flow_prerequisites(&alice.external_id, now)
+        .await
+        .unwrap();
+    assert!(read.has_active_credential);
 }
 
 pub async fn concurrent_flow_creations_respect_the_open_flow_limit(repo: Arc<dyn Repository>) {

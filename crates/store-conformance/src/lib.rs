@@ -70,6 +70,7 @@ macro_rules! conformance_suite {
             flows::every_flow_type_state_identity_and_failure_reason_round_trips,
             flows::unknown_flows_are_not_found,
             flows::a_flow_for_a_missing_user_is_not_found,
+            flows::flow_prerequisites_read_the_user_and_their_standing,
             flows::flows_awaiting_the_provider_are_listed_oldest_check_first,
             flows::recorded_provider_events_are_seen,
             flows::flows_of_lists_a_users_flows_newest_first_up_to_the_limit,

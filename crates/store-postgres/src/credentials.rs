@@ -139,6 +139,20 @@ pub(crate) async fn of_user(db: impl PgExecutor<'_>, user: UserId) -> StoreResul
     rows.iter().map(to_credential).collect()
 }
 
+pub(crate) async fn live_of_user(
+    db: impl PgExecutor<'_>,
+    user: UserId,
+) -> StoreResult<Vec<Credential>> {
+    let rows = sqlx::query(&format!(
+        "SELECT {COLUMNS} FROM credentials WHERE user_id = $1 AND status <> 'revoked' ORDER BY created_at, id"
+    ))
+    .bind(user.0)
+    .fetch_all(db)
+    .await
+    .map_err(map_err)?;
+    rows.iter().map(to_credential).collect()
+}
+
 pub(crate) async fn has_active(db: impl PgExecutor<'_>, user: UserId) -> StoreResult<bool> {
     sqlx::query_scalar(
         "SELECT EXISTS (SELECT 1 FROM credentials WHERE user_id = $1 AND status = 'active')",

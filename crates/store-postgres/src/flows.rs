@@ -1,11 +1,13 @@
 //! The `flows` table.
 
 use domain::flow::{Ceremony, Flow, FlowId, Handoff, NewCredential};
-use domain::{FlowLimits, StoreError, StoreResult, UserId};
+use domain::{ExternalUserId, FlowLimits, FlowPrerequisites, StoreError, StoreResult, UserId};
 use sqlx::postgres::{PgExecutor, PgRow};
 use sqlx::types::Json;
 use sqlx::{PgConnection, Row};
-use time::Duration;
+use time::{Duration, OffsetDateTime};
+
+use crate::users::{self, COLUMNS as USER_COLUMNS};
 
 use crate::errors::map_err;
 
@@ -94,6 +96,42 @@ pub(crate) async fn insert(
         "idv_runs"
     };
     Err(StoreError::LimitReached { what: what.into() })
+}
+
+/// The user and their standing at `now`: one statement, each part an index probe.
+pub(crate) async fn prerequisites(
+    db: impl PgExecutor<'_>,
+    external_id: &ExternalUserId,
+    now: OffsetDateTime,
+) -> StoreResult<FlowPrerequisites> {
+    let row = sqlx::query(&format!(
+        "SELECT {USER_COLUMNS}, \
+         EXISTS (SELECT 1 FROM credentials c WHERE c.user_id = u.id AND c.status = 'active') \
+             AS has_active_credential, \
+         EXISTS (SELECT 1 FROM biometric_references r WHERE r.user_id = u.id) AS has_reference, \
+         (SELECT count(*) FROM flows f WHERE f.user_id = u.id AND f.state IN {OPEN_STATES} \
+             AND f.expires_at > $2) AS open_flows, \
+         (SELECT count(*) FROM flows f WHERE f.user_id = u.id \
+             AND f.identity_status <> 'not_required' AND f.created_at > $3) AS idv_runs \
+         FROM users u WHERE u.external_id = $1"
+    ))
+    .bind(external_id.as_str())
+    .bind(now)
+    .bind(now - Duration::days(1))
+    .fetch_one(db)
+    .await
+    .map_err(map_err)?;
+    let count = |column: &str| -> StoreResult<u32> {
+        let n: i64 = row.try_get(column).map_err(map_err)?;
+        Ok(u32::try_from(n).unwrap_or(u32::MAX))
+    };
+    Ok(FlowPrerequisites {
+        user: users::to_user(&row)?,
+        has_active_credential: row.try_get("has_active_credential").map_err(map_err)?,
+        has_reference: row.try_get("has_reference").map_err(map_err)?,
+        open_flows: count("open_flows")?,
+        idv_runs_last_day: count("idv_runs")?,
+    })
 }
 
 /// Writes `flow` only over the version it was derived from.

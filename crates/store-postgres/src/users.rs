@@ -6,7 +6,7 @@ use sqlx::{PgConnection, Row};
 
 use crate::errors::map_err;
 
-const COLUMNS: &str = "id, external_id, pseudonym, idv_applicant_sealed, created_at";
+pub(crate) const COLUMNS: &str = "id, external_id, pseudonym, idv_applicant_sealed, created_at";
 
 pub(crate) async fn insert(conn: &mut PgConnection, user: &User) -> StoreResult<()> {
     sqlx::query(
@@ -87,7 +87,7 @@ pub(crate) async fn delete(
     Ok(())
 }
 
-fn to_user(row: &PgRow) -> StoreResult<User> {
+pub(crate) fn to_user(row: &PgRow) -> StoreResult<User> {
     let external_id: String = row.try_get("external_id").map_err(map_err)?;
     Ok(User {
         id: UserId(row.try_get("id").map_err(map_err)?),

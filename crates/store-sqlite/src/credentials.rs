@@ -162,6 +162,20 @@ pub(crate) async fn of_user(
     rows.iter().map(to_credential).collect()
 }
 
+pub(crate) async fn live_of_user(
+    db: impl SqliteExecutor<'_>,
+    user: UserId,
+) -> StoreResult<Vec<Credential>> {
+    let rows = sqlx::query(&format!(
+        "SELECT {COLUMNS} FROM credentials WHERE user_id = ? AND status <> 'revoked' ORDER BY created_at, id"
+    ))
+    .bind(uuid_bytes(user.0))
+    .fetch_all(db)
+    .await
+    .map_err(map_err)?;
+    rows.iter().map(to_credential).collect()
+}
+
 fn to_credential(row: &SqliteRow) -> StoreResult<Credential> {
     let corrupt = |column: &str, e: &dyn std::fmt::Display| {
         StoreError::Corrupt(format!("credentials.{column}: {e}"))

@@ -1,15 +1,16 @@
 //! The `flows` table.
 
 use domain::flow::{Ceremony, Flow, FlowId, Handoff, NewCredential};
-use domain::{FlowLimits, StoreError, StoreResult, UserId};
+use domain::{ExternalUserId, FlowLimits, FlowPrerequisites, StoreError, StoreResult, UserId};
 use sqlx::sqlite::{SqliteExecutor, SqliteRow};
 use sqlx::{Row, SqliteConnection};
-use time::Duration;
+use time::{Duration, OffsetDateTime};
 
 use crate::codec::{
     from_micros, opt_from_micros, opt_micros, opt_uuid_from, to_micros, uuid_bytes, uuid_from,
 };
 use crate::errors::map_err;
+use crate::users::{self, COLUMNS as USER_COLUMNS};
 
 const COLUMNS: &str = "id, user_id, flow_type, state, version, identity_status, idv_run_id, sdk_token_sealed, \
     possession_done, reference_stored, credential_id, pending_credential, failure_reason, \
@@ -25,6 +26,42 @@ fn pending_json(flow: &Flow) -> StoreResult<Option<String>> {
         .map(serde_json::to_string)
         .transpose()
         .map_err(|e| StoreError::Other(e.to_string()))
+}
+
+/// The user and their standing at `now`, in one statement.
+pub(crate) async fn prerequisites(
+    db: impl SqliteExecutor<'_>,
+    external_id: &ExternalUserId,
+    now: OffsetDateTime,
+) -> StoreResult<FlowPrerequisites> {
+    let row = sqlx::query(&format!(
+        "SELECT {USER_COLUMNS}, \
+         EXISTS (SELECT 1 FROM credentials c WHERE c.user_id = u.id AND c.status = 'active') \
+             AS has_active_credential, \
+         EXISTS (SELECT 1 FROM biometric_references r WHERE r.user_id = u.id) AS has_reference, \
+         (SELECT count(*) FROM flows f WHERE f.user_id = u.id AND f.state IN {OPEN_STATES} \
+             AND f.expires_at > ?2) AS open_flows, \
+         (SELECT count(*) FROM flows f WHERE f.user_id = u.id \
+             AND f.identity_status <> 'not_required' AND f.created_at > ?3) AS idv_runs \
+         FROM users u WHERE u.external_id = ?1"
+    ))
+    .bind(external_id.as_str())
+    .bind(to_micros(now))
+    .bind(to_micros(now - Duration::days(1)))
+    .fetch_one(db)
+    .await
+    .map_err(map_err)?;
+    let count = |column: &str| -> StoreResult<u32> {
+        let n: i64 = row.try_get(column).map_err(map_err)?;
+        Ok(u32::try_from(n).unwrap_or(u32::MAX))
+    };
+    Ok(FlowPrerequisites {
+        user: users::to_user(&row)?,
+        has_active_credential: row.try_get("has_active_credential").map_err(map_err)?,
+        has_reference: row.try_get("has_reference").map_err(map_err)?,
+        open_flows: count("open_flows")?,
+        idv_runs_last_day: count("idv_runs")?,
+    })
 }
 
 /// Inserts `flow` after checking the user's limits. Write transactions hold

@@ -26,8 +26,8 @@ use domain::custody::BiometricReference;
 use domain::flow::{Flow, FlowId};
 use domain::store::{IdempotencyBegin, StoredResponse};
 use domain::{
-    AuditEvent, AuditQuery, Change, Effect, ExternalUserId, FlowWrite, NewAuditEvent, Page,
-    Repository, StoreResult, User, UserId,
+    AuditEvent, AuditQuery, Change, Effect, ExternalUserId, FlowPrerequisites, FlowWrite,
+    NewAuditEvent, Page, Repository, StoreResult, User, UserId,
 };
 use sqlx::SqliteConnection;
 use sqlx::migrate::Migrator;
@@ -263,12 +263,24 @@ impl Repository for SqliteStore {
         credentials::of_user(&self.pool, user).await
     }
 
+    async fn live_credentials_of(&self, user: UserId) -> StoreResult<Vec<Credential>> {
+        credentials::live_of_user(&self.pool, user).await
+    }
+
     async fn has_active_credential(&self, user: UserId) -> StoreResult<bool> {
         credentials::has_active(&self.pool, user).await
     }
 
     async fn reference_of(&self, user: UserId) -> StoreResult<BiometricReference> {
         credentials::reference_of(&self.pool, user).await
+    }
+
+    async fn flow_prerequisites(
+        &self,
+        external_id: &ExternalUserId,
+        now: OffsetDateTime,
+    ) -> StoreResult<FlowPrerequisites> {
+        flows::prerequisites(&self.pool, external_id, now).await
     }
 
     async fn idempotency_begin(

@@ -7,7 +7,7 @@ use sqlx::{Row, SqliteConnection};
 use crate::codec::{from_micros, to_micros, uuid_from};
 use crate::errors::map_err;
 
-const COLUMNS: &str = "id, external_id, pseudonym, idv_applicant_sealed, created_at";
+pub(crate) const COLUMNS: &str = "id, external_id, pseudonym, idv_applicant_sealed, created_at";
 
 pub(crate) async fn insert(conn: &mut SqliteConnection, user: &User) -> StoreResult<()> {
     sqlx::query(
@@ -87,7 +87,7 @@ pub(crate) async fn delete(
     Ok(())
 }
 
-fn to_user(row: &SqliteRow) -> StoreResult<User> {
+pub(crate) fn to_user(row: &SqliteRow) -> StoreResult<User> {
     let id: Vec<u8> = row.try_get("id").map_err(map_err)?;
     let external_id: String = row.try_get("external_id").map_err(map_err)?;
     Ok(User {

@@ -19,6 +19,7 @@ on_both_stores!(
     registration_step_up_and_recovery_run_against_the_provider,
     the_provider_never_sees_the_customers_identifier,
     a_provider_outage_while_starting_a_run_fails_the_flow_without_duplicates,
+    a_user_past_the_run_limit_is_refused_before_the_provider_is_asked,
     a_rate_limited_read_is_retried_after_retry_after,
     an_unreadable_run_is_answered_503_and_processed_on_redelivery,
     forged_stale_and_malformed_deliveries_change_nothing_and_are_audited,
@@ -178,6 +179,39 @@ async fn the_provider_never_sees_the_customers_identifier(store: Store) {
             .starts_with("cu_")
     );
     assert!(run.body["tags"][0].as_str().unwrap().starts_with("flow:"));
+}
+
+/// Runs may be billed: a user past the day's limit never reaches the provider.
+async fn a_user_past_the_run_limit_is_refused_before_the_provider_is_asked(store: Store) {
+    let s = setup(store).await;
+    let limits = domain::service::FlowPolicy::default();
+    let mut started = 0;
+    // Open flows are limited too: let each batch expire (its runs still count).
+    while started < limits.max_idv_runs_per_user_per_day {
+        for _ in 0..limits
+            .max_open_flows_per_user
+            .min(limits.max_idv_runs_per_user_per_day - started)
+        {
+            s.app
+                .created(json!({ "type": "registration", "external_user_id": "rita" }))
+                .await;
+            started += 1;
+        }
+        s.app.clock.advance(time::Duration::minutes(20));
+    }
+    assert_eq!(s.double.runs_created(), started as usize);
+    let (status, body) = s.app.create_flow("registration", "rita").await;
+    expect_error(
+        status,
+        &body,
+        StatusCode::TOO_MANY_REQUESTS,
+        "idv_run_limit_reached",
+    );
+    assert_eq!(
+        s.double.runs_created(),
+        started as usize,
+        "no run was created"
+    );
 }
 
 async fn a_provider_outage_while_starting_a_run_fails_the_flow_without_duplicates(store: Store) {
