@@ -380,6 +380,16 @@ async fn serve_baseline(port: u16, pool: u32, rp_id: Option<String>) -> anyhow::
     Ok(())
 }
 
+/// The pair in the order of `round`: product first, then baseline first, and
+/// so on, so that whatever the first of two phases leaves behind (or the
+/// machine's drift) weighs on both services alike.
+fn in_turn<T>(mut pair: [T; 2], round: u32) -> [T; 2] {
+    if round % 2 == 1 {
+        pair.reverse();
+    }
+    pair
+}
+
 #[allow(clippy::print_stdout)] // The report is the command's output.
 async fn run(
     product: PathBuf,
@@ -472,8 +482,8 @@ async fn run(
     // Maximum throughput: every client runs flows back to back.
     let mut max_rate = Vec::new();
     for &scenario in &scenarios {
-        for _ in 0..rounds {
-            for (name, service, target, u) in pairs(scenario) {
+        for round in 0..rounds {
+            for (name, service, target, u) in in_turn(pairs(scenario), round) {
                 quiesce(&services).await?;
                 let before = service.stats();
                 let started = Instant::now();
@@ -502,8 +512,8 @@ async fn run(
     }
     // Latency at half the product's maximum flow rate, arrivals on a fixed schedule.
     for (scenario, rate) in max_rate {
-        for _ in 0..rounds {
-            for (name, service, target, u) in pairs(scenario) {
+        for round in 0..rounds {
+            for (name, service, target, u) in in_turn(pairs(scenario), round) {
                 quiesce(&services).await?;
                 let before = service.stats();
                 let started = Instant::now();
@@ -538,8 +548,8 @@ async fn run(
     // delivery each, as fast as they are answered.
     if only.is_none_or(|o| o == "webhook") {
         let per_user = (webhooks_total / clients.max(1)).max(1);
-        for _ in 0..rounds {
-            for (name, service, target, u) in pairs(Scenario::StepUpWebhook) {
+        for round in 0..rounds {
+            for (name, service, target, u) in in_turn(pairs(Scenario::StepUpWebhook), round) {
                 let runs = load::awaiting_runs(&target, &users[u], per_user).await?;
                 quiesce(&services).await?;
                 let before = service.stats();
