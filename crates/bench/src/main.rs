@@ -148,8 +148,8 @@ struct Service {
 }
 
 /// Before a measured phase: every service's dead rows vacuumed and all writes
-/// checkpointed, so that neither autovacuum nor a checkpoint carries one
-/// phase's work (of either service) into the next.
+/// checkpointed and on disk, so that neither autovacuum, a checkpoint nor the
+/// kernel's writeback carries one phase's work (of either service) into the next.
 async fn quiesce(services: &[Service]) -> anyhow::Result<()> {
     for service in services {
         let mut conn = connect(service.database).await?;
@@ -157,6 +157,12 @@ async fn quiesce(services: &[Service]) -> anyhow::Result<()> {
     }
     let mut conn = connect("postgres").await?;
     sqlx::query("CHECKPOINT").execute(&mut conn).await?;
+    // And the checkpoint's pages written back by the kernel now, rather than
+    // by its flusher during the next phase.
+    let synced = tokio::process::Command::new("sync").status().await?;
+    if !synced.success() {
+        bail!("sync failed: {synced}");
+    }
     Ok(())
 }
 

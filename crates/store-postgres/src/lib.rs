@@ -27,10 +27,10 @@ use domain::{
     AuditEvent, AuditQuery, Change, Effect, ExternalUserId, FlowPrerequisites, FlowWrite,
     NewAuditEvent, Page, Repository, StoreResult, User, UserId,
 };
-use sqlx::PgConnection;
 use sqlx::PgPool;
 use sqlx::migrate::Migrator;
 use sqlx::postgres::PgPoolOptions;
+use sqlx::{Connection, PgConnection};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
@@ -44,6 +44,12 @@ static MIGRATOR: Migrator = sqlx::migrate!("./migrations");
 /// How long a request waits for a pooled connection before the store reports
 /// the database as unavailable.
 const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// A pooled connection idle for longer than this is pinged before use. The
+/// pool pings every connection as it is returned, so one taken back sooner is
+/// known to be alive; pinging it again would add a round trip to every
+/// statement under load.
+const PING_IF_IDLE_FOR: Duration = Duration::from_secs(1);
 
 /// The PostgreSQL repository. Cheap to clone; clones share the pool.
 #[derive(Debug, Clone)]
@@ -68,6 +74,13 @@ impl PgStore {
             .max_lifetime(settings.conn_max_lifetime)
             .idle_timeout(settings.conn_max_idle_time)
             .acquire_timeout(ACQUIRE_TIMEOUT)
+            .test_before_acquire(false)
+            .before_acquire(|conn, meta| {
+                Box::pin(async move {
+                    // `false` discards the connection; the pool takes or opens another.
+                    Ok(meta.idle_for < PING_IF_IDLE_FOR || conn.ping().await.is_ok())
+                })
+            })
             .connect_lazy_with(settings.connect_options());
         Self { pool }
     }

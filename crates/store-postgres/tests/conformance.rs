@@ -68,6 +68,43 @@ async fn an_unreachable_database_is_unavailable() {
     assert!(matches!(err, StoreError::Unavailable(_)), "{err:?}");
 }
 
+/// Connections the server dropped while they sat in the pool (a failover,
+/// a restart, an idle-session timeout) are found out before use: the next
+/// request after a pause gets a working connection, not an error.
+#[tokio::test]
+async fn connections_dropped_while_idle_are_replaced_before_use() {
+    use sqlx::Connection;
+
+    let db = fresh_database().await;
+    let store = PgStore::connect_lazy(&settings(&db));
+    store.migrate().await.unwrap();
+    // Fill the pool: four connections held at once, then returned.
+    let mut conns = Vec::new();
+    for _ in 0..4 {
+        conns.push(store.pool().acquire().await.unwrap());
+    }
+    drop(conns);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(store.pool().num_idle(), 4);
+
+    let mut admin = sqlx::PgConnection::connect(&store_conformance::postgres::admin_url())
+        .await
+        .unwrap();
+    let killed: Vec<bool> = sqlx::query_scalar(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()",
+    )
+    .bind(&db.database)
+    .fetch_all(&mut admin)
+    .await
+    .unwrap();
+    assert_eq!(killed.len(), 4, "{killed:?}");
+
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    for _ in 0..8 {
+        store.ping().await.unwrap();
+    }
+}
+
 mod audit_partitions {
     //! Partition maintenance, walked across month boundaries with a manual clock.
 

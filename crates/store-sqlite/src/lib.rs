@@ -77,6 +77,9 @@ impl SqliteStore {
         let pool = SqlitePoolOptions::new()
             .max_connections(settings.max_connections.max(1))
             .acquire_timeout(BUSY_TIMEOUT)
+            // A connection to a local file does not go stale; the pool checks
+            // each one as it is returned anyway.
+            .test_before_acquire(false)
             .connect_with(options)
             .await
             .map_err(map_err)?;
