@@ -12,10 +12,11 @@ use proto::ErrorCode;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
-/// The digests of the accepted keys. Empty: authentication is off.
+/// The digests of the accepted keys. Empty: authentication is off. Cheap to
+/// clone (each request's state holds it).
 #[derive(Clone, Default)]
 pub struct ApiKeys {
-    digests: Vec<[u8; 32]>,
+    digests: std::sync::Arc<[[u8; 32]]>,
 }
 
 impl std::fmt::Debug for ApiKeys {

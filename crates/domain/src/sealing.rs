@@ -8,6 +8,7 @@
 //! Layout: `0x01 | key-id length (1 byte) | key id | nonce (12 bytes) | ciphertext+tag`.
 
 use std::fmt;
+use std::sync::Arc;
 
 use aes_gcm::aead::{Aead, KeyInit, Payload};
 use aes_gcm::{Aes256Gcm, Nonce};
@@ -82,8 +83,12 @@ pub struct Binding<'a> {
 }
 
 /// The data-encryption key and its id. `Debug` never prints the key.
+/// Clones share one copy of the key material (every request's state holds
+/// the key), which is wiped when the last clone is dropped.
 #[derive(Clone)]
-pub struct DataKey {
+pub struct DataKey(Arc<KeyMaterial>);
+
+struct KeyMaterial {
     id: KeyId,
     cipher: Aes256Gcm,
     /// The audit trail's sealing key, derived from the data key (HKDF-SHA256),
@@ -94,7 +99,7 @@ pub struct DataKey {
 impl fmt::Debug for DataKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("DataKey")
-            .field("id", &self.id)
+            .field("id", &self.0.id)
             .field("key", &"[redacted]")
             .finish()
     }
@@ -119,7 +124,7 @@ impl DataKey {
         let cipher =
             Aes256Gcm::new_from_slice(&bytes).map_err(|_| KeyError::WrongLength(KEY_LEN))?;
         let audit = derive_audit_key(&bytes);
-        Ok(Self { id, cipher, audit })
+        Ok(Self(Arc::new(KeyMaterial { id, cipher, audit })))
     }
 
     /// A fresh random key, returned with its unpadded base64url encoding (for `dev`).
@@ -128,25 +133,26 @@ impl DataKey {
         let encoded = Zeroizing::new(URL_SAFE_NO_PAD.encode(*bytes));
         let cipher = Aes256Gcm::new((&*bytes).into());
         let audit = derive_audit_key(&*bytes);
-        (Self { id, cipher, audit }, encoded)
+        (Self(Arc::new(KeyMaterial { id, cipher, audit })), encoded)
     }
 
     pub fn id(&self) -> &KeyId {
-        &self.id
+        &self.0.id
     }
 
     /// The key that seals the audit trail (see [`crate::audit::integrity`]).
     pub fn audit_key(&self) -> crate::audit::integrity::AuditKey {
-        crate::audit::integrity::AuditKey::new(self.id.clone(), *self.audit)
+        crate::audit::integrity::AuditKey::new(self.0.id.clone(), *self.0.audit)
     }
 
     /// Seals `plaintext` for `binding` under a fresh random nonce.
     pub fn seal(&self, plaintext: &[u8], binding: Binding<'_>) -> Vec<u8> {
         let nonce_bytes: [u8; NONCE_LEN] = ids::random_bytes();
-        let aad = associated_data(&self.id, binding);
+        let aad = associated_data(&self.0.id, binding);
         // Encryption only fails for inputs beyond GCM's 64 GiB limit, which no
         // caller can reach through size-limited requests.
         let ciphertext = self
+            .0
             .cipher
             .encrypt(
                 Nonce::from_slice(&nonce_bytes),
@@ -156,7 +162,7 @@ impl DataKey {
                 },
             )
             .unwrap_or_default();
-        let id = self.id.as_str().as_bytes();
+        let id = self.0.id.as_str().as_bytes();
         let mut out = Vec::with_capacity(2 + id.len() + NONCE_LEN + ciphertext.len());
         out.push(FORMAT_V1);
         out.push(id.len() as u8); // KeyId::parse caps the length at 64.
@@ -177,13 +183,14 @@ impl DataKey {
             nonce,
             ciphertext,
         } = split(sealed)?;
-        if key_id != self.id.as_str().as_bytes() {
+        if key_id != self.0.id.as_str().as_bytes() {
             return Err(SealError::UnknownKey(
                 String::from_utf8_lossy(key_id).into_owned(),
             ));
         }
-        let aad = associated_data(&self.id, binding);
-        self.cipher
+        let aad = associated_data(&self.0.id, binding);
+        self.0
+            .cipher
             .decrypt(
                 Nonce::from_slice(nonce),
                 Payload {

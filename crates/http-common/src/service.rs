@@ -30,10 +30,11 @@ impl ReadinessProbe for DatabaseProbe {
     }
 }
 
-/// What the service endpoints need.
+/// What the service endpoints need. Cheap to clone: runtimes keep it in
+/// every request's state.
 #[derive(Clone)]
 pub struct ServiceInfo {
-    pub version: VersionInfo,
+    pub version: Arc<VersionInfo>,
     pub readiness: Arc<dyn ReadinessProbe>,
 }
 
@@ -41,7 +42,7 @@ impl ServiceInfo {
     /// Service endpoints whose readiness is the repository's.
     pub fn for_repository(version: VersionInfo, repo: Arc<dyn Repository>) -> Self {
         Self {
-            version,
+            version: Arc::new(version),
             readiness: Arc::new(DatabaseProbe(repo)),
         }
     }
@@ -83,5 +84,5 @@ async fn ready(State(info): State<ServiceInfo>) -> Result<ApiJson<Readiness>, Ap
 }
 
 async fn version(State(info): State<ServiceInfo>) -> ApiJson<VersionInfo> {
-    ApiJson(info.version)
+    ApiJson(VersionInfo::clone(&info.version))
 }

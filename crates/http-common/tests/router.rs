@@ -41,12 +41,12 @@ async fn echo(ApiJson(body): ApiJson<Echo>) -> ApiJson<Echo> {
 
 fn app(db_up: bool) -> Router {
     let info = ServiceInfo {
-        version: VersionInfo {
+        version: Arc::new(VersionInfo {
             version: "1.2.3".into(),
             commit: "abc".into(),
             build_time: "2026-01-01T00:00:00Z".into(),
             runtime: "core".into(),
-        },
+        }),
         readiness: Arc::new(Switch(AtomicBool::new(db_up))),
     };
     finish(service_routes(info).route("/echo", post(echo)))
