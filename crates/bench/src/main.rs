@@ -416,8 +416,9 @@ async fn run(
              the four flows with _builtin, or webhook"
         );
     }
-    // Enough deliveries for the ingestion phase to last about `duration`.
-    let webhooks_total = (duration.as_secs() as usize * 150).max(clients);
+    // Deliveries per round of the ingestion phase: a few seconds' worth at
+    // the rates seen here (each needs a step-up flow prepared first).
+    let webhooks_total = (duration.as_secs() as usize * 600).max(clients);
     let double = std::sync::Arc::new(OnfidoDouble::start(OnfidoDoubleConfig::default()).await);
     let secret = OnfidoDoubleConfig::default().webhook_token;
     let services = [
@@ -485,68 +486,34 @@ async fn run(
     ] {
         users.push(load::enrol(target, clients, clients.min(16)).await?);
     }
-    // Maximum throughput: every client runs flows back to back.
-    let mut max_rate = Vec::new();
-    for &scenario in &scenarios {
-        for round in 0..rounds {
-            for (name, service, target, u) in in_turn(pairs(scenario), round) {
-                quiesce(&services).await?;
-                let before = service.stats();
-                let started = Instant::now();
-                let (rec, back) =
-                    load::closed_loop(&target, scenario, std::mem::take(&mut users[u]), duration)
-                        .await;
-                let elapsed = started.elapsed();
-                users[u] = back;
-                eprintln!(
-                    "bench: max {} {name}: {}",
-                    scenario.name(),
-                    rec.summary(elapsed)
-                );
-                report.add(
-                    Phase::Max,
-                    scenario,
-                    name,
-                    rec,
-                    elapsed,
-                    before,
-                    service.stats(),
-                );
-            }
-        }
-        max_rate.push((scenario, report.flow_rate(Phase::Max, scenario, "product")));
-    }
-    // Latency at half the product's maximum flow rate, arrivals on a fixed schedule.
-    for (scenario, rate) in max_rate {
-        for round in 0..rounds {
-            for (name, service, target, u) in in_turn(pairs(scenario), round) {
-                quiesce(&services).await?;
-                let before = service.stats();
-                let started = Instant::now();
-                let (rec, back) = load::fixed_rate(
-                    &target,
-                    scenario,
-                    std::mem::take(&mut users[u]),
-                    rate / 2.0,
-                    duration,
-                )
-                .await;
-                users[u] = back;
-                let elapsed = started.elapsed();
-                eprintln!(
-                    "bench: half {} {name}: {}",
-                    scenario.name(),
-                    rec.summary(elapsed)
-                );
-                report.add(
-                    Phase::Half,
-                    scenario,
-                    name,
-                    rec,
-                    elapsed,
-                    before,
-                    service.stats(),
-                );
+    // Maximum throughput first: every client runs flows back to back. Then
+    // the latency at half the product's maximum flow rate, arrivals on a
+    // fixed schedule.
+    for phase in [Phase::Max, Phase::Half] {
+        for &scenario in &scenarios {
+            let half_rate = report.flow_rate(Phase::Max, scenario, "product") / 2.0;
+            for round in 0..rounds {
+                for (name, service, target, u) in in_turn(pairs(scenario), round) {
+                    quiesce(&services).await?;
+                    let before = service.stats();
+                    let started = Instant::now();
+                    let vus = std::mem::take(&mut users[u]);
+                    let (rec, back) = match phase {
+                        Phase::Max => load::closed_loop(&target, scenario, vus, duration).await,
+                        Phase::Half => {
+                            load::fixed_rate(&target, scenario, vus, half_rate, duration).await
+                        }
+                    };
+                    let elapsed = started.elapsed();
+                    users[u] = back;
+                    eprintln!(
+                        "bench: {} {} {name}: {}",
+                        phase.name(),
+                        scenario.name(),
+                        rec.summary(elapsed)
+                    );
+                    report.add(phase, scenario, name, rec, elapsed, before, service.stats());
+                }
             }
         }
     }

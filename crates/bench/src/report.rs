@@ -17,6 +17,15 @@ pub(crate) enum Phase {
     Half,
 }
 
+impl Phase {
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            Phase::Max => "max",
+            Phase::Half => "half",
+        }
+    }
+}
+
 /// A process's CPU time and peak resident memory, from /proc.
 #[derive(Debug, Clone, Copy, Default)]
 pub(crate) struct ProcessStats {

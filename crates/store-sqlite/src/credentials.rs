@@ -148,26 +148,20 @@ pub(crate) async fn has_active(db: impl SqliteExecutor<'_>, user: UserId) -> Sto
     .map_err(map_err)
 }
 
+/// The user's credentials, oldest first; with `live_only`, not the revoked
+/// ones (served by `credentials_live_by_user_idx`).
 pub(crate) async fn of_user(
     db: impl SqliteExecutor<'_>,
     user: UserId,
+    live_only: bool,
 ) -> StoreResult<Vec<Credential>> {
+    let live = if live_only {
+        " AND status <> 'revoked'"
+    } else {
+        ""
+    };
     let rows = sqlx::query(&format!(
-        "SELECT {COLUMNS} FROM credentials WHERE user_id = ? ORDER BY created_at, id"
-    ))
-    .bind(uuid_bytes(user.0))
-    .fetch_all(db)
-    .await
-    .map_err(map_err)?;
-    rows.iter().map(to_credential).collect()
-}
-
-pub(crate) async fn live_of_user(
-    db: impl SqliteExecutor<'_>,
-    user: UserId,
-) -> StoreResult<Vec<Credential>> {
-    let rows = sqlx::query(&format!(
-        "SELECT {COLUMNS} FROM credentials WHERE user_id = ? AND status <> 'revoked' ORDER BY created_at, id"
+        "SELECT {COLUMNS} FROM credentials WHERE user_id = ?{live} ORDER BY created_at, id"
     ))
     .bind(uuid_bytes(user.0))
     .fetch_all(db)

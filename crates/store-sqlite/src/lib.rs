@@ -263,11 +263,11 @@ impl Repository for SqliteStore {
     }
 
     async fn credentials_of(&self, user: UserId) -> StoreResult<Vec<Credential>> {
-        credentials::of_user(&self.pool, user).await
+        credentials::of_user(&self.pool, user, false).await
     }
 
     async fn live_credentials_of(&self, user: UserId) -> StoreResult<Vec<Credential>> {
-        credentials::live_of_user(&self.pool, user).await
+        credentials::of_user(&self.pool, user, true).await
     }
 
     async fn has_active_credential(&self, user: UserId) -> StoreResult<bool> {
