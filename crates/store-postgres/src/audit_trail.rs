@@ -11,7 +11,7 @@ use domain::audit::month::Month;
 use domain::audit::trail::{ArchiveManifest, ArchiveRecorded, MaintenanceLease};
 use domain::{AuditEvent, StoreError, StoreResult};
 use sqlx::postgres::PgRow;
-use sqlx::{Connection, PgConnection, PgPool, Row};
+use sqlx::{Connection, Executor, PgConnection, PgPool, Row};
 use time::{Date, OffsetDateTime};
 
 use crate::audit::{COLUMNS, to_event};
@@ -51,7 +51,15 @@ fn month_of_date(date: Date, column: &str) -> StoreResult<Month> {
 }
 
 pub(crate) async fn lead(pool: &PgPool) -> StoreResult<Option<Box<dyn MaintenanceLease>>> {
-    let mut conn = pool.acquire().await.map_err(map_err)?.detach();
+    // A connection of its own rather than one taken from the pool: the pool
+    // keeps its warm connections (a replacement would start with cold caches
+    // and unprepared statements, in a request's path).
+    let options = pool.connect_options();
+    let connect = PgConnection::connect_with(&options);
+    let mut conn = tokio::time::timeout(crate::ACQUIRE_TIMEOUT, connect)
+        .await
+        .map_err(|_| map_err(sqlx::Error::PoolTimedOut))?
+        .map_err(map_err)?;
     let leader: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1)")
         .bind(MAINTENANCE_LOCK)
         .fetch_one(&mut conn)
@@ -159,25 +167,28 @@ impl MaintenanceLease for PgLease {
 
     async fn seal_horizon(&mut self) -> StoreResult<i64> {
         // A SHARE lock waits for every transaction that is inserting events and
-        // holds off new ones for its own (short) duration: below the highest
-        // position seen under it, no event can still appear.
+        // holds off new ones for its own duration: below the highest position
+        // seen under it, no event can still appear.
         // Writers queue behind a waiting SHARE request, so it gives up soon
-        // (sealing then waits for the next run) rather than stall them.
-        let mut tx = self.conn.begin().await.map_err(map_err)?;
-        sqlx::query("SET LOCAL lock_timeout = '2s'")
-            .execute(&mut *tx)
+        // (sealing then waits for the next run) rather than stall them, and the
+        // three statements go as one query string: PostgreSQL runs them as one
+        // implicit transaction and releases the lock without waiting for
+        // another round trip from this (possibly busy) process.
+        // A bare string (no bound parameters) goes as a simple query, which
+        // may hold several statements.
+        let rows = self
+            .conn
+            .fetch_all(
+                "SET LOCAL lock_timeout = '2s'; \
+                 LOCK TABLE audit_events IN SHARE MODE; \
+                 SELECT COALESCE(max(seq), 0) FROM audit_events",
+            )
             .await
             .map_err(map_err)?;
-        sqlx::query("LOCK TABLE audit_events IN SHARE MODE")
-            .execute(&mut *tx)
-            .await
-            .map_err(map_err)?;
-        let horizon: i64 = sqlx::query_scalar("SELECT COALESCE(max(seq), 0) FROM audit_events")
-            .fetch_one(&mut *tx)
-            .await
-            .map_err(map_err)?;
-        tx.commit().await.map_err(map_err)?;
-        Ok(horizon)
+        let row = rows
+            .last()
+            .ok_or_else(|| StoreError::Corrupt("no seal horizon returned".into()))?;
+        row.try_get(0).map_err(map_err)
     }
 
     async fn seal_head(&mut self) -> StoreResult<Option<SealHead>> {

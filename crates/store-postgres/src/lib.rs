@@ -43,7 +43,7 @@ static MIGRATOR: Migrator = sqlx::migrate!("./migrations");
 
 /// How long a request waits for a pooled connection before the store reports
 /// the database as unavailable.
-const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
+pub(crate) const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// A pooled connection idle for longer than this is pinged before use. The
 /// pool pings every connection as it is returned, so one taken back sooner is

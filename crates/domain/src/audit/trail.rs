@@ -102,7 +102,8 @@ pub struct AuditPolicy {
     pub retention_months: u32,
     /// Partitions created ahead of the current month.
     pub months_ahead: u32,
-    /// Most events per sealing step.
+    /// Most events per sealing step: each step's tags are computed in one go
+    /// on the maintainer's task, so a step is kept to a few milliseconds.
     pub seal_batch: u32,
 }
 
@@ -111,7 +112,7 @@ impl Default for AuditPolicy {
         Self {
             retention_months: 0,
             months_ahead: 2,
-            seal_batch: 5_000,
+            seal_batch: 1_000,
         }
     }
 }
