@@ -106,10 +106,10 @@ fn settings(database: &str, pool: u32) -> anyhow::Result<PgSettings> {
         ssl_mode: SslMode::Disable,
         max_open_conns: pool,
         max_idle_conns: pool,
-        // The product's defaults (DB_CONN_MAX_LIFETIME, DB_CONN_MAX_IDLE_TIME),
-        // which it runs with here: both services replace connections alike.
-        conn_max_lifetime: Duration::from_secs(300),
-        conn_max_idle_time: Duration::from_secs(60),
+        // The product's defaults, which it runs with here: both services
+        // replace their connections alike.
+        conn_max_lifetime: PgSettings::DEFAULT_CONN_MAX_LIFETIME,
+        conn_max_idle_time: PgSettings::DEFAULT_CONN_MAX_IDLE_TIME,
     })
 }
 

@@ -338,8 +338,14 @@ fn read_postgres(r: &mut Reader<'_>) -> Option<PgSettings> {
             format!("is {max_idle}, more than DB_MAX_OPEN_CONNS ({max_open}); lower it to at most {max_open}"),
         );
     }
-    let lifetime = r.duration("DB_CONN_MAX_LIFETIME", Duration::from_secs(300));
-    let idle_time = r.duration("DB_CONN_MAX_IDLE_TIME", Duration::from_secs(60));
+    let lifetime = r.duration(
+        "DB_CONN_MAX_LIFETIME",
+        PgSettings::DEFAULT_CONN_MAX_LIFETIME,
+    );
+    let idle_time = r.duration(
+        "DB_CONN_MAX_IDLE_TIME",
+        PgSettings::DEFAULT_CONN_MAX_IDLE_TIME,
+    );
     host_raw?;
     Some(PgSettings {
         host: host.to_owned(),

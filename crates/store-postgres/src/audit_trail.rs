@@ -168,14 +168,11 @@ impl MaintenanceLease for PgLease {
     async fn seal_horizon(&mut self) -> StoreResult<i64> {
         // A SHARE lock waits for every transaction that is inserting events and
         // holds off new ones for its own duration: below the highest position
-        // seen under it, no event can still appear.
-        // Writers queue behind a waiting SHARE request, so it gives up soon
-        // (sealing then waits for the next run) rather than stall them, and the
-        // three statements go as one query string: PostgreSQL runs them as one
-        // implicit transaction and releases the lock without waiting for
-        // another round trip from this (possibly busy) process.
-        // A bare string (no bound parameters) goes as a simple query, which
-        // may hold several statements.
+        // seen under it, no event can still appear. Writers queue behind a
+        // waiting SHARE request, so it gives up soon (sealing then waits for
+        // the next run). The statements go as one simple query (a bare string,
+        // no parameters): PostgreSQL runs them as one implicit transaction and
+        // releases the lock without waiting on a round trip from this process.
         let rows = self
             .conn
             .fetch_all(

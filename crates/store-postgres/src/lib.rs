@@ -41,8 +41,8 @@ use crate::errors::map_err;
 
 static MIGRATOR: Migrator = sqlx::migrate!("./migrations");
 
-/// How long a request waits for a pooled connection before the store reports
-/// the database as unavailable.
+/// How long a request waits for a pooled connection, and the audit maintainer
+/// for its own, before the store reports the database as unavailable.
 pub(crate) const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// A pooled connection idle for longer than this is pinged before use. The

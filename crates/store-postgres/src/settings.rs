@@ -69,6 +69,13 @@ pub struct PgSettings {
     pub conn_max_idle_time: Duration,
 }
 
+impl PgSettings {
+    /// `DB_CONN_MAX_LIFETIME`'s default.
+    pub const DEFAULT_CONN_MAX_LIFETIME: Duration = Duration::from_secs(300);
+    /// `DB_CONN_MAX_IDLE_TIME`'s default.
+    pub const DEFAULT_CONN_MAX_IDLE_TIME: Duration = Duration::from_secs(60);
+}
+
 impl fmt::Debug for PgSettings {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("PgSettings")
