@@ -56,7 +56,7 @@ pub(crate) async fn lead(pool: &PgPool) -> StoreResult<Option<Box<dyn Maintenanc
     // and unprepared statements, in a request's path).
     let options = pool.connect_options();
     let connect = PgConnection::connect_with(&options);
-    let mut conn = tokio::time::timeout(crate::ACQUIRE_TIMEOUT, connect)
+    let mut conn = tokio::time::timeout(crate::pool::ACQUIRE_TIMEOUT, connect)
         .await
         .map_err(|_| map_err(sqlx::Error::PoolTimedOut))?
         .map_err(map_err)?;

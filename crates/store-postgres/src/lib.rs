@@ -10,10 +10,9 @@ mod credentials;
 mod errors;
 mod flows;
 mod idempotency;
+mod pool;
 mod settings;
 mod users;
-
-use std::time::Duration;
 
 use async_trait::async_trait;
 use domain::audit::integrity::Seal;
@@ -27,10 +26,9 @@ use domain::{
     AuditEvent, AuditQuery, Change, Effect, ExternalUserId, FlowPrerequisites, FlowWrite,
     NewAuditEvent, Page, Repository, StoreResult, User, UserId,
 };
+use sqlx::PgConnection;
 use sqlx::PgPool;
 use sqlx::migrate::Migrator;
-use sqlx::postgres::PgPoolOptions;
-use sqlx::{Connection, PgConnection};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
@@ -40,16 +38,6 @@ pub use settings::{PgSettings, SslMode};
 use crate::errors::map_err;
 
 static MIGRATOR: Migrator = sqlx::migrate!("./migrations");
-
-/// How long a request waits for a pooled connection, and the audit maintainer
-/// for its own, before the store reports the database as unavailable.
-pub(crate) const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
-
-/// A pooled connection idle for longer than this is pinged before use. The
-/// pool pings every connection as it is returned, so one taken back sooner is
-/// known to be alive; pinging it again would add a round trip to every
-/// statement under load.
-const PING_IF_IDLE_FOR: Duration = Duration::from_secs(1);
 
 /// The PostgreSQL repository. Cheap to clone; clones share the pool.
 #[derive(Debug, Clone)]
@@ -68,20 +56,7 @@ impl PgStore {
     /// Builds the pool without connecting: the runtime starts (and answers
     /// `/api/health`) even while the database is down, and connects on first use.
     pub fn connect_lazy(settings: &PgSettings) -> Self {
-        let pool = PgPoolOptions::new()
-            .max_connections(settings.max_open_conns)
-            .min_connections(0)
-            .max_lifetime(settings.conn_max_lifetime)
-            .idle_timeout(settings.conn_max_idle_time)
-            .acquire_timeout(ACQUIRE_TIMEOUT)
-            .test_before_acquire(false)
-            .before_acquire(|conn, meta| {
-                Box::pin(async move {
-                    // `false` discards the connection; the pool takes or opens another.
-                    Ok(meta.idle_for < PING_IF_IDLE_FOR || conn.ping().await.is_ok())
-                })
-            })
-            .connect_lazy_with(settings.connect_options());
+        let pool = pool::lazy(settings);
         Self { pool }
     }
 

@@ -105,6 +105,61 @@ async fn connections_dropped_while_idle_are_replaced_before_use() {
     }
 }
 
+/// Connections opened together are not replaced together: once they have
+/// lived four-fifths of `DB_CONN_MAX_LIFETIME` they retire one at a time as
+/// they are returned, and all of them before the lifetime ends.
+#[tokio::test]
+async fn connections_opened_together_are_replaced_one_at_a_time() {
+    use std::collections::HashSet;
+
+    let db = fresh_database().await;
+    // Four connections, two seconds: early retirement from 1.6 s, one per 100 ms.
+    let lifetime = Duration::from_secs(2);
+    let store = PgStore::connect_lazy(&PgSettings {
+        conn_max_lifetime: lifetime,
+        ..settings(&db)
+    });
+    // The backend of each of four connections held at once, then returned.
+    let backends = || async {
+        let mut conns = Vec::new();
+        for _ in 0..4 {
+            conns.push(store.pool().acquire().await.unwrap());
+        }
+        let mut pids = HashSet::new();
+        for conn in &mut conns {
+            let pid: i32 = sqlx::query_scalar("SELECT pg_backend_pid()")
+                .fetch_one(&mut **conn)
+                .await
+                .unwrap();
+            pids.insert(pid);
+        }
+        pids
+    };
+
+    let opened = std::time::Instant::now();
+    let first = backends().await;
+    assert_eq!(first.len(), 4);
+    let mut remaining = first.len();
+    let mut replaced_at = Vec::new();
+    while remaining > 0 && opened.elapsed() < lifetime + Duration::from_secs(1) {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        let still = backends().await.intersection(&first).count();
+        assert!(
+            remaining - still <= 1,
+            "{} connections replaced at once after {:?}",
+            remaining - still,
+            opened.elapsed()
+        );
+        if still < remaining {
+            replaced_at.push(opened.elapsed());
+        }
+        remaining = still;
+    }
+    assert_eq!(remaining, 0, "replaced at {replaced_at:?}");
+    assert!(replaced_at[0] >= lifetime.mul_f64(0.8), "{replaced_at:?}");
+    assert!(replaced_at[3] < lifetime, "{replaced_at:?}");
+}
+
 mod audit_partitions {
     //! Partition maintenance, walked across month boundaries with a manual clock.
 
