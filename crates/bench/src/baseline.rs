@@ -228,9 +228,6 @@ async fn create_flow(State(s): State<Baseline>, Json(body): Json<Value>) -> Repl
     };
     // `builtin` mode reads the user's passkeys for the options.
     let passkeys = match &s.rp_id {
-        Some(_) if flow_type.creates_credential() => {
-            s.repo.credentials_of(user.id).await.map_err(fail)?
-        }
         Some(_) => s.repo.live_credentials_of(user.id).await.map_err(fail)?,
         None => Vec::new(),
     };

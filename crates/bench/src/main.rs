@@ -91,6 +91,8 @@ const ORIGIN: &str = "https://bench.example";
 /// Users run flows back to back, so the per-user limits must not bind.
 const MAX_OPEN_FLOWS: u32 = 100_000;
 const MAX_IDV_RUNS: u32 = 1_000_000;
+/// Unmeasured load before each measured phase (a fifth of the phase at most).
+const WARM_UP: Duration = Duration::from_secs(2);
 
 fn env(name: &str) -> anyhow::Result<String> {
     std::env::var(name).with_context(|| format!("{name} is not set; run through scripts/bench"))
@@ -491,21 +493,34 @@ async fn run(
     // Maximum throughput first: every client runs flows back to back. Then
     // the latency at half the product's maximum flow rate, arrivals on a
     // fixed schedule.
+    let warm_up = (duration / 5).min(WARM_UP);
     for phase in [Phase::Max, Phase::Half] {
         for &scenario in &scenarios {
             let half_rate = report.flow_rate(Phase::Max, scenario, "product") / 2.0;
             for round in 0..rounds {
                 for (name, service, target, u) in in_turn(pairs(scenario), round) {
+                    let target = &target;
+                    let drive = |vus, duration| async move {
+                        match phase {
+                            Phase::Max => load::closed_loop(target, scenario, vus, duration).await,
+                            Phase::Half => {
+                                load::fixed_rate(target, scenario, vus, half_rate, duration).await
+                            }
+                        }
+                    };
+                    // The same load, unmeasured, so that the phase starts in
+                    // the steady state: connections open and caches warm.
+                    let (warm, vus) = drive(std::mem::take(&mut users[u]), warm_up).await;
+                    if let Some(error) = warm.first_error {
+                        bail!(
+                            "{} {name} failed while warming up: {error}",
+                            scenario.name()
+                        );
+                    }
                     quiesce(&services).await?;
                     let before = service.stats();
                     let started = Instant::now();
-                    let vus = std::mem::take(&mut users[u]);
-                    let (rec, back) = match phase {
-                        Phase::Max => load::closed_loop(&target, scenario, vus, duration).await,
-                        Phase::Half => {
-                            load::fixed_rate(&target, scenario, vus, half_rate, duration).await
-                        }
-                    };
+                    let (rec, back) = drive(vus, duration).await;
                     let elapsed = started.elapsed();
                     users[u] = back;
                     eprintln!(

@@ -850,8 +850,15 @@ impl FlowService {
     }
 
     /// `builtin` mode: the flow's WebAuthn ceremony. Registration and recovery
-    /// exclude every credential the user has; sign-in and step-up allow their
-    /// active passkeys registered in this mode.
+    /// exclude the user's passkeys that are not revoked; sign-in and step-up
+    /// allow their active passkeys registered in this mode.
+    ///
+    /// Revoked passkeys are not excluded: an authenticator that still holds
+    /// one (a phone found again, a passkey revoked as a precaution) may then
+    /// enrol anew instead of refusing as "already registered", and the list
+    /// stays as short as the user's live passkeys however long their history.
+    /// A revoked credential itself can never be registered again: credential
+    /// ids are unique in the store.
     async fn start_ceremony(
         &self,
         rp: &dyn RelyingParty,
@@ -859,13 +866,7 @@ impl FlowService {
         flow: &Flow,
         now: OffsetDateTime,
     ) -> DomainResult<(Ceremony, Value)> {
-        // Registration excludes every passkey the user ever had; sign-in
-        // needs only those not revoked.
-        let credentials = if flow.flow_type.creates_credential() {
-            self.repo.credentials_of(user.id).await?
-        } else {
-            self.repo.live_credentials_of(user.id).await?
-        };
+        let credentials = self.repo.live_credentials_of(user.id).await?;
         let start = if flow.flow_type.creates_credential() {
             let exclude: Vec<String> = credentials
                 .iter()

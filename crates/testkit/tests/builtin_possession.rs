@@ -278,6 +278,25 @@ async fn every_flow_type_completes_with_real_ceremonies(store: Store) {
     );
     let (status, body) = prove(&app, &flow, get(&mut new_phone, options(&flow), ORIGIN)).await;
     assert_eq!(status, StatusCode::OK, "{body}");
+
+    // The old phone, found again, enrols anew: its revoked passkey is not
+    // excluded, so the authenticator makes another instead of refusing.
+    app.clock.advance(time::Duration::days(1));
+    let flow = app
+        .created(json!({ "type": "recovery", "external_user_id": "alice" }))
+        .await;
+    let opts = options(&flow);
+    let excluded: Vec<&Value> = opts["excludeCredentials"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| &c["id"])
+        .collect();
+    assert_eq!(excluded, [&response["id"]], "only the live passkey");
+    let again = create(&mut phone, &flow, ORIGIN);
+    assert_ne!(again["id"], json!(passkey_id), "a new credential");
+    let (status, body) = prove(&app, &flow, again).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
 }
 
 async fn a_wrong_origin_is_refused_and_changes_nothing(store: Store) {
