@@ -16,6 +16,8 @@ use webauthn_authenticator_rs::WebauthnAuthenticator;
 use webauthn_authenticator_rs::softpasskey::SoftPasskey;
 use webauthn_rs_core::proto::{CreationChallengeResponse, RequestChallengeResponse};
 
+use crate::timeline::Timeline;
+
 /// The four flows of the Core API with possession reported by the caller
 /// (`external` mode), step-up again with the IDV result arriving as a signed
 /// provider webhook, and the four flows again with each user's software
@@ -100,14 +102,27 @@ pub(crate) struct Recorder {
     pub(crate) flows: Option<Histogram<u64>>,
     pub(crate) errors: u64,
     pub(crate) first_error: Option<String>,
+    /// Second by second, in fixed-rate phases.
+    pub(crate) timeline: Option<Timeline>,
 }
 
 impl Recorder {
-    fn step(&mut self, step: Step, micros: u64) {
+    fn timed(origin: Instant) -> Self {
+        Self {
+            timeline: Some(Timeline::new(origin)),
+            ..Self::default()
+        }
+    }
+
+    fn step(&mut self, step: Step, started: Instant) {
+        let took = started.elapsed();
         self.steps
             .entry(step)
             .or_insert_with(new_histogram)
-            .saturating_record(micros.max(1));
+            .saturating_record((took.as_micros() as u64).max(1));
+        if let Some(timeline) = &mut self.timeline {
+            timeline.call(started, took);
+        }
     }
 
     fn flow(&mut self, micros: u64) {
@@ -289,7 +304,7 @@ impl Target {
         let response = request.send().await.context(step)?;
         let status = response.status();
         let bytes = response.bytes().await?;
-        rec.step(step, started.elapsed().as_micros() as u64);
+        rec.step(step, started);
         if !status.is_success() {
             bail!("{step}: HTTP {status}: {}", String::from_utf8_lossy(&bytes));
         }
@@ -400,7 +415,7 @@ impl Target {
             .context(WEBHOOK)?;
         let status = response.status();
         let text = response.text().await?;
-        rec.step(WEBHOOK, started.elapsed().as_micros() as u64);
+        rec.step(WEBHOOK, started);
         if !status.is_success() {
             bail!("{WEBHOOK}: HTTP {status}: {text}");
         }
@@ -653,11 +668,11 @@ pub(crate) async fn fixed_rate(
 ) -> (Recorder, Vec<VirtualUser>) {
     let (free_tx, free_rx) = mpsc::unbounded_channel::<(VirtualUser, Recorder)>();
     let free_rx = Arc::new(Mutex::new(free_rx));
+    let start = Instant::now();
     for vu in users {
-        let _ = free_tx.send((vu, Recorder::default()));
+        let _ = free_tx.send((vu, Recorder::timed(start)));
     }
     let interval = Duration::from_secs_f64(1.0 / rate.max(0.1));
-    let start = Instant::now();
     let total = (duration.as_secs_f64() * rate).floor() as u64;
     let mut tasks = Vec::new();
     for i in 0..total {
@@ -665,10 +680,15 @@ pub(crate) async fn fixed_rate(
         tokio::time::sleep_until(scheduled.into()).await;
         let (target, free_rx, free_tx) = (target.clone(), free_rx.clone(), free_tx.clone());
         tasks.push(tokio::spawn(async move {
+            // The generator's own delay: how late this task began.
+            let lag = scheduled.elapsed();
             let free = free_rx.lock().await.recv().await;
             let Some((mut vu, mut rec)) = free else {
                 return;
             };
+            if let Some(timeline) = &mut rec.timeline {
+                timeline.start_lag(scheduled, lag);
+            }
             let outcome = target.run(scenario, &mut rec, &mut vu).await;
             rec.outcome(outcome, scheduled);
             let _ = free_tx.send((vu, rec));
@@ -714,6 +734,12 @@ pub(crate) fn merge(recs: Vec<Recorder>) -> Recorder {
         all.errors += rec.errors;
         if all.first_error.is_none() {
             all.first_error = rec.first_error;
+        }
+        if let Some(t) = rec.timeline {
+            match &mut all.timeline {
+                Some(mine) => mine.merge(&t),
+                None => all.timeline = Some(t),
+            }
         }
     }
     all

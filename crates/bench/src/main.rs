@@ -6,6 +6,7 @@
 mod baseline;
 mod load;
 mod report;
+mod timeline;
 mod webauthn;
 
 use std::net::{Ipv4Addr, SocketAddr, TcpListener as StdListener};
@@ -20,6 +21,7 @@ use report::{Phase, ProcessStats, Report};
 use sqlx::Connection;
 use store_postgres::{PgSettings, PgStore, SslMode};
 use testkit::onfido_double::{OnfidoDouble, OnfidoDoubleConfig};
+use timeline::{Round, Sampler};
 
 #[derive(Debug, Parser)]
 #[command(name = "bench", about = "Benchmark the Core API against a baseline")]
@@ -519,10 +521,15 @@ async fn run(
                     }
                     quiesce(&services).await?;
                     let before = service.stats();
+                    let sampler = (phase == Phase::Half).then(|| Sampler::start(service.pid()));
                     let started = Instant::now();
-                    let (rec, back) = drive(vus, duration).await;
+                    let (mut rec, back) = drive(vus, duration).await;
                     let elapsed = started.elapsed();
                     users[u] = back;
+                    if let (Some(sampler), Some(calls)) = (sampler, rec.timeline.take()) {
+                        let machine = sampler.stop().await;
+                        report.add_round(scenario, name, Round { calls, machine });
+                    }
                     eprintln!(
                         "bench: {} {} {name}: {}",
                         phase.name(),

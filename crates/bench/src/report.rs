@@ -8,6 +8,7 @@ use hdrhistogram::Histogram;
 use serde_json::{Value, json};
 
 use crate::load::{Recorder, Scenario, Step};
+use crate::timeline::{Round, SLOW};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub(crate) enum Phase {
@@ -108,6 +109,8 @@ pub(crate) struct Report {
     runs: BTreeMap<(Phase, Scenario, &'static str), Figures>,
     webhooks: BTreeMap<&'static str, Figures>,
     rss: BTreeMap<&'static str, u64>,
+    /// Fixed-rate rounds second by second, in the order they ran.
+    rounds_by_second: BTreeMap<(Scenario, &'static str), Vec<Round>>,
 }
 
 fn ms(h: &Histogram<u64>, q: f64) -> f64 {
@@ -124,6 +127,7 @@ impl Report {
             runs: BTreeMap::new(),
             webhooks: BTreeMap::new(),
             rss: BTreeMap::new(),
+            rounds_by_second: BTreeMap::new(),
         }
     }
 
@@ -141,6 +145,14 @@ impl Report {
         let key = (phase, scenario, service);
         let figures = Figures::after(self.runs.remove(&key), recorder, elapsed, before, after);
         self.runs.insert(key, figures);
+    }
+
+    /// One fixed-rate round, second by second.
+    pub(crate) fn add_round(&mut self, scenario: Scenario, service: &'static str, round: Round) {
+        self.rounds_by_second
+            .entry((scenario, service))
+            .or_default()
+            .push(round);
     }
 
     pub(crate) fn add_webhooks(
@@ -285,6 +297,7 @@ impl Report {
                 );
             }
         }
+        self.seconds_markdown(&mut out);
         if let (Some(p), Some(b)) = (self.webhooks.get("product"), self.webhooks.get("baseline")) {
             let (pn, bn) = (p.recorder.flows_done(), b.recorder.flows_done());
             let (pr, br) = (Self::rate(p, pn), Self::rate(b, bn));
@@ -352,6 +365,62 @@ impl Report {
         out
     }
 
+    /// Where each fixed-rate round's slow calls were: its worst second next
+    /// to what the machine was doing then.
+    fn seconds_markdown(&self, out: &mut String) {
+        if self.rounds_by_second.is_empty() {
+            return;
+        }
+        let _ = writeln!(
+            out,
+            "\n### Half-rate rounds second by second: calls over {} ms, and the worst second\n",
+            SLOW.as_millis()
+        );
+        let _ = writeln!(
+            out,
+            "CPU in per cent of one core (the machine has {} cores); steal is time the hypervisor \
+             gave to other guests; the generator's lag is how late, at worst, a flow began after \
+             its scheduled start.\n",
+            std::thread::available_parallelism().map_or(0, |n| n.get())
+        );
+        let _ = writeln!(
+            out,
+            "| flow | service | round | slow / calls | worst second | its slow / calls | its worst call ms | its generator lag ms | its machine / steal / service / generator CPU % | round's busiest / most stolen second % |"
+        );
+        let _ = writeln!(out, "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|");
+        for ((scenario, service), rounds) in &self.rounds_by_second {
+            for (i, round) in rounds.iter().enumerate() {
+                let calls: u32 = round.calls.seconds.iter().map(|s| s.calls).sum();
+                let (busiest, most_stolen) = round.machine_peaks();
+                let worst = round.worst_second().map_or_else(
+                    || "– | – | – | – | –".to_owned(),
+                    |w| {
+                        let c = round.calls.seconds[w];
+                        let m = round.machine.get(w).copied().unwrap_or_default();
+                        format!(
+                            "{w} | {} / {} | {:.1} | {:.1} | {:.0} / {:.0} / {:.0} / {:.0}",
+                            c.slow,
+                            c.calls,
+                            c.worst_us as f64 / 1000.0,
+                            c.worst_start_lag_us as f64 / 1000.0,
+                            m.busy,
+                            m.steal,
+                            m.service,
+                            m.load_generator
+                        )
+                    },
+                );
+                let _ = writeln!(
+                    out,
+                    "| {} | {service} | {} | {} / {calls} | {worst} | {busiest:.0} / {most_stolen:.0} |",
+                    scenario.name(),
+                    i + 1,
+                    round.slow_calls(),
+                );
+            }
+        }
+    }
+
     pub(crate) fn json(&self) -> Value {
         let runs: Vec<Value> =
             self.runs
@@ -381,6 +450,26 @@ impl Report {
                     })
                 })
                 .collect();
-        json!({ "clients": self.clients, "pool": self.pool, "runs": runs, "peak_rss_kb": self.rss })
+        let seconds: Vec<Value> = self
+            .rounds_by_second
+            .iter()
+            .flat_map(|((scenario, service), rounds)| {
+                rounds.iter().enumerate().map(move |(i, round)| {
+                    json!({
+                        "flow": scenario.name(),
+                        "service": service,
+                        "round": i + 1,
+                        "seconds": round.json(),
+                    })
+                })
+            })
+            .collect();
+        json!({
+            "clients": self.clients,
+            "pool": self.pool,
+            "runs": runs,
+            "half_rate_seconds": seconds,
+            "peak_rss_kb": self.rss,
+        })
     }
 }

@@ -1,0 +1,370 @@
+//! Second by second through a fixed-rate phase: what the load generator saw
+//! (calls, slow calls, how late flows started) next to what the machine was
+//! doing (CPU of the service, of the load generator, of everything; time
+//! taken by the hypervisor). A tail that percentiles only summarise can then be
+//! placed: one bad second or a steady spread, the service or the machine.
+
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+/// A call slower than this counts as slow (the latency target's bound).
+pub(crate) const SLOW: Duration = Duration::from_millis(10);
+
+/// What the load generator saw in one second.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct Calls {
+    pub(crate) calls: u32,
+    pub(crate) slow: u32,
+    pub(crate) worst_us: u64,
+    /// How late, at worst, a flow's task began after its scheduled start:
+    /// the load generator's own delay, before any request is sent.
+    pub(crate) worst_start_lag_us: u64,
+}
+
+/// Per second since `origin`, by when each call started.
+#[derive(Debug, Clone)]
+pub(crate) struct Timeline {
+    origin: Instant,
+    pub(crate) seconds: Vec<Calls>,
+}
+
+impl Timeline {
+    pub(crate) fn new(origin: Instant) -> Self {
+        Self {
+            origin,
+            seconds: Vec::new(),
+        }
+    }
+
+    fn second(&mut self, at: Instant) -> &mut Calls {
+        let i = at.saturating_duration_since(self.origin).as_secs() as usize;
+        if self.seconds.len() <= i {
+            self.seconds.resize(i + 1, Calls::default());
+        }
+        &mut self.seconds[i]
+    }
+
+    pub(crate) fn call(&mut self, started: Instant, took: Duration) {
+        let micros = took.as_micros() as u64;
+        let second = self.second(started);
+        second.calls += 1;
+        second.slow += u32::from(took > SLOW);
+        second.worst_us = second.worst_us.max(micros);
+    }
+
+    pub(crate) fn start_lag(&mut self, scheduled: Instant, lag: Duration) {
+        let second = self.second(scheduled);
+        second.worst_start_lag_us = second.worst_start_lag_us.max(lag.as_micros() as u64);
+    }
+
+    /// Adds `other`'s seconds to these (both from the same origin).
+    pub(crate) fn merge(&mut self, other: &Timeline) {
+        if self.seconds.len() < other.seconds.len() {
+            self.seconds.resize(other.seconds.len(), Calls::default());
+        }
+        for (mine, theirs) in self.seconds.iter_mut().zip(&other.seconds) {
+            mine.calls += theirs.calls;
+            mine.slow += theirs.slow;
+            mine.worst_us = mine.worst_us.max(theirs.worst_us);
+            mine.worst_start_lag_us = mine.worst_start_lag_us.max(theirs.worst_start_lag_us);
+        }
+    }
+}
+
+/// The machine in one second, in per cent of one core (200 % is both cores
+/// of a 2-core machine busy).
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub(crate) struct Machine {
+    pub(crate) busy: f64,
+    pub(crate) steal: f64,
+    pub(crate) service: f64,
+    pub(crate) load_generator: f64,
+}
+
+/// Cumulative counters, in clock ticks.
+#[derive(Debug, Clone, Copy, Default)]
+struct Counters {
+    busy: u64,
+    steal: u64,
+    service: u64,
+    load_generator: u64,
+    at: Option<Instant>,
+}
+
+/// Linux's USER_HZ.
+const TICKS_PER_SECOND: f64 = 100.0;
+
+impl Counters {
+    fn read(service_pid: u32) -> Self {
+        let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+        let (busy, steal) = stat.lines().next().map(machine_ticks).unwrap_or_default();
+        Self {
+            busy,
+            steal,
+            service: process_ticks(&format!("/proc/{service_pid}/stat")),
+            load_generator: process_ticks("/proc/self/stat"),
+            at: Some(Instant::now()),
+        }
+    }
+
+    fn since(&self, earlier: &Counters) -> Machine {
+        let seconds = match (self.at, earlier.at) {
+            (Some(now), Some(then)) => now.duration_since(then).as_secs_f64(),
+            _ => 0.0,
+        };
+        let per_cent = |now: u64, then: u64| {
+            if seconds <= 0.0 {
+                0.0
+            } else {
+                now.saturating_sub(then) as f64 / TICKS_PER_SECOND / seconds * 100.0
+            }
+        };
+        Machine {
+            busy: per_cent(self.busy, earlier.busy),
+            steal: per_cent(self.steal, earlier.steal),
+            service: per_cent(self.service, earlier.service),
+            load_generator: per_cent(self.load_generator, earlier.load_generator),
+        }
+    }
+}
+
+/// The aggregate `cpu` line of /proc/stat: (busy, steal) ticks, where busy is
+/// everything but idle, I/O wait and steal.
+fn machine_ticks(line: &str) -> (u64, u64) {
+    let fields: Vec<u64> = line
+        .split_whitespace()
+        .skip(1)
+        .map(|f| f.parse().unwrap_or(0))
+        .collect();
+    let field = |i: usize| fields.get(i).copied().unwrap_or(0);
+    // user nice system idle iowait irq softirq steal guest guest_nice; guest
+    // time is already counted in user and nice.
+    let busy = field(0) + field(1) + field(2) + field(5) + field(6);
+    (busy, field(7))
+}
+
+/// A process's utime + stime from its stat file.
+fn process_ticks(path: &str) -> u64 {
+    let stat = std::fs::read_to_string(path).unwrap_or_default();
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map(|(_, rest)| rest.split_whitespace().collect())
+        .unwrap_or_default();
+    let field = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|f| f.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    field(11) + field(12)
+}
+
+/// Samples the machine once a second until stopped.
+pub(crate) struct Sampler {
+    stop: tokio::sync::oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<Vec<Machine>>,
+}
+
+impl Sampler {
+    pub(crate) fn start(service_pid: u32) -> Self {
+        let (stop, mut stopped) = tokio::sync::oneshot::channel();
+        let task = tokio::spawn(async move {
+            let mut seconds = Vec::new();
+            let mut last = Counters::read(service_pid);
+            let mut tick = tokio::time::interval(Duration::from_secs(1));
+            tick.tick().await;
+            loop {
+                tokio::select! {
+                    _ = tick.tick() => {
+                        let now = Counters::read(service_pid);
+                        seconds.push(now.since(&last));
+                        last = now;
+                    }
+                    _ = &mut stopped => break,
+                }
+            }
+            seconds
+        });
+        Self { stop, task }
+    }
+
+    pub(crate) async fn stop(self) -> Vec<Machine> {
+        let _ = self.stop.send(());
+        self.task.await.unwrap_or_default()
+    }
+}
+
+/// One fixed-rate round of one flow and service, second by second.
+#[derive(Debug, Clone)]
+pub(crate) struct Round {
+    pub(crate) calls: Timeline,
+    pub(crate) machine: Vec<Machine>,
+}
+
+impl Round {
+    pub(crate) fn slow_calls(&self) -> u32 {
+        self.calls.seconds.iter().map(|s| s.slow).sum()
+    }
+
+    /// The second with the most slow calls (the earliest of equals), if any
+    /// call was slow.
+    pub(crate) fn worst_second(&self) -> Option<usize> {
+        self.calls
+            .seconds
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| s.slow > 0)
+            .max_by(|(i, a), (j, b)| a.slow.cmp(&b.slow).then(j.cmp(i)))
+            .map(|(i, _)| i)
+    }
+
+    /// The busiest of the machine's seconds and the most stolen, as
+    /// (busy %, steal %).
+    pub(crate) fn machine_peaks(&self) -> (f64, f64) {
+        self.machine.iter().fold((0.0, 0.0), |(busy, steal), m| {
+            (f64::max(busy, m.busy), f64::max(steal, m.steal))
+        })
+    }
+
+    pub(crate) fn json(&self) -> Value {
+        let seconds: Vec<Value> = self
+            .calls
+            .seconds
+            .iter()
+            .enumerate()
+            .map(|(i, c)| {
+                let m = self.machine.get(i).copied().unwrap_or_default();
+                json!({
+                    "second": i,
+                    "calls": c.calls,
+                    "slow_calls": c.slow,
+                    "worst_call_ms": c.worst_us as f64 / 1000.0,
+                    "worst_start_lag_ms": c.worst_start_lag_us as f64 / 1000.0,
+                    "machine_busy_pct": m.busy,
+                    "steal_pct": m.steal,
+                    "service_cpu_pct": m.service,
+                    "load_generator_cpu_pct": m.load_generator,
+                })
+            })
+            .collect();
+        json!(seconds)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn calls_land_in_the_second_they_started() {
+        let origin = Instant::now();
+        let mut t = Timeline::new(origin);
+        t.call(
+            origin + Duration::from_millis(200),
+            Duration::from_millis(3),
+        );
+        t.call(
+            origin + Duration::from_millis(2500),
+            Duration::from_millis(12),
+        );
+        t.call(
+            origin + Duration::from_millis(2900),
+            Duration::from_millis(40),
+        );
+        t.start_lag(
+            origin + Duration::from_millis(2100),
+            Duration::from_millis(7),
+        );
+        assert_eq!(t.seconds.len(), 3);
+        assert_eq!(
+            t.seconds[0],
+            Calls {
+                calls: 1,
+                slow: 0,
+                worst_us: 3000,
+                worst_start_lag_us: 0
+            }
+        );
+        assert_eq!(t.seconds[1], Calls::default());
+        assert_eq!(
+            t.seconds[2],
+            Calls {
+                calls: 2,
+                slow: 2,
+                worst_us: 40_000,
+                worst_start_lag_us: 7000
+            }
+        );
+    }
+
+    #[test]
+    fn merged_timelines_add_counts_and_keep_the_worst() {
+        let origin = Instant::now();
+        let mut a = Timeline::new(origin);
+        a.call(origin, Duration::from_millis(11));
+        let mut b = Timeline::new(origin);
+        b.call(origin, Duration::from_millis(5));
+        b.call(origin + Duration::from_secs(1), Duration::from_millis(30));
+        a.merge(&b);
+        assert_eq!(a.seconds.len(), 2);
+        assert_eq!((a.seconds[0].calls, a.seconds[0].slow), (2, 1));
+        assert_eq!(a.seconds[0].worst_us, 11_000);
+        assert_eq!((a.seconds[1].calls, a.seconds[1].slow), (1, 1));
+    }
+
+    #[test]
+    fn the_worst_second_has_the_most_slow_calls() {
+        let origin = Instant::now();
+        let mut calls = Timeline::new(origin);
+        for (second, slow) in [(0u64, 1u32), (1, 4), (2, 4), (3, 0)] {
+            for _ in 0..slow {
+                calls.call(
+                    origin + Duration::from_secs(second),
+                    Duration::from_millis(20),
+                );
+            }
+        }
+        let round = Round {
+            calls,
+            machine: vec![],
+        };
+        assert_eq!(round.slow_calls(), 9);
+        assert_eq!(round.worst_second(), Some(1));
+        let quiet = Round {
+            calls: Timeline::new(origin),
+            machine: vec![],
+        };
+        assert_eq!(quiet.worst_second(), None);
+    }
+
+    #[test]
+    fn the_cpu_line_splits_busy_from_idle_and_steal() {
+        let line = "cpu  100 5 20 1000 7 3 2 9 4 0";
+        assert_eq!(machine_ticks(line), (130, 9));
+    }
+
+    #[test]
+    fn percentages_are_of_one_core_per_second() {
+        let t0 = Instant::now();
+        let earlier = Counters {
+            busy: 1000,
+            steal: 10,
+            service: 50,
+            load_generator: 20,
+            at: Some(t0),
+        };
+        let later = Counters {
+            busy: 1150,
+            steal: 12,
+            service: 90,
+            load_generator: 45,
+            at: Some(t0 + Duration::from_secs(1)),
+        };
+        let m = later.since(&earlier);
+        assert!((m.busy - 150.0).abs() < 1e-9);
+        assert!((m.steal - 2.0).abs() < 1e-9);
+        assert!((m.service - 40.0).abs() < 1e-9);
+        assert!((m.load_generator - 25.0).abs() < 1e-9);
+    }
+}
