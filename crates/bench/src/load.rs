@@ -121,7 +121,7 @@ impl Recorder {
             .or_insert_with(new_histogram)
             .saturating_record((took.as_micros() as u64).max(1));
         if let Some(timeline) = &mut self.timeline {
-            timeline.call(started, took);
+            timeline.call(step, started, took);
         }
     }
 

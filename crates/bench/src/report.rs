@@ -8,7 +8,7 @@ use hdrhistogram::Histogram;
 use serde_json::{Value, json};
 
 use crate::load::{Recorder, Scenario, Step};
-use crate::timeline::{Round, SLOW};
+use crate::timeline::{QUIET_STEAL, Round, SLOW};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub(crate) enum Phase {
@@ -111,6 +111,15 @@ pub(crate) struct Report {
     rss: BTreeMap<&'static str, u64>,
     /// Fixed-rate rounds second by second, in the order they ran.
     rounds_by_second: BTreeMap<(Scenario, &'static str), Vec<Round>>,
+}
+
+/// `part` of `whole` in per cent, or a dash when there is nothing.
+fn share(part: u64, whole: u64) -> String {
+    if whole == 0 {
+        "–".to_owned()
+    } else {
+        format!("{:.2} %", part as f64 * 100.0 / whole as f64)
+    }
 }
 
 fn ms(h: &Histogram<u64>, q: f64) -> f64 {
@@ -298,6 +307,7 @@ impl Report {
             }
         }
         self.seconds_markdown(&mut out);
+        self.steal_markdown(&mut out);
         if let (Some(p), Some(b)) = (self.webhooks.get("product"), self.webhooks.get("baseline")) {
             let (pn, bn) = (p.recorder.flows_done(), b.recorder.flows_done());
             let (pr, br) = (Self::rate(p, pn), Self::rate(b, bn));
@@ -396,17 +406,21 @@ impl Report {
                     || "– | – | – | – | –".to_owned(),
                     |w| {
                         let c = round.calls.seconds[w];
-                        let m = round.machine.get(w).copied().unwrap_or_default();
+                        let machine = round.machine.get(w).map_or_else(
+                            || "–".to_owned(),
+                            |m| {
+                                format!(
+                                    "{:.0} / {:.0} / {:.0} / {:.0}",
+                                    m.busy, m.steal, m.service, m.load_generator
+                                )
+                            },
+                        );
                         format!(
-                            "{w} | {} / {} | {:.1} | {:.1} | {:.0} / {:.0} / {:.0} / {:.0}",
+                            "{w} | {} / {} | {:.1} | {:.1} | {machine}",
                             c.slow,
                             c.calls,
                             c.worst_us as f64 / 1000.0,
                             c.worst_start_lag_us as f64 / 1000.0,
-                            m.busy,
-                            m.steal,
-                            m.service,
-                            m.load_generator
                         )
                     },
                 );
@@ -418,6 +432,145 @@ impl Report {
                     round.slow_calls(),
                 );
             }
+        }
+    }
+
+    /// Slow calls against the hypervisor's steal in their second: per
+    /// service by steal, then per call in quiet seconds and in all.
+    fn steal_markdown(&self, out: &mut String) {
+        if self.rounds_by_second.is_empty() {
+            return;
+        }
+        const BANDS: [(f64, f64); 4] = [
+            (0.0, QUIET_STEAL),
+            (QUIET_STEAL, 20.0),
+            (20.0, 40.0),
+            (40.0, f64::INFINITY),
+        ];
+        let _ = writeln!(
+            out,
+            "\n### Calls over {} ms by the hypervisor's steal in their second (half-rate rounds)\n",
+            SLOW.as_millis()
+        );
+        let _ = writeln!(
+            out,
+            "| service | steal, % of one core | seconds | calls | over {} ms |",
+            SLOW.as_millis()
+        );
+        let _ = writeln!(out, "|---|---|---:|---:|---:|");
+        for service in ["product", "baseline"] {
+            for (low, high) in BANDS {
+                let (mut seconds, mut calls, mut slow) = (0u32, 0u64, 0u64);
+                for ((_, name), rounds) in &self.rounds_by_second {
+                    if *name != service {
+                        continue;
+                    }
+                    for round in rounds {
+                        for (i, c) in round.calls.seconds.iter().enumerate() {
+                            let steal = round.machine.get(i).map(|m| m.steal);
+                            if steal.is_some_and(|s| s >= low && s < high) {
+                                seconds += 1;
+                                calls += u64::from(c.calls);
+                                slow += u64::from(c.slow);
+                            }
+                        }
+                    }
+                }
+                let band = if high.is_finite() {
+                    format!("{low:.0}–{high:.0}")
+                } else {
+                    format!("≥ {low:.0}")
+                };
+                let _ = writeln!(
+                    out,
+                    "| {service} | {band} | {seconds} | {calls} | {} |",
+                    share(slow, calls)
+                );
+            }
+        }
+        let _ = writeln!(
+            out,
+            "\nPer call: the share over {} ms in quiet seconds (steal under {QUIET_STEAL:.0} % of \
+             one core) and in all seconds. Under 1 % means a p99 under {} ms.\n",
+            SLOW.as_millis(),
+            SLOW.as_millis()
+        );
+        let _ = writeln!(
+            out,
+            "| flow | call | product, quiet | product, all | baseline, quiet | baseline, all |"
+        );
+        let _ = writeln!(out, "|---|---|---:|---:|---:|---:|");
+        // (calls, slow) in quiet seconds and in all, per flow, call and service.
+        let counts = |scenario: Scenario, service: &str, step: Step| {
+            let mut quiet = (0u64, 0u64);
+            let mut all = (0u64, 0u64);
+            for round in self
+                .rounds_by_second
+                .get(&(scenario, service))
+                .into_iter()
+                .flatten()
+            {
+                for (i, [calls, slow]) in round
+                    .calls
+                    .steps
+                    .get(step)
+                    .into_iter()
+                    .flatten()
+                    .enumerate()
+                {
+                    all.0 += u64::from(*calls);
+                    all.1 += u64::from(*slow);
+                    if round.quiet(i) {
+                        quiet.0 += u64::from(*calls);
+                        quiet.1 += u64::from(*slow);
+                    }
+                }
+            }
+            (quiet, all)
+        };
+        let mut under = BTreeMap::<(&str, bool), (u32, u32)>::new();
+        for scenario in Scenario::ALL {
+            let Some(rounds) = self.rounds_by_second.get(&(scenario, "product")) else {
+                continue;
+            };
+            let steps: std::collections::BTreeSet<Step> = rounds
+                .iter()
+                .flat_map(|r| r.calls.steps.keys().copied())
+                .collect();
+            for step in steps {
+                let mut cells = Vec::new();
+                for service in ["product", "baseline"] {
+                    let (quiet, all) = counts(scenario, service, step);
+                    for (is_quiet, (calls, slow)) in [(true, quiet), (false, all)] {
+                        let tally = under.entry((service, is_quiet)).or_default();
+                        tally.1 += 1;
+                        tally.0 += u32::from(calls > 0 && slow * 100 < calls);
+                        cells.push(share(slow, calls));
+                    }
+                }
+                let _ = writeln!(
+                    out,
+                    "| {} | `{step}` | {} |",
+                    scenario.name(),
+                    cells.join(" | ")
+                );
+            }
+        }
+        let _ = writeln!(out);
+        for service in ["product", "baseline"] {
+            let (q, a) = (
+                under.get(&(service, true)).copied().unwrap_or_default(),
+                under.get(&(service, false)).copied().unwrap_or_default(),
+            );
+            let _ = writeln!(
+                out,
+                "{service}: p99 under {} ms for {} of {} calls in quiet seconds, {} of {} over all seconds",
+                SLOW.as_millis(),
+                q.0,
+                q.1,
+                a.0,
+                a.1
+            );
         }
     }
 

@@ -4,12 +4,18 @@
 //! taken by the hypervisor). A tail that percentiles only summarise can then be
 //! placed: one bad second or a steady spread, the service or the machine.
 
+use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
+use crate::load::Step;
+
 /// A call slower than this counts as slow (the latency target's bound).
 pub(crate) const SLOW: Duration = Duration::from_millis(10);
+
+/// Below this steal (per cent of one core), a second counts as quiet.
+pub(crate) const QUIET_STEAL: f64 = 5.0;
 
 /// What the load generator saw in one second.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -22,11 +28,13 @@ pub(crate) struct Calls {
     pub(crate) worst_start_lag_us: u64,
 }
 
-/// Per second since `origin`, by when each call started.
+/// Per second since `origin`, by when each call started: all calls, and
+/// (calls, slow calls) of each step.
 #[derive(Debug, Clone)]
 pub(crate) struct Timeline {
     origin: Instant,
     pub(crate) seconds: Vec<Calls>,
+    pub(crate) steps: BTreeMap<Step, Vec<[u32; 2]>>,
 }
 
 impl Timeline {
@@ -34,23 +42,36 @@ impl Timeline {
         Self {
             origin,
             seconds: Vec::new(),
+            steps: BTreeMap::new(),
         }
     }
 
+    fn index(&self, at: Instant) -> usize {
+        at.saturating_duration_since(self.origin).as_secs() as usize
+    }
+
     fn second(&mut self, at: Instant) -> &mut Calls {
-        let i = at.saturating_duration_since(self.origin).as_secs() as usize;
+        let i = self.index(at);
         if self.seconds.len() <= i {
             self.seconds.resize(i + 1, Calls::default());
         }
         &mut self.seconds[i]
     }
 
-    pub(crate) fn call(&mut self, started: Instant, took: Duration) {
+    pub(crate) fn call(&mut self, step: Step, started: Instant, took: Duration) {
         let micros = took.as_micros() as u64;
+        let slow = u32::from(took > SLOW);
         let second = self.second(started);
         second.calls += 1;
-        second.slow += u32::from(took > SLOW);
+        second.slow += slow;
         second.worst_us = second.worst_us.max(micros);
+        let i = self.index(started);
+        let counts = self.steps.entry(step).or_default();
+        if counts.len() <= i {
+            counts.resize(i + 1, [0, 0]);
+        }
+        counts[i][0] += 1;
+        counts[i][1] += slow;
     }
 
     pub(crate) fn start_lag(&mut self, scheduled: Instant, lag: Duration) {
@@ -68,6 +89,16 @@ impl Timeline {
             mine.slow += theirs.slow;
             mine.worst_us = mine.worst_us.max(theirs.worst_us);
             mine.worst_start_lag_us = mine.worst_start_lag_us.max(theirs.worst_start_lag_us);
+        }
+        for (step, theirs) in &other.steps {
+            let mine = self.steps.entry(step).or_default();
+            if mine.len() < theirs.len() {
+                mine.resize(theirs.len(), [0, 0]);
+            }
+            for (m, t) in mine.iter_mut().zip(theirs) {
+                m[0] += t[0];
+                m[1] += t[1];
+            }
         }
     }
 }
@@ -173,6 +204,7 @@ impl Sampler {
             let mut seconds = Vec::new();
             let mut last = Counters::read(service_pid);
             let mut tick = tokio::time::interval(Duration::from_secs(1));
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             tick.tick().await;
             loop {
                 tokio::select! {
@@ -183,6 +215,14 @@ impl Sampler {
                     }
                     _ = &mut stopped => break,
                 }
+            }
+            // The last, partial second, when long enough for the counters'
+            // hundredths of a second to mean something.
+            if last
+                .at
+                .is_some_and(|at| at.elapsed() >= Duration::from_millis(500))
+            {
+                seconds.push(Counters::read(service_pid).since(&last));
             }
             seconds
         });
@@ -227,6 +267,12 @@ impl Round {
         })
     }
 
+    /// Whether the hypervisor took less than [`QUIET_STEAL`] in second `i`
+    /// (a second the sampler did not cover counts as not quiet).
+    pub(crate) fn quiet(&self, i: usize) -> bool {
+        self.machine.get(i).is_some_and(|m| m.steal < QUIET_STEAL)
+    }
+
     pub(crate) fn json(&self) -> Value {
         let seconds: Vec<Value> = self
             .calls
@@ -261,14 +307,17 @@ mod tests {
         let origin = Instant::now();
         let mut t = Timeline::new(origin);
         t.call(
+            "GET /a",
             origin + Duration::from_millis(200),
             Duration::from_millis(3),
         );
         t.call(
+            "GET /a",
             origin + Duration::from_millis(2500),
             Duration::from_millis(12),
         );
         t.call(
+            "GET /b",
             origin + Duration::from_millis(2900),
             Duration::from_millis(40),
         );
@@ -296,21 +345,28 @@ mod tests {
                 worst_start_lag_us: 7000
             }
         );
+        assert_eq!(t.steps["GET /a"], vec![[1, 0], [0, 0], [1, 1]]);
+        assert_eq!(t.steps["GET /b"], vec![[0, 0], [0, 0], [1, 1]]);
     }
 
     #[test]
     fn merged_timelines_add_counts_and_keep_the_worst() {
         let origin = Instant::now();
         let mut a = Timeline::new(origin);
-        a.call(origin, Duration::from_millis(11));
+        a.call("GET /x", origin, Duration::from_millis(11));
         let mut b = Timeline::new(origin);
-        b.call(origin, Duration::from_millis(5));
-        b.call(origin + Duration::from_secs(1), Duration::from_millis(30));
+        b.call("GET /x", origin, Duration::from_millis(5));
+        b.call(
+            "GET /x",
+            origin + Duration::from_secs(1),
+            Duration::from_millis(30),
+        );
         a.merge(&b);
         assert_eq!(a.seconds.len(), 2);
         assert_eq!((a.seconds[0].calls, a.seconds[0].slow), (2, 1));
         assert_eq!(a.seconds[0].worst_us, 11_000);
         assert_eq!((a.seconds[1].calls, a.seconds[1].slow), (1, 1));
+        assert_eq!(a.steps["GET /x"], vec![[2, 1], [1, 1]]);
     }
 
     #[test]
@@ -320,6 +376,7 @@ mod tests {
         for (second, slow) in [(0u64, 1u32), (1, 4), (2, 4), (3, 0)] {
             for _ in 0..slow {
                 calls.call(
+                    "GET /x",
                     origin + Duration::from_secs(second),
                     Duration::from_millis(20),
                 );
