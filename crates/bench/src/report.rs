@@ -542,9 +542,11 @@ impl Report {
                 for service in ["product", "baseline"] {
                     let (quiet, all) = counts(scenario, service, step);
                     for (is_quiet, (calls, slow)) in [(true, quiet), (false, all)] {
-                        let tally = under.entry((service, is_quiet)).or_default();
-                        tally.1 += 1;
-                        tally.0 += u32::from(calls > 0 && slow * 100 < calls);
+                        if calls > 0 {
+                            let tally = under.entry((service, is_quiet)).or_default();
+                            tally.1 += 1;
+                            tally.0 += u32::from(slow * 100 < calls);
+                        }
                         cells.push(share(slow, calls));
                     }
                 }
@@ -564,7 +566,7 @@ impl Report {
             );
             let _ = writeln!(
                 out,
-                "{service}: p99 under {} ms for {} of {} calls in quiet seconds, {} of {} over all seconds",
+                "- {service}: p99 under {} ms for {} of the {} calls measured in quiet seconds, and for {} of {} over all seconds",
                 SLOW.as_millis(),
                 q.0,
                 q.1,
