@@ -35,7 +35,7 @@ pub(crate) struct ProcessStats {
 }
 
 /// Linux's USER_HZ: /proc reports CPU time in hundredths of a second.
-const TICKS_PER_SECOND: f64 = 100.0;
+pub(crate) const TICKS_PER_SECOND: f64 = 100.0;
 
 impl ProcessStats {
     pub(crate) fn read(pid: u32) -> Self {

@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 
 use crate::load::Step;
+use crate::report::{ProcessStats, TICKS_PER_SECOND};
 
 /// A call slower than this counts as slow (the latency target's bound).
 pub(crate) const SLOW: Duration = Duration::from_millis(10);
@@ -123,9 +124,6 @@ struct Counters {
     at: Option<Instant>,
 }
 
-/// Linux's USER_HZ.
-const TICKS_PER_SECOND: f64 = 100.0;
-
 impl Counters {
     fn read(service_pid: u32) -> Self {
         let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
@@ -133,8 +131,8 @@ impl Counters {
         Self {
             busy,
             steal,
-            service: process_ticks(&format!("/proc/{service_pid}/stat")),
-            load_generator: process_ticks("/proc/self/stat"),
+            service: ProcessStats::read(service_pid).cpu_ticks,
+            load_generator: ProcessStats::read(std::process::id()).cpu_ticks,
             at: Some(Instant::now()),
         }
     }
@@ -173,22 +171,6 @@ fn machine_ticks(line: &str) -> (u64, u64) {
     // time is already counted in user and nice.
     let busy = field(0) + field(1) + field(2) + field(5) + field(6);
     (busy, field(7))
-}
-
-/// A process's utime + stime from its stat file.
-fn process_ticks(path: &str) -> u64 {
-    let stat = std::fs::read_to_string(path).unwrap_or_default();
-    let fields: Vec<&str> = stat
-        .rsplit_once(')')
-        .map(|(_, rest)| rest.split_whitespace().collect())
-        .unwrap_or_default();
-    let field = |i: usize| {
-        fields
-            .get(i)
-            .and_then(|f| f.parse::<u64>().ok())
-            .unwrap_or(0)
-    };
-    field(11) + field(12)
 }
 
 /// Samples the machine once a second until stopped.
