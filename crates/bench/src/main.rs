@@ -66,6 +66,11 @@ enum Command {
         /// step_up_webhook, the four again with `_builtin`, or webhook).
         #[arg(long)]
         only: Option<String>,
+        /// A setting for every product process, as NAME=VALUE (repeatable),
+        /// for experiments: e.g.
+        /// `BIOMETRIC_PASSKEY_AUDIT_PARTITION_MAINTENANCE_ENABLED=false`.
+        #[arg(long = "product-env", value_name = "NAME=VALUE", value_parser = setting)]
+        product_env: Vec<(String, String)>,
     },
     /// Measure WebAuthn assertion verification (the `builtin` possession
     /// mode) next to raw P-256 ECDSA verifies, on one thread.
@@ -267,7 +272,21 @@ impl Mode<'_> {
     }
 }
 
-async fn start_product(product: &PathBuf, pool: u32, mode: Mode<'_>) -> anyhow::Result<Service> {
+/// `NAME=VALUE`, as `--product-env` takes it.
+fn setting(arg: &str) -> Result<(String, String), String> {
+    match arg.split_once('=') {
+        Some((name, value)) if !name.is_empty() => Ok((name.to_owned(), value.to_owned())),
+        _ => Err(format!("expected NAME=VALUE, got {arg:?}")),
+    }
+}
+
+/// The product's binary and the settings added to every process of it.
+struct Product {
+    binary: PathBuf,
+    env: Vec<(String, String)>,
+}
+
+async fn start_product(product: &Product, pool: u32, mode: Mode<'_>) -> anyhow::Result<Service> {
     let database = mode.database();
     fresh_database(database).await?;
     let base_env = [
@@ -280,7 +299,7 @@ async fn start_product(product: &PathBuf, pool: u32, mode: Mode<'_>) -> anyhow::
         ("DB_MAX_OPEN_CONNS", pool.to_string()),
         ("DB_MAX_IDLE_CONNS", pool.to_string()),
     ];
-    let migrated = tokio::process::Command::new(product)
+    let migrated = tokio::process::Command::new(&product.binary)
         .arg("migrate")
         .env_clear()
         .envs(base_env.iter().cloned())
@@ -294,7 +313,7 @@ async fn start_product(product: &PathBuf, pool: u32, mode: Mode<'_>) -> anyhow::
         );
     }
     let port = free_port()?;
-    let child = tokio::process::Command::new(product)
+    let child = tokio::process::Command::new(&product.binary)
         .arg("core")
         .env_clear()
         .envs(base_env.iter().cloned())
@@ -324,6 +343,7 @@ async fn start_product(product: &PathBuf, pool: u32, mode: Mode<'_>) -> anyhow::
             ),
         ])
         .envs(mode.env())
+        .envs(product.env.iter().cloned())
         .stdout(Stdio::null())
         .kill_on_drop(true)
         .spawn()
@@ -404,7 +424,7 @@ fn in_turn<T>(mut pair: [T; 2], round: u32) -> [T; 2] {
 
 #[allow(clippy::print_stdout)] // The report is the command's output.
 async fn run(
-    product: PathBuf,
+    product: Product,
     duration: Duration,
     rounds: u32,
     clients: usize,
@@ -585,9 +605,13 @@ async fn main() -> anyhow::Result<()> {
             pool,
             json,
             only,
+            product_env,
         } => {
             run(
-                product,
+                Product {
+                    binary: product,
+                    env: product_env,
+                },
                 Duration::from_secs(duration),
                 rounds.max(1),
                 clients,
@@ -611,5 +635,18 @@ async fn main() -> anyhow::Result<()> {
             },
             json.as_deref(),
         ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::setting;
+
+    #[test]
+    fn product_settings_are_name_equals_value() {
+        assert_eq!(setting("A_B=c=d"), Ok(("A_B".into(), "c=d".into())));
+        assert_eq!(setting("EMPTY="), Ok(("EMPTY".into(), String::new())));
+        assert!(setting("=x").is_err());
+        assert!(setting("NO_VALUE").is_err());
     }
 }
