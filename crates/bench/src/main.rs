@@ -541,14 +541,15 @@ async fn run(
                     }
                     quiesce(&services).await?;
                     let before = service.stats();
-                    let sampler = (phase == Phase::Half).then(|| Sampler::start(service.pid()));
+                    let sampler = Sampler::start(service.pid());
                     let started = Instant::now();
                     let (mut rec, back) = drive(vus, duration).await;
                     let elapsed = started.elapsed();
                     users[u] = back;
-                    if let (Some(sampler), Some(calls)) = (sampler, rec.timeline.take()) {
-                        let machine = sampler.stop().await;
-                        report.add_round(scenario, name, Round { calls, machine });
+                    let machine = sampler.stop().await;
+                    match rec.timeline.take() {
+                        Some(calls) => report.add_round(scenario, name, Round { calls, machine }),
+                        None => report.add_max_machine(scenario, name, &machine),
                     }
                     eprintln!(
                         "bench: {} {} {name}: {}",

@@ -8,7 +8,7 @@ use hdrhistogram::Histogram;
 use serde_json::{Value, json};
 
 use crate::load::{Recorder, Scenario, Step};
-use crate::timeline::{QUIET_STEAL, Round, SLOW};
+use crate::timeline::{Machine, QUIET_STEAL, Round, SLOW};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub(crate) enum Phase {
@@ -111,6 +111,8 @@ pub(crate) struct Report {
     rss: BTreeMap<&'static str, u64>,
     /// Fixed-rate rounds second by second, in the order they ran.
     rounds_by_second: BTreeMap<(Scenario, &'static str), Vec<Round>>,
+    /// Maximum-throughput rounds: the machine's mean over each, in order.
+    max_machine: BTreeMap<(Scenario, &'static str), Vec<Machine>>,
 }
 
 /// `part` of `whole` in per cent, or a dash when there is nothing.
@@ -137,6 +139,7 @@ impl Report {
             webhooks: BTreeMap::new(),
             rss: BTreeMap::new(),
             rounds_by_second: BTreeMap::new(),
+            max_machine: BTreeMap::new(),
         }
     }
 
@@ -154,6 +157,19 @@ impl Report {
         let key = (phase, scenario, service);
         let figures = Figures::after(self.runs.remove(&key), recorder, elapsed, before, after);
         self.runs.insert(key, figures);
+    }
+
+    /// One maximum-throughput round: the mean of its seconds.
+    pub(crate) fn add_max_machine(
+        &mut self,
+        scenario: Scenario,
+        service: &'static str,
+        seconds: &[Machine],
+    ) {
+        self.max_machine
+            .entry((scenario, service))
+            .or_default()
+            .push(Machine::mean(seconds));
     }
 
     /// One fixed-rate round, second by second.
@@ -267,6 +283,7 @@ impl Report {
                 },
             );
         }
+        self.max_machine_markdown(&mut out);
         let _ = writeln!(
             out,
             "\n### Latency at half the product's maximum flow rate (fixed arrivals, {} s)\n",
@@ -373,6 +390,46 @@ impl Report {
         }
         let _ = writeln!(out, "\nFailed flows or deliveries: {}", self.errors());
         out
+    }
+
+    /// The machine during each maximum-throughput round: a round that lost
+    /// more to the hypervisor than its pair ran on less machine.
+    fn max_machine_markdown(&self, out: &mut String) {
+        if self.max_machine.is_empty() {
+            return;
+        }
+        let _ = writeln!(
+            out,
+            "\n### The machine during the maximum-throughput rounds (mean of each round, % of one core)\n"
+        );
+        let _ = writeln!(
+            out,
+            "| flow | product rounds: steal / machine busy | baseline rounds: steal / machine busy |"
+        );
+        let _ = writeln!(out, "|---|---|---|");
+        for scenario in Scenario::ALL {
+            let cell = |service: &'static str| {
+                self.max_machine.get(&(scenario, service)).map_or_else(
+                    || "–".to_owned(),
+                    |rounds| {
+                        rounds
+                            .iter()
+                            .map(|m| format!("{:.0} / {:.0}", m.steal, m.busy))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    },
+                )
+            };
+            if self.max_machine.contains_key(&(scenario, "product")) {
+                let _ = writeln!(
+                    out,
+                    "| {} | {} | {} |",
+                    scenario.name(),
+                    cell("product"),
+                    cell("baseline")
+                );
+            }
+        }
     }
 
     /// Where each fixed-rate round's slow calls were: its worst second next
@@ -619,10 +676,28 @@ impl Report {
                 })
             })
             .collect();
+        let max_machine: Vec<Value> = self
+            .max_machine
+            .iter()
+            .flat_map(|((scenario, service), rounds)| {
+                rounds.iter().enumerate().map(move |(i, m)| {
+                    json!({
+                        "flow": scenario.name(),
+                        "service": service,
+                        "round": i + 1,
+                        "machine_busy_pct": m.busy,
+                        "steal_pct": m.steal,
+                        "service_cpu_pct": m.service,
+                        "load_generator_cpu_pct": m.load_generator,
+                    })
+                })
+            })
+            .collect();
         json!({
             "clients": self.clients,
             "pool": self.pool,
             "runs": runs,
+            "max_rounds_machine": max_machine,
             "half_rate_seconds": seconds,
             "peak_rss_kb": self.rss,
         })

@@ -114,6 +114,20 @@ pub(crate) struct Machine {
     pub(crate) load_generator: f64,
 }
 
+impl Machine {
+    /// The mean of `seconds` (zero when there are none).
+    pub(crate) fn mean(seconds: &[Machine]) -> Machine {
+        let n = seconds.len().max(1) as f64;
+        let sum = |f: fn(&Machine) -> f64| seconds.iter().map(f).sum::<f64>() / n;
+        Machine {
+            busy: sum(|m| m.busy),
+            steal: sum(|m| m.steal),
+            service: sum(|m| m.service),
+            load_generator: sum(|m| m.load_generator),
+        }
+    }
+}
+
 /// Cumulative counters, in clock ticks.
 #[derive(Debug, Clone, Copy, Default)]
 struct Counters {
@@ -375,6 +389,19 @@ mod tests {
             machine: vec![],
         };
         assert_eq!(quiet.worst_second(), None);
+    }
+
+    #[test]
+    fn a_round_is_summarised_by_the_mean_of_its_seconds() {
+        let second = |busy, steal| Machine {
+            busy,
+            steal,
+            service: 10.0,
+            load_generator: 4.0,
+        };
+        let m = Machine::mean(&[second(100.0, 0.0), second(150.0, 30.0)]);
+        assert_eq!(m, second(125.0, 15.0));
+        assert_eq!(Machine::mean(&[]), Machine::default());
     }
 
     #[test]
