@@ -115,6 +115,30 @@ pub(crate) struct Report {
     max_machine: BTreeMap<(Scenario, &'static str), Vec<Machine>>,
 }
 
+/// A section's heading, then its table's header and alignment rows.
+fn table(out: &mut String, title: &str, header: &str, alignment: &str) {
+    let _ = writeln!(out, "\n### {title}\n\n{header}\n{alignment}");
+}
+
+/// One JSON object per round: `item`'s members after the flow, the service
+/// and the round's number.
+fn rounds_json<T>(
+    rounds: &BTreeMap<(Scenario, &'static str), Vec<T>>,
+    item: impl Fn(&T) -> Value,
+) -> Vec<Value> {
+    let mut out = Vec::new();
+    for ((scenario, service), list) in rounds {
+        for (i, x) in list.iter().enumerate() {
+            let mut object = json!({ "flow": scenario.name(), "service": service, "round": i + 1 });
+            if let (Some(o), Value::Object(members)) = (object.as_object_mut(), item(x)) {
+                o.extend(members);
+            }
+            out.push(object);
+        }
+    }
+    out
+}
+
 /// `part` of `whole` in per cent, or a dash when there is nothing.
 fn share(part: u64, whole: u64) -> String {
     if whole == 0 {
@@ -357,15 +381,12 @@ impl Report {
                 if br > 0.0 { pr / br } else { 0.0 }
             );
         }
-        let _ = writeln!(
-            out,
-            "\n### CPU time per request (max-throughput phases, whole server process)\n"
+        table(
+            &mut out,
+            "CPU time per request (max-throughput phases, whole server process)",
+            "| flow | product CPU ms / request | baseline CPU ms / request | product / baseline |",
+            "|---|---:|---:|---:|",
         );
-        let _ = writeln!(
-            out,
-            "| flow | product CPU ms / request | baseline CPU ms / request | product / baseline |"
-        );
-        let _ = writeln!(out, "|---|---:|---:|---:|");
         for scenario in Scenario::ALL {
             let per_request = |service: &str| {
                 self.runs
@@ -398,15 +419,12 @@ impl Report {
         if self.max_machine.is_empty() {
             return;
         }
-        let _ = writeln!(
+        table(
             out,
-            "\n### The machine during the maximum-throughput rounds (mean of each round, % of one core)\n"
+            "The machine during the maximum-throughput rounds (mean of each round, % of one core)",
+            "| flow | product rounds: steal / machine busy | baseline rounds: steal / machine busy |",
+            "|---|---|---|",
         );
-        let _ = writeln!(
-            out,
-            "| flow | product rounds: steal / machine busy | baseline rounds: steal / machine busy |"
-        );
-        let _ = writeln!(out, "|---|---|---|");
         for scenario in Scenario::ALL {
             let cell = |service: &'static str| {
                 self.max_machine.get(&(scenario, service)).map_or_else(
@@ -662,37 +680,11 @@ impl Report {
                     })
                 })
                 .collect();
-        let seconds: Vec<Value> = self
-            .rounds_by_second
-            .iter()
-            .flat_map(|((scenario, service), rounds)| {
-                rounds.iter().enumerate().map(move |(i, round)| {
-                    json!({
-                        "flow": scenario.name(),
-                        "service": service,
-                        "round": i + 1,
-                        "seconds": round.json(),
-                    })
-                })
-            })
-            .collect();
-        let max_machine: Vec<Value> = self
-            .max_machine
-            .iter()
-            .flat_map(|((scenario, service), rounds)| {
-                rounds.iter().enumerate().map(move |(i, m)| {
-                    json!({
-                        "flow": scenario.name(),
-                        "service": service,
-                        "round": i + 1,
-                        "machine_busy_pct": m.busy,
-                        "steal_pct": m.steal,
-                        "service_cpu_pct": m.service,
-                        "load_generator_cpu_pct": m.load_generator,
-                    })
-                })
-            })
-            .collect();
+        let seconds = rounds_json(
+            &self.rounds_by_second,
+            |round| json!({ "seconds": round.json() }),
+        );
+        let max_machine = rounds_json(&self.max_machine, |m| m.json());
         json!({
             "clients": self.clients,
             "pool": self.pool,

@@ -115,6 +115,15 @@ pub(crate) struct Machine {
 }
 
 impl Machine {
+    pub(crate) fn json(&self) -> Value {
+        json!({
+            "machine_busy_pct": self.busy,
+            "steal_pct": self.steal,
+            "service_cpu_pct": self.service,
+            "load_generator_cpu_pct": self.load_generator,
+        })
+    }
+
     /// The mean of `seconds` (zero when there are none).
     pub(crate) fn mean(seconds: &[Machine]) -> Machine {
         let n = seconds.len().max(1) as f64;
@@ -276,18 +285,21 @@ impl Round {
             .iter()
             .enumerate()
             .map(|(i, c)| {
-                let m = self.machine.get(i).copied().unwrap_or_default();
-                json!({
+                let mut second = json!({
                     "second": i,
                     "calls": c.calls,
                     "slow_calls": c.slow,
                     "worst_call_ms": c.worst_us as f64 / 1000.0,
                     "worst_start_lag_ms": c.worst_start_lag_us as f64 / 1000.0,
-                    "machine_busy_pct": m.busy,
-                    "steal_pct": m.steal,
-                    "service_cpu_pct": m.service,
-                    "load_generator_cpu_pct": m.load_generator,
-                })
+                });
+                // A second the sampler did not cover has no machine figures.
+                if let (Some(o), Some(Value::Object(m))) = (
+                    second.as_object_mut(),
+                    self.machine.get(i).map(Machine::json),
+                ) {
+                    o.extend(m);
+                }
+                second
             })
             .collect();
         json!(seconds)
