@@ -541,7 +541,10 @@ async fn run(
                     }
                     quiesce(&services).await?;
                     let before = service.stats();
-                    let sampler = Sampler::start(service.pid());
+                    // PostgreSQL's statistics, when they can be read (the
+                    // figures then have no background-work columns).
+                    let statistics = connect("postgres").await.ok();
+                    let sampler = Sampler::start(service.pid(), statistics);
                     let started = Instant::now();
                     let (mut rec, back) = drive(vus, duration).await;
                     let elapsed = started.elapsed();

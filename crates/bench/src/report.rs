@@ -465,28 +465,39 @@ impl Report {
             out,
             "CPU in per cent of one core (the machine has {} cores); steal is time the hypervisor \
              gave to other guests; the generator's lag is how late, at worst, a flow began after \
-             its scheduled start.\n",
+             its scheduled start; autovacuum workers are those running at the second's end, \
+             checkpoint buffers those PostgreSQL's checkpointer wrote during it.\n",
             std::thread::available_parallelism().map_or(0, |n| n.get())
         );
         let _ = writeln!(
             out,
-            "| flow | service | round | slow / calls | worst second | its slow / calls | its worst call ms | its generator lag ms | its machine / steal / service / generator CPU % | round's busiest / most stolen second % |"
+            "| flow | service | round | slow / calls | worst second | its slow / calls | its worst call ms | its generator lag ms | its machine / steal / service / generator CPU % | its autovacuum workers / checkpoint buffers | round's busiest / most stolen second % |"
         );
-        let _ = writeln!(out, "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|");
+        let _ = writeln!(
+            out,
+            "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+        );
         for ((scenario, service), rounds) in &self.rounds_by_second {
             for (i, round) in rounds.iter().enumerate() {
                 let calls: u32 = round.calls.seconds.iter().map(|s| s.calls).sum();
                 let (busiest, most_stolen) = round.machine_peaks();
                 let worst = round.worst_second().map_or_else(
-                    || "– | – | – | – | –".to_owned(),
+                    || "– | – | – | – | – | –".to_owned(),
                     |w| {
                         let c = round.calls.seconds[w];
                         let machine = round.machine.get(w).map_or_else(
-                            || "–".to_owned(),
+                            || "– | –".to_owned(),
                             |m| {
                                 format!(
-                                    "{:.0} / {:.0} / {:.0} / {:.0}",
-                                    m.busy, m.steal, m.service, m.load_generator
+                                    "{:.0} / {:.0} / {:.0} / {:.0} | {}",
+                                    m.busy,
+                                    m.steal,
+                                    m.service,
+                                    m.load_generator,
+                                    m.postgres.map_or("–".to_owned(), |b| format!(
+                                        "{} / {}",
+                                        b.autovacuum_workers, b.checkpoint_buffers
+                                    ))
                                 )
                             },
                         );

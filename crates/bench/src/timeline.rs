@@ -112,6 +112,42 @@ pub(crate) struct Machine {
     pub(crate) steal: f64,
     pub(crate) service: f64,
     pub(crate) load_generator: f64,
+    /// PostgreSQL's background work in the second, when it could be read.
+    pub(crate) postgres: Option<Background>,
+}
+
+/// PostgreSQL's background work: autovacuum workers running at the end of a
+/// second, and buffers its checkpointer wrote during it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct Background {
+    pub(crate) autovacuum_workers: u32,
+    pub(crate) checkpoint_buffers: u64,
+}
+
+/// (autovacuum workers now, checkpoint buffers written since start-up), or
+/// `None` when the statistics cannot be read (no connection, or a server
+/// whose views differ).
+async fn postgres_counters(conn: Option<&mut sqlx::PgConnection>) -> Option<(u32, u64)> {
+    let (workers, buffers): (i64, i64) = sqlx::query_as(
+        "SELECT (SELECT count(*) FROM pg_stat_activity \
+                 WHERE backend_type = 'autovacuum worker'), \
+                (SELECT buffers_checkpoint FROM pg_stat_bgwriter)",
+    )
+    .fetch_one(conn?)
+    .await
+    .ok()?;
+    Some((
+        u32::try_from(workers).unwrap_or(0),
+        u64::try_from(buffers).unwrap_or(0),
+    ))
+}
+
+fn background(now: Option<(u32, u64)>, earlier: Option<(u32, u64)>) -> Option<Background> {
+    let ((workers, buffers), (_, before)) = (now?, earlier?);
+    Some(Background {
+        autovacuum_workers: workers,
+        checkpoint_buffers: buffers.saturating_sub(before),
+    })
 }
 
 impl Machine {
@@ -121,6 +157,8 @@ impl Machine {
             "steal_pct": self.steal,
             "service_cpu_pct": self.service,
             "load_generator_cpu_pct": self.load_generator,
+            "autovacuum_workers": self.postgres.map(|b| b.autovacuum_workers),
+            "checkpoint_buffers": self.postgres.map(|b| b.checkpoint_buffers),
         })
     }
 
@@ -133,6 +171,7 @@ impl Machine {
             steal: sum(|m| m.steal),
             service: sum(|m| m.service),
             load_generator: sum(|m| m.load_generator),
+            postgres: None,
         }
     }
 }
@@ -177,6 +216,7 @@ impl Counters {
             steal: per_cent(self.steal, earlier.steal),
             service: per_cent(self.service, earlier.service),
             load_generator: per_cent(self.load_generator, earlier.load_generator),
+            postgres: None,
         }
     }
 }
@@ -203,11 +243,14 @@ pub(crate) struct Sampler {
 }
 
 impl Sampler {
-    pub(crate) fn start(service_pid: u32) -> Self {
+    /// Samples until stopped; with `postgres`, PostgreSQL's background work
+    /// too.
+    pub(crate) fn start(service_pid: u32, mut postgres: Option<sqlx::PgConnection>) -> Self {
         let (stop, mut stopped) = tokio::sync::oneshot::channel();
         let task = tokio::spawn(async move {
             let mut seconds = Vec::new();
             let mut last = Counters::read(service_pid);
+            let mut last_pg = postgres_counters(postgres.as_mut()).await;
             let mut tick = tokio::time::interval(Duration::from_secs(1));
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             tick.tick().await;
@@ -215,8 +258,12 @@ impl Sampler {
                 tokio::select! {
                     _ = tick.tick() => {
                         let now = Counters::read(service_pid);
-                        seconds.push(now.since(&last));
-                        last = now;
+                        let now_pg = postgres_counters(postgres.as_mut()).await;
+                        seconds.push(Machine {
+                            postgres: background(now_pg, last_pg),
+                            ..now.since(&last)
+                        });
+                        (last, last_pg) = (now, now_pg);
                     }
                     _ = &mut stopped => break,
                 }
@@ -410,10 +457,24 @@ mod tests {
             steal,
             service: 10.0,
             load_generator: 4.0,
+            postgres: None,
         };
         let m = Machine::mean(&[second(100.0, 0.0), second(150.0, 30.0)]);
         assert_eq!(m, second(125.0, 15.0));
         assert_eq!(Machine::mean(&[]), Machine::default());
+    }
+
+    #[test]
+    fn background_work_is_what_changed_in_the_second() {
+        assert_eq!(
+            background(Some((2, 1500)), Some((0, 1200))),
+            Some(Background {
+                autovacuum_workers: 2,
+                checkpoint_buffers: 300
+            })
+        );
+        assert_eq!(background(None, Some((0, 1))), None);
+        assert_eq!(background(Some((0, 1)), None), None);
     }
 
     #[test]
