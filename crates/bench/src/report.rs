@@ -481,35 +481,7 @@ impl Report {
             for (i, round) in rounds.iter().enumerate() {
                 let calls: u32 = round.calls.seconds.iter().map(|s| s.calls).sum();
                 let (busiest, most_stolen) = round.machine_peaks();
-                let worst = round.worst_second().map_or_else(
-                    || "– | – | – | – | – | –".to_owned(),
-                    |w| {
-                        let c = round.calls.seconds[w];
-                        let machine = round.machine.get(w).map_or_else(
-                            || "– | –".to_owned(),
-                            |m| {
-                                format!(
-                                    "{:.0} / {:.0} / {:.0} / {:.0} | {}",
-                                    m.busy,
-                                    m.steal,
-                                    m.service,
-                                    m.load_generator,
-                                    m.postgres.map_or("–".to_owned(), |b| format!(
-                                        "{} / {}",
-                                        b.autovacuum_workers, b.checkpoint_buffers
-                                    ))
-                                )
-                            },
-                        );
-                        format!(
-                            "{w} | {} / {} | {:.1} | {:.1} | {machine}",
-                            c.slow,
-                            c.calls,
-                            c.worst_us as f64 / 1000.0,
-                            c.worst_start_lag_us as f64 / 1000.0,
-                        )
-                    },
-                );
+                let worst = round.worst_second_cells();
                 let _ = writeln!(
                     out,
                     "| {} | {service} | {} | {} / {calls} | {worst} | {busiest:.0} / {most_stolen:.0} |",
@@ -533,35 +505,30 @@ impl Report {
             (20.0, 40.0),
             (40.0, f64::INFINITY),
         ];
-        let _ = writeln!(
+        let slow_ms = SLOW.as_millis();
+        table(
             out,
-            "\n### Calls over {} ms by the hypervisor's steal in their second (half-rate rounds)\n",
-            SLOW.as_millis()
+            &format!(
+                "Calls over {slow_ms} ms by the hypervisor's steal in their second (half-rate rounds)"
+            ),
+            &format!("| service | steal, % of one core | seconds | calls | over {slow_ms} ms |"),
+            "|---|---|---:|---:|---:|",
         );
-        let _ = writeln!(
-            out,
-            "| service | steal, % of one core | seconds | calls | over {} ms |",
-            SLOW.as_millis()
-        );
-        let _ = writeln!(out, "|---|---|---:|---:|---:|");
         for service in ["product", "baseline"] {
             for (low, high) in BANDS {
-                let (mut seconds, mut calls, mut slow) = (0u32, 0u64, 0u64);
-                for ((_, name), rounds) in &self.rounds_by_second {
-                    if *name != service {
-                        continue;
-                    }
-                    for round in rounds {
-                        for (i, c) in round.calls.seconds.iter().enumerate() {
-                            let steal = round.machine.get(i).map(|m| m.steal);
-                            if steal.is_some_and(|s| s >= low && s < high) {
-                                seconds += 1;
-                                calls += u64::from(c.calls);
-                                slow += u64::from(c.slow);
-                            }
-                        }
-                    }
-                }
+                // Seconds the sampler covered, of this service's rounds.
+                let in_band: Vec<_> = self
+                    .rounds_by_second
+                    .iter()
+                    .filter(|((_, name), _)| *name == service)
+                    .flat_map(|(_, rounds)| rounds)
+                    .flat_map(|round| round.calls.seconds.iter().zip(&round.machine))
+                    .filter(|(_, m)| m.steal >= low && m.steal < high)
+                    .map(|(c, _)| c)
+                    .collect();
+                let seconds = in_band.len();
+                let calls: u64 = in_band.iter().map(|c| u64::from(c.calls)).sum();
+                let slow: u64 = in_band.iter().map(|c| u64::from(c.slow)).sum();
                 let band = if high.is_finite() {
                     format!("{low:.0}–{high:.0}")
                 } else {

@@ -319,6 +319,35 @@ impl Round {
         })
     }
 
+    /// The report's cells for the worst second: its index, slow / all calls,
+    /// worst call and generator lag (ms), the machine's CPU figures and
+    /// PostgreSQL's background work; dashes when no call was slow.
+    pub(crate) fn worst_second_cells(&self) -> String {
+        let Some(w) = self.worst_second() else {
+            return "– | – | – | – | – | –".to_owned();
+        };
+        let c = self.calls.seconds[w];
+        let machine = match self.machine.get(w) {
+            None => "– | –".to_owned(),
+            Some(m) => {
+                let postgres = m.postgres.map_or("–".to_owned(), |b| {
+                    format!("{} / {}", b.autovacuum_workers, b.checkpoint_buffers)
+                });
+                format!(
+                    "{:.0} / {:.0} / {:.0} / {:.0} | {postgres}",
+                    m.busy, m.steal, m.service, m.load_generator
+                )
+            }
+        };
+        format!(
+            "{w} | {} / {} | {:.1} | {:.1} | {machine}",
+            c.slow,
+            c.calls,
+            c.worst_us as f64 / 1000.0,
+            c.worst_start_lag_us as f64 / 1000.0,
+        )
+    }
+
     /// Whether the hypervisor took less than [`QUIET_STEAL`] in second `i`
     /// (a second the sampler did not cover counts as not quiet).
     pub(crate) fn quiet(&self, i: usize) -> bool {
