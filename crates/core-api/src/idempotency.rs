@@ -7,6 +7,8 @@
 //! first is still processed is told to retry (409). A 5xx answer is not stored,
 //! so the client may retry it with the same key. The key is optional.
 
+use std::sync::Arc;
+
 use axum::body::{Body, Bytes, to_bytes};
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
@@ -56,7 +58,11 @@ fn key_of(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
 }
 
 /// The middleware; apply it to the routes that create or complete.
-pub async fn idempotent(State(state): State<CoreState>, request: Request, next: Next) -> Response {
+pub async fn idempotent(
+    State(state): State<Arc<CoreState>>,
+    request: Request,
+    next: Next,
+) -> Response {
     match process(&state, request, next).await {
         Ok(response) => response,
         Err(err) => err.into_response(),

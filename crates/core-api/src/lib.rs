@@ -60,7 +60,7 @@ pub fn router(state: CoreState) -> Router {
                     axum::routing::post(webhooks::receive),
                 )
                 .layer(axum::extract::DefaultBodyLimit::max(webhooks::MAX_BODY))
-                .with_state(webhook_state),
+                .with_state(Arc::new(webhook_state)),
         );
     }
     finish(router.merge(v1::routes(state)))

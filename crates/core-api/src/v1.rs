@@ -5,6 +5,8 @@ pub mod handoffs;
 pub mod synthetic;
 pub mod users;
 
+use std::sync::Arc;
+
 use axum::Router;
 use axum::middleware;
 use axum::routing::{get, post, put};
@@ -28,6 +30,11 @@ pub(crate) fn integration() -> RequestContext {
 pub const BODY_LIMIT: usize = domain::custody::MAX_REFERENCE_BYTES * 2 + 1024;
 
 pub fn routes(state: CoreState) -> Router {
+    // Handlers share one copy of the state: extracting it per request is then
+    // one reference count, whatever the state holds.
+    let api_keys = state.api_keys.clone();
+    let synthetic = state.synthetic.is_some();
+    let state = Arc::new(state);
     // Creating and completing calls accept an Idempotency-Key.
     let idempotent_routes = Router::new()
         .route("/api/core/v1/flows", post(flows::create))
@@ -54,17 +61,20 @@ pub fn routes(state: CoreState) -> Router {
         )
         .route("/api/core/v1/users/{external_user_id}", get(users::read))
         .merge(idempotent_routes);
-    if state.synthetic.is_some() {
+    if synthetic {
         router = router.route(
             "/api/core/v1/synthetic/runs/{run_id}/outcome",
             post(synthetic::set_outcome),
         );
     }
-    router
-        .route_layer(middleware::from_fn_with_state(
-            state.api_keys.clone(),
+    if api_keys.is_enabled() {
+        // Without keys the network protects the API and no check runs.
+        router = router.route_layer(middleware::from_fn_with_state(
+            api_keys,
             crate::auth::require_key,
-        ))
+        ));
+    }
+    router
         .layer(axum::extract::DefaultBodyLimit::max(BODY_LIMIT))
         .with_state(state)
 }

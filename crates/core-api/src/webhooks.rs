@@ -182,7 +182,7 @@ pub struct WebhookState {
 }
 
 pub async fn receive(
-    State(state): State<WebhookState>,
+    State(state): State<Arc<WebhookState>>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<ApiJson<ProviderEventResponse>, ApiError> {

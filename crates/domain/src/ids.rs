@@ -6,9 +6,16 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 /// A new time-ordered id for a row created at `at`.
+///
+/// Its random part comes from the thread's CSPRNG (ChaCha, seeded and
+/// periodically reseeded from the operating system's): an id must be unique
+/// and hard to guess, but it is not key material, and a change writes several
+/// ids (the flow's, one per audit event), where a system call each is
+/// measurable. Secrets, keys and nonces use [`random_bytes`].
 pub fn new_id(at: OffsetDateTime) -> Uuid {
     let millis = u64::try_from(at.unix_timestamp_nanos() / 1_000_000).unwrap_or(0);
-    let random: [u8; 10] = random_bytes();
+    let mut random = [0u8; 10];
+    rand::thread_rng().fill_bytes(&mut random);
     uuid::Builder::from_unix_timestamp_millis(millis, &random).into_uuid()
 }
 

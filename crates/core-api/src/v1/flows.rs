@@ -1,6 +1,8 @@
 //! Flows: create, read (with long-polling), possession proof, cancel, and the
 //! biometric reference's custody.
 
+use std::sync::Arc;
+
 use std::time::Duration;
 
 use axum::extract::{Path, Query, State};
@@ -44,7 +46,7 @@ const RECHECK: Duration = Duration::from_millis(500);
     )
 )]
 pub async fn create(
-    State(state): State<CoreState>,
+    State(state): State<Arc<CoreState>>,
     ApiJson(body): ApiJson<CreateFlowRequest>,
 ) -> Result<(StatusCode, ApiJson<FlowResponse>), ApiError> {
     let request = CreateFlow {
@@ -70,7 +72,7 @@ pub async fn create(
     )
 )]
 pub async fn read(
-    State(state): State<CoreState>,
+    State(state): State<Arc<CoreState>>,
     Path(raw_id): Path<String>,
     Query(wait): Query<FlowWaitQuery>,
 ) -> Result<ApiJson<FlowResponse>, ApiError> {
@@ -119,7 +121,7 @@ pub async fn read(
     )
 )]
 pub async fn possession(
-    State(state): State<CoreState>,
+    State(state): State<Arc<CoreState>>,
     Path(raw_id): Path<String>,
     ApiJson(body): ApiJson<PossessionRequest>,
 ) -> Result<ApiJson<FlowResponse>, ApiError> {
@@ -184,7 +186,7 @@ pub async fn possession(
     )
 )]
 pub async fn cancel(
-    State(state): State<CoreState>,
+    State(state): State<Arc<CoreState>>,
     Path(raw_id): Path<String>,
 ) -> Result<ApiJson<FlowResponse>, ApiError> {
     let view = state
@@ -217,7 +219,7 @@ fn decode_token(raw: &str) -> Result<Vec<u8>, ApiError> {
     )
 )]
 pub async fn store_reference(
-    State(state): State<CoreState>,
+    State(state): State<Arc<CoreState>>,
     Path(raw_id): Path<String>,
     ApiJson(body): ApiJson<BiometricReferenceBody>,
 ) -> Result<ApiJson<FlowResponse>, ApiError> {
@@ -243,7 +245,7 @@ pub async fn store_reference(
     )
 )]
 pub async fn release_reference(
-    State(state): State<CoreState>,
+    State(state): State<Arc<CoreState>>,
     Path(raw_id): Path<String>,
 ) -> Result<ApiJson<BiometricReferenceBody>, ApiError> {
     let token = state

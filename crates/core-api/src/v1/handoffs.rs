@@ -1,5 +1,7 @@
 //! Cross-platform step-up: the enrolled phone claims a flow started elsewhere.
 
+use std::sync::Arc;
+
 use axum::extract::State;
 use http_common::{ApiError, ApiJson};
 use proto::ErrorBody;
@@ -23,7 +25,7 @@ use crate::convert::{external_user_id, flow_response};
     )
 )]
 pub async fn claim(
-    State(state): State<CoreState>,
+    State(state): State<Arc<CoreState>>,
     ApiJson(body): ApiJson<ClaimHandoffRequest>,
 ) -> Result<ApiJson<FlowResponse>, ApiError> {
     let user = external_user_id(&body.external_user_id)?;

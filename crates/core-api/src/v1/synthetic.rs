@@ -1,6 +1,8 @@
 //! `synthetic` mode only: choose a run's outcome, then process it through the
 //! same event path a real provider's webhook takes.
 
+use std::sync::Arc;
+
 use axum::extract::{Path, State};
 use domain::audit::Actor;
 use domain::flow::IdentityOutcome;
@@ -25,7 +27,7 @@ use crate::CoreState;
     )
 )]
 pub async fn set_outcome(
-    State(state): State<CoreState>,
+    State(state): State<Arc<CoreState>>,
     Path(run_id): Path<String>,
     ApiJson(body): ApiJson<SyntheticOutcomeRequest>,
 ) -> Result<ApiJson<ProviderEventResponse>, ApiError> {

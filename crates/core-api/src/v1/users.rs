@@ -1,5 +1,7 @@
 //! Users, by the customer's identifier.
 
+use std::sync::Arc;
+
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use http_common::{ApiError, ApiJson};
@@ -23,7 +25,7 @@ use crate::convert::{external_user_id, user_response};
     )
 )]
 pub async fn read(
-    State(state): State<CoreState>,
+    State(state): State<Arc<CoreState>>,
     Path(raw): Path<String>,
 ) -> Result<ApiJson<UserResponse>, ApiError> {
     let view = state.flows.user_view(&external_user_id(&raw)?).await?;
@@ -44,7 +46,7 @@ pub async fn read(
     )
 )]
 pub async fn delete(
-    State(state): State<CoreState>,
+    State(state): State<Arc<CoreState>>,
     Path(raw): Path<String>,
 ) -> Result<StatusCode, ApiError> {
     state
