@@ -564,6 +564,13 @@ impl FlowService {
         if !flow.is_expired_at(self.clock.now()) {
             return Ok(flow);
         }
+        // Boxed: the expiry is rare, and its state would otherwise enlarge the
+        // future of every operation that reads a flow (which is moved as a whole).
+        Box::pin(self.expire(flow)).await
+    }
+
+    /// Records that `flow`'s time is up, unless another request changed it first.
+    async fn expire(&self, flow: Flow) -> DomainResult<Flow> {
         let system = RequestContext {
             actor: Actor::System,
             correlation_id: None,

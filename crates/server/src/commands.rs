@@ -58,7 +58,7 @@ pub async fn core(env: &Env) -> ExitCode {
         Ok(config) => config,
         Err(problems) => return refuse("core", &problems),
     };
-    telemetry::init(config.common.log_level);
+    let _logs = telemetry::init(config.common.log_level);
     warn_unknown(env);
     let result = async {
         let provider = app::identity_provider(&config.idv)?;
@@ -129,7 +129,7 @@ pub async fn management(env: &Env) -> ExitCode {
         Ok(config) => config,
         Err(problems) => return refuse("management", &problems),
     };
-    telemetry::init(config.common.log_level);
+    let _logs = telemetry::init(config.common.log_level);
     warn_unknown(env);
     let result = async {
         let repo = app::open_repository(&config.common.database).await?;
@@ -307,7 +307,7 @@ pub async fn migrate(env: &Env) -> ExitCode {
         Ok(config) => config,
         Err(problems) => return refuse("migrate", &problems),
     };
-    telemetry::init(config.log_level);
+    let _logs = telemetry::init(config.log_level);
     warn_unknown(env);
     let result: anyhow::Result<()> = async {
         match &config.database {
@@ -331,7 +331,7 @@ pub async fn migrate(env: &Env) -> ExitCode {
 }
 
 pub async fn dev(options: DevOptions) -> ExitCode {
-    telemetry::init(options.log_level);
+    let _logs = telemetry::init(options.log_level);
     let shutdown = Shutdown::default();
     let servers = match dev::start(&options, &shutdown).await {
         Ok(servers) => servers,
