@@ -65,25 +65,30 @@ pub async fn correlate(mut request: Request, next: Next) -> Response {
         .unwrap_or_else(CorrelationId::generate);
     request.extensions_mut().insert(id.clone());
 
+    let method = request.method().clone();
+    let path = request.uri().path().to_owned();
     let span = tracing::info_span!(
         "request",
         correlation_id = %id.as_str(),
-        method = %request.method(),
-        path = %request.uri().path(),
+        method = %method,
+        path = %path,
     );
     let started = Instant::now();
     let mut response = CURRENT
         .scope(id.clone(), next.run(request))
-        .instrument(span.clone())
+        .instrument(span)
         .await;
-    let status = response.status().as_u16();
-    span.in_scope(|| {
-        tracing::info!(
-            status,
-            latency_ms = started.elapsed().as_secs_f64() * 1000.0,
-            "request served"
-        );
-    });
+    // Outside the span, with the span's fields as its own: the JSON log format
+    // would otherwise parse the span's formatted fields back for this line,
+    // and there is one such line per request.
+    tracing::info!(
+        correlation_id = %id.as_str(),
+        method = %method,
+        path = %path,
+        status = response.status().as_u16(),
+        latency_ms = started.elapsed().as_secs_f64() * 1000.0,
+        "request served"
+    );
     if let Ok(value) = HeaderValue::from_str(id.as_str()) {
         response.headers_mut().insert(REQUEST_ID.clone(), value);
     }

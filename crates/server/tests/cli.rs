@@ -483,7 +483,10 @@ async fn core_serves_health_while_the_database_is_down_and_stops_on_sigterm() {
         .await
         .unwrap();
     assert_eq!(health.status(), 200);
-    let ready = reqwest::get(format!("http://127.0.0.1:{port}/api/ready"))
+    let ready = reqwest::Client::new()
+        .get(format!("http://127.0.0.1:{port}/api/ready"))
+        .header("x-request-id", "probe-ready-1")
+        .send()
         .await
         .unwrap();
     assert_eq!(ready.status(), 503, "the database (port 1) is down");
@@ -513,11 +516,20 @@ async fn core_serves_health_while_the_database_is_down_and_stops_on_sigterm() {
     assert!(status.success(), "graceful shutdown exits 0");
     let mut log = String::new();
     std::io::Read::read_to_string(&mut running.0.stdout.take().unwrap(), &mut log).unwrap();
-    assert!(
-        log.lines()
-            .all(|l| serde_json::from_str::<serde_json::Value>(l).is_ok()),
-        "JSON lines only:\n{log}"
-    );
+    let lines: Vec<serde_json::Value> = log
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|_| panic!("JSON lines only:\n{log}")))
+        .collect();
+    // Logs are written by a thread of their own; a graceful stop writes out
+    // what was queued, here the line of the last request.
+    let served = lines
+        .iter()
+        .find(|l| l["message"] == "request served" && l["correlation_id"] == "probe-ready-1")
+        .unwrap_or_else(|| panic!("a line for the readiness request:\n{log}"));
+    assert_eq!(served["path"], "/api/ready");
+    assert_eq!(served["method"], "GET");
+    assert_eq!(served["status"], 503);
+    assert!(served["latency_ms"].is_number());
     assert!(!log.contains(SENTINEL));
 }
 
