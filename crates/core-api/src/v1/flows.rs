@@ -2,7 +2,6 @@
 //! biometric reference's custody.
 
 use std::sync::Arc;
-
 use std::time::Duration;
 
 use axum::extract::{Path, Query, State};
