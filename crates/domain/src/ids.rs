@@ -19,6 +19,14 @@ pub fn new_id(at: OffsetDateTime) -> Uuid {
     uuid::Builder::from_unix_timestamp_millis(millis, &random).into_uuid()
 }
 
+/// A random UUID (version 4) for values that must be unique but are no
+/// secret (correlation ids), from the thread's CSPRNG like [`new_id`].
+pub fn new_random_id() -> Uuid {
+    let mut random = [0u8; 16];
+    rand::thread_rng().fill_bytes(&mut random);
+    uuid::Builder::from_random_bytes(random).into_uuid()
+}
+
 /// `N` random bytes from the operating system's CSPRNG.
 pub fn random_bytes<const N: usize>() -> [u8; N] {
     let mut bytes = [0u8; N];

@@ -34,15 +34,9 @@ impl CorrelationId {
         well_formed.then(|| Self(raw.to_owned()))
     }
 
-    /// A random UUID (version 4), from the thread's CSPRNG: one system call
-    /// per request is avoided, and a correlation id is no secret.
+    /// A random UUID (version 4); see [`domain::ids::new_random_id`].
     pub fn generate() -> Self {
-        let bytes: [u8; 16] = rand::random();
-        Self(
-            uuid::Builder::from_random_bytes(bytes)
-                .into_uuid()
-                .to_string(),
-        )
+        Self(domain::ids::new_random_id().to_string())
     }
 
     pub fn as_str(&self) -> &str {
