@@ -7,12 +7,14 @@
 //! first is still processed is told to retry (409). A 5xx answer is not stored,
 //! so the client may retry it with the same key. The key is optional.
 
+use std::convert::Infallible;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 
 use axum::body::{Body, Bytes, to_bytes};
-use axum::extract::{Request, State};
+use axum::extract::Request;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
-use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use domain::sealing::Binding;
 use domain::store::{IdempotencyBegin, StoredResponse};
@@ -20,6 +22,7 @@ use http_common::ApiError;
 use proto::ErrorCode;
 use sha2::{Digest, Sha256};
 use time::Duration;
+use tower::{Layer, Service};
 
 use crate::CoreState;
 
@@ -57,22 +60,82 @@ fn key_of(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
     Ok(Some(key.to_owned()))
 }
 
-/// The middleware; apply it to the routes that create or complete.
-pub async fn idempotent(
-    State(state): State<Arc<CoreState>>,
-    request: Request,
-    next: Next,
-) -> Response {
-    match process(&state, request, next).await {
-        Ok(response) => response,
-        Err(err) => err.into_response(),
+/// The middleware; apply it (as a route layer) to the routes that create or
+/// complete.
+///
+/// A plain tower layer rather than `axum::middleware::from_fn_with_state`,
+/// which clones and boxes the route on every request: a request without a key
+/// goes straight to the route.
+#[derive(Clone)]
+pub struct IdempotencyLayer {
+    state: Arc<CoreState>,
+}
+
+impl IdempotencyLayer {
+    pub fn new(state: Arc<CoreState>) -> Self {
+        Self { state }
     }
 }
 
-async fn process(state: &CoreState, request: Request, next: Next) -> Result<Response, ApiError> {
-    let Some(key) = key_of(request.headers())? else {
-        return Ok(next.run(request).await);
-    };
+impl<S> Layer<S> for IdempotencyLayer {
+    type Service = Idempotent<S>;
+
+    fn layer(&self, inner: S) -> Idempotent<S> {
+        Idempotent {
+            state: self.state.clone(),
+            inner,
+        }
+    }
+}
+
+/// [`IdempotencyLayer`]'s service.
+#[derive(Clone)]
+pub struct Idempotent<S> {
+    state: Arc<CoreState>,
+    inner: S,
+}
+
+impl<S> Service<Request> for Idempotent<S>
+where
+    S: Service<Request, Response = Response, Error = Infallible> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+{
+    type Response = Response;
+    type Error = Infallible;
+    type Future = Pin<Box<dyn Future<Output = Result<Response, Infallible>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request) -> Self::Future {
+        let key = match key_of(request.headers()) {
+            Ok(None) => return Box::pin(self.inner.call(request)),
+            Ok(Some(key)) => key,
+            Err(err) => return Box::pin(std::future::ready(Ok(err.into_response()))),
+        };
+        // The readied service goes with the request; a clone stays for the next.
+        let inner = self.inner.clone();
+        let inner = std::mem::replace(&mut self.inner, inner);
+        let state = self.state.clone();
+        Box::pin(async move {
+            Ok(match process(&state, key, request, inner).await {
+                Ok(response) => response,
+                Err(err) => err.into_response(),
+            })
+        })
+    }
+}
+
+async fn process<S>(
+    state: &CoreState,
+    key: String,
+    request: Request,
+    mut inner: S,
+) -> Result<Response, ApiError>
+where
+    S: Service<Request, Response = Response, Error = Infallible>,
+{
     let (parts, body) = request.into_parts();
     let scope = format!("{} {}", parts.method, parts.uri.path());
     let body: Bytes = to_bytes(body, crate::v1::BODY_LIMIT).await.map_err(|_| {
@@ -128,7 +191,9 @@ async fn process(state: &CoreState, request: Request, next: Next) -> Result<Resp
         IdempotencyBegin::Proceed => {}
     }
 
-    let response = next.run(Request::from_parts(parts, Body::from(body))).await;
+    let Ok(response) = inner
+        .call(Request::from_parts(parts, Body::from(body)))
+        .await;
     let status = response.status();
     if status.is_server_error() {
         // Nothing replayable: let the client retry with the same key.

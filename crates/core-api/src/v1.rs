@@ -15,7 +15,7 @@ use domain::service::RequestContext;
 use http_common::CorrelationId;
 
 use crate::CoreState;
-use crate::idempotency::idempotent;
+use crate::idempotency::IdempotencyLayer;
 
 /// The request's audit context: the customer's backend, with the request's correlation id.
 pub(crate) fn integration() -> RequestContext {
@@ -52,7 +52,7 @@ pub fn routes(state: CoreState) -> Router {
             "/api/core/v1/users/{external_user_id}",
             axum::routing::delete(users::delete),
         )
-        .route_layer(middleware::from_fn_with_state(state.clone(), idempotent));
+        .route_layer(IdempotencyLayer::new(state.clone()));
     let mut router = Router::new()
         .route("/api/core/v1/flows/{flow_id}", get(flows::read))
         .route(

@@ -2,12 +2,15 @@
 //! `X-Request-Id`, otherwise generated; echoed in the response, carried by every
 //! log line of the request (through its span) and by every error body.
 
+use std::convert::Infallible;
+use std::pin::Pin;
+use std::task::{Context, Poll};
 use std::time::Instant;
 
 use axum::extract::Request;
 use axum::http::{HeaderName, HeaderValue};
-use axum::middleware::Next;
 use axum::response::Response;
+use tower::{Layer, Service};
 use tracing::Instrument;
 
 pub static REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
@@ -50,43 +53,76 @@ impl CorrelationId {
 }
 
 /// The middleware: assigns the id, opens the request span, logs the outcome.
-pub async fn correlate(mut request: Request, next: Next) -> Response {
-    let id = request
-        .headers()
-        .get(&REQUEST_ID)
-        .and_then(|v| v.to_str().ok())
-        .and_then(CorrelationId::adopt)
-        .unwrap_or_else(CorrelationId::generate);
-    request.extensions_mut().insert(id.clone());
+///
+/// A plain tower layer rather than `axum::middleware::from_fn`, which clones
+/// and boxes the service it wraps on every request; this one calls it as is.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct CorrelateLayer;
 
-    let method = request.method().clone();
-    let path = request.uri().path().to_owned();
-    let span = tracing::info_span!(
-        "request",
-        correlation_id = %id.as_str(),
-        method = %method,
-        path = %path,
-    );
-    let started = Instant::now();
-    let mut response = CURRENT
-        .scope(id.clone(), next.run(request))
-        .instrument(span)
-        .await;
-    // Outside the span, with the span's fields as its own: the JSON log format
-    // would otherwise parse the span's formatted fields back for this line,
-    // and there is one such line per request.
-    tracing::info!(
-        correlation_id = %id.as_str(),
-        method = %method,
-        path = %path,
-        status = response.status().as_u16(),
-        latency_ms = started.elapsed().as_secs_f64() * 1000.0,
-        "request served"
-    );
-    if let Ok(value) = HeaderValue::from_str(id.as_str()) {
-        response.headers_mut().insert(REQUEST_ID.clone(), value);
+impl<S> Layer<S> for CorrelateLayer {
+    type Service = Correlate<S>;
+
+    fn layer(&self, inner: S) -> Correlate<S> {
+        Correlate { inner }
     }
-    response
+}
+
+/// [`CorrelateLayer`]'s service.
+#[derive(Debug, Clone)]
+pub struct Correlate<S> {
+    inner: S,
+}
+
+impl<S> Service<Request> for Correlate<S>
+where
+    S: Service<Request, Response = Response, Error = Infallible>,
+    S::Future: Send + 'static,
+{
+    type Response = Response;
+    type Error = Infallible;
+    type Future = Pin<Box<dyn Future<Output = Result<Response, Infallible>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut request: Request) -> Self::Future {
+        let id = request
+            .headers()
+            .get(&REQUEST_ID)
+            .and_then(|v| v.to_str().ok())
+            .and_then(CorrelationId::adopt)
+            .unwrap_or_else(CorrelationId::generate);
+        request.extensions_mut().insert(id.clone());
+        let method = request.method().clone();
+        let path = request.uri().path().to_owned();
+        let span = tracing::info_span!(
+            "request",
+            correlation_id = %id.as_str(),
+            method = %method,
+            path = %path,
+        );
+        let started = Instant::now();
+        let served = span.in_scope(|| self.inner.call(request));
+        Box::pin(async move {
+            let Ok(mut response) = CURRENT.scope(id.clone(), served.instrument(span)).await;
+            // Outside the span, with the span's fields as its own: the JSON log
+            // format would otherwise parse the span's formatted fields back for
+            // this line, and there is one such line per request.
+            tracing::info!(
+                correlation_id = %id.as_str(),
+                method = %method,
+                path = %path,
+                status = response.status().as_u16(),
+                latency_ms = started.elapsed().as_secs_f64() * 1000.0,
+                "request served"
+            );
+            if let Ok(value) = HeaderValue::from_str(id.as_str()) {
+                response.headers_mut().insert(REQUEST_ID.clone(), value);
+            }
+            Ok(response)
+        })
+    }
 }
 
 #[cfg(test)]

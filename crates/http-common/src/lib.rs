@@ -14,7 +14,6 @@ pub mod service;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
-use axum::middleware;
 
 pub use correlation::CorrelationId;
 pub use error::ApiError;
@@ -50,5 +49,5 @@ fn layered(router: Router) -> Router {
     router
         .method_not_allowed_fallback(error::method_not_allowed)
         .layer(DefaultBodyLimit::max(DEFAULT_BODY_LIMIT))
-        .layer(middleware::from_fn(correlation::correlate))
+        .layer(correlation::CorrelateLayer)
 }

@@ -76,6 +76,15 @@ impl LogLevel {
             Self::Error => "error",
         }
     }
+
+    pub fn as_tracing(self) -> tracing::Level {
+        match self {
+            Self::Debug => tracing::Level::DEBUG,
+            Self::Info => tracing::Level::INFO,
+            Self::Warn => tracing::Level::WARN,
+            Self::Error => tracing::Level::ERROR,
+        }
+    }
 }
 
 /// Where the data lives.

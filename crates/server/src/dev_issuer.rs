@@ -41,7 +41,7 @@ use axum::extract::{DefaultBodyLimit, RawQuery, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::get;
-use axum::{Json, Router, middleware};
+use axum::{Json, Router};
 use domain::Clock;
 use serde_json::{Map, Value, json};
 use subtle::ConstantTimeEq;
@@ -141,7 +141,7 @@ impl DevIssuer {
             .route("/dev-oidc/token", axum::routing::post(token))
             .route("/dev-oidc/logout", get(logout))
             .layer(DefaultBodyLimit::max(BODY_LIMIT))
-            .layer(middleware::from_fn(http_common::correlation::correlate))
+            .layer(http_common::correlation::CorrelateLayer)
             .with_state(self.state.clone())
     }
 }
