@@ -18,7 +18,8 @@ use async_trait::async_trait;
 use domain::flow::IdentityOutcome;
 use domain::idv::{IdentityProvider, IdvError, RunStatus, StartRun, StartedRun, Workflow};
 use domain::user::Pseudonym;
-use reqwest::{Method, RequestBuilder, StatusCode};
+use reqwest::header::HeaderValue;
+use reqwest::{Method, RequestBuilder, StatusCode, Url};
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -62,6 +63,16 @@ impl OnfidoSettings {
 pub struct OnfidoProvider {
     http: reqwest::Client,
     settings: OnfidoSettings,
+    /// `settings.base_url`, parsed once.
+    base: Url,
+    /// `Token token=…`, built once and marked sensitive (never printed).
+    authorization: HeaderValue,
+}
+
+/// What a read of a run needs from the provider's answer.
+#[derive(Deserialize)]
+struct RunRead {
+    status: Option<String>,
 }
 
 /// The provider's error envelope: `{"error": {"type", "message", "fields"}}`.
@@ -177,16 +188,41 @@ impl OnfidoProvider {
             .user_agent(concat!("biometric-passkey/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|e| IdvError::Refused(format!("cannot build the HTTP client: {e}")))?;
-        Ok(Self { http, settings })
+        let base = Url::parse(&settings.base_url)
+            .ok()
+            .filter(|url| url.has_host() && url.query().is_none())
+            .ok_or_else(|| IdvError::Refused("the provider's base URL is not a URL".into()))?;
+        let mut authorization = HeaderValue::from_str(&format!(
+            "Token token={}",
+            settings.api_token.expose_secret()
+        ))
+        .map_err(|_| IdvError::Refused("the API token is not a valid header value".into()))?;
+        authorization.set_sensitive(true);
+        Ok(Self {
+            http,
+            settings,
+            base,
+            authorization,
+        })
+    }
+
+    /// The base URL with `path` (which may carry a query) appended: only the
+    /// path and query are parsed, not the whole URL again.
+    fn url(&self, path: &str) -> Url {
+        let (path, query) = match path.split_once('?') {
+            Some((path, query)) => (path, Some(query)),
+            None => (path, None),
+        };
+        let mut url = self.base.clone();
+        url.set_path(&format!("{}{path}", self.base.path().trim_end_matches('/')));
+        url.set_query(query);
+        url
     }
 
     fn request(&self, method: Method, path: &str) -> RequestBuilder {
         self.http
-            .request(method, format!("{}{path}", self.settings.base_url))
-            .header(
-                reqwest::header::AUTHORIZATION,
-                format!("Token token={}", self.settings.api_token.expose_secret()),
-            )
+            .request(method, self.url(path))
+            .header(reqwest::header::AUTHORIZATION, self.authorization.clone())
             .header(reqwest::header::ACCEPT, "application/json")
     }
 
@@ -355,10 +391,15 @@ impl IdentityProvider for OnfidoProvider {
 
     async fn read_run(&self, run_id: &str) -> Result<RunStatus, IdvError> {
         match self
-            .json(Method::GET, &format!("/workflow_runs/{run_id}"), None, true)
+            .call(Method::GET, &format!("/workflow_runs/{run_id}"), None, true)
             .await
         {
-            Ok(run) => Ok(run_status(run["status"].as_str().unwrap_or(""))),
+            Ok((_, body)) => {
+                let run: RunRead = serde_json::from_slice(&body).map_err(|e| {
+                    IdvError::Unavailable(format!("the provider's answer is not a run: {e}"))
+                })?;
+                Ok(run_status(run.status.as_deref().unwrap_or("")))
+            }
             Err(Failure::Status { status, .. }) if status == StatusCode::NOT_FOUND => {
                 Err(IdvError::UnknownRun)
             }
@@ -417,6 +458,58 @@ mod tests {
         );
         assert_eq!(run_status("awaiting_client_input"), RunStatus::Open);
         assert_eq!(run_status("paused"), RunStatus::Unknown("paused".into()));
+    }
+
+    fn provider(base_url: &str) -> Result<OnfidoProvider, IdvError> {
+        let workflows = Workflows {
+            registration: "r".into(),
+            step_up: "s".into(),
+            recovery_verify: "v".into(),
+        };
+        OnfidoProvider::new(OnfidoSettings::new(
+            base_url,
+            SecretString::from("api_token"),
+            workflows,
+        ))
+    }
+
+    #[test]
+    fn paths_and_queries_go_under_the_base_url() {
+        let regional = provider("https://api.eu.onfido.com/v3.6/").unwrap();
+        assert_eq!(
+            regional.url("/workflow_runs/abc").as_str(),
+            "https://api.eu.onfido.com/v3.6/workflow_runs/abc"
+        );
+        assert_eq!(
+            regional
+                .url("/workflow_runs?applicant_id=a&tags=t")
+                .as_str(),
+            "https://api.eu.onfido.com/v3.6/workflow_runs?applicant_id=a&tags=t"
+        );
+        let double = provider("http://127.0.0.1:8080").unwrap();
+        assert_eq!(
+            double.url("/applicants").as_str(),
+            "http://127.0.0.1:8080/applicants"
+        );
+    }
+
+    #[test]
+    fn a_base_url_that_is_not_one_is_refused_at_start() {
+        for bad in [
+            "",
+            "api.eu.onfido.com/v3.6",
+            "https://x/v3.6?a=b",
+            "mailto:x@y",
+        ] {
+            assert!(provider(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn the_authorization_header_is_sensitive() {
+        let provider = provider("https://api.eu.onfido.com/v3.6").unwrap();
+        assert!(provider.authorization.is_sensitive());
+        assert_eq!(provider.authorization, "Token token=api_token");
     }
 
     #[test]
