@@ -1,10 +1,9 @@
 //! Structured JSON logs on stdout, one object per line. Every line written
 //! while a request is served carries its span, and so its correlation id.
 
-use std::io::BufWriter;
+mod batch;
 
 use tracing::Level;
-use tracing_appender::non_blocking::{NonBlockingBuilder, WorkerGuard};
 use tracing_subscriber::filter::Targets;
 use tracing_subscriber::fmt::MakeWriter;
 use tracing_subscriber::prelude::*;
@@ -12,29 +11,26 @@ use tracing_subscriber::prelude::*;
 use crate::config::LogLevel;
 
 /// Keeps the log writer running: dropping it writes out the lines still
-/// queued, so a command holds it until it returns.
-#[must_use = "log lines still queued are lost unless this lives until the command returns"]
+/// waiting, so a command holds it until it returns.
+#[must_use = "log lines still waiting are lost unless this lives until the command returns"]
 pub struct Logs {
-    _writer: Option<WorkerGuard>,
+    _writer: Option<batch::Flusher>,
 }
 
-/// How much of a backlog of queued lines the log thread writes at once.
-const WRITE_BATCH: usize = 64 * 1024;
-
-/// Installs the global subscriber, writing to stdout from a thread of its own:
-/// a slow log collector then delays that thread, never the request handlers
-/// (which only queue their lines). When the queue is full, a handler waits
-/// rather than drop a line. The thread writes whatever has queued up in one
-/// system call (whole lines, up to [`WRITE_BATCH`]) and flushes as soon as the
-/// queue is empty, so a line is never held back waiting for others. A second
-/// call (tests) is a no-op.
+/// Installs the global subscriber, writing to stdout from a thread of its own
+/// (see [`batch`]): request handlers only copy their lines into a buffer, and
+/// a slow log collector delays that thread, not them. A second call (tests) is
+/// a no-op.
 pub fn init(level: LogLevel) -> Logs {
-    let (writer, guard) = NonBlockingBuilder::default()
-        .lossy(false)
-        .thread_name("log-writer")
-        .finish(BufWriter::with_capacity(WRITE_BATCH, std::io::stdout()));
-    Logs {
-        _writer: install(level, writer).then_some(guard),
+    match batch::start(std::io::stdout()) {
+        Ok((writer, flusher)) => Logs {
+            _writer: install(level, writer).then_some(flusher),
+        },
+        Err(e) => {
+            eprintln!("no log thread ({e}): log lines are written as they come");
+            install(level, std::io::stdout);
+            Logs { _writer: None }
+        }
     }
 }
 
