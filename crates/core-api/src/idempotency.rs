@@ -8,7 +8,6 @@
 //! so the client may retry it with the same key. The key is optional.
 
 use std::convert::Infallible;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
@@ -19,6 +18,7 @@ use axum::response::{IntoResponse, Response};
 use domain::sealing::Binding;
 use domain::store::{IdempotencyBegin, StoredResponse};
 use http_common::ApiError;
+use http_common::correlation::ResponseFuture;
 use proto::ErrorCode;
 use sha2::{Digest, Sha256};
 use time::Duration;
@@ -102,7 +102,7 @@ where
 {
     type Response = Response;
     type Error = Infallible;
-    type Future = Pin<Box<dyn Future<Output = Result<Response, Infallible>> + Send>>;
+    type Future = ResponseFuture;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
         self.inner.poll_ready(cx)

@@ -52,6 +52,10 @@ impl CorrelationId {
     }
 }
 
+/// What a middleware written as a plain tower service (rather than with
+/// `axum::middleware::from_fn`) answers: a boxed future of the response.
+pub type ResponseFuture = Pin<Box<dyn Future<Output = Result<Response, Infallible>> + Send>>;
+
 /// The middleware: assigns the id, opens the request span, logs the outcome.
 ///
 /// A plain tower layer rather than `axum::middleware::from_fn`, which clones
@@ -80,7 +84,7 @@ where
 {
     type Response = Response;
     type Error = Infallible;
-    type Future = Pin<Box<dyn Future<Output = Result<Response, Infallible>> + Send>>;
+    type Future = ResponseFuture;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
         self.inner.poll_ready(cx)
