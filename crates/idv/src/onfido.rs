@@ -22,6 +22,7 @@ use reqwest::header::HeaderValue;
 use reqwest::{Method, RequestBuilder, StatusCode, Url};
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
+use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 use zeroize::Zeroizing;
 
@@ -35,8 +36,8 @@ pub struct Workflows {
 
 #[derive(Debug, Clone)]
 pub struct OnfidoSettings {
-    /// `https://api.{region}.onfido.com/v3.6`, or the override; no trailing slash.
-    pub base_url: String,
+    /// `https://api.{region}.onfido.com/v3.6`, or the override.
+    pub base_url: Url,
     pub api_token: SecretString,
     pub workflows: Workflows,
     /// Per attempt; well under the provider's own 30 s and a customer request's budget.
@@ -48,9 +49,9 @@ pub struct OnfidoSettings {
 }
 
 impl OnfidoSettings {
-    pub fn new(base_url: impl Into<String>, api_token: SecretString, workflows: Workflows) -> Self {
+    pub fn new(base_url: Url, api_token: SecretString, workflows: Workflows) -> Self {
         Self {
-            base_url: base_url.into().trim_end_matches('/').to_owned(),
+            base_url,
             api_token,
             workflows,
             timeout: Duration::from_secs(10),
@@ -63,8 +64,6 @@ impl OnfidoSettings {
 pub struct OnfidoProvider {
     http: reqwest::Client,
     settings: OnfidoSettings,
-    /// `settings.base_url`, parsed once.
-    base: Url,
     /// `Token token=…`, built once and marked sensitive (never printed).
     authorization: HeaderValue,
 }
@@ -188,10 +187,12 @@ impl OnfidoProvider {
             .user_agent(concat!("biometric-passkey/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|e| IdvError::Refused(format!("cannot build the HTTP client: {e}")))?;
-        let base = Url::parse(&settings.base_url)
-            .ok()
-            .filter(|url| url.has_host() && url.query().is_none())
-            .ok_or_else(|| IdvError::Refused("the provider's base URL is not a URL".into()))?;
+        let base = &settings.base_url;
+        if !base.has_host() || base.query().is_some() {
+            return Err(IdvError::Refused(
+                "the provider's base URL needs a host and no query".into(),
+            ));
+        }
         let mut authorization = HeaderValue::from_str(&format!(
             "Token token={}",
             settings.api_token.expose_secret()
@@ -201,7 +202,6 @@ impl OnfidoProvider {
         Ok(Self {
             http,
             settings,
-            base,
             authorization,
         })
     }
@@ -213,8 +213,9 @@ impl OnfidoProvider {
             Some((path, query)) => (path, Some(query)),
             None => (path, None),
         };
-        let mut url = self.base.clone();
-        url.set_path(&format!("{}{path}", self.base.path().trim_end_matches('/')));
+        let base = &self.settings.base_url;
+        let mut url = base.clone();
+        url.set_path(&format!("{}{path}", base.path().trim_end_matches('/')));
         url.set_query(query);
         url
     }
@@ -303,16 +304,17 @@ impl OnfidoProvider {
         }
     }
 
-    async fn json(
+    /// [`Self::call`], with the answer read as `T` (a `Value` to keep it all).
+    async fn json<T: DeserializeOwned>(
         &self,
         method: Method,
         path: &str,
         body: Option<&Value>,
         safe: bool,
-    ) -> Result<Value, Failure> {
+    ) -> Result<T, Failure> {
         let (_, bytes) = self.call(method, path, body, safe).await?;
         serde_json::from_slice(&bytes)
-            .map_err(|e| Failure::Ambiguous(format!("the provider's answer is not JSON: {e}")))
+            .map_err(|e| Failure::Ambiguous(format!("the provider's answer cannot be read: {e}")))
     }
 
     async fn create_applicant(&self) -> Result<String, IdvError> {
@@ -321,7 +323,7 @@ impl OnfidoProvider {
             "last_name": "Passkey",
             "consents": [{ "name": "privacy_notices_read", "granted": true }],
         });
-        let created = self
+        let created: Value = self
             .json(Method::POST, "/applicants", Some(&body), false)
             .await
             .map_err(Failure::into_error)?;
@@ -334,7 +336,7 @@ impl OnfidoProvider {
     /// After an ambiguous failure of a creation: the run the provider may have made.
     async fn find_run(&self, applicant_id: &str, tag: &str) -> Option<Value> {
         let path = format!("/workflow_runs?applicant_id={applicant_id}&tags={tag}");
-        let found = self.json(Method::GET, &path, None, true).await.ok()?;
+        let found: Value = self.json(Method::GET, &path, None, true).await.ok()?;
         found.as_array()?.first().cloned()
     }
 
@@ -391,15 +393,10 @@ impl IdentityProvider for OnfidoProvider {
 
     async fn read_run(&self, run_id: &str) -> Result<RunStatus, IdvError> {
         match self
-            .call(Method::GET, &format!("/workflow_runs/{run_id}"), None, true)
+            .json::<RunRead>(Method::GET, &format!("/workflow_runs/{run_id}"), None, true)
             .await
         {
-            Ok((_, body)) => {
-                let run: RunRead = serde_json::from_slice(&body).map_err(|e| {
-                    IdvError::Unavailable(format!("the provider's answer is not a run: {e}"))
-                })?;
-                Ok(run_status(run.status.as_deref().unwrap_or("")))
-            }
+            Ok(run) => Ok(run_status(run.status.as_deref().unwrap_or(""))),
             Err(Failure::Status { status, .. }) if status == StatusCode::NOT_FOUND => {
                 Err(IdvError::UnknownRun)
             }
@@ -467,7 +464,7 @@ mod tests {
             recovery_verify: "v".into(),
         };
         OnfidoProvider::new(OnfidoSettings::new(
-            base_url,
+            Url::parse(base_url).unwrap(),
             SecretString::from("api_token"),
             workflows,
         ))
@@ -494,15 +491,31 @@ mod tests {
     }
 
     #[test]
-    fn a_base_url_that_is_not_one_is_refused_at_start() {
-        for bad in [
-            "",
-            "api.eu.onfido.com/v3.6",
-            "https://x/v3.6?a=b",
-            "mailto:x@y",
-        ] {
+    fn a_base_url_without_a_host_or_with_a_query_is_refused_at_start() {
+        for bad in ["https://x/v3.6?a=b", "mailto:x@y"] {
             assert!(provider(bad).is_err(), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn an_api_token_that_cannot_be_a_header_is_refused_at_start() {
+        let workflows = Workflows {
+            registration: "r".into(),
+            step_up: "s".into(),
+            recovery_verify: "v".into(),
+        };
+        let refused = OnfidoProvider::new(OnfidoSettings::new(
+            Url::parse("https://api.eu.onfido.com/v3.6").unwrap(),
+            SecretString::from("api\ntoken"),
+            workflows,
+        ));
+        let Err(IdvError::Refused(message)) = refused else {
+            panic!("a token with a line break was accepted");
+        };
+        assert!(
+            !message.contains("api\ntoken"),
+            "the message must not carry the token"
+        );
     }
 
     #[test]

@@ -99,7 +99,7 @@ pub fn identity_provider(config: &IdvConfig) -> anyhow::Result<Provider> {
                 );
             };
             let settings = idv::OnfidoSettings::new(
-                onfido.base_url.as_str(),
+                onfido.base_url.clone(),
                 token.clone(),
                 idv::Workflows {
                     registration: config.registration_workflow_id.clone(),
