@@ -8,7 +8,7 @@ use std::task::{Context, Poll};
 use std::time::Instant;
 
 use axum::extract::Request;
-use axum::http::{HeaderName, HeaderValue};
+use axum::http::{HeaderName, HeaderValue, Method};
 use axum::response::Response;
 use tower::{Layer, Service};
 use tracing::Instrument;
@@ -98,34 +98,53 @@ where
             .and_then(CorrelationId::adopt)
             .unwrap_or_else(CorrelationId::generate);
         request.extensions_mut().insert(id.clone());
-        let method = request.method().clone();
-        let path = request.uri().path().to_owned();
         let span = tracing::info_span!(
             "request",
             correlation_id = %id.as_str(),
-            method = %method,
-            path = %path,
+            method = %request.method(),
+            path = %request.uri().path(),
         );
-        let started = Instant::now();
+        // The closing line is logged where the span is (same target and
+        // level); below `info`, neither is, and nothing is copied for it.
+        let access = (!span.is_disabled()).then(|| AccessLine {
+            method: request.method().clone(),
+            path: request.uri().path().to_owned(),
+            started: Instant::now(),
+        });
         let served = span.in_scope(|| self.inner.call(request));
         Box::pin(async move {
             let Ok(mut response) = CURRENT.scope(id.clone(), served.instrument(span)).await;
-            // Outside the span, with the span's fields as its own: the JSON log
-            // format would otherwise parse the span's formatted fields back for
-            // this line, and there is one such line per request.
-            tracing::info!(
-                correlation_id = %id.as_str(),
-                method = %method,
-                path = %path,
-                status = response.status().as_u16(),
-                latency_ms = started.elapsed().as_secs_f64() * 1000.0,
-                "request served"
-            );
+            if let Some(line) = access {
+                line.log(&id, response.status().as_u16());
+            }
             if let Ok(value) = HeaderValue::from_str(id.as_str()) {
                 response.headers_mut().insert(REQUEST_ID.clone(), value);
             }
             Ok(response)
         })
+    }
+}
+
+/// What the line that closes a request needs from it.
+struct AccessLine {
+    method: Method,
+    path: String,
+    started: Instant,
+}
+
+impl AccessLine {
+    /// Outside the request's span, with the span's fields as its own: the
+    /// JSON log format would otherwise parse the span's formatted fields back
+    /// for this line, and there is one such line per request.
+    fn log(self, id: &CorrelationId, status: u16) {
+        tracing::info!(
+            correlation_id = %id.as_str(),
+            method = %self.method,
+            path = %self.path,
+            status,
+            latency_ms = self.started.elapsed().as_secs_f64() * 1000.0,
+            "request served"
+        );
     }
 }
 

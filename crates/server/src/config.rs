@@ -481,7 +481,19 @@ impl IdvConfig {
                 r,
                 "BIOMETRIC_PASSKEY_IDV_ONFIDO_BASE_URL",
                 raw.trim_end_matches('/'),
-            ),
+            )
+            .and_then(|url| {
+                // Request paths are appended to it; a query or fragment would
+                // end up in the middle of every request's URL.
+                if url.query().is_some() || url.fragment().is_some() {
+                    r.problem(
+                        "BIOMETRIC_PASSKEY_IDV_ONFIDO_BASE_URL",
+                        "must be the API's base URL (scheme, host, optional path), without a query or fragment",
+                    );
+                    return None;
+                }
+                Some(url)
+            }),
             None => Some(regional_base_url(region)),
         };
         let onfido_hint = "it is required when BIOMETRIC_PASSKEY_IDV_PROVIDER_MODE=onfido (the default); \

@@ -43,18 +43,22 @@ pub fn init_for_command(level: LogLevel) {
 /// output is noise, and the HTTP/TLS stacks' could echo headers.
 const QUIET_DEPENDENCIES: [&str; 6] = ["hyper", "h2", "rustls", "reqwest", "sqlx", "tower_http"];
 
-/// What is logged: `level` and above, but only warnings and errors from
-/// [`QUIET_DEPENDENCIES`].
+/// What is logged: `level` and above, but from [`QUIET_DEPENDENCIES`] only
+/// warnings and errors (only errors at `error`).
 ///
 /// A static per-target filter rather than `EnvFilter`: that one also tracks
 /// every span it lets through (a lock taken each time a request's span is
 /// entered or left, several times per request) to support span-field
 /// directives, which a fixed list of targets never uses.
 fn filter(level: LogLevel) -> Targets {
-    QUIET_DEPENDENCIES.into_iter().fold(
-        Targets::new().with_default(level.as_tracing()),
-        |targets, dependency| targets.with_target(dependency, Level::WARN),
-    )
+    let level = level.as_tracing();
+    // tracing orders levels by verbosity: the smaller is the quieter.
+    let dependencies = level.min(Level::WARN);
+    QUIET_DEPENDENCIES
+        .into_iter()
+        .fold(Targets::new().with_default(level), |targets, dependency| {
+            targets.with_target(dependency, dependencies)
+        })
 }
 
 /// Whether this call installed the subscriber.
@@ -74,4 +78,39 @@ where
         .with(format)
         .try_init()
         .is_ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_product_logs_at_its_level_and_quiet_dependencies_at_most_warnings() {
+        let info = filter(LogLevel::Info);
+        assert!(info.would_enable("server::app", &Level::INFO));
+        assert!(!info.would_enable("server::app", &Level::DEBUG));
+        assert!(info.would_enable("sqlx::query", &Level::WARN));
+        assert!(!info.would_enable("sqlx::query", &Level::INFO));
+
+        let debug = filter(LogLevel::Debug);
+        assert!(debug.would_enable("domain::service", &Level::DEBUG));
+        assert!(!debug.would_enable("hyper::proto", &Level::DEBUG));
+        assert!(!debug.would_enable("rustls::conn", &Level::INFO));
+    }
+
+    #[test]
+    fn at_error_the_quiet_dependencies_keep_their_warnings_to_themselves() {
+        let error = filter(LogLevel::Error);
+        assert!(!error.would_enable("server::app", &Level::WARN));
+        for dependency in QUIET_DEPENDENCIES {
+            assert!(
+                !error.would_enable(dependency, &Level::WARN),
+                "{dependency}"
+            );
+            assert!(
+                error.would_enable(dependency, &Level::ERROR),
+                "{dependency}"
+            );
+        }
+    }
 }

@@ -215,6 +215,30 @@ fn the_onfido_base_url_override_must_be_https_unless_loopback() {
 }
 
 #[test]
+fn the_onfido_base_url_override_refuses_a_query_or_fragment() {
+    for raw in [
+        "https://onfido.example.com/v3.6?region=eu",
+        "https://onfido.example.com/v3.6#eu",
+        "http://127.0.0.1:47001/v3.6?x=1",
+    ] {
+        let env = core_env(&[("BIOMETRIC_PASSKEY_IDV_ONFIDO_BASE_URL", raw)]);
+        let problems = CoreConfig::from_env(&env).unwrap_err();
+        assert_eq!(
+            variables(&problems),
+            vec!["BIOMETRIC_PASSKEY_IDV_ONFIDO_BASE_URL"],
+            "{raw}"
+        );
+        assert!(
+            problems.0[0]
+                .message
+                .contains("without a query or fragment"),
+            "{raw}: {}",
+            problems.0[0].message
+        );
+    }
+}
+
+#[test]
 fn management_defaults_follow_the_deployment_guide() {
     let config = ManagementConfig::from_env(&management_env(&[])).unwrap();
     assert_eq!(config.auth.scope_claim, "scope");
