@@ -553,7 +553,11 @@ async fn run(
                     let machine = sampler.stop().await;
                     match rec.timeline.take() {
                         Some(calls) => report.add_round(scenario, name, Round { calls, machine }),
-                        None => report.add_max_machine(scenario, name, &machine),
+                        None => {
+                            report.add_max_machine(scenario, name, &machine);
+                            let rate = rec.flows_done() as f64 / elapsed.as_secs_f64();
+                            report.add_max_rate(scenario, name, rate);
+                        }
                     }
                     eprintln!(
                         "bench: {} {} {name}: {}",

@@ -113,6 +113,8 @@ pub(crate) struct Report {
     rounds_by_second: BTreeMap<(Scenario, &'static str), Vec<Round>>,
     /// Maximum-throughput rounds: the machine's mean over each, in order.
     max_machine: BTreeMap<(Scenario, &'static str), Vec<Machine>>,
+    /// Maximum-throughput rounds: each one's flows per second, in order.
+    max_rates: BTreeMap<(Scenario, &'static str), Vec<f64>>,
 }
 
 /// A section's heading, then its table's header and alignment rows.
@@ -148,6 +150,29 @@ fn share(part: u64, whole: u64) -> String {
     }
 }
 
+/// The product's rate over the baseline's, round by round (pairs where the
+/// baseline did nothing are left out).
+fn pair_ratios(product: &[f64], baseline: &[f64]) -> Vec<f64> {
+    product
+        .iter()
+        .zip(baseline)
+        .filter(|(_, b)| **b > 0.0)
+        .map(|(p, b)| p / b)
+        .collect()
+}
+
+/// The middle value (the mean of the two middle ones for an even count).
+fn median(values: &[f64]) -> Option<f64> {
+    let mut sorted = values.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    let n = sorted.len();
+    match n {
+        0 => None,
+        _ if n % 2 == 1 => Some(sorted[n / 2]),
+        _ => Some((sorted[n / 2 - 1] + sorted[n / 2]) / 2.0),
+    }
+}
+
 fn ms(h: &Histogram<u64>, q: f64) -> f64 {
     h.value_at_quantile(q) as f64 / 1000.0
 }
@@ -164,6 +189,7 @@ impl Report {
             rss: BTreeMap::new(),
             rounds_by_second: BTreeMap::new(),
             max_machine: BTreeMap::new(),
+            max_rates: BTreeMap::new(),
         }
     }
 
@@ -194,6 +220,14 @@ impl Report {
             .entry((scenario, service))
             .or_default()
             .push(Machine::mean(seconds));
+    }
+
+    /// One maximum-throughput round's flows per second.
+    pub(crate) fn add_max_rate(&mut self, scenario: Scenario, service: &'static str, rate: f64) {
+        self.max_rates
+            .entry((scenario, service))
+            .or_default()
+            .push(rate);
     }
 
     /// One fixed-rate round, second by second.
@@ -307,6 +341,7 @@ impl Report {
                 },
             );
         }
+        self.max_rates_markdown(&mut out);
         self.max_machine_markdown(&mut out);
         let _ = writeln!(
             out,
@@ -411,6 +446,57 @@ impl Report {
         }
         let _ = writeln!(out, "\nFailed flows or deliveries: {}", self.errors());
         out
+    }
+
+    /// Each maximum-throughput round's rate, and the ratio of each pair (round
+    /// `i` of the product and of the baseline ran back to back): how far one
+    /// pair can stray from the run's ratio.
+    fn max_rates_markdown(&self, out: &mut String) {
+        if self.max_rates.is_empty() {
+            return;
+        }
+        table(
+            out,
+            "Maximum throughput round by round (flows/s; each pair of rounds ran back to back)",
+            "| flow | product rounds | baseline rounds | ratio of each pair | median pair ratio (lowest – highest) |",
+            "|---|---|---|---|---|",
+        );
+        let list = |rates: &[f64]| {
+            rates
+                .iter()
+                .map(|r| format!("{r:.0}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        for scenario in Scenario::ALL {
+            let (Some(p), Some(b)) = (
+                self.max_rates.get(&(scenario, "product")),
+                self.max_rates.get(&(scenario, "baseline")),
+            ) else {
+                continue;
+            };
+            let ratios = pair_ratios(p, b);
+            let summary = match (median(&ratios), ratios.first()) {
+                (Some(m), Some(_)) => {
+                    let low = ratios.iter().copied().fold(f64::INFINITY, f64::min);
+                    let high = ratios.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+                    format!("{m:.2} ({low:.2} – {high:.2})")
+                }
+                _ => "–".to_owned(),
+            };
+            let _ = writeln!(
+                out,
+                "| {} | {} | {} | {} | {summary} |",
+                scenario.name(),
+                list(p),
+                list(b),
+                ratios
+                    .iter()
+                    .map(|r| format!("{r:.2}"))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            );
+        }
     }
 
     /// The machine during each maximum-throughput round: a round that lost
@@ -663,13 +749,52 @@ impl Report {
             |round| json!({ "seconds": round.json() }),
         );
         let max_machine = rounds_json(&self.max_machine, |m| m.json());
+        let max_rates = rounds_json(&self.max_rates, |r| json!({ "flows_per_s": r }));
         json!({
             "clients": self.clients,
             "pool": self.pool,
             "runs": runs,
             "max_rounds_machine": max_machine,
+            "max_rounds_rate": max_rates,
             "half_rate_seconds": seconds,
             "peak_rss_kb": self.rss,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pairs_are_compared_round_by_round() {
+        let ratios = pair_ratios(&[300.0, 400.0, 350.0], &[400.0, 400.0, 0.0]);
+        assert_eq!(ratios, vec![0.75, 1.0]);
+    }
+
+    #[test]
+    fn the_median_takes_the_middle_or_the_mean_of_the_two_middle_values() {
+        assert_eq!(median(&[]), None);
+        assert_eq!(median(&[0.9]), Some(0.9));
+        assert_eq!(median(&[1.2, 0.8, 0.9]), Some(0.9));
+        assert_eq!(median(&[1.0, 0.25, 0.75, 0.5]), Some(0.625));
+    }
+
+    #[test]
+    fn the_round_by_round_table_shows_each_pair_and_their_spread() {
+        let mut report = Report::new(Duration::from_secs(1), 3, 4, 4);
+        for (product, baseline) in [(300.0, 400.0), (450.0, 450.0), (360.0, 400.0)] {
+            report.add_max_rate(Scenario::Recovery, "product", product);
+            report.add_max_rate(Scenario::Recovery, "baseline", baseline);
+        }
+        let mut out = String::new();
+        report.max_rates_markdown(&mut out);
+        assert!(
+            out.contains("| recovery | 300, 450, 360 | 400, 450, 400 | 0.75, 1.00, 0.90 | 0.90 (0.75 – 1.00) |"),
+            "{out}"
+        );
+        let json = report.json();
+        assert_eq!(json["max_rounds_rate"][0]["service"], "baseline");
+        assert_eq!(json["max_rounds_rate"][3]["flows_per_s"], 300.0);
     }
 }
