@@ -161,6 +161,15 @@ fn pair_ratios(product: &[f64], baseline: &[f64]) -> Vec<f64> {
         .collect()
 }
 
+/// `values` with `decimals` digits after the point, comma-separated.
+fn joined(values: &[f64], decimals: usize) -> String {
+    values
+        .iter()
+        .map(|v| format!("{v:.decimals$}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// The middle value (the mean of the two middle ones for an even count).
 fn median(values: &[f64]) -> Option<f64> {
     let mut sorted = values.to_vec();
@@ -461,13 +470,6 @@ impl Report {
             "| flow | product rounds | baseline rounds | ratio of each pair | median pair ratio (lowest – highest) |",
             "|---|---|---|---|---|",
         );
-        let list = |rates: &[f64]| {
-            rates
-                .iter()
-                .map(|r| format!("{r:.0}"))
-                .collect::<Vec<_>>()
-                .join(", ")
-        };
         for scenario in Scenario::ALL {
             let (Some(p), Some(b)) = (
                 self.max_rates.get(&(scenario, "product")),
@@ -476,25 +478,21 @@ impl Report {
                 continue;
             };
             let ratios = pair_ratios(p, b);
-            let summary = match (median(&ratios), ratios.first()) {
-                (Some(m), Some(_)) => {
+            let summary = median(&ratios).map_or_else(
+                || "–".to_owned(),
+                |m| {
                     let low = ratios.iter().copied().fold(f64::INFINITY, f64::min);
                     let high = ratios.iter().copied().fold(f64::NEG_INFINITY, f64::max);
                     format!("{m:.2} ({low:.2} – {high:.2})")
-                }
-                _ => "–".to_owned(),
-            };
+                },
+            );
             let _ = writeln!(
                 out,
                 "| {} | {} | {} | {} | {summary} |",
                 scenario.name(),
-                list(p),
-                list(b),
-                ratios
-                    .iter()
-                    .map(|r| format!("{r:.2}"))
-                    .collect::<Vec<_>>()
-                    .join(", "),
+                joined(p, 0),
+                joined(b, 0),
+                joined(&ratios, 2),
             );
         }
     }

@@ -3,5 +3,5 @@
 pub mod onfido;
 pub mod synthetic;
 
-pub use onfido::{OnfidoProvider, OnfidoSettings, Workflows};
+pub use onfido::{OnfidoProvider, OnfidoSettings, Workflows, check_onfido_base_url};
 pub use synthetic::SyntheticProvider;

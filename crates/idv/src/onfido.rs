@@ -34,6 +34,19 @@ pub struct Workflows {
     pub recovery_verify: String,
 }
 
+/// Whether `base` can carry the API's paths: a host, and neither a query nor
+/// a fragment, which would end up in the middle of every request's URL. The
+/// configuration check and the provider both ask this.
+pub fn check_onfido_base_url(base: &Url) -> Result<(), &'static str> {
+    if !base.has_host() {
+        Err("needs a host")
+    } else if base.query().is_some() || base.fragment().is_some() {
+        Err("must be the API's base URL (scheme, host, optional path), without a query or fragment")
+    } else {
+        Ok(())
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct OnfidoSettings {
     /// `https://api.{region}.onfido.com/v3.6`, or the override.
@@ -187,11 +200,10 @@ impl OnfidoProvider {
             .user_agent(concat!("biometric-passkey/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|e| IdvError::Refused(format!("cannot build the HTTP client: {e}")))?;
-        let base = &settings.base_url;
-        if !base.has_host() || base.query().is_some() {
-            return Err(IdvError::Refused(
-                "the provider's base URL needs a host and no query".into(),
-            ));
+        if let Err(problem) = check_onfido_base_url(&settings.base_url) {
+            return Err(IdvError::Refused(format!(
+                "the provider's base URL {problem}"
+            )));
         }
         let mut authorization = HeaderValue::from_str(&format!(
             "Token token={}",
@@ -491,8 +503,8 @@ mod tests {
     }
 
     #[test]
-    fn a_base_url_without_a_host_or_with_a_query_is_refused_at_start() {
-        for bad in ["https://x/v3.6?a=b", "mailto:x@y"] {
+    fn a_base_url_without_a_host_or_with_a_query_or_fragment_is_refused_at_start() {
+        for bad in ["https://x/v3.6?a=b", "https://x/v3.6#f", "mailto:x@y"] {
             assert!(provider(bad).is_err(), "{bad:?}");
         }
     }

@@ -482,17 +482,12 @@ impl IdvConfig {
                 "BIOMETRIC_PASSKEY_IDV_ONFIDO_BASE_URL",
                 raw.trim_end_matches('/'),
             )
-            .and_then(|url| {
-                // Request paths are appended to it; a query or fragment would
-                // end up in the middle of every request's URL.
-                if url.query().is_some() || url.fragment().is_some() {
-                    r.problem(
-                        "BIOMETRIC_PASSKEY_IDV_ONFIDO_BASE_URL",
-                        "must be the API's base URL (scheme, host, optional path), without a query or fragment",
-                    );
-                    return None;
+            .and_then(|url| match idv::check_onfido_base_url(&url) {
+                Ok(()) => Some(url),
+                Err(problem) => {
+                    r.problem("BIOMETRIC_PASSKEY_IDV_ONFIDO_BASE_URL", problem);
+                    None
                 }
-                Some(url)
             }),
             None => Some(regional_base_url(region)),
         };
