@@ -554,9 +554,8 @@ async fn run(
                     match rec.timeline.take() {
                         Some(calls) => report.add_round(scenario, name, Round { calls, machine }),
                         None => {
-                            report.add_max_machine(scenario, name, &machine);
                             let rate = rec.flows_done() as f64 / elapsed.as_secs_f64();
-                            report.add_max_rate(scenario, name, rate);
+                            report.add_max_round(scenario, name, rate, &machine);
                         }
                     }
                     eprintln!(

@@ -111,10 +111,61 @@ pub(crate) struct Report {
     rss: BTreeMap<&'static str, u64>,
     /// Fixed-rate rounds second by second, in the order they ran.
     rounds_by_second: BTreeMap<(Scenario, &'static str), Vec<Round>>,
-    /// Maximum-throughput rounds: the machine's mean over each, in order.
-    max_machine: BTreeMap<(Scenario, &'static str), Vec<Machine>>,
-    /// Maximum-throughput rounds: each one's flows per second, in order.
-    max_rates: BTreeMap<(Scenario, &'static str), Vec<f64>>,
+    /// Maximum-throughput rounds, in the order they ran.
+    max_rounds: BTreeMap<(Scenario, &'static str), Vec<MaxRound>>,
+}
+
+/// One maximum-throughput round: its flows per second and the machine's mean
+/// over it.
+#[derive(Debug, Clone, Copy)]
+struct MaxRound {
+    rate: f64,
+    machine: Machine,
+}
+
+/// CPU per flow over equally long rounds, in ms: the CPU (per cent of one
+/// core) summed over the rounds, over their flows per second summed.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct CpuPerFlow {
+    service: f64,
+    load_generator: f64,
+    /// Everything else the machine ran: PostgreSQL, the provider double, the
+    /// kernel's own threads.
+    rest: f64,
+}
+
+impl CpuPerFlow {
+    fn of(rounds: &[MaxRound]) -> Option<Self> {
+        let flows: f64 = rounds.iter().map(|r| r.rate).sum();
+        if flows <= 0.0 {
+            return None;
+        }
+        // Per cent of one core over flows per second is 10 ms per flow.
+        let ms = |f: fn(&Machine) -> f64| {
+            rounds.iter().map(|r| f(&r.machine)).sum::<f64>() * 10.0 / flows
+        };
+        let service = ms(|m| m.service);
+        let load_generator = ms(|m| m.load_generator);
+        Some(Self {
+            service,
+            load_generator,
+            rest: (ms(|m| m.busy) - service - load_generator).max(0.0),
+        })
+    }
+
+    fn machine(&self) -> f64 {
+        self.service + self.load_generator + self.rest
+    }
+
+    fn cell(&self) -> String {
+        format!(
+            "{:.2} / {:.2} / {:.2} = {:.2}",
+            self.service,
+            self.load_generator,
+            self.rest,
+            self.machine()
+        )
+    }
 }
 
 /// A section's heading, then its table's header and alignment rows.
@@ -197,8 +248,7 @@ impl Report {
             webhooks: BTreeMap::new(),
             rss: BTreeMap::new(),
             rounds_by_second: BTreeMap::new(),
-            max_machine: BTreeMap::new(),
-            max_rates: BTreeMap::new(),
+            max_rounds: BTreeMap::new(),
         }
     }
 
@@ -218,25 +268,22 @@ impl Report {
         self.runs.insert(key, figures);
     }
 
-    /// One maximum-throughput round: the mean of its seconds.
-    pub(crate) fn add_max_machine(
+    /// One maximum-throughput round: its flows per second and the machine's
+    /// seconds through it.
+    pub(crate) fn add_max_round(
         &mut self,
         scenario: Scenario,
         service: &'static str,
+        rate: f64,
         seconds: &[Machine],
     ) {
-        self.max_machine
+        self.max_rounds
             .entry((scenario, service))
             .or_default()
-            .push(Machine::mean(seconds));
-    }
-
-    /// One maximum-throughput round's flows per second.
-    pub(crate) fn add_max_rate(&mut self, scenario: Scenario, service: &'static str, rate: f64) {
-        self.max_rates
-            .entry((scenario, service))
-            .or_default()
-            .push(rate);
+            .push(MaxRound {
+                rate,
+                machine: Machine::mean(seconds),
+            });
     }
 
     /// One fixed-rate round, second by second.
@@ -352,6 +399,7 @@ impl Report {
         }
         self.max_rates_markdown(&mut out);
         self.max_machine_markdown(&mut out);
+        self.cpu_per_flow_markdown(&mut out);
         let _ = writeln!(
             out,
             "\n### Latency at half the product's maximum flow rate (fixed arrivals, {} s)\n",
@@ -461,7 +509,7 @@ impl Report {
     /// `i` of the product and of the baseline ran back to back): how far one
     /// pair can stray from the run's ratio.
     fn max_rates_markdown(&self, out: &mut String) {
-        if self.max_rates.is_empty() {
+        if self.max_rounds.is_empty() {
             return;
         }
         table(
@@ -471,13 +519,15 @@ impl Report {
             "|---|---|---|---|---|",
         );
         for scenario in Scenario::ALL {
-            let (Some(p), Some(b)) = (
-                self.max_rates.get(&(scenario, "product")),
-                self.max_rates.get(&(scenario, "baseline")),
-            ) else {
+            let rates = |service| {
+                self.max_rounds
+                    .get(&(scenario, service))
+                    .map(|rounds| rounds.iter().map(|r| r.rate).collect::<Vec<_>>())
+            };
+            let (Some(p), Some(b)) = (rates("product"), rates("baseline")) else {
                 continue;
             };
-            let ratios = pair_ratios(p, b);
+            let ratios = pair_ratios(&p, &b);
             let summary = median(&ratios).map_or_else(
                 || "–".to_owned(),
                 |m| {
@@ -490,8 +540,8 @@ impl Report {
                 out,
                 "| {} | {} | {} | {} | {summary} |",
                 scenario.name(),
-                joined(p, 0),
-                joined(b, 0),
+                joined(&p, 0),
+                joined(&b, 0),
                 joined(&ratios, 2),
             );
         }
@@ -500,7 +550,7 @@ impl Report {
     /// The machine during each maximum-throughput round: a round that lost
     /// more to the hypervisor than its pair ran on less machine.
     fn max_machine_markdown(&self, out: &mut String) {
-        if self.max_machine.is_empty() {
+        if self.max_rounds.is_empty() {
             return;
         }
         table(
@@ -511,18 +561,18 @@ impl Report {
         );
         for scenario in Scenario::ALL {
             let cell = |service: &'static str| {
-                self.max_machine.get(&(scenario, service)).map_or_else(
+                self.max_rounds.get(&(scenario, service)).map_or_else(
                     || "–".to_owned(),
                     |rounds| {
                         rounds
                             .iter()
-                            .map(|m| format!("{:.0} / {:.0}", m.steal, m.busy))
+                            .map(|r| format!("{:.0} / {:.0}", r.machine.steal, r.machine.busy))
                             .collect::<Vec<_>>()
                             .join(", ")
                     },
                 )
             };
-            if self.max_machine.contains_key(&(scenario, "product")) {
+            if self.max_rounds.contains_key(&(scenario, "product")) {
                 let _ = writeln!(
                     out,
                     "| {} | {} | {} |",
@@ -531,6 +581,49 @@ impl Report {
                     cell("baseline")
                 );
             }
+        }
+    }
+
+    /// What one flow costs the whole machine at maximum throughput, by who
+    /// spent it. The flows share two cores with PostgreSQL and the load
+    /// generator, so the service's own CPU moves the throughput ratio by its
+    /// share of the machine only.
+    fn cpu_per_flow_markdown(&self, out: &mut String) {
+        if self.max_rounds.is_empty() {
+            return;
+        }
+        table(
+            out,
+            "Where a flow's CPU goes at maximum throughput (ms of CPU per flow, all rounds; \
+             the rest is PostgreSQL, the provider double and the kernel's own threads)",
+            "| flow | product: service / load generator / rest = machine | baseline: service / load generator / rest = machine | product ÷ baseline: service / machine |",
+            "|---|---|---|---|",
+        );
+        for scenario in Scenario::ALL {
+            let cost = |service| {
+                self.max_rounds
+                    .get(&(scenario, service))
+                    .and_then(|rounds| CpuPerFlow::of(rounds))
+            };
+            let (Some(p), Some(b)) = (cost("product"), cost("baseline")) else {
+                continue;
+            };
+            let over = |p: f64, b: f64| {
+                if b > 0.0 {
+                    format!("{:.2}", p / b)
+                } else {
+                    "–".to_owned()
+                }
+            };
+            let _ = writeln!(
+                out,
+                "| {} | {} | {} | {} / {} |",
+                scenario.name(),
+                p.cell(),
+                b.cell(),
+                over(p.service, b.service),
+                over(p.machine(), b.machine()),
+            );
         }
     }
 
@@ -746,14 +839,18 @@ impl Report {
             &self.rounds_by_second,
             |round| json!({ "seconds": round.json() }),
         );
-        let max_machine = rounds_json(&self.max_machine, |m| m.json());
-        let max_rates = rounds_json(&self.max_rates, |r| json!({ "flows_per_s": r }));
+        let max_rounds = rounds_json(&self.max_rounds, |r| {
+            let mut round = r.machine.json();
+            if let Some(o) = round.as_object_mut() {
+                o.insert("flows_per_s".into(), json!(r.rate));
+            }
+            round
+        });
         json!({
             "clients": self.clients,
             "pool": self.pool,
             "runs": runs,
-            "max_rounds_machine": max_machine,
-            "max_rounds_rate": max_rates,
+            "max_rounds": max_rounds,
             "half_rate_seconds": seconds,
             "peak_rss_kb": self.rss,
         })
@@ -782,8 +879,8 @@ mod tests {
     fn the_round_by_round_table_shows_each_pair_and_their_spread() {
         let mut report = Report::new(Duration::from_secs(1), 3, 4, 4);
         for (product, baseline) in [(300.0, 400.0), (450.0, 450.0), (360.0, 400.0)] {
-            report.add_max_rate(Scenario::Recovery, "product", product);
-            report.add_max_rate(Scenario::Recovery, "baseline", baseline);
+            report.add_max_round(Scenario::Recovery, "product", product, &[]);
+            report.add_max_round(Scenario::Recovery, "baseline", baseline, &[]);
         }
         let mut out = String::new();
         report.max_rates_markdown(&mut out);
@@ -792,7 +889,83 @@ mod tests {
             "{out}"
         );
         let json = report.json();
-        assert_eq!(json["max_rounds_rate"][0]["service"], "baseline");
-        assert_eq!(json["max_rounds_rate"][3]["flows_per_s"], 300.0);
+        assert_eq!(json["max_rounds"][0]["service"], "baseline");
+        assert_eq!(json["max_rounds"][3]["flows_per_s"], 300.0);
+    }
+
+    fn second(busy: f64, service: f64, load_generator: f64) -> Machine {
+        Machine {
+            busy,
+            service,
+            load_generator,
+            ..Machine::default()
+        }
+    }
+
+    #[test]
+    fn a_flows_cpu_is_split_between_the_service_the_load_generator_and_the_rest() {
+        let mut report = Report::new(Duration::from_secs(1), 2, 4, 4);
+        // Two rounds of 400 and 600 flows/s: 1 000 flows per second of rounds.
+        // The product: 60 % + 40 % of a core in its process = 1 ms per flow;
+        // the generator 0.3 ms; the machine 190 % + 190 % = 3.8 ms.
+        report.add_max_round(
+            Scenario::SignIn,
+            "product",
+            400.0,
+            &[second(180.0, 50.0, 10.0), second(200.0, 70.0, 10.0)],
+        );
+        report.add_max_round(
+            Scenario::SignIn,
+            "product",
+            600.0,
+            &[second(190.0, 40.0, 20.0), second(190.0, 40.0, 20.0)],
+        );
+        // The baseline: one round of 800 flows/s, 0.5 ms in its process, 0.25
+        // in the generator, 3 ms on the machine.
+        report.add_max_round(
+            Scenario::SignIn,
+            "baseline",
+            800.0,
+            &[second(240.0, 40.0, 20.0)],
+        );
+        let mut out = String::new();
+        report.cpu_per_flow_markdown(&mut out);
+        assert!(
+            out.contains(
+                "| sign_in | 1.00 / 0.30 / 2.50 = 3.80 | 0.50 / 0.25 / 2.25 = 3.00 | 2.00 / 1.27 |"
+            ),
+            "{out}"
+        );
+        let json = report.json();
+        assert_eq!(json["max_rounds"][1]["flows_per_s"], 400.0);
+        assert_eq!(json["max_rounds"][1]["service_cpu_pct"], 60.0);
+    }
+
+    #[test]
+    fn a_flow_without_rounds_of_both_services_has_no_cpu_row() {
+        let mut report = Report::new(Duration::from_secs(1), 1, 4, 4);
+        report.add_max_round(
+            Scenario::SignIn,
+            "product",
+            400.0,
+            &[second(100.0, 50.0, 10.0)],
+        );
+        report.add_max_round(
+            Scenario::Recovery,
+            "product",
+            0.0,
+            &[second(100.0, 50.0, 10.0)],
+        );
+        report.add_max_round(
+            Scenario::Recovery,
+            "baseline",
+            0.0,
+            &[second(100.0, 50.0, 10.0)],
+        );
+        let mut out = String::new();
+        report.cpu_per_flow_markdown(&mut out);
+        assert!(out.contains("Where a flow's CPU goes"), "{out}");
+        assert!(!out.contains("| sign_in |"), "{out}");
+        assert!(!out.contains("| recovery |"), "{out}");
     }
 }
