@@ -111,6 +111,7 @@ async fn connections_dropped_while_idle_are_replaced_before_use() {
 #[tokio::test]
 async fn connections_opened_together_are_replaced_one_at_a_time() {
     use std::collections::HashSet;
+    use std::time::Instant;
 
     let db = fresh_database().await;
     // Four connections, two seconds: early retirement from 1.6 s, one per 100 ms.
@@ -136,28 +137,45 @@ async fn connections_opened_together_are_replaced_one_at_a_time() {
         pids
     };
 
-    let opened = std::time::Instant::now();
+    // A connection's age counts from its opening, somewhere between these two.
+    let opening = Instant::now();
     let first = backends().await;
+    let opened = Instant::now();
     assert_eq!(first.len(), 4);
     let mut remaining = first.len();
-    let mut replaced_at = Vec::new();
-    while remaining > 0 && opened.elapsed() < lifetime + Duration::from_secs(1) {
+    // For each replacement, the check before the one that saw it and that
+    // check itself: the connection retired as it was returned between them.
+    let mut replaced_between = Vec::new();
+    let mut previous_check = opened;
+    while remaining > 0 && opening.elapsed() < lifetime + Duration::from_secs(1) {
         tokio::time::sleep(Duration::from_millis(10)).await;
+        let check = Instant::now();
         let still = backends().await.intersection(&first).count();
         assert!(
             remaining - still <= 1,
             "{} connections replaced at once after {:?}",
             remaining - still,
-            opened.elapsed()
+            opening.elapsed()
         );
         if still < remaining {
-            replaced_at.push(opened.elapsed());
+            replaced_between.push((previous_check, check));
         }
         remaining = still;
+        previous_check = check;
     }
-    assert_eq!(remaining, 0, "replaced at {replaced_at:?}");
-    assert!(replaced_at[0] >= lifetime.mul_f64(0.8), "{replaced_at:?}");
-    assert!(replaced_at[3] < lifetime, "{replaced_at:?}");
+    let since_opening: Vec<_> = replaced_between
+        .iter()
+        .map(|(after, before)| (*after - opening, *before - opening))
+        .collect();
+    assert_eq!(remaining, 0, "replaced between {since_opening:?}");
+    // None before four-fifths of its age, the last before the lifetime ends.
+    let (_, first_seen) = replaced_between[0];
+    assert!(
+        first_seen - opening >= lifetime.mul_f64(0.8),
+        "{since_opening:?}"
+    );
+    let (last_retired_after, _) = replaced_between[3];
+    assert!(last_retired_after - opened < lifetime, "{since_opening:?}");
 }
 
 mod audit_partitions {
