@@ -7,13 +7,19 @@
 //! It answers the Core API's routes with the same JSON shapes the load
 //! generator reads, so one driver measures both.
 //!
+//! Its rows are the product's size: where the product seals a value, the
+//! baseline stores the value behind a zeroed header as long as sealing adds;
+//! its audit events carry a correlation id and the product's details. The
+//! harness compares the two databases' rows after every run (see
+//! `crate::rows`).
+//!
 //! With a relying party id it stands in for `builtin` possession mode: flow
 //! creation reads the user's passkeys (as the product's ceremony start does),
 //! stores a ceremony with the flow and returns WebAuthn options with a fresh
 //! challenge; possession takes the authenticator's response and consumes the
 //! ceremony in the same write. It verifies nothing: the credential id and the
-//! counter are read from the response, and the response itself is stored
-//! where the product stores the verified passkey, so rows keep their size.
+//! counter are read from the response, and a stand-in of the product's
+//! verified passkey is stored where the product stores it.
 
 use std::sync::Arc;
 
@@ -29,6 +35,8 @@ use domain::custody::BiometricReference;
 use domain::flow::{
     Ceremony, Fact, Flow, FlowId, FlowState, FlowType, IdentityOutcome, NewCredential,
 };
+use domain::sealing::{KeyId, sealed_len};
+use domain::service::provider_event_key;
 use domain::{
     Actor, AuditEventType, Change, Effect, ExternalUserId, FlowLimits, FlowWrite, NewAuditEvent,
     Repository, StoreError, Subject, User, ids,
@@ -47,6 +55,7 @@ struct Baseline {
     webhook_secret: Arc<str>,
     /// `builtin` mode's relying party id.
     rp_id: Option<Arc<str>>,
+    provider: Provider,
 }
 
 fn now() -> OffsetDateTime {
@@ -62,18 +71,93 @@ fn bad(e: impl std::fmt::Display) -> (StatusCode, String) {
     (StatusCode::BAD_REQUEST, e.to_string())
 }
 
+/// The id of the product's data-encryption key in the benchmark.
+pub(crate) const KEY_ID: &str = "default";
+
+/// The IDV provider whose values the product stores: the SDK token it seals
+/// into a flow and the applicant id it seals into a user differ in length.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum Provider {
+    Synthetic,
+    Onfido,
+}
+
+impl Provider {
+    fn name(self) -> &'static str {
+        match self {
+            Provider::Synthetic => "synthetic",
+            Provider::Onfido => "onfido",
+        }
+    }
+
+    /// The SDK token's length: the synthetic provider's three base64url
+    /// segments, or the provider double's token.
+    fn sdk_token_len(self) -> usize {
+        match self {
+            Provider::Synthetic => 143,
+            Provider::Onfido => 386,
+        }
+    }
+
+    /// An applicant id as the provider names them.
+    fn applicant(self) -> String {
+        match self {
+            Provider::Synthetic => format!("synthetic-applicant-{}", Uuid::new_v4()),
+            Provider::Onfido => Uuid::new_v4().to_string(),
+        }
+    }
+}
+
+/// `plaintext` behind a zeroed header, as long as the product's sealed value.
+fn sealed(plaintext: &[u8]) -> Vec<u8> {
+    let mut out = vec![0; seal_overhead()];
+    out.extend_from_slice(plaintext);
+    out
+}
+
+/// What [`sealed`] put behind its header.
+fn unsealed(stored: &[u8]) -> &[u8] {
+    stored.get(seal_overhead()..).unwrap_or_default()
+}
+
+fn seal_overhead() -> usize {
+    KeyId::parse(KEY_ID).map_or(0, |id| sealed_len(&id, 0))
+}
+
+/// An event by the customer's backend, with a correlation id as the product's.
 fn event(t: AuditEventType, flow: &Flow, at: OffsetDateTime) -> NewAuditEvent {
-    NewAuditEvent::new(
-        t,
-        Actor::Integration,
-        Subject {
-            user_id: Some(flow.user_id),
-            user_pseudonym: None,
-            credential_id: flow.credential_id,
-            flow_id: Some(flow.id.0),
-        },
-        at,
-    )
+    NewAuditEvent {
+        correlation_id: Some(ids::new_id(at).to_string()),
+        ..NewAuditEvent::new(
+            t,
+            Actor::Integration,
+            Subject {
+                user_id: Some(flow.user_id),
+                user_pseudonym: None,
+                credential_id: flow.credential_id,
+                flow_id: Some(flow.id.0),
+            },
+            at,
+        )
+    }
+}
+
+/// The same, by the provider (its outcome or its webhook).
+fn provider_event(t: AuditEventType, flow: &Flow, at: OffsetDateTime) -> NewAuditEvent {
+    NewAuditEvent {
+        actor: Actor::Provider,
+        ..event(t, flow, at)
+    }
+}
+
+fn flow_completed(event: NewAuditEvent, flow: &Flow) -> NewAuditEvent {
+    NewAuditEvent {
+        details: json!({
+            "type": flow.flow_type.as_str(),
+            "transaction_context_sha256": flow.transaction_context_sha256,
+        }),
+        ..event
+    }
 }
 
 fn reply(flow: &Flow) -> Json<Value> {
@@ -125,6 +209,36 @@ fn ceremony(rp_id: &str, user: &User, flow: &Flow, passkeys: &[Credential]) -> (
     (options, ceremony)
 }
 
+/// Stand-ins for what the product stores of a verified registration: the
+/// public key (webauthn-rs's COSE key of a P-256 key, as JSON) and the passkey
+/// (webauthn-rs's serialised form, around the same key).
+fn registered(webauthn_id: &str) -> (Vec<u8>, Value) {
+    let coordinate = || URL_SAFE_NO_PAD.encode(ids::random_bytes::<32>());
+    let key = json!({
+        "type_": "ES256",
+        "key": { "EC_EC2": { "curve": "SECP256R1", "x": coordinate(), "y": coordinate() } },
+    });
+    let passkey = json!({
+        "cred": key,
+        "counter": 0,
+        "cred_id": webauthn_id,
+        "extensions": {
+            "appid": "NotRequested",
+            "cred_props": "Ignored",
+            "cred_protect": "Ignored",
+            "hmac_create_secret": "NotRequested",
+        },
+        "transports": null,
+        "attestation": { "data": "Self_", "metadata": "None" },
+        "backup_state": false,
+        "user_verified": true,
+        "backup_eligible": false,
+        "attestation_format": "packed",
+        "registration_policy": "required",
+    });
+    (key.to_string().into_bytes(), passkey)
+}
+
 /// The signature counter in a WebAuthn assertion's authenticator data.
 fn assertion_counter(response: &Value) -> Result<u32, (StatusCode, String)> {
     let data = URL_SAFE_NO_PAD
@@ -147,6 +261,7 @@ pub(crate) fn router(
     max_idv_runs: u32,
     webhook_secret: &str,
     rp_id: Option<String>,
+    provider: Provider,
 ) -> Router {
     Router::new()
         .route("/api/health", get(|| async { "ok" }))
@@ -168,6 +283,7 @@ pub(crate) fn router(
             limits: (max_open_flows, max_idv_runs),
             webhook_secret: webhook_secret.into(),
             rp_id: rp_id.map(Into::into),
+            provider,
         })
 }
 
@@ -212,16 +328,19 @@ async fn create_flow(State(s): State<Baseline>, Json(body): Json<Value>) -> Repl
         Err(StoreError::NotFound) if flow_type == FlowType::Registration => {
             let user = User::new(external, at);
             effects.push(Effect::CreateUser(user.clone()));
-            events.push(NewAuditEvent::new(
-                AuditEventType::UserCreated,
-                Actor::Integration,
-                Subject {
-                    user_id: Some(user.id),
-                    user_pseudonym: Some(user.pseudonym.clone()),
-                    ..Subject::default()
-                },
-                at,
-            ));
+            events.push(NewAuditEvent {
+                correlation_id: Some(ids::new_id(at).to_string()),
+                ..NewAuditEvent::new(
+                    AuditEventType::UserCreated,
+                    Actor::Integration,
+                    Subject {
+                        user_id: Some(user.id),
+                        user_pseudonym: Some(user.pseudonym.clone()),
+                        ..Subject::default()
+                    },
+                    at,
+                )
+            });
             user
         }
         Err(e) => return Err(fail(e)),
@@ -234,7 +353,7 @@ async fn create_flow(State(s): State<Baseline>, Json(body): Json<Value>) -> Repl
     let needs_identity = flow_type.needs_identity();
     let context = body.get("transaction_context");
     let mut flow = Flow {
-        transaction_context_sealed: context.map(|c| c.to_string().into_bytes()),
+        transaction_context_sealed: context.map(|c| sealed(c.to_string().as_bytes())),
         transaction_context_sha256: context.map(|_| "0".repeat(64)),
         ..Flow::new(
             FlowId(ids::new_id(at)),
@@ -249,19 +368,26 @@ async fn create_flow(State(s): State<Baseline>, Json(body): Json<Value>) -> Repl
         flow.ceremony = Some(ceremony);
         options
     });
-    events.push(event(AuditEventType::FlowCreated, &flow, at));
+    events.push(NewAuditEvent {
+        details: json!({
+            "type": flow_type.as_str(),
+            "cross_platform": flow.cross_platform,
+            "transaction_context_sha256": flow.transaction_context_sha256,
+        }),
+        ..event(AuditEventType::FlowCreated, &flow, at)
+    });
     // The product starts the IDV run before writing, and writes the flow with
     // its run in one transaction.
     if needs_identity {
         if user.idv_applicant_sealed.is_none() {
             effects.push(Effect::SetApplicant {
                 user_id: user.id,
-                sealed: b"baseline-applicant".to_vec(),
+                sealed: sealed(s.provider.applicant().as_bytes()),
             });
         }
         let fact = Fact::RunStarted {
-            run_id: format!("run-{}", Uuid::new_v4()),
-            sdk_token_sealed: None,
+            run_id: Uuid::new_v4().to_string(),
+            sdk_token_sealed: Some(sealed(&vec![b'.'; s.provider.sdk_token_len()])),
         };
         flow = flow.apply(&fact, at).map_err(bad)?;
         events.push(event(AuditEventType::FlowIdvStarted, &flow, at));
@@ -300,14 +426,19 @@ async fn store_reference(
 ) -> Reply {
     let at = now();
     let flow = s.repo.flow(FlowId(id)).await.map_err(fail)?;
-    let token = body["token"].as_str().unwrap_or("").as_bytes().to_vec();
+    let token = URL_SAFE_NO_PAD
+        .decode(body["token"].as_str().unwrap_or(""))
+        .map_err(bad)?;
+    let events = vec![NewAuditEvent {
+        details: json!({ "bytes": token.len(), "key_id": KEY_ID }),
+        ..event(AuditEventType::BiometricReferenceStored, &flow, at)
+    }];
     let effects = vec![Effect::StoreReference(BiometricReference {
         user_id: flow.user_id,
-        sealed: token,
+        sealed: sealed(&token),
         created_by_flow: flow.id,
         created_at: at,
     })];
-    let events = vec![event(AuditEventType::BiometricReferenceStored, &flow, at)];
     let flow = advance(&s.repo, &flow, &Fact::ReferenceStored, effects, events, at).await?;
     Ok(reply(&flow))
 }
@@ -325,7 +456,7 @@ async fn release_reference(State(s): State<Baseline>, Path(id): Path<Uuid>) -> R
         .await
         .map_err(fail)?;
     Ok(Json(
-        json!({ "token": String::from_utf8_lossy(&reference.sealed) }),
+        json!({ "token": URL_SAFE_NO_PAD.encode(unsealed(&reference.sealed)) }),
     ))
 }
 
@@ -343,18 +474,21 @@ async fn possession(
     }
     let creates = flow.flow_type.creates_credential();
     let (fact, pending) = if creates {
-        let (webauthn_id, passkey) = match webauthn {
-            Some(response) => (
-                response["id"].as_str().unwrap_or("").to_owned(),
-                Some(RegisteredPasskey {
+        let (webauthn_id, public_key, passkey) = match webauthn {
+            Some(response) => {
+                let id = response["id"].as_str().unwrap_or("").to_owned();
+                let (public_key, data) = registered(&id);
+                let passkey = RegisteredPasskey {
                     user_verified: true,
                     attestation_format: "packed".into(),
                     attestation_verified: false,
-                    data: response["response"].clone(),
-                }),
-            ),
+                    data,
+                };
+                (id, Some(public_key), Some(passkey))
+            }
             None => (
                 body["credential"]["id"].as_str().unwrap_or("").to_owned(),
+                None,
                 None,
             ),
         };
@@ -366,15 +500,19 @@ async fn possession(
         let new = NewCredential {
             id: ids::new_id(at),
             webauthn_id,
-            // Where the product stores the COSE key (77 bytes for ES256).
-            public_key: webauthn.map(|_| vec![0; 77]),
+            public_key,
             aaguid: None,
             sign_count: 0,
-            transports: vec!["internal".into()],
+            // The product takes transports from the caller's report, and
+            // none from a WebAuthn response.
+            transports: match webauthn {
+                Some(_) => Vec::new(),
+                None => vec!["internal".into()],
+            },
             backup_eligible: false,
             backup_state: false,
             platform: Some("android".into()),
-            device_label: None,
+            device_label: body["webauthn"]["device_label"].as_str().map(Into::into),
             passkey,
         };
         (
@@ -421,7 +559,10 @@ async fn possession(
         events.push(event(AuditEventType::CredentialUsed, &next, at));
     }
     if next.state == FlowState::Completed {
-        events.push(event(AuditEventType::FlowCompleted, &next, at));
+        events.push(flow_completed(
+            event(AuditEventType::FlowCompleted, &next, at),
+            &next,
+        ));
     }
     write(&s.repo, &next, effects, events).await?;
     Ok(reply(&next))
@@ -432,7 +573,7 @@ fn pending_free(flow: &Flow) -> bool {
 }
 
 async fn outcome(State(s): State<Baseline>, Path(run): Path<String>) -> Reply {
-    approve(&s, run, "synthetic").await
+    approve(&s, run).await
 }
 
 /// A signed provider event: the signature checked over the raw bytes, the
@@ -458,28 +599,32 @@ async fn webhook(
     let run = object["id"].as_str().unwrap_or("").to_owned();
     let status = object["status"].as_str().unwrap_or("");
     if s.repo
-        .provider_event_seen(&format!("onfido:{run}:{status}"))
+        .provider_event_seen(&provider_event_key(s.provider.name(), &run, status))
         .await
         .map_err(fail)?
     {
         return Ok(Json(json!({})));
     }
-    approve(&s, run, "onfido").await
+    approve(&s, run).await
 }
 
-async fn approve(s: &Baseline, run: String, provider: &str) -> Reply {
+async fn approve(s: &Baseline, run: String) -> Reply {
+    let provider = s.provider.name();
     let at = now();
     let flow = s.repo.flow_by_run(&run).await.map_err(fail)?;
     let fact = Fact::Identity(IdentityOutcome::Approved);
     let next = flow.apply(&fact, at).map_err(bad)?;
     let mut effects = vec![Effect::RecordProviderEvent {
-        dedupe_key: format!("{provider}:{run}:approved"),
+        dedupe_key: provider_event_key(provider, &run, "approved"),
         run_id: run.clone(),
         at,
     }];
     let mut events = vec![
-        event(AuditEventType::ProviderEventReceived, &flow, at),
-        event(AuditEventType::FlowVerified, &next, at),
+        NewAuditEvent {
+            details: json!({ "provider": provider, "status": "approved" }),
+            ..provider_event(AuditEventType::ProviderEventReceived, &flow, at)
+        },
+        provider_event(AuditEventType::FlowVerified, &next, at),
     ];
     if next.state == FlowState::Completed {
         if let Some(new) = &next.pending_credential {
@@ -503,7 +648,11 @@ async fn approve(s: &Baseline, run: String, provider: &str) -> Reply {
                 updated_at: at,
                 last_used_at: None,
             }));
-            events.push(event(AuditEventType::CredentialRegistered, &next, at));
+            events.push(provider_event(
+                AuditEventType::CredentialRegistered,
+                &next,
+                at,
+            ));
             if next.flow_type == FlowType::Recovery {
                 for old in s
                     .repo
@@ -519,12 +668,18 @@ async fn approve(s: &Baseline, run: String, provider: &str) -> Reply {
                             reason: Some("recovery".into()),
                             at,
                         });
-                        events.push(event(AuditEventType::CredentialRevoked, &next, at));
+                        events.push(NewAuditEvent {
+                            reason: Some("recovery".into()),
+                            ..provider_event(AuditEventType::CredentialRevoked, &next, at)
+                        });
                     }
                 }
             }
         }
-        events.push(event(AuditEventType::FlowCompleted, &next, at));
+        events.push(flow_completed(
+            provider_event(AuditEventType::FlowCompleted, &next, at),
+            &next,
+        ));
     }
     write(&s.repo, &next, effects, events).await?;
     Ok(reply(&next))

@@ -6,6 +6,7 @@
 mod baseline;
 mod load;
 mod report;
+mod rows;
 mod timeline;
 mod webauthn;
 
@@ -41,6 +42,9 @@ enum Command {
         /// Take WebAuthn responses for this relying party id (`builtin` mode's calls).
         #[arg(long)]
         rp_id: Option<String>,
+        /// Size rows as the product does with this IDV provider.
+        #[arg(long, value_enum, default_value_t = baseline::Provider::Synthetic)]
+        provider: baseline::Provider,
     },
     /// Run the benchmark: product and baseline, each on its own database.
     Run {
@@ -320,6 +324,11 @@ async fn start_product(product: &Product, pool: u32, mode: Mode<'_>) -> anyhow::
         .envs([
             ("PORT", port.to_string()),
             ("BIOMETRIC_PASSKEY_DATA_ENCRYPTION_KEY", KEY.into()),
+            // Named here because the baseline sizes its rows by it.
+            (
+                "BIOMETRIC_PASSKEY_DATA_ENCRYPTION_KEY_ID",
+                baseline::KEY_ID.into(),
+            ),
             (
                 "BIOMETRIC_PASSKEY_IDV_REGISTRATION_WORKFLOW_ID",
                 "0c6b0e4a-1111-4b5b-9a1e-000000000001".into(),
@@ -359,16 +368,13 @@ async fn start_product(product: &Product, pool: u32, mode: Mode<'_>) -> anyhow::
     Ok(service)
 }
 
-/// The baseline, taking external facts or (`builtin`) WebAuthn responses.
-async fn start_baseline(pool: u32, builtin: bool) -> anyhow::Result<Service> {
-    let (database, name, mode) = if builtin {
-        (
-            "bench_baseline_builtin",
-            "baseline (builtin mode)",
-            Mode::Builtin,
-        )
-    } else {
-        ("bench_baseline", "baseline", Mode::Synthetic)
+/// The baseline of a product `mode`: taking external facts or (`builtin`)
+/// WebAuthn responses, its rows sized as that mode's.
+async fn start_baseline(pool: u32, mode: Mode<'_>) -> anyhow::Result<Service> {
+    let (database, name) = match mode {
+        Mode::Synthetic => ("bench_baseline", "baseline"),
+        Mode::Onfido(_) => ("bench_baseline_onfido", "baseline (onfido mode)"),
+        Mode::Builtin => ("bench_baseline_builtin", "baseline (builtin mode)"),
     };
     fresh_database(database).await?;
     // The same schema, applied by the product's own migrations.
@@ -384,8 +390,14 @@ async fn start_baseline(pool: u32, builtin: bool) -> anyhow::Result<Service> {
         "--pool",
         &pool.to_string(),
     ]);
-    if builtin {
-        command.args(["--rp-id", RP_ID]);
+    match mode {
+        Mode::Builtin => {
+            command.args(["--rp-id", RP_ID]);
+        }
+        Mode::Onfido(_) => {
+            command.args(["--provider", "onfido"]);
+        }
+        Mode::Synthetic => {}
     }
     let child = command
         .env("DB_NAME", database)
@@ -403,14 +415,59 @@ async fn start_baseline(pool: u32, builtin: bool) -> anyhow::Result<Service> {
     Ok(service)
 }
 
-async fn serve_baseline(port: u16, pool: u32, rp_id: Option<String>) -> anyhow::Result<()> {
+async fn serve_baseline(
+    port: u16,
+    pool: u32,
+    rp_id: Option<String>,
+    provider: baseline::Provider,
+) -> anyhow::Result<()> {
     let store = PgStore::connect_lazy(&settings(&env("DB_NAME")?, pool)?);
     let secret = OnfidoDoubleConfig::default().webhook_token;
-    let app = baseline::router(store, MAX_OPEN_FLOWS, MAX_IDV_RUNS, &secret, rp_id);
+    let app = baseline::router(
+        store,
+        MAX_OPEN_FLOWS,
+        MAX_IDV_RUNS,
+        &secret,
+        rp_id,
+        provider,
+    );
     let listener =
         tokio::net::TcpListener::bind(SocketAddr::from((Ipv4Addr::LOCALHOST, port))).await?;
     axum::serve(listener, app).await?;
     Ok(())
+}
+
+/// The mean row sizes of each product database against its baseline's.
+async fn compare_rows() -> anyhow::Result<Vec<(&'static str, Vec<rows::Compared>)>> {
+    let mut sizes = std::collections::HashMap::new();
+    for database in [
+        "bench_product",
+        "bench_product_onfido",
+        "bench_baseline",
+        "bench_baseline_onfido",
+        "bench_product_builtin",
+        "bench_baseline_builtin",
+    ] {
+        sizes.insert(
+            database,
+            rows::measure(&mut connect(database).await?).await?,
+        );
+    }
+    Ok([
+        ("product", "bench_product", "bench_baseline"),
+        (
+            "product (onfido mode)",
+            "bench_product_onfido",
+            "bench_baseline_onfido",
+        ),
+        (
+            "product (builtin mode)",
+            "bench_product_builtin",
+            "bench_baseline_builtin",
+        ),
+    ]
+    .map(|(pair, product, baseline)| (pair, rows::compare(&sizes[product], &sizes[baseline])))
+    .into())
 }
 
 /// The pair in the order of `round`: product first, then baseline first, and
@@ -450,17 +507,18 @@ async fn run(
     let secret = OnfidoDoubleConfig::default().webhook_token;
     let services = [
         start_product(&product, pool, Mode::Synthetic).await?,
-        start_baseline(pool, false).await?,
+        start_baseline(pool, Mode::Synthetic).await?,
         start_product(&product, pool, Mode::Onfido(&double)).await?,
         start_product(&product, pool, Mode::Builtin).await?,
-        start_baseline(pool, true).await?,
+        start_baseline(pool, Mode::Builtin).await?,
+        start_baseline(pool, Mode::Onfido(&double)).await?,
     ];
     // Per scenario: (report name, service, target, index of its users).
     let webhook_product = services[2].target.with_webhooks(Webhooks {
         double: Some(double.clone()),
         secret: secret.clone(),
     });
-    let webhook_baseline = services[1].target.with_webhooks(Webhooks {
+    let webhook_baseline = services[5].target.with_webhooks(Webhooks {
         double: None,
         secret,
     });
@@ -478,7 +536,7 @@ async fn run(
         } else if scenario == Scenario::StepUpWebhook {
             [
                 ("product", &services[2], webhook_product.clone(), 2),
-                ("baseline", &services[1], webhook_baseline.clone(), 3),
+                ("baseline", &services[5], webhook_baseline.clone(), 3),
             ]
         } else if scenario == Scenario::Recovery {
             [
@@ -503,7 +561,7 @@ async fn run(
         &services[0].target,
         &services[1].target,
         &webhook_product,
-        &services[1].target,
+        &webhook_baseline,
         &services[0].target,
         &services[1].target,
         &services[3].target,
@@ -587,7 +645,8 @@ async fn run(
     for service in &services {
         report.peak_rss(service.name, service.stats().peak_rss_kb);
     }
-    print!("{}", report.markdown());
+    let rows = compare_rows().await?;
+    print!("{}{}", report.markdown(), rows::markdown(&rows));
     if let Some(path) = json {
         std::fs::write(path, serde_json::to_vec_pretty(&report.json())?)?;
     }
@@ -598,13 +657,30 @@ async fn run(
             report.first_error().unwrap_or_default()
         );
     }
+    let strays: Vec<_> = rows
+        .iter()
+        .flat_map(|(pair, compared)| compared.iter().map(move |c| (pair, c)))
+        .filter(|(_, c)| !c.within_tolerance())
+        .map(|(pair, c)| format!("{pair}: {} {} ({:.2})", c.table, c.kind, c.ratio()))
+        .collect();
+    if !strays.is_empty() {
+        bail!(
+            "the baseline's rows are not the product's size: {}",
+            strays.join("; ")
+        );
+    }
     Ok(())
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
-        Command::Baseline { port, pool, rp_id } => serve_baseline(port, pool, rp_id).await,
+        Command::Baseline {
+            port,
+            pool,
+            rp_id,
+            provider,
+        } => serve_baseline(port, pool, rp_id, provider).await,
         Command::Run {
             product,
             duration,

@@ -20,6 +20,7 @@ use crate::ids;
 
 const FORMAT_V1: u8 = 1;
 const NONCE_LEN: usize = 12;
+const TAG_LEN: usize = 16;
 const KEY_LEN: usize = 32;
 
 /// The identifier stored with every sealed value: 1–64 of `A-Z a-z 0-9 . _ : -`.
@@ -211,6 +212,12 @@ fn derive_audit_key(data_key: &[u8]) -> Zeroizing<[u8; KEY_LEN]> {
     out
 }
 
+/// How long `plaintext_len` bytes are once sealed under `key_id`: the size of
+/// what a sealed column holds, for storage sized without sealing anything.
+pub fn sealed_len(key_id: &KeyId, plaintext_len: usize) -> usize {
+    2 + key_id.as_str().len() + NONCE_LEN + plaintext_len + TAG_LEN
+}
+
 /// The key id a sealed value names, without opening it.
 pub fn sealed_key_id(sealed: &[u8]) -> Result<String, SealError> {
     split(sealed).map(|parts| String::from_utf8_lossy(parts.key_id).into_owned())
@@ -276,6 +283,14 @@ mod tests {
         assert_eq!(&**key().open(&sealed, ROW_A).unwrap(), b"secret token");
         assert_eq!(sealed_key_id(&sealed).unwrap(), "default");
         assert!(!sealed.windows(6).any(|w| w == b"secret"));
+    }
+
+    #[test]
+    fn sealed_len_is_the_length_of_a_sealed_value() {
+        for plaintext in [&b""[..], b"x", b"secret token"] {
+            let sealed = key().seal(plaintext, ROW_A);
+            assert_eq!(sealed.len(), sealed_len(key().id(), plaintext.len()));
+        }
     }
 
     #[test]
