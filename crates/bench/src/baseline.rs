@@ -56,6 +56,10 @@ struct Baseline {
     /// `builtin` mode's relying party id.
     rp_id: Option<Arc<str>>,
     provider: Provider,
+    /// The length of the provider's SDK tokens.
+    sdk_token_len: usize,
+    /// What sealing adds to a value under [`KEY_ID`].
+    seal_overhead: usize,
 }
 
 fn now() -> OffsetDateTime {
@@ -90,12 +94,12 @@ impl Provider {
         }
     }
 
-    /// The SDK token's length: the synthetic provider's three base64url
-    /// segments, or the provider double's token.
-    fn sdk_token_len(self) -> usize {
+    /// An SDK token as the provider issues them (the synthetic provider's, or
+    /// the provider double's).
+    fn sdk_token(self, run_id: &str) -> String {
         match self {
-            Provider::Synthetic => 143,
-            Provider::Onfido => 386,
+            Provider::Synthetic => idv::synthetic::sdk_token(run_id).to_string(),
+            Provider::Onfido => testkit::onfido_double::sdk_token_for(run_id, now()),
         }
     }
 
@@ -108,46 +112,45 @@ impl Provider {
     }
 }
 
-/// `plaintext` behind a zeroed header, as long as the product's sealed value.
-fn sealed(plaintext: &[u8]) -> Vec<u8> {
-    let mut out = vec![0; seal_overhead()];
-    out.extend_from_slice(plaintext);
-    out
+impl Baseline {
+    /// `plaintext` behind a zeroed header, as long as the product's sealed value.
+    fn sealed(&self, plaintext: &[u8]) -> Vec<u8> {
+        let mut out = vec![0; self.seal_overhead];
+        out.extend_from_slice(plaintext);
+        out
+    }
+
+    /// What [`Baseline::sealed`] put behind its header.
+    fn unsealed<'a>(&self, stored: &'a [u8]) -> &'a [u8] {
+        stored.get(self.seal_overhead..).unwrap_or_default()
+    }
 }
 
-/// What [`sealed`] put behind its header.
-fn unsealed(stored: &[u8]) -> &[u8] {
-    stored.get(seal_overhead()..).unwrap_or_default()
-}
-
-fn seal_overhead() -> usize {
-    KeyId::parse(KEY_ID).map_or(0, |id| sealed_len(&id, 0))
-}
-
-/// An event by the customer's backend, with a correlation id as the product's.
-fn event(t: AuditEventType, flow: &Flow, at: OffsetDateTime) -> NewAuditEvent {
+/// An event with a correlation id, as the product's.
+fn audit(t: AuditEventType, actor: Actor, subject: Subject, at: OffsetDateTime) -> NewAuditEvent {
     NewAuditEvent {
         correlation_id: Some(ids::new_id(at).to_string()),
-        ..NewAuditEvent::new(
-            t,
-            Actor::Integration,
-            Subject {
-                user_id: Some(flow.user_id),
-                user_pseudonym: None,
-                credential_id: flow.credential_id,
-                flow_id: Some(flow.id.0),
-            },
-            at,
-        )
+        ..NewAuditEvent::new(t, actor, subject, at)
     }
+}
+
+fn flow_subject(flow: &Flow) -> Subject {
+    Subject {
+        user_id: Some(flow.user_id),
+        user_pseudonym: None,
+        credential_id: flow.credential_id,
+        flow_id: Some(flow.id.0),
+    }
+}
+
+/// An event about `flow` by the customer's backend.
+fn event(t: AuditEventType, flow: &Flow, at: OffsetDateTime) -> NewAuditEvent {
+    audit(t, Actor::Integration, flow_subject(flow), at)
 }
 
 /// The same, by the provider (its outcome or its webhook).
 fn provider_event(t: AuditEventType, flow: &Flow, at: OffsetDateTime) -> NewAuditEvent {
-    NewAuditEvent {
-        actor: Actor::Provider,
-        ..event(t, flow, at)
-    }
+    audit(t, Actor::Provider, flow_subject(flow), at)
 }
 
 fn flow_completed(event: NewAuditEvent, flow: &Flow) -> NewAuditEvent {
@@ -262,8 +265,18 @@ pub(crate) fn router(
     webhook_secret: &str,
     rp_id: Option<String>,
     provider: Provider,
-) -> Router {
-    Router::new()
+) -> anyhow::Result<Router> {
+    let key_id = KeyId::parse(KEY_ID).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let state = Baseline {
+        repo: Arc::new(repo),
+        limits: (max_open_flows, max_idv_runs),
+        webhook_secret: webhook_secret.into(),
+        rp_id: rp_id.map(Into::into),
+        provider,
+        sdk_token_len: provider.sdk_token(&Uuid::nil().to_string()).len(),
+        seal_overhead: sealed_len(&key_id, 0),
+    };
+    Ok(Router::new()
         .route("/api/health", get(|| async { "ok" }))
         .route("/api/core/v1/flows", post(create_flow))
         .route("/api/core/v1/flows/{id}", get(get_flow))
@@ -278,13 +291,7 @@ pub(crate) fn router(
         )
         .route("/api/core/v1/synthetic/runs/{run}/outcome", post(outcome))
         .route("/api/public/v1/providers/onfido/webhooks", post(webhook))
-        .with_state(Baseline {
-            repo: Arc::new(repo),
-            limits: (max_open_flows, max_idv_runs),
-            webhook_secret: webhook_secret.into(),
-            rp_id: rp_id.map(Into::into),
-            provider,
-        })
+        .with_state(state))
 }
 
 async fn advance(
@@ -328,19 +335,16 @@ async fn create_flow(State(s): State<Baseline>, Json(body): Json<Value>) -> Repl
         Err(StoreError::NotFound) if flow_type == FlowType::Registration => {
             let user = User::new(external, at);
             effects.push(Effect::CreateUser(user.clone()));
-            events.push(NewAuditEvent {
-                correlation_id: Some(ids::new_id(at).to_string()),
-                ..NewAuditEvent::new(
-                    AuditEventType::UserCreated,
-                    Actor::Integration,
-                    Subject {
-                        user_id: Some(user.id),
-                        user_pseudonym: Some(user.pseudonym.clone()),
-                        ..Subject::default()
-                    },
-                    at,
-                )
-            });
+            events.push(audit(
+                AuditEventType::UserCreated,
+                Actor::Integration,
+                Subject {
+                    user_id: Some(user.id),
+                    user_pseudonym: Some(user.pseudonym.clone()),
+                    ..Subject::default()
+                },
+                at,
+            ));
             user
         }
         Err(e) => return Err(fail(e)),
@@ -353,7 +357,7 @@ async fn create_flow(State(s): State<Baseline>, Json(body): Json<Value>) -> Repl
     let needs_identity = flow_type.needs_identity();
     let context = body.get("transaction_context");
     let mut flow = Flow {
-        transaction_context_sealed: context.map(|c| sealed(c.to_string().as_bytes())),
+        transaction_context_sealed: context.map(|c| s.sealed(c.to_string().as_bytes())),
         transaction_context_sha256: context.map(|_| "0".repeat(64)),
         ..Flow::new(
             FlowId(ids::new_id(at)),
@@ -382,12 +386,12 @@ async fn create_flow(State(s): State<Baseline>, Json(body): Json<Value>) -> Repl
         if user.idv_applicant_sealed.is_none() {
             effects.push(Effect::SetApplicant {
                 user_id: user.id,
-                sealed: sealed(s.provider.applicant().as_bytes()),
+                sealed: s.sealed(s.provider.applicant().as_bytes()),
             });
         }
         let fact = Fact::RunStarted {
             run_id: Uuid::new_v4().to_string(),
-            sdk_token_sealed: Some(sealed(&vec![b'.'; s.provider.sdk_token_len()])),
+            sdk_token_sealed: Some(s.sealed(&vec![b'.'; s.sdk_token_len])),
         };
         flow = flow.apply(&fact, at).map_err(bad)?;
         events.push(event(AuditEventType::FlowIdvStarted, &flow, at));
@@ -435,7 +439,7 @@ async fn store_reference(
     }];
     let effects = vec![Effect::StoreReference(BiometricReference {
         user_id: flow.user_id,
-        sealed: sealed(&token),
+        sealed: s.sealed(&token),
         created_by_flow: flow.id,
         created_at: at,
     })];
@@ -456,7 +460,7 @@ async fn release_reference(State(s): State<Baseline>, Path(id): Path<Uuid>) -> R
         .await
         .map_err(fail)?;
     Ok(Json(
-        json!({ "token": URL_SAFE_NO_PAD.encode(unsealed(&reference.sealed)) }),
+        json!({ "token": URL_SAFE_NO_PAD.encode(s.unsealed(&reference.sealed)) }),
     ))
 }
 

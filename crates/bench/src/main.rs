@@ -430,44 +430,24 @@ async fn serve_baseline(
         &secret,
         rp_id,
         provider,
-    );
+    )?;
     let listener =
         tokio::net::TcpListener::bind(SocketAddr::from((Ipv4Addr::LOCALHOST, port))).await?;
     axum::serve(listener, app).await?;
     Ok(())
 }
 
-/// The mean row sizes of each product database against its baseline's.
-async fn compare_rows() -> anyhow::Result<Vec<(&'static str, Vec<rows::Compared>)>> {
-    let mut sizes = std::collections::HashMap::new();
-    for database in [
-        "bench_product",
-        "bench_product_onfido",
-        "bench_baseline",
-        "bench_baseline_onfido",
-        "bench_product_builtin",
-        "bench_baseline_builtin",
-    ] {
-        sizes.insert(
-            database,
-            rows::measure(&mut connect(database).await?).await?,
-        );
+/// The mean row sizes of each product's database against its baseline's.
+async fn compare_rows(
+    pairs: [(&Service, &Service); 3],
+) -> anyhow::Result<Vec<(&'static str, Vec<rows::Compared>)>> {
+    let mut compared = Vec::new();
+    for (product, baseline) in pairs {
+        let product_sizes = rows::measure(&mut connect(product.database).await?).await?;
+        let baseline_sizes = rows::measure(&mut connect(baseline.database).await?).await?;
+        compared.push((product.name, rows::compare(&product_sizes, &baseline_sizes)));
     }
-    Ok([
-        ("product", "bench_product", "bench_baseline"),
-        (
-            "product (onfido mode)",
-            "bench_product_onfido",
-            "bench_baseline_onfido",
-        ),
-        (
-            "product (builtin mode)",
-            "bench_product_builtin",
-            "bench_baseline_builtin",
-        ),
-    ]
-    .map(|(pair, product, baseline)| (pair, rows::compare(&sizes[product], &sizes[baseline])))
-    .into())
+    Ok(compared)
 }
 
 /// The pair in the order of `round`: product first, then baseline first, and
@@ -645,7 +625,12 @@ async fn run(
     for service in &services {
         report.peak_rss(service.name, service.stats().peak_rss_kb);
     }
-    let rows = compare_rows().await?;
+    let rows = compare_rows([
+        (&services[0], &services[1]),
+        (&services[2], &services[5]),
+        (&services[3], &services[4]),
+    ])
+    .await?;
     print!("{}{}", report.markdown(), rows::markdown(&rows));
     if let Some(path) = json {
         std::fs::write(path, serde_json::to_vec_pretty(&report.json())?)?;

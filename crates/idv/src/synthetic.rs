@@ -68,7 +68,7 @@ impl SyntheticProvider {
 
 /// A token shaped like the real provider's (three base64url segments), so
 /// clients that check the shape accept it. It authorises nothing.
-fn sdk_token(run_id: &str) -> Zeroizing<String> {
+pub fn sdk_token(run_id: &str) -> Zeroizing<String> {
     let header = URL_SAFE_NO_PAD.encode(br#"{"alg":"none","typ":"JWT"}"#);
     let claims = URL_SAFE_NO_PAD.encode(format!(r#"{{"synthetic":true,"run":"{run_id}"}}"#));
     let nonce = URL_SAFE_NO_PAD.encode(uuid::Uuid::new_v4().as_bytes());

@@ -1900,7 +1900,7 @@ fn sdk_token(state: &DoubleState, body: &Value) -> Response {
 }
 
 /// A run's SDK token: JWT-shaped, valid five weeks.
-fn sdk_token_for(run_id: &str, now: OffsetDateTime) -> String {
+pub fn sdk_token_for(run_id: &str, now: OffsetDateTime) -> String {
     jwt_shaped(json!({
         "exp": (now + time::Duration::weeks(5)).unix_timestamp(),
         "payload": {"app": new_id(), "workflow_run_id": run_id, "is_sandbox": true},
