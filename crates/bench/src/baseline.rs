@@ -134,23 +134,14 @@ fn audit(t: AuditEventType, actor: Actor, subject: Subject, at: OffsetDateTime) 
     }
 }
 
-fn flow_subject(flow: &Flow) -> Subject {
-    Subject {
-        user_id: Some(flow.user_id),
-        user_pseudonym: None,
-        credential_id: flow.credential_id,
-        flow_id: Some(flow.id.0),
-    }
-}
-
 /// An event about `flow` by the customer's backend.
 fn event(t: AuditEventType, flow: &Flow, at: OffsetDateTime) -> NewAuditEvent {
-    audit(t, Actor::Integration, flow_subject(flow), at)
+    audit(t, Actor::Integration, Subject::of_flow(flow), at)
 }
 
 /// The same, by the provider (its outcome or its webhook).
 fn provider_event(t: AuditEventType, flow: &Flow, at: OffsetDateTime) -> NewAuditEvent {
-    audit(t, Actor::Provider, flow_subject(flow), at)
+    audit(t, Actor::Provider, Subject::of_flow(flow), at)
 }
 
 fn flow_completed(event: NewAuditEvent, flow: &Flow) -> NewAuditEvent {

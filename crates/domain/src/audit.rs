@@ -137,6 +137,18 @@ pub struct Subject {
     pub flow_id: Option<Uuid>,
 }
 
+impl Subject {
+    /// An event about `flow`: its user, its credential (once known) and itself.
+    pub fn of_flow(flow: &crate::flow::Flow) -> Self {
+        Self {
+            user_id: Some(flow.user_id),
+            user_pseudonym: None,
+            credential_id: flow.credential_id,
+            flow_id: Some(flow.id.0),
+        }
+    }
+}
+
 /// An event about to be written.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewAuditEvent {

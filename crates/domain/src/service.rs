@@ -357,15 +357,6 @@ impl FlowService {
         }
     }
 
-    fn flow_subject(flow: &Flow) -> Subject {
-        Subject {
-            user_id: Some(flow.user_id),
-            user_pseudonym: None,
-            credential_id: flow.credential_id,
-            flow_id: Some(flow.id.0),
-        }
-    }
-
     /// Audits a rejected request about `flow`; the rejection itself is returned.
     async fn reject(
         &self,
@@ -381,7 +372,7 @@ impl FlowService {
             ..self.event(
                 ctx,
                 AuditEventType::FlowRequestRejected,
-                Self::flow_subject(flow),
+                Subject::of_flow(flow),
                 self.clock.now(),
             )
         };
@@ -413,7 +404,7 @@ impl FlowService {
     ) -> DomainResult<(Vec<Effect>, Vec<NewAuditEvent>)> {
         let mut effects = Vec::new();
         let mut events = Vec::new();
-        let subject = Self::flow_subject(after);
+        let subject = Subject::of_flow(after);
         let state_event = match after.state {
             _ if after.state == before.state => None,
             FlowState::Verified => Some(AuditEventType::FlowVerified),
@@ -776,7 +767,7 @@ impl FlowService {
             ..self.event(
                 ctx,
                 AuditEventType::FlowCreated,
-                Self::flow_subject(&flow),
+                Subject::of_flow(&flow),
                 now,
             )
         });
@@ -1213,7 +1204,7 @@ impl FlowService {
                                 AuditEventType::CredentialBackupEligible,
                                 Subject {
                                     credential_id: Some(new_id),
-                                    ..Self::flow_subject(&flow)
+                                    ..Subject::of_flow(&flow)
                                 },
                                 now,
                             )
@@ -1237,7 +1228,7 @@ impl FlowService {
                 });
                 let subject = Subject {
                     credential_id: Some(new_id),
-                    ..Self::flow_subject(&flow)
+                    ..Subject::of_flow(&flow)
                 };
                 events.push(self.event(ctx, AuditEventType::FlowPossessionVerified, subject, now));
                 (
@@ -1282,7 +1273,7 @@ impl FlowService {
                 }
                 let subject = Subject {
                     credential_id: Some(credential.id),
-                    ..Self::flow_subject(&flow)
+                    ..Subject::of_flow(&flow)
                 };
                 let mut security_events = Vec::new();
                 if !counter_is_valid(credential.sign_count, sign_count) {
@@ -1438,7 +1429,7 @@ impl FlowService {
         let event = self.event(
             ctx,
             AuditEventType::FlowHandoffClaimed,
-            Self::flow_subject(&flow),
+            Subject::of_flow(&flow),
             now,
         );
         let flow = match self
@@ -1485,7 +1476,7 @@ impl FlowService {
             ..self.event(
                 ctx,
                 AuditEventType::BiometricReferenceStored,
-                Self::flow_subject(&flow),
+                Subject::of_flow(&flow),
                 now,
             )
         };
@@ -1539,7 +1530,7 @@ impl FlowService {
         let event = self.event(
             ctx,
             AuditEventType::BiometricReferenceReleased,
-            Self::flow_subject(&flow),
+            Subject::of_flow(&flow),
             self.clock.now(),
         );
         self.repo.append_audit(&event).await?;
@@ -1636,7 +1627,7 @@ impl FlowService {
             ..self.event(
                 ctx,
                 AuditEventType::ProviderEventReceived,
-                Self::flow_subject(flow),
+                Subject::of_flow(flow),
                 now,
             )
         };
