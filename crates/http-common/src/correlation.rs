@@ -1,9 +1,11 @@
 //! One correlation id per request: taken from a well-formed incoming
 //! `X-Request-Id`, otherwise generated; echoed in the response, carried by every
-//! log line of the request (through its span) and by every error body.
+//! log line of the request (the log format reads [`CorrelationId::with_current`])
+//! and by every error body.
 
 use std::convert::Infallible;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Instant;
 
@@ -11,7 +13,6 @@ use axum::extract::Request;
 use axum::http::{HeaderName, HeaderValue, Method};
 use axum::response::Response;
 use tower::{Layer, Service};
-use tracing::Instrument;
 
 pub static REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
@@ -22,9 +23,10 @@ tokio::task_local! {
     static CURRENT: CorrelationId;
 }
 
-/// A request's correlation id.
+/// A request's correlation id. Cheap to clone: the request, its task-local and
+/// its audit context share one copy.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CorrelationId(String);
+pub struct CorrelationId(Arc<str>);
 
 impl CorrelationId {
     /// Adopts an incoming id when it is 1–128 characters of `A-Z a-z 0-9 . _ ~ : -`.
@@ -34,12 +36,12 @@ impl CorrelationId {
             && raw.bytes().all(|b| {
                 b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'~' | b':' | b'-')
             });
-        well_formed.then(|| Self(raw.to_owned()))
+        well_formed.then(|| Self(raw.into()))
     }
 
     /// A random UUID (version 4); see [`domain::ids::new_random_id`].
     pub fn generate() -> Self {
-        Self(domain::ids::new_random_id().to_string())
+        Self(domain::ids::new_random_id().to_string().into())
     }
 
     pub fn as_str(&self) -> &str {
@@ -50,13 +52,24 @@ impl CorrelationId {
     pub fn current() -> Option<Self> {
         CURRENT.try_with(Clone::clone).ok()
     }
+
+    /// Calls `f` with the id of the request being served, without copying it,
+    /// and says whether there was one: what the log format uses for every line.
+    pub fn with_current(f: impl FnOnce(&str)) -> bool {
+        CURRENT.try_with(|id| f(id.as_str())).is_ok()
+    }
 }
 
 /// What a middleware written as a plain tower service (rather than with
 /// `axum::middleware::from_fn`) answers: a boxed future of the response.
 pub type ResponseFuture = Pin<Box<dyn Future<Output = Result<Response, Infallible>> + Send>>;
 
-/// The middleware: assigns the id, opens the request span, logs the outcome.
+/// The middleware: assigns the id, makes it the request's task-local (which log
+/// lines and audit events read), logs the outcome.
+///
+/// No `tracing` span per request: entering and leaving one at every poll of
+/// the request's future cost a few per cent of the service's CPU, and a
+/// task-local gives log lines the same id.
 ///
 /// A plain tower layer rather than `axum::middleware::from_fn`, which clones
 /// and boxes the service it wraps on every request; this one calls it as is.
@@ -98,22 +111,15 @@ where
             .and_then(CorrelationId::adopt)
             .unwrap_or_else(CorrelationId::generate);
         request.extensions_mut().insert(id.clone());
-        let span = tracing::info_span!(
-            "request",
-            correlation_id = %id.as_str(),
-            method = %request.method(),
-            path = %request.uri().path(),
-        );
-        // The closing line is logged where the span is (same target and
-        // level); below `info`, neither is, and nothing is copied for it.
-        let access = (!span.is_disabled()).then(|| AccessLine {
+        // Below `info`, no closing line is logged and nothing is copied for it.
+        let access = tracing::enabled!(tracing::Level::INFO).then(|| AccessLine {
             method: request.method().clone(),
             path: request.uri().path().to_owned(),
             started: Instant::now(),
         });
-        let served = span.in_scope(|| self.inner.call(request));
+        let served = CURRENT.sync_scope(id.clone(), || self.inner.call(request));
         Box::pin(async move {
-            let Ok(mut response) = CURRENT.scope(id.clone(), served.instrument(span)).await;
+            let Ok(mut response) = CURRENT.scope(id.clone(), served).await;
             if let Some(line) = access {
                 line.log(&id, response.status().as_u16());
             }
@@ -133,9 +139,8 @@ struct AccessLine {
 }
 
 impl AccessLine {
-    /// Outside the request's span, with the span's fields as its own: the
-    /// JSON log format would otherwise parse the span's formatted fields back
-    /// for this line, and there is one such line per request.
+    /// Logged after the request's task-local is gone, with the id as a field
+    /// of its own.
     fn log(self, id: &CorrelationId, status: u16) {
         tracing::info!(
             correlation_id = %id.as_str(),

@@ -1,6 +1,6 @@
 //! `ApiError`: every failure a handler returns, rendered as the contract's JSON
-//! body with a stable code. Server-side failures are logged here, inside the
-//! request's span, and answered with an opaque message.
+//! body with a stable code. Server-side failures are logged here, with the
+//! request's correlation id, and answered with an opaque message.
 
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};

@@ -1,12 +1,17 @@
 //! Structured JSON logs on stdout, one object per line. Every line written
-//! while a request is served carries its span, and so its correlation id.
+//! while a request is served carries its `correlation_id`.
 
 mod batch;
 
-use tracing::Level;
+use std::cell::RefCell;
+
+use http_common::CorrelationId;
+use tracing::{Event, Level, Subscriber};
 use tracing_subscriber::filter::Targets;
-use tracing_subscriber::fmt::MakeWriter;
+use tracing_subscriber::fmt::format::Writer;
+use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields, MakeWriter};
 use tracing_subscriber::prelude::*;
+use tracing_subscriber::registry::LookupSpan;
 
 use crate::config::LogLevel;
 
@@ -66,23 +71,167 @@ fn install<W>(level: LogLevel, writer: W) -> bool
 where
     W: for<'writer> MakeWriter<'writer> + Send + Sync + 'static,
 {
-    let format = tracing_subscriber::fmt::layer()
+    subscriber(level, writer).try_init().is_ok()
+}
+
+/// JSON lines, filtered by [`filter`], written to `writer`.
+fn subscriber<W>(level: LogLevel, writer: W) -> impl Subscriber + Send + Sync + 'static
+where
+    W: for<'writer> MakeWriter<'writer> + Send + Sync + 'static,
+{
+    let json = tracing_subscriber::fmt::format()
         .json()
-        .with_current_span(true)
+        .with_current_span(false)
         .with_span_list(false)
         .flatten_event(true)
-        .with_target(true)
+        .with_target(true);
+    let format = tracing_subscriber::fmt::layer()
+        .json()
+        .event_format(WithCorrelationId(json))
         .with_writer(writer);
     tracing_subscriber::registry()
         .with(filter(level))
         .with(format)
-        .try_init()
-        .is_ok()
+}
+
+/// A JSON event format whose lines, while a request is served, begin with the
+/// request's `"correlation_id"` (read from its task-local, see
+/// [`CorrelationId::with_current`]).
+struct WithCorrelationId<F>(F);
+
+thread_local! {
+    /// The line as the inner format writes it, before the id is put in front:
+    /// kept between lines so that formatting one does not allocate.
+    static LINE: RefCell<String> = const { RefCell::new(String::new()) };
+}
+
+impl<S, N, F> FormatEvent<S, N> for WithCorrelationId<F>
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+    N: for<'a> FormatFields<'a> + 'static,
+    F: FormatEvent<S, N>,
+{
+    fn format_event(
+        &self,
+        ctx: &FmtContext<'_, S, N>,
+        mut writer: Writer<'_>,
+        event: &Event<'_>,
+    ) -> std::fmt::Result {
+        let mut written = Ok(());
+        let in_request = CorrelationId::with_current(|id| {
+            written = LINE.with(|line| {
+                // An event logged while this line is formatted (none is)
+                // would find the buffer taken: it gets one of its own.
+                let mut own = String::new();
+                let mut taken = line.try_borrow_mut();
+                let line = taken.as_deref_mut().unwrap_or(&mut own);
+                line.clear();
+                self.0.format_event(ctx, Writer::new(line), event)?;
+                // The inner format writes one JSON object; the id's characters
+                // (`CorrelationId::adopt`) need no escaping.
+                match line.strip_prefix('{') {
+                    Some(rest) => write!(writer, "{{\"correlation_id\":\"{id}\",{rest}"),
+                    None => writer.write_str(line),
+                }
+            });
+        });
+        if in_request {
+            written
+        } else {
+            self.0.format_event(ctx, writer, event)
+        }
+    }
 }
 
 #[cfg(test)]
 mod tests {
+    use std::sync::{Arc, Mutex};
+
+    use axum::body::Body;
+    use axum::http::Request;
+    use tower::ServiceExt;
+
     use super::*;
+
+    /// Log output kept in memory.
+    #[derive(Clone, Default)]
+    struct Captured(Arc<Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Captured {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(bytes);
+            Ok(bytes.len())
+        }
+
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    impl Captured {
+        fn lines(&self) -> Vec<serde_json::Value> {
+            let bytes = self.0.lock().unwrap().clone();
+            String::from_utf8(bytes)
+                .unwrap()
+                .lines()
+                .map(|line| serde_json::from_str(line).expect(line))
+                .collect()
+        }
+    }
+
+    #[tokio::test]
+    async fn lines_logged_while_a_request_is_served_carry_its_correlation_id() {
+        let output = Captured::default();
+        let writer = output.clone();
+        let _installed =
+            tracing::subscriber::set_default(subscriber(LogLevel::Info, move || writer.clone()));
+        let app = http_common::finish(axum::Router::new().route(
+            "/probe",
+            axum::routing::get(|| async {
+                tracing::warn!(reason = "probing", "inside the request");
+                "ok"
+            }),
+        ));
+        for id in ["probe-1", "probe-2"] {
+            let request = Request::get("/probe")
+                .header("x-request-id", id)
+                .body(Body::empty())
+                .unwrap();
+            let response = app.clone().oneshot(request).await.unwrap();
+            assert_eq!(response.headers()["x-request-id"], id);
+        }
+        tracing::info!("between requests");
+
+        let lines = output.lines();
+        let inside: Vec<_> = lines
+            .iter()
+            .filter(|l| l["message"] == "inside the request")
+            .collect();
+        assert_eq!(inside.len(), 2, "{lines:?}");
+        for (line, id) in inside.iter().zip(["probe-1", "probe-2"]) {
+            assert_eq!(line["correlation_id"], id);
+            assert_eq!(line["reason"], "probing");
+            assert_eq!(line["level"], "WARN");
+            assert!(line["timestamp"].is_string());
+        }
+        let served: Vec<_> = lines
+            .iter()
+            .filter(|l| l["message"] == "request served")
+            .map(|l| (l["correlation_id"].clone(), l["status"].clone()))
+            .collect();
+        assert_eq!(
+            served,
+            [
+                (serde_json::json!("probe-1"), serde_json::json!(200)),
+                (serde_json::json!("probe-2"), serde_json::json!(200)),
+            ]
+        );
+        let outside = lines
+            .iter()
+            .find(|l| l["message"] == "between requests")
+            .unwrap();
+        assert!(outside.get("correlation_id").is_none(), "{outside}");
+    }
 
     #[test]
     fn the_product_logs_at_its_level_and_quiet_dependencies_at_most_warnings() {
