@@ -24,11 +24,6 @@ use store_postgres::{PgSettings, PgStore, SslMode};
 use testkit::onfido_double::{OnfidoDouble, OnfidoDoubleConfig};
 use timeline::{Round, Sampler};
 
-/// The product's allocator (`server`'s `main.rs`), so that the baseline and
-/// the product differ in the work they do, not in how they allocate.
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 #[derive(Debug, Parser)]
 #[command(name = "bench", about = "Benchmark the Core API against a baseline")]
 struct Cli {

@@ -10,13 +10,6 @@ use server::commands::{self, Runtime};
 use server::config::{Env, LogLevel};
 use server::dev::{self, DevOptions};
 
-/// mimalloc rather than the C library's allocator: a request allocates and
-/// frees many small buffers across the runtime's threads, where glibc's
-/// allocator took about a sixth of the service's own CPU (see
-/// docs/performance.md). The benchmark's baseline uses it too.
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 #[derive(Debug, Parser)]
 #[command(
     name = "biometric-passkey",
