@@ -329,11 +329,7 @@ async fn create_flow(State(s): State<Baseline>, Json(body): Json<Value>) -> Repl
             events.push(audit(
                 AuditEventType::UserCreated,
                 Actor::Integration,
-                Subject {
-                    user_id: Some(user.id),
-                    user_pseudonym: Some(user.pseudonym.clone()),
-                    ..Subject::default()
-                },
+                Subject::of_user(&user),
                 at,
             ));
             user

@@ -138,6 +138,15 @@ pub struct Subject {
 }
 
 impl Subject {
+    /// An event about `user` alone: its id and pseudonym.
+    pub fn of_user(user: &crate::user::User) -> Self {
+        Self {
+            user_id: Some(user.id),
+            user_pseudonym: Some(user.pseudonym.clone()),
+            ..Self::default()
+        }
+    }
+
     /// An event about `flow`: its user, its credential (once known) and itself.
     pub fn of_flow(flow: &crate::flow::Flow) -> Self {
         Self {

@@ -69,11 +69,7 @@ pub async fn delete_user(
         ..NewAuditEvent::new(
             AuditEventType::UserDeleted,
             ctx.actor.clone(),
-            Subject {
-                user_id: Some(user.id),
-                user_pseudonym: Some(user.pseudonym.clone()),
-                ..Subject::default()
-            },
+            Subject::of_user(&user),
             clock.now(),
         )
     };

@@ -689,11 +689,7 @@ impl FlowService {
                 events.push(self.event(
                     ctx,
                     AuditEventType::UserCreated,
-                    Subject {
-                        user_id: Some(user.id),
-                        user_pseudonym: Some(user.pseudonym.clone()),
-                        ..Subject::default()
-                    },
+                    Subject::of_user(&user),
                     now,
                 ));
                 (user, None)

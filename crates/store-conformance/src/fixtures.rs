@@ -35,16 +35,7 @@ pub(crate) async fn stored_user(repo: &dyn Repository, external: &str) -> User {
 
 /// A successful event about `user`.
 pub(crate) fn event(event_type: AuditEventType, user: &User, at: OffsetDateTime) -> NewAuditEvent {
-    NewAuditEvent::new(
-        event_type,
-        Actor::Integration,
-        Subject {
-            user_id: Some(user.id),
-            user_pseudonym: Some(user.pseudonym.clone()),
-            ..Subject::default()
-        },
-        at,
-    )
+    NewAuditEvent::new(event_type, Actor::Integration, Subject::of_user(user), at)
 }
 
 /// A just-created flow with no optional field set, expiring 15 minutes after creation.

@@ -22,11 +22,7 @@ fn created(user: &User) -> NewAuditEvent {
     NewAuditEvent::new(
         AuditEventType::UserCreated,
         Actor::Integration,
-        Subject {
-            user_id: Some(user.id),
-            user_pseudonym: Some(user.pseudonym.clone()),
-            ..Subject::default()
-        },
+        Subject::of_user(user),
         user.created_at,
     )
 }
