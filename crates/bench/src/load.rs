@@ -8,13 +8,17 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use hdrhistogram::Histogram;
 use serde_json::{Value, json};
 use tokio::sync::{Mutex, mpsc};
 use url::Url;
 use webauthn_authenticator_rs::WebauthnAuthenticator;
 use webauthn_authenticator_rs::softpasskey::SoftPasskey;
-use webauthn_rs_core::proto::{CreationChallengeResponse, RequestChallengeResponse};
+use webauthn_rs_core::proto::{
+    AttestationConveyancePreference, CreationChallengeResponse, RequestChallengeResponse,
+};
 
 use crate::timeline::Timeline;
 
@@ -203,10 +207,44 @@ fn registration_response(
 ) -> anyhow::Result<Value> {
     let options: CreationChallengeResponse =
         serde_json::from_value(json!({ "publicKey": options })).context("creation options")?;
+    let asks_attestation = options
+        .public_key
+        .attestation
+        .as_ref()
+        .is_some_and(|a| !matches!(a, AttestationConveyancePreference::None));
     let response = phone
         .do_registration(origin.clone(), options)
         .map_err(|e| anyhow::anyhow!("software authenticator: {e:?}"))?;
-    Ok(serde_json::to_value(response)?)
+    let mut response = serde_json::to_value(response)?;
+    if !asks_attestation {
+        strip_attestation(&mut response)?;
+    }
+    Ok(response)
+}
+
+/// Replaces the attestation statement of a registration `response` with
+/// `none`: what the passkeys of phones (iCloud Keychain, Google Password
+/// Manager) send when the relying party asks for no attestation, so what the
+/// service sees from the mobile apps it serves. The software authenticator
+/// always signs a `packed` self-attestation instead, which the service would
+/// verify at the cost of one P-256 verification per registration (`bench
+/// webauthn` measures that verification).
+fn strip_attestation(response: &mut Value) -> anyhow::Result<()> {
+    use serde_cbor_2::Value as Cbor;
+    let field = &mut response["response"]["attestationObject"];
+    let encoded = field.as_str().context("attestationObject")?;
+    let object: BTreeMap<Cbor, Cbor> = serde_cbor_2::from_slice(&URL_SAFE_NO_PAD.decode(encoded)?)?;
+    let auth_data = object
+        .get(&Cbor::Text("authData".into()))
+        .context("authData")?
+        .clone();
+    let none = BTreeMap::from([
+        (Cbor::Text("fmt".into()), Cbor::Text("none".into())),
+        (Cbor::Text("attStmt".into()), Cbor::Map(BTreeMap::new())),
+        (Cbor::Text("authData".into()), auth_data),
+    ]);
+    *field = Value::String(URL_SAFE_NO_PAD.encode(serde_cbor_2::to_vec(&Cbor::Map(none))?));
+    Ok(())
 }
 
 /// The authenticator's assertion for `options`, made at `origin`.
@@ -238,8 +276,7 @@ fn unique(prefix: &str) -> String {
 }
 
 fn b64(s: &str) -> String {
-    use base64::Engine;
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(s)
+    URL_SAFE_NO_PAD.encode(s)
 }
 
 /// How IDV results reach a target in webhook mode: signed deliveries, and the
@@ -811,6 +848,55 @@ pub(crate) async fn deliver_all(target: &Target, runs: Vec<String>, clients: usi
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
+    use domain::possession::PasskeyUser;
+    use relying_party::{Attestation, Settings, WebauthnRp};
+    use url::Url;
+    use uuid::Uuid;
+    use webauthn_authenticator_rs::softpasskey::SoftPasskey;
+
+    /// A phone's registration at the relying party the `builtin` services
+    /// run with, and how the relying party judged it.
+    fn registered_format(options_attestation: Option<&str>) -> String {
+        let origin = Url::parse("https://bank.example").unwrap();
+        let rp = WebauthnRp::new(&Settings {
+            rp_id: "bank.example".into(),
+            rp_name: "Example Bank".into(),
+            origins: vec![origin.clone()],
+            user_verification: true,
+            attestation: Attestation::None,
+            timeout: Duration::from_secs(60),
+        })
+        .unwrap();
+        let user = PasskeyUser {
+            handle: Uuid::from_u128(7),
+            name: "customer-7",
+            display_name: "customer-7",
+        };
+        let mut start = rp.start_registration(user, &[]).unwrap();
+        match options_attestation {
+            Some(a) => start.options["attestation"] = a.into(),
+            None => _ = start.options.as_object_mut().unwrap().remove("attestation"),
+        }
+        let mut phone = SoftPasskey::new(true);
+        let response = super::registration_response(&mut phone, &origin, &start.options).unwrap();
+        rp.verify_registration(&start.state, &response)
+            .unwrap()
+            .attestation_format
+    }
+
+    #[test]
+    fn a_phone_answers_a_request_for_no_attestation_with_none() {
+        assert_eq!(registered_format(Some("none")), "none");
+        assert_eq!(registered_format(None), "none");
+    }
+
+    #[test]
+    fn a_phone_asked_for_attestation_keeps_its_statement() {
+        assert_eq!(registered_format(Some("direct")), "packed");
+    }
+
     #[test]
     fn ids_are_base64url_without_padding() {
         assert_eq!(
