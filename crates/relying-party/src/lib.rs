@@ -30,6 +30,7 @@ use domain::possession::{
     CeremonyError, CeremonyStart, PasskeyUser, RelyingParty, StoredPasskey, VerifiedAssertion,
     VerifiedRegistration,
 };
+use serde::Deserialize;
 use serde_json::Value;
 use url::Url;
 use uuid::Uuid;
@@ -161,7 +162,7 @@ impl WebauthnRp {
         state: &[u8],
         response: &Value,
     ) -> Result<VerifiedRegistration, CeremonyError> {
-        self.verifier.finish_registration(state, response)
+        self.verifier.finish_registration(state, &parse(response)?)
     }
 
     /// Options to assert one of `allow`.
@@ -178,7 +179,8 @@ impl WebauthnRp {
         state: &[u8],
         response: &Value,
     ) -> Result<VerifiedAssertion, CeremonyError> {
-        self.verifier.finish_authentication(state, response)
+        self.verifier
+            .finish_authentication(state, &parse(response)?)
     }
 }
 
@@ -206,7 +208,8 @@ impl RelyingParty for WebauthnRp {
         state: &[u8],
         response: &Value,
     ) -> Result<VerifiedRegistration, CeremonyError> {
-        let (verifier, state, response) = (self.verifier.clone(), state.to_vec(), response.clone());
+        let response: RegisterPublicKeyCredential = parse(response)?;
+        let (verifier, state) = (self.verifier.clone(), state.to_vec());
         offload(move || verifier.finish_registration(&state, &response)).await
     }
 
@@ -222,7 +225,8 @@ impl RelyingParty for WebauthnRp {
         state: &[u8],
         response: &Value,
     ) -> Result<VerifiedAssertion, CeremonyError> {
-        let (verifier, state, response) = (self.verifier.clone(), state.to_vec(), response.clone());
+        let response: PublicKeyCredential = parse(response)?;
+        let (verifier, state) = (self.verifier.clone(), state.to_vec());
         offload(move || verifier.finish_authentication(&state, &response)).await
     }
 }
@@ -329,6 +333,11 @@ fn refusal(error: WebauthnError) -> CeremonyError {
     }
 }
 
+/// The authenticator's response, read in place (no copy of the JSON).
+fn parse<T: for<'de> Deserialize<'de>>(response: &Value) -> Result<T, CeremonyError> {
+    T::deserialize(response).map_err(|e| CeremonyError::Malformed(e.to_string()))
+}
+
 fn internal(what: &str) -> impl Fn(serde_json::Error) -> CeremonyError + '_ {
     move |e| CeremonyError::Internal(format!("{what}: {e}"))
 }
@@ -405,15 +414,13 @@ impl Verifier {
     fn finish_registration(
         &self,
         state: &[u8],
-        response: &Value,
+        response: &RegisterPublicKeyCredential,
     ) -> Result<VerifiedRegistration, CeremonyError> {
         let state: RegistrationState =
             serde_json::from_slice(state).map_err(internal("registration state"))?;
-        let response: RegisterPublicKeyCredential = serde_json::from_value(response.clone())
-            .map_err(|e| CeremonyError::Malformed(e.to_string()))?;
         let credential = self
             .core
-            .register_credential(&response, &state, self.trusted.as_ref())
+            .register_credential(response, &state, self.trusted.as_ref())
             .map_err(refusal)?;
         let public_key = serde_json::to_vec(&credential.cred).map_err(internal("public key"))?;
         Ok(VerifiedRegistration {
@@ -447,7 +454,7 @@ impl Verifier {
         let credentials = allow
             .iter()
             .map(|passkey| {
-                let mut credential: Credential = serde_json::from_value(passkey.data.clone())
+                let mut credential = Credential::deserialize(&passkey.data)
                     .map_err(internal("stored credential"))?;
                 // The domain judges counters (see the module docs).
                 credential.counter = 0;
@@ -469,15 +476,13 @@ impl Verifier {
     fn finish_authentication(
         &self,
         state: &[u8],
-        response: &Value,
+        response: &PublicKeyCredential,
     ) -> Result<VerifiedAssertion, CeremonyError> {
         let state: AuthenticationState =
             serde_json::from_slice(state).map_err(internal("authentication state"))?;
-        let response: PublicKeyCredential = serde_json::from_value(response.clone())
-            .map_err(|e| CeremonyError::Malformed(e.to_string()))?;
         let result = self
             .core
-            .authenticate_credential(&response, &state)
+            .authenticate_credential(response, &state)
             .map_err(refusal)?;
         Ok(VerifiedAssertion {
             webauthn_id: encode_id(result.cred_id().as_ref()),
