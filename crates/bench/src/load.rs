@@ -848,27 +848,18 @@ pub(crate) async fn deliver_all(target: &Target, runs: Vec<String>, clients: usi
 
 #[cfg(test)]
 mod tests {
-    use std::time::Duration;
-
     use domain::possession::PasskeyUser;
-    use relying_party::{Attestation, Settings, WebauthnRp};
     use url::Url;
     use uuid::Uuid;
     use webauthn_authenticator_rs::softpasskey::SoftPasskey;
 
-    /// A phone's registration at the relying party the `builtin` services
-    /// run with, and how the relying party judged it.
+    use crate::webauthn::{ORIGIN, relying_party};
+
+    /// A phone's registration at the relying party of `bench webauthn`, and
+    /// how the relying party judged it.
     fn registered_format(options_attestation: Option<&str>) -> String {
-        let origin = Url::parse("https://bank.example").unwrap();
-        let rp = WebauthnRp::new(&Settings {
-            rp_id: "bank.example".into(),
-            rp_name: "Example Bank".into(),
-            origins: vec![origin.clone()],
-            user_verification: true,
-            attestation: Attestation::None,
-            timeout: Duration::from_secs(60),
-        })
-        .unwrap();
+        let origin = Url::parse(ORIGIN).unwrap();
+        let rp = relying_party().unwrap();
         let user = PasskeyUser {
             handle: Uuid::from_u128(7),
             name: "customer-7",

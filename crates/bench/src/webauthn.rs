@@ -40,7 +40,7 @@ use webauthn_authenticator_rs::prelude::{
 use webauthn_authenticator_rs::softpasskey::SoftPasskey;
 use webauthn_rs_core::proto::{AuthenticationState, PublicKeyCredential};
 
-const ORIGIN: &str = "https://bank.example";
+pub(crate) const ORIGIN: &str = "https://bank.example";
 
 /// How long and how much to measure.
 #[derive(Debug, Clone, Copy)]
@@ -58,7 +58,7 @@ struct Ceremony {
     response: Value,
 }
 
-fn relying_party() -> anyhow::Result<WebauthnRp> {
+pub(crate) fn relying_party() -> anyhow::Result<WebauthnRp> {
     Ok(WebauthnRp::new(&Settings {
         rp_id: "bank.example".into(),
         rp_name: "Example Bank".into(),
