@@ -200,7 +200,7 @@ struct Created {
 }
 
 /// The authenticator's registration response to `options`, made at `origin`.
-fn registration_response(
+pub(crate) fn registration_response(
     phone: &mut SoftPasskey,
     origin: &Url,
     options: &Value,
@@ -233,11 +233,11 @@ fn strip_attestation(response: &mut Value) -> anyhow::Result<()> {
     use serde_cbor_2::Value as Cbor;
     let field = &mut response["response"]["attestationObject"];
     let encoded = field.as_str().context("attestationObject")?;
-    let object: BTreeMap<Cbor, Cbor> = serde_cbor_2::from_slice(&URL_SAFE_NO_PAD.decode(encoded)?)?;
+    let mut object: BTreeMap<Cbor, Cbor> =
+        serde_cbor_2::from_slice(&URL_SAFE_NO_PAD.decode(encoded)?)?;
     let auth_data = object
-        .get(&Cbor::Text("authData".into()))
-        .context("authData")?
-        .clone();
+        .remove(&Cbor::Text("authData".into()))
+        .context("authData")?;
     let none = BTreeMap::from([
         (Cbor::Text("fmt".into()), Cbor::Text("none".into())),
         (Cbor::Text("attStmt".into()), Cbor::Map(BTreeMap::new())),
@@ -248,7 +248,7 @@ fn strip_attestation(response: &mut Value) -> anyhow::Result<()> {
 }
 
 /// The authenticator's assertion for `options`, made at `origin`.
-fn assertion_response(
+pub(crate) fn assertion_response(
     phone: &mut SoftPasskey,
     origin: &Url,
     options: &Value,

@@ -23,22 +23,22 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, anyhow, bail};
+use anyhow::{Context, bail};
 use crypto_glue::ecdsa_p256::{
     self, EcdsaP256Signature, EcdsaP256SigningKey, EcdsaP256VerifyingKey,
 };
 use crypto_glue::traits::{Signer, Verifier};
 use domain::possession::{PasskeyUser, StoredPasskey};
 use relying_party::{Attestation, Settings, WebauthnRp};
+use serde::Deserialize;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
-use webauthn_authenticator_rs::WebauthnAuthenticator;
-use webauthn_authenticator_rs::prelude::{
-    CreationChallengeResponse, RequestChallengeResponse, Url,
-};
+use webauthn_authenticator_rs::prelude::Url;
 use webauthn_authenticator_rs::softpasskey::SoftPasskey;
 use webauthn_rs_core::proto::{AuthenticationState, PublicKeyCredential};
+
+use crate::load::{assertion_response, registration_response};
 
 pub(crate) const ORIGIN: &str = "https://bank.example";
 
@@ -80,12 +80,8 @@ fn ceremonies(rp: &WebauthnRp, count: usize) -> anyhow::Result<Vec<Ceremony>> {
         display_name: "customer-1",
     };
     let start = rp.start_registration(user, &[])?;
-    let options: CreationChallengeResponse =
-        serde_json::from_value(json!({ "publicKey": start.options }))?;
-    let response = phone
-        .do_registration(origin.clone(), options)
-        .map_err(|e| anyhow!("the software passkey did not register: {e:?}"))?;
-    let registered = rp.verify_registration(&start.state, &serde_json::to_value(&response)?)?;
+    let response = registration_response(&mut phone, &origin, &start.options)?;
+    let registered = rp.verify_registration(&start.state, &response)?;
     let passkey = [StoredPasskey {
         webauthn_id: registered.webauthn_id,
         data: registered.data,
@@ -93,14 +89,10 @@ fn ceremonies(rp: &WebauthnRp, count: usize) -> anyhow::Result<Vec<Ceremony>> {
     let mut pool = Vec::with_capacity(count);
     for _ in 0..count {
         let start = rp.start_authentication(&passkey)?;
-        let options: RequestChallengeResponse =
-            serde_json::from_value(json!({ "publicKey": start.options }))?;
-        let response = phone
-            .do_authentication(origin.clone(), options)
-            .map_err(|e| anyhow!("the software passkey did not assert: {e:?}"))?;
+        let response = assertion_response(&mut phone, &origin, &start.options)?;
         pool.push(Ceremony {
             state: start.state,
-            response: serde_json::to_value(&response)?,
+            response,
         });
     }
     Ok(pool)
@@ -162,8 +154,8 @@ fn p256_013_verify(s: &Signed) -> bool {
 /// What `finish_authentication` decodes before the library checks anything.
 fn decode(ceremony: &Ceremony) -> bool {
     let state: Result<AuthenticationState, _> = serde_json::from_slice(&ceremony.state);
-    let response: Result<PublicKeyCredential, _> =
-        serde_json::from_value(ceremony.response.clone());
+    // Read in place, as the relying party does.
+    let response = PublicKeyCredential::deserialize(&ceremony.response);
     state.is_ok() && response.is_ok()
 }
 

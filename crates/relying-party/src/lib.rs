@@ -31,6 +31,7 @@ use domain::possession::{
     VerifiedRegistration,
 };
 use serde::Deserialize;
+use serde::de::DeserializeOwned;
 use serde_json::Value;
 use url::Url;
 use uuid::Uuid;
@@ -334,7 +335,7 @@ fn refusal(error: WebauthnError) -> CeremonyError {
 }
 
 /// The authenticator's response, read in place (no copy of the JSON).
-fn parse<T: for<'de> Deserialize<'de>>(response: &Value) -> Result<T, CeremonyError> {
+fn parse<T: DeserializeOwned>(response: &Value) -> Result<T, CeremonyError> {
     T::deserialize(response).map_err(|e| CeremonyError::Malformed(e.to_string()))
 }
 

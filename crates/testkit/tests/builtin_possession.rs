@@ -33,6 +33,7 @@ on_both_stores!(
     a_response_to_another_flows_challenge_is_refused,
     an_expired_challenge_is_refused,
     a_tampered_signature_is_refused,
+    a_malformed_response_is_refused_and_changes_nothing,
     missing_user_verification_is_refused,
     another_users_or_an_unknown_credential_is_refused,
     a_counter_regression_is_refused_under_enforce,
@@ -433,6 +434,44 @@ async fn a_tampered_signature_is_refused(store: Store) {
         attempt,
         StatusCode::BAD_REQUEST,
         "webauthn_signature_invalid",
+    )
+    .await;
+}
+
+async fn a_malformed_response_is_refused_and_changes_nothing(store: Store) {
+    let app = app(store).await;
+    let mut phone = SoftPasskey::new(true);
+    enroll(&app, "uma", &mut phone).await;
+    // An assertion that is not one: no authenticator data, no signature.
+    let flow = sign_in(&app, "uma").await;
+    let attempt = prove(&app, &flow, json!({ "id": 3, "response": {} })).await;
+    refused(
+        &app,
+        &flow,
+        "uma",
+        attempt,
+        StatusCode::BAD_REQUEST,
+        "webauthn_response_malformed",
+    )
+    .await;
+    // A new phone's registration without its attestation object.
+    app.clock.advance(time::Duration::days(1));
+    let recovery = app
+        .created(json!({ "type": "recovery", "external_user_id": "uma" }))
+        .await;
+    let mut response = create(&mut SoftPasskey::new(true), &recovery, ORIGIN);
+    response["response"]
+        .as_object_mut()
+        .unwrap()
+        .remove("attestationObject");
+    let attempt = prove(&app, &recovery, response).await;
+    refused(
+        &app,
+        &recovery,
+        "uma",
+        attempt,
+        StatusCode::BAD_REQUEST,
+        "webauthn_response_malformed",
     )
     .await;
 }
