@@ -81,12 +81,12 @@ pub async fn core(env: &Env) -> ExitCode {
                  set BIOMETRIC_PASSKEY_CORE_API_KEYS to require an API key"
             );
         }
-        let trail = Arc::new(audit::trail(
+        let trail = audit::trail(
             parts.repo.clone(),
             parts.clock.clone(),
             &config.data_key,
             &config.audit,
-        ));
+        );
         let core = app::core_app(parts, "core");
         let shutdown = Shutdown::default();
         let reconciler = tokio::spawn(app::reconcile_loop(
@@ -177,12 +177,18 @@ pub async fn audit_maintain(env: &Env) -> ExitCode {
         Ok(report) => {
             println!(
                 "partitions created: {}; months dropped: {}; kept without archive: {}; \
-                 kept with changed rows: {}; events sealed: {}",
+                 kept with changed rows: {}; events sealed: {}{}",
                 list(&report.created),
                 list(&report.dropped),
                 list(&report.kept_unarchived),
                 list(&report.kept_changed),
-                report.sealed_events
+                report.sealed_events,
+                if report.sealing_deferred {
+                    " (sealing deferred: the audit table is held by a vacuum, an analyze \
+                     or a long insert; run again)"
+                } else {
+                    ""
+                }
             );
             ExitCode::SUCCESS
         }

@@ -208,10 +208,7 @@ pub async fn start(options: &DevOptions, shutdown: &Shutdown) -> anyhow::Result<
         core_app.flows.clone(),
         shutdown.signalled(),
     ));
-    tokio::spawn(crate::audit::maintenance_loop(
-        Arc::new(trail),
-        shutdown.signalled(),
-    ));
+    tokio::spawn(crate::audit::maintenance_loop(trail, shutdown.signalled()));
     let core_server = Application::serve(
         bind(options.core_port).await?,
         core_app.router,

@@ -2,10 +2,13 @@
 //! same outcomes on both stores, whether months are partitions or rows.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use async_trait::async_trait;
 
 use domain::audit::integrity::Finding;
 use domain::audit::month::Month;
-use domain::audit::trail::{ArchiveManifest, ArchiveRecorded, AuditPolicy, AuditTrail};
+use domain::audit::trail::{ArchiveManifest, ArchiveRecorded, AuditPolicy, AuditTrail, SealPacer};
 use domain::sealing::{DataKey, KeyId};
 use domain::{
     Actor, AuditEvent, AuditEventType, AuditQuery, ManualClock, NewAuditEvent, Repository, Subject,
@@ -114,6 +117,59 @@ pub async fn sealing_covers_every_event_and_later_ones_stay_pending(repo: Arc<dy
     let verified = trail.verify(None).await.unwrap();
     assert!(verified.is_clean(), "{:?}", verified.findings);
     assert_eq!(verified.seals, 3);
+}
+
+/// Counts the pauses the trail takes between sealing steps.
+#[derive(Default)]
+struct CountingPacer(AtomicUsize);
+
+#[async_trait]
+impl SealPacer for CountingPacer {
+    async fn between_steps(&self) {
+        self.0.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+pub async fn a_paced_backlog_is_sealed_in_steps_with_a_pause_between(repo: Arc<dyn Repository>) {
+    let clock = Arc::new(ManualClock::new(datetime!(2026-11-20 09:00 UTC)));
+    let pacer = Arc::new(CountingPacer::default());
+    let trail = AuditTrail::new(
+        repo.clone(),
+        clock.clone(),
+        test_key().audit_key(),
+        AuditPolicy {
+            seal_batch: 2,
+            ..AuditPolicy::default()
+        },
+    )
+    .paced(pacer.clone());
+    for i in 0..5 {
+        append(
+            &*repo,
+            datetime!(2026-11-02 10:00 UTC) + time::Duration::seconds(i),
+            &format!("e{i}"),
+        )
+        .await;
+    }
+
+    let report = trail.maintain().await.unwrap();
+    assert_eq!((report.sealed_events, report.seals_written), (5, 3));
+    assert_eq!(
+        pacer.0.load(Ordering::SeqCst),
+        2,
+        "a pause after each full step that has more to follow, none after the last"
+    );
+    let verified = trail.verify(None).await.unwrap();
+    assert!(verified.is_clean(), "{:?}", verified.findings);
+    assert_eq!(verified.seals, 3);
+
+    let nothing = trail.maintain().await.unwrap();
+    assert_eq!(nothing.sealed_events, 0);
+    assert_eq!(
+        pacer.0.load(Ordering::SeqCst),
+        2,
+        "nothing to seal, no pause"
+    );
 }
 
 pub async fn verification_reports_an_edited_a_deleted_and_a_reordered_event(

@@ -110,6 +110,7 @@ macro_rules! conformance_suite {
             idempotency::concurrent_claims_of_one_key_have_exactly_one_winner,
             idempotency::a_provider_event_is_recorded_once,
             audit_trail::sealing_covers_every_event_and_later_ones_stay_pending,
+            audit_trail::a_paced_backlog_is_sealed_in_steps_with_a_pause_between,
             audit_trail::retention_drops_only_archived_months_past_the_window,
             audit_trail::zero_retention_keeps_every_month,
             audit_trail::an_archive_manifest_is_recorded_once,

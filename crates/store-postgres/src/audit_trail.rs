@@ -5,6 +5,8 @@
 //! connection taken out of the pool, so the lock goes when the connection
 //! closes, whatever happens to the maintainer.
 
+use std::time::Duration;
+
 use async_trait::async_trait;
 use domain::audit::integrity::{Seal, SealHead, SealHeader};
 use domain::audit::month::Month;
@@ -48,6 +50,18 @@ fn month_of_date(date: Date, column: &str) -> StoreResult<Month> {
     Month::new(date.year(), u8::from(date.month()))
         .filter(|_| date.day() == 1)
         .ok_or_else(|| StoreError::Corrupt(format!("{column}: {date} is not a month")))
+}
+
+/// How long the sealer's `SHARE` lock may wait, and so hold up writers, per
+/// attempt; attempts, and the pause between them, before sealing waits for the
+/// next maintenance run.
+const HORIZON_LOCK_WAIT: Duration = Duration::from_millis(20);
+const HORIZON_ATTEMPTS: u32 = 5;
+const HORIZON_RETRY_PAUSE: Duration = Duration::from_millis(200);
+
+/// PostgreSQL's `lock_not_available`: `lock_timeout` ran out.
+fn is_lock_timeout(err: &sqlx::Error) -> bool {
+    matches!(err, sqlx::Error::Database(db) if db.code().as_deref() == Some("55P03"))
 }
 
 pub(crate) async fn lead(pool: &PgPool) -> StoreResult<Option<Box<dyn MaintenanceLease>>> {
@@ -165,27 +179,40 @@ impl MaintenanceLease for PgLease {
         tx.commit().await.map_err(map_err)
     }
 
-    async fn seal_horizon(&mut self) -> StoreResult<i64> {
+    async fn seal_horizon(&mut self) -> StoreResult<Option<i64>> {
         // A SHARE lock waits for every transaction that is inserting events and
         // holds off new ones for its own duration: below the highest position
         // seen under it, no event can still appear. Writers queue behind a
-        // waiting SHARE request, so it gives up soon (sealing then waits for
-        // the next run). The statements go as one simple query (a bare string,
-        // no parameters): PostgreSQL runs them as one implicit transaction and
+        // waiting SHARE request, so it waits only briefly, and a few times:
+        // inserts in flight end within milliseconds, but a vacuum or an analyze
+        // of the table holds a conflicting lock for as long as it runs, and
+        // waiting that out would stall every request that writes an event.
+        // The statements go as one simple query (a bare string, no
+        // parameters): PostgreSQL runs them as one implicit transaction and
         // releases the lock without waiting on a round trip from this process.
-        let rows = self
-            .conn
-            .fetch_all(
-                "SET LOCAL lock_timeout = '2s'; \
-                 LOCK TABLE audit_events IN SHARE MODE; \
-                 SELECT COALESCE(max(seq), 0) FROM audit_events",
-            )
-            .await
-            .map_err(map_err)?;
-        let row = rows
-            .last()
-            .ok_or_else(|| StoreError::Corrupt("no seal horizon returned".into()))?;
-        row.try_get(0).map_err(map_err)
+        let query = format!(
+            "SET LOCAL lock_timeout = '{}ms'; \
+             LOCK TABLE audit_events IN SHARE MODE; \
+             SELECT COALESCE(max(seq), 0) FROM audit_events",
+            HORIZON_LOCK_WAIT.as_millis()
+        );
+        for attempt in 1..=HORIZON_ATTEMPTS {
+            match self.conn.fetch_all(query.as_str()).await {
+                Ok(rows) => {
+                    let row = rows
+                        .last()
+                        .ok_or_else(|| StoreError::Corrupt("no seal horizon returned".into()))?;
+                    return row.try_get(0).map(Some).map_err(map_err);
+                }
+                Err(e) if is_lock_timeout(&e) => {
+                    if attempt < HORIZON_ATTEMPTS {
+                        tokio::time::sleep(HORIZON_RETRY_PAUSE).await;
+                    }
+                }
+                Err(e) => return Err(map_err(e)),
+            }
+        }
+        Ok(None)
     }
 
     async fn seal_head(&mut self) -> StoreResult<Option<SealHead>> {

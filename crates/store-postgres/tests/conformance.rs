@@ -53,6 +53,24 @@ async fn migrate_twice_applies_nothing_the_second_time() {
     assert_eq!(first.latest, second.latest);
 }
 
+/// A seal's entries (per-event tags, which do not compress) are stored out of
+/// line without a compression attempt: pglz trying each one showed as a burst
+/// of the database's CPU at every sealing step.
+#[tokio::test]
+async fn seal_entries_are_stored_without_compression() {
+    let db = fresh_database().await;
+    let store = PgStore::connect_lazy(&settings(&db));
+    store.migrate().await.unwrap();
+    let storage: String = sqlx::query_scalar(
+        "SELECT attstorage::text FROM pg_attribute \
+         WHERE attrelid = 'audit_seals'::regclass AND attname = 'entries'",
+    )
+    .fetch_one(store.pool())
+    .await
+    .unwrap();
+    assert_eq!(storage, "e", "EXTERNAL: out of line, never compressed");
+}
+
 #[tokio::test]
 async fn an_unreachable_database_is_unavailable() {
     // Port 1 on loopback: nothing listens there.
@@ -227,6 +245,43 @@ mod audit_partitions {
 
     fn month(s: &str) -> Month {
         s.parse().unwrap()
+    }
+
+    /// A vacuum or an analyze holds the audit table in a mode that conflicts
+    /// with the sealer's `SHARE` lock for as long as it runs. The sealer does
+    /// not wait it out (every writer would queue behind it): it defers to the
+    /// next run, without failing the run, and seals everything then.
+    #[tokio::test]
+    async fn sealing_defers_while_the_audit_table_is_held() {
+        let (repo, pool, _db) = store().await;
+        let clock = Arc::new(ManualClock::new(datetime!(2026-11-20 09:00 UTC)));
+        let trail = trail(&repo, &clock, 0);
+        trail.maintain().await.unwrap();
+        append(&*repo, datetime!(2026-11-20 09:00 UTC), "while held").await;
+
+        // What autovacuum and ANALYZE take.
+        let mut holder = pool.begin().await.unwrap();
+        sqlx::query("LOCK TABLE audit_events IN SHARE UPDATE EXCLUSIVE MODE")
+            .execute(&mut *holder)
+            .await
+            .unwrap();
+        let started = std::time::Instant::now();
+        let report = trail.maintain().await.unwrap();
+        assert!(report.leader && report.sealing_deferred, "{report:?}");
+        assert_eq!(report.sealed_events, 0);
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(5),
+            "gave up after a few short waits: {:?}",
+            started.elapsed()
+        );
+        // Writers were never shut out for long: an event goes in meanwhile.
+        append(&*repo, datetime!(2026-11-20 09:00 UTC), "meanwhile").await;
+        holder.rollback().await.unwrap();
+
+        let report = trail.maintain().await.unwrap();
+        assert!(!report.sealing_deferred);
+        assert_eq!(report.sealed_events, 2);
+        assert!(trail.verify(None).await.unwrap().is_clean());
     }
 
     #[tokio::test]

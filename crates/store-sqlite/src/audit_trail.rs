@@ -81,11 +81,12 @@ impl MaintenanceLease for SqliteLease {
             .map_err(map_err)
     }
 
-    async fn seal_horizon(&mut self) -> StoreResult<i64> {
+    async fn seal_horizon(&mut self) -> StoreResult<Option<i64>> {
         // Under the write lock every earlier writer has committed.
         sqlx::query_scalar("SELECT COALESCE(max(seq), 0) FROM audit_events")
             .fetch_one(&mut *self.tx)
             .await
+            .map(Some)
             .map_err(map_err)
     }
 

@@ -80,8 +80,9 @@ pub trait MaintenanceLease: Send {
     /// Removes a month's events: drops its partition, or deletes its rows.
     async fn drop_month(&mut self, month: Month) -> StoreResult<()>;
     /// The highest position below which every event is committed and no
-    /// transaction can still add one.
-    async fn seal_horizon(&mut self) -> StoreResult<i64>;
+    /// transaction can still add one; `None` when that cannot be settled now
+    /// without holding up the writers (the next run tries again).
+    async fn seal_horizon(&mut self) -> StoreResult<Option<i64>>;
     async fn seal_head(&mut self) -> StoreResult<Option<SealHead>>;
     /// Events with `after < seq <= upto`, in `seq` order, at most `limit`.
     async fn events_between(
@@ -130,6 +131,9 @@ pub struct MaintenanceReport {
     pub kept_changed: Vec<Month>,
     pub sealed_events: u64,
     pub seals_written: u64,
+    /// Sealing waited for the next run: the audit table was busy (a vacuum or
+    /// an analyze holding it, or a long insert in flight).
+    pub sealing_deferred: bool,
     pub seal_head: Option<SealHead>,
 }
 
@@ -168,12 +172,21 @@ impl VerificationReport {
 
 const VERIFY_PAGE: u32 = 1_000;
 
+/// Spaces out the sealing of a backlog: awaited between two sealing steps of
+/// one maintenance run, so that the events of a busy period are read back and
+/// sealed over time instead of in one burst competing with requests.
+#[async_trait]
+pub trait SealPacer: Send + Sync {
+    async fn between_steps(&self);
+}
+
 /// The audit trail's operations.
 pub struct AuditTrail {
     repo: Arc<dyn Repository>,
     clock: Arc<dyn Clock>,
     key: AuditKey,
     policy: AuditPolicy,
+    pacer: Option<Arc<dyn SealPacer>>,
 }
 
 impl AuditTrail {
@@ -188,6 +201,16 @@ impl AuditTrail {
             clock,
             key,
             policy,
+            pacer: None,
+        }
+    }
+
+    /// Maintenance that waits on `pacer` between two sealing steps (the
+    /// runtime's background maintenance; an operator's run goes flat out).
+    pub fn paced(self, pacer: Arc<dyn SealPacer>) -> Self {
+        Self {
+            pacer: Some(pacer),
+            ..self
         }
     }
 
@@ -242,8 +265,12 @@ impl AuditTrail {
                 }
             }
         }
-        let horizon = lease.seal_horizon().await?;
         let mut head = lease.seal_head().await?;
+        let Some(horizon) = lease.seal_horizon().await? else {
+            report.sealing_deferred = true;
+            report.seal_head = head;
+            return Ok(report);
+        };
         let batch = self.policy.seal_batch.max(1);
         loop {
             let after = head.as_ref().map_or(0, |h| h.to_seq);
@@ -266,6 +293,9 @@ impl AuditTrail {
             head = seals.last().map(|s| SealHead::from(&s.header));
             if !full {
                 break;
+            }
+            if let Some(pacer) = &self.pacer {
+                pacer.between_steps().await;
             }
         }
         report.seal_head = head;
