@@ -56,6 +56,10 @@ pub fn trail(
 /// second, far above what the Core API writes.
 pub const SEAL_STEP_PAUSE: Duration = Duration::from_millis(50);
 
+/// What a run that could not seal says (log line and `audit maintain`).
+pub const SEALING_DEFERRED: &str = "audit sealing deferred to the next run: the audit table is \
+     held by a vacuum, an analyze or a long insert";
+
 struct SealPause;
 
 #[async_trait]
@@ -129,10 +133,7 @@ fn log_report(report: &MaintenanceReport) {
         );
     }
     if report.sealing_deferred {
-        tracing::info!(
-            "audit sealing deferred to the next run: the audit table is held by a vacuum, \
-             an analyze or a long insert"
-        );
+        tracing::info!("{SEALING_DEFERRED}");
     }
     if let Some(head) = report
         .seal_head

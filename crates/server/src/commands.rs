@@ -184,10 +184,9 @@ pub async fn audit_maintain(env: &Env) -> ExitCode {
                 list(&report.kept_changed),
                 report.sealed_events,
                 if report.sealing_deferred {
-                    " (sealing deferred: the audit table is held by a vacuum, an analyze \
-                     or a long insert; run again)"
+                    format!("; {}", audit::SEALING_DEFERRED)
                 } else {
-                    ""
+                    String::new()
                 }
             );
             ExitCode::SUCCESS

@@ -58,6 +58,18 @@ pub async fn append(repo: &dyn Repository, at: OffsetDateTime, reason: &str) {
     repo.append_audit(&event).await.unwrap();
 }
 
+/// Appends `n` events a second apart from 2026-11-02 10:00, reasons `e0`, `e1`, ….
+async fn append_a_second_apart(repo: &dyn Repository, n: i64) {
+    for i in 0..n {
+        append(
+            repo,
+            datetime!(2026-11-02 10:00 UTC) + time::Duration::seconds(i),
+            &format!("e{i}"),
+        )
+        .await;
+    }
+}
+
 pub async fn month_events(repo: &dyn Repository, month: Month) -> Vec<AuditEvent> {
     repo.audit_events_of_month(month, 0, 10_000).await.unwrap()
 }
@@ -143,14 +155,7 @@ pub async fn a_paced_backlog_is_sealed_in_steps_with_a_pause_between(repo: Arc<d
         },
     )
     .paced(pacer.clone());
-    for i in 0..5 {
-        append(
-            &*repo,
-            datetime!(2026-11-02 10:00 UTC) + time::Duration::seconds(i),
-            &format!("e{i}"),
-        )
-        .await;
-    }
+    append_a_second_apart(&*repo, 5).await;
 
     let report = trail.maintain().await.unwrap();
     assert_eq!((report.sealed_events, report.seals_written), (5, 3));
@@ -178,14 +183,7 @@ pub async fn verification_reports_an_edited_a_deleted_and_a_reordered_event(
 ) {
     let clock = Arc::new(ManualClock::new(datetime!(2026-11-20 09:00 UTC)));
     let trail = trail(&repo, &clock, 0);
-    for i in 0..6 {
-        append(
-            &*repo,
-            datetime!(2026-11-02 10:00 UTC) + time::Duration::seconds(i),
-            &format!("e{i}"),
-        )
-        .await;
-    }
+    append_a_second_apart(&*repo, 6).await;
     trail.maintain().await.unwrap();
     let seqs: Vec<i64> = month_events(&*repo, month("2026-11"))
         .await
