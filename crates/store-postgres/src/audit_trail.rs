@@ -2,10 +2,12 @@
 //! partitions, seals and archive manifests.
 //!
 //! One maintainer at a time: the lease is a session advisory lock on a
-//! connection taken out of the pool, so the lock goes when the connection
-//! closes, whatever happens to the maintainer.
+//! connection of the maintainer's own, outside the pool, so the lock goes when
+//! the connection closes, whatever happens to the maintainer. Each replica keeps
+//! that connection between runs ([`MaintenanceSession`]).
 
-use std::time::Duration;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use domain::audit::integrity::{Seal, SealHead, SealHeader};
@@ -64,30 +66,101 @@ fn is_lock_timeout(err: &sqlx::Error) -> bool {
     matches!(err, sqlx::Error::Database(db) if db.code().as_deref() == Some("55P03"))
 }
 
-pub(crate) async fn lead(pool: &PgPool) -> StoreResult<Option<Box<dyn MaintenanceLease>>> {
-    // A connection of its own rather than one taken from the pool: the pool
-    // keeps its warm connections (a replacement would start with cold caches
-    // and unprepared statements, in a request's path).
-    let options = pool.connect_options();
-    let connect = PgConnection::connect_with(&options);
-    let mut conn = tokio::time::timeout(crate::pool::ACQUIRE_TIMEOUT, connect)
-        .await
-        .map_err(|_| map_err(sqlx::Error::PoolTimedOut))?
-        .map_err(map_err)?;
-    let leader: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1)")
-        .bind(MAINTENANCE_LOCK)
-        .fetch_one(&mut conn)
-        .await
-        .map_err(map_err)?;
+/// The maintainer's connection, parked between runs. Opening one per run would
+/// cost PostgreSQL a backend start and an authentication every run, a burst
+/// next to the requests' work; a replica that does not lead keeps its
+/// connection too, to try again next run. Like the pool's connections, it is
+/// replaced once older than `DB_CONN_MAX_LIFETIME`.
+#[derive(Debug, Default)]
+pub(crate) struct MaintenanceSession {
+    parked: Mutex<Option<Parked>>,
+}
+
+#[derive(Debug)]
+struct Parked {
+    conn: PgConnection,
+    opened: Instant,
+}
+
+impl MaintenanceSession {
+    fn take(&self) -> Option<Parked> {
+        self.parked
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take()
+    }
+
+    fn park(&self, parked: Parked) {
+        *self.parked.lock().unwrap_or_else(PoisonError::into_inner) = Some(parked);
+    }
+
+    /// Closes the parked connection, if any (at shutdown).
+    pub(crate) async fn close(&self) {
+        if let Some(parked) = self.take() {
+            let _ = parked.conn.close().await;
+        }
+    }
+}
+
+pub(crate) async fn lead(
+    pool: &PgPool,
+    session: &Arc<MaintenanceSession>,
+) -> StoreResult<Option<Box<dyn MaintenanceLease>>> {
+    let lifetime = pool.options().get_max_lifetime();
+    let mut kept = None;
+    if let Some(mut parked) = session.take() {
+        if lifetime.is_some_and(|lifetime| parked.opened.elapsed() >= lifetime) {
+            let _ = parked.conn.close().await;
+        } else if let Ok(leader) = try_lock(&mut parked.conn).await {
+            kept = Some((parked, leader));
+        }
+        // Otherwise it went away (a database restart, a connection cut by
+        // the network): a new one.
+    }
+    let (parked, leader) = match kept {
+        Some(kept) => kept,
+        None => {
+            let mut conn = connect(pool).await?;
+            let opened = Instant::now();
+            let leader = try_lock(&mut conn).await?;
+            (Parked { conn, opened }, leader)
+        }
+    };
     if !leader {
-        let _ = conn.close().await;
+        session.park(parked);
         return Ok(None);
     }
-    Ok(Some(Box::new(PgLease { conn })))
+    Ok(Some(Box::new(PgLease {
+        conn: parked.conn,
+        opened: parked.opened,
+        session: Arc::clone(session),
+    })))
+}
+
+/// A connection of its own rather than one taken from the pool: the pool keeps
+/// its warm connections (a replacement would start with cold caches and
+/// unprepared statements, in a request's path).
+async fn connect(pool: &PgPool) -> StoreResult<PgConnection> {
+    let options = pool.connect_options();
+    let connect = PgConnection::connect_with(&options);
+    tokio::time::timeout(crate::pool::ACQUIRE_TIMEOUT, connect)
+        .await
+        .map_err(|_| map_err(sqlx::Error::PoolTimedOut))?
+        .map_err(map_err)
+}
+
+async fn try_lock(conn: &mut PgConnection) -> StoreResult<bool> {
+    sqlx::query_scalar("SELECT pg_try_advisory_lock($1)")
+        .bind(MAINTENANCE_LOCK)
+        .fetch_one(conn)
+        .await
+        .map_err(map_err)
 }
 
 struct PgLease {
     conn: PgConnection,
+    opened: Instant,
+    session: Arc<MaintenanceSession>,
 }
 
 #[async_trait]
@@ -276,15 +349,26 @@ impl MaintenanceLease for PgLease {
     }
 
     async fn release(mut self: Box<Self>) -> StoreResult<()> {
-        let unlocked = sqlx::query("SELECT pg_advisory_unlock($1)")
+        let unlocked: Result<bool, _> = sqlx::query_scalar("SELECT pg_advisory_unlock($1)")
             .bind(MAINTENANCE_LOCK)
-            .execute(&mut self.conn)
-            .await
-            .map(drop)
-            .map_err(map_err);
-        // Closing ends the session, which releases the lock in any case.
-        let closed = self.conn.close().await.map_err(map_err);
-        unlocked.and(closed)
+            .fetch_one(&mut self.conn)
+            .await;
+        match unlocked {
+            // Unlocked on a working session: kept for the next run.
+            Ok(true) => {
+                self.session.park(Parked {
+                    conn: self.conn,
+                    opened: self.opened,
+                });
+                Ok(())
+            }
+            // Closing ends the session, which releases the lock in any case.
+            Ok(false) => self.conn.close().await.map_err(map_err),
+            Err(e) => {
+                let _ = self.conn.close().await;
+                Err(map_err(e))
+            }
+        }
     }
 }
 

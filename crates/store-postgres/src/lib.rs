@@ -14,6 +14,8 @@ mod pool;
 mod settings;
 mod users;
 
+use std::sync::Arc;
+
 use async_trait::async_trait;
 use domain::audit::integrity::Seal;
 use domain::audit::month::Month;
@@ -35,6 +37,7 @@ use uuid::Uuid;
 pub use audit_trail::MAINTENANCE_LOCK as AUDIT_MAINTENANCE_LOCK;
 pub use settings::{PgSettings, SslMode};
 
+use crate::audit_trail::MaintenanceSession;
 use crate::errors::map_err;
 
 static MIGRATOR: Migrator = sqlx::migrate!("./migrations");
@@ -43,6 +46,7 @@ static MIGRATOR: Migrator = sqlx::migrate!("./migrations");
 #[derive(Debug, Clone)]
 pub struct PgStore {
     pool: PgPool,
+    maintenance: Arc<MaintenanceSession>,
 }
 
 /// What `migrate` did.
@@ -56,12 +60,14 @@ impl PgStore {
     /// Builds the pool without connecting: the runtime starts (and answers
     /// `/api/health`) even while the database is down, and connects on first use.
     pub fn connect_lazy(settings: &PgSettings) -> Self {
-        let pool = pool::lazy(settings);
-        Self { pool }
+        Self::from_pool(pool::lazy(settings))
     }
 
     pub fn from_pool(pool: PgPool) -> Self {
-        Self { pool }
+        Self {
+            pool,
+            maintenance: Arc::default(),
+        }
     }
 
     pub fn pool(&self) -> &PgPool {
@@ -88,6 +94,7 @@ impl PgStore {
     }
 
     pub async fn close(&self) {
+        self.maintenance.close().await;
         self.pool.close().await;
     }
 }
@@ -144,7 +151,7 @@ impl Repository for PgStore {
     }
 
     async fn lead_audit_maintenance(&self) -> StoreResult<Option<Box<dyn MaintenanceLease>>> {
-        audit_trail::lead(&self.pool).await
+        audit_trail::lead(&self.pool, &self.maintenance).await
     }
 
     async fn audit_seals(&self, after: i64, limit: u32) -> StoreResult<Vec<Seal>> {

@@ -210,7 +210,7 @@ mod audit_partitions {
     use sqlx::PgPool;
     use store_conformance::audit_trail::{append, manifest, month_events, trail};
     use store_conformance::postgres::fresh_database;
-    use store_postgres::{AUDIT_MAINTENANCE_LOCK, PgStore};
+    use store_postgres::{AUDIT_MAINTENANCE_LOCK, PgSettings, PgStore};
     use time::macros::datetime;
 
     use super::settings;
@@ -381,6 +381,84 @@ mod audit_partitions {
             names.contains(&"audit_events_y2026m07".to_owned()),
             "made ahead: {names:?}"
         );
+    }
+
+    /// Backends of the maintainer's session: the last statement of a parked
+    /// session is its unlock.
+    async fn maintainer_backends(pool: &PgPool) -> Vec<i32> {
+        sqlx::query_scalar(
+            "SELECT pid FROM pg_stat_activity WHERE datname = current_database() \
+             AND query LIKE 'SELECT pg_advisory_unlock%' ORDER BY pid",
+        )
+        .fetch_all(pool)
+        .await
+        .unwrap()
+    }
+
+    /// A replica keeps its maintenance connection from one run to the next
+    /// rather than opening one per run, and opens a new one when the kept one
+    /// is gone (a database restart).
+    #[tokio::test]
+    async fn the_maintainer_keeps_its_connection_between_runs() {
+        let (repo, pool, _db) = store().await;
+        let clock = Arc::new(ManualClock::new(datetime!(2026-11-20 09:00 UTC)));
+        let trail = trail(&repo, &clock, 0);
+
+        append(&*repo, datetime!(2026-11-20 09:00 UTC), "first").await;
+        assert_eq!(trail.maintain().await.unwrap().sealed_events, 1);
+        let kept = maintainer_backends(&pool).await;
+        assert_eq!(kept.len(), 1, "one session kept after the run: {kept:?}");
+
+        append(&*repo, datetime!(2026-11-20 09:01 UTC), "second").await;
+        assert_eq!(trail.maintain().await.unwrap().sealed_events, 1);
+        assert_eq!(maintainer_backends(&pool).await, kept, "the same session");
+
+        let terminated: bool = sqlx::query_scalar("SELECT pg_terminate_backend($1)")
+            .bind(kept[0])
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+        assert!(terminated);
+        append(&*repo, datetime!(2026-11-20 09:02 UTC), "third").await;
+        let report = trail.maintain().await.unwrap();
+        assert!(report.leader);
+        assert_eq!(report.sealed_events, 1);
+        let replaced = maintainer_backends(&pool).await;
+        assert_eq!(replaced.len(), 1, "{replaced:?}");
+        assert_ne!(replaced, kept, "a new session after the old one ended");
+    }
+
+    /// `DB_CONN_MAX_LIFETIME` applies to the kept connection as to the pool's.
+    #[tokio::test]
+    async fn the_maintainer_replaces_its_connection_after_its_lifetime() {
+        let db = fresh_database().await;
+        let lifetime = std::time::Duration::from_millis(500);
+        let store = PgStore::connect_lazy(&PgSettings {
+            conn_max_lifetime: lifetime,
+            ..settings(&db)
+        });
+        store.migrate().await.unwrap();
+        let pool = store.pool().clone();
+        let repo: Arc<dyn Repository> = Arc::new(store);
+        let clock = Arc::new(ManualClock::new(datetime!(2026-11-20 09:00 UTC)));
+        let trail = trail(&repo, &clock, 0);
+
+        trail.maintain().await.unwrap();
+        let first = maintainer_backends(&pool).await;
+        assert_eq!(first.len(), 1, "{first:?}");
+        trail.maintain().await.unwrap();
+        assert_eq!(
+            maintainer_backends(&pool).await,
+            first,
+            "kept within its lifetime"
+        );
+
+        tokio::time::sleep(lifetime).await;
+        append(&*repo, datetime!(2026-11-20 09:00 UTC), "after").await;
+        assert_eq!(trail.maintain().await.unwrap().sealed_events, 1);
+        let second = maintainer_backends(&pool).await;
+        assert_eq!(second.len(), 1, "{second:?}");
+        assert_ne!(second, first, "replaced once older than its lifetime");
     }
 
     #[tokio::test]
