@@ -160,44 +160,6 @@ struct Service {
     database: &'static str,
     child: tokio::process::Child,
     target: Target,
-    /// Whether it seals its audit trail (a product with audit maintenance on).
-    seals: bool,
-}
-
-/// How long a product may take to seal what it has written: its audit
-/// maintenance runs every ten seconds, its sealing steps paced.
-const SEAL_WAIT: Duration = Duration::from_secs(30);
-
-/// Before a phase's warm-up: each product's audit trail sealed up to its last
-/// event. The sealing of a phase's events would otherwise fall, within ten
-/// seconds, into a later phase of any service (they share the machine). A
-/// measured phase still pays for sealing its own events and its warm-up's, as
-/// they are sealed while it runs.
-async fn settle_audit(services: &[Service]) -> anyhow::Result<()> {
-    for service in services.iter().filter(|s| s.seals) {
-        let mut conn = connect(service.database).await?;
-        let last: i64 = sqlx::query_scalar("SELECT COALESCE(max(seq), 0) FROM audit_events")
-            .fetch_one(&mut conn)
-            .await?;
-        let deadline = Instant::now() + SEAL_WAIT;
-        loop {
-            let sealed: i64 =
-                sqlx::query_scalar("SELECT COALESCE(max(to_seq), 0) FROM audit_seals")
-                    .fetch_one(&mut conn)
-                    .await?;
-            if sealed >= last {
-                break;
-            }
-            if Instant::now() >= deadline {
-                bail!(
-                    "{}: audit events up to {last} not sealed within {SEAL_WAIT:?} (sealed up to {sealed})",
-                    service.name
-                );
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    }
-    Ok(())
 }
 
 /// Before a measured phase: every service's dead rows vacuumed and all writes
@@ -396,15 +358,11 @@ async fn start_product(product: &Product, pool: u32, mode: Mode<'_>) -> anyhow::
         .kill_on_drop(true)
         .spawn()
         .context("while starting the product")?;
-    let maintenance_off = product.env.iter().any(|(name, value)| {
-        name == "BIOMETRIC_PASSKEY_AUDIT_PARTITION_MAINTENANCE_ENABLED" && value == "false"
-    });
     let mut service = Service {
         name: mode.name(),
         database,
         child,
         target: mode.target(&format!("http://127.0.0.1:{port}"))?,
-        seals: !maintenance_off,
     };
     service.wait_healthy().await?;
     Ok(service)
@@ -452,7 +410,6 @@ async fn start_baseline(pool: u32, mode: Mode<'_>) -> anyhow::Result<Service> {
         database,
         child,
         target: mode.target(&format!("http://127.0.0.1:{port}"))?,
-        seals: false,
     };
     service.wait_healthy().await?;
     Ok(service)
@@ -612,7 +569,6 @@ async fn run(
                             }
                         }
                     };
-                    settle_audit(&services).await?;
                     // The same load, unmeasured, so that the phase starts in
                     // the steady state: connections open and caches warm.
                     let (warm, vus) = drive(std::mem::take(&mut users[u]), warm_up).await;
@@ -657,7 +613,6 @@ async fn run(
         let per_user = (webhooks_total / clients.max(1)).max(1);
         for round in 0..rounds {
             for (name, service, target, u) in in_turn(pairs(Scenario::StepUpWebhook), round) {
-                settle_audit(&services).await?;
                 let runs = load::awaiting_runs(&target, &users[u], per_user).await?;
                 quiesce(&services).await?;
                 let before = service.stats();
