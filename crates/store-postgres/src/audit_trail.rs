@@ -131,8 +131,7 @@ pub(crate) async fn lead(
         return Ok(None);
     }
     Ok(Some(Box::new(PgLease {
-        conn: parked.conn,
-        opened: parked.opened,
+        held: parked,
         session: Arc::clone(session),
     })))
 }
@@ -158,8 +157,7 @@ async fn try_lock(conn: &mut PgConnection) -> StoreResult<bool> {
 }
 
 struct PgLease {
-    conn: PgConnection,
-    opened: Instant,
+    held: Parked,
     session: Arc<MaintenanceSession>,
 }
 
@@ -170,17 +168,17 @@ impl MaintenanceLease for PgLease {
     }
 
     async fn partitions(&mut self) -> StoreResult<Vec<Month>> {
-        partitions(&mut self.conn).await
+        partitions(&mut self.held.conn).await
     }
 
     async fn months_outside_partitions(&mut self) -> StoreResult<Vec<Month>> {
-        months_outside_partitions(&mut self.conn).await
+        months_outside_partitions(&mut self.held.conn).await
     }
 
     async fn create_partition(&mut self, month: Month) -> StoreResult<u64> {
         let name = partition_name(month);
         let (from, to) = (literal(month.start()), literal(month.end()));
-        let mut tx = self.conn.begin().await.map_err(map_err)?;
+        let mut tx = self.held.conn.begin().await.map_err(map_err)?;
         for statement in [
             LOCK_TIMEOUT.to_owned(),
             // Holds off inserts into the default partition while its rows of
@@ -214,7 +212,7 @@ impl MaintenanceLease for PgLease {
     }
 
     async fn months_present(&mut self) -> StoreResult<Vec<Month>> {
-        months_present(&mut self.conn).await
+        months_present(&mut self.held.conn).await
     }
 
     async fn count_month(&mut self, month: Month) -> StoreResult<i64> {
@@ -223,17 +221,17 @@ impl MaintenanceLease for PgLease {
         )
         .bind(month.start())
         .bind(month.end())
-        .fetch_one(&mut self.conn)
+        .fetch_one(&mut self.held.conn)
         .await
         .map_err(map_err)
     }
 
     async fn archive_of(&mut self, month: Month) -> StoreResult<Option<ArchiveManifest>> {
-        archive_of(&mut self.conn, month).await
+        archive_of(&mut self.held.conn, month).await
     }
 
     async fn drop_month(&mut self, month: Month) -> StoreResult<()> {
-        let mut tx = self.conn.begin().await.map_err(map_err)?;
+        let mut tx = self.held.conn.begin().await.map_err(map_err)?;
         sqlx::query(LOCK_TIMEOUT)
             .execute(&mut *tx)
             .await
@@ -270,7 +268,7 @@ impl MaintenanceLease for PgLease {
             HORIZON_LOCK_WAIT.as_millis()
         );
         for attempt in 1..=HORIZON_ATTEMPTS {
-            match self.conn.fetch_all(query.as_str()).await {
+            match self.held.conn.fetch_all(query.as_str()).await {
                 Ok(rows) => {
                     let row = rows
                         .last()
@@ -292,7 +290,7 @@ impl MaintenanceLease for PgLease {
         let row = sqlx::query(
             "SELECT seal_no, to_seq, mac FROM audit_seals ORDER BY seal_no DESC LIMIT 1",
         )
-        .fetch_optional(&mut self.conn)
+        .fetch_optional(&mut self.held.conn)
         .await
         .map_err(map_err)?;
         row.map(|row| {
@@ -317,14 +315,14 @@ impl MaintenanceLease for PgLease {
         .bind(after)
         .bind(upto)
         .bind(i64::from(limit))
-        .fetch_all(&mut self.conn)
+        .fetch_all(&mut self.held.conn)
         .await
         .map_err(map_err)?;
         rows.iter().map(to_event).collect()
     }
 
     async fn insert_seals(&mut self, seals: &[Seal]) -> StoreResult<()> {
-        let mut tx = self.conn.begin().await.map_err(map_err)?;
+        let mut tx = self.held.conn.begin().await.map_err(map_err)?;
         for seal in seals {
             let h = &seal.header;
             sqlx::query(
@@ -351,21 +349,18 @@ impl MaintenanceLease for PgLease {
     async fn release(mut self: Box<Self>) -> StoreResult<()> {
         let unlocked: Result<bool, _> = sqlx::query_scalar("SELECT pg_advisory_unlock($1)")
             .bind(MAINTENANCE_LOCK)
-            .fetch_one(&mut self.conn)
+            .fetch_one(&mut self.held.conn)
             .await;
         match unlocked {
             // Unlocked on a working session: kept for the next run.
             Ok(true) => {
-                self.session.park(Parked {
-                    conn: self.conn,
-                    opened: self.opened,
-                });
+                self.session.park(self.held);
                 Ok(())
             }
             // Closing ends the session, which releases the lock in any case.
-            Ok(false) => self.conn.close().await.map_err(map_err),
+            Ok(false) => self.held.conn.close().await.map_err(map_err),
             Err(e) => {
-                let _ = self.conn.close().await;
+                let _ = self.held.conn.close().await;
                 Err(map_err(e))
             }
         }

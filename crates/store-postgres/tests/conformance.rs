@@ -216,8 +216,15 @@ mod audit_partitions {
     use super::settings;
 
     async fn store() -> (Arc<dyn Repository>, PgPool, impl Sized) {
+        store_with(|settings| settings).await
+    }
+
+    /// A store on a fresh database, its settings edited by `edit`.
+    async fn store_with(
+        edit: impl FnOnce(PgSettings) -> PgSettings,
+    ) -> (Arc<dyn Repository>, PgPool, impl Sized) {
         let db = fresh_database().await;
-        let store = PgStore::connect_lazy(&settings(&db));
+        let store = PgStore::connect_lazy(&edit(settings(&db)));
         store.migrate().await.unwrap();
         let pool = store.pool().clone();
         (Arc::new(store), pool, db)
@@ -431,15 +438,12 @@ mod audit_partitions {
     /// `DB_CONN_MAX_LIFETIME` applies to the kept connection as to the pool's.
     #[tokio::test]
     async fn the_maintainer_replaces_its_connection_after_its_lifetime() {
-        let db = fresh_database().await;
         let lifetime = std::time::Duration::from_millis(500);
-        let store = PgStore::connect_lazy(&PgSettings {
+        let (repo, pool, _db) = store_with(|settings| PgSettings {
             conn_max_lifetime: lifetime,
-            ..settings(&db)
-        });
-        store.migrate().await.unwrap();
-        let pool = store.pool().clone();
-        let repo: Arc<dyn Repository> = Arc::new(store);
+            ..settings
+        })
+        .await;
         let clock = Arc::new(ManualClock::new(datetime!(2026-11-20 09:00 UTC)));
         let trail = trail(&repo, &clock, 0);
 
