@@ -110,12 +110,19 @@ pub(crate) async fn lead(
     let mut kept = None;
     if let Some(mut parked) = session.take() {
         if lifetime.is_some_and(|lifetime| parked.opened.elapsed() >= lifetime) {
+            tracing::debug!("audit maintenance connection reached its lifetime; opening a new one");
             let _ = parked.conn.close().await;
-        } else if let Ok(leader) = try_lock(&mut parked.conn).await {
-            kept = Some((parked, leader));
+        } else {
+            match try_lock(&mut parked.conn).await {
+                Ok(leader) => kept = Some((parked, leader)),
+                // It went away (a database restart, a connection cut by the
+                // network): a new one.
+                Err(error) => tracing::debug!(
+                    %error,
+                    "audit maintenance connection lost; opening a new one"
+                ),
+            }
         }
-        // Otherwise it went away (a database restart, a connection cut by
-        // the network): a new one.
     }
     let (parked, leader) = match kept {
         Some(kept) => kept,
