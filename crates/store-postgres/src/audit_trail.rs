@@ -143,11 +143,17 @@ pub(crate) async fn lead(
     })))
 }
 
+/// The maintainer's `application_name`, so that `pg_stat_activity` tells its
+/// connection from the request pool's (`biometric-passkey`).
+pub const MAINTENANCE_APPLICATION_NAME: &str = "biometric-passkey-audit-maintenance";
+
 /// A connection of its own rather than one taken from the pool: the pool keeps
 /// its warm connections (a replacement would start with cold caches and
 /// unprepared statements, in a request's path).
 async fn connect(pool: &PgPool) -> StoreResult<PgConnection> {
-    let options = pool.connect_options();
+    let options = (*pool.connect_options())
+        .clone()
+        .application_name(MAINTENANCE_APPLICATION_NAME);
     let connect = PgConnection::connect_with(&options);
     tokio::time::timeout(crate::pool::ACQUIRE_TIMEOUT, connect)
         .await

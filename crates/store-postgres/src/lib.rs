@@ -34,6 +34,7 @@ use sqlx::migrate::Migrator;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
+pub use audit_trail::MAINTENANCE_APPLICATION_NAME as AUDIT_MAINTENANCE_APPLICATION_NAME;
 pub use audit_trail::MAINTENANCE_LOCK as AUDIT_MAINTENANCE_LOCK;
 pub use settings::{PgSettings, SslMode};
 

@@ -210,7 +210,9 @@ mod audit_partitions {
     use sqlx::PgPool;
     use store_conformance::audit_trail::{append, manifest, month_events, trail};
     use store_conformance::postgres::fresh_database;
-    use store_postgres::{AUDIT_MAINTENANCE_LOCK, PgSettings, PgStore};
+    use store_postgres::{
+        AUDIT_MAINTENANCE_APPLICATION_NAME, AUDIT_MAINTENANCE_LOCK, PgSettings, PgStore,
+    };
     use time::macros::datetime;
 
     use super::settings;
@@ -390,16 +392,28 @@ mod audit_partitions {
         );
     }
 
-    /// Backends of the maintainer's session: the last statement of a parked
-    /// session is its unlock.
+    /// Backends of the maintainer's sessions, by their `application_name` (the
+    /// pool's connections, such as the one that ran the migrations and its
+    /// advisory unlock, have another).
     async fn maintainer_backends(pool: &PgPool) -> Vec<i32> {
-        sqlx::query_scalar(
-            "SELECT pid FROM pg_stat_activity WHERE datname = current_database() \
-             AND query LIKE 'SELECT pg_advisory_unlock%' ORDER BY pid",
-        )
-        .fetch_all(pool)
-        .await
-        .unwrap()
+        // A closed connection's backend leaves `pg_stat_activity` a moment
+        // after the client hangs up: wait for it, briefly, before counting.
+        let mut backends = Vec::new();
+        for _ in 0..50 {
+            backends = sqlx::query_scalar(
+                "SELECT pid FROM pg_stat_activity WHERE datname = current_database() \
+                 AND application_name = $1 ORDER BY pid",
+            )
+            .bind(AUDIT_MAINTENANCE_APPLICATION_NAME)
+            .fetch_all(pool)
+            .await
+            .unwrap();
+            if backends.len() <= 1 {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        backends
     }
 
     /// A replica keeps its maintenance connection from one run to the next
