@@ -107,23 +107,23 @@ pub(crate) async fn lead(
     session: &Arc<MaintenanceSession>,
 ) -> StoreResult<Option<Box<dyn MaintenanceLease>>> {
     let lifetime = pool.options().get_max_lifetime();
-    let mut kept = None;
-    if let Some(mut parked) = session.take() {
-        if lifetime.is_some_and(|lifetime| parked.opened.elapsed() >= lifetime) {
+    let kept = match session.take() {
+        None => None,
+        Some(parked) if lifetime.is_some_and(|lifetime| parked.opened.elapsed() >= lifetime) => {
             tracing::debug!("audit maintenance connection reached its lifetime; opening a new one");
             let _ = parked.conn.close().await;
-        } else {
-            match try_lock(&mut parked.conn).await {
-                Ok(leader) => kept = Some((parked, leader)),
-                // It went away (a database restart, a connection cut by the
-                // network): a new one.
-                Err(error) => tracing::debug!(
-                    %error,
-                    "audit maintenance connection lost; opening a new one"
-                ),
-            }
+            None
         }
-    }
+        Some(mut parked) => match try_lock(&mut parked.conn).await {
+            Ok(leader) => Some((parked, leader)),
+            // It went away (a database restart, a connection cut by the
+            // network): a new one.
+            Err(error) => {
+                tracing::debug!(%error, "audit maintenance connection lost; opening a new one");
+                None
+            }
+        },
+    };
     let (parked, leader) = match kept {
         Some(kept) => kept,
         None => {
@@ -144,7 +144,7 @@ pub(crate) async fn lead(
 }
 
 /// The maintainer's `application_name`, so that `pg_stat_activity` tells its
-/// connection from the request pool's (`biometric-passkey`).
+/// connection from the request pool's (`settings::APPLICATION_NAME`).
 pub const MAINTENANCE_APPLICATION_NAME: &str = "biometric-passkey-audit-maintenance";
 
 /// A connection of its own rather than one taken from the pool: the pool keeps

@@ -93,6 +93,9 @@ impl fmt::Debug for PgSettings {
     }
 }
 
+/// The request pool's `application_name` in `pg_stat_activity`.
+pub(crate) const APPLICATION_NAME: &str = "biometric-passkey";
+
 impl PgSettings {
     pub fn connect_options(&self) -> PgConnectOptions {
         let mut options = PgConnectOptions::new_without_pgpass()
@@ -101,7 +104,7 @@ impl PgSettings {
             .username(&self.user)
             .database(&self.database)
             .ssl_mode(self.ssl_mode.into())
-            .application_name("biometric-passkey");
+            .application_name(APPLICATION_NAME);
         if let Some(password) = &self.password {
             options = options.password(password.expose_secret());
         }
