@@ -162,9 +162,12 @@ struct Service {
     target: Target,
 }
 
-/// Before a measured phase: every service's dead rows vacuumed and all writes
+/// Before a phase: every service's dead rows vacuumed and all writes
 /// checkpointed and on disk, so that neither autovacuum, a checkpoint nor the
-/// kernel's writeback carries one phase's work (of either service) into the next.
+/// kernel's writeback carries one phase's work (of either service) into the
+/// next. A throughput phase's warm-up comes after this, not before: the pause
+/// and the analyse would leave plans to make again and idle connections to
+/// ping in the measured phase's first second.
 async fn quiesce(services: &[Service]) -> anyhow::Result<()> {
     for service in services {
         let mut conn = connect(service.database).await?;
@@ -569,6 +572,7 @@ async fn run(
                             }
                         }
                     };
+                    quiesce(&services).await?;
                     // The same load, unmeasured, so that the phase starts in
                     // the steady state: connections open and caches warm.
                     let (warm, vus) = drive(std::mem::take(&mut users[u]), warm_up).await;
@@ -578,7 +582,6 @@ async fn run(
                             scenario.name()
                         );
                     }
-                    quiesce(&services).await?;
                     let before = service.stats();
                     // PostgreSQL's statistics, when they can be read (the
                     // figures then have no background-work columns).

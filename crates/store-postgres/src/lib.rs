@@ -2,7 +2,7 @@
 //!
 //! Pools are sized from the operator's `DB_*` settings; migrations are embedded
 //! and applied by `biometric-passkey migrate`. Driver errors are mapped once, in
-//! [`errors`], to the domain's [`StoreError`](domain::StoreError).
+//! `errors.rs`, to the domain's [`StoreError`](domain::StoreError).
 
 mod audit;
 mod audit_trail;
