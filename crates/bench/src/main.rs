@@ -3,8 +3,10 @@
 //! `bench webauthn` (`scripts/bench-webauthn`) measures assertion verification
 //! by the built-in relying party.
 
+mod activity;
 mod baseline;
 mod load;
+mod processes;
 mod report;
 mod rows;
 mod timeline;
@@ -586,14 +588,23 @@ async fn run(
                     // PostgreSQL's statistics, when they can be read (the
                     // figures then have no background-work columns).
                     let statistics = connect("postgres").await.ok();
-                    let sampler = Sampler::start(service.pid(), statistics);
-                    let started = Instant::now();
+                    let sampler = Sampler::start(service.pid(), statistics, service.database);
+                    #[allow(clippy::disallowed_methods)] // The harness's own wall clock.
+                    let (started, started_at) = (Instant::now(), time::OffsetDateTime::now_utc());
                     let (mut rec, back) = drive(vus, duration).await;
                     let elapsed = started.elapsed();
                     users[u] = back;
                     let machine = sampler.stop().await;
                     match rec.timeline.take() {
-                        Some(calls) => report.add_round(scenario, name, Round { calls, machine }),
+                        Some(calls) => report.add_round(
+                            scenario,
+                            name,
+                            Round {
+                                started_at,
+                                calls,
+                                machine,
+                            },
+                        ),
                         None => {
                             let rate = rec.flows_done() as f64 / elapsed.as_secs_f64();
                             report.add_max_round(scenario, name, rate, &machine);

@@ -7,8 +7,10 @@ use std::time::Duration;
 use hdrhistogram::Histogram;
 use serde_json::{Value, json};
 
+use crate::activity::SAMPLE_EVERY;
 use crate::load::{Recorder, Scenario, Step};
-use crate::timeline::{Machine, QUIET_STEAL, Round, SLOW};
+use crate::processes;
+use crate::timeline::{HEARTBEAT, Machine, QUIET_STEAL, Round, SLOW};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub(crate) enum Phase {
@@ -40,17 +42,6 @@ pub(crate) const TICKS_PER_SECOND: f64 = 100.0;
 impl ProcessStats {
     pub(crate) fn read(pid: u32) -> Self {
         let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-        // Fields after the command name (which may hold spaces) end at ')'.
-        let fields: Vec<&str> = stat
-            .rsplit_once(')')
-            .map(|(_, rest)| rest.split_whitespace().collect())
-            .unwrap_or_default();
-        let field = |i: usize| {
-            fields
-                .get(i)
-                .and_then(|f| f.parse::<u64>().ok())
-                .unwrap_or(0)
-        };
         let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
         let peak_rss_kb = status
             .lines()
@@ -58,8 +49,7 @@ impl ProcessStats {
             .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
             .unwrap_or(0);
         Self {
-            // utime and stime are fields 14 and 15; 12 and 13 after ')' and state.
-            cpu_ticks: field(11) + field(12),
+            cpu_ticks: processes::parse_stat(&stat).map_or(0, |p| p.ticks),
             peak_rss_kb,
         }
     }
@@ -117,7 +107,7 @@ pub(crate) struct Report {
 
 /// One maximum-throughput round: its flows per second and the machine's mean
 /// over it.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 struct MaxRound {
     rate: f64,
     machine: Machine,
@@ -642,17 +632,25 @@ impl Report {
             out,
             "CPU in per cent of one core (the machine has {} cores); steal is time the hypervisor \
              gave to other guests; the generator's lag is how late, at worst, a flow began after \
-             its scheduled start; autovacuum workers are those running at the second's end, \
-             checkpoint buffers those PostgreSQL's checkpointer wrote during it.\n",
-            std::thread::available_parallelism().map_or(0, |n| n.get())
+             its scheduled start, its thread stall the longest a thread of the generator that \
+             sleeps {} ms at a time overslept (as long as the lag: the whole process went \
+             unscheduled; much shorter: its async runtime was held up); the busiest other \
+             process is the one, by name, that used the most CPU besides the service, the \
+             generator and PostgreSQL (the services idle in their turn count there); PostgreSQL's activity is read every {} ms: autovacuum workers \
+             and the service's busy backends (running a statement, not waiting on their client) \
+             are the most seen at once, the top wait the wait event the most of them shared at \
+             once; checkpoint buffers are those the checkpointer wrote in the second.\n",
+            std::thread::available_parallelism().map_or(0, |n| n.get()),
+            HEARTBEAT.as_millis(),
+            SAMPLE_EVERY.as_millis()
         );
         let _ = writeln!(
             out,
-            "| flow | service | round | slow / calls | worst second | its slow / calls | its worst call ms | its generator lag ms | its machine / steal / service / generator CPU % | its autovacuum workers / checkpoint buffers | round's busiest / most stolen second % |"
+            "| flow | service | round (start, UTC) | slow / calls | worst second | its slow / calls | its worst call ms | its generator lag / thread stall ms | its machine / steal / service / generator / PostgreSQL CPU % | its busiest other process, CPU % | its autovacuum workers / checkpoint buffers | its busy backends / top wait | round's busiest / most stolen second % |"
         );
         let _ = writeln!(
             out,
-            "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+            "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
         );
         for ((scenario, service), rounds) in &self.rounds_by_second {
             for (i, round) in rounds.iter().enumerate() {
@@ -661,9 +659,10 @@ impl Report {
                 let worst = round.worst_second_cells();
                 let _ = writeln!(
                     out,
-                    "| {} | {service} | {} | {} / {calls} | {worst} | {busiest:.0} / {most_stolen:.0} |",
+                    "| {} | {service} | {} ({}) | {} / {calls} | {worst} | {busiest:.0} / {most_stolen:.0} |",
                     scenario.name(),
                     i + 1,
+                    round.start_time(),
                     round.slow_calls(),
                 );
             }
@@ -835,10 +834,15 @@ impl Report {
                     })
                 })
                 .collect();
-        let seconds = rounds_json(
-            &self.rounds_by_second,
-            |round| json!({ "seconds": round.json() }),
-        );
+        let seconds = rounds_json(&self.rounds_by_second, |round| {
+            json!({
+                "started_at": round
+                    .started_at
+                    .format(&time::format_description::well_known::Rfc3339)
+                    .ok(),
+                "seconds": round.json(),
+            })
+        });
         let max_rounds = rounds_json(&self.max_rounds, |r| {
             let mut round = r.machine.json();
             if let Some(o) = round.as_object_mut() {

@@ -5,11 +5,16 @@
 //! placed: one bad second or a steady spread, the service or the machine.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
+use time::OffsetDateTime;
 
+use crate::activity::{self, Activity, SAMPLE_EVERY};
 use crate::load::Step;
+use crate::processes::{POSTGRES, Processes};
 use crate::report::{ProcessStats, TICKS_PER_SECOND};
 
 /// A call slower than this counts as slow (the latency target's bound).
@@ -106,63 +111,76 @@ impl Timeline {
 
 /// The machine in one second, in per cent of one core (200 % is both cores
 /// of a 2-core machine busy).
-#[derive(Debug, Clone, Copy, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub(crate) struct Machine {
     pub(crate) busy: f64,
     pub(crate) steal: f64,
     pub(crate) service: f64,
     pub(crate) load_generator: f64,
+    /// PostgreSQL's processes together.
+    pub(crate) postgres_cpu: f64,
+    /// The process name, other than the service, the generator and
+    /// PostgreSQL, that used the most CPU in the second, and how much (the
+    /// other services idle in their turn count here too).
+    pub(crate) busiest_other: Option<(String, f64)>,
+    /// The longest a thread of the load generator that only sleeps
+    /// [`HEARTBEAT`] at a time overslept in the second (ms): when it is as
+    /// long as the generator's lag, the whole process went unscheduled (the
+    /// machine or the kernel), not only its async runtime.
+    pub(crate) generator_stall_ms: f64,
     /// PostgreSQL's background work in the second, when it could be read.
     pub(crate) postgres: Option<Background>,
 }
 
-/// PostgreSQL's background work: autovacuum workers running at the end of a
-/// second, and buffers its checkpointer wrote during it.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+/// PostgreSQL in one second: its backends' activity, sampled every
+/// [`SAMPLE_EVERY`], and the buffers its checkpointer wrote.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub(crate) struct Background {
-    pub(crate) autovacuum_workers: u32,
+    pub(crate) activity: Activity,
     pub(crate) checkpoint_buffers: u64,
 }
 
-/// (autovacuum workers now, checkpoint buffers written since start-up), or
-/// `None` when the statistics cannot be read (no connection, or a server
-/// whose views differ).
-async fn postgres_counters(conn: Option<&mut sqlx::PgConnection>) -> Option<(u32, u64)> {
-    let (workers, buffers): (i64, i64) = sqlx::query_as(
-        "SELECT (SELECT count(*) FROM pg_stat_activity \
-                 WHERE backend_type = 'autovacuum worker'), \
-                (SELECT buffers_checkpoint FROM pg_stat_bgwriter)",
-    )
-    .fetch_one(conn?)
-    .await
-    .ok()?;
-    Some((
-        u32::try_from(workers).unwrap_or(0),
-        u64::try_from(buffers).unwrap_or(0),
-    ))
+/// Buffers written by checkpoints since start-up, or `None` when the
+/// statistics cannot be read (no connection, or a server whose views
+/// differ).
+async fn checkpoint_buffers(conn: Option<&mut sqlx::PgConnection>) -> Option<u64> {
+    let buffers: i64 = sqlx::query_scalar("SELECT buffers_checkpoint FROM pg_stat_bgwriter")
+        .fetch_one(conn?)
+        .await
+        .ok()?;
+    Some(u64::try_from(buffers).unwrap_or(0))
 }
 
-fn background(now: Option<(u32, u64)>, earlier: Option<(u32, u64)>) -> Option<Background> {
-    let ((workers, buffers), (_, before)) = (now?, earlier?);
+fn background(activity: Activity, now: Option<u64>, earlier: Option<u64>) -> Option<Background> {
     Some(Background {
-        autovacuum_workers: workers,
-        checkpoint_buffers: buffers.saturating_sub(before),
+        activity,
+        checkpoint_buffers: now?.saturating_sub(earlier?),
     })
 }
 
 impl Machine {
     pub(crate) fn json(&self) -> Value {
-        json!({
+        let mut json = json!({
             "machine_busy_pct": self.busy,
             "steal_pct": self.steal,
             "service_cpu_pct": self.service,
             "load_generator_cpu_pct": self.load_generator,
-            "autovacuum_workers": self.postgres.map(|b| b.autovacuum_workers),
-            "checkpoint_buffers": self.postgres.map(|b| b.checkpoint_buffers),
-        })
+            "postgres_cpu_pct": self.postgres_cpu,
+            "busiest_other_process": self.busiest_other.as_ref().map(|(name, _)| name),
+            "busiest_other_cpu_pct": self.busiest_other.as_ref().map(|(_, cpu)| cpu),
+            "generator_thread_stall_ms": self.generator_stall_ms,
+        });
+        if let (Some(o), Some(b)) = (json.as_object_mut(), &self.postgres) {
+            o.insert("checkpoint_buffers".to_owned(), b.checkpoint_buffers.into());
+            if let Value::Object(activity) = b.activity.json() {
+                o.extend(activity);
+            }
+        }
+        json
     }
 
-    /// The mean of `seconds` (zero when there are none).
+    /// The mean of `seconds`, but the longest of their generator stalls
+    /// (zero when there are none).
     pub(crate) fn mean(seconds: &[Machine]) -> Machine {
         let n = seconds.len().max(1) as f64;
         let sum = |f: fn(&Machine) -> f64| seconds.iter().map(f).sum::<f64>() / n;
@@ -171,18 +189,27 @@ impl Machine {
             steal: sum(|m| m.steal),
             service: sum(|m| m.service),
             load_generator: sum(|m| m.load_generator),
+            postgres_cpu: sum(|m| m.postgres_cpu),
+            busiest_other: None,
+            generator_stall_ms: seconds
+                .iter()
+                .map(|m| m.generator_stall_ms)
+                .fold(0.0, f64::max),
             postgres: None,
         }
     }
 }
 
 /// Cumulative counters, in clock ticks.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Default)]
 struct Counters {
     busy: u64,
     steal: u64,
     service: u64,
     load_generator: u64,
+    service_pid: u32,
+    /// Every process, for what neither the service nor the generator used.
+    processes: Processes,
     at: Option<Instant>,
 }
 
@@ -195,6 +222,8 @@ impl Counters {
             steal,
             service: ProcessStats::read(service_pid).cpu_ticks,
             load_generator: ProcessStats::read(std::process::id()).cpu_ticks,
+            service_pid,
+            processes: Processes::read(),
             at: Some(Instant::now()),
         }
     }
@@ -204,18 +233,29 @@ impl Counters {
             (Some(now), Some(then)) => now.duration_since(then).as_secs_f64(),
             _ => 0.0,
         };
-        let per_cent = |now: u64, then: u64| {
+        let per_cent = |ticks: u64| {
             if seconds <= 0.0 {
                 0.0
             } else {
-                now.saturating_sub(then) as f64 / TICKS_PER_SECOND / seconds * 100.0
+                ticks as f64 / TICKS_PER_SECOND / seconds * 100.0
             }
         };
+        let mut others = self
+            .processes
+            .since(&earlier.processes, &[self.service_pid, std::process::id()]);
+        let postgres_cpu = others.remove(POSTGRES).map_or(0.0, per_cent);
+        let busiest_other = others
+            .into_iter()
+            .max_by_key(|(_, ticks)| *ticks)
+            .map(|(name, ticks)| (name, per_cent(ticks)));
         Machine {
-            busy: per_cent(self.busy, earlier.busy),
-            steal: per_cent(self.steal, earlier.steal),
-            service: per_cent(self.service, earlier.service),
-            load_generator: per_cent(self.load_generator, earlier.load_generator),
+            busy: per_cent(self.busy.saturating_sub(earlier.busy)),
+            steal: per_cent(self.steal.saturating_sub(earlier.steal)),
+            service: per_cent(self.service.saturating_sub(earlier.service)),
+            load_generator: per_cent(self.load_generator.saturating_sub(earlier.load_generator)),
+            postgres_cpu,
+            busiest_other,
+            generator_stall_ms: 0.0,
             postgres: None,
         }
     }
@@ -236,7 +276,48 @@ fn machine_ticks(line: &str) -> (u64, u64) {
     (busy, field(7))
 }
 
-/// Samples the machine once a second until stopped.
+/// How long the heartbeat thread sleeps between two looks at the clock.
+pub(crate) const HEARTBEAT: Duration = Duration::from_millis(2);
+
+/// An OS thread of the load generator that sleeps [`HEARTBEAT`] at a time
+/// and keeps the longest it overslept, so that a stall of the generator's
+/// async runtime can be told from the whole process going unscheduled.
+struct Heartbeat {
+    worst_us: Arc<AtomicU64>,
+    stop: Arc<AtomicBool>,
+}
+
+impl Heartbeat {
+    fn start() -> Self {
+        let worst_us = Arc::new(AtomicU64::new(0));
+        let stop = Arc::new(AtomicBool::new(false));
+        let (worst, stopped) = (worst_us.clone(), stop.clone());
+        std::thread::spawn(move || {
+            while !stopped.load(Ordering::Relaxed) {
+                let before = Instant::now();
+                #[allow(clippy::disallowed_methods)] // Its own thread, not a runtime worker.
+                std::thread::sleep(HEARTBEAT);
+                let over = before.elapsed().saturating_sub(HEARTBEAT);
+                worst.fetch_max(over.as_micros() as u64, Ordering::Relaxed);
+            }
+        });
+        Self { worst_us, stop }
+    }
+
+    /// The longest oversleep since the last call, in ms.
+    fn take_ms(&self) -> f64 {
+        self.worst_us.swap(0, Ordering::Relaxed) as f64 / 1000.0
+    }
+}
+
+impl Drop for Heartbeat {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+}
+
+/// Samples the machine once a second until stopped, and PostgreSQL's
+/// backends every [`SAMPLE_EVERY`].
 pub(crate) struct Sampler {
     stop: tokio::sync::oneshot::Sender<()>,
     task: tokio::task::JoinHandle<Vec<Machine>>,
@@ -244,26 +325,43 @@ pub(crate) struct Sampler {
 
 impl Sampler {
     /// Samples until stopped; with `postgres`, PostgreSQL's background work
-    /// too.
-    pub(crate) fn start(service_pid: u32, mut postgres: Option<sqlx::PgConnection>) -> Self {
+    /// and the activity of `database`'s backends too.
+    pub(crate) fn start(
+        service_pid: u32,
+        mut postgres: Option<sqlx::PgConnection>,
+        database: &'static str,
+    ) -> Self {
         let (stop, mut stopped) = tokio::sync::oneshot::channel();
         let task = tokio::spawn(async move {
             let mut seconds = Vec::new();
             let mut last = Counters::read(service_pid);
-            let mut last_pg = postgres_counters(postgres.as_mut()).await;
-            let mut tick = tokio::time::interval(Duration::from_secs(1));
-            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            tick.tick().await;
+            let mut last_buffers = checkpoint_buffers(postgres.as_mut()).await;
+            let mut activity = Activity::default();
+            let heartbeat = Heartbeat::start();
+            let mut second = tokio::time::interval(Duration::from_secs(1));
+            let mut sample = tokio::time::interval(SAMPLE_EVERY);
+            for tick in [&mut second, &mut sample] {
+                tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            }
+            second.tick().await;
             loop {
                 tokio::select! {
-                    _ = tick.tick() => {
+                    _ = second.tick() => {
                         let now = Counters::read(service_pid);
-                        let now_pg = postgres_counters(postgres.as_mut()).await;
+                        let buffers = checkpoint_buffers(postgres.as_mut()).await;
                         seconds.push(Machine {
-                            postgres: background(now_pg, last_pg),
+                            generator_stall_ms: heartbeat.take_ms(),
+                            postgres: background(std::mem::take(&mut activity), buffers, last_buffers),
                             ..now.since(&last)
                         });
-                        (last, last_pg) = (now, now_pg);
+                        (last, last_buffers) = (now, buffers);
+                    }
+                    _ = sample.tick() => {
+                        if let Some(conn) = postgres.as_mut()
+                            && let Some(s) = activity::sample(conn, database).await
+                        {
+                            activity.add(&s);
+                        }
                     }
                     _ = &mut stopped => break,
                 }
@@ -274,7 +372,12 @@ impl Sampler {
                 .at
                 .is_some_and(|at| at.elapsed() >= Duration::from_millis(500))
             {
-                seconds.push(Counters::read(service_pid).since(&last));
+                let buffers = checkpoint_buffers(postgres.as_mut()).await;
+                seconds.push(Machine {
+                    generator_stall_ms: heartbeat.take_ms(),
+                    postgres: background(activity, buffers, last_buffers),
+                    ..Counters::read(service_pid).since(&last)
+                });
             }
             seconds
         });
@@ -290,6 +393,8 @@ impl Sampler {
 /// One fixed-rate round of one flow and service, second by second.
 #[derive(Debug, Clone)]
 pub(crate) struct Round {
+    /// When the measured phase began (to match against PostgreSQL's log).
+    pub(crate) started_at: OffsetDateTime,
     pub(crate) calls: Timeline,
     pub(crate) machine: Vec<Machine>,
 }
@@ -297,6 +402,12 @@ pub(crate) struct Round {
 impl Round {
     pub(crate) fn slow_calls(&self) -> u32 {
         self.calls.seconds.iter().map(|s| s.slow).sum()
+    }
+
+    /// The wall-clock time the round began, UTC, to the second.
+    pub(crate) fn start_time(&self) -> String {
+        let t = self.started_at.time();
+        format!("{:02}:{:02}:{:02}", t.hour(), t.minute(), t.second())
     }
 
     /// The second with the most slow calls (the earliest of equals), if any
@@ -324,23 +435,37 @@ impl Round {
     /// PostgreSQL's background work; dashes when no call was slow.
     pub(crate) fn worst_second_cells(&self) -> String {
         let Some(w) = self.worst_second() else {
-            return "– | – | – | – | – | –".to_owned();
+            return "– | – | – | – | – | – | – | –".to_owned();
         };
         let c = self.calls.seconds[w];
         let machine = match self.machine.get(w) {
-            None => "– | –".to_owned(),
+            None => "– | – | – | – | –".to_owned(),
             Some(m) => {
-                let postgres = m.postgres.map_or("–".to_owned(), |b| {
-                    format!("{} / {}", b.autovacuum_workers, b.checkpoint_buffers)
+                let other = m
+                    .busiest_other
+                    .as_ref()
+                    .map_or("–".to_owned(), |(name, cpu)| format!("{name} {cpu:.0}"));
+                let postgres = m.postgres.as_ref().map_or("– | –".to_owned(), |b| {
+                    format!(
+                        "{} / {} | {}",
+                        b.activity.autovacuum_workers,
+                        b.checkpoint_buffers,
+                        b.activity.cell()
+                    )
                 });
                 format!(
-                    "{:.0} / {:.0} / {:.0} / {:.0} | {postgres}",
-                    m.busy, m.steal, m.service, m.load_generator
+                    "{:.1} | {:.0} / {:.0} / {:.0} / {:.0} / {:.0} | {other} | {postgres}",
+                    m.generator_stall_ms,
+                    m.busy,
+                    m.steal,
+                    m.service,
+                    m.load_generator,
+                    m.postgres_cpu
                 )
             }
         };
         format!(
-            "{w} | {} / {} | {:.1} | {:.1} | {machine}",
+            "{w} | {} / {} | {:.1} | {:.1} / {machine}",
             c.slow,
             c.calls,
             c.worst_us as f64 / 1000.0,
@@ -467,12 +592,14 @@ mod tests {
             }
         }
         let round = Round {
+            started_at: OffsetDateTime::UNIX_EPOCH,
             calls,
             machine: vec![],
         };
         assert_eq!(round.slow_calls(), 9);
         assert_eq!(round.worst_second(), Some(1));
         let quiet = Round {
+            started_at: OffsetDateTime::UNIX_EPOCH,
             calls: Timeline::new(origin),
             machine: vec![],
         };
@@ -481,29 +608,37 @@ mod tests {
 
     #[test]
     fn a_round_is_summarised_by_the_mean_of_its_seconds() {
-        let second = |busy, steal| Machine {
+        let second = |busy, steal, generator_stall_ms| Machine {
             busy,
             steal,
             service: 10.0,
             load_generator: 4.0,
+            postgres_cpu: 50.0,
+            busiest_other: None,
+            generator_stall_ms,
             postgres: None,
         };
-        let m = Machine::mean(&[second(100.0, 0.0), second(150.0, 30.0)]);
-        assert_eq!(m, second(125.0, 15.0));
+        let m = Machine::mean(&[second(100.0, 0.0, 3.0), second(150.0, 30.0, 1.0)]);
+        assert_eq!(m, second(125.0, 15.0, 3.0));
         assert_eq!(Machine::mean(&[]), Machine::default());
     }
 
     #[test]
     fn background_work_is_what_changed_in_the_second() {
+        let activity = Activity {
+            samples: 10,
+            autovacuum_workers: 2,
+            ..Activity::default()
+        };
         assert_eq!(
-            background(Some((2, 1500)), Some((0, 1200))),
+            background(activity.clone(), Some(1500), Some(1200)),
             Some(Background {
-                autovacuum_workers: 2,
+                activity: activity.clone(),
                 checkpoint_buffers: 300
             })
         );
-        assert_eq!(background(None, Some((0, 1))), None);
-        assert_eq!(background(Some((0, 1)), None), None);
+        assert_eq!(background(activity.clone(), None, Some(1)), None);
+        assert_eq!(background(activity, Some(1), None), None);
     }
 
     #[test]
@@ -520,6 +655,12 @@ mod tests {
             steal: 10,
             service: 50,
             load_generator: 20,
+            service_pid: 7,
+            processes: Processes::of(&[
+                (7, "svc", 1, 50),
+                (8, POSTGRES, 1, 300),
+                (9, POSTGRES, 1, 5),
+            ]),
             at: Some(t0),
         };
         let later = Counters {
@@ -527,6 +668,14 @@ mod tests {
             steal: 12,
             service: 90,
             load_generator: 45,
+            service_pid: 7,
+            processes: Processes::of(&[
+                (7, "svc", 1, 90),
+                (8, POSTGRES, 1, 350),
+                (9, POSTGRES, 1, 15),
+                (10, "rustc", 2, 80),
+                (11, "kworker/0:1", 1, 3),
+            ]),
             at: Some(t0 + Duration::from_secs(1)),
         };
         let m = later.since(&earlier);
@@ -534,5 +683,7 @@ mod tests {
         assert!((m.steal - 2.0).abs() < 1e-9);
         assert!((m.service - 40.0).abs() < 1e-9);
         assert!((m.load_generator - 25.0).abs() < 1e-9);
+        assert!((m.postgres_cpu - 60.0).abs() < 1e-9);
+        assert_eq!(m.busiest_other, Some(("rustc".to_owned(), 80.0)));
     }
 }
