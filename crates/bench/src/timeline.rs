@@ -115,6 +115,13 @@ impl Timeline {
 pub(crate) struct Machine {
     pub(crate) busy: f64,
     pub(crate) steal: f64,
+    /// Hard and soft interrupts, part of busy: with tick-based accounting
+    /// they are charged to whatever process the tick found running, or to
+    /// none when a CPU was idle.
+    pub(crate) interrupts: f64,
+    /// TCP segments the machine retransmitted in the second (loopback
+    /// included): a lost segment waits at least 200 ms for its retry.
+    pub(crate) tcp_retransmits: u64,
     pub(crate) service: f64,
     pub(crate) load_generator: f64,
     /// PostgreSQL's processes together.
@@ -163,6 +170,8 @@ impl Machine {
         let mut json = json!({
             "machine_busy_pct": self.busy,
             "steal_pct": self.steal,
+            "interrupts_pct": self.interrupts,
+            "tcp_retransmits": self.tcp_retransmits,
             "service_cpu_pct": self.service,
             "load_generator_cpu_pct": self.load_generator,
             "postgres_cpu_pct": self.postgres_cpu,
@@ -179,14 +188,16 @@ impl Machine {
         json
     }
 
-    /// The mean of `seconds`, but the longest of their generator stalls
-    /// (zero when there are none).
+    /// The mean of `seconds`, but the longest of their generator stalls and
+    /// the total of their retransmits (zero when there are none).
     pub(crate) fn mean(seconds: &[Machine]) -> Machine {
         let n = seconds.len().max(1) as f64;
         let sum = |f: fn(&Machine) -> f64| seconds.iter().map(f).sum::<f64>() / n;
         Machine {
             busy: sum(|m| m.busy),
             steal: sum(|m| m.steal),
+            interrupts: sum(|m| m.interrupts),
+            tcp_retransmits: seconds.iter().map(|m| m.tcp_retransmits).sum(),
             service: sum(|m| m.service),
             load_generator: sum(|m| m.load_generator),
             postgres_cpu: sum(|m| m.postgres_cpu),
@@ -205,6 +216,8 @@ impl Machine {
 struct Counters {
     busy: u64,
     steal: u64,
+    interrupts: u64,
+    retransmits: u64,
     service: u64,
     load_generator: u64,
     service_pid: u32,
@@ -216,10 +229,13 @@ struct Counters {
 impl Counters {
     fn read(service_pid: u32) -> Self {
         let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
-        let (busy, steal) = stat.lines().next().map(machine_ticks).unwrap_or_default();
+        let ticks = stat.lines().next().map(machine_ticks).unwrap_or_default();
+        let snmp = std::fs::read_to_string("/proc/net/snmp").unwrap_or_default();
         Self {
-            busy,
-            steal,
+            busy: ticks.busy,
+            steal: ticks.steal,
+            interrupts: ticks.interrupts,
+            retransmits: tcp_retransmits(&snmp),
             service: ProcessStats::read(service_pid).cpu_ticks,
             load_generator: ProcessStats::read(std::process::id()).cpu_ticks,
             service_pid,
@@ -251,6 +267,8 @@ impl Counters {
         Machine {
             busy: per_cent(self.busy.saturating_sub(earlier.busy)),
             steal: per_cent(self.steal.saturating_sub(earlier.steal)),
+            interrupts: per_cent(self.interrupts.saturating_sub(earlier.interrupts)),
+            tcp_retransmits: self.retransmits.saturating_sub(earlier.retransmits),
             service: per_cent(self.service.saturating_sub(earlier.service)),
             load_generator: per_cent(self.load_generator.saturating_sub(earlier.load_generator)),
             postgres_cpu,
@@ -261,9 +279,17 @@ impl Counters {
     }
 }
 
-/// The aggregate `cpu` line of /proc/stat: (busy, steal) ticks, where busy is
-/// everything but idle, I/O wait and steal.
-fn machine_ticks(line: &str) -> (u64, u64) {
+/// The machine's ticks from the aggregate `cpu` line of /proc/stat.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct MachineTicks {
+    /// Everything but idle, I/O wait and steal.
+    busy: u64,
+    steal: u64,
+    /// Hard and soft interrupts (part of busy).
+    interrupts: u64,
+}
+
+fn machine_ticks(line: &str) -> MachineTicks {
     let fields: Vec<u64> = line
         .split_whitespace()
         .skip(1)
@@ -272,8 +298,26 @@ fn machine_ticks(line: &str) -> (u64, u64) {
     let field = |i: usize| fields.get(i).copied().unwrap_or(0);
     // user nice system idle iowait irq softirq steal guest guest_nice; guest
     // time is already counted in user and nice.
-    let busy = field(0) + field(1) + field(2) + field(5) + field(6);
-    (busy, field(7))
+    MachineTicks {
+        busy: field(0) + field(1) + field(2) + field(5) + field(6),
+        steal: field(7),
+        interrupts: field(5) + field(6),
+    }
+}
+
+/// TCP segments retransmitted since boot, from /proc/net/snmp (0 when it
+/// cannot be read): the header line of `Tcp:` names the values of the next.
+fn tcp_retransmits(snmp: &str) -> u64 {
+    let mut tcp = snmp.lines().filter(|l| l.starts_with("Tcp:"));
+    let (Some(names), Some(values)) = (tcp.next(), tcp.next()) else {
+        return 0;
+    };
+    names
+        .split_whitespace()
+        .zip(values.split_whitespace())
+        .find(|(name, _)| *name == "RetransSegs")
+        .and_then(|(_, v)| v.parse().ok())
+        .unwrap_or(0)
 }
 
 /// How long the heartbeat thread sleeps between two looks at the clock.
@@ -435,11 +479,11 @@ impl Round {
     /// PostgreSQL's background work; dashes when no call was slow.
     pub(crate) fn worst_second_cells(&self) -> String {
         let Some(w) = self.worst_second() else {
-            return "– | – | – | – | – | – | – | –".to_owned();
+            return "– | – | – | – | – | – | – | – | –".to_owned();
         };
         let c = self.calls.seconds[w];
         let machine = match self.machine.get(w) {
-            None => "– | – | – | – | –".to_owned(),
+            None => "– | – | – | – | – | –".to_owned(),
             Some(m) => {
                 let other = m
                     .busiest_other
@@ -454,13 +498,15 @@ impl Round {
                     )
                 });
                 format!(
-                    "{:.1} | {:.0} / {:.0} / {:.0} / {:.0} / {:.0} | {other} | {postgres}",
+                    "{:.1} | {:.0} / {:.0} / {:.0} / {:.0} / {:.0} / {:.0} | {other} | {} | {postgres}",
                     m.generator_stall_ms,
                     m.busy,
                     m.steal,
+                    m.interrupts,
                     m.service,
                     m.load_generator,
-                    m.postgres_cpu
+                    m.postgres_cpu,
+                    m.tcp_retransmits,
                 )
             }
         };
@@ -608,9 +654,11 @@ mod tests {
 
     #[test]
     fn a_round_is_summarised_by_the_mean_of_its_seconds() {
-        let second = |busy, steal, generator_stall_ms| Machine {
+        let second = |busy, steal, generator_stall_ms, tcp_retransmits| Machine {
             busy,
             steal,
+            interrupts: 6.0,
+            tcp_retransmits,
             service: 10.0,
             load_generator: 4.0,
             postgres_cpu: 50.0,
@@ -618,8 +666,8 @@ mod tests {
             generator_stall_ms,
             postgres: None,
         };
-        let m = Machine::mean(&[second(100.0, 0.0, 3.0), second(150.0, 30.0, 1.0)]);
-        assert_eq!(m, second(125.0, 15.0, 3.0));
+        let m = Machine::mean(&[second(100.0, 0.0, 3.0, 1), second(150.0, 30.0, 1.0, 2)]);
+        assert_eq!(m, second(125.0, 15.0, 3.0, 3));
         assert_eq!(Machine::mean(&[]), Machine::default());
     }
 
@@ -644,7 +692,24 @@ mod tests {
     #[test]
     fn the_cpu_line_splits_busy_from_idle_and_steal() {
         let line = "cpu  100 5 20 1000 7 3 2 9 4 0";
-        assert_eq!(machine_ticks(line), (130, 9));
+        assert_eq!(
+            machine_ticks(line),
+            MachineTicks {
+                busy: 130,
+                steal: 9,
+                interrupts: 5
+            }
+        );
+    }
+
+    #[test]
+    fn retransmits_are_read_from_the_tcp_lines_of_snmp() {
+        let snmp = "Ip: Forwarding DefaultTTL\nIp: 1 64\n\
+                    Tcp: RtoAlgorithm RtoMin ActiveOpens RetransSegs InErrs\n\
+                    Tcp: 1 200 3407 12 0\n\
+                    Udp: InDatagrams\nUdp: 5\n";
+        assert_eq!(tcp_retransmits(snmp), 12);
+        assert_eq!(tcp_retransmits("Ip: Forwarding\nIp: 1\n"), 0);
     }
 
     #[test]
@@ -653,6 +718,8 @@ mod tests {
         let earlier = Counters {
             busy: 1000,
             steal: 10,
+            interrupts: 40,
+            retransmits: 7,
             service: 50,
             load_generator: 20,
             service_pid: 7,
@@ -666,6 +733,8 @@ mod tests {
         let later = Counters {
             busy: 1150,
             steal: 12,
+            interrupts: 52,
+            retransmits: 9,
             service: 90,
             load_generator: 45,
             service_pid: 7,
@@ -684,6 +753,8 @@ mod tests {
         assert!((m.service - 40.0).abs() < 1e-9);
         assert!((m.load_generator - 25.0).abs() < 1e-9);
         assert!((m.postgres_cpu - 60.0).abs() < 1e-9);
+        assert!((m.interrupts - 12.0).abs() < 1e-9);
+        assert_eq!(m.tcp_retransmits, 2);
         assert_eq!(m.busiest_other, Some(("rustc".to_owned(), 80.0)));
     }
 }
