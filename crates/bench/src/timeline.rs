@@ -119,8 +119,10 @@ pub(crate) struct Machine {
     /// they are charged to whatever process the tick found running, or to
     /// none when a CPU was idle.
     pub(crate) interrupts: f64,
-    /// TCP segments the machine retransmitted in the second (loopback
-    /// included): a lost segment waits at least 200 ms for its retry.
+    /// TCP segments the machine retransmitted in the second, loopback
+    /// included. Tail-loss probes count too: TCP sends one when it has seen
+    /// no acknowledgement for about 10 ms, where on loopback one is due
+    /// within microseconds.
     pub(crate) tcp_retransmits: u64,
     pub(crate) service: f64,
     pub(crate) load_generator: f64,
