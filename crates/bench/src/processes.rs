@@ -43,6 +43,11 @@ impl Processes {
         Self(processes)
     }
 
+    /// The CPU ticks of `pid`, or 0 when it was not there.
+    pub(crate) fn ticks(&self, pid: u32) -> u64 {
+        self.0.get(&pid).map_or(0, |p| p.ticks)
+    }
+
     /// Processes given as (pid, command name, start, ticks).
     #[cfg(test)]
     pub(crate) fn of(list: &[(u32, &str, u64, u64)]) -> Self {

@@ -15,7 +15,7 @@ use time::OffsetDateTime;
 use crate::activity::{self, Activity, SAMPLE_EVERY};
 use crate::load::Step;
 use crate::processes::{POSTGRES, Processes};
-use crate::report::{ProcessStats, TICKS_PER_SECOND};
+use crate::report::TICKS_PER_SECOND;
 
 /// A call slower than this counts as slow (the latency target's bound).
 pub(crate) const SLOW: Duration = Duration::from_millis(10);
@@ -233,15 +233,17 @@ impl Counters {
         let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
         let ticks = stat.lines().next().map(machine_ticks).unwrap_or_default();
         let snmp = std::fs::read_to_string("/proc/net/snmp").unwrap_or_default();
+        // One pass over /proc gives the service's and the generator's CPU too.
+        let processes = Processes::read();
         Self {
             busy: ticks.busy,
             steal: ticks.steal,
             interrupts: ticks.interrupts,
             retransmits: tcp_retransmits(&snmp),
-            service: ProcessStats::read(service_pid).cpu_ticks,
-            load_generator: ProcessStats::read(std::process::id()).cpu_ticks,
+            service: processes.ticks(service_pid),
+            load_generator: processes.ticks(std::process::id()),
             service_pid,
-            processes: Processes::read(),
+            processes,
             at: Some(Instant::now()),
         }
     }
