@@ -48,6 +48,9 @@ static MIGRATOR: Migrator = sqlx::migrate!("./migrations");
 pub struct PgStore {
     pool: PgPool,
     maintenance: Arc<MaintenanceSession>,
+    /// Read by the pool's release hook (`DB_MAX_IDLE_CONNS`); absent for a
+    /// pool built elsewhere ([`PgStore::from_pool`]).
+    _idle_cap: Option<Arc<pool::IdleCap>>,
 }
 
 /// What `migrate` did.
@@ -61,13 +64,18 @@ impl PgStore {
     /// Builds the pool without connecting: the runtime starts (and answers
     /// `/api/health`) even while the database is down, and connects on first use.
     pub fn connect_lazy(settings: &PgSettings) -> Self {
-        Self::from_pool(pool::lazy(settings))
+        let (pool, idle_cap) = pool::lazy(settings);
+        Self {
+            _idle_cap: Some(idle_cap),
+            ..Self::from_pool(pool)
+        }
     }
 
     pub fn from_pool(pool: PgPool) -> Self {
         Self {
             pool,
             maintenance: Arc::default(),
+            _idle_cap: None,
         }
     }
 

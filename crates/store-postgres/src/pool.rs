@@ -1,7 +1,7 @@
 //! The connection pool, sized and aged from the operator's `DB_*` settings.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock, Weak};
 use std::time::{Duration, Instant};
 
 use sqlx::postgres::{PgPool, PgPoolOptions};
@@ -21,11 +21,20 @@ const PING_IF_IDLE_FOR: Duration = Duration::from_secs(1);
 
 /// Builds the pool without connecting. A zero `DB_CONN_MAX_LIFETIME` or
 /// `DB_CONN_MAX_IDLE_TIME` means no limit, as in Go's `database/sql`.
-pub(crate) fn lazy(settings: &PgSettings) -> PgPool {
+///
+/// The [`IdleCap`] returned with it must live as long as the pool is used:
+/// the pool's release hook reads it only through a weak handle, so that the
+/// hook does not keep its own pool alive.
+pub(crate) fn lazy(settings: &PgSettings) -> (PgPool, Arc<IdleCap>) {
     let lifetime = nonzero(settings.conn_max_lifetime);
     let retirement =
         lifetime.map(|lifetime| Arc::new(Retirement::new(lifetime, settings.max_open_conns)));
-    PgPoolOptions::new()
+    let cap = Arc::new(IdleCap {
+        max_idle: settings.max_idle_conns as usize,
+        pool: OnceLock::new(),
+    });
+    let weak_cap = Arc::downgrade(&cap);
+    let pool = PgPoolOptions::new()
         .max_connections(settings.max_open_conns)
         .min_connections(0)
         .max_lifetime(lifetime)
@@ -40,12 +49,43 @@ pub(crate) fn lazy(settings: &PgSettings) -> PgPool {
         })
         .after_release(move |_, meta| {
             // `false` closes the connection instead of keeping it.
-            let keep = retirement
-                .as_ref()
-                .is_none_or(|retirement| !retirement.retires(meta.age, Instant::now()));
+            let keep = IdleCap::admits(&weak_cap)
+                && retirement
+                    .as_ref()
+                    .is_none_or(|retirement| !retirement.retires(meta.age, Instant::now()));
             Box::pin(async move { Ok(keep) })
         })
-        .connect_lazy_with(settings.connect_options())
+        .connect_lazy_with(settings.connect_options());
+    // Set once, here, before the pool has handed out any connection.
+    let _ = cap.pool.set(pool.clone());
+    (pool, cap)
+}
+
+/// `DB_MAX_IDLE_CONNS`: a connection returned while the pool already keeps
+/// that many idle ones is closed instead of joining them. sqlx's pool has no
+/// such limit of its own (it closes idle connections only by age, after
+/// `DB_CONN_MAX_IDLE_TIME`), so its release hook applies this one.
+///
+/// Connections returned at the same instant are judged against the same idle
+/// count, so the pool may hold one or two more for a moment; the next
+/// releases and the idle timeout bring it back down.
+#[derive(Debug)]
+pub(crate) struct IdleCap {
+    max_idle: usize,
+    pool: OnceLock<PgPool>,
+}
+
+impl IdleCap {
+    /// Whether a connection being returned may stay in the pool. Once the
+    /// store that owned the cap is gone, a clone of the pool still in use
+    /// keeps its connections (the idle timeout still closes them).
+    fn admits(cap: &Weak<IdleCap>) -> bool {
+        cap.upgrade().is_none_or(|cap| {
+            cap.pool
+                .get()
+                .is_none_or(|pool| pool.num_idle() < cap.max_idle)
+        })
+    }
 }
 
 fn nonzero(limit: Duration) -> Option<Duration> {

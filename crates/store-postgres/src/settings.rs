@@ -62,8 +62,8 @@ pub struct PgSettings {
     pub ssl_mode: SslMode,
     /// Upper bound of pooled connections.
     pub max_open_conns: u32,
-    /// Validated against `max_open_conns`. sqlx's pool has no separate idle cap:
-    /// idle connections are closed after `conn_max_idle_time` instead.
+    /// At most this many connections wait idle in the pool; one returned
+    /// beyond it is closed. Validated against `max_open_conns`; zero keeps none.
     pub max_idle_conns: u32,
     pub conn_max_lifetime: Duration,
     pub conn_max_idle_time: Duration,

@@ -127,6 +127,62 @@ async fn connections_dropped_while_idle_are_replaced_before_use() {
     }
 }
 
+/// `DB_MAX_IDLE_CONNS`: once the pool keeps that many idle connections, a
+/// connection returned to it is closed, and its PostgreSQL session ends.
+#[tokio::test]
+async fn connections_returned_beyond_the_idle_cap_are_closed() {
+    let db = fresh_database().await;
+    for cap in [0, 2] {
+        let store = PgStore::connect_lazy(&PgSettings {
+            max_idle_conns: cap,
+            ..settings(&db)
+        });
+        let pool = store.pool();
+        let mut conns = Vec::new();
+        for _ in 0..4 {
+            conns.push(pool.acquire().await.unwrap());
+        }
+        assert_eq!(pool.size(), 4);
+        // Returned one at a time, each settled (kept idle, or closed) before the next.
+        while let Some(conn) = conns.pop() {
+            drop(conn);
+            let deadline = std::time::Instant::now() + Duration::from_secs(10);
+            while pool.size() as usize != pool.num_idle() + conns.len()
+                && std::time::Instant::now() < deadline
+            {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        }
+        assert_eq!(
+            (pool.num_idle(), pool.size()),
+            (cap as usize, cap),
+            "cap {cap}"
+        );
+        let sessions = || async {
+            let mut admin = <sqlx::PgConnection as sqlx::Connection>::connect(
+                &store_conformance::postgres::admin_url(),
+            )
+            .await
+            .unwrap();
+            sqlx::query_scalar::<_, i64>(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()",
+            )
+            .bind(&db.database)
+            .fetch_one(&mut admin)
+            .await
+            .unwrap()
+        };
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        let mut open = sessions().await;
+        while open != i64::from(cap) && std::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            open = sessions().await;
+        }
+        assert_eq!(open, i64::from(cap), "sessions left open with cap {cap}");
+        store.close().await;
+    }
+}
+
 /// Connections opened together are not replaced together: once they have
 /// lived four-fifths of `DB_CONN_MAX_LIFETIME` they retire one at a time as
 /// they are returned, and all of them before the lifetime ends.
