@@ -198,6 +198,9 @@ impl OnfidoProvider {
             .timeout(settings.timeout)
             .connect_timeout(Duration::from_secs(5))
             .user_agent(concat!("biometric-passkey/", env!("CARGO_PKG_VERSION")))
+            // The API answers where it is asked; a redirect is refused, not
+            // followed (it would send the call, and its body, somewhere else).
+            .redirect(reqwest::redirect::Policy::none())
             .build()
             .map_err(|e| IdvError::Refused(format!("cannot build the HTTP client: {e}")))?;
         if let Err(problem) = check_onfido_base_url(&settings.base_url) {
@@ -480,6 +483,45 @@ mod tests {
             SecretString::from("api_token"),
             workflows,
         ))
+    }
+
+    /// A provider answering with a redirect is refused once; the client
+    /// neither follows it nor retries.
+    #[tokio::test]
+    async fn a_redirect_is_refused_not_followed() {
+        use std::sync::Arc;
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let requests = Arc::new(AtomicUsize::new(0));
+        let counted = requests.clone();
+        tokio::spawn(async move {
+            while let Ok((mut socket, _)) = listener.accept().await {
+                let counted = counted.clone();
+                tokio::spawn(async move {
+                    let mut buf = vec![0; 8192];
+                    // Each read is one small bodiless GET.
+                    while socket.read(&mut buf).await.is_ok_and(|n| n > 0) {
+                        counted.fetch_add(1, Ordering::SeqCst);
+                        let answer = format!(
+                            "HTTP/1.1 307 Temporary Redirect\r\nlocation: http://{addr}/v3.6/elsewhere\r\ncontent-length: 0\r\n\r\n"
+                        );
+                        if socket.write_all(answer.as_bytes()).await.is_err() {
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+        let provider = provider(&format!("http://{addr}/v3.6")).unwrap();
+        let err = provider.read_run("run-1").await.unwrap_err();
+        assert!(
+            matches!(&err, IdvError::Refused(m) if m.starts_with("307")),
+            "{err:?}"
+        );
+        assert_eq!(requests.load(Ordering::SeqCst), 1);
     }
 
     #[test]

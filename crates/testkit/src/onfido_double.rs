@@ -187,6 +187,9 @@ impl DeliveryOutcome {
     }
 }
 
+/// How many of the latest API requests [`OnfidoDouble::requests`] keeps.
+pub const RECORDED_REQUESTS: usize = 1_000;
+
 /// One API request as received. The `Authorization` value is never kept.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RecordedRequest {
@@ -311,9 +314,11 @@ impl OnfidoDouble {
         self.shared.state().read_lag = reads;
     }
 
-    /// Every API request received, in order (control-plane calls excluded).
+    /// The API requests received, in order (control-plane calls excluded):
+    /// the last [`RECORDED_REQUESTS`] of them, so that a long load run does
+    /// not grow the double without bound.
     pub fn requests(&self) -> Vec<RecordedRequest> {
-        self.shared.state().requests.clone()
+        self.shared.state().requests.iter().cloned().collect()
     }
 
     pub fn applicants_created(&self) -> usize {
@@ -464,7 +469,7 @@ struct DoubleState {
     runs: HashMap<String, Run>,
     next_seq: u64,
     tokens: Vec<BiometricToken>,
-    requests: Vec<RecordedRequest>,
+    requests: VecDeque<RecordedRequest>,
     route_faults: HashMap<Route, (Fault, usize)>,
     webhook_fault: WebhookFault,
     read_lag: usize,
@@ -481,7 +486,7 @@ impl DoubleState {
             runs: HashMap::new(),
             next_seq: 0,
             tokens: Vec::new(),
-            requests: Vec::new(),
+            requests: VecDeque::new(),
             route_faults: HashMap::new(),
             webhook_fault: WebhookFault::None,
             read_lag: 0,
@@ -1288,7 +1293,10 @@ fn api(
     } else {
         serde_json::from_slice::<Value>(bytes).map_err(|_| ())
     };
-    state.requests.push(RecordedRequest {
+    if state.requests.len() == RECORDED_REQUESTS {
+        state.requests.pop_front();
+    }
+    state.requests.push_back(RecordedRequest {
         method: method.as_str().to_owned(),
         path: path.to_owned(),
         query: uri.query().unwrap_or_default().to_owned(),
@@ -2305,6 +2313,24 @@ mod tests {
                 .headers
                 .iter()
                 .any(|(n, v)| n == "authorization" && v == "<masked>")
+        );
+    }
+
+    #[tokio::test]
+    async fn only_the_latest_requests_are_kept() {
+        let api = Api::start(OnfidoDoubleConfig::default()).await;
+        for page in 1..=RECORDED_REQUESTS + 1 {
+            let answer = api
+                .call(Method::GET, &format!("/workflow_runs?page={page}"), None)
+                .await;
+            assert_eq!(answer.status, 200, "{}", answer.body);
+        }
+        let requests = api.double.requests();
+        assert_eq!(requests.len(), RECORDED_REQUESTS);
+        assert_eq!(requests[0].query, "page=2", "the first request was dropped");
+        assert_eq!(
+            requests[RECORDED_REQUESTS - 1].query,
+            format!("page={}", RECORDED_REQUESTS + 1)
         );
     }
 
