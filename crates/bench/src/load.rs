@@ -182,6 +182,24 @@ pub(crate) struct VirtualUser {
     phone: Option<Box<SoftPasskey>>,
 }
 
+/// One concurrent caller: it runs one flow at a time, for each of its users
+/// in turn. Real users run a few flows a day; a user running flows back to
+/// back for the whole benchmark would grow a history (IDV runs of the last
+/// day, for the per-user limits) that no real user has.
+pub(crate) struct Client {
+    users: Vec<VirtualUser>,
+    next: usize,
+}
+
+impl Client {
+    /// The user whose turn it is.
+    fn take_turn(&mut self) -> &mut VirtualUser {
+        let i = self.next % self.users.len();
+        self.next = self.next.wrapping_add(1);
+        &mut self.users[i]
+    }
+}
+
 /// How a service takes proof of possession.
 #[derive(Clone)]
 pub(crate) enum Possession {
@@ -613,13 +631,17 @@ impl Target {
     }
 }
 
-/// Registers `n` users, `concurrency` at a time.
+/// Registers `clients × users_per_client` users, `concurrency` at a time,
+/// and deals them out to `clients` clients.
 pub(crate) async fn enrol(
     target: &Target,
-    n: usize,
+    clients: usize,
+    users_per_client: usize,
     concurrency: usize,
-) -> anyhow::Result<Vec<VirtualUser>> {
-    let (tx, mut rx) = mpsc::channel(n.max(1));
+) -> anyhow::Result<Vec<Client>> {
+    let (clients, per_client) = (clients.max(1), users_per_client.max(1));
+    let n = clients * per_client;
+    let (tx, mut rx) = mpsc::channel(n);
     let mut tasks = Vec::new();
     let per_task = n.div_ceil(concurrency.max(1));
     for _ in 0..concurrency.max(1) {
@@ -636,15 +658,21 @@ pub(crate) async fn enrol(
         }));
     }
     drop(tx);
-    let mut users = Vec::new();
+    let mut hands: Vec<Vec<VirtualUser>> = (0..clients).map(|_| Vec::new()).collect();
+    let mut dealt = 0;
     while let Some(vu) = rx.recv().await {
-        users.push(vu);
+        if dealt < n {
+            hands[dealt % clients].push(vu);
+            dealt += 1;
+        }
     }
     for task in tasks {
         task.await??;
     }
-    users.truncate(n);
-    Ok(users)
+    Ok(hands
+        .into_iter()
+        .map(|users| Client { users, next: 0 })
+        .collect())
 }
 
 fn note_error(rec: &mut Recorder, e: anyhow::Error) {
@@ -654,34 +682,34 @@ fn note_error(rec: &mut Recorder, e: anyhow::Error) {
     }
 }
 
-/// Each user runs `scenario` back to back for `duration`.
+/// Each client runs `scenario` back to back for `duration`, its users in turn.
 pub(crate) async fn closed_loop(
     target: &Target,
     scenario: Scenario,
-    users: Vec<VirtualUser>,
+    clients: Vec<Client>,
     duration: Duration,
-) -> (Recorder, Vec<VirtualUser>) {
+) -> (Recorder, Vec<Client>) {
     let deadline = Instant::now() + duration;
     let mut tasks = Vec::new();
-    for mut vu in users {
+    for mut client in clients {
         let target = target.clone();
         tasks.push(tokio::spawn(async move {
             let mut rec = Recorder::default();
             while Instant::now() < deadline {
                 let started = Instant::now();
-                let outcome = target.run(scenario, &mut rec, &mut vu).await;
+                let outcome = target.run(scenario, &mut rec, client.take_turn()).await;
                 rec.outcome(outcome, started);
             }
-            (rec, vu)
+            (rec, client)
         }));
     }
-    let mut users = Vec::new();
+    let mut clients = Vec::new();
     let mut recs = Vec::new();
     for task in tasks {
         match task.await {
-            Ok((rec, vu)) => {
+            Ok((rec, client)) => {
                 recs.push(rec);
-                users.push(vu);
+                clients.push(client);
             }
             Err(_) => recs.push(Recorder {
                 errors: 1,
@@ -689,25 +717,26 @@ pub(crate) async fn closed_loop(
             }),
         }
     }
-    (merge(recs), users)
+    (merge(recs), clients)
 }
 
-/// Flows started at `rate` per second for `duration`, each by a free user;
-/// a flow's latency counts from its scheduled start. Each user carries its
-/// own recorder from flow to flow, so that the generator allocates no
-/// histograms per flow (which would cost it CPU the services need).
+/// Flows started at `rate` per second for `duration`, each by a free
+/// client (for its next user); a flow's latency counts from its scheduled
+/// start. Each client carries its own recorder from flow to flow, so that
+/// the generator allocates no histograms per flow (which would cost it CPU
+/// the services need).
 pub(crate) async fn fixed_rate(
     target: &Target,
     scenario: Scenario,
-    users: Vec<VirtualUser>,
+    clients: Vec<Client>,
     rate: f64,
     duration: Duration,
-) -> (Recorder, Vec<VirtualUser>) {
-    let (free_tx, free_rx) = mpsc::unbounded_channel::<(VirtualUser, Recorder)>();
+) -> (Recorder, Vec<Client>) {
+    let (free_tx, free_rx) = mpsc::unbounded_channel::<(Client, Recorder)>();
     let free_rx = Arc::new(Mutex::new(free_rx));
     let start = Instant::now();
-    for vu in users {
-        let _ = free_tx.send((vu, Recorder::timed(start)));
+    for client in clients {
+        let _ = free_tx.send((client, Recorder::timed(start)));
     }
     let interval = Duration::from_secs_f64(1.0 / rate.max(0.1));
     let total = (duration.as_secs_f64() * rate).floor() as u64;
@@ -720,15 +749,15 @@ pub(crate) async fn fixed_rate(
             // The generator's own delay: how late this task began.
             let lag = scheduled.elapsed();
             let free = free_rx.lock().await.recv().await;
-            let Some((mut vu, mut rec)) = free else {
+            let Some((mut client, mut rec)) = free else {
                 return;
             };
             if let Some(timeline) = &mut rec.timeline {
                 timeline.start_lag(scheduled, lag);
             }
-            let outcome = target.run(scenario, &mut rec, &mut vu).await;
+            let outcome = target.run(scenario, &mut rec, client.take_turn()).await;
             rec.outcome(outcome, scheduled);
-            let _ = free_tx.send((vu, rec));
+            let _ = free_tx.send((client, rec));
         }));
     }
     let mut panicked = Recorder::default();
@@ -738,13 +767,13 @@ pub(crate) async fn fixed_rate(
         }
     }
     drop(free_tx);
-    let mut users = Vec::new();
+    let mut clients = Vec::new();
     let mut recs = vec![panicked];
-    while let Ok((vu, rec)) = free_rx.lock().await.try_recv() {
-        users.push(vu);
+    while let Ok((client, rec)) = free_rx.lock().await.try_recv() {
+        clients.push(client);
         recs.push(rec);
     }
-    (merge(recs), users)
+    (merge(recs), clients)
 }
 
 /// Each task's recorder; a task that panicked counts as one error.
@@ -783,20 +812,26 @@ pub(crate) fn merge(recs: Vec<Recorder>) -> Recorder {
 }
 
 /// Flows waiting for their identity result: `per_user` step-up flows of each
-/// user, their runs settled at the provider. Returns the run ids.
+/// user, made by each client for its users, their runs settled at the
+/// provider. Returns the run ids.
 pub(crate) async fn awaiting_runs(
     target: &Target,
-    users: &[VirtualUser],
+    clients: &[Client],
     per_user: usize,
 ) -> anyhow::Result<Vec<String>> {
     let webhooks = target.webhooks.clone().context("a webhook target")?;
     let mut tasks = Vec::new();
-    for vu in users {
-        let (target, webhooks, user) = (target.clone(), webhooks.clone(), vu.external_id.clone());
+    for client in clients {
+        let users: Vec<String> = client
+            .users
+            .iter()
+            .map(|vu| vu.external_id.clone())
+            .collect();
+        let (target, webhooks) = (target.clone(), webhooks.clone());
         tasks.push(tokio::spawn(async move {
             let mut rec = Recorder::default();
             let mut runs = Vec::new();
-            for _ in 0..per_user {
+            for user in users.iter().cycle().take(per_user * users.len()) {
                 let run = target
                     .create(
                         &mut rec,
@@ -895,5 +930,23 @@ mod tests {
             "d2Fsa3Rocm91Z2gtcGFzc2tleQ"
         );
         assert_eq!(super::b64("ab"), "YWI");
+    }
+
+    #[test]
+    fn a_client_takes_its_users_in_turn() {
+        let user = |id: &str| super::VirtualUser {
+            external_id: id.into(),
+            credential: String::new(),
+            sign_count: 0,
+            phone: None,
+        };
+        let mut client = super::Client {
+            users: vec![user("a"), user("b"), user("c")],
+            next: 0,
+        };
+        let turns: Vec<String> = (0..7)
+            .map(|_| client.take_turn().external_id.clone())
+            .collect();
+        assert_eq!(turns, ["a", "b", "c", "a", "b", "c", "a"]);
     }
 }

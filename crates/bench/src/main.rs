@@ -56,9 +56,14 @@ enum Command {
         /// Seconds per measured phase.
         #[arg(long, default_value_t = 20)]
         duration: u64,
-        /// Concurrent virtual users in the max-throughput phases.
+        /// Concurrent clients in the max-throughput phases (and at most in
+        /// flight in the half-rate phases).
         #[arg(long, default_value_t = 32)]
         clients: usize,
+        /// Users per client, taken in turn, so that each user runs a few
+        /// flows a round as real users do, not hundreds.
+        #[arg(long, default_value_t = 16)]
+        users_per_client: usize,
         /// Alternating rounds (product, baseline, product, …) per flow.
         #[arg(long, default_value_t = 2)]
         rounds: u32,
@@ -465,16 +470,30 @@ fn in_turn<T>(mut pair: [T; 2], round: u32) -> [T; 2] {
     pair
 }
 
+/// The load of a run: how long, how often, how many at once.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Shape {
+    pub(crate) duration: Duration,
+    pub(crate) rounds: u32,
+    pub(crate) clients: usize,
+    pub(crate) users_per_client: usize,
+    pub(crate) pool: u32,
+}
+
 #[allow(clippy::print_stdout)] // The report is the command's output.
 async fn run(
     product: Product,
-    duration: Duration,
-    rounds: u32,
-    clients: usize,
-    pool: u32,
+    shape: Shape,
     json: Option<PathBuf>,
     only: Option<&str>,
 ) -> anyhow::Result<()> {
+    let Shape {
+        duration,
+        rounds,
+        clients,
+        users_per_client,
+        pool,
+    } = shape;
     let scenarios: Vec<Scenario> = Scenario::ALL
         .into_iter()
         .filter(|s| only.is_none_or(|o| o == s.name()))
@@ -535,7 +554,7 @@ async fn run(
             ]
         }
     };
-    let mut report = Report::new(duration, rounds, clients, pool);
+    let mut report = Report::new(shape);
     // Users by pool: 0 product, 1 baseline, 2 product in onfido mode, 3 the
     // baseline's webhook flows, 4 and 5 recovery on product and baseline
     // (recovery leaves a revoked passkey behind each time; the other flows'
@@ -554,7 +573,7 @@ async fn run(
         &services[3].target,
         &services[4].target,
     ] {
-        users.push(load::enrol(target, clients, clients.min(16)).await?);
+        users.push(load::enrol(target, clients, users_per_client, clients.min(16)).await?);
     }
     // Maximum throughput first: every client runs flows back to back. Then
     // the latency at half the product's maximum flow rate, arrivals on a
@@ -624,7 +643,7 @@ async fn run(
     // Webhook ingestion alone: flows waiting for their result, then one signed
     // delivery each, as fast as they are answered.
     if only.is_none_or(|o| o == "webhook") {
-        let per_user = (webhooks_total / clients.max(1)).max(1);
+        let per_user = (webhooks_total / (clients * users_per_client)).max(1);
         for round in 0..rounds {
             for (name, service, target, u) in in_turn(pairs(Scenario::StepUpWebhook), round) {
                 let runs = load::awaiting_runs(&target, &users[u], per_user).await?;
@@ -684,6 +703,7 @@ async fn main() -> anyhow::Result<()> {
             product,
             duration,
             clients,
+            users_per_client,
             rounds,
             pool,
             json,
@@ -695,10 +715,13 @@ async fn main() -> anyhow::Result<()> {
                     binary: product,
                     env: product_env,
                 },
-                Duration::from_secs(duration),
-                rounds.max(1),
-                clients,
-                pool,
+                Shape {
+                    duration: Duration::from_secs(duration),
+                    rounds: rounds.max(1),
+                    clients: clients.max(1),
+                    users_per_client: users_per_client.max(1),
+                    pool,
+                },
                 json,
                 only.as_deref(),
             )

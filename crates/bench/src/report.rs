@@ -95,6 +95,7 @@ pub(crate) struct Report {
     duration: Duration,
     rounds: u32,
     clients: usize,
+    users_per_client: usize,
     pool: u32,
     runs: BTreeMap<(Phase, Scenario, &'static str), Figures>,
     webhooks: BTreeMap<&'static str, Figures>,
@@ -228,12 +229,13 @@ fn ms(h: &Histogram<u64>, q: f64) -> f64 {
 }
 
 impl Report {
-    pub(crate) fn new(duration: Duration, rounds: u32, clients: usize, pool: u32) -> Self {
+    pub(crate) fn new(shape: crate::Shape) -> Self {
         Self {
-            duration,
-            rounds,
-            clients,
-            pool,
+            duration: shape.duration,
+            rounds: shape.rounds,
+            clients: shape.clients,
+            users_per_client: shape.users_per_client,
+            pool: shape.pool,
             runs: BTreeMap::new(),
             webhooks: BTreeMap::new(),
             rss: BTreeMap::new(),
@@ -337,8 +339,9 @@ impl Report {
         let mut out = String::new();
         let _ = writeln!(
             out,
-            "### Maximum throughput ({} clients, {} rounds of {} s per flow and service, alternating, pool {})\n",
+            "### Maximum throughput ({} clients with {} users each, {} rounds of {} s per flow and service, alternating, pool {})\n",
             self.clients,
+            self.users_per_client,
             self.rounds,
             self.duration.as_secs(),
             self.pool
@@ -854,6 +857,7 @@ impl Report {
         });
         json!({
             "clients": self.clients,
+            "users_per_client": self.users_per_client,
             "pool": self.pool,
             "runs": runs,
             "max_rounds": max_rounds,
@@ -866,6 +870,16 @@ impl Report {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn shape(rounds: u32) -> crate::Shape {
+        crate::Shape {
+            duration: Duration::from_secs(1),
+            rounds,
+            clients: 4,
+            users_per_client: 2,
+            pool: 4,
+        }
+    }
 
     #[test]
     fn pairs_are_compared_round_by_round() {
@@ -883,7 +897,7 @@ mod tests {
 
     #[test]
     fn the_round_by_round_table_shows_each_pair_and_their_spread() {
-        let mut report = Report::new(Duration::from_secs(1), 3, 4, 4);
+        let mut report = Report::new(shape(3));
         for (product, baseline) in [(300.0, 400.0), (450.0, 450.0), (360.0, 400.0)] {
             report.add_max_round(Scenario::Recovery, "product", product, &[]);
             report.add_max_round(Scenario::Recovery, "baseline", baseline, &[]);
@@ -910,7 +924,7 @@ mod tests {
 
     #[test]
     fn a_flows_cpu_is_split_between_the_service_the_load_generator_and_the_rest() {
-        let mut report = Report::new(Duration::from_secs(1), 2, 4, 4);
+        let mut report = Report::new(shape(2));
         // Two rounds of 400 and 600 flows/s: 1 000 flows per second of rounds.
         // The product: 60 % + 40 % of a core in its process = 1 ms per flow;
         // the generator 0.3 ms; the machine 190 % + 190 % = 3.8 ms.
@@ -949,7 +963,7 @@ mod tests {
 
     #[test]
     fn a_flow_without_rounds_of_both_services_has_no_cpu_row() {
-        let mut report = Report::new(Duration::from_secs(1), 1, 4, 4);
+        let mut report = Report::new(shape(1));
         report.add_max_round(
             Scenario::SignIn,
             "product",
