@@ -588,7 +588,7 @@ impl Report {
         table(
             out,
             "Where a flow's CPU goes at maximum throughput (ms of CPU per flow, all rounds; \
-             the rest is PostgreSQL, the provider double and the kernel's own threads)",
+             the load generator hosts the provider double; the rest is PostgreSQL and the kernel's own threads)",
             "| flow | product: service / load generator / rest = machine | baseline: service / load generator / rest = machine | product ÷ baseline: service / machine |",
             "|---|---|---|---|",
         );
