@@ -641,7 +641,7 @@ impl Report {
              process is the one, by name, that used the most CPU besides the service, the \
              generator and PostgreSQL (the services idle in their turn count there); interrupts are \
              part of the machine's busy time, charged by tick to whichever process was running or \
-             to none; TCP retransmits count the whole machine's, loopback included; PostgreSQL's activity is read every {} ms: autovacuum workers \
+             to none; TCP retransmits count the whole machine's, loopback included, and so do major page faults (a page read from disk) and file refaults (page-cache pages read back soon after being evicted); PostgreSQL's activity is read every {} ms: autovacuum workers \
              and the service's busy backends (running a statement, not waiting on their client) \
              are the most seen at once, the top wait the wait event the most of them shared at \
              once; checkpoint buffers are those the checkpointer wrote in the second.\n",
@@ -651,7 +651,7 @@ impl Report {
         );
         let _ = writeln!(
             out,
-            "| flow | service | round (start, UTC) | slow / calls | worst second | its slow / calls | its worst call ms | its generator lag / thread stall ms | its machine / steal / interrupts / service / generator / PostgreSQL CPU % | its busiest other process, CPU % | its TCP retransmits | its autovacuum workers / checkpoint buffers | its busy backends / top wait | round's busiest / most stolen second % |"
+            "| flow | service | round (start, UTC) | slow / calls | worst second | its slow / calls | its worst call ms | its generator lag / thread stall ms | its machine / steal / interrupts / service / generator / PostgreSQL CPU % | its busiest other process, CPU % | its TCP retransmits / major faults / file refaults | its autovacuum workers / checkpoint buffers | its busy backends / top wait | round's busiest / most stolen second % |"
         );
         let _ = writeln!(
             out,

@@ -124,6 +124,14 @@ pub(crate) struct Machine {
     /// no acknowledgement for about 10 ms, where on loopback one is due
     /// within microseconds.
     pub(crate) tcp_retransmits: u64,
+    /// Major page faults in the second, the whole machine's (`pgmajfault`
+    /// in /proc/vmstat): a process waited for a page read from disk, its
+    /// code or a file it maps.
+    pub(crate) major_faults: u64,
+    /// File pages read back soon after the kernel evicted them
+    /// (`workingset_refault_file`): the page cache, PostgreSQL's tables
+    /// included, being trimmed while it is in use.
+    pub(crate) file_refaults: u64,
     pub(crate) service: f64,
     pub(crate) load_generator: f64,
     /// PostgreSQL's processes together.
@@ -174,6 +182,8 @@ impl Machine {
             "steal_pct": self.steal,
             "interrupts_pct": self.interrupts,
             "tcp_retransmits": self.tcp_retransmits,
+            "major_faults": self.major_faults,
+            "file_refaults": self.file_refaults,
             "service_cpu_pct": self.service,
             "load_generator_cpu_pct": self.load_generator,
             "postgres_cpu_pct": self.postgres_cpu,
@@ -191,7 +201,8 @@ impl Machine {
     }
 
     /// The mean of `seconds`, but the longest of their generator stalls and
-    /// the total of their retransmits (zero when there are none).
+    /// the totals of their retransmits and page faults (zero when there are
+    /// none).
     pub(crate) fn mean(seconds: &[Machine]) -> Machine {
         let n = seconds.len().max(1) as f64;
         let sum = |f: fn(&Machine) -> f64| seconds.iter().map(f).sum::<f64>() / n;
@@ -200,6 +211,8 @@ impl Machine {
             steal: sum(|m| m.steal),
             interrupts: sum(|m| m.interrupts),
             tcp_retransmits: seconds.iter().map(|m| m.tcp_retransmits).sum(),
+            major_faults: seconds.iter().map(|m| m.major_faults).sum(),
+            file_refaults: seconds.iter().map(|m| m.file_refaults).sum(),
             service: sum(|m| m.service),
             load_generator: sum(|m| m.load_generator),
             postgres_cpu: sum(|m| m.postgres_cpu),
@@ -220,6 +233,7 @@ struct Counters {
     steal: u64,
     interrupts: u64,
     retransmits: u64,
+    memory: Paging,
     service: u64,
     load_generator: u64,
     service_pid: u32,
@@ -233,6 +247,7 @@ impl Counters {
         let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
         let ticks = stat.lines().next().map(machine_ticks).unwrap_or_default();
         let snmp = std::fs::read_to_string("/proc/net/snmp").unwrap_or_default();
+        let vmstat = std::fs::read_to_string("/proc/vmstat").unwrap_or_default();
         // One pass over /proc gives the service's and the generator's CPU too.
         let processes = Processes::read();
         Self {
@@ -240,6 +255,7 @@ impl Counters {
             steal: ticks.steal,
             interrupts: ticks.interrupts,
             retransmits: tcp_retransmits(&snmp),
+            memory: paging(&vmstat),
             service: processes.ticks(service_pid),
             load_generator: processes.ticks(std::process::id()),
             service_pid,
@@ -273,6 +289,14 @@ impl Counters {
             steal: per_cent(self.steal.saturating_sub(earlier.steal)),
             interrupts: per_cent(self.interrupts.saturating_sub(earlier.interrupts)),
             tcp_retransmits: self.retransmits.saturating_sub(earlier.retransmits),
+            major_faults: self
+                .memory
+                .major_faults
+                .saturating_sub(earlier.memory.major_faults),
+            file_refaults: self
+                .memory
+                .file_refaults
+                .saturating_sub(earlier.memory.file_refaults),
             service: per_cent(self.service.saturating_sub(earlier.service)),
             load_generator: per_cent(self.load_generator.saturating_sub(earlier.load_generator)),
             postgres_cpu,
@@ -322,6 +346,30 @@ fn tcp_retransmits(snmp: &str) -> u64 {
         .find(|(name, _)| *name == "RetransSegs")
         .and_then(|(_, v)| v.parse().ok())
         .unwrap_or(0)
+}
+
+/// Paging counters since boot, from /proc/vmstat (zero when unreadable).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct Paging {
+    major_faults: u64,
+    file_refaults: u64,
+}
+
+fn paging(vmstat: &str) -> Paging {
+    let mut paging = Paging::default();
+    for line in vmstat.lines() {
+        let mut fields = line.split_whitespace();
+        let (Some(name), Some(value)) = (fields.next(), fields.next()) else {
+            continue;
+        };
+        let value = value.parse().unwrap_or(0);
+        match name {
+            "pgmajfault" => paging.major_faults = value,
+            "workingset_refault_file" => paging.file_refaults = value,
+            _ => {}
+        }
+    }
+    paging
 }
 
 /// How long the heartbeat thread sleeps between two looks at the clock.
@@ -502,7 +550,7 @@ impl Round {
                     )
                 });
                 format!(
-                    "{:.1} | {:.0} / {:.0} / {:.0} / {:.0} / {:.0} / {:.0} | {other} | {} | {postgres}",
+                    "{:.1} | {:.0} / {:.0} / {:.0} / {:.0} / {:.0} / {:.0} | {other} | {} / {} / {} | {postgres}",
                     m.generator_stall_ms,
                     m.busy,
                     m.steal,
@@ -511,6 +559,8 @@ impl Round {
                     m.load_generator,
                     m.postgres_cpu,
                     m.tcp_retransmits,
+                    m.major_faults,
+                    m.file_refaults,
                 )
             }
         };
@@ -663,6 +713,8 @@ mod tests {
             steal,
             interrupts: 6.0,
             tcp_retransmits,
+            major_faults: tcp_retransmits * 10,
+            file_refaults: tcp_retransmits * 100,
             service: 10.0,
             load_generator: 4.0,
             postgres_cpu: 50.0,
@@ -717,6 +769,19 @@ mod tests {
     }
 
     #[test]
+    fn paging_counters_are_read_by_name_from_vmstat() {
+        let vmstat = "nr_free_pages 5\nworkingset_refault_file 1408\npgfault 9\npgmajfault 1156\n";
+        assert_eq!(
+            paging(vmstat),
+            Paging {
+                major_faults: 1156,
+                file_refaults: 1408
+            }
+        );
+        assert_eq!(paging(""), Paging::default());
+    }
+
+    #[test]
     fn percentages_are_of_one_core_per_second() {
         let t0 = Instant::now();
         let earlier = Counters {
@@ -724,6 +789,10 @@ mod tests {
             steal: 10,
             interrupts: 40,
             retransmits: 7,
+            memory: Paging {
+                major_faults: 100,
+                file_refaults: 5000,
+            },
             service: 50,
             load_generator: 20,
             service_pid: 7,
@@ -739,6 +808,10 @@ mod tests {
             steal: 12,
             interrupts: 52,
             retransmits: 9,
+            memory: Paging {
+                major_faults: 103,
+                file_refaults: 5040,
+            },
             service: 90,
             load_generator: 45,
             service_pid: 7,
@@ -759,6 +832,7 @@ mod tests {
         assert!((m.postgres_cpu - 60.0).abs() < 1e-9);
         assert!((m.interrupts - 12.0).abs() < 1e-9);
         assert_eq!(m.tcp_retransmits, 2);
+        assert_eq!((m.major_faults, m.file_refaults), (3, 40));
         assert_eq!(m.busiest_other, Some(("rustc".to_owned(), 80.0)));
     }
 }
