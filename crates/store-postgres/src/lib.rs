@@ -48,9 +48,9 @@ static MIGRATOR: Migrator = sqlx::migrate!("./migrations");
 pub struct PgStore {
     pool: PgPool,
     maintenance: Arc<MaintenanceSession>,
-    /// Read by the pool's release hook (`DB_MAX_IDLE_CONNS`); absent for a
-    /// pool built elsewhere ([`PgStore::from_pool`]).
-    _idle_cap: Option<Arc<pool::IdleCap>>,
+    /// Read by the pool's release hook (`DB_MAX_IDLE_CONNS`), which holds it
+    /// only weakly: it lives as long as the store.
+    _idle_cap: Arc<pool::IdleCap>,
 }
 
 /// What `migrate` did.
@@ -66,16 +66,9 @@ impl PgStore {
     pub fn connect_lazy(settings: &PgSettings) -> Self {
         let (pool, idle_cap) = pool::lazy(settings);
         Self {
-            _idle_cap: Some(idle_cap),
-            ..Self::from_pool(pool)
-        }
-    }
-
-    pub fn from_pool(pool: PgPool) -> Self {
-        Self {
             pool,
             maintenance: Arc::default(),
-            _idle_cap: None,
+            _idle_cap: idle_cap,
         }
     }
 

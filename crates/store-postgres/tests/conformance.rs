@@ -26,6 +26,15 @@ fn settings(db: &TestDatabase) -> PgSettings {
     }
 }
 
+/// Waits up to ten seconds for `done` to hold (the pool returns connections
+/// on tasks of its own).
+async fn settled(mut done: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !done() && std::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
 async fn fresh() -> Fixture {
     let db = fresh_database().await;
     let store = PgStore::connect_lazy(&settings(&db));
@@ -103,10 +112,7 @@ async fn connections_dropped_while_idle_are_replaced_before_use() {
     }
     drop(conns);
     // Each goes back to the pool on a task of its own, after a round trip.
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while store.pool().num_idle() < 4 && std::time::Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    settled(|| store.pool().num_idle() >= 4).await;
     assert_eq!(store.pool().num_idle(), 4);
 
     let mut admin = sqlx::PgConnection::connect(&store_conformance::postgres::admin_url())
@@ -131,7 +137,12 @@ async fn connections_dropped_while_idle_are_replaced_before_use() {
 /// connection returned to it is closed, and its PostgreSQL session ends.
 #[tokio::test]
 async fn connections_returned_beyond_the_idle_cap_are_closed() {
+    use sqlx::Connection;
+
     let db = fresh_database().await;
+    let mut admin = sqlx::PgConnection::connect(&store_conformance::postgres::admin_url())
+        .await
+        .unwrap();
     for cap in [0, 2] {
         let store = PgStore::connect_lazy(&PgSettings {
             max_idle_conns: cap,
@@ -146,37 +157,28 @@ async fn connections_returned_beyond_the_idle_cap_are_closed() {
         // Returned one at a time, each settled (kept idle, or closed) before the next.
         while let Some(conn) = conns.pop() {
             drop(conn);
-            let deadline = std::time::Instant::now() + Duration::from_secs(10);
-            while pool.size() as usize != pool.num_idle() + conns.len()
-                && std::time::Instant::now() < deadline
-            {
-                tokio::time::sleep(Duration::from_millis(5)).await;
-            }
+            settled(|| pool.size() as usize == pool.num_idle() + conns.len()).await;
         }
         assert_eq!(
             (pool.num_idle(), pool.size()),
             (cap as usize, cap),
             "cap {cap}"
         );
-        let sessions = || async {
-            let mut admin = <sqlx::PgConnection as sqlx::Connection>::connect(
-                &store_conformance::postgres::admin_url(),
-            )
-            .await
-            .unwrap();
-            sqlx::query_scalar::<_, i64>(
-                "SELECT count(*) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()",
+        // A closed connection's backend ends a moment after its Terminate.
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        let mut open;
+        loop {
+            open = sqlx::query_scalar::<_, i64>(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = $1",
             )
             .bind(&db.database)
             .fetch_one(&mut admin)
             .await
-            .unwrap()
-        };
-        let deadline = std::time::Instant::now() + Duration::from_secs(10);
-        let mut open = sessions().await;
-        while open != i64::from(cap) && std::time::Instant::now() < deadline {
+            .unwrap();
+            if open == i64::from(cap) || std::time::Instant::now() >= deadline {
+                break;
+            }
             tokio::time::sleep(Duration::from_millis(20)).await;
-            open = sessions().await;
         }
         assert_eq!(open, i64::from(cap), "sessions left open with cap {cap}");
         store.close().await;
