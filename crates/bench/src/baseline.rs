@@ -33,7 +33,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use domain::credential::{Credential, CredentialStatus, RegisteredPasskey, WebAuthnId};
 use domain::custody::BiometricReference;
 use domain::flow::{
-    Ceremony, Fact, Flow, FlowId, FlowState, FlowType, IdentityOutcome, NewCredential,
+    Ceremony, Fact, Flow, FlowId, FlowState, FlowType, IdentityOutcome, KeyedDigest, NewCredential,
 };
 use domain::sealing::{KeyId, sealed_len};
 use domain::service::provider_event_key;
@@ -148,7 +148,8 @@ fn flow_completed(event: NewAuditEvent, flow: &Flow) -> NewAuditEvent {
     NewAuditEvent {
         details: json!({
             "type": flow.flow_type.as_str(),
-            "transaction_context_sha256": flow.transaction_context_sha256,
+            "transaction_context_hmac": flow.transaction_context_digest.as_ref().map(|d| &d.hmac),
+            "transaction_context_key_id": flow.transaction_context_digest.as_ref().map(|d| &d.key_id),
         }),
         ..event
     }
@@ -345,7 +346,10 @@ async fn create_flow(State(s): State<Baseline>, Json(body): Json<Value>) -> Repl
     let context = body.get("transaction_context");
     let mut flow = Flow {
         transaction_context_sealed: context.map(|c| s.sealed(c.to_string().as_bytes())),
-        transaction_context_sha256: context.map(|_| "0".repeat(64)),
+        transaction_context_digest: context.map(|_| KeyedDigest {
+            key_id: KEY_ID.to_owned(),
+            hmac: "0".repeat(64),
+        }),
         ..Flow::new(
             FlowId(ids::new_id(at)),
             user.id,
@@ -363,7 +367,8 @@ async fn create_flow(State(s): State<Baseline>, Json(body): Json<Value>) -> Repl
         details: json!({
             "type": flow_type.as_str(),
             "cross_platform": flow.cross_platform,
-            "transaction_context_sha256": flow.transaction_context_sha256,
+            "transaction_context_hmac": flow.transaction_context_digest.as_ref().map(|d| &d.hmac),
+            "transaction_context_key_id": flow.transaction_context_digest.as_ref().map(|d| &d.key_id),
         }),
         ..event(AuditEventType::FlowCreated, &flow, at)
     });

@@ -48,7 +48,7 @@ pub fn flow_response(view: FlowView) -> wire::FlowResponse {
             "possession".to_owned()
         },
         credential_id: f.credential_id,
-        transaction_context_sha256: f.transaction_context_sha256.clone(),
+        transaction_context_sha256: view.transaction_context_sha256.clone(),
         completed_at: f.completed_at.unwrap_or(f.updated_at),
     });
     wire::FlowResponse {
@@ -83,7 +83,7 @@ pub fn flow_response(view: FlowView) -> wire::FlowResponse {
             .then_some(f.reference_stored),
         failure_reason: f.failure_reason.map(|r| r.as_str().to_owned()),
         transaction_context: view.transaction_context,
-        transaction_context_sha256: f.transaction_context_sha256,
+        transaction_context_sha256: view.transaction_context_sha256,
         cross_platform: f.cross_platform,
         handoff: f.handoff.map(|h| wire::HandoffStatus {
             code: view.handoff_code.map(|c| c.as_str().to_owned()),

@@ -40,6 +40,7 @@ crate::flow::string_enum! {
         CredentialCounterRegression = "credential.counter_regression",
         CredentialBackupEligible = "credential.backup_eligible",
         CredentialBackupEligibilityChanged = "credential.backup_eligibility_changed",
+        BiometricReferenceStaged = "biometric_reference.staged",
         BiometricReferenceStored = "biometric_reference.stored",
         BiometricReferenceReleased = "biometric_reference.released",
         ProviderEventReceived = "provider.event_received",

@@ -132,7 +132,21 @@ string_enum! {
         IdvAbandoned = "idv_abandoned",
         IdvError = "idv_error",
         IdvUnavailable = "idv_unavailable",
+        // The passkey whose assertion the flow holds was suspended or revoked
+        // before the flow could complete.
+        CredentialNotActive = "credential_not_active",
+        // Another registration of the user completed first.
+        UserAlreadyEnrolled = "user_already_enrolled",
     }
+}
+
+/// A keyed digest of a stored value (see `DataKey::digest`) and the id of
+/// the data-encryption key it was made under.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyedDigest {
+    pub key_id: String,
+    /// HMAC-SHA256, lowercase hex.
+    pub hmac: String,
 }
 
 /// The cross-platform hand-off: a short-lived, single-use code the enrolled
@@ -158,7 +172,8 @@ pub struct Flow {
     pub idv_run_id: Option<String>,
     pub sdk_token_sealed: Option<Vec<u8>>,
     pub possession_done: bool,
-    /// Registration: the biometric reference was stored by this flow.
+    /// Registration, recovery: a biometric reference is staged on this flow;
+    /// it becomes the user's only when the flow completes.
     pub reference_stored: bool,
     /// The credential created (registration, recovery) or used (sign-in, step-up).
     pub credential_id: Option<Uuid>,
@@ -167,7 +182,12 @@ pub struct Flow {
     pub pending_credential: Option<NewCredential>,
     pub failure_reason: Option<FailureReason>,
     pub transaction_context_sealed: Option<Vec<u8>>,
-    pub transaction_context_sha256: Option<String>,
+    /// Keyed, never a plain hash: stored and audited. The plain SHA-256 the
+    /// integration compares is computed from the sealed context when shown.
+    pub transaction_context_digest: Option<KeyedDigest>,
+    /// Step-up, recovery: the flow that stored the user's biometric reference
+    /// when this flow was created, the only reference it may be released.
+    pub reference_flow_id: Option<FlowId>,
     pub cross_platform: bool,
     pub handoff: Option<Handoff>,
     /// `builtin` mode: the pending WebAuthn ceremony.
@@ -223,8 +243,11 @@ pub enum Fact {
     Possession {
         credential_id: Uuid,
     },
-    /// The registration's biometric reference was stored.
+    /// A biometric reference was staged on the flow.
     ReferenceStored,
+    /// What the flow's completion relies on no longer holds (re-checked in
+    /// the completing transaction): the flow fails for this reason.
+    Refused(FailureReason),
     /// The hand-off code was claimed by the enrolled device.
     HandoffClaimed,
     Cancelled,
@@ -290,7 +313,8 @@ impl Flow {
             pending_credential: None,
             failure_reason: None,
             transaction_context_sealed: None,
-            transaction_context_sha256: None,
+            transaction_context_digest: None,
+            reference_flow_id: None,
             cross_platform: false,
             handoff: None,
             ceremony: None,
@@ -393,6 +417,10 @@ impl Flow {
                 Some(_) => return Err(TransitionError::AlreadyDone),
                 None => return Err(TransitionError::NotExpected),
             },
+            Fact::Refused(reason) => {
+                next.state = FlowState::Failed;
+                next.failure_reason = Some(*reason);
+            }
             Fact::Cancelled => next.state = FlowState::Cancelled,
             Fact::Expired => {
                 if !self.is_expired_at(now) {

@@ -20,8 +20,9 @@ pub struct StartRun<'a> {
     pub workflow: Workflow,
     /// The pseudonymous key the provider knows the user by; never the customer's id.
     pub customer_user_id: &'a Pseudonym,
-    /// The user's provider-side applicant, when one exists already.
-    pub applicant_id: Option<String>,
+    /// The user's provider-side applicant (see
+    /// [`IdentityProvider::create_applicant`]).
+    pub applicant_id: &'a str,
     pub flow_id: FlowId,
 }
 
@@ -31,8 +32,6 @@ pub struct StartedRun {
     /// The mobile SDK's token for this run: a bearer secret. Absent for
     /// workflows without interactive steps.
     pub sdk_token: Option<Zeroizing<String>>,
-    /// The applicant used, to be remembered for the user's next runs.
-    pub applicant_id: Option<String>,
     pub status: RunStatus,
 }
 
@@ -62,6 +61,12 @@ pub enum IdvError {
 pub trait IdentityProvider: Send + Sync + 'static {
     /// `onfido` or `synthetic`, for audit details.
     fn name(&self) -> &'static str;
+
+    /// Creates the provider-side applicant a user's runs belong to. Called
+    /// once per user, and the applicant is stored before any run is started
+    /// for it, so that whatever the provider keeps is known to the user (and
+    /// deleted with them) even when the run then fails.
+    async fn create_applicant(&self, customer_user_id: &Pseudonym) -> Result<String, IdvError>;
 
     async fn start_run(&self, request: StartRun<'_>) -> Result<StartedRun, IdvError>;
 

@@ -95,6 +95,9 @@ struct KeyMaterial {
     /// The audit trail's sealing key, derived from the data key (HKDF-SHA256),
     /// so operators keep one secret and the two uses never share a key.
     audit: Zeroizing<[u8; KEY_LEN]>,
+    /// The key of keyed digests ([`DataKey::digest`]), derived the same way
+    /// under another label.
+    digest: Zeroizing<[u8; KEY_LEN]>,
 }
 
 impl fmt::Debug for DataKey {
@@ -124,8 +127,14 @@ impl DataKey {
         }
         let cipher =
             Aes256Gcm::new_from_slice(&bytes).map_err(|_| KeyError::WrongLength(KEY_LEN))?;
-        let audit = derive_audit_key(&bytes);
-        Ok(Self(Arc::new(KeyMaterial { id, cipher, audit })))
+        let audit = derive(&bytes, AUDIT_LABEL);
+        let digest = derive(&bytes, DIGEST_LABEL);
+        Ok(Self(Arc::new(KeyMaterial {
+            id,
+            cipher,
+            audit,
+            digest,
+        })))
     }
 
     /// A fresh random key, returned with its unpadded base64url encoding (for `dev`).
@@ -133,8 +142,17 @@ impl DataKey {
         let bytes = Zeroizing::new(ids::random_bytes::<KEY_LEN>());
         let encoded = Zeroizing::new(URL_SAFE_NO_PAD.encode(*bytes));
         let cipher = Aes256Gcm::new((&*bytes).into());
-        let audit = derive_audit_key(&*bytes);
-        (Self(Arc::new(KeyMaterial { id, cipher, audit })), encoded)
+        let audit = derive(&*bytes, AUDIT_LABEL);
+        let digest = derive(&*bytes, DIGEST_LABEL);
+        (
+            Self(Arc::new(KeyMaterial {
+                id,
+                cipher,
+                audit,
+                digest,
+            })),
+            encoded,
+        )
     }
 
     pub fn id(&self) -> &KeyId {
@@ -144,6 +162,26 @@ impl DataKey {
     /// The key that seals the audit trail (see [`crate::audit::integrity`]).
     pub fn audit_key(&self) -> crate::audit::integrity::AuditKey {
         crate::audit::integrity::AuditKey::new(self.0.id.clone(), *self.0.audit)
+    }
+
+    /// A keyed digest (HMAC-SHA256, lowercase hex) of `value` for `slot`:
+    /// what is stored and audited in place of a plain hash of a low-entropy
+    /// value (a payment's payee and amount), so that a reader of the database
+    /// or of an audit export cannot confirm guesses. The slot keeps digests
+    /// of different kinds of value apart. Recorded next to [`DataKey::id`],
+    /// the key it was made under.
+    pub fn digest(&self, slot: &str, value: &[u8]) -> String {
+        use hmac::Mac;
+        let mut mac = <hmac::Hmac<sha2::Sha256> as Mac>::new_from_slice(&*self.0.digest)
+            .unwrap_or_else(|_| unreachable!("HMAC takes any key length"));
+        mac.update(slot.as_bytes());
+        mac.update(&[0]);
+        mac.update(value);
+        mac.finalize()
+            .into_bytes()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect()
     }
 
     /// Seals `plaintext` for `binding` under a fresh random nonce.
@@ -204,11 +242,15 @@ impl DataKey {
     }
 }
 
-fn derive_audit_key(data_key: &[u8]) -> Zeroizing<[u8; KEY_LEN]> {
+const AUDIT_LABEL: &[u8] = b"biometric-passkey audit-trail seal v1";
+const DIGEST_LABEL: &[u8] = b"biometric-passkey keyed digest v1";
+
+/// A key for one use, derived from the data key (HKDF-SHA256), so operators
+/// keep one secret and no two uses share a key.
+fn derive(data_key: &[u8], label: &[u8]) -> Zeroizing<[u8; KEY_LEN]> {
     let mut out = Zeroizing::new([0u8; KEY_LEN]);
     // Expanding 32 bytes is far below HKDF-SHA256's 8160-byte limit.
-    let _ = hkdf::Hkdf::<sha2::Sha256>::new(None, data_key)
-        .expand(b"biometric-passkey audit-trail seal v1", &mut *out);
+    let _ = hkdf::Hkdf::<sha2::Sha256>::new(None, data_key).expand(label, &mut *out);
     out
 }
 

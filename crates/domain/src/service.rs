@@ -24,8 +24,8 @@ use crate::credential::{Credential, CredentialStatus, WebAuthnId, counter_is_val
 use crate::custody::{self, BiometricReference, MAX_REFERENCE_BYTES};
 use crate::error::{DomainError, DomainResult, ErrorKind};
 use crate::flow::{
-    Ceremony, Fact, Flow, FlowId, FlowState, FlowType, Handoff, IdentityOutcome, IdentityStatus,
-    NewCredential, TransitionError,
+    Ceremony, Fact, FailureReason, Flow, FlowId, FlowState, FlowType, Handoff, IdentityOutcome,
+    IdentityStatus, KeyedDigest, NewCredential, TransitionError,
 };
 use crate::ids;
 use crate::idv::{IdentityProvider, IdvError, RunStatus, StartRun, StartedRun, Workflow};
@@ -33,7 +33,10 @@ use crate::possession::{
     BackupPolicy, CeremonyError, CounterPolicy, PasskeyUser, RelyingParty, StoredPasskey,
 };
 use crate::sealing::{Binding, DataKey};
-use crate::store::{Change, Effect, FlowLimits, FlowWrite, Repository, StoreError};
+use crate::store::{
+    CREDENTIAL_NOT_ACTIVE, Change, Effect, FlowLimits, FlowWrite, REFERENCE_EXISTS, Repository,
+    StoreError,
+};
 use crate::user::{ExternalUserId, User, UserId};
 
 /// The rules an operator can tune.
@@ -133,6 +136,10 @@ pub struct FlowView {
     pub flow: Flow,
     pub external_user_id: ExternalUserId,
     pub transaction_context: Option<Value>,
+    /// SHA-256 of the transaction context as compact JSON, for the
+    /// integration to compare with what it showed the user. Computed from the
+    /// sealed context: only a keyed digest is stored.
+    pub transaction_context_sha256: Option<String>,
     /// Only while the SDK may still need it, and never to the browser side of
     /// an unclaimed cross-platform flow.
     pub sdk_token: Option<Zeroizing<String>>,
@@ -256,6 +263,18 @@ fn ceremony_refusal(error: CeremonyError) -> DomainError {
     };
     DomainError::bad_request(code, message)
 }
+
+/// Where a reference staged on a flow is sealed to: the flow, not the user,
+/// so it cannot be read as the user's reference.
+fn staged_reference_binding(id: &FlowId) -> Binding<'_> {
+    Binding {
+        slot: "staged_references.token",
+        row: id.0.as_bytes(),
+    }
+}
+
+/// What keyed digests of transaction contexts are made for.
+pub const CONTEXT_DIGEST_SLOT: &str = "flows.transaction_context";
 
 fn sdk_token_binding(id: &FlowId) -> Binding<'_> {
     Binding {
@@ -383,6 +402,10 @@ impl FlowService {
     }
 
     async fn commit(&self, change: Change) -> DomainResult<()> {
+        Ok(self.commit_store(change).await?)
+    }
+
+    async fn commit_store(&self, change: Change) -> Result<(), StoreError> {
         let flow_id = change.flow.as_ref().map(|w| match w {
             FlowWrite::Insert { flow, .. } | FlowWrite::Update { flow } => flow.id,
         });
@@ -394,13 +417,15 @@ impl FlowService {
     }
 
     /// The events a transition from `before` to `after` implies, and the
-    /// effects of completing the flow.
+    /// effects of completing the flow. `pending` are the effects already
+    /// bound for the same change (a reference staged by it, say).
     async fn transition_records(
         &self,
         ctx: &RequestContext,
         before: &Flow,
         after: &Flow,
         now: OffsetDateTime,
+        pending: &[Effect],
     ) -> DomainResult<(Vec<Effect>, Vec<NewAuditEvent>)> {
         let mut effects = Vec::new();
         let mut events = Vec::new();
@@ -429,72 +454,178 @@ impl FlowService {
             }
             events.push(event);
         }
-        if after.state == FlowState::Completed && before.state != FlowState::Completed {
-            if let Some(new) = &after.pending_credential {
-                let credential = Credential {
-                    id: new.id,
-                    user_id: after.user_id,
-                    webauthn_id: WebAuthnId::parse(&new.webauthn_id).map_err(|e| {
-                        DomainError::internal(format!("stored pending credential: {e}"))
-                    })?,
-                    public_key: new.public_key.clone(),
-                    aaguid: new.aaguid,
-                    sign_count: new.sign_count,
-                    transports: new.transports.clone(),
-                    backup_eligible: new.backup_eligible,
-                    backup_state: new.backup_state,
-                    platform: new.platform.clone(),
-                    device_label: new.device_label.clone(),
-                    passkey: new.passkey.clone(),
-                    created_by_flow: after.id,
-                    status: CredentialStatus::Active,
-                    status_reason: None,
-                    created_at: now,
-                    updated_at: now,
-                    last_used_at: None,
-                };
-                effects.push(Effect::InsertCredential(credential));
-                events.push(self.event(
+        let completed = after.state == FlowState::Completed && before.state != FlowState::Completed;
+        if !completed {
+            // A flow that ends otherwise leaves the user's reference as it was.
+            if after.state.is_terminal() && !before.state.is_terminal() && after.reference_stored {
+                effects.push(Effect::DiscardStagedReference(after.id));
+            }
+            return Ok((effects, events));
+        }
+        if let Some(new) = &after.pending_credential {
+            effects.push(Effect::InsertCredential(
+                self.registered_credential(after, new, now)?,
+            ));
+            events.push(self.event(
+                ctx,
+                AuditEventType::CredentialRegistered,
+                subject.clone(),
+                now,
+            ));
+        }
+        if after.reference_stored {
+            // The identity proof is in: the staged reference becomes the
+            // user's, in the transaction that completes the flow.
+            let reference = self.promoted_reference(after, now, pending).await?;
+            events.push(NewAuditEvent {
+                details: json!({ "key_id": self.key.id().as_str() }),
+                ..self.event(
                     ctx,
-                    AuditEventType::CredentialRegistered,
+                    AuditEventType::BiometricReferenceStored,
                     subject.clone(),
                     now,
-                ));
-                if after.flow_type == FlowType::Recovery && self.policy.recovery_revokes_existing {
-                    for old in self.repo.live_credentials_of(after.user_id).await? {
-                        if old.status.can_become(CredentialStatus::Revoked) {
-                            effects.push(Effect::SetCredentialStatus {
-                                id: old.id,
-                                from: old.status,
-                                to: CredentialStatus::Revoked,
-                                reason: Some("recovery".to_owned()),
-                                at: now,
-                            });
-                            events.push(NewAuditEvent {
-                                reason: Some("recovery".to_owned()),
-                                ..self.event(
-                                    ctx,
-                                    AuditEventType::CredentialRevoked,
-                                    Subject {
-                                        credential_id: Some(old.id),
-                                        ..subject.clone()
-                                    },
-                                    now,
-                                )
-                            });
-                        }
-                    }
-                }
-            }
-            events.push(NewAuditEvent {
-                details: json!({
-                    "type": after.flow_type.as_str(),
-                    "transaction_context_sha256": after.transaction_context_sha256,
-                }),
-                ..self.event(ctx, AuditEventType::FlowCompleted, subject, now)
+                )
             });
+            effects.push(if after.flow_type == FlowType::Registration {
+                Effect::EnrolReference(reference)
+            } else {
+                Effect::StoreReference(reference)
+            });
+            effects.push(Effect::DiscardStagedReference(after.id));
         }
+        if after.flow_type == FlowType::Recovery {
+            // Nothing started before the recovery outlives it: the user's
+            // other flows are cancelled (first: see `Effect::CancelOtherFlows`)
+            // and their passkeys revoked, each a set-based write under the
+            // user's lock in this transaction.
+            effects.push(Effect::CancelOtherFlows {
+                user_id: after.user_id,
+                keep: after.id,
+                at: now,
+                event: NewAuditEvent {
+                    reason: Some("recovery".to_owned()),
+                    details: json!({ "recovery_flow_id": after.id }),
+                    ..self.event(
+                        ctx,
+                        AuditEventType::FlowCancelled,
+                        Subject {
+                            user_id: Some(after.user_id),
+                            ..Subject::default()
+                        },
+                        now,
+                    )
+                },
+            });
+            if let (true, Some(new)) = (
+                self.policy.recovery_revokes_existing,
+                &after.pending_credential,
+            ) {
+                effects.push(Effect::RevokeOtherCredentials {
+                    user_id: after.user_id,
+                    keep: new.id,
+                    reason: "recovery".to_owned(),
+                    at: now,
+                    event: NewAuditEvent {
+                        reason: Some("recovery".to_owned()),
+                        ..self.event(
+                            ctx,
+                            AuditEventType::CredentialRevoked,
+                            Subject {
+                                credential_id: None,
+                                ..subject.clone()
+                            },
+                            now,
+                        )
+                    },
+                });
+            }
+        }
+        if !after.flow_type.creates_credential()
+            && before.possession_done
+            && let Some(credential) = after.credential_id
+        {
+            // The assertion came first: the passkey must still be active now
+            // (a fraud team may have suspended it since).
+            effects.push(Effect::RequireActiveCredential(credential));
+        }
+        events.push(NewAuditEvent {
+            details: json!({
+                "type": after.flow_type.as_str(),
+                "transaction_context_hmac": after.transaction_context_digest.as_ref().map(|d| &d.hmac),
+                "transaction_context_key_id": after.transaction_context_digest.as_ref().map(|d| &d.key_id),
+            }),
+            ..self.event(ctx, AuditEventType::FlowCompleted, subject, now)
+        });
         Ok((effects, events))
+    }
+
+    /// The credential a completing flow inserts.
+    fn registered_credential(
+        &self,
+        flow: &Flow,
+        new: &NewCredential,
+        now: OffsetDateTime,
+    ) -> DomainResult<Credential> {
+        Ok(Credential {
+            id: new.id,
+            user_id: flow.user_id,
+            webauthn_id: WebAuthnId::parse(&new.webauthn_id)
+                .map_err(|e| DomainError::internal(format!("stored pending credential: {e}")))?,
+            public_key: new.public_key.clone(),
+            aaguid: new.aaguid,
+            sign_count: new.sign_count,
+            transports: new.transports.clone(),
+            backup_eligible: new.backup_eligible,
+            backup_state: new.backup_state,
+            platform: new.platform.clone(),
+            device_label: new.device_label.clone(),
+            passkey: new.passkey.clone(),
+            created_by_flow: flow.id,
+            status: CredentialStatus::Active,
+            status_reason: None,
+            created_at: now,
+            updated_at: now,
+            last_used_at: None,
+        })
+    }
+
+    /// The reference staged on `flow` (by this change, or stored before),
+    /// sealed anew as the user's.
+    async fn promoted_reference(
+        &self,
+        flow: &Flow,
+        now: OffsetDateTime,
+        pending: &[Effect],
+    ) -> DomainResult<BiometricReference> {
+        let staged_now = pending.iter().rev().find_map(|e| match e {
+            Effect::StageReference {
+                flow_id, sealed, ..
+            } if *flow_id == flow.id => Some(sealed.clone()),
+            _ => None,
+        });
+        let staged = match staged_now {
+            Some(sealed) => sealed,
+            None => self
+                .repo
+                .staged_reference_of(flow.id)
+                .await
+                .map_err(|e| match e {
+                    StoreError::NotFound => {
+                        DomainError::internal("the flow's staged biometric reference is missing")
+                    }
+                    other => other.into(),
+                })?,
+        };
+        let token = self
+            .key
+            .open(&staged, staged_reference_binding(&flow.id))
+            .map_err(|e| DomainError::internal(format!("staged biometric reference: {e}")))?;
+        Ok(BiometricReference {
+            user_id: flow.user_id,
+            sealed: self.key.seal(&token, custody::binding(&flow.user_id)),
+            created_by_flow: flow.id,
+            created_at: now,
+        })
     }
 
     /// Applies `fact` to `flow` without writing it, adding the records the
@@ -511,7 +642,9 @@ impl FlowService {
         let next = flow
             .apply(fact, now)
             .map_err(|e| transition_error(flow, e))?;
-        let (more_effects, more_events) = self.transition_records(ctx, flow, &next, now).await?;
+        let (more_effects, more_events) = self
+            .transition_records(ctx, flow, &next, now, effects)
+            .await?;
         effects.extend(more_effects);
         events.extend(more_events);
         Ok(next)
@@ -530,13 +663,44 @@ impl FlowService {
         let next = self
             .step(ctx, flow, fact, now, &mut effects, &mut events)
             .await?;
-        self.commit(Change {
+        self.write(ctx, flow, next, effects, events).await
+    }
+
+    /// Writes `next`, derived from `flow`, with its records. A completion
+    /// whose re-checks fail in the writing transaction (the passkey no longer
+    /// active, the user enrolled by another registration meanwhile) fails the
+    /// flow instead, keeping only the provider event the change recorded.
+    async fn write(
+        &self,
+        ctx: &RequestContext,
+        flow: &Flow,
+        next: Flow,
+        effects: Vec<Effect>,
+        events: Vec<NewAuditEvent>,
+    ) -> DomainResult<Flow> {
+        let provider_events: Vec<Effect> = effects
+            .iter()
+            .filter(|e| matches!(e, Effect::RecordProviderEvent { .. }))
+            .cloned()
+            .collect();
+        let completes = next.state == FlowState::Completed;
+        let change = Change {
             flow: Some(FlowWrite::Update { flow: next.clone() }),
             effects,
             events,
-        })
-        .await?;
-        Ok(next)
+        };
+        let reason = match self.commit_store(change).await {
+            Ok(()) => return Ok(next),
+            Err(StoreError::Conflict { what }) if completes && what == CREDENTIAL_NOT_ACTIVE => {
+                FailureReason::CredentialNotActive
+            }
+            Err(StoreError::Conflict { what }) if completes && what == REFERENCE_EXISTS => {
+                FailureReason::UserAlreadyEnrolled
+            }
+            Err(other) => return Err(other.into()),
+        };
+        // Boxed: the refusal is rare and recursion needs it.
+        Box::pin(self.advance(ctx, flow, &Fact::Refused(reason), provider_events, vec![])).await
     }
 
     /// The flow, expired first if its time is up (whichever replica is asked).
@@ -602,19 +766,21 @@ impl FlowService {
                 user.external_id
             }
         };
-        let transaction_context = match &flow.transaction_context_sealed {
-            Some(sealed) => {
-                let plain = self
-                    .key
-                    .open(sealed, context_binding(&flow.id))
-                    .map_err(|e| DomainError::internal(format!("transaction context: {e}")))?;
-                Some(
-                    serde_json::from_slice(&plain)
-                        .map_err(|e| DomainError::internal(e.to_string()))?,
-                )
-            }
-            None => None,
-        };
+        let (transaction_context, transaction_context_sha256) =
+            match &flow.transaction_context_sealed {
+                Some(sealed) => {
+                    let plain = self
+                        .key
+                        .open(sealed, context_binding(&flow.id))
+                        .map_err(|e| DomainError::internal(format!("transaction context: {e}")))?;
+                    // The sealed bytes are the compact JSON the digest was made of.
+                    let sha256 = hex(&Sha256::digest(&plain));
+                    let value = serde_json::from_slice(&plain)
+                        .map_err(|e| DomainError::internal(e.to_string()))?;
+                    (Some(value), Some(sha256))
+                }
+                None => (None, None),
+            };
         let token_visible =
             flow.state == FlowState::AwaitingVerification && flow.device_side_ready();
         let sdk_token = match (&flow.sdk_token_sealed, token_visible) {
@@ -625,6 +791,7 @@ impl FlowService {
             flow,
             external_user_id,
             transaction_context,
+            transaction_context_sha256,
             sdk_token,
             handoff_code,
             provider: self.idv.name(),
@@ -713,10 +880,38 @@ impl FlowService {
                 "the user has no active credential",
             ));
         }
-        if flow_type.uses_reference() && !standing.as_ref().is_some_and(|s| s.has_reference) {
+        if flow_type.uses_reference()
+            && !standing
+                .as_ref()
+                .is_some_and(|s| s.reference_flow_id.is_some())
+        {
             return Err(DomainError::conflict(
                 ErrorCode::BiometricReferenceMissing,
                 "the user has no stored biometric reference",
+            ));
+        }
+        if flow_type == FlowType::Registration
+            && let Some(standing) = &standing
+            && (standing.reference_flow_id.is_some() || standing.has_live_credential)
+        {
+            // A second registration would bring its own reference: an
+            // enrolled user enrols a new device by proving who they are
+            // against the reference they have (recovery).
+            let event = NewAuditEvent {
+                outcome: Outcome::Rejected,
+                reason: Some("user_already_enrolled".to_owned()),
+                details: json!({ "type": flow_type.as_str() }),
+                ..self.event(
+                    ctx,
+                    AuditEventType::FlowRequestRejected,
+                    Subject::of_user(&standing.user),
+                    now,
+                )
+            };
+            self.repo.append_audit(&event).await?;
+            return Err(DomainError::conflict(
+                ErrorCode::UserAlreadyEnrolled,
+                "the user is enrolled already; enrol a new device with a recovery flow",
             ));
         }
 
@@ -726,12 +921,18 @@ impl FlowService {
             .cross_platform
             .then(|| Zeroizing::new(URL_SAFE_NO_PAD.encode(ids::random_bytes::<16>())));
         let flow = Flow {
-            transaction_context_sha256: context
-                .as_ref()
-                .map(|(v, _)| transaction_context_sha256(v)),
+            transaction_context_digest: context.as_ref().map(|(_, bytes)| KeyedDigest {
+                key_id: self.key.id().as_str().to_owned(),
+                hmac: self.key.digest(CONTEXT_DIGEST_SLOT, bytes),
+            }),
             transaction_context_sealed: context
                 .as_ref()
                 .map(|(_, bytes)| self.key.seal(bytes, context_binding(&id))),
+            reference_flow_id: if flow_type.uses_reference() {
+                standing.as_ref().and_then(|s| s.reference_flow_id)
+            } else {
+                None
+            },
             cross_platform: request.cross_platform,
             handoff: handoff_code.as_ref().map(|code| Handoff {
                 code_sha256: handoff_hash(code),
@@ -754,11 +955,13 @@ impl FlowService {
             }
             None => (flow, None),
         };
+        let digest = flow.transaction_context_digest.as_ref();
         events.push(NewAuditEvent {
             details: json!({
                 "type": flow_type.as_str(),
                 "cross_platform": flow.cross_platform,
-                "transaction_context_sha256": flow.transaction_context_sha256,
+                "transaction_context_hmac": digest.map(|d| &d.hmac),
+                "transaction_context_key_id": digest.map(|d| &d.key_id),
             }),
             ..self.event(
                 ctx,
@@ -767,8 +970,8 @@ impl FlowService {
                 now,
             )
         });
-        // Refused before the provider is asked for a run (runs may be billed);
-        // the insertion below checks the limits again, atomically.
+        // Refused before anything is written; the insertion below checks the
+        // limits again, atomically.
         if let Some(standing) = &standing {
             let limit = if standing.open_flows >= self.policy.max_open_flows_per_user {
                 Some("open_flows")
@@ -783,64 +986,107 @@ impl FlowService {
                 return Err(StoreError::LimitReached { what: what.into() }.into());
             }
         }
-        // An identity flow starts its run first, so that the flow is written
-        // once, with its run, in one transaction. A provider failure leaves
-        // the flow written as failed; the caller retries with a new flow.
-        let (flow, provider_failure) = if flow_type.needs_identity() {
-            match self.start_run(&user, &flow).await? {
-                Ok(started) => {
-                    let flow = self
-                        .run_started(ctx, &user, flow, started, now, &mut effects, &mut events)
-                        .await?;
-                    (flow, None)
-                }
-                Err(err) => {
-                    let failed = self
-                        .step(
-                            ctx,
-                            &flow,
-                            &Fact::RunNotStarted,
-                            now,
-                            &mut effects,
-                            &mut events,
-                        )
-                        .await?;
-                    (failed, Some(err))
-                }
-            }
-        } else {
-            (flow, None)
-        };
-        let written = self
-            .commit(Change {
-                flow: Some(FlowWrite::Insert {
-                    flow: flow.clone(),
-                    limits: FlowLimits {
-                        max_open_flows: self.policy.max_open_flows_per_user,
-                        max_idv_runs_per_day: self.policy.max_idv_runs_per_user_per_day,
-                        now,
-                    },
-                }),
-                effects,
-                events,
-            })
-            .await;
-        if let Some(err) = provider_failure {
-            let detail = match written {
-                Ok(()) => err.to_string(),
-                Err(write) => format!("{err}; recording the failed flow also failed: {write}"),
-            };
-            return Err(DomainError::unavailable(
-                ErrorCode::IdvUnavailable,
-                "the identity-verification provider is unavailable; retry with a new flow",
-                detail,
-            ));
-        }
-        written?;
+        // The flow is written first, `pending` for an identity flow: its
+        // insertion, under the user's lock, reserves one of the user's IDV
+        // runs of the day, so that concurrent requests at the limit cannot
+        // start more (billed) runs than the limit allows. The run is started
+        // only then, and recorded by the flow's next version.
+        self.commit(Change {
+            flow: Some(FlowWrite::Insert {
+                flow: flow.clone(),
+                limits: FlowLimits {
+                    max_open_flows: self.policy.max_open_flows_per_user,
+                    max_idv_runs_per_day: self.policy.max_idv_runs_per_user_per_day,
+                    now,
+                },
+            }),
+            effects,
+            events,
+        })
+        .await?;
         self.external_ids.remember(user.id, &user.external_id);
+        let flow = if flow_type.needs_identity() {
+            self.start_identity_proof(ctx, &user, flow).await?
+        } else {
+            flow
+        };
         let mut view = self.view(flow, handoff_code).await?;
         view.webauthn_options = webauthn_options;
         Ok(view)
+    }
+
+    /// Starts the IDV run of a `pending` flow just written and records it.
+    /// A provider failure fails the flow (the caller retries with a new
+    /// one); a flow changed meanwhile (cancelled, say) is answered as it is.
+    async fn start_identity_proof(
+        &self,
+        ctx: &RequestContext,
+        user: &User,
+        flow: Flow,
+    ) -> DomainResult<Flow> {
+        let started = match self.applicant_of(user).await? {
+            Ok(applicant) => self.start_run(user, &applicant, &flow).await,
+            Err(err) => Err(err),
+        };
+        let now = self.clock.now();
+        let err = match started {
+            Ok(run) => {
+                let mut effects = Vec::new();
+                let mut events = Vec::new();
+                let next = self
+                    .run_started(ctx, &flow, run, now, &mut effects, &mut events)
+                    .await?;
+                return match self.write(ctx, &flow, next, effects, events).await {
+                    Err(e) if e.code == ErrorCode::FlowChanged => self.load(flow.id).await,
+                    other => other,
+                };
+            }
+            Err(err) => err,
+        };
+        let detail = match self
+            .advance(ctx, &flow, &Fact::RunNotStarted, vec![], vec![])
+            .await
+        {
+            Ok(_) => err.to_string(),
+            Err(write) => format!("{err}; recording the failed flow also failed: {write}"),
+        };
+        Err(DomainError::unavailable(
+            ErrorCode::IdvUnavailable,
+            "the identity-verification provider is unavailable; retry with a new flow",
+            detail,
+        ))
+    }
+
+    /// The user's provider-side applicant, created and stored first when the
+    /// user has none (the inner result is the provider's answer). Stored
+    /// before any run uses it, so that it is deleted with the user whatever
+    /// becomes of the run.
+    async fn applicant_of(&self, user: &User) -> DomainResult<Result<String, IdvError>> {
+        if let Some(sealed) = &user.idv_applicant_sealed {
+            return Ok(Ok(self
+                .open_string(sealed, applicant_binding(&user.id))?
+                .to_string()));
+        }
+        let created = match self.idv.create_applicant(&user.pseudonym).await {
+            Ok(created) => created,
+            Err(err) => return Ok(Err(err)),
+        };
+        let sealed = self
+            .key
+            .seal(created.as_bytes(), applicant_binding(&user.id));
+        if self.repo.set_applicant_if_absent(user.id, &sealed).await? {
+            return Ok(Ok(created));
+        }
+        // Another flow of the user stored one first: use theirs.
+        let user = self.repo.user_by_id(user.id).await?;
+        match &user.idv_applicant_sealed {
+            Some(sealed) => Ok(Ok(self
+                .open_string(sealed, applicant_binding(&user.id))?
+                .to_string())),
+            None => Err(DomainError::internal(
+                "the user's applicant was stored but reads back empty",
+            )),
+        }
     }
 
     /// `builtin` mode: the flow's WebAuthn ceremony. Registration and recovery
@@ -1048,63 +1294,39 @@ impl FlowService {
         self.reject(ctx, flow, err, reason).await
     }
 
-    /// Asks the provider for the flow's run (the inner result); nothing is
-    /// written here.
-    async fn start_run(&self, user: &User, flow: &Flow) -> DomainResult<Result<NewRun, IdvError>> {
+    /// Asks the provider for the flow's run; nothing is written here.
+    async fn start_run(
+        &self,
+        user: &User,
+        applicant_id: &str,
+        flow: &Flow,
+    ) -> Result<StartedRun, IdvError> {
         let workflow = match flow.flow_type {
             FlowType::Registration => Workflow::Registration,
             FlowType::StepUp => Workflow::StepUp,
             _ => Workflow::RecoveryVerify,
         };
-        let applicant_id = match &user.idv_applicant_sealed {
-            Some(sealed) => Some(
-                self.open_string(sealed, applicant_binding(&user.id))?
-                    .to_string(),
-            ),
-            None => None,
-        };
-        let started = self
-            .idv
+        self.idv
             .start_run(StartRun {
                 workflow,
                 customer_user_id: &user.pseudonym,
-                applicant_id: applicant_id.clone(),
+                applicant_id,
                 flow_id: flow.id,
             })
-            .await;
-        Ok(started.map(|run| NewRun {
-            run,
-            applicant_before: applicant_id,
-        }))
+            .await
     }
 
-    /// The not yet written `flow` with its run started (and decided, for a
-    /// workflow without interactive steps), adding what to write with it.
-    #[allow(clippy::too_many_arguments)]
+    /// `flow` with its run started (and decided, for a workflow without
+    /// interactive steps), adding what to write with it.
     async fn run_started(
         &self,
         ctx: &RequestContext,
-        user: &User,
-        flow: Flow,
-        started: NewRun,
+        flow: &Flow,
+        run: StartedRun,
         now: OffsetDateTime,
         effects: &mut Vec<Effect>,
         events: &mut Vec<NewAuditEvent>,
     ) -> DomainResult<Flow> {
-        let NewRun {
-            run,
-            applicant_before,
-        } = started;
-        if let Some(new_applicant) = &run.applicant_id
-            && applicant_before.as_deref() != Some(new_applicant)
-        {
-            effects.push(Effect::SetApplicant {
-                user_id: user.id,
-                sealed: self
-                    .key
-                    .seal(new_applicant.as_bytes(), applicant_binding(&user.id)),
-            });
-        }
         let fact = Fact::RunStarted {
             run_id: run.run_id.clone(),
             sdk_token_sealed: run
@@ -1112,7 +1334,7 @@ impl FlowService {
                 .as_ref()
                 .map(|token| self.key.seal(token.as_bytes(), sdk_token_binding(&flow.id))),
         };
-        let mut flow = self.step(ctx, &flow, &fact, now, effects, events).await?;
+        let mut flow = self.step(ctx, flow, &fact, now, effects, events).await?;
         if let RunStatus::Done(outcome) = run.status {
             flow = self
                 .step(ctx, &flow, &Fact::Identity(outcome), now, effects, events)
@@ -1461,17 +1683,18 @@ impl FlowService {
             return Err(transition_error(&flow, TransitionError::NotExpected));
         }
         let now = self.clock.now();
-        let reference = BiometricReference {
-            user_id: flow.user_id,
-            sealed: self.key.seal(token, custody::binding(&flow.user_id)),
-            created_by_flow: flow.id,
-            created_at: now,
+        // Staged on the flow: the user's reference changes only when the
+        // flow completes with its identity proof.
+        let staged = Effect::StageReference {
+            flow_id: flow.id,
+            sealed: self.key.seal(token, staged_reference_binding(&flow.id)),
+            at: now,
         };
         let event = NewAuditEvent {
             details: json!({ "bytes": token.len(), "key_id": self.key.id().as_str() }),
             ..self.event(
                 ctx,
-                AuditEventType::BiometricReferenceStored,
+                AuditEventType::BiometricReferenceStaged,
                 Subject::of_flow(&flow),
                 now,
             )
@@ -1481,7 +1704,7 @@ impl FlowService {
                 ctx,
                 &flow,
                 &Fact::ReferenceStored,
-                vec![Effect::StoreReference(reference)],
+                vec![staged],
                 vec![event],
             )
             .await?;
@@ -1489,7 +1712,8 @@ impl FlowService {
     }
 
     /// Releases the user's reference to a step-up or recovery flow of the same
-    /// user that awaits verification; audited.
+    /// user that awaits verification, only if it is the reference the user had
+    /// when the flow was created (never one staged by a flow); audited.
     pub async fn release_reference(
         &self,
         ctx: &RequestContext,
@@ -1519,6 +1743,13 @@ impl FlowService {
                 ),
                 other => other.into(),
             })?;
+        if flow.reference_flow_id != Some(reference.created_by_flow) {
+            let err = DomainError::conflict(
+                ErrorCode::BiometricReferenceNotReleasable,
+                "the user's biometric reference changed after this flow was created; start a new flow",
+            );
+            return Err(self.reject(ctx, &flow, err, "reference_changed").await);
+        }
         let token = self
             .key
             .open(&reference.sealed, custody::binding(&flow.user_id))
@@ -1570,26 +1801,11 @@ impl FlowService {
                         now,
                     )
                 };
-                let effects = claimed_status
-                    .map(|status| Effect::RecordProviderEvent {
-                        dedupe_key: provider_event_key(provider, run_id, status),
-                        run_id: run_id.to_owned(),
-                        at: now,
-                    })
-                    .into_iter()
-                    .collect();
-                return match self
-                    .commit(Change {
-                        flow: None,
-                        effects,
-                        events: vec![event],
-                    })
-                    .await
-                {
-                    Ok(()) => Ok(EventOutcome::UnknownRun),
-                    Err(e) if e.code == ErrorCode::Conflict => Ok(EventOutcome::Duplicate),
-                    Err(e) => Err(e),
-                };
+                // Not recorded as seen: the run may belong to a flow whose
+                // run is being recorded right now, whose own event (from a
+                // redelivery or the reconciler) must then still apply.
+                self.repo.append_audit(&event).await?;
+                return Ok(EventOutcome::UnknownRun);
             }
             Err(other) => return Err(other.into()),
         };
@@ -1740,6 +1956,16 @@ impl FlowService {
         crate::operations::delete_user(&*self.repo, &*self.clock, ctx, external_id).await
     }
 
+    /// Removes the biometric references staged by flows that ended, or are
+    /// past their expiry, without completing (a flow nobody touches again is
+    /// never expired explicitly); how many.
+    pub async fn discard_stale_staged_references(&self) -> DomainResult<u64> {
+        Ok(self
+            .repo
+            .discard_stale_staged_references(self.clock.now())
+            .await?)
+    }
+
     /// Has the provider forget deleted users (biometric tokens, applicant), at
     /// most `limit` at a time, oldest first. Stops at the first failure; the
     /// user stays queued and is retried on the next pass.
@@ -1778,12 +2004,6 @@ impl FlowService {
         }
         Ok(done)
     }
-}
-
-/// A run the provider started, and the applicant the user had before.
-struct NewRun {
-    run: StartedRun,
-    applicant_before: Option<String>,
 }
 
 fn status_name(status: &RunStatus) -> String {

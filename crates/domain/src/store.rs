@@ -130,8 +130,11 @@ pub struct FlowPrerequisites {
     pub user: User,
     /// At least one `active` credential.
     pub has_active_credential: bool,
-    /// A stored biometric reference.
-    pub has_reference: bool,
+    /// At least one credential that is not revoked (`active` or `suspended`).
+    pub has_live_credential: bool,
+    /// The flow that stored the user's current biometric reference, when the
+    /// user has one.
+    pub reference_flow_id: Option<FlowId>,
     /// Flows not terminal and not past their expiry (as [`FlowLimits`] counts them).
     pub open_flows: u32,
     /// Flows needing an identity proof created in the last 24 hours.
@@ -185,12 +188,50 @@ pub enum Effect {
         reason: Option<String>,
         at: OffsetDateTime,
     },
-    /// Replaces the user's current reference.
+    /// Makes the reference the user's first: `Conflict { what:
+    /// REFERENCE_EXISTS }` when the user has one already.
+    EnrolReference(BiometricReference),
+    /// Replaces the user's current reference (a completed recovery).
     StoreReference(BiometricReference),
     /// Remembers the user's provider-side applicant (sealed).
     SetApplicant {
         user_id: UserId,
         sealed: Vec<u8>,
+    },
+    /// Stages a reference on a flow (sealed, bound to the flow), replacing
+    /// one the flow staged before. It is the user's only through
+    /// [`Effect::EnrolReference`] or [`Effect::StoreReference`].
+    StageReference {
+        flow_id: FlowId,
+        sealed: Vec<u8>,
+        at: OffsetDateTime,
+    },
+    /// Removes what a flow staged (none: nothing happens).
+    DiscardStagedReference(FlowId),
+    /// Only if the credential is still `active`; otherwise `Conflict { what:
+    /// CREDENTIAL_NOT_ACTIVE }`. Writes nothing.
+    RequireActiveCredential(Uuid),
+    /// Revokes every credential of the user that is not revoked, except
+    /// `keep`, in one set-based write, with one copy of `event` per revoked
+    /// credential (its subject's `credential_id` set to it). The store
+    /// takes the user's lock before the change's flow write.
+    RevokeOtherCredentials {
+        user_id: UserId,
+        keep: Uuid,
+        reason: String,
+        at: OffsetDateTime,
+        event: NewAuditEvent,
+    },
+    /// Cancels every flow of the user in progress, except `keep` (each one's
+    /// version bumped, so a change derived from it loses), discards what they
+    /// staged, and writes one copy of `event` per cancelled flow (its
+    /// subject's `flow_id` set to it). The store takes the user's lock
+    /// before the change's flow write.
+    CancelOtherFlows {
+        user_id: UserId,
+        keep: FlowId,
+        at: OffsetDateTime,
+        event: NewAuditEvent,
     },
     /// Records a provider event by its de-duplication key;
     /// `Conflict { what: "provider_event" }` when it was recorded before.
@@ -199,6 +240,49 @@ pub enum Effect {
         run_id: String,
         at: OffsetDateTime,
     },
+}
+
+/// The conflict of [`Effect::EnrolReference`].
+pub const REFERENCE_EXISTS: &str = "biometric_references.user_id";
+/// The conflict of [`Effect::RequireActiveCredential`].
+pub const CREDENTIAL_NOT_ACTIVE: &str = "credential_not_active";
+
+impl Change {
+    /// Whether the store must lock the user before the flow write (the
+    /// set-based effects of a recovery: see [`Effect::RevokeOtherCredentials`]).
+    pub fn locks_user(&self) -> Option<UserId> {
+        self.effects.iter().find_map(|e| match e {
+            Effect::RevokeOtherCredentials { user_id, .. }
+            | Effect::CancelOtherFlows { user_id, .. } => Some(*user_id),
+            _ => None,
+        })
+    }
+}
+
+/// One copy of `event` per credential, each about that credential
+/// (what stores write for [`Effect::RevokeOtherCredentials`]).
+pub fn per_credential(event: &NewAuditEvent, ids: &[Uuid]) -> Vec<NewAuditEvent> {
+    ids.iter()
+        .map(|id| {
+            let mut e = event.clone();
+            e.id = crate::ids::new_id(e.occurred_at);
+            e.subject.credential_id = Some(*id);
+            e
+        })
+        .collect()
+}
+
+/// One copy of `event` per flow, each about that flow (what stores write
+/// for [`Effect::CancelOtherFlows`]).
+pub fn per_flow(event: &NewAuditEvent, ids: &[Uuid]) -> Vec<NewAuditEvent> {
+    ids.iter()
+        .map(|id| {
+            let mut e = event.clone();
+            e.id = crate::ids::new_id(e.occurred_at);
+            e.subject.flow_id = Some(*id);
+            e
+        })
+        .collect()
 }
 
 /// Everything one transaction writes.
@@ -331,6 +415,19 @@ pub trait Repository: Send + Sync + 'static {
 
     /// `NotFound` when the user has none.
     async fn reference_of(&self, user: UserId) -> StoreResult<BiometricReference>;
+
+    /// The reference a flow staged (sealed, bound to the flow); `NotFound`
+    /// when it staged none.
+    async fn staged_reference_of(&self, flow: FlowId) -> StoreResult<Vec<u8>>;
+
+    /// Removes references staged by flows that have ended or are past their
+    /// expiry at `now` (a flow nobody touched again is never expired
+    /// explicitly); how many were removed.
+    async fn discard_stale_staged_references(&self, now: OffsetDateTime) -> StoreResult<u64>;
+
+    /// Remembers the user's provider-side applicant (sealed) unless the user
+    /// has one already; whether it was written.
+    async fn set_applicant_if_absent(&self, user: UserId, sealed: &[u8]) -> StoreResult<bool>;
 
     /// The user with `external_id` and their standing at `now`, in one read;
     /// `NotFound` when no such user exists. The counts serve an early refusal

@@ -332,7 +332,7 @@ impl OnfidoProvider {
             .map_err(|e| Failure::Ambiguous(format!("the provider's answer cannot be read: {e}")))
     }
 
-    async fn create_applicant(&self) -> Result<String, IdvError> {
+    async fn new_applicant(&self) -> Result<String, IdvError> {
         let body = json!({
             "first_name": "Biometric",
             "last_name": "Passkey",
@@ -355,7 +355,7 @@ impl OnfidoProvider {
         found.as_array()?.first().cloned()
     }
 
-    fn started(run: &Value, applicant_id: String) -> Result<StartedRun, IdvError> {
+    fn started(run: &Value) -> Result<StartedRun, IdvError> {
         let run_id = run["id"]
             .as_str()
             .ok_or_else(|| IdvError::Unavailable("the provider's run has no id".into()))?
@@ -365,7 +365,6 @@ impl OnfidoProvider {
             sdk_token: run["sdk_token"]
                 .as_str()
                 .map(|t| Zeroizing::new(t.to_owned())),
-            applicant_id: Some(applicant_id),
             status: run_status(run["status"].as_str().unwrap_or("awaiting_input")),
         })
     }
@@ -377,11 +376,12 @@ impl IdentityProvider for OnfidoProvider {
         "onfido"
     }
 
+    async fn create_applicant(&self, _customer_user_id: &Pseudonym) -> Result<String, IdvError> {
+        self.new_applicant().await
+    }
+
     async fn start_run(&self, request: StartRun<'_>) -> Result<StartedRun, IdvError> {
-        let applicant_id = match &request.applicant_id {
-            Some(id) => id.clone(),
-            None => self.create_applicant().await?,
-        };
+        let applicant_id = request.applicant_id;
         let tag = flow_tag(&request);
         let body = json!({
             "workflow_id": workflow_id(&self.settings.workflows, request.workflow),
@@ -393,12 +393,12 @@ impl IdentityProvider for OnfidoProvider {
             .json(Method::POST, "/workflow_runs", Some(&body), false)
             .await
         {
-            Ok(run) => Self::started(&run, applicant_id),
+            Ok(run) => Self::started(&run),
             // A timeout or a server error may still have created the run: look
             // before reporting a failure. A 4xx (or a refused connection) surely did not.
             Err(failure) if failure.may_have_processed() => {
-                if let Some(run) = self.find_run(&applicant_id, &tag).await {
-                    return Self::started(&run, applicant_id);
+                if let Some(run) = self.find_run(applicant_id, &tag).await {
+                    return Self::started(&run);
                 }
                 Err(failure.into_error())
             }

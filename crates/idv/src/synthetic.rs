@@ -81,12 +81,14 @@ impl IdentityProvider for SyntheticProvider {
         "synthetic"
     }
 
+    async fn create_applicant(&self, _customer_user_id: &Pseudonym) -> Result<String, IdvError> {
+        self.check_up()?;
+        Ok(format!("synthetic-applicant-{}", uuid::Uuid::new_v4()))
+    }
+
     async fn start_run(&self, request: StartRun<'_>) -> Result<StartedRun, IdvError> {
         self.check_up()?;
         let run_id = uuid::Uuid::new_v4().to_string();
-        let applicant_id = request
-            .applicant_id
-            .unwrap_or_else(|| format!("synthetic-applicant-{}", uuid::Uuid::new_v4()));
         self.runs().insert(
             run_id.clone(),
             Run {
@@ -97,7 +99,6 @@ impl IdentityProvider for SyntheticProvider {
         Ok(StartedRun {
             sdk_token: Some(sdk_token(&run_id)),
             run_id,
-            applicant_id: Some(applicant_id),
             status: RunStatus::Open,
         })
     }
@@ -142,7 +143,7 @@ mod tests {
         StartRun {
             workflow: Workflow::Registration,
             customer_user_id: pseudonym,
-            applicant_id: None,
+            applicant_id: "synthetic-applicant",
             flow_id: FlowId(uuid::Uuid::nil()),
         }
     }

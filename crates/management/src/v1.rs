@@ -415,7 +415,11 @@ pub async fn flow(
         possession_verified: flow.possession_done,
         credential_id: flow.credential_id,
         cross_platform: flow.cross_platform,
-        transaction_context_sha256: flow.transaction_context_sha256,
+        transaction_context_hmac: flow
+            .transaction_context_digest
+            .as_ref()
+            .map(|d| d.hmac.clone()),
+        transaction_context_key_id: flow.transaction_context_digest.map(|d| d.key_id),
         expires_at: flow.expires_at,
         timeline,
     }))

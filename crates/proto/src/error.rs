@@ -52,6 +52,9 @@ pub enum ErrorCode {
     BiometricReferenceMissing,
     /// The reference is released only to a step-up or recovery flow awaiting verification.
     BiometricReferenceNotReleasable,
+    /// A registration for a user who is enrolled already (a biometric
+    /// reference, or a passkey not revoked): enrol a new device through recovery.
+    UserAlreadyEnrolled,
     /// The flow is past its expiry and can no longer change.
     FlowExpired,
     /// The flow has completed, failed or been cancelled.
@@ -149,6 +152,7 @@ impl ErrorCode {
         Self::NoActiveCredential,
         Self::BiometricReferenceMissing,
         Self::BiometricReferenceNotReleasable,
+        Self::UserAlreadyEnrolled,
         Self::FlowExpired,
         Self::FlowEnded,
         Self::FlowChanged,
@@ -210,6 +214,7 @@ impl ErrorCode {
             Self::NoActiveCredential => "no_active_credential",
             Self::BiometricReferenceMissing => "biometric_reference_missing",
             Self::BiometricReferenceNotReleasable => "biometric_reference_not_releasable",
+            Self::UserAlreadyEnrolled => "user_already_enrolled",
             Self::FlowExpired => "flow_expired",
             Self::FlowEnded => "flow_ended",
             Self::FlowChanged => "flow_changed",

@@ -138,7 +138,11 @@ pub struct FlowDetail {
     pub possession_verified: bool,
     pub credential_id: Option<uuid::Uuid>,
     pub cross_platform: bool,
-    pub transaction_context_sha256: Option<String>,
+    /// A step-up's transaction context as a keyed digest (HMAC-SHA256 under
+    /// a key derived from the data-encryption key `transaction_context_key_id`):
+    /// it matches the flow's audit events, and confirms no guess of a payment.
+    pub transaction_context_hmac: Option<String>,
+    pub transaction_context_key_id: Option<String>,
     #[serde(with = "time::serde::rfc3339")]
     pub expires_at: time::OffsetDateTime,
     /// The flow's audit events, oldest first.

@@ -215,6 +215,18 @@ async fn reconcile_once(flows: &FlowService) {
             tracing::warn!(error = %e, "provider cleanup of deleted users failed; retrying next pass")
         }
     }
+    match flows.discard_stale_staged_references().await {
+        Ok(n) if n > 0 => {
+            tracing::info!(
+                references = n,
+                "discarded biometric references staged by ended flows"
+            )
+        }
+        Ok(_) => {}
+        Err(e) => {
+            tracing::warn!(error = %e, "discarding staged biometric references failed; retrying next pass")
+        }
+    }
 }
 
 pub fn core_app(parts: CoreParts, runtime: &str) -> CoreApp {

@@ -7,7 +7,8 @@ use std::fmt::Debug;
 use domain::credential::{Credential, CredentialStatus, RegisteredPasskey, WebAuthnId};
 use domain::custody::BiometricReference;
 use domain::flow::{
-    Ceremony, Flow, FlowId, FlowState, FlowType, Handoff, IdentityStatus, NewCredential,
+    Ceremony, Flow, FlowId, FlowState, FlowType, Handoff, IdentityStatus, KeyedDigest,
+    NewCredential,
 };
 use domain::{
     Actor, AuditEventType, AuditQuery, Change, ExternalUserId, FlowLimits, FlowWrite,
@@ -74,9 +75,11 @@ pub(crate) fn full_flow(user: UserId) -> Flow {
         pending_credential: Some(new_credential()),
         failure_reason: None,
         transaction_context_sealed: Some(vec![0xff, 0x00, 0xc3, 0x28, 0x00]),
-        transaction_context_sha256: Some(
-            "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08".into(),
-        ),
+        transaction_context_digest: Some(KeyedDigest {
+            key_id: "key-2026".into(),
+            hmac: "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08".into(),
+        }),
+        reference_flow_id: Some(FlowId(Uuid::new_v4())),
         cross_platform: true,
         handoff: Some(Handoff {
             code_sha256: ids::random_bytes(),

@@ -581,17 +581,19 @@ pub async fn flow_prerequisites_read_the_user_and_their_standing(repo: Arc<dyn R
         .await
         .unwrap();
     assert_eq!(bare.user, alice);
-    assert!(!bare.has_active_credential && !bare.has_reference);
+    assert!(!bare.has_active_credential && !bare.has_live_credential);
+    assert_eq!(bare.reference_flow_id, None);
     assert_eq!((bare.open_flows, bare.idv_runs_last_day), (0, 0));
 
     let revoked = Credential {
         status: CredentialStatus::Revoked,
         ..credential(alice.id, "AQID", T0)
     };
+    let stored = reference(alice.id, b"reference", T0);
     repo.apply(&Change {
         effects: vec![
             Effect::InsertCredential(revoked),
-            Effect::StoreReference(reference(alice.id, b"reference", T0)),
+            Effect::StoreReference(stored.clone()),
         ],
         ..Change::default()
     })
@@ -631,10 +633,10 @@ pub async fn flow_prerequisites_read_the_user_and_their_standing(repo: Arc<dyn R
         .await
         .unwrap();
     assert!(
-        !read.has_active_credential,
-        "a revoked passkey is not active"
+        !read.has_active_credential && !read.has_live_credential,
+        "a revoked passkey is neither active nor live"
     );
-    assert!(read.has_reference);
+    assert_eq!(read.reference_flow_id, Some(stored.created_by_flow));
     assert_eq!((read.open_flows, read.idv_runs_last_day), (2, 2));
 
     repo.apply(&Change {
@@ -647,7 +649,7 @@ pub async fn flow_prerequisites_read_the_user_and_their_standing(repo: Arc<dyn R
         .flow_prerequisites(&alice.external_id, now)
         .await
         .unwrap();
-    assert!(read.has_active_credential);
+    assert!(read.has_active_credential && read.has_live_credential);
 }
 
 pub async fn concurrent_flow_creations_respect_the_open_flow_limit(repo: Arc<dyn Repository>) {

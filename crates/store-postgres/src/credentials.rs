@@ -191,6 +191,72 @@ fn to_credential(row: &PgRow) -> StoreResult<Credential> {
     })
 }
 
+/// The user's first reference: `Conflict { what: REFERENCE_EXISTS }` when
+/// they have one.
+pub(crate) async fn enrol_reference(
+    conn: &mut PgConnection,
+    r: &BiometricReference,
+) -> StoreResult<()> {
+    let inserted = sqlx::query(
+        "INSERT INTO biometric_references (user_id, sealed, created_by_flow, created_at) \
+         VALUES ($1, $2, $3, $4) ON CONFLICT (user_id) DO NOTHING",
+    )
+    .bind(r.user_id.0)
+    .bind(&r.sealed)
+    .bind(r.created_by_flow.0)
+    .bind(r.created_at)
+    .execute(conn)
+    .await
+    .map_err(map_err)?;
+    if inserted.rows_affected() == 0 {
+        return Err(StoreError::Conflict {
+            what: domain::store::REFERENCE_EXISTS.into(),
+        });
+    }
+    Ok(())
+}
+
+/// `Conflict { what: CREDENTIAL_NOT_ACTIVE }` unless the credential is
+/// active; the row is locked until the transaction ends, so a suspension
+/// waits for the completion that relied on it, or wins before it.
+pub(crate) async fn require_active(conn: &mut PgConnection, id: Uuid) -> StoreResult<()> {
+    let active: Option<i32> = sqlx::query_scalar(
+        "SELECT 1 FROM credentials WHERE id = $1 AND status = 'active' FOR SHARE",
+    )
+    .bind(id)
+    .fetch_optional(conn)
+    .await
+    .map_err(map_err)?;
+    match active {
+        Some(_) => Ok(()),
+        None => Err(StoreError::Conflict {
+            what: domain::store::CREDENTIAL_NOT_ACTIVE.into(),
+        }),
+    }
+}
+
+/// Revokes the user's credentials that are not revoked, but `keep`; the ids
+/// revoked. Run under the user's lock.
+pub(crate) async fn revoke_others(
+    conn: &mut PgConnection,
+    user: UserId,
+    keep: Uuid,
+    reason: &str,
+    at: OffsetDateTime,
+) -> StoreResult<Vec<Uuid>> {
+    sqlx::query_scalar(
+        "UPDATE credentials SET status = 'revoked', status_reason = $3, updated_at = $4 \
+         WHERE user_id = $1 AND id <> $2 AND status <> 'revoked' RETURNING id",
+    )
+    .bind(user.0)
+    .bind(keep)
+    .bind(reason)
+    .bind(at)
+    .fetch_all(conn)
+    .await
+    .map_err(map_err)
+}
+
 pub(crate) async fn store_reference(
     conn: &mut PgConnection,
     r: &BiometricReference,

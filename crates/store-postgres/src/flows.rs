@@ -1,6 +1,6 @@
 //! The `flows` table.
 
-use domain::flow::{Ceremony, Flow, FlowId, Handoff, NewCredential};
+use domain::flow::{Ceremony, Flow, FlowId, Handoff, KeyedDigest, NewCredential};
 use domain::{ExternalUserId, FlowLimits, FlowPrerequisites, StoreError, StoreResult, UserId};
 use sqlx::postgres::{PgExecutor, PgRow};
 use sqlx::types::Json;
@@ -13,9 +13,10 @@ use crate::errors::map_err;
 
 const COLUMNS: &str = "id, user_id, flow_type, state, version, identity_status, idv_run_id, sdk_token_sealed, \
     possession_done, reference_stored, credential_id, pending_credential, failure_reason, \
-    transaction_context_sealed, transaction_context_sha256, cross_platform, handoff_code_sha256, \
+    transaction_context_sealed, transaction_context_hmac, cross_platform, handoff_code_sha256, \
     handoff_expires_at, handoff_claimed_at, created_at, updated_at, expires_at, completed_at, \
-    webauthn_ceremony_sealed, webauthn_ceremony_expires_at";
+    webauthn_ceremony_sealed, webauthn_ceremony_expires_at, transaction_context_key_id, \
+    reference_flow_id";
 
 /// Open flows count against the per-user limit; `flows_open_by_user_idx`
 /// holds exactly these rows, `flows_runs_by_user_idx` those with an IDV run.
@@ -40,7 +41,7 @@ pub(crate) async fn insert(
     let inserted = sqlx::query(&format!(
         "INSERT INTO flows ({COLUMNS}) \
          SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, \
-         $19, $20, $21, $22, $23, $24, $25 \
+         $19, $20, $21, $22, $23, $24, $25, $31, $32 \
          WHERE (SELECT count(*) FROM flows WHERE user_id = $2 AND state IN {OPEN_STATES} \
                 AND expires_at > $26) < $27 \
            AND (NOT $28 OR (SELECT count(*) FROM flows WHERE user_id = $2 \
@@ -60,7 +61,11 @@ pub(crate) async fn insert(
     .bind(flow.pending_credential.as_ref().map(Json))
     .bind(flow.failure_reason.map(|r| r.as_str()))
     .bind(flow.transaction_context_sealed.as_deref())
-    .bind(flow.transaction_context_sha256.as_deref())
+    .bind(
+        flow.transaction_context_digest
+            .as_ref()
+            .map(|d| d.hmac.as_str()),
+    )
     .bind(flow.cross_platform)
     .bind(handoff.map(|h| h.code_sha256.to_vec()))
     .bind(handoff.map(|h| h.expires_at))
@@ -76,6 +81,12 @@ pub(crate) async fn insert(
     .bind(flow.flow_type.needs_identity())
     .bind(limits.now - Duration::days(1))
     .bind(i64::from(limits.max_idv_runs_per_day))
+    .bind(
+        flow.transaction_context_digest
+            .as_ref()
+            .map(|d| d.key_id.as_str()),
+    )
+    .bind(flow.reference_flow_id.map(|f| f.0))
     .execute(&mut *conn)
     .await
     .map_err(map_err)?;
@@ -108,7 +119,10 @@ pub(crate) async fn prerequisites(
         "SELECT {USER_COLUMNS}, \
          EXISTS (SELECT 1 FROM credentials c WHERE c.user_id = u.id AND c.status = 'active') \
              AS has_active_credential, \
-         EXISTS (SELECT 1 FROM biometric_references r WHERE r.user_id = u.id) AS has_reference, \
+         EXISTS (SELECT 1 FROM credentials c WHERE c.user_id = u.id AND c.status <> 'revoked') \
+             AS has_live_credential, \
+         (SELECT r.created_by_flow FROM biometric_references r WHERE r.user_id = u.id) \
+             AS reference_flow_id, \
          (SELECT count(*) FROM flows f WHERE f.user_id = u.id AND f.state IN {OPEN_STATES} \
              AND f.expires_at > $2) AS open_flows, \
          (SELECT count(*) FROM flows f WHERE f.user_id = u.id \
@@ -128,7 +142,11 @@ pub(crate) async fn prerequisites(
     Ok(FlowPrerequisites {
         user: users::to_user(&row)?,
         has_active_credential: row.try_get("has_active_credential").map_err(map_err)?,
-        has_reference: row.try_get("has_reference").map_err(map_err)?,
+        has_live_credential: row.try_get("has_live_credential").map_err(map_err)?,
+        reference_flow_id: row
+            .try_get::<Option<uuid::Uuid>, _>("reference_flow_id")
+            .map_err(map_err)?
+            .map(FlowId),
         open_flows: count("open_flows")?,
         idv_runs_last_day: count("idv_runs")?,
     })
@@ -230,6 +248,107 @@ where
         .map_err(|e| StoreError::Corrupt(format!("flows.{column}: {e}")))
 }
 
+fn digest(row: &PgRow) -> StoreResult<Option<KeyedDigest>> {
+    let hmac: Option<String> = row.try_get("transaction_context_hmac").map_err(map_err)?;
+    let key_id: Option<String> = row.try_get("transaction_context_key_id").map_err(map_err)?;
+    match (hmac, key_id) {
+        (Some(hmac), Some(key_id)) => Ok(Some(KeyedDigest { key_id, hmac })),
+        (None, None) => Ok(None),
+        _ => Err(StoreError::Corrupt(
+            "flows.transaction_context_hmac: without its key id".into(),
+        )),
+    }
+}
+
+/// Stages a reference on a flow, replacing what the flow staged before.
+pub(crate) async fn stage_reference(
+    conn: &mut PgConnection,
+    flow: FlowId,
+    sealed: &[u8],
+    at: OffsetDateTime,
+) -> StoreResult<()> {
+    sqlx::query(
+        "INSERT INTO staged_references (flow_id, sealed, created_at) VALUES ($1, $2, $3) \
+         ON CONFLICT (flow_id) DO UPDATE SET sealed = EXCLUDED.sealed, created_at = EXCLUDED.created_at",
+    )
+    .bind(flow.0)
+    .bind(sealed)
+    .bind(at)
+    .execute(conn)
+    .await
+    .map(drop)
+    .map_err(map_err)
+}
+
+pub(crate) async fn discard_staged_reference(
+    conn: &mut PgConnection,
+    flow: FlowId,
+) -> StoreResult<()> {
+    sqlx::query("DELETE FROM staged_references WHERE flow_id = $1")
+        .bind(flow.0)
+        .execute(conn)
+        .await
+        .map(drop)
+        .map_err(map_err)
+}
+
+pub(crate) async fn staged_reference_of(
+    db: impl PgExecutor<'_>,
+    flow: FlowId,
+) -> StoreResult<Vec<u8>> {
+    sqlx::query_scalar("SELECT sealed FROM staged_references WHERE flow_id = $1")
+        .bind(flow.0)
+        .fetch_one(db)
+        .await
+        .map_err(map_err)
+}
+
+pub(crate) async fn discard_stale_staged_references(
+    db: impl PgExecutor<'_>,
+    now: OffsetDateTime,
+) -> StoreResult<u64> {
+    sqlx::query(&format!(
+        "DELETE FROM staged_references s USING flows f \
+         WHERE f.id = s.flow_id AND (f.state NOT IN {OPEN_STATES} OR f.expires_at <= $1)"
+    ))
+    .bind(now)
+    .execute(db)
+    .await
+    .map(|done| done.rows_affected())
+    .map_err(map_err)
+}
+
+/// Cancels the user's flows in progress but `keep`, discarding what they
+/// staged; the ids of the flows cancelled. Run under the user's lock.
+pub(crate) async fn cancel_others(
+    conn: &mut PgConnection,
+    user: UserId,
+    keep: FlowId,
+    at: OffsetDateTime,
+) -> StoreResult<Vec<uuid::Uuid>> {
+    let open = format!("user_id = $1 AND id <> $2 AND state IN {OPEN_STATES} AND expires_at > $3");
+    sqlx::query(&format!(
+        "DELETE FROM staged_references WHERE flow_id IN (SELECT id FROM flows WHERE {open})"
+    ))
+    .bind(user.0)
+    .bind(keep.0)
+    .bind(at)
+    .execute(&mut *conn)
+    .await
+    .map_err(map_err)?;
+    sqlx::query_scalar(&format!(
+        "UPDATE flows SET state = 'cancelled', version = version + 1, updated_at = $3, \
+         webauthn_ceremony_sealed = NULL, webauthn_ceremony_expires_at = NULL \
+         WHERE {open} RETURNING id"
+    ))
+    .bind(user.0)
+    .bind(keep.0)
+    .bind(at)
+    .fetch_all(conn)
+    .await
+    .map_err(map_err)
+}
+
 fn to_flow(row: &PgRow) -> StoreResult<Flow> {
     let code: Option<Vec<u8>> = row.try_get("handoff_code_sha256").map_err(map_err)?;
     let handoff = match code {
@@ -280,7 +399,11 @@ fn to_flow(row: &PgRow) -> StoreResult<Flow> {
             .transpose()
             .map_err(|e| StoreError::Corrupt(format!("flows.failure_reason: {e}")))?,
         transaction_context_sealed: row.try_get("transaction_context_sealed").map_err(map_err)?,
-        transaction_context_sha256: row.try_get("transaction_context_sha256").map_err(map_err)?,
+        transaction_context_digest: digest(row)?,
+        reference_flow_id: row
+            .try_get::<Option<uuid::Uuid>, _>("reference_flow_id")
+            .map_err(map_err)?
+            .map(FlowId),
         cross_platform: row.try_get("cross_platform").map_err(map_err)?,
         handoff,
         ceremony,

@@ -61,6 +61,35 @@ pub(crate) async fn set_applicant(
         .map_err(map_err)
 }
 
+/// Whether it was written: not when the user has an applicant already (or
+/// no longer exists).
+pub(crate) async fn set_applicant_if_absent(
+    db: impl PgExecutor<'_>,
+    id: UserId,
+    sealed: &[u8],
+) -> StoreResult<bool> {
+    sqlx::query(
+        "UPDATE users SET idv_applicant_sealed = $2 WHERE id = $1 AND idv_applicant_sealed IS NULL",
+    )
+    .bind(id.0)
+    .bind(sealed)
+    .execute(db)
+    .await
+    .map(|done| done.rows_affected() == 1)
+    .map_err(map_err)
+}
+
+/// Locks the user's row until the transaction ends: changes that read or
+/// write all of a user's credentials or flows at once take it first.
+pub(crate) async fn lock(conn: &mut PgConnection, id: UserId) -> StoreResult<()> {
+    sqlx::query("SELECT id FROM users WHERE id = $1 FOR UPDATE")
+        .bind(id.0)
+        .fetch_one(conn)
+        .await
+        .map(drop)
+        .map_err(map_err)
+}
+
 pub(crate) async fn delete(
     conn: &mut PgConnection,
     id: UserId,

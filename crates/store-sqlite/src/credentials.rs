@@ -219,6 +219,73 @@ fn to_credential(row: &SqliteRow) -> StoreResult<Credential> {
     })
 }
 
+/// The user's first reference: `Conflict { what: REFERENCE_EXISTS }` when
+/// they have one.
+pub(crate) async fn enrol_reference(
+    conn: &mut SqliteConnection,
+    r: &BiometricReference,
+) -> StoreResult<()> {
+    let inserted = sqlx::query(
+        "INSERT INTO biometric_references (user_id, sealed, created_by_flow, created_at) \
+         VALUES (?, ?, ?, ?) ON CONFLICT (user_id) DO NOTHING",
+    )
+    .bind(uuid_bytes(r.user_id.0))
+    .bind(&r.sealed)
+    .bind(uuid_bytes(r.created_by_flow.0))
+    .bind(to_micros(r.created_at))
+    .execute(conn)
+    .await
+    .map_err(map_err)?;
+    if inserted.rows_affected() == 0 {
+        return Err(StoreError::Conflict {
+            what: domain::store::REFERENCE_EXISTS.into(),
+        });
+    }
+    Ok(())
+}
+
+/// `Conflict { what: CREDENTIAL_NOT_ACTIVE }` unless the credential is
+/// active (the write transaction holds the database's write lock).
+pub(crate) async fn require_active(conn: &mut SqliteConnection, id: Uuid) -> StoreResult<()> {
+    let active: Option<i64> =
+        sqlx::query_scalar("SELECT 1 FROM credentials WHERE id = ? AND status = 'active'")
+            .bind(uuid_bytes(id))
+            .fetch_optional(conn)
+            .await
+            .map_err(map_err)?;
+    match active {
+        Some(_) => Ok(()),
+        None => Err(StoreError::Conflict {
+            what: domain::store::CREDENTIAL_NOT_ACTIVE.into(),
+        }),
+    }
+}
+
+/// Revokes the user's credentials that are not revoked, but `keep`; the ids
+/// revoked.
+pub(crate) async fn revoke_others(
+    conn: &mut SqliteConnection,
+    user: UserId,
+    keep: Uuid,
+    reason: &str,
+    at: OffsetDateTime,
+) -> StoreResult<Vec<Uuid>> {
+    let ids: Vec<Vec<u8>> = sqlx::query_scalar(
+        "UPDATE credentials SET status = 'revoked', status_reason = ?3, updated_at = ?4 \
+         WHERE user_id = ?1 AND id <> ?2 AND status <> 'revoked' RETURNING id",
+    )
+    .bind(uuid_bytes(user.0))
+    .bind(uuid_bytes(keep))
+    .bind(reason)
+    .bind(to_micros(at))
+    .fetch_all(conn)
+    .await
+    .map_err(map_err)?;
+    ids.iter()
+        .map(|id| uuid_from(id, "credentials.id"))
+        .collect()
+}
+
 pub(crate) async fn store_reference(
     conn: &mut SqliteConnection,
     r: &BiometricReference,

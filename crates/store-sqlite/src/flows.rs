@@ -1,6 +1,6 @@
 //! The `flows` table.
 
-use domain::flow::{Ceremony, Flow, FlowId, Handoff, NewCredential};
+use domain::flow::{Ceremony, Flow, FlowId, Handoff, KeyedDigest, NewCredential};
 use domain::{ExternalUserId, FlowLimits, FlowPrerequisites, StoreError, StoreResult, UserId};
 use sqlx::sqlite::{SqliteExecutor, SqliteRow};
 use sqlx::{Row, SqliteConnection};
@@ -14,9 +14,10 @@ use crate::users::{self, COLUMNS as USER_COLUMNS};
 
 const COLUMNS: &str = "id, user_id, flow_type, state, version, identity_status, idv_run_id, sdk_token_sealed, \
     possession_done, reference_stored, credential_id, pending_credential, failure_reason, \
-    transaction_context_sealed, transaction_context_sha256, cross_platform, handoff_code_sha256, \
+    transaction_context_sealed, transaction_context_hmac, cross_platform, handoff_code_sha256, \
     handoff_expires_at, handoff_claimed_at, created_at, updated_at, expires_at, completed_at, \
-    webauthn_ceremony_sealed, webauthn_ceremony_expires_at";
+    webauthn_ceremony_sealed, webauthn_ceremony_expires_at, transaction_context_key_id, \
+    reference_flow_id";
 
 const OPEN_STATES: &str = "('pending', 'awaiting_verification', 'verified', 'in_review')";
 
@@ -38,7 +39,10 @@ pub(crate) async fn prerequisites(
         "SELECT {USER_COLUMNS}, \
          EXISTS (SELECT 1 FROM credentials c WHERE c.user_id = u.id AND c.status = 'active') \
              AS has_active_credential, \
-         EXISTS (SELECT 1 FROM biometric_references r WHERE r.user_id = u.id) AS has_reference, \
+         EXISTS (SELECT 1 FROM credentials c WHERE c.user_id = u.id AND c.status <> 'revoked') \
+             AS has_live_credential, \
+         (SELECT r.created_by_flow FROM biometric_references r WHERE r.user_id = u.id) \
+             AS reference_flow_id, \
          (SELECT count(*) FROM flows f WHERE f.user_id = u.id AND f.state IN {OPEN_STATES} \
              AND f.expires_at > ?2) AS open_flows, \
          (SELECT count(*) FROM flows f WHERE f.user_id = u.id \
@@ -58,7 +62,12 @@ pub(crate) async fn prerequisites(
     Ok(FlowPrerequisites {
         user: users::to_user(&row)?,
         has_active_credential: row.try_get("has_active_credential").map_err(map_err)?,
-        has_reference: row.try_get("has_reference").map_err(map_err)?,
+        has_live_credential: row.try_get("has_live_credential").map_err(map_err)?,
+        reference_flow_id: opt_uuid_from(
+            row.try_get("reference_flow_id").map_err(map_err)?,
+            "biometric_references.created_by_flow",
+        )?
+        .map(FlowId),
         open_flows: count("open_flows")?,
         idv_runs_last_day: count("idv_runs")?,
     })
@@ -109,7 +118,7 @@ pub(crate) async fn insert(
     }
     let handoff = flow.handoff.as_ref();
     sqlx::query(&format!(
-        "INSERT INTO flows ({COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+        "INSERT INTO flows ({COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
     ))
     .bind(uuid_bytes(flow.id.0))
     .bind(&user)
@@ -125,7 +134,7 @@ pub(crate) async fn insert(
     .bind(pending_json(flow)?)
     .bind(flow.failure_reason.map(|r| r.as_str()))
     .bind(flow.transaction_context_sealed.as_deref())
-    .bind(flow.transaction_context_sha256.as_deref())
+    .bind(flow.transaction_context_digest.as_ref().map(|d| d.hmac.as_str()))
     .bind(flow.cross_platform)
     .bind(handoff.map(|h| h.code_sha256.to_vec()))
     .bind(handoff.map(|h| to_micros(h.expires_at)))
@@ -136,10 +145,106 @@ pub(crate) async fn insert(
     .bind(opt_micros(flow.completed_at))
     .bind(flow.ceremony.as_ref().map(|c| c.state_sealed.as_slice()))
     .bind(opt_micros(flow.ceremony.as_ref().map(|c| c.expires_at)))
+    .bind(
+        flow.transaction_context_digest
+            .as_ref()
+            .map(|d| d.key_id.as_str()),
+    )
+    .bind(flow.reference_flow_id.map(|f| uuid_bytes(f.0)))
     .execute(conn)
     .await
     .map(drop)
     .map_err(map_err)
+}
+
+/// Stages a reference on a flow, replacing what the flow staged before.
+pub(crate) async fn stage_reference(
+    conn: &mut SqliteConnection,
+    flow: FlowId,
+    sealed: &[u8],
+    at: OffsetDateTime,
+) -> StoreResult<()> {
+    sqlx::query(
+        "INSERT INTO staged_references (flow_id, sealed, created_at) VALUES (?, ?, ?) \
+         ON CONFLICT (flow_id) DO UPDATE SET sealed = excluded.sealed, created_at = excluded.created_at",
+    )
+    .bind(uuid_bytes(flow.0))
+    .bind(sealed)
+    .bind(to_micros(at))
+    .execute(conn)
+    .await
+    .map(drop)
+    .map_err(map_err)
+}
+
+pub(crate) async fn discard_staged_reference(
+    conn: &mut SqliteConnection,
+    flow: FlowId,
+) -> StoreResult<()> {
+    sqlx::query("DELETE FROM staged_references WHERE flow_id = ?")
+        .bind(uuid_bytes(flow.0))
+        .execute(conn)
+        .await
+        .map(drop)
+        .map_err(map_err)
+}
+
+pub(crate) async fn staged_reference_of(
+    db: impl SqliteExecutor<'_>,
+    flow: FlowId,
+) -> StoreResult<Vec<u8>> {
+    sqlx::query_scalar("SELECT sealed FROM staged_references WHERE flow_id = ?")
+        .bind(uuid_bytes(flow.0))
+        .fetch_one(db)
+        .await
+        .map_err(map_err)
+}
+
+pub(crate) async fn discard_stale_staged_references(
+    db: impl SqliteExecutor<'_>,
+    now: OffsetDateTime,
+) -> StoreResult<u64> {
+    sqlx::query(&format!(
+        "DELETE FROM staged_references WHERE flow_id IN (SELECT id FROM flows \
+         WHERE state NOT IN {OPEN_STATES} OR expires_at <= ?)"
+    ))
+    .bind(to_micros(now))
+    .execute(db)
+    .await
+    .map(|done| done.rows_affected())
+    .map_err(map_err)
+}
+
+/// Cancels the user's flows in progress but `keep`, discarding what they
+/// staged; the ids of the flows cancelled.
+pub(crate) async fn cancel_others(
+    conn: &mut SqliteConnection,
+    user: UserId,
+    keep: FlowId,
+    at: OffsetDateTime,
+) -> StoreResult<Vec<uuid::Uuid>> {
+    let open = format!("user_id = ?1 AND id <> ?2 AND state IN {OPEN_STATES} AND expires_at > ?3");
+    sqlx::query(&format!(
+        "DELETE FROM staged_references WHERE flow_id IN (SELECT id FROM flows WHERE {open})"
+    ))
+    .bind(uuid_bytes(user.0))
+    .bind(uuid_bytes(keep.0))
+    .bind(to_micros(at))
+    .execute(&mut *conn)
+    .await
+    .map_err(map_err)?;
+    let ids: Vec<Vec<u8>> = sqlx::query_scalar(&format!(
+        "UPDATE flows SET state = 'cancelled', version = version + 1, updated_at = ?3, \
+         webauthn_ceremony_sealed = NULL, webauthn_ceremony_expires_at = NULL \
+         WHERE {open} RETURNING id"
+    ))
+    .bind(uuid_bytes(user.0))
+    .bind(uuid_bytes(keep.0))
+    .bind(to_micros(at))
+    .fetch_all(conn)
+    .await
+    .map_err(map_err)?;
+    ids.iter().map(|id| uuid_from(id, "flows.id")).collect()
 }
 
 /// Writes `flow` only over the version it was derived from.
@@ -233,6 +338,18 @@ where
         .map_err(|e| StoreError::Corrupt(format!("flows.{column}: {e}")))
 }
 
+fn digest(row: &SqliteRow) -> StoreResult<Option<KeyedDigest>> {
+    let hmac: Option<String> = row.try_get("transaction_context_hmac").map_err(map_err)?;
+    let key_id: Option<String> = row.try_get("transaction_context_key_id").map_err(map_err)?;
+    match (hmac, key_id) {
+        (Some(hmac), Some(key_id)) => Ok(Some(KeyedDigest { key_id, hmac })),
+        (None, None) => Ok(None),
+        _ => Err(StoreError::Corrupt(
+            "flows.transaction_context_hmac: without its key id".into(),
+        )),
+    }
+}
+
 fn to_flow(row: &SqliteRow) -> StoreResult<Flow> {
     let corrupt = |column: &str, e: &dyn std::fmt::Display| {
         StoreError::Corrupt(format!("flows.{column}: {e}"))
@@ -297,7 +414,12 @@ fn to_flow(row: &SqliteRow) -> StoreResult<Flow> {
             .transpose()
             .map_err(|e| corrupt("failure_reason", &e))?,
         transaction_context_sealed: row.try_get("transaction_context_sealed").map_err(map_err)?,
-        transaction_context_sha256: row.try_get("transaction_context_sha256").map_err(map_err)?,
+        transaction_context_digest: digest(row)?,
+        reference_flow_id: opt_uuid_from(
+            row.try_get("reference_flow_id").map_err(map_err)?,
+            "flows.reference_flow_id",
+        )?
+        .map(FlowId),
         cross_platform: row.try_get("cross_platform").map_err(map_err)?,
         handoff,
         ceremony,

@@ -278,6 +278,18 @@ impl Repository for SqliteStore {
         credentials::reference_of(&self.pool, user).await
     }
 
+    async fn staged_reference_of(&self, flow: FlowId) -> StoreResult<Vec<u8>> {
+        flows::staged_reference_of(&self.pool, flow).await
+    }
+
+    async fn discard_stale_staged_references(&self, now: OffsetDateTime) -> StoreResult<u64> {
+        flows::discard_stale_staged_references(&self.pool, now).await
+    }
+
+    async fn set_applicant_if_absent(&self, user: UserId, sealed: &[u8]) -> StoreResult<bool> {
+        users::set_applicant_if_absent(&self.pool, user, sealed).await
+    }
+
     async fn flow_prerequisites(
         &self,
         external_id: &ExternalUserId,
@@ -366,6 +378,40 @@ async fn apply(conn: &mut SqliteConnection, change: &Change) -> StoreResult<()> 
                 at,
             } => credentials::set_status(conn, *id, *from, *to, reason.as_deref(), *at).await?,
             Effect::StoreReference(r) => credentials::store_reference(conn, r).await?,
+            Effect::EnrolReference(r) => credentials::enrol_reference(conn, r).await?,
+            Effect::StageReference {
+                flow_id,
+                sealed,
+                at,
+            } => flows::stage_reference(conn, *flow_id, sealed, *at).await?,
+            Effect::DiscardStagedReference(flow_id) => {
+                flows::discard_staged_reference(conn, *flow_id).await?
+            }
+            Effect::RequireActiveCredential(id) => credentials::require_active(conn, *id).await?,
+            Effect::RevokeOtherCredentials {
+                user_id,
+                keep,
+                reason,
+                at,
+                event,
+            } => {
+                let revoked =
+                    credentials::revoke_others(conn, *user_id, *keep, reason, *at).await?;
+                for e in domain::store::per_credential(event, &revoked) {
+                    audit::insert(conn, &e).await?;
+                }
+            }
+            Effect::CancelOtherFlows {
+                user_id,
+                keep,
+                at,
+                event,
+            } => {
+                let cancelled = flows::cancel_others(conn, *user_id, *keep, *at).await?;
+                for e in domain::store::per_flow(event, &cancelled) {
+                    audit::insert(conn, &e).await?;
+                }
+            }
             Effect::SetApplicant { user_id, sealed } => {
                 users::set_applicant(conn, *user_id, sealed).await?
             }

@@ -61,6 +61,24 @@ pub(crate) async fn set_applicant(
         .map_err(map_err)
 }
 
+/// Whether it was written: not when the user has an applicant already (or
+/// no longer exists).
+pub(crate) async fn set_applicant_if_absent(
+    db: impl SqliteExecutor<'_>,
+    id: UserId,
+    sealed: &[u8],
+) -> StoreResult<bool> {
+    sqlx::query(
+        "UPDATE users SET idv_applicant_sealed = ? WHERE id = ? AND idv_applicant_sealed IS NULL",
+    )
+    .bind(sealed)
+    .bind(id.0.as_bytes().as_slice())
+    .execute(db)
+    .await
+    .map(|done| done.rows_affected() == 1)
+    .map_err(map_err)
+}
+
 pub(crate) async fn delete(
     conn: &mut SqliteConnection,
     id: UserId,

@@ -65,6 +65,11 @@ async fn registration_runs_to_completion(store: Store) {
     let (status, after_reference) = app.store_reference(&flow, b"ebt").await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(after_reference["biometric_reference_stored"], true);
+    let (_, staged) = app.get_json("/api/core/v1/users/alice").await;
+    assert_eq!(
+        staged["has_biometric_reference"], false,
+        "staged on the flow until it completes"
+    );
     let (status, after_credential) = app.register_credential(&flow, "alice-phone").await;
     assert_eq!(status, StatusCode::OK, "{after_credential}");
     assert_eq!(
@@ -101,11 +106,12 @@ async fn registration_runs_to_completion(store: Store) {
         [
             "flow.created",
             "flow.idv_started",
-            "biometric_reference.stored",
+            "biometric_reference.staged",
             "flow.possession_verified",
             "provider.event_received",
             "flow.verified",
             "credential.registered",
+            "biometric_reference.stored",
             "flow.completed",
         ]
     );
