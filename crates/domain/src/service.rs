@@ -473,10 +473,11 @@ impl FlowService {
                 now,
             ));
         }
-        if after.reference_stored {
+        if after.reference_stored
+            && let Some(reference) = self.promoted_reference(before, after, now, pending).await?
+        {
             // The identity proof is in: the staged reference becomes the
             // user's, in the transaction that completes the flow.
-            let reference = self.promoted_reference(after, now, pending).await?;
             events.push(NewAuditEvent {
                 details: json!({ "key_id": self.key.id().as_str() }),
                 ..self.event(
@@ -590,13 +591,16 @@ impl FlowService {
     }
 
     /// The reference staged on `flow` (by this change, or stored before),
-    /// sealed anew as the user's.
+    /// sealed anew as the user's. `None` for a flow that an earlier release
+    /// made store its reference as the user's at once (nothing staged, the
+    /// flow unchanged since it was read).
     async fn promoted_reference(
         &self,
+        before: &Flow,
         flow: &Flow,
         now: OffsetDateTime,
         pending: &[Effect],
-    ) -> DomainResult<BiometricReference> {
+    ) -> DomainResult<Option<BiometricReference>> {
         let staged_now = pending.iter().rev().find_map(|e| match e {
             Effect::StageReference {
                 flow_id, sealed, ..
@@ -605,27 +609,32 @@ impl FlowService {
         });
         let staged = match staged_now {
             Some(sealed) => sealed,
-            None => self
-                .repo
-                .staged_reference_of(flow.id)
-                .await
-                .map_err(|e| match e {
-                    StoreError::NotFound => {
-                        DomainError::internal("the flow's staged biometric reference is missing")
+            None => match self.repo.staged_reference_of(flow.id).await {
+                Ok(sealed) => sealed,
+                Err(StoreError::NotFound) => {
+                    // Discarded since the flow was read: another change (a
+                    // recovery of the user, say) ended it; this one loses.
+                    if self.repo.flow(flow.id).await?.version != before.version {
+                        return Err(StoreError::Conflict {
+                            what: "flow_version".into(),
+                        }
+                        .into());
                     }
-                    other => other.into(),
-                })?,
+                    return Ok(None);
+                }
+                Err(other) => return Err(other.into()),
+            },
         };
         let token = self
             .key
             .open(&staged, staged_reference_binding(&flow.id))
             .map_err(|e| DomainError::internal(format!("staged biometric reference: {e}")))?;
-        Ok(BiometricReference {
+        Ok(Some(BiometricReference {
             user_id: flow.user_id,
             sealed: self.key.seal(&token, custody::binding(&flow.user_id)),
             created_by_flow: flow.id,
             created_at: now,
-        })
+        }))
     }
 
     /// Applies `fact` to `flow` without writing it, adding the records the

@@ -329,6 +329,11 @@ impl OnfidoDouble {
         self.shared.state().runs_created
     }
 
+    /// The ids of every run created so far, in no order.
+    pub fn run_ids(&self) -> Vec<String> {
+        self.shared.state().runs.keys().cloned().collect()
+    }
+
     /// The run as it now is (no read lag), as `GET /workflow_runs/{id}` would show it.
     pub fn run(&self, run_id: &str) -> Option<serde_json::Value> {
         self.shared.state().runs.get(run_id).map(Run::to_json)

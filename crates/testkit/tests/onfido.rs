@@ -28,6 +28,8 @@ on_both_stores!(
     deleting_a_user_forgets_them_at_the_provider,
     a_lost_webhook_is_caught_by_the_reconciler,
     a_lagging_read_is_applied_on_redelivery,
+    a_webhook_before_its_flow_records_the_run_does_not_block_it,
+    an_applicant_made_for_a_run_that_failed_is_kept_and_forgotten_with_the_user,
 );
 
 struct Setup {
@@ -491,6 +493,18 @@ async fn events_for_unknown_runs_are_acknowledged_and_audited(store: Store) {
     let event = &trail[0];
     assert_eq!(event.event_type.as_str(), "provider.event_received");
     assert_eq!(event.reason.as_deref(), Some("unknown_run"));
+    assert!(
+        !s.app
+            .repo
+            .provider_event_seen(&domain::service::provider_event_key(
+                "onfido",
+                "7d0e6f52-0000-4000-8000-00000000abcd",
+                "approved"
+            ))
+            .await
+            .unwrap(),
+        "not recorded as seen: the run's flow may not be written yet"
+    );
     // Other event types are acknowledged and ignored.
     let task = br#"{"payload":{"resource_type":"workflow_task","action":"workflow_task.started","object":{"id":"profile_1eb92","status":"started","started_at_iso8601":"TIME"}}}"#;
     let task = String::from_utf8_lossy(task).replace(
@@ -620,5 +634,110 @@ async fn a_lagging_read_is_applied_on_redelivery(store: Store) {
     assert_eq!(
         s.app.flow(id(&flow)).await["identity"]["status"],
         "verified"
+    );
+}
+
+async fn a_webhook_before_its_flow_records_the_run_does_not_block_it(store: Store) {
+    let s = setup(store).await;
+    let flows = s.app.flows.clone().unwrap();
+    // The provider creates the run at once but answers late, and the user is
+    // quick: the run completes, and its webhook arrives, before the flow has
+    // recorded which run is its own.
+    s.double.set_route_fault(
+        Route::CreateRun,
+        Fault::Delay(std::time::Duration::from_millis(700)),
+        1,
+    );
+    let creating = {
+        let app_url = s.app.url("/api/core/v1/flows");
+        let client = s.app.client.clone();
+        tokio::spawn(async move {
+            client
+                .post(app_url)
+                .json(&json!({ "type": "registration", "external_user_id": "jonas" }))
+                .send()
+                .await
+                .unwrap()
+                .json::<Value>()
+                .await
+                .unwrap()
+        })
+    };
+    let run = loop {
+        if let Some(run) = s.double.run_ids().pop() {
+            break run;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    };
+    assert_eq!(
+        s.double.complete_run(&run, "approved").await,
+        vec![DeliveryOutcome::Status(200)],
+        "acknowledged as a run not known yet"
+    );
+    let flow = creating.await.unwrap();
+    assert_eq!(run_id(&flow), run);
+    assert_eq!(flow["identity"]["status"], "pending");
+    // The reconciler reads the run later, and the flow moves.
+    s.app.clock.advance(Duration::minutes(3));
+    let pass = flows.reconcile(50).await.unwrap();
+    assert_eq!((pass.checked, pass.applied), (1, 1));
+    assert_eq!(
+        s.app.flow(id(&flow)).await["identity"]["status"],
+        "verified"
+    );
+}
+
+async fn an_applicant_made_for_a_run_that_failed_is_kept_and_forgotten_with_the_user(store: Store) {
+    let s = setup(store).await;
+    let flows = s.app.flows.clone().unwrap();
+    s.double
+        .set_route_fault(Route::CreateRun, Fault::ServerError, 10);
+    let (status, body) = s.app.create_flow("registration", "kira").await;
+    expect_error(
+        status,
+        &body,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "idv_unavailable",
+    );
+    assert_eq!(
+        (s.double.applicants_created(), s.double.runs_created()),
+        (1, 0)
+    );
+    let user = s
+        .app
+        .repo
+        .user_by_external_id(&domain::ExternalUserId::parse("kira").unwrap())
+        .await
+        .unwrap();
+    assert!(
+        user.idv_applicant_sealed.is_some(),
+        "the provider keeps an applicant: the user knows it"
+    );
+    // The next attempt uses the same applicant.
+    s.double
+        .set_route_fault(Route::CreateRun, Fault::ServerError, 0);
+    s.app
+        .created(json!({ "type": "registration", "external_user_id": "kira" }))
+        .await;
+    assert_eq!(s.double.applicants_created(), 1);
+
+    let (status, _) = s
+        .app
+        .send(s.app.client.delete(s.app.url("/api/core/v1/users/kira")))
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    assert_eq!(flows.process_provider_cleanups(10).await.unwrap(), 1);
+    let applicant = s
+        .double
+        .requests()
+        .into_iter()
+        .find(|r| r.method == "POST" && r.path.ends_with("/workflow_runs"))
+        .map(|r| r.body["applicant_id"].as_str().unwrap().to_owned())
+        .unwrap();
+    assert!(
+        s.double
+            .requests()
+            .iter()
+            .any(|r| r.method == "DELETE" && r.path.ends_with(&format!("/applicants/{applicant}")))
     );
 }
