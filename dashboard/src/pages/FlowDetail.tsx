@@ -54,10 +54,12 @@ export function FlowDetailPage() {
         <dd className="mono">{f.credential_id ?? "—"}</dd>
         <dt>Cross-platform</dt>
         <dd>{f.cross_platform ? "yes" : "no"}</dd>
-        {f.transaction_context_sha256 ? (
+        {f.transaction_context_hmac ? (
           <>
-            <dt>Transaction context SHA-256</dt>
-            <dd className="mono small">{f.transaction_context_sha256}</dd>
+            <dt>Transaction context (keyed digest)</dt>
+            <dd className="mono small" title={`HMAC-SHA256 under key ${f.transaction_context_key_id ?? "?"}`}>
+              {f.transaction_context_hmac}
+            </dd>
           </>
         ) : null}
         <dt>Created</dt>
