@@ -890,9 +890,9 @@ impl FlowService {
             ));
         }
         if flow_type.uses_reference()
-            && !standing
+            && standing
                 .as_ref()
-                .is_some_and(|s| s.reference_flow_id.is_some())
+                .is_none_or(|s| s.reference_flow_id.is_none())
         {
             return Err(DomainError::conflict(
                 ErrorCode::BiometricReferenceMissing,
