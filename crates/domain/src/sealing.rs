@@ -320,6 +320,23 @@ mod tests {
     };
 
     #[test]
+    fn keyed_digests_depend_on_the_key_and_the_slot_not_on_the_plain_hash() {
+        use sha2::Digest;
+        let value = br#"{"amount":"10.00","payee":"ACME"}"#;
+        let digest = key().digest("flows.transaction_context", value);
+        assert_eq!(digest.len(), 64);
+        assert_eq!(digest, key().digest("flows.transaction_context", value));
+        let plain: String = sha2::Sha256::digest(value)
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        assert_ne!(digest, plain);
+        assert_ne!(digest, key().digest("another.slot", value));
+        let (other, _) = DataKey::generate(KeyId::parse("default").unwrap());
+        assert_ne!(digest, other.digest("flows.transaction_context", value));
+    }
+
+    #[test]
     fn round_trips_for_the_same_binding() {
         let sealed = key().seal(b"secret token", ROW_A);
         assert_eq!(&**key().open(&sealed, ROW_A).unwrap(), b"secret token");
