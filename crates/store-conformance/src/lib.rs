@@ -11,6 +11,7 @@
 #![allow(clippy::panic, clippy::unwrap_used, clippy::expect_used)] // test-support code: a failed setup is a failed test.
 
 pub mod audit_trail;
+pub mod completions;
 pub mod credentials;
 mod fixtures;
 pub mod flows;
@@ -48,7 +49,8 @@ impl Fixture {
 }
 
 /// Expands to one `#[tokio::test]` per behaviour of [`suite`], [`flows`],
-/// [`credentials`], [`users`] and [`idempotency`], each on a fresh repository
+/// [`credentials`], [`completions`], [`users`], [`idempotency`] and
+/// [`audit_trail`], each on a fresh repository
 /// made by `$fresh` (an `async fn() -> Fixture`).
 #[macro_export]
 macro_rules! conformance_suite {
@@ -96,6 +98,15 @@ macro_rules! conformance_suite {
             credentials::a_status_change_records_the_status_reason_and_time,
             credentials::a_status_change_from_the_wrong_status_is_a_conflict_and_writes_nothing,
             credentials::a_biometric_reference_is_stored_read_and_replaced,
+            completions::a_staged_reference_replaces_the_flows_earlier_one_and_is_not_the_users,
+            completions::stale_staged_references_are_discarded_and_open_flows_keep_theirs,
+            completions::enrolling_a_user_with_a_reference_is_a_conflict_and_writes_nothing,
+            completions::requiring_an_active_credential_passes_only_for_an_active_one,
+            completions::revoking_other_credentials_revokes_the_users_live_ones_but_the_kept_one,
+            completions::cancelling_other_flows_cancels_the_users_open_flows_but_the_kept_one,
+            completions::an_applicant_set_if_absent_is_written_once,
+            completions::flow_prerequisites_tell_live_passkeys_and_the_references_flow,
+            completions::concurrent_recoveries_of_one_user_leave_one_new_passkey,
             users::set_applicant_is_visible_on_the_user,
             users::users_are_searched_by_prefix_in_identifier_order,
             users::deleting_a_user_queues_their_provider_cleanup,
@@ -119,6 +130,7 @@ macro_rules! conformance_suite {
         $crate::conformance_suite!(@tampered $fresh;
             audit_trail::verification_reports_an_edited_a_deleted_and_a_reordered_event,
             audit_trail::altered_or_removed_seals_are_reported,
+            completions::deleting_a_user_or_a_flow_removes_what_it_staged,
         );
     };
     (@tampered $fresh:path; $($module:ident :: $name:ident),* $(,)?) => {

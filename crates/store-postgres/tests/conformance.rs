@@ -80,6 +80,22 @@ async fn seal_entries_are_stored_without_compression() {
     assert_eq!(storage, "e", "EXTERNAL: out of line, never compressed");
 }
 
+/// Recoveries of one user completing at once take the user's lock before
+/// their flow rows, so they queue rather than deadlock (each cancels the
+/// other's flow), and never leave two new passkeys active: twenty rounds, each
+/// for a new user, so that both interleavings come up.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_recoveries_neither_deadlock_nor_leave_two_new_passkeys() {
+    let fixture = fresh().await;
+    for round in 0..20 {
+        store_conformance::completions::recoveries_completing_at_once(
+            fixture.repo.clone(),
+            &format!("recovering-{round}"),
+        )
+        .await;
+    }
+}
+
 #[tokio::test]
 async fn an_unreachable_database_is_unavailable() {
     // Port 1 on loopback: nothing listens there.
