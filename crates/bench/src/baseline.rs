@@ -286,19 +286,6 @@ pub(crate) fn router(
         .with_state(state))
 }
 
-async fn advance(
-    repo: &PgStore,
-    flow: &Flow,
-    fact: &Fact,
-    effects: Vec<Effect>,
-    events: Vec<NewAuditEvent>,
-    at: OffsetDateTime,
-) -> Result<Flow, (StatusCode, String)> {
-    let next = flow.apply(fact, at).map_err(bad)?;
-    write(repo, &next, effects, events).await?;
-    Ok(next)
-}
-
 /// Writes a flow's next version with its effects and events.
 async fn write(
     repo: &PgStore,
@@ -322,8 +309,8 @@ async fn create_flow(State(s): State<Baseline>, Json(body): Json<Value>) -> Repl
         ExternalUserId::parse(body["external_user_id"].as_str().unwrap_or("")).map_err(bad)?;
     let mut effects = Vec::new();
     let mut events = Vec::new();
-    let user = match s.repo.flow_prerequisites(&external, at).await {
-        Ok(standing) => standing.user,
+    let (user, reference_flow_id) = match s.repo.flow_prerequisites(&external, at).await {
+        Ok(standing) => (standing.user, standing.reference_flow_id),
         Err(StoreError::NotFound) if flow_type == FlowType::Registration => {
             let user = User::new(external, at);
             effects.push(Effect::CreateUser(user.clone()));
@@ -333,7 +320,7 @@ async fn create_flow(State(s): State<Baseline>, Json(body): Json<Value>) -> Repl
                 Subject::of_user(&user),
                 at,
             ));
-            user
+            (user, None)
         }
         Err(e) => return Err(fail(e)),
     };
@@ -342,7 +329,6 @@ async fn create_flow(State(s): State<Baseline>, Json(body): Json<Value>) -> Repl
         Some(_) => s.repo.live_credentials_of(user.id).await.map_err(fail)?,
         None => Vec::new(),
     };
-    let needs_identity = flow_type.needs_identity();
     let context = body.get("transaction_context");
     let mut flow = Flow {
         transaction_context_sealed: context.map(|c| s.sealed(c.to_string().as_bytes())),
@@ -350,6 +336,7 @@ async fn create_flow(State(s): State<Baseline>, Json(body): Json<Value>) -> Repl
             key_id: KEY_ID.to_owned(),
             hmac: "0".repeat(64),
         }),
+        reference_flow_id: reference_flow_id.filter(|_| flow_type.uses_reference()),
         ..Flow::new(
             FlowId(ids::new_id(at)),
             user.id,
@@ -372,22 +359,10 @@ async fn create_flow(State(s): State<Baseline>, Json(body): Json<Value>) -> Repl
         }),
         ..event(AuditEventType::FlowCreated, &flow, at)
     });
-    // The product starts the IDV run before writing, and writes the flow with
-    // its run in one transaction.
-    if needs_identity {
-        if user.idv_applicant_sealed.is_none() {
-            effects.push(Effect::SetApplicant {
-                user_id: user.id,
-                sealed: s.sealed(s.provider.applicant().as_bytes()),
-            });
-        }
-        let fact = Fact::RunStarted {
-            run_id: Uuid::new_v4().to_string(),
-            sdk_token_sealed: Some(s.sealed(&vec![b'.'; s.sdk_token_len])),
-        };
-        flow = flow.apply(&fact, at).map_err(bad)?;
-        events.push(event(AuditEventType::FlowIdvStarted, &flow, at));
-    }
+    // The product writes the flow first, `pending` for an identity flow (its
+    // insertion reserves one of the user's IDV runs), then stores the user's
+    // applicant when they have none (a statement of its own), then starts the
+    // run and writes the flow's next version.
     s.repo
         .apply(&Change {
             flow: Some(FlowWrite::Insert {
@@ -403,6 +378,23 @@ async fn create_flow(State(s): State<Baseline>, Json(body): Json<Value>) -> Repl
         })
         .await
         .map_err(fail)?;
+    if flow_type.needs_identity() {
+        if user.idv_applicant_sealed.is_none() {
+            s.repo
+                .set_applicant_if_absent(user.id, &s.sealed(s.provider.applicant().as_bytes()))
+                .await
+                .map_err(fail)?;
+        }
+        let at = now();
+        let fact = Fact::RunStarted {
+            run_id: Uuid::new_v4().to_string(),
+            sdk_token_sealed: Some(s.sealed(&vec![b'.'; s.sdk_token_len])),
+        };
+        let next = flow.apply(&fact, at).map_err(bad)?;
+        let started = vec![event(AuditEventType::FlowIdvStarted, &next, at)];
+        write(&s.repo, &next, vec![], started).await?;
+        flow = next;
+    }
     let Json(mut body) = reply(&flow);
     if let Some(options) = &options {
         body["possession"] = json!({ "webauthn_options": options });
@@ -425,18 +417,33 @@ async fn store_reference(
     let token = URL_SAFE_NO_PAD
         .decode(body["token"].as_str().unwrap_or(""))
         .map_err(bad)?;
-    let events = vec![NewAuditEvent {
-        details: json!({ "bytes": token.len(), "key_id": KEY_ID }),
-        ..event(AuditEventType::BiometricReferenceStored, &flow, at)
+    // Staged on the flow; the user's only when the flow completes.
+    let staged = s.sealed(&token);
+    let mut effects = vec![Effect::StageReference {
+        flow_id: flow.id,
+        sealed: staged.clone(),
+        at,
     }];
-    let effects = vec![Effect::StoreReference(BiometricReference {
-        user_id: flow.user_id,
-        sealed: s.sealed(&token),
-        created_by_flow: flow.id,
-        created_at: at,
-    })];
-    let flow = advance(&s.repo, &flow, &Fact::ReferenceStored, effects, events, at).await?;
-    Ok(reply(&flow))
+    let mut events = vec![NewAuditEvent {
+        details: json!({ "bytes": token.len(), "key_id": KEY_ID }),
+        ..event(AuditEventType::BiometricReferenceStaged, &flow, at)
+    }];
+    let next = flow.apply(&Fact::ReferenceStored, at).map_err(bad)?;
+    if next.state == FlowState::Completed {
+        completion(
+            &s,
+            Actor::Integration,
+            &flow,
+            &next,
+            Some(staged),
+            at,
+            &mut effects,
+            &mut events,
+        )
+        .await?;
+    }
+    write(&s.repo, &next, effects, events).await?;
+    Ok(reply(&next))
 }
 
 async fn release_reference(State(s): State<Baseline>, Path(id): Path<Uuid>) -> Reply {
@@ -555,10 +562,17 @@ async fn possession(
         events.push(event(AuditEventType::CredentialUsed, &next, at));
     }
     if next.state == FlowState::Completed {
-        events.push(flow_completed(
-            event(AuditEventType::FlowCompleted, &next, at),
+        completion(
+            &s,
+            Actor::Integration,
+            &flow,
             &next,
-        ));
+            None,
+            at,
+            &mut effects,
+            &mut events,
+        )
+        .await?;
     }
     write(&s.repo, &next, effects, events).await?;
     Ok(reply(&next))
@@ -623,60 +637,130 @@ async fn approve(s: &Baseline, run: String) -> Reply {
         provider_event(AuditEventType::FlowVerified, &next, at),
     ];
     if next.state == FlowState::Completed {
-        if let Some(new) = &next.pending_credential {
-            effects.push(Effect::InsertCredential(Credential {
-                id: new.id,
-                user_id: next.user_id,
-                webauthn_id: WebAuthnId::parse(&new.webauthn_id).map_err(bad)?,
-                public_key: new.public_key.clone(),
-                aaguid: None,
-                sign_count: new.sign_count,
-                transports: new.transports.clone(),
-                backup_eligible: false,
-                backup_state: false,
-                platform: new.platform.clone(),
-                device_label: new.device_label.clone(),
-                passkey: new.passkey.clone(),
-                created_by_flow: next.id,
-                status: CredentialStatus::Active,
-                status_reason: None,
-                created_at: at,
-                updated_at: at,
-                last_used_at: None,
-            }));
-            events.push(provider_event(
-                AuditEventType::CredentialRegistered,
-                &next,
-                at,
-            ));
-            if next.flow_type == FlowType::Recovery {
-                for old in s
-                    .repo
-                    .live_credentials_of(next.user_id)
-                    .await
-                    .map_err(fail)?
-                {
-                    if old.status == CredentialStatus::Active {
-                        effects.push(Effect::SetCredentialStatus {
-                            id: old.id,
-                            from: old.status,
-                            to: CredentialStatus::Revoked,
-                            reason: Some("recovery".into()),
-                            at,
-                        });
-                        events.push(NewAuditEvent {
-                            reason: Some("recovery".into()),
-                            ..provider_event(AuditEventType::CredentialRevoked, &next, at)
-                        });
-                    }
-                }
-            }
-        }
-        events.push(flow_completed(
-            provider_event(AuditEventType::FlowCompleted, &next, at),
+        completion(
+            s,
+            Actor::Provider,
+            &flow,
             &next,
-        ));
+            None,
+            at,
+            &mut effects,
+            &mut events,
+        )
+        .await?;
     }
     write(&s.repo, &next, effects, events).await?;
     Ok(reply(&next))
+}
+
+/// What the product writes with a flow's completion by `actor`, after the
+/// events of the step that completes it (its `transition_records`): the new
+/// credential, the staged reference made the user's (`staged_now` when the
+/// same change stages it, else read as the product reads it), a recovery's
+/// cancellations and revocations as set-based effects, the re-check of a
+/// passkey asserted before, and the completion's event.
+#[allow(clippy::too_many_arguments)] // The product's `transition_records`, flattened.
+async fn completion(
+    s: &Baseline,
+    actor: Actor,
+    before: &Flow,
+    next: &Flow,
+    staged_now: Option<Vec<u8>>,
+    at: OffsetDateTime,
+    effects: &mut Vec<Effect>,
+    events: &mut Vec<NewAuditEvent>,
+) -> Result<(), (StatusCode, String)> {
+    let about = |t: AuditEventType, subject: Subject| audit(t, actor.clone(), subject, at);
+    if let Some(new) = &next.pending_credential {
+        effects.push(Effect::InsertCredential(Credential {
+            id: new.id,
+            user_id: next.user_id,
+            webauthn_id: WebAuthnId::parse(&new.webauthn_id).map_err(bad)?,
+            public_key: new.public_key.clone(),
+            aaguid: None,
+            sign_count: new.sign_count,
+            transports: new.transports.clone(),
+            backup_eligible: false,
+            backup_state: false,
+            platform: new.platform.clone(),
+            device_label: new.device_label.clone(),
+            passkey: new.passkey.clone(),
+            created_by_flow: next.id,
+            status: CredentialStatus::Active,
+            status_reason: None,
+            created_at: at,
+            updated_at: at,
+            last_used_at: None,
+        }));
+        events.push(about(
+            AuditEventType::CredentialRegistered,
+            Subject::of_flow(next),
+        ));
+    }
+    if next.reference_stored {
+        let staged = match staged_now {
+            Some(sealed) => sealed,
+            None => s.repo.staged_reference_of(next.id).await.map_err(fail)?,
+        };
+        let reference = BiometricReference {
+            user_id: next.user_id,
+            sealed: s.sealed(s.unsealed(&staged)),
+            created_by_flow: next.id,
+            created_at: at,
+        };
+        events.push(NewAuditEvent {
+            details: json!({ "key_id": KEY_ID }),
+            ..about(
+                AuditEventType::BiometricReferenceStored,
+                Subject::of_flow(next),
+            )
+        });
+        effects.push(if next.flow_type == FlowType::Registration {
+            Effect::EnrolReference(reference)
+        } else {
+            Effect::StoreReference(reference)
+        });
+        effects.push(Effect::DiscardStagedReference(next.id));
+    }
+    if next.flow_type == FlowType::Recovery {
+        effects.push(Effect::CancelOtherFlows {
+            user_id: next.user_id,
+            keep: next.id,
+            at,
+            event: NewAuditEvent {
+                reason: Some("recovery".into()),
+                details: json!({ "recovery_flow_id": next.id }),
+                ..about(
+                    AuditEventType::FlowCancelled,
+                    Subject {
+                        user_id: Some(next.user_id),
+                        ..Subject::default()
+                    },
+                )
+            },
+        });
+        if let Some(new) = &next.pending_credential {
+            effects.push(Effect::RevokeOtherCredentials {
+                user_id: next.user_id,
+                keep: new.id,
+                reason: "recovery".into(),
+                at,
+                event: NewAuditEvent {
+                    reason: Some("recovery".into()),
+                    ..about(AuditEventType::CredentialRevoked, Subject::of_flow(next))
+                },
+            });
+        }
+    }
+    if !next.flow_type.creates_credential()
+        && before.possession_done
+        && let Some(credential) = next.credential_id
+    {
+        effects.push(Effect::RequireActiveCredential(credential));
+    }
+    events.push(flow_completed(
+        about(AuditEventType::FlowCompleted, Subject::of_flow(next)),
+        next,
+    ));
+    Ok(())
 }
