@@ -678,7 +678,8 @@ impl FlowService {
     /// Writes `next`, derived from `flow`, with its records. A completion
     /// whose re-checks fail in the writing transaction (the passkey no longer
     /// active, the user enrolled by another registration meanwhile) fails the
-    /// flow instead, keeping only the provider event the change recorded.
+    /// flow instead, keeping only the provider event the change recorded (its
+    /// de-duplication key and its audit event).
     async fn write(
         &self,
         ctx: &RequestContext,
@@ -690,6 +691,11 @@ impl FlowService {
         let provider_events: Vec<Effect> = effects
             .iter()
             .filter(|e| matches!(e, Effect::RecordProviderEvent { .. }))
+            .cloned()
+            .collect();
+        let received: Vec<NewAuditEvent> = events
+            .iter()
+            .filter(|e| e.event_type == AuditEventType::ProviderEventReceived)
             .cloned()
             .collect();
         let completes = next.state == FlowState::Completed;
@@ -709,7 +715,7 @@ impl FlowService {
             Err(other) => return Err(other.into()),
         };
         // Boxed: the refusal is rare and recursion needs it.
-        Box::pin(self.advance(ctx, flow, &Fact::Refused(reason), provider_events, vec![])).await
+        Box::pin(self.advance(ctx, flow, &Fact::Refused(reason), provider_events, received)).await
     }
 
     /// The flow, expired first if its time is up (whichever replica is asked).
@@ -1033,9 +1039,17 @@ impl FlowService {
         user: &User,
         flow: Flow,
     ) -> DomainResult<Flow> {
-        let started = match self.applicant_of(user).await? {
-            Ok(applicant) => self.start_run(user, &applicant, &flow).await,
-            Err(err) => Err(err),
+        let started = match self.applicant_of(user).await {
+            Ok(Ok(applicant)) => self.start_run(user, &applicant, &flow).await,
+            Ok(Err(err)) => Err(err),
+            Err(err) => {
+                // The database failed between the flow's two writes: try to
+                // end the flow rather than leave it holding the user's slots.
+                let _ = self
+                    .advance(ctx, &flow, &Fact::RunNotStarted, vec![], vec![])
+                    .await;
+                return Err(err);
+            }
         };
         let now = self.clock.now();
         let err = match started {

@@ -326,27 +326,28 @@ pub(crate) async fn cancel_others(
     keep: FlowId,
     at: OffsetDateTime,
 ) -> StoreResult<Vec<uuid::Uuid>> {
-    let open = format!("user_id = $1 AND id <> $2 AND state IN {OPEN_STATES} AND expires_at > $3");
-    sqlx::query(&format!(
-        "DELETE FROM staged_references WHERE flow_id IN (SELECT id FROM flows WHERE {open})"
-    ))
-    .bind(user.0)
-    .bind(keep.0)
-    .bind(at)
-    .execute(&mut *conn)
-    .await
-    .map_err(map_err)?;
-    sqlx::query_scalar(&format!(
+    // The flows first: a reference staged concurrently on one of them is
+    // then committed before its flow is cancelled, and deleted below.
+    let cancelled: Vec<uuid::Uuid> = sqlx::query_scalar(&format!(
         "UPDATE flows SET state = 'cancelled', version = version + 1, updated_at = $3, \
          webauthn_ceremony_sealed = NULL, webauthn_ceremony_expires_at = NULL \
-         WHERE {open} RETURNING id"
+         WHERE user_id = $1 AND id <> $2 AND state IN {OPEN_STATES} AND expires_at > $3 \
+         RETURNING id"
     ))
     .bind(user.0)
     .bind(keep.0)
     .bind(at)
-    .fetch_all(conn)
+    .fetch_all(&mut *conn)
     .await
-    .map_err(map_err)
+    .map_err(map_err)?;
+    if !cancelled.is_empty() {
+        sqlx::query("DELETE FROM staged_references WHERE flow_id = ANY($1)")
+            .bind(&cancelled)
+            .execute(conn)
+            .await
+            .map_err(map_err)?;
+    }
+    Ok(cancelled)
 }
 
 fn to_flow(row: &PgRow) -> StoreResult<Flow> {

@@ -223,27 +223,26 @@ pub(crate) async fn cancel_others(
     keep: FlowId,
     at: OffsetDateTime,
 ) -> StoreResult<Vec<uuid::Uuid>> {
-    let open = format!("user_id = ?1 AND id <> ?2 AND state IN {OPEN_STATES} AND expires_at > ?3");
-    sqlx::query(&format!(
-        "DELETE FROM staged_references WHERE flow_id IN (SELECT id FROM flows WHERE {open})"
-    ))
-    .bind(uuid_bytes(user.0))
-    .bind(uuid_bytes(keep.0))
-    .bind(to_micros(at))
-    .execute(&mut *conn)
-    .await
-    .map_err(map_err)?;
+    // The flows first, then what they staged (as on PostgreSQL).
     let ids: Vec<Vec<u8>> = sqlx::query_scalar(&format!(
         "UPDATE flows SET state = 'cancelled', version = version + 1, updated_at = ?3, \
          webauthn_ceremony_sealed = NULL, webauthn_ceremony_expires_at = NULL \
-         WHERE {open} RETURNING id"
+         WHERE user_id = ?1 AND id <> ?2 AND state IN {OPEN_STATES} AND expires_at > ?3 \
+         RETURNING id"
     ))
     .bind(uuid_bytes(user.0))
     .bind(uuid_bytes(keep.0))
     .bind(to_micros(at))
-    .fetch_all(conn)
+    .fetch_all(&mut *conn)
     .await
     .map_err(map_err)?;
+    for id in &ids {
+        sqlx::query("DELETE FROM staged_references WHERE flow_id = ?")
+            .bind(id)
+            .execute(&mut *conn)
+            .await
+            .map_err(map_err)?;
+    }
     ids.iter().map(|id| uuid_from(id, "flows.id")).collect()
 }
 
