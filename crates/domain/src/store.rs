@@ -262,24 +262,25 @@ impl Change {
 /// One copy of `event` per credential, each about that credential
 /// (what stores write for [`Effect::RevokeOtherCredentials`]).
 pub fn per_credential(event: &NewAuditEvent, ids: &[Uuid]) -> Vec<NewAuditEvent> {
-    ids.iter()
-        .map(|id| {
-            let mut e = event.clone();
-            e.id = crate::ids::new_id(e.occurred_at);
-            e.subject.credential_id = Some(*id);
-            e
-        })
-        .collect()
+    copies(event, ids, |subject, id| subject.credential_id = Some(id))
 }
 
 /// One copy of `event` per flow, each about that flow (what stores write
 /// for [`Effect::CancelOtherFlows`]).
 pub fn per_flow(event: &NewAuditEvent, ids: &[Uuid]) -> Vec<NewAuditEvent> {
+    copies(event, ids, |subject, id| subject.flow_id = Some(id))
+}
+
+fn copies(
+    event: &NewAuditEvent,
+    ids: &[Uuid],
+    about: impl Fn(&mut crate::audit::Subject, Uuid),
+) -> Vec<NewAuditEvent> {
     ids.iter()
         .map(|id| {
             let mut e = event.clone();
             e.id = crate::ids::new_id(e.occurred_at);
-            e.subject.flow_id = Some(*id);
+            about(&mut e.subject, *id);
             e
         })
         .collect()

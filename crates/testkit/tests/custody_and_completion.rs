@@ -294,6 +294,24 @@ async fn concurrent_registrations_enrol_a_user_once(store: Store) {
     }
 }
 
+/// A fraud team suspends the passkey `device` through the operators' actions.
+async fn suspend(app: &TestApp, device: &str) {
+    let credential = app
+        .repo
+        .credential_by_webauthn_id(&webauthn_id(device))
+        .await
+        .unwrap();
+    operator(app)
+        .set_credential_status(
+            &fraud_team(),
+            credential.id,
+            CredentialStatus::Suspended,
+            "fraud",
+        )
+        .await
+        .unwrap();
+}
+
 fn operator(app: &TestApp) -> OperatorActions {
     OperatorActions::new(app.repo.clone(), app.clock.clone())
 }
@@ -320,20 +338,7 @@ async fn a_suspension_before_completion_stops_a_pending_step_up(store: Store) {
     let app = spawn_core(store).await;
     app.enrolled("finn", "finn-phone").await;
     let flow = step_up_with_possession(&app, "finn", "finn-phone").await;
-    let credential = app
-        .repo
-        .credential_by_webauthn_id(&webauthn_id("finn-phone"))
-        .await
-        .unwrap();
-    operator(&app)
-        .set_credential_status(
-            &fraud_team(),
-            credential.id,
-            CredentialStatus::Suspended,
-            "fraud",
-        )
-        .await
-        .unwrap();
+    suspend(&app, "finn-phone").await;
     let (status, _) = app.outcome(&flow, "approved").await;
     assert_eq!(status, StatusCode::OK);
     let ended = app.flow(id(&flow)).await;
@@ -361,23 +366,13 @@ async fn a_suspension_racing_a_completion_never_lets_an_inactive_passkey_through
             .credential_by_webauthn_id(&webauthn_id(&device))
             .await
             .unwrap();
-        let suspend = {
+        let suspension = {
             let app = app.clone();
-            tokio::spawn(async move {
-                operator(&app)
-                    .set_credential_status(
-                        &fraud_team(),
-                        credential.id,
-                        CredentialStatus::Suspended,
-                        "fraud",
-                    )
-                    .await
-                    .unwrap();
-            })
+            tokio::spawn(async move { suspend(&app, &device).await })
         };
         let (status, _) = app.outcome(&flow, "approved").await;
         assert_eq!(status, StatusCode::OK);
-        suspend.await.unwrap();
+        suspension.await.unwrap();
         let ended = app.flow(id(&flow)).await;
         let events = app
             .repo
