@@ -17,10 +17,11 @@ use http_common::CorrelationId;
 use crate::CoreState;
 use crate::idempotency::IdempotencyLayer;
 
-/// The request's audit context: the customer's backend, with the request's correlation id.
+/// The request's audit context: the customer's backend, known by the
+/// fingerprint of the API key it called with, and the request's correlation id.
 pub(crate) fn integration() -> RequestContext {
     RequestContext {
-        actor: Actor::Integration,
+        actor: Actor::Integration(crate::auth::current_key_id().map(|id| id.as_str().to_owned())),
         correlation_id: CorrelationId::current().map(|id| id.as_str().to_owned()),
     }
 }
