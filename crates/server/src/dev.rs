@@ -24,8 +24,8 @@ use zeroize::Zeroizing;
 
 use crate::app::{self, Application, Shutdown};
 use crate::config::{
-    AuditConfig, CommonConfig, CoreConfig, DatabaseConfig, IdvConfig, IdvMode, LogLevel,
-    ManagementConfig, OnfidoConfig, PossessionConfig, regional_base_url,
+    AuditConfig, CommonConfig, CoreApiAuth, CoreConfig, DatabaseConfig, IdvConfig, IdvMode,
+    LogLevel, ManagementConfig, OnfidoConfig, PossessionConfig, regional_base_url,
 };
 use crate::dev_issuer::DevIssuer;
 
@@ -100,7 +100,8 @@ pub fn configs(options: &DevOptions, data_key: DataKey) -> (CoreConfig, Manageme
             retention_months: 0,
         },
         policy: FlowPolicy::default(),
-        api_keys: Vec::new(),
+        // Loopback only: the evaluation setup needs no keys.
+        api_auth: CoreApiAuth::None,
         possession: options.possession.clone(),
     };
     let management_origin = format!("http://127.0.0.1:{}", options.management_port);
