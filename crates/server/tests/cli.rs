@@ -614,6 +614,54 @@ async fn core_serves_health_while_the_database_is_down_and_stops_on_sigterm() {
     assert!(!log.contains(API_KEY));
 }
 
+#[tokio::test]
+async fn core_with_auth_none_starts_and_warns_that_only_the_network_protects_it() {
+    let port = free_port();
+    let child = binary()
+        .arg("core")
+        .envs(with(
+            core_env(),
+            &[
+                ("PORT", &port.to_string()),
+                ("BIOMETRIC_PASSKEY_IDV_PROVIDER_MODE", "synthetic"),
+                ("BIOMETRIC_PASSKEY_CORE_API_KEYS", ""),
+                ("BIOMETRIC_PASSKEY_CORE_API_AUTH", "none"),
+            ],
+        ))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut running = Running(child);
+    wait_for_health(port).await;
+    let pid = running.0.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let status = running.0.wait().unwrap();
+    assert!(status.success());
+    let mut log = String::new();
+    std::io::Read::read_to_string(&mut running.0.stdout.take().unwrap(), &mut log).unwrap();
+    let warning = log
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .find(|l| {
+            l["level"] == "WARN"
+                && l["message"]
+                    .as_str()
+                    .is_some_and(|m| m.contains("BIOMETRIC_PASSKEY_CORE_API_AUTH=none"))
+        });
+    assert!(
+        warning.is_some_and(|w| w["message"].as_str().unwrap().contains("only the network")),
+        "a warning at start:\n{log}"
+    );
+    assert!(!log.contains("api_keys"), "no keys to announce:\n{log}");
+}
+
 #[test]
 fn healthcheck_fails_when_nothing_answers() {
     let probe = binary()
