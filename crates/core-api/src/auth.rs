@@ -10,16 +10,19 @@
 //! request's [`current_key_id`], which the handlers record as the actor of
 //! the call's audit events.
 
+use std::convert::Infallible;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 
-use axum::extract::{Request, State};
+use axum::extract::Request;
 use axum::http::{HeaderValue, StatusCode, header};
-use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use http_common::ApiError;
+use http_common::correlation::ResponseFuture;
 use proto::ErrorCode;
 use sha2::{Digest, Sha256};
 use subtle::{Choice, ConditionallySelectable, ConstantTimeEq};
+use tower::{Layer, Service};
 
 tokio::task_local! {
     static CURRENT_KEY: KeyId;
@@ -106,29 +109,79 @@ impl ApiKeys {
 }
 
 /// The middleware, mounted only when keys are configured (with none it
-/// would refuse every call).
-pub async fn require_key(State(keys): State<ApiKeys>, request: Request, next: Next) -> Response {
-    let presented = request
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "));
-    match presented.and_then(|key| keys.identify(key)) {
-        Some(id) => CURRENT_KEY.scope(id.clone(), next.run(request)).await,
-        None => {
-            let mut response = ApiError::new(
-                StatusCode::UNAUTHORIZED,
-                ErrorCode::Unauthorized,
-                "a valid API key is required: Authorization: Bearer <key>",
-            )
-            .into_response();
-            response.headers_mut().insert(
-                header::WWW_AUTHENTICATE,
-                HeaderValue::from_static("Bearer realm=\"biometric-passkey-core\""),
-            );
-            response
+/// would refuse every call). A plain tower layer, like the correlation and
+/// idempotency layers, rather than `axum::middleware::from_fn`, which clones
+/// and boxes the service it wraps on every request.
+#[derive(Debug, Clone)]
+pub struct RequireKeyLayer {
+    keys: ApiKeys,
+}
+
+impl RequireKeyLayer {
+    pub fn new(keys: ApiKeys) -> Self {
+        Self { keys }
+    }
+}
+
+impl<S> Layer<S> for RequireKeyLayer {
+    type Service = RequireKey<S>;
+
+    fn layer(&self, inner: S) -> RequireKey<S> {
+        RequireKey {
+            inner,
+            keys: self.keys.clone(),
         }
     }
+}
+
+/// [`RequireKeyLayer`]'s service.
+#[derive(Debug, Clone)]
+pub struct RequireKey<S> {
+    inner: S,
+    keys: ApiKeys,
+}
+
+impl<S> Service<Request> for RequireKey<S>
+where
+    S: Service<Request, Response = Response, Error = Infallible>,
+    S::Future: Send + 'static,
+{
+    type Response = Response;
+    type Error = Infallible;
+    type Future = ResponseFuture;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request) -> Self::Future {
+        let accepted = request
+            .headers()
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .and_then(|key| self.keys.identify(key))
+            .cloned();
+        let Some(id) = accepted else {
+            return Box::pin(std::future::ready(Ok(unauthorized())));
+        };
+        let served = CURRENT_KEY.sync_scope(id.clone(), || self.inner.call(request));
+        Box::pin(CURRENT_KEY.scope(id, served))
+    }
+}
+
+fn unauthorized() -> Response {
+    let mut response = ApiError::new(
+        StatusCode::UNAUTHORIZED,
+        ErrorCode::Unauthorized,
+        "a valid API key is required: Authorization: Bearer <key>",
+    )
+    .into_response();
+    response.headers_mut().insert(
+        header::WWW_AUTHENTICATE,
+        HeaderValue::from_static("Bearer realm=\"biometric-passkey-core\""),
+    );
+    response
 }
 
 #[cfg(test)]

@@ -8,7 +8,6 @@ pub mod users;
 use std::sync::Arc;
 
 use axum::Router;
-use axum::middleware;
 use axum::routing::{get, post, put};
 use domain::audit::Actor;
 use domain::service::RequestContext;
@@ -70,10 +69,7 @@ pub fn routes(state: CoreState) -> Router {
     }
     if api_keys.is_enabled() {
         // Without keys the network protects the API and no check runs.
-        router = router.route_layer(middleware::from_fn_with_state(
-            api_keys,
-            crate::auth::require_key,
-        ));
+        router = router.route_layer(crate::auth::RequireKeyLayer::new(api_keys));
     }
     router
         .layer(axum::extract::DefaultBodyLimit::max(BODY_LIMIT))
