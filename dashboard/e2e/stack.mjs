@@ -17,6 +17,8 @@ export const outputDir = path.join(here, "output");
 
 export const AUDIENCE = "urn:biometric-passkey:management";
 export const CLIENT_ID = "biometric-passkey-dashboard";
+/** The API key the test stack's Core API requires, as a customer backend's would. */
+export const CORE_API_KEY = "e2e-integration-key-0123456789abcdefghij";
 
 export function binary() {
   return process.env.BIOMETRIC_PASSKEY_BIN ?? path.join(repoRoot, "target/debug/biometric-passkey");
@@ -101,6 +103,7 @@ export async function startStack() {
     BIOMETRIC_PASSKEY_IDV_REGISTRATION_WORKFLOW_ID: "registration",
     BIOMETRIC_PASSKEY_IDV_STEP_UP_WORKFLOW_ID: "step-up",
     BIOMETRIC_PASSKEY_IDV_RECOVERY_VERIFY_WORKFLOW_ID: "recovery",
+    BIOMETRIC_PASSKEY_CORE_API_KEYS: CORE_API_KEY,
   });
   const management = await startRuntime("management", {
     ...database,
@@ -131,7 +134,7 @@ export async function enrollUser(coreUrl, externalUserId, deviceLabel) {
   const call = async (method, route, body) => {
     const response = await fetch(`${coreUrl}${route}`, {
       method,
-      headers: { "content-type": "application/json" },
+      headers: { "content-type": "application/json", authorization: `Bearer ${CORE_API_KEY}` },
       body: body === undefined ? undefined : JSON.stringify(body),
     });
     const text = await response.text();

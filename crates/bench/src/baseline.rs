@@ -134,9 +134,20 @@ fn audit(t: AuditEventType, actor: Actor, subject: Subject, at: OffsetDateTime) 
     }
 }
 
+/// The customer's backend, by the fingerprint of the load generator's API
+/// key, as the product records it.
+fn integration() -> Actor {
+    static KEY_ID: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+        use sha2::Digest;
+        let digest = sha2::Sha256::digest(crate::load::API_KEY.as_bytes());
+        format!("key-{}", hex::encode(&digest[..8]))
+    });
+    Actor::Integration(Some(KEY_ID.clone()))
+}
+
 /// An event about `flow` by the customer's backend.
 fn event(t: AuditEventType, flow: &Flow, at: OffsetDateTime) -> NewAuditEvent {
-    audit(t, Actor::Integration, Subject::of_flow(flow), at)
+    audit(t, integration(), Subject::of_flow(flow), at)
 }
 
 /// The same, by the provider (its outcome or its webhook).
@@ -316,7 +327,7 @@ async fn create_flow(State(s): State<Baseline>, Json(body): Json<Value>) -> Repl
             effects.push(Effect::CreateUser(user.clone()));
             events.push(audit(
                 AuditEventType::UserCreated,
-                Actor::Integration,
+                integration(),
                 Subject::of_user(&user),
                 at,
             ));

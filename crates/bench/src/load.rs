@@ -305,6 +305,10 @@ pub(crate) struct Webhooks {
     pub(crate) secret: String,
 }
 
+/// The API key the load generator presents, as a customer's backend does;
+/// the product requires it, the baseline ignores it.
+pub(crate) const API_KEY: &str = "bench-core-api-key-0123456789abcdefghijklmn";
+
 /// A service under load.
 #[derive(Clone)]
 pub(crate) struct Target {
@@ -319,6 +323,10 @@ impl Target {
         Ok(Self {
             base: base.trim_end_matches('/').to_owned(),
             client: reqwest::Client::builder()
+                .default_headers(reqwest::header::HeaderMap::from_iter([(
+                    reqwest::header::AUTHORIZATION,
+                    reqwest::header::HeaderValue::try_from(format!("Bearer {API_KEY}"))?,
+                )]))
                 .pool_max_idle_per_host(1024)
                 .timeout(Duration::from_secs(30))
                 .build()?,

@@ -334,6 +334,7 @@ async fn start_product(product: &Product, pool: u32, mode: Mode<'_>) -> anyhow::
         .envs([
             ("PORT", port.to_string()),
             ("BIOMETRIC_PASSKEY_DATA_ENCRYPTION_KEY", KEY.into()),
+            ("BIOMETRIC_PASSKEY_CORE_API_KEYS", load::API_KEY.into()),
             // Named here because the baseline sizes its rows by it.
             (
                 "BIOMETRIC_PASSKEY_DATA_ENCRYPTION_KEY_ID",

@@ -9,7 +9,7 @@ use crate::v1::{flows, handoffs, synthetic, users};
 #[openapi(
     info(
         title = "biometric-passkey Core API",
-        description = "Flows for the customer's backend: registration, sign-in, step-up (also cross-platform) and recovery. Errors are `{\"error\": {\"code\", \"message\", \"correlation_id\"}}` with the stable codes of docs/errors.md.",
+        description = "Flows for the customer's backend: registration, sign-in, step-up (also cross-platform) and recovery. Every /api/core/v1 call needs `Authorization: Bearer <API key>` (otherwise 401 `unauthorized`) unless the operator set BIOMETRIC_PASSKEY_CORE_API_AUTH=none. Errors are `{\"error\": {\"code\", \"message\", \"correlation_id\"}}` with the stable codes of docs/errors.md.",
         version = "1"
     ),
     paths(

@@ -8,7 +8,6 @@ pub mod users;
 use std::sync::Arc;
 
 use axum::Router;
-use axum::middleware;
 use axum::routing::{get, post, put};
 use domain::audit::Actor;
 use domain::service::RequestContext;
@@ -17,10 +16,11 @@ use http_common::CorrelationId;
 use crate::CoreState;
 use crate::idempotency::IdempotencyLayer;
 
-/// The request's audit context: the customer's backend, with the request's correlation id.
+/// The request's audit context: the customer's backend, known by the
+/// fingerprint of the API key it called with, and the request's correlation id.
 pub(crate) fn integration() -> RequestContext {
     RequestContext {
-        actor: Actor::Integration,
+        actor: Actor::Integration(crate::auth::current_key_id().map(|id| id.as_str().to_owned())),
         correlation_id: CorrelationId::current().map(|id| id.as_str().to_owned()),
     }
 }
@@ -69,10 +69,7 @@ pub fn routes(state: CoreState) -> Router {
     }
     if api_keys.is_enabled() {
         // Without keys the network protects the API and no check runs.
-        router = router.route_layer(middleware::from_fn_with_state(
-            api_keys,
-            crate::auth::require_key,
-        ));
+        router = router.route_layer(crate::auth::RequireKeyLayer::new(api_keys));
     }
     router
         .layer(axum::extract::DefaultBodyLimit::max(BODY_LIMIT))

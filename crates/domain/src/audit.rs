@@ -57,8 +57,10 @@ pub struct UnknownValue(pub String);
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", content = "id", rename_all = "snake_case")]
 pub enum Actor {
-    /// The customer's backend, through the Core API.
-    Integration,
+    /// The customer's backend, through the Core API, by the fingerprint of
+    /// the API key it called with (`key-` and 16 hex digits); `None` when the
+    /// API takes calls without a key.
+    Integration(Option<String>),
     /// A signed-in operator, by the `sub` of their token.
     Operator(String),
     /// The IDV provider (webhook deliveries).
@@ -70,7 +72,7 @@ pub enum Actor {
 impl Actor {
     pub fn kind(&self) -> &'static str {
         match self {
-            Self::Integration => "integration",
+            Self::Integration(_) => "integration",
             Self::Operator(_) => "operator",
             Self::Provider => "provider",
             Self::System => "system",
@@ -80,13 +82,14 @@ impl Actor {
     pub fn id(&self) -> Option<&str> {
         match self {
             Self::Operator(sub) => Some(sub),
-            _ => None,
+            Self::Integration(key) => key.as_deref(),
+            Self::Provider | Self::System => None,
         }
     }
 
     pub fn from_parts(kind: &str, id: Option<String>) -> Result<Self, UnknownValue> {
         match (kind, id) {
-            ("integration", _) => Ok(Self::Integration),
+            ("integration", key) => Ok(Self::Integration(key)),
             ("operator", Some(sub)) => Ok(Self::Operator(sub)),
             ("provider", _) => Ok(Self::Provider),
             ("system", _) => Ok(Self::System),
@@ -259,7 +262,8 @@ mod tests {
     #[test]
     fn actors_round_trip_through_their_parts() {
         for actor in [
-            Actor::Integration,
+            Actor::Integration(None),
+            Actor::Integration(Some("key-0123456789abcdef".into())),
             Actor::Operator("auth0|42".into()),
             Actor::Provider,
             Actor::System,

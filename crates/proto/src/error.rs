@@ -24,6 +24,9 @@ pub enum ErrorCode {
     Unauthorized,
     /// The operator's token lacks the scope the action needs (named in the message).
     MissingScope,
+    /// `dev` only: the request's `Host` is not a loopback name (a page reaching the
+    /// runtime through a DNS name it controls is refused).
+    HostNotAllowed,
     /// Management API: the credential cannot move to that status from its current one.
     CredentialTransitionNotAllowed,
     /// The addressed resource does not exist.
@@ -138,6 +141,7 @@ impl ErrorCode {
         Self::InvalidParameter,
         Self::Unauthorized,
         Self::MissingScope,
+        Self::HostNotAllowed,
         Self::CredentialTransitionNotAllowed,
         Self::NotFound,
         Self::Conflict,
@@ -200,6 +204,7 @@ impl ErrorCode {
             Self::InvalidParameter => "invalid_parameter",
             Self::Unauthorized => "unauthorized",
             Self::MissingScope => "missing_scope",
+            Self::HostNotAllowed => "host_not_allowed",
             Self::CredentialTransitionNotAllowed => "credential_transition_not_allowed",
             Self::NotFound => "not_found",
             Self::Conflict => "conflict",

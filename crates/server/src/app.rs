@@ -151,7 +151,13 @@ pub fn relying_party(
 
 /// The API keys a Core configuration accepts.
 pub fn api_keys(config: &CoreConfig) -> ApiKeys {
-    ApiKeys::new(config.api_keys.iter().map(ExposeSecret::expose_secret))
+    ApiKeys::new(
+        config
+            .api_auth
+            .keys()
+            .iter()
+            .map(ExposeSecret::expose_secret),
+    )
 }
 
 /// The Core API's router and the flow service behind it (for background work).

@@ -75,10 +75,17 @@ pub async fn core(env: &Env) -> ExitCode {
             api_keys: app::api_keys(&config),
             relying_party: app::relying_party(&config.possession)?,
         };
-        if !parts.api_keys.is_enabled() {
+        if parts.api_keys.is_enabled() {
+            // Fingerprints, never the keys: they name the actor of audit events.
+            let ids: Vec<&str> = parts.api_keys.ids().iter().map(|id| id.as_str()).collect();
+            tracing::info!(
+                api_keys = ids.join(" "),
+                "the Core API requires an API key; audit events name the key by these fingerprints"
+            );
+        } else {
             tracing::warn!(
-                "the Core API accepts unauthenticated calls: only the network protects it; \
-                 set BIOMETRIC_PASSKEY_CORE_API_KEYS to require an API key"
+                "BIOMETRIC_PASSKEY_CORE_API_AUTH=none: the Core API accepts calls without a key; \
+                 only the network protects it"
             );
         }
         let trail = audit::trail(

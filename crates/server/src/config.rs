@@ -146,10 +146,29 @@ pub struct CoreConfig {
     pub idv: IdvConfig,
     pub audit: AuditConfig,
     pub policy: FlowPolicy,
-    /// Accepted integration API keys; empty means the API is unauthenticated.
-    pub api_keys: Vec<SecretString>,
+    /// Who may call `/api/core/v1`.
+    pub api_auth: CoreApiAuth,
     /// Who verifies WebAuthn.
     pub possession: PossessionConfig,
+}
+
+/// `BIOMETRIC_PASSKEY_CORE_API_AUTH` with `BIOMETRIC_PASSKEY_CORE_API_KEYS`.
+#[derive(Debug, Clone)]
+pub enum CoreApiAuth {
+    /// `api_key` (the default): every call needs one of these keys (never empty).
+    ApiKeys(Vec<SecretString>),
+    /// `none`: calls are not authenticated; only the network protects the API.
+    None,
+}
+
+impl CoreApiAuth {
+    /// The accepted keys; none when calls are not authenticated.
+    pub fn keys(&self) -> &[SecretString] {
+        match self {
+            Self::ApiKeys(keys) => keys,
+            Self::None => &[],
+        }
+    }
 }
 
 /// The management runtime.
@@ -657,30 +676,90 @@ fn read_policy(r: &mut Reader<'_>) -> FlowPolicy {
 /// The shortest API key accepted: 32 characters (about 190 bits from base64url).
 pub const MIN_API_KEY_LEN: usize = 32;
 
-fn read_api_keys(r: &mut Reader<'_>) -> Vec<SecretString> {
-    const VAR: &str = "BIOMETRIC_PASSKEY_CORE_API_KEYS";
-    let Some(raw) = r.optional(VAR) else {
-        return Vec::new();
+const API_KEYS: &str = "BIOMETRIC_PASSKEY_CORE_API_KEYS";
+const API_AUTH: &str = "BIOMETRIC_PASSKEY_CORE_API_AUTH";
+const GENERATE_KEY: &str = "`openssl rand 32 | basenc --base64url | tr -d =`";
+
+/// The Core API fails closed: without keys it starts only when the operator
+/// says, with `BIOMETRIC_PASSKEY_CORE_API_AUTH=none`, that the network alone
+/// protects it. Keys together with `none` are refused as contradictory.
+fn read_api_auth(r: &mut Reader<'_>) -> Option<CoreApiAuth> {
+    let keys = read_api_keys(r);
+    let require_key = match r.optional(API_AUTH) {
+        None | Some("api_key") => true,
+        Some("none") => false,
+        Some(other) => {
+            r.problem(
+                API_AUTH,
+                format!(
+                    "unknown mode {other:?}; use api_key (the default: calls need a key from \
+                     {API_KEYS}) or none (only the network protects the Core API)"
+                ),
+            );
+            return None;
+        }
     };
+    match (require_key, keys) {
+        (true, Some(keys)) if !keys.is_empty() => Some(CoreApiAuth::ApiKeys(keys)),
+        (true, Some(_)) => None,
+        (true, None) => {
+            r.problem(
+                API_KEYS,
+                format!(
+                    "is required: the Core API accepts only calls with an API key; set it to one or \
+                     more keys (generate each with {GENERATE_KEY}), or set {API_AUTH}=none if only \
+                     the network can reach the Core API"
+                ),
+            );
+            None
+        }
+        (false, None) => Some(CoreApiAuth::None),
+        (false, Some(_)) => {
+            r.problem(
+                API_AUTH,
+                format!(
+                    "is none, yet {API_KEYS} is set; unset {API_KEYS} to take calls without a key, \
+                     or unset {API_AUTH} to require one of the keys"
+                ),
+            );
+            None
+        }
+    }
+}
+
+/// The keys when the variable is set (an empty list is a problem).
+fn read_api_keys(r: &mut Reader<'_>) -> Option<Vec<SecretString>> {
+    let raw = r.optional(API_KEYS)?;
     let keys: Vec<&str> = raw
         .split([',', ' ', '\n', '\t'])
         .filter(|k| !k.is_empty())
         .collect();
+    if keys.is_empty() {
+        r.problem(
+            API_KEYS,
+            format!(
+                "holds no key, only separators; set it to one or more keys separated by commas \
+                 or spaces (generate each with {GENERATE_KEY})"
+            ),
+        );
+    }
     for (i, key) in keys.iter().enumerate() {
         if key.len() < MIN_API_KEY_LEN || !key.bytes().all(|b| b.is_ascii_graphic()) {
             r.problem(
-                VAR,
+                API_KEYS,
                 format!(
                     "key #{} is not at least {MIN_API_KEY_LEN} visible ASCII characters; generate keys with \
-                     `openssl rand 32 | basenc --base64url | tr -d =`",
+                     {GENERATE_KEY}",
                     i + 1
                 ),
             );
         }
     }
-    keys.into_iter()
-        .map(|k| SecretString::from(k.to_owned()))
-        .collect()
+    Some(
+        keys.into_iter()
+            .map(|k| SecretString::from(k.to_owned()))
+            .collect(),
+    )
 }
 
 impl CoreConfig {
@@ -691,18 +770,20 @@ impl CoreConfig {
         let idv = IdvConfig::read(&mut r);
         let audit = AuditConfig::read(&mut r, true);
         let policy = read_policy(&mut r);
-        let api_keys = read_api_keys(&mut r);
+        let api_auth = read_api_auth(&mut r);
         let possession = PossessionConfig::read(&mut r);
-        let config = match (common, data_key, idv, possession) {
-            (Some(common), Some(data_key), Some(idv), Some(possession)) => Some(Self {
-                common,
-                data_key,
-                idv,
-                audit,
-                policy,
-                api_keys,
-                possession,
-            }),
+        let config = match (common, data_key, idv, api_auth, possession) {
+            (Some(common), Some(data_key), Some(idv), Some(api_auth), Some(possession)) => {
+                Some(Self {
+                    common,
+                    data_key,
+                    idv,
+                    audit,
+                    policy,
+                    api_auth,
+                    possession,
+                })
+            }
             _ => None,
         };
         r.finish(config)

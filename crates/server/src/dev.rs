@@ -5,6 +5,10 @@
 //! data folder (mode 0600). Nothing here can be reached from another machine,
 //! and every start says plainly that this is not a production setup.
 //!
+//! Neither runtime asks for credentials here, so both answer only requests
+//! addressed to a loopback name ([`loopback_host_only`]): a web page that
+//! points a DNS name of its own at 127.0.0.1 (DNS rebinding) is refused.
+//!
 //! The management runtime also serves the development sign-in
 //! ([`crate::dev_issuer`]): the OIDC issuer the dev configuration names, so
 //! that the dashboard can be used without an identity provider.
@@ -15,17 +19,24 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
+use axum::Router;
+use axum::extract::Request;
+use axum::http::{StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
 use domain::sealing::{DataKey, KeyId};
 use domain::service::FlowPolicy;
+use http_common::ApiError;
 use management::{ManagementAuth, ManagementUi};
+use proto::ErrorCode;
 use store_sqlite::SqliteSettings;
 use tokio::net::TcpListener;
 use zeroize::Zeroizing;
 
 use crate::app::{self, Application, Shutdown};
 use crate::config::{
-    AuditConfig, CommonConfig, CoreConfig, DatabaseConfig, IdvConfig, IdvMode, LogLevel,
-    ManagementConfig, OnfidoConfig, PossessionConfig, regional_base_url,
+    AuditConfig, CommonConfig, CoreApiAuth, CoreConfig, DatabaseConfig, IdvConfig, IdvMode,
+    LogLevel, ManagementConfig, OnfidoConfig, PossessionConfig, regional_base_url,
 };
 use crate::dev_issuer::DevIssuer;
 
@@ -100,7 +111,8 @@ pub fn configs(options: &DevOptions, data_key: DataKey) -> (CoreConfig, Manageme
             retention_months: 0,
         },
         policy: FlowPolicy::default(),
-        api_keys: Vec::new(),
+        // Loopback only, behind the Host check: the evaluation setup needs no keys.
+        api_auth: CoreApiAuth::None,
         possession: options.possession.clone(),
     };
     let management_origin = format!("http://127.0.0.1:{}", options.management_port);
@@ -211,7 +223,7 @@ pub async fn start(options: &DevOptions, shutdown: &Shutdown) -> anyhow::Result<
     tokio::spawn(crate::audit::maintenance_loop(trail, shutdown.signalled()));
     let core_server = Application::serve(
         bind(options.core_port).await?,
-        core_app.router,
+        loopback_host_only(core_app.router),
         shutdown.signalled(),
     )?;
     let management_listener = bind(options.management_port).await?;
@@ -219,8 +231,9 @@ pub async fn start(options: &DevOptions, shutdown: &Shutdown) -> anyhow::Result<
         .local_addr()
         .context("while reading the management runtime's address")?;
     let sign_in = DevIssuer::new(management_addr, &management, Arc::new(app::SystemClock))?;
-    let management_router =
-        app::management_router(&management, repo, "dev")?.merge(sign_in.router());
+    let management_router = loopback_host_only(
+        app::management_router(&management, repo, "dev")?.merge(sign_in.router()),
+    );
     let management_server =
         Application::serve(management_listener, management_router, shutdown.signalled())?;
     tracing::info!(
@@ -231,4 +244,88 @@ pub async fn start(options: &DevOptions, shutdown: &Shutdown) -> anyhow::Result<
         core: core_server,
         management: management_server,
     })
+}
+
+/// Answers `421 host_not_allowed` to every request whose `Host` (or, over
+/// HTTP/2, authority) is not `localhost`, `127.0.0.1` or `[::1]`, with or
+/// without a port. Binding to loopback keeps other machines out; this keeps
+/// out web pages the browser on this machine opens under a rebound DNS name.
+pub fn loopback_host_only(router: Router) -> Router {
+    router.layer(axum::middleware::from_fn(refuse_other_hosts))
+}
+
+async fn refuse_other_hosts(request: Request, next: Next) -> Response {
+    let host = request
+        .headers()
+        .get(header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .or_else(|| request.uri().authority().map(|a| a.as_str()));
+    if host.is_some_and(is_loopback_host) {
+        return next.run(request).await;
+    }
+    ApiError::new(
+        StatusCode::MISDIRECTED_REQUEST,
+        ErrorCode::HostNotAllowed,
+        "the dev runtimes answer only requests addressed to localhost, 127.0.0.1 or [::1]; \
+         open them as http://localhost:PORT",
+    )
+    .into_response()
+}
+
+/// `localhost`, `127.0.0.1` or `[::1]` (any case), optionally with `:port`.
+fn is_loopback_host(host: &str) -> bool {
+    let (name, port) = match host.strip_prefix('[') {
+        Some(rest) => match rest.split_once(']') {
+            Some((inner, after)) => (&host[..inner.len() + 2], after),
+            None => return false,
+        },
+        None => match host.split_once(':') {
+            Some((name, _)) => (name, &host[name.len()..]),
+            None => (host, ""),
+        },
+    };
+    let port_ok = port.is_empty()
+        || port.strip_prefix(':').is_some_and(|p| {
+            !p.is_empty() && p.len() <= 5 && p.bytes().all(|b| b.is_ascii_digit())
+        });
+    port_ok
+        && ["localhost", "127.0.0.1", "[::1]"]
+            .iter()
+            .any(|allowed| name.eq_ignore_ascii_case(allowed))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_loopback_host;
+
+    #[test]
+    fn only_loopback_names_are_allowed_hosts() {
+        for host in [
+            "localhost",
+            "LocalHost:4000",
+            "127.0.0.1",
+            "127.0.0.1:3000",
+            "[::1]",
+            "[::1]:3001",
+        ] {
+            assert!(is_loopback_host(host), "{host}");
+        }
+        for host in [
+            "evil.example",
+            "evil.example:3000",
+            "localhost.evil.example",
+            "localhost:",
+            "localhost:3000:1",
+            "localhost:80x",
+            "127.0.0.2",
+            "127.0.0.1.nip.io",
+            "[::2]:3000",
+            "[::1",
+            "[::1]x",
+            "0.0.0.0:3000",
+            "",
+        ] {
+            assert!(!is_loopback_host(host), "{host}");
+        }
+    }
 }

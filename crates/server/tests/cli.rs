@@ -13,6 +13,8 @@ use store_conformance::postgres::fresh_database;
 /// A value that must never be printed, whatever goes wrong.
 const SENTINEL: &str = "SENTINEL-do-not-print-7f3a";
 const KEY: &str = "AQIDBAUGBwgJCgsMDQ4PEBESExQVFhcYGRobHB0eHyA";
+/// An integration API key; like every secret, never printed.
+const API_KEY: &str = "integration-key-SENTINEL-0123456789abcdef";
 
 fn binary() -> Command {
     let mut cmd = Command::cargo_bin("biometric-passkey").unwrap();
@@ -45,6 +47,7 @@ fn core_env() -> Vec<(&'static str, String)> {
             "BIOMETRIC_PASSKEY_IDV_RECOVERY_VERIFY_WORKFLOW_ID",
             "wf-rec".into(),
         ),
+        ("BIOMETRIC_PASSKEY_CORE_API_KEYS", API_KEY.into()),
     ]
 }
 
@@ -111,6 +114,10 @@ fn assert_refused(args: &[&str], env: &[(&'static str, String)], variable: &str,
             "a secret was printed:\n{stream}"
         );
         assert!(!stream.contains(secret), "a secret was printed:\n{stream}");
+        assert!(
+            !stream.contains(API_KEY),
+            "an API key was printed:\n{stream}"
+        );
     }
 }
 
@@ -190,6 +197,72 @@ fn the_runtimes_themselves_refuse_to_start() {
         KEY,
     );
     assert_refused(&["migrate"], &[("DB_HOST", "db".into())], "DB_USER", KEY);
+}
+
+#[test]
+fn core_without_api_keys_refuses_to_start_unless_auth_is_none() {
+    let keyless = with(core_env(), &[("BIOMETRIC_PASSKEY_CORE_API_KEYS", "")]);
+    for args in [&["core"][..], &["check-config", "core"][..]] {
+        let output = binary()
+            .args(args)
+            .envs(keyless.iter().map(|(k, v)| (k, v)))
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(2), "{args:?}:\n{stderr}");
+        let reasons: Vec<&str> = stderr.lines().skip(1).collect();
+        assert_eq!(reasons.len(), 1, "one reason:\n{stderr}");
+        assert!(
+            reasons[0]
+                .trim_start()
+                .starts_with("BIOMETRIC_PASSKEY_CORE_API_KEYS:")
+                && reasons[0].contains("BIOMETRIC_PASSKEY_CORE_API_AUTH=none"),
+            "the reason names both variables:\n{stderr}"
+        );
+        for stream in [&output.stdout[..], &output.stderr[..]] {
+            let text = String::from_utf8_lossy(stream);
+            assert!(!text.contains(SENTINEL) && !text.contains(KEY), "{text}");
+        }
+    }
+    let opted_out = with(keyless, &[("BIOMETRIC_PASSKEY_CORE_API_AUTH", "none")]);
+    let output = binary()
+        .args(["check-config", "core"])
+        .envs(opted_out.iter().map(|(k, v)| (k, v)))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    assert!(
+        !stderr.contains("not a setting"),
+        "the variable is known: {stderr}"
+    );
+}
+
+#[test]
+fn contradictory_or_unknown_core_api_auth_is_refused() {
+    for args in [&["core"][..], &["check-config", "core"][..]] {
+        assert_refused(
+            args,
+            &with(core_env(), &[("BIOMETRIC_PASSKEY_CORE_API_AUTH", "none")]),
+            "BIOMETRIC_PASSKEY_CORE_API_AUTH",
+            API_KEY,
+        );
+        assert_refused(
+            args,
+            &with(core_env(), &[("BIOMETRIC_PASSKEY_CORE_API_AUTH", "off")]),
+            "BIOMETRIC_PASSKEY_CORE_API_AUTH",
+            API_KEY,
+        );
+    }
+    assert_refused(
+        &["core"],
+        &with(
+            core_env(),
+            &[("BIOMETRIC_PASSKEY_CORE_API_KEYS", "too-short-SENTINEL")],
+        ),
+        "BIOMETRIC_PASSKEY_CORE_API_KEYS",
+        "too-short-SENTINEL",
+    );
 }
 
 #[test]
@@ -531,6 +604,62 @@ async fn core_serves_health_while_the_database_is_down_and_stops_on_sigterm() {
     assert_eq!(served["status"], 503);
     assert!(served["latency_ms"].is_number());
     assert!(!log.contains(SENTINEL));
+    // The keys are announced by fingerprint, never by value.
+    let fingerprint = core_api::auth::KeyId::of_key(API_KEY);
+    let announced = lines
+        .iter()
+        .find(|l| l["api_keys"].is_string())
+        .unwrap_or_else(|| panic!("a line naming the keys' fingerprints:\n{log}"));
+    assert_eq!(announced["api_keys"], fingerprint.as_str());
+    assert!(!log.contains(API_KEY));
+}
+
+#[tokio::test]
+async fn core_with_auth_none_starts_and_warns_that_only_the_network_protects_it() {
+    let port = free_port();
+    let child = binary()
+        .arg("core")
+        .envs(with(
+            core_env(),
+            &[
+                ("PORT", &port.to_string()),
+                ("BIOMETRIC_PASSKEY_IDV_PROVIDER_MODE", "synthetic"),
+                ("BIOMETRIC_PASSKEY_CORE_API_KEYS", ""),
+                ("BIOMETRIC_PASSKEY_CORE_API_AUTH", "none"),
+            ],
+        ))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut running = Running(child);
+    wait_for_health(port).await;
+    let pid = running.0.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let status = running.0.wait().unwrap();
+    assert!(status.success());
+    let mut log = String::new();
+    std::io::Read::read_to_string(&mut running.0.stdout.take().unwrap(), &mut log).unwrap();
+    let warning = log
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .find(|l| {
+            l["level"] == "WARN"
+                && l["message"]
+                    .as_str()
+                    .is_some_and(|m| m.contains("BIOMETRIC_PASSKEY_CORE_API_AUTH=none"))
+        });
+    assert!(
+        warning.is_some_and(|w| w["message"].as_str().unwrap().contains("only the network")),
+        "a warning at start:\n{log}"
+    );
+    assert!(!log.contains("api_keys"), "no keys to announce:\n{log}");
 }
 
 #[test]

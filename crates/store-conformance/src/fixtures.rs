@@ -36,7 +36,12 @@ pub(crate) async fn stored_user(repo: &dyn Repository, external: &str) -> User {
 
 /// A successful event about `user`.
 pub(crate) fn event(event_type: AuditEventType, user: &User, at: OffsetDateTime) -> NewAuditEvent {
-    NewAuditEvent::new(event_type, Actor::Integration, Subject::of_user(user), at)
+    NewAuditEvent::new(
+        event_type,
+        Actor::Integration(None),
+        Subject::of_user(user),
+        at,
+    )
 }
 
 /// A just-created flow with no optional field set, expiring 15 minutes after creation.

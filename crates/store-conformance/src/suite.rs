@@ -21,7 +21,7 @@ fn user(external: &str) -> User {
 fn created(user: &User) -> NewAuditEvent {
     NewAuditEvent::new(
         AuditEventType::UserCreated,
-        Actor::Integration,
+        Actor::Integration(None),
         Subject::of_user(user),
         user.created_at,
     )
@@ -227,7 +227,7 @@ pub async fn a_changes_events_keep_their_order_and_every_field(repo: Arc<dyn Rep
     );
     let third = NewAuditEvent::new(
         AuditEventType::FlowCreated,
-        Actor::Integration,
+        Actor::Integration(Some("key-0123456789abcdef".into())),
         Subject {
             user_id: Some(grace.id),
             ..Subject::default()
@@ -306,7 +306,7 @@ pub async fn audit_search_filters_by_user_type_and_time(repo: Arc<dyn Repository
     let event = |t: AuditEventType, u: &User, minutes| {
         NewAuditEvent::new(
             t,
-            Actor::Integration,
+            Actor::Integration(None),
             Subject {
                 user_id: Some(u.id),
                 ..Subject::default()

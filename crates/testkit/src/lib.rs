@@ -272,6 +272,24 @@ pub async fn spawn_core_onfido(
     api_token: &str,
     webhook_secret: &str,
 ) -> TestApp {
+    spawn_core_onfido_configured(
+        store,
+        base_url,
+        api_token,
+        webhook_secret,
+        ApiKeys::default(),
+    )
+    .await
+}
+
+/// As [`spawn_core_onfido`], requiring `api_keys` when not empty.
+pub async fn spawn_core_onfido_configured(
+    store: Store,
+    base_url: &str,
+    api_token: &str,
+    webhook_secret: &str,
+    api_keys: ApiKeys,
+) -> TestApp {
     use server::config::{IdvConfig, IdvMode, OnfidoConfig};
 
     let (repo, keep) = fresh_repository(store).await;
@@ -298,7 +316,7 @@ pub async fn spawn_core_onfido(
             provider,
             key: test_key(),
             policy: FlowPolicy::default(),
-            api_keys: ApiKeys::default(),
+            api_keys,
             relying_party: None,
         },
         "core",

@@ -162,3 +162,91 @@ async fn configured_api_keys_are_required_on_the_core_api() {
     // Service endpoints stay open for probes.
     assert_eq!(app.get("/api/health").await.status(), 200);
 }
+
+#[tokio::test]
+async fn dev_answers_only_requests_addressed_to_a_loopback_name() {
+    let data = tempfile::tempdir().unwrap();
+    let options = DevOptions {
+        data_dir: data.path().join("dev"),
+        core_port: free_port(),
+        management_port: free_port(),
+        log_level: LogLevel::Error,
+        possession: server::config::PossessionConfig::External,
+    };
+    let shutdown = Shutdown::default();
+    let servers = dev::start(&options, &shutdown).await.unwrap();
+    let client = reqwest::Client::builder().no_proxy().build().unwrap();
+    let core = servers.core.addr();
+    let management = servers.management.addr();
+    let flow = serde_json::json!({ "type": "registration", "external_user_id": "rebound" });
+
+    // A page under a rebound DNS name reaches 127.0.0.1 with its own name as Host.
+    for (addr, path) in [
+        (core, "/api/health"),
+        (core, "/api/core/v1/users/rebound"),
+        (management, "/api/health"),
+        (management, "/runtime-config.json"),
+        (management, "/.well-known/openid-configuration"),
+    ] {
+        for host in [
+            "evil.example".to_owned(),
+            format!("evil.example:{}", addr.port()),
+            format!("localhost.evil.example:{}", addr.port()),
+        ] {
+            let response = client
+                .get(format!("http://{addr}{path}"))
+                .header(reqwest::header::HOST, &host)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(response.status(), 421, "{path} with Host {host}");
+            let body: Value = response.json().await.unwrap();
+            assert_eq!(body["error"]["code"], "host_not_allowed");
+        }
+    }
+    let refused = client
+        .post(format!("http://{core}/api/core/v1/flows"))
+        .header(reqwest::header::HOST, "evil.example")
+        .json(&flow)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 421);
+    let user = client
+        .get(format!("http://{core}/api/core/v1/users/rebound"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(user.status(), 404, "the refused call created nothing");
+
+    // Loopback names, with any case and port, are served; dev needs no API key.
+    for (addr, path) in [(core, "/api/health"), (management, "/runtime-config.json")] {
+        for host in [
+            format!("localhost:{}", addr.port()),
+            format!("LOCALHOST:{}", addr.port()),
+            format!("127.0.0.1:{}", addr.port()),
+            format!("[::1]:{}", addr.port()),
+            "localhost".to_owned(),
+        ] {
+            let response = client
+                .get(format!("http://{addr}{path}"))
+                .header(reqwest::header::HOST, &host)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(response.status(), 200, "{path} with Host {host}");
+        }
+    }
+    let created = client
+        .post(format!("http://{core}/api/core/v1/flows"))
+        .header(reqwest::header::HOST, format!("localhost:{}", core.port()))
+        .json(&flow)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status(), 201);
+
+    shutdown.trigger();
+    servers.core.stopped().await.unwrap();
+    servers.management.stopped().await.unwrap();
+}

@@ -48,6 +48,7 @@ MINIMAL: dict[str, Any] = {
             "apiTokenKey": "fake-key-onfido-token",
             "webhookSecretKey": "fake-key-onfido-webhook",
         },
+        "coreApiKeys": {"name": "fake-secret-core-api", "key": "fake-key-core-api-keys"},
     },
 }
 

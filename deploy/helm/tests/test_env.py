@@ -36,6 +36,7 @@ CORE_BASE = RUNTIME + [
     f"{P}IDV_RECOVERY_VERIFY_WORKFLOW_ID",
     f"{P}IDV_ONFIDO_REGION",
     f"{P}IDV_ONFIDO_WEBHOOK_MAX_AGE",
+    f"{P}CORE_API_KEYS",
 ] + AUDIT
 ONFIDO_SECRETS = [f"{P}IDV_ONFIDO_API_TOKEN", f"{P}IDV_ONFIDO_WEBHOOK_SECRET"]
 MANAGEMENT = RUNTIME + [
@@ -56,8 +57,9 @@ SECRET_ENV = {
     f"{P}DATA_ENCRYPTION_KEY": ("fake-secret-dek", "fake-key-dek"),
     f"{P}IDV_ONFIDO_API_TOKEN": ("fake-secret-onfido", "fake-key-onfido-token"),
     f"{P}IDV_ONFIDO_WEBHOOK_SECRET": ("fake-secret-onfido", "fake-key-onfido-webhook"),
+    f"{P}CORE_API_KEYS": ("fake-secret-core-api", "fake-key-core-api-keys"),
 }
-SECRET_LIKE_NAME = re.compile(r"(PASSWORD|SECRET|TOKEN|_KEY)$")
+SECRET_LIKE_NAME = re.compile(r"(PASSWORD|SECRET|TOKEN|_KEYS?)$")
 # An unpadded base64url 32-byte key is exactly 43 characters of this alphabet.
 KEY_LIKE_VALUE = re.compile(r"^[A-Za-z0-9_-]{43}$")
 

@@ -176,6 +176,7 @@ def test_the_core_image_starts_against_postgresql_and_answers_health(rootfs):
         "BIOMETRIC_PASSKEY_IDV_REGISTRATION_WORKFLOW_ID": "biometric-passkey-registration",
         "BIOMETRIC_PASSKEY_IDV_STEP_UP_WORKFLOW_ID": "biometric-passkey-step-up",
         "BIOMETRIC_PASSKEY_IDV_RECOVERY_VERIFY_WORKFLOW_ID": "biometric-passkey-recovery-verify",
+        "BIOMETRIC_PASSKEY_CORE_API_KEYS": "release-smoke-core-api-key-0123456789abc",
     }
     core = subprocess.Popen(chroot("core", "core"), env=core_env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     try:

@@ -512,7 +512,7 @@ mod tests {
                 seq: from_seq + i as i64,
                 event: NewAuditEvent::new(
                     AuditEventType::FlowCreated,
-                    Actor::Integration,
+                    Actor::Integration(None),
                     Subject::default(),
                     *at,
                 ),

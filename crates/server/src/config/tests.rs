@@ -3,6 +3,7 @@ use std::time::Duration;
 use super::*;
 
 const KEY: &str = "AQIDBAUGBwgJCgsMDQ4PEBESExQVFhcYGRobHB0eHyA";
+const API_KEY: &str = "integration-key-0123456789abcdefghijkl";
 
 fn core_env(extra: &[(&str, &str)]) -> Env {
     let mut pairs: Vec<(&str, &str)> = vec![
@@ -17,6 +18,7 @@ fn core_env(extra: &[(&str, &str)]) -> Env {
             "BIOMETRIC_PASSKEY_IDV_RECOVERY_VERIFY_WORKFLOW_ID",
             "wf-rec",
         ),
+        ("BIOMETRIC_PASSKEY_CORE_API_KEYS", API_KEY),
     ];
     pairs.retain(|(k, _)| !extra.iter().any(|(e, _)| e == k));
     pairs.extend_from_slice(extra);
@@ -383,28 +385,98 @@ fn every_variable_is_documented() {
     }
 }
 
+fn keys_of(config: &CoreConfig) -> Vec<&str> {
+    match &config.api_auth {
+        CoreApiAuth::ApiKeys(keys) => keys
+            .iter()
+            .map(secrecy::ExposeSecret::expose_secret)
+            .collect(),
+        CoreApiAuth::None => panic!("expected API keys"),
+    }
+}
+
 #[test]
-fn api_keys_are_optional_and_must_be_long() {
-    assert!(
-        CoreConfig::from_env(&core_env(&[]))
-            .unwrap()
-            .api_keys
-            .is_empty()
-    );
+fn api_keys_must_be_long_and_several_may_be_given_for_rotation() {
+    let config = CoreConfig::from_env(&core_env(&[])).unwrap();
+    assert_eq!(keys_of(&config), vec![API_KEY]);
     let good = "k".repeat(32);
     let env = core_env(&[(
         "BIOMETRIC_PASSKEY_CORE_API_KEYS",
-        &format!("{good}, {good}x"),
+        &format!("{good}, {good}x\n{good}y"),
     )]);
-    assert_eq!(CoreConfig::from_env(&env).unwrap().api_keys.len(), 2);
-    let env = core_env(&[("BIOMETRIC_PASSKEY_CORE_API_KEYS", "short-key")]);
+    let config = CoreConfig::from_env(&env).unwrap();
+    assert_eq!(
+        keys_of(&config),
+        vec![good.clone(), format!("{good}x"), format!("{good}y")]
+    );
+    let env = core_env(&[(
+        "BIOMETRIC_PASSKEY_CORE_API_KEYS",
+        &format!("{good},short-key"),
+    )]);
     let problems = CoreConfig::from_env(&env).unwrap_err();
     assert_eq!(
         variables(&problems),
         vec!["BIOMETRIC_PASSKEY_CORE_API_KEYS"]
     );
+    assert!(problems.to_string().contains("key #2"));
     assert!(
-        !problems.to_string().contains("short-key"),
-        "the key is never echoed"
+        !problems.to_string().contains("short-key") && !problems.to_string().contains(&good),
+        "keys are never echoed"
     );
+    let env = core_env(&[("BIOMETRIC_PASSKEY_CORE_API_KEYS", " , ")]);
+    assert_eq!(
+        variables(&CoreConfig::from_env(&env).unwrap_err()),
+        vec!["BIOMETRIC_PASSKEY_CORE_API_KEYS"],
+        "a list of separators holds no key"
+    );
+}
+
+#[test]
+fn the_core_api_refuses_to_start_without_keys_unless_told_the_network_protects_it() {
+    for auth in ["", "api_key"] {
+        let env = core_env(&[
+            ("BIOMETRIC_PASSKEY_CORE_API_KEYS", ""),
+            ("BIOMETRIC_PASSKEY_CORE_API_AUTH", auth),
+        ]);
+        let problems = CoreConfig::from_env(&env).unwrap_err();
+        assert_eq!(
+            variables(&problems),
+            vec!["BIOMETRIC_PASSKEY_CORE_API_KEYS"]
+        );
+        let line = problems.to_string();
+        assert!(!line.contains('\n'), "one line: {line}");
+        assert!(
+            line.contains("BIOMETRIC_PASSKEY_CORE_API_AUTH=none"),
+            "the refusal names the opt-out: {line}"
+        );
+    }
+    let env = core_env(&[
+        ("BIOMETRIC_PASSKEY_CORE_API_KEYS", ""),
+        ("BIOMETRIC_PASSKEY_CORE_API_AUTH", "none"),
+    ]);
+    let config = CoreConfig::from_env(&env).unwrap();
+    assert!(matches!(config.api_auth, CoreApiAuth::None));
+    assert!(config.api_auth.keys().is_empty());
+}
+
+#[test]
+fn keys_together_with_auth_none_or_an_unknown_mode_are_refused() {
+    let env = core_env(&[("BIOMETRIC_PASSKEY_CORE_API_AUTH", "none")]);
+    let problems = CoreConfig::from_env(&env).unwrap_err();
+    assert_eq!(
+        variables(&problems),
+        vec!["BIOMETRIC_PASSKEY_CORE_API_AUTH"],
+        "none with keys set is contradictory"
+    );
+    assert!(!problems.to_string().contains(API_KEY));
+    for mode in ["None", "off", "apikey", "bearer"] {
+        let env = core_env(&[("BIOMETRIC_PASSKEY_CORE_API_AUTH", mode)]);
+        let problems = CoreConfig::from_env(&env).unwrap_err();
+        assert_eq!(
+            variables(&problems),
+            vec!["BIOMETRIC_PASSKEY_CORE_API_AUTH"],
+            "{mode}"
+        );
+        assert!(problems.to_string().contains("use api_key"));
+    }
 }

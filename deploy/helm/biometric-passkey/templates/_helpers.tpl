@@ -119,6 +119,15 @@ rendered has been checked.
 {{- if and (eq $v.idv.mode "onfido") (not $v.secrets.onfido.name) }}
 {{- fail "secrets.onfido.name is required when idv.mode=onfido: name the existing Secret that holds the Onfido API token and webhook secret" }}
 {{- end }}
+{{- if not (has $v.core.apiAuth (list "api_key" "none")) }}
+{{- fail (printf "core.apiAuth must be api_key or none, got %q" (toString $v.core.apiAuth)) }}
+{{- end }}
+{{- if and (eq $v.core.apiAuth "api_key") (not $v.secrets.coreApiKeys.name) }}
+{{- fail "secrets.coreApiKeys.name is required: name the existing Secret that holds the Core API keys, or set core.apiAuth: none if only your own backend can reach the Core API" }}
+{{- end }}
+{{- if and (eq $v.core.apiAuth "none") $v.secrets.coreApiKeys.name }}
+{{- fail "core.apiAuth is none, yet secrets.coreApiKeys.name is set: remove one of them (the Core API refuses the contradiction)" }}
+{{- end }}
 {{- range $key := list "registrationWorkflowId" "stepUpWorkflowId" "recoveryVerifyWorkflowId" }}
 {{- if not (index $v.idv $key) }}
 {{- fail (printf "idv.%s is required by the Core API: set your IDV workflow identifier" $key) }}
@@ -176,6 +185,11 @@ secretKeyRef. Arguments: dict root, component (core, management, migrate).
 {{- if eq $idv.mode "onfido" }}
 {{- $env = append $env (dict "name" "BIOMETRIC_PASSKEY_IDV_ONFIDO_API_TOKEN" "valueFrom" (dict "secretKeyRef" (dict "name" $v.secrets.onfido.name "key" $v.secrets.onfido.apiTokenKey))) }}
 {{- $env = append $env (dict "name" "BIOMETRIC_PASSKEY_IDV_ONFIDO_WEBHOOK_SECRET" "valueFrom" (dict "secretKeyRef" (dict "name" $v.secrets.onfido.name "key" $v.secrets.onfido.webhookSecretKey))) }}
+{{- end }}
+{{- if eq $v.core.apiAuth "none" }}
+{{- $env = append $env (dict "name" "BIOMETRIC_PASSKEY_CORE_API_AUTH" "value" "none") }}
+{{- else }}
+{{- $env = append $env (dict "name" "BIOMETRIC_PASSKEY_CORE_API_KEYS" "valueFrom" (dict "secretKeyRef" (dict "name" $v.secrets.coreApiKeys.name "key" $v.secrets.coreApiKeys.key))) }}
 {{- end }}
 {{- $env = append $env (dict "name" "BIOMETRIC_PASSKEY_AUDIT_PARTITION_MAINTENANCE_ENABLED" "value" (toString $v.auditPartition.maintenanceEnabled)) }}
 {{- $env = append $env (dict "name" "BIOMETRIC_PASSKEY_AUDIT_PARTITION_RETENTION_MONTHS" "value" (toString $v.auditPartition.retentionMonths)) }}
