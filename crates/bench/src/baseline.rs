@@ -443,7 +443,7 @@ async fn store_reference(
     if next.state == FlowState::Completed {
         completion(
             &s,
-            Actor::Integration,
+            integration(),
             &flow,
             &next,
             Some(staged),
@@ -575,7 +575,7 @@ async fn possession(
     if next.state == FlowState::Completed {
         completion(
             &s,
-            Actor::Integration,
+            integration(),
             &flow,
             &next,
             None,
