@@ -371,6 +371,32 @@ pub async fn dev(options: DevOptions) -> ExitCode {
     }
 }
 
+/// What `keys` makes.
+pub enum KeysRequest {
+    DataEncryption { id: Option<String> },
+    CoreApi,
+}
+
+/// Prints a new secret on standard output (exit 0), or why not (exit 2).
+#[allow(clippy::print_stdout, clippy::print_stderr)] // The secret is the command's output.
+pub fn keys(request: KeysRequest) -> ExitCode {
+    use domain::Clock;
+    let out = match request {
+        KeysRequest::DataEncryption { id } => {
+            match crate::keys::data_encryption_key(id.as_deref(), app::SystemClock.now()) {
+                Ok(lines) => zeroize::Zeroizing::new(lines),
+                Err(reason) => {
+                    eprintln!("biometric-passkey keys generate: {reason}");
+                    return ExitCode::from(2);
+                }
+            }
+        }
+        KeysRequest::CoreApi => crate::keys::core_api_key(),
+    };
+    print!("{}", out.as_str());
+    ExitCode::SUCCESS
+}
+
 pub fn check_config(env: &Env, runtime: Runtime) -> ExitCode {
     let (name, outcome) = match runtime {
         Runtime::Core => ("core", CoreConfig::from_env(env).map(drop)),

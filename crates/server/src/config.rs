@@ -564,7 +564,7 @@ fn read_data_key(r: &mut Reader<'_>) -> Option<DataKey> {
     );
     let encoded = r.secret(
         "BIOMETRIC_PASSKEY_DATA_ENCRYPTION_KEY",
-        Some("set it to 32 random bytes encoded as unpadded base64url (for example the output of `openssl rand 32 | basenc --base64url | tr -d =`)"),
+        Some("set it to 32 random bytes encoded as unpadded base64url (`biometric-passkey keys generate` prints one with its id)"),
     )?;
     match DataKey::from_base64url(
         key_id.clone()?,
@@ -678,7 +678,7 @@ pub const MIN_API_KEY_LEN: usize = 32;
 
 const API_KEYS: &str = "BIOMETRIC_PASSKEY_CORE_API_KEYS";
 const API_AUTH: &str = "BIOMETRIC_PASSKEY_CORE_API_AUTH";
-const GENERATE_KEY: &str = "`openssl rand 32 | basenc --base64url | tr -d =`";
+const GENERATE_KEY: &str = "`biometric-passkey keys api-key`";
 
 /// The Core API fails closed: without keys it starts only when the operator
 /// says, with `BIOMETRIC_PASSKEY_CORE_API_AUTH=none`, that the network alone

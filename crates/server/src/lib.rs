@@ -8,4 +8,5 @@ pub mod config;
 pub mod dev;
 pub mod dev_issuer;
 pub mod healthcheck;
+pub mod keys;
 pub mod telemetry;

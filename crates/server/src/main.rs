@@ -55,6 +55,11 @@ enum Command {
         #[command(subcommand)]
         action: AuditAction,
     },
+    /// Make new secrets in the formats the configuration takes (printed once).
+    Keys {
+        #[command(subcommand)]
+        action: KeysAction,
+    },
     /// Validate the environment for a runtime and exit (0 valid, 2 refused).
     CheckConfig {
         #[arg(value_enum)]
@@ -68,6 +73,18 @@ enum Command {
         #[arg(long, default_value = "/api/health")]
         path: String,
     },
+}
+
+#[derive(Debug, Subcommand)]
+enum KeysAction {
+    /// A new data-encryption key and its id, as the two environment lines.
+    Generate {
+        /// The key id (1-64 of A-Z a-z 0-9 . _ : -); `key-<UTC date>` by default.
+        #[arg(long)]
+        id: Option<String>,
+    },
+    /// A new Core API key, with the fingerprint audit events name it by.
+    ApiKey,
 }
 
 #[derive(Debug, Subcommand)]
@@ -157,6 +174,10 @@ fn main() -> ExitCode {
                     archived_by,
                 } => commands::audit_archive(&env, month, &output, &archived_by).await,
             },
+            Command::Keys { action } => commands::keys(match action {
+                KeysAction::Generate { id } => commands::KeysRequest::DataEncryption { id },
+                KeysAction::ApiKey => commands::KeysRequest::CoreApi,
+            }),
             Command::CheckConfig { runtime } => commands::check_config(&env, runtime),
             Command::Healthcheck { port, path } => commands::healthcheck(port, &path).await,
         }

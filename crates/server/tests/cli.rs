@@ -670,3 +670,58 @@ fn healthcheck_fails_when_nothing_answers() {
         .unwrap();
     assert_eq!(probe.status.code(), Some(1));
 }
+
+#[test]
+fn generated_keys_are_taken_by_the_configuration() {
+    let output = binary()
+        .args(["keys", "generate", "--id", "key-2027-q1"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(0));
+    let lines = String::from_utf8(output.stdout).unwrap();
+    let value = |name: &str| {
+        lines
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("{name}=")))
+            .unwrap()
+            .to_owned()
+    };
+    let output = binary().args(["keys", "api-key"]).output().unwrap();
+    assert_eq!(output.status.code(), Some(0));
+    let api_key = String::from_utf8(output.stdout)
+        .unwrap()
+        .lines()
+        .find(|l| !l.starts_with('#'))
+        .unwrap()
+        .to_owned();
+    let data_key = value("BIOMETRIC_PASSKEY_DATA_ENCRYPTION_KEY");
+    let env = with(
+        core_env(),
+        &[
+            (
+                "BIOMETRIC_PASSKEY_DATA_ENCRYPTION_KEY_ID",
+                &value("BIOMETRIC_PASSKEY_DATA_ENCRYPTION_KEY_ID"),
+            ),
+            ("BIOMETRIC_PASSKEY_DATA_ENCRYPTION_KEY", &data_key),
+            ("BIOMETRIC_PASSKEY_CORE_API_KEYS", &api_key),
+        ],
+    );
+    let output = binary()
+        .args(["check-config", "core"])
+        .envs(env.iter().map(|(k, v)| (k, v)))
+        .output()
+        .unwrap();
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+
+    let output = binary()
+        .args(["keys", "generate", "--id", "has space"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    assert!(output.stdout.is_empty(), "no key printed on a refusal");
+}
