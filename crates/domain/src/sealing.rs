@@ -61,6 +61,8 @@ pub enum KeyError {
     KeyIdLength(usize),
     #[error("expected only A-Z, a-z, 0-9, '.', '_', ':' or '-'")]
     KeyIdCharacter,
+    #[error("key id {0:?} is configured twice")]
+    DuplicateKeyId(String),
 }
 
 /// Why a sealed value could not be opened.
@@ -98,6 +100,16 @@ struct KeyMaterial {
     /// The key of keyed digests ([`DataKey::digest`]), derived the same way
     /// under another label.
     digest: Zeroizing<[u8; KEY_LEN]>,
+    /// Earlier keys, for opening what they sealed (never for sealing).
+    previous: Vec<EarlierKey>,
+}
+
+/// An earlier data-encryption key: it opens values and verifies audit seals
+/// made under it.
+struct EarlierKey {
+    id: KeyId,
+    cipher: Aes256Gcm,
+    audit: Zeroizing<[u8; KEY_LEN]>,
 }
 
 impl fmt::Debug for DataKey {
@@ -134,6 +146,7 @@ impl DataKey {
             cipher,
             audit,
             digest,
+            previous: Vec::new(),
         })))
     }
 
@@ -150,18 +163,63 @@ impl DataKey {
                 cipher,
                 audit,
                 digest,
+                previous: Vec::new(),
             })),
             encoded,
         )
+    }
+
+    /// This key, which seals, with `earlier` keys that only open what they
+    /// sealed (and verify the audit seals they made). Refused when two keys
+    /// share an id.
+    pub fn with_earlier(self, earlier: &[DataKey]) -> Result<Self, KeyError> {
+        let mut previous = Vec::with_capacity(earlier.len());
+        for key in earlier {
+            let id = &key.0.id;
+            if *id == self.0.id || previous.iter().any(|p: &EarlierKey| p.id == *id) {
+                return Err(KeyError::DuplicateKeyId(id.as_str().to_owned()));
+            }
+            previous.push(EarlierKey {
+                id: id.clone(),
+                cipher: key.0.cipher.clone(),
+                audit: key.0.audit.clone(),
+            });
+        }
+        let current = &self.0;
+        Ok(Self(Arc::new(KeyMaterial {
+            id: current.id.clone(),
+            cipher: current.cipher.clone(),
+            audit: current.audit.clone(),
+            digest: current.digest.clone(),
+            previous,
+        })))
     }
 
     pub fn id(&self) -> &KeyId {
         &self.0.id
     }
 
+    /// The ids of the earlier keys configured, oldest configuration order.
+    pub fn earlier_ids(&self) -> impl Iterator<Item = &KeyId> {
+        self.0.previous.iter().map(|p| &p.id)
+    }
+
     /// The key that seals the audit trail (see [`crate::audit::integrity`]).
     pub fn audit_key(&self) -> crate::audit::integrity::AuditKey {
         crate::audit::integrity::AuditKey::new(self.0.id.clone(), *self.0.audit)
+    }
+
+    /// The audit trail's keys: the current one seals, earlier ones verify
+    /// the seals they made.
+    pub fn audit_keys(&self) -> crate::audit::integrity::AuditKeys {
+        crate::audit::integrity::AuditKeys::new(
+            self.audit_key(),
+            self.0
+                .previous
+                .iter()
+                .map(|p| crate::audit::integrity::AuditKey::new(p.id.clone(), *p.audit))
+                .collect(),
+        )
     }
 
     /// A keyed digest (HMAC-SHA256, lowercase hex) of `value` for `slot`:
@@ -222,14 +280,25 @@ impl DataKey {
             nonce,
             ciphertext,
         } = split(sealed)?;
-        if key_id != self.0.id.as_str().as_bytes() {
-            return Err(SealError::UnknownKey(
-                String::from_utf8_lossy(key_id).into_owned(),
-            ));
-        }
-        let aad = associated_data(&self.0.id, binding);
-        self.0
-            .cipher
+        let (id, cipher) = if key_id == self.0.id.as_str().as_bytes() {
+            (&self.0.id, &self.0.cipher)
+        } else {
+            match self
+                .0
+                .previous
+                .iter()
+                .find(|p| p.id.as_str().as_bytes() == key_id)
+            {
+                Some(earlier) => (&earlier.id, &earlier.cipher),
+                None => {
+                    return Err(SealError::UnknownKey(
+                        String::from_utf8_lossy(key_id).into_owned(),
+                    ));
+                }
+            }
+        };
+        let aad = associated_data(id, binding);
+        cipher
             .decrypt(
                 Nonce::from_slice(nonce),
                 Payload {
@@ -318,6 +387,50 @@ mod tests {
         slot: "biometric_references.token",
         row: b"row-a",
     };
+
+    #[test]
+    fn earlier_keys_open_what_they_sealed_and_never_seal() {
+        let (old, _) = DataKey::generate(KeyId::parse("key-2025").unwrap());
+        let sealed_before = old.seal(b"reference", ROW_A);
+        let (new, _) = DataKey::generate(KeyId::parse("key-2026").unwrap());
+        assert_eq!(
+            new.open(&sealed_before, ROW_A),
+            Err(SealError::UnknownKey("key-2025".into())),
+            "an unconfigured key is named, not guessed"
+        );
+        let ring = new
+            .clone()
+            .with_earlier(std::slice::from_ref(&old))
+            .unwrap();
+        assert_eq!(&**ring.open(&sealed_before, ROW_A).unwrap(), b"reference");
+        let sealed_now = ring.seal(b"reference", ROW_A);
+        assert_eq!(sealed_key_id(&sealed_now).unwrap(), "key-2026");
+        assert_eq!(&**ring.open(&sealed_now, ROW_A).unwrap(), b"reference");
+        assert_eq!(
+            ring.open(
+                &sealed_before,
+                Binding {
+                    row: b"row-b",
+                    ..ROW_A
+                }
+            ),
+            Err(SealError::Authentication),
+            "still bound to its row"
+        );
+        assert_eq!(
+            ring.earlier_ids().map(KeyId::as_str).collect::<Vec<_>>(),
+            ["key-2025"]
+        );
+        assert_eq!(
+            new.clone().with_earlier(&[old.clone(), old.clone()]).err(),
+            Some(KeyError::DuplicateKeyId("key-2025".into()))
+        );
+        let (same_id, _) = DataKey::generate(KeyId::parse("key-2026").unwrap());
+        assert_eq!(
+            new.with_earlier(&[same_id]).err(),
+            Some(KeyError::DuplicateKeyId("key-2026".into()))
+        );
+    }
 
     #[test]
     fn keyed_digests_depend_on_the_key_and_the_slot_not_on_the_plain_hash() {

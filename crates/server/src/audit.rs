@@ -40,7 +40,7 @@ pub fn trail(
     AuditTrail::new(
         repo,
         clock,
-        key.audit_key(),
+        key.audit_keys(),
         AuditPolicy {
             retention_months: audit.retention_months,
             ..AuditPolicy::default()

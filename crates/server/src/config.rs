@@ -566,19 +566,68 @@ fn read_data_key(r: &mut Reader<'_>) -> Option<DataKey> {
         "BIOMETRIC_PASSKEY_DATA_ENCRYPTION_KEY",
         Some("set it to 32 random bytes encoded as unpadded base64url (`biometric-passkey keys generate` prints one with its id)"),
     )?;
-    match DataKey::from_base64url(
+    let earlier = read_earlier_keys(r);
+    let key = match DataKey::from_base64url(
         key_id.clone()?,
         secrecy::ExposeSecret::expose_secret(&encoded),
     ) {
-        Ok(key) => Some(key),
+        Ok(key) => key,
         Err(e) => {
             r.problem(
                 "BIOMETRIC_PASSKEY_DATA_ENCRYPTION_KEY",
                 format!("{e}; it must be unpadded base64url of exactly 32 random bytes"),
             );
+            return None;
+        }
+    };
+    match key.with_earlier(&earlier?) {
+        Ok(key) => Some(key),
+        Err(e) => {
+            r.problem(
+                EARLIER_KEYS,
+                format!("{e}; every key, current or earlier, needs an id of its own"),
+            );
             None
         }
     }
+}
+
+const EARLIER_KEYS: &str = "BIOMETRIC_PASSKEY_DATA_ENCRYPTION_PREVIOUS_KEYS";
+
+/// Earlier data-encryption keys, which open what they sealed and never seal:
+/// `id:key` pairs separated by commas. `None` when any is refused.
+fn read_earlier_keys(r: &mut Reader<'_>) -> Option<Vec<DataKey>> {
+    let Some(raw) = r.secret(EARLIER_KEYS, None) else {
+        return Some(Vec::new());
+    };
+    let raw = secrecy::ExposeSecret::expose_secret(&raw);
+    let mut keys = Vec::new();
+    let mut refused = false;
+    for (n, entry) in raw
+        .split(',')
+        .map(str::trim)
+        .filter(|e| !e.is_empty())
+        .enumerate()
+    {
+        let parsed = entry
+            .split_once(':')
+            .ok_or_else(|| "is not `id:key`".to_owned())
+            .and_then(|(id, key)| {
+                let id = KeyId::parse(id).map_err(|e| format!("its id: {e}"))?;
+                DataKey::from_base64url(id, key).map_err(|e| {
+                    format!("its key: {e}; it must be unpadded base64url of exactly 32 bytes")
+                })
+            });
+        match parsed {
+            Ok(key) => keys.push(key),
+            Err(reason) => {
+                // Which entry, never its value.
+                r.problem(EARLIER_KEYS, format!("entry #{} {reason}", n + 1));
+                refused = true;
+            }
+        }
+    }
+    (!refused).then_some(keys)
 }
 
 impl AuditConfig {

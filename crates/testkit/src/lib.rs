@@ -32,6 +32,7 @@ macro_rules! on_both_stores {
 pub mod onfido_double;
 
 use std::any::Any;
+use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -217,6 +218,38 @@ async fn spawn_core_parts(
         },
     )
     .await
+}
+
+/// Another Core API over `earlier`'s store, clock and synthetic provider,
+/// sealing with `key` (a data-encryption key rotation, say). Keep `earlier`
+/// alive while this one runs: it owns the store.
+pub fn spawn_core_over(earlier: &TestApp, key: DataKey) -> impl Future<Output = TestApp> + '_ {
+    let core = app::core_app(
+        app::CoreParts {
+            repo: earlier.repo.clone(),
+            clock: earlier.clock.clone(),
+            provider: app::Provider {
+                idv: earlier.synthetic.clone(),
+                synthetic: Some(earlier.synthetic.clone()),
+                onfido_webhook: None,
+            },
+            key,
+            policy: FlowPolicy::default(),
+            api_keys: ApiKeys::default(),
+            relying_party: None,
+        },
+        "core",
+    );
+    serve(
+        core.router,
+        Parts {
+            repo: earlier.repo.clone(),
+            clock: earlier.clock.clone(),
+            synthetic: earlier.synthetic.clone(),
+            flows: Some(core.flows),
+            keep: Box::new(()),
+        },
+    )
 }
 
 /// The management configuration tests use: a loopback issuer, every scope.

@@ -61,6 +61,62 @@ impl std::fmt::Debug for AuditKey {
     }
 }
 
+/// The keys a verification knows seals by.
+pub trait AuditKeyring {
+    /// The key with this id, when configured.
+    fn key(&self, id: &str) -> Option<&AuditKey>;
+    /// Every configured key.
+    fn all(&self) -> Vec<&AuditKey>;
+}
+
+impl AuditKeyring for AuditKey {
+    fn key(&self, id: &str) -> Option<&AuditKey> {
+        (self.id() == id).then_some(self)
+    }
+
+    fn all(&self) -> Vec<&AuditKey> {
+        vec![self]
+    }
+}
+
+/// The current audit key, which seals, and the earlier ones, which verify
+/// the seals made under them (see `DataKey::audit_keys`).
+#[derive(Debug)]
+pub struct AuditKeys {
+    current: AuditKey,
+    earlier: Vec<AuditKey>,
+}
+
+impl AuditKeys {
+    pub fn new(current: AuditKey, earlier: Vec<AuditKey>) -> Self {
+        Self { current, earlier }
+    }
+
+    pub fn current(&self) -> &AuditKey {
+        &self.current
+    }
+}
+
+impl From<AuditKey> for AuditKeys {
+    fn from(current: AuditKey) -> Self {
+        Self::new(current, Vec::new())
+    }
+}
+
+impl AuditKeyring for AuditKeys {
+    fn key(&self, id: &str) -> Option<&AuditKey> {
+        std::iter::once(&self.current)
+            .chain(&self.earlier)
+            .find(|k| k.id() == id)
+    }
+
+    fn all(&self) -> Vec<&AuditKey> {
+        std::iter::once(&self.current)
+            .chain(&self.earlier)
+            .collect()
+    }
+}
+
 impl AuditKey {
     pub(crate) fn new(id: KeyId, key: [u8; 32]) -> Self {
         Self {
@@ -363,7 +419,7 @@ pub struct ChainCheck {
 }
 
 impl ChainCheck {
-    pub fn feed(&mut self, key: &AuditKey, seal: &Seal) {
+    pub fn feed(&mut self, keys: &impl AuditKeyring, seal: &Seal) {
         let h = &seal.header;
         self.seals += 1;
         self.sealed_upto = self.sealed_upto.max(h.to_seq);
@@ -383,14 +439,15 @@ impl ChainCheck {
             self.findings
                 .push(Finding::BrokenChain { seal_no: h.seal_no });
         }
-        if h.key_id != key.id() {
-            self.findings.push(Finding::UnverifiableSeal {
+        match keys.key(&h.key_id) {
+            None => self.findings.push(Finding::UnverifiableSeal {
                 seal_no: h.seal_no,
                 key_id: h.key_id.clone(),
-            });
-        } else if !key.authenticates(seal) {
-            self.findings
-                .push(Finding::ForgedSeal { seal_no: h.seal_no });
+            }),
+            Some(key) if !key.authenticates(seal) => self
+                .findings
+                .push(Finding::ForgedSeal { seal_no: h.seal_no }),
+            Some(_) => {}
         }
         self.prev = Some((h.seal_no, h.mac));
     }
@@ -404,6 +461,8 @@ pub struct MonthCheck {
     sealed_upto: i64,
     /// Sealed position → (tag, seal).
     expected: BTreeMap<i64, (EventTag, i64)>,
+    /// Seal → the id of the key it was made under (which made its tags).
+    seal_keys: HashMap<i64, String>,
     /// Tag → sealed position, to recognise a moved event.
     by_tag: HashMap<EventTag, i64>,
     /// Sealed positions accounted for by a moved event.
@@ -411,6 +470,8 @@ pub struct MonthCheck {
     pub events: u64,
     pub sealed: u64,
     pub pending: u64,
+    /// Sealed under a key that is not configured (the chain reports the seal).
+    pub unverifiable: u64,
     pub findings: Vec<Finding>,
 }
 
@@ -420,7 +481,9 @@ impl MonthCheck {
     pub fn new(month: Month, seals: &[Seal], sealed_upto: i64) -> Self {
         let mut expected = BTreeMap::new();
         let mut by_tag = HashMap::new();
+        let mut seal_keys = HashMap::new();
         for seal in seals {
+            seal_keys.insert(seal.header.seal_no, seal.header.key_id.clone());
             for entry in &seal.entries {
                 expected.insert(entry.seq, (entry.tag, seal.header.seal_no));
                 by_tag.insert(entry.tag, entry.seq);
@@ -430,27 +493,41 @@ impl MonthCheck {
             month,
             sealed_upto,
             expected,
+            seal_keys,
             by_tag,
             moved: HashSet::new(),
             events: 0,
             sealed: 0,
             pending: 0,
+            unverifiable: 0,
             findings: Vec::new(),
         }
     }
 
-    pub fn feed(&mut self, key: &AuditKey, events: &[AuditEvent]) {
+    pub fn feed(&mut self, keys: &impl AuditKeyring, events: &[AuditEvent]) {
         for e in events {
             self.events += 1;
-            let tag = key.tag(&e.event);
             let month = self.month;
             let id = e.event.id;
             let sealed_here = self.expected.remove(&e.seq);
-            match sealed_here {
-                Some((sealed, _)) if sealed == tag => self.sealed += 1,
-                None if e.seq > self.sealed_upto => self.pending += 1,
+            // An event's tag is made under the key of the seal that covers it.
+            let sealing_key = sealed_here.map(|(_, seal_no)| {
+                self.seal_keys
+                    .get(&seal_no)
+                    .and_then(|key_id| keys.key(key_id))
+            });
+            match (sealed_here, sealing_key) {
+                (Some(_), Some(None)) => self.unverifiable += 1,
+                (Some((sealed, _)), Some(Some(key))) if key.tag(&e.event) == sealed => {
+                    self.sealed += 1
+                }
+                (None, _) if e.seq > self.sealed_upto => self.pending += 1,
                 _ => {
-                    let finding = match self.by_tag.get(&tag) {
+                    let moved_from = keys
+                        .all()
+                        .into_iter()
+                        .find_map(|key| self.by_tag.get(&key.tag(&e.event)));
+                    let finding = match moved_from {
                         Some(&at) if at != e.seq => {
                             self.moved.insert(at);
                             Finding::Reordered {
@@ -520,7 +597,12 @@ mod tests {
             .collect()
     }
 
-    fn check(key: &AuditKey, seals: &[Seal], upto: i64, stored: &[AuditEvent]) -> Vec<Finding> {
+    fn check(
+        key: &impl AuditKeyring,
+        seals: &[Seal],
+        upto: i64,
+        stored: &[AuditEvent],
+    ) -> Vec<Finding> {
         let mut chain = ChainCheck::default();
         for seal in seals {
             chain.feed(key, seal);
@@ -541,6 +623,46 @@ mod tests {
         check.feed(key, &of_month);
         findings.extend(check.finish().findings);
         findings
+    }
+
+    #[test]
+    fn seals_made_before_a_key_rotation_verify_with_the_earlier_key() {
+        let (old_data, _) = DataKey::generate(KeyId::parse("key-2025").unwrap());
+        let (new_data, _) = DataKey::generate(KeyId::parse("key-2026").unwrap());
+        let at = datetime!(2026-10-10 10:00 UTC);
+        let evs = events(1, &[at, at, at, at]);
+        // Two events sealed under the old key, then the rotation, then two more
+        // in the same month under the new one.
+        let before = seal_batch(&old_data.audit_key(), None, 2, &evs, at);
+        let after = seal_batch(
+            &new_data.audit_key(),
+            Some(&SealHead::from(&before[0].header)),
+            4,
+            &evs,
+            at,
+        );
+        let seals: Vec<Seal> = before.into_iter().chain(after).collect();
+        let ring = new_data
+            .clone()
+            .with_earlier(std::slice::from_ref(&old_data))
+            .unwrap()
+            .audit_keys();
+        assert_eq!(check(&ring, &seals, 4, &evs), []);
+        // An edit is still found, under either key.
+        let mut edited = evs.clone();
+        edited[0].event.reason = Some("changed".into());
+        edited[3].event.reason = Some("changed".into());
+        assert_eq!(check(&ring, &seals, 4, &edited).len(), 2);
+        // Without the earlier key, its seal is reported as unverifiable, and
+        // the events it covers are not taken for edits.
+        let findings = check(&new_data.audit_keys(), &seals, 4, &evs);
+        assert_eq!(
+            findings,
+            [Finding::UnverifiableSeal {
+                seal_no: 1,
+                key_id: "key-2025".into()
+            }]
+        );
     }
 
     #[test]

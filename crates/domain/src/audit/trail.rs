@@ -13,7 +13,7 @@ use serde::Serialize;
 use time::OffsetDateTime;
 
 use super::AuditEvent;
-use super::integrity::{AuditKey, ChainCheck, Finding, MonthCheck, Seal, SealHead, seal_batch};
+use super::integrity::{AuditKeys, ChainCheck, Finding, MonthCheck, Seal, SealHead, seal_batch};
 use super::month::Month;
 use crate::clock::Clock;
 use crate::store::{Repository, StoreResult};
@@ -184,7 +184,8 @@ pub trait SealPacer: Send + Sync {
 pub struct AuditTrail {
     repo: Arc<dyn Repository>,
     clock: Arc<dyn Clock>,
-    key: AuditKey,
+    /// The current key seals; earlier ones verify what they sealed.
+    keys: AuditKeys,
     policy: AuditPolicy,
     pacer: Option<Arc<dyn SealPacer>>,
 }
@@ -193,13 +194,13 @@ impl AuditTrail {
     pub fn new(
         repo: Arc<dyn Repository>,
         clock: Arc<dyn Clock>,
-        key: AuditKey,
+        keys: impl Into<AuditKeys>,
         policy: AuditPolicy,
     ) -> Self {
         Self {
             repo,
             clock,
-            key,
+            keys: keys.into(),
             policy,
             pacer: None,
         }
@@ -283,7 +284,7 @@ impl AuditTrail {
                 Some(last) if full => last.seq,
                 _ => horizon,
             };
-            let seals = seal_batch(&self.key, head.as_ref(), upto, &events, now);
+            let seals = seal_batch(self.keys.current(), head.as_ref(), upto, &events, now);
             if seals.is_empty() {
                 break;
             }
@@ -312,7 +313,7 @@ impl AuditTrail {
             let Some(last) = seals.last() else { break };
             after = last.header.seal_no;
             for seal in &seals {
-                chain.feed(&self.key, seal);
+                chain.feed(&self.keys, seal);
                 seal_months.insert(seal.header.month);
             }
         }
@@ -351,7 +352,7 @@ impl AuditTrail {
                     .await?;
                 let Some(last) = events.last() else { break };
                 after = last.seq;
-                check.feed(&self.key, &events);
+                check.feed(&self.keys, &events);
             }
             let check = check.finish();
             if check.events == 0 && seals.is_empty() {

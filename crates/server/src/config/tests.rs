@@ -480,3 +480,39 @@ fn keys_together_with_auth_none_or_an_unknown_mode_are_refused() {
         assert!(problems.to_string().contains("use api_key"));
     }
 }
+
+#[test]
+fn earlier_data_encryption_keys_open_what_they_sealed() {
+    const OLD: &str = "ICEiIyQlJicoKSorLC0uLzAxMjM0NTY3ODk6Ozw9Pj8";
+    let earlier = |raw: &str| {
+        CoreConfig::from_env(&core_env(&[
+            ("BIOMETRIC_PASSKEY_DATA_ENCRYPTION_KEY_ID", "key-2026"),
+            ("BIOMETRIC_PASSKEY_DATA_ENCRYPTION_PREVIOUS_KEYS", raw),
+        ]))
+    };
+    let config = earlier(&format!("key-2025:{OLD}, key-2024:{KEY}")).unwrap();
+    let ids: Vec<&str> = config.data_key.earlier_ids().map(|k| k.as_str()).collect();
+    assert_eq!(ids, ["key-2025", "key-2024"]);
+    assert_eq!(config.data_key.id().as_str(), "key-2026");
+
+    for (raw, why) in [
+        (OLD.to_owned(), "entry #1 is not `id:key`"),
+        (format!("key-2025:{OLD},bad id:{KEY}"), "entry #2 its id"),
+        ("key-2025:short".to_owned(), "entry #1 its key"),
+        (format!("key-2026:{OLD}"), "configured twice"),
+        (format!("key-2025:{OLD},key-2025:{KEY}"), "configured twice"),
+    ] {
+        let problems = earlier(&raw).unwrap_err();
+        assert_eq!(
+            variables(&problems),
+            ["BIOMETRIC_PASSKEY_DATA_ENCRYPTION_PREVIOUS_KEYS"],
+            "{raw}"
+        );
+        let text = problems.0[0].message.clone();
+        assert!(text.contains(why), "{text}");
+        assert!(
+            !text.contains(OLD) && !text.contains(KEY),
+            "no key in {text}"
+        );
+    }
+}
