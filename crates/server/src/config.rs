@@ -533,6 +533,7 @@ impl IdvConfig {
         };
         let webhook_previous_secret = r.secret(PREVIOUS_WEBHOOK_SECRET, None);
         if let (Some(previous), Some(current)) = (&webhook_previous_secret, &webhook_secret)
+            && mode == Some(IdvMode::Onfido)
             && previous.expose_secret() == current.expose_secret()
         {
             r.problem(

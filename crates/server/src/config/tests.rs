@@ -548,6 +548,17 @@ fn a_previous_webhook_secret_equal_to_the_current_one_is_refused_without_echoing
         !line.contains("whsec-new"),
         "secrets are never echoed: {line}"
     );
+    let synthetic = onfido_env(&[
+        ("BIOMETRIC_PASSKEY_IDV_PROVIDER_MODE", "synthetic"),
+        (
+            "BIOMETRIC_PASSKEY_IDV_ONFIDO_WEBHOOK_PREVIOUS_SECRET",
+            "whsec-new-0123456789",
+        ),
+    ]);
+    assert!(
+        CoreConfig::from_env(&synthetic).is_ok(),
+        "ignored in synthetic mode, like the current secret"
+    );
 }
 
 #[test]
