@@ -3,6 +3,8 @@
 //! 1. Verify `X-SHA2-Signature`: exactly 64 lower-case hex digits, the
 //!    HMAC-SHA256 of the raw body keyed with the webhook secret, checked in
 //!    constant time — before the body is parsed, and without logging it.
+//!    While the secret is rotated, the previous secret is accepted too: both
+//!    are always checked, and the audit records which one matched.
 //! 2. Judge the delivery's age from the signed body's own timestamps
 //!    (`object.completed_at_iso8601`, else `object.started_at_iso8601`, else
 //!    `resource.updated_at`): older than the configured maximum, more than a
@@ -20,7 +22,7 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use domain::audit::Actor;
-use domain::service::{EventOutcome, FlowService, RequestContext};
+use domain::service::{EventOutcome, FlowService, RequestContext, SignedWith};
 use hmac::{Hmac, Mac};
 use http_common::{ApiError, ApiJson, CorrelationId};
 use proto::ErrorCode;
@@ -40,6 +42,7 @@ pub const MAX_FUTURE_SKEW: Duration = Duration::minutes(1);
 /// The webhook's settings (`BIOMETRIC_PASSKEY_IDV_ONFIDO_WEBHOOK_*`).
 pub struct OnfidoWebhook {
     secret: Zeroizing<Vec<u8>>,
+    previous_secret: Option<Zeroizing<Vec<u8>>>,
     max_age: Duration,
 }
 
@@ -47,12 +50,24 @@ impl OnfidoWebhook {
     pub fn new(secret: &str, max_age: Duration) -> Self {
         Self {
             secret: Zeroizing::new(secret.as_bytes().to_vec()),
+            previous_secret: None,
             max_age,
         }
     }
 
-    /// Whether `signature` is the lower-case hex HMAC-SHA256 of `body`.
-    pub fn verify(&self, body: &[u8], signature: &str) -> Result<(), Rejection> {
+    /// Also accepts deliveries signed with `previous_secret`, the one being
+    /// rotated out.
+    #[must_use]
+    pub fn with_previous_secret(mut self, previous_secret: &str) -> Self {
+        self.previous_secret = Some(Zeroizing::new(previous_secret.as_bytes().to_vec()));
+        self
+    }
+
+    /// Whether `signature` is the lower-case hex HMAC-SHA256 of `body` keyed
+    /// with the current or (when configured) the previous secret, and which.
+    /// Both are always computed and compared in constant time, so the time
+    /// taken does not tell which matched.
+    pub fn verify(&self, body: &[u8], signature: &str) -> Result<SignedWith, Rejection> {
         if signature.is_empty() {
             return Err(Rejection::SignatureMissing);
         }
@@ -64,12 +79,27 @@ impl OnfidoWebhook {
             return Err(Rejection::SignatureMalformed);
         }
         let expected = hex::decode(signature).map_err(|_| Rejection::SignatureMalformed)?;
-        let mut mac = Hmac::<Sha256>::new_from_slice(&self.secret)
-            .map_err(|_| Rejection::SignatureInvalid)?;
-        mac.update(body);
-        mac.verify_slice(&expected)
-            .map_err(|_| Rejection::SignatureInvalid)
+        let current = signed_by(&self.secret, body, &expected);
+        let previous = self
+            .previous_secret
+            .as_ref()
+            .is_some_and(|secret| signed_by(secret, body, &expected));
+        match (current, previous) {
+            (true, _) => Ok(SignedWith::Current),
+            (false, true) => Ok(SignedWith::Previous),
+            (false, false) => Err(Rejection::SignatureInvalid),
+        }
     }
+}
+
+/// Whether `expected` is the HMAC-SHA256 of `body` under `secret`, compared
+/// in constant time.
+fn signed_by(secret: &[u8], body: &[u8], expected: &[u8]) -> bool {
+    // HMAC takes a key of any length; a failure here is no match.
+    Hmac::<Sha256>::new_from_slice(secret).is_ok_and(|mut mac| {
+        mac.update(body);
+        mac.verify_slice(expected).is_ok()
+    })
 }
 
 /// Why a delivery was refused; the `reason` of its audit event.
@@ -131,6 +161,7 @@ fn event_time(payload: &Value) -> Option<OffsetDateTime> {
 /// A verified, fresh delivery.
 #[derive(Debug, PartialEq, Eq)]
 pub struct Delivery {
+    pub signed_with: SignedWith,
     pub resource_type: String,
     pub action: String,
     pub object_id: String,
@@ -148,7 +179,7 @@ pub fn check(
         None => "",
         Some(value) => value.to_str().map_err(|_| Rejection::SignatureMalformed)?,
     };
-    webhook.verify(body, signature)?;
+    let signed_with = webhook.verify(body, signature)?;
     let event: Value = serde_json::from_slice(body).map_err(|_| Rejection::Malformed)?;
     let payload = &event["payload"];
     let action = payload["action"].as_str().ok_or(Rejection::Malformed)?;
@@ -163,6 +194,7 @@ pub fn check(
         return Err(Rejection::FromTheFuture);
     }
     Ok(Delivery {
+        signed_with,
         resource_type: payload["resource_type"].as_str().unwrap_or("").to_owned(),
         action: action.to_owned(),
         object_id: object_id.to_owned(),
@@ -205,7 +237,12 @@ pub async fn receive(
         let claimed = Some(delivery.status.as_str()).filter(|s| !s.is_empty());
         match state
             .flows
-            .ingest_run_event(&ctx, &delivery.object_id, claimed)
+            .ingest_run_event(
+                &ctx,
+                &delivery.object_id,
+                claimed,
+                Some(delivery.signed_with),
+            )
             .await?
         {
             EventOutcome::Applied => "applied",
@@ -261,7 +298,10 @@ mod tests {
         ];
         for (token, body, signature) in vectors {
             let webhook = OnfidoWebhook::new(token, Duration::minutes(15));
-            assert_eq!(webhook.verify(body.as_bytes(), signature), Ok(()));
+            assert_eq!(
+                webhook.verify(body.as_bytes(), signature),
+                Ok(SignedWith::Current)
+            );
             let mut wrong = signature.to_owned();
             let last = if wrong.ends_with('0') { '1' } else { '0' };
             wrong.pop();
@@ -283,5 +323,35 @@ mod tests {
                 Err(Rejection::SignatureMissing)
             );
         }
+    }
+
+    #[test]
+    fn the_previous_secret_verifies_only_while_configured() {
+        let (token, body, signature) = (
+            "wU99mE6jJ7nXOLFwZ0tJymM1lpI15pZh",
+            r#"{"payload":{"resource_type":"check","action":"check.completed","object":{"id":"f2302f45-227d-413d-ad61-09ec077a086a","status":"complete","completed_at_iso8601":"2024-04-04T09:21:21Z","href":"https://api.onfido.com/v3.6/checks/f2302f45-227d-413d-ad61-09ec077a086a"}}}"#,
+            "77ebc3e418f26be6eebb47f7ebe551321de26734fc273961e075fc9ab163d9c7",
+        );
+        let max_age = Duration::minutes(15);
+        let rotating = OnfidoWebhook::new("the-new-secret", max_age).with_previous_secret(token);
+        assert_eq!(
+            rotating.verify(body.as_bytes(), signature),
+            Ok(SignedWith::Previous)
+        );
+        let rotated_back =
+            OnfidoWebhook::new(token, max_age).with_previous_secret("the-new-secret");
+        assert_eq!(
+            rotated_back.verify(body.as_bytes(), signature),
+            Ok(SignedWith::Current)
+        );
+        assert_eq!(
+            OnfidoWebhook::new("the-new-secret", max_age).verify(body.as_bytes(), signature),
+            Err(Rejection::SignatureInvalid)
+        );
+        let neither = OnfidoWebhook::new("the-new-secret", max_age).with_previous_secret("older");
+        assert_eq!(
+            neither.verify(body.as_bytes(), signature),
+            Err(Rejection::SignatureInvalid)
+        );
     }
 }

@@ -90,6 +90,40 @@ pub struct RequestContext {
     pub correlation_id: Option<String>,
 }
 
+/// Which configured webhook secret verified a provider delivery: while the
+/// secret is being rotated, deliveries signed with the previous one are still
+/// accepted. Recorded as the `signature` detail of the events it causes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SignedWith {
+    Current,
+    Previous,
+}
+
+impl SignedWith {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Current => "current",
+            Self::Previous => "previous",
+        }
+    }
+}
+
+/// A `provider.event_received` event's details.
+fn provider_event_details(
+    provider: &str,
+    status: Option<&str>,
+    signed_with: Option<SignedWith>,
+) -> Value {
+    let mut details = json!({ "provider": provider });
+    if let Some(status) = status {
+        details["status"] = json!(status);
+    }
+    if let Some(signed_with) = signed_with {
+        details["signature"] = json!(signed_with.as_str());
+    }
+    details
+}
+
 /// A request to start a flow.
 #[derive(Debug, Clone, PartialEq)]
 pub struct CreateFlow {
@@ -1794,11 +1828,14 @@ impl FlowService {
     /// status it announces has been read and acted on: when the provider's read
     /// still lags behind its webhook, nothing is recorded, so the provider's
     /// retry, or the reconciler, applies it later.
+    ///
+    /// `signed_with` says which webhook secret verified a signed delivery.
     pub async fn ingest_run_event(
         &self,
         ctx: &RequestContext,
         run_id: &str,
         claimed_status: Option<&str>,
+        signed_with: Option<SignedWith>,
     ) -> DomainResult<EventOutcome> {
         let provider = self.idv.name();
         if let Some(status) = claimed_status
@@ -1816,7 +1853,7 @@ impl FlowService {
                 let event = NewAuditEvent {
                     outcome: Outcome::Rejected,
                     reason: Some("unknown_run".into()),
-                    details: json!({ "provider": provider }),
+                    details: provider_event_details(provider, None, signed_with),
                     ..self.event(
                         ctx,
                         AuditEventType::ProviderEventReceived,
@@ -1842,7 +1879,7 @@ impl FlowService {
                 other.to_string(),
             ),
         })?;
-        self.apply_run_status(ctx, &flow, run_id, &status, true)
+        self.apply_run_status(ctx, &flow, run_id, &status, true, signed_with)
             .await
     }
 
@@ -1854,11 +1891,12 @@ impl FlowService {
         run_id: &str,
         status: &RunStatus,
         audit_open: bool,
+        signed_with: Option<SignedWith>,
     ) -> DomainResult<EventOutcome> {
         let provider = self.idv.name();
         let now = self.clock.now();
         let received = NewAuditEvent {
-            details: json!({ "provider": provider, "status": status_name(status) }),
+            details: provider_event_details(provider, Some(&status_name(status)), signed_with),
             ..self.event(
                 ctx,
                 AuditEventType::ProviderEventReceived,
@@ -1922,7 +1960,7 @@ impl FlowService {
                 Ok(status) => {
                     report.checked += 1;
                     if self
-                        .apply_run_status(&ctx, &flow, &run_id, &status, false)
+                        .apply_run_status(&ctx, &flow, &run_id, &status, false, None)
                         .await?
                         == EventOutcome::Applied
                     {

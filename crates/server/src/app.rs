@@ -111,13 +111,14 @@ pub fn identity_provider(config: &IdvConfig) -> anyhow::Result<Provider> {
                 idv::OnfidoProvider::new(settings).map_err(|e| anyhow::anyhow!("{e}"))?;
             let max_age =
                 time::Duration::try_from(onfido.webhook_max_age).unwrap_or(time::Duration::MAX);
+            let mut webhook = OnfidoWebhook::new(secret.expose_secret(), max_age);
+            if let Some(previous) = &onfido.webhook_previous_secret {
+                webhook = webhook.with_previous_secret(previous.expose_secret());
+            }
             Ok(Provider {
                 idv: Arc::new(provider),
                 synthetic: None,
-                onfido_webhook: Some(Arc::new(OnfidoWebhook::new(
-                    secret.expose_secret(),
-                    max_age,
-                ))),
+                onfido_webhook: Some(Arc::new(webhook)),
             })
         }
     }

@@ -18,7 +18,7 @@ use std::time::Duration;
 use domain::sealing::{DataKey, KeyId};
 use domain::service::FlowPolicy;
 use management::{ManagementAuth, ManagementUi};
-use secrecy::SecretString;
+use secrecy::{ExposeSecret, SecretString};
 use store_postgres::{PgSettings, SslMode};
 use store_sqlite::SqliteSettings;
 use url::Url;
@@ -127,6 +127,9 @@ pub struct OnfidoConfig {
     /// Present whenever the mode is `onfido`.
     pub api_token: Option<SecretString>,
     pub webhook_secret: Option<SecretString>,
+    /// The secret being rotated out; deliveries signed with it are accepted
+    /// until it is removed.
+    pub webhook_previous_secret: Option<SecretString>,
     pub webhook_max_age: Duration,
 }
 
@@ -458,6 +461,8 @@ fn require_https(r: &mut Reader<'_>, variable: &'static str, raw: &str) -> Optio
     }
 }
 
+const PREVIOUS_WEBHOOK_SECRET: &str = "BIOMETRIC_PASSKEY_IDV_ONFIDO_WEBHOOK_PREVIOUS_SECRET";
+
 /// The provider's API for a region: `https://api.{region}.onfido.com/v3.6`.
 pub fn regional_base_url(region: &str) -> Url {
     #[allow(clippy::expect_used)]
@@ -526,6 +531,17 @@ impl IdvConfig {
                 r.secret("BIOMETRIC_PASSKEY_IDV_ONFIDO_WEBHOOK_SECRET", None),
             )
         };
+        let webhook_previous_secret = r.secret(PREVIOUS_WEBHOOK_SECRET, None);
+        if let (Some(previous), Some(current)) = (&webhook_previous_secret, &webhook_secret)
+            && mode == Some(IdvMode::Onfido)
+            && previous.expose_secret() == current.expose_secret()
+        {
+            r.problem(
+                PREVIOUS_WEBHOOK_SECRET,
+                "equals BIOMETRIC_PASSKEY_IDV_ONFIDO_WEBHOOK_SECRET; during a rotation it holds \
+                 the secret being replaced, otherwise leave it unset",
+            );
+        }
         let webhook_max_age = r.duration(
             "BIOMETRIC_PASSKEY_IDV_ONFIDO_WEBHOOK_MAX_AGE",
             Duration::from_secs(900),
@@ -546,6 +562,7 @@ impl IdvConfig {
                 base_url: base_url?,
                 api_token,
                 webhook_secret,
+                webhook_previous_secret,
                 webhook_max_age,
             },
         })

@@ -103,6 +103,7 @@ pub fn configs(options: &DevOptions, data_key: DataKey) -> (CoreConfig, Manageme
                 base_url: regional_base_url("eu"),
                 api_token: None,
                 webhook_secret: None,
+                webhook_previous_secret: None,
                 webhook_max_age: Duration::from_secs(900),
             },
         },

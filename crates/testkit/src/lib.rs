@@ -323,6 +323,37 @@ pub async fn spawn_core_onfido_configured(
     webhook_secret: &str,
     api_keys: ApiKeys,
 ) -> TestApp {
+    spawn_core_onfido_with(store, base_url, api_token, webhook_secret, None, api_keys).await
+}
+
+/// As [`spawn_core_onfido`], in the middle of a webhook-secret rotation:
+/// deliveries signed with `previous_webhook_secret` are accepted too.
+pub async fn spawn_core_onfido_rotating(
+    store: Store,
+    base_url: &str,
+    api_token: &str,
+    webhook_secret: &str,
+    previous_webhook_secret: &str,
+) -> TestApp {
+    spawn_core_onfido_with(
+        store,
+        base_url,
+        api_token,
+        webhook_secret,
+        Some(previous_webhook_secret),
+        ApiKeys::default(),
+    )
+    .await
+}
+
+async fn spawn_core_onfido_with(
+    store: Store,
+    base_url: &str,
+    api_token: &str,
+    webhook_secret: &str,
+    previous_webhook_secret: Option<&str>,
+    api_keys: ApiKeys,
+) -> TestApp {
     use server::config::{IdvConfig, IdvMode, OnfidoConfig};
 
     let (repo, keep) = fresh_repository(store).await;
@@ -338,6 +369,7 @@ pub async fn spawn_core_onfido_configured(
             base_url: url::Url::parse(base_url).unwrap(),
             api_token: Some(api_token.to_owned().into()),
             webhook_secret: Some(webhook_secret.to_owned().into()),
+            webhook_previous_secret: previous_webhook_secret.map(|s| s.to_owned().into()),
             webhook_max_age: Duration::from_secs(900),
         },
     };

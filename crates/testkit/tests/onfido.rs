@@ -9,7 +9,7 @@ use testkit::core_client::expect_error;
 use testkit::onfido_double::{
     DeliveryOutcome, Fault, OnfidoDouble, OnfidoDoubleConfig, Route, WebhookFault, sign,
 };
-use testkit::{Store, TestApp, on_both_stores, spawn_core_onfido};
+use testkit::{Store, TestApp, on_both_stores, spawn_core_onfido, spawn_core_onfido_rotating};
 use time::format_description::well_known::Rfc3339;
 use time::{Duration, OffsetDateTime};
 
@@ -30,6 +30,8 @@ on_both_stores!(
     a_lagging_read_is_applied_on_redelivery,
     a_webhook_before_its_flow_records_the_run_does_not_block_it,
     an_applicant_made_for_a_run_that_failed_is_kept_and_forgotten_with_the_user,
+    during_a_secret_rotation_both_secrets_verify_and_the_audit_says_which,
+    without_a_previous_secret_a_delivery_signed_with_the_old_one_is_refused,
 );
 
 struct Setup {
@@ -740,4 +742,104 @@ async fn an_applicant_made_for_a_run_that_failed_is_kept_and_forgotten_with_the_
             .iter()
             .any(|r| r.method == "DELETE" && r.path.ends_with(&format!("/applicants/{applicant}")))
     );
+}
+
+/// The secret the Core API is switched to while the provider (the double)
+/// still signs with its configured `webhook_token`.
+const NEW_WEBHOOK_SECRET: &str = "rotated_webhook_token_00112233445566778899";
+
+/// The `signature` detail of the `provider.event_received` events of a flow.
+async fn received_signatures(app: &TestApp, flow: &Value) -> Vec<Value> {
+    app.audit_trail()
+        .await
+        .into_iter()
+        .filter(|e| e.event_type.as_str() == "provider.event_received")
+        .filter(|e| e.subject.flow_id.map(|f| f.to_string()).as_deref() == Some(id(flow)))
+        .map(|e| e.details["signature"].clone())
+        .collect()
+}
+
+async fn during_a_secret_rotation_both_secrets_verify_and_the_audit_says_which(store: Store) {
+    let config = OnfidoDoubleConfig::default();
+    let double = OnfidoDouble::start(config.clone()).await;
+    let app = spawn_core_onfido_rotating(
+        store,
+        &double.base_url(),
+        &config.api_token,
+        NEW_WEBHOOK_SECRET,
+        &config.webhook_token,
+    )
+    .await;
+    double.set_webhook_url(app.url(WEBHOOK_PATH));
+    // The provider still signs with the secret being rotated out.
+    let old = app
+        .created(json!({ "type": "registration", "external_user_id": "lena" }))
+        .await;
+    assert_eq!(
+        double.complete_run(run_id(&old), "approved").await,
+        vec![DeliveryOutcome::Status(200)]
+    );
+    assert_eq!(app.flow(id(&old)).await["identity"]["status"], "verified");
+    assert_eq!(
+        received_signatures(&app, &old).await,
+        vec![json!("previous")]
+    );
+    // Once switched at the provider, deliveries are signed with the new one.
+    let new = app
+        .created(json!({ "type": "registration", "external_user_id": "mira" }))
+        .await;
+    double.set_webhook_fault(WebhookFault::NoDelivery);
+    double.complete_run(run_id(&new), "declined").await;
+    let body = completed_body(run_id(&new), "declined", domain::Clock::now(&*app.clock));
+    assert_eq!(
+        double
+            .deliver_raw(&body, Some(&sign(NEW_WEBHOOK_SECRET, &body)))
+            .await,
+        DeliveryOutcome::Status(200)
+    );
+    assert_eq!(app.flow(id(&new)).await["state"], "failed");
+    assert_eq!(
+        received_signatures(&app, &new).await,
+        vec![json!("current")]
+    );
+    assert!(rejections(&app).await.is_empty());
+}
+
+async fn without_a_previous_secret_a_delivery_signed_with_the_old_one_is_refused(store: Store) {
+    let config = OnfidoDoubleConfig::default();
+    let double = OnfidoDouble::start(config.clone()).await;
+    let app = spawn_core_onfido(
+        store,
+        &double.base_url(),
+        &config.api_token,
+        NEW_WEBHOOK_SECRET,
+    )
+    .await;
+    double.set_webhook_url(app.url(WEBHOOK_PATH));
+    let flow = app
+        .created(json!({ "type": "registration", "external_user_id": "nora" }))
+        .await;
+    double.set_webhook_fault(WebhookFault::NoDelivery);
+    double.complete_run(run_id(&flow), "approved").await;
+    let body = completed_body(run_id(&flow), "approved", domain::Clock::now(&*app.clock));
+    let (status, answer) = app
+        .send(
+            app.client
+                .post(app.url(WEBHOOK_PATH))
+                .header("X-SHA2-Signature", sign(&config.webhook_token, &body))
+                .header("Content-Type", "application/json")
+                .body(body.clone()),
+        )
+        .await;
+    expect_error(
+        status,
+        &answer,
+        StatusCode::UNAUTHORIZED,
+        "webhook_signature_invalid",
+    );
+    let after = app.flow(id(&flow)).await;
+    assert_eq!(after["state"], "awaiting_verification", "{after}");
+    assert_eq!(after["identity"]["status"], "pending", "{after}");
+    assert!(received_signatures(&app, &flow).await.is_empty());
+    assert_eq!(rejections(&app).await, vec!["signature_invalid"]);
 }

@@ -90,6 +90,26 @@ def test_core_env_set_synthetic_has_no_onfido_secrets(render):
     assert out.env_value("core", f"{P}IDV_PROVIDER_MODE") == "synthetic"
 
 
+ROTATING = {"secrets": {"onfido": {"webhookPreviousSecretKey": "fake-key-onfido-webhook-previous"}}}
+
+
+def test_core_env_has_the_previous_webhook_secret_only_while_rotating(render):
+    name = f"{P}IDV_ONFIDO_WEBHOOK_PREVIOUS_SECRET"
+    assert name not in names(render(values()), "core")
+    out = render(values(ROTATING))
+    assert sorted(names(out, "core")) == sorted(CORE_BASE + ONFIDO_SECRETS + [name])
+    assert out.env("core")[name]["valueFrom"] == {
+        "secretKeyRef": {"name": "fake-secret-onfido", "key": "fake-key-onfido-webhook-previous"}
+    }
+    synthetic = render(values(ROTATING, {"idv": {"mode": "synthetic"}}))
+    assert sorted(names(synthetic, "core")) == sorted(CORE_BASE)
+
+
+def test_the_previous_webhook_secret_must_be_another_key(fails):
+    same = {"secrets": {"onfido": {"webhookPreviousSecretKey": "fake-key-onfido-webhook"}}}
+    assert "webhookPreviousSecretKey must name another key" in fails(values(same))
+
+
 def test_management_env_set(render):
     out = render(values(MANAGEMENT_ON))
     assert sorted(names(out, "management")) == sorted(MANAGEMENT)

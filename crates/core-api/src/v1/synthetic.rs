@@ -57,7 +57,7 @@ pub async fn set_outcome(
     };
     let result = state
         .flows
-        .ingest_run_event(&ctx, &run_id, Some(status))
+        .ingest_run_event(&ctx, &run_id, Some(status), None)
         .await?;
     Ok(ApiJson(ProviderEventResponse {
         result: match result {

@@ -516,3 +516,100 @@ fn earlier_data_encryption_keys_open_what_they_sealed() {
         );
     }
 }
+
+fn onfido_env(extra: &[(&str, &str)]) -> Env {
+    let mut pairs: Vec<(&str, &str)> = vec![
+        ("BIOMETRIC_PASSKEY_IDV_PROVIDER_MODE", "onfido"),
+        (
+            "BIOMETRIC_PASSKEY_IDV_ONFIDO_API_TOKEN",
+            "api_sandbox.secret",
+        ),
+        (
+            "BIOMETRIC_PASSKEY_IDV_ONFIDO_WEBHOOK_SECRET",
+            "whsec-new-0123456789",
+        ),
+    ];
+    pairs.retain(|(k, _)| !extra.iter().any(|(e, _)| e == k));
+    pairs.extend_from_slice(extra);
+    core_env(&pairs)
+}
+
+#[test]
+fn a_previous_webhook_secret_is_optional_and_kept_for_a_rotation() {
+    let config = CoreConfig::from_env(&onfido_env(&[])).unwrap();
+    assert!(config.idv.onfido.webhook_previous_secret.is_none());
+    let env = onfido_env(&[("BIOMETRIC_PASSKEY_IDV_ONFIDO_WEBHOOK_PREVIOUS_SECRET", "")]);
+    let config = CoreConfig::from_env(&env).unwrap();
+    assert!(
+        config.idv.onfido.webhook_previous_secret.is_none(),
+        "an empty value is unset"
+    );
+    let env = onfido_env(&[(
+        "BIOMETRIC_PASSKEY_IDV_ONFIDO_WEBHOOK_PREVIOUS_SECRET",
+        "whsec-old-0123456789",
+    )]);
+    let config = CoreConfig::from_env(&env).unwrap();
+    assert_eq!(
+        config
+            .idv
+            .onfido
+            .webhook_previous_secret
+            .as_ref()
+            .map(ExposeSecret::expose_secret),
+        Some("whsec-old-0123456789")
+    );
+    assert!(
+        env.unknown_prefixed().is_empty(),
+        "a known variable: {:?}",
+        env.unknown_prefixed()
+    );
+    let provider = crate::app::identity_provider(&config.idv).unwrap();
+    assert!(provider.onfido_webhook.is_some());
+}
+
+#[test]
+fn a_previous_webhook_secret_equal_to_the_current_one_is_refused_without_echoing_it() {
+    let env = onfido_env(&[(
+        "BIOMETRIC_PASSKEY_IDV_ONFIDO_WEBHOOK_PREVIOUS_SECRET",
+        "whsec-new-0123456789",
+    )]);
+    let problems = CoreConfig::from_env(&env).unwrap_err();
+    assert_eq!(
+        variables(&problems),
+        vec!["BIOMETRIC_PASSKEY_IDV_ONFIDO_WEBHOOK_PREVIOUS_SECRET"]
+    );
+    let line = problems.to_string();
+    assert!(line.contains("equals"), "{line}");
+    assert!(
+        !line.contains("whsec-new"),
+        "secrets are never echoed: {line}"
+    );
+    let synthetic = onfido_env(&[
+        ("BIOMETRIC_PASSKEY_IDV_PROVIDER_MODE", "synthetic"),
+        (
+            "BIOMETRIC_PASSKEY_IDV_ONFIDO_WEBHOOK_PREVIOUS_SECRET",
+            "whsec-new-0123456789",
+        ),
+    ]);
+    assert!(
+        CoreConfig::from_env(&synthetic).is_ok(),
+        "ignored in synthetic mode, like the current secret"
+    );
+}
+
+#[test]
+fn a_previous_webhook_secret_does_not_stand_in_for_the_current_one() {
+    let env = onfido_env(&[
+        ("BIOMETRIC_PASSKEY_IDV_ONFIDO_WEBHOOK_SECRET", ""),
+        (
+            "BIOMETRIC_PASSKEY_IDV_ONFIDO_WEBHOOK_PREVIOUS_SECRET",
+            "whsec-old-0123456789",
+        ),
+    ]);
+    let problems = CoreConfig::from_env(&env).unwrap_err();
+    assert_eq!(
+        variables(&problems),
+        vec!["BIOMETRIC_PASSKEY_IDV_ONFIDO_WEBHOOK_SECRET"]
+    );
+    assert!(!problems.to_string().contains("whsec-old"));
+}

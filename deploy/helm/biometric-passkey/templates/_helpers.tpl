@@ -119,6 +119,9 @@ rendered has been checked.
 {{- if and (eq $v.idv.mode "onfido") (not $v.secrets.onfido.name) }}
 {{- fail "secrets.onfido.name is required when idv.mode=onfido: name the existing Secret that holds the Onfido API token and webhook secret" }}
 {{- end }}
+{{- if and $v.secrets.onfido.webhookPreviousSecretKey (eq $v.secrets.onfido.webhookPreviousSecretKey $v.secrets.onfido.webhookSecretKey) }}
+{{- fail "secrets.onfido.webhookPreviousSecretKey must name another key than webhookSecretKey: it holds the webhook secret being replaced" }}
+{{- end }}
 {{- if not (has $v.core.apiAuth (list "api_key" "none")) }}
 {{- fail (printf "core.apiAuth must be api_key or none, got %q" (toString $v.core.apiAuth)) }}
 {{- end }}
@@ -185,6 +188,9 @@ secretKeyRef. Arguments: dict root, component (core, management, migrate).
 {{- if eq $idv.mode "onfido" }}
 {{- $env = append $env (dict "name" "BIOMETRIC_PASSKEY_IDV_ONFIDO_API_TOKEN" "valueFrom" (dict "secretKeyRef" (dict "name" $v.secrets.onfido.name "key" $v.secrets.onfido.apiTokenKey))) }}
 {{- $env = append $env (dict "name" "BIOMETRIC_PASSKEY_IDV_ONFIDO_WEBHOOK_SECRET" "valueFrom" (dict "secretKeyRef" (dict "name" $v.secrets.onfido.name "key" $v.secrets.onfido.webhookSecretKey))) }}
+{{- with $v.secrets.onfido.webhookPreviousSecretKey }}
+{{- $env = append $env (dict "name" "BIOMETRIC_PASSKEY_IDV_ONFIDO_WEBHOOK_PREVIOUS_SECRET" "valueFrom" (dict "secretKeyRef" (dict "name" $v.secrets.onfido.name "key" .))) }}
+{{- end }}
 {{- end }}
 {{- if eq $v.core.apiAuth "none" }}
 {{- $env = append $env (dict "name" "BIOMETRIC_PASSKEY_CORE_API_AUTH" "value" "none") }}
