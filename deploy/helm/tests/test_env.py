@@ -110,6 +110,21 @@ def test_the_previous_webhook_secret_must_be_another_key(fails):
     assert "webhookPreviousSecretKey must name another key" in fails(values(same))
 
 
+def test_core_env_has_earlier_data_keys_only_after_a_rotation(render):
+    name = f"{P}DATA_ENCRYPTION_PREVIOUS_KEYS"
+    assert name not in names(render(values()), "core")
+    rotated = {"secrets": {"dataEncryption": {"previousKeysKey": "earlier-keys"}}}
+    out = render(values(rotated))
+    assert sorted(names(out, "core")) == sorted(CORE_BASE + ONFIDO_SECRETS + [name])
+    assert out.env("core")[name]["valueFrom"]["secretKeyRef"]["key"] == "earlier-keys"
+    assert name not in names(out, "migrate")
+
+
+def test_earlier_data_keys_must_be_another_key(fails):
+    same = {"secrets": {"dataEncryption": {"previousKeysKey": "fake-key-dek"}}}
+    assert "previousKeysKey must name another key" in fails(values(same))
+
+
 def test_management_env_set(render):
     out = render(values(MANAGEMENT_ON))
     assert sorted(names(out, "management")) == sorted(MANAGEMENT)

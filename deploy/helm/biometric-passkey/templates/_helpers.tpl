@@ -119,6 +119,9 @@ rendered has been checked.
 {{- if and (eq $v.idv.mode "onfido") (not $v.secrets.onfido.name) }}
 {{- fail "secrets.onfido.name is required when idv.mode=onfido: name the existing Secret that holds the Onfido API token and webhook secret" }}
 {{- end }}
+{{- if and $v.secrets.dataEncryption.previousKeysKey (eq $v.secrets.dataEncryption.previousKeysKey $v.secrets.dataEncryption.key) }}
+{{- fail "secrets.dataEncryption.previousKeysKey must name another key than secrets.dataEncryption.key: it holds the earlier keys" }}
+{{- end }}
 {{- if and $v.secrets.onfido.webhookPreviousSecretKey (eq $v.secrets.onfido.webhookPreviousSecretKey $v.secrets.onfido.webhookSecretKey) }}
 {{- fail "secrets.onfido.webhookPreviousSecretKey must name another key than webhookSecretKey: it holds the webhook secret being replaced" }}
 {{- end }}
@@ -176,6 +179,9 @@ secretKeyRef. Arguments: dict root, component (core, management, migrate).
 {{- $idv := $v.idv }}
 {{- $env = append $env (dict "name" "BIOMETRIC_PASSKEY_DATA_ENCRYPTION_KEY" "valueFrom" (dict "secretKeyRef" (dict "name" $v.secrets.dataEncryption.name "key" $v.secrets.dataEncryption.key))) }}
 {{- $env = append $env (dict "name" "BIOMETRIC_PASSKEY_DATA_ENCRYPTION_KEY_ID" "value" (toString $v.dataEncryption.keyId)) }}
+{{- with $v.secrets.dataEncryption.previousKeysKey }}
+{{- $env = append $env (dict "name" "BIOMETRIC_PASSKEY_DATA_ENCRYPTION_PREVIOUS_KEYS" "valueFrom" (dict "secretKeyRef" (dict "name" $v.secrets.dataEncryption.name "key" .))) }}
+{{- end }}
 {{- $env = append $env (dict "name" "BIOMETRIC_PASSKEY_IDV_PROVIDER_MODE" "value" (toString $idv.mode)) }}
 {{- $env = append $env (dict "name" "BIOMETRIC_PASSKEY_IDV_REGISTRATION_WORKFLOW_ID" "value" (toString $idv.registrationWorkflowId)) }}
 {{- $env = append $env (dict "name" "BIOMETRIC_PASSKEY_IDV_STEP_UP_WORKFLOW_ID" "value" (toString $idv.stepUpWorkflowId)) }}
