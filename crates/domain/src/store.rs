@@ -64,6 +64,29 @@ impl<T, C> Page<T, C> {
     }
 }
 
+/// How many stored values name one data-encryption key id, in one column
+/// (`audit_seals.key_id` counts the audit seals made under it).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SealedValues {
+    /// `table.column`.
+    pub column: String,
+    pub key_id: String,
+    pub values: u64,
+}
+
+/// Every column that holds values sealed with the data-encryption key, as
+/// `(table, column)`: what a key rotation has to account for.
+pub const SEALED_COLUMNS: &[(&str, &str)] = &[
+    ("users", "idv_applicant_sealed"),
+    ("flows", "sdk_token_sealed"),
+    ("flows", "transaction_context_sealed"),
+    ("flows", "webauthn_ceremony_sealed"),
+    ("biometric_references", "sealed"),
+    ("staged_references", "sealed"),
+    ("idempotency_keys", "body_sealed"),
+    ("provider_cleanups", "applicant_sealed"),
+];
+
 /// What the IDV provider must still forget about a deleted user.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ProviderCleanup {
@@ -425,6 +448,10 @@ pub trait Repository: Send + Sync + 'static {
     /// expiry at `now` (a flow nobody touched again is never expired
     /// explicitly); how many were removed.
     async fn discard_stale_staged_references(&self, now: OffsetDateTime) -> StoreResult<u64>;
+
+    /// For every column of [`SEALED_COLUMNS`], and for the audit seals, how
+    /// many values each key id seals (read from each value's header).
+    async fn sealed_values(&self) -> StoreResult<Vec<SealedValues>>;
 
     /// Remembers the user's provider-side applicant (sealed) unless the user
     /// has one already; whether it was written.

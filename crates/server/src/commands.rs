@@ -397,6 +397,36 @@ pub fn keys(request: KeysRequest) -> ExitCode {
     ExitCode::SUCCESS
 }
 
+/// `keys status`: see [`crate::keys::status_report`].
+#[allow(clippy::print_stdout)] // The report is the command's output.
+pub async fn keys_status(env: &Env) -> ExitCode {
+    let config = match AuditToolConfig::from_env(env) {
+        Ok(config) => config,
+        Err(problems) => return refuse("keys", &problems),
+    };
+    telemetry::init_for_command(config.log_level);
+    warn_unknown(env);
+    let counts = match app::open_repository(&config.database).await {
+        Ok(repo) => repo.sealed_values().await.map_err(anyhow::Error::from),
+        Err(e) => Err(e),
+    };
+    let counts = match counts {
+        Ok(counts) => counts,
+        Err(e) => return failed(&e),
+    };
+    let configured: Vec<&str> = std::iter::once(config.data_key.id())
+        .chain(config.data_key.earlier_ids())
+        .map(|id| id.as_str())
+        .collect();
+    let (report, all_configured) = crate::keys::status_report(&counts, &configured);
+    print!("{report}");
+    if all_configured {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(3)
+    }
+}
+
 pub fn check_config(env: &Env, runtime: Runtime) -> ExitCode {
     let (name, outcome) = match runtime {
         Runtime::Core => ("core", CoreConfig::from_env(env).map(drop)),

@@ -37,9 +37,66 @@ pub fn core_api_key() -> Zeroizing<String> {
     ))
 }
 
+/// `keys status`: how many values each key id seals, per column, and
+/// whether any names a key that is not configured (then `false`: those
+/// values cannot be opened, or those seals verified, until it is).
+pub fn status_report(
+    counts: &[domain::store::SealedValues],
+    configured: &[&str],
+) -> (String, bool) {
+    let mut out = format!("{:<24} {:<40} {:>10}\n", "key id", "column", "values");
+    let mut all_configured = true;
+    for c in counts {
+        let known = configured.contains(&c.key_id.as_str());
+        all_configured &= known;
+        out.push_str(&format!(
+            "{:<24} {:<40} {:>10}{}\n",
+            c.key_id,
+            c.column,
+            c.values,
+            if known { "" } else { "  NOT CONFIGURED" }
+        ));
+    }
+    for id in configured {
+        let total: u64 = counts
+            .iter()
+            .filter(|c| c.key_id == *id)
+            .map(|c| c.values)
+            .sum();
+        out.push_str(&format!("{id}: {total} values in all\n"));
+    }
+    (out, all_configured)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_status_names_values_under_keys_that_are_not_configured() {
+        let count = |column: &str, key_id: &str, values| domain::store::SealedValues {
+            column: column.to_owned(),
+            key_id: key_id.to_owned(),
+            values,
+        };
+        let counts = [
+            count("flows.sdk_token_sealed", "key-2025", 3),
+            count("flows.sdk_token_sealed", "key-2026", 5),
+            count("audit_seals.key_id", "key-2026", 2),
+        ];
+        let (report, ok) = status_report(&counts, &["key-2026", "key-2025"]);
+        assert!(ok, "{report}");
+        assert!(report.contains("key-2025: 3 values in all"));
+        assert!(report.contains("key-2026: 7 values in all"));
+        let (report, ok) = status_report(&counts, &["key-2026"]);
+        assert!(!ok);
+        assert!(
+            report
+                .lines()
+                .any(|l| l.starts_with("key-2025") && l.ends_with("NOT CONFIGURED")),
+            "{report}"
+        );
+    }
 
     #[test]
     fn a_data_encryption_key_is_configured_by_its_two_lines() {

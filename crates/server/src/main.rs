@@ -85,6 +85,10 @@ enum KeysAction {
     },
     /// A new Core API key, with the fingerprint audit events name it by.
     ApiKey,
+    /// How many stored values each data-encryption key id seals, per column
+    /// (0 every key configured, 3 some value names a key that is not).
+    /// Configured like the Core API (database and keys).
+    Status,
 }
 
 #[derive(Debug, Subcommand)]
@@ -174,10 +178,13 @@ fn main() -> ExitCode {
                     archived_by,
                 } => commands::audit_archive(&env, month, &output, &archived_by).await,
             },
-            Command::Keys { action } => commands::keys(match action {
-                KeysAction::Generate { id } => commands::KeysRequest::DataEncryption { id },
-                KeysAction::ApiKey => commands::KeysRequest::CoreApi,
-            }),
+            Command::Keys { action } => match action {
+                KeysAction::Status => commands::keys_status(&env).await,
+                KeysAction::Generate { id } => {
+                    commands::keys(commands::KeysRequest::DataEncryption { id })
+                }
+                KeysAction::ApiKey => commands::keys(commands::KeysRequest::CoreApi),
+            },
             Command::CheckConfig { runtime } => commands::check_config(&env, runtime),
             Command::Healthcheck { port, path } => commands::healthcheck(port, &path).await,
         }

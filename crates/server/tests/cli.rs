@@ -725,3 +725,28 @@ fn generated_keys_are_taken_by_the_configuration() {
     assert_eq!(output.status.code(), Some(2));
     assert!(output.stdout.is_empty(), "no key printed on a refusal");
 }
+
+#[test]
+fn keys_status_counts_sealed_values_per_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = binary()
+        .args(["keys", "status"])
+        .env("BIOMETRIC_PASSKEY_STORE", "sqlite")
+        .env(
+            "BIOMETRIC_PASSKEY_SQLITE_PATH",
+            dir.path().join("bp.sqlite3"),
+        )
+        .env("BIOMETRIC_PASSKEY_DATA_ENCRYPTION_KEY_ID", "key-2026")
+        .env("BIOMETRIC_PASSKEY_DATA_ENCRYPTION_KEY", KEY)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{stdout}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(stdout.contains("key-2026: 0 values in all"), "{stdout}");
+    assert!(!stdout.contains(KEY));
+}

@@ -286,6 +286,42 @@ impl Repository for SqliteStore {
         flows::discard_stale_staged_references(&self.pool, now).await
     }
 
+    async fn sealed_values(&self) -> StoreResult<Vec<domain::store::SealedValues>> {
+        let mut out = Vec::new();
+        for (table, column) in domain::store::SEALED_COLUMNS {
+            let rows: Vec<(String, i64)> = sqlx::query_as(&format!(
+                "SELECT CAST(substr({column}, 3, unicode(CAST(substr({column}, 2, 1) AS TEXT))) AS TEXT) \
+             AS key_id, count(*) AS n FROM {table} WHERE {column} IS NOT NULL GROUP BY 1 ORDER BY 1"
+            ))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(map_err)?;
+            out.extend(
+                rows.into_iter()
+                    .map(|(key_id, n)| domain::store::SealedValues {
+                        column: format!("{table}.{column}"),
+                        key_id,
+                        values: u64::try_from(n).unwrap_or_default(),
+                    }),
+            );
+        }
+        let seals: Vec<(String, i64)> =
+            sqlx::query_as("SELECT key_id, count(*) AS n FROM audit_seals GROUP BY 1 ORDER BY 1")
+                .fetch_all(&self.pool)
+                .await
+                .map_err(map_err)?;
+        out.extend(
+            seals
+                .into_iter()
+                .map(|(key_id, n)| domain::store::SealedValues {
+                    column: "audit_seals.key_id".to_owned(),
+                    key_id,
+                    values: u64::try_from(n).unwrap_or_default(),
+                }),
+        );
+        Ok(out)
+    }
+
     async fn set_applicant_if_absent(&self, user: UserId, sealed: &[u8]) -> StoreResult<bool> {
         users::set_applicant_if_absent(&self.pool, user, sealed).await
     }

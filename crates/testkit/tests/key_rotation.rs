@@ -94,12 +94,33 @@ async fn values_sealed_before_a_rotation_stay_readable_and_the_trail_verifies(st
         "the integration's digest does not depend on the key"
     );
 
+    // The store tells what each key still seals.
+    let counts = after.repo.sealed_values().await.unwrap();
+    let count = |column: &str, key_id: &str| {
+        counts
+            .iter()
+            .find(|c| c.column == column && c.key_id == key_id)
+            .map_or(0, |c| c.values)
+    };
+    assert_eq!(count("flows.transaction_context_sealed", "test"), 1);
+    assert_eq!(count("flows.transaction_context_sealed", "key-2026"), 1);
+    assert_eq!(count("biometric_references.sealed", "test"), 1);
+    assert_eq!(count("users.idv_applicant_sealed", "test"), 1);
+    assert!(count("audit_seals.key_id", "test") >= 1);
+
     // The trail: seals under both keys, one chain, verified with both.
     let rotated = trail(&after, &ring);
     assert!(rotated.maintain().await.is_ok());
     let report = rotated.verify(None).await.unwrap();
     assert!(report.is_clean(), "{:?}", report.findings);
     assert!(report.seals >= 2);
+    let counts = after.repo.sealed_values().await.unwrap();
+    assert!(
+        counts
+            .iter()
+            .any(|c| c.column == "audit_seals.key_id" && c.key_id == "key-2026"),
+        "{counts:?}"
+    );
     // Without the earlier key, its seals are reported, not taken for tampering.
     let report = trail(&after, &new_only(&ring)).verify(None).await.unwrap();
     assert!(!report.findings.is_empty());
