@@ -594,7 +594,7 @@ fn pending_free(flow: &Flow) -> bool {
 }
 
 async fn outcome(State(s): State<Baseline>, Path(run): Path<String>) -> Reply {
-    approve(&s, run).await
+    approve(&s, run, false).await
 }
 
 /// A signed provider event: the signature checked over the raw bytes, the
@@ -626,10 +626,11 @@ async fn webhook(
     {
         return Ok(Json(json!({})));
     }
-    approve(&s, run).await
+    approve(&s, run, true).await
 }
 
-async fn approve(s: &Baseline, run: String) -> Reply {
+/// `signed`: a webhook's event, whose audit names the secret that verified it.
+async fn approve(s: &Baseline, run: String, signed: bool) -> Reply {
     let provider = s.provider.name();
     let at = now();
     let flow = s.repo.flow_by_run(&run).await.map_err(fail)?;
@@ -640,9 +641,13 @@ async fn approve(s: &Baseline, run: String) -> Reply {
         run_id: run.clone(),
         at,
     }];
+    let mut details = json!({ "provider": provider, "status": "approved" });
+    if signed {
+        details["signature"] = json!("current");
+    }
     let mut events = vec![
         NewAuditEvent {
-            details: json!({ "provider": provider, "status": "approved" }),
+            details,
             ..provider_event(AuditEventType::ProviderEventReceived, &flow, at)
         },
         provider_event(AuditEventType::FlowVerified, &next, at),
