@@ -74,6 +74,19 @@ pub struct SealedValues {
     pub values: u64,
 }
 
+impl SealedValues {
+    /// A column's `(key id, count)` rows, as a store reads them.
+    pub fn of_column(column: &str, rows: Vec<(String, i64)>) -> Vec<Self> {
+        rows.into_iter()
+            .map(|(key_id, n)| Self {
+                column: column.to_owned(),
+                key_id,
+                values: u64::try_from(n).unwrap_or_default(),
+            })
+            .collect()
+    }
+}
+
 /// Every column that holds values sealed with the data-encryption key, as
 /// `(table, column)`: what a key rotation has to account for.
 pub const SEALED_COLUMNS: &[(&str, &str)] = &[

@@ -278,29 +278,20 @@ impl Repository for PgStore {
             .fetch_all(&self.pool)
             .await
             .map_err(map_err)?;
-            out.extend(
-                rows.into_iter()
-                    .map(|(key_id, n)| domain::store::SealedValues {
-                        column: format!("{table}.{column}"),
-                        key_id,
-                        values: u64::try_from(n).unwrap_or_default(),
-                    }),
-            );
+            out.extend(domain::store::SealedValues::of_column(
+                &format!("{table}.{column}"),
+                rows,
+            ));
         }
         let seals: Vec<(String, i64)> =
             sqlx::query_as("SELECT key_id, count(*) AS n FROM audit_seals GROUP BY 1 ORDER BY 1")
                 .fetch_all(&self.pool)
                 .await
                 .map_err(map_err)?;
-        out.extend(
-            seals
-                .into_iter()
-                .map(|(key_id, n)| domain::store::SealedValues {
-                    column: "audit_seals.key_id".to_owned(),
-                    key_id,
-                    values: u64::try_from(n).unwrap_or_default(),
-                }),
-        );
+        out.extend(domain::store::SealedValues::of_column(
+            "audit_seals.key_id",
+            seals,
+        ));
         Ok(out)
     }
 
