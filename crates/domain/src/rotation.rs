@@ -79,6 +79,20 @@ impl SealedColumn {
         }
     }
 
+    /// The primary key of the column's table, as a store orders rows by it
+    /// (the columns of [`RowKey`]).
+    pub fn key_columns(self) -> &'static str {
+        match self {
+            Self::UserApplicant
+            | Self::FlowSdkToken
+            | Self::FlowTransactionContext
+            | Self::FlowCeremony => "id",
+            Self::BiometricReference | Self::CleanupApplicant => "user_id",
+            Self::StagedReference => "flow_id",
+            Self::IdempotentResponse => "scope, key",
+        }
+    }
+
     /// `table.column`, as reports name it.
     pub fn name(self) -> String {
         format!("{}.{}", self.table(), self.column())

@@ -53,19 +53,6 @@ pub(crate) async fn values_by_key(pool: &PgPool) -> StoreResult<Vec<SealedValues
     Ok(out)
 }
 
-/// The primary key of a sealed column's table.
-fn key_columns(column: SealedColumn) -> &'static str {
-    match column {
-        SealedColumn::UserApplicant
-        | SealedColumn::FlowSdkToken
-        | SealedColumn::FlowTransactionContext
-        | SealedColumn::FlowCeremony => "id",
-        SealedColumn::BiometricReference | SealedColumn::CleanupApplicant => "user_id",
-        SealedColumn::StagedReference => "flow_id",
-        SealedColumn::IdempotentResponse => "scope, key",
-    }
-}
-
 #[async_trait]
 impl SealedStore for PgStore {
     async fn sealed_not_under(
@@ -75,7 +62,7 @@ impl SealedStore for PgStore {
         after: Option<&RowKey>,
         limit: u32,
     ) -> StoreResult<Vec<SealedRow>> {
-        let (table, col, pk) = (column.table(), column.column(), key_columns(column));
+        let (table, col, pk) = (column.table(), column.column(), column.key_columns());
         let after_clause = match after {
             None => String::new(),
             Some(RowKey::Id(_)) => format!(" AND {pk} > $3"),
@@ -120,7 +107,7 @@ impl SealedStore for PgStore {
         // $1 the new value, $2 the value read, then the row's key, then the digest.
         let (row_match, next) = match column {
             SealedColumn::IdempotentResponse => ("scope = $3 AND key = $4".to_owned(), 5),
-            _ => (format!("{} = $3", key_columns(column)), 4),
+            _ => (format!("{} = $3", column.key_columns()), 4),
         };
         let digest = if column == SealedColumn::FlowTransactionContext {
             format!(

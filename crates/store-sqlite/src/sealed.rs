@@ -53,19 +53,6 @@ pub(crate) async fn values_by_key(pool: &SqlitePool) -> StoreResult<Vec<SealedVa
     Ok(out)
 }
 
-/// The primary key of a sealed column's table.
-fn key_columns(column: SealedColumn) -> &'static str {
-    match column {
-        SealedColumn::UserApplicant
-        | SealedColumn::FlowSdkToken
-        | SealedColumn::FlowTransactionContext
-        | SealedColumn::FlowCeremony => "id",
-        SealedColumn::BiometricReference | SealedColumn::CleanupApplicant => "user_id",
-        SealedColumn::StagedReference => "flow_id",
-        SealedColumn::IdempotentResponse => "scope, key",
-    }
-}
-
 #[async_trait]
 impl SealedStore for SqliteStore {
     async fn sealed_not_under(
@@ -75,7 +62,7 @@ impl SealedStore for SqliteStore {
         after: Option<&RowKey>,
         limit: u32,
     ) -> StoreResult<Vec<SealedRow>> {
-        let (table, col, pk) = (column.table(), column.column(), key_columns(column));
+        let (table, col, pk) = (column.table(), column.column(), column.key_columns());
         let after_clause = match after {
             None => String::new(),
             Some(RowKey::Id(_)) => format!(" AND {pk} > ?"),
@@ -129,7 +116,7 @@ impl SealedStore for SqliteStore {
         };
         let row_match = match column {
             SealedColumn::IdempotentResponse => "scope = ? AND key = ?".to_owned(),
-            _ => format!("{} = ?", key_columns(column)),
+            _ => format!("{} = ?", column.key_columns()),
         };
         let sql = format!("UPDATE {table} SET {col} = ?{digest} WHERE {row_match} AND {col} = ?");
         let mut tx = self.write().await?;

@@ -38,6 +38,23 @@ fn trail(app: &TestApp, key: &DataKey) -> AuditTrail {
     )
 }
 
+/// The reference a step-up releases, decoded.
+async fn released_reference(app: &TestApp, step_up: &Value) -> Vec<u8> {
+    let (status, released) = app
+        .post(
+            &format!(
+                "/api/core/v1/flows/{}/biometric-reference/release",
+                id(step_up)
+            ),
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{released}");
+    URL_SAFE_NO_PAD
+        .decode(released["token"].as_str().unwrap())
+        .unwrap()
+}
+
 async fn sealed_under(app: &TestApp, flow: &Value) -> String {
     let stored = app
         .repo
@@ -70,20 +87,8 @@ async fn values_sealed_before_a_rotation_stay_readable_and_the_trail_verifies(st
         read["transaction_context_sha256"],
         waiting["transaction_context_sha256"]
     );
-    let (status, released) = after
-        .post(
-            &format!(
-                "/api/core/v1/flows/{}/biometric-reference/release",
-                id(&waiting)
-            ),
-            json!({}),
-        )
-        .await;
-    assert_eq!(status, StatusCode::OK, "{released}");
     assert_eq!(
-        URL_SAFE_NO_PAD
-            .decode(released["token"].as_str().unwrap())
-            .unwrap(),
+        released_reference(&after, &waiting).await,
         b"encrypted-biometric-token",
         "the reference sealed under the earlier key opens"
     );
@@ -340,20 +345,8 @@ async fn a_reseal_next_to_live_traffic_leaves_nothing_under_the_earlier_key(stor
             step_up["identity"]["sdk_token"].is_string(),
             "the applicant opens: {step_up}"
         );
-        let (status, released) = only_b
-            .post(
-                &format!(
-                    "/api/core/v1/flows/{}/biometric-reference/release",
-                    id(&step_up)
-                ),
-                json!({}),
-            )
-            .await;
-        assert_eq!(status, StatusCode::OK, "{released}");
         assert_eq!(
-            URL_SAFE_NO_PAD
-                .decode(released["token"].as_str().unwrap())
-                .unwrap(),
+            released_reference(&only_b, &step_up).await,
             b"encrypted-biometric-token"
         );
     }
