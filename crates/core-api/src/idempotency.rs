@@ -6,17 +6,26 @@
 //! a repeat with a different request is refused (422); one arriving while the
 //! first is still processed is told to retry (409). A 5xx answer is not stored,
 //! so the client may retry it with the same key. The key is optional.
+//!
+//! Nothing stored names the customer's user in the clear: a path segment
+//! holding the customer's user id is stored in the scope as a keyed digest
+//! (under the current data-encryption key: a retry of such a call that spans
+//! a key rotation is processed again), and the request's fingerprint is taken
+//! over that stored scope. A stored response about a user's flow names the
+//! user by our id ([`ConcernsUser`]), so that deleting the user deletes it;
+//! the rest go when their 24 hours are over (`domain::retention`).
 
 use std::convert::Infallible;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use axum::body::{Body, Bytes, to_bytes};
-use axum::extract::Request;
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::extract::{MatchedPath, Request};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use domain::UserId;
 use domain::rotation::{SealedColumn, idempotency_row};
-use domain::sealing::Binding;
+use domain::sealing::{Binding, DataKey};
 use domain::store::{IdempotencyBegin, StoredResponse};
 use http_common::ApiError;
 use http_common::correlation::ResponseFuture;
@@ -36,6 +45,37 @@ const RETENTION: Duration = Duration::hours(24);
 const LOCK: Duration = Duration::seconds(60);
 /// The largest response we store for replay.
 const MAX_RESPONSE: usize = 1024 * 1024;
+
+/// Set on a response (as an extension) by a route whose answer concerns a
+/// user: the stored copy is then deleted with the user.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConcernsUser(pub UserId);
+
+/// The digest slot of a customer's user id in a stored scope.
+const USER_SLOT: &str = "idempotency.scope.external_user_id";
+
+/// The path segment of routes that carry the customer's user id.
+const USER_SEGMENT: &str = "{external_user_id}";
+
+/// The stored scope of a request: its method and path, with the segments
+/// holding a customer's user id replaced by their keyed digest.
+fn scope_of(key: &DataKey, method: &Method, path: &str, route: Option<&str>) -> String {
+    let Some(route) = route.filter(|r| r.contains(USER_SEGMENT)) else {
+        return format!("{method} {path}");
+    };
+    let segments: Vec<String> = route
+        .split('/')
+        .zip(path.split('/'))
+        .map(|(template, actual)| {
+            if template == USER_SEGMENT {
+                format!("~{}", key.digest(USER_SLOT, actual.as_bytes()))
+            } else {
+                actual.to_owned()
+            }
+        })
+        .collect();
+    format!("{method} {}", segments.join("/"))
+}
 
 fn binding(row: &[u8]) -> Binding<'_> {
     SealedColumn::IdempotentResponse.binding(row)
@@ -135,7 +175,11 @@ where
     S: Service<Request, Response = Response, Error = Infallible>,
 {
     let (parts, body) = request.into_parts();
-    let scope = format!("{} {}", parts.method, parts.uri.path());
+    let route = parts
+        .extensions
+        .get::<MatchedPath>()
+        .map(MatchedPath::as_str);
+    let scope = scope_of(&state.key, &parts.method, parts.uri.path(), route);
     let body: Bytes = to_bytes(body, crate::v1::BODY_LIMIT).await.map_err(|_| {
         ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
@@ -201,6 +245,7 @@ where
         return Ok(response);
     }
     let (parts, body) = response.into_parts();
+    let user = parts.extensions.get::<ConcernsUser>().map(|c| c.0);
     let bytes = to_bytes(body, MAX_RESPONSE)
         .await
         .map_err(|e| ApiError::internal(format!("buffering a response: {e}")))?;
@@ -210,7 +255,7 @@ where
     };
     if let Err(e) = state
         .repo
-        .idempotency_finish(&scope, &key, &stored, now + RETENTION)
+        .idempotency_finish(&scope, &key, &stored, now + RETENTION, user)
         .await
     {
         // The change itself is committed; a retry will find the claim unfinished

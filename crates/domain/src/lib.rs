@@ -14,6 +14,7 @@ pub mod ids;
 pub mod idv;
 pub mod operations;
 pub mod possession;
+pub mod retention;
 pub mod rotation;
 pub mod sealing;
 pub mod service;
@@ -24,7 +25,7 @@ pub use audit::{Actor, AuditEvent, AuditEventType, AuditQuery, NewAuditEvent, Ou
 pub use clock::{Clock, ManualClock};
 pub use error::{DomainError, DomainResult, ErrorKind};
 pub use store::{
-    Change, Effect, FlowLimits, FlowPrerequisites, FlowWrite, Page, Repository, StoreError,
+    Change, Effect, FlowLimits, FlowPrerequisites, FlowWrite, Page, Purge, Repository, StoreError,
     StoreResult, UserCursor, UserQuery,
 };
 pub use user::{ExternalUserId, Pseudonym, User, UserId};

@@ -325,6 +325,15 @@ pub struct StoredResponse {
     pub body_sealed: Vec<u8>,
 }
 
+/// Rows kept only for a while: which kind, and the instant before which they
+/// go. The retention itself is decided by [`crate::retention`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Purge {
+    /// Idempotency records whose replay window ended before `before`, and
+    /// unfinished claims whose lock passed before it.
+    IdempotencyRecords { before: OffsetDateTime },
+}
+
 /// What to do with a request carrying an `Idempotency-Key`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum IdempotencyBegin {
@@ -479,13 +488,21 @@ pub trait Repository: crate::rotation::SealedStore + Send + Sync + 'static {
     ) -> StoreResult<IdempotencyBegin>;
 
     /// Stores the response of a claimed request for replay until `expires_at`.
+    /// A response that concerns a user names them in `user`, so that the
+    /// user's deletion removes it.
     async fn idempotency_finish(
         &self,
         scope: &str,
         key: &str,
         response: &StoredResponse,
         expires_at: OffsetDateTime,
+        user: Option<UserId>,
     ) -> StoreResult<()>;
+
+    /// Deletes at most `limit` rows of what `purge` names, in one transaction
+    /// that only one replica runs at a time; `None` (and nothing deleted) when
+    /// another replica is purging right now.
+    async fn purge(&self, purge: Purge, limit: u32) -> StoreResult<Option<u64>>;
 
     /// Whether a provider event with this de-duplication key was recorded.
     async fn provider_event_seen(&self, dedupe_key: &str) -> StoreResult<bool>;

@@ -236,6 +236,33 @@ async fn reconcile_once(flows: &FlowService) {
     }
 }
 
+/// How often the Core API removes rows past their retention.
+pub const HOUSEKEEPING_EVERY: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Removes what is past its purpose (`domain::retention`) every
+/// [`HOUSEKEEPING_EVERY`] until `shutdown` resolves.
+pub async fn housekeeping_loop(
+    housekeeping: domain::retention::Housekeeping,
+    shutdown: impl Future<Output = ()>,
+) {
+    every(HOUSEKEEPING_EVERY, shutdown, || async {
+        match housekeeping.run_once().await {
+            Ok(report) if report.skipped => {
+                tracing::debug!("the purge of expired rows is running elsewhere; skipped")
+            }
+            Ok(report) if report.total() > 0 => tracing::info!(
+                idempotency_records = report.idempotency_records,
+                "removed rows past their retention"
+            ),
+            Ok(_) => {}
+            Err(e) => {
+                tracing::warn!(error = %e, "removing rows past their retention failed; retrying next run")
+            }
+        }
+    })
+    .await;
+}
+
 pub fn core_app(parts: CoreParts, runtime: &str) -> CoreApp {
     let watch = Arc::new(FlowWatch::default());
     let flows = FlowService::new(

@@ -95,8 +95,11 @@ pub async fn core(env: &Env) -> ExitCode {
             &config.data_key,
             &config.audit,
         );
+        let housekeeping =
+            domain::retention::Housekeeping::new(parts.repo.clone(), parts.clock.clone());
         let core = app::core_app(parts, "core");
         let shutdown = Shutdown::default();
+        let housekeeper = tokio::spawn(app::housekeeping_loop(housekeeping, shutdown.signalled()));
         let reconciler = tokio::spawn(app::reconcile_loop(
             core.flows.clone(),
             shutdown.signalled(),
@@ -123,6 +126,7 @@ pub async fn core(env: &Env) -> ExitCode {
         );
         let served = server.stopped().await;
         let _ = reconciler.await;
+        let _ = housekeeper.await;
         if let Some(maintainer) = maintainer {
             let _ = maintainer.await;
         }

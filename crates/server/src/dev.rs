@@ -216,7 +216,9 @@ pub async fn start(options: &DevOptions, shutdown: &Shutdown) -> anyhow::Result<
         &core.data_key,
         &core.audit,
     );
+    let housekeeping = domain::retention::Housekeeping::new(repo.clone(), parts.clock.clone());
     let core_app = app::core_app(parts, "dev");
+    tokio::spawn(app::housekeeping_loop(housekeeping, shutdown.signalled()));
     tokio::spawn(app::reconcile_loop(
         core_app.flows.clone(),
         shutdown.signalled(),

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use domain::flow::{Flow, FlowState, FlowType, IdentityStatus};
 use domain::store::{IdempotencyBegin, StoredResponse};
-use domain::{Actor, AuditEventType, Change, Effect, NewAuditEvent, Repository, Subject};
+use domain::{Actor, AuditEventType, Change, Effect, NewAuditEvent, Purge, Repository, Subject};
 use time::{Duration, OffsetDateTime};
 
 use crate::fixtures::{
@@ -71,7 +71,7 @@ pub async fn a_finished_request_replays_its_exact_response(repo: Arc<dyn Reposit
         IdempotencyBegin::Proceed
     );
     let stored = response(201, &[0x00, 0xff, b'{', 0x80, b'}', 0x00]);
-    repo.idempotency_finish(FLOWS, "k1", &stored, T0 + Duration::hours(24))
+    repo.idempotency_finish(FLOWS, "k1", &stored, T0 + Duration::hours(24), None)
         .await
         .unwrap();
 
@@ -112,7 +112,7 @@ pub async fn an_unfinished_claim_is_retaken_once_its_lock_has_passed(repo: Arc<d
         IdempotencyBegin::InProgress
     );
     let stored = response(200, b"retried");
-    repo.idempotency_finish(FLOWS, "k1", &stored, retry + Duration::hours(1))
+    repo.idempotency_finish(FLOWS, "k1", &stored, retry + Duration::hours(1), None)
         .await
         .unwrap();
     assert_eq!(
@@ -129,7 +129,7 @@ pub async fn an_expired_response_is_forgotten(repo: Arc<dyn Repository>) {
         IdempotencyBegin::Proceed
     );
     let first = response(201, b"first");
-    repo.idempotency_finish(FLOWS, "k1", &first, expires)
+    repo.idempotency_finish(FLOWS, "k1", &first, expires, None)
         .await
         .unwrap();
     assert_eq!(
@@ -148,7 +148,7 @@ pub async fn an_expired_response_is_forgotten(repo: Arc<dyn Repository>) {
         IdempotencyBegin::InProgress
     );
     let second = response(409, b"second");
-    repo.idempotency_finish(FLOWS, "k1", &second, later + Duration::hours(1))
+    repo.idempotency_finish(FLOWS, "k1", &second, later + Duration::hours(1), None)
         .await
         .unwrap();
     assert_eq!(
@@ -175,7 +175,7 @@ pub async fn abandon_releases_an_unfinished_claim_only(repo: Arc<dyn Repository>
     );
 
     let stored = response(202, b"done");
-    repo.idempotency_finish(FLOWS, "k1", &stored, T0 + Duration::hours(24))
+    repo.idempotency_finish(FLOWS, "k1", &stored, T0 + Duration::hours(24), None)
         .await
         .unwrap();
     repo.idempotency_abandon(FLOWS, "k1").await.unwrap();
@@ -203,7 +203,7 @@ pub async fn idempotency_keys_are_separate_per_scope(repo: Arc<dyn Repository>) 
     );
 
     let flows_response = response(201, b"flow");
-    repo.idempotency_finish(FLOWS, "k1", &flows_response, T0 + Duration::hours(1))
+    repo.idempotency_finish(FLOWS, "k1", &flows_response, T0 + Duration::hours(1), None)
         .await
         .unwrap();
     assert_eq!(
@@ -343,4 +343,81 @@ pub async fn a_provider_event_is_recorded_once(repo: Arc<dyn Repository>) {
     .unwrap();
     assert_eq!(repo.flow(v1.id).await.unwrap(), v2);
     assert_eq!(all_events(&*repo).await[0], next);
+}
+
+async fn finish(
+    repo: &dyn Repository,
+    key: &str,
+    expires_at: OffsetDateTime,
+    user: Option<domain::UserId>,
+) {
+    repo.idempotency_finish(FLOWS, key, &response(201, key.as_bytes()), expires_at, user)
+        .await
+        .unwrap();
+}
+
+pub async fn records_past_their_window_are_purged_in_batches(repo: Arc<dyn Repository>) {
+    let repo = &*repo;
+    for key in ["k1", "k2", "k3", "k4", "live", "unfinished"] {
+        assert_eq!(
+            begin(repo, FLOWS, key, 1, T0).await,
+            IdempotencyBegin::Proceed
+        );
+    }
+    for key in ["k1", "k2", "k3", "k4"] {
+        finish(repo, key, T0 + Duration::hours(24), None).await;
+    }
+    finish(repo, "live", T0 + Duration::hours(48), None).await;
+    // A day later: four finished records and the abandoned claim are past.
+    let before = T0 + Duration::hours(24);
+    let purge = Purge::IdempotencyRecords { before };
+    assert_eq!(repo.purge(purge, 2).await.unwrap(), Some(2));
+    assert_eq!(repo.purge(purge, 2).await.unwrap(), Some(2));
+    assert_eq!(repo.purge(purge, 2).await.unwrap(), Some(1));
+    assert_eq!(repo.purge(purge, 2).await.unwrap(), Some(0));
+    // The live record still replays; the purged ones are new requests again.
+    assert!(matches!(
+        begin(repo, FLOWS, "live", 1, before).await,
+        IdempotencyBegin::Replay(_)
+    ));
+    for key in ["k1", "k4", "unfinished"] {
+        assert_eq!(
+            begin(repo, FLOWS, key, 2, before).await,
+            IdempotencyBegin::Proceed
+        );
+    }
+}
+
+pub async fn deleting_a_user_deletes_the_records_about_them(repo: Arc<dyn Repository>) {
+    let repo = &*repo;
+    let leaving = stored_user(repo, "leaving").await;
+    let staying = stored_user(repo, "staying").await;
+    for key in ["mine1", "mine2", "theirs", "nobodys"] {
+        assert_eq!(
+            begin(repo, FLOWS, key, 1, T0).await,
+            IdempotencyBegin::Proceed
+        );
+    }
+    let expires = T0 + Duration::hours(24);
+    finish(repo, "mine1", expires, Some(leaving.id)).await;
+    finish(repo, "mine2", expires, Some(leaving.id)).await;
+    finish(repo, "theirs", expires, Some(staying.id)).await;
+    finish(repo, "nobodys", expires, None).await;
+
+    let deleted = event(AuditEventType::UserDeleted, &leaving, at(5));
+    repo.delete_user(leaving.id, &deleted).await.unwrap();
+
+    for key in ["mine1", "mine2"] {
+        assert_eq!(
+            begin(repo, FLOWS, key, 1, at(6)).await,
+            IdempotencyBegin::Proceed,
+            "{key} went with the user"
+        );
+    }
+    for key in ["theirs", "nobodys"] {
+        assert!(matches!(
+            begin(repo, FLOWS, key, 1, at(6)).await,
+            IdempotencyBegin::Replay(_)
+        ));
+    }
 }

@@ -120,6 +120,8 @@ macro_rules! conformance_suite {
             idempotency::idempotency_keys_are_separate_per_scope,
             idempotency::concurrent_claims_of_one_key_have_exactly_one_winner,
             idempotency::a_provider_event_is_recorded_once,
+            idempotency::records_past_their_window_are_purged_in_batches,
+            idempotency::deleting_a_user_deletes_the_records_about_them,
             audit_trail::sealing_covers_every_event_and_later_ones_stay_pending,
             audit_trail::a_paced_backlog_is_sealed_in_steps_with_a_pause_between,
             audit_trail::retention_drops_only_archived_months_past_the_window,

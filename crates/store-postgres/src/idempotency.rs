@@ -1,7 +1,7 @@
 //! The `idempotency_keys` and `provider_events` tables.
 
 use domain::store::{IdempotencyBegin, StoredResponse};
-use domain::{StoreError, StoreResult};
+use domain::{StoreError, StoreResult, UserId};
 use sqlx::{PgConnection, PgPool};
 use time::OffsetDateTime;
 
@@ -87,15 +87,18 @@ pub(crate) async fn finish(
     key: &str,
     response: &StoredResponse,
     expires_at: OffsetDateTime,
+    user: Option<UserId>,
 ) -> StoreResult<()> {
     sqlx::query(
-        "UPDATE idempotency_keys SET status = $3, body_sealed = $4, expires_at = $5 WHERE scope = $1 AND key = $2",
+        "UPDATE idempotency_keys SET status = $3, body_sealed = $4, expires_at = $5, user_id = $6 \
+         WHERE scope = $1 AND key = $2",
     )
     .bind(scope)
     .bind(key)
     .bind(i32::from(response.status))
     .bind(&response.body_sealed)
     .bind(expires_at)
+    .bind(user.map(|u| u.0))
     .execute(pool)
     .await
     .map(drop)

@@ -11,6 +11,7 @@ mod errors;
 mod flows;
 mod idempotency;
 mod pool;
+mod retention;
 mod sealed;
 mod settings;
 mod users;
@@ -37,6 +38,7 @@ use uuid::Uuid;
 
 pub use audit_trail::MAINTENANCE_APPLICATION_NAME as AUDIT_MAINTENANCE_APPLICATION_NAME;
 pub use audit_trail::MAINTENANCE_LOCK as AUDIT_MAINTENANCE_LOCK;
+pub use retention::PURGE_LOCK;
 pub use settings::{PgSettings, SslMode};
 
 use crate::audit_trail::MaintenanceSession;
@@ -302,8 +304,13 @@ impl Repository for PgStore {
         key: &str,
         response: &StoredResponse,
         expires_at: OffsetDateTime,
+        user: Option<UserId>,
     ) -> StoreResult<()> {
-        idempotency::finish(&self.pool, scope, key, response, expires_at).await
+        idempotency::finish(&self.pool, scope, key, response, expires_at, user).await
+    }
+
+    async fn purge(&self, purge: domain::Purge, limit: u32) -> StoreResult<Option<u64>> {
+        retention::purge(&self.pool, purge, limit).await
     }
 
     async fn idempotency_abandon(&self, scope: &str, key: &str) -> StoreResult<()> {

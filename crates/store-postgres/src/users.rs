@@ -105,6 +105,12 @@ pub(crate) async fn delete(
     .execute(&mut *conn)
     .await
     .map_err(map_err)?;
+    // Stored responses about the user (their flows, with SDK tokens) go with them.
+    sqlx::query("DELETE FROM idempotency_keys WHERE user_id = $1")
+        .bind(id.0)
+        .execute(&mut *conn)
+        .await
+        .map_err(map_err)?;
     let deleted = sqlx::query("DELETE FROM users WHERE id = $1")
         .bind(id.0)
         .execute(conn)

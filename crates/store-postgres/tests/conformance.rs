@@ -581,3 +581,28 @@ mod audit_partitions {
         assert_eq!(report.sealed_events, 1);
     }
 }
+
+/// One replica purges at a time: while another session holds the purge's
+/// lock, a purge deletes nothing and says so.
+#[tokio::test]
+async fn a_purge_skips_while_another_replica_purges() {
+    let db = fresh_database().await;
+    let store = PgStore::connect_lazy(&settings(&db));
+    store.migrate().await.unwrap();
+    let purge = domain::Purge::IdempotencyRecords {
+        before: time::macros::datetime!(2026-06-01 00:00 UTC),
+    };
+    let mut other = store.pool().acquire().await.unwrap();
+    sqlx::query("SELECT pg_advisory_lock($1)")
+        .bind(store_postgres::PURGE_LOCK)
+        .execute(&mut *other)
+        .await
+        .unwrap();
+    assert_eq!(store.purge(purge, 10).await.unwrap(), None);
+    sqlx::query("SELECT pg_advisory_unlock($1)")
+        .bind(store_postgres::PURGE_LOCK)
+        .execute(&mut *other)
+        .await
+        .unwrap();
+    assert_eq!(store.purge(purge, 10).await.unwrap(), Some(0));
+}

@@ -1,7 +1,7 @@
 //! The `idempotency_keys` and `provider_events` tables.
 
 use domain::store::{IdempotencyBegin, StoredResponse};
-use domain::{StoreError, StoreResult};
+use domain::{StoreError, StoreResult, UserId};
 use sqlx::{SqliteConnection, SqlitePool};
 use time::OffsetDateTime;
 
@@ -83,17 +83,22 @@ pub(crate) async fn finish(
     key: &str,
     response: &StoredResponse,
     expires_at: OffsetDateTime,
+    user: Option<UserId>,
 ) -> StoreResult<()> {
-    sqlx::query("UPDATE idempotency_keys SET status = ?, body_sealed = ?, expires_at = ? WHERE scope = ? AND key = ?")
-        .bind(i64::from(response.status))
-        .bind(&response.body_sealed)
-        .bind(to_micros(expires_at))
-        .bind(scope)
-        .bind(key)
-        .execute(pool)
-        .await
-        .map(drop)
-        .map_err(map_err)
+    sqlx::query(
+        "UPDATE idempotency_keys SET status = ?, body_sealed = ?, expires_at = ?, user_id = ? \
+         WHERE scope = ? AND key = ?",
+    )
+    .bind(i64::from(response.status))
+    .bind(&response.body_sealed)
+    .bind(to_micros(expires_at))
+    .bind(user.map(|u| u.0.as_bytes().to_vec()))
+    .bind(scope)
+    .bind(key)
+    .execute(pool)
+    .await
+    .map(drop)
+    .map_err(map_err)
 }
 
 pub(crate) async fn abandon(pool: &SqlitePool, scope: &str, key: &str) -> StoreResult<()> {

@@ -12,6 +12,7 @@ mod credentials;
 mod errors;
 mod flows;
 mod idempotency;
+mod retention;
 mod sealed;
 mod users;
 
@@ -320,8 +321,13 @@ impl Repository for SqliteStore {
         key: &str,
         response: &StoredResponse,
         expires_at: OffsetDateTime,
+        user: Option<UserId>,
     ) -> StoreResult<()> {
-        idempotency::finish(&self.pool, scope, key, response, expires_at).await
+        idempotency::finish(&self.pool, scope, key, response, expires_at, user).await
+    }
+
+    async fn purge(&self, purge: domain::Purge, limit: u32) -> StoreResult<Option<u64>> {
+        retention::purge(self.write().await?, purge, limit).await
     }
 
     async fn idempotency_abandon(&self, scope: &str, key: &str) -> StoreResult<()> {

@@ -94,6 +94,12 @@ pub(crate) async fn delete(
     .execute(&mut *conn)
     .await
     .map_err(map_err)?;
+    // Stored responses about the user (their flows, with SDK tokens) go with them.
+    sqlx::query("DELETE FROM idempotency_keys WHERE user_id = ?")
+        .bind(id.0.as_bytes().as_slice())
+        .execute(&mut *conn)
+        .await
+        .map_err(map_err)?;
     let deleted = sqlx::query("DELETE FROM users WHERE id = ?")
         .bind(id.0.as_bytes().as_slice())
         .execute(conn)

@@ -29,6 +29,7 @@ on_both_stores!(
     malformed_and_unknown_input_gets_stable_codes,
     transaction_contexts_are_checked,
     idempotency_keys_replay_and_refuse_reuse,
+    idempotency_records_name_no_user_and_leave_with_the_user_or_their_day,
     parallel_completions_have_exactly_one_winner,
     cross_platform_step_up_hands_off_once,
     long_polling_answers_when_the_flow_changes,
@@ -598,6 +599,69 @@ async fn idempotency_keys_replay_and_refuse_reuse(store: Store) {
         StatusCode::BAD_REQUEST,
         "invalid_idempotency_key",
     );
+}
+
+/// The stored idempotency records, as a re-seal lists them: (scope, key).
+async fn idempotency_rows(app: &TestApp) -> Vec<(String, String)> {
+    use domain::rotation::{RowKey, SealedColumn};
+    app.repo
+        .sealed_not_under(SealedColumn::IdempotentResponse, "no-such-key", None, 100)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|row| match row.row {
+            RowKey::Idempotency { scope, key } => (scope, key),
+            RowKey::Id(id) => panic!("an idempotency record keyed by {id}"),
+        })
+        .collect()
+}
+
+async fn idempotency_records_name_no_user_and_leave_with_the_user_or_their_day(store: Store) {
+    let app = spawn_core(store).await;
+    let create = |user: &str, key: &str| {
+        app.client
+            .post(app.url("/api/core/v1/flows"))
+            .header("Idempotency-Key", key)
+            .json(&json!({ "type": "registration", "external_user_id": user }))
+    };
+    let (status, _) = app.send(create("wanda-7781", "create-1")).await;
+    assert_eq!(status, StatusCode::CREATED);
+    let (status, _) = app.send(create("vera-5512", "create-2")).await;
+    assert_eq!(status, StatusCode::CREATED);
+    let (status, _) = app
+        .send(
+            app.client
+                .delete(app.url("/api/core/v1/users/wanda-7781"))
+                .header("Idempotency-Key", "delete-1"),
+        )
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+
+    let mut rows = idempotency_rows(&app).await;
+    rows.sort_by(|a, b| a.1.cmp(&b.1));
+    let keys: Vec<&str> = rows.iter().map(|(_, key)| key.as_str()).collect();
+    assert_eq!(
+        keys,
+        ["create-2", "delete-1"],
+        "the deleted user's flow went with them"
+    );
+    assert_eq!(rows[0].0, "POST /api/core/v1/flows");
+    let deletion = &rows[1].0;
+    assert!(
+        deletion.starts_with("DELETE /api/core/v1/users/~") && !deletion.contains("wanda"),
+        "the user's id is stored as a keyed digest: {deletion}"
+    );
+
+    // Their day over, the rest go with the Core API's housekeeping.
+    let housekeeping = domain::retention::Housekeeping::new(app.repo.clone(), app.clock.clone());
+    assert_eq!(
+        housekeeping.run_once().await.unwrap().idempotency_records,
+        0
+    );
+    app.clock.advance(time::Duration::hours(24));
+    let report = housekeeping.run_once().await.unwrap();
+    assert_eq!(report.idempotency_records, 2);
+    assert!(idempotency_rows(&app).await.is_empty());
 }
 
 async fn parallel_completions_have_exactly_one_winner(store: Store) {

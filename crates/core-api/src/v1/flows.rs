@@ -4,6 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use axum::Extension;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use base64::Engine;
@@ -21,6 +22,16 @@ use tokio::time::Instant;
 use super::integration;
 use crate::CoreState;
 use crate::convert::{external_user_id, flow_id, flow_response, flow_type_from_wire};
+use crate::idempotency::ConcernsUser;
+
+/// A flow's answer, naming its user for the idempotency layer (a stored copy
+/// goes with the user's deletion).
+pub(crate) type UserFlowResponse = (Extension<ConcernsUser>, ApiJson<FlowResponse>);
+
+pub(crate) fn user_flow_response(view: domain::service::FlowView) -> UserFlowResponse {
+    let user = ConcernsUser(view.flow.user_id);
+    (Extension(user), ApiJson(flow_response(view)))
+}
 
 /// The longest a long-poll waits.
 pub const MAX_WAIT_SECONDS: u32 = 30;
@@ -47,7 +58,7 @@ const RECHECK: Duration = Duration::from_millis(500);
 pub async fn create(
     State(state): State<Arc<CoreState>>,
     ApiJson(body): ApiJson<CreateFlowRequest>,
-) -> Result<(StatusCode, ApiJson<FlowResponse>), ApiError> {
+) -> Result<(StatusCode, UserFlowResponse), ApiError> {
     let request = CreateFlow {
         flow_type: flow_type_from_wire(body.flow_type),
         external_user_id: external_user_id(&body.external_user_id)?,
@@ -55,7 +66,7 @@ pub async fn create(
         cross_platform: body.cross_platform,
     };
     let view = state.flows.create_flow(&integration(), request).await?;
-    Ok((StatusCode::CREATED, ApiJson(flow_response(view))))
+    Ok((StatusCode::CREATED, user_flow_response(view)))
 }
 
 /// Read a flow; with `after_version` and `wait_seconds`, wait (bounded) until it changes.
@@ -123,7 +134,7 @@ pub async fn possession(
     State(state): State<Arc<CoreState>>,
     Path(raw_id): Path<String>,
     ApiJson(body): ApiJson<PossessionRequest>,
-) -> Result<ApiJson<FlowResponse>, ApiError> {
+) -> Result<UserFlowResponse, ApiError> {
     let id = flow_id(&raw_id)?;
     let proof = match (body.credential, body.assertion, body.webauthn) {
         (None, None, Some(w)) => PossessionProof::WebAuthn {
@@ -169,7 +180,7 @@ pub async fn possession(
         .flows
         .submit_possession(&integration(), id, proof)
         .await?;
-    Ok(ApiJson(flow_response(view)))
+    Ok(user_flow_response(view))
 }
 
 /// Cancel a flow that has not ended.
@@ -187,12 +198,12 @@ pub async fn possession(
 pub async fn cancel(
     State(state): State<Arc<CoreState>>,
     Path(raw_id): Path<String>,
-) -> Result<ApiJson<FlowResponse>, ApiError> {
+) -> Result<UserFlowResponse, ApiError> {
     let view = state
         .flows
         .cancel(&integration(), flow_id(&raw_id)?)
         .await?;
-    Ok(ApiJson(flow_response(view)))
+    Ok(user_flow_response(view))
 }
 
 fn decode_token(raw: &str) -> Result<Vec<u8>, ApiError> {
@@ -221,14 +232,14 @@ pub async fn store_reference(
     State(state): State<Arc<CoreState>>,
     Path(raw_id): Path<String>,
     ApiJson(body): ApiJson<BiometricReferenceBody>,
-) -> Result<ApiJson<FlowResponse>, ApiError> {
+) -> Result<UserFlowResponse, ApiError> {
     let id = flow_id(&raw_id)?;
     let token = zeroize::Zeroizing::new(decode_token(&body.token)?);
     let view = state
         .flows
         .store_reference(&integration(), id, &token)
         .await?;
-    Ok(ApiJson(flow_response(view)))
+    Ok(user_flow_response(view))
 }
 
 /// Release the user's biometric reference to the SDK, for a step-up or recovery

@@ -9,7 +9,7 @@ use proto::core::{ClaimHandoffRequest, FlowResponse};
 
 use super::integration;
 use crate::CoreState;
-use crate::convert::{external_user_id, flow_response};
+use crate::convert::external_user_id;
 
 /// Claim a cross-platform step-up with its single-use hand-off code. The answer
 /// carries the SDK token for the phone's capture.
@@ -27,11 +27,11 @@ use crate::convert::{external_user_id, flow_response};
 pub async fn claim(
     State(state): State<Arc<CoreState>>,
     ApiJson(body): ApiJson<ClaimHandoffRequest>,
-) -> Result<ApiJson<FlowResponse>, ApiError> {
+) -> Result<super::flows::UserFlowResponse, ApiError> {
     let user = external_user_id(&body.external_user_id)?;
     let view = state
         .flows
         .claim_handoff(&integration(), &body.code, &user)
         .await?;
-    Ok(ApiJson(flow_response(view)))
+    Ok(super::flows::user_flow_response(view))
 }

@@ -1,0 +1,43 @@
+//! Removal of rows past their retention (`domain::retention`), one batch per
+//! transaction. Only one replica purges at a time: each batch first takes a
+//! transaction-scoped advisory lock, and a replica that cannot take it skips
+//! the run. The lock is released with the batch's commit, so no connection is
+//! held between runs.
+
+use domain::StoreResult;
+use domain::store::Purge;
+use sqlx::PgPool;
+
+use crate::errors::map_err;
+
+/// `pg_try_advisory_xact_lock` key of the purge ("bppurge1").
+pub const PURGE_LOCK: i64 = 0x6270_7075_7267_6531;
+
+pub(crate) async fn purge(pool: &PgPool, purge: Purge, limit: u32) -> StoreResult<Option<u64>> {
+    let mut tx = pool.begin().await.map_err(map_err)?;
+    let leader: bool = sqlx::query_scalar("SELECT pg_try_advisory_xact_lock($1)")
+        .bind(PURGE_LOCK)
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(map_err)?;
+    if !leader {
+        tx.rollback().await.map_err(map_err)?;
+        return Ok(None);
+    }
+    let limit = i64::from(limit);
+    let deleted = match purge {
+        Purge::IdempotencyRecords { before } => sqlx::query(
+            "DELETE FROM idempotency_keys WHERE (scope, key) IN (\
+             SELECT scope, key FROM idempotency_keys \
+             WHERE COALESCE(expires_at, locked_until) <= $1 LIMIT $2)",
+        )
+        .bind(before)
+        .bind(limit),
+    }
+    .execute(&mut *tx)
+    .await
+    .map_err(map_err)?
+    .rows_affected();
+    tx.commit().await.map_err(map_err)?;
+    Ok(Some(deleted))
+}
