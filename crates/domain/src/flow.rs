@@ -435,6 +435,12 @@ impl Flow {
                 next.completed_at = Some(now);
             }
         }
+        if next.state.is_terminal() {
+            // An ended flow needs neither its SDK token nor its ceremony:
+            // they leave in the write that ends it.
+            next.sdk_token_sealed = None;
+            next.ceremony = None;
+        }
         Ok(next)
     }
 

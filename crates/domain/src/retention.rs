@@ -11,8 +11,36 @@
 
 use std::sync::Arc;
 
+use time::Duration;
+
 use crate::clock::Clock;
 use crate::store::{Purge, Repository, StoreResult};
+
+/// How long each kind of row is kept past its purpose. Idempotency records
+/// keep the 24 hours they promise to replay; an ended flow's SDK token and
+/// ceremony go with the write that ends it, or at its expiry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RetentionPolicy {
+    /// How long a flow is kept after its expiry (for operators' reads of
+    /// its timeline); never less than a day, which the IDV run limit counts.
+    pub flows_after_expiry: Duration,
+    /// How long a webhook delivery's de-duplication record is kept. A
+    /// delivery older than the webhook's maximum age is refused anyway.
+    pub provider_events: Duration,
+}
+
+/// The shortest [`RetentionPolicy::flows_after_expiry`]: the IDV run limit
+/// counts the flows of the last 24 hours.
+pub const MIN_FLOW_RETENTION: Duration = Duration::hours(24);
+
+impl Default for RetentionPolicy {
+    fn default() -> Self {
+        Self {
+            flows_after_expiry: Duration::days(30),
+            provider_events: Duration::days(7),
+        }
+    }
+}
 
 /// How many rows one batch deletes, and how many batches of each kind one run
 /// takes at most (the rest waits for the next run).
@@ -35,6 +63,10 @@ impl Default for PurgePace {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct HousekeepingReport {
     pub idempotency_records: u64,
+    pub provider_events: u64,
+    /// Flows past their expiry whose SDK token or ceremony was cleared.
+    pub expired_flow_secrets: u64,
+    pub ended_flows: u64,
     pub skipped: bool,
 }
 
@@ -42,6 +74,9 @@ impl HousekeepingReport {
     /// Rows removed, of every kind.
     pub fn total(&self) -> u64 {
         self.idempotency_records
+            + self.provider_events
+            + self.expired_flow_secrets
+            + self.ended_flows
     }
 }
 
@@ -49,14 +84,16 @@ impl HousekeepingReport {
 pub struct Housekeeping {
     repo: Arc<dyn Repository>,
     clock: Arc<dyn Clock>,
+    policy: RetentionPolicy,
     pace: PurgePace,
 }
 
 impl Housekeeping {
-    pub fn new(repo: Arc<dyn Repository>, clock: Arc<dyn Clock>) -> Self {
+    pub fn new(repo: Arc<dyn Repository>, clock: Arc<dyn Clock>, policy: RetentionPolicy) -> Self {
         Self {
             repo,
             clock,
+            policy,
             pace: PurgePace::default(),
         }
     }
@@ -70,16 +107,30 @@ impl Housekeeping {
     /// the run's batches are spent, or another replica turns out to be purging.
     pub async fn run_once(&self) -> StoreResult<HousekeepingReport> {
         let now = self.clock.now();
+        let flows_before = now - self.policy.flows_after_expiry.max(MIN_FLOW_RETENTION);
         let mut report = HousekeepingReport::default();
-        match self
-            .purge_all(Purge::IdempotencyRecords { before: now })
-            .await?
-        {
-            Some(n) => report.idempotency_records = n,
-            None => {
+        let kinds = [
+            Purge::IdempotencyRecords { before: now },
+            Purge::ProviderEvents {
+                before: now - self.policy.provider_events,
+            },
+            Purge::ExpiredFlowSecrets { now },
+            Purge::EndedFlows {
+                before: flows_before,
+            },
+        ];
+        for purge in kinds {
+            let Some(n) = self.purge_all(purge).await? else {
                 report.skipped = true;
                 return Ok(report);
-            }
+            };
+            let count = match purge {
+                Purge::IdempotencyRecords { .. } => &mut report.idempotency_records,
+                Purge::ProviderEvents { .. } => &mut report.provider_events,
+                Purge::ExpiredFlowSecrets { .. } => &mut report.expired_flow_secrets,
+                Purge::EndedFlows { .. } => &mut report.ended_flows,
+            };
+            *count = n;
         }
         Ok(report)
     }

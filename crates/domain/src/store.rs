@@ -332,6 +332,16 @@ pub enum Purge {
     /// Idempotency records whose replay window ended before `before`, and
     /// unfinished claims whose lock passed before it.
     IdempotencyRecords { before: OffsetDateTime },
+    /// Webhook de-duplication records received before `before`.
+    ProviderEvents { before: OffsetDateTime },
+    /// The SDK tokens and WebAuthn ceremonies of flows past their expiry at
+    /// `now` (a flow nobody touches again is never expired explicitly, so
+    /// the write that ends a flow never clears them): cleared, nothing else
+    /// of the flow changes.
+    ExpiredFlowSecrets { now: OffsetDateTime },
+    /// Flows whose expiry is before `before`, ended or not (nothing can
+    /// change them any more), with what they staged and their hand-off.
+    EndedFlows { before: OffsetDateTime },
 }
 
 /// What to do with a request carrying an `Idempotency-Key`.

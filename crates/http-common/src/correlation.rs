@@ -2,6 +2,11 @@
 //! `X-Request-Id`, otherwise generated; echoed in the response, carried by every
 //! log line of the request (the log format reads [`CorrelationId::with_current`])
 //! and by every error body.
+//!
+//! The same layer sets the headers every answer carries: `X-Content-Type-Options:
+//! nosniff` on every response, and `Cache-Control: no-store` on every JSON
+//! response (API answers carry flows, tokens and personal data: no shared or
+//! browser cache may keep them).
 
 use std::convert::Infallible;
 use std::pin::Pin;
@@ -10,7 +15,7 @@ use std::task::{Context, Poll};
 use std::time::Instant;
 
 use axum::extract::Request;
-use axum::http::{HeaderName, HeaderValue, Method};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, header};
 use axum::response::Response;
 use tower::{Layer, Service};
 
@@ -126,9 +131,35 @@ where
             if let Ok(value) = HeaderValue::from_str(id.as_str()) {
                 response.headers_mut().insert(REQUEST_ID.clone(), value);
             }
+            protect(response.headers_mut());
             Ok(response)
         })
     }
+}
+
+/// Sets the headers every response carries (see the module's documentation).
+fn protect(headers: &mut HeaderMap) {
+    headers
+        .entry(header::X_CONTENT_TYPE_OPTIONS)
+        .or_insert(HeaderValue::from_static("nosniff"));
+    if is_json(headers) {
+        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    }
+}
+
+/// `application/json`, or any `+json` type (such as `application/problem+json`).
+fn is_json(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(|v| {
+            v.split(';')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_ascii_lowercase()
+        })
+        .is_some_and(|essence| essence == "application/json" || essence.ends_with("+json"))
 }
 
 /// What the line that closes a request needs from it.

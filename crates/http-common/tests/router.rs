@@ -43,8 +43,8 @@ fn app(db_up: bool) -> Router {
     let info = ServiceInfo {
         version: Arc::new(VersionInfo {
             version: "1.2.3".into(),
-            commit: "abc".into(),
-            build_time: "2026-01-01T00:00:00Z".into(),
+            commit: None,
+            build_time: None,
             runtime: "core".into(),
         }),
         readiness: Arc::new(Switch(AtomicBool::new(db_up))),
@@ -89,6 +89,34 @@ async fn version_reports_the_build() {
     let (_, _, body) = call(app(true), get("/api/version")).await;
     assert_eq!(body["version"], "1.2.3");
     assert_eq!(body["runtime"], "core");
+    assert!(body.get("commit").is_none() && body.get("build_time").is_none());
+}
+
+#[tokio::test]
+async fn json_answers_are_not_stored_and_nothing_is_sniffed() {
+    let requests = [
+        get("/api/health"),
+        get("/api/ready"),
+        get("/api/version"),
+        get("/nope"),
+        Request::post("/echo")
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(Body::from(r#"{"name":"a"}"#))
+            .unwrap(),
+        Request::post("/echo")
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(Body::from("{"))
+            .unwrap(),
+    ];
+    for request in requests {
+        let uri = request.uri().clone();
+        let (status, headers, _) = call(app(true), request).await;
+        assert_eq!(headers[header::CACHE_CONTROL], "no-store", "{uri} {status}");
+        assert_eq!(headers[header::X_CONTENT_TYPE_OPTIONS], "nosniff", "{uri}");
+    }
+    let (status, headers, _) = call(app(false), get("/api/ready")).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(headers[header::CACHE_CONTROL], "no-store");
 }
 
 #[tokio::test]

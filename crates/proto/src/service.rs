@@ -16,12 +16,15 @@ pub struct Readiness {
     pub database: String,
 }
 
-/// `GET /api/version`: what is running.
+/// `GET /api/version`: what is running. The commit and build time are shown
+/// only where the operator enabled them (`BIOMETRIC_PASSKEY_VERSION_DETAIL`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct VersionInfo {
     pub version: String,
-    pub commit: String,
-    pub build_time: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub commit: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub build_time: Option<String>,
     /// `core`, `management` or `dev`.
     pub runtime: String,
 }

@@ -31,11 +31,11 @@ use time::OffsetDateTime;
 use crate::config::{CoreConfig, DatabaseConfig, IdvConfig, IdvMode, ManagementConfig};
 
 /// What this binary is.
-pub fn version_info(runtime: &str) -> VersionInfo {
+pub fn version_info(runtime: &str, detail: bool) -> VersionInfo {
     VersionInfo {
         version: env!("CARGO_PKG_VERSION").to_owned(),
-        commit: env!("BIOMETRIC_PASSKEY_COMMIT").to_owned(),
-        build_time: env!("BIOMETRIC_PASSKEY_BUILD_TIME").to_owned(),
+        commit: detail.then(|| env!("BIOMETRIC_PASSKEY_COMMIT").to_owned()),
+        build_time: detail.then(|| env!("BIOMETRIC_PASSKEY_BUILD_TIME").to_owned()),
         runtime: runtime.to_owned(),
     }
 }
@@ -134,6 +134,8 @@ pub struct CoreParts {
     pub api_keys: ApiKeys,
     /// `builtin` possession mode when present.
     pub relying_party: Option<Arc<dyn domain::possession::RelyingParty>>,
+    /// `/api/version` shows the commit and build time too.
+    pub version_detail: bool,
 }
 
 /// The built-in relying party a Core configuration asks for, if any.
@@ -252,6 +254,9 @@ pub async fn housekeeping_loop(
             }
             Ok(report) if report.total() > 0 => tracing::info!(
                 idempotency_records = report.idempotency_records,
+                provider_events = report.provider_events,
+                expired_flow_secrets = report.expired_flow_secrets,
+                ended_flows = report.ended_flows,
                 "removed rows past their retention"
             ),
             Ok(_) => {}
@@ -279,7 +284,10 @@ pub fn core_app(parts: CoreParts, runtime: &str) -> CoreApp {
     };
     let flows = Arc::new(flows);
     let router = core_api::router(CoreState {
-        service: ServiceInfo::for_repository(version_info(runtime), parts.repo.clone()),
+        service: ServiceInfo::for_repository(
+            version_info(runtime, parts.version_detail),
+            parts.repo.clone(),
+        ),
         flows: flows.clone(),
         repo: parts.repo,
         clock: parts.clock,
@@ -329,7 +337,10 @@ pub fn management_router_with_clock(
         clock,
     ));
     Ok(management::router(ManagementState {
-        service: ServiceInfo::for_repository(version_info(runtime), repo.clone()),
+        service: ServiceInfo::for_repository(
+            version_info(runtime, config.common.version_detail),
+            repo.clone(),
+        ),
         auth: Arc::new(config.auth.clone()),
         ui: Arc::new(config.ui.clone()),
         repo,

@@ -75,6 +75,7 @@ pub async fn core(env: &Env) -> ExitCode {
             policy: config.policy.clone(),
             api_keys: app::api_keys(&config),
             relying_party: app::relying_party(&config.possession)?,
+            version_detail: config.common.version_detail,
         };
         if parts.api_keys.is_enabled() {
             // Fingerprints, never the keys: they name the actor of audit events.
@@ -95,8 +96,11 @@ pub async fn core(env: &Env) -> ExitCode {
             &config.data_key,
             &config.audit,
         );
-        let housekeeping =
-            domain::retention::Housekeeping::new(parts.repo.clone(), parts.clock.clone());
+        let housekeeping = domain::retention::Housekeeping::new(
+            parts.repo.clone(),
+            parts.clock.clone(),
+            config.retention,
+        );
         let core = app::core_app(parts, "core");
         let shutdown = Shutdown::default();
         let housekeeper = tokio::spawn(app::housekeeping_loop(housekeeping, shutdown.signalled()));

@@ -15,6 +15,7 @@ use std::net::IpAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use domain::retention::{MIN_FLOW_RETENTION, RetentionPolicy};
 use domain::sealing::{DataKey, KeyId};
 use domain::service::FlowPolicy;
 use management::{ManagementAuth, ManagementUi};
@@ -100,6 +101,9 @@ pub struct CommonConfig {
     pub port: u16,
     pub log_level: LogLevel,
     pub database: DatabaseConfig,
+    /// `BIOMETRIC_PASSKEY_VERSION_DETAIL`: `/api/version` shows the commit
+    /// and build time (the long-lived runtimes).
+    pub version_detail: bool,
 }
 
 /// `BIOMETRIC_PASSKEY_IDV_PROVIDER_MODE`.
@@ -153,6 +157,8 @@ pub struct CoreConfig {
     pub api_auth: CoreApiAuth,
     /// Who verifies WebAuthn.
     pub possession: PossessionConfig,
+    /// How long rows are kept past their purpose.
+    pub retention: RetentionPolicy,
 }
 
 /// `BIOMETRIC_PASSKEY_CORE_API_AUTH` with `BIOMETRIC_PASSKEY_CORE_API_KEYS`.
@@ -424,11 +430,13 @@ impl CommonConfig {
     fn read(r: &mut Reader<'_>) -> Option<Self> {
         let port = r.parsed("PORT", 3000, parse_port);
         let log_level = LogLevel::read(r);
+        let version_detail = r.bool("BIOMETRIC_PASSKEY_VERSION_DETAIL", false);
         let database = DatabaseConfig::read(r)?;
         Some(Self {
             port,
             log_level,
             database,
+            version_detail,
         })
     }
 }
@@ -739,6 +747,37 @@ fn read_policy(r: &mut Reader<'_>) -> FlowPolicy {
     }
 }
 
+/// The shortest webhook de-duplication retention accepted.
+const MIN_PROVIDER_EVENT_RETENTION: Duration = Duration::from_secs(3600);
+
+fn read_retention(r: &mut Reader<'_>) -> RetentionPolicy {
+    let defaults = RetentionPolicy::default();
+    let std_duration = |d: time::Duration| Duration::from_secs(d.whole_seconds().unsigned_abs());
+    let at_least = |r: &mut Reader<'_>, variable: &'static str, default, min: Duration, shown| {
+        let value = r.duration(variable, default);
+        if value < min {
+            r.problem(variable, format!("must be at least {shown}"));
+        }
+        time::Duration::try_from(value).unwrap_or(time::Duration::MAX)
+    };
+    RetentionPolicy {
+        flows_after_expiry: at_least(
+            r,
+            "BIOMETRIC_PASSKEY_FLOW_RETENTION",
+            std_duration(defaults.flows_after_expiry),
+            std_duration(MIN_FLOW_RETENTION),
+            "24h (the IDV run limit counts the flows of the last day)",
+        ),
+        provider_events: at_least(
+            r,
+            "BIOMETRIC_PASSKEY_PROVIDER_EVENT_RETENTION",
+            std_duration(defaults.provider_events),
+            MIN_PROVIDER_EVENT_RETENTION,
+            "1h",
+        ),
+    }
+}
+
 /// The shortest API key accepted: 32 characters (about 190 bits from base64url).
 pub const MIN_API_KEY_LEN: usize = 32;
 
@@ -838,6 +877,7 @@ impl CoreConfig {
         let policy = read_policy(&mut r);
         let api_auth = read_api_auth(&mut r);
         let possession = PossessionConfig::read(&mut r);
+        let retention = read_retention(&mut r);
         let config = match (common, data_key, idv, api_auth, possession) {
             (Some(common), Some(data_key), Some(idv), Some(api_auth), Some(possession)) => {
                 Some(Self {
@@ -848,6 +888,7 @@ impl CoreConfig {
                     policy,
                     api_auth,
                     possession,
+                    retention,
                 })
             }
             _ => None,

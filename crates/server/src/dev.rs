@@ -89,6 +89,7 @@ pub fn configs(options: &DevOptions, data_key: DataKey) -> (CoreConfig, Manageme
         port,
         log_level: options.log_level,
         database: database.clone(),
+        version_detail: false,
     };
     let core = CoreConfig {
         common: common(options.core_port),
@@ -115,6 +116,7 @@ pub fn configs(options: &DevOptions, data_key: DataKey) -> (CoreConfig, Manageme
         // Loopback only, behind the Host check: the evaluation setup needs no keys.
         api_auth: CoreApiAuth::None,
         possession: options.possession.clone(),
+        retention: domain::retention::RetentionPolicy::default(),
     };
     let management_origin = format!("http://127.0.0.1:{}", options.management_port);
     let management = ManagementConfig {
@@ -209,6 +211,7 @@ pub async fn start(options: &DevOptions, shutdown: &Shutdown) -> anyhow::Result<
         // Loopback only: the evaluation setup needs no keys.
         api_keys: app::api_keys(&core),
         relying_party: app::relying_party(&core.possession)?,
+        version_detail: core.common.version_detail,
     };
     let trail = crate::audit::trail(
         repo.clone(),
@@ -216,7 +219,8 @@ pub async fn start(options: &DevOptions, shutdown: &Shutdown) -> anyhow::Result<
         &core.data_key,
         &core.audit,
     );
-    let housekeeping = domain::retention::Housekeeping::new(repo.clone(), parts.clock.clone());
+    let housekeeping =
+        domain::retention::Housekeeping::new(repo.clone(), parts.clock.clone(), core.retention);
     let core_app = app::core_app(parts, "dev");
     tokio::spawn(app::housekeeping_loop(housekeeping, shutdown.signalled()));
     tokio::spawn(app::reconcile_loop(

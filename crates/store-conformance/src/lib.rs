@@ -17,6 +17,7 @@ mod fixtures;
 pub mod flows;
 pub mod idempotency;
 pub mod postgres;
+pub mod retention;
 pub mod suite;
 pub mod users;
 
@@ -122,6 +123,9 @@ macro_rules! conformance_suite {
             idempotency::a_provider_event_is_recorded_once,
             idempotency::records_past_their_window_are_purged_in_batches,
             idempotency::deleting_a_user_deletes_the_records_about_them,
+            retention::provider_events_past_their_retention_are_purged,
+            retention::expired_flows_lose_their_sdk_token_and_ceremony,
+            retention::flows_past_their_retention_are_removed_with_what_they_staged,
             audit_trail::sealing_covers_every_event_and_later_ones_stay_pending,
             audit_trail::a_paced_backlog_is_sealed_in_steps_with_a_pause_between,
             audit_trail::retention_drops_only_archived_months_past_the_window,

@@ -33,6 +33,26 @@ pub(crate) async fn purge(pool: &PgPool, purge: Purge, limit: u32) -> StoreResul
         )
         .bind(before)
         .bind(limit),
+        Purge::ProviderEvents { before } => sqlx::query(
+            "DELETE FROM provider_events WHERE dedupe_key IN (\
+             SELECT dedupe_key FROM provider_events WHERE received_at < $1 LIMIT $2)",
+        )
+        .bind(before)
+        .bind(limit),
+        Purge::ExpiredFlowSecrets { now } => sqlx::query(
+            "UPDATE flows SET sdk_token_sealed = NULL, webauthn_ceremony_sealed = NULL, \
+             webauthn_ceremony_expires_at = NULL WHERE id IN (\
+             SELECT id FROM flows WHERE expires_at <= $1 \
+             AND (sdk_token_sealed IS NOT NULL OR webauthn_ceremony_sealed IS NOT NULL) LIMIT $2)",
+        )
+        .bind(now)
+        .bind(limit),
+        Purge::EndedFlows { before } => sqlx::query(
+            "DELETE FROM flows WHERE id IN (\
+             SELECT id FROM flows WHERE expires_at < $1 LIMIT $2)",
+        )
+        .bind(before)
+        .bind(limit),
     }
     .execute(&mut *tx)
     .await

@@ -226,7 +226,7 @@ pub(crate) async fn cancel_others(
     // The flows first, then what they staged (as on PostgreSQL).
     let ids: Vec<Vec<u8>> = sqlx::query_scalar(&format!(
         "UPDATE flows SET state = 'cancelled', version = version + 1, updated_at = ?3, \
-         webauthn_ceremony_sealed = NULL, webauthn_ceremony_expires_at = NULL \
+         webauthn_ceremony_sealed = NULL, webauthn_ceremony_expires_at = NULL, sdk_token_sealed = NULL \
          WHERE user_id = ?1 AND id <> ?2 AND state IN {OPEN_STATES} AND expires_at > ?3 \
          RETURNING id"
     ))

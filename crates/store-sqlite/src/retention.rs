@@ -23,6 +23,26 @@ pub(crate) async fn purge(
         )
         .bind(to_micros(before))
         .bind(limit),
+        Purge::ProviderEvents { before } => sqlx::query(
+            "DELETE FROM provider_events WHERE rowid IN (\
+             SELECT rowid FROM provider_events WHERE received_at < ? LIMIT ?)",
+        )
+        .bind(to_micros(before))
+        .bind(limit),
+        Purge::ExpiredFlowSecrets { now } => sqlx::query(
+            "UPDATE flows SET sdk_token_sealed = NULL, webauthn_ceremony_sealed = NULL, \
+             webauthn_ceremony_expires_at = NULL WHERE rowid IN (\
+             SELECT rowid FROM flows WHERE expires_at <= ? \
+             AND (sdk_token_sealed IS NOT NULL OR webauthn_ceremony_sealed IS NOT NULL) LIMIT ?)",
+        )
+        .bind(to_micros(now))
+        .bind(limit),
+        Purge::EndedFlows { before } => sqlx::query(
+            "DELETE FROM flows WHERE rowid IN (\
+             SELECT rowid FROM flows WHERE expires_at < ? LIMIT ?)",
+        )
+        .bind(to_micros(before))
+        .bind(limit),
     }
     .execute(&mut *tx)
     .await

@@ -204,6 +204,7 @@ async fn spawn_core_parts(
             policy,
             api_keys,
             relying_party,
+            version_detail: false,
         },
         "core",
     );
@@ -237,6 +238,7 @@ pub fn spawn_core_over(earlier: &TestApp, key: DataKey) -> impl Future<Output = 
             policy: FlowPolicy::default(),
             api_keys: ApiKeys::default(),
             relying_party: None,
+            version_detail: false,
         },
         "core",
     );
@@ -259,6 +261,7 @@ pub fn management_config() -> ManagementConfig {
             port: 0,
             log_level: LogLevel::Info,
             database: DatabaseConfig::Sqlite(SqliteSettings::new("unused")),
+            version_detail: false,
         },
         auth: ManagementAuth {
             issuer: "http://127.0.0.1:9/".into(),
@@ -383,6 +386,7 @@ async fn spawn_core_onfido_with(
             policy: FlowPolicy::default(),
             api_keys,
             relying_party: None,
+            version_detail: false,
         },
         "core",
     );

@@ -30,6 +30,7 @@ on_both_stores!(
     transaction_contexts_are_checked,
     idempotency_keys_replay_and_refuse_reuse,
     idempotency_records_name_no_user_and_leave_with_the_user_or_their_day,
+    ended_flows_keep_no_sdk_token_and_leave_after_their_retention,
     parallel_completions_have_exactly_one_winner,
     cross_platform_step_up_hands_off_once,
     long_polling_answers_when_the_flow_changes,
@@ -558,10 +559,15 @@ async fn idempotency_keys_replay_and_refuse_reuse(store: Store) {
     let first = send(body.clone()).send().await.unwrap();
     assert_eq!(first.status(), StatusCode::CREATED);
     assert!(first.headers().get("idempotent-replayed").is_none());
+    let first_headers = first.headers().clone();
     let first: Value = first.json().await.unwrap();
     let again = send(body.clone()).send().await.unwrap();
     assert_eq!(again.status(), StatusCode::CREATED);
     assert_eq!(again.headers()["idempotent-replayed"], "true");
+    for response in [&first_headers, again.headers()] {
+        assert_eq!(response["cache-control"], "no-store");
+        assert_eq!(response["x-content-type-options"], "nosniff");
+    }
     let again: Value = again.json().await.unwrap();
     assert_eq!(again, first, "the same response, SDK token included");
     assert_eq!(
@@ -653,7 +659,11 @@ async fn idempotency_records_name_no_user_and_leave_with_the_user_or_their_day(s
     );
 
     // Their day over, the rest go with the Core API's housekeeping.
-    let housekeeping = domain::retention::Housekeeping::new(app.repo.clone(), app.clock.clone());
+    let housekeeping = domain::retention::Housekeeping::new(
+        app.repo.clone(),
+        app.clock.clone(),
+        domain::retention::RetentionPolicy::default(),
+    );
     assert_eq!(
         housekeeping.run_once().await.unwrap().idempotency_records,
         0
@@ -662,6 +672,59 @@ async fn idempotency_records_name_no_user_and_leave_with_the_user_or_their_day(s
     let report = housekeeping.run_once().await.unwrap();
     assert_eq!(report.idempotency_records, 2);
     assert!(idempotency_rows(&app).await.is_empty());
+}
+
+async fn ended_flows_keep_no_sdk_token_and_leave_after_their_retention(store: Store) {
+    let app = spawn_core(store).await;
+    app.enrolled("greta", "greta-phone").await;
+    let cancelled = step_up(&app, "greta").await;
+    let untouched = step_up(&app, "greta").await;
+    let stored = |flow: &Value| {
+        let id = domain::flow::FlowId(id(flow).parse().unwrap());
+        let repo = app.repo.clone();
+        async move { repo.flow(id).await }
+    };
+    assert!(stored(&cancelled).await.unwrap().sdk_token_sealed.is_some());
+    let (status, _) = app
+        .post(
+            &format!("/api/core/v1/flows/{}/cancel", id(&cancelled)),
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        stored(&cancelled).await.unwrap().sdk_token_sealed,
+        None,
+        "the write that ends the flow clears its token"
+    );
+
+    // The untouched flow expires without a write: housekeeping clears it.
+    let housekeeping = domain::retention::Housekeeping::new(
+        app.repo.clone(),
+        app.clock.clone(),
+        domain::retention::RetentionPolicy::default(),
+    );
+    app.clock.advance(time::Duration::minutes(16));
+    let report = housekeeping.run_once().await.unwrap();
+    assert_eq!(report.expired_flow_secrets, 1, "{report:?}");
+    let expired = stored(&untouched).await.unwrap();
+    assert_eq!(expired.sdk_token_sealed, None);
+    assert_eq!(expired.state.as_str(), "awaiting_verification");
+
+    // Thirty days after their expiry, the flows themselves go.
+    app.clock.advance(time::Duration::days(30));
+    let report = housekeeping.run_once().await.unwrap();
+    assert!(report.ended_flows >= 2, "{report:?}");
+    let (status, _) = app
+        .get_json(&format!("/api/core/v1/flows/{}", id(&untouched)))
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (status, user) = app.get_json("/api/core/v1/users/greta").await;
+    assert_eq!(
+        status,
+        StatusCode::OK,
+        "the user and their passkey stay: {user}"
+    );
 }
 
 async fn parallel_completions_have_exactly_one_winner(store: Store) {

@@ -19,12 +19,20 @@ async fn both_runtimes_serve_the_service_endpoints_on_both_stores() {
             assert_eq!(health.status(), 200, "{store:?}");
             let ready: Value = app.get("/api/ready").await.json().await.unwrap();
             assert_eq!(ready["database"], "ok", "{store:?}");
-            let version: Value = app.get("/api/version").await.json().await.unwrap();
+            let version = app.get("/api/version").await;
+            assert_eq!(version.headers()["cache-control"], "no-store");
+            assert_eq!(version.headers()["x-content-type-options"], "nosniff");
+            let version: Value = version.json().await.unwrap();
             assert_eq!(version["version"], env!("CARGO_PKG_VERSION"));
-            assert!(version["commit"].as_str().is_some_and(|c| !c.is_empty()));
+            assert!(
+                version.get("commit").is_none() && version.get("build_time").is_none(),
+                "the version only, unless the operator enables the detail: {version}"
+            );
 
             let missing = app.get("/api/core/v0/nothing").await;
             assert_eq!(missing.status(), 404);
+            assert_eq!(missing.headers()["cache-control"], "no-store");
+            assert_eq!(missing.headers()["x-content-type-options"], "nosniff");
             let id = missing.headers()["x-request-id"]
                 .to_str()
                 .unwrap()
@@ -34,6 +42,20 @@ async fn both_runtimes_serve_the_service_endpoints_on_both_stores() {
             assert_eq!(body["error"]["correlation_id"], id.as_str());
         }
     }
+}
+
+#[tokio::test]
+async fn the_version_detail_is_shown_where_the_operator_enables_it() {
+    let mut config = testkit::management_config();
+    config.common.version_detail = true;
+    let app = testkit::spawn_management_with(testkit::Store::Sqlite, config).await;
+    let version: Value = app.get("/api/version").await.json().await.unwrap();
+    assert!(version["commit"].as_str().is_some_and(|c| !c.is_empty()));
+    assert!(
+        version["build_time"]
+            .as_str()
+            .is_some_and(|t| !t.is_empty())
+    );
 }
 
 #[tokio::test]

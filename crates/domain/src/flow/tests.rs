@@ -193,3 +193,36 @@ fn names_round_trip() {
         assert_eq!(s.as_str().parse::<FlowState>(), Ok(*s));
     }
 }
+
+#[test]
+fn the_write_that_ends_a_flow_clears_its_sdk_token_and_ceremony() {
+    let with_ceremony = |f: Flow| Flow {
+        ceremony: Some(Ceremony {
+            state_sealed: vec![2],
+            expires_at: T0 + Duration::minutes(5),
+        }),
+        ..f
+    };
+    let open = with_ceremony(started(FlowType::StepUp));
+    let still_open = open.apply(&CRED, T0).unwrap();
+    assert_eq!(
+        still_open.sdk_token_sealed,
+        Some(vec![1]),
+        "the SDK may still need it"
+    );
+    for (fact, now) in [
+        (Fact::Identity(IdentityOutcome::Approved), T0),
+        (Fact::Identity(IdentityOutcome::Declined), T0),
+        (Fact::Cancelled, T0),
+        (Fact::Refused(FailureReason::CredentialNotActive), T0),
+        (Fact::Expired, T0 + Duration::minutes(16)),
+    ] {
+        let ended = with_ceremony(still_open.clone()).apply(&fact, now).unwrap();
+        assert!(ended.state.is_terminal(), "{fact:?}");
+        assert_eq!(
+            (ended.sdk_token_sealed, ended.ceremony),
+            (None, None),
+            "{fact:?}"
+        );
+    }
+}

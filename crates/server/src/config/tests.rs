@@ -613,3 +613,40 @@ fn a_previous_webhook_secret_does_not_stand_in_for_the_current_one() {
     );
     assert!(!problems.to_string().contains("whsec-old"));
 }
+
+#[test]
+fn retention_defaults_and_bounds() {
+    let config = CoreConfig::from_env(&core_env(&[])).unwrap();
+    assert_eq!(config.retention, RetentionPolicy::default());
+    assert_eq!(
+        config.retention.flows_after_expiry,
+        time::Duration::days(30)
+    );
+    assert_eq!(config.retention.provider_events, time::Duration::days(7));
+
+    let config = CoreConfig::from_env(&core_env(&[
+        ("BIOMETRIC_PASSKEY_FLOW_RETENTION", "48h"),
+        ("BIOMETRIC_PASSKEY_PROVIDER_EVENT_RETENTION", "2h"),
+    ]))
+    .unwrap();
+    assert_eq!(
+        config.retention.flows_after_expiry,
+        time::Duration::hours(48)
+    );
+    assert_eq!(config.retention.provider_events, time::Duration::hours(2));
+
+    let refused = CoreConfig::from_env(&core_env(&[
+        ("BIOMETRIC_PASSKEY_FLOW_RETENTION", "23h"),
+        ("BIOMETRIC_PASSKEY_PROVIDER_EVENT_RETENTION", "10m"),
+    ]))
+    .unwrap_err()
+    .to_string();
+    assert!(
+        refused.contains("BIOMETRIC_PASSKEY_FLOW_RETENTION: must be at least 24h"),
+        "{refused}"
+    );
+    assert!(
+        refused.contains("BIOMETRIC_PASSKEY_PROVIDER_EVENT_RETENTION: must be at least 1h"),
+        "{refused}"
+    );
+}
