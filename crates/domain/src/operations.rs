@@ -112,6 +112,15 @@ impl OperatorActions {
         user_overview(&*self.repo, external_id).await
     }
 
+    /// The provider clean-ups still queued (dead ones included), oldest
+    /// request first, at most `limit`.
+    pub async fn provider_cleanups(
+        &self,
+        limit: u32,
+    ) -> DomainResult<Vec<crate::store::ProviderCleanup>> {
+        Ok(self.repo.pending_provider_cleanups(limit).await?)
+    }
+
     pub async fn credential(&self, id: Uuid) -> DomainResult<Credential> {
         self.repo.credential(id).await.map_err(|e| match e {
             StoreError::NotFound => {

@@ -60,6 +60,9 @@ pub struct FlowPolicy {
     /// `builtin` mode: how long a flow's WebAuthn challenge can be answered
     /// (never beyond the flow's own expiry).
     pub ceremony_ttl: Duration,
+    /// How many times the Core API asks the provider to forget a deleted
+    /// user before it marks the clean-up dead.
+    pub provider_cleanup_max_attempts: u32,
 }
 
 impl Default for FlowPolicy {
@@ -75,8 +78,38 @@ impl Default for FlowPolicy {
             counter_policy: CounterPolicy::Enforce,
             backup_policy: BackupPolicy::Warn,
             ceremony_ttl: Duration::minutes(5),
+            provider_cleanup_max_attempts: 10,
         }
     }
+}
+
+/// The wait before the next attempt of a provider clean-up that failed
+/// `attempts` times: a minute, doubling each time, at most six hours.
+pub fn provider_cleanup_backoff(attempts: u32) -> Duration {
+    let doublings = attempts.saturating_sub(1).min(16);
+    Duration::minutes(1)
+        .saturating_mul(1_i32 << doublings)
+        .min(Duration::hours(6))
+}
+
+/// What one pass over the provider clean-up queue did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ProviderCleanupReport {
+    /// Users the provider forgot.
+    pub forgotten: u32,
+    /// Attempts that failed and will be retried, with why.
+    pub retrying: Vec<FailedCleanup>,
+    /// Attempts that failed for the last time: the clean-up is now dead.
+    pub dead: Vec<FailedCleanup>,
+}
+
+/// A failed provider clean-up attempt: our id of the deleted user (never the
+/// customer's identifier or the provider's applicant id) and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FailedCleanup {
+    pub user_id: UserId,
+    pub attempts: u32,
+    pub reason: String,
 }
 
 /// Told after every committed flow change (long-polling waiters, say).
@@ -2011,42 +2044,62 @@ impl FlowService {
     }
 
     /// Has the provider forget deleted users (biometric tokens, applicant), at
-    /// most `limit` at a time, oldest first. Stops at the first failure; the
-    /// user stays queued and is retried on the next pass.
-    pub async fn process_provider_cleanups(&self, limit: u32) -> DomainResult<u32> {
-        let mut done = 0;
-        for cleanup in self.repo.pending_provider_cleanups(limit).await? {
-            let applicant = match &cleanup.applicant_sealed {
-                Some(sealed) => {
-                    Some(self.open_string(sealed, applicant_binding(&cleanup.user_id))?)
-                }
-                None => None,
+    /// most `limit` of those due, earliest first. A failed attempt (the
+    /// provider refusing or unreachable, or a stored applicant id that cannot
+    /// be opened) does not stop the pass: the item is tried again after a
+    /// growing wait ([`provider_cleanup_backoff`]) and, after
+    /// [`FlowPolicy::provider_cleanup_max_attempts`] attempts, marked dead.
+    pub async fn process_provider_cleanups(
+        &self,
+        limit: u32,
+    ) -> DomainResult<ProviderCleanupReport> {
+        let mut report = ProviderCleanupReport::default();
+        let now = self.clock.now();
+        for cleanup in self.repo.due_provider_cleanups(now, limit).await? {
+            let attempt = match &cleanup.applicant_sealed {
+                Some(sealed) => self
+                    .open_string(sealed, applicant_binding(&cleanup.user_id))
+                    .map(Some)
+                    .map_err(|e| format!("the stored applicant id cannot be opened: {e}")),
+                None => Ok(None),
             };
-            match self
-                .idv
-                .forget_user(
-                    &cleanup.customer_user_id,
-                    applicant.as_ref().map(|a| a.as_str()),
-                )
-                .await
-            {
+            let outcome = match attempt {
+                Ok(applicant) => self
+                    .idv
+                    .forget_user(
+                        &cleanup.customer_user_id,
+                        applicant.as_ref().map(|a| a.as_str()),
+                    )
+                    .await
+                    .map_err(|e| e.to_string()),
+                Err(reason) => Err(reason),
+            };
+            match outcome {
                 Ok(()) => {
                     self.repo.finish_provider_cleanup(cleanup.user_id).await?;
-                    done += 1;
+                    report.forgotten += 1;
                 }
-                Err(e) => {
+                Err(reason) => {
+                    let attempts = cleanup.attempts.saturating_add(1);
+                    let retry_at = (attempts < self.policy.provider_cleanup_max_attempts)
+                        .then(|| now + provider_cleanup_backoff(attempts));
                     self.repo
-                        .fail_provider_cleanup(cleanup.user_id, self.clock.now())
+                        .fail_provider_cleanup(cleanup.user_id, now, retry_at)
                         .await?;
-                    return Err(DomainError::unavailable(
-                        ErrorCode::IdvUnavailable,
-                        "the identity-verification provider is unavailable",
-                        e.to_string(),
-                    ));
+                    let failed = FailedCleanup {
+                        user_id: cleanup.user_id,
+                        attempts,
+                        reason,
+                    };
+                    if retry_at.is_some() {
+                        report.retrying.push(failed);
+                    } else {
+                        report.dead.push(failed);
+                    }
                 }
             }
         }
-        Ok(done)
+        Ok(report)
     }
 }
 
@@ -2059,5 +2112,23 @@ fn status_name(status: &RunStatus) -> String {
         RunStatus::Done(IdentityOutcome::Abandoned) => "abandoned".to_owned(),
         RunStatus::Done(IdentityOutcome::Error) => "error".to_owned(),
         RunStatus::Unknown(s) => s.clone(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use time::Duration;
+
+    use super::provider_cleanup_backoff;
+
+    #[test]
+    fn provider_cleanup_backoff_doubles_from_a_minute_up_to_six_hours() {
+        let waits: Vec<Duration> = (1..=12).map(provider_cleanup_backoff).collect();
+        assert_eq!(waits[0], Duration::minutes(1));
+        assert_eq!(waits[1], Duration::minutes(2));
+        assert_eq!(waits[8], Duration::minutes(256));
+        assert_eq!(waits[9], Duration::hours(6));
+        assert_eq!(provider_cleanup_backoff(u32::MAX), Duration::hours(6));
+        assert_eq!(provider_cleanup_backoff(0), Duration::minutes(1));
     }
 }

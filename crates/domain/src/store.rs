@@ -96,6 +96,12 @@ pub struct ProviderCleanup {
     pub applicant_sealed: Option<Vec<u8>>,
     pub requested_at: OffsetDateTime,
     pub attempts: u32,
+    pub last_attempt_at: Option<OffsetDateTime>,
+    /// When the next attempt is due (`None`: at once, unless dead).
+    pub next_attempt_at: Option<OffsetDateTime>,
+    /// Set once the last attempt allowed failed: no more attempts are made,
+    /// and the item stays listed for an operator to see.
+    pub dead_at: Option<OffsetDateTime>,
 }
 
 /// A search of users by identifier prefix and creation time.
@@ -382,14 +388,28 @@ pub trait Repository: crate::rotation::SealedStore + Send + Sync + 'static {
     /// `NotFound` when the user does not exist (nothing is written then).
     async fn delete_user(&self, id: UserId, event: &NewAuditEvent) -> StoreResult<()>;
 
-    /// Queued provider cleanups, oldest request first.
+    /// Queued provider cleanups, dead ones included, oldest request first.
     async fn pending_provider_cleanups(&self, limit: u32) -> StoreResult<Vec<ProviderCleanup>>;
+
+    /// Provider cleanups due at `now` (not dead, next attempt not later),
+    /// earliest due first.
+    async fn due_provider_cleanups(
+        &self,
+        now: OffsetDateTime,
+        limit: u32,
+    ) -> StoreResult<Vec<ProviderCleanup>>;
 
     /// The provider forgot the user: the cleanup is done.
     async fn finish_provider_cleanup(&self, user_id: UserId) -> StoreResult<()>;
 
-    /// A cleanup attempt failed at `at`; it stays queued.
-    async fn fail_provider_cleanup(&self, user_id: UserId, at: OffsetDateTime) -> StoreResult<()>;
+    /// A cleanup attempt failed at `at`: it is tried again at `retry_at`, or,
+    /// with `None`, marked dead at `at` (it stays listed, never tried again).
+    async fn fail_provider_cleanup(
+        &self,
+        user_id: UserId,
+        at: OffsetDateTime,
+        retry_at: Option<OffsetDateTime>,
+    ) -> StoreResult<()>;
 
     /// Appends an event that accompanies no state change (a rejected request, say).
     async fn append_audit(&self, event: &NewAuditEvent) -> StoreResult<()>;

@@ -25,6 +25,7 @@ use crate::v1;
         v1::flow,
         v1::audit,
         v1::audit_export,
+        v1::provider_cleanups,
     ),
     modifiers(&BearerAuth),
     security(("bearer" = [])),

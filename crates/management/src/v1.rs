@@ -16,7 +16,8 @@ use http_common::{ApiError, ApiJson, CorrelationId};
 use proto::ErrorCode;
 use proto::management::{
     AuditEventResponse, AuditPage, CredentialActionRequest, CredentialSummary, FlowDetail,
-    FlowSummary, OperatorResponse, UserDetail, UserListItem, UserPage, VerifiedRegistrationFacts,
+    FlowSummary, OperatorResponse, ProviderCleanupItem, ProviderCleanupList, UserDetail,
+    UserListItem, UserPage, VerifiedRegistrationFacts,
 };
 use serde::Deserialize;
 use time::OffsetDateTime;
@@ -47,6 +48,10 @@ pub fn routes(state: ManagementState) -> Router {
         .route("/api/management/v1/flows/{id}", get(flow))
         .route("/api/management/v1/audit", get(audit))
         .route("/api/management/v1/audit/export", get(audit_export))
+        .route(
+            "/api/management/v1/provider-cleanups",
+            get(provider_cleanups),
+        )
         .route_layer(middleware::from_fn_with_state(
             state.verifier.clone(),
             authenticate,
@@ -286,6 +291,35 @@ pub async fn delete_user(
         .delete_user(&operator_context(&operator), &id)
         .await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// The most provider clean-ups listed.
+pub const MAX_PROVIDER_CLEANUPS: u32 = 500;
+
+/// The provider clean-ups still queued, dead ones included, oldest first (at
+/// most 500).
+#[utoipa::path(get, path = "/api/management/v1/provider-cleanups", tag = "users", responses((status = 200, body = ProviderCleanupList), (status = 403, body = proto::ErrorBody)))]
+pub async fn provider_cleanups(
+    State(state): State<ManagementState>,
+    Extension(operator): Extension<Operator>,
+) -> Result<ApiJson<ProviderCleanupList>, ApiError> {
+    operator.require(Scope::UsersRead)?;
+    let items = state
+        .operations
+        .provider_cleanups(MAX_PROVIDER_CLEANUPS)
+        .await?
+        .into_iter()
+        .map(|c| ProviderCleanupItem {
+            user_id: c.user_id.0,
+            requested_at: c.requested_at,
+            attempts: c.attempts,
+            last_attempt_at: c.last_attempt_at,
+            next_attempt_at: c.next_attempt_at,
+            dead: c.dead_at.is_some(),
+            dead_at: c.dead_at,
+        })
+        .collect();
+    Ok(ApiJson(ProviderCleanupList { items }))
 }
 
 #[utoipa::path(get, path = "/api/management/v1/credentials/{id}", tag = "credentials", params(("id" = uuid::Uuid, Path)), responses((status = 200, body = CredentialSummary), (status = 403, body = proto::ErrorBody), (status = 404, body = proto::ErrorBody)))]

@@ -165,3 +165,31 @@ pub struct UserPage {
     /// An opaque cursor: pass it as `after` for the next page; absent on the last page.
     pub next_after: Option<String>,
 }
+
+/// A deleted user the IDV provider has not yet been made to forget. The
+/// Core API retries with backoff; after its configured number of attempts it
+/// gives up and the item is `dead` (an operator's matter: ask the provider
+/// to delete the data, then delete the item from the database).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct ProviderCleanupItem {
+    /// Our id of the deleted user (not the customer's identifier).
+    pub user_id: uuid::Uuid,
+    #[serde(with = "time::serde::rfc3339")]
+    pub requested_at: time::OffsetDateTime,
+    pub attempts: u32,
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub last_attempt_at: Option<time::OffsetDateTime>,
+    /// When the next attempt is due; none when dead, or not yet tried.
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub next_attempt_at: Option<time::OffsetDateTime>,
+    /// No more attempts are made.
+    pub dead: bool,
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub dead_at: Option<time::OffsetDateTime>,
+}
+
+/// `GET /api/management/v1/provider-cleanups`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct ProviderCleanupList {
+    pub items: Vec<ProviderCleanupItem>,
+}

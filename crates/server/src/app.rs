@@ -216,10 +216,34 @@ async fn reconcile_once(flows: &FlowService) {
         }
     }
     match flows.process_provider_cleanups(RECONCILE_BATCH).await {
-        Ok(done) if done > 0 => {
-            tracing::info!(users = done, "the IDV provider forgot deleted users")
+        Ok(report) => {
+            if report.forgotten > 0 {
+                tracing::info!(
+                    users = report.forgotten,
+                    "the IDV provider forgot deleted users"
+                );
+            }
+            // Our id of the deleted user only: never the customer's
+            // identifier or the provider's applicant id.
+            for failed in &report.retrying {
+                tracing::warn!(
+                    user_id = %failed.user_id.0,
+                    attempts = failed.attempts,
+                    reason = %failed.reason,
+                    "the IDV provider could not be asked to forget a deleted user; retrying later"
+                );
+            }
+            for dead in &report.dead {
+                tracing::error!(
+                    alert = "provider_cleanup_dead",
+                    user_id = %dead.user_id.0,
+                    attempts = dead.attempts,
+                    reason = %dead.reason,
+                    "gave up asking the IDV provider to forget a deleted user: the clean-up is \
+                     marked dead; see GET /api/management/v1/provider-cleanups"
+                );
+            }
         }
-        Ok(_) => {}
         Err(e) => {
             tracing::warn!(error = %e, "provider cleanup of deleted users failed; retrying next pass")
         }

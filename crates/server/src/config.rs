@@ -732,6 +732,11 @@ fn read_policy(r: &mut Reader<'_>) -> FlowPolicy {
         defaults.recovery_revokes_existing,
     );
     let possession = PossessionPolicies::read(r, &defaults);
+    let cleanup_attempts = at_least_one(
+        r,
+        "BIOMETRIC_PASSKEY_PROVIDER_CLEANUP_MAX_ATTEMPTS",
+        defaults.provider_cleanup_max_attempts,
+    );
     FlowPolicy {
         flow_ttl,
         handoff_ttl,
@@ -744,6 +749,7 @@ fn read_policy(r: &mut Reader<'_>) -> FlowPolicy {
         backup_policy: possession.backup,
         ceremony_ttl: time::Duration::try_from(possession.challenge_ttl)
             .unwrap_or(time::Duration::MAX),
+        provider_cleanup_max_attempts: cleanup_attempts,
     }
 }
 

@@ -308,13 +308,40 @@ pub async fn deleting_a_user_queues_their_provider_cleanup(repo: Arc<dyn Reposit
             applicant_sealed: Some(vec![1, 2, 3]),
             requested_at: at,
             attempts: 0,
+            last_attempt_at: None,
+            next_attempt_at: None,
+            dead_at: None,
         }]
     );
-    repo.fail_provider_cleanup(user.id, at).await.unwrap();
-    repo.fail_provider_cleanup(user.id, at).await.unwrap();
+    assert_eq!(repo.due_provider_cleanups(at, 10).await.unwrap(), queued);
+    let retry = at + time::Duration::minutes(1);
+    repo.fail_provider_cleanup(user.id, at, Some(retry))
+        .await
+        .unwrap();
+    assert!(
+        repo.due_provider_cleanups(at, 10).await.unwrap().is_empty(),
+        "not due before its retry"
+    );
+    let due = repo.due_provider_cleanups(retry, 10).await.unwrap();
     assert_eq!(
-        repo.pending_provider_cleanups(10).await.unwrap()[0].attempts,
-        2
+        (
+            due[0].attempts,
+            due[0].last_attempt_at,
+            due[0].next_attempt_at
+        ),
+        (1, Some(at), Some(retry))
+    );
+    repo.fail_provider_cleanup(user.id, retry, None)
+        .await
+        .unwrap();
+    let dead = &repo.pending_provider_cleanups(10).await.unwrap()[0];
+    assert_eq!((dead.attempts, dead.dead_at), (2, Some(retry)));
+    assert!(
+        repo.due_provider_cleanups(retry + time::Duration::days(1), 10)
+            .await
+            .unwrap()
+            .is_empty(),
+        "a dead clean-up is never due"
     );
     repo.finish_provider_cleanup(user.id).await.unwrap();
     assert!(repo.pending_provider_cleanups(10).await.unwrap().is_empty());

@@ -194,39 +194,64 @@ pub(crate) async fn search(
     }))
 }
 
+const CLEANUP_COLUMNS: &str = "user_id, customer_user_id, applicant_sealed, requested_at, attempts, \
+     last_attempt_at, next_attempt_at, dead_at";
+
+type CleanupRow = (
+    uuid::Uuid,
+    String,
+    Option<Vec<u8>>,
+    time::OffsetDateTime,
+    i32,
+    Option<time::OffsetDateTime>,
+    Option<time::OffsetDateTime>,
+    Option<time::OffsetDateTime>,
+);
+
+fn to_cleanup(row: CleanupRow) -> domain::store::ProviderCleanup {
+    let (user_id, pseudonym, applicant_sealed, requested_at, attempts, last, next, dead) = row;
+    domain::store::ProviderCleanup {
+        user_id: UserId(user_id),
+        customer_user_id: Pseudonym::from_stored(pseudonym),
+        applicant_sealed,
+        requested_at,
+        attempts: u32::try_from(attempts).unwrap_or(0),
+        last_attempt_at: last,
+        next_attempt_at: next,
+        dead_at: dead,
+    }
+}
+
 pub(crate) async fn pending_cleanups(
     pool: &sqlx::PgPool,
     limit: u32,
 ) -> StoreResult<Vec<domain::store::ProviderCleanup>> {
-    type Row = (
-        uuid::Uuid,
-        String,
-        Option<Vec<u8>>,
-        time::OffsetDateTime,
-        i32,
-    );
-    let rows: Vec<Row> = sqlx::query_as(
-        "SELECT user_id, customer_user_id, applicant_sealed, requested_at, attempts FROM provider_cleanups \
-         ORDER BY requested_at, user_id LIMIT $1",
-    )
+    let rows: Vec<CleanupRow> = sqlx::query_as(&format!(
+        "SELECT {CLEANUP_COLUMNS} FROM provider_cleanups ORDER BY requested_at, user_id LIMIT $1"
+    ))
     .bind(i64::from(limit))
     .fetch_all(pool)
     .await
     .map_err(map_err)?;
-    Ok(rows
-        .into_iter()
-        .map(
-            |(user_id, pseudonym, applicant_sealed, requested_at, attempts)| {
-                domain::store::ProviderCleanup {
-                    user_id: UserId(user_id),
-                    customer_user_id: Pseudonym::from_stored(pseudonym),
-                    applicant_sealed,
-                    requested_at,
-                    attempts: u32::try_from(attempts).unwrap_or(0),
-                }
-            },
-        )
-        .collect())
+    Ok(rows.into_iter().map(to_cleanup).collect())
+}
+
+pub(crate) async fn due_cleanups(
+    pool: &sqlx::PgPool,
+    now: time::OffsetDateTime,
+    limit: u32,
+) -> StoreResult<Vec<domain::store::ProviderCleanup>> {
+    let rows: Vec<CleanupRow> = sqlx::query_as(&format!(
+        "SELECT {CLEANUP_COLUMNS} FROM provider_cleanups \
+         WHERE dead_at IS NULL AND COALESCE(next_attempt_at, requested_at) <= $1 \
+         ORDER BY COALESCE(next_attempt_at, requested_at), user_id LIMIT $2"
+    ))
+    .bind(now)
+    .bind(i64::from(limit))
+    .fetch_all(pool)
+    .await
+    .map_err(map_err)?;
+    Ok(rows.into_iter().map(to_cleanup).collect())
 }
 
 pub(crate) async fn finish_cleanup(pool: &sqlx::PgPool, user_id: UserId) -> StoreResult<()> {
@@ -242,12 +267,18 @@ pub(crate) async fn fail_cleanup(
     pool: &sqlx::PgPool,
     user_id: UserId,
     at: time::OffsetDateTime,
+    retry_at: Option<time::OffsetDateTime>,
 ) -> StoreResult<()> {
-    sqlx::query("UPDATE provider_cleanups SET attempts = attempts + 1, last_attempt_at = $2 WHERE user_id = $1")
-        .bind(user_id.0)
-        .bind(at)
-        .execute(pool)
-        .await
-        .map(drop)
-        .map_err(map_err)
+    sqlx::query(
+        "UPDATE provider_cleanups SET attempts = attempts + 1, last_attempt_at = $2, \
+         next_attempt_at = $3, dead_at = $4 WHERE user_id = $1",
+    )
+    .bind(user_id.0)
+    .bind(at)
+    .bind(retry_at)
+    .bind(retry_at.is_none().then_some(at))
+    .execute(pool)
+    .await
+    .map(drop)
+    .map_err(map_err)
 }

@@ -230,8 +230,21 @@ impl Repository for SqliteStore {
         users::finish_cleanup(&self.pool, user_id).await
     }
 
-    async fn fail_provider_cleanup(&self, user_id: UserId, at: OffsetDateTime) -> StoreResult<()> {
-        users::fail_cleanup(&self.pool, user_id, at).await
+    async fn due_provider_cleanups(
+        &self,
+        now: OffsetDateTime,
+        limit: u32,
+    ) -> StoreResult<Vec<domain::store::ProviderCleanup>> {
+        users::due_cleanups(&self.pool, now, limit).await
+    }
+
+    async fn fail_provider_cleanup(
+        &self,
+        user_id: UserId,
+        at: OffsetDateTime,
+        retry_at: Option<OffsetDateTime>,
+    ) -> StoreResult<()> {
+        users::fail_cleanup(&self.pool, user_id, at, retry_at).await
     }
 
     async fn apply(&self, change: &Change) -> StoreResult<()> {

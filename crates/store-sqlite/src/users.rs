@@ -178,32 +178,65 @@ pub(crate) async fn search(
     }))
 }
 
+const CLEANUP_COLUMNS: &str = "user_id, customer_user_id, applicant_sealed, requested_at, attempts, \
+     last_attempt_at, next_attempt_at, dead_at";
+
+type CleanupRow = (
+    Vec<u8>,
+    String,
+    Option<Vec<u8>>,
+    i64,
+    i64,
+    Option<i64>,
+    Option<i64>,
+    Option<i64>,
+);
+
+fn to_cleanup(row: CleanupRow) -> StoreResult<domain::store::ProviderCleanup> {
+    let (user_id, pseudonym, applicant_sealed, requested_at, attempts, last, next, dead) = row;
+    let at = |v: Option<i64>, column| v.map(|v| from_micros(v, column)).transpose();
+    Ok(domain::store::ProviderCleanup {
+        user_id: UserId(uuid_from(&user_id, "provider_cleanups.user_id")?),
+        customer_user_id: Pseudonym::from_stored(pseudonym),
+        applicant_sealed,
+        requested_at: from_micros(requested_at, "provider_cleanups.requested_at")?,
+        attempts: u32::try_from(attempts).unwrap_or(0),
+        last_attempt_at: at(last, "provider_cleanups.last_attempt_at")?,
+        next_attempt_at: at(next, "provider_cleanups.next_attempt_at")?,
+        dead_at: at(dead, "provider_cleanups.dead_at")?,
+    })
+}
+
 pub(crate) async fn pending_cleanups(
     pool: &sqlx::SqlitePool,
     limit: u32,
 ) -> StoreResult<Vec<domain::store::ProviderCleanup>> {
-    type Row = (Vec<u8>, String, Option<Vec<u8>>, i64, i64);
-    let rows: Vec<Row> = sqlx::query_as(
-        "SELECT user_id, customer_user_id, applicant_sealed, requested_at, attempts FROM provider_cleanups \
-         ORDER BY requested_at, user_id LIMIT ?",
-    )
+    let rows: Vec<CleanupRow> = sqlx::query_as(&format!(
+        "SELECT {CLEANUP_COLUMNS} FROM provider_cleanups ORDER BY requested_at, user_id LIMIT ?"
+    ))
     .bind(i64::from(limit))
     .fetch_all(pool)
     .await
     .map_err(map_err)?;
-    rows.into_iter()
-        .map(
-            |(user_id, pseudonym, applicant_sealed, requested_at, attempts)| {
-                Ok(domain::store::ProviderCleanup {
-                    user_id: UserId(uuid_from(&user_id, "provider_cleanups.user_id")?),
-                    customer_user_id: Pseudonym::from_stored(pseudonym),
-                    applicant_sealed,
-                    requested_at: from_micros(requested_at, "provider_cleanups.requested_at")?,
-                    attempts: u32::try_from(attempts).unwrap_or(0),
-                })
-            },
-        )
-        .collect()
+    rows.into_iter().map(to_cleanup).collect()
+}
+
+pub(crate) async fn due_cleanups(
+    pool: &sqlx::SqlitePool,
+    now: time::OffsetDateTime,
+    limit: u32,
+) -> StoreResult<Vec<domain::store::ProviderCleanup>> {
+    let rows: Vec<CleanupRow> = sqlx::query_as(&format!(
+        "SELECT {CLEANUP_COLUMNS} FROM provider_cleanups \
+         WHERE dead_at IS NULL AND COALESCE(next_attempt_at, requested_at) <= ? \
+         ORDER BY COALESCE(next_attempt_at, requested_at), user_id LIMIT ?"
+    ))
+    .bind(to_micros(now))
+    .bind(i64::from(limit))
+    .fetch_all(pool)
+    .await
+    .map_err(map_err)?;
+    rows.into_iter().map(to_cleanup).collect()
 }
 
 pub(crate) async fn finish_cleanup(pool: &sqlx::SqlitePool, user_id: UserId) -> StoreResult<()> {
@@ -219,12 +252,18 @@ pub(crate) async fn fail_cleanup(
     pool: &sqlx::SqlitePool,
     user_id: UserId,
     at: time::OffsetDateTime,
+    retry_at: Option<time::OffsetDateTime>,
 ) -> StoreResult<()> {
-    sqlx::query("UPDATE provider_cleanups SET attempts = attempts + 1, last_attempt_at = ? WHERE user_id = ?")
-        .bind(to_micros(at))
-        .bind(user_id.0.as_bytes().as_slice())
-        .execute(pool)
-        .await
-        .map(drop)
-        .map_err(map_err)
+    sqlx::query(
+        "UPDATE provider_cleanups SET attempts = attempts + 1, last_attempt_at = ?, \
+         next_attempt_at = ?, dead_at = ? WHERE user_id = ?",
+    )
+    .bind(to_micros(at))
+    .bind(retry_at.map(to_micros))
+    .bind(retry_at.is_none().then(|| to_micros(at)))
+    .bind(user_id.0.as_bytes().as_slice())
+    .execute(pool)
+    .await
+    .map(drop)
+    .map_err(map_err)
 }

@@ -31,6 +31,7 @@ on_both_stores!(
     idempotency_keys_replay_and_refuse_reuse,
     idempotency_records_name_no_user_and_leave_with_the_user_or_their_day,
     ended_flows_keep_no_sdk_token_and_leave_after_their_retention,
+    a_failing_provider_cleanup_retries_with_backoff_and_dies_without_blocking_the_rest,
     parallel_completions_have_exactly_one_winner,
     cross_platform_step_up_hands_off_once,
     long_polling_answers_when_the_flow_changes,
@@ -724,6 +725,90 @@ async fn ended_flows_keep_no_sdk_token_and_leave_after_their_retention(store: St
         status,
         StatusCode::OK,
         "the user and their passkey stay: {user}"
+    );
+}
+
+/// A deleted user whose stored applicant id cannot be decrypted fails every
+/// attempt: the users deleted after them are still forgotten, the failing one
+/// is retried with backoff and, after its last attempt, marked dead.
+async fn a_failing_provider_cleanup_retries_with_backoff_and_dies_without_blocking_the_rest(
+    store: Store,
+) {
+    use domain::service::{FlowService, provider_cleanup_backoff};
+    use domain::{AuditEventType, Clock, ExternalUserId, NewAuditEvent, Subject, User};
+
+    let app = spawn_core(store).await;
+    let policy = FlowPolicy {
+        provider_cleanup_max_attempts: 3,
+        ..FlowPolicy::default()
+    };
+    let flows = FlowService::new(
+        app.repo.clone(),
+        app.synthetic.clone(),
+        app.clock.clone(),
+        testkit::test_key(),
+        policy,
+    );
+    let mut users = Vec::new();
+    for (n, name) in ["broken", "fine-1", "fine-2"].into_iter().enumerate() {
+        let mut user = User::new(ExternalUserId::parse(name).unwrap(), testkit::T0);
+        if n == 0 {
+            user.idv_applicant_sealed = Some(b"not a sealed value".to_vec());
+        }
+        let event = |t| {
+            NewAuditEvent::new(
+                t,
+                domain::Actor::Integration(None),
+                Subject::default(),
+                app.clock.now(),
+            )
+        };
+        app.repo
+            .create_user(&user, &event(AuditEventType::UserCreated))
+            .await
+            .unwrap();
+        app.repo
+            .delete_user(user.id, &event(AuditEventType::UserDeleted))
+            .await
+            .unwrap();
+        app.clock.advance(time::Duration::seconds(1));
+        users.push(user);
+    }
+
+    let first = flows.process_provider_cleanups(50).await.unwrap();
+    assert_eq!(
+        first.forgotten, 2,
+        "the failing item blocks nothing: {first:?}"
+    );
+    assert_eq!(first.retrying.len(), 1);
+    assert_eq!(first.retrying[0].user_id, users[0].id);
+    assert!(first.retrying[0].reason.contains("cannot be opened"));
+    let queued = app.repo.pending_provider_cleanups(10).await.unwrap();
+    assert_eq!(queued.len(), 1);
+    assert_eq!(
+        queued[0].next_attempt_at,
+        Some(app.clock.now() + provider_cleanup_backoff(1))
+    );
+
+    // Not due before its backoff; the second attempt waits twice as long.
+    let early = flows.process_provider_cleanups(50).await.unwrap();
+    assert_eq!(early, Default::default());
+    app.clock.advance(provider_cleanup_backoff(1));
+    let second = flows.process_provider_cleanups(50).await.unwrap();
+    assert_eq!(second.retrying.len(), 1);
+    assert_eq!(provider_cleanup_backoff(2), provider_cleanup_backoff(1) * 2);
+    app.clock.advance(provider_cleanup_backoff(2));
+    let third = flows.process_provider_cleanups(50).await.unwrap();
+    assert_eq!((third.retrying.len(), third.dead.len()), (0, 1));
+    assert_eq!(third.dead[0].attempts, 3);
+
+    let dead = &app.repo.pending_provider_cleanups(10).await.unwrap()[0];
+    assert_eq!(dead.dead_at, Some(app.clock.now()));
+    app.clock.advance(time::Duration::days(1));
+    assert_eq!(
+        flows.process_provider_cleanups(50).await.unwrap(),
+        Default::default(),
+        "a dead clean-up is not tried again"
     );
 }
 

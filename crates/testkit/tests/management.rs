@@ -492,6 +492,34 @@ async fn operators_delete_users_and_the_provider_cleanup_is_queued(store: Store)
         Some(&queued[0].customer_user_id),
         deleted.subject.user_pseudonym.as_ref()
     );
+    // Operators see the queue, with each item's attempts and whether it is dead.
+    let list = |scopes: &str| {
+        let token = s.token(scopes);
+        let management = &s.management;
+        async move {
+            management
+                .send(
+                    management
+                        .client
+                        .get(management.url("/api/management/v1/provider-cleanups"))
+                        .bearer_auth(token),
+                )
+                .await
+        }
+    };
+    let (status, body) = list("management.flows.read").await;
+    expect_error(status, &body, StatusCode::FORBIDDEN, "missing_scope");
+    let (status, body) = list("management.users.read").await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let items = body["items"].as_array().unwrap();
+    assert_eq!(items.len(), 1);
+    assert_eq!(items[0]["user_id"], queued[0].user_id.0.to_string());
+    assert_eq!(items[0]["attempts"], 0);
+    assert_eq!(items[0]["dead"], false);
+    assert!(
+        !body.to_string().contains("erin"),
+        "no customer identifier: {body}"
+    );
     // The Core API's pass has the (synthetic) provider forget the user.
     assert_eq!(
         s.core
@@ -500,7 +528,8 @@ async fn operators_delete_users_and_the_provider_cleanup_is_queued(store: Store)
             .unwrap()
             .process_provider_cleanups(10)
             .await
-            .unwrap(),
+            .unwrap()
+            .forgotten,
         1
     );
     assert!(

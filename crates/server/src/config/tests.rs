@@ -650,3 +650,25 @@ fn retention_defaults_and_bounds() {
         "{refused}"
     );
 }
+
+#[test]
+fn provider_cleanup_attempts_default_to_ten_and_need_one() {
+    let config = CoreConfig::from_env(&core_env(&[])).unwrap();
+    assert_eq!(config.policy.provider_cleanup_max_attempts, 10);
+    let config = CoreConfig::from_env(&core_env(&[(
+        "BIOMETRIC_PASSKEY_PROVIDER_CLEANUP_MAX_ATTEMPTS",
+        "3",
+    )]))
+    .unwrap();
+    assert_eq!(config.policy.provider_cleanup_max_attempts, 3);
+    let refused = CoreConfig::from_env(&core_env(&[(
+        "BIOMETRIC_PASSKEY_PROVIDER_CLEANUP_MAX_ATTEMPTS",
+        "0",
+    )]))
+    .unwrap_err()
+    .to_string();
+    assert!(
+        refused.contains("BIOMETRIC_PASSKEY_PROVIDER_CLEANUP_MAX_ATTEMPTS: must be at least 1"),
+        "{refused}"
+    );
+}
