@@ -92,6 +92,19 @@ pub fn provider_cleanup_backoff(attempts: u32) -> Duration {
         .min(Duration::hours(6))
 }
 
+/// Why a clean-up attempt failed, in words fit for a log line: the kind of
+/// failure, never a transport error's text (which may carry the provider's
+/// URL, and in it an applicant id).
+fn cleanup_failure(e: &IdvError) -> String {
+    match e {
+        IdvError::Unavailable(_) => "the identity-verification provider is unavailable".to_owned(),
+        IdvError::Refused(detail) => {
+            format!("the identity-verification provider refused the request: {detail}")
+        }
+        IdvError::UnknownRun => e.to_string(),
+    }
+}
+
 /// What one pass over the provider clean-up queue did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ProviderCleanupReport {
@@ -2071,7 +2084,7 @@ impl FlowService {
                         applicant.as_ref().map(|a| a.as_str()),
                     )
                     .await
-                    .map_err(|e| e.to_string()),
+                    .map_err(|e| cleanup_failure(&e)),
                 Err(reason) => Err(reason),
             };
             match outcome {

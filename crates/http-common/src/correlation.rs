@@ -3,6 +3,12 @@
 //! log line of the request (the log format reads [`CorrelationId::with_current`])
 //! and by every error body.
 //!
+//! The `request served` line names the route (`/api/core/v1/users/{external_user_id}`),
+//! never the path as requested: paths carry customers' identifiers, and the
+//! correlation id links the line to the audit trail, which holds pseudonyms.
+//! [`RouteLayer`] hands the matched route to it; a request no route matched
+//! is logged with its first path segment only.
+//!
 //! The same layer sets the headers every answer carries: `X-Content-Type-Options:
 //! nosniff` on every response, and `Cache-Control: no-store` on every JSON
 //! response (API answers carry flows, tokens and personal data: no shared or
@@ -14,7 +20,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Instant;
 
-use axum::extract::Request;
+use axum::extract::{MatchedPath, Request};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, header};
 use axum::response::Response;
 use tower::{Layer, Service};
@@ -119,14 +125,18 @@ where
         // Below `info`, no closing line is logged and nothing is copied for it.
         let access = tracing::enabled!(tracing::Level::INFO).then(|| AccessLine {
             method: request.method().clone(),
-            path: request.uri().path().to_owned(),
+            unmatched: first_segment(request.uri().path()),
             started: Instant::now(),
         });
         let served = CURRENT.sync_scope(id.clone(), || self.inner.call(request));
         Box::pin(async move {
             let Ok(mut response) = CURRENT.scope(id.clone(), served).await;
             if let Some(line) = access {
-                line.log(&id, response.status().as_u16());
+                let route = response
+                    .extensions()
+                    .get::<MatchedRoute>()
+                    .map(|r| r.0.as_str());
+                line.log(&id, route, response.status().as_u16());
             }
             if let Ok(value) = HeaderValue::from_str(id.as_str()) {
                 response.headers_mut().insert(REQUEST_ID.clone(), value);
@@ -162,21 +172,87 @@ fn is_json(headers: &HeaderMap) -> bool {
         .is_some_and(|essence| essence == "application/json" || essence.ends_with("+json"))
 }
 
+/// The first segment of `path` (`/assets/…`): all a request no route
+/// matched is logged with, as the rest may be anything.
+fn first_segment(path: &str) -> String {
+    let rest = path.trim_start_matches('/');
+    match rest.split_once('/') {
+        Some((first, more)) if !more.is_empty() => format!("/{first}/…"),
+        Some((first, _)) => format!("/{first}/"),
+        None => format!("/{rest}"),
+    }
+}
+
+/// The route a request matched, carried from the router to the access line
+/// in the response's extensions.
+#[derive(Debug, Clone)]
+struct MatchedRoute(MatchedPath);
+
+/// Puts the matched route's template into the response for the access line;
+/// [`crate::finish`] applies it to every route.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RouteLayer;
+
+impl<S> Layer<S> for RouteLayer {
+    type Service = Route<S>;
+
+    fn layer(&self, inner: S) -> Route<S> {
+        Route { inner }
+    }
+}
+
+/// [`RouteLayer`]'s service.
+#[derive(Debug, Clone)]
+pub struct Route<S> {
+    inner: S,
+}
+
+impl<S> Service<Request> for Route<S>
+where
+    S: Service<Request, Response = Response, Error = Infallible>,
+    S::Future: Send + 'static,
+{
+    type Response = Response;
+    type Error = Infallible;
+    type Future = ResponseFuture;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request) -> Self::Future {
+        let route = request
+            .extensions()
+            .get::<MatchedPath>()
+            .cloned()
+            .map(MatchedRoute);
+        let served = self.inner.call(request);
+        Box::pin(async move {
+            let Ok(mut response) = served.await;
+            if let Some(route) = route {
+                response.extensions_mut().insert(route);
+            }
+            Ok(response)
+        })
+    }
+}
+
 /// What the line that closes a request needs from it.
 struct AccessLine {
     method: Method,
-    path: String,
+    /// What is logged when no route matched.
+    unmatched: String,
     started: Instant,
 }
 
 impl AccessLine {
     /// Logged after the request's task-local is gone, with the id as a field
     /// of its own.
-    fn log(self, id: &CorrelationId, status: u16) {
+    fn log(self, id: &CorrelationId, route: Option<&str>, status: u16) {
         tracing::info!(
             correlation_id = %id.as_str(),
             method = %self.method,
-            path = %self.path,
+            path = %route.unwrap_or(&self.unmatched),
             status,
             latency_ms = self.started.elapsed().as_secs_f64() * 1000.0,
             "request served"
@@ -196,6 +272,15 @@ mod tests {
         let parsed = uuid::Uuid::parse_str(a.as_str()).expect("a UUID");
         assert_eq!(parsed.get_version_num(), 4);
         assert_eq!(CorrelationId::adopt(a.as_str()), Some(a));
+    }
+
+    #[test]
+    fn an_unmatched_path_is_logged_with_its_first_segment_only() {
+        assert_eq!(first_segment("/"), "/");
+        assert_eq!(first_segment("/favicon.ico"), "/favicon.ico");
+        assert_eq!(first_segment("/users/"), "/users/");
+        assert_eq!(first_segment("/users/alice"), "/users/…");
+        assert_eq!(first_segment("/api/core/v1/users/alice/x"), "/api/…");
     }
 
     #[test]

@@ -47,6 +47,7 @@ where
 
 fn layered(router: Router) -> Router {
     router
+        .route_layer(correlation::RouteLayer)
         .method_not_allowed_fallback(error::method_not_allowed)
         .layer(DefaultBodyLimit::max(DEFAULT_BODY_LIMIT))
         .layer(correlation::CorrelateLayer)

@@ -233,6 +233,48 @@ mod tests {
         assert!(outside.get("correlation_id").is_none(), "{outside}");
     }
 
+    #[tokio::test]
+    async fn the_access_line_names_the_route_never_the_identifiers_in_the_path() {
+        let output = Captured::default();
+        let writer = output.clone();
+        let _installed =
+            tracing::subscriber::set_default(subscriber(LogLevel::Info, move || writer.clone()));
+        let app = http_common::finish(axum::Router::new().route(
+            "/api/core/v1/users/{external_user_id}",
+            axum::routing::get(|| async { "ok" }),
+        ));
+        for path in [
+            "/api/core/v1/users/customer-4711",
+            "/api/core/v1/users/customer-4711/nothing-here",
+        ] {
+            let request = Request::get(path).body(Body::empty()).unwrap();
+            app.clone().oneshot(request).await.unwrap();
+        }
+
+        let lines = output.lines();
+        assert!(
+            !serde_json::to_string(&lines)
+                .unwrap()
+                .contains("customer-4711"),
+            "{lines:?}"
+        );
+        let served: Vec<_> = lines
+            .iter()
+            .filter(|l| l["message"] == "request served")
+            .map(|l| (l["path"].clone(), l["status"].clone()))
+            .collect();
+        assert_eq!(
+            served,
+            [
+                (
+                    serde_json::json!("/api/core/v1/users/{external_user_id}"),
+                    serde_json::json!(200)
+                ),
+                (serde_json::json!("/api/…"), serde_json::json!(404)),
+            ]
+        );
+    }
+
     #[test]
     fn the_product_logs_at_its_level_and_quiet_dependencies_at_most_warnings() {
         let info = filter(LogLevel::Info);
