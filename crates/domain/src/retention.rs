@@ -54,7 +54,9 @@ impl Default for PurgePace {
     fn default() -> Self {
         Self {
             batch: 500,
-            max_batches: 20,
+            // 100 000 rows of each kind a run: above what a busy Core API
+            // writes in the minute between runs.
+            max_batches: 200,
         }
     }
 }
