@@ -519,7 +519,9 @@ pub trait Repository: crate::rotation::SealedStore + Send + Sync + 'static {
 
     /// Stores the response of a claimed request for replay until `expires_at`.
     /// A response that concerns a user names them in `user`, so that the
-    /// user's deletion removes it.
+    /// user's deletion removes it; when that user no longer exists (deleted
+    /// while the request ran), nothing is stored and the claim is left to
+    /// lapse.
     async fn idempotency_finish(
         &self,
         scope: &str,

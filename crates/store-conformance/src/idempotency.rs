@@ -420,4 +420,21 @@ pub async fn deleting_a_user_deletes_the_records_about_them(repo: Arc<dyn Reposi
             IdempotencyBegin::Replay(_)
         ));
     }
+
+    // A request about the user that finishes after their deletion stores
+    // nothing; its claim lapses with its lock.
+    assert_eq!(
+        begin(repo, FLOWS, "late", 1, at(7)).await,
+        IdempotencyBegin::Proceed
+    );
+    finish(repo, "late", expires, Some(leaving.id)).await;
+    assert_eq!(
+        begin(repo, FLOWS, "late", 1, at(8)).await,
+        IdempotencyBegin::InProgress
+    );
+    assert_eq!(
+        begin(repo, FLOWS, "late", 1, at(40)).await,
+        IdempotencyBegin::Proceed,
+        "nothing to replay once the lock has passed"
+    );
 }

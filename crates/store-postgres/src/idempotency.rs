@@ -91,7 +91,8 @@ pub(crate) async fn finish(
 ) -> StoreResult<()> {
     sqlx::query(
         "UPDATE idempotency_keys SET status = $3, body_sealed = $4, expires_at = $5, user_id = $6 \
-         WHERE scope = $1 AND key = $2",
+         WHERE scope = $1 AND key = $2 \
+         AND ($6::uuid IS NULL OR EXISTS (SELECT 1 FROM users WHERE id = $6))",
     )
     .bind(scope)
     .bind(key)

@@ -86,8 +86,9 @@ pub(crate) async fn finish(
     user: Option<UserId>,
 ) -> StoreResult<()> {
     sqlx::query(
-        "UPDATE idempotency_keys SET status = ?, body_sealed = ?, expires_at = ?, user_id = ? \
-         WHERE scope = ? AND key = ?",
+        "UPDATE idempotency_keys SET status = ?1, body_sealed = ?2, expires_at = ?3, user_id = ?4 \
+         WHERE scope = ?5 AND key = ?6 \
+         AND (?4 IS NULL OR EXISTS (SELECT 1 FROM users WHERE id = ?4))",
     )
     .bind(i64::from(response.status))
     .bind(&response.body_sealed)
