@@ -75,6 +75,8 @@ pub async fn core(env: &Env) -> ExitCode {
             policy: config.policy.clone(),
             api_keys: app::api_keys(&config),
             relying_party: app::relying_party(&config.possession)?,
+            limits: config.common.http,
+            long_poll_max_waiters: config.long_poll_max_waiters,
         };
         if parts.api_keys.is_enabled() {
             // Fingerprints, never the keys: they name the actor of audit events.
@@ -111,7 +113,7 @@ pub async fn core(env: &Env) -> ExitCode {
                  replica runs it, or partitions, retention and seals stop"
             );
         }
-        let server = Application::serve(listener, core.router, async move {
+        let server = Application::serve(listener, core.router, &config.common.http, async move {
             app::termination_signal().await;
             shutdown.trigger();
         })?;
@@ -145,7 +147,12 @@ pub async fn management(env: &Env) -> ExitCode {
             .await
             .with_context(|| format!("while binding port {} (PORT)", config.common.port))?;
         let router = app::management_router(&config, repo, "management")?;
-        let server = Application::serve(listener, router, app::termination_signal())?;
+        let server = Application::serve(
+            listener,
+            router,
+            &config.common.http,
+            app::termination_signal(),
+        )?;
         tracing::info!(addr = %server.addr(), "management runtime serving");
         server.stopped().await
     }
