@@ -27,6 +27,8 @@ pub struct ManagementState {
     pub operations: Arc<domain::operations::OperatorActions>,
     pub verifier: Arc<dyn auth::OperatorVerifier>,
     pub limits: http_common::HttpLimits,
+    /// Places for audit exports running at once (see [`v1::MAX_CONCURRENT_EXPORTS`]).
+    pub exports: Arc<tokio::sync::Semaphore>,
 }
 
 pub fn router(state: ManagementState) -> Router {

@@ -313,6 +313,9 @@ pub fn management_router_with_clock(
         operations,
         verifier: Arc::new(verifier),
         limits: config.common.http,
+        exports: Arc::new(tokio::sync::Semaphore::new(
+            management::v1::MAX_CONCURRENT_EXPORTS,
+        )),
     }))
 }
 
