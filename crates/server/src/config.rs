@@ -313,8 +313,8 @@ impl LogLevel {
     }
 }
 
-/// The largest pool we build when `DB_MAX_OPEN_CONNS=0` ("no limit" in the
-/// reference runtime); sqlx's pool needs a bound.
+/// A pool size to suggest when `DB_MAX_OPEN_CONNS=0` ("no limit" in the
+/// reference runtime) is refused: sqlx's pool needs a bound.
 pub const UNLIMITED_POOL_SIZE: u32 = 100;
 
 impl DatabaseConfig {
@@ -366,7 +366,14 @@ fn read_postgres(r: &mut Reader<'_>) -> Option<PgSettings> {
         raw.parse()
             .map_err(|()| format!("unknown mode {raw:?}; use one of {}", SslMode::NAMES))
     });
-    let max_open = r.parsed("DB_MAX_OPEN_CONNS", 4, parse_count);
+    let max_open = r.parsed("DB_MAX_OPEN_CONNS", 4, |raw| match parse_count(raw)? {
+        0 => Err(format!(
+            "0 (no limit) is not supported: the pool needs a bound; set the most connections \
+             one replica may open, e.g. {UNLIMITED_POOL_SIZE} or PostgreSQL's max_connections \
+             divided among the replicas"
+        )),
+        n => Ok(n),
+    });
     let max_idle = r.parsed("DB_MAX_IDLE_CONNS", 4, parse_count);
     if max_open > 0 && max_idle > max_open {
         r.problem(
@@ -390,11 +397,7 @@ fn read_postgres(r: &mut Reader<'_>) -> Option<PgSettings> {
         password,
         database: database?.to_owned(),
         ssl_mode,
-        max_open_conns: if max_open == 0 {
-            UNLIMITED_POOL_SIZE
-        } else {
-            max_open
-        },
+        max_open_conns: max_open,
         max_idle_conns: max_idle,
         conn_max_lifetime: lifetime,
         conn_max_idle_time: idle_time,
@@ -951,13 +954,21 @@ impl ManagementConfig {
             "BIOMETRIC_PASSKEY_MANAGEMENT_UI_CLIENT_ID",
             "set it to the public OIDC client id registered for the dashboard",
         );
-        let scopes = match r.optional("BIOMETRIC_PASSKEY_MANAGEMENT_UI_SCOPES") {
+        let scopes: Vec<String> = match r.env.get_raw("BIOMETRIC_PASSKEY_MANAGEMENT_UI_SCOPES") {
             Some(raw) => raw.split_whitespace().map(str::to_owned).collect(),
             None => management::runtime_config::DEFAULT_UI_SCOPES
                 .iter()
                 .map(|s| (*s).to_owned())
                 .collect(),
         };
+        if scopes.is_empty() {
+            // Set but empty: never widened to the defaults.
+            r.problem(
+                "BIOMETRIC_PASSKEY_MANAGEMENT_UI_SCOPES",
+                "is set but lists no scope; unset it for the default list, or list the scopes \
+                 the dashboard asks for (space-separated, `openid` among them)",
+            );
+        }
         let audit = AuditConfig::read(&mut r, false);
         if audit.partition_maintenance_enabled {
             r.problem(

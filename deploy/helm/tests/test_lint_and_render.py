@@ -171,9 +171,6 @@ def test_onfido_secret_not_needed_in_synthetic_mode(render):
     assert out.env_value("core", "BIOMETRIC_PASSKEY_IDV_PROVIDER_MODE") == "synthetic"
 
 
-def test_idle_conns_may_exceed_unlimited_open_conns(render):
-    out = render(values({"database": {"pool": {"maxOpenConns": 0, "maxIdleConns": 8}}}))
-    assert out.env_value("core", "DB_MAX_OPEN_CONNS") == "0"
 
 
 @pytest.mark.parametrize("key", ["issuer", "audience", "jwksUrl"])

@@ -91,6 +91,11 @@ impl Env {
             .filter(|v| !v.is_empty())
     }
 
+    /// The value as set, empty included (`None` only when unset).
+    pub fn get_raw(&self, name: &str) -> Option<&str> {
+        self.0.get(name).map(String::as_str)
+    }
+
     /// Names with our prefix that no runtime reads (likely typos).
     pub fn unknown_prefixed(&self) -> Vec<&str> {
         self.0

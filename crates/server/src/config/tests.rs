@@ -148,10 +148,15 @@ fn pool_settings_are_validated() {
     let problems = CoreConfig::from_env(&env).unwrap_err();
     assert_eq!(variables(&problems), vec!["DB_MAX_IDLE_CONNS"]);
 
-    // 0 open connections means "no limit": any idle count is accepted.
-    let env = core_env(&[("DB_MAX_OPEN_CONNS", "0"), ("DB_MAX_IDLE_CONNS", "50")]);
-    let config = CoreConfig::from_env(&env).unwrap();
-    assert_eq!(pg(&config.common).max_open_conns, UNLIMITED_POOL_SIZE);
+    // 0 ("no limit" in the reference runtime) is refused, saying what to set.
+    let env = core_env(&[("DB_MAX_OPEN_CONNS", "0")]);
+    let problems = CoreConfig::from_env(&env).unwrap_err();
+    assert_eq!(variables(&problems), vec!["DB_MAX_OPEN_CONNS"]);
+    let message = problems.to_string();
+    assert!(
+        message.contains("needs a bound") && message.contains("max_connections"),
+        "{message}"
+    );
 
     let env = core_env(&[
         ("DB_CONN_MAX_LIFETIME", "1h30m"),
@@ -262,6 +267,17 @@ fn management_defaults_follow_the_deployment_guide() {
     )]);
     let config = ManagementConfig::from_env(&env).unwrap();
     assert_eq!(config.ui.scopes, vec!["openid", "management.users.read"]);
+
+    // Set but empty is refused, never widened to the default list.
+    for empty in ["", "   "] {
+        let env = management_env(&[("BIOMETRIC_PASSKEY_MANAGEMENT_UI_SCOPES", empty)]);
+        let problems = ManagementConfig::from_env(&env).unwrap_err();
+        assert_eq!(
+            variables(&problems),
+            vec!["BIOMETRIC_PASSKEY_MANAGEMENT_UI_SCOPES"],
+            "{empty:?}"
+        );
+    }
 }
 
 #[test]

@@ -104,7 +104,7 @@ rendered has been checked.
 {{- fail "database.user is required: set the PostgreSQL user (used by migrations, Core API and management runtime)" }}
 {{- end }}
 {{- $pool := $v.database.pool }}
-{{- if and (gt (int $pool.maxOpenConns) 0) (gt (int $pool.maxIdleConns) (int $pool.maxOpenConns)) }}
+{{- if gt (int $pool.maxIdleConns) (int $pool.maxOpenConns) }}
 {{- fail (printf "database.pool.maxIdleConns (%v) must not exceed database.pool.maxOpenConns (%v)" $pool.maxIdleConns $pool.maxOpenConns) }}
 {{- end }}
 {{- if not $v.secrets.database.name }}
