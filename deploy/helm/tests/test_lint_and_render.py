@@ -149,7 +149,6 @@ def test_chart_default_values_match_the_contract(chart):
         ({"database": {"host": ""}}, "database.host is required"),
         ({"database": {"name": ""}}, "database.name is required"),
         ({"database": {"user": ""}}, "database.user is required"),
-        ({"secrets": {"database": {"name": ""}}}, "secrets.database.name is required"),
         ({"secrets": {"dataEncryption": {"name": ""}}}, "secrets.dataEncryption.name is required"),
         (
             {"secrets": {"onfido": {"name": ""}}},
