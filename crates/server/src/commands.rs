@@ -273,17 +273,82 @@ pub async fn audit_verify(
 }
 
 #[allow(clippy::print_stdout)] // The report is the command's output.
+/// Where `audit archive` puts a month.
+pub enum ArchiveTarget {
+    /// A file in this directory; the manifest is recorded.
+    Directory(std::path::PathBuf),
+    /// Standard output; nothing is recorded.
+    Stdout,
+    /// Nowhere: the month is archived again to check this SHA-256, and its
+    /// manifest recorded when it matches.
+    Confirm(String),
+}
+
+#[allow(clippy::print_stdout, clippy::print_stderr)] // The report is the command's output.
 pub async fn audit_archive(
     env: &Env,
     month: domain::audit::month::Month,
-    output: &std::path::Path,
+    target: ArchiveTarget,
     archived_by: &str,
 ) -> ExitCode {
     let trail = match audit_trail(env).await {
         Ok(trail) => trail,
         Err(code) => return code,
     };
-    let archived = match audit::archive(&trail, month, output, archived_by).await {
+    let output = match target {
+        ArchiveTarget::Directory(dir) => dir,
+        ArchiveTarget::Stdout => {
+            let stdout = std::io::stdout().lock();
+            return match audit::archive_to(&trail, month, stdout).await {
+                Ok(m) => {
+                    eprintln!(
+                        "archived {month}: {} events, sha256 {}. No manifest is recorded yet: check \
+                         the received file (`sha256sum`), then run `biometric-passkey audit archive \
+                         --month {month} --confirm-sha256 {}` to record it (which lets retention \
+                         drop the month).",
+                        m.row_count, m.sha256, m.sha256
+                    );
+                    ExitCode::SUCCESS
+                }
+                Err(e) => failed(&e.context(format!("while archiving {month}"))),
+            };
+        }
+        ArchiveTarget::Confirm(sha256) => {
+            return match audit::confirm(&trail, month, &sha256, archived_by).await {
+                Ok(Some((m, recorded))) => {
+                    println!(
+                        "{month}: {} events, sha256 {}; manifest {}",
+                        m.row_count,
+                        m.sha256,
+                        match recorded {
+                            domain::audit::trail::ArchiveRecorded::New => "recorded",
+                            domain::audit::trail::ArchiveRecorded::AlreadyRecorded => {
+                                "already recorded"
+                            }
+                            domain::audit::trail::ArchiveRecorded::Differs(_) => {
+                                "NOT recorded: an earlier manifest of other contents stands"
+                            }
+                        }
+                    );
+                    if matches!(recorded, domain::audit::trail::ArchiveRecorded::Differs(_)) {
+                        ExitCode::from(EXIT_FINDINGS)
+                    } else {
+                        ExitCode::SUCCESS
+                    }
+                }
+                Ok(None) => {
+                    eprintln!(
+                        "{month} does not archive to sha256 {sha256} now: the file received is \
+                         not this month's archive as stored (or the trail changed; run \
+                         `biometric-passkey audit verify`). Nothing recorded."
+                    );
+                    ExitCode::from(EXIT_FINDINGS)
+                }
+                Err(e) => failed(&e.context(format!("while checking the archive of {month}"))),
+            };
+        }
+    };
+    let archived = match audit::archive(&trail, month, &output, archived_by).await {
         Ok(archived) => archived,
         Err(e) => return failed(&e.context(format!("while archiving {month}"))),
     };

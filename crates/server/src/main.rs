@@ -119,9 +119,19 @@ enum AuditAction {
         /// The month to export (YYYY-MM).
         #[arg(long)]
         month: Month,
-        /// The directory the file is written to.
+        /// The directory the file is written to; `-` writes the archive to
+        /// standard output instead, without recording its manifest (record
+        /// it with --confirm-sha256 once the received file is checked).
+        #[arg(
+            long,
+            required_unless_present = "confirm_sha256",
+            conflicts_with = "confirm_sha256"
+        )]
+        output: Option<PathBuf>,
+        /// Records the manifest of a month archived to standard output, if
+        /// the month still archives to exactly this SHA-256 (hex).
         #[arg(long)]
-        output: PathBuf,
+        confirm_sha256: Option<String>,
         /// Who archives, as recorded in the manifest. Defaults to $USER.
         #[arg(long, env = "USER", default_value = "unknown")]
         archived_by: String,
@@ -184,8 +194,19 @@ fn main() -> ExitCode {
                 AuditAction::Archive {
                     month,
                     output,
+                    confirm_sha256,
                     archived_by,
-                } => commands::audit_archive(&env, month, &output, &archived_by).await,
+                } => {
+                    let target = match (output, confirm_sha256) {
+                        (_, Some(sha256)) => commands::ArchiveTarget::Confirm(sha256),
+                        (Some(dir), None) if dir.as_os_str() == "-" => {
+                            commands::ArchiveTarget::Stdout
+                        }
+                        (Some(dir), None) => commands::ArchiveTarget::Directory(dir),
+                        (None, None) => unreachable!("clap requires one of them"),
+                    };
+                    commands::audit_archive(&env, month, target, &archived_by).await
+                }
             },
             Command::Keys { action } => match action {
                 KeysAction::Status => commands::keys_status(&env).await,
