@@ -1,0 +1,283 @@
+//! Prometheus metrics: what the runtimes measure, and the listener that
+//! serves it (`BIOMETRIC_PASSKEY_METRICS_PORT`), apart from the API port so
+//! that an ingress exposing the API never exposes the metrics.
+//!
+//! Each runtime owns one [`Metrics`]: a recorder of its own rather than the
+//! process-wide one, so that runtimes sharing a process (`dev`, the tests)
+//! are each measured exactly, and nothing is measured that no listener
+//! serves. Values are written through the `metrics` facade's macros inside
+//! [`Metrics::record`]; the measured parts are decorators around what the
+//! runtime already holds — the router ([`http`]), the repository, where every
+//! audit event is written ([`store`]), and the identity provider
+//! ([`provider`]) — so the domain and the HTTP crates know nothing of them.
+//!
+//! Label values always come from closed sets (route templates, enum names,
+//! error codes); never an identifier, a raw path or a user's input.
+
+pub mod http;
+pub mod provider;
+pub mod store;
+
+use std::future::Future;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::Context;
+use axum::Router;
+use axum::extract::State;
+use axum::http::header;
+use axum::response::IntoResponse;
+use axum::routing::get;
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusRecorder};
+use store_postgres::PgStore;
+use store_sqlite::SqliteStore;
+use tokio::net::TcpListener;
+
+use crate::app::{Application, every};
+
+/// The default `BIOMETRIC_PASSKEY_METRICS_PORT`: the port OpenTelemetry's
+/// Prometheus exporter uses by convention.
+pub const DEFAULT_PORT: u16 = 9464;
+
+/// Histogram buckets, in seconds: fine around the 10 ms target, and up to the
+/// provider's slowest answers.
+pub const BUCKETS: [f64; 14] = [
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+];
+
+/// How often histograms are drained when nobody scrapes, so their samples
+/// never pile up.
+const UPKEEP_EVERY: Duration = Duration::from_secs(5);
+
+/// The text exposition format, version 0.0.4.
+const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+
+/// The database pool a scrape samples.
+#[derive(Clone)]
+pub enum PoolProbe {
+    Postgres(Arc<PgStore>),
+    Sqlite(Arc<SqliteStore>),
+}
+
+impl PoolProbe {
+    /// (size, idle, max): the connections open, those of them idle, and the bound.
+    fn sample(&self) -> (u32, usize, u32) {
+        match self {
+            Self::Postgres(store) => {
+                let pool = store.pool();
+                (
+                    pool.size(),
+                    pool.num_idle(),
+                    pool.options().get_max_connections(),
+                )
+            }
+            Self::Sqlite(store) => {
+                let pool = store.pool();
+                (
+                    pool.size(),
+                    pool.num_idle(),
+                    pool.options().get_max_connections(),
+                )
+            }
+        }
+    }
+}
+
+/// One runtime's (or `dev`'s) metrics; cheap to clone.
+#[derive(Clone)]
+pub struct Metrics {
+    recorder: Arc<PrometheusRecorder>,
+    pools: Arc<Mutex<Vec<PoolProbe>>>,
+}
+
+impl Metrics {
+    /// A recorder with the build's identity and the process's start time.
+    pub fn new() -> anyhow::Result<Self> {
+        let recorder = PrometheusBuilder::new()
+            .set_buckets(&BUCKETS)
+            .context("while configuring the metrics histograms")?
+            .build_recorder();
+        let metrics = Self {
+            recorder: Arc::new(recorder),
+            pools: Arc::default(),
+        };
+        metrics.describe();
+        let version = crate::app::version_info("");
+        let started = process_start_time();
+        metrics.record(|| {
+            metrics::gauge!(
+                "biometric_passkey_build_info",
+                "version" => version.version,
+                "commit" => version.commit,
+            )
+            .set(1.0);
+            metrics::gauge!("process_start_time_seconds").set(started);
+        });
+        Ok(metrics)
+    }
+
+    /// Runs `f` with this runtime's recorder behind the facade's macros.
+    /// The recorder is set for the current thread only, so `f` must not await.
+    pub fn record<T>(&self, f: impl FnOnce() -> T) -> T {
+        metrics::with_local_recorder(&*self.recorder, f)
+    }
+
+    /// Samples `pool` on every scrape.
+    pub fn watch_pool(&self, pool: PoolProbe) {
+        if let Ok(mut pools) = self.pools.lock() {
+            pools.push(pool);
+        }
+    }
+
+    /// The exposition text, as a scrape receives it.
+    pub fn render(&self) -> String {
+        self.sample_pools();
+        self.recorder.handle().render()
+    }
+
+    fn sample_pools(&self) {
+        let pools = match self.pools.lock() {
+            Ok(pools) => pools.clone(),
+            Err(_) => return,
+        };
+        self.record(|| {
+            for pool in pools {
+                let (size, idle, max) = pool.sample();
+                let idle = idle.min(size as usize) as f64;
+                metrics::gauge!("biometric_passkey_db_pool_connections", "state" => "open")
+                    .set(f64::from(size));
+                metrics::gauge!("biometric_passkey_db_pool_connections", "state" => "idle")
+                    .set(idle);
+                metrics::gauge!("biometric_passkey_db_pool_connections", "state" => "in_use")
+                    .set(f64::from(size) - idle);
+                metrics::gauge!("biometric_passkey_db_pool_max_connections").set(f64::from(max));
+            }
+        });
+    }
+
+    /// `GET /metrics` and nothing else.
+    pub fn router(&self) -> Router {
+        Router::new()
+            .route("/metrics", get(scrape))
+            .with_state(self.clone())
+    }
+
+    /// Serves [`Metrics::router`] on `listener` until `shutdown` resolves,
+    /// draining histograms meanwhile even when nobody scrapes.
+    pub fn serve(
+        &self,
+        listener: TcpListener,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<Application> {
+        let (stop_upkeep, upkeep_stopped) = tokio::sync::oneshot::channel::<()>();
+        let handle = self.recorder.handle();
+        tokio::spawn(every(
+            UPKEEP_EVERY,
+            async move {
+                let _ = upkeep_stopped.await;
+            },
+            move || {
+                handle.run_upkeep();
+                std::future::ready(())
+            },
+        ));
+        Application::serve(listener, self.router(), async move {
+            shutdown.await;
+            let _ = stop_upkeep.send(());
+        })
+    }
+
+    fn describe(&self) {
+        self.record(|| {
+            use metrics::{Unit, describe_counter, describe_gauge, describe_histogram};
+            describe_gauge!(
+                "biometric_passkey_build_info",
+                "The running build: its version and commit (always 1)."
+            );
+            describe_gauge!(
+                "process_start_time_seconds",
+                Unit::Seconds,
+                "When the process started, in seconds since the Unix epoch."
+            );
+            describe_counter!(
+                "biometric_passkey_http_requests_total",
+                "HTTP requests answered, by runtime, route template, method and status class."
+            );
+            describe_histogram!(
+                "biometric_passkey_http_request_duration_seconds",
+                Unit::Seconds,
+                "Time to answer an HTTP request, by runtime, route template and method."
+            );
+            describe_counter!(
+                "biometric_passkey_flows_created_total",
+                "Flows created, by flow type."
+            );
+            describe_counter!(
+                "biometric_passkey_flows_completed_total",
+                "Flows completed, by flow type."
+            );
+            describe_counter!(
+                "biometric_passkey_flows_failed_total",
+                "Flows failed, by flow type and failure reason."
+            );
+            describe_counter!(
+                "biometric_passkey_flows_expired_total",
+                "Flows expired, by flow type."
+            );
+            describe_counter!(
+                "biometric_passkey_flows_cancelled_total",
+                "Flows cancelled, by flow type."
+            );
+            describe_counter!(
+                "biometric_passkey_flow_requests_rejected_total",
+                "Requests about a flow refused and audited, by error code."
+            );
+            describe_counter!(
+                "biometric_passkey_possession_proofs_refused_total",
+                "Possession proofs (passkey registrations and assertions) refused, by error code."
+            );
+            describe_counter!(
+                "biometric_passkey_audit_events_total",
+                "Audit events written, by event type and outcome."
+            );
+            describe_counter!(
+                "biometric_passkey_webhook_deliveries_total",
+                "IDV provider deliveries, by outcome (and reason, when rejected)."
+            );
+            describe_counter!(
+                "biometric_passkey_store_errors_total",
+                "Repository calls that failed, by error kind."
+            );
+            describe_counter!(
+                "biometric_passkey_idv_requests_total",
+                "Calls to the IDV provider, by provider, operation and outcome."
+            );
+            describe_histogram!(
+                "biometric_passkey_idv_request_duration_seconds",
+                Unit::Seconds,
+                "Time a call to the IDV provider took, by provider and operation."
+            );
+            describe_gauge!(
+                "biometric_passkey_db_pool_connections",
+                "Database pool connections, by state (open, idle, in_use), sampled on scrape."
+            );
+            describe_gauge!(
+                "biometric_passkey_db_pool_max_connections",
+                "The database pool's bound."
+            );
+        });
+    }
+}
+
+async fn scrape(State(metrics): State<Metrics>) -> impl IntoResponse {
+    ([(header::CONTENT_TYPE, CONTENT_TYPE)], metrics.render())
+}
+
+/// Seconds since the Unix epoch, read once when the metrics are built.
+#[allow(clippy::disallowed_methods)] // Process metadata, not domain time.
+fn process_start_time() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or_default()
+}
