@@ -107,6 +107,13 @@ rendered has been checked.
 {{- if and (gt (int $pool.maxOpenConns) 0) (gt (int $pool.maxIdleConns) (int $pool.maxOpenConns)) }}
 {{- fail (printf "database.pool.maxIdleConns (%v) must not exceed database.pool.maxOpenConns (%v)" $pool.maxIdleConns $pool.maxOpenConns) }}
 {{- end }}
+{{- if $v.metrics.enabled }}
+{{- range $c := list "core" "management" }}
+{{- if eq (int (index $v $c).containerPort) (int $v.metrics.port) }}
+{{- fail (printf "metrics.port (%v) must differ from %s.containerPort: metrics are served on a port of their own" $v.metrics.port $c) }}
+{{- end }}
+{{- end }}
+{{- end }}
 {{- if not $v.secrets.database.name }}
 {{- fail "secrets.database.name is required: name the existing Secret that holds the PostgreSQL password" }}
 {{- end }}
@@ -174,6 +181,7 @@ secretKeyRef. Arguments: dict root, component (core, management, migrate).
 {{- $env = append $env (dict "name" "DB_CONN_MAX_LIFETIME" "value" (toString $pool.connMaxLifetime)) }}
 {{- $env = append $env (dict "name" "DB_CONN_MAX_IDLE_TIME" "value" (toString $pool.connMaxIdleTime)) }}
 {{- $env = append $env (dict "name" "PORT" "value" (toString $workload.containerPort)) }}
+{{- $env = append $env (dict "name" "BIOMETRIC_PASSKEY_METRICS_PORT" "value" (ternary (toString $v.metrics.port) "0" $v.metrics.enabled)) }}
 {{- end }}
 {{- if eq $c "core" }}
 {{- $idv := $v.idv }}
@@ -280,4 +288,13 @@ volumeMounts:
   - name: tmp
     mountPath: /tmp
 {{- end }}
+{{- end }}
+
+{{/*
+Name of a runtime's metrics Service and ServiceMonitor: the component's name,
+cut so that with "-metrics" it stays within 63 characters and never equals
+another resource's name. Arguments: dict root, component.
+*/}}
+{{- define "biometric-passkey.metricsName" -}}
+{{- printf "%s-metrics" (include "biometric-passkey.componentName" . | trunc 55 | trimSuffix "-") }}
 {{- end }}
