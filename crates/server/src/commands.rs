@@ -88,7 +88,7 @@ pub async fn core(env: &Env) -> ExitCode {
     let _logs = telemetry::init(config.common.log_level);
     warn_unknown(env);
     let result = async {
-        let metrics = Metrics::new()?;
+        let metrics = Metrics::for_port(config.common.metrics_port)?;
         let mut provider = app::identity_provider(&config.idv)?;
         provider.idv = metrics.measure_provider(provider.idv);
         let (repo, pool) = app::open_store(&config.common.database).await?;
@@ -175,7 +175,7 @@ pub async fn management(env: &Env) -> ExitCode {
     let _logs = telemetry::init(config.common.log_level);
     warn_unknown(env);
     let result = async {
-        let metrics = Metrics::new()?;
+        let metrics = Metrics::for_port(config.common.metrics_port)?;
         let (repo, pool) = app::open_store(&config.common.database).await?;
         metrics.watch_pool(pool);
         let listener = TcpListener::bind(listen_addr(config.common.port))

@@ -200,7 +200,7 @@ pub async fn start(options: &DevOptions, shutdown: &Shutdown) -> anyhow::Result<
     })?;
     let key = load_or_create_key(&options.data_dir)?;
     let (core, management) = configs(options, key);
-    let metrics = Metrics::new()?;
+    let metrics = Metrics::for_port(core.common.metrics_port)?;
     let (repo, pool) = app::open_store(&core.common.database).await?;
     metrics.watch_pool(pool);
     let repo = metrics.measure_repository(repo);

@@ -83,14 +83,37 @@ impl PoolProbe {
     }
 }
 
-/// One runtime's (or `dev`'s) metrics; cheap to clone.
+/// One runtime's (or `dev`'s) metrics; cheap to clone. Turned off, it
+/// measures nothing and its decorators hand back what they were given, so a
+/// runtime without metrics pays nothing for them.
 #[derive(Clone)]
 pub struct Metrics {
-    recorder: Arc<PrometheusRecorder>,
-    pools: Arc<Mutex<Vec<PoolProbe>>>,
+    inner: Option<Arc<Inner>>,
+}
+
+struct Inner {
+    recorder: PrometheusRecorder,
+    pools: Mutex<Vec<PoolProbe>>,
 }
 
 impl Metrics {
+    /// Metrics for a runtime whose metrics port is `port`: off without one.
+    pub fn for_port(port: Option<u16>) -> anyhow::Result<Self> {
+        match port {
+            Some(_) => Self::new(),
+            None => Ok(Self::off()),
+        }
+    }
+
+    /// Metrics that measure nothing.
+    pub fn off() -> Self {
+        Self { inner: None }
+    }
+
+    pub fn is_on(&self) -> bool {
+        self.inner.is_some()
+    }
+
     /// A recorder with the build's identity and the process's start time.
     pub fn new() -> anyhow::Result<Self> {
         let recorder = PrometheusBuilder::new()
@@ -98,8 +121,10 @@ impl Metrics {
             .context("while configuring the metrics histograms")?
             .build_recorder();
         let metrics = Self {
-            recorder: Arc::new(recorder),
-            pools: Arc::default(),
+            inner: Some(Arc::new(Inner {
+                recorder,
+                pools: Mutex::default(),
+            })),
         };
         metrics.describe();
         let version = crate::app::version_info("");
@@ -116,27 +141,35 @@ impl Metrics {
         Ok(metrics)
     }
 
-    /// Runs `f` with this runtime's recorder behind the facade's macros.
-    /// The recorder is set for the current thread only, so `f` must not await.
-    pub fn record<T>(&self, f: impl FnOnce() -> T) -> T {
-        metrics::with_local_recorder(&*self.recorder, f)
+    /// Runs `f` with this runtime's recorder behind the facade's macros;
+    /// not at all when the metrics are off. The recorder is set for the
+    /// current thread only, so `f` must not await.
+    pub fn record(&self, f: impl FnOnce()) {
+        if let Some(inner) = &self.inner {
+            metrics::with_local_recorder(&inner.recorder, f);
+        }
     }
 
     /// Samples `pool` on every scrape.
     pub fn watch_pool(&self, pool: PoolProbe) {
-        if let Ok(mut pools) = self.pools.lock() {
+        if let Some(inner) = &self.inner
+            && let Ok(mut pools) = inner.pools.lock()
+        {
             pools.push(pool);
         }
     }
 
-    /// The exposition text, as a scrape receives it.
+    /// The exposition text, as a scrape receives it (empty when off).
     pub fn render(&self) -> String {
-        self.sample_pools();
-        self.recorder.handle().render()
+        let Some(inner) = &self.inner else {
+            return String::new();
+        };
+        self.sample_pools(inner);
+        inner.recorder.handle().render()
     }
 
-    fn sample_pools(&self) {
-        let pools = match self.pools.lock() {
+    fn sample_pools(&self, inner: &Inner) {
+        let pools = match inner.pools.lock() {
             Ok(pools) => pools.clone(),
             Err(_) => return,
         };
@@ -170,17 +203,19 @@ impl Metrics {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<Application> {
         let (stop_upkeep, upkeep_stopped) = tokio::sync::oneshot::channel::<()>();
-        let handle = self.recorder.handle();
-        tokio::spawn(every(
-            UPKEEP_EVERY,
-            async move {
-                let _ = upkeep_stopped.await;
-            },
-            move || {
-                handle.run_upkeep();
-                std::future::ready(())
-            },
-        ));
+        if let Some(inner) = &self.inner {
+            let handle = inner.recorder.handle();
+            tokio::spawn(every(
+                UPKEEP_EVERY,
+                async move {
+                    let _ = upkeep_stopped.await;
+                },
+                move || {
+                    handle.run_upkeep();
+                    std::future::ready(())
+                },
+            ));
+        }
         Application::serve(listener, self.router(), async move {
             shutdown.await;
             let _ = stop_upkeep.send(());
@@ -280,4 +315,40 @@ fn process_start_time() -> f64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs_f64())
         .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn metrics_turned_off_measure_nothing_and_wrap_nothing() {
+        let metrics = Metrics::off();
+        let provider: Arc<dyn domain::idv::IdentityProvider> =
+            Arc::new(idv::SyntheticProvider::new());
+        assert!(Arc::ptr_eq(
+            &metrics.measure_provider(provider.clone()),
+            &provider
+        ));
+        let mut recorded = false;
+        metrics.record(|| recorded = true);
+        assert!(!recorded);
+        assert_eq!(metrics.render(), "");
+    }
+
+    #[test]
+    fn a_new_recorder_reports_the_build_and_the_start_time() {
+        let text = Metrics::new().unwrap().render();
+        assert!(
+            text.contains(&format!(
+                "biometric_passkey_build_info{{version=\"{}\"",
+                env!("CARGO_PKG_VERSION")
+            )),
+            "{text}"
+        );
+        assert!(
+            text.contains("# TYPE process_start_time_seconds gauge"),
+            "{text}"
+        );
+    }
 }

@@ -25,6 +25,9 @@ struct Meter {
 impl Metrics {
     /// Measures every request `router` answers, labelled with `runtime`.
     pub fn measure_http(&self, router: Router, runtime: &'static str) -> Router {
+        if !self.is_on() {
+            return router;
+        }
         router.layer(axum::middleware::from_fn_with_state(
             Meter {
                 metrics: self.clone(),

@@ -23,6 +23,9 @@ impl Metrics {
         &self,
         provider: Arc<dyn IdentityProvider>,
     ) -> Arc<dyn IdentityProvider> {
+        if !self.is_on() {
+            return provider;
+        }
         Arc::new(MeteredProvider {
             inner: provider,
             metrics: self.clone(),
