@@ -131,10 +131,13 @@ pub async fn core(env: &Env) -> ExitCode {
             core.flows.clone(),
             shutdown.signalled(),
         ));
-        let maintainer = config
-            .audit
-            .partition_maintenance_enabled
-            .then(|| tokio::spawn(audit::maintenance_loop(trail, shutdown.signalled())));
+        let maintainer = config.audit.partition_maintenance_enabled.then(|| {
+            tokio::spawn(audit::maintenance_loop(
+                trail,
+                metrics.clone(),
+                shutdown.signalled(),
+            ))
+        });
         if maintainer.is_none() {
             tracing::warn!(
                 "audit partition maintenance is disabled here: make sure another Core API \

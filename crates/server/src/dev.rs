@@ -237,7 +237,11 @@ pub async fn start(options: &DevOptions, shutdown: &Shutdown) -> anyhow::Result<
         core_app.flows.clone(),
         shutdown.signalled(),
     ));
-    tokio::spawn(crate::audit::maintenance_loop(trail, shutdown.signalled()));
+    tokio::spawn(crate::audit::maintenance_loop(
+        trail,
+        metrics.clone(),
+        shutdown.signalled(),
+    ));
     let core_server = Application::serve(
         bind(options.core_port).await?,
         loopback_host_only(metrics.measure_http(core_app.router, "core")),

@@ -28,6 +28,7 @@ use axum::extract::State;
 use axum::http::header;
 use axum::response::IntoResponse;
 use axum::routing::get;
+use domain::audit::trail::MaintenanceReport;
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusRecorder};
 use store_postgres::PgStore;
 use store_sqlite::SqliteStore;
@@ -165,7 +166,32 @@ impl Metrics {
             return String::new();
         };
         self.sample_pools(inner);
+        self.sample_process();
         inner.recorder.handle().render()
+    }
+
+    /// The process's resident memory and open file descriptors, as the
+    /// standard process collector names them (Linux: from /proc).
+    fn sample_process(&self) {
+        let rss = std::fs::read_to_string("/proc/self/status")
+            .ok()
+            .and_then(|status| {
+                status
+                    .lines()
+                    .find_map(|line| line.strip_prefix("VmRSS:"))
+                    .and_then(|kb| kb.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+            });
+        let fds = std::fs::read_dir("/proc/self/fd")
+            .ok()
+            .map(|dir| dir.count());
+        self.record(|| {
+            if let Some(kb) = rss {
+                metrics::gauge!("process_resident_memory_bytes").set(kb * 1024.0);
+            }
+            if let Some(fds) = fds {
+                metrics::gauge!("process_open_fds").set(fds as f64);
+            }
+        });
     }
 
     fn sample_pools(&self, inner: &Inner) {
@@ -234,6 +260,15 @@ impl Metrics {
                 Unit::Seconds,
                 "When the process started, in seconds since the Unix epoch."
             );
+            describe_gauge!(
+                "process_resident_memory_bytes",
+                Unit::Bytes,
+                "Resident memory of the process, sampled on scrape."
+            );
+            describe_gauge!(
+                "process_open_fds",
+                "Open file descriptors of the process, sampled on scrape."
+            );
             describe_counter!(
                 "biometric_passkey_http_requests_total",
                 "HTTP requests answered, by runtime, route template, method and status class."
@@ -300,6 +335,64 @@ impl Metrics {
                 "biometric_passkey_db_pool_max_connections",
                 "The database pool's bound."
             );
+            describe_counter!(
+                "biometric_passkey_audit_maintenance_runs_total",
+                "Runs of the audit trail's maintenance, by outcome (success, failure, elsewhere: \
+                 another replica held the lease)."
+            );
+            describe_gauge!(
+                "biometric_passkey_audit_maintenance_last_success_timestamp_seconds",
+                Unit::Seconds,
+                "When this replica last maintained the audit trail successfully (Unix time)."
+            );
+            describe_counter!(
+                "biometric_passkey_audit_partitions_created_total",
+                "Monthly audit partitions created."
+            );
+            describe_counter!(
+                "biometric_passkey_audit_months_dropped_total",
+                "Audit months dropped by retention (archived first)."
+            );
+            describe_counter!(
+                "biometric_passkey_audit_events_sealed_total",
+                "Audit events sealed."
+            );
+            describe_gauge!(
+                "biometric_passkey_audit_retention_blocked_months",
+                "Months past the retention window kept at the last run: no archive, or rows \
+                 that differ from it."
+            );
+        });
+    }
+}
+
+impl Metrics {
+    /// Counts one run of the audit trail's maintenance: `None` when it failed.
+    pub fn maintenance_ran(&self, report: Option<&MaintenanceReport>) {
+        self.record(|| {
+            let outcome = match report {
+                None => "failure",
+                Some(report) if !report.leader => "elsewhere",
+                Some(_) => "success",
+            };
+            metrics::counter!(
+                "biometric_passkey_audit_maintenance_runs_total",
+                "outcome" => outcome,
+            )
+            .increment(1);
+            let Some(report) = report.filter(|r| r.leader) else {
+                return;
+            };
+            metrics::gauge!("biometric_passkey_audit_maintenance_last_success_timestamp_seconds")
+                .set(unix_now());
+            metrics::counter!("biometric_passkey_audit_partitions_created_total")
+                .increment(report.created.len() as u64);
+            metrics::counter!("biometric_passkey_audit_months_dropped_total")
+                .increment(report.dropped.len() as u64);
+            metrics::counter!("biometric_passkey_audit_events_sealed_total")
+                .increment(report.sealed_events);
+            metrics::gauge!("biometric_passkey_audit_retention_blocked_months")
+                .set((report.kept_unarchived.len() + report.kept_changed.len()) as f64);
         });
     }
 }
@@ -309,8 +402,13 @@ async fn scrape(State(metrics): State<Metrics>) -> impl IntoResponse {
 }
 
 /// Seconds since the Unix epoch, read once when the metrics are built.
-#[allow(clippy::disallowed_methods)] // Process metadata, not domain time.
 fn process_start_time() -> f64 {
+    unix_now()
+}
+
+/// Seconds since the Unix epoch, now.
+#[allow(clippy::disallowed_methods)] // Metrics' timestamps, not domain time.
+fn unix_now() -> f64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs_f64())
@@ -350,5 +448,46 @@ mod tests {
             text.contains("# TYPE process_start_time_seconds gauge"),
             "{text}"
         );
+        #[cfg(target_os = "linux")]
+        for sampled in ["process_resident_memory_bytes ", "process_open_fds "] {
+            assert!(text.lines().any(|l| l.starts_with(sampled)), "{text}");
+        }
+    }
+
+    #[test]
+    fn audit_maintenance_runs_are_counted_and_the_last_success_is_stamped() {
+        let metrics = Metrics::new().unwrap();
+        let month = |m| domain::audit::month::Month::new(2026, m).unwrap();
+        metrics.maintenance_ran(Some(&MaintenanceReport {
+            leader: true,
+            created: vec![month(7), month(8)],
+            dropped: vec![month(1)],
+            kept_unarchived: vec![month(2)],
+            sealed_events: 42,
+            ..MaintenanceReport::default()
+        }));
+        metrics.maintenance_ran(Some(&MaintenanceReport::default()));
+        metrics.maintenance_ran(None);
+        let text = metrics.render();
+        for line in [
+            "biometric_passkey_audit_maintenance_runs_total{outcome=\"success\"} 1",
+            "biometric_passkey_audit_maintenance_runs_total{outcome=\"elsewhere\"} 1",
+            "biometric_passkey_audit_maintenance_runs_total{outcome=\"failure\"} 1",
+            "biometric_passkey_audit_partitions_created_total 2",
+            "biometric_passkey_audit_months_dropped_total 1",
+            "biometric_passkey_audit_events_sealed_total 42",
+            "biometric_passkey_audit_retention_blocked_months 1",
+        ] {
+            assert!(text.lines().any(|l| l == line), "{line} in:\n{text}");
+        }
+        let stamped = text
+            .lines()
+            .find_map(|l| {
+                l.strip_prefix(
+                    "biometric_passkey_audit_maintenance_last_success_timestamp_seconds ",
+                )
+            })
+            .and_then(|v| v.parse::<f64>().ok());
+        assert!(stamped.is_some_and(|t| t > 1.7e9), "{text}");
     }
 }
