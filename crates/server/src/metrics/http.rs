@@ -3,6 +3,8 @@
 //! never the request's own path; a request no route matched (an unknown path,
 //! a dashboard page) is `unmatched`.
 
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
 use std::time::Instant;
 
 use axum::Router;
@@ -10,6 +12,7 @@ use axum::extract::{MatchedPath, Request, State};
 use axum::http::Method;
 use axum::middleware::Next;
 use axum::response::Response;
+use metrics::SharedString;
 
 use super::Metrics;
 
@@ -20,6 +23,27 @@ pub const UNMATCHED: &str = "unmatched";
 struct Meter {
     metrics: Metrics,
     runtime: &'static str,
+    routes: Arc<RouteLabels>,
+}
+
+/// Each route template's label value, made once: the set is the router's
+/// routes, so after the first request of each the hot path allocates none.
+#[derive(Default)]
+struct RouteLabels(RwLock<HashMap<String, SharedString>>);
+
+impl RouteLabels {
+    fn get(&self, route: &str) -> SharedString {
+        if let Ok(known) = self.0.read()
+            && let Some(label) = known.get(route)
+        {
+            return label.clone();
+        }
+        let label = SharedString::from_shared(Arc::<str>::from(route));
+        if let Ok(mut known) = self.0.write() {
+            known.insert(route.to_owned(), label.clone());
+        }
+        label
+    }
 }
 
 impl Metrics {
@@ -32,6 +56,7 @@ impl Metrics {
             Meter {
                 metrics: self.clone(),
                 runtime,
+                routes: Arc::default(),
             },
             measure,
         ))
@@ -45,12 +70,15 @@ async fn measure(State(meter): State<Meter>, request: Request, next: Next) -> Re
     let response = next.run(request).await;
     let elapsed = started.elapsed().as_secs_f64();
     let status = status_class(response.status().as_u16());
-    let route = route.as_ref().map_or(UNMATCHED, MatchedPath::as_str);
+    let route = match &route {
+        Some(route) => meter.routes.get(route.as_str()),
+        None => SharedString::const_str(UNMATCHED),
+    };
     meter.metrics.record(|| {
         metrics::counter!(
             "biometric_passkey_http_requests_total",
             "runtime" => meter.runtime,
-            "route" => route.to_owned(),
+            "route" => route.clone(),
             "method" => method,
             "status" => status,
         )
@@ -58,7 +86,7 @@ async fn measure(State(meter): State<Meter>, request: Request, next: Next) -> Re
         metrics::histogram!(
             "biometric_passkey_http_request_duration_seconds",
             "runtime" => meter.runtime,
-            "route" => route.to_owned(),
+            "route" => route,
             "method" => method,
         )
         .record(elapsed);
