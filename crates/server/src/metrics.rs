@@ -151,6 +151,14 @@ impl Metrics {
         }
     }
 
+    /// What `f` registers with this runtime's recorder (handles of its
+    /// series, to update later without it); `None` when the metrics are off.
+    pub fn register<T>(&self, f: impl FnOnce() -> T) -> Option<T> {
+        self.inner
+            .as_ref()
+            .map(|inner| metrics::with_local_recorder(&inner.recorder, f))
+    }
+
     /// Samples `pool` on every scrape.
     pub fn watch_pool(&self, pool: PoolProbe) {
         if let Some(inner) = &self.inner

@@ -12,7 +12,7 @@ use axum::extract::{MatchedPath, Request, State};
 use axum::http::Method;
 use axum::middleware::Next;
 use axum::response::Response;
-use metrics::SharedString;
+use metrics::{Counter, Histogram, SharedString};
 
 use super::Metrics;
 
@@ -23,26 +23,53 @@ pub const UNMATCHED: &str = "unmatched";
 struct Meter {
     metrics: Metrics,
     runtime: &'static str,
-    routes: Arc<RouteLabels>,
+    series: Arc<Series>,
 }
 
-/// Each route template's label value, made once: the set is the router's
-/// routes, so after the first request of each the hot path allocates none.
-#[derive(Default)]
-struct RouteLabels(RwLock<HashMap<String, SharedString>>);
+/// The counter and histogram of a route, method and status class.
+type Handles = (Counter, Histogram);
 
-impl RouteLabels {
-    fn get(&self, route: &str) -> SharedString {
-        if let Ok(known) = self.0.read()
-            && let Some(label) = known.get(route)
+/// A route's handles by method and status class.
+type RouteSeries = HashMap<(&'static str, &'static str), Handles>;
+
+/// Each series' handles, registered on its first request: the routes,
+/// methods and status classes are closed sets, so afterwards a request only
+/// looks its handles up, allocating and hashing labels no more.
+#[derive(Default)]
+struct Series(RwLock<HashMap<String, RouteSeries>>);
+
+impl Meter {
+    fn handles(&self, route: &str, method: &'static str, status: &'static str) -> Option<Handles> {
+        if let Ok(known) = self.series.0.read()
+            && let Some(handles) = known.get(route).and_then(|m| m.get(&(method, status)))
         {
-            return label.clone();
+            return Some(handles.clone());
         }
-        let label = SharedString::from_shared(Arc::<str>::from(route));
-        if let Ok(mut known) = self.0.write() {
-            known.insert(route.to_owned(), label.clone());
+        let route_label = SharedString::from_shared(Arc::<str>::from(route));
+        let runtime = self.runtime;
+        let handles = self.metrics.register(|| {
+            let counter = metrics::counter!(
+                "biometric_passkey_http_requests_total",
+                "runtime" => runtime,
+                "route" => route_label.clone(),
+                "method" => method,
+                "status" => status,
+            );
+            let histogram = metrics::histogram!(
+                "biometric_passkey_http_request_duration_seconds",
+                "runtime" => runtime,
+                "route" => route_label,
+                "method" => method,
+            );
+            (counter, histogram)
+        })?;
+        if let Ok(mut known) = self.series.0.write() {
+            known
+                .entry(route.to_owned())
+                .or_default()
+                .insert((method, status), handles.clone());
         }
-        label
+        Some(handles)
     }
 }
 
@@ -56,7 +83,7 @@ impl Metrics {
             Meter {
                 metrics: self.clone(),
                 runtime,
-                routes: Arc::default(),
+                series: Arc::default(),
             },
             measure,
         ))
@@ -70,27 +97,11 @@ async fn measure(State(meter): State<Meter>, request: Request, next: Next) -> Re
     let response = next.run(request).await;
     let elapsed = started.elapsed().as_secs_f64();
     let status = status_class(response.status().as_u16());
-    let route = match &route {
-        Some(route) => meter.routes.get(route.as_str()),
-        None => SharedString::const_str(UNMATCHED),
-    };
-    meter.metrics.record(|| {
-        metrics::counter!(
-            "biometric_passkey_http_requests_total",
-            "runtime" => meter.runtime,
-            "route" => route.clone(),
-            "method" => method,
-            "status" => status,
-        )
-        .increment(1);
-        metrics::histogram!(
-            "biometric_passkey_http_request_duration_seconds",
-            "runtime" => meter.runtime,
-            "route" => route,
-            "method" => method,
-        )
-        .record(elapsed);
-    });
+    let route = route.as_ref().map_or(UNMATCHED, MatchedPath::as_str);
+    if let Some((counter, histogram)) = meter.handles(route, method, status) {
+        counter.increment(1);
+        histogram.record(elapsed);
+    }
     response
 }
 
