@@ -109,6 +109,7 @@ def test_image_configuration_read_by_skopeo(archives, image):
     if image in LONG_LIVED:
         assert config["Healthcheck"]["Test"] == ["CMD", "/usr/local/bin/biometric-passkey", "healthcheck"]
         assert "3000/tcp" in config["ExposedPorts"]
+        assert "9464/tcp" in config["ExposedPorts"], "the metrics port"
     else:
         assert "Healthcheck" not in config, "the migration job declares no health check"
 
