@@ -15,6 +15,7 @@ use axum::body::{Body, Bytes, to_bytes};
 use axum::extract::Request;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use domain::rotation::{SealedColumn, idempotency_row};
 use domain::sealing::Binding;
 use domain::store::{IdempotencyBegin, StoredResponse};
 use http_common::ApiError;
@@ -36,11 +37,8 @@ const LOCK: Duration = Duration::seconds(60);
 /// The largest response we store for replay.
 const MAX_RESPONSE: usize = 1024 * 1024;
 
-fn binding<'a>(row: &'a [u8]) -> Binding<'a> {
-    Binding {
-        slot: "idempotency_keys.body",
-        row,
-    }
+fn binding(row: &[u8]) -> Binding<'_> {
+    SealedColumn::IdempotentResponse.binding(row)
 }
 
 fn key_of(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
@@ -151,7 +149,7 @@ where
     hasher.update(&body);
     let fingerprint: [u8; 32] = hasher.finalize().into();
     let now = state.clock.now();
-    let row = format!("{scope}\0{key}");
+    let row = idempotency_row(&scope, &key);
 
     match state
         .repo
@@ -161,7 +159,7 @@ where
         IdempotencyBegin::Replay(stored) => {
             let body = state
                 .key
-                .open(&stored.body_sealed, binding(row.as_bytes()))
+                .open(&stored.body_sealed, binding(&row))
                 .map_err(|e| ApiError::internal(format!("stored idempotent response: {e}")))?;
             let status = StatusCode::from_u16(stored.status).unwrap_or(StatusCode::OK);
             let mut response = (status, body.to_vec()).into_response();
@@ -208,7 +206,7 @@ where
         .map_err(|e| ApiError::internal(format!("buffering a response: {e}")))?;
     let stored = StoredResponse {
         status: status.as_u16(),
-        body_sealed: state.key.seal(&bytes, binding(row.as_bytes())),
+        body_sealed: state.key.seal(&bytes, binding(&row)),
     };
     if let Err(e) = state
         .repo

@@ -22,8 +22,5 @@ pub struct BiometricReference {
 
 /// Where a user's reference is sealed to.
 pub fn binding(user_id: &UserId) -> Binding<'_> {
-    Binding {
-        slot: "biometric_references.token",
-        row: user_id.0.as_bytes(),
-    }
+    crate::rotation::SealedColumn::BiometricReference.binding(user_id.0.as_bytes())
 }

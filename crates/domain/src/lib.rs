@@ -14,6 +14,7 @@ pub mod ids;
 pub mod idv;
 pub mod operations;
 pub mod possession;
+pub mod rotation;
 pub mod sealing;
 pub mod service;
 pub mod store;

@@ -32,6 +32,7 @@ use crate::idv::{IdentityProvider, IdvError, RunStatus, StartRun, StartedRun, Wo
 use crate::possession::{
     BackupPolicy, CeremonyError, CounterPolicy, PasskeyUser, RelyingParty, StoredPasskey,
 };
+use crate::rotation::{CONTEXT_DIGEST_SLOT, SealedColumn};
 use crate::sealing::{Binding, DataKey};
 use crate::store::{
     CREDENTIAL_NOT_ACTIVE, Change, Effect, FlowLimits, FlowWrite, REFERENCE_EXISTS, Repository,
@@ -259,17 +260,11 @@ impl ExternalIds {
 }
 
 fn context_binding(id: &FlowId) -> Binding<'_> {
-    Binding {
-        slot: "flows.transaction_context",
-        row: id.0.as_bytes(),
-    }
+    SealedColumn::FlowTransactionContext.binding(id.0.as_bytes())
 }
 
 fn ceremony_binding(id: &FlowId) -> Binding<'_> {
-    Binding {
-        slot: "flows.webauthn_ceremony",
-        row: id.0.as_bytes(),
-    }
+    SealedColumn::FlowCeremony.binding(id.0.as_bytes())
 }
 
 /// A refused WebAuthn response as the caller sees it, and the audit reason.
@@ -301,27 +296,15 @@ fn ceremony_refusal(error: CeremonyError) -> DomainError {
 /// Where a reference staged on a flow is sealed to: the flow, not the user,
 /// so it cannot be read as the user's reference.
 fn staged_reference_binding(id: &FlowId) -> Binding<'_> {
-    Binding {
-        slot: "staged_references.token",
-        row: id.0.as_bytes(),
-    }
+    SealedColumn::StagedReference.binding(id.0.as_bytes())
 }
 
-/// What keyed digests of transaction contexts are made for.
-pub const CONTEXT_DIGEST_SLOT: &str = "flows.transaction_context";
-
 fn sdk_token_binding(id: &FlowId) -> Binding<'_> {
-    Binding {
-        slot: "flows.sdk_token",
-        row: id.0.as_bytes(),
-    }
+    SealedColumn::FlowSdkToken.binding(id.0.as_bytes())
 }
 
 fn applicant_binding(id: &UserId) -> Binding<'_> {
-    Binding {
-        slot: "users.idv_applicant",
-        row: id.0.as_bytes(),
-    }
+    SealedColumn::UserApplicant.binding(id.0.as_bytes())
 }
 
 /// SHA-256 of the compact JSON with object keys sorted: what we echo back.

@@ -87,19 +87,6 @@ impl SealedValues {
     }
 }
 
-/// Every column that holds values sealed with the data-encryption key, as
-/// `(table, column)`: what a key rotation has to account for.
-pub const SEALED_COLUMNS: &[(&str, &str)] = &[
-    ("users", "idv_applicant_sealed"),
-    ("flows", "sdk_token_sealed"),
-    ("flows", "transaction_context_sealed"),
-    ("flows", "webauthn_ceremony_sealed"),
-    ("biometric_references", "sealed"),
-    ("staged_references", "sealed"),
-    ("idempotency_keys", "body_sealed"),
-    ("provider_cleanups", "applicant_sealed"),
-];
-
 /// What the IDV provider must still forget about a deleted user.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ProviderCleanup {
@@ -352,7 +339,7 @@ pub enum IdempotencyBegin {
 }
 
 #[async_trait]
-pub trait Repository: Send + Sync + 'static {
+pub trait Repository: crate::rotation::SealedStore + Send + Sync + 'static {
     /// A cheap round trip, for readiness probes.
     async fn ping(&self) -> StoreResult<()>;
 
@@ -462,8 +449,9 @@ pub trait Repository: Send + Sync + 'static {
     /// explicitly); how many were removed.
     async fn discard_stale_staged_references(&self, now: OffsetDateTime) -> StoreResult<u64>;
 
-    /// For every column of [`SEALED_COLUMNS`], and for the audit seals, how
-    /// many values each key id seals (read from each value's header).
+    /// For every [`SealedColumn`](crate::rotation::SealedColumn), for the
+    /// transaction contexts' keyed digests and for the audit seals, how many
+    /// values each key id seals (read from each value's header).
     async fn sealed_values(&self) -> StoreResult<Vec<SealedValues>>;
 
     /// Remembers the user's provider-side applicant (sealed) unless the user

@@ -1,5 +1,6 @@
 //! One function per subcommand. Each returns the process exit code.
 
+use std::io::IsTerminal;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -105,6 +106,8 @@ pub async fn core(env: &Env) -> ExitCode {
             policy: config.policy.clone(),
             api_keys: app::api_keys(&config),
             relying_party: app::relying_party(&config.possession)?,
+            limits: config.common.http,
+            long_poll_max_waiters: config.long_poll_max_waiters,
         };
         if parts.api_keys.is_enabled() {
             // Fingerprints, never the keys: they name the actor of audit events.
@@ -146,7 +149,7 @@ pub async fn core(env: &Env) -> ExitCode {
         }
         let metrics_server = serve_metrics(&metrics, metrics_listener, &shutdown)?;
         let router = metrics.measure_http(core.router, "core");
-        let server = Application::serve(listener, router, async move {
+        let server = Application::serve(listener, router, &config.common.http, async move {
             app::termination_signal().await;
             shutdown.trigger();
         })?;
@@ -190,7 +193,7 @@ pub async fn management(env: &Env) -> ExitCode {
         let router = metrics.measure_http(router, "management");
         let shutdown = Shutdown::default();
         let metrics_server = serve_metrics(&metrics, metrics_listener, &shutdown)?;
-        let server = Application::serve(listener, router, async move {
+        let server = Application::serve(listener, router, &config.common.http, async move {
             app::termination_signal().await;
             shutdown.trigger();
         })?;
@@ -492,6 +495,101 @@ pub async fn keys_status(env: &Env) -> ExitCode {
     } else {
         ExitCode::from(3)
     }
+}
+
+/// `keys reseal`: everything sealed under an earlier data-encryption key is
+/// sealed again under the current one, then the audit trail's seals are
+/// re-keyed. 0 when nothing is left under an earlier key; 3 when values
+/// under a key that is not configured remain (named); 1 on any other failure.
+#[allow(clippy::print_stdout, clippy::print_stderr)] // Progress and report are the output.
+pub async fn keys_reseal(env: &Env, batch: u32) -> ExitCode {
+    let config = match AuditToolConfig::from_env(env) {
+        Ok(config) => config,
+        Err(problems) => return refuse("keys", &problems),
+    };
+    telemetry::init_for_command(config.log_level);
+    warn_unknown(env);
+    let repo = match app::open_repository(&config.database).await {
+        Ok(repo) => repo,
+        Err(e) => return failed(&e),
+    };
+    let key = &config.data_key;
+    let total = match repo.sealed_values().await {
+        Ok(counts) => crate::keys::left_to_reseal(&counts, key),
+        Err(e) => return failed(&anyhow::Error::new(e)),
+    };
+    println!(
+        "re-sealing {total} values under key {}, in batches of {batch}",
+        key.id().as_str()
+    );
+    let mut progress = crate::keys::ResealProgress::new(total, std::io::stderr().is_terminal());
+    let outcome = crate::keys::reseal(repo.as_ref(), key, batch, &mut |column, n| {
+        if let Some(line) = progress.advance(column, n) {
+            eprintln!("{line}");
+        }
+    })
+    .await;
+    progress.finish();
+    let resealed = match outcome {
+        Ok(resealed) => resealed,
+        Err(e) => {
+            return failed(&anyhow::Error::new(e).context(
+                "while re-sealing; what is done stays done: run `keys reseal` again to go on",
+            ));
+        }
+    };
+    println!(
+        "re-sealed {} values in {} passes ({} changed by requests meanwhile, left to them)",
+        resealed.resealed, resealed.passes, resealed.changed_meanwhile
+    );
+    let trail = audit::trail(repo.clone(), Arc::new(app::SystemClock), key, &config.audit);
+    let rekeyed = match trail.rekey().await {
+        Ok(Some(rekeyed)) => rekeyed,
+        Ok(None) => {
+            eprintln!(
+                "biometric-passkey keys reseal: the audit trail's maintenance is running \
+                 elsewhere; run `keys reseal` again to re-key its seals"
+            );
+            return ExitCode::FAILURE;
+        }
+        Err(e) => return failed(&anyhow::Error::new(e).context("while re-keying the audit trail")),
+    };
+    if !rekeyed.refused.is_empty() {
+        for finding in &rekeyed.refused {
+            eprintln!(
+                "FINDING {}",
+                serde_json::to_string(finding).unwrap_or_default()
+            );
+        }
+        eprintln!(
+            "biometric-passkey keys reseal: the audit trail does not verify, so its seals were \
+             not re-keyed; see `biometric-passkey audit verify`"
+        );
+        return ExitCode::FAILURE;
+    }
+    println!(
+        "audit trail: {} seals signed again under key {} ({} event tags made again, {} kept \
+         for months no longer stored)",
+        rekeyed.seals,
+        key.id().as_str(),
+        rekeyed.retagged,
+        rekeyed.kept_tags
+    );
+    if !resealed.unreadable.is_empty() {
+        for (reason, n) in &resealed.unreadable {
+            eprintln!("left as they are: {n} values {reason}");
+        }
+        return ExitCode::from(3);
+    }
+    if !resealed.settled {
+        eprintln!(
+            "biometric-passkey keys reseal: requests kept writing values under an earlier key; \
+             check the runtimes all run with the new current key, then run `keys reseal` again"
+        );
+        return ExitCode::FAILURE;
+    }
+    println!("done: check with `biometric-passkey keys status`");
+    ExitCode::SUCCESS
 }
 
 pub fn check_config(env: &Env, runtime: Runtime) -> ExitCode {

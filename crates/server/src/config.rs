@@ -17,6 +17,7 @@ use std::time::Duration;
 
 use domain::sealing::{DataKey, KeyId};
 use domain::service::FlowPolicy;
+use http_common::HttpLimits;
 use management::{ManagementAuth, ManagementUi};
 use secrecy::{ExposeSecret, SecretString};
 use store_postgres::{PgSettings, SslMode};
@@ -103,6 +104,8 @@ pub struct CommonConfig {
     pub metrics_port: Option<u16>,
     pub log_level: LogLevel,
     pub database: DatabaseConfig,
+    /// `BIOMETRIC_PASSKEY_HTTP_*`.
+    pub http: HttpLimits,
 }
 
 /// `BIOMETRIC_PASSKEY_IDV_PROVIDER_MODE`.
@@ -156,6 +159,8 @@ pub struct CoreConfig {
     pub api_auth: CoreApiAuth,
     /// Who verifies WebAuthn.
     pub possession: PossessionConfig,
+    /// `BIOMETRIC_PASSKEY_LONG_POLL_MAX_WAITERS`: long-polls waiting at once.
+    pub long_poll_max_waiters: u32,
 }
 
 /// `BIOMETRIC_PASSKEY_CORE_API_AUTH` with `BIOMETRIC_PASSKEY_CORE_API_KEYS`.
@@ -455,13 +460,61 @@ impl CommonConfig {
             );
         }
         let log_level = LogLevel::read(r);
+        let http = read_http_limits(r);
         let database = DatabaseConfig::read(r)?;
         Some(Self {
             port,
             metrics_port,
             log_level,
             database,
+            http,
         })
+    }
+}
+
+/// The longest a request may be given: above the longest long-poll, so that
+/// a wait always ends before its request is stopped.
+const MIN_REQUEST_TIMEOUT: Duration =
+    Duration::from_secs(core_api::v1::flows::MAX_WAIT_SECONDS as u64 + 5);
+
+fn read_http_limits(r: &mut Reader<'_>) -> HttpLimits {
+    let defaults = HttpLimits::default();
+    let header_read_timeout = r.duration(
+        "BIOMETRIC_PASSKEY_HTTP_HEADER_READ_TIMEOUT",
+        defaults.header_read_timeout,
+    );
+    if header_read_timeout.is_zero() {
+        r.problem(
+            "BIOMETRIC_PASSKEY_HTTP_HEADER_READ_TIMEOUT",
+            "must be more than 0s",
+        );
+    }
+    let request_timeout = r.duration(
+        "BIOMETRIC_PASSKEY_HTTP_REQUEST_TIMEOUT",
+        defaults.request_timeout,
+    );
+    if request_timeout < MIN_REQUEST_TIMEOUT {
+        r.problem(
+            "BIOMETRIC_PASSKEY_HTTP_REQUEST_TIMEOUT",
+            format!(
+                "must be at least {}s: a long-poll waits up to {}s",
+                MIN_REQUEST_TIMEOUT.as_secs(),
+                core_api::v1::flows::MAX_WAIT_SECONDS
+            ),
+        );
+    }
+    let max_concurrent_requests = r.parsed(
+        "BIOMETRIC_PASSKEY_HTTP_MAX_CONCURRENT_REQUESTS",
+        defaults.max_concurrent_requests,
+        |raw| match parse_count(raw)? {
+            0 => Err("must be at least 1".to_owned()),
+            n => Ok(n),
+        },
+    );
+    HttpLimits {
+        header_read_timeout,
+        request_timeout,
+        max_concurrent_requests,
     }
 }
 
@@ -870,6 +923,11 @@ impl CoreConfig {
         let policy = read_policy(&mut r);
         let api_auth = read_api_auth(&mut r);
         let possession = PossessionConfig::read(&mut r);
+        let long_poll_max_waiters = r.parsed(
+            "BIOMETRIC_PASSKEY_LONG_POLL_MAX_WAITERS",
+            core_api::watch::DEFAULT_MAX_WAITERS,
+            parse_count,
+        );
         let config = match (common, data_key, idv, api_auth, possession) {
             (Some(common), Some(data_key), Some(idv), Some(api_auth), Some(possession)) => {
                 Some(Self {
@@ -880,6 +938,7 @@ impl CoreConfig {
                     policy,
                     api_auth,
                     possession,
+                    long_poll_max_waiters,
                 })
             }
             _ => None,

@@ -26,7 +26,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use domain::sealing::{DataKey, KeyId};
 use domain::service::FlowPolicy;
-use http_common::ApiError;
+use http_common::{ApiError, HttpLimits};
 use management::{ManagementAuth, ManagementUi};
 use proto::ErrorCode;
 use store_sqlite::SqliteSettings;
@@ -93,6 +93,7 @@ pub fn configs(options: &DevOptions, data_key: DataKey) -> (CoreConfig, Manageme
         metrics_port: (options.metrics_port != 0).then_some(options.metrics_port),
         log_level: options.log_level,
         database: database.clone(),
+        http: HttpLimits::default(),
     };
     let core = CoreConfig {
         common: common(options.core_port),
@@ -119,6 +120,7 @@ pub fn configs(options: &DevOptions, data_key: DataKey) -> (CoreConfig, Manageme
         // Loopback only, behind the Host check: the evaluation setup needs no keys.
         api_auth: CoreApiAuth::None,
         possession: options.possession.clone(),
+        long_poll_max_waiters: core_api::watch::DEFAULT_MAX_WAITERS,
     };
     let management_origin = format!("http://127.0.0.1:{}", options.management_port);
     let management = ManagementConfig {
@@ -225,6 +227,8 @@ pub async fn start(options: &DevOptions, shutdown: &Shutdown) -> anyhow::Result<
         // Loopback only: the evaluation setup needs no keys.
         api_keys: app::api_keys(&core),
         relying_party: app::relying_party(&core.possession)?,
+        limits: core.common.http,
+        long_poll_max_waiters: core.long_poll_max_waiters,
     };
     let trail = crate::audit::trail(
         repo.clone(),
@@ -245,6 +249,7 @@ pub async fn start(options: &DevOptions, shutdown: &Shutdown) -> anyhow::Result<
     let core_server = Application::serve(
         bind(options.core_port).await?,
         loopback_host_only(metrics.measure_http(core_app.router, "core")),
+        &core.common.http,
         shutdown.signalled(),
     )?;
     let management_listener = bind(options.management_port).await?;
@@ -256,8 +261,12 @@ pub async fn start(options: &DevOptions, shutdown: &Shutdown) -> anyhow::Result<
         app::management_router(&management, repo, "dev")?.merge(sign_in.router()),
         "management",
     ));
-    let management_server =
-        Application::serve(management_listener, management_router, shutdown.signalled())?;
+    let management_server = Application::serve(
+        management_listener,
+        management_router,
+        &management.common.http,
+        shutdown.signalled(),
+    )?;
     tracing::info!(
         dashboard = %format!("{}/", sign_in.origin()),
         "development sign-in: open the dashboard and sign in as any operator (dev only, loopback only)"

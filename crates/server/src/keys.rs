@@ -1,11 +1,17 @@
 //! `biometric-passkey keys`: new secrets in the formats the configuration
 //! takes, from the operating system's random source, so that nobody has to
-//! assemble them with shell tools. Printed once, as environment lines for a
-//! secret store; nothing is written anywhere else.
+//! assemble them with shell tools (printed once, as environment lines for a
+//! secret store; nothing is written anywhere else); and a data-encryption
+//! key rotation's status and re-seal.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use domain::rotation::{Resealer, SealedColumn, SealedStore};
 use domain::sealing::{DataKey, KeyId};
+use indicatif::{ProgressBar, ProgressStyle};
 use time::OffsetDateTime;
 use zeroize::Zeroizing;
 
@@ -67,6 +73,127 @@ pub fn status_report(
     }
     (out, all_configured)
 }
+
+/// How many stored values `key` does not seal yet: what a re-seal has to do
+/// (the audit seals are counted apart: they are re-keyed as one chain).
+pub fn left_to_reseal(counts: &[domain::store::SealedValues], key: &DataKey) -> u64 {
+    let columns: Vec<String> = SealedColumn::ALL.iter().map(|c| c.name()).collect();
+    counts
+        .iter()
+        .filter(|c| columns.contains(&c.column) && c.key_id != key.id().as_str())
+        .map(|c| c.values)
+        .sum()
+}
+
+/// The longest run of passes: each pass after the first only picks up values
+/// that requests in flight wrote back under an earlier key.
+const MAX_PASSES: u32 = 10;
+/// The pause between passes, for requests in flight to finish.
+const BETWEEN_PASSES: Duration = Duration::from_secs(1);
+
+/// What a whole re-seal did, over all its passes.
+#[derive(Debug, Default)]
+pub struct Resealed {
+    pub resealed: u64,
+    pub changed_meanwhile: u64,
+    pub passes: u32,
+    /// Values the last pass could not open, by reason.
+    pub unreadable: BTreeMap<String, u64>,
+    /// Whether the last pass found nothing left to re-seal.
+    pub settled: bool,
+}
+
+/// Re-seals, pass after pass, until a pass finds nothing left that it can
+/// re-seal; `progress` hears every batch.
+pub async fn reseal(
+    store: &dyn SealedStore,
+    key: &DataKey,
+    batch: u32,
+    progress: &mut (dyn FnMut(SealedColumn, u64) + Send),
+) -> Result<Resealed, domain::StoreError> {
+    let resealer = Resealer::new(store, key, batch);
+    let mut total = Resealed::default();
+    while total.passes < MAX_PASSES {
+        if total.passes > 0 {
+            tokio::time::sleep(BETWEEN_PASSES).await;
+        }
+        let pass = resealer.pass(progress).await?;
+        total.passes += 1;
+        total.resealed += pass.resealed;
+        total.changed_meanwhile += pass.changed_meanwhile;
+        total.unreadable = pass.unreadable.clone();
+        if pass.found_nothing() {
+            total.settled = true;
+            break;
+        }
+    }
+    Ok(total)
+}
+
+/// Progress of a re-seal: a bar on a terminal, otherwise a plain line at
+/// most every few seconds and at the end of each column.
+pub struct ResealProgress {
+    bar: Option<ProgressBar>,
+    total: u64,
+    done: u64,
+    column: Option<SealedColumn>,
+    last_line: Instant,
+}
+
+impl ResealProgress {
+    pub fn new(total: u64, terminal: bool) -> Self {
+        let bar = terminal.then(|| {
+            let bar = ProgressBar::new(total);
+            bar.set_style(
+                ProgressStyle::with_template(
+                    "{msg:40} [{bar:30}] {pos}/{len} values ({percent}%, {eta} left)",
+                )
+                .unwrap_or_else(|_| ProgressStyle::default_bar())
+                .progress_chars("=> "),
+            );
+            bar
+        });
+        Self {
+            bar,
+            total,
+            done: 0,
+            column: None,
+            last_line: Instant::now(),
+        }
+    }
+
+    /// One batch of `column` done: `resealed` values written.
+    pub fn advance(&mut self, column: SealedColumn, resealed: u64) -> Option<String> {
+        self.done += resealed;
+        let next_column = self.column != Some(column);
+        let previous = self.column.replace(column);
+        if let Some(bar) = &self.bar {
+            // Requests in flight can add values after the count was taken.
+            bar.set_length(self.total.max(self.done));
+            bar.set_position(self.done);
+            bar.set_message(column.name());
+            return None;
+        }
+        let due = self.last_line.elapsed() >= PLAIN_LINE_EVERY;
+        (next_column && previous.is_some() || due).then(|| {
+            self.last_line = Instant::now();
+            format!(
+                "reseal: {}/{} values, at {}",
+                self.done,
+                self.total.max(self.done),
+                column.name()
+            )
+        })
+    }
+
+    pub fn finish(&self) {
+        if let Some(bar) = &self.bar {
+            bar.finish();
+        }
+    }
+}
+
+const PLAIN_LINE_EVERY: Duration = Duration::from_secs(5);
 
 #[cfg(test)]
 mod tests {

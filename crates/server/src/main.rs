@@ -92,6 +92,15 @@ enum KeysAction {
     /// (0 every key configured, 3 some value names a key that is not).
     /// Configured like the Core API (database and keys).
     Status,
+    /// Seal again under the current key everything an earlier key sealed,
+    /// in small batches, next to live traffic; then re-key the audit trail's
+    /// seals. Resumable: a second run does what is left (0 nothing left under
+    /// an earlier key, 3 values under a key that is not configured remain).
+    Reseal {
+        /// Values read and written per transaction.
+        #[arg(long, default_value_t = 200, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+        batch: u32,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -185,6 +194,7 @@ fn main() -> ExitCode {
             },
             Command::Keys { action } => match action {
                 KeysAction::Status => commands::keys_status(&env).await,
+                KeysAction::Reseal { batch } => commands::keys_reseal(&env, batch).await,
                 KeysAction::Generate { id } => {
                     commands::keys(commands::KeysRequest::DataEncryption { id })
                 }

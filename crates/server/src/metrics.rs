@@ -29,6 +29,7 @@ use axum::http::header;
 use axum::response::IntoResponse;
 use axum::routing::get;
 use domain::audit::trail::MaintenanceReport;
+use http_common::HttpLimits;
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusRecorder};
 use store_postgres::PgStore;
 use store_sqlite::SqliteStore;
@@ -250,10 +251,15 @@ impl Metrics {
                 },
             ));
         }
-        Application::serve(listener, self.router(), async move {
-            shutdown.await;
-            let _ = stop_upkeep.send(());
-        })
+        Application::serve(
+            listener,
+            self.router(),
+            &HttpLimits::default(),
+            async move {
+                shutdown.await;
+                let _ = stop_upkeep.send(());
+            },
+        )
     }
 
     fn describe(&self) {

@@ -359,6 +359,29 @@ impl MaintenanceLease for PgLease {
         tx.commit().await.map_err(map_err)
     }
 
+    async fn replace_seals(&mut self, seals: &[Seal]) -> StoreResult<()> {
+        let mut tx = self.held.conn.begin().await.map_err(map_err)?;
+        for seal in seals {
+            let h = &seal.header;
+            let replaced = sqlx::query(
+                "UPDATE audit_seals SET entries = $1, key_id = $2, prev_mac = $3, mac = $4 \
+                 WHERE seal_no = $5",
+            )
+            .bind(seal.encode_entries())
+            .bind(&h.key_id)
+            .bind(h.prev_mac.map(|m| m.to_vec()))
+            .bind(h.mac.to_vec())
+            .bind(h.seal_no)
+            .execute(&mut *tx)
+            .await
+            .map_err(map_err)?;
+            if replaced.rows_affected() != 1 {
+                return Err(StoreError::NotFound);
+            }
+        }
+        tx.commit().await.map_err(map_err)
+    }
+
     async fn release(mut self: Box<Self>) -> StoreResult<()> {
         let unlocked: Result<bool, _> = sqlx::query_scalar("SELECT pg_advisory_unlock($1)")
             .bind(MAINTENANCE_LOCK)

@@ -11,6 +11,7 @@ mod errors;
 mod flows;
 mod idempotency;
 mod pool;
+mod sealed;
 mod settings;
 mod users;
 
@@ -269,30 +270,7 @@ impl Repository for PgStore {
     }
 
     async fn sealed_values(&self) -> StoreResult<Vec<domain::store::SealedValues>> {
-        let mut out = Vec::new();
-        for (table, column) in domain::store::SEALED_COLUMNS {
-            let rows: Vec<(String, i64)> = sqlx::query_as(&format!(
-                "SELECT encode(substring({column} from 3 for get_byte({column}, 1)), 'escape') AS key_id, \
-             count(*) AS n FROM {table} WHERE {column} IS NOT NULL GROUP BY 1 ORDER BY 1"
-            ))
-            .fetch_all(&self.pool)
-            .await
-            .map_err(map_err)?;
-            out.extend(domain::store::SealedValues::of_column(
-                &format!("{table}.{column}"),
-                rows,
-            ));
-        }
-        let seals: Vec<(String, i64)> =
-            sqlx::query_as("SELECT key_id, count(*) AS n FROM audit_seals GROUP BY 1 ORDER BY 1")
-                .fetch_all(&self.pool)
-                .await
-                .map_err(map_err)?;
-        out.extend(domain::store::SealedValues::of_column(
-            "audit_seals.key_id",
-            seals,
-        ));
-        Ok(out)
+        sealed::values_by_key(&self.pool).await
     }
 
     async fn set_applicant_if_absent(&self, user: UserId, sealed: &[u8]) -> StoreResult<bool> {

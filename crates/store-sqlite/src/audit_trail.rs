@@ -149,6 +149,28 @@ impl MaintenanceLease for SqliteLease {
         Ok(())
     }
 
+    async fn replace_seals(&mut self, seals: &[Seal]) -> StoreResult<()> {
+        for seal in seals {
+            let h = &seal.header;
+            let replaced = sqlx::query(
+                "UPDATE audit_seals SET entries = ?, key_id = ?, prev_mac = ?, mac = ? \
+                 WHERE seal_no = ?",
+            )
+            .bind(seal.encode_entries())
+            .bind(&h.key_id)
+            .bind(h.prev_mac.map(|m| m.to_vec()))
+            .bind(h.mac.to_vec())
+            .bind(h.seal_no)
+            .execute(&mut *self.tx)
+            .await
+            .map_err(map_err)?;
+            if replaced.rows_affected() != 1 {
+                return Err(StoreError::NotFound);
+            }
+        }
+        Ok(())
+    }
+
     async fn release(self: Box<Self>) -> StoreResult<()> {
         self.tx.commit().await.map_err(map_err)
     }

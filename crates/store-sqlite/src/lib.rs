@@ -12,6 +12,7 @@ mod credentials;
 mod errors;
 mod flows;
 mod idempotency;
+mod sealed;
 mod users;
 
 use std::path::PathBuf;
@@ -123,7 +124,7 @@ impl SqliteStore {
         &self.pool
     }
 
-    async fn write(&self) -> StoreResult<Transaction<'static, Sqlite>> {
+    pub(crate) async fn write(&self) -> StoreResult<Transaction<'static, Sqlite>> {
         self.pool
             .begin_with("BEGIN IMMEDIATE")
             .await
@@ -287,30 +288,7 @@ impl Repository for SqliteStore {
     }
 
     async fn sealed_values(&self) -> StoreResult<Vec<domain::store::SealedValues>> {
-        let mut out = Vec::new();
-        for (table, column) in domain::store::SEALED_COLUMNS {
-            let rows: Vec<(String, i64)> = sqlx::query_as(&format!(
-                "SELECT CAST(substr({column}, 3, unicode(CAST(substr({column}, 2, 1) AS TEXT))) AS TEXT) \
-             AS key_id, count(*) AS n FROM {table} WHERE {column} IS NOT NULL GROUP BY 1 ORDER BY 1"
-            ))
-            .fetch_all(&self.pool)
-            .await
-            .map_err(map_err)?;
-            out.extend(domain::store::SealedValues::of_column(
-                &format!("{table}.{column}"),
-                rows,
-            ));
-        }
-        let seals: Vec<(String, i64)> =
-            sqlx::query_as("SELECT key_id, count(*) AS n FROM audit_seals GROUP BY 1 ORDER BY 1")
-                .fetch_all(&self.pool)
-                .await
-                .map_err(map_err)?;
-        out.extend(domain::store::SealedValues::of_column(
-            "audit_seals.key_id",
-            seals,
-        ));
-        Ok(out)
+        sealed::values_by_key(&self.pool).await
     }
 
     async fn set_applicant_if_absent(&self, user: UserId, sealed: &[u8]) -> StoreResult<bool> {

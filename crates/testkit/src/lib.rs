@@ -41,6 +41,7 @@ use core_api::auth::ApiKeys;
 use domain::sealing::{DataKey, KeyId};
 use domain::service::{FlowPolicy, FlowService};
 use domain::{ManualClock, Repository};
+use http_common::HttpLimits;
 use idv::SyntheticProvider;
 use management::{ManagementAuth, ManagementUi};
 use server::app::{self, Application, Shutdown};
@@ -153,12 +154,13 @@ struct Parts {
     synthetic: Arc<SyntheticProvider>,
     flows: Option<Arc<FlowService>>,
     keep: Box<dyn Any + Send + Sync>,
+    limits: HttpLimits,
 }
 
 async fn serve(router: axum::Router, parts: Parts) -> TestApp {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let shutdown = Shutdown::default();
-    let server = Application::serve(listener, router, shutdown.signalled()).unwrap();
+    let server = Application::serve(listener, router, &parts.limits, shutdown.signalled()).unwrap();
     TestApp {
         addr: server.addr(),
         client: reqwest::Client::builder().no_proxy().build().unwrap(),
@@ -199,7 +201,38 @@ pub async fn spawn_core_with(store: Store, policy: FlowPolicy) -> TestApp {
 
 /// As [`spawn_core_with`], requiring `api_keys` when not empty.
 pub async fn spawn_core_configured(store: Store, policy: FlowPolicy, api_keys: ApiKeys) -> TestApp {
-    spawn_core_parts(store, policy, api_keys, None).await
+    spawn_core_parts(store, policy, api_keys, None, Bounds::default()).await
+}
+
+/// As [`spawn_core`], with these limits on requests and long-poll waiters.
+pub async fn spawn_core_bounded(store: Store, limits: HttpLimits, max_waiters: u32) -> TestApp {
+    let bounds = Bounds {
+        limits,
+        max_waiters,
+    };
+    spawn_core_parts(
+        store,
+        FlowPolicy::default(),
+        ApiKeys::default(),
+        None,
+        bounds,
+    )
+    .await
+}
+
+/// What a test runtime takes on at once.
+struct Bounds {
+    limits: HttpLimits,
+    max_waiters: u32,
+}
+
+impl Default for Bounds {
+    fn default() -> Self {
+        Self {
+            limits: HttpLimits::default(),
+            max_waiters: core_api::watch::DEFAULT_MAX_WAITERS,
+        }
+    }
 }
 
 /// As [`spawn_core_with`], in `builtin` possession mode with `rp`.
@@ -208,7 +241,14 @@ pub async fn spawn_core_builtin(
     policy: FlowPolicy,
     rp: Arc<dyn domain::possession::RelyingParty>,
 ) -> TestApp {
-    spawn_core_parts(store, policy, ApiKeys::default(), Some(rp)).await
+    spawn_core_parts(
+        store,
+        policy,
+        ApiKeys::default(),
+        Some(rp),
+        Bounds::default(),
+    )
+    .await
 }
 
 /// The Core API on a fresh store, in synthetic mode, measured as the `core`
@@ -220,6 +260,7 @@ pub async fn spawn_core_metered(store: Store) -> TestApp {
         FlowPolicy::default(),
         ApiKeys::default(),
         None,
+        Bounds::default(),
         Some(metrics),
     )
     .await
@@ -230,8 +271,9 @@ async fn spawn_core_parts(
     policy: FlowPolicy,
     api_keys: ApiKeys,
     relying_party: Option<Arc<dyn domain::possession::RelyingParty>>,
+    bounds: Bounds,
 ) -> TestApp {
-    spawn_core_parts_metered(store, policy, api_keys, relying_party, None).await
+    spawn_core_parts_metered(store, policy, api_keys, relying_party, bounds, None).await
 }
 
 async fn spawn_core_parts_metered(
@@ -239,6 +281,7 @@ async fn spawn_core_parts_metered(
     policy: FlowPolicy,
     api_keys: ApiKeys,
     relying_party: Option<Arc<dyn domain::possession::RelyingParty>>,
+    bounds: Bounds,
     metrics: Option<Metrics>,
 ) -> TestApp {
     let (repo, pool, keep) = fresh_store(store).await;
@@ -268,6 +311,8 @@ async fn spawn_core_parts_metered(
             policy,
             api_keys,
             relying_party,
+            limits: bounds.limits,
+            long_poll_max_waiters: bounds.max_waiters,
         },
         "core",
     );
@@ -277,6 +322,7 @@ async fn spawn_core_parts_metered(
         synthetic,
         flows: Some(core.flows),
         keep,
+        limits: bounds.limits,
     };
     match metrics {
         Some(metrics) => serve_metered(core.router, parts, &metrics, "core").await,
@@ -301,6 +347,8 @@ pub fn spawn_core_over(earlier: &TestApp, key: DataKey) -> impl Future<Output = 
             policy: FlowPolicy::default(),
             api_keys: ApiKeys::default(),
             relying_party: None,
+            limits: HttpLimits::default(),
+            long_poll_max_waiters: core_api::watch::DEFAULT_MAX_WAITERS,
         },
         "core",
     );
@@ -312,6 +360,7 @@ pub fn spawn_core_over(earlier: &TestApp, key: DataKey) -> impl Future<Output = 
             synthetic: earlier.synthetic.clone(),
             flows: Some(core.flows),
             keep: Box::new(()),
+            limits: HttpLimits::default(),
         },
     )
 }
@@ -324,6 +373,7 @@ pub fn management_config() -> ManagementConfig {
             metrics_port: None,
             log_level: LogLevel::Info,
             database: DatabaseConfig::Sqlite(SqliteSettings::new("unused")),
+            http: HttpLimits::default(),
         },
         auth: ManagementAuth {
             issuer: "http://127.0.0.1:9/".into(),
@@ -365,6 +415,7 @@ pub async fn spawn_management_metered(store: Store) -> TestApp {
         synthetic: Arc::new(SyntheticProvider::new()),
         flows: None,
         keep,
+        limits: HttpLimits::default(),
     };
     serve_metered(router, parts, &metrics, "management").await
 }
@@ -379,6 +430,7 @@ pub async fn spawn_management(store: Store) -> TestApp {
         synthetic: Arc::new(SyntheticProvider::new()),
         flows: None,
         keep,
+        limits: HttpLimits::default(),
     };
     serve(router, parts).await
 }
@@ -511,6 +563,8 @@ async fn spawn_core_onfido_with(
             policy: FlowPolicy::default(),
             api_keys,
             relying_party: None,
+            limits: HttpLimits::default(),
+            long_poll_max_waiters: core_api::watch::DEFAULT_MAX_WAITERS,
         },
         "core",
     );
@@ -520,6 +574,7 @@ async fn spawn_core_onfido_with(
         synthetic: Arc::new(SyntheticProvider::new()),
         flows: Some(core.flows),
         keep,
+        limits: HttpLimits::default(),
     };
     match metrics {
         Some(metrics) => serve_metered(core.router, parts, &metrics, "core").await,
@@ -541,6 +596,7 @@ pub async fn spawn_management_with(store: Store, config: ManagementConfig) -> Te
         synthetic: Arc::new(SyntheticProvider::new()),
         flows: None,
         keep,
+        limits: HttpLimits::default(),
     };
     serve(router, parts).await
 }
@@ -561,6 +617,7 @@ pub async fn spawn_management_for(core: &TestApp, config: ManagementConfig) -> T
         synthetic: core.synthetic.clone(),
         flows: None,
         keep: Box::new(()),
+        limits: HttpLimits::default(),
     };
     serve(router, parts).await
 }

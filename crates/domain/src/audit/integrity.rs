@@ -161,6 +161,17 @@ impl AuditKey {
         mac
     }
 
+    /// Makes `seal` this key's: names this key and computes the MAC of its
+    /// header (with its `prev_mac`) and entries.
+    pub fn sign(&self, seal: &mut Seal) {
+        seal.header.key_id = self.id().to_owned();
+        seal.header.mac = self
+            .seal_mac(&seal.header, &seal.entries_digest())
+            .finalize()
+            .into_bytes()
+            .into();
+    }
+
     /// Whether a seal was made with this key and is unaltered (constant time).
     pub fn authenticates(&self, seal: &Seal) -> bool {
         self.seal_mac(&seal.header, &seal.entries_digest())
@@ -349,27 +360,21 @@ pub fn seal_batch(
     let mut seals = Vec::with_capacity(by_month.len());
     for (month, mut entries) in by_month {
         entries.sort_by_key(|e| e.seq);
-        let mut header = SealHeader {
-            seal_no: prev.map_or(1, |(no, _)| no + 1),
-            month,
-            from_seq: after,
-            to_seq: upto,
-            event_count: entries.len() as i64,
-            key_id: key.id().to_owned(),
-            prev_mac: prev.map(|(_, mac)| mac),
-            mac: [0u8; 32],
-            sealed_at,
-        };
         let mut seal = Seal {
-            header: header.clone(),
+            header: SealHeader {
+                seal_no: prev.map_or(1, |(no, _)| no + 1),
+                month,
+                from_seq: after,
+                to_seq: upto,
+                event_count: entries.len() as i64,
+                key_id: key.id().to_owned(),
+                prev_mac: prev.map(|(_, mac)| mac),
+                mac: [0u8; 32],
+                sealed_at,
+            },
             entries,
         };
-        header.mac = key
-            .seal_mac(&header, &seal.entries_digest())
-            .finalize()
-            .into_bytes()
-            .into();
-        seal.header = header;
+        key.sign(&mut seal);
         prev = Some((seal.header.seal_no, seal.header.mac));
         seals.push(seal);
     }

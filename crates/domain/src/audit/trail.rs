@@ -5,16 +5,18 @@
 //! seal); the stores carry them out through a [`MaintenanceLease`], which only
 //! one maintainer at a time can hold.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use async_trait::async_trait;
 use serde::Serialize;
 use time::OffsetDateTime;
 
-use super::AuditEvent;
-use super::integrity::{AuditKeys, ChainCheck, Finding, MonthCheck, Seal, SealHead, seal_batch};
+use super::integrity::{
+    AuditKeyring, AuditKeys, ChainCheck, Finding, MonthCheck, Seal, SealHead, seal_batch,
+};
 use super::month::Month;
+use super::{AuditEvent, NewAuditEvent};
 use crate::clock::Clock;
 use crate::store::{Repository, StoreResult};
 
@@ -92,6 +94,9 @@ pub trait MaintenanceLease: Send {
         limit: u32,
     ) -> StoreResult<Vec<AuditEvent>>;
     async fn insert_seals(&mut self, seals: &[Seal]) -> StoreResult<()>;
+    /// Rewrites existing seals (by `seal_no`) with the given key id, entries
+    /// and MACs, all or none.
+    async fn replace_seals(&mut self, seals: &[Seal]) -> StoreResult<()>;
     async fn release(self: Box<Self>) -> StoreResult<()>;
 }
 
@@ -142,6 +147,19 @@ impl MaintenanceReport {
     pub fn retention_blocked(&self) -> bool {
         !self.kept_unarchived.is_empty() || !self.kept_changed.is_empty()
     }
+}
+
+/// What re-keying the audit trail did.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Rekeyed {
+    /// Seals signed again under the current key.
+    pub seals: u64,
+    /// Event tags made again under the current key.
+    pub retagged: u64,
+    /// Tags kept as they were: their events are no longer stored.
+    pub kept_tags: u64,
+    /// Why nothing was changed: what verification found.
+    pub refused: Vec<Finding>,
 }
 
 /// One month's result in a verification.
@@ -369,6 +387,113 @@ impl AuditTrail {
             report.findings.extend(check.findings);
         }
         Ok(report)
+    }
+
+    /// Moves every seal onto the current key, after a key rotation: the trail
+    /// is verified first (a trail that does not verify is not re-keyed, so a
+    /// re-key never vouches for tampering); then, from the first seal made
+    /// under an earlier key to the end of the chain, each seal's event tags
+    /// are made again under the current key (each checked against its event
+    /// under the seal's own key first) and the chain is signed again. A month
+    /// whose events are gone (archived, then dropped) keeps its tags as a
+    /// record of what was sealed; only its seal is signed again. One
+    /// transaction, under the maintenance lease: `Ok(None)` when another
+    /// maintainer holds it.
+    pub async fn rekey(&self) -> StoreResult<Option<Rekeyed>> {
+        let verified = self.verify(None).await?;
+        if !verified.is_clean() {
+            return Ok(Some(Rekeyed {
+                refused: verified.findings,
+                ..Rekeyed::default()
+            }));
+        }
+        let Some(mut lease) = self.repo.lead_audit_maintenance().await? else {
+            return Ok(None);
+        };
+        let outcome = self.rekey_with(lease.as_mut()).await;
+        let released = lease.release().await;
+        let rekeyed = outcome?;
+        released?;
+        Ok(Some(rekeyed))
+    }
+
+    async fn rekey_with(&self, lease: &mut dyn MaintenanceLease) -> StoreResult<Rekeyed> {
+        let current = self.keys.current();
+        let mut seals = Vec::new();
+        let mut after = 0;
+        loop {
+            let page = self.repo.audit_seals(after, 200).await?;
+            let Some(last) = page.last() else { break };
+            after = last.header.seal_no;
+            seals.extend(page);
+        }
+        let mut rekeyed = Rekeyed::default();
+        let Some(first) = seals.iter().position(|s| s.header.key_id != current.id()) else {
+            return Ok(rekeyed);
+        };
+        let present: BTreeSet<Month> = lease.months_present().await?.into_iter().collect();
+        let mut prev_mac = first.checked_sub(1).map(|i| seals[i].header.mac);
+        let mut rewritten = Vec::with_capacity(seals.len() - first);
+        for mut seal in seals.into_iter().skip(first) {
+            if present.contains(&seal.header.month) {
+                let Some(sealed_under) = self.keys.key(&seal.header.key_id) else {
+                    rekeyed.refused.push(Finding::UnverifiableSeal {
+                        seal_no: seal.header.seal_no,
+                        key_id: seal.header.key_id.clone(),
+                    });
+                    return Ok(rekeyed);
+                };
+                let events = self.events_of(&seal).await?;
+                for entry in &mut seal.entries {
+                    match events.get(&entry.seq) {
+                        Some(event) if sealed_under.tag(event) == entry.tag => {
+                            entry.tag = current.tag(event);
+                            rekeyed.retagged += 1;
+                        }
+                        _ => {
+                            // Changed since the verification: the next run
+                            // verifies again and reports it.
+                            rekeyed.refused.push(Finding::Deleted {
+                                month: seal.header.month,
+                                seq: entry.seq,
+                                seal_no: seal.header.seal_no,
+                            });
+                            return Ok(rekeyed);
+                        }
+                    }
+                }
+            } else {
+                rekeyed.kept_tags += seal.entries.len() as u64;
+            }
+            seal.header.prev_mac = prev_mac;
+            current.sign(&mut seal);
+            prev_mac = Some(seal.header.mac);
+            rewritten.push(seal);
+        }
+        lease.replace_seals(&rewritten).await?;
+        rekeyed.seals = rewritten.len() as u64;
+        Ok(rekeyed)
+    }
+
+    /// The events a seal lists, by position.
+    async fn events_of(&self, seal: &Seal) -> StoreResult<BTreeMap<i64, NewAuditEvent>> {
+        let mut events = BTreeMap::new();
+        let mut after = seal.header.from_seq;
+        'pages: loop {
+            let page = self
+                .repo
+                .audit_events_of_month(seal.header.month, after, VERIFY_PAGE)
+                .await?;
+            let Some(last) = page.last() else { break };
+            after = last.seq;
+            for e in page {
+                if e.seq > seal.header.to_seq {
+                    break 'pages;
+                }
+                events.insert(e.seq, e.event);
+            }
+        }
+        Ok(events)
     }
 
     /// Records a manifest for an archive file that was written completely.

@@ -653,3 +653,49 @@ fn a_previous_webhook_secret_does_not_stand_in_for_the_current_one() {
     );
     assert!(!problems.to_string().contains("whsec-old"));
 }
+
+#[test]
+fn request_limits_have_defaults_and_refuse_values_that_would_not_work() {
+    let config = CoreConfig::from_env(&core_env(&[])).unwrap();
+    assert_eq!(config.common.http, HttpLimits::default());
+    assert_eq!(
+        config.long_poll_max_waiters,
+        core_api::watch::DEFAULT_MAX_WAITERS
+    );
+    let config = CoreConfig::from_env(&core_env(&[
+        ("BIOMETRIC_PASSKEY_HTTP_HEADER_READ_TIMEOUT", "3s"),
+        ("BIOMETRIC_PASSKEY_HTTP_REQUEST_TIMEOUT", "2m"),
+        ("BIOMETRIC_PASSKEY_HTTP_MAX_CONCURRENT_REQUESTS", "64"),
+        ("BIOMETRIC_PASSKEY_LONG_POLL_MAX_WAITERS", "0"),
+    ]))
+    .unwrap();
+    assert_eq!(
+        config.common.http,
+        HttpLimits {
+            header_read_timeout: Duration::from_secs(3),
+            request_timeout: Duration::from_secs(120),
+            max_concurrent_requests: 64,
+        }
+    );
+    assert_eq!(config.long_poll_max_waiters, 0);
+    let refused = [
+        ("BIOMETRIC_PASSKEY_HTTP_HEADER_READ_TIMEOUT", "0s"),
+        ("BIOMETRIC_PASSKEY_HTTP_HEADER_READ_TIMEOUT", "soon"),
+        ("BIOMETRIC_PASSKEY_HTTP_REQUEST_TIMEOUT", "10s"),
+        ("BIOMETRIC_PASSKEY_HTTP_MAX_CONCURRENT_REQUESTS", "0"),
+        ("BIOMETRIC_PASSKEY_HTTP_MAX_CONCURRENT_REQUESTS", "-1"),
+        ("BIOMETRIC_PASSKEY_LONG_POLL_MAX_WAITERS", "many"),
+    ];
+    for (variable, value) in refused {
+        let problems = CoreConfig::from_env(&core_env(&[(variable, value)])).unwrap_err();
+        assert_eq!(variables(&problems), [variable], "{variable}={value}");
+        let problems = ManagementConfig::from_env(&management_env(&[(variable, value)])).map(drop);
+        if variable.starts_with("BIOMETRIC_PASSKEY_HTTP_") {
+            assert_eq!(
+                variables(&problems.unwrap_err()),
+                [variable],
+                "the management runtime too: {variable}={value}"
+            );
+        }
+    }
+}

@@ -19,6 +19,7 @@ use domain::audit::{Actor, AuditEvent, AuditEventType, AuditQuery, NewAuditEvent
 use domain::credential::Credential;
 use domain::custody::BiometricReference;
 use domain::flow::{FailureReason, Flow, FlowId};
+use domain::rotation::{Replacement, RowKey, SealedColumn, SealedRow, SealedStore};
 use domain::store::{
     Change, FlowPrerequisites, FlowWrite, IdempotencyBegin, Page, ProviderCleanup, SealedValues,
     StoreError, StoreResult, StoredResponse, UserCursor, UserQuery,
@@ -222,6 +223,32 @@ fn flow_of(change: &Change) -> Option<&Flow> {
     change.flow.as_ref().map(|w| match w {
         FlowWrite::Insert { flow, .. } | FlowWrite::Update { flow } => flow,
     })
+}
+
+#[async_trait]
+impl SealedStore for MeteredRepository {
+    async fn sealed_not_under(
+        &self,
+        column: SealedColumn,
+        key_id: &str,
+        after: Option<&RowKey>,
+        limit: u32,
+    ) -> StoreResult<Vec<SealedRow>> {
+        self.metrics.store_result(
+            self.inner
+                .sealed_not_under(column, key_id, after, limit)
+                .await,
+        )
+    }
+
+    async fn replace_sealed(
+        &self,
+        column: SealedColumn,
+        replacements: &[Replacement],
+    ) -> StoreResult<u64> {
+        self.metrics
+            .store_result(self.inner.replace_sealed(column, replacements).await)
+    }
 }
 
 #[async_trait]
