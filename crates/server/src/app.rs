@@ -29,6 +29,7 @@ use tokio::task::JoinHandle;
 use time::OffsetDateTime;
 
 use crate::config::{CoreConfig, DatabaseConfig, IdvConfig, IdvMode, ManagementConfig};
+use crate::metrics::PoolProbe;
 
 /// What this binary is.
 pub fn version_info(runtime: &str) -> VersionInfo {
@@ -44,8 +45,18 @@ pub fn version_info(runtime: &str) -> VersionInfo {
 /// and answers `/api/health`, while the database is down); its schema belongs
 /// to the migration job. SQLite is a local file: it is created and migrated here.
 pub async fn open_repository(database: &DatabaseConfig) -> anyhow::Result<Arc<dyn Repository>> {
+    Ok(open_store(database).await?.0)
+}
+
+/// As [`open_repository`], with the store's pool for the metrics to sample.
+pub async fn open_store(
+    database: &DatabaseConfig,
+) -> anyhow::Result<(Arc<dyn Repository>, PoolProbe)> {
     match database {
-        DatabaseConfig::Postgres(settings) => Ok(Arc::new(PgStore::connect_lazy(settings))),
+        DatabaseConfig::Postgres(settings) => {
+            let store = Arc::new(PgStore::connect_lazy(settings));
+            Ok((store.clone(), PoolProbe::Postgres(store)))
+        }
         DatabaseConfig::Sqlite(settings) => {
             let store = SqliteStore::open(settings).await.with_context(|| {
                 format!(
@@ -57,7 +68,8 @@ pub async fn open_repository(database: &DatabaseConfig) -> anyhow::Result<Arc<dy
                 .migrate()
                 .await
                 .context("while migrating the SQLite database")?;
-            Ok(Arc::new(store))
+            let store = Arc::new(store);
+            Ok((store.clone(), PoolProbe::Sqlite(store)))
         }
     }
 }

@@ -21,6 +21,7 @@ use flate2::write::GzEncoder;
 use sha2::{Digest, Sha256};
 
 use crate::config::AuditConfig;
+use crate::metrics::Metrics;
 
 /// How often the Core API maintains (and seals) the audit trail. Often, so
 /// that each run seals a few seconds' events rather than a burst of a minute's
@@ -70,11 +71,17 @@ impl SealPacer for SealPause {
 }
 
 /// Maintains the trail every [`MAINTENANCE_EVERY`] until `shutdown` resolves,
-/// sealing a backlog in paced steps ([`SEAL_STEP_PAUSE`]).
-pub async fn maintenance_loop(trail: AuditTrail, shutdown: impl Future<Output = ()>) {
+/// sealing a backlog in paced steps ([`SEAL_STEP_PAUSE`]); each run is
+/// counted in `metrics`.
+pub async fn maintenance_loop(
+    trail: AuditTrail,
+    metrics: Metrics,
+    shutdown: impl Future<Output = ()>,
+) {
     let trail = trail.paced(Arc::new(SealPause));
     crate::app::every(MAINTENANCE_EVERY, shutdown, || async {
-        let _ = maintain_once(&trail).await;
+        let result = maintain_once(&trail).await;
+        metrics.maintenance_ran(result.as_ref().ok());
     })
     .await;
 }

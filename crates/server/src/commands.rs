@@ -14,6 +14,7 @@ use crate::config::{
     AuditToolConfig, CoreConfig, DatabaseConfig, Env, ManagementConfig, MigrateConfig, Problems,
 };
 use crate::dev::{self, DevOptions};
+use crate::metrics::Metrics;
 use crate::{audit, healthcheck, telemetry};
 
 /// Exit code for a refused configuration.
@@ -54,6 +55,32 @@ fn listen_addr(port: u16) -> SocketAddr {
     SocketAddr::from((Ipv4Addr::UNSPECIFIED, port))
 }
 
+/// The metrics listener, on the runtime's own bind address; none when
+/// `BIOMETRIC_PASSKEY_METRICS_PORT=0`.
+async fn bind_metrics(port: Option<u16>) -> anyhow::Result<Option<TcpListener>> {
+    let Some(port) = port else {
+        return Ok(None);
+    };
+    let listener = TcpListener::bind(listen_addr(port))
+        .await
+        .with_context(|| format!("while binding port {port} (BIOMETRIC_PASSKEY_METRICS_PORT)"))?;
+    Ok(Some(listener))
+}
+
+fn serve_metrics(
+    metrics: &Metrics,
+    listener: Option<TcpListener>,
+    shutdown: &Shutdown,
+) -> anyhow::Result<Option<Application>> {
+    let Some(listener) = listener else {
+        tracing::info!("metrics are not served (BIOMETRIC_PASSKEY_METRICS_PORT=0)");
+        return Ok(None);
+    };
+    let server = metrics.serve(listener, shutdown.signalled())?;
+    tracing::info!(addr = %server.addr(), "metrics serving at /metrics");
+    Ok(Some(server))
+}
+
 pub async fn core(env: &Env) -> ExitCode {
     let config = match CoreConfig::from_env(env) {
         Ok(config) => config,
@@ -62,13 +89,17 @@ pub async fn core(env: &Env) -> ExitCode {
     let _logs = telemetry::init(config.common.log_level);
     warn_unknown(env);
     let result = async {
-        let provider = app::identity_provider(&config.idv)?;
-        let repo = app::open_repository(&config.common.database).await?;
+        let metrics = Metrics::for_port(config.common.metrics_port)?;
+        let mut provider = app::identity_provider(&config.idv)?;
+        provider.idv = metrics.measure_provider(provider.idv);
+        let (repo, pool) = app::open_store(&config.common.database).await?;
+        metrics.watch_pool(pool);
         let listener = TcpListener::bind(listen_addr(config.common.port))
             .await
             .with_context(|| format!("while binding port {} (PORT)", config.common.port))?;
+        let metrics_listener = bind_metrics(config.common.metrics_port).await?;
         let parts = app::CoreParts {
-            repo,
+            repo: metrics.measure_repository(repo),
             clock: Arc::new(app::SystemClock),
             provider,
             key: config.data_key.clone(),
@@ -103,17 +134,22 @@ pub async fn core(env: &Env) -> ExitCode {
             core.flows.clone(),
             shutdown.signalled(),
         ));
-        let maintainer = config
-            .audit
-            .partition_maintenance_enabled
-            .then(|| tokio::spawn(audit::maintenance_loop(trail, shutdown.signalled())));
+        let maintainer = config.audit.partition_maintenance_enabled.then(|| {
+            tokio::spawn(audit::maintenance_loop(
+                trail,
+                metrics.clone(),
+                shutdown.signalled(),
+            ))
+        });
         if maintainer.is_none() {
             tracing::warn!(
                 "audit partition maintenance is disabled here: make sure another Core API \
                  replica runs it, or partitions, retention and seals stop"
             );
         }
-        let server = Application::serve(listener, core.router, &config.common.http, async move {
+        let metrics_server = serve_metrics(&metrics, metrics_listener, &shutdown)?;
+        let router = metrics.measure_http(core.router, "core");
+        let server = Application::serve(listener, router, &config.common.http, async move {
             app::termination_signal().await;
             shutdown.trigger();
         })?;
@@ -124,6 +160,9 @@ pub async fn core(env: &Env) -> ExitCode {
             "Core API serving"
         );
         let served = server.stopped().await;
+        if let Some(metrics_server) = metrics_server {
+            let _ = metrics_server.stopped().await;
+        }
         let _ = reconciler.await;
         if let Some(maintainer) = maintainer {
             let _ = maintainer.await;
@@ -142,19 +181,28 @@ pub async fn management(env: &Env) -> ExitCode {
     let _logs = telemetry::init(config.common.log_level);
     warn_unknown(env);
     let result = async {
-        let repo = app::open_repository(&config.common.database).await?;
+        let metrics = Metrics::for_port(config.common.metrics_port)?;
+        let (repo, pool) = app::open_store(&config.common.database).await?;
+        metrics.watch_pool(pool);
         let listener = TcpListener::bind(listen_addr(config.common.port))
             .await
             .with_context(|| format!("while binding port {} (PORT)", config.common.port))?;
-        let router = app::management_router(&config, repo, "management")?;
-        let server = Application::serve(
-            listener,
-            router,
-            &config.common.http,
-            app::termination_signal(),
-        )?;
+        let metrics_listener = bind_metrics(config.common.metrics_port).await?;
+        let router =
+            app::management_router(&config, metrics.measure_repository(repo), "management")?;
+        let router = metrics.measure_http(router, "management");
+        let shutdown = Shutdown::default();
+        let metrics_server = serve_metrics(&metrics, metrics_listener, &shutdown)?;
+        let server = Application::serve(listener, router, &config.common.http, async move {
+            app::termination_signal().await;
+            shutdown.trigger();
+        })?;
         tracing::info!(addr = %server.addr(), "management runtime serving");
-        server.stopped().await
+        let served = server.stopped().await;
+        if let Some(metrics_server) = metrics_server {
+            let _ = metrics_server.stopped().await;
+        }
+        served
     }
     .await;
     result.map_or_else(|e| failed(&e), |()| ExitCode::SUCCESS)
@@ -431,14 +479,28 @@ pub async fn dev(options: DevOptions) -> ExitCode {
         );
         println!("  Core API:           http://{}", servers.core.addr());
         println!("  Management runtime: http://{}", servers.management.addr());
+        match &servers.metrics {
+            Some(metrics) => println!("  Metrics (both):     http://{}/metrics", metrics.addr()),
+            None => println!("  Metrics:            not served (--metrics-port 0)"),
+        }
         println!("  Data folder:        {}", options.data_dir.display());
         println!("  Stop with Ctrl-C.");
         println!();
     }
     app::termination_signal().await;
     shutdown.trigger();
-    let (core, management) = tokio::join!(servers.core.stopped(), servers.management.stopped());
-    match core.and(management) {
+    let metrics = async {
+        match servers.metrics {
+            Some(metrics) => metrics.stopped().await,
+            None => Ok(()),
+        }
+    };
+    let (core, management, metrics) = tokio::join!(
+        servers.core.stopped(),
+        servers.management.stopped(),
+        metrics
+    );
+    match core.and(management).and(metrics) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => failed(&e),
     }

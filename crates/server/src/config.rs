@@ -99,6 +99,9 @@ pub enum DatabaseConfig {
 #[derive(Debug, Clone)]
 pub struct CommonConfig {
     pub port: u16,
+    /// `BIOMETRIC_PASSKEY_METRICS_PORT`: where Prometheus metrics are served,
+    /// apart from the API; `None` when the operator turned them off (`0`).
+    pub metrics_port: Option<u16>,
     pub log_level: LogLevel,
     pub database: DatabaseConfig,
     /// `BIOMETRIC_PASSKEY_HTTP_*`.
@@ -428,14 +431,43 @@ fn parse_port(raw: &str) -> Result<u16, String> {
         .ok_or_else(|| format!("{raw:?} is not a port number from 1 to 65535"))
 }
 
+const METRICS_PORT: &str = "BIOMETRIC_PASSKEY_METRICS_PORT";
+
+/// A port from 1 to 65535, or `0`: no metrics listener.
+fn parse_metrics_port(raw: &str) -> Result<Option<u16>, String> {
+    match raw.parse::<u16>() {
+        Ok(0) => Ok(None),
+        Ok(port) => Ok(Some(port)),
+        Err(_) => Err(format!(
+            "{raw:?} is not a port number; use 1 to 65535 (default {}), or 0 to serve no metrics",
+            crate::metrics::DEFAULT_PORT
+        )),
+    }
+}
+
 impl CommonConfig {
     fn read(r: &mut Reader<'_>) -> Option<Self> {
         let port = r.parsed("PORT", 3000, parse_port);
+        let metrics_port = r.parsed(
+            METRICS_PORT,
+            Some(crate::metrics::DEFAULT_PORT),
+            parse_metrics_port,
+        );
+        if metrics_port == Some(port) {
+            r.problem(
+                METRICS_PORT,
+                format!(
+                    "is {port}, the API's port (PORT); metrics are served on a port of their own: \
+                     choose another one, or 0 to serve no metrics"
+                ),
+            );
+        }
         let log_level = LogLevel::read(r);
         let http = read_http_limits(r);
         let database = DatabaseConfig::read(r)?;
         Some(Self {
             port,
+            metrics_port,
             log_level,
             database,
             http,

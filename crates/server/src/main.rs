@@ -38,6 +38,9 @@ enum Command {
         core_port: u16,
         #[arg(long, default_value_t = 3001)]
         management_port: u16,
+        /// Where both runtimes' Prometheus metrics are served (`/metrics`); 0: not served.
+        #[arg(long, default_value_t = server::metrics::DEFAULT_PORT)]
+        metrics_port: u16,
         /// `builtin`: the backend verifies passkeys itself (the flows return
         /// WebAuthn options and take the authenticator's response).
         #[arg(long, default_value = "external", value_parser = ["external", "builtin"])]
@@ -160,6 +163,7 @@ fn main() -> ExitCode {
                 data_dir,
                 core_port,
                 management_port,
+                metrics_port,
                 possession,
                 rp_id,
                 origins,
@@ -181,6 +185,7 @@ fn main() -> ExitCode {
                     data_dir,
                     core_port,
                     management_port,
+                    metrics_port,
                     log_level,
                     possession,
                 })

@@ -25,6 +25,7 @@ RUNTIME = COMMON + [
     "DB_CONN_MAX_LIFETIME",
     "DB_CONN_MAX_IDLE_TIME",
     "PORT",
+    f"{P}METRICS_PORT",
 ]
 AUDIT = [f"{P}AUDIT_PARTITION_MAINTENANCE_ENABLED", f"{P}AUDIT_PARTITION_RETENTION_MONTHS"]
 CORE_BASE = RUNTIME + [
@@ -242,8 +243,10 @@ def test_env_values_follow_chart_values(render):
         for name, value in {**expect_runtime, "PORT": port}.items():
             assert out.env_value(component, name) == value, (component, name)
         assert out.container(component)["ports"] == [
-            {"name": "http", "containerPort": int(port), "protocol": "TCP"}
+            {"name": "http", "containerPort": int(port), "protocol": "TCP"},
+            {"name": "metrics", "containerPort": 9464, "protocol": "TCP"},
         ]
+        assert out.env_value(component, f"{P}METRICS_PORT") == "9464"
     for name in COMMON:
         if name != "DB_PASSWORD":
             assert out.env_value("migrate", name) == expect_runtime[name]

@@ -174,6 +174,46 @@ fn pool_settings_are_validated() {
 }
 
 #[test]
+fn metrics_are_served_on_9464_unless_moved_or_turned_off() {
+    let config = CoreConfig::from_env(&core_env(&[])).unwrap();
+    assert_eq!(config.common.metrics_port, Some(9464));
+    let config = ManagementConfig::from_env(&management_env(&[])).unwrap();
+    assert_eq!(config.common.metrics_port, Some(9464));
+    let config =
+        CoreConfig::from_env(&core_env(&[("BIOMETRIC_PASSKEY_METRICS_PORT", "9100")])).unwrap();
+    assert_eq!(config.common.metrics_port, Some(9100));
+    let config =
+        ManagementConfig::from_env(&management_env(&[("BIOMETRIC_PASSKEY_METRICS_PORT", "0")]))
+            .unwrap();
+    assert_eq!(config.common.metrics_port, None);
+}
+
+#[test]
+fn a_metrics_port_that_is_not_a_port_or_is_the_api_port_is_refused() {
+    for raw in ["65536", "-1", "metrics", "9464x"] {
+        let problems = CoreConfig::from_env(&core_env(&[("BIOMETRIC_PASSKEY_METRICS_PORT", raw)]))
+            .unwrap_err();
+        assert_eq!(
+            variables(&problems),
+            ["BIOMETRIC_PASSKEY_METRICS_PORT"],
+            "{raw}"
+        );
+        assert!(
+            problems.0[0].message.contains("or 0 to serve no metrics"),
+            "{}",
+            problems.0[0]
+        );
+    }
+    let problems = ManagementConfig::from_env(&management_env(&[
+        ("PORT", "8080"),
+        ("BIOMETRIC_PASSKEY_METRICS_PORT", "8080"),
+    ]))
+    .unwrap_err();
+    assert_eq!(variables(&problems), ["BIOMETRIC_PASSKEY_METRICS_PORT"]);
+    assert!(problems.0[0].message.contains("the API's port (PORT)"));
+}
+
+#[test]
 fn every_problem_is_reported_at_once() {
     let env = Env::from_pairs([
         ("DB_SSLMODE", "sometimes"),
