@@ -60,6 +60,8 @@ before(async () => {
       String(corePort),
       "--management-port",
       String(managementPort),
+      "--metrics-port",
+      "0",
       "--possession",
       "builtin",
       "--rp-id",

@@ -248,6 +248,8 @@ describe("biometric-passkey dev", () => {
         String(corePort),
         "--management-port",
         String(managementPort),
+        "--metrics-port",
+        "0",
       ],
       { env: { PATH: process.env.PATH, BIOMETRIC_PASSKEY_LOG_LEVEL: "warn" }, stdio: "ignore" },
     );

@@ -21,7 +21,7 @@ use domain::Repository;
 use domain::idv::SyntheticControl;
 use domain::sealing::DataKey;
 use domain::service::FlowService;
-use http_common::{ServiceInfo, finish, service_routes};
+use http_common::{HttpLimits, ServiceInfo, finish, service_routes};
 
 pub use watch::FlowWatch;
 
@@ -41,6 +41,7 @@ pub struct CoreState {
     pub api_keys: auth::ApiKeys,
     /// Present in `onfido` mode: mounts the provider's webhook route.
     pub onfido_webhook: Option<Arc<webhooks::OnfidoWebhook>>,
+    pub limits: HttpLimits,
 }
 
 /// The Core API: service endpoints and `/api/core/v1`.
@@ -63,5 +64,6 @@ pub fn router(state: CoreState) -> Router {
                 .with_state(Arc::new(webhook_state)),
         );
     }
-    finish(router.merge(v1::routes(state)))
+    let limits = state.limits;
+    finish(router.merge(v1::routes(state)), &limits)
 }

@@ -45,6 +45,8 @@ crate::flow::string_enum! {
         BiometricReferenceReleased = "biometric_reference.released",
         ProviderEventReceived = "provider.event_received",
         WebhookRejected = "webhook.rejected",
+        OperatorRead = "operator.read",
+        OperatorRefused = "operator.refused",
     }
 }
 

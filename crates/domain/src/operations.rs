@@ -85,6 +85,17 @@ pub async fn delete_user(
         })
 }
 
+/// What an operator read through the Management API: the kind of thing
+/// (`user`, `users`, `flow`, `flows`, `credential`, `audit`, `audit_export`),
+/// whose it was, and the filters and number of rows. Details never hold a
+/// customer identifier: a search prefix is recorded by its length.
+#[derive(Debug, Clone)]
+pub struct OperatorRead {
+    pub what: &'static str,
+    pub subject: Subject,
+    pub details: serde_json::Value,
+}
+
 pub struct OperatorActions {
     repo: Arc<dyn Repository>,
     clock: Arc<dyn Clock>,
@@ -106,6 +117,48 @@ impl OperatorActions {
 
     pub async fn find_user(&self, external_id: &ExternalUserId) -> DomainResult<User> {
         find_user(&*self.repo, external_id).await
+    }
+
+    /// Puts an operator's read on the record (`operator.read`). The caller
+    /// answers only once this succeeded: no read goes unrecorded.
+    pub async fn record_read(&self, ctx: &RequestContext, read: OperatorRead) -> DomainResult<()> {
+        let mut details = read.details;
+        details["read"] = json!(read.what);
+        let event = NewAuditEvent {
+            correlation_id: ctx.correlation_id.clone(),
+            details,
+            ..NewAuditEvent::new(
+                AuditEventType::OperatorRead,
+                ctx.actor.clone(),
+                read.subject,
+                self.clock.now(),
+            )
+        };
+        Ok(self.repo.append_audit(&event).await?)
+    }
+
+    /// Puts a call the operator's scopes did not allow on the record
+    /// (`operator.refused`, outcome `rejected`, the route and method in the
+    /// details).
+    pub async fn record_refusal(
+        &self,
+        ctx: &RequestContext,
+        method: &str,
+        route: &str,
+    ) -> DomainResult<()> {
+        let event = NewAuditEvent {
+            correlation_id: ctx.correlation_id.clone(),
+            outcome: crate::audit::Outcome::Rejected,
+            reason: Some("missing_scope".to_owned()),
+            details: json!({ "method": method, "route": route }),
+            ..NewAuditEvent::new(
+                AuditEventType::OperatorRefused,
+                ctx.actor.clone(),
+                Subject::default(),
+                self.clock.now(),
+            )
+        };
+        Ok(self.repo.append_audit(&event).await?)
     }
 
     pub async fn user_overview(&self, external_id: &ExternalUserId) -> DomainResult<UserView> {

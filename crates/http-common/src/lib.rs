@@ -1,7 +1,8 @@
 //! HTTP plumbing both runtimes share.
 //!
 //! Each runtime builds its routes, then [`finish`] adds what every request
-//! gets: a correlation id, a request log line, a body-size cap, and JSON
+//! gets: a correlation id, a request log line, a body-size cap, the
+//! runtime's cap on concurrent requests and time limit per request, and JSON
 //! answers for unknown routes and methods.
 //!
 //! **Architecture invariant:** this crate, like the runtimes' crates, sees the
@@ -10,6 +11,7 @@
 pub mod correlation;
 pub mod error;
 pub mod json;
+pub mod limits;
 pub mod service;
 
 use axum::Router;
@@ -18,6 +20,7 @@ use axum::extract::DefaultBodyLimit;
 pub use correlation::CorrelationId;
 pub use error::ApiError;
 pub use json::ApiJson;
+pub use limits::{HttpLimits, RequestSlot};
 pub use service::{DatabaseProbe, ReadinessProbe, ServiceInfo, service_routes};
 
 /// Parses a customer's user identifier from a path or query parameter;
@@ -31,24 +34,28 @@ pub fn external_user_id(raw: &str) -> Result<domain::ExternalUserId, ApiError> {
 pub const DEFAULT_BODY_LIMIT: usize = 64 * 1024;
 
 /// Adds the cross-cutting layers and the JSON 404/405 answers to a runtime's router.
-pub fn finish(router: Router) -> Router {
-    layered(router.fallback(error::route_not_found))
+pub fn finish(router: Router, limits: &HttpLimits) -> Router {
+    layered(router.fallback(error::route_not_found), limits)
 }
 
 /// Like [`finish`], with `fallback` answering the requests no route matches
 /// (the dashboard's pages, served for any path it may deep-link to).
-pub fn finish_with_fallback<H, T>(router: Router, fallback: H) -> Router
+pub fn finish_with_fallback<H, T>(router: Router, fallback: H, limits: &HttpLimits) -> Router
 where
     H: axum::handler::Handler<T, ()>,
     T: 'static,
 {
-    layered(router.fallback(fallback))
+    layered(router.fallback(fallback), limits)
 }
 
-fn layered(router: Router) -> Router {
+fn layered(router: Router, limits: &HttpLimits) -> Router {
     router
         .route_layer(correlation::RouteLayer)
         .method_not_allowed_fallback(error::method_not_allowed)
         .layer(DefaultBodyLimit::max(DEFAULT_BODY_LIMIT))
+        .layer(axum::middleware::from_fn_with_state(
+            limits::Bounds::new(limits),
+            limits::bounded,
+        ))
         .layer(correlation::CorrelateLayer)
 }

@@ -49,7 +49,10 @@ fn app(db_up: bool) -> Router {
         }),
         readiness: Arc::new(Switch(AtomicBool::new(db_up))),
     };
-    finish(service_routes(info).route("/echo", post(echo)))
+    finish(
+        service_routes(info).route("/echo", post(echo)),
+        &http_common::HttpLimits::default(),
+    )
 }
 
 async fn call(app: Router, request: Request<Body>) -> (StatusCode, axum::http::HeaderMap, Value) {
@@ -183,4 +186,81 @@ async fn malformed_bodies_get_stable_codes() {
     let (status, _, body) = call(app(true), post("application/json", r#"{"name":"ok"}"#)).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(body["name"], "ok");
+}
+
+/// A router whose `/slow` answers after `pause`, and whose `/yield` gives
+/// its place under the cap up before it pauses.
+fn slow_app(limits: http_common::HttpLimits, pause: std::time::Duration) -> Router {
+    let slow = axum::routing::get(move || async move {
+        tokio::time::sleep(pause).await;
+        "done"
+    });
+    let yielding = axum::routing::get(
+        move |axum::Extension(slot): axum::Extension<http_common::RequestSlot>| async move {
+            slot.release();
+            tokio::time::sleep(pause).await;
+            "done"
+        },
+    );
+    finish(
+        Router::new().route("/slow", slow).route("/yield", yielding),
+        &limits,
+    )
+}
+
+#[tokio::test]
+async fn requests_past_the_cap_are_refused_at_once_as_server_busy() {
+    let limits = http_common::HttpLimits {
+        max_concurrent_requests: 2,
+        ..http_common::HttpLimits::default()
+    };
+    let app = slow_app(limits, std::time::Duration::from_millis(400));
+    let busy = [
+        tokio::spawn(app.clone().oneshot(get("/slow"))),
+        tokio::spawn(app.clone().oneshot(get("/slow"))),
+    ];
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    let started = std::time::Instant::now();
+    let (status, headers, body) = call(app.clone(), get("/slow")).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(body["error"]["code"], "server_busy");
+    assert!(headers.contains_key(header::RETRY_AFTER));
+    assert!(
+        started.elapsed() < std::time::Duration::from_millis(200),
+        "refused without waiting"
+    );
+    for request in busy {
+        assert_eq!(request.await.unwrap().unwrap().status(), StatusCode::OK);
+    }
+    let (status, _, _) = call(app, get("/slow")).await;
+    assert_eq!(status, StatusCode::OK, "places are given back");
+}
+
+#[tokio::test]
+async fn a_request_that_gives_its_place_up_no_longer_counts() {
+    let limits = http_common::HttpLimits {
+        max_concurrent_requests: 1,
+        ..http_common::HttpLimits::default()
+    };
+    let app = slow_app(limits, std::time::Duration::from_millis(300));
+    let waiting = tokio::spawn(app.clone().oneshot(get("/yield")));
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    let (status, _, body) = call(app.clone(), get("/slow")).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(waiting.await.unwrap().unwrap().status(), StatusCode::OK);
+}
+
+#[tokio::test]
+async fn a_request_past_its_time_limit_is_stopped() {
+    let limits = http_common::HttpLimits {
+        request_timeout: std::time::Duration::from_millis(100),
+        ..http_common::HttpLimits::default()
+    };
+    let app = slow_app(limits, std::time::Duration::from_secs(5));
+    let started = std::time::Instant::now();
+    let (status, _, body) = call(app, get("/slow")).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(body["error"]["code"], "request_timeout");
+    assert!(!body["error"]["correlation_id"].as_str().unwrap().is_empty());
+    assert!(started.elapsed() < std::time::Duration::from_secs(1));
 }

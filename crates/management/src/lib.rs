@@ -26,6 +26,9 @@ pub struct ManagementState {
     pub repo: Arc<dyn domain::Repository>,
     pub operations: Arc<domain::operations::OperatorActions>,
     pub verifier: Arc<dyn auth::OperatorVerifier>,
+    pub limits: http_common::HttpLimits,
+    /// Places for audit exports running at once (see [`v1::MAX_CONCURRENT_EXPORTS`]).
+    pub exports: Arc<tokio::sync::Semaphore>,
 }
 
 pub fn router(state: ManagementState) -> Router {
@@ -38,10 +41,12 @@ pub fn router(state: ManagementState) -> Router {
         }
     });
     let dashboard = dashboard::Dashboard::new(&state.auth.issuer);
+    let limits = state.limits;
     finish_with_fallback(
         service_routes(state.service.clone())
             .route("/runtime-config.json", runtime_config)
             .merge(v1::routes(state)),
         move |method, uri, headers| async move { dashboard.serve(method, uri, headers).await },
+        &limits,
     )
 }

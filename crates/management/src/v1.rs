@@ -1,15 +1,17 @@
 //! `/api/management/v1`: every route needs an operator's bearer token; each
-//! action checks its own `management.*` scope; every change is audited with
-//! the operator's `sub`.
+//! action checks its own `management.*` scope; every change, every read of
+//! users, flows, credentials and the audit trail, and every call refused for
+//! lack of scope is audited with the operator's `sub`.
 
 use axum::extract::{Path, Query, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Extension, Router, middleware};
-use domain::audit::{Actor, AuditEvent, AuditEventType, AuditQuery};
+use domain::audit::{Actor, AuditEvent, AuditEventType, AuditQuery, Subject};
 use domain::credential::{Credential, CredentialStatus};
 use domain::flow::FlowId;
+use domain::operations::OperatorRead;
 use domain::service::RequestContext;
 use domain::{ExternalUserId, StoreError, UserId};
 use http_common::{ApiError, ApiJson, CorrelationId};
@@ -20,6 +22,7 @@ use proto::management::{
     UserListItem, UserPage, VerifiedRegistrationFacts,
 };
 use serde::Deserialize;
+use serde_json::json;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 use uuid::Uuid;
@@ -53,6 +56,10 @@ pub fn routes(state: ManagementState) -> Router {
             get(provider_cleanups),
         )
         .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            record_refusals,
+        ))
+        .route_layer(middleware::from_fn_with_state(
             state.verifier.clone(),
             authenticate,
         ))
@@ -64,6 +71,54 @@ fn operator_context(operator: &Operator) -> RequestContext {
         actor: Actor::Operator(operator.sub.clone()),
         correlation_id: CorrelationId::current().map(|id| id.as_str().to_owned()),
     }
+}
+
+/// Puts the read on the record before it is answered.
+async fn record_read(
+    state: &ManagementState,
+    operator: &Operator,
+    what: &'static str,
+    subject: Subject,
+    details: serde_json::Value,
+) -> Result<(), ApiError> {
+    state
+        .operations
+        .record_read(
+            &operator_context(operator),
+            OperatorRead {
+                what,
+                subject,
+                details,
+            },
+        )
+        .await
+        .map_err(ApiError::from)
+}
+
+/// Records every call an operator's scopes did not allow (`403`).
+async fn record_refusals(
+    State(state): State<ManagementState>,
+    request: axum::extract::Request,
+    next: middleware::Next,
+) -> Response {
+    let operator = request.extensions().get::<Operator>().cloned();
+    let route = request
+        .extensions()
+        .get::<axum::extract::MatchedPath>()
+        .map(|p| p.as_str().to_owned())
+        .unwrap_or_default();
+    let method = request.method().as_str().to_owned();
+    let response = next.run(request).await;
+    if response.status() == StatusCode::FORBIDDEN
+        && let Some(operator) = operator
+        && let Err(e) = state
+            .operations
+            .record_refusal(&operator_context(&operator), &method, &route)
+            .await
+    {
+        tracing::error!(error = %e.message, "a refused operator call could not be audited");
+    }
+    response
 }
 
 fn uuid_param(raw: &str, name: &str) -> Result<Uuid, ApiError> {
@@ -176,7 +231,7 @@ pub async fn users(
     let page = state
         .repo
         .search_users(&domain::UserQuery {
-            prefix: filter.prefix.filter(|p| !p.is_empty()),
+            prefix: filter.prefix.clone().filter(|p| !p.is_empty()),
             credential_status: filter
                 .credential_status
                 .as_deref()
@@ -196,6 +251,23 @@ pub async fn users(
             limit: filter.limit.unwrap_or(50).clamp(1, MAX_PAGE),
         })
         .await?;
+    record_read(
+        &state,
+        &operator,
+        "users",
+        Subject::default(),
+        json!({
+            "filters": {
+                "prefix_length": filter.prefix.as_deref().map(str::len),
+                "credential_status": filter.credential_status,
+                "created_from": filter.created_from,
+                "created_before": filter.created_before,
+                "continued": filter.after.is_some(),
+            },
+            "rows": page.items.len(),
+        }),
+    )
+    .await?;
     Ok(ApiJson(UserPage {
         users: page
             .items
@@ -259,6 +331,14 @@ pub async fn user(
     let id = http_common::external_user_id(&raw)?;
     let view = state.operations.user_overview(&id).await?;
     let flows = state.repo.flows_of(view.user.id, 20).await?;
+    record_read(
+        &state,
+        &operator,
+        "user",
+        Subject::of_user(&view.user),
+        json!({ "credentials": view.credentials.len(), "recent_flows": flows.len() }),
+    )
+    .await?;
     let user = view.user;
     Ok(ApiJson(UserDetail {
         external_user_id: user.external_id.as_str().to_owned(),
@@ -330,6 +410,12 @@ pub async fn credential(
 ) -> Result<ApiJson<CredentialSummary>, ApiError> {
     operator.require(Scope::CredentialsRead)?;
     let credential = state.operations.credential(uuid_param(&raw, "id")?).await?;
+    let subject = Subject {
+        user_id: Some(credential.user_id),
+        credential_id: Some(credential.id),
+        ..Subject::default()
+    };
+    record_read(&state, &operator, "credential", subject, json!({})).await?;
     Ok(ApiJson(credential_summary(credential)))
 }
 
@@ -393,25 +479,35 @@ pub async fn flows(
     let user = state.operations.find_user(&id).await?;
     let limit = filter.limit.unwrap_or(50).clamp(1, MAX_PAGE);
     let flows = state.repo.flows_of(user.id, MAX_PAGE).await?;
-    Ok(ApiJson(
-        flows
-            .iter()
-            .filter(|f| {
-                filter
-                    .flow_type
-                    .as_deref()
-                    .is_none_or(|t| f.flow_type.as_str() == t)
-            })
-            .filter(|f| {
-                filter
-                    .state
-                    .as_deref()
-                    .is_none_or(|st| f.state.as_str() == st)
-            })
-            .take(limit as usize)
-            .map(flow_summary)
-            .collect(),
-    ))
+    let listed: Vec<FlowSummary> = flows
+        .iter()
+        .filter(|f| {
+            filter
+                .flow_type
+                .as_deref()
+                .is_none_or(|t| f.flow_type.as_str() == t)
+        })
+        .filter(|f| {
+            filter
+                .state
+                .as_deref()
+                .is_none_or(|st| f.state.as_str() == st)
+        })
+        .take(limit as usize)
+        .map(flow_summary)
+        .collect();
+    record_read(
+        &state,
+        &operator,
+        "flows",
+        Subject::of_user(&user),
+        json!({
+            "filters": { "type": filter.flow_type, "state": filter.state, "limit": limit },
+            "rows": listed.len(),
+        }),
+    )
+    .await?;
+    Ok(ApiJson(listed))
 }
 
 #[utoipa::path(get, path = "/api/management/v1/flows/{id}", tag = "flows", params(("id" = uuid::Uuid, Path)), responses((status = 200, body = FlowDetail), (status = 403, body = proto::ErrorBody), (status = 404, body = proto::ErrorBody)))]
@@ -442,6 +538,14 @@ pub async fn flow(
     let mut timeline: Vec<AuditEventResponse> =
         page.items.into_iter().map(event_response).collect();
     timeline.reverse();
+    record_read(
+        &state,
+        &operator,
+        "flow",
+        Subject::of_flow(&flow),
+        json!({ "timeline_events": timeline.len() }),
+    )
+    .await?;
     Ok(ApiJson(FlowDetail {
         flow: flow_summary(&flow),
         external_user_id: user.external_id.as_str().to_owned(),
@@ -487,6 +591,21 @@ fn time_param(raw: Option<&str>, name: &str) -> Result<Option<OffsetDateTime>, A
         })
     })
     .transpose()
+}
+
+impl AuditFilter {
+    /// The filters as the audit trail records them.
+    fn on_record(&self) -> serde_json::Value {
+        json!({
+            "user_id": self.user_id,
+            "flow_id": self.flow_id,
+            "credential_id": self.credential_id,
+            "type": self.event_type,
+            "from": self.from,
+            "until": self.until,
+            "before": self.before,
+        })
+    }
 }
 
 fn audit_query(filter: &AuditFilter, limit: u32) -> Result<AuditQuery, ApiError> {
@@ -537,15 +656,27 @@ pub async fn audit(
         .repo
         .audit_events(&audit_query(&filter, limit)?)
         .await?;
+    record_read(
+        &state,
+        &operator,
+        "audit",
+        Subject::default(),
+        json!({ "filters": filter.on_record(), "rows": page.items.len() }),
+    )
+    .await?;
     Ok(ApiJson(AuditPage {
         events: page.items.into_iter().map(event_response).collect(),
         next_before: page.next,
     }))
 }
 
-#[utoipa::path(get, path = "/api/management/v1/audit/export", tag = "audit", params(AuditFilter), responses((status = 200, description = "JSON lines, one AuditEventResponse each", content_type = "application/x-ndjson"), (status = 403, body = proto::ErrorBody)))]
+#[utoipa::path(get, path = "/api/management/v1/audit/export", tag = "audit", params(AuditFilter), responses((status = 200, description = "JSON lines, one AuditEventResponse each", content_type = "application/x-ndjson"), (status = 403, body = proto::ErrorBody), (status = 503, description = "`server_busy`: as many exports as this replica runs at once are running", body = proto::ErrorBody)))]
 /// The matching events as JSON lines (`application/x-ndjson`), newest first,
 /// at most 100 000 per call: continue from the last `seq` with `before`.
+/// Streamed a page at a time; at most [`MAX_CONCURRENT_EXPORTS`] run at once
+/// per replica. A failure after the first page cuts the body short (the
+/// chunked encoding is not terminated), so a truncated export is never taken
+/// for a whole one.
 pub async fn audit_export(
     State(state): State<ManagementState>,
     Extension(operator): Extension<Operator>,
@@ -553,21 +684,123 @@ pub async fn audit_export(
 ) -> Result<Response, ApiError> {
     operator.require(Scope::AuditRead)?;
     let Query(filter) = filter.map_err(query_error)?;
-    let mut query = audit_query(&filter, 1000)?;
-    let mut out = Vec::new();
-    let mut written = 0;
-    loop {
-        let page = state.repo.audit_events(&query).await?;
+    let query = audit_query(&filter, EXPORT_PAGE)?;
+    let Ok(place) = state.exports.clone().try_acquire_owned() else {
+        return Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            ErrorCode::ServerBusy,
+            format!(
+                "this replica runs at most {MAX_CONCURRENT_EXPORTS} audit exports at once; retry later"
+            ),
+        ));
+    };
+    // The first page is read before answering: a database that is down is a
+    // clean 503, not a cut body.
+    let first = state.repo.audit_events(&query).await?;
+    let export = Export {
+        state: state.clone(),
+        ctx: operator_context(&operator),
+        filters: filter.on_record(),
+        query,
+        first: Some(first),
+        rows: 0,
+        done: false,
+        recorded: false,
+        _place: place,
+    };
+    let body = futures_util::stream::try_unfold(export, Export::next_chunk);
+    Ok((
+        [(header::CONTENT_TYPE, "application/x-ndjson")],
+        axum::body::Body::from_stream(body),
+    )
+        .into_response())
+}
+
+/// Audit exports streamed at once per replica; one more is answered
+/// `503 server_busy`.
+pub const MAX_CONCURRENT_EXPORTS: usize = 2;
+/// Events read per page of an export.
+const EXPORT_PAGE: u32 = 1_000;
+
+/// An export in progress: where it is, and its place under the cap.
+struct Export {
+    state: ManagementState,
+    ctx: RequestContext,
+    filters: serde_json::Value,
+    query: AuditQuery,
+    first: Option<domain::Page<AuditEvent, i64>>,
+    rows: usize,
+    done: bool,
+    recorded: bool,
+    _place: tokio::sync::OwnedSemaphorePermit,
+}
+
+impl Export {
+    /// The next page as JSON lines; `None` once the export is complete (and
+    /// on the record).
+    async fn next_chunk(mut self) -> Result<Option<(Vec<u8>, Self)>, std::io::Error> {
+        if self.done {
+            self.record(true).await?;
+            return Ok(None);
+        }
+        let page = match self.first.take() {
+            Some(page) => page,
+            None => self
+                .state
+                .repo
+                .audit_events(&self.query)
+                .await
+                .map_err(|e| std::io::Error::other(e.to_string()))?,
+        };
+        let mut chunk = Vec::new();
         for event in page.items {
-            serde_json::to_writer(&mut out, &event_response(event))
-                .map_err(|e| ApiError::internal(e.to_string()))?;
-            out.push(b'\n');
-            written += 1;
+            serde_json::to_writer(&mut chunk, &event_response(event))?;
+            chunk.push(b'\n');
+            self.rows += 1;
         }
         match page.next {
-            Some(next) if written < MAX_EXPORT => query.before_seq = Some(next),
-            _ => break,
+            Some(next) if self.rows < MAX_EXPORT => self.query.before_seq = Some(next),
+            _ => self.done = true,
+        }
+        Ok(Some((chunk, self)))
+    }
+
+    /// Puts the export on the record with the rows it sent.
+    async fn record(&mut self, complete: bool) -> Result<(), std::io::Error> {
+        self.recorded = true;
+        let read = OperatorRead {
+            what: "audit_export",
+            subject: Subject::default(),
+            details: json!({ "filters": self.filters, "rows": self.rows, "complete": complete }),
+        };
+        self.state
+            .operations
+            .record_read(&self.ctx, read)
+            .await
+            .map_err(|e| std::io::Error::other(e.message))
+    }
+}
+
+impl Drop for Export {
+    /// An export the client stopped reading is recorded too, with the rows
+    /// sent so far.
+    fn drop(&mut self) {
+        if self.recorded {
+            return;
+        }
+        let operations = self.state.operations.clone();
+        let ctx = self.ctx.clone();
+        let read = OperatorRead {
+            what: "audit_export",
+            subject: Subject::default(),
+            details: json!({ "filters": self.filters, "rows": self.rows, "complete": false }),
+        };
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            runtime.spawn(async move {
+                if let Err(e) = operations.record_read(&ctx, read).await {
+                    tracing::error!(error = %e.message, "an interrupted audit export could not be audited");
+                }
+            });
         }
     }
-    Ok(([(header::CONTENT_TYPE, "application/x-ndjson")], out).into_response())
 }

@@ -6,8 +6,17 @@
 //!   goes nowhere. A key's own `alg`, when the JWKS states one, must match.
 //! - The JWKS is fetched from the configured URL and cached for ten minutes;
 //!   an unknown `kid` triggers a refresh, at most once every ten seconds (a
-//!   stream of forged `kid`s cannot hammer the provider). When no current keys
-//!   can be had, verification fails closed.
+//!   stream of forged `kid`s cannot hammer the provider). One fetch runs at a
+//!   time, outside the cache's lock: requests whose key is cached are answered
+//!   while it runs, the others wait for it rather than fetch again. After a
+//!   failed fetch the next waits (1 s, doubling up to a minute), and the keys
+//!   last fetched keep being used for up to an hour past their ten minutes, so
+//!   an identity-provider outage neither stalls every request nor locks the
+//!   operators out at once. Past that, verification fails closed.
+//! - A token that says it is something else than an access token is refused:
+//!   a `typ` header other than `at+jwt` (RFC 9068) or plain `JWT`, and a
+//!   `typ` claim other than `Bearer` (Keycloak marks ID and refresh tokens
+//!   so). An ID token presented as an access token goes nowhere.
 //! - `iss` and `aud` (string or array) are checked by the JWT library; `exp`
 //!   (required), `nbf` and `iat` against the injected clock with the
 //!   configured skew.
@@ -23,7 +32,7 @@ use jsonwebtoken::{Algorithm, DecodingKey, Validation, decode, decode_header};
 use management::auth::{AuthFailure, Operator, OperatorVerifier};
 use serde_json::Value;
 use time::OffsetDateTime;
-use tokio::sync::RwLock;
+use tokio::sync::{Mutex, RwLock};
 
 /// The algorithms an operator token may be signed with.
 pub const ALLOWED_ALGORITHMS: [Algorithm; 9] = [
@@ -38,10 +47,21 @@ pub const ALLOWED_ALGORITHMS: [Algorithm; 9] = [
     Algorithm::EdDSA,
 ];
 
+/// The `typ` headers an access token may carry: RFC 9068's, and the plain
+/// one most providers set.
+pub const ACCESS_TOKEN_TYPES: [&str; 3] = ["at+jwt", "application/at+jwt", "JWT"];
+
 /// How long fetched keys are trusted before they are fetched again.
 pub const JWKS_TTL: time::Duration = time::Duration::minutes(10);
 /// The shortest interval between two fetches triggered by unknown `kid`s.
 pub const REFRESH_INTERVAL: time::Duration = time::Duration::seconds(10);
+/// How long the keys last fetched stay in use past [`JWKS_TTL`] while the
+/// provider cannot be reached.
+pub const OUTAGE_GRACE: time::Duration = time::Duration::hours(1);
+/// The wait after a failed fetch, doubled per further failure up to
+/// [`MAX_BACKOFF`].
+pub const FIRST_BACKOFF: time::Duration = time::Duration::seconds(1);
+pub const MAX_BACKOFF: time::Duration = time::Duration::minutes(1);
 
 #[derive(Debug, Clone)]
 pub struct VerifierSettings {
@@ -63,6 +83,60 @@ struct Key {
 struct Cache {
     keys: HashMap<String, Arc<Key>>,
     fetched_at: Option<OffsetDateTime>,
+    /// The last fetch, whether it succeeded or not.
+    attempted_at: Option<OffsetDateTime>,
+    /// Fetches failed since the last success.
+    failures: u32,
+}
+
+impl Cache {
+    /// How long the keys are used after they were fetched: longer while the
+    /// provider cannot be reached.
+    fn lifetime(&self) -> time::Duration {
+        if self.failures > 0 {
+            JWKS_TTL + OUTAGE_GRACE
+        } else {
+            JWKS_TTL
+        }
+    }
+
+    fn current(&self, now: OffsetDateTime) -> bool {
+        self.fetched_at.is_some_and(|at| now - at < self.lifetime())
+    }
+
+    /// Whether a fetch is due now, for a token naming `kid`.
+    fn fetch_due(&self, kid: &str, now: OffsetDateTime) -> bool {
+        let since_attempt = self.attempted_at.map(|at| now - at);
+        if self.failures > 0 {
+            let backoff = FIRST_BACKOFF
+                .saturating_mul(1 << self.failures.min(10).saturating_sub(1))
+                .min(MAX_BACKOFF);
+            if since_attempt.is_some_and(|since| since < backoff) {
+                return false;
+            }
+        }
+        match self.fetched_at {
+            None => true,
+            Some(at) if now - at >= JWKS_TTL => true,
+            Some(_) => {
+                !self.keys.contains_key(kid)
+                    && since_attempt.is_none_or(|since| since >= REFRESH_INTERVAL)
+            }
+        }
+    }
+
+    /// The answer the cache gives for `kid` now.
+    fn answer(&self, kid: &str, now: OffsetDateTime) -> Result<Arc<Key>, AuthFailure> {
+        if !self.current(now) {
+            return Err(AuthFailure::Unavailable(
+                "no current operator JWKS: the identity provider cannot be reached".into(),
+            ));
+        }
+        self.keys
+            .get(kid)
+            .cloned()
+            .ok_or_else(|| invalid("unknown_key"))
+    }
 }
 
 pub struct JwksVerifier {
@@ -70,6 +144,8 @@ pub struct JwksVerifier {
     clock: Arc<dyn Clock>,
     http: reqwest::Client,
     cache: RwLock<Cache>,
+    /// Held by the one request fetching the JWKS.
+    fetching: Mutex<()>,
 }
 
 fn invalid(reason: &'static str) -> AuthFailure {
@@ -87,6 +163,7 @@ impl JwksVerifier {
             clock,
             http,
             cache: RwLock::new(Cache::default()),
+            fetching: Mutex::new(()),
         })
     }
 
@@ -119,49 +196,44 @@ impl JwksVerifier {
     }
 
     /// The key for `kid`: from the cache while it is current; otherwise (or for
-    /// an unknown `kid`, at most once per [`REFRESH_INTERVAL`]) from the provider.
+    /// an unknown `kid`, at most once per [`REFRESH_INTERVAL`]) from the
+    /// provider, one fetch at a time and never while holding the cache.
     async fn key(&self, kid: &str) -> Result<Arc<Key>, AuthFailure> {
         let now = self.clock.now();
         {
             let cache = self.cache.read().await;
-            let current = cache.fetched_at.is_some_and(|at| now - at < JWKS_TTL);
-            if current {
-                if let Some(key) = cache.keys.get(kid) {
-                    return Ok(key.clone());
-                }
-                if cache
-                    .fetched_at
-                    .is_some_and(|at| now - at < REFRESH_INTERVAL)
-                {
-                    return Err(invalid("unknown_key"));
-                }
+            if !cache.fetch_due(kid, now) {
+                return cache.answer(kid, now);
             }
         }
+        let _fetching = self.fetching.lock().await;
+        {
+            // Another request may have fetched while this one waited.
+            let cache = self.cache.read().await;
+            if !cache.fetch_due(kid, now) {
+                return cache.answer(kid, now);
+            }
+        }
+        let fetched = self.fetch().await;
         let mut cache = self.cache.write().await;
-        // Another request may have refreshed while this one waited.
-        let fresh = cache
-            .fetched_at
-            .is_some_and(|at| now - at < REFRESH_INTERVAL);
-        if !fresh {
-            match self.fetch().await {
-                Ok(keys) => {
-                    cache.keys = keys;
-                    cache.fetched_at = Some(now);
-                }
-                Err(detail) => {
-                    tracing::warn!(error = %detail, "cannot fetch the operator JWKS");
-                    let current = cache.fetched_at.is_some_and(|at| now - at < JWKS_TTL);
-                    if !current {
-                        return Err(AuthFailure::Unavailable(detail));
-                    }
-                }
+        cache.attempted_at = Some(now);
+        match fetched {
+            Ok(keys) => {
+                cache.keys = keys;
+                cache.fetched_at = Some(now);
+                cache.failures = 0;
+            }
+            Err(detail) => {
+                cache.failures = cache.failures.saturating_add(1);
+                tracing::warn!(
+                    error = %detail,
+                    failures = cache.failures,
+                    serving_cached_keys = cache.current(now),
+                    "cannot fetch the operator JWKS"
+                );
             }
         }
-        cache
-            .keys
-            .get(kid)
-            .cloned()
-            .ok_or_else(|| invalid("unknown_key"))
+        cache.answer(kid, now)
     }
 
     fn check_times(&self, claims: &Value) -> Result<(), AuthFailure> {
@@ -206,6 +278,13 @@ impl OperatorVerifier for JwksVerifier {
         if !ALLOWED_ALGORITHMS.contains(&header.alg) {
             return Err(invalid("algorithm_not_allowed"));
         }
+        if header.typ.as_deref().is_some_and(|typ| {
+            !ACCESS_TOKEN_TYPES
+                .iter()
+                .any(|t| typ.eq_ignore_ascii_case(t))
+        }) {
+            return Err(invalid("not_an_access_token"));
+        }
         let kid = header
             .kid
             .as_deref()
@@ -238,6 +317,12 @@ impl OperatorVerifier for JwksVerifier {
                 _ => "invalid",
             })
         })?;
+        if data.claims["typ"]
+            .as_str()
+            .is_some_and(|typ| !typ.eq_ignore_ascii_case("Bearer"))
+        {
+            return Err(invalid("not_an_access_token"));
+        }
         self.check_times(&data.claims)?;
         let sub = data.claims["sub"]
             .as_str()

@@ -37,6 +37,10 @@ pub enum ErrorCode {
     ServiceUnavailable,
     /// The server is not ready to serve traffic (readiness probe).
     NotReady,
+    /// The replica is serving as many requests as it takes at once; nothing was done. Retry after `Retry-After`.
+    ServerBusy,
+    /// The request took longer than the server's limit and was stopped; a change it made is kept only if it was committed. Retry after `Retry-After`, with the same `Idempotency-Key`.
+    RequestTimeout,
     /// `external_user_id` is not 1–128 characters of `A-Z a-z 0-9 . _ ~ -`.
     InvalidExternalUserId,
     /// The credential in a possession proof is malformed.
@@ -147,6 +151,8 @@ impl ErrorCode {
         Self::Conflict,
         Self::ServiceUnavailable,
         Self::NotReady,
+        Self::ServerBusy,
+        Self::RequestTimeout,
         Self::InvalidExternalUserId,
         Self::InvalidCredential,
         Self::TransactionContextTooLarge,
@@ -210,6 +216,8 @@ impl ErrorCode {
             Self::Conflict => "conflict",
             Self::ServiceUnavailable => "service_unavailable",
             Self::NotReady => "not_ready",
+            Self::ServerBusy => "server_busy",
+            Self::RequestTimeout => "request_timeout",
             Self::InvalidExternalUserId => "invalid_external_user_id",
             Self::InvalidCredential => "invalid_credential",
             Self::TransactionContextTooLarge => "transaction_context_too_large",

@@ -16,7 +16,7 @@ use domain::idv::{IdentityProvider, SyntheticControl};
 use domain::sealing::DataKey;
 use domain::service::{FlowPolicy, FlowService};
 use domain::{Clock, Repository};
-use http_common::ServiceInfo;
+use http_common::{HttpLimits, ServiceInfo};
 use management::ManagementState;
 use proto::service::VersionInfo;
 use secrecy::ExposeSecret;
@@ -29,6 +29,7 @@ use tokio::task::JoinHandle;
 use time::OffsetDateTime;
 
 use crate::config::{CoreConfig, DatabaseConfig, IdvConfig, IdvMode, ManagementConfig};
+use crate::metrics::PoolProbe;
 
 /// What this binary is.
 pub fn version_info(runtime: &str, detail: bool) -> VersionInfo {
@@ -44,8 +45,18 @@ pub fn version_info(runtime: &str, detail: bool) -> VersionInfo {
 /// and answers `/api/health`, while the database is down); its schema belongs
 /// to the migration job. SQLite is a local file: it is created and migrated here.
 pub async fn open_repository(database: &DatabaseConfig) -> anyhow::Result<Arc<dyn Repository>> {
+    Ok(open_store(database).await?.0)
+}
+
+/// As [`open_repository`], with the store's pool for the metrics to sample.
+pub async fn open_store(
+    database: &DatabaseConfig,
+) -> anyhow::Result<(Arc<dyn Repository>, PoolProbe)> {
     match database {
-        DatabaseConfig::Postgres(settings) => Ok(Arc::new(PgStore::connect_lazy(settings))),
+        DatabaseConfig::Postgres(settings) => {
+            let store = Arc::new(PgStore::connect_lazy(settings));
+            Ok((store.clone(), PoolProbe::Postgres(store)))
+        }
         DatabaseConfig::Sqlite(settings) => {
             let store = SqliteStore::open(settings).await.with_context(|| {
                 format!(
@@ -57,7 +68,8 @@ pub async fn open_repository(database: &DatabaseConfig) -> anyhow::Result<Arc<dy
                 .migrate()
                 .await
                 .context("while migrating the SQLite database")?;
-            Ok(Arc::new(store))
+            let store = Arc::new(store);
+            Ok((store.clone(), PoolProbe::Sqlite(store)))
         }
     }
 }
@@ -136,6 +148,9 @@ pub struct CoreParts {
     pub relying_party: Option<Arc<dyn domain::possession::RelyingParty>>,
     /// `/api/version` shows the commit and build time too.
     pub version_detail: bool,
+    pub limits: HttpLimits,
+    /// Long-polls waiting at once on this replica.
+    pub long_poll_max_waiters: u32,
 }
 
 /// The built-in relying party a Core configuration asks for, if any.
@@ -293,7 +308,7 @@ pub async fn housekeeping_loop(
 }
 
 pub fn core_app(parts: CoreParts, runtime: &str) -> CoreApp {
-    let watch = Arc::new(FlowWatch::default());
+    let watch = Arc::new(FlowWatch::new(parts.long_poll_max_waiters));
     let flows = FlowService::new(
         parts.repo.clone(),
         parts.provider.idv,
@@ -320,6 +335,7 @@ pub fn core_app(parts: CoreParts, runtime: &str) -> CoreApp {
         synthetic: parts.provider.synthetic,
         api_keys: parts.api_keys,
         onfido_webhook: parts.provider.onfido_webhook,
+        limits: parts.limits,
     });
     CoreApp { router, flows }
 }
@@ -370,6 +386,10 @@ pub fn management_router_with_clock(
         repo,
         operations,
         verifier: Arc::new(verifier),
+        limits: config.common.http,
+        exports: Arc::new(tokio::sync::Semaphore::new(
+            management::v1::MAX_CONCURRENT_EXPORTS,
+        )),
     }))
 }
 
@@ -380,18 +400,57 @@ pub struct Application {
 }
 
 impl Application {
-    /// Serves `router` on `listener` until `shutdown` resolves, then lets
-    /// in-flight requests finish.
+    /// Serves `router` on `listener` (HTTP/1.1) until `shutdown` resolves,
+    /// then lets in-flight requests finish. A client gets
+    /// `limits.header_read_timeout` to send each request's headers; a
+    /// connection that does not is closed. Each request carries its peer's
+    /// address (`ConnectInfo<SocketAddr>`).
     pub fn serve(
         listener: TcpListener,
         router: Router,
+        limits: &HttpLimits,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<Self> {
         let addr = listener.local_addr()?;
+        let header_read_timeout = limits.header_read_timeout;
         let task = tokio::spawn(async move {
-            axum::serve(listener, router)
-                .with_graceful_shutdown(shutdown)
-                .await
+            let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+            let mut shutdown = std::pin::pin!(shutdown);
+            loop {
+                let (stream, peer) = tokio::select! {
+                    accepted = listener.accept() => match accepted {
+                        Ok(accepted) => accepted,
+                        Err(e) => {
+                            // Out of file descriptors, say: wait, do not spin.
+                            tracing::warn!(error = %e, "accepting a connection failed");
+                            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                            continue;
+                        }
+                    },
+                    () = &mut shutdown => break,
+                };
+                let _ = stream.set_nodelay(true);
+                let router = router.clone();
+                let service = hyper::service::service_fn(move |request: hyper::Request<_>| {
+                    let mut request = request.map(axum::body::Body::new);
+                    request
+                        .extensions_mut()
+                        .insert(axum::extract::ConnectInfo(peer));
+                    tower::ServiceExt::oneshot(router.clone(), request)
+                });
+                let connection = hyper::server::conn::http1::Builder::new()
+                    .timer(hyper_util::rt::TokioTimer::new())
+                    .header_read_timeout(header_read_timeout)
+                    .serve_connection(hyper_util::rt::TokioIo::new(stream), service);
+                let connection = graceful.watch(connection);
+                tokio::spawn(async move {
+                    // A client that went away or was too slow: nothing to do.
+                    let _ = connection.await;
+                });
+            }
+            drop(listener);
+            graceful.shutdown().await;
+            Ok(())
         });
         Ok(Self { addr, task })
     }

@@ -21,6 +21,7 @@ use flate2::write::GzEncoder;
 use sha2::{Digest, Sha256};
 
 use crate::config::AuditConfig;
+use crate::metrics::Metrics;
 
 /// How often the Core API maintains (and seals) the audit trail. Often, so
 /// that each run seals a few seconds' events rather than a burst of a minute's
@@ -70,11 +71,17 @@ impl SealPacer for SealPause {
 }
 
 /// Maintains the trail every [`MAINTENANCE_EVERY`] until `shutdown` resolves,
-/// sealing a backlog in paced steps ([`SEAL_STEP_PAUSE`]).
-pub async fn maintenance_loop(trail: AuditTrail, shutdown: impl Future<Output = ()>) {
+/// sealing a backlog in paced steps ([`SEAL_STEP_PAUSE`]); each run is
+/// counted in `metrics`.
+pub async fn maintenance_loop(
+    trail: AuditTrail,
+    metrics: Metrics,
+    shutdown: impl Future<Output = ()>,
+) {
     let trail = trail.paced(Arc::new(SealPause));
     crate::app::every(MAINTENANCE_EVERY, shutdown, || async {
-        let _ = maintain_once(&trail).await;
+        let result = maintain_once(&trail).await;
+        metrics.maintenance_ran(result.as_ref().ok());
     })
     .await;
 }
@@ -162,8 +169,131 @@ pub fn archive_file_name(month: Month) -> String {
     format!("biometric-passkey-audit-{month}.jsonl.gz")
 }
 
-/// Exports a finished month to `dir` as gzip-compressed JSON lines (one event
-/// per line, oldest position first, the audit API's shape) and records its
+/// Counts and hashes what passes through to `inner`.
+struct Hashing<W> {
+    inner: W,
+    sha256: Sha256,
+}
+
+impl<W: Write> Write for Hashing<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.sha256.update(&buf[..n]);
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+/// What writing a month's archive produced.
+struct Written<W> {
+    out: W,
+    rows: i64,
+    first: Option<time::OffsetDateTime>,
+    last: Option<time::OffsetDateTime>,
+    sha256: String,
+}
+
+/// Writes a finished month as gzip-compressed JSON lines (one event per
+/// line, oldest position first, the audit API's shape) to `out`. The same
+/// events always give the same bytes (gzip header time 0), so an archive can
+/// be checked against a later run without keeping it.
+async fn write_month<W: Write>(
+    trail: &AuditTrail,
+    month: Month,
+    out: W,
+) -> anyhow::Result<Written<W>> {
+    if month.end() > trail.now() {
+        bail!("{month} has not ended yet; only past months can be archived");
+    }
+    let mut gz = GzEncoder::new(
+        Hashing {
+            inner: out,
+            sha256: Sha256::new(),
+        },
+        Compression::default(),
+    );
+    let repo = trail.repository();
+    let (mut rows, mut first, mut last, mut after) = (0i64, None, None, 0);
+    loop {
+        let events = repo
+            .audit_events_of_month(month, after, ARCHIVE_PAGE)
+            .await?;
+        let Some(tail) = events.last() else { break };
+        after = tail.seq;
+        for event in events {
+            let at = event.event.occurred_at;
+            first = Some(first.map_or(at, |f: time::OffsetDateTime| f.min(at)));
+            last = Some(last.map_or(at, |l: time::OffsetDateTime| l.max(at)));
+            rows += 1;
+            serde_json::to_writer(&mut gz, &management::v1::event_response(event))?;
+            gz.write_all(b"\n")?;
+        }
+    }
+    let mut hashing = gz.finish()?;
+    hashing.flush().context("while writing the archive")?;
+    Ok(Written {
+        sha256: hex::encode(hashing.sha256.finalize()),
+        out: hashing.inner,
+        rows,
+        first,
+        last,
+    })
+}
+
+fn manifest_of<W>(
+    written: &Written<W>,
+    month: Month,
+    now: time::OffsetDateTime,
+    archived_by: &str,
+) -> ArchiveManifest {
+    ArchiveManifest {
+        month,
+        row_count: written.rows,
+        first_occurred_at: written.first,
+        last_occurred_at: written.last,
+        sha256: written.sha256.clone(),
+        file_name: archive_file_name(month),
+        archived_at: now,
+        archived_by: archived_by.to_owned(),
+    }
+}
+
+/// Writes a finished month's archive to standard output (for a pod with no
+/// writable volume: `kubectl exec … > file`) without recording a manifest:
+/// nothing here can tell that the far end of the pipe kept the bytes. Check
+/// the received file's SHA-256, then record it with [`confirm`].
+pub async fn archive_to(
+    trail: &AuditTrail,
+    month: Month,
+    out: impl Write,
+) -> anyhow::Result<ArchiveManifest> {
+    let written = write_month(trail, month, out).await?;
+    Ok(manifest_of(&written, month, trail.now(), ""))
+}
+
+/// Records the manifest of a month archived to standard output, once the
+/// operator has checked the received file: the month is written again,
+/// nowhere, and its SHA-256 must be `sha256`. `Ok(None)` when it differs
+/// (nothing recorded).
+pub async fn confirm(
+    trail: &AuditTrail,
+    month: Month,
+    sha256: &str,
+    archived_by: &str,
+) -> anyhow::Result<Option<(ArchiveManifest, ArchiveRecorded)>> {
+    let written = write_month(trail, month, std::io::sink()).await?;
+    if !written.sha256.eq_ignore_ascii_case(sha256) {
+        return Ok(None);
+    }
+    let manifest = manifest_of(&written, month, trail.now(), archived_by);
+    let recorded = trail.record_archive(&manifest).await?;
+    Ok(Some((manifest, recorded)))
+}
+
+/// Exports a finished month to `dir` (see [`write_month`]) and records its
 /// manifest. The file is complete and flushed to disk before the manifest is
 /// recorded; a second run writes the same bytes and records nothing new. An
 /// earlier archive of other contents is never overwritten.
@@ -183,44 +313,17 @@ pub async fn archive(
     let partial = dir.join(format!(".{file_name}.partial"));
     let file =
         File::create(&partial).with_context(|| format!("while creating {}", partial.display()))?;
-    // Header time 0 (flate2's default): the same events give the same bytes.
-    let mut gz = GzEncoder::new(BufWriter::new(file), Compression::default());
-    let repo = trail.repository();
-    let (mut rows, mut first, mut last, mut after) = (0i64, None, None, 0);
-    loop {
-        let events = repo
-            .audit_events_of_month(month, after, ARCHIVE_PAGE)
-            .await?;
-        let Some(tail) = events.last() else { break };
-        after = tail.seq;
-        for event in events {
-            let at = event.event.occurred_at;
-            first = Some(first.map_or(at, |f: time::OffsetDateTime| f.min(at)));
-            last = Some(last.map_or(at, |l: time::OffsetDateTime| l.max(at)));
-            rows += 1;
-            serde_json::to_writer(&mut gz, &management::v1::event_response(event))?;
-            gz.write_all(b"\n")?;
-        }
-    }
-    let file = gz
-        .finish()?
+    let written = write_month(trail, month, BufWriter::new(file)).await?;
+    let manifest = manifest_of(&written, month, now, archived_by);
+    let file = written
+        .out
         .into_inner()
         .map_err(|e| e.into_error())
         .context("while flushing the archive")?;
     file.sync_all()
         .context("while syncing the archive to disk")?;
     drop(file);
-    let sha256 = hex::encode(Sha256::digest(fs::read(&partial)?));
-    let manifest = ArchiveManifest {
-        month,
-        row_count: rows,
-        first_occurred_at: first,
-        last_occurred_at: last,
-        sha256,
-        file_name,
-        archived_at: now,
-        archived_by: archived_by.to_owned(),
-    };
+    let repo = trail.repository();
     let earlier = repo
         .audit_archives()
         .await?

@@ -14,6 +14,7 @@ use crate::config::{
     AuditToolConfig, CoreConfig, DatabaseConfig, Env, ManagementConfig, MigrateConfig, Problems,
 };
 use crate::dev::{self, DevOptions};
+use crate::metrics::Metrics;
 use crate::{audit, healthcheck, telemetry};
 
 /// Exit code for a refused configuration.
@@ -54,6 +55,32 @@ fn listen_addr(port: u16) -> SocketAddr {
     SocketAddr::from((Ipv4Addr::UNSPECIFIED, port))
 }
 
+/// The metrics listener, on the runtime's own bind address; none when
+/// `BIOMETRIC_PASSKEY_METRICS_PORT=0`.
+async fn bind_metrics(port: Option<u16>) -> anyhow::Result<Option<TcpListener>> {
+    let Some(port) = port else {
+        return Ok(None);
+    };
+    let listener = TcpListener::bind(listen_addr(port))
+        .await
+        .with_context(|| format!("while binding port {port} (BIOMETRIC_PASSKEY_METRICS_PORT)"))?;
+    Ok(Some(listener))
+}
+
+fn serve_metrics(
+    metrics: &Metrics,
+    listener: Option<TcpListener>,
+    shutdown: &Shutdown,
+) -> anyhow::Result<Option<Application>> {
+    let Some(listener) = listener else {
+        tracing::info!("metrics are not served (BIOMETRIC_PASSKEY_METRICS_PORT=0)");
+        return Ok(None);
+    };
+    let server = metrics.serve(listener, shutdown.signalled())?;
+    tracing::info!(addr = %server.addr(), "metrics serving at /metrics");
+    Ok(Some(server))
+}
+
 pub async fn core(env: &Env) -> ExitCode {
     let config = match CoreConfig::from_env(env) {
         Ok(config) => config,
@@ -62,13 +89,17 @@ pub async fn core(env: &Env) -> ExitCode {
     let _logs = telemetry::init(config.common.log_level);
     warn_unknown(env);
     let result = async {
-        let provider = app::identity_provider(&config.idv)?;
-        let repo = app::open_repository(&config.common.database).await?;
+        let metrics = Metrics::for_port(config.common.metrics_port)?;
+        let mut provider = app::identity_provider(&config.idv)?;
+        provider.idv = metrics.measure_provider(provider.idv);
+        let (repo, pool) = app::open_store(&config.common.database).await?;
+        metrics.watch_pool(pool);
         let listener = TcpListener::bind(listen_addr(config.common.port))
             .await
             .with_context(|| format!("while binding port {} (PORT)", config.common.port))?;
+        let metrics_listener = bind_metrics(config.common.metrics_port).await?;
         let parts = app::CoreParts {
-            repo,
+            repo: metrics.measure_repository(repo),
             clock: Arc::new(app::SystemClock),
             provider,
             key: config.data_key.clone(),
@@ -76,6 +107,8 @@ pub async fn core(env: &Env) -> ExitCode {
             api_keys: app::api_keys(&config),
             relying_party: app::relying_party(&config.possession)?,
             version_detail: config.common.version_detail,
+            limits: config.common.http,
+            long_poll_max_waiters: config.long_poll_max_waiters,
         };
         if parts.api_keys.is_enabled() {
             // Fingerprints, never the keys: they name the actor of audit events.
@@ -108,17 +141,22 @@ pub async fn core(env: &Env) -> ExitCode {
             core.flows.clone(),
             shutdown.signalled(),
         ));
-        let maintainer = config
-            .audit
-            .partition_maintenance_enabled
-            .then(|| tokio::spawn(audit::maintenance_loop(trail, shutdown.signalled())));
+        let maintainer = config.audit.partition_maintenance_enabled.then(|| {
+            tokio::spawn(audit::maintenance_loop(
+                trail,
+                metrics.clone(),
+                shutdown.signalled(),
+            ))
+        });
         if maintainer.is_none() {
             tracing::warn!(
                 "audit partition maintenance is disabled here: make sure another Core API \
                  replica runs it, or partitions, retention and seals stop"
             );
         }
-        let server = Application::serve(listener, core.router, async move {
+        let metrics_server = serve_metrics(&metrics, metrics_listener, &shutdown)?;
+        let router = metrics.measure_http(core.router, "core");
+        let server = Application::serve(listener, router, &config.common.http, async move {
             app::termination_signal().await;
             shutdown.trigger();
         })?;
@@ -129,6 +167,9 @@ pub async fn core(env: &Env) -> ExitCode {
             "Core API serving"
         );
         let served = server.stopped().await;
+        if let Some(metrics_server) = metrics_server {
+            let _ = metrics_server.stopped().await;
+        }
         let _ = reconciler.await;
         let _ = housekeeper.await;
         if let Some(maintainer) = maintainer {
@@ -148,14 +189,28 @@ pub async fn management(env: &Env) -> ExitCode {
     let _logs = telemetry::init(config.common.log_level);
     warn_unknown(env);
     let result = async {
-        let repo = app::open_repository(&config.common.database).await?;
+        let metrics = Metrics::for_port(config.common.metrics_port)?;
+        let (repo, pool) = app::open_store(&config.common.database).await?;
+        metrics.watch_pool(pool);
         let listener = TcpListener::bind(listen_addr(config.common.port))
             .await
             .with_context(|| format!("while binding port {} (PORT)", config.common.port))?;
-        let router = app::management_router(&config, repo, "management")?;
-        let server = Application::serve(listener, router, app::termination_signal())?;
+        let metrics_listener = bind_metrics(config.common.metrics_port).await?;
+        let router =
+            app::management_router(&config, metrics.measure_repository(repo), "management")?;
+        let router = metrics.measure_http(router, "management");
+        let shutdown = Shutdown::default();
+        let metrics_server = serve_metrics(&metrics, metrics_listener, &shutdown)?;
+        let server = Application::serve(listener, router, &config.common.http, async move {
+            app::termination_signal().await;
+            shutdown.trigger();
+        })?;
         tracing::info!(addr = %server.addr(), "management runtime serving");
-        server.stopped().await
+        let served = server.stopped().await;
+        if let Some(metrics_server) = metrics_server {
+            let _ = metrics_server.stopped().await;
+        }
+        served
     }
     .await;
     result.map_or_else(|e| failed(&e), |()| ExitCode::SUCCESS)
@@ -274,17 +329,82 @@ pub async fn audit_verify(
 }
 
 #[allow(clippy::print_stdout)] // The report is the command's output.
+/// Where `audit archive` puts a month.
+pub enum ArchiveTarget {
+    /// A file in this directory; the manifest is recorded.
+    Directory(std::path::PathBuf),
+    /// Standard output; nothing is recorded.
+    Stdout,
+    /// Nowhere: the month is archived again to check this SHA-256, and its
+    /// manifest recorded when it matches.
+    Confirm(String),
+}
+
+#[allow(clippy::print_stdout, clippy::print_stderr)] // The report is the command's output.
 pub async fn audit_archive(
     env: &Env,
     month: domain::audit::month::Month,
-    output: &std::path::Path,
+    target: ArchiveTarget,
     archived_by: &str,
 ) -> ExitCode {
     let trail = match audit_trail(env).await {
         Ok(trail) => trail,
         Err(code) => return code,
     };
-    let archived = match audit::archive(&trail, month, output, archived_by).await {
+    let output = match target {
+        ArchiveTarget::Directory(dir) => dir,
+        ArchiveTarget::Stdout => {
+            let stdout = std::io::stdout().lock();
+            return match audit::archive_to(&trail, month, stdout).await {
+                Ok(m) => {
+                    eprintln!(
+                        "archived {month}: {} events, sha256 {}. No manifest is recorded yet: check \
+                         the received file (`sha256sum`), then run `biometric-passkey audit archive \
+                         --month {month} --confirm-sha256 {}` to record it (which lets retention \
+                         drop the month).",
+                        m.row_count, m.sha256, m.sha256
+                    );
+                    ExitCode::SUCCESS
+                }
+                Err(e) => failed(&e.context(format!("while archiving {month}"))),
+            };
+        }
+        ArchiveTarget::Confirm(sha256) => {
+            return match audit::confirm(&trail, month, &sha256, archived_by).await {
+                Ok(Some((m, recorded))) => {
+                    println!(
+                        "{month}: {} events, sha256 {}; manifest {}",
+                        m.row_count,
+                        m.sha256,
+                        match recorded {
+                            domain::audit::trail::ArchiveRecorded::New => "recorded",
+                            domain::audit::trail::ArchiveRecorded::AlreadyRecorded => {
+                                "already recorded"
+                            }
+                            domain::audit::trail::ArchiveRecorded::Differs(_) => {
+                                "NOT recorded: an earlier manifest of other contents stands"
+                            }
+                        }
+                    );
+                    if matches!(recorded, domain::audit::trail::ArchiveRecorded::Differs(_)) {
+                        ExitCode::from(EXIT_FINDINGS)
+                    } else {
+                        ExitCode::SUCCESS
+                    }
+                }
+                Ok(None) => {
+                    eprintln!(
+                        "{month} does not archive to sha256 {sha256} now: the file received is \
+                         not this month's archive as stored (or the trail changed; run \
+                         `biometric-passkey audit verify`). Nothing recorded."
+                    );
+                    ExitCode::from(EXIT_FINDINGS)
+                }
+                Err(e) => failed(&e.context(format!("while checking the archive of {month}"))),
+            };
+        }
+    };
+    let archived = match audit::archive(&trail, month, &output, archived_by).await {
         Ok(archived) => archived,
         Err(e) => return failed(&e.context(format!("while archiving {month}"))),
     };
@@ -367,14 +487,28 @@ pub async fn dev(options: DevOptions) -> ExitCode {
         );
         println!("  Core API:           http://{}", servers.core.addr());
         println!("  Management runtime: http://{}", servers.management.addr());
+        match &servers.metrics {
+            Some(metrics) => println!("  Metrics (both):     http://{}/metrics", metrics.addr()),
+            None => println!("  Metrics:            not served (--metrics-port 0)"),
+        }
         println!("  Data folder:        {}", options.data_dir.display());
         println!("  Stop with Ctrl-C.");
         println!();
     }
     app::termination_signal().await;
     shutdown.trigger();
-    let (core, management) = tokio::join!(servers.core.stopped(), servers.management.stopped());
-    match core.and(management) {
+    let metrics = async {
+        match servers.metrics {
+            Some(metrics) => metrics.stopped().await,
+            None => Ok(()),
+        }
+    };
+    let (core, management, metrics) = tokio::join!(
+        servers.core.stopped(),
+        servers.management.stopped(),
+        metrics
+    );
+    match core.and(management).and(metrics) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => failed(&e),
     }

@@ -18,6 +18,7 @@ use std::time::Duration;
 use domain::retention::{MIN_FLOW_RETENTION, RetentionPolicy};
 use domain::sealing::{DataKey, KeyId};
 use domain::service::FlowPolicy;
+use http_common::HttpLimits;
 use management::{ManagementAuth, ManagementUi};
 use secrecy::{ExposeSecret, SecretString};
 use store_postgres::{PgSettings, SslMode};
@@ -99,11 +100,16 @@ pub enum DatabaseConfig {
 #[derive(Debug, Clone)]
 pub struct CommonConfig {
     pub port: u16,
+    /// `BIOMETRIC_PASSKEY_METRICS_PORT`: where Prometheus metrics are served,
+    /// apart from the API; `None` when the operator turned them off (`0`).
+    pub metrics_port: Option<u16>,
     pub log_level: LogLevel,
     pub database: DatabaseConfig,
     /// `BIOMETRIC_PASSKEY_VERSION_DETAIL`: `/api/version` shows the commit
     /// and build time (the long-lived runtimes).
     pub version_detail: bool,
+    /// `BIOMETRIC_PASSKEY_HTTP_*`.
+    pub http: HttpLimits,
 }
 
 /// `BIOMETRIC_PASSKEY_IDV_PROVIDER_MODE`.
@@ -159,6 +165,8 @@ pub struct CoreConfig {
     pub possession: PossessionConfig,
     /// How long rows are kept past their purpose.
     pub retention: RetentionPolicy,
+    /// `BIOMETRIC_PASSKEY_LONG_POLL_MAX_WAITERS`: long-polls waiting at once.
+    pub long_poll_max_waiters: u32,
 }
 
 /// `BIOMETRIC_PASSKEY_CORE_API_AUTH` with `BIOMETRIC_PASSKEY_CORE_API_KEYS`.
@@ -314,8 +322,8 @@ impl LogLevel {
     }
 }
 
-/// The largest pool we build when `DB_MAX_OPEN_CONNS=0` ("no limit" in the
-/// reference runtime); sqlx's pool needs a bound.
+/// A pool size to suggest when `DB_MAX_OPEN_CONNS=0` ("no limit" in the
+/// reference runtime) is refused: sqlx's pool needs a bound.
 pub const UNLIMITED_POOL_SIZE: u32 = 100;
 
 impl DatabaseConfig {
@@ -367,7 +375,14 @@ fn read_postgres(r: &mut Reader<'_>) -> Option<PgSettings> {
         raw.parse()
             .map_err(|()| format!("unknown mode {raw:?}; use one of {}", SslMode::NAMES))
     });
-    let max_open = r.parsed("DB_MAX_OPEN_CONNS", 4, parse_count);
+    let max_open = r.parsed("DB_MAX_OPEN_CONNS", 4, |raw| match parse_count(raw)? {
+        0 => Err(format!(
+            "0 (no limit) is not supported: the pool needs a bound; set the most connections \
+             one replica may open, e.g. {UNLIMITED_POOL_SIZE} or PostgreSQL's max_connections \
+             divided among the replicas"
+        )),
+        n => Ok(n),
+    });
     let max_idle = r.parsed("DB_MAX_IDLE_CONNS", 4, parse_count);
     if max_open > 0 && max_idle > max_open {
         r.problem(
@@ -391,11 +406,7 @@ fn read_postgres(r: &mut Reader<'_>) -> Option<PgSettings> {
         password,
         database: database?.to_owned(),
         ssl_mode,
-        max_open_conns: if max_open == 0 {
-            UNLIMITED_POOL_SIZE
-        } else {
-            max_open
-        },
+        max_open_conns: max_open,
         max_idle_conns: max_idle,
         conn_max_lifetime: lifetime,
         conn_max_idle_time: idle_time,
@@ -426,18 +437,95 @@ fn parse_port(raw: &str) -> Result<u16, String> {
         .ok_or_else(|| format!("{raw:?} is not a port number from 1 to 65535"))
 }
 
+const METRICS_PORT: &str = "BIOMETRIC_PASSKEY_METRICS_PORT";
+
+/// A port from 1 to 65535, or `0`: no metrics listener.
+fn parse_metrics_port(raw: &str) -> Result<Option<u16>, String> {
+    match raw.parse::<u16>() {
+        Ok(0) => Ok(None),
+        Ok(port) => Ok(Some(port)),
+        Err(_) => Err(format!(
+            "{raw:?} is not a port number; use 1 to 65535 (default {}), or 0 to serve no metrics",
+            crate::metrics::DEFAULT_PORT
+        )),
+    }
+}
+
 impl CommonConfig {
     fn read(r: &mut Reader<'_>) -> Option<Self> {
         let port = r.parsed("PORT", 3000, parse_port);
+        let metrics_port = r.parsed(
+            METRICS_PORT,
+            Some(crate::metrics::DEFAULT_PORT),
+            parse_metrics_port,
+        );
+        if metrics_port == Some(port) {
+            r.problem(
+                METRICS_PORT,
+                format!(
+                    "is {port}, the API's port (PORT); metrics are served on a port of their own: \
+                     choose another one, or 0 to serve no metrics"
+                ),
+            );
+        }
         let log_level = LogLevel::read(r);
         let version_detail = r.bool("BIOMETRIC_PASSKEY_VERSION_DETAIL", false);
+        let http = read_http_limits(r);
         let database = DatabaseConfig::read(r)?;
         Some(Self {
             port,
+            metrics_port,
             log_level,
             database,
             version_detail,
+            http,
         })
+    }
+}
+
+/// The longest a request may be given: above the longest long-poll, so that
+/// a wait always ends before its request is stopped.
+const MIN_REQUEST_TIMEOUT: Duration =
+    Duration::from_secs(core_api::v1::flows::MAX_WAIT_SECONDS as u64 + 5);
+
+fn read_http_limits(r: &mut Reader<'_>) -> HttpLimits {
+    let defaults = HttpLimits::default();
+    let header_read_timeout = r.duration(
+        "BIOMETRIC_PASSKEY_HTTP_HEADER_READ_TIMEOUT",
+        defaults.header_read_timeout,
+    );
+    if header_read_timeout.is_zero() {
+        r.problem(
+            "BIOMETRIC_PASSKEY_HTTP_HEADER_READ_TIMEOUT",
+            "must be more than 0s",
+        );
+    }
+    let request_timeout = r.duration(
+        "BIOMETRIC_PASSKEY_HTTP_REQUEST_TIMEOUT",
+        defaults.request_timeout,
+    );
+    if request_timeout < MIN_REQUEST_TIMEOUT {
+        r.problem(
+            "BIOMETRIC_PASSKEY_HTTP_REQUEST_TIMEOUT",
+            format!(
+                "must be at least {}s: a long-poll waits up to {}s",
+                MIN_REQUEST_TIMEOUT.as_secs(),
+                core_api::v1::flows::MAX_WAIT_SECONDS
+            ),
+        );
+    }
+    let max_concurrent_requests = r.parsed(
+        "BIOMETRIC_PASSKEY_HTTP_MAX_CONCURRENT_REQUESTS",
+        defaults.max_concurrent_requests,
+        |raw| match parse_count(raw)? {
+            0 => Err("must be at least 1".to_owned()),
+            n => Ok(n),
+        },
+    );
+    HttpLimits {
+        header_read_timeout,
+        request_timeout,
+        max_concurrent_requests,
     }
 }
 
@@ -884,6 +972,11 @@ impl CoreConfig {
         let api_auth = read_api_auth(&mut r);
         let possession = PossessionConfig::read(&mut r);
         let retention = read_retention(&mut r);
+        let long_poll_max_waiters = r.parsed(
+            "BIOMETRIC_PASSKEY_LONG_POLL_MAX_WAITERS",
+            core_api::watch::DEFAULT_MAX_WAITERS,
+            parse_count,
+        );
         let config = match (common, data_key, idv, api_auth, possession) {
             (Some(common), Some(data_key), Some(idv), Some(api_auth), Some(possession)) => {
                 Some(Self {
@@ -895,6 +988,7 @@ impl CoreConfig {
                     api_auth,
                     possession,
                     retention,
+                    long_poll_max_waiters,
                 })
             }
             _ => None,
@@ -939,13 +1033,21 @@ impl ManagementConfig {
             "BIOMETRIC_PASSKEY_MANAGEMENT_UI_CLIENT_ID",
             "set it to the public OIDC client id registered for the dashboard",
         );
-        let scopes = match r.optional("BIOMETRIC_PASSKEY_MANAGEMENT_UI_SCOPES") {
+        let scopes: Vec<String> = match r.env.get_raw("BIOMETRIC_PASSKEY_MANAGEMENT_UI_SCOPES") {
             Some(raw) => raw.split_whitespace().map(str::to_owned).collect(),
             None => management::runtime_config::DEFAULT_UI_SCOPES
                 .iter()
                 .map(|s| (*s).to_owned())
                 .collect(),
         };
+        if scopes.is_empty() {
+            // Set but empty: never widened to the defaults.
+            r.problem(
+                "BIOMETRIC_PASSKEY_MANAGEMENT_UI_SCOPES",
+                "is set but lists no scope; unset it for the default list, or list the scopes \
+                 the dashboard asks for (space-separated, `openid` among them)",
+            );
+        }
         let audit = AuditConfig::read(&mut r, false);
         if audit.partition_maintenance_enabled {
             r.problem(

@@ -26,7 +26,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use domain::sealing::{DataKey, KeyId};
 use domain::service::FlowPolicy;
-use http_common::ApiError;
+use http_common::{ApiError, HttpLimits};
 use management::{ManagementAuth, ManagementUi};
 use proto::ErrorCode;
 use store_sqlite::SqliteSettings;
@@ -39,6 +39,7 @@ use crate::config::{
     LogLevel, ManagementConfig, OnfidoConfig, PossessionConfig, regional_base_url,
 };
 use crate::dev_issuer::DevIssuer;
+use crate::metrics::Metrics;
 
 /// Where `dev` keeps its state, and on which loopback ports it serves.
 #[derive(Debug, Clone)]
@@ -46,6 +47,8 @@ pub struct DevOptions {
     pub data_dir: PathBuf,
     pub core_port: u16,
     pub management_port: u16,
+    /// Where both runtimes' metrics are served (`--metrics-port`); 0: nowhere.
+    pub metrics_port: u16,
     pub log_level: LogLevel,
     /// Who verifies WebAuthn (`--possession`).
     pub possession: PossessionConfig,
@@ -87,9 +90,11 @@ pub fn configs(options: &DevOptions, data_key: DataKey) -> (CoreConfig, Manageme
         DatabaseConfig::Sqlite(SqliteSettings::new(options.data_dir.join(DATABASE_FILE)));
     let common = |port| CommonConfig {
         port,
+        metrics_port: (options.metrics_port != 0).then_some(options.metrics_port),
         log_level: options.log_level,
         database: database.clone(),
         version_detail: false,
+        http: HttpLimits::default(),
     };
     let core = CoreConfig {
         common: common(options.core_port),
@@ -117,6 +122,7 @@ pub fn configs(options: &DevOptions, data_key: DataKey) -> (CoreConfig, Manageme
         api_auth: CoreApiAuth::None,
         possession: options.possession.clone(),
         retention: domain::retention::RetentionPolicy::default(),
+        long_poll_max_waiters: core_api::watch::DEFAULT_MAX_WAITERS,
     };
     let management_origin = format!("http://127.0.0.1:{}", options.management_port);
     let management = ManagementConfig {
@@ -178,10 +184,14 @@ fn write_private(path: &Path, contents: &[u8]) -> anyhow::Result<()> {
         .with_context(|| format!("while writing {}", path.display()))
 }
 
-/// Both runtimes, bound to loopback and serving.
+/// Both runtimes, bound to loopback and serving, and their metrics.
 pub struct DevServers {
     pub core: Application,
     pub management: Application,
+    /// Both runtimes' metrics (labelled `runtime="core"` and
+    /// `runtime="management"`) on one loopback listener; none with
+    /// `--metrics-port 0`.
+    pub metrics: Option<Application>,
 }
 
 /// Prepares the data folder, opens the store once for both runtimes, and serves.
@@ -194,24 +204,34 @@ pub async fn start(options: &DevOptions, shutdown: &Shutdown) -> anyhow::Result<
     })?;
     let key = load_or_create_key(&options.data_dir)?;
     let (core, management) = configs(options, key);
-    let repo = app::open_repository(&core.common.database).await?;
+    let metrics = Metrics::for_port(core.common.metrics_port)?;
+    let (repo, pool) = app::open_store(&core.common.database).await?;
+    metrics.watch_pool(pool);
+    let repo = metrics.measure_repository(repo);
 
     let bind = |port| async move {
         let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
         TcpListener::bind(addr).await.with_context(|| {
-            format!("while binding {addr}; choose another port with --core-port/--management-port")
+            format!(
+                "while binding {addr}; choose another port with \
+                 --core-port/--management-port/--metrics-port"
+            )
         })
     };
+    let mut provider = app::identity_provider(&core.idv)?;
+    provider.idv = metrics.measure_provider(provider.idv);
     let parts = app::CoreParts {
         repo: repo.clone(),
         clock: Arc::new(app::SystemClock),
-        provider: app::identity_provider(&core.idv)?,
+        provider,
         key: core.data_key.clone(),
         policy: core.policy.clone(),
         // Loopback only: the evaluation setup needs no keys.
         api_keys: app::api_keys(&core),
         relying_party: app::relying_party(&core.possession)?,
         version_detail: core.common.version_detail,
+        limits: core.common.http,
+        long_poll_max_waiters: core.long_poll_max_waiters,
     };
     let trail = crate::audit::trail(
         repo.clone(),
@@ -227,10 +247,15 @@ pub async fn start(options: &DevOptions, shutdown: &Shutdown) -> anyhow::Result<
         core_app.flows.clone(),
         shutdown.signalled(),
     ));
-    tokio::spawn(crate::audit::maintenance_loop(trail, shutdown.signalled()));
+    tokio::spawn(crate::audit::maintenance_loop(
+        trail,
+        metrics.clone(),
+        shutdown.signalled(),
+    ));
     let core_server = Application::serve(
         bind(options.core_port).await?,
-        loopback_host_only(core_app.router),
+        loopback_host_only(metrics.measure_http(core_app.router, "core")),
+        &core.common.http,
         shutdown.signalled(),
     )?;
     let management_listener = bind(options.management_port).await?;
@@ -238,18 +263,28 @@ pub async fn start(options: &DevOptions, shutdown: &Shutdown) -> anyhow::Result<
         .local_addr()
         .context("while reading the management runtime's address")?;
     let sign_in = DevIssuer::new(management_addr, &management, Arc::new(app::SystemClock))?;
-    let management_router = loopback_host_only(
+    let management_router = loopback_host_only(metrics.measure_http(
         app::management_router(&management, repo, "dev")?.merge(sign_in.router()),
-    );
-    let management_server =
-        Application::serve(management_listener, management_router, shutdown.signalled())?;
+        "management",
+    ));
+    let management_server = Application::serve(
+        management_listener,
+        management_router,
+        &management.common.http,
+        shutdown.signalled(),
+    )?;
     tracing::info!(
         dashboard = %format!("{}/", sign_in.origin()),
         "development sign-in: open the dashboard and sign in as any operator (dev only, loopback only)"
     );
+    let metrics_server = match core.common.metrics_port {
+        Some(port) => Some(metrics.serve(bind(port).await?, shutdown.signalled())?),
+        None => None,
+    };
     Ok(DevServers {
         core: core_server,
         management: management_server,
+        metrics: metrics_server,
     })
 }
 

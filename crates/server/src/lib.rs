@@ -9,4 +9,5 @@ pub mod dev;
 pub mod dev_issuer;
 pub mod healthcheck;
 pub mod keys;
+pub mod metrics;
 pub mod telemetry;

@@ -38,6 +38,9 @@ enum Command {
         core_port: u16,
         #[arg(long, default_value_t = 3001)]
         management_port: u16,
+        /// Where both runtimes' Prometheus metrics are served (`/metrics`); 0: not served.
+        #[arg(long, default_value_t = server::metrics::DEFAULT_PORT)]
+        metrics_port: u16,
         /// `builtin`: the backend verifies passkeys itself (the flows return
         /// WebAuthn options and take the authenticator's response).
         #[arg(long, default_value = "external", value_parser = ["external", "builtin"])]
@@ -119,9 +122,19 @@ enum AuditAction {
         /// The month to export (YYYY-MM).
         #[arg(long)]
         month: Month,
-        /// The directory the file is written to.
+        /// The directory the file is written to; `-` writes the archive to
+        /// standard output instead, without recording its manifest (record
+        /// it with --confirm-sha256 once the received file is checked).
+        #[arg(
+            long,
+            required_unless_present = "confirm_sha256",
+            conflicts_with = "confirm_sha256"
+        )]
+        output: Option<PathBuf>,
+        /// Records the manifest of a month archived to standard output, if
+        /// the month still archives to exactly this SHA-256 (hex).
         #[arg(long)]
-        output: PathBuf,
+        confirm_sha256: Option<String>,
         /// Who archives, as recorded in the manifest. Defaults to $USER.
         #[arg(long, env = "USER", default_value = "unknown")]
         archived_by: String,
@@ -150,6 +163,7 @@ fn main() -> ExitCode {
                 data_dir,
                 core_port,
                 management_port,
+                metrics_port,
                 possession,
                 rp_id,
                 origins,
@@ -171,6 +185,7 @@ fn main() -> ExitCode {
                     data_dir,
                     core_port,
                     management_port,
+                    metrics_port,
                     log_level,
                     possession,
                 })
@@ -184,8 +199,19 @@ fn main() -> ExitCode {
                 AuditAction::Archive {
                     month,
                     output,
+                    confirm_sha256,
                     archived_by,
-                } => commands::audit_archive(&env, month, &output, &archived_by).await,
+                } => {
+                    let target = match (output, confirm_sha256) {
+                        (_, Some(sha256)) => commands::ArchiveTarget::Confirm(sha256),
+                        (Some(dir), None) if dir.as_os_str() == "-" => {
+                            commands::ArchiveTarget::Stdout
+                        }
+                        (Some(dir), None) => commands::ArchiveTarget::Directory(dir),
+                        (None, None) => unreachable!("clap requires one of them"),
+                    };
+                    commands::audit_archive(&env, month, target, &archived_by).await
+                }
             },
             Command::Keys { action } => match action {
                 KeysAction::Status => commands::keys_status(&env).await,

@@ -185,13 +185,16 @@ mod tests {
         let writer = output.clone();
         let _installed =
             tracing::subscriber::set_default(subscriber(LogLevel::Info, move || writer.clone()));
-        let app = http_common::finish(axum::Router::new().route(
-            "/probe",
-            axum::routing::get(|| async {
-                tracing::warn!(reason = "probing", "inside the request");
-                "ok"
-            }),
-        ));
+        let app = http_common::finish(
+            axum::Router::new().route(
+                "/probe",
+                axum::routing::get(|| async {
+                    tracing::warn!(reason = "probing", "inside the request");
+                    "ok"
+                }),
+            ),
+            &http_common::HttpLimits::default(),
+        );
         for id in ["probe-1", "probe-2"] {
             let request = Request::get("/probe")
                 .header("x-request-id", id)
@@ -239,10 +242,13 @@ mod tests {
         let writer = output.clone();
         let _installed =
             tracing::subscriber::set_default(subscriber(LogLevel::Info, move || writer.clone()));
-        let app = http_common::finish(axum::Router::new().route(
-            "/api/core/v1/users/{external_user_id}",
-            axum::routing::get(|| async { "ok" }),
-        ));
+        let app = http_common::finish(
+            axum::Router::new().route(
+                "/api/core/v1/users/{external_user_id}",
+                axum::routing::get(|| async { "ok" }),
+            ),
+            &http_common::HttpLimits::default(),
+        );
         for path in [
             "/api/core/v1/users/customer-4711",
             "/api/core/v1/users/customer-4711/nothing-here",

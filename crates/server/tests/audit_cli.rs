@@ -192,3 +192,56 @@ fn an_unreachable_database_is_a_clear_failure_that_prints_no_secret() {
         assert!(!stdout.contains(SENTINEL) && !stderr.contains(SENTINEL));
     }
 }
+
+/// A pod with no writable volume archives to standard output; the manifest is
+/// recorded only once the received file's SHA-256 is confirmed.
+#[tokio::test]
+async fn an_archive_to_standard_output_is_recorded_only_once_confirmed() {
+    let db = fresh_database().await;
+    assert!(audit(&db, &[]).status.success(), "migrate");
+    append(&db, datetime!(2020-05-03 10:00 UTC), "may 0").await;
+    append(&db, datetime!(2020-05-20 10:00 UTC), "may 1").await;
+
+    let streamed = audit(&db, &["archive", "--month", "2020-05", "--output", "-"]);
+    assert!(streamed.status.success(), "{streamed:?}");
+    let bytes = streamed.stdout.clone();
+    let sha = hex::encode(sha2::Sha256::digest(&bytes));
+    let said = String::from_utf8_lossy(&streamed.stderr);
+    assert!(
+        said.contains(&sha),
+        "the SHA-256 to check is printed: {said}"
+    );
+    let mut lines = String::new();
+    flate2::read::GzDecoder::new(&bytes[..])
+        .read_to_string(&mut lines)
+        .unwrap();
+    assert_eq!(lines.lines().count(), 2);
+    // Nothing recorded yet: retention keeps the month.
+    let kept = stdout(&audit(&db, &["maintain"]));
+    assert!(kept.contains("kept without archive: 2020-05"), "{kept}");
+
+    // A file that is not the month's archive is not confirmed.
+    let wrong = hex::encode(sha2::Sha256::digest(b"something else"));
+    let refused = audit(
+        &db,
+        &["archive", "--month", "2020-05", "--confirm-sha256", &wrong],
+    );
+    assert_eq!(refused.status.code(), Some(3), "{refused:?}");
+    let kept = stdout(&audit(&db, &["maintain"]));
+    assert!(kept.contains("kept without archive: 2020-05"), "{kept}");
+
+    let confirmed = audit(
+        &db,
+        &["archive", "--month", "2020-05", "--confirm-sha256", &sha],
+    );
+    assert!(confirmed.status.success(), "{confirmed:?}");
+    assert!(
+        stdout(&confirmed).contains("manifest recorded"),
+        "{}",
+        stdout(&confirmed)
+    );
+    let dropped = stdout(&audit(&db, &["maintain"]));
+    assert!(dropped.contains("months dropped: 2020-05"), "{dropped}");
+    let verified = audit(&db, &["verify"]);
+    assert_eq!(verified.status.code(), Some(0), "{}", stdout(&verified));
+}

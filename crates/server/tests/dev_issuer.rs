@@ -45,6 +45,7 @@ impl Dev {
             data_dir: data.path().join("dev"),
             core_port: free_port(),
             management_port: free_port(),
+            metrics_port: 0,
             log_level: LogLevel::Error,
             possession: server::config::PossessionConfig::External,
         };

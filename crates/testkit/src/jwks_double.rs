@@ -48,6 +48,14 @@ impl SigningKey {
         encode(&header, claims, &self.encoding).unwrap()
     }
 
+    /// A token with this `typ` header.
+    pub fn sign_typed(&self, typ: &str, claims: &Value) -> String {
+        let mut header = Header::new(Algorithm::ES256);
+        header.kid = Some(self.kid.clone());
+        header.typ = Some(typ.to_owned());
+        encode(&header, claims, &self.encoding).unwrap()
+    }
+
     pub fn sign(&self, claims: &Value) -> String {
         self.sign_as(&self.kid, claims)
     }
@@ -64,6 +72,8 @@ pub struct JwksDouble {
     keys: Arc<Mutex<Vec<Value>>>,
     available: Arc<AtomicBool>,
     fetches: Arc<AtomicUsize>,
+    /// Milliseconds each answer is held back.
+    delay_ms: Arc<AtomicUsize>,
 }
 
 impl JwksDouble {
@@ -73,13 +83,21 @@ impl JwksDouble {
         ));
         let available = Arc::new(AtomicBool::new(true));
         let fetches = Arc::new(AtomicUsize::new(0));
-        let (p, a, f) = (published.clone(), available.clone(), fetches.clone());
+        let delay_ms = Arc::new(AtomicUsize::new(0));
+        let (p, a, f, d) = (
+            published.clone(),
+            available.clone(),
+            fetches.clone(),
+            delay_ms.clone(),
+        );
         let app = axum::Router::new().route(
             "/jwks",
             get(move || {
-                let (p, a, f) = (p.clone(), a.clone(), f.clone());
+                let (p, a, f, d) = (p.clone(), a.clone(), f.clone(), d.clone());
                 async move {
                     f.fetch_add(1, Ordering::SeqCst);
+                    let delay = d.load(Ordering::SeqCst) as u64;
+                    tokio::time::sleep(std::time::Duration::from_millis(delay)).await;
                     if !a.load(Ordering::SeqCst) {
                         return StatusCode::SERVICE_UNAVAILABLE.into_response();
                     }
@@ -96,7 +114,14 @@ impl JwksDouble {
             keys: published,
             available,
             fetches,
+            delay_ms,
         }
+    }
+
+    /// Holds each answer back this long (a slow provider).
+    pub fn set_delay(&self, delay: std::time::Duration) {
+        self.delay_ms
+            .store(delay.as_millis() as usize, Ordering::SeqCst);
     }
 
     /// Publishes exactly these keys from now on (rotation).

@@ -41,10 +41,12 @@ use core_api::auth::ApiKeys;
 use domain::sealing::{DataKey, KeyId};
 use domain::service::{FlowPolicy, FlowService};
 use domain::{ManualClock, Repository};
+use http_common::HttpLimits;
 use idv::SyntheticProvider;
 use management::{ManagementAuth, ManagementUi};
 use server::app::{self, Application, Shutdown};
 use server::config::{AuditConfig, CommonConfig, DatabaseConfig, LogLevel, ManagementConfig};
+use server::metrics::{Metrics, PoolProbe};
 use store_conformance::postgres::fresh_database;
 use store_postgres::{PgSettings, PgStore, SslMode};
 use store_sqlite::{SqliteSettings, SqliteStore};
@@ -63,6 +65,14 @@ pub const STORES: [Store; 2] = [Store::Sqlite, Store::Postgres];
 
 /// A fresh, migrated repository, and what must outlive it.
 pub async fn fresh_repository(store: Store) -> (Arc<dyn Repository>, Box<dyn Any + Send + Sync>) {
+    let (repo, _, keep) = fresh_store(store).await;
+    (repo, keep)
+}
+
+/// As [`fresh_repository`], with the store's pool for metrics to sample.
+pub async fn fresh_store(
+    store: Store,
+) -> (Arc<dyn Repository>, PoolProbe, Box<dyn Any + Send + Sync>) {
     match store {
         Store::Sqlite => {
             let dir = tempfile::tempdir().unwrap();
@@ -70,7 +80,8 @@ pub async fn fresh_repository(store: Store) -> (Arc<dyn Repository>, Box<dyn Any
                 .await
                 .unwrap();
             repo.migrate().await.unwrap();
-            (Arc::new(repo), Box::new(dir))
+            let repo = Arc::new(repo);
+            (repo.clone(), PoolProbe::Sqlite(repo), Box::new(dir))
         }
         Store::Postgres => {
             let db = fresh_database().await;
@@ -88,7 +99,8 @@ pub async fn fresh_repository(store: Store) -> (Arc<dyn Repository>, Box<dyn Any
             };
             let repo = PgStore::connect_lazy(&settings);
             repo.migrate().await.unwrap();
-            (Arc::new(repo), Box::new(db))
+            let repo = Arc::new(repo);
+            (repo.clone(), PoolProbe::Postgres(repo), Box::new(db))
         }
     }
 }
@@ -114,6 +126,8 @@ pub struct TestApp {
     pub synthetic: Arc<SyntheticProvider>,
     /// The Core API's flow service (for background work such as reconciliation).
     pub flows: Option<Arc<FlowService>>,
+    /// Where the runtime's metrics are served, when it was spawned metered.
+    pub metrics: Option<SocketAddr>,
     shutdown: Shutdown,
     _keep: Box<dyn Any + Send + Sync>,
 }
@@ -140,12 +154,13 @@ struct Parts {
     synthetic: Arc<SyntheticProvider>,
     flows: Option<Arc<FlowService>>,
     keep: Box<dyn Any + Send + Sync>,
+    limits: HttpLimits,
 }
 
 async fn serve(router: axum::Router, parts: Parts) -> TestApp {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let shutdown = Shutdown::default();
-    let server = Application::serve(listener, router, shutdown.signalled()).unwrap();
+    let server = Application::serve(listener, router, &parts.limits, shutdown.signalled()).unwrap();
     TestApp {
         addr: server.addr(),
         client: reqwest::Client::builder().no_proxy().build().unwrap(),
@@ -153,9 +168,25 @@ async fn serve(router: axum::Router, parts: Parts) -> TestApp {
         clock: parts.clock,
         synthetic: parts.synthetic,
         flows: parts.flows,
+        metrics: None,
         shutdown,
         _keep: parts.keep,
     }
+}
+
+/// As [`serve`], measured by `metrics`, which are served on a listener of
+/// their own on `127.0.0.1:<random port>`.
+async fn serve_metered(
+    router: axum::Router,
+    parts: Parts,
+    metrics: &Metrics,
+    runtime: &'static str,
+) -> TestApp {
+    let mut app = serve(metrics.measure_http(router, runtime), parts).await;
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let server = metrics.serve(listener, app.shutdown.signalled()).unwrap();
+    app.metrics = Some(server.addr());
+    app
 }
 
 /// The Core API on a fresh store, with the default policy.
@@ -170,7 +201,38 @@ pub async fn spawn_core_with(store: Store, policy: FlowPolicy) -> TestApp {
 
 /// As [`spawn_core_with`], requiring `api_keys` when not empty.
 pub async fn spawn_core_configured(store: Store, policy: FlowPolicy, api_keys: ApiKeys) -> TestApp {
-    spawn_core_parts(store, policy, api_keys, None).await
+    spawn_core_parts(store, policy, api_keys, None, Bounds::default()).await
+}
+
+/// As [`spawn_core`], with these limits on requests and long-poll waiters.
+pub async fn spawn_core_bounded(store: Store, limits: HttpLimits, max_waiters: u32) -> TestApp {
+    let bounds = Bounds {
+        limits,
+        max_waiters,
+    };
+    spawn_core_parts(
+        store,
+        FlowPolicy::default(),
+        ApiKeys::default(),
+        None,
+        bounds,
+    )
+    .await
+}
+
+/// What a test runtime takes on at once.
+struct Bounds {
+    limits: HttpLimits,
+    max_waiters: u32,
+}
+
+impl Default for Bounds {
+    fn default() -> Self {
+        Self {
+            limits: HttpLimits::default(),
+            max_waiters: core_api::watch::DEFAULT_MAX_WAITERS,
+        }
+    }
 }
 
 /// As [`spawn_core_with`], in `builtin` possession mode with `rp`.
@@ -179,7 +241,29 @@ pub async fn spawn_core_builtin(
     policy: FlowPolicy,
     rp: Arc<dyn domain::possession::RelyingParty>,
 ) -> TestApp {
-    spawn_core_parts(store, policy, ApiKeys::default(), Some(rp)).await
+    spawn_core_parts(
+        store,
+        policy,
+        ApiKeys::default(),
+        Some(rp),
+        Bounds::default(),
+    )
+    .await
+}
+
+/// The Core API on a fresh store, in synthetic mode, measured as the `core`
+/// runtime measures itself: its metrics at [`TestApp::metrics`].
+pub async fn spawn_core_metered(store: Store) -> TestApp {
+    let metrics = Metrics::new().unwrap();
+    spawn_core_parts_metered(
+        store,
+        FlowPolicy::default(),
+        ApiKeys::default(),
+        None,
+        Bounds::default(),
+        Some(metrics),
+    )
+    .await
 }
 
 async fn spawn_core_parts(
@@ -187,16 +271,39 @@ async fn spawn_core_parts(
     policy: FlowPolicy,
     api_keys: ApiKeys,
     relying_party: Option<Arc<dyn domain::possession::RelyingParty>>,
+    bounds: Bounds,
 ) -> TestApp {
-    let (repo, keep) = fresh_repository(store).await;
+    spawn_core_parts_metered(store, policy, api_keys, relying_party, bounds, None).await
+}
+
+async fn spawn_core_parts_metered(
+    store: Store,
+    policy: FlowPolicy,
+    api_keys: ApiKeys,
+    relying_party: Option<Arc<dyn domain::possession::RelyingParty>>,
+    bounds: Bounds,
+    metrics: Option<Metrics>,
+) -> TestApp {
+    let (repo, pool, keep) = fresh_store(store).await;
+    if let Some(metrics) = &metrics {
+        metrics.watch_pool(pool);
+    }
     let clock = Arc::new(ManualClock::new(T0));
     let synthetic = Arc::new(SyntheticProvider::new());
+    let (measured_repo, idv): (Arc<dyn Repository>, Arc<dyn domain::idv::IdentityProvider>) =
+        match &metrics {
+            Some(m) => (
+                m.measure_repository(repo.clone()),
+                m.measure_provider(synthetic.clone()),
+            ),
+            None => (repo.clone(), synthetic.clone()),
+        };
     let core = app::core_app(
         app::CoreParts {
-            repo: repo.clone(),
+            repo: measured_repo,
             clock: clock.clone(),
             provider: app::Provider {
-                idv: synthetic.clone(),
+                idv,
                 synthetic: Some(synthetic.clone()),
                 onfido_webhook: None,
             },
@@ -205,20 +312,23 @@ async fn spawn_core_parts(
             api_keys,
             relying_party,
             version_detail: false,
+            limits: bounds.limits,
+            long_poll_max_waiters: bounds.max_waiters,
         },
         "core",
     );
-    serve(
-        core.router,
-        Parts {
-            repo,
-            clock,
-            synthetic,
-            flows: Some(core.flows),
-            keep,
-        },
-    )
-    .await
+    let parts = Parts {
+        repo,
+        clock,
+        synthetic,
+        flows: Some(core.flows),
+        keep,
+        limits: bounds.limits,
+    };
+    match metrics {
+        Some(metrics) => serve_metered(core.router, parts, &metrics, "core").await,
+        None => serve(core.router, parts).await,
+    }
 }
 
 /// Another Core API over `earlier`'s store, clock and synthetic provider,
@@ -239,6 +349,8 @@ pub fn spawn_core_over(earlier: &TestApp, key: DataKey) -> impl Future<Output = 
             api_keys: ApiKeys::default(),
             relying_party: None,
             version_detail: false,
+            limits: HttpLimits::default(),
+            long_poll_max_waiters: core_api::watch::DEFAULT_MAX_WAITERS,
         },
         "core",
     );
@@ -250,6 +362,7 @@ pub fn spawn_core_over(earlier: &TestApp, key: DataKey) -> impl Future<Output = 
             synthetic: earlier.synthetic.clone(),
             flows: Some(core.flows),
             keep: Box::new(()),
+            limits: HttpLimits::default(),
         },
     )
 }
@@ -259,9 +372,11 @@ pub fn management_config() -> ManagementConfig {
     ManagementConfig {
         common: CommonConfig {
             port: 0,
+            metrics_port: None,
             log_level: LogLevel::Info,
             database: DatabaseConfig::Sqlite(SqliteSettings::new("unused")),
             version_detail: false,
+            http: HttpLimits::default(),
         },
         auth: ManagementAuth {
             issuer: "http://127.0.0.1:9/".into(),
@@ -285,6 +400,29 @@ pub fn management_config() -> ManagementConfig {
     }
 }
 
+/// The management runtime on a fresh store, measured as the `management`
+/// runtime measures itself: its metrics at [`TestApp::metrics`].
+pub async fn spawn_management_metered(store: Store) -> TestApp {
+    let metrics = Metrics::new().unwrap();
+    let (repo, pool, keep) = fresh_store(store).await;
+    metrics.watch_pool(pool);
+    let router = app::management_router(
+        &management_config(),
+        metrics.measure_repository(repo.clone()),
+        "management",
+    )
+    .unwrap();
+    let parts = Parts {
+        repo,
+        clock: Arc::new(ManualClock::new(T0)),
+        synthetic: Arc::new(SyntheticProvider::new()),
+        flows: None,
+        keep,
+        limits: HttpLimits::default(),
+    };
+    serve_metered(router, parts, &metrics, "management").await
+}
+
 /// The management runtime on a fresh store.
 pub async fn spawn_management(store: Store) -> TestApp {
     let (repo, keep) = fresh_repository(store).await;
@@ -295,6 +433,7 @@ pub async fn spawn_management(store: Store) -> TestApp {
         synthetic: Arc::new(SyntheticProvider::new()),
         flows: None,
         keep,
+        limits: HttpLimits::default(),
     };
     serve(router, parts).await
 }
@@ -326,7 +465,36 @@ pub async fn spawn_core_onfido_configured(
     webhook_secret: &str,
     api_keys: ApiKeys,
 ) -> TestApp {
-    spawn_core_onfido_with(store, base_url, api_token, webhook_secret, None, api_keys).await
+    spawn_core_onfido_with(
+        store,
+        base_url,
+        api_token,
+        webhook_secret,
+        None,
+        api_keys,
+        None,
+    )
+    .await
+}
+
+/// As [`spawn_core_onfido`], measured as the `core` runtime measures itself:
+/// its metrics at [`TestApp::metrics`].
+pub async fn spawn_core_onfido_metered(
+    store: Store,
+    base_url: &str,
+    api_token: &str,
+    webhook_secret: &str,
+) -> TestApp {
+    spawn_core_onfido_with(
+        store,
+        base_url,
+        api_token,
+        webhook_secret,
+        None,
+        ApiKeys::default(),
+        Some(Metrics::new().unwrap()),
+    )
+    .await
 }
 
 /// As [`spawn_core_onfido`], in the middle of a webhook-secret rotation:
@@ -345,6 +513,7 @@ pub async fn spawn_core_onfido_rotating(
         webhook_secret,
         Some(previous_webhook_secret),
         ApiKeys::default(),
+        None,
     )
     .await
 }
@@ -356,10 +525,14 @@ async fn spawn_core_onfido_with(
     webhook_secret: &str,
     previous_webhook_secret: Option<&str>,
     api_keys: ApiKeys,
+    metrics: Option<Metrics>,
 ) -> TestApp {
     use server::config::{IdvConfig, IdvMode, OnfidoConfig};
 
-    let (repo, keep) = fresh_repository(store).await;
+    let (repo, pool, keep) = fresh_store(store).await;
+    if let Some(metrics) = &metrics {
+        metrics.watch_pool(pool);
+    }
     #[allow(clippy::disallowed_methods)] // The provider double stamps real times.
     let clock = Arc::new(ManualClock::new(OffsetDateTime::now_utc()));
     let idv_config = IdvConfig {
@@ -376,10 +549,17 @@ async fn spawn_core_onfido_with(
             webhook_max_age: Duration::from_secs(900),
         },
     };
-    let provider = app::identity_provider(&idv_config).unwrap();
+    let mut provider = app::identity_provider(&idv_config).unwrap();
+    let measured_repo = match &metrics {
+        Some(m) => {
+            provider.idv = m.measure_provider(provider.idv);
+            m.measure_repository(repo.clone())
+        }
+        None => repo.clone(),
+    };
     let core = app::core_app(
         app::CoreParts {
-            repo: repo.clone(),
+            repo: measured_repo,
             clock: clock.clone(),
             provider,
             key: test_key(),
@@ -387,20 +567,23 @@ async fn spawn_core_onfido_with(
             api_keys,
             relying_party: None,
             version_detail: false,
+            limits: HttpLimits::default(),
+            long_poll_max_waiters: core_api::watch::DEFAULT_MAX_WAITERS,
         },
         "core",
     );
-    serve(
-        core.router,
-        Parts {
-            repo,
-            clock,
-            synthetic: Arc::new(SyntheticProvider::new()),
-            flows: Some(core.flows),
-            keep,
-        },
-    )
-    .await
+    let parts = Parts {
+        repo,
+        clock,
+        synthetic: Arc::new(SyntheticProvider::new()),
+        flows: Some(core.flows),
+        keep,
+        limits: HttpLimits::default(),
+    };
+    match metrics {
+        Some(metrics) => serve_metered(core.router, parts, &metrics, "core").await,
+        None => serve(core.router, parts).await,
+    }
 }
 
 /// The management runtime on a fresh store, authenticating operators with
@@ -417,6 +600,7 @@ pub async fn spawn_management_with(store: Store, config: ManagementConfig) -> Te
         synthetic: Arc::new(SyntheticProvider::new()),
         flows: None,
         keep,
+        limits: HttpLimits::default(),
     };
     serve(router, parts).await
 }
@@ -437,6 +621,7 @@ pub async fn spawn_management_for(core: &TestApp, config: ManagementConfig) -> T
         synthetic: core.synthetic.clone(),
         flows: None,
         keep: Box::new(()),
+        limits: HttpLimits::default(),
     };
     serve(router, parts).await
 }

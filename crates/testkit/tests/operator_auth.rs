@@ -297,3 +297,135 @@ async fn a_configured_prefix_is_stripped() {
         (StatusCode::OK, json!(["management.users.read"]))
     );
 }
+
+/// Claims valid for three hours from [`T0`].
+fn lasting(scope: &str) -> Value {
+    with(claims(scope), "exp", json!(T0.unix_timestamp() + 3 * 3600))
+}
+
+#[tokio::test]
+async fn an_outage_is_ridden_out_on_the_last_keys_then_fails_closed() {
+    let s = setup().await;
+    let token = s.key.sign(&lasting(""));
+    assert_eq!(me(&s.app, &token).await.0, StatusCode::OK);
+    s.jwks.set_available(false);
+    // Past the keys' ten minutes, the provider down: the last keys still serve.
+    s.app.clock.advance(time::Duration::minutes(11));
+    assert_eq!(me(&s.app, &token).await.0, StatusCode::OK);
+    s.app.clock.advance(time::Duration::minutes(40));
+    assert_eq!(me(&s.app, &token).await.0, StatusCode::OK);
+    // Past the grace period: closed.
+    s.app.clock.advance(time::Duration::minutes(30));
+    let (status, body, _) = me(&s.app, &token).await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (StatusCode::SERVICE_UNAVAILABLE, Some("service_unavailable"))
+    );
+    // Back up: fetched again at the next attempt after the backoff.
+    s.jwks.set_available(true);
+    s.app.clock.advance(time::Duration::minutes(2));
+    assert_eq!(me(&s.app, &token).await.0, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn a_provider_that_is_down_is_asked_with_backoff_not_per_request() {
+    let s = setup().await;
+    s.jwks.set_available(false);
+    let token = s.key.sign(&lasting(""));
+    for _ in 0..20 {
+        assert_eq!(me(&s.app, &token).await.0, StatusCode::SERVICE_UNAVAILABLE);
+    }
+    assert_eq!(s.jwks.fetches(), 1, "one attempt, then the backoff");
+    s.app.clock.advance(time::Duration::seconds(1));
+    me(&s.app, &token).await;
+    assert_eq!(s.jwks.fetches(), 2);
+    // The wait doubles: one second later is too soon.
+    s.app.clock.advance(time::Duration::seconds(1));
+    me(&s.app, &token).await;
+    assert_eq!(s.jwks.fetches(), 2);
+    s.jwks.set_available(true);
+    s.app.clock.advance(time::Duration::seconds(1));
+    assert_eq!(me(&s.app, &token).await.0, StatusCode::OK);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_fetch_holds_up_only_the_requests_that_need_it() {
+    let s = setup().await;
+    let token = s.key.sign(&lasting(""));
+    assert_eq!(me(&s.app, &token).await.0, StatusCode::OK);
+    s.jwks.set_delay(std::time::Duration::from_secs(2));
+    s.app.clock.advance(time::Duration::seconds(11));
+    // An unknown kid starts a refresh that takes two seconds...
+    let stranger = SigningKey::generate("key-new");
+    let refresh = tokio::spawn({
+        let (client, url, token) = (
+            s.app.client.clone(),
+            s.app.url("/api/management/v1/me"),
+            stranger.sign(&claims("")),
+        );
+        async move {
+            client
+                .get(url)
+                .bearer_auth(token)
+                .send()
+                .await
+                .unwrap()
+                .status()
+        }
+    });
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    // ...while a token whose key is cached is answered at once.
+    let started = std::time::Instant::now();
+    assert_eq!(me(&s.app, &token).await.0, StatusCode::OK);
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(1),
+        "not held up by the fetch: {:?}",
+        started.elapsed()
+    );
+    assert_eq!(refresh.await.unwrap(), StatusCode::UNAUTHORIZED);
+    // Requests that need the provider wait for the one fetch in progress.
+    let before = s.jwks.fetches();
+    s.app.clock.advance(time::Duration::minutes(11));
+    let waiting: Vec<_> = (0..5)
+        .map(|_| {
+            let (client, url, token) = (
+                s.app.client.clone(),
+                s.app.url("/api/management/v1/me"),
+                token.clone(),
+            );
+            tokio::spawn(async move {
+                client
+                    .get(url)
+                    .bearer_auth(token)
+                    .send()
+                    .await
+                    .unwrap()
+                    .status()
+            })
+        })
+        .collect();
+    for request in waiting {
+        assert_eq!(request.await.unwrap(), StatusCode::OK);
+    }
+    assert_eq!(s.jwks.fetches() - before, 1, "one fetch for all of them");
+}
+
+#[tokio::test]
+async fn a_token_that_is_not_an_access_token_is_refused() {
+    let s = setup().await;
+    let scope = "management.users.read";
+    for typ in ["at+jwt", "application/at+jwt", "JWT"] {
+        let (status, body, _) = me(&s.app, &s.key.sign_typed(typ, &claims(scope))).await;
+        assert_eq!(status, StatusCode::OK, "{typ}: {body}");
+    }
+    let bearer = with(claims(scope), "typ", json!("Bearer"));
+    assert_eq!(me(&s.app, &s.key.sign(&bearer)).await.0, StatusCode::OK);
+    for typ in ["id_token+jwt", "logout+jwt", "dpop+jwt"] {
+        assert_refused(&s.app, &s.key.sign_typed(typ, &claims(scope)), typ).await;
+    }
+    // Keycloak marks its ID and refresh tokens in a claim.
+    for typ in ["ID", "Refresh"] {
+        let token = s.key.sign(&with(claims(scope), "typ", json!(typ)));
+        assert_refused(&s.app, &token, typ).await;
+    }
+}

@@ -87,6 +87,7 @@ async fn dev_serves_both_runtimes_on_loopback_and_keeps_its_key() {
         data_dir: data.path().join("dev"),
         core_port: free_port(),
         management_port: free_port(),
+        metrics_port: free_port(),
         log_level: LogLevel::Error,
         possession: server::config::PossessionConfig::External,
     };
@@ -117,6 +118,28 @@ async fn dev_serves_both_runtimes_on_loopback_and_keeps_its_key() {
         );
     }
 
+    // Both runtimes' metrics on one loopback listener of their own, by runtime.
+    let metrics = servers.metrics.as_ref().expect("served on --metrics-port");
+    assert_eq!(
+        metrics.addr(),
+        SocketAddr::from((Ipv4Addr::LOCALHOST, options.metrics_port))
+    );
+    let text = reqwest::get(format!("http://{}/metrics", metrics.addr()))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for runtime in ["core", "management"] {
+        assert!(
+            text.lines()
+                .any(|l| l.starts_with("biometric_passkey_http_requests_total{")
+                    && l.contains(&format!("runtime=\"{runtime}\""))
+                    && l.contains("route=\"/api/health\"")),
+            "{runtime} in:\n{text}"
+        );
+    }
+
     let key_file = options.data_dir.join("data-encryption-key");
     let key = std::fs::read_to_string(&key_file).unwrap();
     assert_eq!(key.len(), 43, "unpadded base64url of 32 bytes");
@@ -131,6 +154,7 @@ async fn dev_serves_both_runtimes_on_loopback_and_keeps_its_key() {
     tokio::time::timeout(Duration::from_secs(10), async {
         servers.core.stopped().await.unwrap();
         servers.management.stopped().await.unwrap();
+        servers.metrics.unwrap().stopped().await.unwrap();
     })
     .await
     .unwrap();
@@ -192,6 +216,7 @@ async fn dev_answers_only_requests_addressed_to_a_loopback_name() {
         data_dir: data.path().join("dev"),
         core_port: free_port(),
         management_port: free_port(),
+        metrics_port: free_port(),
         log_level: LogLevel::Error,
         possession: server::config::PossessionConfig::External,
     };

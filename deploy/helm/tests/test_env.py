@@ -25,6 +25,7 @@ RUNTIME = COMMON + [
     "DB_CONN_MAX_LIFETIME",
     "DB_CONN_MAX_IDLE_TIME",
     "PORT",
+    f"{P}METRICS_PORT",
 ]
 AUDIT = [f"{P}AUDIT_PARTITION_MAINTENANCE_ENABLED", f"{P}AUDIT_PARTITION_RETENTION_MONTHS"]
 CORE_BASE = RUNTIME + [
@@ -162,16 +163,32 @@ def test_extra_env_only_reaches_its_own_workload(render):
 
 
 @pytest.mark.parametrize(
-    ("workload", "name"),
+    ("workload", "name", "value"),
     [
-        ("management", f"{P}AUDIT_PARTITION_MAINTENANCE_ENABLED"),
-        ("core", "DB_PASSWORD"),
-        ("migrations", "DB_HOST"),
+        ("management", f"{P}AUDIT_PARTITION_MAINTENANCE_ENABLED", "auditPartition.maintenanceEnabled"),
+        ("core", "DB_PASSWORD", "secrets.database.name and secrets.database.passwordKey"),
+        ("migrations", "DB_HOST", "database.host"),
+        ("core", "PORT", "core.containerPort"),
+        ("core", f"{P}IDV_STEP_UP_WORKFLOW_ID", "idv.stepUpWorkflowId"),
+        ("management", f"{P}MANAGEMENT_UI_SCOPES", "management.ui.scopes"),
     ],
 )
-def test_extra_env_cannot_redefine_chart_variables(fails, workload, name):
+def test_extra_env_cannot_redefine_chart_variables_and_names_the_value(fails, workload, name, value):
     vals = values(MANAGEMENT_ON, {workload: {"extraEnv": [{"name": name, "value": "true"}]}})
-    assert f"{workload}.extraEnv must not redefine {name}" in fails(vals)
+    message = fails(vals)
+    assert f"{workload}.extraEnv must not redefine {name}" in message
+    assert f"the chart sets it from {value}" in message
+
+
+def test_every_variable_the_chart_sets_names_its_value(render):
+    """A refusal never falls back to the generic wording for a chart variable."""
+    out = render(values(MANAGEMENT_ON))
+    for component in ("core", "management"):
+        for name in out.env(component):
+            vals = values(MANAGEMENT_ON, {component: {"extraEnv": [{"name": name, "value": "x"}]}})
+            with pytest.raises(Exception) as refused:
+                render(vals)
+            assert "its own values" not in str(refused.value), name
 
 
 # --- values ---------------------------------------------------------------------
@@ -226,8 +243,10 @@ def test_env_values_follow_chart_values(render):
         for name, value in {**expect_runtime, "PORT": port}.items():
             assert out.env_value(component, name) == value, (component, name)
         assert out.container(component)["ports"] == [
-            {"name": "http", "containerPort": int(port), "protocol": "TCP"}
+            {"name": "http", "containerPort": int(port), "protocol": "TCP"},
+            {"name": "metrics", "containerPort": 9464, "protocol": "TCP"},
         ]
+        assert out.env_value(component, f"{P}METRICS_PORT") == "9464"
     for name in COMMON:
         if name != "DB_PASSWORD":
             assert out.env_value("migrate", name) == expect_runtime[name]
@@ -341,3 +360,13 @@ def test_operator_secret_refs_in_extra_env_pass_through(render):
     extra = {"name": "HTTPS_PROXY", "valueFrom": {"secretKeyRef": {"name": "proxy", "key": "url"}}}
     out = render(values({"core": {"extraEnv": [extra]}}))
     assert out.env("core")["HTTPS_PROXY"] == extra
+
+
+def test_the_database_password_is_optional(render):
+    """Passwordless authentication (IAM, a client certificate) needs no Secret."""
+    out = render(values(MANAGEMENT_ON, {"secrets": {"database": {"name": ""}}}))
+    for component in ("core", "management", "migrate"):
+        assert "DB_PASSWORD" not in out.env(component)
+    out = render(values(MANAGEMENT_ON))
+    for component in ("core", "management", "migrate"):
+        assert out.env(component)["DB_PASSWORD"]["valueFrom"]["secretKeyRef"]["name"] == "fake-secret-db"

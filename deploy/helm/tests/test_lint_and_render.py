@@ -55,7 +55,7 @@ def test_defaults_alone_stop_at_the_first_required_value(fails):
 
 def test_defaults_plus_minimal_values_render(render):
     out = render(values())
-    assert out.kinds() == ["Deployment", "Job", "Service", "ServiceAccount"]
+    assert out.kinds() == ["Deployment", "Job", "Service", "Service", "ServiceAccount"]
     core = out.workload("core")
     assert core["metadata"]["name"] == "biometric-passkey-core"
     assert core["spec"]["replicas"] == 1
@@ -117,6 +117,17 @@ def test_chart_default_values_match_the_contract(chart):
     assert v["writableTmp"] == {"enabled": True, "sizeLimit": "64Mi"}
     assert v["auditPartition"] == {"maintenanceEnabled": True, "retentionMonths": 0}
     assert v["logLevel"] == "info"
+    assert v["metrics"] == {
+        "enabled": True,
+        "port": 9464,
+        "service": {"scrapeAnnotations": False, "annotations": {}},
+        "serviceMonitor": {
+            "enabled": False,
+            "interval": "30s",
+            "scrapeTimeout": "10s",
+            "labels": {},
+        },
+    }
     for workload in ("core", "management"):
         assert v["probes"][workload]["readiness"] == {
             "initialDelaySeconds": 5,
@@ -149,7 +160,6 @@ def test_chart_default_values_match_the_contract(chart):
         ({"database": {"host": ""}}, "database.host is required"),
         ({"database": {"name": ""}}, "database.name is required"),
         ({"database": {"user": ""}}, "database.user is required"),
-        ({"secrets": {"database": {"name": ""}}}, "secrets.database.name is required"),
         ({"secrets": {"dataEncryption": {"name": ""}}}, "secrets.dataEncryption.name is required"),
         (
             {"secrets": {"onfido": {"name": ""}}},
@@ -171,9 +181,6 @@ def test_onfido_secret_not_needed_in_synthetic_mode(render):
     assert out.env_value("core", "BIOMETRIC_PASSKEY_IDV_PROVIDER_MODE") == "synthetic"
 
 
-def test_idle_conns_may_exceed_unlimited_open_conns(render):
-    out = render(values({"database": {"pool": {"maxOpenConns": 0, "maxIdleConns": 8}}}))
-    assert out.env_value("core", "DB_MAX_OPEN_CONNS") == "0"
 
 
 @pytest.mark.parametrize("key", ["issuer", "audience", "jwksUrl"])
@@ -250,7 +257,7 @@ def test_image_pull_secrets_on_every_pod(render):
 
 def test_guide_values_render(render):
     out = render(load_example("guide-values.yaml"))
-    assert out.kinds() == ["Deployment", "Job", "Service", "ServiceAccount"]
+    assert out.kinds() == ["Deployment", "Job", "Service", "Service", "ServiceAccount"]
     core = out.workload("core")
     assert core["spec"]["replicas"] == 2
     assert out.container("core")["image"] == "registry.example.com/biometric-passkey-core:X.Y.Z"
@@ -286,7 +293,10 @@ def test_guide_values_render(render):
 
 def test_management_values_render(render):
     out = render(load_example("management-values.yaml"))
-    assert out.kinds() == ["Deployment", "Deployment", "Job", "Service", "Service", "ServiceAccount"]
+    assert out.kinds() == [
+        "Deployment", "Deployment", "Job", "Service", "Service", "Service", "Service",
+        "ServiceAccount",
+    ]
     mgmt = out.workload("management")
     assert mgmt["metadata"]["name"] == "biometric-passkey-management"
     assert mgmt["spec"]["replicas"] == 1
@@ -346,8 +356,10 @@ def test_names_follow_overrides(render):
         "passkeys",
         "passkeys-core",
         "passkeys-core",
+        "passkeys-core-metrics",
         "passkeys-management",
         "passkeys-management",
+        "passkeys-management-metrics",
         "passkeys-migrate",
     ]
     out = render(values(), name="prod")
@@ -402,7 +414,12 @@ def test_service_annotations_and_type(render):
     )
     assert out.one("Service", "core")["metadata"]["annotations"] == {"a.test/x": "1"}
     assert out.one("Service", "management")["metadata"]["annotations"] == {"a.test/y": "2"}
-    assert {s["spec"]["type"] for s in out.all("Service")} == {"NodePort"}
+    api = [s for s in out.all("Service") if s["spec"]["ports"][0]["name"] == "http"]
+    assert {s["spec"]["type"] for s in api} == {"NodePort"}
+    # The metrics Services stay inside the cluster whatever the API's type.
+    metrics = [s for s in out.all("Service") if s["spec"]["ports"][0]["name"] == "metrics"]
+    assert len(metrics) == 2
+    assert {s["spec"]["type"] for s in metrics} == {"ClusterIP"}
 
 
 def test_scheduling_keys_reach_each_pod(render):

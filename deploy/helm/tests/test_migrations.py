@@ -6,7 +6,7 @@ from conftest import values
 
 HOOK_ANNOTATIONS = {
     "helm.sh/hook": "pre-install,pre-upgrade",
-    "helm.sh/hook-delete-policy": "before-hook-creation,hook-succeeded",
+    "helm.sh/hook-delete-policy": "before-hook-creation",
 }
 
 
@@ -57,3 +57,13 @@ def test_migration_job_has_its_own_resources(render):
     out = render(values({"resources": {"migrate": {"requests": {"cpu": "20m"}}}}))
     assert out.container("migrate")["resources"]["requests"]["cpu"] == "20m"
     assert out.container("core")["resources"]["requests"]["cpu"] == "100m"
+
+
+def test_the_last_job_is_kept_after_success_unless_told_otherwise(render):
+    kept = render(values()).one("Job", "migrate")
+    assert kept["metadata"]["annotations"]["helm.sh/hook-delete-policy"] == "before-hook-creation"
+    deleted = render(values({"migrations": {"keepLastJob": False}})).one("Job", "migrate")
+    assert (
+        deleted["metadata"]["annotations"]["helm.sh/hook-delete-policy"]
+        == "before-hook-creation,hook-succeeded"
+    )

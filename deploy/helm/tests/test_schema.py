@@ -140,6 +140,28 @@ def test_go_durations_accepted(chart, duration):
     )
 
 
+@pytest.mark.parametrize("duration", ["0", "0s"])
+def test_a_zero_duration_is_accepted_where_it_means_no_limit(chart, duration):
+    chart.validate_schema(
+        values(
+            MANAGEMENT_ON,
+            {
+                "database": {"pool": {"connMaxLifetime": duration, "connMaxIdleTime": duration}},
+                "management": {"auth": {"clockSkew": duration}},
+            },
+        )
+    )
+
+
+@pytest.mark.parametrize("duration", ["0", "0s", "0m0s"])
+def test_a_zero_webhook_max_age_is_refused(chart, duration):
+    assert "webhookMaxAge" in schema_error(chart, values({"idv": {"onfido": {"webhookMaxAge": duration}}}))
+
+
+def test_an_unbounded_pool_is_refused(chart):
+    assert "maxOpenConns" in schema_error(chart, values({"database": {"pool": {"maxOpenConns": 0}}}))
+
+
 @pytest.mark.parametrize("key_id", ["default", "k1", "prod.2025-01:a_B", "k" * 64])
 def test_key_ids_accepted(chart, key_id):
     chart.validate_schema(values({"dataEncryption": {"keyId": key_id}}))

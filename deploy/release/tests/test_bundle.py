@@ -109,6 +109,7 @@ def test_image_configuration_read_by_skopeo(archives, image):
     if image in LONG_LIVED:
         assert config["Healthcheck"]["Test"] == ["CMD", "/usr/local/bin/biometric-passkey", "healthcheck"]
         assert "3000/tcp" in config["ExposedPorts"]
+        assert "9464/tcp" in config["ExposedPorts"], "the metrics port"
     else:
         assert "Healthcheck" not in config, "the migration job declares no health check"
 
@@ -167,9 +168,11 @@ def test_the_core_image_starts_against_postgresql_and_answers_health(rootfs):
     assert migrated.returncode == 0, migrated.stdout + migrated.stderr
 
     port = free_port()
+    metrics_port = free_port()
     core_env = {
         **env,
         "PORT": str(port),
+        "BIOMETRIC_PASSKEY_METRICS_PORT": str(metrics_port),
         "BIOMETRIC_PASSKEY_DATA_ENCRYPTION_KEY": "AQIDBAUGBwgJCgsMDQ4PEBESExQVFhcYGRobHB0eHyA",
         "BIOMETRIC_PASSKEY_DATA_ENCRYPTION_KEY_ID": "default",
         "BIOMETRIC_PASSKEY_IDV_PROVIDER_MODE": "synthetic",
@@ -192,6 +195,8 @@ def test_the_core_image_starts_against_postgresql_and_answers_health(rootfs):
         assert get(f"http://127.0.0.1:{port}/api/ready") == 200, "the database is reachable from the image"
         probe = subprocess.run(chroot("core", "healthcheck", "--port", str(port)), env={}, capture_output=True)
         assert probe.returncode == 0, "the image's HEALTHCHECK command passes"
+        with urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=2) as scrape:
+            assert b'biometric_passkey_http_requests_total{runtime="core",route="/api/ready"' in scrape.read()
     finally:
         core.terminate()
         out, _ = core.communicate(timeout=20)
@@ -207,6 +212,7 @@ def test_the_management_image_serves_the_dashboard(rootfs):
     port = free_port()
     env = {
         "PORT": str(port),
+        "BIOMETRIC_PASSKEY_METRICS_PORT": str(free_port()),
         # Connects lazily: the dashboard's files need no database.
         "DB_HOST": "127.0.0.1", "DB_PORT": "9", "DB_USER": "nobody", "DB_PASSWORD": "unused", "DB_NAME": "none",
         "BIOMETRIC_PASSKEY_MANAGEMENT_AUTH_ISSUER": "https://login.example.com/",

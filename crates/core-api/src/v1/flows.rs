@@ -10,13 +10,12 @@ use axum::http::StatusCode;
 use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use domain::service::{CreateFlow, PossessionProof};
-use http_common::{ApiError, ApiJson};
+use http_common::{ApiError, ApiJson, RequestSlot};
 use proto::ErrorBody;
 use proto::ErrorCode;
 use proto::core::{
     BiometricReferenceBody, CreateFlowRequest, FlowResponse, FlowWaitQuery, PossessionRequest,
 };
-use tokio::sync::broadcast::error::RecvError;
 use tokio::time::Instant;
 
 use super::integration;
@@ -85,6 +84,7 @@ pub async fn read(
     State(state): State<Arc<CoreState>>,
     Path(raw_id): Path<String>,
     Query(wait): Query<FlowWaitQuery>,
+    slot: Option<Extension<RequestSlot>>,
 ) -> Result<ApiJson<FlowResponse>, ApiError> {
     let id = flow_id(&raw_id)?;
     let seconds = wait.wait_seconds.unwrap_or(0);
@@ -94,22 +94,27 @@ pub async fn read(
             format!("wait_seconds must be at most {MAX_WAIT_SECONDS}"),
         ));
     }
-    // Subscribe before reading, so a change between the read and the wait is not missed.
-    let mut changes = state.watch.subscribe();
+    // Wait on the flow before reading it, so a change between the read and
+    // the wait is not missed. Past the replica's cap on waiters, the read
+    // answers at once: the caller simply asks again.
+    let mut waiter = match wait.after_version {
+        Some(_) if seconds > 0 => state.watch.wait_on(id),
+        _ => None,
+    };
     let mut view = state.flows.get_flow(id).await?;
-    let Some(after) = wait.after_version else {
+    let (Some(after), Some(waiter)) = (wait.after_version, waiter.as_mut()) else {
         return Ok(ApiJson(flow_response(view)));
     };
+    // While it waits, the request counts against the waiters' cap, not the
+    // cap on requests being worked on.
+    if let Some(Extension(slot)) = slot {
+        slot.release();
+    }
     let deadline = Instant::now() + Duration::from_secs(u64::from(seconds));
     while view.flow.version <= after && !view.flow.state.is_terminal() && Instant::now() < deadline
     {
-        let wake =
-            tokio::time::timeout_at(deadline.min(Instant::now() + RECHECK), changes.recv()).await;
-        match wake {
-            Ok(Ok(changed)) if changed != id => continue,
-            Ok(Err(RecvError::Closed)) => break,
-            _ => {}
-        }
+        let _ =
+            tokio::time::timeout_at(deadline.min(Instant::now() + RECHECK), waiter.changed()).await;
         view = state.flows.get_flow(id).await?;
     }
     Ok(ApiJson(flow_response(view)))

@@ -9,6 +9,11 @@ pub const KNOWN_VARIABLES: &[&str] = &[
     "BIOMETRIC_PASSKEY_STORE",
     "BIOMETRIC_PASSKEY_SQLITE_PATH",
     "BIOMETRIC_PASSKEY_LOG_LEVEL",
+    "BIOMETRIC_PASSKEY_METRICS_PORT",
+    "BIOMETRIC_PASSKEY_HTTP_HEADER_READ_TIMEOUT",
+    "BIOMETRIC_PASSKEY_HTTP_REQUEST_TIMEOUT",
+    "BIOMETRIC_PASSKEY_HTTP_MAX_CONCURRENT_REQUESTS",
+    "BIOMETRIC_PASSKEY_LONG_POLL_MAX_WAITERS",
     "BIOMETRIC_PASSKEY_DATA_ENCRYPTION_KEY",
     "BIOMETRIC_PASSKEY_DATA_ENCRYPTION_KEY_ID",
     "BIOMETRIC_PASSKEY_DATA_ENCRYPTION_PREVIOUS_KEYS",
@@ -89,6 +94,11 @@ impl Env {
             .get(name)
             .map(String::as_str)
             .filter(|v| !v.is_empty())
+    }
+
+    /// The value as set, empty included (`None` only when unset).
+    pub fn get_raw(&self, name: &str) -> Option<&str> {
+        self.0.get(name).map(String::as_str)
     }
 
     /// Names with our prefix that no runtime reads (likely typos).

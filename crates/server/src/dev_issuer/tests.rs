@@ -18,6 +18,7 @@ fn config(port: u16) -> ManagementConfig {
         data_dir: PathBuf::from("unused"),
         core_port: 1,
         management_port: port,
+        metrics_port: 0,
         log_level: LogLevel::Error,
         possession: crate::config::PossessionConfig::External,
     };

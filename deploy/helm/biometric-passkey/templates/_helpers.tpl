@@ -104,11 +104,15 @@ rendered has been checked.
 {{- fail "database.user is required: set the PostgreSQL user (used by migrations, Core API and management runtime)" }}
 {{- end }}
 {{- $pool := $v.database.pool }}
-{{- if and (gt (int $pool.maxOpenConns) 0) (gt (int $pool.maxIdleConns) (int $pool.maxOpenConns)) }}
+{{- if gt (int $pool.maxIdleConns) (int $pool.maxOpenConns) }}
 {{- fail (printf "database.pool.maxIdleConns (%v) must not exceed database.pool.maxOpenConns (%v)" $pool.maxIdleConns $pool.maxOpenConns) }}
 {{- end }}
-{{- if not $v.secrets.database.name }}
-{{- fail "secrets.database.name is required: name the existing Secret that holds the PostgreSQL password" }}
+{{- if $v.metrics.enabled }}
+{{- range $c := list "core" "management" }}
+{{- if eq (int (index $v $c).containerPort) (int $v.metrics.port) }}
+{{- fail (printf "metrics.port (%v) must differ from %s.containerPort: metrics are served on a port of their own" $v.metrics.port $c) }}
+{{- end }}
+{{- end }}
 {{- end }}
 {{- if not $v.secrets.dataEncryption.name }}
 {{- fail "secrets.dataEncryption.name is required: name the existing Secret that holds the data encryption key" }}
@@ -162,7 +166,10 @@ secretKeyRef. Arguments: dict root, component (core, management, migrate).
 {{- $env = append $env (dict "name" "DB_HOST" "value" (toString $v.database.host)) }}
 {{- $env = append $env (dict "name" "DB_PORT" "value" (toString $v.database.port)) }}
 {{- $env = append $env (dict "name" "DB_USER" "value" (toString $v.database.user)) }}
-{{- $env = append $env (dict "name" "DB_PASSWORD" "valueFrom" (dict "secretKeyRef" (dict "name" $v.secrets.database.name "key" $v.secrets.database.passwordKey))) }}
+{{- /* Optional: passwordless authentication (IAM, a client certificate) needs none. */}}
+{{- with $v.secrets.database.name }}
+{{- $env = append $env (dict "name" "DB_PASSWORD" "valueFrom" (dict "secretKeyRef" (dict "name" . "key" $v.secrets.database.passwordKey))) }}
+{{- end }}
 {{- $env = append $env (dict "name" "DB_NAME" "value" (toString $v.database.name)) }}
 {{- $env = append $env (dict "name" "DB_SSLMODE" "value" (toString $v.database.sslmode)) }}
 {{- $env = append $env (dict "name" "BIOMETRIC_PASSKEY_LOG_LEVEL" "value" (toString $v.logLevel)) }}
@@ -174,6 +181,7 @@ secretKeyRef. Arguments: dict root, component (core, management, migrate).
 {{- $env = append $env (dict "name" "DB_CONN_MAX_LIFETIME" "value" (toString $pool.connMaxLifetime)) }}
 {{- $env = append $env (dict "name" "DB_CONN_MAX_IDLE_TIME" "value" (toString $pool.connMaxIdleTime)) }}
 {{- $env = append $env (dict "name" "PORT" "value" (toString $workload.containerPort)) }}
+{{- $env = append $env (dict "name" "BIOMETRIC_PASSKEY_METRICS_PORT" "value" (ternary (toString $v.metrics.port) "0" $v.metrics.enabled)) }}
 {{- end }}
 {{- if eq $c "core" }}
 {{- $idv := $v.idv }}
@@ -225,9 +233,11 @@ secretKeyRef. Arguments: dict root, component (core, management, migrate).
 {{- range $env }}
 {{- $owned = append $owned .name }}
 {{- end }}
+{{- /* Which chart value sets each variable, for the refusal below. */}}
+{{- $from := dict "DB_HOST" "database.host" "DB_PORT" "database.port" "DB_USER" "database.user" "DB_PASSWORD" "secrets.database.name and secrets.database.passwordKey" "DB_NAME" "database.name" "DB_SSLMODE" "database.sslmode" "BIOMETRIC_PASSKEY_LOG_LEVEL" "logLevel" "DB_MAX_OPEN_CONNS" "database.pool.maxOpenConns" "DB_MAX_IDLE_CONNS" "database.pool.maxIdleConns" "DB_CONN_MAX_LIFETIME" "database.pool.connMaxLifetime" "DB_CONN_MAX_IDLE_TIME" "database.pool.connMaxIdleTime" "BIOMETRIC_PASSKEY_DATA_ENCRYPTION_KEY" "secrets.dataEncryption.name and secrets.dataEncryption.key" "BIOMETRIC_PASSKEY_DATA_ENCRYPTION_KEY_ID" "dataEncryption.keyId" "BIOMETRIC_PASSKEY_DATA_ENCRYPTION_PREVIOUS_KEYS" "secrets.dataEncryption.previousKeysKey" "BIOMETRIC_PASSKEY_IDV_PROVIDER_MODE" "idv.mode" "BIOMETRIC_PASSKEY_IDV_REGISTRATION_WORKFLOW_ID" "idv.registrationWorkflowId" "BIOMETRIC_PASSKEY_IDV_STEP_UP_WORKFLOW_ID" "idv.stepUpWorkflowId" "BIOMETRIC_PASSKEY_IDV_RECOVERY_VERIFY_WORKFLOW_ID" "idv.recoveryVerifyWorkflowId" "BIOMETRIC_PASSKEY_IDV_ONFIDO_REGION" "idv.onfido.region" "BIOMETRIC_PASSKEY_IDV_ONFIDO_BASE_URL" "idv.onfido.baseUrl" "BIOMETRIC_PASSKEY_IDV_ONFIDO_WEBHOOK_MAX_AGE" "idv.onfido.webhookMaxAge" "BIOMETRIC_PASSKEY_IDV_ONFIDO_API_TOKEN" "secrets.onfido.name and secrets.onfido.apiTokenKey" "BIOMETRIC_PASSKEY_IDV_ONFIDO_WEBHOOK_SECRET" "secrets.onfido.name and secrets.onfido.webhookSecretKey" "BIOMETRIC_PASSKEY_IDV_ONFIDO_WEBHOOK_PREVIOUS_SECRET" "secrets.onfido.webhookPreviousSecretKey" "BIOMETRIC_PASSKEY_CORE_API_AUTH" "core.apiAuth" "BIOMETRIC_PASSKEY_CORE_API_KEYS" "secrets.coreApiKeys.name and secrets.coreApiKeys.key" "BIOMETRIC_PASSKEY_AUDIT_PARTITION_MAINTENANCE_ENABLED" "auditPartition.maintenanceEnabled (pinned to false for the management runtime)" "BIOMETRIC_PASSKEY_AUDIT_PARTITION_RETENTION_MONTHS" "auditPartition.retentionMonths" "BIOMETRIC_PASSKEY_MANAGEMENT_AUTH_ISSUER" "management.auth.issuer" "BIOMETRIC_PASSKEY_MANAGEMENT_AUTH_AUDIENCE" "management.auth.audience" "BIOMETRIC_PASSKEY_MANAGEMENT_AUTH_JWKS_URL" "management.auth.jwksUrl" "BIOMETRIC_PASSKEY_MANAGEMENT_AUTH_SCOPE_CLAIM" "management.auth.scopeClaim" "BIOMETRIC_PASSKEY_MANAGEMENT_AUTH_SCOPE_PREFIX" "management.auth.scopePrefix" "BIOMETRIC_PASSKEY_MANAGEMENT_AUTH_CLOCK_SKEW" "management.auth.clockSkew" "BIOMETRIC_PASSKEY_MANAGEMENT_UI_CLIENT_ID" "management.ui.clientId" "BIOMETRIC_PASSKEY_MANAGEMENT_UI_SCOPES" "management.ui.scopes" "BIOMETRIC_PASSKEY_METRICS_PORT" "metrics.port and metrics.enabled" "PORT" (printf "%s.containerPort" $c) }}
 {{- range $workload.extraEnv }}
 {{- if has .name $owned }}
-{{- fail (printf "%s.extraEnv must not redefine %s: the chart sets it from its own values" (ternary "migrations" $c (eq $c "migrate")) .name) }}
+{{- fail (printf "%s.extraEnv must not redefine %s: the chart sets it from %s; set that value instead" (ternary "migrations" $c (eq $c "migrate")) .name (get $from .name | default "its own values")) }}
 {{- end }}
 {{- end }}
 {{- toYaml (concat $env $workload.extraEnv) }}
@@ -280,4 +290,13 @@ volumeMounts:
   - name: tmp
     mountPath: /tmp
 {{- end }}
+{{- end }}
+
+{{/*
+Name of a runtime's metrics Service and ServiceMonitor: the component's name,
+cut so that with "-metrics" it stays within 63 characters and never equals
+another resource's name. Arguments: dict root, component.
+*/}}
+{{- define "biometric-passkey.metricsName" -}}
+{{- printf "%s-metrics" (include "biometric-passkey.componentName" . | trunc 55 | trimSuffix "-") }}
 {{- end }}

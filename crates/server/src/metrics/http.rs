@@ -1,0 +1,147 @@
+//! Requests by runtime, route template, method and status class, and their
+//! latency. The route is axum's `MatchedPath` (`/api/core/v1/flows/{flow_id}`),
+//! never the request's own path; a request no route matched (an unknown path,
+//! a dashboard page) is `unmatched`.
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+use std::time::Instant;
+
+use axum::Router;
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::Method;
+use axum::middleware::Next;
+use axum::response::Response;
+use metrics::{Counter, Histogram, SharedString};
+
+use super::Metrics;
+
+/// The label of requests no route template matched.
+pub const UNMATCHED: &str = "unmatched";
+
+#[derive(Clone)]
+struct Meter {
+    metrics: Metrics,
+    runtime: &'static str,
+    series: Arc<Series>,
+}
+
+/// The counter and histogram of a route, method and status class.
+type Handles = (Counter, Histogram);
+
+/// A route's handles by method and status class.
+type RouteSeries = HashMap<(&'static str, &'static str), Handles>;
+
+/// Each series' handles, registered on its first request: the routes,
+/// methods and status classes are closed sets, so afterwards a request only
+/// looks its handles up, allocating and hashing labels no more.
+#[derive(Default)]
+struct Series(RwLock<HashMap<String, RouteSeries>>);
+
+impl Meter {
+    fn handles(&self, route: &str, method: &'static str, status: &'static str) -> Option<Handles> {
+        if let Ok(known) = self.series.0.read()
+            && let Some(handles) = known.get(route).and_then(|m| m.get(&(method, status)))
+        {
+            return Some(handles.clone());
+        }
+        let route_label = SharedString::from_shared(Arc::<str>::from(route));
+        let runtime = self.runtime;
+        let handles = self.metrics.register(|| {
+            let counter = metrics::counter!(
+                "biometric_passkey_http_requests_total",
+                "runtime" => runtime,
+                "route" => route_label.clone(),
+                "method" => method,
+                "status" => status,
+            );
+            let histogram = metrics::histogram!(
+                "biometric_passkey_http_request_duration_seconds",
+                "runtime" => runtime,
+                "route" => route_label,
+                "method" => method,
+            );
+            (counter, histogram)
+        })?;
+        if let Ok(mut known) = self.series.0.write() {
+            known
+                .entry(route.to_owned())
+                .or_default()
+                .insert((method, status), handles.clone());
+        }
+        Some(handles)
+    }
+}
+
+impl Metrics {
+    /// Measures every request `router` answers, labelled with `runtime`.
+    pub fn measure_http(&self, router: Router, runtime: &'static str) -> Router {
+        if !self.is_on() {
+            return router;
+        }
+        router.layer(axum::middleware::from_fn_with_state(
+            Meter {
+                metrics: self.clone(),
+                runtime,
+                series: Arc::default(),
+            },
+            measure,
+        ))
+    }
+}
+
+async fn measure(State(meter): State<Meter>, request: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let method = method_label(request.method());
+    let route = request.extensions().get::<MatchedPath>().cloned();
+    let response = next.run(request).await;
+    let elapsed = started.elapsed().as_secs_f64();
+    let status = status_class(response.status().as_u16());
+    let route = route.as_ref().map_or(UNMATCHED, MatchedPath::as_str);
+    if let Some((counter, histogram)) = meter.handles(route, method, status) {
+        counter.increment(1);
+        histogram.record(elapsed);
+    }
+    response
+}
+
+/// The standard methods by name; anything else is `other`, so a client
+/// cannot mint label values.
+fn method_label(method: &Method) -> &'static str {
+    match *method {
+        Method::GET => "GET",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::PATCH => "PATCH",
+        Method::DELETE => "DELETE",
+        Method::HEAD => "HEAD",
+        Method::OPTIONS => "OPTIONS",
+        _ => "other",
+    }
+}
+
+fn status_class(status: u16) -> &'static str {
+    match status {
+        100..=199 => "1xx",
+        200..=299 => "2xx",
+        300..=399 => "3xx",
+        400..=499 => "4xx",
+        _ => "5xx",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn status_classes_and_methods_come_from_closed_sets() {
+        assert_eq!(status_class(101), "1xx");
+        assert_eq!(status_class(204), "2xx");
+        assert_eq!(status_class(304), "3xx");
+        assert_eq!(status_class(421), "4xx");
+        assert_eq!(status_class(503), "5xx");
+        assert_eq!(method_label(&Method::POST), "POST");
+        assert_eq!(method_label(&Method::from_bytes(b"BREW").unwrap()), "other");
+    }
+}

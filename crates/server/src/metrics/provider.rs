@@ -1,0 +1,104 @@
+//! Calls to the IDV provider by operation and outcome, with their latency: a
+//! decorator around whichever [`IdentityProvider`] the runtime was given.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Instant;
+
+use async_trait::async_trait;
+use domain::idv::{IdentityProvider, IdvError, RunStatus, StartRun, StartedRun};
+use domain::user::Pseudonym;
+
+use super::Metrics;
+
+/// `inner`, measured.
+pub struct MeteredProvider {
+    inner: Arc<dyn IdentityProvider>,
+    metrics: Metrics,
+}
+
+impl Metrics {
+    /// Measures every call the runtime makes to `provider`.
+    pub fn measure_provider(
+        &self,
+        provider: Arc<dyn IdentityProvider>,
+    ) -> Arc<dyn IdentityProvider> {
+        if !self.is_on() {
+            return provider;
+        }
+        Arc::new(MeteredProvider {
+            inner: provider,
+            metrics: self.clone(),
+        })
+    }
+}
+
+impl MeteredProvider {
+    async fn call<T>(
+        &self,
+        operation: &'static str,
+        call: impl Future<Output = Result<T, IdvError>>,
+    ) -> Result<T, IdvError> {
+        let started = Instant::now();
+        let result = call.await;
+        let elapsed = started.elapsed().as_secs_f64();
+        let outcome = match &result {
+            Ok(_) => "ok",
+            Err(IdvError::Unavailable(_)) => "unavailable",
+            Err(IdvError::Refused(_)) => "refused",
+            Err(IdvError::UnknownRun) => "unknown_run",
+        };
+        let provider = self.inner.name();
+        self.metrics.record(|| {
+            metrics::counter!(
+                "biometric_passkey_idv_requests_total",
+                "provider" => provider,
+                "operation" => operation,
+                "outcome" => outcome,
+            )
+            .increment(1);
+            metrics::histogram!(
+                "biometric_passkey_idv_request_duration_seconds",
+                "provider" => provider,
+                "operation" => operation,
+            )
+            .record(elapsed);
+        });
+        result
+    }
+}
+
+#[async_trait]
+impl IdentityProvider for MeteredProvider {
+    fn name(&self) -> &'static str {
+        self.inner.name()
+    }
+
+    async fn create_applicant(&self, customer_user_id: &Pseudonym) -> Result<String, IdvError> {
+        self.call(
+            "create_applicant",
+            self.inner.create_applicant(customer_user_id),
+        )
+        .await
+    }
+
+    async fn start_run(&self, request: StartRun<'_>) -> Result<StartedRun, IdvError> {
+        self.call("start_run", self.inner.start_run(request)).await
+    }
+
+    async fn read_run(&self, run_id: &str) -> Result<RunStatus, IdvError> {
+        self.call("read_run", self.inner.read_run(run_id)).await
+    }
+
+    async fn forget_user(
+        &self,
+        customer_user_id: &Pseudonym,
+        applicant_id: Option<&str>,
+    ) -> Result<(), IdvError> {
+        self.call(
+            "forget_user",
+            self.inner.forget_user(customer_user_id, applicant_id),
+        )
+        .await
+    }
+}

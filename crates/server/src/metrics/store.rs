@@ -1,0 +1,531 @@
+//! What the audit trail records, counted as it is written: flows created,
+//! completed, failed, expired and cancelled, refused requests and possession
+//! proofs, provider deliveries; and the repository's errors by kind.
+//!
+//! Every outcome the domain produces is written as an audit event through the
+//! repository, in the transaction of the change it records, so a decorator
+//! around the repository sees each of them exactly once and only once it is
+//! committed — whichever service, runtime or background job produced it —
+//! without the domain knowing about metrics.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use domain::Repository;
+use domain::audit::integrity::Seal;
+use domain::audit::month::Month;
+use domain::audit::trail::{ArchiveManifest, ArchiveRecorded, MaintenanceLease};
+use domain::audit::{Actor, AuditEvent, AuditEventType, AuditQuery, NewAuditEvent, Outcome};
+use domain::credential::Credential;
+use domain::custody::BiometricReference;
+use domain::flow::{FailureReason, Flow, FlowId};
+use domain::rotation::{Replacement, RowKey, SealedColumn, SealedRow, SealedStore};
+use domain::store::{
+    Change, FlowPrerequisites, FlowWrite, IdempotencyBegin, Page, ProviderCleanup, SealedValues,
+    StoreError, StoreResult, StoredResponse, UserCursor, UserQuery,
+};
+use domain::user::{ExternalUserId, User, UserId};
+use proto::ErrorCode;
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use super::Metrics;
+
+/// The label of a value outside the closed set a label takes.
+const OTHER: &str = "other";
+
+/// The codes of refusals of a possession proof: the passkey's registration
+/// or assertion, verified by the relying party or by the backend itself.
+const POSSESSION_CODES: &[ErrorCode] = &[
+    ErrorCode::CounterRegression,
+    ErrorCode::BackupEligibilityChanged,
+    ErrorCode::BackupEligibleNotAllowed,
+    ErrorCode::CredentialAlreadyRegistered,
+    ErrorCode::CredentialNotActive,
+    ErrorCode::CredentialNotFound,
+    ErrorCode::InvalidCredential,
+    ErrorCode::WebauthnCeremonyExpired,
+    ErrorCode::WebauthnResponseMalformed,
+    ErrorCode::WebauthnOriginNotAllowed,
+    ErrorCode::WebauthnRpIdMismatch,
+    ErrorCode::WebauthnChallengeMismatch,
+    ErrorCode::WebauthnSignatureInvalid,
+    ErrorCode::WebauthnUserNotVerified,
+    ErrorCode::WebauthnUserNotPresent,
+    ErrorCode::WebauthnAttestationNotAllowed,
+    ErrorCode::WebauthnCredentialNotAllowed,
+];
+
+/// `inner`, measured.
+pub struct MeteredRepository {
+    inner: Arc<dyn Repository>,
+    metrics: Metrics,
+}
+
+impl Metrics {
+    /// Counts the audit events written through `repo`, and its errors.
+    pub fn measure_repository(&self, repo: Arc<dyn Repository>) -> Arc<dyn Repository> {
+        if !self.is_on() {
+            return repo;
+        }
+        Arc::new(MeteredRepository {
+            inner: repo,
+            metrics: self.clone(),
+        })
+    }
+
+    /// Counts committed `events`; `flow` is the flow written with them, if any.
+    pub fn audit_events_written(&self, events: &[NewAuditEvent], flow: Option<&Flow>) {
+        self.record(|| {
+            for event in events {
+                let flow_type = flow
+                    .filter(|f| event.subject.flow_id == Some(f.id.0))
+                    .map_or(OTHER, |f| f.flow_type.as_str());
+                count_event(event, flow_type);
+            }
+        });
+    }
+
+    fn store_result<T>(&self, result: StoreResult<T>) -> StoreResult<T> {
+        if let Err(e) = &result {
+            let kind = match e {
+                StoreError::NotFound => "not_found",
+                StoreError::Conflict { .. } => "conflict",
+                StoreError::LimitReached { .. } => "limit_reached",
+                StoreError::Unavailable(_) => "unavailable",
+                StoreError::Corrupt(_) => "corrupt",
+                StoreError::Other(_) => "other",
+            };
+            self.record(|| {
+                metrics::counter!("biometric_passkey_store_errors_total", "kind" => kind)
+                    .increment(1);
+            });
+        }
+        result
+    }
+}
+
+fn count_event(event: &NewAuditEvent, flow_type: &'static str) {
+    let event_type = event.event_type;
+    metrics::counter!(
+        "biometric_passkey_audit_events_total",
+        "event" => event_type.as_str(),
+        "outcome" => event.outcome.as_str(),
+    )
+    .increment(1);
+    match event_type {
+        AuditEventType::FlowCreated => {
+            metrics::counter!("biometric_passkey_flows_created_total", "type" => flow_type)
+                .increment(1);
+        }
+        AuditEventType::FlowCompleted => {
+            metrics::counter!("biometric_passkey_flows_completed_total", "type" => flow_type)
+                .increment(1);
+        }
+        AuditEventType::FlowFailed => {
+            let reason = event
+                .reason
+                .as_deref()
+                .and_then(|r| FailureReason::ALL.iter().find(|f| f.as_str() == r))
+                .map_or(OTHER, |f| f.as_str());
+            metrics::counter!(
+                "biometric_passkey_flows_failed_total",
+                "type" => flow_type,
+                "reason" => reason,
+            )
+            .increment(1);
+        }
+        AuditEventType::FlowExpired => {
+            metrics::counter!("biometric_passkey_flows_expired_total", "type" => flow_type)
+                .increment(1);
+        }
+        AuditEventType::FlowCancelled => {
+            metrics::counter!("biometric_passkey_flows_cancelled_total", "type" => flow_type)
+                .increment(1);
+        }
+        AuditEventType::FlowRequestRejected => {
+            let code = event
+                .details
+                .get("code")
+                .and_then(|c| c.as_str())
+                .and_then(|c| ErrorCode::ALL.iter().find(|e| e.as_str() == c));
+            metrics::counter!(
+                "biometric_passkey_flow_requests_rejected_total",
+                "code" => code.map_or(OTHER, |c| c.as_str()),
+            )
+            .increment(1);
+            if let Some(code) = code.filter(|c| POSSESSION_CODES.contains(c)) {
+                possession_refused(*code);
+            }
+        }
+        // Refused by the counter or backup-eligibility policy (`enforce`,
+        // `reject`); let through (`warn`) they are written with outcome success.
+        AuditEventType::CredentialCounterRegression if event.outcome == Outcome::Rejected => {
+            possession_refused(ErrorCode::CounterRegression);
+        }
+        AuditEventType::CredentialBackupEligibilityChanged
+            if event.outcome == Outcome::Rejected =>
+        {
+            possession_refused(ErrorCode::BackupEligibilityChanged);
+        }
+        AuditEventType::ProviderEventReceived => match (&event.actor, event.outcome) {
+            (Actor::System, _) => {
+                metrics::counter!("biometric_passkey_idv_runs_reconciled_total").increment(1);
+            }
+            (_, Outcome::Rejected) if event.reason.as_deref() == Some("unknown_run") => {
+                webhook_delivery("unknown_run", "");
+            }
+            _ => webhook_delivery("accepted", ""),
+        },
+        AuditEventType::WebhookRejected => {
+            let reason = event.reason.as_deref().map_or(OTHER, webhook_reason);
+            webhook_delivery("rejected", reason);
+        }
+        _ => {}
+    }
+}
+
+fn possession_refused(code: ErrorCode) {
+    metrics::counter!(
+        "biometric_passkey_possession_proofs_refused_total",
+        "code" => code.as_str(),
+    )
+    .increment(1);
+}
+
+fn webhook_delivery(outcome: &'static str, reason: &'static str) {
+    metrics::counter!(
+        "biometric_passkey_webhook_deliveries_total",
+        "outcome" => outcome,
+        "reason" => reason,
+    )
+    .increment(1);
+}
+
+/// The reasons `core-api::webhooks` refuses a delivery for.
+fn webhook_reason(reason: &str) -> &'static str {
+    const REASONS: &[&str] = &[
+        "signature_missing",
+        "signature_malformed",
+        "signature_invalid",
+        "malformed",
+        "stale",
+        "future_timestamp",
+    ];
+    REASONS
+        .iter()
+        .find(|r| **r == reason)
+        .copied()
+        .unwrap_or(OTHER)
+}
+
+fn flow_of(change: &Change) -> Option<&Flow> {
+    change.flow.as_ref().map(|w| match w {
+        FlowWrite::Insert { flow, .. } | FlowWrite::Update { flow } => flow,
+    })
+}
+
+#[async_trait]
+impl SealedStore for MeteredRepository {
+    async fn sealed_not_under(
+        &self,
+        column: SealedColumn,
+        key_id: &str,
+        after: Option<&RowKey>,
+        limit: u32,
+    ) -> StoreResult<Vec<SealedRow>> {
+        self.metrics.store_result(
+            self.inner
+                .sealed_not_under(column, key_id, after, limit)
+                .await,
+        )
+    }
+
+    async fn replace_sealed(
+        &self,
+        column: SealedColumn,
+        replacements: &[Replacement],
+    ) -> StoreResult<u64> {
+        self.metrics
+            .store_result(self.inner.replace_sealed(column, replacements).await)
+    }
+}
+
+#[async_trait]
+impl Repository for MeteredRepository {
+    async fn ping(&self) -> StoreResult<()> {
+        self.metrics.store_result(self.inner.ping().await)
+    }
+
+    async fn create_user(&self, user: &User, event: &NewAuditEvent) -> StoreResult<()> {
+        let result = self.inner.create_user(user, event).await;
+        if result.is_ok() {
+            self.metrics
+                .audit_events_written(std::slice::from_ref(event), None);
+        }
+        self.metrics.store_result(result)
+    }
+
+    async fn user_by_external_id(&self, external_id: &ExternalUserId) -> StoreResult<User> {
+        self.metrics
+            .store_result(self.inner.user_by_external_id(external_id).await)
+    }
+
+    async fn user_by_id(&self, id: UserId) -> StoreResult<User> {
+        self.metrics.store_result(self.inner.user_by_id(id).await)
+    }
+
+    async fn search_users(&self, query: &UserQuery) -> StoreResult<Page<User, UserCursor>> {
+        self.metrics
+            .store_result(self.inner.search_users(query).await)
+    }
+
+    async fn delete_user(&self, id: UserId, event: &NewAuditEvent) -> StoreResult<()> {
+        let result = self.inner.delete_user(id, event).await;
+        if result.is_ok() {
+            self.metrics
+                .audit_events_written(std::slice::from_ref(event), None);
+        }
+        self.metrics.store_result(result)
+    }
+
+    async fn pending_provider_cleanups(&self, limit: u32) -> StoreResult<Vec<ProviderCleanup>> {
+        self.metrics
+            .store_result(self.inner.pending_provider_cleanups(limit).await)
+    }
+
+    async fn finish_provider_cleanup(&self, user_id: UserId) -> StoreResult<()> {
+        self.metrics
+            .store_result(self.inner.finish_provider_cleanup(user_id).await)
+    }
+
+    async fn due_provider_cleanups(
+        &self,
+        now: OffsetDateTime,
+        limit: u32,
+    ) -> StoreResult<Vec<ProviderCleanup>> {
+        self.metrics
+            .store_result(self.inner.due_provider_cleanups(now, limit).await)
+    }
+
+    async fn fail_provider_cleanup(
+        &self,
+        user_id: UserId,
+        at: OffsetDateTime,
+        retry_at: Option<OffsetDateTime>,
+    ) -> StoreResult<()> {
+        self.metrics.store_result(
+            self.inner
+                .fail_provider_cleanup(user_id, at, retry_at)
+                .await,
+        )
+    }
+
+    async fn append_audit(&self, event: &NewAuditEvent) -> StoreResult<()> {
+        let result = self.inner.append_audit(event).await;
+        if result.is_ok() {
+            self.metrics
+                .audit_events_written(std::slice::from_ref(event), None);
+        }
+        self.metrics.store_result(result)
+    }
+
+    async fn audit_events(&self, query: &AuditQuery) -> StoreResult<Page<AuditEvent, i64>> {
+        self.metrics
+            .store_result(self.inner.audit_events(query).await)
+    }
+
+    async fn lead_audit_maintenance(&self) -> StoreResult<Option<Box<dyn MaintenanceLease>>> {
+        self.metrics
+            .store_result(self.inner.lead_audit_maintenance().await)
+    }
+
+    async fn audit_seals(&self, after: i64, limit: u32) -> StoreResult<Vec<Seal>> {
+        self.metrics
+            .store_result(self.inner.audit_seals(after, limit).await)
+    }
+
+    async fn audit_seals_of_month(&self, month: Month) -> StoreResult<Vec<Seal>> {
+        self.metrics
+            .store_result(self.inner.audit_seals_of_month(month).await)
+    }
+
+    async fn audit_events_of_month(
+        &self,
+        month: Month,
+        after: i64,
+        limit: u32,
+    ) -> StoreResult<Vec<AuditEvent>> {
+        self.metrics
+            .store_result(self.inner.audit_events_of_month(month, after, limit).await)
+    }
+
+    async fn audit_months(&self) -> StoreResult<Vec<Month>> {
+        self.metrics.store_result(self.inner.audit_months().await)
+    }
+
+    async fn record_audit_archive(
+        &self,
+        manifest: &ArchiveManifest,
+    ) -> StoreResult<ArchiveRecorded> {
+        self.metrics
+            .store_result(self.inner.record_audit_archive(manifest).await)
+    }
+
+    async fn audit_archives(&self) -> StoreResult<Vec<ArchiveManifest>> {
+        self.metrics.store_result(self.inner.audit_archives().await)
+    }
+
+    async fn apply(&self, change: &Change) -> StoreResult<()> {
+        let result = self.inner.apply(change).await;
+        if result.is_ok() {
+            self.metrics
+                .audit_events_written(&change.events, flow_of(change));
+        }
+        self.metrics.store_result(result)
+    }
+
+    async fn flow(&self, id: FlowId) -> StoreResult<Flow> {
+        self.metrics.store_result(self.inner.flow(id).await)
+    }
+
+    async fn flow_by_handoff(&self, code_sha256: &[u8; 32]) -> StoreResult<Flow> {
+        self.metrics
+            .store_result(self.inner.flow_by_handoff(code_sha256).await)
+    }
+
+    async fn flow_by_run(&self, run_id: &str) -> StoreResult<Flow> {
+        self.metrics
+            .store_result(self.inner.flow_by_run(run_id).await)
+    }
+
+    async fn flows_of(&self, user: UserId, limit: u32) -> StoreResult<Vec<Flow>> {
+        self.metrics
+            .store_result(self.inner.flows_of(user, limit).await)
+    }
+
+    async fn credential(&self, id: Uuid) -> StoreResult<Credential> {
+        self.metrics.store_result(self.inner.credential(id).await)
+    }
+
+    async fn credential_by_webauthn_id(&self, webauthn_id: &str) -> StoreResult<Credential> {
+        self.metrics
+            .store_result(self.inner.credential_by_webauthn_id(webauthn_id).await)
+    }
+
+    async fn credentials_of(&self, user: UserId) -> StoreResult<Vec<Credential>> {
+        self.metrics
+            .store_result(self.inner.credentials_of(user).await)
+    }
+
+    async fn live_credentials_of(&self, user: UserId) -> StoreResult<Vec<Credential>> {
+        self.metrics
+            .store_result(self.inner.live_credentials_of(user).await)
+    }
+
+    async fn has_active_credential(&self, user: UserId) -> StoreResult<bool> {
+        self.metrics
+            .store_result(self.inner.has_active_credential(user).await)
+    }
+
+    async fn reference_of(&self, user: UserId) -> StoreResult<BiometricReference> {
+        self.metrics
+            .store_result(self.inner.reference_of(user).await)
+    }
+
+    async fn staged_reference_of(&self, flow: FlowId) -> StoreResult<Vec<u8>> {
+        self.metrics
+            .store_result(self.inner.staged_reference_of(flow).await)
+    }
+
+    async fn discard_stale_staged_references(&self, now: OffsetDateTime) -> StoreResult<u64> {
+        self.metrics
+            .store_result(self.inner.discard_stale_staged_references(now).await)
+    }
+
+    async fn sealed_values(&self) -> StoreResult<Vec<SealedValues>> {
+        self.metrics.store_result(self.inner.sealed_values().await)
+    }
+
+    async fn set_applicant_if_absent(&self, user: UserId, sealed: &[u8]) -> StoreResult<bool> {
+        self.metrics
+            .store_result(self.inner.set_applicant_if_absent(user, sealed).await)
+    }
+
+    async fn flow_prerequisites(
+        &self,
+        external_id: &ExternalUserId,
+        now: OffsetDateTime,
+    ) -> StoreResult<FlowPrerequisites> {
+        self.metrics
+            .store_result(self.inner.flow_prerequisites(external_id, now).await)
+    }
+
+    async fn idempotency_begin(
+        &self,
+        scope: &str,
+        key: &str,
+        request_sha256: &[u8; 32],
+        now: OffsetDateTime,
+        lock_until: OffsetDateTime,
+    ) -> StoreResult<IdempotencyBegin> {
+        self.metrics.store_result(
+            self.inner
+                .idempotency_begin(scope, key, request_sha256, now, lock_until)
+                .await,
+        )
+    }
+
+    async fn idempotency_finish(
+        &self,
+        scope: &str,
+        key: &str,
+        response: &StoredResponse,
+        expires_at: OffsetDateTime,
+        user: Option<UserId>,
+    ) -> StoreResult<()> {
+        self.metrics.store_result(
+            self.inner
+                .idempotency_finish(scope, key, response, expires_at, user)
+                .await,
+        )
+    }
+
+    async fn purge(&self, purge: domain::Purge, limit: u32) -> StoreResult<Option<u64>> {
+        self.metrics
+            .store_result(self.inner.purge(purge, limit).await)
+    }
+
+    async fn provider_event_seen(&self, dedupe_key: &str) -> StoreResult<bool> {
+        let result = self.inner.provider_event_seen(dedupe_key).await;
+        // Asked only of a provider delivery, before anything else: a delivery
+        // already applied is acknowledged and ignored.
+        if let Ok(true) = result {
+            self.metrics.record(|| webhook_delivery("duplicate", ""));
+        }
+        self.metrics.store_result(result)
+    }
+
+    async fn flows_awaiting_provider(
+        &self,
+        checked_before: OffsetDateTime,
+        now: OffsetDateTime,
+        limit: u32,
+    ) -> StoreResult<Vec<Flow>> {
+        self.metrics.store_result(
+            self.inner
+                .flows_awaiting_provider(checked_before, now, limit)
+                .await,
+        )
+    }
+
+    async fn mark_provider_checked(&self, id: FlowId, at: OffsetDateTime) -> StoreResult<()> {
+        self.metrics
+            .store_result(self.inner.mark_provider_checked(id, at).await)
+    }
+
+    async fn idempotency_abandon(&self, scope: &str, key: &str) -> StoreResult<()> {
+        self.metrics
+            .store_result(self.inner.idempotency_abandon(scope, key).await)
+    }
+}
