@@ -45,6 +45,7 @@ crate::flow::string_enum! {
         BiometricReferenceReleased = "biometric_reference.released",
         ProviderEventReceived = "provider.event_received",
         WebhookRejected = "webhook.rejected",
+        WebhookIgnored = "webhook.ignored",
     }
 }
 
