@@ -43,7 +43,16 @@
 //!    a client must survive without duplicates. `ServerError`,
 //!    `NonJsonBadGateway` and `RateLimited` process nothing;
 //! 7. deliveries are retried [`OnfidoDoubleConfig::webhook_retries`] times,
-//!    [`RETRY_PAUSE`] apart (the provider's schedule is unpublished).
+//!    [`RETRY_PAUSE`] apart (the provider's schedule is unpublished);
+//! 8. what a run holds once finished: `output` is `{"face_match": …}` (real
+//!    keys depend on the workflow version), `reasons` are made-up codes, a run
+//!    in `error` has `error.type` `workflow_error`; a completion passes through
+//!    `processing` and adds one `face_motion` task; `workflow_version_id` is 1;
+//! 9. the list answers an `x-total-count` header, and an unparsable query is
+//!    400 `bad_request`;
+//! 10. `GET` of a run may lag behind its completion for a set number of reads
+//!     ([`OnfidoDouble::set_read_lag`]), standing for eventual consistency the
+//!     provider does not document for runs.
 //!
 //! Besides the API, a control plane outside `/v3.6` lets tests finish runs
 //! (`POST /__control/workflow_runs/{id}/complete`), and a webhook emitter
@@ -1934,6 +1943,7 @@ fn list_runs(state: &DoubleState, uri: &Uri) -> Response {
         .map(Run::to_json)
         .collect();
     let mut response = json_response(StatusCode::OK, Value::Array(items));
+    // Assumption 9.
     response
         .headers_mut()
         .insert("x-total-count", HeaderValue::from(total as u64));
