@@ -5,16 +5,30 @@
 //!    constant time — before the body is parsed, and without logging it.
 //!    While the secret is rotated, the previous secret is accepted too: both
 //!    are always checked, and the audit records which one matched.
-//! 2. Judge the delivery's age from the signed body's own timestamps
-//!    (`object.completed_at_iso8601`, else `object.started_at_iso8601`, else
-//!    `resource.updated_at`): older than the configured maximum, more than a
-//!    minute in the future, or without any of them, it is refused as stale.
-//! 3. For `workflow_run.completed`, hand the run to the flow service, which
-//!    de-duplicates on (run, announced status) — so the same event re-sent
-//!    with other whitespace counts once — re-reads the run from the provider,
-//!    and moves its flow. Other events are acknowledged and ignored.
+//!    A failure is answered 401.
+//! 2. Parse the event: without `payload.action` or `payload.object.id` it is
+//!    answered 400.
+//! 3. Branch on the event type. Events the backend does not act on (a webhook
+//!    registered without an `events` list receives every type) are
+//!    acknowledged 200 at once, whatever their timestamps: refusing them
+//!    would only make the provider deliver them again and again.
+//! 4. For `workflow_run.completed`, judge the age from the signed body's own
+//!    timestamps (`object.completed_at_iso8601`, else
+//!    `object.started_at_iso8601`, else `resource.updated_at`): older than
+//!    the configured maximum, more than a minute ahead, or without any of
+//!    them, it is not acted on but acknowledged 200 (a refusal would only
+//!    bring the same stale body back); the reconciler picks the run's result
+//!    up by polling.
+//! 5. Otherwise hand the run to the flow service, which de-duplicates on (run,
+//!    announced status), re-reads the run from the provider within
+//!    [`domain::idv::WEBHOOK_READ_BUDGET`] (the provider counts a delivery
+//!    not answered within 10 seconds as failed), and moves its flow. What
+//!    cannot be read in time is answered 503 with nothing recorded.
 //!
-//! Every refusal changes nothing and is audited as `webhook.rejected`.
+//! Deliveries that are not acted on change nothing and are counted, per
+//! reason and minute, in the audit trail (`webhook.rejected`,
+//! `webhook.ignored`): a flood of them adds a row per reason and minute, not
+//! one per delivery.
 
 use std::sync::Arc;
 
@@ -23,6 +37,7 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use domain::audit::Actor;
 use domain::service::{EventOutcome, FlowService, RequestContext, SignedWith};
+use domain::webhook_tally::TallyKind;
 use hmac::{Hmac, Mac};
 use http_common::{ApiError, ApiJson, CorrelationId};
 use proto::ErrorCode;
@@ -102,7 +117,7 @@ fn signed_by(secret: &[u8], body: &[u8], expected: &[u8]) -> bool {
     })
 }
 
-/// Why a delivery was refused; the `reason` of its audit event.
+/// Why a delivery was not acted on; the `reason` of its audit event.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Rejection {
     SignatureMissing,
@@ -123,6 +138,12 @@ impl Rejection {
             Self::Stale => "stale",
             Self::FromTheFuture => "future_timestamp",
         }
+    }
+
+    /// Whether the delivery is still acknowledged 2xx: it is authentic and
+    /// well-formed, only too old (or too new) to act on.
+    pub fn acknowledged(self) -> bool {
+        matches!(self, Self::Stale | Self::FromTheFuture)
     }
 
     fn to_error(self) -> ApiError {
@@ -168,13 +189,26 @@ pub struct Delivery {
     pub status: String,
 }
 
-/// Checks a delivery: signature, shape, age.
+/// The event the backend acts on.
+pub const RUN_COMPLETED: &str = "workflow_run.completed";
+
+/// What to do with an authentic, well-formed delivery.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Verdict {
+    /// A fresh `workflow_run.completed`.
+    Act(Delivery),
+    /// An event type the backend does not act on, by its `action`.
+    Ignore(String),
+}
+
+/// Checks a delivery: signature, shape, event type, and for the event acted
+/// on, its age.
 pub fn check(
     webhook: &OnfidoWebhook,
     headers: &HeaderMap,
     body: &[u8],
     now: OffsetDateTime,
-) -> Result<Delivery, Rejection> {
+) -> Result<Verdict, Rejection> {
     let signature = match headers.get(SIGNATURE_HEADER) {
         None => "",
         Some(value) => value.to_str().map_err(|_| Rejection::SignatureMalformed)?,
@@ -186,6 +220,9 @@ pub fn check(
     let object_id = payload["object"]["id"]
         .as_str()
         .ok_or(Rejection::Malformed)?;
+    if action != RUN_COMPLETED {
+        return Ok(Verdict::Ignore(action.to_owned()));
+    }
     let at = event_time(payload).ok_or(Rejection::Stale)?;
     if now - at > webhook.max_age {
         return Err(Rejection::Stale);
@@ -193,7 +230,7 @@ pub fn check(
     if at - now > MAX_FUTURE_SKEW {
         return Err(Rejection::FromTheFuture);
     }
-    Ok(Delivery {
+    Ok(Verdict::Act(Delivery {
         signed_with,
         resource_type: payload["resource_type"].as_str().unwrap_or("").to_owned(),
         action: action.to_owned(),
@@ -202,7 +239,19 @@ pub fn check(
             .as_str()
             .unwrap_or("")
             .to_owned(),
-    })
+    }))
+}
+
+/// An event type as an audit reason: the provider's names are short
+/// lower-case words with dots and underscores; anything else is counted as
+/// `other`.
+fn ignored_reason(action: &str) -> &str {
+    let plain = !action.is_empty()
+        && action.len() <= 64
+        && action
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'.' || b == b'_');
+    if plain { action } else { "other" }
 }
 
 /// What the route needs.
@@ -223,39 +272,52 @@ pub async fn receive(
         correlation_id: CorrelationId::current().map(|id| id.as_str().to_owned()),
     };
     let delivery = match check(&state.webhook, &headers, &body, state.clock.now()) {
-        Ok(delivery) => delivery,
+        Ok(Verdict::Act(delivery)) => delivery,
+        Ok(Verdict::Ignore(action)) => {
+            note(&state, TallyKind::Ignored, ignored_reason(&action)).await;
+            return Ok(answer("ignored"));
+        }
         Err(rejection) => {
-            tracing::warn!(reason = rejection.reason(), "webhook delivery rejected");
-            state
-                .flows
-                .audit_webhook_rejection(&ctx, "onfido", rejection.reason())
-                .await?;
-            return Err(rejection.to_error());
+            tracing::debug!(reason = rejection.reason(), "webhook delivery not acted on");
+            note(&state, TallyKind::Rejected, rejection.reason()).await;
+            return if rejection.acknowledged() {
+                Ok(answer("stale"))
+            } else {
+                Err(rejection.to_error())
+            };
         }
     };
-    let result = if delivery.action == "workflow_run.completed" {
-        let claimed = Some(delivery.status.as_str()).filter(|s| !s.is_empty());
-        match state
-            .flows
-            .ingest_run_event(
-                &ctx,
-                &delivery.object_id,
-                claimed,
-                Some(delivery.signed_with),
-            )
-            .await?
-        {
-            EventOutcome::Applied => "applied",
-            EventOutcome::NoChange => "no_change",
-            EventOutcome::Duplicate => "duplicate",
-            EventOutcome::UnknownRun => "unknown_run",
-        }
-    } else {
-        "ignored"
+    let claimed = Some(delivery.status.as_str()).filter(|s| !s.is_empty());
+    let result = match state
+        .flows
+        .ingest_run_event(
+            &ctx,
+            &delivery.object_id,
+            claimed,
+            Some(delivery.signed_with),
+        )
+        .await?
+    {
+        EventOutcome::Applied => "applied",
+        EventOutcome::NoChange => "no_change",
+        EventOutcome::Duplicate => "duplicate",
+        EventOutcome::UnknownRun => "unknown_run",
     };
-    Ok(ApiJson(ProviderEventResponse {
+    Ok(answer(result))
+}
+
+fn answer(result: &str) -> ApiJson<ProviderEventResponse> {
+    ApiJson(ProviderEventResponse {
         result: result.to_owned(),
-    }))
+    })
+}
+
+/// Counts a delivery not acted on; a failure to write the counts is logged,
+/// and does not change the answer.
+async fn note(state: &WebhookState, kind: TallyKind, reason: &str) {
+    if let Err(e) = state.flows.note_webhook_delivery(kind, reason).await {
+        tracing::warn!(error = %e, "counts of webhook deliveries not acted on were not recorded");
+    }
 }
 
 #[cfg(test)]
@@ -279,6 +341,52 @@ mod tests {
             check(&webhook, &HeaderMap::new(), b"{}", now),
             Err(Rejection::SignatureMissing)
         );
+    }
+
+    fn signed(body: &str) -> HeaderMap {
+        let mut mac = Hmac::<Sha256>::new_from_slice(b"token").unwrap();
+        mac.update(body.as_bytes());
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            SIGNATURE_HEADER,
+            hex::encode(mac.finalize().into_bytes()).parse().unwrap(),
+        );
+        headers
+    }
+
+    #[test]
+    fn events_not_acted_on_are_ignored_whatever_their_age_and_stale_completions_acknowledged() {
+        let webhook = OnfidoWebhook::new("token", Duration::minutes(15));
+        let now = OffsetDateTime::UNIX_EPOCH + Duration::days(20_000);
+        for body in [
+            r#"{"payload":{"resource_type":"audit_log","action":"audit_log.created","object":{"id":"a1"}}}"#,
+            r#"{"payload":{"resource_type":"workflow_task","action":"workflow_task.started","object":{"id":"profile_1eb92","started_at_iso8601":"2001-01-01T00:00:00Z"}}}"#,
+        ] {
+            let verdict = check(&webhook, &signed(body), body.as_bytes(), now).unwrap();
+            assert!(matches!(verdict, Verdict::Ignore(_)), "{body}");
+        }
+        let stale = r#"{"payload":{"resource_type":"workflow_run","action":"workflow_run.completed","object":{"id":"r1","status":"approved","completed_at_iso8601":"2001-01-01T00:00:00Z"}}}"#;
+        let rejection = check(&webhook, &signed(stale), stale.as_bytes(), now).unwrap_err();
+        assert_eq!(rejection, Rejection::Stale);
+        assert!(rejection.acknowledged());
+        let no_time = r#"{"payload":{"action":"workflow_run.completed","object":{"id":"r1"}}}"#;
+        assert_eq!(
+            check(&webhook, &signed(no_time), no_time.as_bytes(), now),
+            Err(Rejection::Stale)
+        );
+        assert!(!Rejection::SignatureInvalid.acknowledged());
+        assert!(!Rejection::Malformed.acknowledged());
+    }
+
+    #[test]
+    fn ignored_event_types_become_bounded_reasons() {
+        assert_eq!(
+            ignored_reason("workflow_task.started"),
+            "workflow_task.started"
+        );
+        assert_eq!(ignored_reason("Check Completed!"), "other");
+        assert_eq!(ignored_reason(&"a".repeat(65)), "other");
+        assert_eq!(ignored_reason(""), "other");
     }
 
     /// The provider's published vectors (see the provider spec, §6.4).

@@ -47,6 +47,7 @@ crate::flow::string_enum! {
         WebhookRejected = "webhook.rejected",
         OperatorRead = "operator.read",
         OperatorRefused = "operator.refused",
+        WebhookIgnored = "webhook.ignored",
     }
 }
 

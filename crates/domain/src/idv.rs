@@ -45,6 +45,21 @@ pub enum RunStatus {
     Unknown(String),
 }
 
+/// Whether a stored applicant can still take runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ApplicantState {
+    Active,
+    /// Deleted at the provider, or scheduled for deletion: a new applicant
+    /// is needed.
+    Gone,
+}
+
+/// How long a webhook delivery may wait on the provider's re-read of its run:
+/// the provider counts a delivery not answered 2xx within 10 seconds as failed
+/// (its API definition, `paths/webhooks.yaml`), so the read gets half of that,
+/// leaving room for the database work and the network on either side.
+pub const WEBHOOK_READ_BUDGET: std::time::Duration = std::time::Duration::from_secs(5);
+
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum IdvError {
     /// Timeout, connection failure, 5xx or 429: retry later.
@@ -72,6 +87,32 @@ pub trait IdentityProvider: Send + Sync + 'static {
 
     /// The run's authoritative status; webhooks only trigger this read.
     async fn read_run(&self, run_id: &str) -> Result<RunStatus, IdvError>;
+
+    /// [`Self::read_run`], given up (as `Unavailable`) once `budget` has
+    /// passed, retries included: a webhook delivery must be answered in time.
+    async fn read_run_within(
+        &self,
+        run_id: &str,
+        budget: std::time::Duration,
+    ) -> Result<RunStatus, IdvError> {
+        let _ = budget;
+        self.read_run(run_id).await
+    }
+
+    /// Whether the applicant can still take runs (asked after a run could not
+    /// be created for it).
+    async fn applicant_state(&self, applicant_id: &str) -> Result<ApplicantState, IdvError> {
+        let _ = applicant_id;
+        Ok(ApplicantState::Active)
+    }
+
+    /// Deletes an applicant the user no longer uses (one replaced, or one
+    /// made by a concurrent flow that lost the race to store its own);
+    /// "not found" counts as done.
+    async fn delete_applicant(&self, applicant_id: &str) -> Result<(), IdvError> {
+        let _ = applicant_id;
+        Ok(())
+    }
 
     /// Removes what the provider keeps about a deleted user.
     async fn forget_user(

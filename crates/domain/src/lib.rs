@@ -20,6 +20,7 @@ pub mod sealing;
 pub mod service;
 pub mod store;
 pub mod user;
+pub mod webhook_tally;
 
 pub use audit::{Actor, AuditEvent, AuditEventType, AuditQuery, NewAuditEvent, Outcome, Subject};
 pub use clock::{Clock, ManualClock};

@@ -28,7 +28,9 @@ use crate::flow::{
     IdentityStatus, KeyedDigest, NewCredential, TransitionError,
 };
 use crate::ids;
-use crate::idv::{IdentityProvider, IdvError, RunStatus, StartRun, StartedRun, Workflow};
+use crate::idv::{
+    ApplicantState, IdentityProvider, IdvError, RunStatus, StartRun, StartedRun, Workflow,
+};
 use crate::possession::{
     BackupPolicy, CeremonyError, CounterPolicy, PasskeyUser, RelyingParty, StoredPasskey,
 };
@@ -39,6 +41,7 @@ use crate::store::{
     StoreError,
 };
 use crate::user::{ExternalUserId, User, UserId};
+use crate::webhook_tally::{DeliveryTally, Tallied, TallyKind};
 
 /// The rules an operator can tune.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -273,6 +276,8 @@ pub struct FlowService {
     external_ids: ExternalIds,
     /// `builtin` possession mode when present.
     relying_party: Option<Arc<dyn RelyingParty>>,
+    /// Webhook deliveries not acted on, counted until their window ends.
+    tally: DeliveryTally,
 }
 
 /// The customer's identifier of users seen recently, so that a flow's response
@@ -408,6 +413,7 @@ impl FlowService {
             observer: None,
             external_ids: ExternalIds::default(),
             relying_party: None,
+            tally: DeliveryTally::default(),
         }
     }
 
@@ -1102,9 +1108,8 @@ impl FlowService {
         user: &User,
         flow: Flow,
     ) -> DomainResult<Flow> {
-        let started = match self.applicant_of(user).await {
-            Ok(Ok(applicant)) => self.start_run(user, &applicant, &flow).await,
-            Ok(Err(err)) => Err(err),
+        let started = match self.start_run_for_applicant(user, &flow).await {
+            Ok(started) => started,
             Err(err) => {
                 // The database failed between the flow's two writes: try to
                 // end the flow rather than leave it holding the user's slots.
@@ -1143,6 +1148,74 @@ impl FlowService {
         ))
     }
 
+    /// Starts the flow's run for the user's applicant (the inner result is
+    /// the provider's answer). When the provider refuses the run and reports
+    /// the applicant gone (deleted, or scheduled for deletion), a new
+    /// applicant takes its place and the run is asked for once more.
+    async fn start_run_for_applicant(
+        &self,
+        user: &User,
+        flow: &Flow,
+    ) -> DomainResult<Result<StartedRun, IdvError>> {
+        let applicant = match self.applicant_of(user).await? {
+            Ok(applicant) => applicant,
+            Err(err) => return Ok(Err(err)),
+        };
+        let refused = match self.start_run(user, &applicant, flow).await {
+            Err(err @ IdvError::Refused(_)) => err,
+            other => return Ok(other),
+        };
+        if self.idv.applicant_state(&applicant).await != Ok(ApplicantState::Gone) {
+            return Ok(Err(refused));
+        }
+        let replacement = match self.replace_applicant(user.id, &applicant).await? {
+            Ok(replacement) => replacement,
+            Err(err) => return Ok(Err(err)),
+        };
+        Ok(self.start_run(user, &replacement, flow).await)
+    }
+
+    /// A new applicant in place of `gone`, recorded before any run uses it;
+    /// or the one another flow of the user recorded meanwhile. The one gone
+    /// is then deleted at the provider (best effort: it is deleted or
+    /// scheduled for deletion already), so the user keeps one applicant there.
+    async fn replace_applicant(
+        &self,
+        user_id: UserId,
+        gone: &str,
+    ) -> DomainResult<Result<String, IdvError>> {
+        let user = self.repo.user_by_id(user_id).await?;
+        let Some(current_sealed) = user.idv_applicant_sealed.clone() else {
+            return self.applicant_of(&user).await;
+        };
+        let current = self
+            .open_string(&current_sealed, applicant_binding(&user.id))?
+            .to_string();
+        if current != gone {
+            // Replaced by another flow of the user already.
+            return Ok(Ok(current));
+        }
+        let created = match self.idv.create_applicant(&user.pseudonym).await {
+            Ok(created) => created,
+            Err(err) => return Ok(Err(err)),
+        };
+        let sealed = self
+            .key
+            .seal(created.as_bytes(), applicant_binding(&user.id));
+        if !self
+            .repo
+            .replace_applicant(user.id, &current_sealed, &sealed)
+            .await?
+        {
+            // Another flow replaced it first: use theirs, drop ours.
+            let _ = self.idv.delete_applicant(&created).await;
+            let user = self.repo.user_by_id(user.id).await?;
+            return self.applicant_of(&user).await;
+        }
+        let _ = self.idv.delete_applicant(gone).await;
+        Ok(Ok(created))
+    }
+
     /// The user's provider-side applicant, created and stored first when the
     /// user has none (the inner result is the provider's answer). Stored
     /// before any run uses it, so that it is deleted with the user whatever
@@ -1163,7 +1236,8 @@ impl FlowService {
         if self.repo.set_applicant_if_absent(user.id, &sealed).await? {
             return Ok(Ok(created));
         }
-        // Another flow of the user stored one first: use theirs.
+        // Another flow of the user stored one first: use theirs, drop ours.
+        let _ = self.idv.delete_applicant(&created).await;
         let user = self.repo.user_by_id(user.id).await?;
         match &user.idv_applicant_sealed {
             Some(sealed) => Ok(Ok(self
@@ -1420,13 +1494,15 @@ impl FlowService {
                 .as_ref()
                 .map(|token| self.key.seal(token.as_bytes(), sdk_token_binding(&flow.id))),
         };
-        let mut flow = self.step(ctx, flow, &fact, now, effects, events).await?;
+        let mut next = self.step(ctx, flow, &fact, now, effects, events).await?;
         if let RunStatus::Done(outcome) = run.status {
-            flow = self
-                .step(ctx, &flow, &Fact::Identity(outcome), now, effects, events)
+            next = self
+                .step(ctx, &next, &Fact::Identity(outcome), now, effects, events)
                 .await?;
+            // Both steps are written at once: one new version over `flow`'s.
+            next.version = flow.version + 1;
         }
-        Ok(flow)
+        Ok(next)
     }
 
     pub async fn get_flow(&self, id: FlowId) -> DomainResult<FlowView> {
@@ -1898,16 +1974,24 @@ impl FlowService {
             }
             Err(other) => return Err(other.into()),
         };
-        let status = self.idv.read_run(run_id).await.map_err(|e| match e {
-            IdvError::UnknownRun => {
-                DomainError::not_found(ErrorCode::UnknownRun, "the provider does not know this run")
-            }
-            other => DomainError::unavailable(
-                ErrorCode::IdvUnavailable,
-                "the identity-verification provider is unavailable; retry later",
-                other.to_string(),
-            ),
-        })?;
+        // Bounded: the provider counts a delivery not answered in time as
+        // failed. What is not read in time is answered 503 (nothing recorded),
+        // and the provider's retry or the reconciler applies it.
+        let status = self
+            .idv
+            .read_run_within(run_id, crate::idv::WEBHOOK_READ_BUDGET)
+            .await
+            .map_err(|e| match e {
+                IdvError::UnknownRun => DomainError::not_found(
+                    ErrorCode::UnknownRun,
+                    "the provider does not know this run",
+                ),
+                other => DomainError::unavailable(
+                    ErrorCode::IdvUnavailable,
+                    "the identity-verification provider is unavailable; retry later",
+                    other.to_string(),
+                ),
+            })?;
         self.apply_run_status(ctx, &flow, run_id, &status, true, signed_with)
             .await
     }
@@ -2010,25 +2094,51 @@ impl FlowService {
         Ok(report)
     }
 
-    /// Audits a refused provider delivery; nothing else happens.
-    pub async fn audit_webhook_rejection(
-        &self,
-        ctx: &RequestContext,
-        provider: &str,
-        reason: &str,
-    ) -> DomainResult<()> {
-        let event = NewAuditEvent {
-            outcome: Outcome::Rejected,
-            reason: Some(reason.to_owned()),
-            details: json!({ "provider": provider }),
-            ..self.event(
-                ctx,
-                AuditEventType::WebhookRejected,
-                Subject::default(),
-                self.clock.now(),
-            )
+    /// Counts a webhook delivery that is not acted on (refused, stale, or of
+    /// an event type the backend ignores); `reason` says why, or names the
+    /// ignored event type. Counts are audited per window (see
+    /// [`crate::webhook_tally`]), never a row per delivery. When the counts
+    /// of an ended window cannot be written, they are lost (the error says
+    /// so); the delivery's answer does not depend on it.
+    pub async fn note_webhook_delivery(&self, kind: TallyKind, reason: &str) -> DomainResult<()> {
+        let ended = self.tally.note(kind, reason, self.clock.now());
+        self.write_tallies(ended).await.map(drop)
+    }
+
+    /// Writes the counts of webhook deliveries whose window has ended (all of
+    /// them when `all`, as a runtime stops); the counts written.
+    pub async fn flush_webhook_tally(&self, all: bool) -> DomainResult<Vec<Tallied>> {
+        let ended = self.tally.take_ended(self.clock.now(), all);
+        self.write_tallies(ended).await
+    }
+
+    async fn write_tallies(&self, tallies: Vec<Tallied>) -> DomainResult<Vec<Tallied>> {
+        let now = self.clock.now();
+        let provider = self.idv.name();
+        let rfc3339 = |t: OffsetDateTime| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
         };
-        Ok(self.repo.append_audit(&event).await?)
+        for tally in &tallies {
+            let (event_type, outcome) = match tally.kind {
+                TallyKind::Rejected => (AuditEventType::WebhookRejected, Outcome::Rejected),
+                TallyKind::Ignored => (AuditEventType::WebhookIgnored, Outcome::Success),
+            };
+            let event = NewAuditEvent {
+                outcome,
+                reason: Some(tally.reason.clone()),
+                details: json!({
+                    "provider": provider,
+                    "count": tally.count,
+                    "first_at": rfc3339(tally.first_at),
+                    "last_at": rfc3339(tally.last_at),
+                    "window_seconds": crate::webhook_tally::TALLY_WINDOW.whole_seconds(),
+                }),
+                ..NewAuditEvent::new(event_type, Actor::Provider, Subject::default(), now)
+            };
+            self.repo.append_audit(&event).await?;
+        }
+        Ok(tallies)
     }
 
     pub async fn user_view(&self, external_id: &ExternalUserId) -> DomainResult<UserView> {

@@ -497,6 +497,15 @@ pub trait Repository: crate::rotation::SealedStore + Send + Sync + 'static {
     /// has one already; whether it was written.
     async fn set_applicant_if_absent(&self, user: UserId, sealed: &[u8]) -> StoreResult<bool>;
 
+    /// Replaces the user's applicant `current` (sealed, as read) with
+    /// `replacement` unless it changed meanwhile; whether it was written.
+    async fn replace_applicant(
+        &self,
+        user: UserId,
+        current: &[u8],
+        replacement: &[u8],
+    ) -> StoreResult<bool>;
+
     /// The user with `external_id` and their standing at `now`, in one read;
     /// `NotFound` when no such user exists. The counts serve an early refusal
     /// only: a flow's insertion checks the limits again, atomically.

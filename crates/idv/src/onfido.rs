@@ -7,16 +7,24 @@
 //!
 //! Every call has a timeout. Reads and deletes are retried with backoff,
 //! honouring `Retry-After`; creations are retried only when the request surely
-//! was not processed (connection refused, 429, 503), and after an ambiguous
-//! failure we look for the run by its flow tag before giving up, since the
-//! provider has no idempotency keys and runs cost money. Provider messages are
-//! never passed on to our callers, and tokens and bodies are never logged.
+//! was not processed (connection refused, 429), or after a 503 once a look-up
+//! found no run. After an ambiguous failure (timeout, 5xx) we look for the run
+//! before giving up, since the provider has no idempotency keys and runs cost
+//! money. A listed run is adopted only when it is provably the flow's: its
+//! tags hold the flow's tag, and its applicant, workflow and
+//! `customer_user_id` are the ones we asked for. Nothing official pins down
+//! how the list's `tags` filter matches, and the user's applicant carries all
+//! their runs, so an unchecked first item could be an earlier approved run.
+//! Provider messages are never passed on to our callers, and tokens and bodies
+//! are never logged.
 
 use std::time::Duration;
 
 use async_trait::async_trait;
 use domain::flow::IdentityOutcome;
-use domain::idv::{IdentityProvider, IdvError, RunStatus, StartRun, StartedRun, Workflow};
+use domain::idv::{
+    ApplicantState, IdentityProvider, IdvError, RunStatus, StartRun, StartedRun, Workflow,
+};
 use domain::user::Pseudonym;
 use reqwest::header::HeaderValue;
 use reqwest::{Method, RequestBuilder, StatusCode, Url};
@@ -24,7 +32,13 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
+use tokio::time::Instant;
 use zeroize::Zeroizing;
+
+/// How many pages of runs a look-up after an ambiguous creation reads at most.
+/// With a tag filter that matches exactly, the first page holds the run or
+/// nothing; the bound only matters if the filter is ignored.
+const LOOKUP_PAGES: u32 = 5;
 
 /// The workflow ids configured for this deployment.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -167,6 +181,35 @@ fn flow_tag(request: &StartRun<'_>) -> String {
     format!("flow:{}", request.flow_id)
 }
 
+/// Whether a listed `run` is the one `request` asked for: it carries the
+/// flow's tag, and the applicant, the configured workflow and the user's
+/// pseudonym as `customer_user_id` it was created with. Anything else (another
+/// flow's run of the same user, say) is not adopted.
+fn is_run_of(run: &Value, request: &StartRun<'_>, workflows: &Workflows) -> bool {
+    let tag = flow_tag(request);
+    let tagged = run["tags"]
+        .as_array()
+        .is_some_and(|tags| tags.iter().any(|t| t.as_str() == Some(tag.as_str())));
+    let same = |field: &str, expected: &str| {
+        run[field]
+            .as_str()
+            .is_some_and(|v| v.eq_ignore_ascii_case(expected))
+    };
+    tagged
+        && same("applicant_id", request.applicant_id)
+        && same("workflow_id", workflow_id(workflows, request.workflow))
+        && run["customer_user_id"].as_str() == Some(request.customer_user_id.as_str())
+}
+
+/// The resource a path names, for log lines: its first segment, without the
+/// ids and the query that follow (applicant ids and pseudonyms are never logged).
+fn resource_of(path: &str) -> &str {
+    path.trim_start_matches('/')
+        .split(['/', '?'])
+        .next()
+        .unwrap_or_default()
+}
+
 /// Maps a run's `status` (unknown values stay open: the provider adds values).
 pub fn run_status(status: &str) -> RunStatus {
     match status {
@@ -248,12 +291,19 @@ impl OnfidoProvider {
         method: Method,
         path: &str,
         body: Option<&Value>,
+        timeout: Option<Duration>,
     ) -> Result<(StatusCode, Vec<u8>), Failure> {
         let mut request = self.request(method, path);
+        if let Some(timeout) = timeout {
+            request = request.timeout(timeout);
+        }
         if let Some(body) = body {
             request = request.json(body);
         }
+        // Errors name no URL: paths carry applicant ids and pseudonyms, and
+        // these messages reach the log.
         let response = request.send().await.map_err(|e| {
+            let e = e.without_url();
             if e.is_connect() {
                 Failure::NotSent(format!("connecting to the provider: {e}"))
             } else {
@@ -262,10 +312,12 @@ impl OnfidoProvider {
         })?;
         let status = response.status();
         let retry_after = parse_retry_after(&response);
-        let bytes = response
-            .bytes()
-            .await
-            .map_err(|e| Failure::Ambiguous(format!("reading the provider's answer: {e}")))?;
+        let bytes = response.bytes().await.map_err(|e| {
+            Failure::Ambiguous(format!(
+                "reading the provider's answer: {}",
+                e.without_url()
+            ))
+        })?;
         if status.is_success() {
             return Ok((status, bytes.to_vec()));
         }
@@ -289,24 +341,43 @@ impl OnfidoProvider {
         body: Option<&Value>,
         safe: bool,
     ) -> Result<(StatusCode, Vec<u8>), Failure> {
+        self.call_until(method, path, body, safe, None).await
+    }
+
+    /// [`Self::call`], all attempts and waits over by `deadline` when given.
+    async fn call_until(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&Value>,
+        safe: bool,
+        deadline: Option<Instant>,
+    ) -> Result<(StatusCode, Vec<u8>), Failure> {
         let mut attempt = 0;
         loop {
-            match self.attempt(method.clone(), path, body).await {
+            let timeout = match deadline {
+                None => None,
+                Some(deadline) => {
+                    let left = deadline.saturating_duration_since(Instant::now());
+                    if left.is_zero() {
+                        return Err(Failure::Ambiguous(
+                            "no time left to call the provider".into(),
+                        ));
+                    }
+                    Some(left.min(self.settings.timeout))
+                }
+            };
+            match self.attempt(method.clone(), path, body, timeout).await {
                 Ok(ok) => return Ok(ok),
                 Err(failure) if attempt < self.settings.retries && failure.retryable(safe) => {
-                    let backoff = Duration::from_millis(200 * 2u64.pow(attempt));
-                    let wait = match &failure {
-                        Failure::Status {
-                            retry_after: Some(after),
-                            ..
-                        } => *after,
-                        _ => backoff,
-                    };
-                    if wait > self.settings.max_retry_wait {
+                    let wait = self.retry_wait(&failure, attempt);
+                    if wait > self.settings.max_retry_wait
+                        || deadline.is_some_and(|d| Instant::now() + wait >= d)
+                    {
                         return Err(failure);
                     }
                     tracing::warn!(
-                        path,
+                        resource = resource_of(path),
                         attempt,
                         wait_ms = wait.as_millis() as u64,
                         "retrying the IDV provider"
@@ -316,6 +387,17 @@ impl OnfidoProvider {
                 }
                 Err(failure) => return Err(failure),
             }
+        }
+    }
+
+    /// How long to wait before the next attempt after `failure`.
+    fn retry_wait(&self, failure: &Failure, attempt: u32) -> Duration {
+        match failure {
+            Failure::Status {
+                retry_after: Some(after),
+                ..
+            } => *after,
+            _ => Duration::from_millis(200 * 2u64.pow(attempt)),
         }
     }
 
@@ -348,11 +430,55 @@ impl OnfidoProvider {
             .ok_or_else(|| IdvError::Unavailable("the provider's applicant has no id".into()))
     }
 
-    /// After an ambiguous failure of a creation: the run the provider may have made.
-    async fn find_run(&self, applicant_id: &str, tag: &str) -> Option<Value> {
-        let path = format!("/workflow_runs?applicant_id={applicant_id}&tags={tag}");
-        let found: Value = self.json(Method::GET, &path, None, true).await.ok()?;
-        found.as_array()?.first().cloned()
+    /// After an ambiguous failure of a creation: the run the provider may
+    /// have made for `request`, if a listed run is provably it (see
+    /// [`is_run_of`]). A failed look-up finds nothing.
+    async fn find_run(&self, request: &StartRun<'_>) -> Option<Value> {
+        let tag = flow_tag(request);
+        for page in 1..=LOOKUP_PAGES {
+            let path = format!(
+                "/workflow_runs?applicant_id={}&tags={tag}&page={page}",
+                request.applicant_id
+            );
+            let found: Value = self.json(Method::GET, &path, None, true).await.ok()?;
+            let runs = found.as_array()?;
+            if let Some(run) = runs
+                .iter()
+                .find(|run| is_run_of(run, request, &self.settings.workflows))
+            {
+                return Some(run.clone());
+            }
+            if runs.is_empty() {
+                break;
+            }
+            tracing::warn!(
+                page,
+                listed = runs.len(),
+                "runs listed for a flow's tag are not the flow's; none adopted"
+            );
+        }
+        None
+    }
+
+    async fn read_run_until(
+        &self,
+        run_id: &str,
+        deadline: Option<Instant>,
+    ) -> Result<RunStatus, IdvError> {
+        let path = format!("/workflow_runs/{run_id}");
+        let read = match self
+            .call_until(Method::GET, &path, None, true, deadline)
+            .await
+        {
+            Ok((_, bytes)) => serde_json::from_slice::<RunRead>(&bytes).map_err(|e| {
+                IdvError::Unavailable(format!("the provider's answer cannot be read: {e}"))
+            }),
+            Err(Failure::Status { status, .. }) if status == StatusCode::NOT_FOUND => {
+                Err(IdvError::UnknownRun)
+            }
+            Err(failure) => Err(failure.into_error()),
+        };
+        read.map(|run| run_status(run.status.as_deref().unwrap_or("")))
     }
 
     fn started(run: &Value) -> Result<StartedRun, IdvError> {
@@ -381,40 +507,85 @@ impl IdentityProvider for OnfidoProvider {
     }
 
     async fn start_run(&self, request: StartRun<'_>) -> Result<StartedRun, IdvError> {
-        let applicant_id = request.applicant_id;
-        let tag = flow_tag(&request);
         let body = json!({
             "workflow_id": workflow_id(&self.settings.workflows, request.workflow),
-            "applicant_id": applicant_id,
+            "applicant_id": request.applicant_id,
             "customer_user_id": request.customer_user_id.as_str(),
-            "tags": [tag],
+            "tags": [flow_tag(&request)],
         });
-        match self
-            .json(Method::POST, "/workflow_runs", Some(&body), false)
+        let mut attempt = 0;
+        loop {
+            let failure = match self
+                .attempt(Method::POST, "/workflow_runs", Some(&body), None)
+                .await
+            {
+                Ok((_, bytes)) => match serde_json::from_slice::<Value>(&bytes) {
+                    Ok(run) => return Self::started(&run),
+                    Err(e) => {
+                        Failure::Ambiguous(format!("the provider's answer cannot be read: {e}"))
+                    }
+                },
+                Err(failure) => failure,
+            };
+            // A timeout or a server error (a 503 from a gateway included) may
+            // still have created the run: look before retrying or reporting a
+            // failure. A 4xx (or a refused connection) surely did not.
+            if failure.may_have_processed()
+                && let Some(run) = self.find_run(&request).await
+            {
+                return Self::started(&run);
+            }
+            // A 503 is retried (after the look-up above found nothing), as
+            // are failures that surely processed nothing.
+            let retry = attempt < self.settings.retries && failure.retryable(false);
+            let wait = self.retry_wait(&failure, attempt);
+            if !retry || wait > self.settings.max_retry_wait {
+                return Err(failure.into_error());
+            }
+            tracing::warn!(
+                attempt,
+                wait_ms = wait.as_millis() as u64,
+                "retrying a run creation"
+            );
+            tokio::time::sleep(wait).await;
+            attempt += 1;
+        }
+    }
+
+    async fn read_run(&self, run_id: &str) -> Result<RunStatus, IdvError> {
+        self.read_run_until(run_id, None).await
+    }
+
+    async fn read_run_within(&self, run_id: &str, budget: Duration) -> Result<RunStatus, IdvError> {
+        self.read_run_until(run_id, Some(Instant::now() + budget))
             .await
-        {
-            Ok(run) => Self::started(&run),
-            // A timeout or a server error may still have created the run: look
-            // before reporting a failure. A 4xx (or a refused connection) surely did not.
-            Err(failure) if failure.may_have_processed() => {
-                if let Some(run) = self.find_run(applicant_id, &tag).await {
-                    return Self::started(&run);
-                }
-                Err(failure.into_error())
+    }
+
+    async fn applicant_state(&self, applicant_id: &str) -> Result<ApplicantState, IdvError> {
+        let path = format!("/applicants/{applicant_id}");
+        match self.json::<Value>(Method::GET, &path, None, true).await {
+            // `delete_at`: the provider will delete it (a deletion is scheduled).
+            Ok(applicant) if applicant["delete_at"].is_null() => Ok(ApplicantState::Active),
+            Ok(_) => Ok(ApplicantState::Gone),
+            Err(Failure::Status { status, .. }) if status == StatusCode::NOT_FOUND => {
+                Ok(ApplicantState::Gone)
             }
             Err(failure) => Err(failure.into_error()),
         }
     }
 
-    async fn read_run(&self, run_id: &str) -> Result<RunStatus, IdvError> {
+    async fn delete_applicant(&self, applicant_id: &str) -> Result<(), IdvError> {
         match self
-            .json::<RunRead>(Method::GET, &format!("/workflow_runs/{run_id}"), None, true)
+            .call(
+                Method::DELETE,
+                &format!("/applicants/{applicant_id}"),
+                None,
+                true,
+            )
             .await
         {
-            Ok(run) => Ok(run_status(run.status.as_deref().unwrap_or(""))),
-            Err(Failure::Status { status, .. }) if status == StatusCode::NOT_FOUND => {
-                Err(IdvError::UnknownRun)
-            }
+            Ok(_) => Ok(()),
+            Err(Failure::Status { status, .. }) if status == StatusCode::NOT_FOUND => Ok(()),
             Err(failure) => Err(failure.into_error()),
         }
     }
@@ -608,6 +779,78 @@ mod tests {
         assert!(!status(422).may_have_processed());
         assert!(!status(429).may_have_processed());
         assert!(!Failure::NotSent("refused".into()).may_have_processed());
+    }
+
+    #[test]
+    fn a_listed_run_is_adopted_only_when_it_is_provably_the_flows() {
+        let workflows = Workflows {
+            registration: "0c6b0e4a-1111-4b5b-9a1e-000000000001".into(),
+            step_up: "0C6B0E4A-1111-4B5B-9A1E-000000000002".into(),
+            recovery_verify: "0c6b0e4a-1111-4b5b-9a1e-000000000003".into(),
+        };
+        let pseudonym = Pseudonym::generate();
+        let flow_id = domain::flow::FlowId(uuid::Uuid::nil());
+        let request = StartRun {
+            workflow: Workflow::StepUp,
+            customer_user_id: &pseudonym,
+            applicant_id: "9b2d7c41-0e6f-4a53-8c1d-5f7e3a2b4c6d",
+            flow_id,
+        };
+        let good = json!({
+            "id": "3f1c2b9e-5d4a-4c1e-9a7b-2e8d6f0a1b2c",
+            "applicant_id": "9b2d7c41-0e6f-4a53-8c1d-5f7e3a2b4c6d",
+            "workflow_id": "0c6b0e4a-1111-4b5b-9a1e-000000000002",
+            "customer_user_id": pseudonym.as_str(),
+            "tags": ["other", flow_tag(&request)],
+            "status": "awaiting_input",
+        });
+        assert!(is_run_of(&good, &request, &workflows));
+        let changed = |field: &str, value: Value| {
+            let mut run = good.clone();
+            run[field] = value;
+            run
+        };
+        for (field, value) in [
+            ("tags", json!([format!("flow:{}", uuid::Uuid::max())])),
+            ("tags", json!([])),
+            ("tags", Value::Null),
+            (
+                "applicant_id",
+                json!("11111111-0e6f-4a53-8c1d-5f7e3a2b4c6d"),
+            ),
+            ("workflow_id", json!("0c6b0e4a-1111-4b5b-9a1e-000000000001")),
+            ("customer_user_id", json!("cu_someone_else")),
+            ("customer_user_id", Value::Null),
+        ] {
+            assert!(
+                !is_run_of(&changed(field, value.clone()), &request, &workflows),
+                "{field} = {value}"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn errors_carry_no_url_with_its_ids() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        drop(listener);
+        let provider = provider(&format!("http://{addr}/v3.6")).unwrap();
+        let err = provider
+            .delete_applicant("9b2d7c41-0e6f-4a53-8c1d-5f7e3a2b4c6d")
+            .await
+            .unwrap_err();
+        assert!(matches!(err, IdvError::Unavailable(_)), "{err:?}");
+        assert!(!err.to_string().contains("9b2d7c41"), "{err}");
+    }
+
+    #[test]
+    fn log_lines_name_the_resource_without_ids() {
+        assert_eq!(resource_of("/applicants/9b2d7c41"), "applicants");
+        assert_eq!(
+            resource_of("/workflow_runs?applicant_id=a&tags=flow:x"),
+            "workflow_runs"
+        );
+        assert_eq!(resource_of("/biometric_tokens/cu_abc"), "biometric_tokens");
     }
 
     #[test]

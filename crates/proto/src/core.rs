@@ -281,6 +281,8 @@ pub struct SyntheticOutcomeRequest {
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct ProviderEventResponse {
-    /// `applied`, `no_change`, `duplicate` or `unknown_run`.
+    /// `applied`, `no_change`, `duplicate` or `unknown_run`; from the
+    /// provider's webhook also `ignored` (an event type not acted on) or
+    /// `stale` (a run's completion too old, or too far ahead, to act on).
     pub result: String,
 }

@@ -100,7 +100,8 @@ pub enum ErrorCode {
     WebhookSignatureInvalid,
     /// A webhook delivery is not a provider event (no `payload.action` or `payload.object.id`).
     WebhookMalformed,
-    /// A webhook delivery's event time is older than the maximum age, in the future, or absent.
+    /// Reserved: a stale webhook delivery is acknowledged (`200`, result
+    /// `stale`) rather than refused, so that the provider does not resend it.
     WebhookStale,
     /// The possession proof is of the other mode: `builtin` deployments take the authenticator's response (`webauthn`), `external` ones the verified facts.
     PossessionModeMismatch,

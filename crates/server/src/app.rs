@@ -210,13 +210,22 @@ pub async fn every<F, Fut>(
     }
 }
 
-/// Re-reads runs whose webhook did not arrive, and has the provider forget
-/// deleted users, until `shutdown` resolves.
+/// Re-reads runs whose webhook did not arrive, has the provider forget
+/// deleted users, and writes the counts of webhook deliveries not acted on,
+/// until `shutdown` resolves (then the counts of the open window too).
 pub async fn reconcile_loop(flows: Arc<FlowService>, shutdown: impl Future<Output = ()>) {
     every(RECONCILE_EVERY, shutdown, || reconcile_once(&flows)).await;
+    flush_webhook_tally(&flows, true).await;
+}
+
+async fn flush_webhook_tally(flows: &FlowService, all: bool) {
+    if let Err(e) = flows.flush_webhook_tally(all).await {
+        tracing::warn!(error = %e, "counts of webhook deliveries not acted on were not recorded");
+    }
 }
 
 async fn reconcile_once(flows: &FlowService) {
+    flush_webhook_tally(flows, false).await;
     match flows.reconcile(RECONCILE_BATCH).await {
         Ok(report) if report.applied > 0 => {
             tracing::info!(

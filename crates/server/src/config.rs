@@ -559,6 +559,37 @@ fn require_https(r: &mut Reader<'_>, variable: &'static str, raw: &str) -> Optio
 
 const PREVIOUS_WEBHOOK_SECRET: &str = "BIOMETRIC_PASSKEY_IDV_ONFIDO_WEBHOOK_PREVIOUS_SECRET";
 
+/// A required workflow id; in `onfido` mode a UUID, as the provider's
+/// workflow ids are (anything else makes every run creation fail with 422).
+fn workflow_id<'a>(
+    r: &mut Reader<'a>,
+    mode: Option<IdvMode>,
+    variable: &'static str,
+    hint: &str,
+) -> Option<&'a str> {
+    let value = r.required(variable, hint)?;
+    if mode == Some(IdvMode::Onfido) && !is_hyphenated_uuid(value) {
+        r.problem(
+            variable,
+            format!(
+                "must be the workflow's UUID as the provider's dashboard shows it \
+                 (8-4-4-4-12 hex digits, e.g. 0c6b0e4a-1111-4b5b-9a1e-000000000001), got {value:?}"
+            ),
+        );
+        return None;
+    }
+    Some(value)
+}
+
+/// `8-4-4-4-12` hex digits: how the provider writes a workflow's id.
+fn is_hyphenated_uuid(value: &str) -> bool {
+    value.len() == 36
+        && value.char_indices().all(|(i, c)| match i {
+            8 | 13 | 18 | 23 => c == '-',
+            _ => c.is_ascii_hexdigit(),
+        })
+}
+
 /// The provider's API for a region: `https://api.{region}.onfido.com/v3.6`.
 pub fn regional_base_url(region: &str) -> Url {
     #[allow(clippy::expect_used)]
@@ -581,9 +612,19 @@ impl IdvConfig {
             },
         );
         let hint = "set it to the IDV workflow id configured for this deployment";
-        let registration = r.required("BIOMETRIC_PASSKEY_IDV_REGISTRATION_WORKFLOW_ID", hint);
-        let step_up = r.required("BIOMETRIC_PASSKEY_IDV_STEP_UP_WORKFLOW_ID", hint);
-        let recovery = r.required("BIOMETRIC_PASSKEY_IDV_RECOVERY_VERIFY_WORKFLOW_ID", hint);
+        let registration = workflow_id(
+            r,
+            mode,
+            "BIOMETRIC_PASSKEY_IDV_REGISTRATION_WORKFLOW_ID",
+            hint,
+        );
+        let step_up = workflow_id(r, mode, "BIOMETRIC_PASSKEY_IDV_STEP_UP_WORKFLOW_ID", hint);
+        let recovery = workflow_id(
+            r,
+            mode,
+            "BIOMETRIC_PASSKEY_IDV_RECOVERY_VERIFY_WORKFLOW_ID",
+            hint,
+        );
         let region = r
             .parsed(
                 "BIOMETRIC_PASSKEY_IDV_ONFIDO_REGION",

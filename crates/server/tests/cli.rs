@@ -40,15 +40,15 @@ fn core_env() -> Vec<(&'static str, String)> {
         ),
         (
             "BIOMETRIC_PASSKEY_IDV_REGISTRATION_WORKFLOW_ID",
-            "wf-reg".into(),
+            "0c6b0e4a-1111-4b5b-9a1e-000000000001".into(),
         ),
         (
             "BIOMETRIC_PASSKEY_IDV_STEP_UP_WORKFLOW_ID",
-            "wf-step".into(),
+            "0c6b0e4a-1111-4b5b-9a1e-000000000002".into(),
         ),
         (
             "BIOMETRIC_PASSKEY_IDV_RECOVERY_VERIFY_WORKFLOW_ID",
-            "wf-rec".into(),
+            "0c6b0e4a-1111-4b5b-9a1e-000000000003".into(),
         ),
         ("BIOMETRIC_PASSKEY_CORE_API_KEYS", API_KEY.into()),
     ]
@@ -339,6 +339,16 @@ fn onfido_mode_without_its_credentials_is_refused() {
         assert_refused(&["check-config", "core"], &env, var, KEY);
         assert_refused(&["core"], &env, var, KEY);
     }
+}
+
+/// A slug (the form of the earlier example values) would make every run
+/// creation fail at the provider: `core` refuses to start instead.
+#[test]
+fn a_slug_workflow_id_is_refused_at_start_up_in_onfido_mode() {
+    let var = "BIOMETRIC_PASSKEY_IDV_STEP_UP_WORKFLOW_ID";
+    let env = with(core_env(), &[(var, "biometric-passkey-step-up")]);
+    assert_refused(&["check-config", "core"], &env, var, KEY);
+    assert_refused(&["core"], &env, var, KEY);
 }
 
 #[test]

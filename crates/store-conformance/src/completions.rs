@@ -760,7 +760,7 @@ pub async fn cancelling_other_flows_cancels_the_users_open_flows_but_the_kept_on
     );
 }
 
-pub async fn an_applicant_set_if_absent_is_written_once(repo: Arc<dyn Repository>) {
+pub async fn an_applicant_is_set_once_and_replaced_only_as_read(repo: Arc<dyn Repository>) {
     let alice = stored_user(&*repo, "alice").await;
     let bob = stored_user(&*repo, "bob").await;
     let first = vec![0x00, 0xff, 0x01, 0x80, 0x00];
@@ -791,6 +791,37 @@ pub async fn an_applicant_set_if_absent_is_written_once(repo: Arc<dyn Repository
             .unwrap(),
         "no such user"
     );
+
+    // A replacement takes only over the applicant it was decided on.
+    let second = vec![0x02; 48];
+    assert!(
+        !repo
+            .replace_applicant(alice.id, &[9; 64], &second)
+            .await
+            .unwrap(),
+        "not the stored applicant"
+    );
+    assert_eq!(repo.user_by_id(alice.id).await.unwrap(), with_first);
+    assert!(
+        repo.replace_applicant(alice.id, &first, &second)
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        repo.user_by_id(alice.id)
+            .await
+            .unwrap()
+            .idv_applicant_sealed,
+        Some(second.clone())
+    );
+    assert!(
+        !repo
+            .replace_applicant(alice.id, &first, &[7; 48])
+            .await
+            .unwrap(),
+        "replaced already"
+    );
+    assert_eq!(repo.user_by_id(bob.id).await.unwrap(), bob);
 }
 
 /// A suspended passkey is live (the user is enrolled) but not active; the

@@ -105,7 +105,7 @@ macro_rules! conformance_suite {
             completions::requiring_an_active_credential_passes_only_for_an_active_one,
             completions::revoking_other_credentials_revokes_the_users_live_ones_but_the_kept_one,
             completions::cancelling_other_flows_cancels_the_users_open_flows_but_the_kept_one,
-            completions::an_applicant_set_if_absent_is_written_once,
+            completions::an_applicant_is_set_once_and_replaced_only_as_read,
             completions::flow_prerequisites_tell_live_passkeys_and_the_references_flow,
             completions::concurrent_recoveries_of_one_user_leave_one_new_passkey,
             users::set_applicant_is_visible_on_the_user,

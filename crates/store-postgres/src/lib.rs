@@ -292,6 +292,15 @@ impl Repository for PgStore {
         users::set_applicant_if_absent(&self.pool, user, sealed).await
     }
 
+    async fn replace_applicant(
+        &self,
+        user: UserId,
+        current: &[u8],
+        replacement: &[u8],
+    ) -> StoreResult<bool> {
+        users::replace_applicant(&self.pool, user, current, replacement).await
+    }
+
     async fn flow_prerequisites(
         &self,
         external_id: &ExternalUserId,

@@ -90,6 +90,26 @@ pub(crate) async fn lock(conn: &mut PgConnection, id: UserId) -> StoreResult<()>
         .map_err(map_err)
 }
 
+/// Whether it was written: not when the user's applicant is no longer
+/// `current` (or the user no longer exists).
+pub(crate) async fn replace_applicant(
+    db: impl PgExecutor<'_>,
+    id: UserId,
+    current: &[u8],
+    replacement: &[u8],
+) -> StoreResult<bool> {
+    sqlx::query(
+        "UPDATE users SET idv_applicant_sealed = $3 WHERE id = $1 AND idv_applicant_sealed = $2",
+    )
+    .bind(id.0)
+    .bind(current)
+    .bind(replacement)
+    .execute(db)
+    .await
+    .map(|done| done.rows_affected() == 1)
+    .map_err(map_err)
+}
+
 pub(crate) async fn delete(
     conn: &mut PgConnection,
     id: UserId,

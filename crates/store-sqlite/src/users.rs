@@ -79,6 +79,26 @@ pub(crate) async fn set_applicant_if_absent(
     .map_err(map_err)
 }
 
+/// Whether it was written: not when the user's applicant is no longer
+/// `current` (or the user no longer exists).
+pub(crate) async fn replace_applicant(
+    db: impl SqliteExecutor<'_>,
+    id: UserId,
+    current: &[u8],
+    replacement: &[u8],
+) -> StoreResult<bool> {
+    sqlx::query(
+        "UPDATE users SET idv_applicant_sealed = ? WHERE id = ? AND idv_applicant_sealed = ?",
+    )
+    .bind(replacement)
+    .bind(id.0.as_bytes().as_slice())
+    .bind(current)
+    .execute(db)
+    .await
+    .map(|done| done.rows_affected() == 1)
+    .map_err(map_err)
+}
+
 pub(crate) async fn delete(
     conn: &mut SqliteConnection,
     id: UserId,

@@ -3,25 +3,56 @@
 //! provider spec (`idv-onfido.md`).
 //!
 //! Point `BIOMETRIC_PASSKEY_IDV_ONFIDO_BASE_URL` at [`OnfidoDouble::base_url`]:
-//! the backend must not be able to tell it from the real service. What the
-//! provider documents is imitated as documented; what it leaves open is
-//! chosen here and marked **assumption**, each in one place:
+//! the backend must not be able to tell it from the real service.
 //!
-//! - the 401 envelope's `type` (`authorization_error`), the 405 answer, a
-//!   body that is not JSON (400 `bad_request`), and the 429 envelope and its
-//!   `Retry-After` (see [`rate_limited`]);
-//! - a deleted applicant reads as 404, and deleting it again is 404;
-//! - the list of runs pages by [`RUNS_PER_PAGE`]; `created_at_gt/lt` take a
-//!   date (compared with the run's calendar day) or a full date-time;
-//! - a run approved straight from create has `sdk_token: null` (it needs no
-//!   capture) and emits `workflow_run.completed` in the background;
-//! - an approved run with a `customer_user_id` makes a biometric token when
-//!   the user has none left (enrollment); later approvals reuse it
-//!   (authentication); `media_type` is `"motion"`;
-//! - `DropConnection` and `Delay` faults *process* the request and then fail
-//!   to answer (or answer late): the ambiguous case a client must survive
-//!   without duplicates. `ServerError`, `NonJsonBadGateway` and `RateLimited`
-//!   process nothing.
+//! **Documented** behaviour (the official API definition
+//! `onfido/onfido-openapi-spec` and the official clients' tests) is imitated
+//! as documented: routes, status codes (201 for creations, 200 for
+//! `/sdk_token`, 204 for an applicant's deletion), the §8 error envelope, the
+//! run's fields and statuses, the list as a bare array with its filters, a
+//! non-null `sdk_token` on every created run (the official clients' tests
+//! expect one even for a run approved at creation), `delete_at` on
+//! applicants, biometric tokens' 404 body, and the webhook signature.
+//!
+//! **Assumptions**: where the official material is silent, this double
+//! chooses, and every such choice is listed here (the code carrying each is
+//! marked "Assumption"):
+//!
+//! 1. the 401 envelope's `type` (`authorization_error`), the 405 answer, a
+//!    body that is not JSON (400 `bad_request`), and the 429 envelope and its
+//!    `Retry-After` (see [`rate_limited`]);
+//! 2. a deleted applicant reads as 404 and deleting it again is 404; an
+//!    applicant scheduled for deletion reads as 200 with `delete_at` set; a
+//!    run cannot be created for either (422 `validation_error` on
+//!    `applicant_id`);
+//! 3. the list of runs pages by [`RUNS_PER_PAGE`]; `created_at_gt/lt` take a
+//!    date (compared with the run's calendar day) or a full date-time; the
+//!    `tags` filter keeps runs carrying every given tag, and the default
+//!    order is newest created first, unless
+//!    [`OnfidoDoubleConfig::loose_tags_filter`] says otherwise (the filter
+//!    ignored, most recently completed runs first: the reading a client must
+//!    survive, since no official test pins either down);
+//! 4. a run approved straight from create emits `workflow_run.completed` in
+//!    the background;
+//! 5. an approved run with a `customer_user_id` makes a biometric token when
+//!    the user has none left (enrollment); later approvals reuse it
+//!    (authentication); `media_type` is `"motion"`;
+//! 6. `DropConnection`, `Delay` and `UnavailableAfterProcessing` faults
+//!    *process* the request and then fail to answer, answer late, or answer
+//!    503 (a gateway timing out in front of the provider): the ambiguous cases
+//!    a client must survive without duplicates. `ServerError`,
+//!    `NonJsonBadGateway` and `RateLimited` process nothing;
+//! 7. deliveries are retried [`OnfidoDoubleConfig::webhook_retries`] times,
+//!    [`RETRY_PAUSE`] apart (the provider's schedule is unpublished);
+//! 8. what a run holds once finished: `output` is `{"face_match": …}` (real
+//!    keys depend on the workflow version), `reasons` are made-up codes, a run
+//!    in `error` has `error.type` `workflow_error`; a completion passes through
+//!    `processing` and adds one `face_motion` task; `workflow_version_id` is 1;
+//! 9. the list answers an `x-total-count` header, and an unparsable query is
+//!    400 `bad_request`;
+//! 10. `GET` of a run may lag behind its completion for a set number of reads
+//!     ([`OnfidoDouble::set_read_lag`]), standing for eventual consistency the
+//!     provider does not document for runs.
 //!
 //! Besides the API, a control plane outside `/v3.6` lets tests finish runs
 //! (`POST /__control/workflow_runs/{id}/complete`), and a webhook emitter
@@ -57,7 +88,7 @@ use tokio::net::{TcpListener, TcpStream};
 /// The provider answers within this or the delivery failed (spec §6.1).
 const WEBHOOK_TIMEOUT: Duration = Duration::from_secs(10);
 /// Pause between delivery attempts (the provider's schedule is unverified; tests want speed).
-const RETRY_PAUSE: Duration = Duration::from_millis(100);
+pub const RETRY_PAUSE: Duration = Duration::from_millis(100);
 /// Page size of `GET /workflow_runs` (assumption: the provider documents `page`, not its size).
 pub const RUNS_PER_PAGE: usize = 20;
 /// The token `WebhookFault::OtherToken` signs with.
@@ -94,6 +125,9 @@ pub struct OnfidoDoubleConfig {
     pub rate_limit_per_minute: Option<u32>,
     /// Extra attempts after a failed delivery (non-2xx or no answer within 10 s).
     pub webhook_retries: u32,
+    /// `GET /workflow_runs` ignores its `tags` filter and lists the most
+    /// recently completed runs first (assumption 3).
+    pub loose_tags_filter: bool,
 }
 
 impl Default for OnfidoDoubleConfig {
@@ -106,6 +140,7 @@ impl Default for OnfidoDoubleConfig {
             biometric_token_delay: Duration::ZERO,
             rate_limit_per_minute: None,
             webhook_retries: 0,
+            loose_tags_filter: false,
         }
     }
 }
@@ -140,6 +175,9 @@ pub enum Fault {
     DropConnection,
     /// 429 `rate_limit`, with `Retry-After` when given; nothing processed.
     RateLimited { retry_after: Option<u32> },
+    /// Processed, then answered 503 with the §8 envelope (a gateway that gave
+    /// up waiting on the provider).
+    UnavailableAfterProcessing,
 }
 
 /// How deliveries misbehave, until set back to `None`.
@@ -319,6 +357,27 @@ impl OnfidoDouble {
     /// not grow the double without bound.
     pub fn requests(&self) -> Vec<RecordedRequest> {
         self.shared.state().requests.iter().cloned().collect()
+    }
+
+    /// Deletes the applicant at once, as the provider's retention or another
+    /// integration might; later reads answer 404.
+    pub fn delete_applicant(&self, applicant_id: &str) {
+        if let Some(applicant) = self.shared.state().applicants.get_mut(applicant_id) {
+            applicant.deleted = true;
+        }
+    }
+
+    /// Schedules the applicant's deletion: reads show `delete_at`, and runs
+    /// can no longer be created for it.
+    pub fn schedule_applicant_deletion(&self, applicant_id: &str) {
+        if let Some(applicant) = self.shared.state().applicants.get_mut(applicant_id) {
+            applicant.json["delete_at"] = json!(ts(now() + time::Duration::days(7)));
+        }
+    }
+
+    /// The ids of every applicant created so far (deleted ones included), in no order.
+    pub fn applicant_ids(&self) -> Vec<String> {
+        self.shared.state().applicants.keys().cloned().collect()
     }
 
     pub fn applicants_created(&self) -> usize {
@@ -535,6 +594,13 @@ impl DoubleState {
 
     fn live_applicant(&self, id: &str) -> Option<&Applicant> {
         self.applicants.get(id).filter(|a| !a.deleted)
+    }
+
+    /// An applicant runs can be created for: not deleted, no deletion
+    /// scheduled (assumption 2).
+    fn usable_applicant(&self, id: &str) -> Option<&Applicant> {
+        self.live_applicant(id)
+            .filter(|a| a.json["delete_at"].is_null())
     }
 
     /// An approved run enrolls the user when they hold no token; later approvals authenticate.
@@ -1392,6 +1458,15 @@ fn api(
         return (response, None, fault);
     };
     let (response, plan) = handle(shared, &mut state, endpoint, uri, &body);
+    if fault == Some(Fault::UnavailableAfterProcessing) {
+        let response = error_response(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "service_unavailable",
+            "The service is temporarily unavailable",
+            json!({}),
+        );
+        return (response, plan, None);
+    }
     (response, plan, fault)
 }
 
@@ -1662,8 +1737,9 @@ fn create_run(
     let workflow_id = uuid_field(&mut fields, "workflow_id");
     let applicant_id = uuid_field(&mut fields, "applicant_id");
     if let Some(id) = &applicant_id
-        && state.live_applicant(id).is_none()
+        && state.usable_applicant(id).is_none()
     {
+        // Assumption 2: how a run for a deleted applicant is refused.
         field_error(&mut fields, "applicant_id", "Applicant not found");
     }
     let customer_user_id = match object.get("customer_user_id") {
@@ -1742,7 +1818,9 @@ fn create_run(
     let seq = state.next_seq;
     state.next_seq += 1;
     let mut run = Run {
-        sdk_token: (!non_interactive).then(|| sdk_token_for(&id, now)),
+        // Documented: every created run carries its SDK token, even one
+        // approved at creation (the official clients' tests expect it).
+        sdk_token: Some(sdk_token_for(&id, now)),
         id: id.clone(),
         workflow_id,
         workflow_version_id: 1,
@@ -1826,7 +1904,7 @@ fn list_runs(state: &DoubleState, uri: &Uri) -> Response {
         .values()
         .filter(|r| applicant_id.as_ref().is_none_or(|a| &r.applicant_id == a))
         .filter(|r| statuses.as_ref().is_none_or(|s| s.contains(&r.status)))
-        .filter(|r| tags.iter().all(|t| r.tags.contains(t)))
+        .filter(|r| state.config.loose_tags_filter || tags.iter().all(|t| r.tags.contains(t)))
         .filter(|r| {
             created_gt
                 .as_ref()
@@ -1838,8 +1916,23 @@ fn list_runs(state: &DoubleState, uri: &Uri) -> Response {
                 .is_none_or(|b: &Bound| b.after(r.created_at))
         })
         .collect();
-    runs.sort_by_key(|r| (r.created_at, r.seq));
-    if !ascending {
+    if state.config.loose_tags_filter {
+        // Most recently completed first, then the open runs (assumption 3).
+        runs.sort_by_key(|r| {
+            let done = TERMINAL_STATUSES.contains(&r.status.as_str());
+            (
+                !done,
+                std::cmp::Reverse(r.updated_at),
+                std::cmp::Reverse(r.seq),
+            )
+        });
+        if ascending {
+            runs.reverse();
+        }
+    } else {
+        runs.sort_by_key(|r| (r.created_at, r.seq));
+    }
+    if !ascending && !state.config.loose_tags_filter {
         runs.reverse();
     }
     let total = runs.len();
@@ -1850,6 +1943,7 @@ fn list_runs(state: &DoubleState, uri: &Uri) -> Response {
         .map(Run::to_json)
         .collect();
     let mut response = json_response(StatusCode::OK, Value::Array(items));
+    // Assumption 9.
     response
         .headers_mut()
         .insert("x-total-count", HeaderValue::from(total as u64));
@@ -3267,6 +3361,10 @@ mod tests {
         assert_eq!(run.status, 201);
         assert_eq!(run.body["status"], "approved");
         assert!(run.body["output"].is_object());
+        assert!(
+            sdk_token_shaped(run.body["sdk_token"].as_str().unwrap()),
+            "a run approved at creation still has its SDK token"
+        );
         let tokens = api
             .call(Method::GET, "/biometric_tokens/cu_dave", None)
             .await;
@@ -3282,5 +3380,67 @@ mod tests {
         assert_eq!(got.len(), 1);
         assert!(valid(&got[0].0, &got[0].1));
         assert_eq!(event(&got[0])["payload"]["object"]["id"], run.body["id"]);
+    }
+
+    #[tokio::test]
+    async fn a_loose_tags_filter_lists_every_run_most_recently_completed_first() {
+        let api = Api::start(OnfidoDoubleConfig {
+            loose_tags_filter: true,
+            ..OnfidoDoubleConfig::default()
+        })
+        .await;
+        let applicant = api.applicant().await;
+        let earlier = api.run(&applicant, Some("cu_x"), &["flow:a"]).await;
+        api.double
+            .complete_run(earlier["id"].as_str().unwrap(), "approved")
+            .await;
+        let later = api.run(&applicant, Some("cu_x"), &["flow:b"]).await;
+        let listed = api
+            .call(
+                Method::GET,
+                &format!("/workflow_runs?applicant_id={applicant}&tags=flow:b"),
+                None,
+            )
+            .await;
+        let ids: Vec<&Value> = listed
+            .body
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| &r["id"])
+            .collect();
+        assert_eq!(ids, vec![&earlier["id"], &later["id"]]);
+    }
+
+    #[tokio::test]
+    async fn a_503_after_processing_created_the_run() {
+        let api = Api::start(OnfidoDoubleConfig::default()).await;
+        let applicant = api.applicant().await;
+        api.double
+            .set_route_fault(Route::CreateRun, Fault::UnavailableAfterProcessing, 1);
+        let body = json!({"workflow_id": WORKFLOW, "applicant_id": applicant});
+        let answer = api.call(Method::POST, "/workflow_runs", Some(body)).await;
+        assert_envelope(&answer, 503, "service_unavailable");
+        assert_eq!(api.double.runs_created(), 1);
+    }
+
+    #[tokio::test]
+    async fn an_applicant_scheduled_for_deletion_reads_with_delete_at_and_takes_no_runs() {
+        let api = Api::start(OnfidoDoubleConfig::default()).await;
+        let applicant = api.applicant().await;
+        api.double.schedule_applicant_deletion(&applicant);
+        let read = api
+            .call(Method::GET, &format!("/applicants/{applicant}"), None)
+            .await;
+        assert_eq!(read.status, 200);
+        assert!(utc_timestamp(&read.body["delete_at"]));
+        let body = json!({"workflow_id": WORKFLOW, "applicant_id": applicant});
+        let answer = api.call(Method::POST, "/workflow_runs", Some(body)).await;
+        assert_envelope(&answer, 422, "validation_error");
+        api.double.delete_applicant(&applicant);
+        let read = api
+            .call(Method::GET, &format!("/applicants/{applicant}"), None)
+            .await;
+        assert_envelope(&read, 404, "resource_not_found");
     }
 }

@@ -315,6 +315,14 @@ async fn webhook_deliveries_and_provider_calls_are_counted_by_outcome(store: Sto
         .deliver_raw(body, Some(&sign("not-the-webhook-token", body)))
         .await;
     assert_eq!(forged, DeliveryOutcome::Status(401));
+    // Deliveries not acted on are counted in the trail a window at a time;
+    // the metric follows the trail.
+    app.flows
+        .clone()
+        .unwrap()
+        .flush_webhook_tally(true)
+        .await
+        .unwrap();
 
     let text = scrape(&app).await;
     let deliveries = "biometric_passkey_webhook_deliveries_total";

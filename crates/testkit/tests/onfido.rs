@@ -22,7 +22,14 @@ on_both_stores!(
     a_user_past_the_run_limit_is_refused_before_the_provider_is_asked,
     a_rate_limited_read_is_retried_after_retry_after,
     an_unreadable_run_is_answered_503_and_processed_on_redelivery,
-    forged_stale_and_malformed_deliveries_change_nothing_and_are_audited,
+    forged_and_malformed_deliveries_are_refused_and_counted,
+    events_not_acted_on_and_stale_completions_are_acknowledged_and_counted,
+    a_flood_of_forged_deliveries_adds_a_row_per_reason_and_minute,
+    a_slow_provider_read_is_answered_within_the_budget_and_reconciled_later,
+    a_loose_tags_filter_never_adopts_an_earlier_approved_run,
+    a_503_after_the_run_was_created_is_looked_up_not_retried,
+    an_applicant_gone_at_the_provider_is_replaced_on_the_next_step_up,
+    a_run_approved_at_creation_verifies_its_flow,
     replayed_and_reformatted_deliveries_count_once,
     events_for_unknown_runs_are_acknowledged_and_audited,
     deleting_a_user_forgets_them_at_the_provider,
@@ -41,7 +48,10 @@ struct Setup {
 }
 
 async fn setup(store: Store) -> Setup {
-    let config = OnfidoDoubleConfig::default();
+    setup_with(store, OnfidoDoubleConfig::default()).await
+}
+
+async fn setup_with(store: Store, config: OnfidoDoubleConfig) -> Setup {
     let double = OnfidoDouble::start(config.clone()).await;
     let app = spawn_core_onfido(
         store,
@@ -332,17 +342,64 @@ fn completed_body(run_id: &str, status: &str, at: OffsetDateTime) -> Vec<u8> {
     .unwrap()
 }
 
-async fn rejections(app: &TestApp) -> Vec<String> {
-    app.audit_trail()
+/// The counts of deliveries not acted on, as written for windows that have
+/// ended: `(event type, reason, count)`, sorted.
+async fn tallied(app: &TestApp) -> Vec<(String, String, u64)> {
+    let mut rows: Vec<(String, String, u64)> = app
+        .audit_trail()
         .await
         .into_iter()
-        .filter(|e| e.event_type.as_str() == "webhook.rejected")
-        .map(|e| e.reason.unwrap_or_default())
-        .rev()
+        .filter(|e| ["webhook.rejected", "webhook.ignored"].contains(&e.event_type.as_str()))
+        .map(|e| {
+            assert!(e.details["first_at"].is_string() && e.details["last_at"].is_string());
+            (
+                e.event_type.as_str().to_owned(),
+                e.reason.unwrap_or_default(),
+                e.details["count"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    rows.sort();
+    rows
+}
+
+/// Ends the current counting window and writes its counts, as the Core
+/// API's background work does every 30 seconds.
+async fn end_tally_window(app: &TestApp) {
+    app.clock.advance(Duration::minutes(2));
+    app.flows
+        .clone()
+        .unwrap()
+        .flush_webhook_tally(false)
+        .await
+        .unwrap();
+}
+
+/// The reasons of the deliveries refused so far, once per delivery, sorted.
+async fn rejections(app: &TestApp) -> Vec<String> {
+    end_tally_window(app).await;
+    tallied(app)
+        .await
+        .into_iter()
+        .filter(|(kind, _, _)| kind == "webhook.rejected")
+        .flat_map(|(_, reason, count)| std::iter::repeat_n(reason, count as usize))
         .collect()
 }
 
-async fn forged_stale_and_malformed_deliveries_change_nothing_and_are_audited(store: Store) {
+async fn post_delivery(s: &Setup, body: &[u8], signature: Option<&str>) -> (StatusCode, Value) {
+    let mut request = s
+        .app
+        .client
+        .post(s.app.url(WEBHOOK_PATH))
+        .header("Content-Type", "application/json")
+        .body(body.to_vec());
+    if let Some(signature) = signature {
+        request = request.header("X-SHA2-Signature", signature);
+    }
+    s.app.send(request).await
+}
+
+async fn forged_and_malformed_deliveries_are_refused_and_counted(store: Store) {
     let s = setup(store).await;
     let flow = s
         .app
@@ -358,58 +415,57 @@ async fn forged_stale_and_malformed_deliveries_change_nothing_and_are_audited(st
     let last = changed.len() - 3;
     changed[last] = b'X';
     let signature = sign(token, &good);
-    let cases: Vec<(Vec<u8>, Option<String>, u16, &str)> = vec![
+    let unauthorized = (StatusCode::UNAUTHORIZED, "webhook_signature_invalid");
+    let malformed = (StatusCode::BAD_REQUEST, "webhook_malformed");
+    // (body, signature, expected answer, reason counted)
+    type Case<'a> = (Vec<u8>, Option<String>, (StatusCode, &'a str), &'a str);
+    let cases: Vec<Case> = vec![
         (
             changed.clone(),
             Some(sign(token, &good)),
-            401,
+            unauthorized,
             "signature_invalid",
         ),
         (
             good.clone(),
             Some(sign("another-webhook-token", &good)),
-            401,
+            unauthorized,
             "signature_invalid",
         ),
         (
             good.clone(),
             Some(signature.to_uppercase()),
-            401,
+            unauthorized,
             "signature_malformed",
         ),
         (
             good.clone(),
             Some(signature[..40].to_owned()),
-            401,
+            unauthorized,
             "signature_malformed",
         ),
-        (good.clone(), None, 401, "signature_missing"),
-        (good.clone(), Some(String::new()), 401, "signature_missing"),
-        {
-            let stale = completed_body(run_id(&flow), "approved", now - Duration::minutes(16));
-            let sig = sign(token, &stale);
-            (stale, Some(sig), 400, "stale")
-        },
-        {
-            let future = completed_body(run_id(&flow), "approved", now + Duration::minutes(5));
-            let sig = sign(token, &future);
-            (future, Some(sig), 400, "future_timestamp")
-        },
+        (good.clone(), None, unauthorized, "signature_missing"),
+        (
+            good.clone(),
+            Some(String::new()),
+            unauthorized,
+            "signature_missing",
+        ),
         {
             let junk = b"{\"payload\":{\"object\":{}}}".to_vec();
             let sig = sign(token, &junk);
-            (junk, Some(sig), 400, "malformed")
+            (junk, Some(sig), malformed, "malformed")
         },
         {
-            let no_time = br#"{"payload":{"resource_type":"workflow_run","action":"workflow_run.completed","object":{"id":"x","status":"approved"}}}"#.to_vec();
-            let sig = sign(token, &no_time);
-            (no_time, Some(sig), 400, "stale")
+            let junk = b"not json".to_vec();
+            let sig = sign(token, &junk);
+            (junk, Some(sig), malformed, "malformed")
         },
     ];
     let mut expected = Vec::new();
-    for (body, signature, status, reason) in cases {
-        let outcome = s.double.deliver_raw(&body, signature.as_deref()).await;
-        assert_eq!(outcome, DeliveryOutcome::Status(status), "{reason}");
+    for (body, signature, (status_wanted, code), reason) in cases {
+        let (status, answer) = post_delivery(&s, &body, signature.as_deref()).await;
+        expect_error(status, &answer, status_wanted, code);
         expected.push(reason.to_owned());
         let unchanged = s.app.flow(id(&flow)).await;
         assert_eq!(
@@ -417,16 +473,383 @@ async fn forged_stale_and_malformed_deliveries_change_nothing_and_are_audited(st
             "{reason} changed the flow"
         );
     }
+    assert!(
+        tallied(&s.app).await.is_empty(),
+        "counted, not written one by one"
+    );
+    expected.sort();
     assert_eq!(rejections(&s.app).await, expected);
     // The genuine delivery still works afterwards.
+    let good = completed_body(run_id(&flow), "approved", domain::Clock::now(&*s.app.clock));
     assert_eq!(
-        s.double.deliver_raw(&good, Some(&signature)).await,
+        s.double.deliver_raw(&good, Some(&sign(token, &good))).await,
         DeliveryOutcome::Status(200)
     );
     assert_eq!(
         s.app.flow(id(&flow)).await["identity"]["status"],
         "verified"
     );
+}
+
+/// A webhook registered without an `events` list receives every event type:
+/// those not acted on, and completions too old to act on, are acknowledged
+/// (a refusal would only make the provider deliver them again), counted, and
+/// change nothing; the reconciler picks the run's result up.
+async fn events_not_acted_on_and_stale_completions_are_acknowledged_and_counted(store: Store) {
+    let s = setup(store).await;
+    let flows = s.app.flows.clone().unwrap();
+    let flow = s
+        .app
+        .created(json!({ "type": "registration", "external_user_id": "ezra" }))
+        .await;
+    s.double.set_webhook_fault(WebhookFault::NoDelivery);
+    complete(&s, &flow, "approved").await;
+    let now = domain::Clock::now(&*s.app.clock);
+    let run = run_id(&flow);
+    let at = |t: OffsetDateTime| t.format(&Rfc3339).unwrap();
+    let bodies: Vec<(Vec<u8>, &str)> = vec![
+        (
+            json!({"payload": {"resource_type": "workflow_task", "action": "workflow_task.started",
+                "object": {"id": "profile_1eb92", "status": "started", "workflow_run_id": run,
+                           "started_at_iso8601": at(now - Duration::days(3))}}})
+            .to_string()
+            .into_bytes(),
+            "ignored",
+        ),
+        (
+            json!({"payload": {"resource_type": "audit_log", "action": "audit_log.created",
+                "object": {"id": "a1b2"}}})
+            .to_string()
+            .into_bytes(),
+            "ignored",
+        ),
+        (
+            json!({"payload": {"resource_type": "watchlist_monitor",
+                "action": "watchlist_monitor.matches_updated", "object": {"id": "w1"}}})
+            .to_string()
+            .into_bytes(),
+            "ignored",
+        ),
+        (
+            completed_body(run, "approved", now - Duration::minutes(16)),
+            "stale",
+        ),
+        (
+            completed_body(run, "approved", now + Duration::minutes(5)),
+            "stale",
+        ),
+        (
+            json!({"payload": {"resource_type": "workflow_run", "action": "workflow_run.completed",
+                "object": {"id": run, "status": "approved"}}})
+            .to_string()
+            .into_bytes(),
+            "stale",
+        ),
+    ];
+    for (body, result) in &bodies {
+        let signature = sign(&s.config.webhook_token, body);
+        let (status, answer) = post_delivery(&s, body, Some(&signature)).await;
+        assert_eq!(status, StatusCode::OK, "{answer}");
+        assert_eq!(answer["result"], *result);
+        let unchanged = s.app.flow(id(&flow)).await;
+        assert_eq!(unchanged["identity"]["status"], "pending", "{answer}");
+    }
+    end_tally_window(&s.app).await;
+    let row = |kind: &str, reason: &str, count: u64| (kind.to_owned(), reason.to_owned(), count);
+    assert_eq!(
+        tallied(&s.app).await,
+        vec![
+            row("webhook.ignored", "audit_log.created", 1),
+            row("webhook.ignored", "watchlist_monitor.matches_updated", 1),
+            row("webhook.ignored", "workflow_task.started", 1),
+            row("webhook.rejected", "future_timestamp", 1),
+            row("webhook.rejected", "stale", 2),
+        ]
+    );
+    // The reconciler reads the run and moves the flow.
+    s.app.clock.advance(Duration::minutes(1));
+    let pass = flows.reconcile(50).await.unwrap();
+    assert_eq!((pass.checked, pass.applied), (1, 1));
+    assert_eq!(
+        s.app.flow(id(&flow)).await["identity"]["status"],
+        "verified"
+    );
+}
+
+/// Thousands of forged deliveries add one audit row per reason and minute,
+/// and real traffic is served meanwhile and afterwards.
+async fn a_flood_of_forged_deliveries_adds_a_row_per_reason_and_minute(store: Store) {
+    let s = setup(store).await;
+    let flow = s
+        .app
+        .created(json!({ "type": "registration", "external_user_id": "fred" }))
+        .await;
+    let rows_before = s.app.audit_trail().await.len();
+    let body = completed_body(run_id(&flow), "approved", domain::Clock::now(&*s.app.clock));
+    let forged = sign("not-the-webhook-token", &body);
+    let floods: Vec<_> = (0..4)
+        .map(|_| {
+            let client = s.app.client.clone();
+            let url = s.app.url(WEBHOOK_PATH);
+            let body = body.clone();
+            let forged = forged.clone();
+            tokio::spawn(async move {
+                for _ in 0..500 {
+                    let status = client
+                        .post(&url)
+                        .header("X-SHA2-Signature", &forged)
+                        .body(body.clone())
+                        .send()
+                        .await
+                        .unwrap()
+                        .status();
+                    assert_eq!(status, StatusCode::UNAUTHORIZED);
+                }
+            })
+        })
+        .collect();
+    // Real traffic meanwhile.
+    let other = s
+        .app
+        .created(json!({ "type": "registration", "external_user_id": "gwen" }))
+        .await;
+    for flood in floods {
+        flood.await.unwrap();
+    }
+    let trail = s.app.audit_trail().await;
+    let written = &trail[..trail.len() - rows_before];
+    assert!(
+        written
+            .iter()
+            .all(|e| !e.event_type.as_str().starts_with("webhook.")),
+        "no row per delivery"
+    );
+    assert!(
+        written.len() <= 1 + s.app.audit_types(id(&other)).await.len(),
+        "only the second registration's events (its user, its flow)"
+    );
+    end_tally_window(&s.app).await;
+    assert_eq!(
+        tallied(&s.app).await,
+        vec![(
+            "webhook.rejected".to_owned(),
+            "signature_invalid".to_owned(),
+            2000
+        )]
+    );
+    assert_eq!(
+        complete(&s, &flow, "declined").await,
+        vec![DeliveryOutcome::Status(200)]
+    );
+    assert_eq!(s.app.flow(id(&flow)).await["state"], "failed");
+}
+
+/// The provider counts a delivery not answered within 10 seconds as failed:
+/// a slow re-read is given up within the budget, answered 503 with nothing
+/// recorded, and the reconciler moves the flow later.
+async fn a_slow_provider_read_is_answered_within_the_budget_and_reconciled_later(store: Store) {
+    let s = setup(store).await;
+    let flows = s.app.flows.clone().unwrap();
+    let flow = s
+        .app
+        .created(json!({ "type": "registration", "external_user_id": "hana" }))
+        .await;
+    s.double.set_route_fault(
+        Route::ReadRun,
+        Fault::Delay(std::time::Duration::from_secs(15)),
+        1,
+    );
+    let started = std::time::Instant::now();
+    let outcomes = complete(&s, &flow, "approved").await;
+    let took = started.elapsed();
+    assert_eq!(outcomes, vec![DeliveryOutcome::Status(503)]);
+    assert!(
+        took < std::time::Duration::from_secs(9),
+        "answered after {took:?}; the provider waits 10 s"
+    );
+    assert!(took >= domain::idv::WEBHOOK_READ_BUDGET, "{took:?}");
+    assert_eq!(s.app.flow(id(&flow)).await["identity"]["status"], "pending");
+    s.app.clock.advance(Duration::minutes(3));
+    let pass = flows.reconcile(50).await.unwrap();
+    assert_eq!((pass.checked, pass.applied), (1, 1));
+    assert_eq!(
+        s.app.flow(id(&flow)).await["identity"]["status"],
+        "verified"
+    );
+}
+
+/// The user's applicant carries every run of theirs. If the provider's list
+/// ignored its `tags` filter (nothing official pins down how it matches), a
+/// step-up whose run creation failed ambiguously must not adopt the user's
+/// earlier approved run: it would be verified without a capture.
+async fn a_loose_tags_filter_never_adopts_an_earlier_approved_run(store: Store) {
+    let s = setup_with(
+        store,
+        OnfidoDoubleConfig {
+            loose_tags_filter: true,
+            ..OnfidoDoubleConfig::default()
+        },
+    )
+    .await;
+    let registration = registered(&s, "ivan", "ivan-phone").await;
+    let approved = run_id(&registration).to_owned();
+    assert_eq!(s.double.run(&approved).unwrap()["status"], "approved");
+
+    // The creation fails (nothing created): the look-up lists only the
+    // approved run, and nothing is adopted.
+    s.double
+        .set_route_fault(Route::CreateRun, Fault::ServerError, 10);
+    let (status, body) = s.app.create_flow("step_up", "ivan").await;
+    expect_error(
+        status,
+        &body,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "idv_unavailable",
+    );
+    assert_eq!(s.double.runs_created(), 1);
+    s.double
+        .set_route_fault(Route::CreateRun, Fault::ServerError, 0);
+    let trail = s.app.audit_trail().await;
+    let verified: Vec<_> = trail
+        .iter()
+        .filter(|e| e.event_type.as_str() == "flow.verified")
+        .collect();
+    assert_eq!(verified.len(), 1, "only the registration is verified");
+    assert_eq!(
+        verified[0].subject.flow_id.unwrap().to_string(),
+        id(&registration)
+    );
+    let failed = trail
+        .iter()
+        .find(|e| e.event_type.as_str() == "flow.failed")
+        .unwrap();
+    assert_eq!(failed.reason.as_deref(), Some("idv_unavailable"));
+
+    // The run is created but its answer is lost: the look-up lists the
+    // approved run first, and adopts only the run made for this flow.
+    s.double
+        .set_route_fault(Route::CreateRun, Fault::DropConnection, 1);
+    let step_up = s
+        .app
+        .created(json!({ "type": "step_up", "external_user_id": "ivan" }))
+        .await;
+    assert_eq!(s.double.runs_created(), 2);
+    assert_ne!(run_id(&step_up), approved);
+    let run = s.double.run(run_id(&step_up)).unwrap();
+    assert_eq!(run["status"], "awaiting_input");
+    assert_eq!(run["tags"], json!([format!("flow:{}", id(&step_up))]));
+    assert_eq!(step_up["identity"]["status"], "pending");
+    assert_eq!(step_up["state"], "awaiting_verification");
+}
+
+/// A gateway in front of the provider can answer 503 after the run was
+/// created: the run is looked up before the creation is retried.
+async fn a_503_after_the_run_was_created_is_looked_up_not_retried(store: Store) {
+    let s = setup(store).await;
+    s.double
+        .set_route_fault(Route::CreateRun, Fault::UnavailableAfterProcessing, 1);
+    let flow = s
+        .app
+        .created(json!({ "type": "registration", "external_user_id": "jack" }))
+        .await;
+    assert_eq!(s.double.runs_created(), 1, "one run, not two");
+    assert_eq!(s.double.run_ids(), vec![run_id(&flow).to_owned()]);
+    assert!(flow["identity"]["sdk_token"].is_string());
+    // A refusal that surely created nothing is retried.
+    s.double.set_route_fault(
+        Route::CreateRun,
+        Fault::RateLimited { retry_after: None },
+        1,
+    );
+    s.app
+        .created(json!({ "type": "registration", "external_user_id": "jill" }))
+        .await;
+    assert_eq!(s.double.runs_created(), 2);
+}
+
+/// Applicants can be deleted at the provider, or scheduled for deletion: the
+/// user's next flow gets a new applicant instead of failing for good, and the
+/// user's deletion still removes the applicant they have.
+async fn an_applicant_gone_at_the_provider_is_replaced_on_the_next_step_up(store: Store) {
+    let s = setup(store).await;
+    let flows = s.app.flows.clone().unwrap();
+    registered(&s, "kate", "kate-phone").await;
+    let first = s.double.applicant_ids().pop().unwrap();
+    s.double.delete_applicant(&first);
+
+    let step_up = s
+        .app
+        .created(json!({ "type": "step_up", "external_user_id": "kate" }))
+        .await;
+    assert_eq!(s.double.applicants_created(), 2);
+    let applicant_of = |flow: &Value| {
+        s.double.run(run_id(flow)).unwrap()["applicant_id"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    let second = applicant_of(&step_up);
+    assert_ne!(second, first);
+    s.app.assert_with(&step_up, "kate-phone", 1).await;
+    complete(&s, &step_up, "approved").await;
+    assert_eq!(s.app.flow(id(&step_up)).await["state"], "completed");
+
+    // Scheduled for deletion: replaced too, and deleted at once.
+    s.double.schedule_applicant_deletion(&second);
+    let again = s
+        .app
+        .created(json!({ "type": "step_up", "external_user_id": "kate" }))
+        .await;
+    let third = applicant_of(&again);
+    assert_ne!(third, second);
+    assert_eq!(s.double.applicants_created(), 3);
+    let deleted = |applicant: &str| {
+        s.double
+            .requests()
+            .iter()
+            .any(|r| r.method == "DELETE" && r.path.ends_with(&format!("/applicants/{applicant}")))
+    };
+    assert!(deleted(&second));
+    // The next flow uses the new applicant as it is.
+    let next = s
+        .app
+        .created(json!({ "type": "step_up", "external_user_id": "kate" }))
+        .await;
+    assert_eq!(applicant_of(&next), third);
+    assert_eq!(s.double.applicants_created(), 3);
+
+    let (status, _) = s
+        .app
+        .send(s.app.client.delete(s.app.url("/api/core/v1/users/kate")))
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    assert_eq!(
+        flows.process_provider_cleanups(10).await.unwrap().forgotten,
+        1
+    );
+    assert!(deleted(&third));
+}
+
+/// The official clients' tests expect a run approved at creation to carry an
+/// SDK token too; its flow is verified from the start.
+async fn a_run_approved_at_creation_verifies_its_flow(store: Store) {
+    let s = setup_with(
+        store,
+        OnfidoDoubleConfig {
+            non_interactive_workflow_id: Some("0c6b0e4a-1111-4b5b-9a1e-000000000002".into()),
+            ..OnfidoDoubleConfig::default()
+        },
+    )
+    .await;
+    registered(&s, "liam", "liam-phone").await;
+    let step_up = s
+        .app
+        .created(json!({ "type": "step_up", "external_user_id": "liam" }))
+        .await;
+    assert!(s.double.run(run_id(&step_up)).unwrap()["sdk_token"].is_string());
+    assert_eq!(step_up["identity"]["status"], "verified", "{step_up}");
+    s.app.assert_with(&step_up, "liam-phone", 1).await;
+    assert_eq!(s.app.flow(id(&step_up)).await["state"], "completed");
 }
 
 async fn replayed_and_reformatted_deliveries_count_once(store: Store) {

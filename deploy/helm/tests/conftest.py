@@ -40,6 +40,11 @@ MINIMAL: dict[str, Any] = {
         "migrate": {"repository": "registry.test/bp-migrate", "tag": "1.2.3"},
     },
     "database": {"host": "pg.test", "name": "bp_db", "user": "bp_user"},
+    "idv": {
+        "registrationWorkflowId": "0c6b0e4a-1111-4b5b-9a1e-000000000001",
+        "stepUpWorkflowId": "0c6b0e4a-1111-4b5b-9a1e-000000000002",
+        "recoveryVerifyWorkflowId": "0c6b0e4a-1111-4b5b-9a1e-000000000003",
+    },
     "secrets": {
         "database": {"name": "fake-secret-db", "passwordKey": "fake-key-db-password"},
         "dataEncryption": {"name": "fake-secret-dek", "key": "fake-key-dek"},

@@ -87,9 +87,9 @@ def test_chart_default_values_match_the_contract(chart):
     }
     assert v["dataEncryption"]["keyId"] == "default"
     assert v["idv"]["mode"] == "onfido"
-    assert v["idv"]["registrationWorkflowId"] == "biometric-passkey-registration"
-    assert v["idv"]["stepUpWorkflowId"] == "biometric-passkey-step-up"
-    assert v["idv"]["recoveryVerifyWorkflowId"] == "biometric-passkey-recovery-verify"
+    assert v["idv"]["registrationWorkflowId"] == ""
+    assert v["idv"]["stepUpWorkflowId"] == ""
+    assert v["idv"]["recoveryVerifyWorkflowId"] == ""
     assert v["idv"]["onfido"] == {"region": "eu", "baseUrl": "", "webhookMaxAge": "15m"}
     assert v["management"]["enabled"] is False
     assert v["management"]["auth"]["scopeClaim"] == "scope"
@@ -165,7 +165,7 @@ def test_chart_default_values_match_the_contract(chart):
             {"secrets": {"onfido": {"name": ""}}},
             "secrets.onfido.name is required when idv.mode=onfido",
         ),
-        ({"idv": {"stepUpWorkflowId": ""}}, "/idv/stepUpWorkflowId"),
+        ({"idv": {"stepUpWorkflowId": ""}}, "idv.stepUpWorkflowId is required"),
         (
             {"database": {"pool": {"maxOpenConns": 4, "maxIdleConns": 8}}},
             "database.pool.maxIdleConns (8) must not exceed database.pool.maxOpenConns (4)",
@@ -174,6 +174,26 @@ def test_chart_default_values_match_the_contract(chart):
 )
 def test_missing_or_inconsistent_value_fails_with_its_message(fails, overlay, message):
     assert message in fails(values(overlay))
+
+
+@pytest.mark.parametrize(
+    "workflow_id",
+    ["biometric-passkey-step-up", "0c6b0e4a11114b5b9a1e000000000002", "{0c6b0e4a-1111-4b5b-9a1e-000000000002}"],
+)
+def test_onfido_mode_refuses_a_workflow_id_that_is_not_a_uuid(fails, workflow_id):
+    message = fails(values({"idv": {"stepUpWorkflowId": workflow_id}}))
+    assert "idv.stepUpWorkflowId must be your workflow's UUID" in message
+
+
+def test_without_workflow_ids_the_chart_does_not_render(fails):
+    vals = values()
+    del vals["idv"]
+    assert "idv.registrationWorkflowId is required" in fails(vals)
+
+
+def test_synthetic_mode_takes_any_workflow_id(render):
+    out = render(values({"idv": {"mode": "synthetic", "stepUpWorkflowId": "step-up"}}))
+    assert out.env_value("core", "BIOMETRIC_PASSKEY_IDV_STEP_UP_WORKFLOW_ID") == "step-up"
 
 
 def test_onfido_secret_not_needed_in_synthetic_mode(render):

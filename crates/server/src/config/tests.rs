@@ -12,11 +12,17 @@ fn core_env(extra: &[(&str, &str)]) -> Env {
         ("DB_NAME", "biometric_passkey"),
         ("BIOMETRIC_PASSKEY_DATA_ENCRYPTION_KEY", KEY),
         ("BIOMETRIC_PASSKEY_IDV_PROVIDER_MODE", "synthetic"),
-        ("BIOMETRIC_PASSKEY_IDV_REGISTRATION_WORKFLOW_ID", "wf-reg"),
-        ("BIOMETRIC_PASSKEY_IDV_STEP_UP_WORKFLOW_ID", "wf-step"),
+        (
+            "BIOMETRIC_PASSKEY_IDV_REGISTRATION_WORKFLOW_ID",
+            "0c6b0e4a-1111-4b5b-9a1e-000000000001",
+        ),
+        (
+            "BIOMETRIC_PASSKEY_IDV_STEP_UP_WORKFLOW_ID",
+            "0c6b0e4a-1111-4b5b-9a1e-000000000002",
+        ),
         (
             "BIOMETRIC_PASSKEY_IDV_RECOVERY_VERIFY_WORKFLOW_ID",
-            "wf-rec",
+            "0c6b0e4a-1111-4b5b-9a1e-000000000003",
         ),
         ("BIOMETRIC_PASSKEY_CORE_API_KEYS", API_KEY),
     ];
@@ -211,6 +217,74 @@ fn a_metrics_port_that_is_not_a_port_or_is_the_api_port_is_refused() {
     .unwrap_err();
     assert_eq!(variables(&problems), ["BIOMETRIC_PASSKEY_METRICS_PORT"]);
     assert!(problems.0[0].message.contains("the API's port (PORT)"));
+}
+
+#[test]
+fn onfido_mode_takes_only_uuid_workflow_ids() {
+    let onfido = [
+        ("BIOMETRIC_PASSKEY_IDV_PROVIDER_MODE", "onfido"),
+        ("BIOMETRIC_PASSKEY_IDV_ONFIDO_API_TOKEN", "api_live_x"),
+        (
+            "BIOMETRIC_PASSKEY_IDV_ONFIDO_WEBHOOK_SECRET",
+            "webhook-token",
+        ),
+    ];
+    let slugs = [
+        ("BIOMETRIC_PASSKEY_IDV_REGISTRATION_WORKFLOW_ID", "wf-reg"),
+        ("BIOMETRIC_PASSKEY_IDV_STEP_UP_WORKFLOW_ID", "wf-step"),
+        (
+            "BIOMETRIC_PASSKEY_IDV_RECOVERY_VERIFY_WORKFLOW_ID",
+            "wf-rec",
+        ),
+    ];
+    let problems =
+        CoreConfig::from_env(&core_env(&[onfido.as_slice(), &slugs].concat())).unwrap_err();
+    assert_eq!(
+        variables(&problems),
+        vec![
+            "BIOMETRIC_PASSKEY_IDV_REGISTRATION_WORKFLOW_ID",
+            "BIOMETRIC_PASSKEY_IDV_STEP_UP_WORKFLOW_ID",
+            "BIOMETRIC_PASSKEY_IDV_RECOVERY_VERIFY_WORKFLOW_ID",
+        ]
+    );
+    assert!(
+        problems.0[1].message.contains("UUID"),
+        "{}",
+        problems.0[1].message
+    );
+    let mut uuids = onfido.to_vec();
+    uuids.extend([
+        (
+            "BIOMETRIC_PASSKEY_IDV_REGISTRATION_WORKFLOW_ID",
+            "0c6b0e4a-1111-4b5b-9a1e-000000000001",
+        ),
+        (
+            "BIOMETRIC_PASSKEY_IDV_STEP_UP_WORKFLOW_ID",
+            "0C6B0E4A-1111-4B5B-9A1E-000000000002",
+        ),
+        (
+            "BIOMETRIC_PASSKEY_IDV_RECOVERY_VERIFY_WORKFLOW_ID",
+            "0c6b0e4a-1111-4b5b-9a1e-000000000003",
+        ),
+    ]);
+    CoreConfig::from_env(&core_env(&uuids)).unwrap();
+    for bad in [
+        "0c6b0e4a11114b5b9a1e000000000001",
+        "{0c6b0e4a-1111-4b5b-9a1e-000000000001}",
+        "0c6b0e4a-1111-4b5b-9a1e-00000000000g",
+        "0c6b0e4a-1111-4b5b-9a1e-0000000000011",
+    ] {
+        let mut env = uuids.clone();
+        env.push(("BIOMETRIC_PASSKEY_IDV_STEP_UP_WORKFLOW_ID", bad));
+        let problems = CoreConfig::from_env(&core_env(&env)).unwrap_err();
+        assert_eq!(
+            variables(&problems),
+            vec!["BIOMETRIC_PASSKEY_IDV_STEP_UP_WORKFLOW_ID"],
+            "{bad}"
+        );
+    }
+    // Synthetic mode runs no provider workflow: any id is taken.
+    CoreConfig::from_env(&core_env(&slugs)).unwrap();
 }
 
 #[test]

@@ -177,10 +177,12 @@ fn count_event(event: &NewAuditEvent, flow_type: &'static str) {
             }
             _ => webhook_delivery("accepted", ""),
         },
+        // Written a window at a time, each with the deliveries it counts.
         AuditEventType::WebhookRejected => {
             let reason = event.reason.as_deref().map_or(OTHER, webhook_reason);
-            webhook_delivery("rejected", reason);
+            webhook_deliveries("rejected", reason, tallied(event));
         }
+        AuditEventType::WebhookIgnored => webhook_deliveries("ignored", "", tallied(event)),
         _ => {}
     }
 }
@@ -194,12 +196,21 @@ fn possession_refused(code: ErrorCode) {
 }
 
 fn webhook_delivery(outcome: &'static str, reason: &'static str) {
+    webhook_deliveries(outcome, reason, 1);
+}
+
+fn webhook_deliveries(outcome: &'static str, reason: &'static str, n: u64) {
     metrics::counter!(
         "biometric_passkey_webhook_deliveries_total",
         "outcome" => outcome,
         "reason" => reason,
     )
-    .increment(1);
+    .increment(n);
+}
+
+/// How many deliveries a counted webhook event stands for.
+fn tallied(event: &NewAuditEvent) -> u64 {
+    event.details["count"].as_u64().unwrap_or(1)
 }
 
 /// The reasons `core-api::webhooks` refuses a delivery for.
@@ -450,6 +461,19 @@ impl Repository for MeteredRepository {
     async fn set_applicant_if_absent(&self, user: UserId, sealed: &[u8]) -> StoreResult<bool> {
         self.metrics
             .store_result(self.inner.set_applicant_if_absent(user, sealed).await)
+    }
+
+    async fn replace_applicant(
+        &self,
+        user: UserId,
+        current: &[u8],
+        replacement: &[u8],
+    ) -> StoreResult<bool> {
+        self.metrics.store_result(
+            self.inner
+                .replace_applicant(user, current, replacement)
+                .await,
+        )
     }
 
     async fn flow_prerequisites(

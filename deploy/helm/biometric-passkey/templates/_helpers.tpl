@@ -142,6 +142,9 @@ rendered has been checked.
 {{- if not (index $v.idv $key) }}
 {{- fail (printf "idv.%s is required by the Core API: set your IDV workflow identifier" $key) }}
 {{- end }}
+{{- if and (eq $v.idv.mode "onfido") (not (regexMatch "^[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}$" (toString (index $v.idv $key)))) }}
+{{- fail (printf "idv.%s must be your workflow's UUID (8-4-4-4-12 hex digits, as the provider's dashboard shows it) when idv.mode=onfido, got %q" $key (toString (index $v.idv $key))) }}
+{{- end }}
 {{- end }}
 {{- if $v.management.enabled }}
 {{- range $key := list "issuer" "audience" "jwksUrl" }}
