@@ -86,7 +86,8 @@ pub async fn delete_user(
 }
 
 /// What an operator read through the Management API: the kind of thing
-/// (`user`, `users`, `flow`, `flows`, `credential`, `audit`, `audit_export`),
+/// (`user`, `users`, `flow`, `flows`, `credential`, `audit`, `audit_export`,
+/// `provider_cleanups`),
 /// whose it was, and the filters and number of rows. Details never hold a
 /// customer identifier: a search prefix is recorded by its length.
 #[derive(Debug, Clone)]

@@ -398,7 +398,15 @@ pub async fn provider_cleanups(
             dead: c.dead_at.is_some(),
             dead_at: c.dead_at,
         })
-        .collect();
+        .collect::<Vec<_>>();
+    record_read(
+        &state,
+        &operator,
+        "provider_cleanups",
+        Subject::default(),
+        json!({ "rows": items.len() }),
+    )
+    .await?;
     Ok(ApiJson(ProviderCleanupList { items }))
 }
 

@@ -527,6 +527,16 @@ async fn operators_delete_users_and_the_provider_cleanup_is_queued(store: Store)
         !body.to_string().contains("erin"),
         "no customer identifier: {body}"
     );
+    let read = operator_events(&s.core).await.pop().unwrap();
+    assert_eq!(
+        (
+            read.event_type.as_str(),
+            &read.details["read"],
+            &read.details["rows"]
+        ),
+        ("operator.read", &json!("provider_cleanups"), &json!(1)),
+        "the read is on the record"
+    );
     // The Core API's pass has the (synthetic) provider forget the user.
     assert_eq!(
         s.core
