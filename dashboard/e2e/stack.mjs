@@ -51,7 +51,12 @@ export async function startRuntime(command, env) {
   const log = [];
   const child = spawn(binary(), [command], {
     // Two runtimes side by side: no metrics listener, or both would take 9464.
-    env: { PATH: process.env.PATH, BIOMETRIC_PASSKEY_LOG_LEVEL: "warn", BIOMETRIC_PASSKEY_METRICS_PORT: "0", ...env },
+    env: {
+      PATH: process.env.PATH,
+      BIOMETRIC_PASSKEY_LOG_LEVEL: "warn",
+      BIOMETRIC_PASSKEY_METRICS_PORT: "0",
+      ...env,
+    },
     stdio: ["ignore", "pipe", "pipe"],
   });
   child.stdout.on("data", (d) => log.push(d.toString()));
