@@ -27,6 +27,8 @@ fn binary() -> Command {
 
 fn core_env() -> Vec<(&'static str, String)> {
     vec![
+        // Runtimes of tests run side by side: none takes the default metrics port.
+        ("BIOMETRIC_PASSKEY_METRICS_PORT", "0".into()),
         ("DB_HOST", "127.0.0.1".into()),
         ("DB_PORT", "1".into()),
         ("DB_USER", "bp".into()),
@@ -56,6 +58,8 @@ fn core_env() -> Vec<(&'static str, String)> {
 
 fn management_env() -> Vec<(&'static str, String)> {
     vec![
+        // Runtimes of tests run side by side: none takes the default metrics port.
+        ("BIOMETRIC_PASSKEY_METRICS_PORT", "0".into()),
         ("DB_HOST", "127.0.0.1".into()),
         ("DB_PORT", "1".into()),
         ("DB_USER", "bp".into()),
