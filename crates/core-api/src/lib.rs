@@ -9,6 +9,7 @@ pub mod auth;
 pub mod convert;
 pub mod idempotency;
 pub mod openapi;
+pub mod refusals;
 pub mod v1;
 pub mod watch;
 pub mod webhooks;
@@ -42,6 +43,9 @@ pub struct CoreState {
     /// Present in `onfido` mode: mounts the provider's webhook route.
     pub onfido_webhook: Option<Arc<webhooks::OnfidoWebhook>>,
     pub limits: HttpLimits,
+    pub refusals: refusals::RefusalLimits,
+    /// Refused hand-off claims per (API key fingerprint, user).
+    pub handoff_refusals: Arc<refusals::RefusalCounter<(Option<String>, String)>>,
 }
 
 /// The Core API: service endpoints and `/api/core/v1`.
@@ -54,6 +58,12 @@ pub fn router(state: CoreState) -> Router {
             flows: state.flows.clone(),
             clock: state.clock.clone(),
         };
+        let gate = refusals::WebhookGate {
+            counter: refusals::RefusalCounter::new(state.refusals.webhook_per_minute),
+            trusted_proxies: state.refusals.trusted_proxies.clone(),
+            clock: state.clock.clone(),
+            flows: state.flows.clone(),
+        };
         router = router.merge(
             Router::new()
                 .route(
@@ -61,7 +71,11 @@ pub fn router(state: CoreState) -> Router {
                     axum::routing::post(webhooks::receive),
                 )
                 .layer(axum::extract::DefaultBodyLimit::max(webhooks::MAX_BODY))
-                .with_state(Arc::new(webhook_state)),
+                .with_state(Arc::new(webhook_state))
+                .route_layer(axum::middleware::from_fn_with_state(
+                    Arc::new(gate),
+                    refusals::limit_webhook,
+                )),
         );
     }
     let limits = state.limits;

@@ -37,7 +37,7 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use domain::audit::Actor;
 use domain::service::{EventOutcome, FlowService, RequestContext, SignedWith};
-use domain::webhook_tally::TallyKind;
+use domain::tally::TallyKind;
 use hmac::{Hmac, Mac};
 use http_common::{ApiError, ApiJson, CorrelationId};
 use proto::ErrorCode;
@@ -315,7 +315,11 @@ fn answer(result: &str) -> ApiJson<ProviderEventResponse> {
 /// Counts a delivery not acted on; a failure to write the counts is logged,
 /// and does not change the answer.
 async fn note(state: &WebhookState, kind: TallyKind, reason: &str) {
-    if let Err(e) = state.flows.note_webhook_delivery(kind, reason).await {
+    if let Err(e) = state
+        .flows
+        .note_refusal(kind, reason, &Actor::Provider)
+        .await
+    {
         tracing::warn!(error = %e, "counts of webhook deliveries not acted on were not recorded");
     }
 }

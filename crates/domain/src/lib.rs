@@ -19,8 +19,8 @@ pub mod rotation;
 pub mod sealing;
 pub mod service;
 pub mod store;
+pub mod tally;
 pub mod user;
-pub mod webhook_tally;
 
 pub use audit::{Actor, AuditEvent, AuditEventType, AuditQuery, NewAuditEvent, Outcome, Subject};
 pub use clock::{Clock, ManualClock};

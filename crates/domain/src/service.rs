@@ -40,8 +40,8 @@ use crate::store::{
     CREDENTIAL_NOT_ACTIVE, Change, Effect, FlowLimits, FlowWrite, REFERENCE_EXISTS, Repository,
     StoreError,
 };
+use crate::tally::{RefusalTally, Tallied, TallyKind};
 use crate::user::{ExternalUserId, User, UserId};
-use crate::webhook_tally::{DeliveryTally, Tallied, TallyKind};
 
 /// The rules an operator can tune.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -277,7 +277,7 @@ pub struct FlowService {
     /// `builtin` possession mode when present.
     relying_party: Option<Arc<dyn RelyingParty>>,
     /// Webhook deliveries not acted on, counted until their window ends.
-    tally: DeliveryTally,
+    tally: RefusalTally,
 }
 
 /// The customer's identifier of users seen recently, so that a flow's response
@@ -413,7 +413,7 @@ impl FlowService {
             observer: None,
             external_ids: ExternalIds::default(),
             relying_party: None,
-            tally: DeliveryTally::default(),
+            tally: RefusalTally::default(),
         }
     }
 
@@ -1778,17 +1778,11 @@ impl FlowService {
         let flow = match self.repo.flow_by_handoff(&handoff_hash(code)).await {
             Ok(flow) => flow,
             Err(StoreError::NotFound) => {
-                let event = NewAuditEvent {
-                    outcome: Outcome::Rejected,
-                    reason: Some("handoff_unknown".into()),
-                    ..self.event(
-                        ctx,
-                        AuditEventType::FlowRequestRejected,
-                        Subject::default(),
-                        self.clock.now(),
-                    )
-                };
-                self.repo.append_audit(&event).await?;
+                // Counted, not audited one by one: guesses must not grow the
+                // trail. Only the request that ends a window writes (its
+                // counts), so only it can meet a store error.
+                self.note_refusal(TallyKind::ClaimRefused, "handoff_unknown", &ctx.actor)
+                    .await?;
                 return Err(invalid());
             }
             Err(other) => return Err(other.into()),
@@ -2094,20 +2088,27 @@ impl FlowService {
         Ok(report)
     }
 
-    /// Counts a webhook delivery that is not acted on (refused, stale, or of
-    /// an event type the backend ignores); `reason` says why, or names the
-    /// ignored event type. Counts are audited per window (see
-    /// [`crate::webhook_tally`]), never a row per delivery. When the counts
-    /// of an ended window cannot be written, they are lost (the error says
-    /// so); the delivery's answer does not depend on it.
-    pub async fn note_webhook_delivery(&self, kind: TallyKind, reason: &str) -> DomainResult<()> {
-        let ended = self.tally.note(kind, reason, self.clock.now());
+    /// Counts a request refused or not acted on without a flow to attach it
+    /// to: a webhook delivery (refused, stale, or of an event type the
+    /// backend ignores) or a hand-off claim with an unknown code; `reason`
+    /// says why, or names the ignored event type. Counts are audited per
+    /// window, kind, reason and actor (see [`crate::tally`]), never a row per
+    /// request. When the counts of an ended window cannot be written, they
+    /// are lost (the error says so); the request's answer does not depend on
+    /// it.
+    pub async fn note_refusal(
+        &self,
+        kind: TallyKind,
+        reason: &str,
+        actor: &Actor,
+    ) -> DomainResult<()> {
+        let ended = self.tally.note(kind, reason, actor, self.clock.now());
         self.write_tallies(ended).await.map(drop)
     }
 
-    /// Writes the counts of webhook deliveries whose window has ended (all of
-    /// them when `all`, as a runtime stops); the counts written.
-    pub async fn flush_webhook_tally(&self, all: bool) -> DomainResult<Vec<Tallied>> {
+    /// Writes the counts of refusals whose window has ended (all of them
+    /// when `all`, as a runtime stops); the counts written.
+    pub async fn flush_refusal_tally(&self, all: bool) -> DomainResult<Vec<Tallied>> {
         let ended = self.tally.take_ended(self.clock.now(), all);
         self.write_tallies(ended).await
     }
@@ -2123,18 +2124,30 @@ impl FlowService {
             let (event_type, outcome) = match tally.kind {
                 TallyKind::Rejected => (AuditEventType::WebhookRejected, Outcome::Rejected),
                 TallyKind::Ignored => (AuditEventType::WebhookIgnored, Outcome::Success),
+                TallyKind::ClaimRefused => (AuditEventType::FlowRequestRejected, Outcome::Rejected),
             };
+            let mut details = json!({
+                "count": tally.count,
+                "first_at": rfc3339(tally.first_at),
+                "last_at": rfc3339(tally.last_at),
+                "window_seconds": crate::tally::TALLY_WINDOW.whole_seconds(),
+            });
+            match tally.kind {
+                TallyKind::Rejected | TallyKind::Ignored => details["provider"] = json!(provider),
+                TallyKind::ClaimRefused => {
+                    let code = if tally.reason == "handoff_limited" {
+                        ErrorCode::TooManyRefusedRequests
+                    } else {
+                        ErrorCode::HandoffInvalid
+                    };
+                    details["code"] = json!(code.as_str());
+                }
+            }
             let event = NewAuditEvent {
                 outcome,
                 reason: Some(tally.reason.clone()),
-                details: json!({
-                    "provider": provider,
-                    "count": tally.count,
-                    "first_at": rfc3339(tally.first_at),
-                    "last_at": rfc3339(tally.last_at),
-                    "window_seconds": crate::webhook_tally::TALLY_WINDOW.whole_seconds(),
-                }),
-                ..NewAuditEvent::new(event_type, Actor::Provider, Subject::default(), now)
+                details,
+                ..NewAuditEvent::new(event_type, tally.actor.clone(), Subject::default(), now)
             };
             self.repo.append_audit(&event).await?;
         }

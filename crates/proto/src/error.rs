@@ -82,6 +82,10 @@ pub enum ErrorCode {
     CounterRegression,
     /// The hand-off code is unknown, expired, already used, or for another user.
     HandoffInvalid,
+    /// Too many requests from this source (webhook deliveries from one address,
+    /// hand-off claims for one user) were refused within the minute; nothing was
+    /// done. Retry after `Retry-After`.
+    TooManyRefusedRequests,
     /// The user has too many flows in progress; finish or cancel one.
     TooManyOpenFlows,
     /// The user has started too many identity verifications in the last 24 hours.
@@ -174,6 +178,7 @@ impl ErrorCode {
         Self::CredentialAlreadyRegistered,
         Self::CounterRegression,
         Self::HandoffInvalid,
+        Self::TooManyRefusedRequests,
         Self::TooManyOpenFlows,
         Self::IdvRunLimitReached,
         Self::IdvUnavailable,
@@ -239,6 +244,7 @@ impl ErrorCode {
             Self::CredentialAlreadyRegistered => "credential_already_registered",
             Self::CounterRegression => "counter_regression",
             Self::HandoffInvalid => "handoff_invalid",
+            Self::TooManyRefusedRequests => "too_many_refused_requests",
             Self::TooManyOpenFlows => "too_many_open_flows",
             Self::IdvRunLimitReached => "idv_run_limit_reached",
             Self::IdvUnavailable => "idv_unavailable",

@@ -151,6 +151,8 @@ pub struct CoreParts {
     pub limits: HttpLimits,
     /// Long-polls waiting at once on this replica.
     pub long_poll_max_waiters: u32,
+    /// Refusals per source before it is answered `429`.
+    pub refusals: core_api::refusals::RefusalLimits,
 }
 
 /// The built-in relying party a Core configuration asks for, if any.
@@ -211,21 +213,22 @@ pub async fn every<F, Fut>(
 }
 
 /// Re-reads runs whose webhook did not arrive, has the provider forget
-/// deleted users, and writes the counts of webhook deliveries not acted on,
+/// deleted users, and writes the counts of refused requests (webhook
+/// deliveries not acted on, unknown hand-off codes),
 /// until `shutdown` resolves (then the counts of the open window too).
 pub async fn reconcile_loop(flows: Arc<FlowService>, shutdown: impl Future<Output = ()>) {
     every(RECONCILE_EVERY, shutdown, || reconcile_once(&flows)).await;
-    flush_webhook_tally(&flows, true).await;
+    flush_refusal_tally(&flows, true).await;
 }
 
-async fn flush_webhook_tally(flows: &FlowService, all: bool) {
-    if let Err(e) = flows.flush_webhook_tally(all).await {
-        tracing::warn!(error = %e, "counts of webhook deliveries not acted on were not recorded");
+async fn flush_refusal_tally(flows: &FlowService, all: bool) {
+    if let Err(e) = flows.flush_refusal_tally(all).await {
+        tracing::warn!(error = %e, "counts of refused requests were not recorded");
     }
 }
 
 async fn reconcile_once(flows: &FlowService) {
-    flush_webhook_tally(flows, false).await;
+    flush_refusal_tally(flows, false).await;
     match flows.reconcile(RECONCILE_BATCH).await {
         Ok(report) if report.applied > 0 => {
             tracing::info!(
@@ -345,6 +348,10 @@ pub fn core_app(parts: CoreParts, runtime: &str) -> CoreApp {
         api_keys: parts.api_keys,
         onfido_webhook: parts.provider.onfido_webhook,
         limits: parts.limits,
+        handoff_refusals: Arc::new(core_api::refusals::RefusalCounter::new(
+            parts.refusals.handoff_per_minute,
+        )),
+        refusals: parts.refusals,
     });
     CoreApp { router, flows }
 }

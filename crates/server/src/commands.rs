@@ -109,6 +109,7 @@ pub async fn core(env: &Env) -> ExitCode {
             version_detail: config.common.version_detail,
             limits: config.common.http,
             long_poll_max_waiters: config.long_poll_max_waiters,
+            refusals: config.refusals.clone(),
         };
         if parts.api_keys.is_enabled() {
             // Fingerprints, never the keys: they name the actor of audit events.

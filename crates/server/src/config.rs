@@ -167,6 +167,10 @@ pub struct CoreConfig {
     pub retention: RetentionPolicy,
     /// `BIOMETRIC_PASSKEY_LONG_POLL_MAX_WAITERS`: long-polls waiting at once.
     pub long_poll_max_waiters: u32,
+    /// `BIOMETRIC_PASSKEY_WEBHOOK_REFUSALS_PER_MINUTE`,
+    /// `BIOMETRIC_PASSKEY_HANDOFF_REFUSALS_PER_MINUTE` and
+    /// `BIOMETRIC_PASSKEY_TRUSTED_PROXIES`.
+    pub refusals: core_api::refusals::RefusalLimits,
 }
 
 /// `BIOMETRIC_PASSKEY_CORE_API_AUTH` with `BIOMETRIC_PASSKEY_CORE_API_KEYS`.
@@ -301,6 +305,43 @@ fn parse_bool(raw: &str) -> Result<bool, String> {
         "0" | "f" | "F" | "false" | "FALSE" | "False" => Ok(false),
         other => Err(format!("{other:?} is not a boolean; use true or false")),
     }
+}
+
+/// The Core API's refusal limits (see `core_api::refusals`).
+fn read_refusal_limits(r: &mut Reader<'_>) -> core_api::refusals::RefusalLimits {
+    use core_api::refusals::{DEFAULT_HANDOFF_REFUSALS, DEFAULT_WEBHOOK_REFUSALS, RefusalLimits};
+    RefusalLimits {
+        webhook_per_minute: r.parsed(
+            "BIOMETRIC_PASSKEY_WEBHOOK_REFUSALS_PER_MINUTE",
+            DEFAULT_WEBHOOK_REFUSALS,
+            parse_count,
+        ),
+        handoff_per_minute: r.parsed(
+            "BIOMETRIC_PASSKEY_HANDOFF_REFUSALS_PER_MINUTE",
+            DEFAULT_HANDOFF_REFUSALS,
+            parse_count,
+        ),
+        trusted_proxies: r.parsed(
+            "BIOMETRIC_PASSKEY_TRUSTED_PROXIES",
+            Vec::new(),
+            parse_networks,
+        ),
+    }
+}
+
+/// Addresses and networks (`10.0.0.0/8`, `192.0.2.7`, `fd00::/8`), separated
+/// by commas or spaces; a single address is a network of its own.
+fn parse_networks(raw: &str) -> Result<Vec<ipnet::IpNet>, String> {
+    raw.split([',', ' ', '\n', '\t'])
+        .filter(|s| !s.is_empty())
+        .map(|item| {
+            item.parse::<ipnet::IpNet>()
+                .or_else(|_| item.parse::<IpAddr>().map(ipnet::IpNet::from))
+                .map_err(|_| {
+                    format!("{item:?} is not an IP address or a network such as 10.0.0.0/8")
+                })
+        })
+        .collect()
 }
 
 fn parse_count(raw: &str) -> Result<u32, String> {
@@ -1018,6 +1059,7 @@ impl CoreConfig {
             core_api::watch::DEFAULT_MAX_WAITERS,
             parse_count,
         );
+        let refusals = read_refusal_limits(&mut r);
         let config = match (common, data_key, idv, api_auth, possession) {
             (Some(common), Some(data_key), Some(idv), Some(api_auth), Some(possession)) => {
                 Some(Self {
@@ -1030,6 +1072,7 @@ impl CoreConfig {
                     possession,
                     retention,
                     long_poll_max_waiters,
+                    refusals,
                 })
             }
             _ => None,

@@ -123,6 +123,7 @@ pub fn configs(options: &DevOptions, data_key: DataKey) -> (CoreConfig, Manageme
         possession: options.possession.clone(),
         retention: domain::retention::RetentionPolicy::default(),
         long_poll_max_waiters: core_api::watch::DEFAULT_MAX_WAITERS,
+        refusals: core_api::refusals::RefusalLimits::default(),
     };
     let management_origin = format!("http://127.0.0.1:{}", options.management_port);
     let management = ManagementConfig {
@@ -232,6 +233,7 @@ pub async fn start(options: &DevOptions, shutdown: &Shutdown) -> anyhow::Result<
         version_detail: core.common.version_detail,
         limits: core.common.http,
         long_poll_max_waiters: core.long_poll_max_waiters,
+        refusals: core.refusals.clone(),
     };
     let trail = crate::audit::trail(
         repo.clone(),

@@ -38,6 +38,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use core_api::auth::ApiKeys;
+use core_api::refusals::RefusalLimits;
 use domain::sealing::{DataKey, KeyId};
 use domain::service::{FlowPolicy, FlowService};
 use domain::{ManualClock, Repository};
@@ -314,6 +315,7 @@ async fn spawn_core_parts_metered(
             version_detail: false,
             limits: bounds.limits,
             long_poll_max_waiters: bounds.max_waiters,
+            refusals: RefusalLimits::default(),
         },
         "core",
     );
@@ -351,6 +353,7 @@ pub fn spawn_core_over(earlier: &TestApp, key: DataKey) -> impl Future<Output = 
             version_detail: false,
             limits: HttpLimits::default(),
             long_poll_max_waiters: core_api::watch::DEFAULT_MAX_WAITERS,
+            refusals: RefusalLimits::default(),
         },
         "core",
     );
@@ -470,9 +473,10 @@ pub async fn spawn_core_onfido_configured(
         base_url,
         api_token,
         webhook_secret,
-        None,
-        api_keys,
-        None,
+        OnfidoOptions {
+            api_keys,
+            ..OnfidoOptions::default()
+        },
     )
     .await
 }
@@ -490,9 +494,31 @@ pub async fn spawn_core_onfido_metered(
         base_url,
         api_token,
         webhook_secret,
-        None,
-        ApiKeys::default(),
-        Some(Metrics::new().unwrap()),
+        OnfidoOptions {
+            metrics: Some(Metrics::new().unwrap()),
+            ..OnfidoOptions::default()
+        },
+    )
+    .await
+}
+
+/// As [`spawn_core_onfido`], with these refusal limits.
+pub async fn spawn_core_onfido_limited(
+    store: Store,
+    base_url: &str,
+    api_token: &str,
+    webhook_secret: &str,
+    refusals: RefusalLimits,
+) -> TestApp {
+    spawn_core_onfido_with(
+        store,
+        base_url,
+        api_token,
+        webhook_secret,
+        OnfidoOptions {
+            refusals,
+            ..OnfidoOptions::default()
+        },
     )
     .await
 }
@@ -511,11 +537,21 @@ pub async fn spawn_core_onfido_rotating(
         base_url,
         api_token,
         webhook_secret,
-        Some(previous_webhook_secret),
-        ApiKeys::default(),
-        None,
+        OnfidoOptions {
+            previous_webhook_secret: Some(previous_webhook_secret),
+            ..OnfidoOptions::default()
+        },
     )
     .await
+}
+
+/// What an `onfido`-mode test runtime may be given beyond its provider.
+#[derive(Default)]
+struct OnfidoOptions<'a> {
+    previous_webhook_secret: Option<&'a str>,
+    api_keys: ApiKeys,
+    metrics: Option<Metrics>,
+    refusals: RefusalLimits,
 }
 
 async fn spawn_core_onfido_with(
@@ -523,11 +559,16 @@ async fn spawn_core_onfido_with(
     base_url: &str,
     api_token: &str,
     webhook_secret: &str,
-    previous_webhook_secret: Option<&str>,
-    api_keys: ApiKeys,
-    metrics: Option<Metrics>,
+    options: OnfidoOptions<'_>,
 ) -> TestApp {
     use server::config::{IdvConfig, IdvMode, OnfidoConfig};
+
+    let OnfidoOptions {
+        previous_webhook_secret,
+        api_keys,
+        metrics,
+        refusals,
+    } = options;
 
     let (repo, pool, keep) = fresh_store(store).await;
     if let Some(metrics) = &metrics {
@@ -569,6 +610,7 @@ async fn spawn_core_onfido_with(
             version_detail: false,
             limits: HttpLimits::default(),
             long_poll_max_waiters: core_api::watch::DEFAULT_MAX_WAITERS,
+            refusals,
         },
         "core",
     );

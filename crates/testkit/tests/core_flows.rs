@@ -3,6 +3,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // tests: a failure is a panic.
 
+use core_api::refusals::DEFAULT_HANDOFF_REFUSALS;
 use domain::credential::CredentialStatus;
 use domain::service::FlowPolicy;
 use domain::{Change, Effect};
@@ -34,6 +35,7 @@ on_both_stores!(
     a_failing_provider_cleanup_retries_with_backoff_and_dies_without_blocking_the_rest,
     parallel_completions_have_exactly_one_winner,
     cross_platform_step_up_hands_off_once,
+    guessed_hand_off_codes_are_counted_and_cut_off_per_user,
     long_polling_answers_when_the_flow_changes,
     per_user_limits_apply,
     a_provider_outage_fails_the_flow_cleanly,
@@ -836,6 +838,94 @@ async fn parallel_completions_have_exactly_one_winner(store: Store) {
     let types = app.audit_types(id(&flow)).await;
     assert_eq!(types.iter().filter(|t| *t == "flow.completed").count(), 1);
     assert_eq!(types.iter().filter(|t| *t == "credential.used").count(), 1);
+}
+
+/// Thousands of guessed hand-off codes: the trail gains one row per actor,
+/// reason and minute, not one per guess; a user past
+/// [`DEFAULT_HANDOFF_REFUSALS`] refusals is answered 429 for the rest of the
+/// minute, while other users' claims go through.
+async fn guessed_hand_off_codes_are_counted_and_cut_off_per_user(store: Store) {
+    let app = spawn_core(store).await;
+    app.enrolled("sami", "sami-phone").await;
+    app.enrolled("tove", "tove-phone").await;
+    let rows_before = app.audit_trail().await.len();
+    let claim = |code: String, user: &'static str| {
+        app.post(
+            "/api/core/v1/handoffs/claim",
+            json!({ "code": code, "external_user_id": user }),
+        )
+    };
+    let mut statuses = Vec::new();
+    for n in 0..2000 {
+        let (status, body) = claim(format!("guess-{n}"), "sami").await;
+        if status == StatusCode::TOO_MANY_REQUESTS {
+            assert_eq!(body["error"]["code"], "too_many_refused_requests");
+        }
+        statuses.push(status);
+    }
+    let limit = DEFAULT_HANDOFF_REFUSALS as usize;
+    assert!(
+        statuses[..limit]
+            .iter()
+            .all(|s| *s == StatusCode::NOT_FOUND)
+    );
+    assert!(
+        statuses[limit..]
+            .iter()
+            .all(|s| *s == StatusCode::TOO_MANY_REQUESTS)
+    );
+    // Even the right code is refused for sami until the minute ends…
+    let flow = app
+        .created(json!({ "type": "step_up", "external_user_id": "sami", "cross_platform": true }))
+        .await;
+    let code = flow["handoff"]["code"].as_str().unwrap().to_owned();
+    let (status, _) = claim(code.clone(), "sami").await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
+    // …while tove, claimed through the same backend, is not held up.
+    let tove = app
+        .created(json!({ "type": "step_up", "external_user_id": "tove", "cross_platform": true }))
+        .await;
+    let (status, body) = claim(tove["handoff"]["code"].as_str().unwrap().into(), "tove").await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+
+    // The minute ends within the code's two minutes.
+    app.clock.advance(time::Duration::seconds(61));
+    let (status, body) = claim(code, "sami").await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    app.flows
+        .clone()
+        .unwrap()
+        .flush_refusal_tally(true)
+        .await
+        .unwrap();
+
+    let trail = app.audit_trail().await;
+    let written = &trail[..trail.len() - rows_before];
+    let counted: Vec<(String, u64)> = written
+        .iter()
+        .filter(|e| e.event_type.as_str() == "flow.request_rejected" && e.subject.flow_id.is_none())
+        .map(|e| {
+            assert_eq!(e.actor, domain::audit::Actor::Integration(None));
+            (
+                e.reason.clone().unwrap_or_default(),
+                e.details["count"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    let mut counted = counted;
+    counted.sort();
+    assert_eq!(
+        counted,
+        vec![
+            ("handoff_limited".to_owned(), (2000 - limit + 1) as u64),
+            ("handoff_unknown".to_owned(), limit as u64),
+        ]
+    );
+    assert!(
+        written.len() < 40,
+        "the two step-ups' events and the counts, not a row per guess: {}",
+        written.len()
+    );
 }
 
 async fn cross_platform_step_up_hands_off_once(store: Store) {

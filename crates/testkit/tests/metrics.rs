@@ -320,7 +320,7 @@ async fn webhook_deliveries_and_provider_calls_are_counted_by_outcome(store: Sto
     app.flows
         .clone()
         .unwrap()
-        .flush_webhook_tally(true)
+        .flush_refusal_tally(true)
         .await
         .unwrap();
 

@@ -3,13 +3,17 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // tests: a failure is a panic.
 
+use core_api::refusals::{DEFAULT_WEBHOOK_REFUSALS, RefusalLimits};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use testkit::core_client::expect_error;
 use testkit::onfido_double::{
     DeliveryOutcome, Fault, OnfidoDouble, OnfidoDoubleConfig, Route, WebhookFault, sign,
 };
-use testkit::{Store, TestApp, on_both_stores, spawn_core_onfido, spawn_core_onfido_rotating};
+use testkit::{
+    Store, TestApp, on_both_stores, spawn_core_onfido, spawn_core_onfido_limited,
+    spawn_core_onfido_rotating,
+};
 use time::format_description::well_known::Rfc3339;
 use time::{Duration, OffsetDateTime};
 
@@ -25,6 +29,7 @@ on_both_stores!(
     forged_and_malformed_deliveries_are_refused_and_counted,
     events_not_acted_on_and_stale_completions_are_acknowledged_and_counted,
     a_flood_of_forged_deliveries_adds_a_row_per_reason_and_minute,
+    behind_a_trusted_proxy_a_flood_cuts_off_its_own_source_only,
     a_slow_provider_read_is_answered_within_the_budget_and_reconciled_later,
     a_loose_tags_filter_never_adopts_an_earlier_approved_run,
     a_503_after_the_run_was_created_is_looked_up_not_retried,
@@ -370,7 +375,7 @@ async fn end_tally_window(app: &TestApp) {
     app.flows
         .clone()
         .unwrap()
-        .flush_webhook_tally(false)
+        .flush_refusal_tally(false)
         .await
         .unwrap();
 }
@@ -576,8 +581,10 @@ async fn events_not_acted_on_and_stale_completions_are_acknowledged_and_counted(
     );
 }
 
-/// Thousands of forged deliveries add one audit row per reason and minute,
-/// and real traffic is served meanwhile and afterwards.
+/// Thousands of forged deliveries from one address: only the first
+/// [`DEFAULT_WEBHOOK_REFUSALS`] are even checked, the rest are answered 429 at
+/// once; the audit trail gains one row per reason and minute, and real traffic
+/// is served meanwhile and afterwards.
 async fn a_flood_of_forged_deliveries_adds_a_row_per_reason_and_minute(store: Store) {
     let s = setup(store).await;
     let flow = s
@@ -594,28 +601,44 @@ async fn a_flood_of_forged_deliveries_adds_a_row_per_reason_and_minute(store: St
             let body = body.clone();
             let forged = forged.clone();
             tokio::spawn(async move {
+                let mut statuses = Vec::new();
                 for _ in 0..500 {
-                    let status = client
+                    let response = client
                         .post(&url)
                         .header("X-SHA2-Signature", &forged)
                         .body(body.clone())
                         .send()
                         .await
-                        .unwrap()
-                        .status();
-                    assert_eq!(status, StatusCode::UNAUTHORIZED);
+                        .unwrap();
+                    if response.status() == StatusCode::TOO_MANY_REQUESTS {
+                        assert!(response.headers().contains_key("retry-after"));
+                    }
+                    statuses.push(response.status());
                 }
+                statuses
             })
         })
         .collect();
-    // Real traffic meanwhile.
-    let other = s
-        .app
-        .created(json!({ "type": "registration", "external_user_id": "gwen" }))
-        .await;
-    for flood in floods {
-        flood.await.unwrap();
+    // Real traffic meanwhile: the database is there for it.
+    let mut others = Vec::new();
+    for n in 0..5 {
+        let user = format!("gwen-{n}");
+        others.push(
+            s.app
+                .created(json!({ "type": "registration", "external_user_id": user }))
+                .await,
+        );
+        assert_eq!(s.app.get("/api/ready").await.status(), StatusCode::OK);
     }
+    let mut statuses = Vec::new();
+    for flood in floods {
+        statuses.extend(flood.await.unwrap());
+    }
+    let checked = DEFAULT_WEBHOOK_REFUSALS as usize;
+    let count = |status| statuses.iter().filter(|s| **s == status).count();
+    assert_eq!(count(StatusCode::UNAUTHORIZED), checked);
+    assert_eq!(count(StatusCode::TOO_MANY_REQUESTS), 2000 - checked);
+
     let trail = s.app.audit_trail().await;
     let written = &trail[..trail.len() - rows_before];
     assert!(
@@ -624,19 +647,92 @@ async fn a_flood_of_forged_deliveries_adds_a_row_per_reason_and_minute(store: St
             .all(|e| !e.event_type.as_str().starts_with("webhook.")),
         "no row per delivery"
     );
+    let mut real = 0;
+    for other in &others {
+        real += 1 + s.app.audit_types(id(other)).await.len();
+    }
     assert!(
-        written.len() <= 1 + s.app.audit_types(id(&other)).await.len(),
-        "only the second registration's events (its user, its flow)"
+        written.len() <= real,
+        "only the other registrations' events (their users, their flows)"
     );
+    // Ending the window also ends the source's minute.
     end_tally_window(&s.app).await;
     assert_eq!(
         tallied(&s.app).await,
-        vec![(
-            "webhook.rejected".to_owned(),
-            "signature_invalid".to_owned(),
-            2000
-        )]
+        vec![
+            (
+                "webhook.rejected".to_owned(),
+                "signature_invalid".to_owned(),
+                checked as u64
+            ),
+            (
+                "webhook.rejected".to_owned(),
+                "source_limited".to_owned(),
+                (2000 - checked) as u64
+            ),
+        ]
     );
+    assert_eq!(
+        complete(&s, &flow, "declined").await,
+        vec![DeliveryOutcome::Status(200)]
+    );
+    assert_eq!(s.app.flow(id(&flow)).await["state"], "failed");
+}
+
+/// Behind a trusted proxy, the limit applies to the address the proxy
+/// names: a forger flooding through it is cut off while the provider's own
+/// deliveries, from another address, go through at once; an address the
+/// forger writes into `X-Forwarded-For` itself changes nothing.
+async fn behind_a_trusted_proxy_a_flood_cuts_off_its_own_source_only(store: Store) {
+    let config = OnfidoDoubleConfig::default();
+    let double = OnfidoDouble::start(config.clone()).await;
+    let limits = RefusalLimits {
+        trusted_proxies: vec!["127.0.0.1/32".parse().unwrap()],
+        ..RefusalLimits::default()
+    };
+    let app = spawn_core_onfido_limited(
+        store,
+        &double.base_url(),
+        &config.api_token,
+        &config.webhook_token,
+        limits,
+    )
+    .await;
+    double.set_webhook_url(app.url(WEBHOOK_PATH));
+    let s = Setup {
+        double,
+        app,
+        config,
+    };
+    let flow = s
+        .app
+        .created(json!({ "type": "registration", "external_user_id": "fred" }))
+        .await;
+    let body = completed_body(run_id(&flow), "approved", domain::Clock::now(&*s.app.clock));
+    let forged = sign("not-the-webhook-token", &body);
+    let mut statuses = Vec::new();
+    for _ in 0..DEFAULT_WEBHOOK_REFUSALS + 20 {
+        let response = s
+            .app
+            .client
+            .post(s.app.url(WEBHOOK_PATH))
+            // The forger's own left-most entry is not believed; the proxy's is.
+            .header("X-Forwarded-For", "198.51.100.1, 203.0.113.7")
+            .header("X-SHA2-Signature", &forged)
+            .body(body.clone())
+            .send()
+            .await
+            .unwrap();
+        statuses.push(response.status());
+    }
+    assert_eq!(statuses[0], StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        statuses.last(),
+        Some(&StatusCode::TOO_MANY_REQUESTS),
+        "the forger's address is over its limit"
+    );
+    // The provider reaches the same replica through the same proxy, from
+    // another address: not limited.
     assert_eq!(
         complete(&s, &flow, "declined").await,
         vec![DeliveryOutcome::Status(200)]

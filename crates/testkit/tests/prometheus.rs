@@ -213,7 +213,7 @@ async fn a_real_prometheus_scrapes_both_runtimes_and_answers_for_their_series() 
     core.flows
         .clone()
         .unwrap()
-        .flush_webhook_tally(true)
+        .flush_refusal_tally(true)
         .await
         .unwrap();
     for _ in 0..3 {

@@ -848,3 +848,42 @@ fn request_limits_have_defaults_and_refuse_values_that_would_not_work() {
         }
     }
 }
+
+#[test]
+fn refusal_limits_and_trusted_proxies_are_read_and_validated() {
+    let config = CoreConfig::from_env(&core_env(&[])).unwrap();
+    assert_eq!(config.refusals, core_api::refusals::RefusalLimits::default());
+    assert_eq!(config.refusals.webhook_per_minute, 60);
+    assert_eq!(config.refusals.handoff_per_minute, 10);
+    assert!(config.refusals.trusted_proxies.is_empty());
+
+    let config = CoreConfig::from_env(&core_env(&[
+        ("BIOMETRIC_PASSKEY_WEBHOOK_REFUSALS_PER_MINUTE", "0"),
+        ("BIOMETRIC_PASSKEY_HANDOFF_REFUSALS_PER_MINUTE", "3"),
+        (
+            "BIOMETRIC_PASSKEY_TRUSTED_PROXIES",
+            "10.0.0.0/8, 192.0.2.7 fd00::/8",
+        ),
+    ]))
+    .unwrap();
+    assert_eq!(config.refusals.webhook_per_minute, 0);
+    assert_eq!(config.refusals.handoff_per_minute, 3);
+    let proxies: Vec<String> = config
+        .refusals
+        .trusted_proxies
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    assert_eq!(proxies, ["10.0.0.0/8", "192.0.2.7/32", "fd00::/8"]);
+
+    let refused = [
+        ("BIOMETRIC_PASSKEY_WEBHOOK_REFUSALS_PER_MINUTE", "-1"),
+        ("BIOMETRIC_PASSKEY_HANDOFF_REFUSALS_PER_MINUTE", "ten"),
+        ("BIOMETRIC_PASSKEY_TRUSTED_PROXIES", "10.0.0.0/8, ingress"),
+        ("BIOMETRIC_PASSKEY_TRUSTED_PROXIES", "10.0.0.0/33"),
+    ];
+    for (variable, value) in refused {
+        let problems = CoreConfig::from_env(&core_env(&[(variable, value)])).unwrap_err();
+        assert_eq!(variables(&problems), [variable], "{variable}={value}");
+    }
+}

@@ -153,7 +153,8 @@ fn count_event(event: &NewAuditEvent, flow_type: &'static str) {
                 "biometric_passkey_flow_requests_rejected_total",
                 "code" => code.map_or(OTHER, |c| c.as_str()),
             )
-            .increment(1);
+            // Refused hand-off claims are written counted, a minute at a time.
+            .increment(tallied(event));
             if let Some(code) = code.filter(|c| POSSESSION_CODES.contains(c)) {
                 possession_refused(*code);
             }
@@ -208,7 +209,7 @@ fn webhook_deliveries(outcome: &'static str, reason: &'static str, n: u64) {
     .increment(n);
 }
 
-/// How many deliveries a counted webhook event stands for.
+/// How many requests a counted event stands for (1 for any other event).
 fn tallied(event: &NewAuditEvent) -> u64 {
     event.details["count"].as_u64().unwrap_or(1)
 }
@@ -220,6 +221,7 @@ fn webhook_reason(reason: &str) -> &'static str {
         "signature_malformed",
         "signature_invalid",
         "malformed",
+        "source_limited",
         "stale",
         "future_timestamp",
     ];
