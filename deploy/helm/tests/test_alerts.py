@@ -9,9 +9,10 @@ from __future__ import annotations
 import copy
 from pathlib import Path
 
+import helm_python as helm
 import pytest
 import yaml
-from conftest import MANAGEMENT_ON, NAMESPACE, values
+from conftest import CHART_DIR, KUBE_VERSION, MANAGEMENT_ON, NAMESPACE, values
 from monitoring import (
     KUBE_STATE_METRICS,
     exported_series_names,
@@ -273,3 +274,38 @@ def test_unit_tests_use_the_release_namespace():
     # The unit tests run against a render in conftest.NAMESPACE.
     assert NAMESPACE == "biometric-passkey"
     assert 'namespace="biometric-passkey"' in UNIT_TESTS.read_text(encoding="utf-8")
+
+
+# --- values ---------------------------------------------------------------------
+
+
+def test_lint_is_clean_with_alerts_and_dashboard():
+    everything = values(
+        MANAGEMENT_ON,
+        RULE_ON,
+        {"metrics": {"serviceMonitor": {"enabled": True}, "grafanaDashboard": {"enabled": True}}},
+    )
+    report = helm.lint(CHART_DIR, everything, strict=True, kube_version=f"v{KUBE_VERSION}")
+    assert report["errors"] == []
+    assert [m for m in report["messages"] if m["severity"] >= 2] == []
+
+
+@pytest.mark.parametrize(
+    ("overlay", "where"),
+    [
+        (alert_overlay(coreApi5xx={"ratio": 5}), "ratio"),
+        (alert_overlay(coreApi5xx={"ratio": 0}), "ratio"),
+        (alert_overlay(coreApi5xx={"for": "5 minutes"}), "for"),
+        (alert_overlay(coreApi5xx={"for": "30s5m"}), "for"),
+        (alert_overlay(webhookDeliveryFailures={"threshold": -1}), "threshold"),
+        (alert_overlay(auditMaintenanceFailing={"maxSecondsSinceSuccess": 30}), "maxSecondsSinceSuccess"),
+        (alert_overlay(originMismatch={"enabled": False}), "originMismatch"),
+        (alert_overlay(counterRegressions={"severity": ""}), "severity"),
+        ({"metrics": {"prometheusRule": {"rules": []}}}, "rules"),
+        ({"metrics": {"grafanaDashboard": {"folder": "x"}}}, "folder"),
+    ],
+)
+def test_schema_refuses_malformed_alert_values(chart, overlay, where):
+    with pytest.raises(helm.HelmValuesError) as excinfo:
+        chart.validate_schema(values(overlay))
+    assert where in str(excinfo.value)
