@@ -7,6 +7,7 @@ tests in promtool/alerts.test.yaml."""
 from __future__ import annotations
 
 import copy
+import re
 from pathlib import Path
 
 import helm_python as helm
@@ -15,6 +16,8 @@ import yaml
 from conftest import CHART_DIR, KUBE_VERSION, MANAGEMENT_ON, NAMESPACE, values
 from monitoring import (
     KUBE_STATE_METRICS,
+    REPO_ROOT,
+    exported_metrics,
     exported_series_names,
     metric_names,
     run_promtool,
@@ -309,3 +312,24 @@ def test_schema_refuses_malformed_alert_values(chart, overlay, where):
     with pytest.raises(helm.HelmValuesError) as excinfo:
         chart.validate_schema(values(overlay))
     assert where in str(excinfo.value)
+
+
+# --- documentation ----------------------------------------------------------------
+
+OPERATIONS = REPO_ROOT / "docs" / "operations.md"
+CHART_README = REPO_ROOT / "deploy" / "helm" / "README.md"
+
+
+def test_operations_guide_documents_every_alert_and_its_values():
+    guide = OPERATIONS.read_text(encoding="utf-8")
+    readme = CHART_README.read_text(encoding="utf-8")
+    for name, key in ALERTS.items():
+        assert f"`{name}` (`{key}`)" in guide, name
+        assert key in readme, key
+    assert "kube_job_status_failed" in guide
+
+
+def test_operations_guide_lists_exactly_the_exported_metrics():
+    guide = OPERATIONS.read_text(encoding="utf-8")
+    listed = dict(re.findall(r"^\| `([a-z_:]+)` \| (counter|gauge|histogram) \|", guide, re.M))
+    assert listed == exported_metrics()
