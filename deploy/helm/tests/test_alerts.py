@@ -144,6 +144,25 @@ def test_thresholds_durations_and_severities_come_from_values(render):
     assert found["BiometricPasskeyCounterRegressions"]["labels"]["severity"] == "critical"
 
 
+def test_rules_keep_to_the_prometheus_rule_resource(render):
+    # What the PrometheusRule CRD requires beyond a rule file: `for` and every
+    # label and annotation are strings, even "0" and numbers-looking labels.
+    out = render(
+        values(
+            MANAGEMENT_ON,
+            alert_overlay(coreApi5xx={"for": "0"}),
+            {"metrics": {"prometheusRule": {"alertLabels": {"tier": "1"}}}},
+        )
+    )
+    for name, alert in alerts(out).items():
+        assert isinstance(alert["for"], str), name
+        assert re.fullmatch(r"0|([0-9]+(y|w|d|h|m|s|ms))+", alert["for"]), name
+        for value in [*alert["labels"].values(), *alert["annotations"].values()]:
+            assert isinstance(value, str), name
+    assert alerts(out)["BiometricPasskeyCoreApi5xx"]["for"] == "0"
+    assert alerts(out)["BiometricPasskeyCoreApi5xx"]["labels"]["tier"] == "1"
+
+
 @pytest.mark.parametrize("key", sorted(ALERTS.values()))
 def test_each_alert_can_be_turned_off(render, key):
     out = render(values(MANAGEMENT_ON, alert_overlay(**{key: {"enabled": False}})))
