@@ -66,7 +66,9 @@ def test_no_rule_unless_enabled(render):
 
 def test_one_rule_with_every_alert(render):
     out = render(
-        values(MANAGEMENT_ON, RULE_ON, {"metrics": {"prometheusRule": {"labels": {"release": "kps"}}}})
+        values(
+            MANAGEMENT_ON, RULE_ON, {"metrics": {"prometheusRule": {"labels": {"release": "kps"}}}}
+        )
     )
     doc = rule(out)
     assert doc["apiVersion"] == "monitoring.coreos.com/v1"
@@ -121,14 +123,18 @@ def test_thresholds_durations_and_severities_come_from_values(render):
         )
     )
     found = alerts(out)
+
+    def described(name: str) -> str:
+        return found[name]["annotations"]["description"]
+
     assert found["BiometricPasskeyCoreApi5xx"]["for"] == "10m"
     assert found["BiometricPasskeyCoreApi5xx"]["expr"].endswith("> 0.2")
-    assert "More than 20% of the Core API's" in found["BiometricPasskeyCoreApi5xx"]["annotations"]["description"]
+    assert "More than 20% of the Core API's" in described("BiometricPasskeyCoreApi5xx")
     assert found["BiometricPasskeyManagement5xx"]["expr"].endswith("> 0.125")
-    assert "More than 12.5% " in found["BiometricPasskeyManagement5xx"]["annotations"]["description"]
+    assert "More than 12.5% " in described("BiometricPasskeyManagement5xx")
     assert found["BiometricPasskeyWebhookDeliveryFailures"]["expr"].endswith("> 25")
     assert found["BiometricPasskeyWebhookDeliveryFailures"]["for"] == "15m"
-    assert "More than 25 of" in found["BiometricPasskeyWebhookDeliveryFailures"]["annotations"]["description"]
+    assert "More than 25 of" in described("BiometricPasskeyWebhookDeliveryFailures")
     assert found["BiometricPasskeyMigrationJobFailed"]["for"] == "1m"
     assert found["BiometricPasskeyDatabasePoolSaturated"]["expr"].endswith(">= 1")
     assert "> 7200\n" in found["BiometricPasskeyAuditMaintenanceFailing"]["expr"]
@@ -197,17 +203,21 @@ def test_selector_is_a_template_and_can_be_widened(render):
         {"metrics": {"prometheusRule": {"selector": 'job=~"{{ .Release.Name }}-.*"'}}},
     )
     found = alerts(render(custom, name="prod"))
-    assert '{job=~"prod-.*",runtime="core",status="5xx"}' in found["BiometricPasskeyCoreApi5xx"]["expr"]
-    found = alerts(render(values(MANAGEMENT_ON, RULE_ON, {"metrics": {"prometheusRule": {"selector": ""}}})))
+    expr = found["BiometricPasskeyCoreApi5xx"]["expr"]
+    assert '{job=~"prod-.*",runtime="core",status="5xx"}' in expr
+    found = alerts(render(VALUE_SETS["no-selector"]))
     assert '{runtime="core",status="5xx"}' in found["BiometricPasskeyCoreApi5xx"]["expr"]
-    assert "biometric_passkey_db_pool_max_connections{}" in found["BiometricPasskeyDatabasePoolSaturated"]["expr"]
+    expr = found["BiometricPasskeyDatabasePoolSaturated"]["expr"]
+    assert "biometric_passkey_db_pool_max_connections{}" in expr
 
 
 def test_migration_alert_selects_this_release_s_job_in_either_form(render):
     expr = alerts(render(values(RULE_ON), name="prod.eu", namespace="bp"))[
         "BiometricPasskeyMigrationJobFailed"
     ]["expr"]
-    assert 'kube_job_status_failed{namespace="bp",job_name=~"prod\\\\.eu-biometric-passkey-migrate(-[0-9]+)?"}' in expr
+    job = 'job_name=~"prod\\\\.eu-biometric-passkey-migrate(-[0-9]+)?"'
+    assert f'kube_job_status_failed{{namespace="bp",{job}}}' in expr
+    assert f'kube_job_status_succeeded{{namespace="bp",{job}}}' in expr
 
 
 def test_metric_names_are_the_runtimes_or_kube_state_metrics(render):
@@ -236,7 +246,9 @@ def test_metric_name_extraction():
 VALUE_SETS = {
     "defaults": values(MANAGEMENT_ON, RULE_ON),
     "core-only": values(RULE_ON),
-    "no-selector": values(MANAGEMENT_ON, RULE_ON, {"metrics": {"prometheusRule": {"selector": ""}}}),
+    "no-selector": values(
+        MANAGEMENT_ON, RULE_ON, {"metrics": {"prometheusRule": {"selector": ""}}}
+    ),
     "tuned": values(
         MANAGEMENT_ON,
         alert_overlay(
@@ -320,7 +332,10 @@ def test_lint_is_clean_with_alerts_and_dashboard():
         (alert_overlay(coreApi5xx={"for": "5 minutes"}), "for"),
         (alert_overlay(coreApi5xx={"for": "30s5m"}), "for"),
         (alert_overlay(webhookDeliveryFailures={"threshold": -1}), "threshold"),
-        (alert_overlay(auditMaintenanceFailing={"maxSecondsSinceSuccess": 30}), "maxSecondsSinceSuccess"),
+        (
+            alert_overlay(auditMaintenanceFailing={"maxSecondsSinceSuccess": 30}),
+            "maxSecondsSinceSuccess",
+        ),
         (alert_overlay(originMismatch={"enabled": False}), "originMismatch"),
         (alert_overlay(counterRegressions={"severity": ""}), "severity"),
         ({"metrics": {"prometheusRule": {"rules": []}}}, "rules"),

@@ -9,7 +9,13 @@ import json
 
 import kubernetes_validate
 from conftest import CHART_DIR, KUBE_VERSION, MANAGEMENT_ON, values
-from monitoring import exported_metrics, exported_series_names, metric_names, run_promtool, write_rule_file
+from monitoring import (
+    exported_metrics,
+    exported_series_names,
+    metric_names,
+    run_promtool,
+    write_rule_file,
+)
 
 DASHBOARD_FILE = CHART_DIR / "dashboards" / "biometric-passkey.json"
 DASHBOARD_ON = {"metrics": {"grafanaDashboard": {"enabled": True}}}
@@ -53,7 +59,9 @@ def test_panels_do_not_overlap():
     taken: set[tuple[int, int]] = set()
     for panel in dashboard()["panels"]:
         g = panel["gridPos"]
-        cells = {(x, y) for x in range(g["x"], g["x"] + g["w"]) for y in range(g["y"], g["y"] + g["h"])}
+        columns = range(g["x"], g["x"] + g["w"])
+        rows = range(g["y"], g["y"] + g["h"])
+        cells = {(x, y) for x in columns for y in rows}
         assert not cells & taken, panel["title"]
         taken |= cells
 
@@ -110,16 +118,18 @@ def test_config_map_ships_the_dashboard_to_the_sidecar(render):
     assert cm["metadata"]["annotations"] == {"grafana_folder": "Identity"}
     assert list(cm["data"]) == ["biometric-passkey.json"]
     assert json.loads(cm["data"]["biometric-passkey.json"]) == dashboard()
-    assert cm["data"]["biometric-passkey.json"] == DASHBOARD_FILE.read_text(encoding="utf-8").strip()
+    shipped = DASHBOARD_FILE.read_text(encoding="utf-8").strip()
+    assert cm["data"]["biometric-passkey.json"] == shipped
     kubernetes_validate.validate(cm, KUBE_VERSION, strict=True)
 
 
 def test_sidecar_labels_are_values(render):
-    out = render(values(DASHBOARD_ON, {"metrics": {"grafanaDashboard": {"labels": {"dashboards": "bp"}}}}))
+    def with_labels(labels):
+        return values(DASHBOARD_ON, {"metrics": {"grafanaDashboard": {"labels": labels}}})
+
+    out = render(with_labels({"dashboards": "bp"}))
     labels = out.one("ConfigMap")["metadata"]["labels"]
     # Helm merges maps: the default label stays unless set to null.
     assert labels["dashboards"] == "bp"
-    out = render(
-        values(DASHBOARD_ON, {"metrics": {"grafanaDashboard": {"labels": {"grafana_dashboard": None, "x": "1"}}}})
-    )
+    out = render(with_labels({"grafana_dashboard": None, "x": "1"}))
     assert "grafana_dashboard" not in out.one("ConfigMap")["metadata"]["labels"]
