@@ -2,7 +2,9 @@
 # Lint, render and validate the biometric-passkey Helm chart.
 #
 # No helm binary, cluster or Docker is needed: helm-python-sdk embeds Helm's
-# Go library and kubernetes-validate ships the Kubernetes schemas.
+# Go library and kubernetes-validate ships the Kubernetes schemas. promtool,
+# which checks the alert rules, comes from Debian's prometheus package,
+# installed when missing.
 # Tools go to a virtualenv under ${CARGO_TARGET_DIR:-target}/helm-venv
 # (relative to the repository root), reused across runs. Extra arguments are
 # passed to pytest, e.g. `bash deploy/helm/test.sh -k schema -x`.
@@ -41,6 +43,20 @@ if [ "$(cat "$stamp" 2>/dev/null || true)" != "$wanted" ]; then
     -r "$requirements"
   echo "$wanted" >"$stamp"
 fi
+
+# promtool (Debian's prometheus package) checks and unit-tests the alert
+# rules the chart ships; not needed to only collect the tests.
+case " $* " in
+  *" --co "* | *" --collect-only "*) ;;
+  *)
+    if ! command -v promtool >/dev/null; then
+      echo "test.sh: installing promtool (Debian's prometheus package)" >&2
+      sudo=""; [ "$(id -u)" = 0 ] || sudo=sudo
+      $sudo env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+      $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null
+    fi
+    ;;
+esac
 
 export PYTHONDONTWRITEBYTECODE=1
 exec "$venv/bin/python" -m pytest \

@@ -127,7 +127,16 @@ def test_chart_default_values_match_the_contract(chart):
             "scrapeTimeout": "10s",
             "labels": {},
         },
+        "prometheusRule": v["metrics"]["prometheusRule"],
+        "grafanaDashboard": {
+            "enabled": False,
+            "labels": {"grafana_dashboard": "1"},
+            "annotations": {},
+        },
     }
+    # Alerts and dashboard are opt-in (their values: test_alerts.py).
+    assert v["metrics"]["prometheusRule"]["enabled"] is False
+    assert v["metrics"]["prometheusRule"]["selector"] == 'namespace="{{ .Release.Namespace }}"'
     for workload in ("core", "management"):
         assert v["probes"][workload]["readiness"] == {
             "initialDelaySeconds": 5,

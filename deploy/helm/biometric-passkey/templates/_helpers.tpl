@@ -303,3 +303,21 @@ another resource's name. Arguments: dict root, component.
 {{- define "biometric-passkey.metricsName" -}}
 {{- printf "%s-metrics" (include "biometric-passkey.componentName" . | trunc 55 | trimSuffix "-") }}
 {{- end }}
+
+{{/*
+Labels of one alert: its severity plus metrics.prometheusRule.alertLabels.
+Arguments: dict alert (its values block), prometheusRule (the values block).
+*/}}
+{{- define "biometric-passkey.alertLabels" -}}
+{{- toYaml (merge (dict "severity" .alert.severity) (deepCopy (default (dict) .prometheusRule.alertLabels))) }}
+{{- end }}
+
+{{/*
+How much a counter grew over a window, counting series that appeared within
+it at their whole value: the runtimes create a series at its first event, and
+increase() alone never counts a series' first sample, so a pod's first refusal
+or failure would not show. Arguments: dict series (a selector), window.
+*/}}
+{{- define "biometric-passkey.increase" -}}
+(({{ .series }} unless {{ .series }} offset {{ .window }}) + 0 or increase({{ .series }}[{{ .window }}]))
+{{- end }}
