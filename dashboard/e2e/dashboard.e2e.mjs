@@ -183,6 +183,11 @@ describe("an operator with every scope", () => {
     await page.waitForURL(stack.management.url + "/users");
     await page.goto(stack.management.url + "/users/e2e-delete-me");
     await page.getByText("Not found.").waitFor();
+    // What the provider must still forget is in its own section.
+    await page.getByRole("link", { name: "Provider clean-ups" }).click();
+    await page.getByRole("heading", { name: "Provider clean-ups" }).waitFor();
+    await page.locator("table, .notice.empty").first().waitFor();
+    await shot(page, "provider-cleanups");
     await context.close();
   });
 });
@@ -216,9 +221,9 @@ describe("an operator without management.credentials.revoke", () => {
 });
 
 describe("an operator who may only look users up", () => {
-  test("sees only the Users section and a plain access-denied naming the missing scope", async () => {
+  test("sees only the user sections and a plain access-denied naming the missing scope", async () => {
     const { context, page } = await signIn("carol.viewer", "/users/e2e-customer-2");
-    assert.deepEqual(await page.locator(".topbar nav a").allTextContents(), ["Users"]);
+    assert.deepEqual(await page.locator(".topbar nav a").allTextContents(), ["Users", "Provider clean-ups"]);
     await credentialRow(page).waitFor();
     assert.equal(await credentialRow(page).getByRole("button").count(), 0);
     assert.equal(await page.getByRole("button", { name: "Delete user" }).count(), 0);

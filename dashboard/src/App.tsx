@@ -13,6 +13,7 @@ import { data, SessionEnded } from "./api/client";
 import { ErrorNotice, Loading, currentPath } from "./components/Notice";
 import { OperatorContext, useDashboard, useOperator, type SignedIn } from "./context";
 import { AuditPage } from "./pages/Audit";
+import { CleanupsPage } from "./pages/Cleanups";
 import { FlowDetailPage } from "./pages/FlowDetail";
 import { FlowsPage } from "./pages/Flows";
 import { UserDetailPage } from "./pages/UserDetail";
@@ -32,6 +33,7 @@ export function App() {
             <Route element={<RequireScope scope={Scope.UsersRead} />}>
               <Route path="users" element={<UsersPage />} />
               <Route path="users/:externalUserId" element={<UserDetailPage />} />
+              <Route path="cleanups" element={<CleanupsPage />} />
             </Route>
             <Route element={<RequireScope scope={Scope.FlowsRead} />}>
               <Route path="flows" element={<FlowsPage />} />

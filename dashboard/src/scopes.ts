@@ -52,6 +52,7 @@ export class Grants {
     if (this.has(Scope.UsersRead)) sections.push({ path: "/users", label: "Users" });
     if (this.has(Scope.FlowsRead)) sections.push({ path: "/flows", label: "Flows" });
     if (this.has(Scope.AuditRead)) sections.push({ path: "/audit", label: "Audit log" });
+    if (this.has(Scope.UsersRead)) sections.push({ path: "/cleanups", label: "Provider clean-ups" });
     return sections;
   }
 

@@ -20,7 +20,12 @@ describe("scope gating", () => {
   });
 
   it("shows only the sections the operator can open, and lands on the first", () => {
-    expect(new Grants(all).sections().map((s) => s.label)).toEqual(["Users", "Flows", "Audit log"]);
+    expect(new Grants(all).sections().map((s) => s.label)).toEqual([
+      "Users",
+      "Flows",
+      "Audit log",
+      "Provider clean-ups",
+    ]);
     const auditor = new Grants([Scope.AuditRead]);
     expect(auditor.sections().map((s) => s.path)).toEqual(["/audit"]);
     expect(auditor.home()).toBe("/audit");
