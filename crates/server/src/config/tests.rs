@@ -857,15 +857,16 @@ fn refusal_limits_and_trusted_proxies_are_read_and_validated() {
     assert_eq!(config.refusals.handoff_per_minute, 10);
     assert!(config.refusals.trusted_proxies.is_empty());
 
-    let config = CoreConfig::from_env(&core_env(&[
+    let env = core_env(&[
         ("BIOMETRIC_PASSKEY_WEBHOOK_REFUSALS_PER_MINUTE", "0"),
         ("BIOMETRIC_PASSKEY_HANDOFF_REFUSALS_PER_MINUTE", "3"),
         (
             "BIOMETRIC_PASSKEY_TRUSTED_PROXIES",
             "10.0.0.0/8, 192.0.2.7 fd00::/8",
         ),
-    ]))
-    .unwrap();
+    ]);
+    assert!(env.unknown_prefixed().is_empty(), "known, so not warned about");
+    let config = CoreConfig::from_env(&env).unwrap();
     assert_eq!(config.refusals.webhook_per_minute, 0);
     assert_eq!(config.refusals.handoff_per_minute, 3);
     let proxies: Vec<String> = config
