@@ -15,7 +15,6 @@
 //!   Management API as usual and a short page saying the dashboard is not
 //!   part of this build.
 
-use std::net::IpAddr;
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -43,17 +42,6 @@ pub trait ProviderOrigins: Send + Sync + 'static {
     /// The endpoints' URLs (or origins); empty while none are known. The
     /// policy keeps only the well-formed origins among them.
     async fn endpoints(&self) -> Vec<String>;
-}
-
-/// No endpoints beyond the issuer's origin.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct IssuerOnly;
-
-#[async_trait]
-impl ProviderOrigins for IssuerOnly {
-    async fn endpoints(&self) -> Vec<String> {
-        Vec::new()
-    }
 }
 
 /// Serves the dashboard for the requests no other route matched.
@@ -183,8 +171,8 @@ pub fn content_security_policy(issuer: &str, endpoints: &[String]) -> String {
 
 /// The origin of `url` as a `connect-src` source, when it is one the browser
 /// may be allowed to call: `https`, or `http` on a loopback host; a host of
-/// letters, digits, dots and hyphens (or an IP address), so nothing in it reads
-/// as a wildcard or a second source.
+/// letters, digits, dots and hyphens (or an IPv4 address), so nothing in it
+/// reads as a wildcard or a second source. CSP's grammar has no IPv6 literals.
 pub fn connect_origin(url: &str) -> Option<String> {
     let url = url::Url::parse(url).ok()?;
     let loopback = match url.host()? {
@@ -198,8 +186,8 @@ pub fn connect_origin(url: &str) -> Option<String> {
             }
             domain == "localhost"
         }
-        url::Host::Ipv4(ip) => IpAddr::V4(ip).is_loopback(),
-        url::Host::Ipv6(ip) => IpAddr::V6(ip).is_loopback(),
+        url::Host::Ipv4(ip) => ip.is_loopback(),
+        url::Host::Ipv6(_) => return None,
     };
     match url.scheme() {
         "https" => {}
@@ -312,6 +300,7 @@ mod tests {
                 "https://a.example.com; script-src *",
                 "https://a.example.com 'unsafe-inline'",
                 "wss://idp.example.com/",
+                "https://[2001:db8::1]/token",
                 "not a url",
                 "",
             ],
