@@ -1,6 +1,7 @@
 // The dashboard in headless Chromium against the real management runtime and a
-// real OpenID Provider: sign-in, search, passkey lifecycle, audit, deletion,
-// scope gating, sign-out, and the development sign-in of `biometric-passkey dev`.
+// real OpenID Provider (its token endpoint on a second origin): sign-in,
+// search, passkey lifecycle, audit, deletion, scope gating, sign-out, and the
+// development sign-in of `biometric-passkey dev`.
 // Screenshots of the main pages land in e2e/output/.
 
 import assert from "node:assert/strict";
@@ -34,13 +35,23 @@ async function signIn(operator, route = "/users") {
       m.type() === "error" && ours(m.location().url) && problems.push(`${m.text()} (${m.location().url})`),
   );
   page.on("pageerror", (e) => problems.push(e.message));
+  // The code's redemptions at the token endpoint, by their answers' statuses.
+  const redemptions = [];
+  page.on("requestfinished", async (request) => {
+    if (request.method() === "POST" && request.url() === stack.idp.tokenEndpoint) {
+      redemptions.push((await request.response())?.status());
+    }
+  });
+  page.on("requestfailed", (request) => {
+    if (request.url() === stack.idp.tokenEndpoint) redemptions.push(request.failure()?.errorText);
+  });
   await page.goto(stack.management.url + route);
   await page.waitForURL((url) => url.origin === new URL(stack.idp.issuer).origin);
   await page.getByLabel("Operator").fill(operator);
   await page.getByRole("button", { name: "Continue" }).click();
   await page.waitForURL((url) => url.href === stack.management.url + route);
   await page.locator(".topbar .operator").getByText(operator).waitFor();
-  return { context, page, problems };
+  return { context, page, problems, redemptions };
 }
 
 function credentialRow(page) {
@@ -188,6 +199,27 @@ describe("an operator with every scope", () => {
     await page.getByRole("heading", { name: "Provider clean-ups" }).waitFor();
     await page.locator("table, .notice.empty").first().waitFor();
     await shot(page, "provider-cleanups");
+    await context.close();
+  });
+});
+
+describe("an identity provider whose token endpoint is on another origin than its issuer", () => {
+  test("the page's policy allows that origin, from the provider's discovery document, and the code is redeemed there", async () => {
+    const issuerOrigin = new URL(stack.idp.issuer).origin;
+    const tokenOrigin = new URL(stack.idp.tokenEndpoint).origin;
+    assert.notEqual(tokenOrigin, issuerOrigin);
+    const discovery = await (await fetch(`${stack.idp.issuer}/.well-known/openid-configuration`)).json();
+    assert.equal(discovery.token_endpoint, stack.idp.tokenEndpoint);
+
+    const page = await fetch(stack.management.url + "/users");
+    const connect = /connect-src ([^;]*);/.exec(page.headers.get("content-security-policy"))?.[1];
+    // The provider's userinfo, JWKS and revocation endpoints are on the issuer's origin.
+    assert.equal(connect, `'self' ${issuerOrigin} ${tokenOrigin}`);
+
+    const { context, page: signedIn, problems, redemptions } = await signIn("carol.viewer");
+    await signedIn.getByRole("heading", { name: "Users" }).waitFor();
+    assert.deepEqual(redemptions, [200], "one redemption, on the second origin, answered 200");
+    assert.deepEqual(problems, [], "no script errors or CSP violations");
     await context.close();
   });
 });

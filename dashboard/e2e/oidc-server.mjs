@@ -1,7 +1,9 @@
 // A real OpenID Provider (the `oidc-provider` package, certified) on loopback,
 // standing in for the company's identity provider in the dashboard's browser
 // tests: authorization code + PKCE for a public client, JWT access tokens for
-// the Management API's audience, and per-operator scopes.
+// the Management API's audience, and per-operator scopes. Like Google's or
+// Amazon Cognito's, its token endpoint lives on another origin than its issuer
+// (a second port), and its discovery document says so.
 
 import { generateKeyPairSync, randomBytes } from "node:crypto";
 import http from "node:http";
@@ -45,13 +47,18 @@ async function readForm(req) {
 }
 
 /**
- * Starts the provider on 127.0.0.1:`port` (0 = any). `dashboardOrigin` is
- * where the dashboard runs; `audience` the Management API's JWT audience.
+ * Starts the provider on 127.0.0.1:`port` (0 = any), its token endpoint on a
+ * second port. `dashboardOrigin` is where the dashboard runs; `audience` the
+ * Management API's JWT audience.
  */
 export async function startProvider({ port = 0, dashboardOrigin, audience, clientId }) {
   const server = http.createServer();
   await new Promise((resolve) => server.listen(port, "127.0.0.1", resolve));
-  const issuer = `http://127.0.0.1:${server.address().port}`;
+  const issuerHost = `127.0.0.1:${server.address().port}`;
+  const issuer = `http://${issuerHost}`;
+  const tokenServer = http.createServer();
+  await new Promise((resolve) => tokenServer.listen(0, "127.0.0.1", resolve));
+  const tokenEndpoint = `http://127.0.0.1:${tokenServer.address().port}/token`;
 
   const signing = generateKeyPairSync("ec", { namedCurve: "P-256" }).privateKey.export({ format: "jwk" });
   const provider = new Provider(issuer, {
@@ -112,7 +119,25 @@ export async function startProvider({ port = 0, dashboardOrigin, audience, clien
     },
   });
 
+  // The discovery document names the token endpoint on the second origin.
+  provider.use(async (ctx, next) => {
+    await next();
+    if (ctx.path === "/.well-known/openid-configuration" && ctx.body?.token_endpoint) {
+      ctx.body.token_endpoint = tokenEndpoint;
+    }
+  });
+
   const callback = provider.callback();
+  // The second origin serves the token endpoint (preflight included) and nothing else.
+  tokenServer.on("request", (req, res) => {
+    if (req.url.split("?")[0] !== "/token") {
+      res.statusCode = 404;
+      res.end();
+      return;
+    }
+    req.headers.host = issuerHost;
+    callback(req, res);
+  });
   server.on("request", (req, res) => {
     const match = /^\/interaction\/([\w-]+)(\/login)?$/.exec(req.url.split("?")[0]);
     if (!match) return callback(req, res);
@@ -123,7 +148,12 @@ export async function startProvider({ port = 0, dashboardOrigin, audience, clien
     });
   });
 
-  return { issuer, jwksUrl: `${issuer}/jwks`, close: () => new Promise((r) => server.close(r)) };
+  return {
+    issuer,
+    jwksUrl: `${issuer}/jwks`,
+    tokenEndpoint,
+    close: () => Promise.all([server, tokenServer].map((s) => new Promise((r) => s.close(r)))),
+  };
 }
 
 async function interaction(provider, req, res, isLogin) {

@@ -4,11 +4,20 @@
 //! - `/assets/*` are content-hashed by the build: cached for a year, immutable.
 //! - Every other GET outside `/api/` is a page of the app (`/`, `/login`,
 //!   `/auth/callback`, deep links such as `/users/u-1`): `index.html`, never
-//!   cached, under a strict Content-Security-Policy.
+//!   cached, under a strict Content-Security-Policy. Its `connect-src` names
+//!   this origin, the issuer's, and the origins of the endpoints the
+//!   provider's discovery document gives for the browser's calls (token,
+//!   userinfo, JWKS, revocation): a [`ProviderOrigins`] port, fetched and
+//!   cached in `operator-auth`. Every origin is checked here before it
+//!   reaches the header: `https` (`http` only on loopback), a plain host, no
+//!   wildcard.
 //! - A binary built without `dashboard/dist` (no Node at build time) serves the
 //!   Management API as usual and a short page saying the dashboard is not
 //!   part of this build.
 
+use std::sync::Arc;
+
+use async_trait::async_trait;
 use axum::body::Body;
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
@@ -26,20 +35,36 @@ const NO_CACHE: &str = "no-cache";
 /// Other root files (the icon): short-lived.
 const SHORT: &str = "public, max-age=3600";
 
+/// The endpoints of the operators' identity provider that the dashboard's
+/// browser code may call, as its discovery document names them.
+#[async_trait]
+pub trait ProviderOrigins: Send + Sync + 'static {
+    /// The endpoints' URLs (or origins); empty while none are known. The
+    /// policy keeps only the well-formed origins among them.
+    async fn endpoints(&self) -> Vec<String>;
+}
+
 /// Serves the dashboard for the requests no other route matched.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Dashboard {
-    csp: HeaderValue,
+    issuer: String,
+    provider: Arc<dyn ProviderOrigins>,
 }
 
 impl Dashboard {
-    /// `issuer` is the operators' OIDC issuer: the only other origin the app
-    /// talks to (discovery and the token endpoint).
-    pub fn new(issuer: &str) -> Self {
+    /// `issuer` is the operators' OIDC issuer (the app reads its discovery
+    /// document there); `provider` names the other endpoints the app calls.
+    pub fn new(issuer: &str, provider: Arc<dyn ProviderOrigins>) -> Self {
         Self {
-            csp: HeaderValue::from_str(&content_security_policy(issuer))
-                .unwrap_or_else(|_| HeaderValue::from_static(BASE_POLICY_SELF_ONLY)),
+            issuer: issuer.to_owned(),
+            provider,
         }
+    }
+
+    async fn csp(&self) -> HeaderValue {
+        let endpoints = self.provider.endpoints().await;
+        HeaderValue::from_str(&content_security_policy(&self.issuer, &endpoints))
+            .unwrap_or_else(|_| HeaderValue::from_static(BASE_POLICY_SELF_ONLY))
     }
 
     /// Whether the dashboard's files are part of this binary.
@@ -70,42 +95,43 @@ impl Dashboard {
         {
             return file_response(&file, SHORT, &headers);
         }
+        let csp = self.csp().await;
         match Assets::get("index.html") {
             Some(file) => {
                 let mut response = file_response(&file, NO_CACHE, &headers);
-                self.page_headers(response.headers_mut());
+                page_headers(response.headers_mut(), csp);
                 response
             }
-            None => self.not_built(),
+            None => not_built(csp),
         }
     }
+}
 
-    fn page_headers(&self, headers: &mut HeaderMap) {
-        headers.insert(header::CONTENT_SECURITY_POLICY, self.csp.clone());
-        headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
-        headers.insert(
-            header::REFERRER_POLICY,
-            HeaderValue::from_static("no-referrer"),
-        );
-        headers.insert(
-            "cross-origin-opener-policy",
-            HeaderValue::from_static("same-origin"),
-        );
-    }
+fn page_headers(headers: &mut HeaderMap, csp: HeaderValue) {
+    headers.insert(header::CONTENT_SECURITY_POLICY, csp);
+    headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    headers.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    headers.insert(
+        "cross-origin-opener-policy",
+        HeaderValue::from_static("same-origin"),
+    );
+}
 
-    fn not_built(&self) -> Response {
-        let mut response = (
-            StatusCode::NOT_FOUND,
-            [
-                (header::CONTENT_TYPE, "text/html; charset=utf-8"),
-                (header::CACHE_CONTROL, NO_CACHE),
-            ],
-            NOT_BUILT_PAGE,
-        )
-            .into_response();
-        self.page_headers(response.headers_mut());
-        response
-    }
+fn not_built(csp: HeaderValue) -> Response {
+    let mut response = (
+        StatusCode::NOT_FOUND,
+        [
+            (header::CONTENT_TYPE, "text/html; charset=utf-8"),
+            (header::CACHE_CONTROL, NO_CACHE),
+        ],
+        NOT_BUILT_PAGE,
+    )
+        .into_response();
+    page_headers(response.headers_mut(), csp);
+    response
 }
 
 const NOT_BUILT_PAGE: &str = "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
@@ -116,25 +142,59 @@ under <code>/api/management/v1/</code> works as usual.</p>\
 <p>To include the dashboard, run <code>scripts/build-dashboard</code> (needs Node.js) \
 before building the binary; release images always include it.</p></body></html>";
 
-/// Used only if the issuer cannot be put in a header (configuration validation
-/// already refuses such issuers): the app then cannot sign in, but stays locked down.
+/// Used only if the policy cannot be put in a header (the origins are checked
+/// before, so it cannot happen): the app then cannot sign in, but stays locked down.
 const BASE_POLICY_SELF_ONLY: &str = "default-src 'none'; script-src 'self'; style-src 'self'; \
 img-src 'self'; connect-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
 
-/// No inline script or style, nothing from other origins but the issuer's
-/// endpoints, no framing.
-pub fn content_security_policy(issuer: &str) -> String {
-    let connect = match url::Url::parse(issuer) {
-        Ok(url) if matches!(url.scheme(), "https" | "http") => {
-            format!("'self' {}", url.origin().ascii_serialization())
-        }
-        _ => "'self'".to_owned(),
-    };
+/// No inline script or style, nothing from other origins but the identity
+/// provider's (the issuer's origin and those of `endpoints`), no framing.
+pub fn content_security_policy(issuer: &str, endpoints: &[String]) -> String {
+    let mut connect = vec!["'self'".to_owned()];
+    let issuer = connect_origin(issuer);
+    connect.extend(issuer.clone());
+    let mut others: Vec<String> = endpoints
+        .iter()
+        .filter_map(|endpoint| connect_origin(endpoint))
+        .filter(|origin| Some(origin) != issuer.as_ref())
+        .collect();
+    others.sort();
+    others.dedup();
+    connect.extend(others);
+    let connect = connect.join(" ");
     format!(
         "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; \
          font-src 'self'; connect-src {connect}; manifest-src 'self'; base-uri 'none'; \
          form-action 'self'; frame-ancestors 'none'"
     )
+}
+
+/// The origin of `url` as a `connect-src` source, when it is one the browser
+/// may be allowed to call: `https`, or `http` on a loopback host; a host of
+/// letters, digits, dots and hyphens (or an IPv4 address), so nothing in it
+/// reads as a wildcard or a second source. CSP's grammar has no IPv6 literals.
+pub fn connect_origin(url: &str) -> Option<String> {
+    let url = url::Url::parse(url).ok()?;
+    let loopback = match url.host()? {
+        url::Host::Domain(domain) => {
+            let plain = !domain.is_empty()
+                && domain
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-');
+            if !plain {
+                return None;
+            }
+            domain == "localhost"
+        }
+        url::Host::Ipv4(ip) => ip.is_loopback(),
+        url::Host::Ipv6(_) => return None,
+    };
+    match url.scheme() {
+        "https" => {}
+        "http" if loopback => {}
+        _ => return None,
+    }
+    Some(url.origin().ascii_serialization())
 }
 
 fn file_response(file: &EmbeddedFile, cache: &'static str, request: &HeaderMap) -> Response {
@@ -180,9 +240,14 @@ fn not_found() -> Response {
 mod tests {
     use super::*;
 
+    fn policy(issuer: &str, endpoints: &[&str]) -> String {
+        let endpoints: Vec<String> = endpoints.iter().map(|e| (*e).to_owned()).collect();
+        content_security_policy(issuer, &endpoints)
+    }
+
     #[test]
     fn the_policy_allows_only_this_origin_and_the_issuer() {
-        let csp = content_security_policy("https://login.example.com/tenant/v2.0/");
+        let csp = policy("https://login.example.com/tenant/v2.0/", &[]);
         assert!(csp.contains("connect-src 'self' https://login.example.com;"));
         assert!(csp.contains("script-src 'self';"));
         assert!(!csp.contains("unsafe"));
@@ -191,12 +256,74 @@ mod tests {
 
     #[test]
     fn a_loopback_issuer_keeps_its_port() {
-        let csp = content_security_policy("http://127.0.0.1:3001/");
+        let csp = policy("http://127.0.0.1:3001/", &[]);
         assert!(csp.contains("connect-src 'self' http://127.0.0.1:3001;"));
     }
 
     #[test]
     fn an_unparseable_issuer_adds_no_origin() {
-        assert!(content_security_policy("not a url").contains("connect-src 'self';"));
+        assert!(policy("not a url", &[]).contains("connect-src 'self';"));
+    }
+
+    #[test]
+    fn the_providers_endpoints_add_their_origins_once_each() {
+        let csp = policy(
+            "https://accounts.example.com",
+            &[
+                "https://oauth2.example-apis.com/token",
+                "https://openidconnect.example-apis.com/v1/userinfo",
+                "https://www.example-apis.com/oauth2/v3/certs",
+                "https://oauth2.example-apis.com/revoke",
+                "https://accounts.example.com/jwks",
+            ],
+        );
+        assert!(
+            csp.contains(
+                "connect-src 'self' https://accounts.example.com https://oauth2.example-apis.com \
+                 https://openidconnect.example-apis.com https://www.example-apis.com;"
+            ),
+            "{csp}"
+        );
+    }
+
+    #[test]
+    fn endpoints_that_are_not_plain_secure_origins_are_left_out() {
+        let csp = policy(
+            "https://login.example.com",
+            &[
+                "https://*.example.com/token",
+                "*",
+                "https:",
+                "http://idp.example.com/token",
+                "javascript:alert(1)",
+                "data:text/plain,x",
+                "https://a.example.com; script-src *",
+                "https://a.example.com 'unsafe-inline'",
+                "wss://idp.example.com/",
+                "https://[2001:db8::1]/token",
+                "not a url",
+                "",
+            ],
+        );
+        assert!(
+            csp.contains("connect-src 'self' https://login.example.com;"),
+            "{csp}"
+        );
+        assert!(!csp.contains('*'), "{csp}");
+        assert!(!csp.contains("unsafe"), "{csp}");
+    }
+
+    #[test]
+    fn loopback_endpoints_may_be_plain_http() {
+        let csp = policy(
+            "http://127.0.0.1:8080",
+            &["http://127.0.0.1:8081/token", "http://localhost:8082/jwks"],
+        );
+        assert!(
+            csp.contains(
+                "connect-src 'self' http://127.0.0.1:8080 http://127.0.0.1:8081 http://localhost:8082;"
+            ),
+            "{csp}"
+        );
     }
 }

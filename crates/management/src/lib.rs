@@ -26,6 +26,9 @@ pub struct ManagementState {
     pub repo: Arc<dyn domain::Repository>,
     pub operations: Arc<domain::operations::OperatorActions>,
     pub verifier: Arc<dyn auth::OperatorVerifier>,
+    /// The identity provider's endpoints the dashboard calls from the browser
+    /// (for its Content-Security-Policy).
+    pub provider_origins: Arc<dyn dashboard::ProviderOrigins>,
     pub limits: http_common::HttpLimits,
     /// Places for audit exports running at once (see [`v1::MAX_CONCURRENT_EXPORTS`]).
     pub exports: Arc<tokio::sync::Semaphore>,
@@ -40,7 +43,7 @@ pub fn router(state: ManagementState) -> Router {
             ([(header::CACHE_CONTROL, "no-store")], ApiJson(config)).into_response()
         }
     });
-    let dashboard = dashboard::Dashboard::new(&state.auth.issuer);
+    let dashboard = dashboard::Dashboard::new(&state.auth.issuer, state.provider_origins.clone());
     let limits = state.limits;
     finish_with_fallback(
         service_routes(state.service.clone())

@@ -20,6 +20,11 @@
 //! - `iss` and `aud` (string or array) are checked by the JWT library; `exp`
 //!   (required), `nbf` and `iat` against the injected clock with the
 //!   configured skew.
+//!
+//! The provider's discovery document, read for the dashboard's
+//! Content-Security-Policy, is in [`discovery`].
+
+pub mod discovery;
 
 use std::collections::HashMap;
 use std::sync::Arc;

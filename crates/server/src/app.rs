@@ -382,6 +382,9 @@ pub fn management_router_with_clock(
         clock.clone(),
     )
     .map_err(|e| anyhow::anyhow!(e))?;
+    let discovery =
+        operator_auth::discovery::ProviderDiscovery::new(&config.auth.issuer, clock.clone())
+            .map_err(|e| anyhow::anyhow!(e))?;
     if !management::dashboard::Dashboard::is_built() {
         tracing::warn!(
             "the dashboard is not part of this build (dashboard/dist was not built before the binary); \
@@ -402,6 +405,7 @@ pub fn management_router_with_clock(
         repo,
         operations,
         verifier: Arc::new(verifier),
+        provider_origins: Arc::new(discovery),
         limits: config.common.http,
         exports: Arc::new(tokio::sync::Semaphore::new(
             management::v1::MAX_CONCURRENT_EXPORTS,
