@@ -883,6 +883,7 @@ impl FlowService {
         })
     }
 
+    #[tracing::instrument(target = "biometric_passkey::span", name = "flow.create", skip_all)]
     pub async fn create_flow(
         &self,
         ctx: &RequestContext,
@@ -1505,11 +1506,13 @@ impl FlowService {
         Ok(next)
     }
 
+    #[tracing::instrument(target = "biometric_passkey::span", name = "flow.read", skip_all)]
     pub async fn get_flow(&self, id: FlowId) -> DomainResult<FlowView> {
         let flow = self.load(id).await?;
         self.view(flow, None).await
     }
 
+    #[tracing::instrument(target = "biometric_passkey::span", name = "flow.cancel", skip_all)]
     pub async fn cancel(&self, ctx: &RequestContext, id: FlowId) -> DomainResult<FlowView> {
         let flow = self.load(id).await?;
         let flow = self
@@ -1518,6 +1521,7 @@ impl FlowService {
         self.view(flow, None).await
     }
 
+    #[tracing::instrument(target = "biometric_passkey::span", name = "flow.possession", skip_all)]
     pub async fn submit_possession(
         &self,
         ctx: &RequestContext,
@@ -1763,6 +1767,11 @@ impl FlowService {
         self.view(flow, None).await
     }
 
+    #[tracing::instrument(
+        target = "biometric_passkey::span",
+        name = "flow.claim_handoff",
+        skip_all
+    )]
     pub async fn claim_handoff(
         &self,
         ctx: &RequestContext,
@@ -1822,6 +1831,11 @@ impl FlowService {
         self.view(flow, None).await
     }
 
+    #[tracing::instrument(
+        target = "biometric_passkey::span",
+        name = "flow.store_reference",
+        skip_all
+    )]
     pub async fn store_reference(
         &self,
         ctx: &RequestContext,
@@ -1870,6 +1884,11 @@ impl FlowService {
     /// Releases the user's reference to a step-up or recovery flow of the same
     /// user that awaits verification, only if it is the reference the user had
     /// when the flow was created (never one staged by a flow); audited.
+    #[tracing::instrument(
+        target = "biometric_passkey::span",
+        name = "flow.release_reference",
+        skip_all
+    )]
     pub async fn release_reference(
         &self,
         ctx: &RequestContext,
@@ -1929,6 +1948,11 @@ impl FlowService {
     /// retry, or the reconciler, applies it later.
     ///
     /// `signed_with` says which webhook secret verified a signed delivery.
+    #[tracing::instrument(
+        target = "biometric_passkey::span",
+        name = "flow.provider_event",
+        skip_all
+    )]
     pub async fn ingest_run_event(
         &self,
         ctx: &RequestContext,
@@ -2048,6 +2072,7 @@ impl FlowService {
     /// the provider longer than the policy's `reconcile_after` (oldest check
     /// first): a webhook that never arrived still moves its flow. Stops at the
     /// first provider failure; the next pass continues.
+    #[tracing::instrument(target = "biometric_passkey::span", name = "flow.reconcile", skip_all)]
     pub async fn reconcile(&self, limit: u32) -> DomainResult<ReconcileReport> {
         let now = self.clock.now();
         let ctx = RequestContext {
@@ -2160,6 +2185,7 @@ impl FlowService {
 
     /// Deletes a user at once; the provider forgets them through the cleanup
     /// queue (see [`FlowService::process_provider_cleanups`]).
+    #[tracing::instrument(target = "biometric_passkey::span", name = "user.delete", skip_all)]
     pub async fn delete_user(
         &self,
         ctx: &RequestContext,
@@ -2185,6 +2211,11 @@ impl FlowService {
     /// be opened) does not stop the pass: the item is tried again after a
     /// growing wait ([`provider_cleanup_backoff`]) and, after
     /// [`FlowPolicy::provider_cleanup_max_attempts`] attempts, marked dead.
+    #[tracing::instrument(
+        target = "biometric_passkey::span",
+        name = "provider.cleanups",
+        skip_all
+    )]
     pub async fn process_provider_cleanups(
         &self,
         limit: u32,

@@ -26,7 +26,7 @@ use domain::idv::{
     ApplicantState, IdentityProvider, IdvError, RunStatus, StartRun, StartedRun, Workflow,
 };
 use domain::user::Pseudonym;
-use reqwest::header::HeaderValue;
+use reqwest::header::{HeaderMap, HeaderValue};
 use reqwest::{Method, RequestBuilder, StatusCode, Url};
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
@@ -73,6 +73,9 @@ pub struct OnfidoSettings {
     pub retries: u32,
     /// The longest `Retry-After` we wait inside a request before answering 503.
     pub max_retry_wait: Duration,
+    /// Adds the caller's trace context (`traceparent`) to each request's
+    /// headers, when the runtime exports traces.
+    pub propagate: Option<fn(&mut HeaderMap)>,
 }
 
 impl OnfidoSettings {
@@ -84,6 +87,7 @@ impl OnfidoSettings {
             timeout: Duration::from_secs(10),
             retries: 2,
             max_retry_wait: Duration::from_secs(5),
+            propagate: None,
         }
     }
 }
@@ -279,8 +283,13 @@ impl OnfidoProvider {
     }
 
     fn request(&self, method: Method, path: &str) -> RequestBuilder {
+        let mut headers = HeaderMap::new();
+        if let Some(propagate) = self.settings.propagate {
+            propagate(&mut headers);
+        }
         self.http
             .request(method, self.url(path))
+            .headers(headers)
             .header(reqwest::header::AUTHORIZATION, self.authorization.clone())
             .header(reqwest::header::ACCEPT, "application/json")
     }

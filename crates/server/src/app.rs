@@ -110,15 +110,18 @@ pub fn identity_provider(config: &IdvConfig) -> anyhow::Result<Provider> {
                     "onfido mode needs BIOMETRIC_PASSKEY_IDV_ONFIDO_API_TOKEN and _WEBHOOK_SECRET"
                 );
             };
-            let settings = idv::OnfidoSettings::new(
-                onfido.base_url.clone(),
-                token.clone(),
-                idv::Workflows {
-                    registration: config.registration_workflow_id.clone(),
-                    step_up: config.step_up_workflow_id.clone(),
-                    recovery_verify: config.recovery_verify_workflow_id.clone(),
-                },
-            );
+            let settings = idv::OnfidoSettings {
+                propagate: Some(crate::traces::inject_trace_context),
+                ..idv::OnfidoSettings::new(
+                    onfido.base_url.clone(),
+                    token.clone(),
+                    idv::Workflows {
+                        registration: config.registration_workflow_id.clone(),
+                        step_up: config.step_up_workflow_id.clone(),
+                        recovery_verify: config.recovery_verify_workflow_id.clone(),
+                    },
+                )
+            };
             let provider =
                 idv::OnfidoProvider::new(settings).map_err(|e| anyhow::anyhow!("{e}"))?;
             let max_age =

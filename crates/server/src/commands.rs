@@ -15,6 +15,7 @@ use crate::config::{
 };
 use crate::dev::{self, DevOptions};
 use crate::metrics::Metrics;
+use crate::traces::{self, Traces};
 use crate::{audit, healthcheck, telemetry};
 
 /// Exit code for a refused configuration.
@@ -86,7 +87,14 @@ pub async fn core(env: &Env) -> ExitCode {
         Ok(config) => config,
         Err(problems) => return refuse("core", &problems),
     };
-    let _logs = telemetry::init(config.common.log_level);
+    let traces = match Traces::start(config.common.traces, "core") {
+        Ok(traces) => traces,
+        Err(e) => {
+            eprintln!("core: traces cannot be exported: {e:#}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let _logs = telemetry::init_traced(config.common.log_level, traces.as_ref());
     warn_unknown(env);
     let result = async {
         let metrics = Metrics::for_port(config.common.metrics_port)?;
@@ -156,7 +164,7 @@ pub async fn core(env: &Env) -> ExitCode {
             );
         }
         let metrics_server = serve_metrics(&metrics, metrics_listener, &shutdown)?;
-        let router = metrics.measure_http(core.router, "core");
+        let router = traces::trace_requests(metrics.measure_http(core.router, "core"));
         let server = Application::serve(listener, router, &config.common.http, async move {
             app::termination_signal().await;
             shutdown.trigger();
@@ -179,6 +187,9 @@ pub async fn core(env: &Env) -> ExitCode {
         served
     }
     .await;
+    if let Some(traces) = traces {
+        traces.shutdown().await;
+    }
     result.map_or_else(|e| failed(&e), |()| ExitCode::SUCCESS)
 }
 
@@ -187,7 +198,14 @@ pub async fn management(env: &Env) -> ExitCode {
         Ok(config) => config,
         Err(problems) => return refuse("management", &problems),
     };
-    let _logs = telemetry::init(config.common.log_level);
+    let traces = match Traces::start(config.common.traces, "management") {
+        Ok(traces) => traces,
+        Err(e) => {
+            eprintln!("management: traces cannot be exported: {e:#}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let _logs = telemetry::init_traced(config.common.log_level, traces.as_ref());
     warn_unknown(env);
     let result = async {
         let metrics = Metrics::for_port(config.common.metrics_port)?;
@@ -199,7 +217,7 @@ pub async fn management(env: &Env) -> ExitCode {
         let metrics_listener = bind_metrics(config.common.metrics_port).await?;
         let router =
             app::management_router(&config, metrics.measure_repository(repo), "management")?;
-        let router = metrics.measure_http(router, "management");
+        let router = traces::trace_requests(metrics.measure_http(router, "management"));
         let shutdown = Shutdown::default();
         let metrics_server = serve_metrics(&metrics, metrics_listener, &shutdown)?;
         let server = Application::serve(listener, router, &config.common.http, async move {
@@ -214,6 +232,9 @@ pub async fn management(env: &Env) -> ExitCode {
         served
     }
     .await;
+    if let Some(traces) = traces {
+        traces.shutdown().await;
+    }
     result.map_or_else(|e| failed(&e), |()| ExitCode::SUCCESS)
 }
 

@@ -110,6 +110,8 @@ pub struct CommonConfig {
     pub version_detail: bool,
     /// `BIOMETRIC_PASSKEY_HTTP_*`.
     pub http: HttpLimits,
+    /// The standard `OTEL_*` variables, checked.
+    pub traces: crate::traces::TracesConfig,
 }
 
 /// `BIOMETRIC_PASSKEY_IDV_PROVIDER_MODE`.
@@ -512,6 +514,7 @@ impl CommonConfig {
         let log_level = LogLevel::read(r);
         let version_detail = r.bool("BIOMETRIC_PASSKEY_VERSION_DETAIL", false);
         let http = read_http_limits(r);
+        let traces = read_traces(r);
         let database = DatabaseConfig::read(r)?;
         Some(Self {
             port,
@@ -520,7 +523,81 @@ impl CommonConfig {
             database,
             version_detail,
             http,
+            traces,
         })
+    }
+}
+
+/// The OpenTelemetry variables the trace export reads (as the specification
+/// defines them), checked here so that a typo refuses to start rather than
+/// silently exporting nothing. Traces are off unless an OTLP endpoint is set
+/// (or `OTEL_TRACES_EXPORTER=otlp` asks for the default one).
+fn read_traces(r: &mut Reader<'_>) -> crate::traces::TracesConfig {
+    let disabled = r.bool("OTEL_SDK_DISABLED", false);
+    let exporter = r.parsed("OTEL_TRACES_EXPORTER", None, |raw| match raw {
+        "otlp" => Ok(Some(true)),
+        "none" => Ok(Some(false)),
+        other => Err(format!(
+            "{other:?} is not supported; use otlp (OTLP over HTTP) or none"
+        )),
+    });
+    let mut endpoint = false;
+    for variable in [
+        "OTEL_EXPORTER_OTLP_ENDPOINT",
+        "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+    ] {
+        if let Some(raw) = r.optional(variable) {
+            match Url::parse(raw) {
+                Ok(url) if matches!(url.scheme(), "http" | "https") && url.has_host() => {
+                    endpoint = true;
+                }
+                _ => r.problem(
+                    variable,
+                    "is not an http:// or https:// URL (the collector's OTLP/HTTP address, \
+                     such as http://otel-collector:4318)",
+                ),
+            }
+        }
+    }
+    for variable in [
+        "OTEL_EXPORTER_OTLP_PROTOCOL",
+        "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL",
+    ] {
+        if let Some(raw) = r.optional(variable)
+            && raw != "http/protobuf"
+        {
+            r.problem(
+                variable,
+                format!("{raw:?} is not supported; traces are exported as http/protobuf"),
+            );
+        }
+    }
+    let sampler = r.parsed("OTEL_TRACES_SAMPLER", "parentbased_always_on", |raw| {
+        const SAMPLERS: [&str; 6] = [
+            "always_on",
+            "always_off",
+            "traceidratio",
+            "parentbased_always_on",
+            "parentbased_always_off",
+            "parentbased_traceidratio",
+        ];
+        SAMPLERS.into_iter().find(|s| *s == raw).ok_or_else(|| {
+            format!(
+                "{raw:?} is not a sampler; use one of {}",
+                SAMPLERS.join(", ")
+            )
+        })
+    });
+    if sampler.ends_with("traceidratio") {
+        r.parsed("OTEL_TRACES_SAMPLER_ARG", 1.0, |raw| {
+            match raw.parse::<f64>() {
+                Ok(ratio) if (0.0..=1.0).contains(&ratio) => Ok(ratio),
+                _ => Err(format!("{raw:?} is not a ratio from 0 to 1")),
+            }
+        });
+    }
+    crate::traces::TracesConfig {
+        enabled: !disabled && exporter.unwrap_or(endpoint),
     }
 }
 

@@ -95,6 +95,7 @@ pub fn configs(options: &DevOptions, data_key: DataKey) -> (CoreConfig, Manageme
         database: database.clone(),
         version_detail: false,
         http: HttpLimits::default(),
+        traces: crate::traces::TracesConfig::default(),
     };
     let core = CoreConfig {
         common: common(options.core_port),

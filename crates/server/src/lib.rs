@@ -11,3 +11,4 @@ pub mod healthcheck;
 pub mod keys;
 pub mod metrics;
 pub mod telemetry;
+pub mod traces;

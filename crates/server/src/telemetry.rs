@@ -7,13 +7,14 @@ use std::cell::RefCell;
 
 use http_common::CorrelationId;
 use tracing::{Event, Level, Subscriber};
-use tracing_subscriber::filter::Targets;
+use tracing_subscriber::filter::{LevelFilter, Targets};
 use tracing_subscriber::fmt::format::Writer;
 use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields, MakeWriter};
 use tracing_subscriber::prelude::*;
 use tracing_subscriber::registry::LookupSpan;
 
 use crate::config::LogLevel;
+use crate::traces::{SPAN_TARGET, Traces};
 
 /// Keeps the log writer running: dropping it writes out the lines still
 /// waiting, so a command holds it until it returns.
@@ -27,13 +28,18 @@ pub struct Logs {
 /// a slow log collector delays that thread, not them. A second call (tests) is
 /// a no-op.
 pub fn init(level: LogLevel) -> Logs {
+    init_traced(level, None)
+}
+
+/// As [`init`], exporting the product's spans through `traces` when given.
+pub fn init_traced(level: LogLevel, traces: Option<&Traces>) -> Logs {
     match batch::start(std::io::stdout()) {
         Ok((writer, flusher)) => Logs {
-            _writer: install(level, writer).then_some(flusher),
+            _writer: install(level, writer, traces).then_some(flusher),
         },
         Err(e) => {
             eprintln!("no log thread ({e}): log lines are written as they come");
-            install(level, std::io::stdout);
+            install(level, std::io::stdout, traces);
             Logs { _writer: None }
         }
     }
@@ -41,7 +47,7 @@ pub fn init(level: LogLevel) -> Logs {
 
 /// For commands whose report is their stdout: logs go to stderr, as written.
 pub fn init_for_command(level: LogLevel) {
-    install(level, std::io::stderr);
+    install(level, std::io::stderr, None);
 }
 
 /// The dependencies that speak only when something is wrong: their debug
@@ -49,34 +55,61 @@ pub fn init_for_command(level: LogLevel) {
 const QUIET_DEPENDENCIES: [&str; 6] = ["hyper", "h2", "rustls", "reqwest", "sqlx", "tower_http"];
 
 /// What is logged: `level` and above, but from [`QUIET_DEPENDENCIES`] only
-/// warnings and errors (only errors at `error`).
+/// warnings and errors (only errors at `error`). The product's tracing spans
+/// ([`SPAN_TARGET`]) pass only when `traced`: otherwise their call sites are
+/// disabled for good and cost nothing.
 ///
 /// A static per-target filter rather than `EnvFilter`: that one also tracks
 /// every span it lets through (a lock taken each time a request's span is
 /// entered or left, several times per request) to support span-field
 /// directives, which a fixed list of targets never uses.
-fn filter(level: LogLevel) -> Targets {
+fn filter(level: LogLevel, traced: bool) -> Targets {
     let level = level.as_tracing();
     // tracing orders levels by verbosity: the smaller is the quieter.
     let dependencies = level.min(Level::WARN);
+    let spans = if traced {
+        LevelFilter::INFO
+    } else {
+        LevelFilter::OFF
+    };
     QUIET_DEPENDENCIES
         .into_iter()
         .fold(Targets::new().with_default(level), |targets, dependency| {
             targets.with_target(dependency, dependencies)
         })
+        .with_target(SPAN_TARGET, spans)
 }
 
 /// Whether this call installed the subscriber.
-fn install<W>(level: LogLevel, writer: W) -> bool
+fn install<W>(level: LogLevel, writer: W, traces: Option<&Traces>) -> bool
 where
     W: for<'writer> MakeWriter<'writer> + Send + Sync + 'static,
 {
-    subscriber(level, writer).try_init().is_ok()
+    match traces {
+        None => subscriber(level, writer).try_init().is_ok(),
+        Some(traces) => tracing_subscriber::registry()
+            .with(filter(level, true))
+            .with(format(writer))
+            .with(traces.layer())
+            .try_init()
+            .is_ok(),
+    }
 }
 
 /// JSON lines, filtered by [`filter`], written to `writer`.
 fn subscriber<W>(level: LogLevel, writer: W) -> impl Subscriber + Send + Sync + 'static
 where
+    W: for<'writer> MakeWriter<'writer> + Send + Sync + 'static,
+{
+    tracing_subscriber::registry()
+        .with(filter(level, false))
+        .with(format(writer))
+}
+
+/// The JSON lines layer: events only, never span fields.
+fn format<S, W>(writer: W) -> impl tracing_subscriber::Layer<S> + Send + Sync + 'static
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
     W: for<'writer> MakeWriter<'writer> + Send + Sync + 'static,
 {
     let json = tracing_subscriber::fmt::format()
@@ -85,13 +118,10 @@ where
         .with_span_list(false)
         .flatten_event(true)
         .with_target(true);
-    let format = tracing_subscriber::fmt::layer()
+    tracing_subscriber::fmt::layer()
         .json()
         .event_format(WithCorrelationId(json))
-        .with_writer(writer);
-    tracing_subscriber::registry()
-        .with(filter(level))
-        .with(format)
+        .with_writer(writer)
 }
 
 /// A JSON event format whose lines, while a request is served, begin with the
@@ -283,13 +313,13 @@ mod tests {
 
     #[test]
     fn the_product_logs_at_its_level_and_quiet_dependencies_at_most_warnings() {
-        let info = filter(LogLevel::Info);
+        let info = filter(LogLevel::Info, false);
         assert!(info.would_enable("server::app", &Level::INFO));
         assert!(!info.would_enable("server::app", &Level::DEBUG));
         assert!(info.would_enable("sqlx::query", &Level::WARN));
         assert!(!info.would_enable("sqlx::query", &Level::INFO));
 
-        let debug = filter(LogLevel::Debug);
+        let debug = filter(LogLevel::Debug, false);
         assert!(debug.would_enable("domain::service", &Level::DEBUG));
         assert!(!debug.would_enable("hyper::proto", &Level::DEBUG));
         assert!(!debug.would_enable("rustls::conn", &Level::INFO));
@@ -297,7 +327,7 @@ mod tests {
 
     #[test]
     fn at_error_the_quiet_dependencies_keep_their_warnings_to_themselves() {
-        let error = filter(LogLevel::Error);
+        let error = filter(LogLevel::Error, false);
         assert!(!error.would_enable("server::app", &Level::WARN));
         for dependency in QUIET_DEPENDENCIES {
             assert!(
@@ -308,6 +338,14 @@ mod tests {
                 error.would_enable(dependency, &Level::ERROR),
                 "{dependency}"
             );
+        }
+    }
+
+    #[test]
+    fn the_products_spans_pass_only_while_traces_are_exported() {
+        for level in [LogLevel::Debug, LogLevel::Info, LogLevel::Error] {
+            assert!(!filter(level, false).would_enable(SPAN_TARGET, &Level::INFO));
+            assert!(filter(level, true).would_enable(SPAN_TARGET, &Level::INFO));
         }
     }
 }

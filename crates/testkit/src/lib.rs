@@ -161,6 +161,8 @@ struct Parts {
 async fn serve(router: axum::Router, parts: Parts) -> TestApp {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let shutdown = Shutdown::default();
+    // Traced as the runtime traces its requests (a no-op unless traces are on).
+    let router = server::traces::trace_requests(router);
     let server = Application::serve(listener, router, &parts.limits, shutdown.signalled()).unwrap();
     TestApp {
         addr: server.addr(),
@@ -380,6 +382,7 @@ pub fn management_config() -> ManagementConfig {
             database: DatabaseConfig::Sqlite(SqliteSettings::new("unused")),
             version_detail: false,
             http: HttpLimits::default(),
+            traces: server::traces::TracesConfig::default(),
         },
         auth: ManagementAuth {
             issuer: "http://127.0.0.1:9/".into(),
@@ -591,13 +594,10 @@ async fn spawn_core_onfido_with(
         },
     };
     let mut provider = app::identity_provider(&idv_config).unwrap();
-    let measured_repo = match &metrics {
-        Some(m) => {
-            provider.idv = m.measure_provider(provider.idv);
-            m.measure_repository(repo.clone())
-        }
-        None => repo.clone(),
-    };
+    // Measured and traced as the runtime is (a no-op unless either is on).
+    let meter = metrics.clone().unwrap_or_else(Metrics::off);
+    provider.idv = meter.measure_provider(provider.idv);
+    let measured_repo = meter.measure_repository(repo.clone());
     let core = app::core_app(
         app::CoreParts {
             repo: measured_repo,

@@ -634,9 +634,12 @@ async fn a_flood_of_forged_deliveries_adds_a_row_per_reason_and_minute(store: St
     for flood in floods {
         statuses.extend(flood.await.unwrap());
     }
-    let checked = DEFAULT_WEBHOOK_REFUSALS as usize;
     let count = |status| statuses.iter().filter(|s| **s == status).count();
-    assert_eq!(count(StatusCode::UNAUTHORIZED), checked);
+    // A refusal counts once answered: the four clients' requests already in
+    // flight when the limit is reached are still checked.
+    let checked = count(StatusCode::UNAUTHORIZED);
+    let limit = DEFAULT_WEBHOOK_REFUSALS as usize;
+    assert!((limit..=limit + 4).contains(&checked), "{checked} checked");
     assert_eq!(count(StatusCode::TOO_MANY_REQUESTS), 2000 - checked);
 
     let trail = s.app.audit_trail().await;

@@ -852,7 +852,10 @@ fn request_limits_have_defaults_and_refuse_values_that_would_not_work() {
 #[test]
 fn refusal_limits_and_trusted_proxies_are_read_and_validated() {
     let config = CoreConfig::from_env(&core_env(&[])).unwrap();
-    assert_eq!(config.refusals, core_api::refusals::RefusalLimits::default());
+    assert_eq!(
+        config.refusals,
+        core_api::refusals::RefusalLimits::default()
+    );
     assert_eq!(config.refusals.webhook_per_minute, 60);
     assert_eq!(config.refusals.handoff_per_minute, 10);
     assert!(config.refusals.trusted_proxies.is_empty());
@@ -865,7 +868,10 @@ fn refusal_limits_and_trusted_proxies_are_read_and_validated() {
             "10.0.0.0/8, 192.0.2.7 fd00::/8",
         ),
     ]);
-    assert!(env.unknown_prefixed().is_empty(), "known, so not warned about");
+    assert!(
+        env.unknown_prefixed().is_empty(),
+        "known, so not warned about"
+    );
     let config = CoreConfig::from_env(&env).unwrap();
     assert_eq!(config.refusals.webhook_per_minute, 0);
     assert_eq!(config.refusals.handoff_per_minute, 3);
@@ -887,4 +893,71 @@ fn refusal_limits_and_trusted_proxies_are_read_and_validated() {
         let problems = CoreConfig::from_env(&core_env(&[(variable, value)])).unwrap_err();
         assert_eq!(variables(&problems), [variable], "{variable}={value}");
     }
+}
+
+#[test]
+fn traces_are_off_unless_an_otlp_endpoint_is_configured() {
+    let enabled = |extra: &[(&str, &str)]| {
+        CoreConfig::from_env(&core_env(extra))
+            .unwrap()
+            .common
+            .traces
+            .enabled
+    };
+    assert!(!enabled(&[]));
+    assert!(enabled(&[(
+        "OTEL_EXPORTER_OTLP_ENDPOINT",
+        "http://collector:4318"
+    )]));
+    assert!(enabled(&[(
+        "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+        "https://collector.example/v1/traces"
+    )]));
+    assert!(
+        enabled(&[("OTEL_TRACES_EXPORTER", "otlp")]),
+        "the default endpoint"
+    );
+    assert!(!enabled(&[
+        ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://collector:4318"),
+        ("OTEL_TRACES_EXPORTER", "none"),
+    ]));
+    assert!(!enabled(&[
+        ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://collector:4318"),
+        ("OTEL_SDK_DISABLED", "true"),
+    ]));
+    assert!(enabled(&[
+        ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://collector:4318"),
+        ("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf"),
+        ("OTEL_TRACES_SAMPLER", "parentbased_traceidratio"),
+        ("OTEL_TRACES_SAMPLER_ARG", "0.25"),
+    ]));
+
+    let refused = [
+        ("OTEL_EXPORTER_OTLP_ENDPOINT", "collector:4318"),
+        (
+            "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+            "ftp://collector/v1/traces",
+        ),
+        ("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc"),
+        ("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "http/json"),
+        ("OTEL_TRACES_EXPORTER", "jaeger"),
+        ("OTEL_TRACES_SAMPLER", "sometimes"),
+        ("OTEL_SDK_DISABLED", "maybe"),
+    ];
+    for (variable, value) in refused {
+        let problems = CoreConfig::from_env(&core_env(&[(variable, value)])).unwrap_err();
+        assert_eq!(variables(&problems), [variable], "{variable}={value}");
+        let problems = ManagementConfig::from_env(&management_env(&[(variable, value)]));
+        assert_eq!(
+            variables(&problems.unwrap_err()),
+            [variable],
+            "the management runtime too: {variable}={value}"
+        );
+    }
+    let problems = CoreConfig::from_env(&core_env(&[
+        ("OTEL_TRACES_SAMPLER", "traceidratio"),
+        ("OTEL_TRACES_SAMPLER_ARG", "1.5"),
+    ]))
+    .unwrap_err();
+    assert_eq!(variables(&problems), ["OTEL_TRACES_SAMPLER_ARG"]);
 }

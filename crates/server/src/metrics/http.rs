@@ -107,7 +107,7 @@ async fn measure(State(meter): State<Meter>, request: Request, next: Next) -> Re
 
 /// The standard methods by name; anything else is `other`, so a client
 /// cannot mint label values.
-fn method_label(method: &Method) -> &'static str {
+pub fn method_label(method: &Method) -> &'static str {
     match *method {
         Method::GET => "GET",
         Method::POST => "POST",

@@ -8,6 +8,7 @@ use std::time::Instant;
 use async_trait::async_trait;
 use domain::idv::{IdentityProvider, IdvError, RunStatus, StartRun, StartedRun};
 use domain::user::Pseudonym;
+use tracing::Instrument;
 
 use super::Metrics;
 
@@ -23,7 +24,7 @@ impl Metrics {
         &self,
         provider: Arc<dyn IdentityProvider>,
     ) -> Arc<dyn IdentityProvider> {
-        if !self.is_on() {
+        if !self.is_on() && !crate::traces::enabled() {
             return provider;
         }
         Arc::new(MeteredProvider {
@@ -40,8 +41,12 @@ impl MeteredProvider {
         call: impl Future<Output = Result<T, IdvError>>,
     ) -> Result<T, IdvError> {
         let started = Instant::now();
-        let result = call.await;
+        let span = crate::traces::provider_span(self.inner.name(), operation);
+        let result = call.instrument(span.clone()).await;
         let elapsed = started.elapsed().as_secs_f64();
+        if result.is_err() {
+            span.record("otel.status_code", "ERROR");
+        }
         let outcome = match &result {
             Ok(_) => "ok",
             Err(IdvError::Unavailable(_)) => "unavailable",

@@ -27,6 +27,7 @@ use domain::store::{
 use domain::user::{ExternalUserId, User, UserId};
 use proto::ErrorCode;
 use time::OffsetDateTime;
+use tracing::Instrument;
 use uuid::Uuid;
 
 use super::Metrics;
@@ -65,7 +66,7 @@ pub struct MeteredRepository {
 impl Metrics {
     /// Counts the audit events written through `repo`, and its errors.
     pub fn measure_repository(&self, repo: Arc<dyn Repository>) -> Arc<dyn Repository> {
-        if !self.is_on() {
+        if !self.is_on() && !crate::traces::enabled() {
             return repo;
         }
         Arc::new(MeteredRepository {
@@ -250,6 +251,7 @@ impl SealedStore for MeteredRepository {
         self.metrics.store_result(
             self.inner
                 .sealed_not_under(column, key_id, after, limit)
+                .instrument(crate::traces::db_span("sealed_not_under"))
                 .await,
         )
     }
@@ -259,19 +261,32 @@ impl SealedStore for MeteredRepository {
         column: SealedColumn,
         replacements: &[Replacement],
     ) -> StoreResult<u64> {
-        self.metrics
-            .store_result(self.inner.replace_sealed(column, replacements).await)
+        self.metrics.store_result(
+            self.inner
+                .replace_sealed(column, replacements)
+                .instrument(crate::traces::db_span("replace_sealed"))
+                .await,
+        )
     }
 }
 
 #[async_trait]
 impl Repository for MeteredRepository {
     async fn ping(&self) -> StoreResult<()> {
-        self.metrics.store_result(self.inner.ping().await)
+        self.metrics.store_result(
+            self.inner
+                .ping()
+                .instrument(crate::traces::db_span("ping"))
+                .await,
+        )
     }
 
     async fn create_user(&self, user: &User, event: &NewAuditEvent) -> StoreResult<()> {
-        let result = self.inner.create_user(user, event).await;
+        let result = self
+            .inner
+            .create_user(user, event)
+            .instrument(crate::traces::db_span("create_user"))
+            .await;
         if result.is_ok() {
             self.metrics
                 .audit_events_written(std::slice::from_ref(event), None);
@@ -280,21 +295,38 @@ impl Repository for MeteredRepository {
     }
 
     async fn user_by_external_id(&self, external_id: &ExternalUserId) -> StoreResult<User> {
-        self.metrics
-            .store_result(self.inner.user_by_external_id(external_id).await)
+        self.metrics.store_result(
+            self.inner
+                .user_by_external_id(external_id)
+                .instrument(crate::traces::db_span("user_by_external_id"))
+                .await,
+        )
     }
 
     async fn user_by_id(&self, id: UserId) -> StoreResult<User> {
-        self.metrics.store_result(self.inner.user_by_id(id).await)
+        self.metrics.store_result(
+            self.inner
+                .user_by_id(id)
+                .instrument(crate::traces::db_span("user_by_id"))
+                .await,
+        )
     }
 
     async fn search_users(&self, query: &UserQuery) -> StoreResult<Page<User, UserCursor>> {
-        self.metrics
-            .store_result(self.inner.search_users(query).await)
+        self.metrics.store_result(
+            self.inner
+                .search_users(query)
+                .instrument(crate::traces::db_span("search_users"))
+                .await,
+        )
     }
 
     async fn delete_user(&self, id: UserId, event: &NewAuditEvent) -> StoreResult<()> {
-        let result = self.inner.delete_user(id, event).await;
+        let result = self
+            .inner
+            .delete_user(id, event)
+            .instrument(crate::traces::db_span("delete_user"))
+            .await;
         if result.is_ok() {
             self.metrics
                 .audit_events_written(std::slice::from_ref(event), None);
@@ -303,13 +335,21 @@ impl Repository for MeteredRepository {
     }
 
     async fn pending_provider_cleanups(&self, limit: u32) -> StoreResult<Vec<ProviderCleanup>> {
-        self.metrics
-            .store_result(self.inner.pending_provider_cleanups(limit).await)
+        self.metrics.store_result(
+            self.inner
+                .pending_provider_cleanups(limit)
+                .instrument(crate::traces::db_span("pending_provider_cleanups"))
+                .await,
+        )
     }
 
     async fn finish_provider_cleanup(&self, user_id: UserId) -> StoreResult<()> {
-        self.metrics
-            .store_result(self.inner.finish_provider_cleanup(user_id).await)
+        self.metrics.store_result(
+            self.inner
+                .finish_provider_cleanup(user_id)
+                .instrument(crate::traces::db_span("finish_provider_cleanup"))
+                .await,
+        )
     }
 
     async fn due_provider_cleanups(
@@ -317,8 +357,12 @@ impl Repository for MeteredRepository {
         now: OffsetDateTime,
         limit: u32,
     ) -> StoreResult<Vec<ProviderCleanup>> {
-        self.metrics
-            .store_result(self.inner.due_provider_cleanups(now, limit).await)
+        self.metrics.store_result(
+            self.inner
+                .due_provider_cleanups(now, limit)
+                .instrument(crate::traces::db_span("due_provider_cleanups"))
+                .await,
+        )
     }
 
     async fn fail_provider_cleanup(
@@ -330,12 +374,17 @@ impl Repository for MeteredRepository {
         self.metrics.store_result(
             self.inner
                 .fail_provider_cleanup(user_id, at, retry_at)
+                .instrument(crate::traces::db_span("fail_provider_cleanup"))
                 .await,
         )
     }
 
     async fn append_audit(&self, event: &NewAuditEvent) -> StoreResult<()> {
-        let result = self.inner.append_audit(event).await;
+        let result = self
+            .inner
+            .append_audit(event)
+            .instrument(crate::traces::db_span("append_audit"))
+            .await;
         if result.is_ok() {
             self.metrics
                 .audit_events_written(std::slice::from_ref(event), None);
@@ -344,23 +393,39 @@ impl Repository for MeteredRepository {
     }
 
     async fn audit_events(&self, query: &AuditQuery) -> StoreResult<Page<AuditEvent, i64>> {
-        self.metrics
-            .store_result(self.inner.audit_events(query).await)
+        self.metrics.store_result(
+            self.inner
+                .audit_events(query)
+                .instrument(crate::traces::db_span("audit_events"))
+                .await,
+        )
     }
 
     async fn lead_audit_maintenance(&self) -> StoreResult<Option<Box<dyn MaintenanceLease>>> {
-        self.metrics
-            .store_result(self.inner.lead_audit_maintenance().await)
+        self.metrics.store_result(
+            self.inner
+                .lead_audit_maintenance()
+                .instrument(crate::traces::db_span("lead_audit_maintenance"))
+                .await,
+        )
     }
 
     async fn audit_seals(&self, after: i64, limit: u32) -> StoreResult<Vec<Seal>> {
-        self.metrics
-            .store_result(self.inner.audit_seals(after, limit).await)
+        self.metrics.store_result(
+            self.inner
+                .audit_seals(after, limit)
+                .instrument(crate::traces::db_span("audit_seals"))
+                .await,
+        )
     }
 
     async fn audit_seals_of_month(&self, month: Month) -> StoreResult<Vec<Seal>> {
-        self.metrics
-            .store_result(self.inner.audit_seals_of_month(month).await)
+        self.metrics.store_result(
+            self.inner
+                .audit_seals_of_month(month)
+                .instrument(crate::traces::db_span("audit_seals_of_month"))
+                .await,
+        )
     }
 
     async fn audit_events_of_month(
@@ -369,28 +434,50 @@ impl Repository for MeteredRepository {
         after: i64,
         limit: u32,
     ) -> StoreResult<Vec<AuditEvent>> {
-        self.metrics
-            .store_result(self.inner.audit_events_of_month(month, after, limit).await)
+        self.metrics.store_result(
+            self.inner
+                .audit_events_of_month(month, after, limit)
+                .instrument(crate::traces::db_span("audit_events_of_month"))
+                .await,
+        )
     }
 
     async fn audit_months(&self) -> StoreResult<Vec<Month>> {
-        self.metrics.store_result(self.inner.audit_months().await)
+        self.metrics.store_result(
+            self.inner
+                .audit_months()
+                .instrument(crate::traces::db_span("audit_months"))
+                .await,
+        )
     }
 
     async fn record_audit_archive(
         &self,
         manifest: &ArchiveManifest,
     ) -> StoreResult<ArchiveRecorded> {
-        self.metrics
-            .store_result(self.inner.record_audit_archive(manifest).await)
+        self.metrics.store_result(
+            self.inner
+                .record_audit_archive(manifest)
+                .instrument(crate::traces::db_span("record_audit_archive"))
+                .await,
+        )
     }
 
     async fn audit_archives(&self) -> StoreResult<Vec<ArchiveManifest>> {
-        self.metrics.store_result(self.inner.audit_archives().await)
+        self.metrics.store_result(
+            self.inner
+                .audit_archives()
+                .instrument(crate::traces::db_span("audit_archives"))
+                .await,
+        )
     }
 
     async fn apply(&self, change: &Change) -> StoreResult<()> {
-        let result = self.inner.apply(change).await;
+        let result = self
+            .inner
+            .apply(change)
+            .instrument(crate::traces::db_span("apply"))
+            .await;
         if result.is_ok() {
             self.metrics
                 .audit_events_written(&change.events, flow_of(change));
@@ -399,70 +486,129 @@ impl Repository for MeteredRepository {
     }
 
     async fn flow(&self, id: FlowId) -> StoreResult<Flow> {
-        self.metrics.store_result(self.inner.flow(id).await)
+        self.metrics.store_result(
+            self.inner
+                .flow(id)
+                .instrument(crate::traces::db_span("flow"))
+                .await,
+        )
     }
 
     async fn flow_by_handoff(&self, code_sha256: &[u8; 32]) -> StoreResult<Flow> {
-        self.metrics
-            .store_result(self.inner.flow_by_handoff(code_sha256).await)
+        self.metrics.store_result(
+            self.inner
+                .flow_by_handoff(code_sha256)
+                .instrument(crate::traces::db_span("flow_by_handoff"))
+                .await,
+        )
     }
 
     async fn flow_by_run(&self, run_id: &str) -> StoreResult<Flow> {
-        self.metrics
-            .store_result(self.inner.flow_by_run(run_id).await)
+        self.metrics.store_result(
+            self.inner
+                .flow_by_run(run_id)
+                .instrument(crate::traces::db_span("flow_by_run"))
+                .await,
+        )
     }
 
     async fn flows_of(&self, user: UserId, limit: u32) -> StoreResult<Vec<Flow>> {
-        self.metrics
-            .store_result(self.inner.flows_of(user, limit).await)
+        self.metrics.store_result(
+            self.inner
+                .flows_of(user, limit)
+                .instrument(crate::traces::db_span("flows_of"))
+                .await,
+        )
     }
 
     async fn credential(&self, id: Uuid) -> StoreResult<Credential> {
-        self.metrics.store_result(self.inner.credential(id).await)
+        self.metrics.store_result(
+            self.inner
+                .credential(id)
+                .instrument(crate::traces::db_span("credential"))
+                .await,
+        )
     }
 
     async fn credential_by_webauthn_id(&self, webauthn_id: &str) -> StoreResult<Credential> {
-        self.metrics
-            .store_result(self.inner.credential_by_webauthn_id(webauthn_id).await)
+        self.metrics.store_result(
+            self.inner
+                .credential_by_webauthn_id(webauthn_id)
+                .instrument(crate::traces::db_span("credential_by_webauthn_id"))
+                .await,
+        )
     }
 
     async fn credentials_of(&self, user: UserId) -> StoreResult<Vec<Credential>> {
-        self.metrics
-            .store_result(self.inner.credentials_of(user).await)
+        self.metrics.store_result(
+            self.inner
+                .credentials_of(user)
+                .instrument(crate::traces::db_span("credentials_of"))
+                .await,
+        )
     }
 
     async fn live_credentials_of(&self, user: UserId) -> StoreResult<Vec<Credential>> {
-        self.metrics
-            .store_result(self.inner.live_credentials_of(user).await)
+        self.metrics.store_result(
+            self.inner
+                .live_credentials_of(user)
+                .instrument(crate::traces::db_span("live_credentials_of"))
+                .await,
+        )
     }
 
     async fn has_active_credential(&self, user: UserId) -> StoreResult<bool> {
-        self.metrics
-            .store_result(self.inner.has_active_credential(user).await)
+        self.metrics.store_result(
+            self.inner
+                .has_active_credential(user)
+                .instrument(crate::traces::db_span("has_active_credential"))
+                .await,
+        )
     }
 
     async fn reference_of(&self, user: UserId) -> StoreResult<BiometricReference> {
-        self.metrics
-            .store_result(self.inner.reference_of(user).await)
+        self.metrics.store_result(
+            self.inner
+                .reference_of(user)
+                .instrument(crate::traces::db_span("reference_of"))
+                .await,
+        )
     }
 
     async fn staged_reference_of(&self, flow: FlowId) -> StoreResult<Vec<u8>> {
-        self.metrics
-            .store_result(self.inner.staged_reference_of(flow).await)
+        self.metrics.store_result(
+            self.inner
+                .staged_reference_of(flow)
+                .instrument(crate::traces::db_span("staged_reference_of"))
+                .await,
+        )
     }
 
     async fn discard_stale_staged_references(&self, now: OffsetDateTime) -> StoreResult<u64> {
-        self.metrics
-            .store_result(self.inner.discard_stale_staged_references(now).await)
+        self.metrics.store_result(
+            self.inner
+                .discard_stale_staged_references(now)
+                .instrument(crate::traces::db_span("discard_stale_staged_references"))
+                .await,
+        )
     }
 
     async fn sealed_values(&self) -> StoreResult<Vec<SealedValues>> {
-        self.metrics.store_result(self.inner.sealed_values().await)
+        self.metrics.store_result(
+            self.inner
+                .sealed_values()
+                .instrument(crate::traces::db_span("sealed_values"))
+                .await,
+        )
     }
 
     async fn set_applicant_if_absent(&self, user: UserId, sealed: &[u8]) -> StoreResult<bool> {
-        self.metrics
-            .store_result(self.inner.set_applicant_if_absent(user, sealed).await)
+        self.metrics.store_result(
+            self.inner
+                .set_applicant_if_absent(user, sealed)
+                .instrument(crate::traces::db_span("set_applicant_if_absent"))
+                .await,
+        )
     }
 
     async fn replace_applicant(
@@ -474,6 +620,7 @@ impl Repository for MeteredRepository {
         self.metrics.store_result(
             self.inner
                 .replace_applicant(user, current, replacement)
+                .instrument(crate::traces::db_span("replace_applicant"))
                 .await,
         )
     }
@@ -483,8 +630,12 @@ impl Repository for MeteredRepository {
         external_id: &ExternalUserId,
         now: OffsetDateTime,
     ) -> StoreResult<FlowPrerequisites> {
-        self.metrics
-            .store_result(self.inner.flow_prerequisites(external_id, now).await)
+        self.metrics.store_result(
+            self.inner
+                .flow_prerequisites(external_id, now)
+                .instrument(crate::traces::db_span("flow_prerequisites"))
+                .await,
+        )
     }
 
     async fn idempotency_begin(
@@ -498,6 +649,7 @@ impl Repository for MeteredRepository {
         self.metrics.store_result(
             self.inner
                 .idempotency_begin(scope, key, request_sha256, now, lock_until)
+                .instrument(crate::traces::db_span("idempotency_begin"))
                 .await,
         )
     }
@@ -513,17 +665,26 @@ impl Repository for MeteredRepository {
         self.metrics.store_result(
             self.inner
                 .idempotency_finish(scope, key, response, expires_at, user)
+                .instrument(crate::traces::db_span("idempotency_finish"))
                 .await,
         )
     }
 
     async fn purge(&self, purge: domain::Purge, limit: u32) -> StoreResult<Option<u64>> {
-        self.metrics
-            .store_result(self.inner.purge(purge, limit).await)
+        self.metrics.store_result(
+            self.inner
+                .purge(purge, limit)
+                .instrument(crate::traces::db_span("purge"))
+                .await,
+        )
     }
 
     async fn provider_event_seen(&self, dedupe_key: &str) -> StoreResult<bool> {
-        let result = self.inner.provider_event_seen(dedupe_key).await;
+        let result = self
+            .inner
+            .provider_event_seen(dedupe_key)
+            .instrument(crate::traces::db_span("provider_event_seen"))
+            .await;
         // Asked only of a provider delivery, before anything else: a delivery
         // already applied is acknowledged and ignored.
         if let Ok(true) = result {
@@ -541,17 +702,26 @@ impl Repository for MeteredRepository {
         self.metrics.store_result(
             self.inner
                 .flows_awaiting_provider(checked_before, now, limit)
+                .instrument(crate::traces::db_span("flows_awaiting_provider"))
                 .await,
         )
     }
 
     async fn mark_provider_checked(&self, id: FlowId, at: OffsetDateTime) -> StoreResult<()> {
-        self.metrics
-            .store_result(self.inner.mark_provider_checked(id, at).await)
+        self.metrics.store_result(
+            self.inner
+                .mark_provider_checked(id, at)
+                .instrument(crate::traces::db_span("mark_provider_checked"))
+                .await,
+        )
     }
 
     async fn idempotency_abandon(&self, scope: &str, key: &str) -> StoreResult<()> {
-        self.metrics
-            .store_result(self.inner.idempotency_abandon(scope, key).await)
+        self.metrics.store_result(
+            self.inner
+                .idempotency_abandon(scope, key)
+                .instrument(crate::traces::db_span("idempotency_abandon"))
+                .await,
+        )
     }
 }
