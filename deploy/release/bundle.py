@@ -2,7 +2,8 @@
 """The Python half of `scripts/release`: after the image archives are written
 into OUT, packages the Helm chart, writes the CycloneDX SBOM (from the resolved
 Cargo dependency graph of the binary and the Debian packages in the images),
-the release manifest, the release notes, and checksums.txt over all of them.
+the release manifest (with each image's digest once pushed, computed with
+skopeo), the release notes, and checksums.txt over all of them.
 """
 from __future__ import annotations
 
@@ -26,9 +27,9 @@ TARGET = "x86_64-unknown-linux-gnu"
 # How an operator pushes an image archive so that the registry serves it under
 # the digest the manifest records: skopeo writes a Docker v2 schema 2 manifest
 # (the archive's own format, so the image configuration and its id are kept)
-# over gzip-compressed layers. Both options are skopeo's defaults for this
-# source; naming them keeps a registry or a containers.conf from choosing
-# another format or compression, either of which gives another digest.
+# over gzip-compressed layers. Both options are what skopeo does without them
+# for this source (the release tests push both ways); they are named because
+# another format or compression gives another digest.
 PUSH_OPTIONS = ("--format", "v2s2", "--dest-compress-format", "gzip")
 PUSH_COMMAND = (
     "skopeo copy " + " ".join(PUSH_OPTIONS) + " docker-archive:<archive, decompressed> "

@@ -236,6 +236,39 @@ def test_pushing_the_archive_to_a_registry_yields_the_recorded_digest(pushed, re
     assert by_digest == answer["body"]
 
 
+def test_a_plain_skopeo_push_gets_the_same_digest_and_an_oci_push_another(work, archives):
+    """The documented options are what `skopeo copy docker-archive:… docker://…`
+    does without them, so an operator who leaves them out pins the same digest.
+    A second, empty registry: skopeo reuses blobs it pushed to a registry
+    before, and this push must compress the layers itself."""
+    server, address = start_registry(work / "registry-plain")
+    try:
+        def push(*options: str, repository: str) -> tuple[str, dict]:
+            digest_file = work / (repository.replace("/", "-") + ".pushed-digest")
+            subprocess.run(
+                ["skopeo", "copy", "-q", *options, "--dest-tls-verify=false", "--digestfile", str(digest_file),
+                 f"docker-archive:{archives['core']}", f"docker://{address}/{repository}:{VERSION}"],
+                check=True,
+            )
+            raw = subprocess.run(
+                ["skopeo", "inspect", "--raw", "--tls-verify=false", f"docker://{address}/{repository}:{VERSION}"],
+                check=True, capture_output=True,
+            ).stdout
+            return digest_file.read_text().strip(), json.loads(raw)
+
+        plain, _ = push(repository="plain/biometric-passkey-core")
+        assert plain == MANIFEST["images"]["core"]["digest"]
+        oci, manifest = push("--format", "oci", repository="oci/biometric-passkey-core")
+        assert oci != plain
+        assert manifest["config"]["digest"] != MANIFEST["images"]["core"]["image_id"], (
+            "an OCI push rewrites the configuration, so the image id changes too"
+        )
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+        shutil.rmtree(work / "registry-plain", ignore_errors=True)
+
+
 @pytest.mark.parametrize("image", IMAGES)
 def test_image_contents_unpacked_by_umoci_have_no_shell(rootfs, image):
     root = rootfs[image]
