@@ -2,7 +2,8 @@
 """The Python half of `scripts/release`: after the image archives are written
 into OUT, packages the Helm chart, writes the CycloneDX SBOM (from the resolved
 Cargo dependency graph of the binary and the Debian packages in the images),
-the release manifest, the release notes, and checksums.txt over all of them.
+the release manifest (with each image's digest once pushed, computed with
+skopeo), the release notes, and checksums.txt over all of them.
 """
 from __future__ import annotations
 
@@ -23,6 +24,17 @@ ROOT = Path(__file__).resolve().parents[2]
 CHART_DIR = ROOT / "deploy" / "helm" / "biometric-passkey"
 IMAGES = ("core", "management", "migrate")
 TARGET = "x86_64-unknown-linux-gnu"
+# How an operator pushes an image archive so that the registry serves it under
+# the digest the manifest records: skopeo writes a Docker v2 schema 2 manifest
+# (the archive's own format, so the image configuration and its id are kept)
+# over gzip-compressed layers. Both options are what skopeo does without them
+# for this source (the release tests push both ways); they are named because
+# another format or compression gives another digest.
+PUSH_OPTIONS = ("--format", "v2s2", "--dest-compress-format", "gzip")
+PUSH_COMMAND = (
+    "skopeo copy " + " ".join(PUSH_OPTIONS) + " docker-archive:<archive, decompressed> "
+    "docker://<registry>/<repository>:<tag>"
+)
 
 
 def sha256(path: Path) -> str:
@@ -76,6 +88,45 @@ def inspect_image(path: Path) -> dict:
         "cmd": c.get("Cmd"),
         "healthcheck": c.get("Healthcheck", {}).get("Test"),
     }
+
+
+def skopeo_version() -> str:
+    out = subprocess.run(["skopeo", "--version"], capture_output=True, text=True, check=True).stdout
+    return out.split()[-1]
+
+
+def registry_digest(path: Path) -> tuple[str, str]:
+    """The digest a registry serves for the image once the archive is pushed
+    with PUSH_COMMAND, and that manifest's media type. skopeo makes the same
+    manifest whatever the destination: copied with PUSH_OPTIONS into a `dir:`
+    (layers compressed, as a registry push compresses them), it writes the
+    exact bytes it would upload, and a registry names a manifest by the SHA-256
+    of those bytes."""
+    with tempfile.TemporaryDirectory() as tmp:
+        tar = Path(tmp) / "image.tar"
+        # skopeo reads docker-archive:s uncompressed only.
+        with gzip.open(path, "rb") as src, tar.open("wb") as dst:
+            shutil.copyfileobj(src, dst)
+        pushed = Path(tmp) / "pushed"
+        subprocess.run(
+            ["skopeo", "copy", "-q", *PUSH_OPTIONS, "--dest-compress", f"docker-archive:{tar}", f"dir:{pushed}"],
+            check=True,
+        )
+        manifest = (pushed / "manifest.json").read_bytes()
+    return "sha256:" + hashlib.sha256(manifest).hexdigest(), json.loads(manifest)["mediaType"]
+
+
+def describe_image(path: Path) -> tuple[dict, str]:
+    """inspect_image's facts with the digest once pushed after the image id,
+    and the pushed manifest's media type."""
+    info = inspect_image(path)
+    digest, media_type = registry_digest(path)
+    ordered = {}
+    for key, value in info.items():
+        ordered[key] = value
+        if key == "image_id":
+            ordered["digest"] = digest
+    return ordered, media_type
 
 
 def spdx(expression: str | None) -> str | None:
@@ -176,6 +227,8 @@ def sbom(version: str, revision: str, created: str, debian: Path, images: dict) 
                 "name": f"biometric-passkey-{image}",
                 "version": version,
                 "hashes": [{"alg": "SHA-256", "content": info["image_id"].split(":", 1)[1]}],
+                # An OCI purl's version is the manifest digest a registry serves.
+                "purl": f"pkg:oci/biometric-passkey-{image}@{info['digest'].replace(':', '%3A')}?tag={version}",
                 "description": f"{info['reference']} (image id {info['image_id']})",
             }
         )
@@ -209,14 +262,23 @@ def sbom(version: str, revision: str, created: str, debian: Path, images: dict) 
     }
 
 
-def notes(version: str, revision: str, created: str, files: dict, digests: dict, images: dict) -> str:
+def notes(
+    version: str, revision: str, created: str, files: dict, digests: dict, images: dict, skopeo: str
+) -> str:
     log = subprocess.run(
         ["git", "log", "--no-merges", "--format=- %s", "-n", "40"],
         cwd=ROOT, capture_output=True, text=True, check=True,
     ).stdout
     rows = "\n".join(f"| `{name}` | `{digests[name]}` |" for name in sorted(digests))
     image_rows = "\n".join(
-        f"| {image} | `{info['reference']}` | `{info['image_id']}` |" for image, info in images.items()
+        f"| {image} | `{info['reference']}` | `{info['image_id']}` | `{info['digest']}` |"
+        for image, info in images.items()
+    )
+    push_example = "\n".join(
+        f"gzip -dc {files[image]} >{image}.tar\n"
+        f"skopeo copy {' '.join(PUSH_OPTIONS)} docker-archive:{image}.tar \\\n"
+        f"  docker://registry.example.com/biometric-passkey-{image}:{version}"
+        for image in images
     )
     return f"""# biometric-passkey backend v{version}
 
@@ -237,9 +299,22 @@ reference below; retag it for your registry and push (see the deployment guide).
 The image id is the digest of the image configuration and stays the same
 through `docker load`, `docker tag` and `docker push`.
 
-| image | loads as | image id |
-|---|---|---|
+The digest is the one your registry serves for the image once you push the
+archive with skopeo as below; set it as `images.<image>.digest` in the chart's
+values to pin the image. It was computed with {skopeo}; another skopeo release
+may compress the layers differently, so check after pushing that
+`skopeo inspect --format '{{{{.Digest}}}}' docker://<registry>/<repository>:{version}`
+prints it. `docker push` compresses the layers itself and writes its own
+manifest, so an image pushed that way has another digest (the one `docker push`
+prints), with the same image id.
+
+| image | loads as | image id | digest once pushed with skopeo |
+|---|---|---|---|
 {image_rows}
+
+```sh
+{push_example}
+```
 
 All three run as UID 65532 with a read-only root filesystem, have no shell, and
 take their settings from the environment (docs/configuration.md). The core and
@@ -268,9 +343,16 @@ def main() -> None:
     out: Path = args.out
     files = names(args.version)
     chart = package_chart(args.version, out)
-    images = {image: inspect_image(out / files[image]) for image in IMAGES}
+    images, media_types = {}, set()
+    for image in IMAGES:
+        images[image], media_type = describe_image(out / files[image])
+        media_types.add(media_type)
+    if len(media_types) != 1:
+        raise SystemExit(f"bundle: the images would push as different manifest types: {sorted(media_types)}")
+    (media_type,) = media_types
     bom = sbom(args.version, args.revision, args.created, args.debian_packages, images)
     (out / "release-sbom.cdx.json").write_text(json.dumps(bom, indent=2) + "\n")
+    push = {"command": PUSH_COMMAND, "skopeo": skopeo_version(), "manifest_media_type": media_type}
     digests = {files[k]: sha256(out / files[k]) for k in files}
     digests["release-sbom.cdx.json"] = sha256(out / "release-sbom.cdx.json")
     manifest = {
@@ -289,12 +371,15 @@ def main() -> None:
             image: {"file": files[image], "sha256": digests[files[image]], **info}
             for image, info in images.items()
         },
+        # How `images.*.digest` is reached: the registry serves each image under
+        # it once the archive is pushed this way (docs/operations.md).
+        "push": push,
         "sbom": {"file": "release-sbom.cdx.json", "format": "CycloneDX 1.5", "sha256": digests["release-sbom.cdx.json"]},
     }
     (out / "release-manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
     digests["release-manifest.json"] = sha256(out / "release-manifest.json")
     (out / "release-notes.md").write_text(
-        notes(args.version, args.revision, args.created, files, dict(digests), images)
+        notes(args.version, args.revision, args.created, files, dict(digests), images, f"skopeo {push['skopeo']}")
     )
     digests["release-notes.md"] = sha256(out / "release-notes.md")
     (out / "checksums.txt").write_text(

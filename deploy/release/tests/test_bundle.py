@@ -114,6 +114,161 @@ def test_image_configuration_read_by_skopeo(archives, image):
         assert "Healthcheck" not in config, "the migration job declares no health check"
 
 
+def start_registry(storage: Path) -> tuple[subprocess.Popen, str]:
+    """A registry of our own on loopback (Debian's docker-registry: the
+    distribution project's reference registry), plain HTTP, storing under
+    `storage`. Returns the process and its host:port."""
+    binary = shutil.which("docker-registry")
+    if binary is None:
+        pytest.fail("docker-registry is not installed; deploy/release/test.sh installs it")
+    for _ in range(3):
+        port = free_port()
+        config = storage.with_suffix(".yml")
+        config.write_text(
+            yaml.safe_dump({
+                "version": 0.1,
+                "log": {"level": "error"},
+                "storage": {"filesystem": {"rootdirectory": str(storage)}},
+                "http": {"addr": f"127.0.0.1:{port}"},
+            })
+        )
+        server = subprocess.Popen([binary, "serve", str(config)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and server.poll() is None:
+            try:
+                if get(f"http://127.0.0.1:{port}/v2/") == 200:
+                    return server, f"127.0.0.1:{port}"
+            except OSError:
+                pass
+            time.sleep(0.1)
+        if server.poll() is None:
+            server.terminate()
+            pytest.fail(f"the registry on port {port} did not answer /v2/ within 10 s")
+        # Another process took the port between our probe and the bind: again.
+    pytest.fail("the registry did not start: " + server.communicate()[0].decode())
+
+
+@pytest.fixture(scope="session")
+def registry(work):
+    server, address = start_registry(work / "registry")
+    try:
+        yield address
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+        shutil.rmtree(work / "registry", ignore_errors=True)
+
+
+def documented_push_options() -> list[str]:
+    """The options of the push command the manifest and the notes give."""
+    command = MANIFEST["push"]["command"].split()
+    assert command[:2] == ["skopeo", "copy"]
+    return command[2 : command.index("docker-archive:<archive,")]
+
+
+@pytest.fixture(scope="session")
+def pushed(work, archives, registry) -> dict[str, dict]:
+    """Each archive pushed as the release notes say (decompressed, then
+    `skopeo copy` with the documented options), as biometric-passkey-<image>:VERSION.
+    For each image: the digest skopeo reports, and the registry's answers."""
+    out = {}
+    for image, tar in archives.items():
+        digest_file = work / f"{image}.pushed-digest"
+        subprocess.run(
+            ["skopeo", "copy", "-q", *documented_push_options(), "--dest-tls-verify=false",
+             "--digestfile", str(digest_file),
+             f"docker-archive:{tar}", f"docker://{registry}/biometric-passkey-{image}:{VERSION}"],
+            check=True,
+        )
+        request = urllib.request.Request(
+            f"http://{registry}/v2/biometric-passkey-{image}/manifests/{VERSION}",
+            headers={"Accept": MANIFEST["push"]["manifest_media_type"]},
+        )
+        with urllib.request.urlopen(request, timeout=5) as response:
+            body = response.read()
+            header = response.headers["Docker-Content-Digest"]
+            content_type = response.headers["Content-Type"]
+        inspected = json.loads(subprocess.run(
+            ["skopeo", "inspect", "--tls-verify=false", f"docker://{registry}/biometric-passkey-{image}:{VERSION}"],
+            check=True, capture_output=True,
+        ).stdout)
+        out[image] = {
+            "skopeo": digest_file.read_text().strip(),
+            "header": header,
+            "content_type": content_type,
+            "body": body,
+            "inspect": inspected["Digest"],
+        }
+    return out
+
+
+def test_the_documented_push_command_is_skopeos_defaults_made_explicit():
+    """Docker v2 schema 2 keeps the archive's image configuration, so the image
+    id survives the push; gzip is what registries and every runtime accept."""
+    assert documented_push_options() == ["--format", "v2s2", "--dest-compress-format", "gzip"]
+    assert MANIFEST["push"]["manifest_media_type"] == "application/vnd.docker.distribution.manifest.v2+json"
+    assert MANIFEST["push"]["skopeo"] == subprocess.run(
+        ["skopeo", "--version"], check=True, capture_output=True, text=True
+    ).stdout.split()[-1]
+
+
+@pytest.mark.parametrize("image", IMAGES)
+def test_pushing_the_archive_to_a_registry_yields_the_recorded_digest(pushed, registry, image):
+    digest = MANIFEST["images"][image]["digest"]
+    assert digest.startswith("sha256:") and len(digest) == 71
+    answer = pushed[image]
+    assert answer["skopeo"] == digest, "skopeo copy reports the recorded digest"
+    assert answer["header"] == digest, "the registry's Docker-Content-Digest is the recorded digest"
+    assert answer["inspect"] == digest, "skopeo inspect reports the recorded digest"
+    assert "sha256:" + hashlib.sha256(answer["body"]).hexdigest() == digest
+    assert answer["content_type"] == MANIFEST["push"]["manifest_media_type"]
+    manifest = json.loads(answer["body"])
+    assert manifest["mediaType"] == MANIFEST["push"]["manifest_media_type"]
+    assert manifest["config"]["digest"] == MANIFEST["images"][image]["image_id"], "the image id survives the push"
+    assert {layer["mediaType"] for layer in manifest["layers"]} == {
+        "application/vnd.docker.image.rootfs.diff.tar.gzip"
+    }
+    # What a chart pinned by digest pulls: repository@digest resolves.
+    by_digest = subprocess.run(
+        ["skopeo", "inspect", "--raw", "--tls-verify=false", f"docker://{registry}/biometric-passkey-{image}@{digest}"],
+        check=True, capture_output=True,
+    ).stdout
+    assert by_digest == answer["body"]
+
+
+def test_a_plain_skopeo_push_gets_the_same_digest_and_an_oci_push_another(work, archives):
+    """The documented options are what `skopeo copy docker-archive:… docker://…`
+    does without them, so an operator who leaves them out pins the same digest.
+    A second, empty registry: skopeo reuses blobs it pushed to a registry
+    before, and this push must compress the layers itself."""
+    server, address = start_registry(work / "registry-plain")
+    try:
+        def push(*options: str, repository: str) -> tuple[str, dict]:
+            digest_file = work / (repository.replace("/", "-") + ".pushed-digest")
+            subprocess.run(
+                ["skopeo", "copy", "-q", *options, "--dest-tls-verify=false", "--digestfile", str(digest_file),
+                 f"docker-archive:{archives['core']}", f"docker://{address}/{repository}:{VERSION}"],
+                check=True,
+            )
+            raw = subprocess.run(
+                ["skopeo", "inspect", "--raw", "--tls-verify=false", f"docker://{address}/{repository}:{VERSION}"],
+                check=True, capture_output=True,
+            ).stdout
+            return digest_file.read_text().strip(), json.loads(raw)
+
+        plain, _ = push(repository="plain/biometric-passkey-core")
+        assert plain == MANIFEST["images"]["core"]["digest"]
+        oci, manifest = push("--format", "oci", repository="oci/biometric-passkey-core")
+        assert oci != plain
+        assert manifest["config"]["digest"] != MANIFEST["images"]["core"]["image_id"], (
+            "an OCI push rewrites the configuration, so the image id changes too"
+        )
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+        shutil.rmtree(work / "registry-plain", ignore_errors=True)
+
+
 @pytest.mark.parametrize("image", IMAGES)
 def test_image_contents_unpacked_by_umoci_have_no_shell(rootfs, image):
     root = rootfs[image]
@@ -289,12 +444,35 @@ def test_the_chart_archive_is_the_chart_at_this_version_and_renders():
     assert f"registry.example.com/biometric-passkey-core:{VERSION}" in rendered
 
 
+def test_the_chart_pins_the_images_by_the_manifests_digests():
+    import helm_python as helm
+
+    with helm.Chart.load_archive((BUNDLE / MANIFEST["chart"]["file"]).read_bytes()) as chart:
+        example = Path(__file__).resolve().parents[2] / "helm" / "examples" / "management-values.yaml"
+        values = yaml.safe_load(example.read_text())
+        for image in IMAGES:
+            values["images"][image]["tag"] = VERSION
+            values["images"][image]["digest"] = MANIFEST["images"][image]["digest"]
+        manifests = chart.render(values, name="bp", namespace="bp")
+    rendered = "\n".join(manifests.values())
+    for image in IMAGES:
+        reference = f"registry.example.com/biometric-passkey-{image}@{MANIFEST['images'][image]['digest']}"
+        assert f'image: "{reference}"' in rendered
+
+
 def test_release_notes_list_every_file_and_image_id():
     notes = (BUNDLE / "release-notes.md").read_text()
     assert f"v{VERSION}" in notes.splitlines()[0]
     for image in IMAGES:
         assert MANIFEST["images"][image]["image_id"] in notes
+        assert MANIFEST["images"][image]["digest"] in notes
         assert MANIFEST["images"][image]["file"] in notes
+        push = (
+            f"gzip -dc {MANIFEST['images'][image]['file']} >{image}.tar\n"
+            f"skopeo copy {' '.join(documented_push_options())} docker-archive:{image}.tar \\\n"
+            f"  docker://registry.example.com/biometric-passkey-{image}:{VERSION}\n"
+        )
+        assert push in notes, "the notes give the push command the digest holds for"
 
 
 COMPOSE = Path(__file__).resolve().parents[2] / "compose" / "compose.yaml"
