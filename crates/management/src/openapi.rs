@@ -3,9 +3,18 @@
 //! fails when they differ. The dashboard's API types are generated from it.
 
 use utoipa::OpenApi;
+use utoipa::openapi::schema::{ObjectBuilder, Type};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 
+use http_common::openapi::ErrorResponses;
+
 use crate::v1;
+
+/// The refusals every operation can answer (see [`ErrorResponses`]).
+const ERRORS: ErrorResponses = ErrorResponses {
+    authenticated_prefix: "/api/management/v1/",
+    unauthorized: "`unauthorized`: no bearer token, or one that is not valid",
+};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -27,7 +36,7 @@ use crate::v1;
         v1::audit_export,
         v1::provider_cleanups,
     ),
-    modifiers(&BearerAuth),
+    modifiers(&BearerAuth, &ERRORS, &ClosedLists),
     security(("bearer" = [])),
     tags(
         (name = "operator", description = "Who is signed in; management.* scopes held"),
@@ -53,6 +62,48 @@ impl utoipa::Modify for BearerAuth {
                     .build(),
             ),
         );
+    }
+}
+
+/// The query parameters whose values form a closed list the server checks:
+/// the audit trail's event types and the credential statuses.
+struct ClosedLists;
+
+impl utoipa::Modify for ClosedLists {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let event_types: Vec<&str> = domain::audit::AuditEventType::ALL
+            .iter()
+            .map(|t| t.as_str())
+            .collect();
+        let statuses = ["active", "suspended", "revoked"];
+        for (path, parameter, values) in [
+            ("/api/management/v1/audit", "type", &event_types[..]),
+            ("/api/management/v1/audit/export", "type", &event_types[..]),
+            (
+                "/api/management/v1/users",
+                "credential_status",
+                &statuses[..],
+            ),
+        ] {
+            let Some(operation) = openapi
+                .paths
+                .paths
+                .get_mut(path)
+                .and_then(|item| item.get.as_mut())
+            else {
+                continue;
+            };
+            for p in operation.parameters.iter_mut().flatten() {
+                if p.name == parameter {
+                    p.schema = Some(
+                        ObjectBuilder::new()
+                            .schema_type(Type::String)
+                            .enum_values(Some(values.iter().copied()))
+                            .into(),
+                    );
+                }
+            }
+        }
     }
 }
 
