@@ -34,7 +34,7 @@ const ERRORS: ErrorResponses = ErrorResponses {
         synthetic::set_outcome,
         webhooks::receive,
     ),
-    modifiers(&ERRORS, &FlowLinks),
+    modifiers(&ApiKeyAuth, &ERRORS, &FlowLinks),
     tags(
         (name = "flows", description = "One attempt at registration, sign-in, step-up or recovery"),
         (name = "biometric reference", description = "Custody of the IDV SDK's encrypted biometric token"),
@@ -44,6 +44,48 @@ const ERRORS: ErrorResponses = ErrorResponses {
     )
 )]
 pub struct CoreApiDoc;
+
+/// `Authorization: Bearer <API key>` on every `/api/core/v1` operation (a
+/// deployment with `BIOMETRIC_PASSKEY_CORE_API_AUTH=none` takes calls
+/// without). The service routes and the provider's webhook take no key.
+struct ApiKeyAuth;
+
+impl utoipa::Modify for ApiKeyAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{
+            HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme,
+        };
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "api_key",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some("One of the keys in BIOMETRIC_PASSKEY_CORE_API_KEYS"))
+                    .build(),
+            ),
+        );
+        for (path, item) in openapi.paths.paths.iter_mut() {
+            if !path.starts_with(ERRORS.authenticated_prefix) {
+                continue;
+            }
+            for operation in [
+                &mut item.get,
+                &mut item.put,
+                &mut item.post,
+                &mut item.delete,
+            ]
+            .into_iter()
+            .flatten()
+            {
+                operation.security = Some(vec![SecurityRequirement::new(
+                    "api_key",
+                    Vec::<String>::new(),
+                )]);
+            }
+        }
+    }
+}
 
 /// Links from the answers that name a flow or a user to the operations that
 /// take them, so that a client (or a test generator) can follow a flow from
