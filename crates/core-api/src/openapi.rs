@@ -3,7 +3,7 @@
 
 use utoipa::OpenApi;
 
-use http_common::openapi::ErrorResponses;
+use http_common::openapi::{ErrorResponses, Link, Links};
 
 use crate::v1::{flows, handoffs, synthetic, users};
 use crate::webhooks;
@@ -34,7 +34,7 @@ const ERRORS: ErrorResponses = ErrorResponses {
         synthetic::set_outcome,
         webhooks::receive,
     ),
-    modifiers(&ApiKeyAuth, &ERRORS, &FlowLinks),
+    modifiers(&ApiKeyAuth, &ERRORS, &LINKS),
     tags(
         (name = "flows", description = "One attempt at registration, sign-in, step-up or recovery"),
         (name = "biometric reference", description = "Custody of the IDV SDK's encrypted biometric token"),
@@ -89,102 +89,45 @@ impl utoipa::Modify for ApiKeyAuth {
 
 /// Links from the answers that name a flow or a user to the operations that
 /// take them, so that a client (or a test generator) can follow a flow from
-/// its creation: OpenAPI's `links`, by operation id.
-struct FlowLinks;
-
-impl FlowLinks {
-    /// (operation, status of the answer naming the flow)
-    const SOURCES: [(&'static str, &'static str, &'static str); 3] = [
+/// its creation.
+const LINKS: Links = Links(&{
+    const FLOW: &[(&str, &str)] = &[("flow_id", "$response.body#/id")];
+    const USER: &[(&str, &str)] = &[("external_user_id", "$response.body#/external_user_id")];
+    const RUN: &[(&str, &str)] = &[("run_id", "$response.body#/identity/workflow_run_id")];
+    const TARGETS: [(&str, &[(&str, &str)]); 8] = [
+        ("read_flow", FLOW),
+        ("submit_possession", FLOW),
+        ("cancel_flow", FLOW),
+        ("store_biometric_reference", FLOW),
+        ("release_biometric_reference", FLOW),
+        ("read_user", USER),
+        ("delete_user", USER),
+        ("set_synthetic_outcome", RUN),
+    ];
+    const SOURCES: [(&str, &str, &str); 3] = [
         ("/api/core/v1/flows", "post", "201"),
         ("/api/core/v1/flows/{flow_id}", "get", "200"),
         ("/api/core/v1/handoffs/claim", "post", "200"),
     ];
-    /// (link name, operation id, its parameter, where the answer holds it)
-    const TARGETS: [(&'static str, &'static str, &'static str, &'static str); 8] = [
-        ("read_flow", "read_flow", "flow_id", "$response.body#/id"),
-        (
-            "submit_possession",
-            "submit_possession",
-            "flow_id",
-            "$response.body#/id",
-        ),
-        (
-            "cancel_flow",
-            "cancel_flow",
-            "flow_id",
-            "$response.body#/id",
-        ),
-        (
-            "store_biometric_reference",
-            "store_biometric_reference",
-            "flow_id",
-            "$response.body#/id",
-        ),
-        (
-            "release_biometric_reference",
-            "release_biometric_reference",
-            "flow_id",
-            "$response.body#/id",
-        ),
-        (
-            "read_user",
-            "read_user",
-            "external_user_id",
-            "$response.body#/external_user_id",
-        ),
-        (
-            "delete_user",
-            "delete_user",
-            "external_user_id",
-            "$response.body#/external_user_id",
-        ),
-        (
-            "set_synthetic_outcome",
-            "set_synthetic_outcome",
-            "run_id",
-            "$response.body#/identity/workflow_run_id",
-        ),
-    ];
-}
-
-impl utoipa::Modify for FlowLinks {
-    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
-        use utoipa::openapi::RefOr;
-        use utoipa::openapi::link::Link;
-        for (path, method, status) in Self::SOURCES {
-            let Some(item) = openapi.paths.paths.get_mut(path) else {
-                continue;
-            };
-            let operation = match method {
-                "get" => item.get.as_mut(),
-                _ => item.post.as_mut(),
-            };
-            let Some(RefOr::T(response)) =
-                operation.and_then(|o| o.responses.responses.get_mut(status))
-            else {
-                continue;
-            };
-            for (name, operation_id, parameter, value) in Self::TARGETS {
-                response.links.insert(
-                    name.to_owned(),
-                    RefOr::T(
-                        Link::builder()
-                            .operation_id(operation_id)
-                            .parameter(parameter, value)
-                            .build(),
-                    ),
-                );
-            }
-        }
+    let mut links = [Link {
+        from: ("", "", ""),
+        to: "",
+        parameters: &[],
+    }; 24];
+    let mut i = 0;
+    while i < 24 {
+        let (to, parameters) = TARGETS[i % 8];
+        links[i] = Link {
+            from: SOURCES[i / 8],
+            to,
+            parameters,
+        };
+        i += 1;
     }
-}
+    links
+});
 
 /// The document as committed: pretty JSON with a trailing newline.
 pub fn document() -> String {
-    let json = CoreApiDoc::openapi().to_pretty_json().unwrap_or_default();
-    // utoipa 5 writes a link's `operationId` as `operation_id`, which no
-    // OpenAPI reader knows; no schema of ours has a property of that name.
-    let mut json = json.replace("\"operation_id\": ", "\"operationId\": ");
-    json.push('\n');
-    json
+    http_common::openapi::pretty(&CoreApiDoc::openapi())
 }

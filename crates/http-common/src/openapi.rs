@@ -110,3 +110,60 @@ fn add(operation: &mut Operation, status: &str, codes: &str) {
         .entry("application/json".to_owned())
         .or_insert_with(|| Content::new(Some(Ref::from_schema_name("ErrorBody"))));
 }
+
+/// One OpenAPI link: from an operation's answer to an operation that takes
+/// what the answer holds.
+#[derive(Debug, Clone, Copy)]
+pub struct Link {
+    /// The answering operation: path, method (`get`, `post`, …) and status.
+    pub from: (&'static str, &'static str, &'static str),
+    /// The operation id it leads to.
+    pub to: &'static str,
+    /// The parameters it passes: name, and a runtime expression
+    /// (`$response.body#/id`) or a constant.
+    pub parameters: &'static [(&'static str, &'static str)],
+}
+
+/// Adds links to a document, so that a client (or a test generator) can go
+/// from a resource's answer to the operations on it.
+#[derive(Debug, Clone, Copy)]
+pub struct Links(pub &'static [Link]);
+
+impl utoipa::Modify for Links {
+    fn modify(&self, openapi: &mut OpenApi) {
+        for link in self.0 {
+            let (path, method, status) = link.from;
+            let Some(item) = openapi.paths.paths.get_mut(path) else {
+                continue;
+            };
+            let operation = match method {
+                "get" => item.get.as_mut(),
+                "put" => item.put.as_mut(),
+                "delete" => item.delete.as_mut(),
+                _ => item.post.as_mut(),
+            };
+            let Some(RefOr::T(response)) =
+                operation.and_then(|o| o.responses.responses.get_mut(status))
+            else {
+                continue;
+            };
+            let mut builder = utoipa::openapi::link::Link::builder().operation_id(link.to);
+            for (name, value) in link.parameters {
+                builder = builder.parameter(*name, *value);
+            }
+            response
+                .links
+                .insert(link.to.to_owned(), RefOr::T(builder.build()));
+        }
+    }
+}
+
+/// A document as committed: pretty JSON with a trailing newline.
+pub fn pretty(openapi: &OpenApi) -> String {
+    let json = openapi.to_pretty_json().unwrap_or_default();
+    // utoipa 5 writes a link's `operationId` as `operation_id`, which no
+    // OpenAPI reader knows; no schema of ours has a property of that name.
+    let mut json = json.replace("\"operation_id\": ", "\"operationId\": ");
+    json.push('\n');
+    json
+}

@@ -6,7 +6,7 @@ use utoipa::OpenApi;
 use utoipa::openapi::schema::{ObjectBuilder, Type};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 
-use http_common::openapi::ErrorResponses;
+use http_common::openapi::{ErrorResponses, Link, Links};
 
 use crate::v1;
 
@@ -36,7 +36,7 @@ const ERRORS: ErrorResponses = ErrorResponses {
         v1::audit_export,
         v1::provider_cleanups,
     ),
-    modifiers(&BearerAuth, &ERRORS, &ClosedLists),
+    modifiers(&BearerAuth, &ERRORS, &ClosedLists, &LINKS),
     security(("bearer" = [])),
     tags(
         (name = "operator", description = "Who is signed in; management.* scopes held"),
@@ -62,6 +62,97 @@ impl utoipa::Modify for BearerAuth {
                     .build(),
             ),
         );
+    }
+}
+
+/// Links from each answer naming a user, a credential or a flow to the
+/// operations on it.
+const LINKS: Links = Links(&[
+    link(
+        USERS,
+        "user",
+        &[(
+            "external_user_id",
+            "$response.body#/users/0/external_user_id",
+        )],
+    ),
+    link(
+        USERS,
+        "flows",
+        &[(
+            "external_user_id",
+            "$response.body#/users/0/external_user_id",
+        )],
+    ),
+    link(
+        USERS,
+        "delete_user",
+        &[(
+            "external_user_id",
+            "$response.body#/users/0/external_user_id",
+        )],
+    ),
+    link(
+        USER,
+        "credential",
+        &[("id", "$response.body#/credentials/0/id")],
+    ),
+    link(
+        USER,
+        "credential_action",
+        &[
+            ("id", "$response.body#/credentials/0/id"),
+            ("action", "suspend"),
+        ],
+    ),
+    link(USER, "flow", &[("id", "$response.body#/recent_flows/0/id")]),
+    link(
+        USER,
+        "flows",
+        &[("external_user_id", "$response.body#/external_user_id")],
+    ),
+    link(
+        USER,
+        "delete_user",
+        &[("external_user_id", "$response.body#/external_user_id")],
+    ),
+    link(FLOWS, "flow", &[("id", "$response.body#/0/id")]),
+    link(
+        FLOW,
+        "user",
+        &[("external_user_id", "$response.body#/external_user_id")],
+    ),
+    link(
+        CREDENTIAL,
+        "credential_action",
+        &[("id", "$response.body#/id"), ("action", "revoke")],
+    ),
+    link(
+        CREDENTIAL_ACTION,
+        "credential",
+        &[("id", "$response.body#/id")],
+    ),
+]);
+const USERS: (&str, &str, &str) = ("/api/management/v1/users", "get", "200");
+const USER: (&str, &str, &str) = ("/api/management/v1/users/{external_user_id}", "get", "200");
+const FLOWS: (&str, &str, &str) = ("/api/management/v1/flows", "get", "200");
+const FLOW: (&str, &str, &str) = ("/api/management/v1/flows/{id}", "get", "200");
+const CREDENTIAL: (&str, &str, &str) = ("/api/management/v1/credentials/{id}", "get", "200");
+const CREDENTIAL_ACTION: (&str, &str, &str) = (
+    "/api/management/v1/credentials/{id}/{action}",
+    "post",
+    "200",
+);
+
+const fn link(
+    from: (&'static str, &'static str, &'static str),
+    to: &'static str,
+    parameters: &'static [(&'static str, &'static str)],
+) -> Link {
+    Link {
+        from,
+        to,
+        parameters,
     }
 }
 
@@ -109,9 +200,5 @@ impl utoipa::Modify for ClosedLists {
 
 /// The document as committed: pretty JSON with a trailing newline.
 pub fn document() -> String {
-    let mut json = ManagementApiDoc::openapi()
-        .to_pretty_json()
-        .unwrap_or_default();
-    json.push('\n');
-    json
+    http_common::openapi::pretty(&ManagementApiDoc::openapi())
 }
