@@ -279,7 +279,7 @@ pub struct WebhookState {
         pattern = "^[0-9a-f]{64}$",
         description = "HMAC-SHA256 of the raw body, keyed with the webhook secret, as 64 lower-case hex digits; missing or not matching: `401 webhook_signature_invalid`"
     )),
-    request_body(content = Object, content_type = "application/json", description = "The provider's event, as signed: `{\"payload\": {\"resource_type\", \"action\", \"object\": {\"id\", \"status\", \"completed_at_iso8601\", …}}}`, at most 256 KiB"),
+    request_body(content = proto::core::OnfidoWebhookEvent, content_type = "application/json", description = "The provider's event, as signed, at most 256 KiB"),
     responses(
         (status = 200, description = "Acknowledged; `result`: `applied`, `no_change`, `duplicate`, `unknown_run`, `ignored` (an event type not acted on) or `stale` (a completion too old, or too far ahead, to act on)", body = ProviderEventResponse),
         (status = 400, description = "`webhook_malformed`: signed, but not a provider event (no `payload.action` or `payload.object.id`)", body = ErrorBody),

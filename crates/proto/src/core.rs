@@ -446,3 +446,39 @@ pub struct ProviderEventResponse {
     /// `stale` (a run's completion too old, or too far ahead, to act on).
     pub result: String,
 }
+
+/// `POST /api/public/v1/providers/onfido/webhooks`: the provider's event, as
+/// far as the backend reads it (documentation only: the route verifies the
+/// signature over the raw bytes before it parses them). Other properties are
+/// allowed and ignored.
+#[derive(Debug, Clone, PartialEq, Eq, ToSchema)]
+pub struct OnfidoWebhookEvent {
+    pub payload: OnfidoWebhookPayload,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, ToSchema)]
+pub struct OnfidoWebhookPayload {
+    /// `workflow_run`, `check`, …
+    #[schema(nullable = false)]
+    pub resource_type: Option<String>,
+    /// The event type; only `workflow_run.completed` is acted on.
+    #[schema(example = "workflow_run.completed")]
+    pub action: String,
+    pub object: OnfidoWebhookObject,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, ToSchema)]
+pub struct OnfidoWebhookObject {
+    /// The run's id (for `workflow_run.*` events).
+    pub id: String,
+    /// The run's status as announced (`approved`, `declined`, …); the run is
+    /// re-read from the provider before anything moves.
+    #[schema(nullable = false)]
+    pub status: Option<String>,
+    /// The event time the age of a `workflow_run.completed` is judged by
+    /// (else `started_at_iso8601`); an unparsable time counts as none.
+    #[schema(nullable = false)]
+    pub completed_at_iso8601: Option<String>,
+    #[schema(nullable = false)]
+    pub started_at_iso8601: Option<String>,
+}
