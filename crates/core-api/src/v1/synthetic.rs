@@ -24,7 +24,7 @@ use crate::CoreState;
     request_body = SyntheticOutcomeRequest,
     responses(
         (status = 200, body = ProviderEventResponse),
-        (status = 404, description = "`unknown_run`", body = ErrorBody),
+        (status = 404, description = "`unknown_run`; `route_not_found` where the deployment does not use the synthetic provider (the route is mounted in `synthetic` mode only)", body = ErrorBody),
     )
 )]
 pub async fn set_outcome(
