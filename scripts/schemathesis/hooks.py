@@ -37,6 +37,33 @@ def unique_idempotency_keys(ctx, case, **kwargs):
             headers[name] = value[: 255 - len(suffix)] + suffix
 
 
+USER_ID = re.compile(r"[A-Za-z0-9._~-]{1,128}")
+
+
+@schemathesis.hook("before_call")
+def new_users_for_registrations(ctx, case, **kwargs):
+    """Registers a new user with each well-formed registration.
+
+    The generator draws `external_user_id` from a small space too ("0",
+    "customer-42"), and a user registers once: every later registration of
+    the same id is refused (`409 user_already_enrolled`), so the flows the
+    stateful phase should follow would hardly ever start. A counter is
+    appended to a well-formed id of a registration (still within the pattern).
+    """
+    body = case.body
+    if (
+        case.operation.path != "/api/core/v1/flows"
+        or case.method.upper() != "POST"
+        or not isinstance(body, dict)
+        or body.get("type") != "registration"
+        or not isinstance(body.get("external_user_id"), str)
+        or not USER_ID.fullmatch(body["external_user_id"])
+    ):
+        return
+    suffix = f".{next(COUNTER)}"
+    body["external_user_id"] = body["external_user_id"][: 128 - len(suffix)] + suffix
+
+
 WEBHOOK = "/api/public/v1/providers/onfido/webhooks"
 
 
