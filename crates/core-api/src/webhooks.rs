@@ -32,16 +32,15 @@
 
 use std::sync::Arc;
 
-use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use domain::audit::Actor;
 use domain::service::{EventOutcome, FlowService, RequestContext, SignedWith};
 use domain::tally::TallyKind;
 use hmac::{Hmac, Mac};
-use http_common::{ApiError, ApiJson, CorrelationId};
-use proto::ErrorCode;
+use http_common::{ApiBody, ApiError, ApiJson, CorrelationId};
 use proto::core::ProviderEventResponse;
+use proto::{ErrorBody, ErrorCode};
 use serde_json::Value;
 use sha2::Sha256;
 use time::format_description::well_known::Rfc3339;
@@ -262,10 +261,39 @@ pub struct WebhookState {
     pub clock: Arc<dyn domain::Clock>,
 }
 
+/// The provider's event deliveries (`onfido` mode only; elsewhere the route
+/// is not mounted and answers `404 route_not_found`). Needs no API key: the
+/// provider signs each delivery. Only `workflow_run.completed` is acted on;
+/// other event types, and completions too old or too far ahead, are
+/// acknowledged without effect so that the provider does not deliver them again.
+#[utoipa::path(
+    post,
+    path = "/api/public/v1/providers/onfido/webhooks",
+    operation_id = "receive_onfido_webhook",
+    tag = "provider webhooks",
+    params((
+        "X-SHA2-Signature" = String,
+        Header,
+        min_length = 64,
+        max_length = 64,
+        pattern = "^[0-9a-f]{64}$",
+        description = "HMAC-SHA256 of the raw body, keyed with the webhook secret, as 64 lower-case hex digits; missing or not matching: `401 webhook_signature_invalid`"
+    )),
+    request_body(content = proto::core::OnfidoWebhookEvent, content_type = "application/json", description = "The provider's event, as signed, at most 256 KiB"),
+    responses(
+        (status = 200, description = "Acknowledged; `result`: `applied`, `no_change`, `duplicate`, `unknown_run`, `ignored` (an event type not acted on) or `stale` (a completion too old, or too far ahead, to act on)", body = ProviderEventResponse),
+        (status = 400, description = "`webhook_malformed`: signed, but not a provider event (no `payload.action` or `payload.object.id`)", body = ErrorBody),
+        (status = 401, description = "`webhook_signature_invalid`", body = ErrorBody),
+        (status = 404, description = "`route_not_found`: this deployment does not use the `onfido` provider", body = ErrorBody),
+        (status = 413, description = "`payload_too_large`: over 256 KiB", body = ErrorBody),
+        (status = 429, description = "`too_many_refused_requests`: this source address had too many deliveries refused within the minute; nothing was checked. Retry after `Retry-After`", body = ErrorBody),
+        (status = 503, description = "`service_unavailable`: the run could not be read from the provider in time; nothing was recorded and the provider delivers again", body = ErrorBody),
+    ),
+)]
 pub async fn receive(
     State(state): State<Arc<WebhookState>>,
     headers: HeaderMap,
-    body: Bytes,
+    ApiBody(body): ApiBody,
 ) -> Result<ApiJson<ProviderEventResponse>, ApiError> {
     let ctx = RequestContext {
         actor: Actor::Provider,

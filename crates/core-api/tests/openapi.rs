@@ -47,3 +47,35 @@ fn every_route_is_documented() {
         }
     }
 }
+
+#[test]
+fn operation_ids_are_unique_and_every_link_names_one() {
+    let doc: serde_json::Value = serde_json::from_str(&core_api::openapi::document()).unwrap();
+    let mut ids = Vec::new();
+    let mut linked = Vec::new();
+    for methods in doc["paths"].as_object().unwrap().values() {
+        for operation in methods.as_object().unwrap().values() {
+            ids.push(operation["operationId"].as_str().unwrap().to_owned());
+            for response in operation["responses"].as_object().unwrap().values() {
+                for link in response["links"]
+                    .as_object()
+                    .into_iter()
+                    .flat_map(|l| l.values())
+                {
+                    linked.push(link["operationId"].as_str().unwrap().to_owned());
+                }
+            }
+        }
+    }
+    let mut unique = ids.clone();
+    unique.sort();
+    unique.dedup();
+    assert_eq!(unique.len(), ids.len(), "{ids:?}");
+    assert!(!linked.is_empty());
+    for id in linked {
+        assert!(
+            ids.contains(&id),
+            "a link names {id}, which no operation is"
+        );
+    }
+}

@@ -42,13 +42,7 @@ fn rejection_to_error(rejection: JsonRejection) -> ApiError {
         JsonRejection::JsonSyntaxError(_) => {
             ApiError::bad_request(ErrorCode::InvalidRequestBody, "the body is not valid JSON")
         }
-        JsonRejection::BytesRejection(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => {
-            ApiError::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                ErrorCode::PayloadTooLarge,
-                "the body exceeds this route's size limit",
-            )
-        }
+        JsonRejection::BytesRejection(e) => crate::extract::body_error(e),
         other => ApiError::bad_request(ErrorCode::InvalidRequestBody, other.body_text()),
     }
 }

@@ -10,8 +10,10 @@
 
 pub mod correlation;
 pub mod error;
+pub mod extract;
 pub mod json;
 pub mod limits;
+pub mod openapi;
 pub mod service;
 
 use axum::Router;
@@ -19,6 +21,7 @@ use axum::extract::DefaultBodyLimit;
 
 pub use correlation::CorrelationId;
 pub use error::ApiError;
+pub use extract::{ApiBody, ApiPath, ApiQuery};
 pub use json::ApiJson;
 pub use limits::{HttpLimits, RequestSlot};
 pub use service::{DatabaseProbe, ReadinessProbe, ServiceInfo, service_routes};

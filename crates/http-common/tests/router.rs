@@ -11,7 +11,9 @@ use axum::body::Body;
 use axum::http::{Request, StatusCode, header};
 use axum::routing::post;
 use http_body_util::BodyExt;
-use http_common::{ApiJson, ReadinessProbe, ServiceInfo, finish, service_routes};
+use http_common::{
+    ApiBody, ApiJson, ApiPath, ApiQuery, ReadinessProbe, ServiceInfo, finish, service_routes,
+};
 use proto::service::VersionInfo;
 use serde_json::Value;
 use tower::ServiceExt;
@@ -39,6 +41,20 @@ async fn echo(ApiJson(body): ApiJson<Echo>) -> ApiJson<Echo> {
     ApiJson(body)
 }
 
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Page {
+    limit: Option<u32>,
+}
+
+async fn page(ApiPath(n): ApiPath<u32>, ApiQuery(page): ApiQuery<Page>) -> String {
+    format!("{n} {:?}", page.limit)
+}
+
+async fn raw(ApiBody(body): ApiBody) -> String {
+    body.len().to_string()
+}
+
 fn app(db_up: bool) -> Router {
     let info = ServiceInfo {
         version: Arc::new(VersionInfo {
@@ -50,7 +66,13 @@ fn app(db_up: bool) -> Router {
         readiness: Arc::new(Switch(AtomicBool::new(db_up))),
     };
     finish(
-        service_routes(info).route("/echo", post(echo)),
+        service_routes(info)
+            .route("/echo", post(echo))
+            .route("/pages/{n}", axum::routing::get(page))
+            .route(
+                "/raw",
+                post(raw).layer(axum::extract::DefaultBodyLimit::max(16)),
+            ),
         &http_common::HttpLimits::default(),
     )
 }
@@ -263,4 +285,72 @@ async fn a_request_past_its_time_limit_is_stopped() {
     assert_eq!(body["error"]["code"], "request_timeout");
     assert!(!body["error"]["correlation_id"].as_str().unwrap().is_empty());
     assert!(started.elapsed() < std::time::Duration::from_secs(1));
+}
+
+#[tokio::test]
+async fn the_frameworks_own_refusals_are_json_errors_with_stable_codes() {
+    let (status, _, body) = call(app(true), get("/pages/7?limit=3")).await;
+    assert_eq!(
+        (status, body),
+        (StatusCode::OK, Value::Null),
+        "plain text answer"
+    );
+    let cases = [
+        (
+            get("/pages/x"),
+            StatusCode::BAD_REQUEST,
+            "invalid_parameter",
+        ),
+        (
+            get("/pages/%FF"),
+            StatusCode::BAD_REQUEST,
+            "invalid_parameter",
+        ),
+        (
+            get("/pages/1?limit=-1"),
+            StatusCode::BAD_REQUEST,
+            "invalid_parameter",
+        ),
+        (
+            get("/pages/1?other=1"),
+            StatusCode::BAD_REQUEST,
+            "invalid_parameter",
+        ),
+        (
+            Request::post("/raw")
+                .body(Body::from("x".repeat(17)))
+                .unwrap(),
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+        ),
+        (
+            Request::post("/echo")
+                .header(header::CONTENT_TYPE, "text/plain")
+                .body(Body::from(r#"{"name":"a"}"#))
+                .unwrap(),
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+        ),
+        (
+            Request::post("/echo")
+                .header(header::CONTENT_TYPE, "application/json")
+                .body(Body::from("x".repeat(70 * 1024)))
+                .unwrap(),
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+        ),
+    ];
+    for (request, expected_status, code) in cases {
+        let uri = request.uri().clone();
+        let (status, headers, body) = call(app(true), request).await;
+        assert_eq!(status, expected_status, "{uri}: {body}");
+        assert_eq!(headers[header::CONTENT_TYPE], "application/json", "{uri}");
+        assert_eq!(body["error"]["code"], code, "{uri}: {body}");
+        assert!(!body["error"]["message"].as_str().unwrap().is_empty());
+    }
+    let request = Request::post("/raw")
+        .body(Body::from("x".repeat(16)))
+        .unwrap();
+    let (status, _, _) = call(app(true), request).await;
+    assert_eq!(status, StatusCode::OK);
 }

@@ -3,7 +3,7 @@
 //! users, flows, credentials and the audit trail, and every call refused for
 //! lack of scope is audited with the operator's `sub`.
 
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -14,7 +14,7 @@ use domain::flow::FlowId;
 use domain::operations::OperatorRead;
 use domain::service::RequestContext;
 use domain::{ExternalUserId, StoreError, UserId};
-use http_common::{ApiError, ApiJson, CorrelationId};
+use http_common::{ApiError, ApiJson, ApiPath, ApiQuery, CorrelationId};
 use proto::ErrorCode;
 use proto::management::{
     AuditEventResponse, AuditPage, CredentialActionRequest, CredentialSummary, FlowDetail,
@@ -201,12 +201,20 @@ pub fn event_response(e: AuditEvent) -> AuditEventResponse {
 #[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct UserFilter {
+    /// Users whose identifier starts with this (empty: all).
+    #[param(max_length = 128, pattern = "^[A-Za-z0-9._~-]{0,128}$")]
     pub prefix: Option<String>,
     /// Only users with a credential in this status: `active`, `suspended` or `revoked`.
     pub credential_status: Option<String>,
+    #[param(format = DateTime)]
     pub created_from: Option<String>,
+    #[param(format = DateTime)]
     pub created_before: Option<String>,
+    /// The previous page's `next_after` (empty: the first page).
+    #[param(pattern = "^(?:i:[A-Za-z0-9._~-]{1,128}|t:-?[0-9]{1,17}:[A-Za-z0-9._~-]{1,128})?$")]
     pub after: Option<String>,
+    /// At most this many (taken as 1–200; default 50).
+    #[param(value_type = Option<i64>, minimum = 0, maximum = 4294967295.0)]
     pub limit: Option<u32>,
 }
 
@@ -215,10 +223,10 @@ pub struct UserFilter {
 pub async fn users(
     State(state): State<ManagementState>,
     Extension(operator): Extension<Operator>,
-    filter: Result<Query<UserFilter>, axum::extract::rejection::QueryRejection>,
+    filter: Result<ApiQuery<UserFilter>, ApiError>,
 ) -> Result<ApiJson<UserPage>, ApiError> {
     operator.require(Scope::UsersRead)?;
-    let Query(filter) = filter.map_err(query_error)?;
+    let ApiQuery(filter) = filter?;
     if let Some(prefix) = filter.prefix.as_deref().filter(|p| !p.is_empty()) {
         http_common::external_user_id(prefix)?;
     }
@@ -283,7 +291,8 @@ pub async fn users(
 }
 
 /// Cursors are opaque to clients: `i:<identifier>` or `t:<unix µs>:<identifier>`
-/// (identifiers hold no `:`).
+/// (identifiers hold no `:`). The document's pattern for `after` is
+/// [`CURSOR_PATTERN`].
 fn encode_cursor(cursor: &domain::UserCursor) -> String {
     match cursor {
         domain::UserCursor::ExternalId(id) => format!("i:{id}"),
@@ -292,6 +301,10 @@ fn encode_cursor(cursor: &domain::UserCursor) -> String {
         }
     }
 }
+
+/// What `after` may be (the pattern of the document's `after` parameter).
+pub const CURSOR_PATTERN: &str =
+    "^(?:i:[A-Za-z0-9._~-]{1,128}|t:-?[0-9]{1,17}:[A-Za-z0-9._~-]{1,128})?$";
 
 fn decode_cursor(raw: &str) -> Result<domain::UserCursor, ApiError> {
     let invalid = || {
@@ -310,6 +323,13 @@ fn decode_cursor(raw: &str) -> Result<domain::UserCursor, ApiError> {
         Some(("i", id)) => Ok(domain::UserCursor::ExternalId(valid_id(id)?)),
         Some(("t", rest)) => {
             let (micros, id) = rest.split_once(':').ok_or_else(invalid)?;
+            // At most 17 digits (a time within about 3 000 years of 1970,
+            // always representable), as the documented pattern says.
+            let digits = micros.strip_prefix('-').unwrap_or(micros);
+            if digits.is_empty() || digits.len() > 17 || !digits.bytes().all(|b| b.is_ascii_digit())
+            {
+                return Err(invalid());
+            }
             let micros: i128 = micros.parse().map_err(|_| invalid())?;
             let at =
                 OffsetDateTime::from_unix_timestamp_nanos(micros * 1000).map_err(|_| invalid())?;
@@ -319,13 +339,13 @@ fn decode_cursor(raw: &str) -> Result<domain::UserCursor, ApiError> {
     }
 }
 
-#[utoipa::path(get, path = "/api/management/v1/users/{external_user_id}", tag = "users", params(("external_user_id" = String, Path)), responses((status = 200, body = UserDetail), (status = 403, body = proto::ErrorBody), (status = 404, body = proto::ErrorBody)))]
+#[utoipa::path(get, path = "/api/management/v1/users/{external_user_id}", tag = "users", params(("external_user_id" = String, Path, min_length = 1, max_length = 128, pattern = "^[A-Za-z0-9._~-]{1,128}$")), responses((status = 200, body = UserDetail), (status = 403, body = proto::ErrorBody), (status = 404, body = proto::ErrorBody)))]
 /// A user with their credentials and most recent flows. Never a biometric
 /// reference, a ciphertext or an IDV token.
 pub async fn user(
     State(state): State<ManagementState>,
     Extension(operator): Extension<Operator>,
-    Path(raw): Path<String>,
+    ApiPath(raw): ApiPath<String>,
 ) -> Result<ApiJson<UserDetail>, ApiError> {
     operator.require(Scope::UsersRead)?;
     let id = http_common::external_user_id(&raw)?;
@@ -355,14 +375,14 @@ pub async fn user(
     }))
 }
 
-#[utoipa::path(delete, path = "/api/management/v1/users/{external_user_id}", tag = "users", params(("external_user_id" = String, Path)), responses((status = 204, description = "Deleted"), (status = 403, body = proto::ErrorBody), (status = 404, body = proto::ErrorBody)))]
+#[utoipa::path(delete, path = "/api/management/v1/users/{external_user_id}", tag = "users", params(("external_user_id" = String, Path, min_length = 1, max_length = 128, pattern = "^[A-Za-z0-9._~-]{1,128}$")), responses((status = 204, description = "Deleted"), (status = 403, body = proto::ErrorBody), (status = 404, body = proto::ErrorBody)))]
 /// Deletes the user: credentials, biometric reference and flows at once; the
 /// provider-side data through the Core API's cleanup queue. Audited with the
 /// operator's `sub`; the trail keeps the user's pseudonym.
 pub async fn delete_user(
     State(state): State<ManagementState>,
     Extension(operator): Extension<Operator>,
-    Path(raw): Path<String>,
+    ApiPath(raw): ApiPath<String>,
 ) -> Result<StatusCode, ApiError> {
     operator.require(Scope::UsersDelete)?;
     let id = http_common::external_user_id(&raw)?;
@@ -414,7 +434,7 @@ pub async fn provider_cleanups(
 pub async fn credential(
     State(state): State<ManagementState>,
     Extension(operator): Extension<Operator>,
-    Path(raw): Path<String>,
+    ApiPath(raw): ApiPath<String>,
 ) -> Result<ApiJson<CredentialSummary>, ApiError> {
     operator.require(Scope::CredentialsRead)?;
     let credential = state.operations.credential(uuid_param(&raw, "id")?).await?;
@@ -432,7 +452,7 @@ pub async fn credential(
 pub async fn credential_action(
     State(state): State<ManagementState>,
     Extension(operator): Extension<Operator>,
-    Path((raw, action)): Path<(String, String)>,
+    ApiPath((raw, action)): ApiPath<(String, String)>,
     ApiJson(body): ApiJson<CredentialActionRequest>,
 ) -> Result<ApiJson<CredentialSummary>, ApiError> {
     let (scope, to) = match action.as_str() {
@@ -462,6 +482,7 @@ pub async fn credential_action(
 #[serde(deny_unknown_fields)]
 pub struct FlowFilter {
     /// The user whose flows to list.
+    #[param(min_length = 1, max_length = 128, pattern = "^[A-Za-z0-9._~-]{1,128}$")]
     pub external_user_id: String,
     /// `registration`, `sign_in`, `step_up` or `recovery`.
     #[serde(rename = "type")]
@@ -469,7 +490,8 @@ pub struct FlowFilter {
     pub flow_type: Option<String>,
     /// A flow state, e.g. `failed`.
     pub state: Option<String>,
-    /// At most this many (1–200; default 50), newest first.
+    /// At most this many (taken as 1–200; default 50), newest first.
+    #[param(value_type = Option<i64>, minimum = 0, maximum = 4294967295.0)]
     pub limit: Option<u32>,
 }
 
@@ -479,10 +501,10 @@ pub struct FlowFilter {
 pub async fn flows(
     State(state): State<ManagementState>,
     Extension(operator): Extension<Operator>,
-    filter: Result<Query<FlowFilter>, axum::extract::rejection::QueryRejection>,
+    filter: Result<ApiQuery<FlowFilter>, ApiError>,
 ) -> Result<ApiJson<Vec<FlowSummary>>, ApiError> {
     operator.require(Scope::FlowsRead)?;
-    let Query(filter) = filter.map_err(query_error)?;
+    let ApiQuery(filter) = filter?;
     let id = http_common::external_user_id(&filter.external_user_id)?;
     let user = state.operations.find_user(&id).await?;
     let limit = filter.limit.unwrap_or(50).clamp(1, MAX_PAGE);
@@ -522,7 +544,7 @@ pub async fn flows(
 pub async fn flow(
     State(state): State<ManagementState>,
     Extension(operator): Extension<Operator>,
-    Path(raw): Path<String>,
+    ApiPath(raw): ApiPath<String>,
 ) -> Result<ApiJson<FlowDetail>, ApiError> {
     operator.require(Scope::FlowsRead)?;
     let id = FlowId(uuid_param(&raw, "id")?);
@@ -582,9 +604,14 @@ pub struct AuditFilter {
     #[serde(rename = "type")]
     #[param(rename = "type")]
     pub event_type: Option<String>,
+    #[param(format = DateTime)]
     pub from: Option<String>,
+    #[param(format = DateTime)]
     pub until: Option<String>,
+    /// The previous page's `next_before`.
     pub before: Option<i64>,
+    /// At most this many (taken as 1–200; default 50).
+    #[param(value_type = Option<i64>, minimum = 0, maximum = 4294967295.0)]
     pub limit: Option<u32>,
 }
 
@@ -642,23 +669,15 @@ fn audit_query(filter: &AuditFilter, limit: u32) -> Result<AuditQuery, ApiError>
     })
 }
 
-fn query_error(e: axum::extract::rejection::QueryRejection) -> ApiError {
-    ApiError::new(
-        StatusCode::BAD_REQUEST,
-        ErrorCode::InvalidParameter,
-        e.body_text(),
-    )
-}
-
 #[utoipa::path(get, path = "/api/management/v1/audit", tag = "audit", params(AuditFilter), responses((status = 200, body = AuditPage), (status = 400, body = proto::ErrorBody), (status = 403, body = proto::ErrorBody)))]
 /// Search the audit trail, newest first.
 pub async fn audit(
     State(state): State<ManagementState>,
     Extension(operator): Extension<Operator>,
-    filter: Result<Query<AuditFilter>, axum::extract::rejection::QueryRejection>,
+    filter: Result<ApiQuery<AuditFilter>, ApiError>,
 ) -> Result<ApiJson<AuditPage>, ApiError> {
     operator.require(Scope::AuditRead)?;
-    let Query(filter) = filter.map_err(query_error)?;
+    let ApiQuery(filter) = filter?;
     let limit = filter.limit.unwrap_or(50).clamp(1, MAX_PAGE);
     let page = state
         .repo
@@ -688,10 +707,10 @@ pub async fn audit(
 pub async fn audit_export(
     State(state): State<ManagementState>,
     Extension(operator): Extension<Operator>,
-    filter: Result<Query<AuditFilter>, axum::extract::rejection::QueryRejection>,
+    filter: Result<ApiQuery<AuditFilter>, ApiError>,
 ) -> Result<Response, ApiError> {
     operator.require(Scope::AuditRead)?;
-    let Query(filter) = filter.map_err(query_error)?;
+    let ApiQuery(filter) = filter?;
     let query = audit_query(&filter, EXPORT_PAGE)?;
     let Ok(place) = state.exports.clone().try_acquire_owned() else {
         return Err(ApiError::new(
@@ -810,5 +829,36 @@ impl Drop for Export {
                 }
             });
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cursors_are_exactly_what_the_documented_pattern_allows() {
+        for (raw, accepted) in [
+            ("i:acme-1", true),
+            ("t:1767225600000000:acme-1", true),
+            ("t:-99999999999999999:a", true),
+            ("t:99999999999999999:a", true),
+            // More than 17 digits, a sign the pattern does not allow, or none.
+            ("t:100000000000000000:a", false),
+            ("t:+1:a", false),
+            ("t::a", false),
+            ("t:-:a", false),
+            ("i:", false),
+            ("i:a b", false),
+            ("x:a", false),
+        ] {
+            assert_eq!(decode_cursor(raw).is_ok(), accepted, "{raw}");
+        }
+        let encoded = encode_cursor(&domain::UserCursor::Created(
+            OffsetDateTime::from_unix_timestamp(1_767_225_600).unwrap(),
+            "acme-1".to_owned(),
+        ));
+        assert_eq!(encoded, "t:1767225600000000:acme-1");
+        assert!(decode_cursor(&encoded).is_ok());
     }
 }

@@ -20,3 +20,13 @@ fn the_committed_openapi_document_matches_the_code() {
         );
     }
 }
+
+#[test]
+fn the_documented_cursor_pattern_is_the_one_the_server_checks() {
+    let doc: serde_json::Value = serde_json::from_str(&management::openapi::document()).unwrap();
+    let parameters = doc["paths"]["/api/management/v1/users"]["get"]["parameters"]
+        .as_array()
+        .unwrap();
+    let after = parameters.iter().find(|p| p["name"] == "after").unwrap();
+    assert_eq!(after["schema"]["pattern"], management::v1::CURSOR_PATTERN);
+}

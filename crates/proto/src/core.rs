@@ -33,14 +33,14 @@ pub enum FlowState {
     Cancelled,
 }
 
-/// `POST /api/core/v1/flows`
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+/// `POST /api/core/v1/flows`. Only step-up takes `transaction_context` and
+/// `cross_platform`; its schema says so with `oneOf` ([`CreateFlowRequest::schema`]).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CreateFlowRequest {
     #[serde(rename = "type")]
     pub flow_type: FlowType,
     /// 1–128 characters of `A-Z a-z 0-9 . _ ~ -`.
-    #[schema(example = "customer-42")]
     pub external_user_id: String,
     /// Step-up only: an opaque JSON object (amount, payee…), at most 4 KiB as
     /// compact JSON by default. Stored encrypted, hashed into the result, echoed back.
@@ -51,6 +51,83 @@ pub struct CreateFlowRequest {
     #[serde(default)]
     pub cross_platform: bool,
 }
+
+impl utoipa::PartialSchema for CreateFlowRequest {
+    /// Two objects: a step-up, which may carry a transaction context (a JSON
+    /// object) and `cross_platform`; and the other types, which carry neither.
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::RefOr;
+        use utoipa::openapi::schema::{
+            AdditionalProperties, ObjectBuilder, OneOfBuilder, Schema, SchemaType, Type,
+        };
+        let user = || {
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .description(Some("1–128 characters of `A-Z a-z 0-9 . _ ~ -`."))
+                .min_length(Some(1))
+                .max_length(Some(128))
+                .pattern(Some("^[A-Za-z0-9._~-]{1,128}$"))
+                .examples(["customer-42"])
+        };
+        let kinds = |types: &[&str]| {
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .enum_values(Some(types.iter().copied()))
+        };
+        let step_up = ObjectBuilder::new()
+            .schema_type(Type::Object)
+            .title(Some("step_up"))
+            .property("type", kinds(&["step_up"]))
+            .property("external_user_id", user())
+            .property(
+                "transaction_context",
+                ObjectBuilder::new()
+                    .schema_type(SchemaType::Array(vec![Type::Object, Type::Null]))
+                    .description(Some(
+                        "An opaque JSON object (amount, payee…), at most 4 KiB as compact JSON \
+                         by default. Stored encrypted, hashed into the result, echoed back.",
+                    )),
+            )
+            .property(
+                "cross_platform",
+                ObjectBuilder::new()
+                    .schema_type(Type::Boolean)
+                    .description(Some(
+                        "The action started on another device; the response carries a \
+                     single-use hand-off code for the enrolled phone to claim.",
+                    )),
+            )
+            .required("type")
+            .required("external_user_id")
+            .additional_properties(Some(AdditionalProperties::<Schema>::FreeForm(false)));
+        let others = ObjectBuilder::new()
+            .schema_type(Type::Object)
+            .title(Some("registration, sign_in, recovery"))
+            .property("type", kinds(&["registration", "sign_in", "recovery"]))
+            .property("external_user_id", user())
+            .property(
+                "transaction_context",
+                ObjectBuilder::new().schema_type(Type::Null),
+            )
+            .property(
+                "cross_platform",
+                ObjectBuilder::new()
+                    .schema_type(Type::Boolean)
+                    .enum_values(Some([false])),
+            )
+            .required("type")
+            .required("external_user_id")
+            .additional_properties(Some(AdditionalProperties::<Schema>::FreeForm(false)));
+        RefOr::T(Schema::OneOf(
+            OneOfBuilder::new()
+                .item(RefOr::T(Schema::Object(step_up.build())))
+                .item(RefOr::T(Schema::Object(others.build())))
+                .build(),
+        ))
+    }
+}
+
+impl ToSchema for CreateFlowRequest {}
 
 /// The identity proof of a flow.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
@@ -140,6 +217,7 @@ pub struct FlowWaitQuery {
     /// Answer as soon as the flow's version exceeds this.
     pub after_version: Option<i64>,
     /// Wait up to this many seconds (0–30) for a change; default 0.
+    #[param(minimum = 0, maximum = 30)]
     pub wait_seconds: Option<u32>,
 }
 
@@ -147,14 +225,23 @@ pub struct FlowWaitQuery {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewCredentialProof {
-    /// The WebAuthn credential id, unpadded base64url.
+    /// The WebAuthn credential id, unpadded base64url of 1 to 1023 bytes.
+    #[schema(
+        min_length = 2,
+        max_length = 1364,
+        pattern = r"^(?:[A-Za-z0-9_-]{4})*(?:[A-Za-z0-9_-]{4}|[A-Za-z0-9_-][AQgw]|[A-Za-z0-9_-]{2}[AEIMQUYcgkosw048])$"
+    )]
     pub id: String,
     /// COSE public key, unpadded base64url.
     #[serde(default)]
+    #[schema(
+        pattern = r"^(?:[A-Za-z0-9_-]{4})*(?:[A-Za-z0-9_-][AQgw]|[A-Za-z0-9_-]{2}[AEIMQUYcgkosw048])?$"
+    )]
     pub public_key: Option<String>,
     #[serde(default)]
     pub aaguid: Option<Uuid>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::integer::u32")]
+    #[schema(value_type = i64, minimum = 0, maximum = 4294967295.0)]
     pub sign_count: u32,
     #[serde(default)]
     pub transports: Vec<String>,
@@ -173,9 +260,16 @@ pub struct NewCredentialProof {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AssertionProof {
-    /// The WebAuthn credential id, unpadded base64url.
+    /// The WebAuthn credential id, unpadded base64url of 1 to 1023 bytes.
+    #[schema(
+        min_length = 2,
+        max_length = 1364,
+        pattern = r"^(?:[A-Za-z0-9_-]{4})*(?:[A-Za-z0-9_-]{4}|[A-Za-z0-9_-][AQgw]|[A-Za-z0-9_-]{2}[AEIMQUYcgkosw048])$"
+    )]
     pub credential_id: String,
     /// The authenticator's new signature counter.
+    #[serde(deserialize_with = "crate::integer::u32")]
+    #[schema(value_type = i64, minimum = 0, maximum = 4294967295.0)]
     pub sign_count: u32,
     #[serde(default)]
     pub backup_eligible: Option<bool>,
@@ -200,8 +294,10 @@ pub struct WebAuthnProof {
 }
 
 /// `POST /api/core/v1/flows/{flow_id}/possession`: exactly one of the three —
-/// `credential` or `assertion` in `external` mode, `webauthn` in `builtin` mode.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+/// `credential` or `assertion` in `external` mode, `webauthn` in `builtin` mode
+/// (the others absent or `null`). Its schema says so with `oneOf`
+/// ([`PossessionRequest::schema`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PossessionRequest {
     #[serde(default)]
@@ -213,11 +309,74 @@ pub struct PossessionRequest {
     pub webauthn: Option<WebAuthnProof>,
 }
 
+impl PossessionRequest {
+    const PROOFS: [(&'static str, &'static str); 3] = [
+        ("credential", "NewCredentialProof"),
+        ("assertion", "AssertionProof"),
+        ("webauthn", "WebAuthnProof"),
+    ];
+}
+
+impl utoipa::PartialSchema for PossessionRequest {
+    /// One object per proof: its own property required, the other two absent
+    /// or `null`, nothing else.
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{
+            AdditionalProperties, ObjectBuilder, OneOfBuilder, Schema, Type,
+        };
+        use utoipa::openapi::{Ref, RefOr};
+        let mut one_of = OneOfBuilder::new().description(Some(
+            "Exactly one of `credential` (registration, recovery) or `assertion` (sign-in, \
+             step-up) in `external` possession mode, or `webauthn` in `builtin` mode; the \
+             others absent or null.",
+        ));
+        for (name, schema) in Self::PROOFS {
+            let mut object = ObjectBuilder::new()
+                .schema_type(Type::Object)
+                .title(Some(name))
+                .property(name, Ref::from_schema_name(schema))
+                .required(name)
+                .additional_properties(Some(
+                    AdditionalProperties::<utoipa::openapi::schema::Schema>::FreeForm(false),
+                ));
+            for (other, _) in Self::PROOFS.iter().filter(|(other, _)| *other != name) {
+                object = object.property(*other, ObjectBuilder::new().schema_type(Type::Null));
+            }
+            one_of = one_of.item(RefOr::T(Schema::Object(object.build())));
+        }
+        RefOr::T(Schema::OneOf(one_of.build()))
+    }
+}
+
+impl ToSchema for PossessionRequest {
+    fn schemas(
+        schemas: &mut Vec<(
+            String,
+            utoipa::openapi::RefOr<utoipa::openapi::schema::Schema>,
+        )>,
+    ) {
+        use utoipa::PartialSchema;
+        schemas.push((
+            NewCredentialProof::name().into(),
+            NewCredentialProof::schema(),
+        ));
+        schemas.push((AssertionProof::name().into(), AssertionProof::schema()));
+        schemas.push((WebAuthnProof::name().into(), WebAuthnProof::schema()));
+    }
+}
+
 /// `PUT /api/core/v1/flows/{flow_id}/biometric-reference` and the release's answer.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct BiometricReferenceBody {
-    /// The IDV SDK's encrypted biometric token, standard or URL-safe base64.
+    /// The IDV SDK's encrypted biometric token (1 to 131072 bytes): URL-safe
+    /// base64, unpadded or padded, or standard base64 with its padding. The
+    /// pattern says which strings decode; a token that decodes to more than
+    /// 131072 bytes is refused (`400 invalid_request_body`).
+    #[schema(
+        min_length = 2,
+        pattern = r"^(?:(?:[A-Za-z0-9_-]{4})*(?:[A-Za-z0-9_-]{4}|[A-Za-z0-9_-][AQgw]|[A-Za-z0-9_-]{2}[AEIMQUYcgkosw048])=*|(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{4}|[A-Za-z0-9+/][AQgw]==|[A-Za-z0-9+/]{2}[AEIMQUYcgkosw048]=))$"
+    )]
     pub token: String,
 }
 
@@ -227,6 +386,7 @@ pub struct BiometricReferenceBody {
 pub struct ClaimHandoffRequest {
     pub code: String,
     /// The user signed in on the claiming device; must own the flow.
+    #[schema(pattern = "^[A-Za-z0-9._~-]{1,128}$", min_length = 1, max_length = 128)]
     pub external_user_id: String,
 }
 
@@ -285,4 +445,40 @@ pub struct ProviderEventResponse {
     /// provider's webhook also `ignored` (an event type not acted on) or
     /// `stale` (a run's completion too old, or too far ahead, to act on).
     pub result: String,
+}
+
+/// `POST /api/public/v1/providers/onfido/webhooks`: the provider's event, as
+/// far as the backend reads it (documentation only: the route verifies the
+/// signature over the raw bytes before it parses them). Other properties are
+/// allowed and ignored.
+#[derive(Debug, Clone, PartialEq, Eq, ToSchema)]
+pub struct OnfidoWebhookEvent {
+    pub payload: OnfidoWebhookPayload,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, ToSchema)]
+pub struct OnfidoWebhookPayload {
+    /// `workflow_run`, `check`, …
+    #[schema(nullable = false)]
+    pub resource_type: Option<String>,
+    /// The event type; only `workflow_run.completed` is acted on.
+    #[schema(example = "workflow_run.completed")]
+    pub action: String,
+    pub object: OnfidoWebhookObject,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, ToSchema)]
+pub struct OnfidoWebhookObject {
+    /// The run's id (for `workflow_run.*` events).
+    pub id: String,
+    /// The run's status as announced (`approved`, `declined`, …); the run is
+    /// re-read from the provider before anything moves.
+    #[schema(nullable = false)]
+    pub status: Option<String>,
+    /// The event time the age of a `workflow_run.completed` is judged by
+    /// (else `started_at_iso8601`); an unparsable time counts as none.
+    #[schema(nullable = false)]
+    pub completed_at_iso8601: Option<String>,
+    #[schema(nullable = false)]
+    pub started_at_iso8601: Option<String>,
 }

@@ -6,6 +6,7 @@
 
 pub mod core;
 pub mod error;
+pub mod integer;
 pub mod management;
 pub mod service;
 

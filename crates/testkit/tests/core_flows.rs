@@ -468,6 +468,22 @@ async fn malformed_and_unknown_input_gets_stable_codes(store: Store) {
             json!({ "type": "registration", "external_user_id": "a", "extra": 1 }),
         )
         .await,
+        // The framework's own refusals (query, path, content type) come in
+        // the same JSON body.
+        app.get_json("/api/core/v1/flows/0190c7a4-0000-7000-8000-000000000000?wait_seconds=-1")
+            .await,
+        app.get_json("/api/core/v1/flows/0190c7a4-0000-7000-8000-000000000000?wait_seconds=31")
+            .await,
+        app.get_json("/api/core/v1/flows/0190c7a4-0000-7000-8000-000000000000?after_version=x")
+            .await,
+        app.get_json("/api/core/v1/users/%FF").await,
+        app.send(
+            app.client
+                .post(app.url("/api/core/v1/flows"))
+                .header("content-type", "text/plain")
+                .body("{}"),
+        )
+        .await,
     ]
     .into_iter()
     .zip([
@@ -480,6 +496,11 @@ async fn malformed_and_unknown_input_gets_stable_codes(store: Store) {
         "user_not_found",
         "invalid_request_body",
         "invalid_request_body",
+        "invalid_parameter",
+        "invalid_parameter",
+        "invalid_parameter",
+        "invalid_parameter",
+        "unsupported_media_type",
     ])
     .map(|((status, body), code)| (status, body, code))
     .collect();

@@ -7,6 +7,10 @@ import { Pager } from "../components/Pager";
 import { useDashboard } from "../context";
 import { dayStart } from "../format";
 import { useLoad } from "../hooks";
+import type { paths } from "../api/schema";
+
+/** The event types the API knows; a hand-edited URL may name another, which the API refuses. */
+type EventType = NonNullable<paths["/api/management/v1/audit"]["get"]["parameters"]["query"]>["type"];
 
 const FILTERS = ["user_id", "flow_id", "credential_id", "type", "from", "until"] as const;
 type Filter = (typeof FILTERS)[number];
@@ -23,7 +27,7 @@ function query(params: URLSearchParams) {
     user_id: uuid("user_id"),
     flow_id: uuid("flow_id"),
     credential_id: uuid("credential_id"),
-    type: params.get("type") || undefined,
+    type: (params.get("type") || undefined) as EventType,
     from: dayStart(params.get("from") ?? ""),
     until: dayStart(params.get("until") ?? ""),
     before: before ? Number(before) : undefined,

@@ -6,6 +6,12 @@ import { Pager } from "../components/Pager";
 import { useDashboard } from "../context";
 import { dayStart, when } from "../format";
 import { useLoad } from "../hooks";
+import type { paths } from "../api/schema";
+
+/** The statuses the API knows; a hand-edited URL may name another, which the API refuses. */
+type CredentialStatus = NonNullable<
+  paths["/api/management/v1/users"]["get"]["parameters"]["query"]
+>["credential_status"];
 
 const PAGE_SIZE = 25;
 const FILTERS = ["prefix", "status", "from", "before"] as const;
@@ -22,7 +28,7 @@ export function UsersPage() {
           params: {
             query: {
               prefix: params.get("prefix") || undefined,
-              credential_status: params.get("status") || undefined,
+              credential_status: (params.get("status") || undefined) as CredentialStatus,
               created_from: dayStart(params.get("from") ?? ""),
               created_before: dayStart(params.get("before") ?? ""),
               after,

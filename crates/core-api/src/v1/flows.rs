@@ -5,12 +5,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Extension;
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use domain::service::{CreateFlow, PossessionProof};
-use http_common::{ApiError, ApiJson, RequestSlot};
+use http_common::{ApiError, ApiJson, ApiPath, ApiQuery, RequestSlot};
 use proto::ErrorBody;
 use proto::ErrorCode;
 use proto::core::{
@@ -41,14 +41,15 @@ const RECHECK: Duration = Duration::from_millis(500);
 #[utoipa::path(
     post,
     path = "/api/core/v1/flows",
+    operation_id = "create_flow",
     tag = "flows",
     request_body = CreateFlowRequest,
-    params(("Idempotency-Key" = Option<String>, Header, description = "Replays the first response for the same request")),
+    params(("Idempotency-Key" = Option<String>, Header, min_length = 1, max_length = 255, pattern = "^[!-~]{1,255}$", description = "1–255 visible ASCII characters. The first response to a request with this key is stored for 24 hours and replayed (with `Idempotent-Replayed: true`) to a repeat of the same request")),
     responses(
         (status = 201, description = "Created; `identity.sdk_token` starts the SDK's capture", body = FlowResponse),
-        (status = 400, description = "Malformed request", body = ErrorBody),
+        (status = 400, description = "`invalid_external_user_id`, `transaction_context_not_allowed` (only step-up takes `transaction_context` or `cross_platform`), `invalid_request_body`", body = ErrorBody),
         (status = 404, description = "`user_not_found` (only registration creates users)", body = ErrorBody),
-        (status = 409, description = "`no_active_credential`, `biometric_reference_missing`", body = ErrorBody),
+        (status = 409, description = "`no_active_credential`, `biometric_reference_missing`, `user_already_enrolled`", body = ErrorBody),
         (status = 413, description = "`transaction_context_too_large`", body = ErrorBody),
         (status = 429, description = "`too_many_open_flows`, `idv_run_limit_reached`", body = ErrorBody),
         (status = 503, description = "`idv_unavailable` (the flow is marked failed), `service_unavailable`", body = ErrorBody),
@@ -72,18 +73,19 @@ pub async fn create(
 #[utoipa::path(
     get,
     path = "/api/core/v1/flows/{flow_id}",
+    operation_id = "read_flow",
     tag = "flows",
     params(("flow_id" = uuid::Uuid, Path), FlowWaitQuery),
     responses(
         (status = 200, body = FlowResponse),
-        (status = 400, body = ErrorBody),
+        (status = 400, description = "`invalid_parameter`: `flow_id` is not a UUID, `wait_seconds` is over 30, or a parameter is malformed", body = ErrorBody),
         (status = 404, description = "`flow_not_found`", body = ErrorBody),
     )
 )]
 pub async fn read(
     State(state): State<Arc<CoreState>>,
-    Path(raw_id): Path<String>,
-    Query(wait): Query<FlowWaitQuery>,
+    ApiPath(raw_id): ApiPath<String>,
+    ApiQuery(wait): ApiQuery<FlowWaitQuery>,
     slot: Option<Extension<RequestSlot>>,
 ) -> Result<ApiJson<FlowResponse>, ApiError> {
     let id = flow_id(&raw_id)?;
@@ -125,8 +127,9 @@ pub async fn read(
 #[utoipa::path(
     post,
     path = "/api/core/v1/flows/{flow_id}/possession",
+    operation_id = "submit_possession",
     tag = "flows",
-    params(("flow_id" = uuid::Uuid, Path), ("Idempotency-Key" = Option<String>, Header)),
+    params(("flow_id" = uuid::Uuid, Path), ("Idempotency-Key" = Option<String>, Header, min_length = 1, max_length = 255, pattern = "^[!-~]{1,255}$", description = "1–255 visible ASCII characters. The first response to a request with this key is stored for 24 hours and replayed (with `Idempotent-Replayed: true`) to a repeat of the same request")),
     request_body = PossessionRequest,
     responses(
         (status = 200, body = FlowResponse),
@@ -137,7 +140,7 @@ pub async fn read(
 )]
 pub async fn possession(
     State(state): State<Arc<CoreState>>,
-    Path(raw_id): Path<String>,
+    ApiPath(raw_id): ApiPath<String>,
     ApiJson(body): ApiJson<PossessionRequest>,
 ) -> Result<UserFlowResponse, ApiError> {
     let id = flow_id(&raw_id)?;
@@ -192,17 +195,18 @@ pub async fn possession(
 #[utoipa::path(
     post,
     path = "/api/core/v1/flows/{flow_id}/cancel",
+    operation_id = "cancel_flow",
     tag = "flows",
-    params(("flow_id" = uuid::Uuid, Path), ("Idempotency-Key" = Option<String>, Header)),
+    params(("flow_id" = uuid::Uuid, Path), ("Idempotency-Key" = Option<String>, Header, min_length = 1, max_length = 255, pattern = "^[!-~]{1,255}$", description = "1–255 visible ASCII characters. The first response to a request with this key is stored for 24 hours and replayed (with `Idempotent-Replayed: true`) to a repeat of the same request")),
     responses(
         (status = 200, body = FlowResponse),
-        (status = 404, body = ErrorBody),
+        (status = 404, description = "`flow_not_found`", body = ErrorBody),
         (status = 409, description = "`flow_ended`, `flow_expired`, `flow_changed`", body = ErrorBody),
     )
 )]
 pub async fn cancel(
     State(state): State<Arc<CoreState>>,
-    Path(raw_id): Path<String>,
+    ApiPath(raw_id): ApiPath<String>,
 ) -> Result<UserFlowResponse, ApiError> {
     let view = state
         .flows
@@ -224,18 +228,20 @@ fn decode_token(raw: &str) -> Result<Vec<u8>, ApiError> {
 #[utoipa::path(
     put,
     path = "/api/core/v1/flows/{flow_id}/biometric-reference",
+    operation_id = "store_biometric_reference",
     tag = "biometric reference",
-    params(("flow_id" = uuid::Uuid, Path), ("Idempotency-Key" = Option<String>, Header)),
+    params(("flow_id" = uuid::Uuid, Path), ("Idempotency-Key" = Option<String>, Header, min_length = 1, max_length = 255, pattern = "^[!-~]{1,255}$", description = "1–255 visible ASCII characters. The first response to a request with this key is stored for 24 hours and replayed (with `Idempotent-Replayed: true`) to a repeat of the same request")),
     request_body = BiometricReferenceBody,
     responses(
         (status = 200, body = FlowResponse),
-        (status = 400, body = ErrorBody),
-        (status = 409, description = "`proof_not_expected` (not a registration or recovery flow), `flow_ended`, `flow_expired`", body = ErrorBody),
+        (status = 400, description = "`invalid_request_body`: the token is not base64, or decodes to more than 131072 bytes", body = ErrorBody),
+        (status = 404, description = "`flow_not_found`", body = ErrorBody),
+        (status = 409, description = "`proof_not_expected` (not a registration or recovery flow), `flow_ended`, `flow_expired`, `flow_changed`", body = ErrorBody),
     )
 )]
 pub async fn store_reference(
     State(state): State<Arc<CoreState>>,
-    Path(raw_id): Path<String>,
+    ApiPath(raw_id): ApiPath<String>,
     ApiJson(body): ApiJson<BiometricReferenceBody>,
 ) -> Result<UserFlowResponse, ApiError> {
     let id = flow_id(&raw_id)?;
@@ -252,16 +258,18 @@ pub async fn store_reference(
 #[utoipa::path(
     post,
     path = "/api/core/v1/flows/{flow_id}/biometric-reference/release",
+    operation_id = "release_biometric_reference",
     tag = "biometric reference",
     params(("flow_id" = uuid::Uuid, Path)),
     responses(
         (status = 200, description = "The token, base64url", body = BiometricReferenceBody),
+        (status = 404, description = "`flow_not_found`", body = ErrorBody),
         (status = 409, description = "`biometric_reference_not_releasable`, `biometric_reference_missing`", body = ErrorBody),
     )
 )]
 pub async fn release_reference(
     State(state): State<Arc<CoreState>>,
-    Path(raw_id): Path<String>,
+    ApiPath(raw_id): ApiPath<String>,
 ) -> Result<ApiJson<BiometricReferenceBody>, ApiError> {
     let token = state
         .flows

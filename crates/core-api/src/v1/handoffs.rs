@@ -20,11 +20,14 @@ use crate::refusals::too_many;
 #[utoipa::path(
     post,
     path = "/api/core/v1/handoffs/claim",
+    operation_id = "claim_handoff",
     tag = "flows",
-    params(("Idempotency-Key" = Option<String>, Header)),
+    params(("Idempotency-Key" = Option<String>, Header, min_length = 1, max_length = 255, pattern = "^[!-~]{1,255}$", description = "1–255 visible ASCII characters. The first response to a request with this key is stored for 24 hours and replayed (with `Idempotent-Replayed: true`) to a repeat of the same request")),
     request_body = ClaimHandoffRequest,
     responses(
         (status = 200, body = FlowResponse),
+        (status = 400, description = "`invalid_external_user_id`", body = ErrorBody),
+        (status = 409, description = "`proof_not_expected`, `flow_changed`", body = ErrorBody),
         (status = 404, description = "`handoff_invalid`: unknown, expired, already claimed, or another user's", body = ErrorBody),
         (status = 429, description = "`too_many_refused_requests`: too many of this user's claims were refused within the minute", body = ErrorBody),
     )

@@ -3,12 +3,12 @@
 
 use std::sync::Arc;
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use domain::audit::Actor;
 use domain::flow::IdentityOutcome;
 use domain::idv::IdvError;
 use domain::service::{EventOutcome, RequestContext};
-use http_common::{ApiError, ApiJson, CorrelationId};
+use http_common::{ApiError, ApiJson, ApiPath, CorrelationId};
 use proto::core::{ProviderEventResponse, SyntheticOutcome, SyntheticOutcomeRequest};
 use proto::{ErrorBody, ErrorCode};
 
@@ -18,17 +18,18 @@ use crate::CoreState;
 #[utoipa::path(
     post,
     path = "/api/core/v1/synthetic/runs/{run_id}/outcome",
+    operation_id = "set_synthetic_outcome",
     tag = "synthetic",
     params(("run_id" = String, Path)),
     request_body = SyntheticOutcomeRequest,
     responses(
         (status = 200, body = ProviderEventResponse),
-        (status = 404, description = "`unknown_run`", body = ErrorBody),
+        (status = 404, description = "`unknown_run`; `route_not_found` where the deployment does not use the synthetic provider (the route is mounted in `synthetic` mode only)", body = ErrorBody),
     )
 )]
 pub async fn set_outcome(
     State(state): State<Arc<CoreState>>,
-    Path(run_id): Path<String>,
+    ApiPath(run_id): ApiPath<String>,
     ApiJson(body): ApiJson<SyntheticOutcomeRequest>,
 ) -> Result<ApiJson<ProviderEventResponse>, ApiError> {
     let Some(control) = &state.synthetic else {
