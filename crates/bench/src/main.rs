@@ -327,12 +327,15 @@ async fn start_product(product: &Product, pool: u32, mode: Mode<'_>) -> anyhow::
         );
     }
     let port = free_port()?;
+    // Metrics on, as operators run it, each process on a port of its own.
+    let metrics_port = free_port()?;
     let child = tokio::process::Command::new(&product.binary)
         .arg("core")
         .env_clear()
         .envs(base_env.iter().cloned())
         .envs([
             ("PORT", port.to_string()),
+            ("BIOMETRIC_PASSKEY_METRICS_PORT", metrics_port.to_string()),
             ("BIOMETRIC_PASSKEY_DATA_ENCRYPTION_KEY", KEY.into()),
             ("BIOMETRIC_PASSKEY_CORE_API_KEYS", load::API_KEY.into()),
             // Named here because the baseline sizes its rows by it.
