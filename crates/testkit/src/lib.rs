@@ -505,27 +505,6 @@ pub async fn spawn_core_onfido_metered(
     .await
 }
 
-/// As [`spawn_core_onfido`], with these refusal limits.
-pub async fn spawn_core_onfido_limited(
-    store: Store,
-    base_url: &str,
-    api_token: &str,
-    webhook_secret: &str,
-    refusals: RefusalLimits,
-) -> TestApp {
-    spawn_core_onfido_with(
-        store,
-        base_url,
-        api_token,
-        webhook_secret,
-        OnfidoOptions {
-            refusals,
-            ..OnfidoOptions::default()
-        },
-    )
-    .await
-}
-
 /// As [`spawn_core_onfido`], in the middle of a webhook-secret rotation:
 /// deliveries signed with `previous_webhook_secret` are accepted too.
 pub async fn spawn_core_onfido_rotating(
@@ -550,14 +529,15 @@ pub async fn spawn_core_onfido_rotating(
 
 /// What an `onfido`-mode test runtime may be given beyond its provider.
 #[derive(Default)]
-struct OnfidoOptions<'a> {
-    previous_webhook_secret: Option<&'a str>,
-    api_keys: ApiKeys,
-    metrics: Option<Metrics>,
-    refusals: RefusalLimits,
+pub struct OnfidoOptions<'a> {
+    pub previous_webhook_secret: Option<&'a str>,
+    pub api_keys: ApiKeys,
+    pub metrics: Option<Metrics>,
+    pub refusals: RefusalLimits,
 }
 
-async fn spawn_core_onfido_with(
+/// As [`spawn_core_onfido`], with `options`.
+pub async fn spawn_core_onfido_with(
     store: Store,
     base_url: &str,
     api_token: &str,

@@ -11,8 +11,8 @@ use testkit::onfido_double::{
     DeliveryOutcome, Fault, OnfidoDouble, OnfidoDoubleConfig, Route, WebhookFault, sign,
 };
 use testkit::{
-    Store, TestApp, on_both_stores, spawn_core_onfido, spawn_core_onfido_limited,
-    spawn_core_onfido_rotating,
+    OnfidoOptions, Store, TestApp, on_both_stores, spawn_core_onfido, spawn_core_onfido_rotating,
+    spawn_core_onfido_with,
 };
 use time::format_description::well_known::Rfc3339;
 use time::{Duration, OffsetDateTime};
@@ -693,12 +693,15 @@ async fn behind_a_trusted_proxy_a_flood_cuts_off_its_own_source_only(store: Stor
         trusted_proxies: vec!["127.0.0.1/32".parse().unwrap()],
         ..RefusalLimits::default()
     };
-    let app = spawn_core_onfido_limited(
+    let app = spawn_core_onfido_with(
         store,
         &double.base_url(),
         &config.api_token,
         &config.webhook_token,
-        limits,
+        OnfidoOptions {
+            refusals: limits,
+            ..OnfidoOptions::default()
+        },
     )
     .await;
     double.set_webhook_url(app.url(WEBHOOK_PATH));
