@@ -500,23 +500,10 @@ async fn operators_delete_users_and_the_provider_cleanup_is_queued(store: Store)
         deleted.subject.user_pseudonym.as_ref()
     );
     // Operators see the queue, with each item's attempts and whether it is dead.
-    let list = |scopes: &str| {
-        let token = s.token(scopes);
-        let management = &s.management;
-        async move {
-            management
-                .send(
-                    management
-                        .client
-                        .get(management.url("/api/management/v1/provider-cleanups"))
-                        .bearer_auth(token),
-                )
-                .await
-        }
-    };
-    let (status, body) = list("management.flows.read").await;
+    let cleanups = "/api/management/v1/provider-cleanups";
+    let (status, body) = s.get("management.flows.read", cleanups).await;
     expect_error(status, &body, StatusCode::FORBIDDEN, "missing_scope");
-    let (status, body) = list("management.users.read").await;
+    let (status, body) = s.get("management.users.read", cleanups).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     let items = body["items"].as_array().unwrap();
     assert_eq!(items.len(), 1);
