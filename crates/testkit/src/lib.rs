@@ -134,6 +134,18 @@ pub struct TestApp {
 }
 
 impl TestApp {
+    /// Writes the counted refusals (webhook deliveries not acted on, unknown
+    /// hand-off codes) as the Core API's background work does: the ended
+    /// window's, or all of them as at shutdown when `all`.
+    pub async fn flush_refusal_tally(&self, all: bool) {
+        self.flows
+            .as_ref()
+            .expect("a Core API")
+            .flush_refusal_tally(all)
+            .await
+            .unwrap();
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{path}", self.addr)
     }

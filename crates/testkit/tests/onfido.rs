@@ -372,12 +372,7 @@ async fn tallied(app: &TestApp) -> Vec<(String, String, u64)> {
 /// API's background work does every 30 seconds.
 async fn end_tally_window(app: &TestApp) {
     app.clock.advance(Duration::minutes(2));
-    app.flows
-        .clone()
-        .unwrap()
-        .flush_refusal_tally(false)
-        .await
-        .unwrap();
+    app.flush_refusal_tally(false).await;
 }
 
 /// The reasons of the deliveries refused so far, once per delivery, sorted.
