@@ -25,39 +25,39 @@ pub(crate) async fn purge(pool: &PgPool, purge: Purge, limit: u32) -> StoreResul
         return Ok(None);
     }
     let limit = i64::from(limit);
-    let deleted = match purge {
-        Purge::IdempotencyRecords { before } => sqlx::query(
+    // Each kind: its statement, bound to its cut-off and the batch size.
+    let (sql, cutoff) = match purge {
+        Purge::IdempotencyRecords { before } => (
             "DELETE FROM idempotency_keys WHERE (scope, key) IN (\
              SELECT scope, key FROM idempotency_keys \
              WHERE COALESCE(expires_at, locked_until) <= $1 LIMIT $2)",
-        )
-        .bind(before)
-        .bind(limit),
-        Purge::ProviderEvents { before } => sqlx::query(
+            before,
+        ),
+        Purge::ProviderEvents { before } => (
             "DELETE FROM provider_events WHERE dedupe_key IN (\
              SELECT dedupe_key FROM provider_events WHERE received_at < $1 LIMIT $2)",
-        )
-        .bind(before)
-        .bind(limit),
-        Purge::ExpiredFlowSecrets { now } => sqlx::query(
+            before,
+        ),
+        Purge::ExpiredFlowSecrets { now } => (
             "UPDATE flows SET sdk_token_sealed = NULL, webauthn_ceremony_sealed = NULL, \
              webauthn_ceremony_expires_at = NULL WHERE id IN (\
              SELECT id FROM flows WHERE expires_at <= $1 \
              AND (sdk_token_sealed IS NOT NULL OR webauthn_ceremony_sealed IS NOT NULL) LIMIT $2)",
-        )
-        .bind(now)
-        .bind(limit),
-        Purge::EndedFlows { before } => sqlx::query(
+            now,
+        ),
+        Purge::EndedFlows { before } => (
             "DELETE FROM flows WHERE id IN (\
              SELECT id FROM flows WHERE expires_at < $1 LIMIT $2)",
-        )
-        .bind(before)
-        .bind(limit),
-    }
-    .execute(&mut *tx)
-    .await
-    .map_err(map_err)?
-    .rows_affected();
+            before,
+        ),
+    };
+    let deleted = sqlx::query(sql)
+        .bind(cutoff)
+        .bind(limit)
+        .execute(&mut *tx)
+        .await
+        .map_err(map_err)?
+        .rows_affected();
     tx.commit().await.map_err(map_err)?;
     Ok(Some(deleted))
 }

@@ -15,39 +15,39 @@ pub(crate) async fn purge(
     limit: u32,
 ) -> StoreResult<Option<u64>> {
     let limit = i64::from(limit);
-    let deleted = match purge {
-        Purge::IdempotencyRecords { before } => sqlx::query(
+    // Each kind: its statement, bound to its cut-off and the batch size.
+    let (sql, cutoff) = match purge {
+        Purge::IdempotencyRecords { before } => (
             "DELETE FROM idempotency_keys WHERE rowid IN (\
              SELECT rowid FROM idempotency_keys \
              WHERE COALESCE(expires_at, locked_until) <= ? LIMIT ?)",
-        )
-        .bind(to_micros(before))
-        .bind(limit),
-        Purge::ProviderEvents { before } => sqlx::query(
+            before,
+        ),
+        Purge::ProviderEvents { before } => (
             "DELETE FROM provider_events WHERE rowid IN (\
              SELECT rowid FROM provider_events WHERE received_at < ? LIMIT ?)",
-        )
-        .bind(to_micros(before))
-        .bind(limit),
-        Purge::ExpiredFlowSecrets { now } => sqlx::query(
+            before,
+        ),
+        Purge::ExpiredFlowSecrets { now } => (
             "UPDATE flows SET sdk_token_sealed = NULL, webauthn_ceremony_sealed = NULL, \
              webauthn_ceremony_expires_at = NULL WHERE rowid IN (\
              SELECT rowid FROM flows WHERE expires_at <= ? \
              AND (sdk_token_sealed IS NOT NULL OR webauthn_ceremony_sealed IS NOT NULL) LIMIT ?)",
-        )
-        .bind(to_micros(now))
-        .bind(limit),
-        Purge::EndedFlows { before } => sqlx::query(
+            now,
+        ),
+        Purge::EndedFlows { before } => (
             "DELETE FROM flows WHERE rowid IN (\
              SELECT rowid FROM flows WHERE expires_at < ? LIMIT ?)",
-        )
-        .bind(to_micros(before))
-        .bind(limit),
-    }
-    .execute(&mut *tx)
-    .await
-    .map_err(map_err)?
-    .rows_affected();
+            before,
+        ),
+    };
+    let deleted = sqlx::query(sql)
+        .bind(to_micros(cutoff))
+        .bind(limit)
+        .execute(&mut *tx)
+        .await
+        .map_err(map_err)?
+        .rows_affected();
     tx.commit().await.map_err(map_err)?;
     Ok(Some(deleted))
 }
