@@ -20,6 +20,12 @@ const FLOW_TYPE: Record<Purpose, Flow["type"]> = {
   recovery: "recovery",
 };
 
+/** The name a new passkey is shown under in the operators' dashboard; an assertion needs none. */
+const NEW_PASSKEY_LABEL: Partial<Record<Purpose, string>> = {
+  enrol: "Browser (enrolled)",
+  recovery: "Browser (recovered)",
+};
+
 /** A browser session of the bank (a cookie names it). */
 export interface Session {
   id: string;
@@ -208,14 +214,14 @@ export class Bank {
     if (typeof body.response !== "object" || body.response === null) {
       throw new BankError(400, "invalid_input", "The authenticator's response is required.");
     }
-    const newPasskey = tracked.purpose === "enrol" || tracked.purpose === "recovery";
+    const label = NEW_PASSKEY_LABEL[tracked.purpose];
     const flow = await ok(
       core.POST("/api/core/v1/flows/{flow_id}/possession", {
         params: { path: { flow_id: flowId } },
         body: {
           webauthn: {
             response: body.response as Record<string, unknown>,
-            ...(newPasskey ? { platform: "web", device_label: `Browser (${tracked.purpose})` } : {}),
+            ...(label ? { platform: "web", device_label: label } : {}),
           },
         },
       }),

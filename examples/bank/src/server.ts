@@ -37,7 +37,14 @@ export function createServer(options: ServerOptions): http.Server {
 
   const routes: [string, RegExp, Handler][] = [
     ["GET", /^\/api\/session$/, async (_core, session) => ({ user: session.user ?? null })],
-    ["POST", /^\/api\/sign-out$/, async (_core, session) => ((session.user = undefined), { user: null })],
+    [
+      "POST",
+      /^\/api\/sign-out$/,
+      async (_core, session) => {
+        session.user = undefined;
+        return { user: null };
+      },
+    ],
     ["POST", /^\/api\/enrol$/, (core, session, body) => bank.enrol(core, session, body)],
     ["POST", /^\/api\/sign-in$/, (core, session, body) => bank.signIn(core, session, body)],
     ["POST", /^\/api\/recovery$/, (core, session, body) => bank.recover(core, session, body)],

@@ -70,7 +70,7 @@ function renderCall(call: CoreCall): HTMLElement {
   summary.append(
     element("span", "method", call.method),
     element("span", "path", call.path),
-    element("span", "status", String(call.status)),
+    element("span", "http-status", String(call.status)),
   );
   details.append(summary);
   if (call.request !== undefined)
