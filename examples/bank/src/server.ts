@@ -88,8 +88,9 @@ export function createServer(options: ServerOptions): http.Server {
       json(res, 200, { ...answer, calls });
     } catch (e) {
       // The Core API's refusals of what the customer sent go back to the page as they are;
-      // anything else is the bank's or the Core API's failure.
-      const status = e instanceof BankError || (e instanceof CoreApiError && e.status < 500) ? e.status : 502;
+      // anything else (its 401 refuses the bank's own key) is the bank's or the Core API's failure.
+      const refusal = e instanceof CoreApiError && e.status < 500 && e.status !== 401;
+      const status = e instanceof BankError || refusal ? e.status : 502;
       const code = e instanceof BankError || e instanceof CoreApiError ? e.code : "bank_error";
       if (status >= 500) console.error(e);
       json(res, status, { error: { code, message: e instanceof Error ? e.message : String(e) }, calls });

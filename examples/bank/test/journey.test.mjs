@@ -4,48 +4,26 @@
 // Each step's screenshot is written to docs/, where the README shows it.
 
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
-import net from "node:net";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { after, before, test } from "node:test";
-import { fileURLToPath } from "node:url";
 import { chromium } from "playwright-core";
+import { exampleRoot, startBank } from "./support.mjs";
 
-const exampleRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 const screenshots = path.join(exampleRoot, "docs");
 // A fresh `dev` data folder per run, so the name is free.
 const user = "ada";
 
-let bankProcess;
-let bankOutput = "";
+let bank;
 let browser;
 let dataDir;
 let origin;
 
-async function freePort() {
-  const server = net.createServer();
-  await new Promise((r) => server.listen(0, "127.0.0.1", r));
-  const { port } = server.address();
-  await new Promise((r) => server.close(r));
-  return port;
-}
-
 before(async () => {
   dataDir = mkdtempSync(path.join(tmpdir(), "example-bank-"));
-  const port = await freePort();
-  origin = `http://localhost:${port}`;
-  bankProcess = spawn(process.execPath, [path.join(exampleRoot, "dist/main.js")], {
-    env: { ...process.env, BANK_PORT: String(port), BANK_DATA_DIR: dataDir },
-    stdio: ["ignore", "pipe", "pipe"],
-  });
-  bankProcess.stdout.on("data", (d) => (bankOutput += d));
-  bankProcess.stderr.on("data", (d) => (bankOutput += d));
-  for (let i = 0; !bankOutput.includes("Example Bank:"); i++) {
-    if (bankProcess.exitCode !== null || i > 600) throw new Error(`the bank did not start:\n${bankOutput}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
+  bank = await startBank({ BANK_DATA_DIR: dataDir });
+  origin = bank.origin;
   browser = await chromium.launch({
     executablePath: process.env.CHROMIUM ?? "/usr/bin/chromium",
     headless: true,
@@ -61,12 +39,7 @@ before(async () => {
 
 after(async () => {
   await browser?.close();
-  if (bankProcess && bankProcess.exitCode === null) {
-    await new Promise((resolve) => {
-      bankProcess.once("exit", resolve);
-      bankProcess.kill("SIGTERM");
-    });
-  }
+  await bank?.stop();
   if (dataDir) rmSync(dataDir, { recursive: true, force: true });
 });
 
