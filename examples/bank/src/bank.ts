@@ -13,12 +13,12 @@ import { type CoreClient, type Flow, ok } from "./core.js";
 type Outcome = components["schemas"]["SyntheticOutcome"];
 type Purpose = "enrol" | "sign_in" | "payment" | "recovery";
 
-const FLOW_TYPE: Record<Purpose, Flow["type"]> = {
+const FLOW_TYPE = {
   enrol: "registration",
   sign_in: "sign_in",
   payment: "step_up",
   recovery: "recovery",
-};
+} as const satisfies Record<Purpose, Flow["type"]>;
 
 /** The name a new passkey is shown under in the operators' dashboard; an assertion needs none. */
 const NEW_PASSKEY_LABEL: Partial<Record<Purpose, string>> = {
@@ -122,24 +122,32 @@ export class Bank {
   constructor(private readonly origin: string) {}
 
   /** Step 1: enrol a new customer. The page creates the passkey and runs the capture. */
-  async enrol(core: CoreClient, session: Session, body: { username?: unknown }) {
-    const flow = await ok(
-      core.POST("/api/core/v1/flows", {
-        body: { type: "registration", external_user_id: text(body.username, "A username") },
-      }),
-    );
-    this.track(flow, "enrol", session);
-    return { flow: view(flow), webauthnOptions: flow.possession.webauthn_options };
+  enrol(core: CoreClient, session: Session, body: { username?: unknown }) {
+    return this.start(core, session, "enrol", body.username);
   }
 
   /** Step 2: sign in with the passkey. */
-  async signIn(core: CoreClient, session: Session, body: { username?: unknown }) {
+  signIn(core: CoreClient, session: Session, body: { username?: unknown }) {
+    return this.start(core, session, "sign_in", body.username);
+  }
+
+  /** Step 5: recovery on a new device, proved against the reference captured at enrolment. */
+  recover(core: CoreClient, session: Session, body: { username?: unknown }) {
+    return this.start(core, session, "recovery", body.username);
+  }
+
+  private async start(
+    core: CoreClient,
+    session: Session,
+    purpose: Exclude<Purpose, "payment">,
+    username: unknown,
+  ) {
     const flow = await ok(
       core.POST("/api/core/v1/flows", {
-        body: { type: "sign_in", external_user_id: text(body.username, "A username") },
+        body: { type: FLOW_TYPE[purpose], external_user_id: text(username, "A username") },
       }),
     );
-    this.track(flow, "sign_in", session);
+    this.track(flow, purpose, session);
     return { flow: view(flow), webauthnOptions: flow.possession.webauthn_options };
   }
 
@@ -195,17 +203,6 @@ export class Bank {
     tracked.sessions.add(session.id);
     tracked.runId = flow.identity.workflow_run_id ?? tracked.runId;
     return { flow: view(flow), payment: tracked.payment, webauthnOptions: tracked.webauthnOptions };
-  }
-
-  /** Step 5: recovery on a new device, proved against the reference captured at enrolment. */
-  async recover(core: CoreClient, session: Session, body: { username?: unknown }) {
-    const flow = await ok(
-      core.POST("/api/core/v1/flows", {
-        body: { type: "recovery", external_user_id: text(body.username, "A username") },
-      }),
-    );
-    this.track(flow, "recovery", session);
-    return { flow: view(flow), webauthnOptions: flow.possession.webauthn_options };
   }
 
   /** The authenticator's response (`PublicKeyCredential.toJSON()`), verified by the Core API. */

@@ -133,6 +133,12 @@ test("enrol, sign in, pay by step-up here and on the phone, recover on a new dev
   );
   await shoot(payment, "4-payment-paid.png");
 
+  // A payment whose capture the provider declines is not paid.
+  await payment.locator("input[name=payee]").fill("Mallory Ltd");
+  await payment.locator("button", { hasText: "Pay" }).click();
+  await payment.getByRole("button", { name: "Decline" }).click();
+  assert.match(await finished(payment, "failed"), /Not paid: idv_declined/);
+
   // 4. Cross-platform: a QR code here, claimed by the "phone" (a second tab holding the same
   // passkey, as a synced passkey would be), this tab long-polling the flow meanwhile.
   const cross = page.locator("#cross");

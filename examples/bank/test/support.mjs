@@ -1,24 +1,12 @@
-// Starts the bank as `npm start` does (node dist/main.js), on a free port.
+// Starts the bank as `npm start` does (node dist/main.js), and `biometric-passkey core`, on free ports.
 
 import { spawn } from "node:child_process";
-import net from "node:net";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
+import { findBinary, freePort } from "../dist/dev.js";
 
 export const exampleRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
-export const repoRoot = path.resolve(exampleRoot, "../..");
-
-export function binary() {
-  return process.env.BIOMETRIC_PASSKEY_BIN ?? path.join(repoRoot, "target/debug/biometric-passkey");
-}
-
-export async function freePort() {
-  const server = net.createServer();
-  await new Promise((r) => server.listen(0, "127.0.0.1", r));
-  const { port } = server.address();
-  await new Promise((r) => server.close(r));
-  return port;
-}
+const binary = findBinary(path.resolve(exampleRoot, "../.."));
 
 /** Runs `command` until `ready()` holds; `stop()` ends it. */
 async function run(command, args, env, ready) {
@@ -47,7 +35,7 @@ export async function startBank(env) {
   const bank = await run(
     process.execPath,
     [path.join(exampleRoot, "dist/main.js")],
-    { BIOMETRIC_PASSKEY_BIN: binary(), ...env, BANK_PORT: String(port) },
+    { BIOMETRIC_PASSKEY_BIN: binary, ...env, BANK_PORT: String(port) },
     async (output) => output.includes("Example Bank:"),
   );
   return { ...bank, origin: `http://localhost:${port}` };
@@ -57,7 +45,7 @@ export async function startBank(env) {
 export async function startCore(env) {
   const url = `http://127.0.0.1:${await freePort()}`;
   const core = await run(
-    binary(),
+    binary,
     ["core"],
     {
       BIOMETRIC_PASSKEY_LOG_LEVEL: "warn",

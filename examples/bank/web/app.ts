@@ -2,6 +2,7 @@
 
 import {
   $,
+  approveStepUp,
   bank,
   capture,
   createPasskey,
@@ -78,15 +79,7 @@ async function payHere(step: HTMLElement, payee: string, amount: string) {
     log,
   );
   showPayment(step, started.payment);
-  say(step, "Confirm with your passkey…");
-  let { flow } = await bank<{ flow: FlowView }>(
-    "POST",
-    `/api/flows/${started.flow.id}/passkey`,
-    { response: await usePasskey(started.webauthnOptions) },
-    log,
-  );
-  say(step, "Passkey verified. Now the identity check.");
-  flow = await untilEnded(await capture(step, flow, log), log);
+  const flow = await approveStepUp(step, started.flow.id, started.webauthnOptions, log);
   await pay(step, flow);
 }
 

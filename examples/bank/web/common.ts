@@ -180,6 +180,19 @@ export function capture(step: HTMLElement, flow: FlowView, log: HTMLElement): Pr
   });
 }
 
+/** A step-up on this device: the passkey's assertion, then the identity capture, then the flow's end. */
+export async function approveStepUp(step: HTMLElement, flowId: string, options: unknown, log: HTMLElement) {
+  say(step, "Confirm with your passkey…");
+  const { flow } = await bank<{ flow: FlowView }>(
+    "POST",
+    `/api/flows/${flowId}/passkey`,
+    { response: await usePasskey(options) },
+    log,
+  );
+  say(step, "Passkey verified. Now the identity check.");
+  return untilEnded(await capture(step, flow, log), log);
+}
+
 /** Shows a payment's context and both digests. */
 export function showPayment(step: HTMLElement, payment: PaymentView) {
   const box = $(".payment", step);

@@ -1,18 +1,7 @@
 // The phone's side of a cross-platform step-up. In production this is the bank's mobile app,
 // signed in as the customer, scanning the QR code; here it is a second tab of the browser.
 
-import {
-  $,
-  bank,
-  capture,
-  type FlowView,
-  type PaymentView,
-  run,
-  say,
-  showPayment,
-  untilEnded,
-  usePasskey,
-} from "./common.js";
+import { $, approveStepUp, bank, type FlowView, type PaymentView, run, say, showPayment } from "./common.js";
 
 const step = $("#phone");
 const log = $(".calls", step);
@@ -28,15 +17,7 @@ $("form", step).addEventListener("submit", (event) => {
       log,
     );
     showPayment(step, claimed.payment);
-    say(step, "Confirm with your passkey…");
-    let { flow } = await bank<{ flow: FlowView }>(
-      "POST",
-      `/api/flows/${claimed.flow.id}/passkey`,
-      { response: await usePasskey(claimed.webauthnOptions) },
-      log,
-    );
-    say(step, "Passkey verified. Now the identity check.");
-    flow = await untilEnded(await capture(step, flow, log), log);
+    const flow = await approveStepUp(step, claimed.flow.id, claimed.webauthnOptions, log);
     if (flow.state !== "completed")
       return say(step, `Not approved: ${flow.failureReason ?? flow.state}`, "failed");
     say(step, "Approved. Go back to your computer.", "done");
