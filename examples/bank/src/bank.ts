@@ -279,6 +279,8 @@ export class Bank {
     const tracked = this.owned(session, flowId);
     const payment = tracked.payment;
     if (!payment) throw new BankError(404, "payment_not_found", "No payment waits on this flow.");
+    // One approval pays once.
+    if (payment.paid) throw new BankError(409, "payment_already_paid", "This payment was already made.");
     const flow = await ok(
       core.GET("/api/core/v1/flows/{flow_id}", { params: { path: { flow_id: flowId } } }),
     );

@@ -133,6 +133,14 @@ test("enrol, sign in, pay by step-up here and on the phone, recover on a new dev
   );
   await shoot(payment, "4-payment-paid.png");
 
+  // One approval pays once.
+  const { id: paidFlow } = JSON.parse(await payment.locator(".call pre.response").first().textContent());
+  const again = await page.evaluate(
+    (id) => fetch(`/api/flows/${id}/pay`, { method: "POST" }).then((r) => r.json()),
+    paidFlow,
+  );
+  assert.equal(again.error.code, "payment_already_paid");
+
   // A payment whose capture the provider declines is not paid.
   await payment.locator("input[name=payee]").fill("Mallory Ltd");
   await payment.locator("button", { hasText: "Pay" }).click();
