@@ -55,7 +55,11 @@ export async function startDev(options: {
     "0",
   ];
   const child = spawn(options.binary, args, {
-    env: { ...process.env, BIOMETRIC_PASSKEY_LOG_LEVEL: process.env.BIOMETRIC_PASSKEY_LOG_LEVEL ?? "warn" },
+    // `dev` takes its settings from its flags; of the environment it gets only what it needs.
+    env: {
+      PATH: process.env.PATH,
+      BIOMETRIC_PASSKEY_LOG_LEVEL: process.env.BIOMETRIC_PASSKEY_LOG_LEVEL ?? "warn",
+    },
     stdio: ["ignore", "ignore", "inherit"],
   });
   const coreUrl = `http://127.0.0.1:${corePort}`;

@@ -8,10 +8,13 @@ import { findBinary, freePort } from "../dist/dev.js";
 export const exampleRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 const binary = findBinary(path.resolve(exampleRoot, "../.."));
 
-/** Runs `command` until `ready()` holds; `stop()` ends it. */
+/** Runs `command` with PATH and `env` until `ready()` holds; `stop()` ends it. */
 async function run(command, args, env, ready) {
   let output = "";
-  const child = spawn(command, args, { env: { ...process.env, ...env }, stdio: ["ignore", "pipe", "pipe"] });
+  const child = spawn(command, args, {
+    env: { PATH: process.env.PATH, ...env },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
   child.stdout.on("data", (d) => (output += d));
   child.stderr.on("data", (d) => (output += d));
   for (let i = 0; !(await ready(output)); i++) {
