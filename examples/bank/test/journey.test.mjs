@@ -1,17 +1,19 @@
 // The whole journey in headless Chromium, against `npm start` as a newcomer runs it: the bank
 // starts a real `biometric-passkey dev --possession builtin` on free ports, and the browser's
 // WebAuthn API talks to Chromium's virtual authenticator (DevTools protocol `WebAuthn` domain).
-// Each step's screenshot is written to docs/, where the README shows it.
+// Each step's screenshot is written to test/output/; with UPDATE_SCREENSHOTS=1 it replaces the one
+// in docs/ that the README shows.
 
 import assert from "node:assert/strict";
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { after, before, test } from "node:test";
 import { chromium } from "playwright-core";
 import { exampleRoot, startBank } from "./support.mjs";
 
-const screenshots = path.join(exampleRoot, "docs");
+const screenshots = path.join(exampleRoot, process.env.UPDATE_SCREENSHOTS === "1" ? "docs" : "test/output");
+mkdirSync(screenshots, { recursive: true });
 // A fresh `dev` data folder per run, so the name is free.
 const user = "ada";
 
