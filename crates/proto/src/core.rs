@@ -83,6 +83,7 @@ impl utoipa::PartialSchema for CreateFlowRequest {
                 "transaction_context",
                 ObjectBuilder::new()
                     .schema_type(SchemaType::Array(vec![Type::Object, Type::Null]))
+                    .additional_properties(Some(AdditionalProperties::<Schema>::FreeForm(true)))
                     .description(Some(
                         "An opaque JSON object (amount, payee…), at most 4 KiB as compact JSON \
                          by default. Stored encrypted, hashed into the result, echoed back.",
@@ -283,7 +284,7 @@ pub struct AssertionProof {
 pub struct WebAuthnProof {
     /// The response as `PublicKeyCredential.toJSON()` gives it
     /// (`RegistrationResponseJSON` or `AuthenticationResponseJSON`).
-    #[schema(value_type = Object)]
+    #[schema(value_type = HashMap<String, serde_json::Value>)]
     pub response: Value,
     /// Registration, recovery: `ios`, `android`, `web`…
     #[serde(default)]
