@@ -205,12 +205,6 @@ pub async fn start(options: &DevOptions, shutdown: &Shutdown) -> anyhow::Result<
         )
     })?;
     let key = load_or_create_key(&options.data_dir)?;
-    let (core, management) = configs(options, key);
-    let metrics = Metrics::for_port(core.common.metrics_port)?;
-    let (repo, pool) = app::open_store(&core.common.database).await?;
-    metrics.watch_pool(pool);
-    let repo = metrics.measure_repository(repo);
-
     let bind = |port| async move {
         let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
         TcpListener::bind(addr).await.with_context(|| {
@@ -220,6 +214,22 @@ pub async fn start(options: &DevOptions, shutdown: &Shutdown) -> anyhow::Result<
             )
         })
     };
+    // The development sign-in is the management runtime's issuer, named by its
+    // address: bound first, so `--management-port 0` gets a port and an issuer.
+    let management_listener = bind(options.management_port).await?;
+    let management_addr = management_listener
+        .local_addr()
+        .context("while reading the management runtime's address")?;
+    let options = &DevOptions {
+        management_port: management_addr.port(),
+        ..options.clone()
+    };
+    let (core, management) = configs(options, key);
+    let metrics = Metrics::for_port(core.common.metrics_port)?;
+    let (repo, pool) = app::open_store(&core.common.database).await?;
+    metrics.watch_pool(pool);
+    let repo = metrics.measure_repository(repo);
+
     let mut provider = app::identity_provider(&core.idv)?;
     provider.idv = metrics.measure_provider(provider.idv);
     let parts = app::CoreParts {
@@ -261,10 +271,6 @@ pub async fn start(options: &DevOptions, shutdown: &Shutdown) -> anyhow::Result<
         &core.common.http,
         shutdown.signalled(),
     )?;
-    let management_listener = bind(options.management_port).await?;
-    let management_addr = management_listener
-        .local_addr()
-        .context("while reading the management runtime's address")?;
     let sign_in = DevIssuer::new(management_addr, &management, Arc::new(app::SystemClock))?;
     let management_router = loopback_host_only(metrics.measure_http(
         app::management_router(&management, repo, "dev")?.merge(sign_in.router()),

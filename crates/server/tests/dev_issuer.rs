@@ -5,7 +5,6 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // tests: a failure is a panic.
 
 use std::collections::HashMap;
-use std::net::TcpListener;
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -22,14 +21,6 @@ const CLIENT_ID: &str = "biometric-passkey-dev";
 const CSP: &str = "default-src 'none'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
 const REQUESTED: &str = "openid profile email management.users.read management.audit.read";
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 struct Dev {
     origin: String,
     http: Client,
@@ -43,8 +34,9 @@ impl Dev {
         let data = tempfile::tempdir().unwrap();
         let options = DevOptions {
             data_dir: data.path().join("dev"),
-            core_port: free_port(),
-            management_port: free_port(),
+            // Port 0: the system picks, and the sign-in names the port it got.
+            core_port: 0,
+            management_port: 0,
             metrics_port: 0,
             log_level: LogLevel::Error,
             possession: server::config::PossessionConfig::External,
