@@ -716,3 +716,22 @@ pub async fn healthcheck(port: u16, path: &str) -> ExitCode {
         }
     }
 }
+
+/// `smoke`: see [`crate::smoke`]. 0 when no check failed, 1 otherwise.
+#[allow(clippy::print_stdout)] // The report is the command's output.
+pub async fn smoke(options: crate::smoke::SmokeOptions, json: bool) -> ExitCode {
+    let report = crate::smoke::run(options).await;
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string(&report).unwrap_or_else(|_| "{}".to_owned())
+        );
+    } else {
+        print!("{}", report.lines());
+    }
+    if report.ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}

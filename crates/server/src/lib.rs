@@ -10,5 +10,6 @@ pub mod dev_issuer;
 pub mod healthcheck;
 pub mod keys;
 pub mod metrics;
+pub mod smoke;
 pub mod telemetry;
 pub mod traces;

@@ -76,6 +76,28 @@ enum Command {
         #[arg(long, default_value = "/api/health")]
         path: String,
     },
+    /// Check a deployed installation from outside, after each rollout: one
+    /// line per check, exit 1 when any fails. Creates nothing unless
+    /// --journey is given.
+    Smoke {
+        /// The Core API's base URL.
+        #[arg(long)]
+        core_url: String,
+        /// The management runtime's base URL; its checks are skipped without it.
+        #[arg(long)]
+        management_url: Option<String>,
+        /// The Core API key to present; else the first key of
+        /// $BIOMETRIC_PASSKEY_CORE_API_KEYS.
+        #[arg(long)]
+        api_key: Option<String>,
+        /// Also run a registration and a step-up for a throwaway user, then
+        /// delete it. Only against a Core API whose IDV provider is synthetic.
+        #[arg(long)]
+        journey: bool,
+        /// Print the report as one JSON document.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -223,6 +245,25 @@ fn main() -> ExitCode {
             },
             Command::CheckConfig { runtime } => commands::check_config(&env, runtime),
             Command::Healthcheck { port, path } => commands::healthcheck(port, &path).await,
+            Command::Smoke {
+                core_url,
+                management_url,
+                api_key,
+                journey,
+                json,
+            } => {
+                let api_key = api_key.map(secrecy::SecretString::from).or_else(|| {
+                    env.get("BIOMETRIC_PASSKEY_CORE_API_KEYS")
+                        .and_then(server::smoke::first_key)
+                });
+                let options = server::smoke::SmokeOptions {
+                    core_url,
+                    management_url,
+                    api_key,
+                    journey,
+                };
+                commands::smoke(options, json).await
+            }
         }
     })
 }
