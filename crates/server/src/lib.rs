@@ -5,6 +5,7 @@ pub mod app;
 pub mod audit;
 pub mod commands;
 pub mod config;
+pub mod credentials;
 pub mod dev;
 pub mod dev_issuer;
 pub mod healthcheck;

@@ -58,6 +58,12 @@ enum Command {
         #[command(subcommand)]
         action: AuditAction,
     },
+    /// Export the passkeys the backend holds. Configured like the Core API
+    /// (database and data-encryption key).
+    Credentials {
+        #[command(subcommand)]
+        action: CredentialsAction,
+    },
     /// Make new secrets in the formats the configuration takes (printed once).
     Keys {
         #[command(subcommand)]
@@ -122,6 +128,20 @@ enum KeysAction {
         /// Values read and written per transaction.
         #[arg(long, default_value_t = 200, value_parser = clap::value_parser!(u32).range(1..=10_000))]
         batch: u32,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum CredentialsAction {
+    /// Every credential, or one user's, to standard output as versioned JSON
+    /// lines (docs/credential-export.md); the export is audited.
+    Export {
+        /// Only this user's credentials (their external user id).
+        #[arg(long)]
+        user: Option<String>,
+        /// Who exports, as recorded in the audit trail. Defaults to $USER.
+        #[arg(long, env = "USER", default_value = "unknown")]
+        exported_by: String,
     },
 }
 
@@ -235,6 +255,9 @@ fn main() -> ExitCode {
                     commands::audit_archive(&env, month, target, &archived_by).await
                 }
             },
+            Command::Credentials {
+                action: CredentialsAction::Export { user, exported_by },
+            } => commands::credentials_export(&env, user.as_deref(), &exported_by).await,
             Command::Keys { action } => match action {
                 KeysAction::Status => commands::keys_status(&env).await,
                 KeysAction::Reseal { batch } => commands::keys_reseal(&env, batch).await,
