@@ -58,6 +58,12 @@ enum Command {
         #[command(subcommand)]
         action: AuditAction,
     },
+    /// Export the passkeys the backend holds. Configured like the Core API
+    /// (database and data-encryption key).
+    Credentials {
+        #[command(subcommand)]
+        action: CredentialsAction,
+    },
     /// Make new secrets in the formats the configuration takes (printed once).
     Keys {
         #[command(subcommand)]
@@ -75,6 +81,28 @@ enum Command {
         port: u16,
         #[arg(long, default_value = "/api/health")]
         path: String,
+    },
+    /// Check a deployed installation from outside, after each rollout: one
+    /// line per check, exit 1 when any fails. Creates nothing unless
+    /// --journey is given.
+    Smoke {
+        /// The Core API's base URL.
+        #[arg(long)]
+        core_url: String,
+        /// The management runtime's base URL; its checks are skipped without it.
+        #[arg(long)]
+        management_url: Option<String>,
+        /// The Core API key to present; else the first key of
+        /// $BIOMETRIC_PASSKEY_CORE_API_KEYS.
+        #[arg(long)]
+        api_key: Option<String>,
+        /// Also run a registration and a step-up for a throwaway user, then
+        /// delete it. Only against a Core API whose IDV provider is synthetic.
+        #[arg(long)]
+        journey: bool,
+        /// Print the report as one JSON document.
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -100,6 +128,20 @@ enum KeysAction {
         /// Values read and written per transaction.
         #[arg(long, default_value_t = 200, value_parser = clap::value_parser!(u32).range(1..=10_000))]
         batch: u32,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum CredentialsAction {
+    /// Every credential, or one user's, to standard output as versioned JSON
+    /// lines (docs/credential-export.md); the export is audited.
+    Export {
+        /// Only this user's credentials (their external user id).
+        #[arg(long)]
+        user: Option<String>,
+        /// Who exports, as recorded in the audit trail. Defaults to $USER.
+        #[arg(long, env = "USER", default_value = "unknown")]
+        exported_by: String,
     },
 }
 
@@ -213,6 +255,9 @@ fn main() -> ExitCode {
                     commands::audit_archive(&env, month, target, &archived_by).await
                 }
             },
+            Command::Credentials {
+                action: CredentialsAction::Export { user, exported_by },
+            } => commands::credentials_export(&env, user.as_deref(), &exported_by).await,
             Command::Keys { action } => match action {
                 KeysAction::Status => commands::keys_status(&env).await,
                 KeysAction::Reseal { batch } => commands::keys_reseal(&env, batch).await,
@@ -223,6 +268,25 @@ fn main() -> ExitCode {
             },
             Command::CheckConfig { runtime } => commands::check_config(&env, runtime),
             Command::Healthcheck { port, path } => commands::healthcheck(port, &path).await,
+            Command::Smoke {
+                core_url,
+                management_url,
+                api_key,
+                journey,
+                json,
+            } => {
+                let api_key = api_key.map(secrecy::SecretString::from).or_else(|| {
+                    env.get("BIOMETRIC_PASSKEY_CORE_API_KEYS")
+                        .and_then(server::smoke::first_key)
+                });
+                let options = server::smoke::SmokeOptions {
+                    core_url,
+                    management_url,
+                    api_key,
+                    journey,
+                };
+                commands::smoke(options, json).await
+            }
         }
     })
 }

@@ -350,6 +350,17 @@ def test_the_core_image_starts_against_postgresql_and_answers_health(rootfs):
         assert get(f"http://127.0.0.1:{port}/api/ready") == 200, "the database is reachable from the image"
         probe = subprocess.run(chroot("core", "healthcheck", "--port", str(port)), env={}, capture_output=True)
         assert probe.returncode == 0, "the image's HEALTHCHECK command passes"
+        # The post-deploy check, run from the image itself, journey included
+        # (the provider is synthetic); the key from the runtime's own variable.
+        smoke = subprocess.run(
+            chroot("core", "smoke", "--core-url", f"http://127.0.0.1:{port}", "--journey", "--json"),
+            env={"BIOMETRIC_PASSKEY_CORE_API_KEYS": core_env["BIOMETRIC_PASSKEY_CORE_API_KEYS"]},
+            capture_output=True, text=True,
+        )
+        assert smoke.returncode == 0, smoke.stdout + smoke.stderr
+        verdicts = {c["name"]: c["verdict"] for c in json.loads(smoke.stdout)["checks"]}
+        assert verdicts["core.wrong_key_refused"] == "pass"
+        assert verdicts["core.journey"] == "pass"
         with urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=2) as scrape:
             assert b'biometric_passkey_http_requests_total{runtime="core",route="/api/ready"' in scrape.read()
     finally:

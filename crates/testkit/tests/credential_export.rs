@@ -1,0 +1,235 @@
+//! The credential export, round trip: a passkey registered in `builtin` mode
+//! by webauthn-rs's software authenticator is exported, and a new assertion
+//! from that authenticator verifies against the exported COSE public key with
+//! libraries independent of the product's relying party (coset for the
+//! COSE_Key, p256 for the signature). `external`-mode credentials export what
+//! was reported. Every export is audited once.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // tests: a failure is a panic.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use coset::{CborSerializable, CoseKey, Label};
+use domain::ExternalUserId;
+use domain::audit::{Actor, AuditEventType};
+use domain::service::FlowPolicy;
+use p256::ecdsa::signature::Verifier;
+use p256::ecdsa::{Signature, VerifyingKey};
+use relying_party::{Attestation, Settings, WebauthnRp};
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use server::credentials::{Users, export};
+use sha2::{Digest, Sha256};
+use testkit::core_client::webauthn_id;
+use testkit::{Store, TestApp, on_both_stores, spawn_core, spawn_core_builtin};
+use url::Url;
+use webauthn_authenticator_rs::WebauthnAuthenticator;
+use webauthn_authenticator_rs::softpasskey::SoftPasskey;
+use webauthn_rs_core::proto::{CreationChallengeResponse, RequestChallengeResponse};
+
+on_both_stores!(
+    an_exported_builtin_passkey_verifies_a_new_assertion_independently,
+    external_credentials_export_what_was_reported,
+);
+
+const ORIGIN: &str = "https://bank.example";
+
+fn settings() -> Settings {
+    Settings {
+        rp_id: "bank.example".into(),
+        rp_name: "Example Bank".into(),
+        origins: vec![Url::parse(ORIGIN).unwrap()],
+        user_verification: true,
+        attestation: Attestation::None,
+        timeout: Duration::from_secs(120),
+    }
+}
+
+fn id(flow: &Value) -> &str {
+    flow["id"].as_str().unwrap()
+}
+
+async fn prove(app: &TestApp, flow: &Value, response: Value) {
+    let (status, body) = app
+        .post(
+            &format!("/api/core/v1/flows/{}/possession", id(flow)),
+            json!({ "webauthn": { "response": response } }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+}
+
+/// Registers `user` with a passkey on `phone`.
+async fn enroll(app: &TestApp, user: &str, phone: &mut SoftPasskey) {
+    let flow = app
+        .created(json!({ "type": "registration", "external_user_id": user }))
+        .await;
+    let (status, _) = app
+        .store_reference(&flow, b"encrypted-biometric-token")
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let options: CreationChallengeResponse =
+        serde_json::from_value(json!({ "publicKey": flow["possession"]["webauthn_options"] }))
+            .unwrap();
+    let response = phone
+        .do_registration(Url::parse(ORIGIN).unwrap(), options)
+        .unwrap();
+    prove(app, &flow, serde_json::to_value(response).unwrap()).await;
+    app.outcome(&flow, "approved").await;
+    assert_eq!(app.flow(id(&flow)).await["state"], "completed");
+}
+
+/// The export's lines: header, credentials, end.
+async fn exported(app: &TestApp, users: Users) -> (Value, Vec<Value>, Value) {
+    let mut out = Vec::new();
+    export(
+        app.repo.clone(),
+        &*app.clock,
+        users,
+        "ops@example",
+        &mut out,
+    )
+    .await
+    .unwrap();
+    let mut lines: Vec<Value> = String::from_utf8(out)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let end = lines.pop().unwrap();
+    let header = lines.remove(0);
+    assert_eq!(header["format"], "biometric-passkey.credentials");
+    assert_eq!(header["version"], 1);
+    assert_eq!(end["end"]["credentials"], lines.len());
+    (header, lines, end)
+}
+
+fn b64(value: &Value) -> Vec<u8> {
+    URL_SAFE_NO_PAD.decode(value.as_str().unwrap()).unwrap()
+}
+
+/// The P-256 key of a COSE_Key, read without the product's code.
+fn p256_key(cose: &[u8]) -> VerifyingKey {
+    let key = CoseKey::from_slice(cose).unwrap();
+    assert_eq!(key.kty, coset::KeyType::Assigned(coset::iana::KeyType::EC2));
+    assert_eq!(
+        key.alg,
+        Some(coset::Algorithm::Assigned(coset::iana::Algorithm::ES256))
+    );
+    let param = |label: i64| {
+        key.params
+            .iter()
+            .find(|(l, _)| *l == Label::Int(label))
+            .map(|(_, v)| v.clone())
+            .unwrap()
+    };
+    assert_eq!(param(-1).as_integer().map(i128::from), Some(1), "P-256");
+    let x = param(-2).into_bytes().unwrap();
+    let y = param(-3).into_bytes().unwrap();
+    let point = p256::EncodedPoint::from_affine_coordinates(
+        p256::FieldBytes::from_slice(&x),
+        p256::FieldBytes::from_slice(&y),
+        false,
+    );
+    VerifyingKey::from_encoded_point(&point).unwrap()
+}
+
+async fn an_exported_builtin_passkey_verifies_a_new_assertion_independently(store: Store) {
+    let rp = Arc::new(WebauthnRp::new(&settings()).unwrap());
+    let app = spawn_core_builtin(store, FlowPolicy::default(), rp).await;
+    let mut phone = SoftPasskey::new(true);
+    enroll(&app, "export-alice", &mut phone).await;
+    let mut other = SoftPasskey::new(true);
+    enroll(&app, "export-bob", &mut other).await;
+
+    let (_, lines, _) = exported(&app, Users::All).await;
+    assert_eq!(lines.len(), 2);
+    let (_, lines, end) = exported(
+        &app,
+        Users::One(ExternalUserId::parse("export-alice").unwrap()),
+    )
+    .await;
+    assert_eq!(end["end"]["users"], 1);
+    let [line] = lines.as_slice() else {
+        panic!("one credential: {lines:?}")
+    };
+    assert_eq!(line["external_user_id"], "export-alice");
+    assert_eq!(line["status"], "active");
+    assert_eq!(line["possession_mode"], "builtin");
+    assert_eq!(line["sign_count"], 0);
+    assert!(line["created_at"].is_string());
+    assert!(line["last_used_at"].is_null());
+    assert!(line["backup_eligible"].is_boolean() && line["backup_state"].is_boolean());
+    assert!(line["transports"].is_array());
+    let key = p256_key(&b64(&line["public_key"]));
+
+    // A new assertion from the same authenticator, for a sign-in's challenge.
+    let flow = app
+        .created(json!({ "type": "sign_in", "external_user_id": "export-alice" }))
+        .await;
+    let options: RequestChallengeResponse =
+        serde_json::from_value(json!({ "publicKey": flow["possession"]["webauthn_options"] }))
+            .unwrap();
+    let assertion = serde_json::to_value(
+        phone
+            .do_authentication(Url::parse(ORIGIN).unwrap(), options)
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(assertion["rawId"], line["credential_id"]);
+    let response = &assertion["response"];
+    let mut signed = b64(&response["authenticatorData"]);
+    signed.extend_from_slice(&Sha256::digest(b64(&response["clientDataJSON"])));
+    let signature = Signature::from_der(&b64(&response["signature"])).unwrap();
+    key.verify(&signed, &signature)
+        .expect("the assertion verifies against the exported key");
+    // The key is that credential's alone.
+    let mut tampered = signed.clone();
+    tampered[0] ^= 1;
+    assert!(key.verify(&tampered, &signature).is_err());
+
+    // Each export is one audit event: who, which users, how many credentials.
+    let exports: Vec<_> = app
+        .audit_trail()
+        .await
+        .into_iter()
+        .filter(|e| {
+            e.event_type == AuditEventType::OperatorRead && e.details["read"] == "credential_export"
+        })
+        .collect();
+    assert_eq!(exports.len(), 2, "{exports:?}");
+    let newest = &exports[0];
+    assert_eq!(newest.actor, Actor::Operator("ops@example".into()));
+    assert_eq!(newest.details["users"], "user");
+    assert_eq!(newest.details["credentials"], 1);
+    assert_eq!(newest.details["complete"], true);
+    assert!(newest.subject.user_id.is_some());
+    assert_eq!(exports[1].details["users"], "all");
+    assert_eq!(exports[1].details["credentials"], 2);
+}
+
+async fn external_credentials_export_what_was_reported(store: Store) {
+    let app = spawn_core(store).await;
+    app.enrolled("export-carol", "carol-phone").await;
+    let (_, lines, _) = exported(&app, Users::All).await;
+    let [line] = lines.as_slice() else {
+        panic!("one credential: {lines:?}")
+    };
+    assert_eq!(line["possession_mode"], "external");
+    assert_eq!(line["credential_id"], webauthn_id("carol-phone"));
+    assert_eq!(line["aaguid"], "08987058-cadc-4b81-b6e1-30de50dcbe96");
+    assert_eq!(line["transports"], json!(["internal", "hybrid"]));
+    assert!(line["public_key"].is_null(), "none was reported");
+    let missing = export(
+        app.repo.clone(),
+        &*app.clock,
+        Users::One(ExternalUserId::parse("nobody").unwrap()),
+        "ops@example",
+        &mut Vec::new(),
+    )
+    .await;
+    assert!(missing.is_err());
+}
