@@ -16,7 +16,7 @@ use tokio::sync::{Mutex, mpsc};
 use url::Url;
 use webauthn_authenticator_rs::WebauthnAuthenticator;
 use webauthn_authenticator_rs::softpasskey::SoftPasskey;
-use webauthn_rs_core::proto::{
+use webauthn_rs_core_06::proto::{
     AttestationConveyancePreference, CreationChallengeResponse, RequestChallengeResponse,
 };
 

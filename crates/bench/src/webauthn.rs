@@ -1,29 +1,39 @@
 //! `bench webauthn`: how fast the built-in relying party verifies a passkey
-//! assertion, next to the raw P-256 ECDSA verify of the backend it uses and of
-//! other libraries, each measured on one thread in the same run.
+//! assertion, next to the raw P-256 ECDSA verify of the library it uses
+//! (OpenSSL) and of other libraries, each measured on one thread in the same
+//! run.
 //!
 //! - (a) **full**: `WebauthnRp::finish_authentication` (the `builtin`
-//!   possession mode's call) over a pool of prepared ceremonies: one passkey
-//!   registered with a software authenticator that verifies its user, then
-//!   per ceremony `start_authentication` and the authenticator's assertion.
-//!   Each call is independent (the ceremony's state is given every time), so
-//!   the pool is cycled.
-//! - (b) **RustCrypto p256 0.14**, the P-256 ECDSA verify webauthn-rs-core
-//!   calls (through crypto-glue): parse the public key and the DER signature,
-//!   hash the message with SHA-256, verify.
-//! - (c) **ring**, (d) **aws-lc-rs** (when built with `--features aws-lc`) and
-//!   (e) **RustCrypto p256 0.13**: the same steps on the same key, message
-//!   and signature.
+//!   possession mode's call, webauthn-rs-core 0.5 on the system OpenSSL) over
+//!   a pool of prepared ceremonies: one passkey registered with a software
+//!   authenticator that verifies its user, then per ceremony
+//!   `start_authentication` and the authenticator's assertion. Each call is
+//!   independent (the ceremony's state is given every time), so the pool is
+//!   cycled.
+//! - (b) **OpenSSL**, the P-256 ECDSA verify webauthn-rs-core 0.5 calls: parse
+//!   the public key and the DER signature, hash the message with SHA-256,
+//!   verify.
+//! - (c) **aws-lc-rs** (when built with `--features aws-lc`), (d) **ring** and
+//!   (e) **RustCrypto p256 0.14** (what webauthn-rs-core 0.6 verifies with):
+//!   the same steps on the same key, message and signature.
 //! - (f) **decoding only**: the part of (a) that turns the ceremony's state
 //!   and the response JSON into webauthn-rs-core's types, no crypto.
+//! - (h) **OpenSSL, key as the library makes it**: (b), with the public key
+//!   built from its affine coordinates and validated (`EC_KEY_check_key`)
+//!   on every call, as webauthn-rs-core 0.5 does with a COSE key.
+//! - (g) **full, webauthn-rs-core 0.6**: (a)'s decoding and
+//!   `authenticate_credential` on the 0.6 line (pure Rust), configured alike.
 //!
 //! Cases run in alternating rounds (a, b, c, …, a, b, …), so drift on a busy
-//! machine hits all of them.
+//! machine hits all of them. The report gives (a) as a share of (b) and (c):
+//! how close the whole verification comes to the raw signature check.
 
 use std::path::Path;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use crypto_glue::ecdsa_p256::{
     self, EcdsaP256Signature, EcdsaP256SigningKey, EcdsaP256VerifyingKey,
 };
@@ -34,9 +44,11 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
+use webauthn_authenticator_rs::WebauthnAuthenticator;
 use webauthn_authenticator_rs::prelude::Url;
 use webauthn_authenticator_rs::softpasskey::SoftPasskey;
 use webauthn_rs_core::proto::{AuthenticationState, PublicKeyCredential};
+use webauthn_rs_core_06 as previous;
 
 use crate::load::{assertion_response, registration_response};
 
@@ -98,6 +110,113 @@ fn ceremonies(rp: &WebauthnRp, count: usize) -> anyhow::Result<Vec<Ceremony>> {
     Ok(pool)
 }
 
+/// The same ceremonies on webauthn-rs-core 0.6 (the previous line, pure
+/// Rust), configured as the relying party configures 0.5: no attestation,
+/// user verification required, counters and backup upgrades left to the
+/// caller.
+struct PreviousLine {
+    core: previous::WebauthnCore,
+    pool: Vec<Ceremony>,
+    /// The passkey as the 0.6 line stores it, and the authenticator holding it.
+    stored: StoredPasskey,
+    phone: SoftPasskey,
+}
+
+impl PreviousLine {
+    fn prepare(count: usize) -> anyhow::Result<Self> {
+        use previous::proto::{
+            AttestationConveyancePreference, COSEAlgorithm, UserVerificationPolicy,
+        };
+        let origin = Url::parse(ORIGIN)?;
+        let core = previous::WebauthnCore::new_unsafe_experts_only(
+            "Example Bank",
+            "bank.example",
+            vec![origin.clone()],
+            Duration::from_secs(120),
+            Some(false),
+            Some(false),
+        );
+        let mut phone = SoftPasskey::new(true);
+        let builder = core
+            .new_challenge_register_builder(&[1; 16], "customer-1", "customer-1")
+            .map_err(|e| anyhow::anyhow!("0.6 registration options: {e:?}"))?
+            .attestation(AttestationConveyancePreference::None)
+            .credential_algorithms(COSEAlgorithm::secure_algs())
+            .user_verification_policy(UserVerificationPolicy::Required)
+            .reject_synchronised_authenticators(false);
+        let (options, state) = core
+            .generate_challenge_register(builder)
+            .map_err(|e| anyhow::anyhow!("0.6 registration options: {e:?}"))?;
+        let response = phone
+            .do_registration(origin.clone(), options)
+            .map_err(|e| anyhow::anyhow!("software authenticator: {e:?}"))?;
+        let credential = core
+            .register_credential(&response, &state, None)
+            .map_err(|e| anyhow::anyhow!("0.6 registration: {e:?}"))?;
+        let mut pool = Vec::with_capacity(count);
+        for _ in 0..count {
+            let builder = core
+                .new_challenge_authenticate_builder(
+                    vec![credential.clone()],
+                    Some(UserVerificationPolicy::Required),
+                )
+                .map_err(|e| anyhow::anyhow!("0.6 assertion options: {e:?}"))?
+                .allow_backup_eligible_upgrade(true);
+            let (options, state) = core
+                .generate_challenge_authenticate(builder)
+                .map_err(|e| anyhow::anyhow!("0.6 assertion options: {e:?}"))?;
+            let response = phone
+                .do_authentication(origin.clone(), options)
+                .map_err(|e| anyhow::anyhow!("software authenticator: {e:?}"))?;
+            pool.push(Ceremony {
+                state: serde_json::to_vec(&state)?,
+                response: serde_json::to_value(response)?,
+            });
+        }
+        let stored = StoredPasskey {
+            webauthn_id: URL_SAFE_NO_PAD.encode(&credential.cred_id),
+            data: serde_json::to_value(&credential)?,
+        };
+        Ok(Self {
+            core,
+            pool,
+            stored,
+            phone,
+        })
+    }
+
+    /// A passkey the 0.6 line registered and stored is verified by the
+    /// relying party (0.5): stored passkeys carry over between the lines.
+    fn carries_over(&mut self, rp: &WebauthnRp) -> anyhow::Result<()> {
+        let stored = [self.stored.clone()];
+        let start = rp.start_authentication(&stored)?;
+        let response = assertion_response(&mut self.phone, &Url::parse(ORIGIN)?, &start.options)?;
+        let verified = rp
+            .verify_authentication(&start.state, &response)
+            .context("a passkey stored by webauthn-rs-core 0.6 does not verify on 0.5")?;
+        if verified.webauthn_id != self.stored.webauthn_id {
+            bail!("a passkey stored by webauthn-rs-core 0.6 verified as another");
+        }
+        Ok(())
+    }
+
+    /// Decodes the state and the response, then verifies, as (a) does.
+    fn verify(&self, ceremony: &Ceremony) -> bool {
+        let Ok(state) =
+            serde_json::from_slice::<previous::proto::AuthenticationState>(&ceremony.state)
+        else {
+            return false;
+        };
+        let Ok(response) = previous::proto::PublicKeyCredential::deserialize(&ceremony.response)
+        else {
+            return false;
+        };
+        self.core
+            .authenticate_credential(&response, &state)
+            .is_ok_and(|result| result.user_verified())
+    }
+}
+
 /// One P-256 key, a message and its DER signature, shared by the raw cases.
 struct Signed {
     /// SEC1, uncompressed (as a COSE key's x and y).
@@ -139,16 +258,44 @@ fn ring_verify(s: &Signed) -> bool {
         .is_ok()
 }
 
-fn p256_013_verify(s: &Signed) -> bool {
-    use p256_013::ecdsa::signature::Verifier as _;
-    use p256_013::ecdsa::{Signature, VerifyingKey};
-    let Ok(key) = VerifyingKey::from_sec1_bytes(&s.public_key) else {
-        return false;
+fn openssl_verify(s: &Signed) -> bool {
+    use openssl::bn::BigNumContext;
+    use openssl::ec::{EcGroup, EcKey, EcPoint};
+    use openssl::hash::MessageDigest;
+    use openssl::nid::Nid;
+    use openssl::pkey::PKey;
+    let verify = || -> Result<bool, openssl::error::ErrorStack> {
+        let group = EcGroup::from_curve_name(Nid::X9_62_PRIME256V1)?;
+        let mut context = BigNumContext::new()?;
+        let point = EcPoint::from_bytes(&group, &s.public_key, &mut context)?;
+        let key = PKey::from_ec_key(EcKey::from_public_key(&group, &point)?)?;
+        // The DER signature is parsed by the verify, as webauthn-rs-core has it.
+        let mut verifier = openssl::sign::Verifier::new(MessageDigest::sha256(), &key)?;
+        verifier.verify_oneshot(&s.signature, &s.message)
     };
-    let Ok(signature) = Signature::from_der(&s.signature) else {
-        return false;
+    verify().unwrap_or(false)
+}
+
+/// (b) with the key made as webauthn-rs-core 0.5 makes it from a COSE key:
+/// from its affine coordinates, then validated with `EC_KEY_check_key`.
+fn openssl_checked_key_verify(s: &Signed) -> bool {
+    use openssl::bn::BigNum;
+    use openssl::ec::{EcGroup, EcKey};
+    use openssl::hash::MessageDigest;
+    use openssl::nid::Nid;
+    use openssl::pkey::PKey;
+    let verify = || -> Result<bool, openssl::error::ErrorStack> {
+        let group = EcGroup::from_curve_name(Nid::X9_62_PRIME256V1)?;
+        // SEC1 uncompressed: 0x04 ‖ x ‖ y.
+        let x = BigNum::from_slice(&s.public_key[1..33])?;
+        let y = BigNum::from_slice(&s.public_key[33..65])?;
+        let key = EcKey::from_public_key_affine_coordinates(&group, &x, &y)?;
+        key.check_key()?;
+        let key = PKey::from_ec_key(key)?;
+        let mut verifier = openssl::sign::Verifier::new(MessageDigest::sha256(), &key)?;
+        verifier.verify_oneshot(&s.signature, &s.message)
     };
-    key.verify(&s.message, &signature).is_ok()
+    verify().unwrap_or(false)
 }
 
 /// What `finish_authentication` decodes before the library checks anything.
@@ -223,12 +370,15 @@ pub(crate) fn run(options: Options) -> anyhow::Result<(String, Value)> {
         bail!("the prepared assertions do not carry user verification");
     }
     let signed = signed();
+    let mut previous_line = PreviousLine::prepare(options.pool.max(1))?;
+    previous_line.carries_over(&rp)?;
     let mut next = 0usize;
     let mut next_decoded = 0usize;
+    let mut next_previous = 0usize;
     let mut cases = vec![
         Case {
             id: "a",
-            name: "full verification: `WebauthnRp::finish_authentication` (webauthn-rs-core 0.6.2)",
+            name: "full verification: `WebauthnRp::finish_authentication` (webauthn-rs-core 0.5, OpenSSL)",
             op: Box::new(|| {
                 let ceremony = &pool[next % pool.len()];
                 next = next.wrapping_add(1);
@@ -239,27 +389,33 @@ pub(crate) fn run(options: Options) -> anyhow::Result<(String, Value)> {
         },
         Case {
             id: "b",
-            name: "P-256 ECDSA verify, RustCrypto p256 0.14 (webauthn-rs-core's backend)",
-            op: Box::new(|| rustcrypto_verify(&signed)),
+            name: "P-256 ECDSA verify, OpenSSL (the system libssl; webauthn-rs-core 0.5's backend)",
+            op: Box::new(|| openssl_verify(&signed)),
             rounds: Vec::new(),
         },
         Case {
-            id: "c",
-            name: "P-256 ECDSA verify, ring 0.17",
-            op: Box::new(|| ring_verify(&signed)),
+            id: "h",
+            name: "(b) with the key made from its coordinates and checked (`EC_KEY_check_key`), as webauthn-rs-core 0.5 makes it",
+            op: Box::new(|| openssl_checked_key_verify(&signed)),
             rounds: Vec::new(),
         },
         #[cfg(feature = "aws-lc")]
         Case {
-            id: "d",
+            id: "c",
             name: "P-256 ECDSA verify, aws-lc-rs 1 (AWS-LC)",
             op: Box::new(|| aws_lc_verify(&signed)),
             rounds: Vec::new(),
         },
         Case {
+            id: "d",
+            name: "P-256 ECDSA verify, ring 0.17",
+            op: Box::new(|| ring_verify(&signed)),
+            rounds: Vec::new(),
+        },
+        Case {
             id: "e",
-            name: "P-256 ECDSA verify, RustCrypto p256 0.13 (the release before)",
-            op: Box::new(|| p256_013_verify(&signed)),
+            name: "P-256 ECDSA verify, RustCrypto p256 0.14 (webauthn-rs-core 0.6's backend)",
+            op: Box::new(|| rustcrypto_verify(&signed)),
             rounds: Vec::new(),
         },
         Case {
@@ -269,6 +425,16 @@ pub(crate) fn run(options: Options) -> anyhow::Result<(String, Value)> {
                 let ceremony = &pool[next_decoded % pool.len()];
                 next_decoded = next_decoded.wrapping_add(1);
                 decode(ceremony)
+            }),
+            rounds: Vec::new(),
+        },
+        Case {
+            id: "g",
+            name: "full verification on webauthn-rs-core 0.6 (RustCrypto), configured alike",
+            op: Box::new(|| {
+                let ceremony = &previous_line.pool[next_previous % previous_line.pool.len()];
+                next_previous = next_previous.wrapping_add(1);
+                previous_line.verify(ceremony)
             }),
             rounds: Vec::new(),
         },
@@ -308,9 +474,8 @@ fn report(cases: &[Case<'_>], options: Options, pool: usize) -> (String, Value) 
             .map(Case::rate)
             .unwrap_or(f64::NAN)
     };
+    let full = rate_of("a");
     let raw = rate_of("b");
-    // The time of one full verification that one raw verify accounts for.
-    let share = rate_of("a") / raw;
     let mut md = format!(
         "WebAuthn assertion verification, one thread: {} round(s) of {:.1} s per case, {} prepared ceremonies\n\n\
          | case | ops/s | µs/op | ratio to (b) | ops/s per round |\n|---|---:|---:|---:|---|\n",
@@ -320,9 +485,9 @@ fn report(cases: &[Case<'_>], options: Options, pool: usize) -> (String, Value) 
     );
     let mut rows = Vec::new();
     for case in cases {
-        if case.id == "e" && !cfg!(feature = "aws-lc") {
+        if case.id == "d" && !cfg!(feature = "aws-lc") {
             md.push_str(
-                "| (d) P-256 ECDSA verify, aws-lc-rs | not built (`--features aws-lc`) | | | |\n",
+                "| (c) P-256 ECDSA verify, aws-lc-rs | not built (`--features aws-lc`) | | | |\n",
             );
         }
         let rate = case.rate();
@@ -355,10 +520,21 @@ fn report(cases: &[Case<'_>], options: Options, pool: usize) -> (String, Value) 
             "ops_per_second_per_round": per_round,
         }));
     }
-    let decoding = rate_of("a") / rate_of("f");
+    // The relying party's rate as a share of the raw verify rates (target ≥ 0.8).
+    let of_openssl = full / raw;
+    let of_aws_lc = full / rate_of("c");
+    let decoding = full / rate_of("f");
+    let over_previous = full / rate_of("g");
+    let of_checked = full / rate_of("h");
     md.push_str(&format!(
-        "\nShare of (a)'s time that one (b) verify explains: {:.1} %; decoding (f): {:.1} %\n",
-        share * 100.0,
+        "\nFull verification (a) at {of_openssl:.2} of OpenSSL's raw P-256 verify rate (b){}, \
+         {of_checked:.2} of (h) (the verify with the key made and checked as the library does); \
+         {over_previous:.2} times the 0.6 line's (g). Decoding (f) is {:.1} % of (a)'s time.\n",
+        if of_aws_lc.is_nan() {
+            String::new()
+        } else {
+            format!(" and {of_aws_lc:.2} of aws-lc's (c)")
+        },
         decoding * 100.0
     ));
     let json = json!({
@@ -366,7 +542,10 @@ fn report(cases: &[Case<'_>], options: Options, pool: usize) -> (String, Value) 
         "rounds": options.rounds.max(1),
         "ceremonies": pool,
         "cases": rows,
-        "signature_share_of_full": share,
+        "full_to_openssl": of_openssl,
+        "full_to_aws_lc": if of_aws_lc.is_nan() { Value::Null } else { json!(of_aws_lc) },
+        "full_to_previous_line": over_previous,
+        "full_to_openssl_checked_key": of_checked,
         "decoding_share_of_full": decoding,
     });
     (md, json)

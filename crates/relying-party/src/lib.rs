@@ -15,8 +15,9 @@
 //! possession modes. To that end the stored counter given to the library is
 //! zero, so it never refuses an assertion on the counter itself.
 //!
-//! Verifying a response is CPU work (an ES256 verification is about a quarter
-//! of a millisecond of one core; see docs/performance.md), so the port's
+//! webauthn-rs-core 0.5 verifies signatures with the system OpenSSL.
+//! Verifying a response is still CPU work (mostly the ES256 verification; see
+//! docs/performance.md for its cost), so the port's
 //! `finish_*` calls run it on Tokio's blocking pool: a burst of verifications
 //! never holds the async workers that answer every other request.
 
@@ -264,6 +265,7 @@ fn encode_id(id: &[u8]) -> String {
 fn decode_id(id: &str) -> Result<CredentialID, CeremonyError> {
     URL_SAFE_NO_PAD
         .decode(id)
+        .map(CredentialID::from)
         .map_err(|_| CeremonyError::Internal("a stored credential id is not base64url".into()))
 }
 
@@ -278,7 +280,7 @@ fn refusal(error: WebauthnError) -> CeremonyError {
             CeremonyError::UserVerification
         }
         E::UserNotPresent => CeremonyError::UserPresence,
-        E::AuthenticationFailure | E::SignatureInvalid => CeremonyError::Signature,
+        E::AuthenticationFailure => CeremonyError::Signature,
         E::CredentialNotFound | E::CredentialExcludedFromRequest => {
             CeremonyError::CredentialNotAllowed
         }

@@ -14,9 +14,9 @@ use serde_json::{Value, json};
 use url::Url;
 use uuid::Uuid;
 use webauthn_authenticator_rs::WebauthnAuthenticator;
+use webauthn_authenticator_rs::prelude::{CreationChallengeResponse, RequestChallengeResponse};
 use webauthn_authenticator_rs::softpasskey::SoftPasskey;
 use webauthn_authenticator_rs::softtoken::{AAGUID as SOFT_TOKEN_AAGUID, SoftToken};
-use webauthn_rs_core::proto::{CreationChallengeResponse, RequestChallengeResponse};
 
 const ORIGIN: &str = "https://bank.example";
 

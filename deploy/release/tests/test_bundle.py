@@ -434,6 +434,10 @@ def test_the_sbom_is_valid_cyclonedx_from_the_real_dependency_graph():
     for dev_only in ("tempfile", "assert_cmd", "predicates"):
         assert dev_only not in components, f"{dev_only} is not in the binary"
     assert components["libc6"]["purl"].startswith("pkg:deb/debian/libc6@")
+    # The OpenSSL the binary links (webauthn-rs-core verifies with it).
+    assert components["libssl3"]["purl"].startswith("pkg:deb/debian/libssl3@")
+    for crate in ("webauthn-rs-core", "openssl"):
+        assert crate in components, f"{crate} is in the binary"
     refs = {c["bom-ref"] for c in bom["components"]} | {bom["metadata"]["component"]["bom-ref"]}
     for edge in bom["dependencies"]:
         assert edge["ref"] in refs
