@@ -27,8 +27,8 @@ pub fn cose_public_key(stored: &[u8]) -> Option<Vec<u8>> {
             };
             map.insert(int(1), int(2));
             map.insert(int(-1), int(curve));
-            map.insert(int(-2), Value::Bytes(ec.x));
-            map.insert(int(-3), Value::Bytes(ec.y));
+            map.insert(int(-2), Value::Bytes(ec.x.to_vec()));
+            map.insert(int(-3), Value::Bytes(ec.y.to_vec()));
         }
         COSEKeyType::EC_OKP(okp) => {
             let curve = match okp.curve {
@@ -37,11 +37,11 @@ pub fn cose_public_key(stored: &[u8]) -> Option<Vec<u8>> {
             };
             map.insert(int(1), int(1));
             map.insert(int(-1), int(curve));
-            map.insert(int(-2), Value::Bytes(okp.x));
+            map.insert(int(-2), Value::Bytes(okp.x.to_vec()));
         }
         COSEKeyType::RSA(rsa) => {
             map.insert(int(1), int(3));
-            map.insert(int(-1), Value::Bytes(rsa.n));
+            map.insert(int(-1), Value::Bytes(rsa.n.to_vec()));
             map.insert(int(-2), Value::Bytes(rsa.e.to_vec()));
         }
     }
