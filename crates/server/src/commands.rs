@@ -148,6 +148,7 @@ pub async fn core(env: &Env) -> ExitCode {
         let housekeeper = tokio::spawn(app::housekeeping_loop(housekeeping, shutdown.signalled()));
         let reconciler = tokio::spawn(app::reconcile_loop(
             core.flows.clone(),
+            metrics.clone(),
             shutdown.signalled(),
         ));
         let maintainer = config.audit.partition_maintenance_enabled.then(|| {
