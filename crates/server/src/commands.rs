@@ -98,6 +98,9 @@ pub async fn core(env: &Env) -> ExitCode {
     warn_unknown(env);
     let result = async {
         let metrics = Metrics::for_port(config.common.metrics_port)?;
+        if let Some(traces) = &traces {
+            metrics.watch_trace_exports(traces.failures());
+        }
         let mut provider = app::identity_provider(&config.idv)?;
         provider.idv = metrics.measure_provider(provider.idv);
         let (repo, pool) = app::open_store(&config.common.database).await?;
@@ -210,6 +213,9 @@ pub async fn management(env: &Env) -> ExitCode {
     warn_unknown(env);
     let result = async {
         let metrics = Metrics::for_port(config.common.metrics_port)?;
+        if let Some(traces) = &traces {
+            metrics.watch_trace_exports(traces.failures());
+        }
         let (repo, pool) = app::open_store(&config.common.database).await?;
         metrics.watch_pool(pool);
         let listener = TcpListener::bind(listen_addr(config.common.port))

@@ -37,6 +37,7 @@ use store_sqlite::SqliteStore;
 use tokio::net::TcpListener;
 
 use crate::app::{Application, every};
+use crate::traces::ExportFailures;
 
 /// The default `BIOMETRIC_PASSKEY_METRICS_PORT`: the port OpenTelemetry's
 /// Prometheus exporter uses by convention.
@@ -98,6 +99,7 @@ pub struct Metrics {
 struct Inner {
     recorder: PrometheusRecorder,
     pools: Mutex<Vec<PoolProbe>>,
+    trace_exports: Mutex<Option<Arc<ExportFailures>>>,
 }
 
 impl Metrics {
@@ -134,6 +136,7 @@ impl Metrics {
             inner: Some(Arc::new(Inner {
                 recorder,
                 pools: Mutex::default(),
+                trace_exports: Mutex::default(),
             })),
         };
         metrics.describe();
@@ -183,6 +186,15 @@ impl Metrics {
         }
     }
 
+    /// Reports the failed trace exports on every scrape.
+    pub fn watch_trace_exports(&self, failures: Arc<ExportFailures>) {
+        if let Some(inner) = &self.inner
+            && let Ok(mut watched) = inner.trace_exports.lock()
+        {
+            *watched = Some(failures);
+        }
+    }
+
     /// The exposition text, as a scrape receives it (empty when off).
     pub fn render(&self) -> String {
         let Some(inner) = &self.inner else {
@@ -190,6 +202,16 @@ impl Metrics {
         };
         self.sample_pools(inner);
         self.sample_process();
+        let failed = inner
+            .trace_exports
+            .lock()
+            .ok()
+            .and_then(|watched| watched.as_ref().map(|failures| failures.total()));
+        if let Some(failed) = failed {
+            self.record(|| {
+                metrics::counter!("biometric_passkey_trace_exports_failed_total").absolute(failed);
+            });
+        }
         inner.recorder.handle().render()
     }
 
@@ -285,6 +307,10 @@ impl Metrics {
     fn describe(&self) {
         self.record(|| {
             use metrics::{Unit, describe_counter, describe_gauge, describe_histogram};
+            describe_counter!(
+                "biometric_passkey_trace_exports_failed_total",
+                "Batches of spans the OTLP exporter could not send (traces on only)."
+            );
             describe_gauge!(
                 "biometric_passkey_build_info",
                 "The running build: its version and commit (always 1)."
