@@ -2205,6 +2205,13 @@ impl FlowService {
             .await?)
     }
 
+    /// The provider clean-up queue counted by state.
+    pub async fn provider_cleanup_counts(
+        &self,
+    ) -> DomainResult<crate::store::ProviderCleanupCounts> {
+        Ok(self.repo.provider_cleanup_counts().await?)
+    }
+
     /// Has the provider forget deleted users (biometric tokens, applicant), at
     /// most `limit` of those due, earliest first. A failed attempt (the
     /// provider refusing or unreachable, or a stored applicant id that cannot

@@ -104,6 +104,18 @@ pub struct ProviderCleanup {
     pub dead_at: Option<OffsetDateTime>,
 }
 
+/// How many provider clean-ups wait, by state.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ProviderCleanupCounts {
+    /// Not yet done and still tried: due now or at their next attempt.
+    pub pending: u64,
+    /// Of the pending ones, those that failed at least once.
+    pub retrying: u64,
+    /// Given up after the last attempt allowed: the provider may still hold
+    /// the user's data until an operator steps in.
+    pub dead: u64,
+}
+
 /// A search of users by identifier prefix and creation time.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct UserQuery {
@@ -398,6 +410,9 @@ pub trait Repository: crate::rotation::SealedStore + Send + Sync + 'static {
         now: OffsetDateTime,
         limit: u32,
     ) -> StoreResult<Vec<ProviderCleanup>>;
+
+    /// The queue of clean-ups counted by state, in one statement.
+    async fn provider_cleanup_counts(&self) -> StoreResult<ProviderCleanupCounts>;
 
     /// The provider forgot the user: the cleanup is done.
     async fn finish_provider_cleanup(&self, user_id: UserId) -> StoreResult<()>;

@@ -29,7 +29,7 @@ use tokio::task::JoinHandle;
 use time::OffsetDateTime;
 
 use crate::config::{CoreConfig, DatabaseConfig, IdvConfig, IdvMode, ManagementConfig};
-use crate::metrics::PoolProbe;
+use crate::metrics::{Metrics, PoolProbe};
 
 /// What this binary is.
 pub fn version_info(runtime: &str, detail: bool) -> VersionInfo {
@@ -219,8 +219,17 @@ pub async fn every<F, Fut>(
 /// deleted users, and writes the counts of refused requests (webhook
 /// deliveries not acted on, unknown hand-off codes),
 /// until `shutdown` resolves (then the counts of the open window too).
-pub async fn reconcile_loop(flows: Arc<FlowService>, shutdown: impl Future<Output = ()>) {
-    every(RECONCILE_EVERY, shutdown, || reconcile_once(&flows)).await;
+/// With `metrics` on, each pass ends by counting the provider clean-up queue
+/// for them.
+pub async fn reconcile_loop(
+    flows: Arc<FlowService>,
+    metrics: Metrics,
+    shutdown: impl Future<Output = ()>,
+) {
+    every(RECONCILE_EVERY, shutdown, || {
+        reconcile_once(&flows, &metrics)
+    })
+    .await;
     flush_refusal_tally(&flows, true).await;
 }
 
@@ -230,7 +239,7 @@ async fn flush_refusal_tally(flows: &FlowService, all: bool) {
     }
 }
 
-async fn reconcile_once(flows: &FlowService) {
+async fn reconcile_once(flows: &FlowService, metrics: &Metrics) {
     flush_refusal_tally(flows, false).await;
     match flows.reconcile(RECONCILE_BATCH).await {
         Ok(report) if report.applied > 0 => {
@@ -276,6 +285,17 @@ async fn reconcile_once(flows: &FlowService) {
         }
         Err(e) => {
             tracing::warn!(error = %e, "provider cleanup of deleted users failed; retrying next pass")
+        }
+    }
+    // Counted here, where the queue moves, rather than on scrape: one small
+    // count every pass whoever scrapes, and a scrape never waits for the
+    // database.
+    if metrics.is_on() {
+        match flows.provider_cleanup_counts().await {
+            Ok(counts) => metrics.provider_cleanups_counted(&counts),
+            Err(e) => {
+                tracing::warn!(error = %e, "counting the provider clean-up queue failed; retrying next pass")
+            }
         }
     }
     match flows.discard_stale_staged_references().await {

@@ -98,6 +98,9 @@ pub async fn core(env: &Env) -> ExitCode {
     warn_unknown(env);
     let result = async {
         let metrics = Metrics::for_port(config.common.metrics_port)?;
+        if let Some(traces) = &traces {
+            metrics.watch_trace_exports(traces.failures());
+        }
         let mut provider = app::identity_provider(&config.idv)?;
         provider.idv = metrics.measure_provider(provider.idv);
         let (repo, pool) = app::open_store(&config.common.database).await?;
@@ -148,6 +151,7 @@ pub async fn core(env: &Env) -> ExitCode {
         let housekeeper = tokio::spawn(app::housekeeping_loop(housekeeping, shutdown.signalled()));
         let reconciler = tokio::spawn(app::reconcile_loop(
             core.flows.clone(),
+            metrics.clone(),
             shutdown.signalled(),
         ));
         let maintainer = config.audit.partition_maintenance_enabled.then(|| {
@@ -209,6 +213,9 @@ pub async fn management(env: &Env) -> ExitCode {
     warn_unknown(env);
     let result = async {
         let metrics = Metrics::for_port(config.common.metrics_port)?;
+        if let Some(traces) = &traces {
+            metrics.watch_trace_exports(traces.failures());
+        }
         let (repo, pool) = app::open_store(&config.common.database).await?;
         metrics.watch_pool(pool);
         let listener = TcpListener::bind(listen_addr(config.common.port))

@@ -258,6 +258,7 @@ pub async fn start(options: &DevOptions, shutdown: &Shutdown) -> anyhow::Result<
     tokio::spawn(app::housekeeping_loop(housekeeping, shutdown.signalled()));
     tokio::spawn(app::reconcile_loop(
         core_app.flows.clone(),
+        metrics.clone(),
         shutdown.signalled(),
     ));
     tokio::spawn(crate::audit::maintenance_loop(

@@ -30,12 +30,14 @@ use axum::response::IntoResponse;
 use axum::routing::get;
 use domain::audit::trail::MaintenanceReport;
 use http_common::HttpLimits;
-use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusRecorder};
+use metered_pool::PoolSample;
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusRecorder};
 use store_postgres::PgStore;
 use store_sqlite::SqliteStore;
 use tokio::net::TcpListener;
 
 use crate::app::{Application, every};
+use crate::traces::ExportFailures;
 
 /// The default `BIOMETRIC_PASSKEY_METRICS_PORT`: the port OpenTelemetry's
 /// Prometheus exporter uses by convention.
@@ -45,6 +47,12 @@ pub const DEFAULT_PORT: u16 = 9464;
 /// provider's slowest answers.
 pub const BUCKETS: [f64; 14] = [
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+];
+
+/// Buckets of the pool's acquire time, in seconds: a connection at hand
+/// takes microseconds, a pool run dry up to its five-second acquire timeout.
+pub const ACQUIRE_BUCKETS: [f64; 14] = [
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0,
 ];
 
 /// How often histograms are drained when nobody scrapes, so their samples
@@ -62,26 +70,21 @@ pub enum PoolProbe {
 }
 
 impl PoolProbe {
-    /// (size, idle, max): the connections open, those of them idle, and the bound.
-    fn sample(&self) -> (u32, usize, u32) {
+    fn sample(&self) -> PoolSample {
         match self {
-            Self::Postgres(store) => {
-                let pool = store.pool();
-                (
-                    pool.size(),
-                    pool.num_idle(),
-                    pool.options().get_max_connections(),
-                )
-            }
-            Self::Sqlite(store) => {
-                let pool = store.pool();
-                (
-                    pool.size(),
-                    pool.num_idle(),
-                    pool.options().get_max_connections(),
-                )
-            }
+            Self::Postgres(store) => store.pool().sample(),
+            Self::Sqlite(store) => store.pool().sample(),
         }
+    }
+
+    /// Has every acquire of the pool recorded in `histogram`.
+    fn time_acquires(&self, histogram: metrics::Histogram) {
+        let observer: metered_pool::AcquireObserver =
+            Box::new(move |waited| histogram.record(waited.as_secs_f64()));
+        match self {
+            Self::Postgres(store) => store.pool().observe(observer),
+            Self::Sqlite(store) => store.pool().observe(observer),
+        };
     }
 }
 
@@ -96,6 +99,7 @@ pub struct Metrics {
 struct Inner {
     recorder: PrometheusRecorder,
     pools: Mutex<Vec<PoolProbe>>,
+    trace_exports: Mutex<Option<Arc<ExportFailures>>>,
 }
 
 impl Metrics {
@@ -120,12 +124,19 @@ impl Metrics {
     pub fn new() -> anyhow::Result<Self> {
         let recorder = PrometheusBuilder::new()
             .set_buckets(&BUCKETS)
+            .and_then(|builder| {
+                builder.set_buckets_for_metric(
+                    Matcher::Full("biometric_passkey_db_pool_acquire_duration_seconds".into()),
+                    &ACQUIRE_BUCKETS,
+                )
+            })
             .context("while configuring the metrics histograms")?
             .build_recorder();
         let metrics = Self {
             inner: Some(Arc::new(Inner {
                 recorder,
                 pools: Mutex::default(),
+                trace_exports: Mutex::default(),
             })),
         };
         metrics.describe();
@@ -161,12 +172,26 @@ impl Metrics {
             .map(|inner| metrics::with_local_recorder(&inner.recorder, f))
     }
 
-    /// Samples `pool` on every scrape.
+    /// Samples `pool` on every scrape, and times its every acquire.
     pub fn watch_pool(&self, pool: PoolProbe) {
+        if let Some(histogram) = self
+            .register(|| metrics::histogram!("biometric_passkey_db_pool_acquire_duration_seconds"))
+        {
+            pool.time_acquires(histogram);
+        }
         if let Some(inner) = &self.inner
             && let Ok(mut pools) = inner.pools.lock()
         {
             pools.push(pool);
+        }
+    }
+
+    /// Reports the failed trace exports on every scrape.
+    pub fn watch_trace_exports(&self, failures: Arc<ExportFailures>) {
+        if let Some(inner) = &self.inner
+            && let Ok(mut watched) = inner.trace_exports.lock()
+        {
+            *watched = Some(failures);
         }
     }
 
@@ -177,6 +202,16 @@ impl Metrics {
         };
         self.sample_pools(inner);
         self.sample_process();
+        let failed = inner
+            .trace_exports
+            .lock()
+            .ok()
+            .and_then(|watched| watched.as_ref().map(|failures| failures.total()));
+        if let Some(failed) = failed {
+            self.record(|| {
+                metrics::counter!("biometric_passkey_trace_exports_failed_total").absolute(failed);
+            });
+        }
         inner.recorder.handle().render()
     }
 
@@ -211,7 +246,12 @@ impl Metrics {
         };
         self.record(|| {
             for pool in pools {
-                let (size, idle, max) = pool.sample();
+                let PoolSample {
+                    size,
+                    idle,
+                    max,
+                    waiters,
+                } = pool.sample();
                 let idle = idle.min(size as usize) as f64;
                 metrics::gauge!("biometric_passkey_db_pool_connections", "state" => "open")
                     .set(f64::from(size));
@@ -220,6 +260,7 @@ impl Metrics {
                 metrics::gauge!("biometric_passkey_db_pool_connections", "state" => "in_use")
                     .set(f64::from(size) - idle);
                 metrics::gauge!("biometric_passkey_db_pool_max_connections").set(f64::from(max));
+                metrics::gauge!("biometric_passkey_db_pool_waiters").set(waiters as f64);
             }
         });
     }
@@ -266,6 +307,10 @@ impl Metrics {
     fn describe(&self) {
         self.record(|| {
             use metrics::{Unit, describe_counter, describe_gauge, describe_histogram};
+            describe_counter!(
+                "biometric_passkey_trace_exports_failed_total",
+                "Batches of spans the OTLP exporter could not send (traces on only)."
+            );
             describe_gauge!(
                 "biometric_passkey_build_info",
                 "The running build: its version and commit (always 1)."
@@ -329,6 +374,12 @@ impl Metrics {
                 "biometric_passkey_webhook_deliveries_total",
                 "IDV provider deliveries, by outcome (and reason, when rejected)."
             );
+            describe_gauge!(
+                "biometric_passkey_provider_cleanups",
+                "Deleted users the IDV provider has yet to forget, by state (pending: still \
+                 tried; retrying: pending and failed at least once; dead: given up), counted \
+                 by the Core API every 30 seconds."
+            );
             describe_counter!(
                 "biometric_passkey_store_errors_total",
                 "Repository calls that failed, by error kind."
@@ -349,6 +400,15 @@ impl Metrics {
             describe_gauge!(
                 "biometric_passkey_db_pool_max_connections",
                 "The database pool's bound."
+            );
+            describe_gauge!(
+                "biometric_passkey_db_pool_waiters",
+                "Tasks waiting for a database connection, sampled on scrape."
+            );
+            describe_histogram!(
+                "biometric_passkey_db_pool_acquire_duration_seconds",
+                Unit::Seconds,
+                "Time taken to get a connection from the database pool, waiting included."
             );
             describe_counter!(
                 "biometric_passkey_audit_maintenance_runs_total",
@@ -371,6 +431,14 @@ impl Metrics {
             describe_counter!(
                 "biometric_passkey_audit_events_sealed_total",
                 "Audit events sealed."
+            );
+            describe_gauge!(
+                "biometric_passkey_audit_partitions_ahead",
+                "Monthly audit partitions beyond the current month at the last run (PostgreSQL)."
+            );
+            describe_gauge!(
+                "biometric_passkey_audit_events_awaiting_sealing",
+                "Audit events no seal covered yet when the last run ended."
             );
             describe_gauge!(
                 "biometric_passkey_audit_retention_blocked_months",
@@ -408,6 +476,11 @@ impl Metrics {
                 .increment(report.sealed_events);
             metrics::gauge!("biometric_passkey_audit_retention_blocked_months")
                 .set((report.kept_unarchived.len() + report.kept_changed.len()) as f64);
+            if let Some(ahead) = report.partitions_ahead {
+                metrics::gauge!("biometric_passkey_audit_partitions_ahead").set(f64::from(ahead));
+            }
+            metrics::gauge!("biometric_passkey_audit_events_awaiting_sealing")
+                .set(report.awaiting_sealing as f64);
         });
     }
 }
@@ -470,6 +543,24 @@ mod tests {
     }
 
     #[test]
+    fn the_provider_clean_up_queue_is_reported_by_state() {
+        let metrics = Metrics::new().unwrap();
+        metrics.provider_cleanups_counted(&domain::store::ProviderCleanupCounts {
+            pending: 3,
+            retrying: 1,
+            dead: 2,
+        });
+        let text = metrics.render();
+        for line in [
+            "biometric_passkey_provider_cleanups{state=\"pending\"} 3",
+            "biometric_passkey_provider_cleanups{state=\"retrying\"} 1",
+            "biometric_passkey_provider_cleanups{state=\"dead\"} 2",
+        ] {
+            assert!(text.lines().any(|l| l == line), "{line} in:\n{text}");
+        }
+    }
+
+    #[test]
     fn audit_maintenance_runs_are_counted_and_the_last_success_is_stamped() {
         let metrics = Metrics::new().unwrap();
         let month = |m| domain::audit::month::Month::new(2026, m).unwrap();
@@ -479,6 +570,8 @@ mod tests {
             dropped: vec![month(1)],
             kept_unarchived: vec![month(2)],
             sealed_events: 42,
+            partitions_ahead: Some(3),
+            awaiting_sealing: 5,
             ..MaintenanceReport::default()
         }));
         metrics.maintenance_ran(Some(&MaintenanceReport::default()));
@@ -490,6 +583,8 @@ mod tests {
             "biometric_passkey_audit_maintenance_runs_total{outcome=\"failure\"} 1",
             "biometric_passkey_audit_partitions_created_total 2",
             "biometric_passkey_audit_months_dropped_total 1",
+            "biometric_passkey_audit_partitions_ahead 3",
+            "biometric_passkey_audit_events_awaiting_sealing 5",
             "biometric_passkey_audit_events_sealed_total 42",
             "biometric_passkey_audit_retention_blocked_months 1",
         ] {

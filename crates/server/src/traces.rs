@@ -17,7 +17,9 @@
 //! rustls, on the runtime's Tokio runtime) rather than the one the
 //! OpenTelemetry crates bundle, which would add a second HTTP stack.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use async_trait::async_trait;
@@ -42,7 +44,48 @@ pub const SPAN_TARGET: &str = "biometric_passkey::span";
 /// How long one export may take (`OTEL_EXPORTER_OTLP_TIMEOUT`'s default).
 const EXPORT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
+/// At most one warning about failed exports in this long.
+const WARN_EVERY: Duration = Duration::from_secs(60);
+
 static ENABLED: AtomicBool = AtomicBool::new(false);
+
+/// Exports that failed (the collector out of reach, or answering other than
+/// 2xx): counted for the metrics, and logged at most once a minute with how
+/// many failed since the last line, so a collector that is down neither goes
+/// unnoticed nor floods the log.
+#[derive(Debug, Default)]
+pub struct ExportFailures {
+    total: AtomicU64,
+    /// Failures since the last warning, and when that was.
+    unreported: Mutex<(u64, Option<Instant>)>,
+}
+
+impl ExportFailures {
+    /// Failed exports since the process started.
+    pub fn total(&self) -> u64 {
+        self.total.load(Ordering::Relaxed)
+    }
+
+    fn failed(&self, reason: &dyn std::fmt::Display) {
+        self.total.fetch_add(1, Ordering::Relaxed);
+        let Ok(mut unreported) = self.unreported.lock() else {
+            return;
+        };
+        unreported.0 += 1;
+        let now = Instant::now();
+        if unreported
+            .1
+            .is_none_or(|last| now.duration_since(last) >= WARN_EVERY)
+        {
+            tracing::warn!(
+                failed = unreported.0,
+                error = %reason,
+                "traces could not be exported to the OTLP endpoint; spans are being dropped"
+            );
+            *unreported = (0, Some(now));
+        }
+    }
+}
 
 /// Whether this process exports traces.
 pub fn enabled() -> bool {
@@ -62,6 +105,7 @@ pub struct TracesConfig {
 pub struct Traces {
     provider: SdkTracerProvider,
     tracer: SdkTracer,
+    failures: Arc<ExportFailures>,
 }
 
 impl Traces {
@@ -82,12 +126,14 @@ impl Traces {
     }
 
     fn export(endpoint: Option<&str>, runtime: &str) -> anyhow::Result<Self> {
+        let failures = Arc::<ExportFailures>::default();
         let client = Exporting {
             client: reqwest::Client::builder()
                 .timeout(EXPORT_TIMEOUT)
                 .build()
                 .context("while building the trace exporter's HTTP client")?,
             runtime: tokio::runtime::Handle::current(),
+            failures: failures.clone(),
         };
         let mut exporter = opentelemetry_otlp::SpanExporter::builder()
             .with_http()
@@ -110,7 +156,16 @@ impl Traces {
         let tracer = provider.tracer("biometric-passkey");
         opentelemetry::global::set_text_map_propagator(TraceContextPropagator::new());
         ENABLED.store(true, Ordering::Relaxed);
-        Ok(Self { provider, tracer })
+        Ok(Self {
+            provider,
+            tracer,
+            failures,
+        })
+    }
+
+    /// The exports that failed so far, for the metrics.
+    pub fn failures(&self) -> Arc<ExportFailures> {
+        self.failures.clone()
     }
 
     /// Sends the spans ended so far.
@@ -231,6 +286,7 @@ pub fn inject_trace_context(headers: &mut HeaderMap) {
 struct Exporting {
     client: reqwest::Client,
     runtime: tokio::runtime::Handle,
+    failures: Arc<ExportFailures>,
 }
 
 #[async_trait]
@@ -241,7 +297,8 @@ impl HttpClient for Exporting {
     ) -> Result<axum::http::Response<Bytes>, HttpError> {
         let client = self.client.clone();
         let request = reqwest::Request::try_from(request)?;
-        self.runtime
+        let answer = self
+            .runtime
             .spawn(async move {
                 let response = client.execute(request).await?;
                 let status = response.status();
@@ -252,6 +309,51 @@ impl HttpClient for Exporting {
                 *answer.headers_mut() = headers;
                 Ok::<_, HttpError>(answer)
             })
-            .await?
+            .await?;
+        match &answer {
+            Ok(response) if !response.status().is_success() => self.failures.failed(&format_args!(
+                "the collector answered {}",
+                response.status()
+            )),
+            Ok(_) => {}
+            Err(e) => self.failures.failed(e),
+        }
+        answer
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn an_export_the_collector_never_receives_is_counted() {
+        let closed = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .unwrap()
+            .local_addr()
+            .unwrap();
+        let failures = Arc::<ExportFailures>::default();
+        let client = Exporting {
+            client: reqwest::Client::new(),
+            runtime: tokio::runtime::Handle::current(),
+            failures: failures.clone(),
+        };
+        let request = axum::http::Request::post(format!("http://{closed}/v1/traces"))
+            .body(Bytes::from_static(b"spans"))
+            .unwrap();
+        assert!(client.send_bytes(request).await.is_err());
+        assert_eq!(failures.total(), 1);
+    }
+
+    #[test]
+    fn failures_are_logged_once_a_minute_and_all_counted() {
+        let failures = ExportFailures::default();
+        for _ in 0..5 {
+            failures.failed(&"connection refused");
+        }
+        assert_eq!(failures.total(), 5);
+        // The first was logged; the four after it wait for the next line.
+        assert_eq!(failures.unreported.lock().unwrap().0, 4);
     }
 }

@@ -107,6 +107,7 @@ pub async fn sealing_covers_every_event_and_later_ones_stay_pending(repo: Arc<dy
     assert!(report.leader);
     assert_eq!(report.sealed_events, 3);
     assert_eq!(report.seals_written, 2, "one seal per month");
+    assert_eq!(report.awaiting_sealing, 0);
 
     append(&*repo, datetime!(2026-11-02 09:00 UTC), "after the seal").await;
     let verified = trail.verify(None).await.unwrap();

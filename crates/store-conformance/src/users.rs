@@ -314,10 +314,23 @@ pub async fn deleting_a_user_queues_their_provider_cleanup(repo: Arc<dyn Reposit
         }]
     );
     assert_eq!(repo.due_provider_cleanups(at, 10).await.unwrap(), queued);
+    let counts = |pending, retrying, dead| domain::store::ProviderCleanupCounts {
+        pending,
+        retrying,
+        dead,
+    };
+    assert_eq!(
+        repo.provider_cleanup_counts().await.unwrap(),
+        counts(1, 0, 0)
+    );
     let retry = at + time::Duration::minutes(1);
     repo.fail_provider_cleanup(user.id, at, Some(retry))
         .await
         .unwrap();
+    assert_eq!(
+        repo.provider_cleanup_counts().await.unwrap(),
+        counts(1, 1, 0)
+    );
     assert!(
         repo.due_provider_cleanups(at, 10).await.unwrap().is_empty(),
         "not due before its retry"
@@ -336,6 +349,10 @@ pub async fn deleting_a_user_queues_their_provider_cleanup(repo: Arc<dyn Reposit
         .unwrap();
     let dead = &repo.pending_provider_cleanups(10).await.unwrap()[0];
     assert_eq!((dead.attempts, dead.dead_at), (2, Some(retry)));
+    assert_eq!(
+        repo.provider_cleanup_counts().await.unwrap(),
+        counts(0, 0, 1)
+    );
     assert!(
         repo.due_provider_cleanups(retry + time::Duration::days(1), 10)
             .await
@@ -345,6 +362,10 @@ pub async fn deleting_a_user_queues_their_provider_cleanup(repo: Arc<dyn Reposit
     );
     repo.finish_provider_cleanup(user.id).await.unwrap();
     assert!(repo.pending_provider_cleanups(10).await.unwrap().is_empty());
+    assert_eq!(
+        repo.provider_cleanup_counts().await.unwrap(),
+        counts(0, 0, 0)
+    );
 }
 
 pub async fn users_are_found_by_credential_status(repo: Arc<dyn Repository>) {

@@ -1,11 +1,12 @@
 //! The `audit_events` table (partitioned by month).
 
+use crate::StorePool;
 use domain::{
     Actor, AuditEvent, AuditQuery, NewAuditEvent, Page, Pseudonym, StoreError, StoreResult,
     Subject, UserId,
 };
 use sqlx::postgres::PgRow;
-use sqlx::{PgConnection, PgPool, QueryBuilder, Row};
+use sqlx::{PgConnection, QueryBuilder, Row};
 
 use crate::errors::map_err;
 
@@ -83,7 +84,7 @@ pub(crate) async fn insert_all(
 pub(crate) const COLUMNS: &str = "seq, id, occurred_at, event_type, actor_kind, actor_id, user_id, \
      user_pseudonym, credential_id, flow_id, outcome, reason, correlation_id, details";
 
-pub(crate) async fn search(pool: &PgPool, q: &AuditQuery) -> StoreResult<Page<AuditEvent, i64>> {
+pub(crate) async fn search(pool: &StorePool, q: &AuditQuery) -> StoreResult<Page<AuditEvent, i64>> {
     let mut sql = QueryBuilder::new(format!("SELECT {COLUMNS} FROM audit_events WHERE TRUE"));
     if let Some(user) = q.user_id {
         sql.push(" AND user_id = ").push_bind(user.0);

@@ -9,13 +9,14 @@
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
+use crate::StorePool;
 use async_trait::async_trait;
 use domain::audit::integrity::{Seal, SealHead, SealHeader};
 use domain::audit::month::Month;
 use domain::audit::trail::{ArchiveManifest, ArchiveRecorded, MaintenanceLease};
 use domain::{AuditEvent, StoreError, StoreResult};
 use sqlx::postgres::PgRow;
-use sqlx::{Connection, Executor, PgConnection, PgPool, Row};
+use sqlx::{Connection, Executor, PgConnection, Row};
 use time::{Date, OffsetDateTime};
 
 use crate::audit::{COLUMNS, to_event};
@@ -103,10 +104,10 @@ impl MaintenanceSession {
 }
 
 pub(crate) async fn lead(
-    pool: &PgPool,
+    pool: &StorePool,
     session: &Arc<MaintenanceSession>,
 ) -> StoreResult<Option<Box<dyn MaintenanceLease>>> {
-    let lifetime = pool.options().get_max_lifetime();
+    let lifetime = pool.sqlx().options().get_max_lifetime();
     let kept = match session.take() {
         None => None,
         Some(parked) if lifetime.is_some_and(|lifetime| parked.opened.elapsed() >= lifetime) => {
@@ -150,8 +151,8 @@ pub const MAINTENANCE_APPLICATION_NAME: &str = "biometric-passkey-audit-maintena
 /// A connection of its own rather than one taken from the pool: the pool keeps
 /// its warm connections (a replacement would start with cold caches and
 /// unprepared statements, in a request's path).
-async fn connect(pool: &PgPool) -> StoreResult<PgConnection> {
-    let options = (*pool.connect_options())
+async fn connect(pool: &StorePool) -> StoreResult<PgConnection> {
+    let options = (*pool.sqlx().connect_options())
         .clone()
         .application_name(MAINTENANCE_APPLICATION_NAME);
     let connect = PgConnection::connect_with(&options);
@@ -334,6 +335,15 @@ impl MaintenanceLease for PgLease {
         rows.iter().map(to_event).collect()
     }
 
+    async fn count_after(&mut self, after: i64) -> StoreResult<u64> {
+        let count: i64 = sqlx::query_scalar("SELECT count(*) FROM audit_events WHERE seq > $1")
+            .bind(after)
+            .fetch_one(&mut self.held.conn)
+            .await
+            .map_err(map_err)?;
+        Ok(u64::try_from(count).unwrap_or_default())
+    }
+
     async fn insert_seals(&mut self, seals: &[Seal]) -> StoreResult<()> {
         let mut tx = self.held.conn.begin().await.map_err(map_err)?;
         for seal in seals {
@@ -434,7 +444,7 @@ fn to_seal(row: &PgRow) -> StoreResult<Seal> {
     })
 }
 
-pub(crate) async fn seals(pool: &PgPool, after: i64, limit: u32) -> StoreResult<Vec<Seal>> {
+pub(crate) async fn seals(pool: &StorePool, after: i64, limit: u32) -> StoreResult<Vec<Seal>> {
     let rows = sqlx::query(&format!(
         "SELECT {SEAL_COLUMNS} FROM audit_seals WHERE seal_no > $1 ORDER BY seal_no LIMIT $2"
     ))
@@ -446,7 +456,7 @@ pub(crate) async fn seals(pool: &PgPool, after: i64, limit: u32) -> StoreResult<
     rows.iter().map(to_seal).collect()
 }
 
-pub(crate) async fn seals_of_month(pool: &PgPool, month: Month) -> StoreResult<Vec<Seal>> {
+pub(crate) async fn seals_of_month(pool: &StorePool, month: Month) -> StoreResult<Vec<Seal>> {
     let rows = sqlx::query(&format!(
         "SELECT {SEAL_COLUMNS} FROM audit_seals WHERE month = $1 ORDER BY seal_no"
     ))
@@ -458,7 +468,7 @@ pub(crate) async fn seals_of_month(pool: &PgPool, month: Month) -> StoreResult<V
 }
 
 pub(crate) async fn events_of_month(
-    pool: &PgPool,
+    pool: &StorePool,
     month: Month,
     after: i64,
     limit: u32,
@@ -512,7 +522,7 @@ async fn months_present(conn: &mut PgConnection) -> StoreResult<Vec<Month>> {
     Ok(months)
 }
 
-pub(crate) async fn months(pool: &PgPool) -> StoreResult<Vec<Month>> {
+pub(crate) async fn months(pool: &StorePool) -> StoreResult<Vec<Month>> {
     let mut conn = pool.acquire().await.map_err(map_err)?;
     months_present(&mut conn).await
 }
@@ -548,7 +558,7 @@ async fn archive_of(conn: &mut PgConnection, month: Month) -> StoreResult<Option
 }
 
 pub(crate) async fn record_archive(
-    pool: &PgPool,
+    pool: &StorePool,
     m: &ArchiveManifest,
 ) -> StoreResult<ArchiveRecorded> {
     let mut conn = pool.acquire().await.map_err(map_err)?;
@@ -578,7 +588,7 @@ pub(crate) async fn record_archive(
     Ok(domain::audit::trail::compare_archives(existing, m))
 }
 
-pub(crate) async fn archives(pool: &PgPool) -> StoreResult<Vec<ArchiveManifest>> {
+pub(crate) async fn archives(pool: &StorePool) -> StoreResult<Vec<ArchiveManifest>> {
     let rows = sqlx::query(&format!(
         "SELECT {ARCHIVE_COLUMNS} FROM audit_archives ORDER BY month"
     ))

@@ -1,14 +1,15 @@
 //! The `idempotency_keys` and `provider_events` tables.
 
+use crate::StorePool;
 use domain::store::{IdempotencyBegin, StoredResponse};
 use domain::{StoreError, StoreResult, UserId};
-use sqlx::{PgConnection, PgPool};
+use sqlx::PgConnection;
 use time::OffsetDateTime;
 
 use crate::errors::map_err;
 
 pub(crate) async fn begin(
-    pool: &PgPool,
+    pool: &StorePool,
     scope: &str,
     key: &str,
     request_sha256: &[u8; 32],
@@ -82,7 +83,7 @@ pub(crate) async fn begin(
 }
 
 pub(crate) async fn finish(
-    pool: &PgPool,
+    pool: &StorePool,
     scope: &str,
     key: &str,
     response: &StoredResponse,
@@ -106,7 +107,7 @@ pub(crate) async fn finish(
     .map_err(map_err)
 }
 
-pub(crate) async fn abandon(pool: &PgPool, scope: &str, key: &str) -> StoreResult<()> {
+pub(crate) async fn abandon(pool: &StorePool, scope: &str, key: &str) -> StoreResult<()> {
     sqlx::query("DELETE FROM idempotency_keys WHERE scope = $1 AND key = $2 AND status IS NULL")
         .bind(scope)
         .bind(key)
@@ -140,7 +141,7 @@ pub(crate) async fn record_provider_event(
         })
 }
 
-pub(crate) async fn provider_event_seen(pool: &PgPool, dedupe_key: &str) -> StoreResult<bool> {
+pub(crate) async fn provider_event_seen(pool: &StorePool, dedupe_key: &str) -> StoreResult<bool> {
     sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM provider_events WHERE dedupe_key = $1)")
         .bind(dedupe_key)
         .fetch_one(pool)

@@ -30,9 +30,9 @@ use domain::{
     AuditEvent, AuditQuery, Change, Effect, ExternalUserId, FlowPrerequisites, FlowWrite,
     NewAuditEvent, Page, Repository, StoreResult, User, UserId,
 };
-use sqlx::PgConnection;
-use sqlx::PgPool;
+use metered_pool::MeteredPool;
 use sqlx::migrate::Migrator;
+use sqlx::{PgConnection, Postgres};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
@@ -46,10 +46,14 @@ use crate::errors::map_err;
 
 static MIGRATOR: Migrator = sqlx::migrate!("./migrations");
 
+/// The pool every statement of the store takes its connection from, counted
+/// and timed (`metered_pool`).
+pub type StorePool = MeteredPool<Postgres>;
+
 /// The PostgreSQL repository. Cheap to clone; clones share the pool.
 #[derive(Debug, Clone)]
 pub struct PgStore {
-    pool: PgPool,
+    pool: StorePool,
     maintenance: Arc<MaintenanceSession>,
     /// Read by the pool's release hook (`DB_MAX_IDLE_CONNS`), which holds it
     /// only weakly: it lives as long as the store.
@@ -69,13 +73,13 @@ impl PgStore {
     pub fn connect_lazy(settings: &PgSettings) -> Self {
         let (pool, idle_cap) = pool::lazy(settings);
         Self {
-            pool,
+            pool: MeteredPool::new(pool),
             maintenance: Arc::default(),
             _idle_cap: idle_cap,
         }
     }
 
-    pub fn pool(&self) -> &PgPool {
+    pub fn pool(&self) -> &StorePool {
         &self.pool
     }
 
@@ -83,8 +87,9 @@ impl PgStore {
     /// lock; a second run applies nothing.
     pub async fn migrate(&self) -> StoreResult<MigrationReport> {
         let before = applied_versions(&self.pool).await?;
+        let mut conn = self.pool.acquire().await.map_err(map_err)?;
         MIGRATOR
-            .run(&self.pool)
+            .run(&mut *conn)
             .await
             .map_err(errors::map_migrate_err)?;
         let after = applied_versions(&self.pool).await?;
@@ -104,7 +109,7 @@ impl PgStore {
     }
 }
 
-async fn applied_versions(pool: &PgPool) -> StoreResult<Vec<i64>> {
+async fn applied_versions(pool: &StorePool) -> StoreResult<Vec<i64>> {
     let exists: bool = sqlx::query_scalar("SELECT to_regclass('_sqlx_migrations') IS NOT NULL")
         .fetch_one(pool)
         .await
@@ -207,6 +212,10 @@ impl Repository for PgStore {
         limit: u32,
     ) -> StoreResult<Vec<domain::store::ProviderCleanup>> {
         users::pending_cleanups(&self.pool, limit).await
+    }
+
+    async fn provider_cleanup_counts(&self) -> StoreResult<domain::store::ProviderCleanupCounts> {
+        users::cleanup_counts(&self.pool).await
     }
 
     async fn finish_provider_cleanup(&self, user_id: UserId) -> StoreResult<()> {

@@ -4,16 +4,16 @@
 //! the run. The lock is released with the batch's commit, so no connection is
 //! held between runs.
 
+use crate::StorePool;
 use domain::StoreResult;
 use domain::store::Purge;
-use sqlx::PgPool;
 
 use crate::errors::map_err;
 
 /// `pg_try_advisory_xact_lock` key of the purge ("bppurge1").
 pub const PURGE_LOCK: i64 = 0x6270_7075_7267_6531;
 
-pub(crate) async fn purge(pool: &PgPool, purge: Purge, limit: u32) -> StoreResult<Option<u64>> {
+pub(crate) async fn purge(pool: &StorePool, purge: Purge, limit: u32) -> StoreResult<Option<u64>> {
     let mut tx = pool.begin().await.map_err(map_err)?;
     let leader: bool = sqlx::query_scalar("SELECT pg_try_advisory_xact_lock($1)")
         .bind(PURGE_LOCK)

@@ -1,11 +1,12 @@
 //! Sealed values by the key that sealed them: what `keys status` counts and
 //! what `keys reseal` reads and conditionally rewrites.
 
+use crate::StorePool;
 use async_trait::async_trait;
 use domain::StoreResult;
 use domain::rotation::{Replacement, RowKey, SealedColumn, SealedRow, SealedStore};
 use domain::store::SealedValues;
-use sqlx::{PgPool, Row};
+use sqlx::Row;
 use uuid::Uuid;
 
 use crate::PgStore;
@@ -16,7 +17,7 @@ fn key_id_of(column: &str) -> String {
     format!("substring({column} from 3 for get_byte({column}, 1))")
 }
 
-pub(crate) async fn values_by_key(pool: &PgPool) -> StoreResult<Vec<SealedValues>> {
+pub(crate) async fn values_by_key(pool: &StorePool) -> StoreResult<Vec<SealedValues>> {
     let mut out = Vec::new();
     let mut count = async |name: String, sql: String| -> StoreResult<()> {
         let rows: Vec<(String, i64)> = sqlx::query_as(&sql)

@@ -4,6 +4,8 @@ use domain::{ExternalUserId, Pseudonym, StoreError, StoreResult, User, UserId};
 use sqlx::postgres::{PgExecutor, PgRow};
 use sqlx::{PgConnection, Row};
 
+use crate::StorePool;
+
 use crate::errors::map_err;
 
 pub(crate) const COLUMNS: &str = "id, external_id, pseudonym, idv_applicant_sealed, created_at";
@@ -155,7 +157,7 @@ pub(crate) fn to_user(row: &PgRow) -> StoreResult<User> {
 }
 
 pub(crate) async fn search(
-    pool: &sqlx::PgPool,
+    pool: &StorePool,
     q: &domain::UserQuery,
 ) -> StoreResult<domain::Page<User, domain::UserCursor>> {
     let mut sql = sqlx::QueryBuilder::new(format!("SELECT {COLUMNS} FROM users WHERE TRUE"));
@@ -243,7 +245,7 @@ fn to_cleanup(row: CleanupRow) -> domain::store::ProviderCleanup {
 }
 
 pub(crate) async fn pending_cleanups(
-    pool: &sqlx::PgPool,
+    pool: &StorePool,
     limit: u32,
 ) -> StoreResult<Vec<domain::store::ProviderCleanup>> {
     let rows: Vec<CleanupRow> = sqlx::query_as(&format!(
@@ -257,7 +259,7 @@ pub(crate) async fn pending_cleanups(
 }
 
 pub(crate) async fn due_cleanups(
-    pool: &sqlx::PgPool,
+    pool: &StorePool,
     now: time::OffsetDateTime,
     limit: u32,
 ) -> StoreResult<Vec<domain::store::ProviderCleanup>> {
@@ -274,7 +276,27 @@ pub(crate) async fn due_cleanups(
     Ok(rows.into_iter().map(to_cleanup).collect())
 }
 
-pub(crate) async fn finish_cleanup(pool: &sqlx::PgPool, user_id: UserId) -> StoreResult<()> {
+pub(crate) async fn cleanup_counts(
+    pool: &StorePool,
+) -> StoreResult<domain::store::ProviderCleanupCounts> {
+    let (pending, retrying, dead): (i64, i64, i64) = sqlx::query_as(
+        "SELECT count(*) FILTER (WHERE dead_at IS NULL), \
+         count(*) FILTER (WHERE dead_at IS NULL AND attempts > 0), \
+         count(*) FILTER (WHERE dead_at IS NOT NULL) \
+         FROM provider_cleanups",
+    )
+    .fetch_one(pool)
+    .await
+    .map_err(map_err)?;
+    let count = |n: i64| u64::try_from(n).unwrap_or_default();
+    Ok(domain::store::ProviderCleanupCounts {
+        pending: count(pending),
+        retrying: count(retrying),
+        dead: count(dead),
+    })
+}
+
+pub(crate) async fn finish_cleanup(pool: &StorePool, user_id: UserId) -> StoreResult<()> {
     sqlx::query("DELETE FROM provider_cleanups WHERE user_id = $1")
         .bind(user_id.0)
         .execute(pool)
@@ -284,7 +306,7 @@ pub(crate) async fn finish_cleanup(pool: &sqlx::PgPool, user_id: UserId) -> Stor
 }
 
 pub(crate) async fn fail_cleanup(
-    pool: &sqlx::PgPool,
+    pool: &StorePool,
     user_id: UserId,
     at: time::OffsetDateTime,
     retry_at: Option<time::OffsetDateTime>,

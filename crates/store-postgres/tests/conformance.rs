@@ -39,7 +39,7 @@ async fn fresh() -> Fixture {
     let db = fresh_database().await;
     let store = PgStore::connect_lazy(&settings(&db));
     store.migrate().await.unwrap();
-    let pool = store.pool().clone();
+    let pool = store.pool().sqlx().clone();
     let tamper: Tamper = Arc::new(move |sql: String| {
         let pool = pool.clone();
         Box::pin(async move {
@@ -128,8 +128,8 @@ async fn connections_dropped_while_idle_are_replaced_before_use() {
     }
     drop(conns);
     // Each goes back to the pool on a task of its own, after a round trip.
-    settled(|| store.pool().num_idle() >= 4).await;
-    assert_eq!(store.pool().num_idle(), 4);
+    settled(|| store.pool().sqlx().num_idle() >= 4).await;
+    assert_eq!(store.pool().sqlx().num_idle(), 4);
 
     let mut admin = sqlx::PgConnection::connect(&store_conformance::postgres::admin_url())
         .await
@@ -164,7 +164,7 @@ async fn connections_returned_beyond_the_idle_cap_are_closed() {
             max_idle_conns: cap,
             ..settings(&db)
         });
-        let pool = store.pool();
+        let pool = store.pool().sqlx();
         let mut conns = Vec::new();
         for _ in 0..4 {
             conns.push(pool.acquire().await.unwrap());
@@ -302,7 +302,7 @@ mod audit_partitions {
         let db = fresh_database().await;
         let store = PgStore::connect_lazy(&edit(settings(&db)));
         store.migrate().await.unwrap();
-        let pool = store.pool().clone();
+        let pool = store.pool().sqlx().clone();
         (Arc::new(store), pool, db)
     }
 
@@ -352,6 +352,7 @@ mod audit_partitions {
         let report = trail.maintain().await.unwrap();
         assert!(report.leader && report.sealing_deferred, "{report:?}");
         assert_eq!(report.sealed_events, 0);
+        assert_eq!(report.awaiting_sealing, 1, "the event past the last seal");
         assert!(
             started.elapsed() < std::time::Duration::from_secs(5),
             "gave up after a few short waits: {:?}",
@@ -364,6 +365,7 @@ mod audit_partitions {
         let report = trail.maintain().await.unwrap();
         assert!(!report.sealing_deferred);
         assert_eq!(report.sealed_events, 2);
+        assert_eq!(report.awaiting_sealing, 0);
         assert!(trail.verify(None).await.unwrap().is_clean());
     }
 
@@ -390,6 +392,7 @@ mod audit_partitions {
             report.created,
             [month("2026-11"), month("2026-12"), month("2027-01")]
         );
+        assert_eq!(report.partitions_ahead, Some(2), "December and January");
         assert_eq!(
             partitions(&pool).await,
             [

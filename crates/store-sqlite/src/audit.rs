@@ -1,11 +1,12 @@
 //! The `audit_events` table.
 
+use crate::StorePool;
 use domain::{
     Actor, AuditEvent, AuditQuery, NewAuditEvent, Page, Pseudonym, StoreError, StoreResult,
     Subject, UserId,
 };
 use sqlx::sqlite::SqliteRow;
-use sqlx::{QueryBuilder, Row, SqliteConnection, SqlitePool};
+use sqlx::{QueryBuilder, Row, SqliteConnection};
 
 use crate::codec::{from_micros, to_micros, uuid_from};
 use crate::errors::map_err;
@@ -35,10 +36,7 @@ pub(crate) async fn insert(conn: &mut SqliteConnection, e: &NewAuditEvent) -> St
     .map_err(map_err)
 }
 
-pub(crate) async fn search(
-    pool: &SqlitePool,
-    q: &AuditQuery,
-) -> StoreResult<Page<AuditEvent, i64>> {
+pub(crate) async fn search(pool: &StorePool, q: &AuditQuery) -> StoreResult<Page<AuditEvent, i64>> {
     let mut sql = QueryBuilder::new(
         "SELECT seq, id, occurred_at, event_type, actor_kind, actor_id, user_id, user_pseudonym, \
          credential_id, flow_id, outcome, reason, correlation_id, details FROM audit_events WHERE 1",

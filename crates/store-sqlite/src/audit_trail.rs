@@ -4,13 +4,14 @@
 //! The lease is the database's write lock (`BEGIN IMMEDIATE`): a second
 //! maintainer waits for the first and then finds nothing left to do.
 
+use crate::StorePool;
 use async_trait::async_trait;
 use domain::audit::integrity::{Seal, SealHead, SealHeader};
 use domain::audit::month::Month;
 use domain::audit::trail::{ArchiveManifest, ArchiveRecorded, MaintenanceLease};
 use domain::{AuditEvent, StoreError, StoreResult};
 use sqlx::sqlite::SqliteRow;
-use sqlx::{Row, Sqlite, SqliteConnection, SqlitePool, Transaction};
+use sqlx::{Row, Sqlite, SqliteConnection, Transaction};
 
 use crate::audit::to_event;
 use crate::codec::{from_micros, opt_from_micros, opt_micros, to_micros};
@@ -125,6 +126,15 @@ impl MaintenanceLease for SqliteLease {
         rows.iter().map(to_event).collect()
     }
 
+    async fn count_after(&mut self, after: i64) -> StoreResult<u64> {
+        let count: i64 = sqlx::query_scalar("SELECT count(*) FROM audit_events WHERE seq > ?")
+            .bind(after)
+            .fetch_one(&mut *self.tx)
+            .await
+            .map_err(map_err)?;
+        Ok(u64::try_from(count).unwrap_or_default())
+    }
+
     async fn insert_seals(&mut self, seals: &[Seal]) -> StoreResult<()> {
         for seal in seals {
             let h = &seal.header;
@@ -190,7 +200,7 @@ async fn months(conn: &mut SqliteConnection) -> StoreResult<Vec<Month>> {
         .collect()
 }
 
-pub(crate) async fn all_months(pool: &SqlitePool) -> StoreResult<Vec<Month>> {
+pub(crate) async fn all_months(pool: &StorePool) -> StoreResult<Vec<Month>> {
     let mut conn = pool.acquire().await.map_err(map_err)?;
     months(&mut conn).await
 }
@@ -230,7 +240,7 @@ fn to_seal(row: &SqliteRow) -> StoreResult<Seal> {
     })
 }
 
-pub(crate) async fn seals(pool: &SqlitePool, after: i64, limit: u32) -> StoreResult<Vec<Seal>> {
+pub(crate) async fn seals(pool: &StorePool, after: i64, limit: u32) -> StoreResult<Vec<Seal>> {
     let rows = sqlx::query(&format!(
         "SELECT {SEAL_COLUMNS} FROM audit_seals WHERE seal_no > ? ORDER BY seal_no LIMIT ?"
     ))
@@ -242,7 +252,7 @@ pub(crate) async fn seals(pool: &SqlitePool, after: i64, limit: u32) -> StoreRes
     rows.iter().map(to_seal).collect()
 }
 
-pub(crate) async fn seals_of_month(pool: &SqlitePool, month: Month) -> StoreResult<Vec<Seal>> {
+pub(crate) async fn seals_of_month(pool: &StorePool, month: Month) -> StoreResult<Vec<Seal>> {
     let rows = sqlx::query(&format!(
         "SELECT {SEAL_COLUMNS} FROM audit_seals WHERE month = ? ORDER BY seal_no"
     ))
@@ -254,7 +264,7 @@ pub(crate) async fn seals_of_month(pool: &SqlitePool, month: Month) -> StoreResu
 }
 
 pub(crate) async fn events_of_month(
-    pool: &SqlitePool,
+    pool: &StorePool,
     month: Month,
     after: i64,
     limit: u32,
@@ -339,7 +349,7 @@ pub(crate) async fn record_archive(
     Ok(ArchiveRecorded::New)
 }
 
-pub(crate) async fn archives(pool: &SqlitePool) -> StoreResult<Vec<ArchiveManifest>> {
+pub(crate) async fn archives(pool: &StorePool) -> StoreResult<Vec<ArchiveManifest>> {
     let rows = sqlx::query(&format!(
         "SELECT {ARCHIVE_COLUMNS} FROM audit_archives ORDER BY month"
     ))

@@ -1,15 +1,16 @@
 //! The `idempotency_keys` and `provider_events` tables.
 
+use crate::StorePool;
 use domain::store::{IdempotencyBegin, StoredResponse};
 use domain::{StoreError, StoreResult, UserId};
-use sqlx::{SqliteConnection, SqlitePool};
+use sqlx::SqliteConnection;
 use time::OffsetDateTime;
 
 use crate::codec::to_micros;
 use crate::errors::map_err;
 
 pub(crate) async fn begin(
-    pool: &SqlitePool,
+    pool: &StorePool,
     scope: &str,
     key: &str,
     request_sha256: &[u8; 32],
@@ -78,7 +79,7 @@ pub(crate) async fn begin(
 }
 
 pub(crate) async fn finish(
-    pool: &SqlitePool,
+    pool: &StorePool,
     scope: &str,
     key: &str,
     response: &StoredResponse,
@@ -102,7 +103,7 @@ pub(crate) async fn finish(
     .map_err(map_err)
 }
 
-pub(crate) async fn abandon(pool: &SqlitePool, scope: &str, key: &str) -> StoreResult<()> {
+pub(crate) async fn abandon(pool: &StorePool, scope: &str, key: &str) -> StoreResult<()> {
     sqlx::query("DELETE FROM idempotency_keys WHERE scope = ? AND key = ? AND status IS NULL")
         .bind(scope)
         .bind(key)
@@ -136,7 +137,7 @@ pub(crate) async fn record_provider_event(
         })
 }
 
-pub(crate) async fn provider_event_seen(pool: &SqlitePool, dedupe_key: &str) -> StoreResult<bool> {
+pub(crate) async fn provider_event_seen(pool: &StorePool, dedupe_key: &str) -> StoreResult<bool> {
     sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM provider_events WHERE dedupe_key = ?)")
         .bind(dedupe_key)
         .fetch_one(pool)

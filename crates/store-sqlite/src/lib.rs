@@ -31,16 +31,21 @@ use domain::{
     AuditEvent, AuditQuery, Change, Effect, ExternalUserId, FlowPrerequisites, FlowWrite,
     NewAuditEvent, Page, Repository, StoreResult, User, UserId,
 };
+use metered_pool::MeteredPool;
 use sqlx::SqliteConnection;
 use sqlx::migrate::Migrator;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{Sqlite, SqlitePool, Transaction};
+use sqlx::{Sqlite, Transaction};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
 use crate::errors::map_err;
 
 static MIGRATOR: Migrator = sqlx::migrate!("./migrations");
+
+/// The pool every statement of the store takes its connection from, counted
+/// and timed (`metered_pool`).
+pub type StorePool = MeteredPool<Sqlite>;
 
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -63,7 +68,7 @@ impl SqliteSettings {
 /// The SQLite repository. Cheap to clone; clones share the pool.
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
-    pool: SqlitePool,
+    pool: StorePool,
 }
 
 impl SqliteStore {
@@ -85,14 +90,17 @@ impl SqliteStore {
             .connect_with(options)
             .await
             .map_err(map_err)?;
-        Ok(Self { pool })
+        Ok(Self {
+            pool: MeteredPool::new(pool),
+        })
     }
 
     /// Applies every pending migration; returns the versions applied now.
     pub async fn migrate(&self) -> StoreResult<Vec<i64>> {
         let before: Vec<i64> = self.applied_versions().await?;
+        let mut conn = self.pool.acquire().await.map_err(map_err)?;
         MIGRATOR
-            .run(&self.pool)
+            .run(&mut *conn)
             .await
             .map_err(errors::map_migrate_err)?;
         let after = self.applied_versions().await?;
@@ -121,7 +129,7 @@ impl SqliteStore {
 
     /// The pool, for tests and tools that need a statement the repository
     /// does not offer.
-    pub fn pool(&self) -> &SqlitePool {
+    pub fn pool(&self) -> &StorePool {
         &self.pool
     }
 
@@ -224,6 +232,10 @@ impl Repository for SqliteStore {
         limit: u32,
     ) -> StoreResult<Vec<domain::store::ProviderCleanup>> {
         users::pending_cleanups(&self.pool, limit).await
+    }
+
+    async fn provider_cleanup_counts(&self) -> StoreResult<domain::store::ProviderCleanupCounts> {
+        users::cleanup_counts(&self.pool).await
     }
 
     async fn finish_provider_cleanup(&self, user_id: UserId) -> StoreResult<()> {

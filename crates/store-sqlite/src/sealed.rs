@@ -1,11 +1,12 @@
 //! Sealed values by the key that sealed them: what `keys status` counts and
 //! what `keys reseal` reads and conditionally rewrites.
 
+use crate::StorePool;
 use async_trait::async_trait;
 use domain::StoreResult;
 use domain::rotation::{Replacement, RowKey, SealedColumn, SealedRow, SealedStore};
 use domain::store::SealedValues;
-use sqlx::{Row, SqlitePool};
+use sqlx::Row;
 
 use crate::SqliteStore;
 use crate::codec::{uuid_bytes, uuid_from};
@@ -16,7 +17,7 @@ fn key_id_of(column: &str) -> String {
     format!("CAST(substr({column}, 3, unicode(CAST(substr({column}, 2, 1) AS TEXT))) AS TEXT)")
 }
 
-pub(crate) async fn values_by_key(pool: &SqlitePool) -> StoreResult<Vec<SealedValues>> {
+pub(crate) async fn values_by_key(pool: &StorePool) -> StoreResult<Vec<SealedValues>> {
     let mut out = Vec::new();
     let mut count = async |name: String, sql: String| -> StoreResult<()> {
         let rows: Vec<(String, i64)> = sqlx::query_as(&sql)

@@ -4,6 +4,8 @@ use domain::{ExternalUserId, Pseudonym, StoreError, StoreResult, User, UserId};
 use sqlx::sqlite::{SqliteExecutor, SqliteRow};
 use sqlx::{Row, SqliteConnection};
 
+use crate::StorePool;
+
 use crate::codec::{from_micros, to_micros, uuid_from};
 use crate::errors::map_err;
 
@@ -148,7 +150,7 @@ pub(crate) fn to_user(row: &SqliteRow) -> StoreResult<User> {
 }
 
 pub(crate) async fn search(
-    pool: &sqlx::SqlitePool,
+    pool: &StorePool,
     q: &domain::UserQuery,
 ) -> StoreResult<domain::Page<User, domain::UserCursor>> {
     let mut sql = sqlx::QueryBuilder::new(format!("SELECT {COLUMNS} FROM users WHERE 1"));
@@ -228,7 +230,7 @@ fn to_cleanup(row: CleanupRow) -> StoreResult<domain::store::ProviderCleanup> {
 }
 
 pub(crate) async fn pending_cleanups(
-    pool: &sqlx::SqlitePool,
+    pool: &StorePool,
     limit: u32,
 ) -> StoreResult<Vec<domain::store::ProviderCleanup>> {
     let rows: Vec<CleanupRow> = sqlx::query_as(&format!(
@@ -242,7 +244,7 @@ pub(crate) async fn pending_cleanups(
 }
 
 pub(crate) async fn due_cleanups(
-    pool: &sqlx::SqlitePool,
+    pool: &StorePool,
     now: time::OffsetDateTime,
     limit: u32,
 ) -> StoreResult<Vec<domain::store::ProviderCleanup>> {
@@ -259,7 +261,27 @@ pub(crate) async fn due_cleanups(
     rows.into_iter().map(to_cleanup).collect()
 }
 
-pub(crate) async fn finish_cleanup(pool: &sqlx::SqlitePool, user_id: UserId) -> StoreResult<()> {
+pub(crate) async fn cleanup_counts(
+    pool: &StorePool,
+) -> StoreResult<domain::store::ProviderCleanupCounts> {
+    let (pending, retrying, dead): (i64, i64, i64) = sqlx::query_as(
+        "SELECT COALESCE(SUM(dead_at IS NULL), 0), \
+         COALESCE(SUM(dead_at IS NULL AND attempts > 0), 0), \
+         COALESCE(SUM(dead_at IS NOT NULL), 0) \
+         FROM provider_cleanups",
+    )
+    .fetch_one(pool)
+    .await
+    .map_err(map_err)?;
+    let count = |n: i64| u64::try_from(n).unwrap_or_default();
+    Ok(domain::store::ProviderCleanupCounts {
+        pending: count(pending),
+        retrying: count(retrying),
+        dead: count(dead),
+    })
+}
+
+pub(crate) async fn finish_cleanup(pool: &StorePool, user_id: UserId) -> StoreResult<()> {
     sqlx::query("DELETE FROM provider_cleanups WHERE user_id = ?")
         .bind(user_id.0.as_bytes().as_slice())
         .execute(pool)
@@ -269,7 +291,7 @@ pub(crate) async fn finish_cleanup(pool: &sqlx::SqlitePool, user_id: UserId) -> 
 }
 
 pub(crate) async fn fail_cleanup(
-    pool: &sqlx::SqlitePool,
+    pool: &StorePool,
     user_id: UserId,
     at: time::OffsetDateTime,
     retry_at: Option<time::OffsetDateTime>,

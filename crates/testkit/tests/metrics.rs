@@ -165,6 +165,26 @@ async fn the_core_api_counts_requests_by_route_template_and_status_class(store: 
     assert!(
         sample(&text, "biometric_passkey_db_pool_max_connections", &[]).is_some_and(|n| n >= 1.0)
     );
+    assert_sample(&text, "biometric_passkey_db_pool_waiters", &[], 0.0);
+    // Every statement above took its connection through the timed acquire.
+    assert!(
+        sample(
+            &text,
+            "biometric_passkey_db_pool_acquire_duration_seconds_count",
+            &[]
+        )
+        .is_some_and(|n| n >= 1.0),
+        "{text}"
+    );
+    assert!(
+        sample(
+            &text,
+            "biometric_passkey_db_pool_acquire_duration_seconds_bucket",
+            &[("le", "0.0001")]
+        )
+        .is_some(),
+        "sub-millisecond buckets in:\n{text}"
+    );
 }
 
 async fn flows_and_refused_possession_proofs_are_counted_by_type_and_code(store: Store) {

@@ -265,6 +265,16 @@ async fn a_real_prometheus_scrapes_both_runtimes_and_answers_for_their_series() 
             2.0,
         )
         .await;
+    // The pool's waiters and acquire times, as the pool alert reads them.
+    prometheus
+        .expect(r#"biometric_passkey_db_pool_waiters{job="core"}"#, 0.0)
+        .await;
+    prometheus
+        .expect(
+            r#"count(biometric_passkey_db_pool_acquire_duration_seconds_count{job="core"} > 0)"#,
+            1.0,
+        )
+        .await;
     // The latency histogram is usable as Prometheus users query it.
     let p99 = prometheus
         .query(

@@ -35,6 +35,7 @@ ALERTS = {
     "BiometricPasskeyMigrationJobFailed": "migrationJobFailed",
     "BiometricPasskeyDatabasePoolSaturated": "databasePoolSaturated",
     "BiometricPasskeyAuditMaintenanceFailing": "auditMaintenanceFailing",
+    "BiometricPasskeyProviderCleanupsDead": "providerCleanupsDead",
     "BiometricPasskeyCounterRegressions": "counterRegressions",
     "BiometricPasskeyOriginMismatches": "originMismatches",
 }
@@ -93,7 +94,8 @@ def test_defaults(render):
         "BiometricPasskeyManagement5xx": ("5m", "warning", "> 0.05"),
         "BiometricPasskeyWebhookDeliveryFailures": ("0m", "warning", "> 0"),
         "BiometricPasskeyMigrationJobFailed": ("5m", "critical", "> 0"),
-        "BiometricPasskeyDatabasePoolSaturated": ("5m", "warning", ">= 0.9"),
+        "BiometricPasskeyDatabasePoolSaturated": ("5m", "warning", "> 0.1"),
+        "BiometricPasskeyProviderCleanupsDead": ("0m", "warning", "> 0"),
         "BiometricPasskeyAuditMaintenanceFailing": ("5m", "warning", "> 1800"),
         "BiometricPasskeyCounterRegressions": ("0m", "warning", "> 0"),
         "BiometricPasskeyOriginMismatches": ("0m", "warning", "> 0"),
@@ -114,7 +116,8 @@ def test_thresholds_durations_and_severities_come_from_values(render):
                 management5xx={"ratio": 0.125},
                 webhookDeliveryFailures={"threshold": 25, "for": "15m"},
                 migrationJobFailed={"for": "1m", "severity": "warning"},
-                databasePoolSaturated={"ratio": 1},
+                databasePoolSaturated={"acquireSeconds": 0.5},
+                providerCleanupsDead={"threshold": 2, "for": "30m"},
                 auditMaintenanceFailing={"maxSecondsSinceSuccess": 7200},
                 counterRegressions={"threshold": 3, "severity": "critical"},
                 originMismatches={"threshold": 50, "for": "10m"},
@@ -136,7 +139,11 @@ def test_thresholds_durations_and_severities_come_from_values(render):
     assert found["BiometricPasskeyWebhookDeliveryFailures"]["for"] == "15m"
     assert "More than 25 of" in described("BiometricPasskeyWebhookDeliveryFailures")
     assert found["BiometricPasskeyMigrationJobFailed"]["for"] == "1m"
-    assert found["BiometricPasskeyDatabasePoolSaturated"]["expr"].endswith(">= 1")
+    assert found["BiometricPasskeyDatabasePoolSaturated"]["expr"].endswith("> 0.5")
+    assert "longer than 0.5 s" in described("BiometricPasskeyDatabasePoolSaturated")
+    assert found["BiometricPasskeyProviderCleanupsDead"]["expr"].endswith("> 2")
+    assert found["BiometricPasskeyProviderCleanupsDead"]["for"] == "30m"
+    assert "More than 2 provider" in described("BiometricPasskeyProviderCleanupsDead")
     assert "> 7200\n" in found["BiometricPasskeyAuditMaintenanceFailing"]["expr"]
     assert found["BiometricPasskeyCounterRegressions"]["expr"].endswith("> 3")
     assert found["BiometricPasskeyOriginMismatches"]["expr"].endswith("> 50")
@@ -208,7 +215,7 @@ def test_selector_is_a_template_and_can_be_widened(render):
     found = alerts(render(VALUE_SETS["no-selector"]))
     assert '{runtime="core",status="5xx"}' in found["BiometricPasskeyCoreApi5xx"]["expr"]
     expr = found["BiometricPasskeyDatabasePoolSaturated"]["expr"]
-    assert "biometric_passkey_db_pool_max_connections{}" in expr
+    assert "biometric_passkey_db_pool_acquire_duration_seconds_bucket{}" in expr
 
 
 def test_migration_alert_selects_this_release_s_job_in_either_form(render):
@@ -253,7 +260,7 @@ VALUE_SETS = {
         MANAGEMENT_ON,
         alert_overlay(
             coreApi5xx={"ratio": 0.001, "for": "1h30m"},
-            databasePoolSaturated={"ratio": 0.5, "for": "0"},
+            databasePoolSaturated={"acquireSeconds": 0.025, "for": "0"},
             auditMaintenanceFailing={"maxSecondsSinceSuccess": 86400},
             counterRegressions={"threshold": 1000000},
         ),

@@ -93,6 +93,8 @@ pub trait MaintenanceLease: Send {
         upto: i64,
         limit: u32,
     ) -> StoreResult<Vec<AuditEvent>>;
+    /// How many events sit past position `after` (those no seal covers yet).
+    async fn count_after(&mut self, after: i64) -> StoreResult<u64>;
     async fn insert_seals(&mut self, seals: &[Seal]) -> StoreResult<()>;
     /// Rewrites existing seals (by `seal_no`) with the given key id, entries
     /// and MACs, all or none.
@@ -140,6 +142,12 @@ pub struct MaintenanceReport {
     /// an analyze holding it, or a long insert in flight).
     pub sealing_deferred: bool,
     pub seal_head: Option<SealHead>,
+    /// Monthly partitions that exist beyond the current month after the run;
+    /// `None` where months are not partitions (SQLite).
+    pub partitions_ahead: Option<u32>,
+    /// Events past the last seal when the run ended: written since its
+    /// horizon, or all of them past the head when sealing was deferred.
+    pub awaiting_sealing: u64,
 }
 
 impl MaintenanceReport {
@@ -266,6 +274,12 @@ impl AuditTrail {
                 lease.create_partition(*month).await?;
                 report.created.push(*month);
             }
+            let ahead = existing
+                .iter()
+                .chain(&report.created)
+                .filter(|month| **month > current)
+                .count();
+            report.partitions_ahead = Some(u32::try_from(ahead).unwrap_or(u32::MAX));
         }
         if self.policy.retention_months > 0 {
             let keep_from = current.plus(-(self.policy.retention_months as i32));
@@ -287,6 +301,9 @@ impl AuditTrail {
         let mut head = lease.seal_head().await?;
         let Some(horizon) = lease.seal_horizon().await? else {
             report.sealing_deferred = true;
+            report.awaiting_sealing = lease
+                .count_after(head.as_ref().map_or(0, |h| h.to_seq))
+                .await?;
             report.seal_head = head;
             return Ok(report);
         };
@@ -317,6 +334,9 @@ impl AuditTrail {
                 pacer.between_steps().await;
             }
         }
+        report.awaiting_sealing = lease
+            .count_after(head.as_ref().map_or(0, |h| h.to_seq))
+            .await?;
         report.seal_head = head;
         Ok(report)
     }

@@ -87,6 +87,20 @@ impl Metrics {
         });
     }
 
+    /// The provider clean-up queue as last counted.
+    pub fn provider_cleanups_counted(&self, counts: &domain::store::ProviderCleanupCounts) {
+        self.record(|| {
+            for (state, n) in [
+                ("pending", counts.pending),
+                ("retrying", counts.retrying),
+                ("dead", counts.dead),
+            ] {
+                metrics::gauge!("biometric_passkey_provider_cleanups", "state" => state)
+                    .set(n as f64);
+            }
+        });
+    }
+
     fn store_result<T>(&self, result: StoreResult<T>) -> StoreResult<T> {
         if let Err(e) = &result {
             let kind = match e {
@@ -339,6 +353,15 @@ impl Repository for MeteredRepository {
             self.inner
                 .pending_provider_cleanups(limit)
                 .instrument(crate::traces::db_span("pending_provider_cleanups"))
+                .await,
+        )
+    }
+
+    async fn provider_cleanup_counts(&self) -> StoreResult<domain::store::ProviderCleanupCounts> {
+        self.metrics.store_result(
+            self.inner
+                .provider_cleanup_counts()
+                .instrument(crate::traces::db_span("provider_cleanup_counts"))
                 .await,
         )
     }
