@@ -98,6 +98,8 @@ pub(crate) const POSSESSION: Step = "POST /flows/{id}/possession";
 pub(crate) const OUTCOME: Step = "POST /synthetic/runs/{run}/outcome";
 pub(crate) const READ: Step = "GET /flows/{id}";
 pub(crate) const WEBHOOK: Step = "POST /providers/onfido/webhooks";
+/// The provider double's control call that completes a run (not the product's).
+pub(crate) const COMPLETE_AT_PROVIDER: Step = "provider double: run completed";
 
 /// Latencies in microseconds, per step and per whole flow, and errors.
 #[derive(Default)]
@@ -316,6 +318,12 @@ pub(crate) struct Target {
     client: reqwest::Client,
     webhooks: Option<Webhooks>,
     possession: Possession,
+    /// Every call's outcome, for the fault suite's check of what was acknowledged.
+    journal: Option<Arc<crate::faults::Journal>>,
+    /// The provider double's control URL: runs are completed there, the
+    /// double delivers the webhook (retrying as the provider does), and a
+    /// flow is read until it has moved.
+    control: Option<String>,
 }
 
 impl Target {
@@ -332,6 +340,8 @@ impl Target {
                 .build()?,
             webhooks: None,
             possession: Possession::External,
+            journal: None,
+            control: None,
         })
     }
 
@@ -351,6 +361,23 @@ impl Target {
         }
     }
 
+    /// The same service, each call written to `journal`.
+    pub(crate) fn with_journal(&self, journal: Arc<crate::faults::Journal>) -> Self {
+        Self {
+            journal: Some(journal),
+            ..self.clone()
+        }
+    }
+
+    /// The same service in `onfido` mode, its runs completed at the provider
+    /// double's `control` URL.
+    pub(crate) fn with_control(&self, control: String) -> Self {
+        Self {
+            control: Some(control),
+            ..self.clone()
+        }
+    }
+
     async fn call(
         &self,
         rec: &mut Recorder,
@@ -364,9 +391,22 @@ impl Target {
             request = request.json(&body);
         }
         let started = Instant::now();
-        let response = request.send().await.context(step)?;
-        let status = response.status();
-        let bytes = response.bytes().await?;
+        let sent = crate::faults::Journal::now();
+        let answer = async {
+            let response = request.send().await?;
+            let status = response.status();
+            Ok::<_, reqwest::Error>((status, response.bytes().await?))
+        }
+        .await;
+        if let Some(journal) = &self.journal {
+            journal.call(
+                step,
+                path,
+                sent,
+                answer.as_ref().ok().map(|(s, b)| (*s, b.as_ref())),
+            );
+        }
+        let (status, bytes) = answer.context(step)?;
         rec.step(step, started);
         if !status.is_success() {
             bail!("{step}: HTTP {status}: {}", String::from_utf8_lossy(&bytes));
@@ -397,6 +437,9 @@ impl Target {
     }
 
     async fn finish(&self, rec: &mut Recorder, id: &str) -> anyhow::Result<()> {
+        if self.control.is_some() {
+            return self.settled(rec, id).await;
+        }
         let flow = self
             .call(
                 rec,
@@ -412,7 +455,66 @@ impl Target {
         Ok(())
     }
 
+    /// Reads the flow until the provider's result has moved it (by webhook
+    /// or the reconciler), for a minute at most.
+    async fn settled(&self, rec: &mut Recorder, id: &str) -> anyhow::Result<()> {
+        let until = Instant::now() + Duration::from_secs(60);
+        loop {
+            let flow = self
+                .call(
+                    rec,
+                    READ,
+                    reqwest::Method::GET,
+                    &format!("/api/core/v1/flows/{id}"),
+                    None,
+                )
+                .await?;
+            match flow["state"].as_str() {
+                Some("completed") => return Ok(()),
+                Some("awaiting_verification" | "pending") if Instant::now() < until => {
+                    tokio::time::sleep(Duration::from_millis(250)).await;
+                }
+                _ => bail!("flow {id} ended {}", flow["state"]),
+            }
+        }
+    }
+
+    /// Completes `run` at the provider double, which delivers the webhook.
+    async fn complete_at_double(&self, control: &str, run: &str) -> anyhow::Result<()> {
+        let sent = crate::faults::Journal::now();
+        let answer = async {
+            let response = self
+                .client
+                .post(format!("{control}/workflow_runs/{run}/complete"))
+                .json(&json!({ "status": "approved" }))
+                .send()
+                .await?;
+            let status = response.status();
+            Ok::<_, reqwest::Error>((status, response.bytes().await?))
+        }
+        .await;
+        if let Some(journal) = &self.journal {
+            journal.call(
+                COMPLETE_AT_PROVIDER,
+                run,
+                sent,
+                answer.as_ref().ok().map(|(s, b)| (*s, b.as_ref())),
+            );
+        }
+        let (status, bytes) = answer.context(COMPLETE_AT_PROVIDER)?;
+        if !status.is_success() {
+            bail!(
+                "{COMPLETE_AT_PROVIDER}: HTTP {status}: {}",
+                String::from_utf8_lossy(&bytes)
+            );
+        }
+        Ok(())
+    }
+
     async fn outcome(&self, rec: &mut Recorder, run: &str) -> anyhow::Result<()> {
+        if let Some(control) = &self.control {
+            return self.complete_at_double(control, run).await;
+        }
         if let Some(webhooks) = &self.webhooks {
             return self.deliver(rec, webhooks, run).await;
         }

@@ -5,6 +5,7 @@
 
 mod activity;
 mod baseline;
+mod faults;
 mod load;
 mod processes;
 mod report;
@@ -83,6 +84,11 @@ enum Command {
         #[arg(long = "product-env", value_name = "NAME=VALUE", value_parser = setting)]
         product_env: Vec<(String, String)>,
     },
+    /// The fault suite's load and check (`scripts/faults`).
+    Faults {
+        #[command(subcommand)]
+        action: FaultsAction,
+    },
     /// Measure WebAuthn assertion verification (the `builtin` possession
     /// mode) next to raw P-256 ECDSA verifies, on one thread.
     Webauthn {
@@ -98,6 +104,64 @@ enum Command {
         /// Write the figures as JSON here as well.
         #[arg(long)]
         json: Option<PathBuf>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum FaultsAction {
+    /// Complete flows of every type at a steady rate, every call journalled.
+    Load {
+        /// The load balancer's (or a Core API's) base URL.
+        #[arg(long)]
+        base: String,
+        /// Flows started per second, the four types in turn.
+        #[arg(long, default_value_t = 8.0)]
+        rate: f64,
+        #[arg(long)]
+        seconds: u64,
+        /// Users enrolled before the load.
+        #[arg(long, default_value_t = 40)]
+        users: usize,
+        /// Flows in flight at most (a flow due beyond that is skipped).
+        #[arg(long, default_value_t = 64)]
+        max_in_flight: usize,
+        #[arg(long)]
+        journal: PathBuf,
+        /// The provider double's control URL (`onfido` mode).
+        #[arg(long)]
+        control: Option<String>,
+    },
+    /// Serve the provider double for the replicas (`onfido` mode).
+    Double {
+        /// Where it delivers webhooks (the load balancer's webhook route).
+        #[arg(long)]
+        webhook_url: String,
+        /// Its API's base URL and its control URL are written here.
+        #[arg(long)]
+        info: PathBuf,
+    },
+    /// One line of figures from the journal and the database (DB_* and
+    /// `--database`); fails when the product did not meet the suite.
+    Check {
+        #[arg(long)]
+        scenario: String,
+        #[arg(long)]
+        journal: PathBuf,
+        #[arg(long)]
+        database: String,
+        /// When the fault began, ms since the epoch.
+        #[arg(long, requires = "fault_end")]
+        fault_start: Option<u64>,
+        /// When the fault ended (the service was back), ms since the epoch.
+        #[arg(long, requires = "fault_start")]
+        fault_end: Option<u64>,
+        /// No call may fail at all (a rolling deploy).
+        #[arg(long)]
+        strict: bool,
+        /// A replica was killed at the fault's start: its calls in flight
+        /// are counted apart.
+        #[arg(long)]
+        killed: bool,
     },
 }
 
@@ -731,6 +795,48 @@ async fn main() -> anyhow::Result<()> {
             )
             .await
         }
+        Command::Faults { action } => match action {
+            FaultsAction::Load {
+                base,
+                rate,
+                seconds,
+                users,
+                max_in_flight,
+                journal,
+                control,
+            } => {
+                faults::load(faults::LoadOptions {
+                    base,
+                    rate,
+                    duration: Duration::from_secs(seconds),
+                    users,
+                    max_in_flight,
+                    journal,
+                    control,
+                })
+                .await
+            }
+            FaultsAction::Double { webhook_url, info } => faults::double(webhook_url, &info).await,
+            FaultsAction::Check {
+                scenario,
+                journal,
+                database,
+                fault_start,
+                fault_end,
+                strict,
+                killed,
+            } => {
+                faults::check(faults::CheckOptions {
+                    scenario,
+                    journal,
+                    database,
+                    fault: fault_start.zip(fault_end),
+                    strict,
+                    killed,
+                })
+                .await
+            }
+        },
         Command::Webauthn {
             seconds,
             rounds,

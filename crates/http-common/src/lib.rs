@@ -24,7 +24,7 @@ pub use error::ApiError;
 pub use extract::{ApiBody, ApiPath, ApiQuery};
 pub use json::ApiJson;
 pub use limits::{HttpLimits, RequestSlot};
-pub use service::{DatabaseProbe, ReadinessProbe, ServiceInfo, service_routes};
+pub use service::{DatabaseProbe, Draining, ReadinessProbe, ServiceInfo, service_routes};
 
 /// Parses a customer's user identifier from a path or query parameter;
 /// `400 invalid_external_user_id`, saying why, otherwise.

@@ -1,6 +1,7 @@
 //! The service endpoints both runtimes serve: liveness, readiness, version.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use async_trait::async_trait;
 use axum::Router;
@@ -30,12 +31,30 @@ impl ReadinessProbe for DatabaseProbe {
     }
 }
 
+/// Whether the runtime is shutting down: from then on readiness is false,
+/// so that load balancers take the replica out while it still serves what
+/// they send it. Cheap to clone; every clone sees the same state.
+#[derive(Clone, Debug, Default)]
+pub struct Draining(Arc<AtomicBool>);
+
+impl Draining {
+    /// Readiness is false from now on.
+    pub fn begin(&self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+
+    pub fn is_draining(&self) -> bool {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
 /// What the service endpoints need. Cheap to clone: runtimes keep it in
 /// every request's state.
 #[derive(Clone)]
 pub struct ServiceInfo {
     pub version: Arc<VersionInfo>,
     pub readiness: Arc<dyn ReadinessProbe>,
+    pub draining: Draining,
 }
 
 impl ServiceInfo {
@@ -44,6 +63,7 @@ impl ServiceInfo {
         Self {
             version: Arc::new(version),
             readiness: Arc::new(DatabaseProbe(repo)),
+            draining: Draining::default(),
         }
     }
 }
@@ -65,8 +85,15 @@ async fn health() -> ApiJson<Health> {
     })
 }
 
-/// Readiness: the database answers.
+/// Readiness: the runtime is not shutting down, and the database answers.
 async fn ready(State(info): State<ServiceInfo>) -> Result<ApiJson<Readiness>, ApiError> {
+    if info.draining.is_draining() {
+        return Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            ErrorCode::NotReady,
+            "the runtime is shutting down",
+        ));
+    }
     match info.readiness.check().await {
         Ok(()) => Ok(ApiJson(Readiness {
             status: "ready".to_owned(),

@@ -12,7 +12,8 @@ use axum::http::{Request, StatusCode, header};
 use axum::routing::post;
 use http_body_util::BodyExt;
 use http_common::{
-    ApiBody, ApiJson, ApiPath, ApiQuery, ReadinessProbe, ServiceInfo, finish, service_routes,
+    ApiBody, ApiJson, ApiPath, ApiQuery, Draining, ReadinessProbe, ServiceInfo, finish,
+    service_routes,
 };
 use proto::service::VersionInfo;
 use serde_json::Value;
@@ -56,6 +57,10 @@ async fn raw(ApiBody(body): ApiBody) -> String {
 }
 
 fn app(db_up: bool) -> Router {
+    app_draining(db_up, Draining::default())
+}
+
+fn app_draining(db_up: bool, draining: Draining) -> Router {
     let info = ServiceInfo {
         version: Arc::new(VersionInfo {
             version: "1.2.3".into(),
@@ -64,6 +69,7 @@ fn app(db_up: bool) -> Router {
             runtime: "core".into(),
         }),
         readiness: Arc::new(Switch(AtomicBool::new(db_up))),
+        draining,
     };
     finish(
         service_routes(info)
@@ -107,6 +113,26 @@ async fn readiness_follows_the_database() {
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(body["error"]["code"], "not_ready");
     assert_eq!(headers[header::RETRY_AFTER], "5");
+}
+
+#[tokio::test]
+async fn a_draining_runtime_is_not_ready_but_still_serves() {
+    let draining = Draining::default();
+    let app = app_draining(true, draining.clone());
+    let (status, _, _) = call(app.clone(), get("/api/ready")).await;
+    assert_eq!(status, StatusCode::OK);
+
+    draining.begin();
+    let (status, headers, body) = call(app.clone(), get("/api/ready")).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(body["error"]["code"], "not_ready");
+    assert_eq!(body["error"]["message"], "the runtime is shutting down");
+    assert_eq!(headers[header::RETRY_AFTER], "5");
+    // Liveness and the API itself go on until the listener closes.
+    let (status, _, _) = call(app.clone(), get("/api/health")).await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, _, _) = call(app, get("/pages/3")).await;
+    assert_eq!(status, StatusCode::OK);
 }
 
 #[tokio::test]

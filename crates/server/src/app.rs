@@ -16,7 +16,7 @@ use domain::idv::{IdentityProvider, SyntheticControl};
 use domain::sealing::DataKey;
 use domain::service::{FlowPolicy, FlowService};
 use domain::{Clock, Repository};
-use http_common::{HttpLimits, ServiceInfo};
+use http_common::{Draining, HttpLimits, ServiceInfo};
 use management::ManagementState;
 use proto::service::VersionInfo;
 use secrecy::ExposeSecret;
@@ -183,10 +183,12 @@ pub fn api_keys(config: &CoreConfig) -> ApiKeys {
     )
 }
 
-/// The Core API's router and the flow service behind it (for background work).
+/// The Core API's router, the flow service behind it (for background work)
+/// and its readiness's shutdown switch.
 pub struct CoreApp {
     pub router: Router,
     pub flows: Arc<FlowService>,
+    pub draining: Draining,
 }
 
 /// How often the reconciler looks for flows waiting on the provider, and how many per pass.
@@ -357,11 +359,13 @@ pub fn core_app(parts: CoreParts, runtime: &str) -> CoreApp {
         None => flows,
     };
     let flows = Arc::new(flows);
+    let service = ServiceInfo::for_repository(
+        version_info(runtime, parts.version_detail),
+        parts.repo.clone(),
+    );
+    let draining = service.draining.clone();
     let router = core_api::router(CoreState {
-        service: ServiceInfo::for_repository(
-            version_info(runtime, parts.version_detail),
-            parts.repo.clone(),
-        ),
+        service,
         flows: flows.clone(),
         repo: parts.repo,
         clock: parts.clock,
@@ -376,7 +380,11 @@ pub fn core_app(parts: CoreParts, runtime: &str) -> CoreApp {
         )),
         refusals: parts.refusals,
     });
-    CoreApp { router, flows }
+    CoreApp {
+        router,
+        flows,
+        draining,
+    }
 }
 
 pub fn management_router(
@@ -392,6 +400,17 @@ pub fn management_router_with_clock(
     repo: Arc<dyn Repository>,
     runtime: &str,
     clock: Arc<dyn Clock>,
+) -> anyhow::Result<Router> {
+    management_app(config, repo, runtime, clock, Draining::default())
+}
+
+/// The management runtime's router, its readiness false once `draining` begins.
+pub fn management_app(
+    config: &ManagementConfig,
+    repo: Arc<dyn Repository>,
+    runtime: &str,
+    clock: Arc<dyn Clock>,
+    draining: Draining,
 ) -> anyhow::Result<Router> {
     let verifier = operator_auth::JwksVerifier::new(
         operator_auth::VerifierSettings {
@@ -419,10 +438,13 @@ pub fn management_router_with_clock(
         clock,
     ));
     Ok(management::router(ManagementState {
-        service: ServiceInfo::for_repository(
-            version_info(runtime, config.common.version_detail),
-            repo.clone(),
-        ),
+        service: ServiceInfo {
+            draining,
+            ..ServiceInfo::for_repository(
+                version_info(runtime, config.common.version_detail),
+                repo.clone(),
+            )
+        },
         auth: Arc::new(config.auth.clone()),
         ui: Arc::new(config.ui.clone()),
         repo,
@@ -532,6 +554,21 @@ impl Shutdown {
         async move {
             let _ = rx.wait_for(|stop| *stop).await;
         }
+    }
+}
+
+/// After the termination signal: readiness turns false at once, and the
+/// runtime goes on serving for `drain`, so that load balancers and the
+/// orchestrator's endpoints stop sending it calls before its listener
+/// closes; then in-flight requests finish.
+pub async fn drain(draining: &Draining, drain: std::time::Duration) {
+    draining.begin();
+    if !drain.is_zero() {
+        tracing::info!(
+            seconds = drain.as_secs_f64(),
+            "not ready; serving on while load balancers take this replica out"
+        );
+        tokio::time::sleep(drain).await;
     }
 }
 

@@ -169,8 +169,10 @@ pub async fn core(env: &Env) -> ExitCode {
         }
         let metrics_server = serve_metrics(&metrics, metrics_listener, &shutdown)?;
         let router = traces::trace_requests(metrics.measure_http(core.router, "core"));
+        let (draining, drain) = (core.draining, config.common.shutdown_drain);
         let server = Application::serve(listener, router, &config.common.http, async move {
             app::termination_signal().await;
+            app::drain(&draining, drain).await;
             shutdown.trigger();
         })?;
         tracing::info!(
@@ -222,13 +224,21 @@ pub async fn management(env: &Env) -> ExitCode {
             .await
             .with_context(|| format!("while binding port {} (PORT)", config.common.port))?;
         let metrics_listener = bind_metrics(config.common.metrics_port).await?;
-        let router =
-            app::management_router(&config, metrics.measure_repository(repo), "management")?;
+        let draining = http_common::Draining::default();
+        let router = app::management_app(
+            &config,
+            metrics.measure_repository(repo),
+            "management",
+            Arc::new(app::SystemClock),
+            draining.clone(),
+        )?;
         let router = traces::trace_requests(metrics.measure_http(router, "management"));
         let shutdown = Shutdown::default();
         let metrics_server = serve_metrics(&metrics, metrics_listener, &shutdown)?;
+        let drain = config.common.shutdown_drain;
         let server = Application::serve(listener, router, &config.common.http, async move {
             app::termination_signal().await;
+            app::drain(&draining, drain).await;
             shutdown.trigger();
         })?;
         tracing::info!(addr = %server.addr(), "management runtime serving");

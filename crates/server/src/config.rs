@@ -112,7 +112,14 @@ pub struct CommonConfig {
     pub http: HttpLimits,
     /// The standard `OTEL_*` variables, checked.
     pub traces: crate::traces::TracesConfig,
+    /// `BIOMETRIC_PASSKEY_SHUTDOWN_DRAIN`: how long the runtime serves on,
+    /// not ready, after SIGTERM before its listener closes.
+    pub shutdown_drain: Duration,
 }
+
+/// `BIOMETRIC_PASSKEY_SHUTDOWN_DRAIN`'s default: a few of the readiness
+/// probe's periods, so that every load balancer has seen it.
+pub const DEFAULT_SHUTDOWN_DRAIN: Duration = Duration::from_secs(5);
 
 /// `BIOMETRIC_PASSKEY_IDV_PROVIDER_MODE`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -515,6 +522,7 @@ impl CommonConfig {
         let version_detail = r.bool("BIOMETRIC_PASSKEY_VERSION_DETAIL", false);
         let http = read_http_limits(r);
         let traces = read_traces(r);
+        let shutdown_drain = r.duration("BIOMETRIC_PASSKEY_SHUTDOWN_DRAIN", DEFAULT_SHUTDOWN_DRAIN);
         let database = DatabaseConfig::read(r)?;
         Some(Self {
             port,
@@ -524,6 +532,7 @@ impl CommonConfig {
             version_detail,
             http,
             traces,
+            shutdown_drain,
         })
     }
 }

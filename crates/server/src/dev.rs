@@ -96,6 +96,8 @@ pub fn configs(options: &DevOptions, data_key: DataKey) -> (CoreConfig, Manageme
         version_detail: false,
         http: HttpLimits::default(),
         traces: crate::traces::TracesConfig::default(),
+        // One process on loopback, behind no load balancer.
+        shutdown_drain: std::time::Duration::ZERO,
     };
     let core = CoreConfig {
         common: common(options.core_port),

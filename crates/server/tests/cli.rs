@@ -631,6 +631,80 @@ async fn core_serves_health_while_the_database_is_down_and_stops_on_sigterm() {
     assert!(!log.contains(API_KEY));
 }
 
+/// A rolling deploy loses no call: after SIGTERM the runtime says it is not
+/// ready at once, and goes on serving through the drain before its listener
+/// closes, so load balancers take it out while it still answers.
+#[tokio::test]
+async fn after_sigterm_readiness_turns_false_while_the_runtime_still_serves() {
+    let port = free_port();
+    let child = binary()
+        .arg("core")
+        .envs(with(
+            core_env(),
+            &[
+                ("PORT", &port.to_string()),
+                ("BIOMETRIC_PASSKEY_IDV_PROVIDER_MODE", "synthetic"),
+                ("BIOMETRIC_PASSKEY_SHUTDOWN_DRAIN", "3s"),
+            ],
+        ))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut running = Running(child);
+    wait_for_health(port).await;
+    let pid = running.0.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    // Readiness turns false (with its own message, the database being down
+    // here anyway) while health and the API still answer on the same listener.
+    let client = reqwest::Client::new();
+    let deadline = Instant::now() + Duration::from_secs(2);
+    let ready = loop {
+        let ready: serde_json::Value = client
+            .get(format!("http://127.0.0.1:{port}/api/ready"))
+            .send()
+            .await
+            .expect("the listener is still open during the drain")
+            .json()
+            .await
+            .unwrap();
+        if ready["error"]["message"] == "the runtime is shutting down" {
+            break ready;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "readiness never said shutting down"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert_eq!(ready["error"]["code"], "not_ready");
+    let health = client
+        .get(format!("http://127.0.0.1:{port}/api/health"))
+        .send()
+        .await
+        .expect("still served during the drain");
+    assert_eq!(health.status(), 200);
+    assert!(
+        running.0.try_wait().unwrap().is_none(),
+        "still running during the drain"
+    );
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let status = loop {
+        if let Some(status) = running.0.try_wait().unwrap() {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "no exit after the drain");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(status.success(), "graceful shutdown exits 0");
+}
+
 #[tokio::test]
 async fn core_with_auth_none_starts_and_warns_that_only_the_network_protects_it() {
     let port = free_port();

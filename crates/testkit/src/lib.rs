@@ -395,6 +395,7 @@ pub fn management_config() -> ManagementConfig {
             version_detail: false,
             http: HttpLimits::default(),
             traces: server::traces::TracesConfig::default(),
+            shutdown_drain: std::time::Duration::ZERO,
         },
         auth: ManagementAuth {
             issuer: "http://127.0.0.1:9/".into(),
