@@ -16,6 +16,7 @@ import { AuditPage } from "./pages/Audit";
 import { CleanupsPage } from "./pages/Cleanups";
 import { FlowDetailPage } from "./pages/FlowDetail";
 import { FlowsPage } from "./pages/Flows";
+import { OverviewPage } from "./pages/Overview";
 import { UserDetailPage } from "./pages/UserDetail";
 import { UsersPage } from "./pages/Users";
 import { RequireScope } from "./components/RequireScope";
@@ -30,6 +31,7 @@ export function App() {
         <Route element={<RequireOperator />}>
           <Route element={<Layout />}>
             <Route index element={<Home />} />
+            <Route path="overview" element={<OverviewPage />} />
             <Route element={<RequireScope scope={Scope.UsersRead} />}>
               <Route path="users" element={<UsersPage />} />
               <Route path="users/:externalUserId" element={<UserDetailPage />} />

@@ -18,7 +18,7 @@ const OPERATOR_REASON_DROPPED: &str = "CASE WHEN event_type IN ('credential.susp
      THEN NULL ELSE reason END";
 
 pub(crate) async fn overview(pool: &PgPool, q: &OverviewQuery) -> StoreResult<Overview> {
-    let width = PgInterval {
+    let width = || PgInterval {
         months: 0,
         days: 0,
         microseconds: q.bucket.seconds() * 1_000_000,
@@ -36,7 +36,7 @@ pub(crate) async fn overview(pool: &PgPool, q: &OverviewQuery) -> StoreResult<Ov
     ))
     .bind(q.from)
     .bind(q.to)
-    .bind(&width)
+    .bind(width())
     .bind(q.now)
     .fetch_all(pool)
     .await
@@ -51,7 +51,7 @@ pub(crate) async fn overview(pool: &PgPool, q: &OverviewQuery) -> StoreResult<Ov
     ))
     .bind(q.from)
     .bind(q.to)
-    .bind(&width)
+    .bind(width())
     .fetch_all(pool)
     .await
     .map_err(map_err)?;
