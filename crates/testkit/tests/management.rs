@@ -722,12 +722,10 @@ async fn a_large_export_streams_every_page_and_is_on_the_record(store: Store) {
 /// The overview's counts, keyed for comparison: flows as
 /// `(bucket_start, type, state) → count`, events as
 /// `(bucket_start, type, outcome, reason) → count`.
-fn overview_counts(
-    body: &Value,
-) -> (
-    std::collections::BTreeMap<(String, String, String), u64>,
-    std::collections::BTreeMap<(String, String, String, String), u64>,
-) {
+type FlowCounts = std::collections::BTreeMap<(String, String, String), u64>;
+type EventCounts = std::collections::BTreeMap<(String, String, String, String), u64>;
+
+fn overview_counts(body: &Value) -> (FlowCounts, EventCounts) {
     let text = |v: &Value| v.as_str().unwrap_or("").to_owned();
     let flows = body["flows"]
         .as_array()
