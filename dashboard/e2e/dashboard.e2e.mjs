@@ -252,13 +252,41 @@ describe("an operator without management.credentials.revoke", () => {
   });
 });
 
+describe("the overview", () => {
+  test("is where an operator lands, charting the flows, refusals and passkey actions just made", async () => {
+    const { context, page, problems } = await signIn("alice.support", "/");
+    await page.waitForURL(stack.management.url + "/overview");
+    await page.getByRole("heading", { name: "Overview" }).waitFor();
+    // The enrolments and the suspension of the tests above, in the last 24 hours.
+    const outcomes = page.locator('figure[data-chart="Flows by outcome"]');
+    await outcomes.locator("svg.recharts-surface").first().waitFor();
+    assert.notEqual(await outcomes.locator(".total").textContent(), "0 in total");
+    const credentials = page.locator('figure[data-chart="Credentials suspended and revoked"]');
+    await credentials.locator("svg.recharts-surface").first().waitFor();
+    await shot(page, "overview");
+    await page.getByRole("button", { name: "Last 30 days" }).click();
+    await page.getByRole("button", { name: "Last 30 days", pressed: true }).waitFor();
+    await outcomes.locator("svg.recharts-surface").first().waitFor();
+    assert.deepEqual(problems, []);
+    await context.close();
+  });
+});
+
 describe("an operator who may only look users up", () => {
   test("sees only the user sections and a plain access-denied naming the missing scope", async () => {
     const { context, page } = await signIn("carol.viewer", "/users/e2e-customer-2");
-    assert.deepEqual(await page.locator(".topbar nav a").allTextContents(), ["Users", "Provider clean-ups"]);
+    assert.deepEqual(await page.locator(".topbar nav a").allTextContents(), [
+      "Overview",
+      "Users",
+      "Provider clean-ups",
+    ]);
     await credentialRow(page).waitFor();
     assert.equal(await credentialRow(page).getByRole("button").count(), 0);
     assert.equal(await page.getByRole("button", { name: "Delete user" }).count(), 0);
+
+    await page.goto(stack.management.url + "/overview");
+    await page.getByRole("alert").getByText("management.audit.read").waitFor();
+    assert.equal(await page.locator("figure.chart").count(), 0);
 
     await page.goto(stack.management.url + "/audit");
     const denied = page.getByRole("alert");
@@ -309,8 +337,10 @@ describe("biometric-passkey dev", () => {
       await page.getByRole("heading", { name: "Development sign-in" }).waitFor();
       await shot(page, "dev-sign-in");
       await page.getByRole("button", { name: "Sign in" }).click();
-      await page.waitForURL(origin + "/users");
+      await page.waitForURL(origin + "/overview");
       await page.locator(".topbar .operator").getByText("dev-operator").waitFor();
+      await page.getByRole("heading", { name: "Overview" }).waitFor();
+      await page.getByRole("link", { name: "Users" }).click();
       await page.getByText("No user matches this search.").waitFor();
     } finally {
       await browser.close();

@@ -1,4 +1,4 @@
-import { useEffect, useState } from "react";
+import { lazy, Suspense, useEffect, useState } from "react";
 import {
   BrowserRouter,
   Navigate,
@@ -21,6 +21,9 @@ import { UsersPage } from "./pages/Users";
 import { RequireScope } from "./components/RequireScope";
 import { Grants, Scope } from "./scopes";
 
+// The overview's charting library is loaded with the overview only.
+const OverviewPage = lazy(() => import("./pages/Overview").then((m) => ({ default: m.OverviewPage })));
+
 export function App() {
   return (
     <BrowserRouter>
@@ -30,6 +33,14 @@ export function App() {
         <Route element={<RequireOperator />}>
           <Route element={<Layout />}>
             <Route index element={<Home />} />
+            <Route
+              path="overview"
+              element={
+                <Suspense fallback={<Loading what="the overview" />}>
+                  <OverviewPage />
+                </Suspense>
+              }
+            />
             <Route element={<RequireScope scope={Scope.UsersRead} />}>
               <Route path="users" element={<UsersPage />} />
               <Route path="users/:externalUserId" element={<UserDetailPage />} />

@@ -53,6 +53,9 @@ export class Grants {
     if (this.has(Scope.FlowsRead)) sections.push({ path: "/flows", label: "Flows" });
     if (this.has(Scope.AuditRead)) sections.push({ path: "/audit", label: "Audit log" });
     if (this.has(Scope.UsersRead)) sections.push({ path: "/cleanups", label: "Provider clean-ups" });
+    // The overview opens for anyone with a section; without the audit scope
+    // it says why it shows nothing.
+    if (sections.length > 0) sections.unshift({ path: "/overview", label: "Overview" });
     return sections;
   }
 

@@ -19,16 +19,17 @@ describe("scope gating", () => {
     expect(new Grants([Scope.UsersRead]).credentialActions("active")).toEqual([]);
   });
 
-  it("shows only the sections the operator can open, and lands on the first", () => {
+  it("shows only the sections the operator can open, and lands on the overview", () => {
     expect(new Grants(all).sections().map((s) => s.label)).toEqual([
+      "Overview",
       "Users",
       "Flows",
       "Audit log",
       "Provider clean-ups",
     ]);
     const auditor = new Grants([Scope.AuditRead]);
-    expect(auditor.sections().map((s) => s.path)).toEqual(["/audit"]);
-    expect(auditor.home()).toBe("/audit");
+    expect(auditor.sections().map((s) => s.path)).toEqual(["/overview", "/audit"]);
+    expect(auditor.home()).toBe("/overview");
     expect(new Grants(["openid"]).home()).toBe("/no-access");
   });
 

@@ -6,12 +6,14 @@ use std::sync::Arc;
 
 use proto::ErrorCode;
 use serde_json::json;
+use time::OffsetDateTime;
 use uuid::Uuid;
 
 use crate::audit::{AuditEventType, NewAuditEvent, Subject};
 use crate::clock::Clock;
 use crate::credential::{Credential, CredentialStatus};
 use crate::error::{DomainError, DomainResult};
+use crate::overview::{Bucket, Overview, OverviewQuery, PeriodRefusal};
 use crate::service::RequestContext;
 use crate::service::UserView;
 use crate::store::{Change, Effect, Repository, StoreError};
@@ -114,6 +116,34 @@ impl OperatorActions {
         external_id: &ExternalUserId,
     ) -> DomainResult<()> {
         delete_user(&*self.repo, &*self.clock, ctx, external_id).await
+    }
+
+    /// The overview's counts of `[from, to)` per bucket, as of now (see
+    /// [`crate::overview`]). A period that is empty or longer than
+    /// [`crate::overview::MAX_PERIOD`] is refused.
+    pub async fn overview(
+        &self,
+        from: OffsetDateTime,
+        to: OffsetDateTime,
+        bucket: Bucket,
+    ) -> DomainResult<Overview> {
+        let query =
+            OverviewQuery::new(from, to, bucket, self.clock.now()).map_err(
+                |refusal| match refusal {
+                    PeriodRefusal::Empty => DomainError::bad_request(
+                        ErrorCode::InvalidParameter,
+                        "to must be after from",
+                    ),
+                    PeriodRefusal::TooLong => DomainError::bad_request(
+                        ErrorCode::OverviewPeriodTooLong,
+                        format!(
+                            "the period is at most {} days",
+                            crate::overview::MAX_PERIOD.whole_days()
+                        ),
+                    ),
+                },
+            )?;
+        Ok(self.repo.overview(&query).await?)
     }
 
     pub async fn find_user(&self, external_id: &ExternalUserId) -> DomainResult<User> {

@@ -432,6 +432,14 @@ pub trait Repository: crate::rotation::SealedStore + Send + Sync + 'static {
     /// Searches the trail, newest first.
     async fn audit_events(&self, query: &AuditQuery) -> StoreResult<Page<AuditEvent, i64>>;
 
+    /// The overview's counts of a period: flows created in it by type and
+    /// state (see [`crate::overview::OverviewQuery`]), and the events of
+    /// [`crate::overview::OVERVIEW_EVENTS`] that occurred in it, per bucket.
+    async fn overview(
+        &self,
+        query: &crate::overview::OverviewQuery,
+    ) -> StoreResult<crate::overview::Overview>;
+
     /// The audit maintenance lease, or `None` while another maintainer holds it.
     async fn lead_audit_maintenance(&self) -> StoreResult<Option<Box<dyn MaintenanceLease>>>;
 

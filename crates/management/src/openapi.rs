@@ -34,6 +34,7 @@ const ERRORS: ErrorResponses = ErrorResponses {
         v1::flow,
         v1::audit,
         v1::audit_export,
+        v1::overview,
         v1::provider_cleanups,
     ),
     modifiers(&BearerAuth, &ERRORS, &ClosedLists, &LINKS),

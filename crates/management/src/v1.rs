@@ -12,14 +12,16 @@ use domain::audit::{Actor, AuditEvent, AuditEventType, AuditQuery, Subject};
 use domain::credential::{Credential, CredentialStatus};
 use domain::flow::FlowId;
 use domain::operations::OperatorRead;
+use domain::overview::Bucket;
 use domain::service::RequestContext;
 use domain::{ExternalUserId, StoreError, UserId};
 use http_common::{ApiError, ApiJson, ApiPath, ApiQuery, CorrelationId};
 use proto::ErrorCode;
 use proto::management::{
     AuditEventResponse, AuditPage, CredentialActionRequest, CredentialSummary, FlowDetail,
-    FlowSummary, OperatorResponse, ProviderCleanupItem, ProviderCleanupList, UserDetail,
-    UserListItem, UserPage, VerifiedRegistrationFacts,
+    FlowSummary, OperatorResponse, Overview, OverviewEventCount, OverviewFlowCount,
+    ProviderCleanupItem, ProviderCleanupList, UserDetail, UserListItem, UserPage,
+    VerifiedRegistrationFacts,
 };
 use serde::Deserialize;
 use serde_json::json;
@@ -51,6 +53,7 @@ pub fn routes(state: ManagementState) -> Router {
         .route("/api/management/v1/flows/{id}", get(flow))
         .route("/api/management/v1/audit", get(audit))
         .route("/api/management/v1/audit/export", get(audit_export))
+        .route("/api/management/v1/overview", get(overview))
         .route(
             "/api/management/v1/provider-cleanups",
             get(provider_cleanups),
@@ -616,16 +619,17 @@ pub struct AuditFilter {
 }
 
 fn time_param(raw: Option<&str>, name: &str) -> Result<Option<OffsetDateTime>, ApiError> {
-    raw.map(|r| {
-        OffsetDateTime::parse(r, &Rfc3339).map_err(|_| {
-            ApiError::new(
-                StatusCode::BAD_REQUEST,
-                ErrorCode::InvalidParameter,
-                format!("{name} must be an RFC 3339 time"),
-            )
-        })
+    raw.map(|r| required_time(r, name)).transpose()
+}
+
+fn required_time(raw: &str, name: &str) -> Result<OffsetDateTime, ApiError> {
+    OffsetDateTime::parse(raw, &Rfc3339).map_err(|_| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            ErrorCode::InvalidParameter,
+            format!("{name} must be an RFC 3339 time"),
+        )
     })
-    .transpose()
 }
 
 impl AuditFilter {
@@ -694,6 +698,86 @@ pub async fn audit(
     Ok(ApiJson(AuditPage {
         events: page.items.into_iter().map(event_response).collect(),
         next_before: page.next,
+    }))
+}
+
+/// The overview's period. Times are RFC 3339.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct OverviewFilter {
+    /// The period's start (inclusive).
+    #[param(format = DateTime)]
+    pub from: String,
+    /// The period's end (exclusive): after `from`, at most 31 days later.
+    #[param(format = DateTime)]
+    pub to: String,
+    /// `hour` or `day` (default `hour`).
+    #[param(pattern = "^(hour|day)$")]
+    pub bucket: Option<String>,
+}
+
+#[utoipa::path(get, path = "/api/management/v1/overview", tag = "audit", params(OverviewFilter), responses((status = 200, body = Overview), (status = 400, description = "`invalid_parameter`, or `overview_period_too_long`: the period is longer than 31 days", body = proto::ErrorBody), (status = 403, body = proto::ErrorBody)))]
+/// Counts for the dashboard's overview, per hour or day of a period of at
+/// most 31 days: flows created by type and current state, and the audit
+/// events support and fraud teams watch (IDV declines and manual reviews,
+/// refused requests by reason, credentials suspended and revoked).
+pub async fn overview(
+    State(state): State<ManagementState>,
+    Extension(operator): Extension<Operator>,
+    filter: Result<ApiQuery<OverviewFilter>, ApiError>,
+) -> Result<ApiJson<Overview>, ApiError> {
+    operator.require(Scope::AuditRead)?;
+    let ApiQuery(filter) = filter?;
+    let bucket = match filter.bucket.as_deref() {
+        None => Bucket::Hour,
+        Some(raw) => Bucket::parse(raw).ok_or_else(|| {
+            ApiError::new(
+                StatusCode::BAD_REQUEST,
+                ErrorCode::InvalidParameter,
+                "bucket must be hour or day",
+            )
+        })?,
+    };
+    let from = required_time(&filter.from, "from")?;
+    let to = required_time(&filter.to, "to")?;
+    let counts = state.operations.overview(from, to, bucket).await?;
+    record_read(
+        &state,
+        &operator,
+        "overview",
+        Subject::default(),
+        json!({
+            "filters": { "from": filter.from, "to": filter.to, "bucket": bucket.as_str() },
+            "rows": counts.flows.len() + counts.events.len(),
+        }),
+    )
+    .await?;
+    Ok(ApiJson(Overview {
+        from,
+        to,
+        bucket: bucket.as_str().to_owned(),
+        flows: counts
+            .flows
+            .into_iter()
+            .map(|c| OverviewFlowCount {
+                bucket_start: c.bucket_start,
+                flow_type: c.flow_type.as_str().to_owned(),
+                state: c.state.as_str().to_owned(),
+                count: c.count,
+            })
+            .collect(),
+        events: counts
+            .events
+            .into_iter()
+            .map(|c| OverviewEventCount {
+                bucket_start: c.bucket_start,
+                event_type: c.event_type.as_str().to_owned(),
+                outcome: c.outcome.as_str().to_owned(),
+                reason: c.reason,
+                count: c.count,
+            })
+            .collect(),
     }))
 }
 

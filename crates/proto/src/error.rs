@@ -29,6 +29,8 @@ pub enum ErrorCode {
     HostNotAllowed,
     /// Management API: the credential cannot move to that status from its current one.
     CredentialTransitionNotAllowed,
+    /// Management API: the overview's period is longer than 31 days.
+    OverviewPeriodTooLong,
     /// The addressed resource does not exist.
     NotFound,
     /// The request conflicts with the resource's current state.
@@ -152,6 +154,7 @@ impl ErrorCode {
         Self::MissingScope,
         Self::HostNotAllowed,
         Self::CredentialTransitionNotAllowed,
+        Self::OverviewPeriodTooLong,
         Self::NotFound,
         Self::Conflict,
         Self::ServiceUnavailable,
@@ -218,6 +221,7 @@ impl ErrorCode {
             Self::MissingScope => "missing_scope",
             Self::HostNotAllowed => "host_not_allowed",
             Self::CredentialTransitionNotAllowed => "credential_transition_not_allowed",
+            Self::OverviewPeriodTooLong => "overview_period_too_long",
             Self::NotFound => "not_found",
             Self::Conflict => "conflict",
             Self::ServiceUnavailable => "service_unavailable",

@@ -193,3 +193,61 @@ pub struct ProviderCleanupItem {
 pub struct ProviderCleanupList {
     pub items: Vec<ProviderCleanupItem>,
 }
+
+/// `GET /api/management/v1/overview`: a period's counts per bucket, for the
+/// dashboard's overview. Buckets with nothing to count are left out.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Overview {
+    /// The period's start, as asked (inclusive).
+    #[serde(with = "time::serde::rfc3339")]
+    pub from: time::OffsetDateTime,
+    /// The period's end, as asked (exclusive).
+    #[serde(with = "time::serde::rfc3339")]
+    pub to: time::OffsetDateTime,
+    /// `hour` or `day`: buckets start on UTC hours or days, so the first and
+    /// last may be partly outside the period.
+    pub bucket: String,
+    /// Flows created in the period, by bucket of creation, type and current
+    /// state (a flow past its expiry counts as `expired`). Flows removed by
+    /// `BIOMETRIC_PASSKEY_FLOW_RETENTION` are no longer counted.
+    pub flows: Vec<OverviewFlowCount>,
+    /// Audit events of the overview's types that occurred in the period, by
+    /// bucket, type, outcome and reason: `flow.in_review`, `flow.failed`,
+    /// `flow.request_rejected`, `credential.counter_regression`,
+    /// `credential.backup_eligibility_changed`, `credential.suspended`,
+    /// `credential.activated`, `credential.revoked`.
+    pub events: Vec<OverviewEventCount>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct OverviewFlowCount {
+    #[serde(with = "time::serde::rfc3339")]
+    pub bucket_start: time::OffsetDateTime,
+    /// `registration`, `sign_in`, `step_up` or `recovery`.
+    #[serde(rename = "type")]
+    pub flow_type: String,
+    /// The flow's state now: `completed`, `failed`, `expired`, `cancelled`,
+    /// or one of a flow still open.
+    pub state: String,
+    #[schema(minimum = 1)]
+    pub count: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct OverviewEventCount {
+    #[serde(with = "time::serde::rfc3339")]
+    pub bucket_start: time::OffsetDateTime,
+    /// The audit event type (see `docs/audit.md`).
+    #[serde(rename = "type")]
+    pub event_type: String,
+    /// `success`, `failure` or `rejected`.
+    pub outcome: String,
+    /// The event's reason: a failed flow's (`idv_declined`, …), a refused
+    /// request's error code (`counter_regression`, `webauthn_origin_not_allowed`, …),
+    /// `recovery` for a credential revoked by a recovery flow. Credential
+    /// actions an operator took are counted without their reason (their own
+    /// words, read in the audit trail).
+    pub reason: Option<String>,
+    #[schema(minimum = 1)]
+    pub count: u64,
+}

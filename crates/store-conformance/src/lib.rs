@@ -16,6 +16,7 @@ pub mod credentials;
 mod fixtures;
 pub mod flows;
 pub mod idempotency;
+pub mod overview;
 pub mod postgres;
 pub mod retention;
 pub mod suite;
@@ -123,6 +124,7 @@ macro_rules! conformance_suite {
             idempotency::a_provider_event_is_recorded_once,
             idempotency::records_past_their_window_are_purged_in_batches,
             idempotency::deleting_a_user_deletes_the_records_about_them,
+            overview::the_overview_counts_flows_and_events_per_bucket,
             retention::provider_events_past_their_retention_are_purged,
             retention::expired_flows_lose_their_sdk_token_and_ceremony,
             retention::flows_past_their_retention_are_removed_with_what_they_staged,

@@ -10,6 +10,7 @@ mod credentials;
 mod errors;
 mod flows;
 mod idempotency;
+mod overview;
 mod pool;
 mod retention;
 mod sealed;
@@ -158,6 +159,13 @@ impl Repository for PgStore {
 
     async fn audit_events(&self, query: &AuditQuery) -> StoreResult<Page<AuditEvent, i64>> {
         audit::search(&self.pool, query).await
+    }
+
+    async fn overview(
+        &self,
+        query: &domain::overview::OverviewQuery,
+    ) -> StoreResult<domain::overview::Overview> {
+        overview::overview(&self.pool, query).await
     }
 
     async fn lead_audit_maintenance(&self) -> StoreResult<Option<Box<dyn MaintenanceLease>>> {

@@ -326,6 +326,18 @@ impl Repository for MeteredRepository {
         )
     }
 
+    async fn overview(
+        &self,
+        query: &domain::overview::OverviewQuery,
+    ) -> StoreResult<domain::overview::Overview> {
+        self.metrics.store_result(
+            self.inner
+                .overview(query)
+                .instrument(crate::traces::db_span("overview"))
+                .await,
+        )
+    }
+
     async fn search_users(&self, query: &UserQuery) -> StoreResult<Page<User, UserCursor>> {
         self.metrics.store_result(
             self.inner
