@@ -20,6 +20,8 @@
 //! `finish_*` calls run it on Tokio's blocking pool: a burst of verifications
 //! never holds the async workers that answer every other request.
 
+pub mod metadata;
+
 use std::sync::Arc;
 use std::time::Duration;
 
