@@ -415,6 +415,7 @@ pub fn management_config() -> ManagementConfig {
             partition_maintenance_enabled: false,
             retention_months: 0,
         },
+        metadata_file: None,
     }
 }
 
