@@ -1,6 +1,8 @@
 //! Credentials: a user's device-bound passkeys and their lifecycle
 //! (`active` → `suspended` ⇄ `active`; `revoked`, terminal, from either).
 
+use std::collections::HashMap;
+
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use time::OffsetDateTime;
@@ -8,6 +10,35 @@ use uuid::Uuid;
 
 use crate::flow::{FlowId, string_enum};
 use crate::user::UserId;
+
+/// The kinds of authenticator the operator's metadata names, by AAGUID
+/// ("iCloud Keychain", a security key's model). Empty when no metadata is
+/// configured; a credential whose AAGUID it does not name has no name.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AuthenticatorNames(HashMap<Uuid, String>);
+
+impl AuthenticatorNames {
+    pub fn new(names: HashMap<Uuid, String>) -> Self {
+        Self(names)
+    }
+
+    /// The name of the authenticator model `aaguid` identifies. The all-zero
+    /// AAGUID (no attestation) names no model.
+    pub fn name_of(&self, aaguid: Option<Uuid>) -> Option<&str> {
+        aaguid
+            .filter(|a| !a.is_nil())
+            .and_then(|a| self.0.get(&a))
+            .map(String::as_str)
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
 
 string_enum! {
     CredentialStatus {

@@ -32,6 +32,8 @@ pub struct ManagementState {
     pub limits: http_common::HttpLimits,
     /// Places for audit exports running at once (see [`v1::MAX_CONCURRENT_EXPORTS`]).
     pub exports: Arc<tokio::sync::Semaphore>,
+    /// The authenticator models the operator's metadata names, by AAGUID.
+    pub authenticators: Arc<domain::credential::AuthenticatorNames>,
 }
 
 pub fn router(state: ManagementState) -> Router {

@@ -9,7 +9,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Extension, Router, middleware};
 use domain::audit::{Actor, AuditEvent, AuditEventType, AuditQuery, Subject};
-use domain::credential::{Credential, CredentialStatus};
+use domain::credential::{AuthenticatorNames, Credential, CredentialStatus};
 use domain::flow::FlowId;
 use domain::operations::OperatorRead;
 use domain::overview::Bucket;
@@ -147,11 +147,12 @@ pub async fn me(Extension(operator): Extension<Operator>) -> ApiJson<OperatorRes
     })
 }
 
-fn credential_summary(c: Credential) -> CredentialSummary {
+fn credential_summary(c: Credential, names: &AuthenticatorNames) -> CredentialSummary {
     CredentialSummary {
         id: c.id,
         status: c.status.as_str().to_owned(),
         status_reason: c.status_reason,
+        authenticator: names.name_of(c.aaguid).map(str::to_owned),
         aaguid: c.aaguid,
         platform: c.platform,
         device_label: c.device_label,
@@ -372,7 +373,7 @@ pub async fn user(
         credentials: view
             .credentials
             .into_iter()
-            .map(credential_summary)
+            .map(|c| credential_summary(c, &state.authenticators))
             .collect(),
         recent_flows: flows.iter().map(flow_summary).collect(),
     }))
@@ -447,7 +448,10 @@ pub async fn credential(
         ..Subject::default()
     };
     record_read(&state, &operator, "credential", subject, json!({})).await?;
-    Ok(ApiJson(credential_summary(credential)))
+    Ok(ApiJson(credential_summary(
+        credential,
+        &state.authenticators,
+    )))
 }
 
 #[utoipa::path(post, path = "/api/management/v1/credentials/{id}/{action}", tag = "credentials", params(("id" = uuid::Uuid, Path), ("action" = String, Path, description = "`suspend` (management.credentials.suspend), `activate` (management.credentials.activate) or `revoke` (management.credentials.revoke)")), request_body = CredentialActionRequest, responses((status = 200, body = CredentialSummary), (status = 403, body = proto::ErrorBody), (status = 404, body = proto::ErrorBody), (status = 409, description = "`credential_transition_not_allowed`", body = proto::ErrorBody)))]
@@ -476,7 +480,10 @@ pub async fn credential_action(
         .operations
         .set_credential_status(&operator_context(&operator), id, to, &body.reason)
         .await?;
-    Ok(ApiJson(credential_summary(credential)))
+    Ok(ApiJson(credential_summary(
+        credential,
+        &state.authenticators,
+    )))
 }
 
 /// Filters of a flow listing.

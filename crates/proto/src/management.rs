@@ -37,6 +37,11 @@ pub struct CredentialSummary {
     pub status: String,
     pub status_reason: Option<String>,
     pub aaguid: Option<uuid::Uuid>,
+    /// The kind of authenticator that holds the passkey ("iCloud Keychain",
+    /// "Google Password Manager", a security key's model), as the operator's
+    /// authenticator metadata names its AAGUID; null when it names none or no
+    /// metadata is configured.
+    pub authenticator: Option<String>,
     pub platform: Option<String>,
     pub device_label: Option<String>,
     /// The passkey can be backed up (synced) to other devices (`BE`).

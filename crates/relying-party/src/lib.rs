@@ -22,6 +22,7 @@
 //! never holds the async workers that answer every other request.
 
 pub mod cose;
+pub mod metadata;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -433,6 +433,10 @@ pub fn management_app(
              the Management API is served as usual"
         );
     }
+    let authenticators = match &config.metadata_file {
+        Some(path) => authenticator_metadata(path, clock.now())?,
+        None => domain::credential::AuthenticatorNames::default(),
+    };
     let operations = Arc::new(domain::operations::OperatorActions::new(
         repo.clone(),
         clock,
@@ -455,7 +459,36 @@ pub fn management_app(
         exports: Arc::new(tokio::sync::Semaphore::new(
             management::v1::MAX_CONCURRENT_EXPORTS,
         )),
+        authenticators: Arc::new(authenticators),
     }))
+}
+
+/// Reads and verifies the operator's authenticator metadata: a FIDO Metadata
+/// Service BLOB must chain to the FIDO Alliance root and be current, or the
+/// runtime does not start.
+fn authenticator_metadata(
+    path: &std::path::Path,
+    now: time::OffsetDateTime,
+) -> anyhow::Result<domain::credential::AuthenticatorNames> {
+    let variable = crate::config::METADATA_FILE;
+    let contents = std::fs::read(path)
+        .map_err(|e| anyhow::anyhow!("{variable}: cannot read {}: {e}", path.display()))?;
+    let metadata =
+        relying_party::metadata::load(&contents, relying_party::metadata::FIDO_MDS_ROOT, now)
+            .map_err(|e| anyhow::anyhow!("{variable}: {}: {e}", path.display()))?;
+    match metadata.source {
+        relying_party::metadata::MetadataSource::MdsBlob { no, next_update } => tracing::info!(
+            blob_no = no,
+            %next_update,
+            authenticators = metadata.names.len(),
+            "authenticator metadata: FIDO Metadata Service BLOB verified"
+        ),
+        relying_party::metadata::MetadataSource::NameList => tracing::info!(
+            authenticators = metadata.names.len(),
+            "authenticator metadata: AAGUID-to-name list read"
+        ),
+    }
+    Ok(metadata.names)
 }
 
 /// A bound, serving runtime.

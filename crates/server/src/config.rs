@@ -208,6 +208,10 @@ pub struct ManagementConfig {
     pub auth: ManagementAuth,
     pub ui: ManagementUi,
     pub audit: AuditConfig,
+    /// `BIOMETRIC_PASSKEY_WEBAUTHN_METADATA_FILE`: the authenticator metadata
+    /// (a FIDO Metadata Service BLOB or an AAGUID-to-name list), read and
+    /// verified when the runtime is built.
+    pub metadata_file: Option<std::path::PathBuf>,
 }
 
 /// The `audit` commands (maintain, verify, archive): the database, and the
@@ -1225,6 +1229,15 @@ impl ManagementConfig {
                 "must be false for the management runtime: partition maintenance runs in the Core API only; unset it or set it to false",
             );
         }
+        let metadata_file = r.optional(METADATA_FILE).map(std::path::PathBuf::from);
+        if let Some(path) = &metadata_file
+            && let Err(e) = std::fs::File::open(path)
+        {
+            r.problem(
+                METADATA_FILE,
+                format!("cannot read {}: {e}", path.display()),
+            );
+        }
         let config = (|| {
             Some(Self {
                 common: common?,
@@ -1241,11 +1254,15 @@ impl ManagementConfig {
                     scopes,
                 },
                 audit,
+                metadata_file,
             })
         })();
         r.finish(config)
     }
 }
+
+/// The authenticator metadata file the management runtime names passkeys from.
+pub const METADATA_FILE: &str = "BIOMETRIC_PASSKEY_WEBAUTHN_METADATA_FILE";
 
 impl AuditToolConfig {
     pub fn from_env(env: &Env) -> Result<Self, Problems> {

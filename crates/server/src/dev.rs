@@ -150,6 +150,7 @@ pub fn configs(options: &DevOptions, data_key: DataKey) -> (CoreConfig, Manageme
             partition_maintenance_enabled: false,
             retention_months: 0,
         },
+        metadata_file: None,
     };
     (core, management)
 }

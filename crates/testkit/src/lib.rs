@@ -416,6 +416,7 @@ pub fn management_config() -> ManagementConfig {
             partition_maintenance_enabled: false,
             retention_months: 0,
         },
+        metadata_file: None,
     }
 }
 

@@ -23,6 +23,7 @@ on_both_stores!(
     flows_are_listed_by_user_type_and_state,
     the_overview_counts_real_flows_and_refusals,
     the_overview_needs_audit_read_and_a_bounded_period,
+    passkeys_are_named_from_the_operators_authenticator_metadata,
 );
 
 const ISSUER: &str = "http://127.0.0.1:9/issuer";
@@ -935,4 +936,106 @@ async fn the_overview_needs_audit_read_and_a_bounded_period(store: Store) {
         )
         .await;
     assert_eq!(status, StatusCode::OK, "31 days of hours");
+/// The AAGUID the test client registers with.
+const TEST_AAGUID: &str = "08987058-cadc-4b81-b6e1-30de50dcbe96";
+
+async fn passkeys_are_named_from_the_operators_authenticator_metadata(store: Store) {
+    let core = spawn_core(store).await;
+    core.enrolled("nora", "nora-phone").await;
+    let key = SigningKey::generate("k1");
+    let jwks = JwksDouble::start(&[&key]).await;
+    let dir = tempfile::tempdir().unwrap();
+    let list = dir.path().join("aaguids.json");
+    std::fs::write(
+        &list,
+        json!({
+            TEST_AAGUID: { "name": "Windows Hello", "icon_light": "data:image/svg+xml;base64,AA==" },
+            "fbfc3007-154e-4ecc-8c0b-6e020557d7bd": { "name": "iCloud Keychain" },
+        })
+        .to_string(),
+    )
+    .unwrap();
+    let mut config = management_config();
+    config.auth.issuer = ISSUER.into();
+    config.auth.jwks_url = jwks.url.clone();
+    config.metadata_file = Some(list);
+    let s = Setup {
+        management: spawn_management_for(&core, config.clone()).await,
+        core,
+        key,
+        _jwks: jwks,
+    };
+
+    let (status, user) = s
+        .get("management.users.read", "/api/management/v1/users/nora")
+        .await;
+    assert_eq!(status, StatusCode::OK, "{user}");
+    let credential = &user["credentials"][0];
+    assert_eq!(credential["aaguid"], TEST_AAGUID);
+    assert_eq!(credential["authenticator"], "Windows Hello");
+    let id = credential["id"].as_str().unwrap();
+    let (status, detail) = s
+        .get(
+            "management.credentials.read",
+            &format!("/api/management/v1/credentials/{id}"),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{detail}");
+    assert_eq!(detail["authenticator"], "Windows Hello");
+
+    // Without metadata, or for an AAGUID the metadata does not name: null.
+    config.metadata_file = None;
+    let plain = spawn_management_for(&s.core, config.clone()).await;
+    let (status, detail) = plain
+        .send(
+            plain
+                .client
+                .get(plain.url(&format!("/api/management/v1/credentials/{id}")))
+                .bearer_auth(s.token("management.credentials.read")),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{detail}");
+    assert_eq!(detail["authenticator"], Value::Null);
+    assert!(detail.as_object().unwrap().contains_key("authenticator"));
+
+    // A BLOB that does not chain to the FIDO Alliance root: the runtime does
+    // not start, and says which setting and why.
+    let blob = dir.path().join("blob.jwt");
+    std::fs::write(&blob, self_signed_blob()).unwrap();
+    config.metadata_file = Some(blob);
+    let Err(err) = server::app::management_router_with_clock(
+        &config,
+        s.core.repo.clone(),
+        "management",
+        s.core.clock.clone(),
+    ) else {
+        panic!("a BLOB outside the FIDO chain is refused");
+    };
+    let message = err.to_string();
+    assert!(
+        message.contains("BIOMETRIC_PASSKEY_WEBAUTHN_METADATA_FILE")
+            && message.contains("does not verify to the FIDO Alliance root certificate"),
+        "{message}"
+    );
+}
+
+/// A well-formed BLOB signed by a self-signed certificate's key.
+fn self_signed_blob() -> String {
+    use base64::Engine;
+    let key = rcgen::KeyPair::generate().unwrap();
+    let cert = rcgen::CertificateParams::new(vec!["mds.test".to_owned()])
+        .unwrap()
+        .self_signed(&key)
+        .unwrap();
+    let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::ES256);
+    header.x5c = Some(vec![
+        base64::engine::general_purpose::STANDARD.encode(cert.der()),
+    ]);
+    let claims = json!({ "no": 1, "nextUpdate": "2999-01-01", "entries": [] });
+    jsonwebtoken::encode(
+        &header,
+        &claims,
+        &jsonwebtoken::EncodingKey::from_ec_der(&key.serialize_der()),
+    )
+    .unwrap()
 }

@@ -94,7 +94,7 @@ export function UserDetailPage() {
             <tr>
               <th>Status</th>
               <th>Device</th>
-              <th>AAGUID</th>
+              <th>Authenticator</th>
               <th>Created</th>
               <th>Last used</th>
               <th>
@@ -116,10 +116,13 @@ export function UserDetailPage() {
                     <div className="muted small">can be synced{c.backup_state ? " (backed up)" : ""}</div>
                   ) : null}
                 </td>
-                <td className="mono small">
-                  {c.aaguid ?? "—"}
+                <td data-authenticator>
+                  {c.authenticator ?? "Unknown"}
+                  <div className="muted small mono" title="AAGUID">
+                    {c.aaguid ?? "no AAGUID"}
+                  </div>
                   {c.verified_registration?.attestation_verified ? (
-                    <div className="muted">attestation verified</div>
+                    <div className="muted small">attestation verified</div>
                   ) : null}
                 </td>
                 <td>{when(c.created_at)}</td>
