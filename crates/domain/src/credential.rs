@@ -1,6 +1,8 @@
 //! Credentials: a user's device-bound passkeys and their lifecycle
 //! (`active` → `suspended` ⇄ `active`; `revoked`, terminal, from either).
 
+pub mod export;
+
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use time::OffsetDateTime;

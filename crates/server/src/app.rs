@@ -413,6 +413,7 @@ pub fn management_router_with_clock(
         exports: Arc::new(tokio::sync::Semaphore::new(
             management::v1::MAX_CONCURRENT_EXPORTS,
         )),
+        cose_key_of: crate::credentials::COSE_KEY_OF,
     }))
 }
 
