@@ -852,7 +852,7 @@ pub struct CredentialExportFilter {
     pub external_user_id: Option<String>,
 }
 
-#[utoipa::path(get, path = "/api/management/v1/credentials/export", tag = "credentials", params(CredentialExportFilter), responses((status = 200, description = "The credential export, format `biometric-passkey.credentials` version 1 (docs/credential-export.md): a header line, one line per passkey, an `end` line", content_type = "application/x-ndjson"), (status = 400, body = proto::ErrorBody), (status = 403, body = proto::ErrorBody), (status = 404, description = "`user_not_found`", body = proto::ErrorBody), (status = 503, description = "`server_busy`: as many exports as this replica runs at once are running", body = proto::ErrorBody)))]
+#[utoipa::path(get, path = "/api/management/v1/credentials/export", tag = "credentials", params(CredentialExportFilter), responses((status = 200, description = "The credential export, format `biometric-passkey.credentials` version 1 (docs/credential-export.md): a header line, one line per passkey, an `end` line", content_type = "application/x-ndjson"), (status = 400, description = "`invalid_external_user_id`", body = proto::ErrorBody), (status = 403, body = proto::ErrorBody), (status = 404, description = "`user_not_found`", body = proto::ErrorBody), (status = 503, description = "`server_busy`: as many exports as this replica runs at once are running", body = proto::ErrorBody)))]
 /// Every passkey, or one user's, with its COSE public key and signature
 /// counter, as JSON lines (`application/x-ndjson`) in the credential export
 /// format, so a relying party of your own can take them over. Needs
