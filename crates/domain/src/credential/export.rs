@@ -246,3 +246,91 @@ impl Export {
 fn rfc3339(at: OffsetDateTime) -> String {
     at.format(&Rfc3339).unwrap_or_default()
 }
+
+#[cfg(test)]
+mod tests {
+    use uuid::Uuid;
+
+    use super::*;
+    use crate::credential::{CredentialStatus, RegisteredPasskey, WebAuthnId};
+    use crate::flow::FlowId;
+    use crate::user::UserId;
+
+    const AT: OffsetDateTime = time::macros::datetime!(2026-12-06 23:00:00 UTC);
+
+    fn credential(passkey: Option<RegisteredPasskey>, public_key: Option<Vec<u8>>) -> Credential {
+        Credential {
+            id: Uuid::nil(),
+            user_id: UserId(Uuid::nil()),
+            webauthn_id: WebAuthnId::parse("AQID").unwrap(),
+            public_key,
+            aaguid: None,
+            sign_count: 17,
+            transports: vec!["internal".into()],
+            backup_eligible: true,
+            backup_state: false,
+            platform: None,
+            device_label: None,
+            passkey,
+            created_by_flow: FlowId(Uuid::nil()),
+            status: CredentialStatus::Suspended,
+            status_reason: None,
+            created_at: AT,
+            updated_at: AT,
+            last_used_at: None,
+        }
+    }
+
+    fn cose(stored: &[u8]) -> Option<Vec<u8>> {
+        (stored == b"stored").then(|| b"cose".to_vec())
+    }
+
+    #[test]
+    fn a_builtin_key_is_converted_and_an_external_one_exported_as_reported() {
+        let user = ExternalUserId::parse("customer-42").unwrap();
+        let passkey = RegisteredPasskey {
+            user_verified: true,
+            attestation_format: "none".into(),
+            attestation_verified: false,
+            data: json!({}),
+        };
+        let builtin = record(
+            &user,
+            &credential(Some(passkey.clone()), Some(b"stored".to_vec())),
+            cose,
+        );
+        assert_eq!(builtin["possession_mode"], "builtin");
+        assert_eq!(builtin["public_key"], URL_SAFE_NO_PAD.encode(b"cose"));
+        let unreadable = record(
+            &user,
+            &credential(Some(passkey), Some(b"other".to_vec())),
+            cose,
+        );
+        assert!(unreadable["public_key"].is_null());
+        let external = record(&user, &credential(None, Some(b"reported".to_vec())), cose);
+        assert_eq!(external["possession_mode"], "external");
+        assert_eq!(external["public_key"], URL_SAFE_NO_PAD.encode(b"reported"));
+        assert_eq!(external["external_user_id"], "customer-42");
+        assert_eq!(external["credential_id"], "AQID");
+        assert_eq!(external["sign_count"], 17);
+        assert_eq!(external["status"], "suspended");
+        assert_eq!(external["created_at"], "2026-12-06T23:00:00Z");
+        assert!(external["last_used_at"].is_null());
+    }
+
+    #[test]
+    fn the_header_and_end_lines_name_the_format_and_the_counts() {
+        assert_eq!(
+            header(AT),
+            json!({ "format": FORMAT, "version": 1, "exported_at": "2026-12-06T23:00:00Z" })
+        );
+        let exported = Exported {
+            users: 2,
+            credentials: 3,
+        };
+        assert_eq!(
+            end(exported),
+            json!({ "end": { "users": 2, "credentials": 3 } })
+        );
+    }
+}
