@@ -1,6 +1,8 @@
 //! Credentials: a user's device-bound passkeys and their lifecycle
 //! (`active` → `suspended` ⇄ `active`; `revoked`, terminal, from either).
 
+pub mod export;
+
 use std::collections::HashMap;
 
 use base64::Engine;

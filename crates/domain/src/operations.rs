@@ -11,6 +11,7 @@ use uuid::Uuid;
 
 use crate::audit::{AuditEventType, NewAuditEvent, Subject};
 use crate::clock::Clock;
+use crate::credential::export::{CoseKeyOf, Export, Users};
 use crate::credential::{Credential, CredentialStatus};
 use crate::error::{DomainError, DomainResult};
 use crate::overview::{Bucket, Overview, OverviewQuery, PeriodRefusal};
@@ -89,7 +90,7 @@ pub async fn delete_user(
 
 /// What an operator read through the Management API: the kind of thing
 /// (`user`, `users`, `flow`, `flows`, `credential`, `audit`, `audit_export`,
-/// `provider_cleanups`),
+/// `provider_cleanups`, `credential_export`),
 /// whose it was, and the filters and number of rows. Details never hold a
 /// customer identifier: a search prefix is recorded by its length.
 #[derive(Debug, Clone)]
@@ -148,6 +149,17 @@ impl OperatorActions {
 
     pub async fn find_user(&self, external_id: &ExternalUserId) -> DomainResult<User> {
         find_user(&*self.repo, external_id).await
+    }
+
+    /// Begins a credential export of `users` (see [`Export`]), dated now;
+    /// `404 user_not_found` for an unknown user. The caller records it with
+    /// [`Self::record_read`] and [`Export::on_record`] when it ends.
+    pub async fn start_credential_export(
+        &self,
+        users: Users,
+        cose_key_of: CoseKeyOf,
+    ) -> DomainResult<Export> {
+        Export::start(self.repo.clone(), users, cose_key_of, self.clock.now()).await
     }
 
     /// Puts an operator's read on the record (`operator.read`). The caller

@@ -28,18 +28,22 @@ pub enum Scope {
     CredentialsSuspend,
     CredentialsActivate,
     CredentialsRevoke,
+    /// Export every passkey's public key (docs/credential-export.md): rare
+    /// and sensitive, so the dashboard does not ask for it by default.
+    CredentialsExport,
     FlowsRead,
     AuditRead,
 }
 
 impl Scope {
-    pub const ALL: [Self; 8] = [
+    pub const ALL: [Self; 9] = [
         Self::UsersRead,
         Self::UsersDelete,
         Self::CredentialsRead,
         Self::CredentialsSuspend,
         Self::CredentialsActivate,
         Self::CredentialsRevoke,
+        Self::CredentialsExport,
         Self::FlowsRead,
         Self::AuditRead,
     ];
@@ -52,6 +56,7 @@ impl Scope {
             Self::CredentialsSuspend => "management.credentials.suspend",
             Self::CredentialsActivate => "management.credentials.activate",
             Self::CredentialsRevoke => "management.credentials.revoke",
+            Self::CredentialsExport => "management.credentials.export",
             Self::FlowsRead => "management.flows.read",
             Self::AuditRead => "management.audit.read",
         }

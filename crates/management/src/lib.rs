@@ -30,10 +30,14 @@ pub struct ManagementState {
     /// (for its Content-Security-Policy).
     pub provider_origins: Arc<dyn dashboard::ProviderOrigins>,
     pub limits: http_common::HttpLimits,
-    /// Places for audit exports running at once (see [`v1::MAX_CONCURRENT_EXPORTS`]).
+    /// Places for exports (audit and credential) running at once (see
+    /// [`v1::MAX_CONCURRENT_EXPORTS`]).
     pub exports: Arc<tokio::sync::Semaphore>,
     /// The authenticator models the operator's metadata names, by AAGUID.
     pub authenticators: Arc<domain::credential::AuthenticatorNames>,
+    /// The COSE_Key of a key the built-in relying party stored, for the
+    /// credential export.
+    pub cose_key_of: domain::credential::export::CoseKeyOf,
 }
 
 pub fn router(state: ManagementState) -> Router {

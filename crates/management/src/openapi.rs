@@ -28,6 +28,7 @@ const ERRORS: ErrorResponses = ErrorResponses {
         v1::users,
         v1::user,
         v1::delete_user,
+        v1::credential_export,
         v1::credential,
         v1::credential_action,
         v1::flows,
@@ -42,7 +43,7 @@ const ERRORS: ErrorResponses = ErrorResponses {
     tags(
         (name = "operator", description = "Who is signed in; management.* scopes held"),
         (name = "users", description = "management.users.read, management.users.delete"),
-        (name = "credentials", description = "management.credentials.read, .suspend, .activate, .revoke"),
+        (name = "credentials", description = "management.credentials.read, .suspend, .activate, .revoke, .export"),
         (name = "flows", description = "management.flows.read"),
         (name = "audit", description = "management.audit.read"),
     )

@@ -9,6 +9,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Extension, Router, middleware};
 use domain::audit::{Actor, AuditEvent, AuditEventType, AuditQuery, Subject};
+use domain::credential::export::{Users as ExportUsers, Via};
 use domain::credential::{AuthenticatorNames, Credential, CredentialStatus};
 use domain::flow::FlowId;
 use domain::operations::OperatorRead;
@@ -43,6 +44,10 @@ pub fn routes(state: ManagementState) -> Router {
         .route(
             "/api/management/v1/users/{external_user_id}",
             get(user).delete(delete_user),
+        )
+        .route(
+            "/api/management/v1/credentials/export",
+            get(credential_export),
         )
         .route("/api/management/v1/credentials/{id}", get(credential))
         .route(
@@ -803,15 +808,7 @@ pub async fn audit_export(
     operator.require(Scope::AuditRead)?;
     let ApiQuery(filter) = filter?;
     let query = audit_query(&filter, EXPORT_PAGE)?;
-    let Ok(place) = state.exports.clone().try_acquire_owned() else {
-        return Err(ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            ErrorCode::ServerBusy,
-            format!(
-                "this replica runs at most {MAX_CONCURRENT_EXPORTS} audit exports at once; retry later"
-            ),
-        ));
-    };
+    let place = export_place(&state)?;
     // The first page is read before answering: a database that is down is a
     // clean 503, not a cut body.
     let first = state.repo.audit_events(&query).await?;
@@ -834,9 +831,22 @@ pub async fn audit_export(
         .into_response())
 }
 
-/// Audit exports streamed at once per replica; one more is answered
-/// `503 server_busy`.
+/// Exports (audit and credential together) streamed at once per replica;
+/// one more is answered `503 server_busy`.
 pub const MAX_CONCURRENT_EXPORTS: usize = 2;
+
+/// A place under [`MAX_CONCURRENT_EXPORTS`], or the `503` saying there is none.
+fn export_place(state: &ManagementState) -> Result<tokio::sync::OwnedSemaphorePermit, ApiError> {
+    state.exports.clone().try_acquire_owned().map_err(|_| {
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            ErrorCode::ServerBusy,
+            format!(
+                "this replica runs at most {MAX_CONCURRENT_EXPORTS} exports at once; retry later"
+            ),
+        )
+    })
+}
 /// Events read per page of an export.
 const EXPORT_PAGE: u32 = 1_000;
 
@@ -917,6 +927,118 @@ impl Drop for Export {
             runtime.spawn(async move {
                 if let Err(e) = operations.record_read(&ctx, read).await {
                     tracing::error!(error = %e.message, "an interrupted audit export could not be audited");
+                }
+            });
+        }
+    }
+}
+
+/// Which users a credential export covers.
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct CredentialExportFilter {
+    /// Only this user's passkeys (absent: every user's).
+    #[param(min_length = 1, max_length = 128, pattern = "^[A-Za-z0-9._~-]{1,128}$")]
+    pub external_user_id: Option<String>,
+}
+
+#[utoipa::path(get, path = "/api/management/v1/credentials/export", tag = "credentials", params(CredentialExportFilter), responses((status = 200, description = "The credential export, format `biometric-passkey.credentials` version 1 (docs/credential-export.md): a header line, one line per passkey, an `end` line", content_type = "application/x-ndjson"), (status = 400, description = "`invalid_external_user_id`", body = proto::ErrorBody), (status = 403, body = proto::ErrorBody), (status = 404, description = "`user_not_found`", body = proto::ErrorBody), (status = 503, description = "`server_busy`: as many exports as this replica runs at once are running", body = proto::ErrorBody)))]
+/// Every passkey, or one user's, with its COSE public key and signature
+/// counter, as JSON lines (`application/x-ndjson`) in the credential export
+/// format, so a relying party of your own can take them over. Needs
+/// `management.credentials.export`. Streamed a page of users at a time and
+/// shares the replica's places for exports with the audit export. Complete
+/// only with its `end` line: a failure after the first page cuts the body
+/// short (the chunked encoding is not terminated). Recorded when it ends,
+/// incomplete too, as `operator.read` `credential_export` `via` `api`.
+pub async fn credential_export(
+    State(state): State<ManagementState>,
+    Extension(operator): Extension<Operator>,
+    filter: Result<ApiQuery<CredentialExportFilter>, ApiError>,
+) -> Result<Response, ApiError> {
+    operator.require(Scope::CredentialsExport)?;
+    let ApiQuery(filter) = filter?;
+    let users = match filter.external_user_id.as_deref() {
+        None => ExportUsers::All,
+        Some(raw) => ExportUsers::One(http_common::external_user_id(raw)?),
+    };
+    let place = export_place(&state)?;
+    let mut export = state
+        .operations
+        .start_credential_export(users, state.cose_key_of)
+        .await?;
+    // The header and the first page are read before answering: a database
+    // that is down is a clean 503, not a cut body.
+    let mut first = Vec::new();
+    for _ in 0..2 {
+        if let Some(chunk) = export.next_chunk().await? {
+            first.extend(chunk);
+        }
+    }
+    let export = CredentialExport {
+        state: state.clone(),
+        ctx: operator_context(&operator),
+        export,
+        first: Some(first),
+        recorded: false,
+        _place: place,
+    };
+    let body = futures_util::stream::try_unfold(export, CredentialExport::next_chunk);
+    Ok((
+        [(header::CONTENT_TYPE, "application/x-ndjson")],
+        axum::body::Body::from_stream(body),
+    )
+        .into_response())
+}
+
+/// A credential export in progress, and its place under the cap.
+struct CredentialExport {
+    state: ManagementState,
+    ctx: RequestContext,
+    export: domain::credential::export::Export,
+    first: Option<Vec<u8>>,
+    recorded: bool,
+    _place: tokio::sync::OwnedSemaphorePermit,
+}
+
+impl CredentialExport {
+    /// The next lines; `None` once the end line is sent (and on the record).
+    async fn next_chunk(mut self) -> Result<Option<(Vec<u8>, Self)>, std::io::Error> {
+        if let Some(first) = self.first.take() {
+            return Ok(Some((first, self)));
+        }
+        match self.export.next_chunk().await {
+            Ok(Some(chunk)) => Ok(Some((chunk, self))),
+            Ok(None) => {
+                self.recorded = true;
+                let read = self.export.on_record(Via::Api, true);
+                self.state
+                    .operations
+                    .record_read(&self.ctx, read)
+                    .await
+                    .map_err(|e| std::io::Error::other(e.message))?;
+                Ok(None)
+            }
+            Err(e) => Err(std::io::Error::other(e.to_string())),
+        }
+    }
+}
+
+impl Drop for CredentialExport {
+    /// An export cut short (by a failure, or a client that stopped reading)
+    /// is recorded too, as incomplete, with what was sent so far.
+    fn drop(&mut self) {
+        if self.recorded {
+            return;
+        }
+        let operations = self.state.operations.clone();
+        let ctx = self.ctx.clone();
+        let read = self.export.on_record(Via::Api, false);
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            runtime.spawn(async move {
+                if let Err(e) = operations.record_read(&ctx, read).await {
+                    tracing::error!(error = %e.message, "an interrupted credential export could not be audited");
                 }
             });
         }

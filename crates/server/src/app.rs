@@ -460,6 +460,7 @@ pub fn management_app(
             management::v1::MAX_CONCURRENT_EXPORTS,
         )),
         authenticators: Arc::new(authenticators),
+        cose_key_of: crate::credentials::COSE_KEY_OF,
     }))
 }
 

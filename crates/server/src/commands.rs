@@ -779,7 +779,15 @@ pub async fn credentials_export(env: &Env, user: Option<&str>, exported_by: &str
         Err(e) => return failed(&e),
     };
     let mut out = std::io::BufWriter::new(std::io::stdout());
-    match crate::credentials::export(repo, &app::SystemClock, users, exported_by, &mut out).await {
+    match crate::credentials::export(
+        repo,
+        Arc::new(app::SystemClock),
+        users,
+        exported_by,
+        &mut out,
+    )
+    .await
+    {
         Ok(exported) => {
             eprintln!(
                 "exported {} credentials of {} users",

@@ -1,9 +1,11 @@
 //! The credential export, round trip: a passkey registered in `builtin` mode
-//! by webauthn-rs's software authenticator is exported, and a new assertion
-//! from that authenticator verifies against the exported COSE public key with
+//! by webauthn-rs's software authenticator is exported, through the command's
+//! code and through the Management API over HTTP, and a new assertion from
+//! that authenticator verifies against the exported COSE public key with
 //! libraries independent of the product's relying party (coset for the
 //! COSE_Key, p256 for the signature). `external`-mode credentials export what
-//! was reported. Every export is audited once.
+//! was reported. Every export is audited once, with the door it went through;
+//! the API's needs its own scope.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // tests: a failure is a panic.
 
@@ -23,8 +25,13 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 use server::credentials::{Users, export};
 use sha2::{Digest, Sha256};
+use testkit::core_client::expect_error;
 use testkit::core_client::webauthn_id;
-use testkit::{Store, TestApp, on_both_stores, spawn_core, spawn_core_builtin};
+use testkit::jwks_double::{JwksDouble, SigningKey};
+use testkit::{
+    Store, T0, TestApp, management_config, on_both_stores, spawn_core, spawn_core_builtin,
+    spawn_management_for,
+};
 use url::Url;
 use webauthn_authenticator_rs::WebauthnAuthenticator;
 use webauthn_authenticator_rs::softpasskey::SoftPasskey;
@@ -33,6 +40,7 @@ use webauthn_rs_core::proto::{CreationChallengeResponse, RequestChallengeRespons
 on_both_stores!(
     an_exported_builtin_passkey_verifies_a_new_assertion_independently,
     external_credentials_export_what_was_reported,
+    the_management_api_exports_under_its_own_scope,
 );
 
 const ORIGIN: &str = "https://bank.example";
@@ -87,7 +95,7 @@ async fn exported(app: &TestApp, users: Users) -> (Value, Vec<Value>, Value) {
     let mut out = Vec::new();
     export(
         app.repo.clone(),
-        &*app.clock,
+        app.clock.clone(),
         users,
         "ops@example",
         &mut out,
@@ -137,6 +145,40 @@ fn p256_key(cose: &[u8]) -> VerifyingKey {
     VerifyingKey::from_encoded_point(&point).unwrap()
 }
 
+/// A new assertion from `phone`, for a sign-in's challenge, verifies against
+/// the key of the exported `line`, read and checked without the product's code.
+async fn verifies_a_new_assertion(
+    app: &TestApp,
+    phone: &mut SoftPasskey,
+    user: &str,
+    line: &Value,
+) {
+    let key = p256_key(&b64(&line["public_key"]));
+    let flow = app
+        .created(json!({ "type": "sign_in", "external_user_id": user }))
+        .await;
+    let options: RequestChallengeResponse =
+        serde_json::from_value(json!({ "publicKey": flow["possession"]["webauthn_options"] }))
+            .unwrap();
+    let assertion = serde_json::to_value(
+        phone
+            .do_authentication(Url::parse(ORIGIN).unwrap(), options)
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(assertion["rawId"], line["credential_id"]);
+    let response = &assertion["response"];
+    let mut signed = b64(&response["authenticatorData"]);
+    signed.extend_from_slice(&Sha256::digest(b64(&response["clientDataJSON"])));
+    let signature = Signature::from_der(&b64(&response["signature"])).unwrap();
+    key.verify(&signed, &signature)
+        .expect("the assertion verifies against the exported key");
+    // The key is that credential's alone.
+    let mut tampered = signed.clone();
+    tampered[0] ^= 1;
+    assert!(key.verify(&tampered, &signature).is_err());
+}
+
 async fn an_exported_builtin_passkey_verifies_a_new_assertion_independently(store: Store) {
     let rp = Arc::new(WebauthnRp::new(&settings()).unwrap());
     let app = spawn_core_builtin(store, FlowPolicy::default(), rp).await;
@@ -164,32 +206,7 @@ async fn an_exported_builtin_passkey_verifies_a_new_assertion_independently(stor
     assert!(line["last_used_at"].is_null());
     assert!(line["backup_eligible"].is_boolean() && line["backup_state"].is_boolean());
     assert!(line["transports"].is_array());
-    let key = p256_key(&b64(&line["public_key"]));
-
-    // A new assertion from the same authenticator, for a sign-in's challenge.
-    let flow = app
-        .created(json!({ "type": "sign_in", "external_user_id": "export-alice" }))
-        .await;
-    let options: RequestChallengeResponse =
-        serde_json::from_value(json!({ "publicKey": flow["possession"]["webauthn_options"] }))
-            .unwrap();
-    let assertion = serde_json::to_value(
-        phone
-            .do_authentication(Url::parse(ORIGIN).unwrap(), options)
-            .unwrap(),
-    )
-    .unwrap();
-    assert_eq!(assertion["rawId"], line["credential_id"]);
-    let response = &assertion["response"];
-    let mut signed = b64(&response["authenticatorData"]);
-    signed.extend_from_slice(&Sha256::digest(b64(&response["clientDataJSON"])));
-    let signature = Signature::from_der(&b64(&response["signature"])).unwrap();
-    key.verify(&signed, &signature)
-        .expect("the assertion verifies against the exported key");
-    // The key is that credential's alone.
-    let mut tampered = signed.clone();
-    tampered[0] ^= 1;
-    assert!(key.verify(&tampered, &signature).is_err());
+    verifies_a_new_assertion(&app, &mut phone, "export-alice", line).await;
 
     // Each export is one audit event: who, which users, how many credentials.
     let exports: Vec<_> = app
@@ -203,6 +220,7 @@ async fn an_exported_builtin_passkey_verifies_a_new_assertion_independently(stor
     assert_eq!(exports.len(), 2, "{exports:?}");
     let newest = &exports[0];
     assert_eq!(newest.actor, Actor::Operator("ops@example".into()));
+    assert_eq!(newest.details["via"], "cli");
     assert_eq!(newest.details["users"], "user");
     assert_eq!(newest.details["credentials"], 1);
     assert_eq!(newest.details["complete"], true);
@@ -225,11 +243,181 @@ async fn external_credentials_export_what_was_reported(store: Store) {
     assert!(line["public_key"].is_null(), "none was reported");
     let missing = export(
         app.repo.clone(),
-        &*app.clock,
+        app.clock.clone(),
         Users::One(ExternalUserId::parse("nobody").unwrap()),
         "ops@example",
         &mut Vec::new(),
     )
     .await;
     assert!(missing.is_err());
+}
+
+const ISSUER: &str = "http://127.0.0.1:9/issuer";
+const EXPORT: &str = "/api/management/v1/credentials/export";
+
+/// An operator's token with `scopes`, signed by `key`.
+fn token(key: &SigningKey, scopes: &str) -> String {
+    let now = T0.unix_timestamp();
+    key.sign(&json!({
+        "iss": ISSUER, "aud": "biometric-passkey-management-api", "sub": "support-agent-9",
+        "iat": now, "exp": now + 3600, "scope": scopes,
+    }))
+}
+
+/// The export's lines as the Management API streams them: header,
+/// credentials, end.
+async fn exported_over_http(management: &TestApp, token: &str, query: &str) -> (Vec<Value>, Value) {
+    let response = management
+        .client
+        .get(management.url(&format!("{EXPORT}{query}")))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(
+        response.headers()["content-type"],
+        "application/x-ndjson",
+        "JSON lines"
+    );
+    let mut lines: Vec<Value> = response
+        .text()
+        .await
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let end = lines.pop().unwrap();
+    let header = lines.remove(0);
+    assert_eq!(header["format"], "biometric-passkey.credentials");
+    assert_eq!(header["version"], 1);
+    assert!(header["exported_at"].is_string());
+    assert_eq!(end["end"]["credentials"], lines.len());
+    (lines, end)
+}
+
+async fn credential_exports(app: &TestApp) -> Vec<domain::NewAuditEvent> {
+    app.audit_trail()
+        .await
+        .into_iter()
+        .filter(|e| {
+            e.event_type == AuditEventType::OperatorRead && e.details["read"] == "credential_export"
+        })
+        .collect()
+}
+
+async fn the_management_api_exports_under_its_own_scope(store: Store) {
+    let rp = Arc::new(WebauthnRp::new(&settings()).unwrap());
+    let core = spawn_core_builtin(store, FlowPolicy::default(), rp).await;
+    let mut phone = SoftPasskey::new(true);
+    enroll(&core, "export-alice", &mut phone).await;
+    let mut other = SoftPasskey::new(true);
+    enroll(&core, "export-bob", &mut other).await;
+    let key = SigningKey::generate("k1");
+    let jwks = JwksDouble::start(&[&key]).await;
+    let mut config = management_config();
+    config.auth.issuer = ISSUER.into();
+    config.auth.jwks_url = jwks.url.clone();
+    let management = spawn_management_for(&core, config).await;
+    let exporter = token(&key, "management.credentials.export");
+
+    // No token: 401.
+    let (status, body) = management
+        .send(management.client.get(management.url(EXPORT)))
+        .await;
+    expect_error(status, &body, StatusCode::UNAUTHORIZED, "unauthorized");
+    // Every other scope, the dashboard's default ones among them: 403, and
+    // nothing exported.
+    let others = token(
+        &key,
+        "management.users.read management.users.delete management.credentials.read \
+         management.credentials.suspend management.credentials.activate \
+         management.credentials.revoke management.flows.read management.audit.read",
+    );
+    let (status, body) = management
+        .send(
+            management
+                .client
+                .get(management.url(EXPORT))
+                .bearer_auth(&others),
+        )
+        .await;
+    expect_error(status, &body, StatusCode::FORBIDDEN, "missing_scope");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("management.credentials.export"),
+        "{body}"
+    );
+    assert!(credential_exports(&core).await.is_empty());
+
+    // Client mistakes: an unknown user, a malformed id, an unknown parameter.
+    for (query, status, code) in [
+        (
+            "?external_user_id=nobody",
+            StatusCode::NOT_FOUND,
+            "user_not_found",
+        ),
+        (
+            "?external_user_id=a%20b",
+            StatusCode::BAD_REQUEST,
+            "invalid_external_user_id",
+        ),
+        (
+            "?user=export-alice",
+            StatusCode::BAD_REQUEST,
+            "invalid_parameter",
+        ),
+    ] {
+        let (got, body) = management
+            .send(
+                management
+                    .client
+                    .get(management.url(&format!("{EXPORT}{query}")))
+                    .bearer_auth(&exporter),
+            )
+            .await;
+        expect_error(got, &body, status, code);
+    }
+    assert!(credential_exports(&core).await.is_empty());
+
+    // Everyone's, then one user's.
+    let (lines, end) = exported_over_http(&management, &exporter, "").await;
+    assert_eq!(end["end"], json!({ "users": 2, "credentials": 2 }));
+    let users: Vec<&str> = lines
+        .iter()
+        .map(|l| l["external_user_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(users, ["export-alice", "export-bob"], "in identifier order");
+    let (lines, end) =
+        exported_over_http(&management, &exporter, "?external_user_id=export-alice").await;
+    assert_eq!(end["end"], json!({ "users": 1, "credentials": 1 }));
+    let [line] = lines.as_slice() else {
+        panic!("one credential: {lines:?}")
+    };
+    assert_eq!(line["external_user_id"], "export-alice");
+    assert_eq!(line["possession_mode"], "builtin");
+    assert_eq!(line["status"], "active");
+    verifies_a_new_assertion(&core, &mut phone, "export-alice", line).await;
+
+    // Each export is one audit event under the operator, via the API.
+    let exports = credential_exports(&core).await;
+    assert_eq!(exports.len(), 2, "{exports:?}");
+    let (one, all) = (&exports[0], &exports[1]);
+    for event in [one, all] {
+        assert_eq!(event.actor, Actor::Operator("support-agent-9".into()));
+        assert_eq!(event.details["via"], "api");
+        assert_eq!(event.details["format_version"], 1);
+        assert_eq!(event.details["complete"], true);
+        assert!(event.correlation_id.is_some());
+    }
+    assert_eq!(one.details["users"], "user");
+    assert_eq!(one.details["users_exported"], 1);
+    assert_eq!(one.details["credentials"], 1);
+    assert!(one.subject.user_id.is_some());
+    assert_eq!(all.details["users"], "all");
+    assert_eq!(all.details["users_exported"], 2);
+    assert_eq!(all.details["credentials"], 2);
+    assert!(all.subject.user_id.is_none());
 }
