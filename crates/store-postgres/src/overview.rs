@@ -5,8 +5,8 @@ use domain::overview::{
     EventCount, FlowCount, OPEN_STATES, Overview, OverviewQuery, overview_events_sql,
 };
 use domain::{StoreError, StoreResult};
+use sqlx::Row;
 use sqlx::postgres::types::PgInterval;
-use sqlx::{PgPool, Row};
 use time::OffsetDateTime;
 
 use crate::errors::map_err;
@@ -17,7 +17,7 @@ const OPERATOR_REASON_DROPPED: &str = "CASE WHEN event_type IN ('credential.susp
      'credential.activated', 'credential.revoked') AND coalesce(reason, '') <> 'recovery' \
      THEN NULL ELSE reason END";
 
-pub(crate) async fn overview(pool: &PgPool, q: &OverviewQuery) -> StoreResult<Overview> {
+pub(crate) async fn overview(pool: &crate::StorePool, q: &OverviewQuery) -> StoreResult<Overview> {
     let width = || PgInterval {
         months: 0,
         days: 0,

@@ -4,8 +4,8 @@ use domain::overview::{
     EventCount, FlowCount, OPEN_STATES, Overview, OverviewQuery, overview_events_sql,
 };
 use domain::{StoreError, StoreResult};
+use sqlx::Row;
 use sqlx::sqlite::SqliteRow;
-use sqlx::{Row, SqlitePool};
 
 use crate::codec::{from_micros, to_micros};
 use crate::errors::map_err;
@@ -16,7 +16,7 @@ const OPERATOR_REASON_DROPPED: &str = "CASE WHEN event_type IN ('credential.susp
      'credential.activated', 'credential.revoked') AND coalesce(reason, '') <> 'recovery' \
      THEN NULL ELSE reason END";
 
-pub(crate) async fn overview(pool: &SqlitePool, q: &OverviewQuery) -> StoreResult<Overview> {
+pub(crate) async fn overview(pool: &crate::StorePool, q: &OverviewQuery) -> StoreResult<Overview> {
     let width = q.bucket.seconds() * 1_000_000;
     let open = OPEN_STATES
         .iter()

@@ -936,6 +936,8 @@ async fn the_overview_needs_audit_read_and_a_bounded_period(store: Store) {
         )
         .await;
     assert_eq!(status, StatusCode::OK, "31 days of hours");
+}
+
 /// The AAGUID the test client registers with.
 const TEST_AAGUID: &str = "08987058-cadc-4b81-b6e1-30de50dcbe96";
 
