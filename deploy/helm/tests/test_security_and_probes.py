@@ -95,6 +95,19 @@ def test_probe_timings_are_configurable(render):
     assert out.container("core")["livenessProbe"]["periodSeconds"] == 10
 
 
+@pytest.mark.parametrize("component", ["core", "management"])
+def test_termination_grace_outlasts_the_drain_and_a_long_poll(out, component):
+    # BIOMETRIC_PASSKEY_SHUTDOWN_DRAIN (5 s) plus a long-poll (30 s) must end
+    # before Kubernetes kills the pod; its own default (30 s) would cut them.
+    assert out.pod_spec(component)["terminationGracePeriodSeconds"] == 45
+
+
+def test_termination_grace_is_configurable(render):
+    out = render(values(MANAGEMENT_ON, {"core": {"terminationGracePeriodSeconds": 90}}))
+    assert out.pod_spec("core")["terminationGracePeriodSeconds"] == 90
+    assert out.pod_spec("management")["terminationGracePeriodSeconds"] == 45
+
+
 def test_migration_job_has_no_probes(out):
     container = out.container("migrate")
     assert "livenessProbe" not in container and "readinessProbe" not in container
