@@ -45,6 +45,22 @@ fn params(name: &str, ca: bool) -> CertificateParams {
 
 /// A root, an intermediate it signs, and a leaf the intermediate signs.
 fn pki(root_name: &str) -> Pki {
+    pki_with_leaf(root_name, KeyPair::generate().unwrap())
+}
+
+/// An RSA key for the leaf, as the FIDO Alliance signs its BLOB (RS256):
+/// made once with `openssl genpkey -algorithm RSA` (PKCS#8, for rcgen) and
+/// `openssl rsa -traditional -outform DER` (PKCS#1, for jsonwebtoken), as the
+/// test crypto provider (ring) signs with RSA keys but does not make them.
+/// A test key only.
+const RSA_LEAF_KEY: &str = include_str!("test-rsa-leaf-key.pem");
+const RSA_LEAF_KEY_PKCS1: &[u8] = include_bytes!("test-rsa-leaf-key.pkcs1.der");
+
+fn rsa_leaf_key() -> KeyPair {
+    KeyPair::from_pkcs8_pem_and_sign_algo(RSA_LEAF_KEY, &rcgen::PKCS_RSA_SHA256).unwrap()
+}
+
+fn pki_with_leaf(root_name: &str, leaf_key: KeyPair) -> Pki {
     let root_key = KeyPair::generate().unwrap();
     let root_params = params(root_name, true);
     let root = root_params.self_signed(&root_key).unwrap();
@@ -55,7 +71,6 @@ fn pki(root_name: &str) -> Pki {
         .signed_by(&intermediate_key, &root_issuer)
         .unwrap();
     let intermediate_issuer = Issuer::new(intermediate_params, intermediate_key);
-    let leaf_key = KeyPair::generate().unwrap();
     let leaf = params("mds.test", false)
         .signed_by(&leaf_key, &intermediate_issuer)
         .unwrap();
@@ -111,6 +126,37 @@ fn a_blob_signed_by_a_chain_to_the_root_is_read() {
         1,
         "entries without an AAGUID are skipped"
     );
+}
+
+fn rs256_blob(pki: &Pki, claims: &serde_json::Value) -> String {
+    let mut header = Header::new(Algorithm::RS256);
+    header.x5c = Some(vec![
+        STANDARD.encode(&pki.leaf_der),
+        STANDARD.encode(&pki.intermediate_der),
+    ]);
+    let key = EncodingKey::from_rsa_der(RSA_LEAF_KEY_PKCS1);
+    jsonwebtoken::encode(&header, claims, &key).unwrap()
+}
+
+#[test]
+fn an_rs256_blob_signed_by_an_rsa_leaf_is_read() {
+    let pki = pki_with_leaf("Test Root", rsa_leaf_key());
+    let token = rs256_blob(&pki, &payload("2026-07-01"));
+    let metadata = load(token.as_bytes(), &pki.root_pem, NOW).unwrap();
+    let yubikey = Uuid::parse_str(YUBIKEY).unwrap();
+    assert_eq!(
+        metadata.names.name_of(Some(yubikey)),
+        Some("YubiKey 5 Series")
+    );
+    // Its signature over other claims is refused.
+    let other = rs256_blob(&pki, &payload("2026-08-01"));
+    let parts: Vec<&str> = token.split('.').collect();
+    let other_claims = other.split('.').nth(1).unwrap();
+    let forged = format!("{}.{other_claims}.{}", parts[0], parts[2]);
+    assert!(matches!(
+        load(forged.as_bytes(), &pki.root_pem, NOW),
+        Err(MetadataError::BadSignature(_))
+    ));
 }
 
 #[test]
