@@ -339,6 +339,17 @@ impl Flow {
         !self.state.is_terminal() && now >= self.expires_at
     }
 
+    /// The flow as it stands at `now`, for reading: an open flow past its
+    /// expiry is `expired` whether or not a write has settled it yet (the
+    /// Core API settles expiry lazily, on the next call that touches the
+    /// flow). Every view of a flow outside a transition reads it through this.
+    pub fn as_of(mut self, now: OffsetDateTime) -> Self {
+        if self.is_expired_at(now) {
+            self.state = FlowState::Expired;
+        }
+        self
+    }
+
     /// The next flow after `fact` at `now`. Terminal states never move;
     /// an expired flow only accepts `Fact::Expired`.
     pub fn apply(&self, fact: &Fact, now: OffsetDateTime) -> Result<Self, TransitionError> {

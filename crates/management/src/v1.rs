@@ -15,7 +15,7 @@ use domain::flow::FlowId;
 use domain::operations::OperatorRead;
 use domain::overview::Bucket;
 use domain::service::RequestContext;
-use domain::{ExternalUserId, StoreError, UserId};
+use domain::{ExternalUserId, UserId};
 use http_common::{ApiError, ApiJson, ApiPath, ApiQuery, CorrelationId};
 use proto::ErrorCode;
 use proto::management::{
@@ -359,7 +359,7 @@ pub async fn user(
     operator.require(Scope::UsersRead)?;
     let id = http_common::external_user_id(&raw)?;
     let view = state.operations.user_overview(&id).await?;
-    let flows = state.repo.flows_of(view.user.id, 20).await?;
+    let flows = state.operations.flows_of(view.user.id, 20).await?;
     record_read(
         &state,
         &operator,
@@ -523,7 +523,7 @@ pub async fn flows(
     let id = http_common::external_user_id(&filter.external_user_id)?;
     let user = state.operations.find_user(&id).await?;
     let limit = filter.limit.unwrap_or(50).clamp(1, MAX_PAGE);
-    let flows = state.repo.flows_of(user.id, MAX_PAGE).await?;
+    let flows = state.operations.flows_of(user.id, MAX_PAGE).await?;
     let listed: Vec<FlowSummary> = flows
         .iter()
         .filter(|f| {
@@ -563,14 +563,7 @@ pub async fn flow(
 ) -> Result<ApiJson<FlowDetail>, ApiError> {
     operator.require(Scope::FlowsRead)?;
     let id = FlowId(uuid_param(&raw, "id")?);
-    let flow = state.repo.flow(id).await.map_err(|e| match e {
-        StoreError::NotFound => ApiError::new(
-            StatusCode::NOT_FOUND,
-            ErrorCode::FlowNotFound,
-            "no flow with this id",
-        ),
-        other => other.into(),
-    })?;
+    let flow = state.operations.flow(id).await?;
     let user = state.repo.user_by_id(flow.user_id).await?;
     let page = state
         .repo

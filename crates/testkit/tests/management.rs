@@ -21,6 +21,7 @@ on_both_stores!(
     users_are_searched_with_cursor_pagination,
     operators_delete_users_and_the_provider_cleanup_is_queued,
     flows_are_listed_by_user_type_and_state,
+    an_untouched_flow_past_its_expiry_reads_expired,
     the_overview_counts_real_flows_and_refusals,
     the_overview_needs_audit_read_and_a_bounded_period,
     passkeys_are_named_from_the_operators_authenticator_metadata,
@@ -594,6 +595,51 @@ async fn flows_are_listed_by_user_type_and_state(store: Store) {
         )
         .await;
     expect_error(status, &body, StatusCode::NOT_FOUND, "user_not_found");
+}
+
+/// Expiry is settled lazily by the Core API, on the next call that touches a
+/// flow; operators see a flow nobody touched after its expiry as expired
+/// all the same, in the list, its filter and the flow's own page.
+async fn an_untouched_flow_past_its_expiry_reads_expired(store: Store) {
+    let s = setup(store).await;
+    s.core.enrolled("gail", "gail-phone").await;
+    s.core.clock.advance(time::Duration::minutes(1));
+    let sign_in = s
+        .core
+        .created(json!({ "type": "sign_in", "external_user_id": "gail" }))
+        .await;
+    let id = sign_in["id"].as_str().unwrap().to_owned();
+    let list = "/api/management/v1/flows?external_user_id=gail";
+    let (_, open) = s.get("management.flows.read", list).await;
+    assert_ne!(open[0]["state"], "expired", "{open}");
+    // Past the flow's 15 minutes, within the operator's token's hour.
+    s.core.clock.advance(time::Duration::minutes(20));
+    let (status, flows) = s.get("management.flows.read", list).await;
+    assert_eq!(status, StatusCode::OK, "{flows}");
+    assert_eq!(flows[0]["id"], id.as_str());
+    assert_eq!(flows[0]["state"], "expired");
+    let (_, expired) = s
+        .get("management.flows.read", &format!("{list}&state=expired"))
+        .await;
+    assert_eq!(expired.as_array().unwrap().len(), 1, "{expired}");
+    assert_eq!(expired[0]["id"], id.as_str());
+    let (_, detail) = s
+        .get(
+            "management.flows.read",
+            &format!("/api/management/v1/flows/{id}"),
+        )
+        .await;
+    assert_eq!(detail["flow"]["state"], "expired", "{detail}");
+    let (_, user) = s
+        .get("management.users.read", "/api/management/v1/users/gail")
+        .await;
+    let listed = user["recent_flows"].as_array().unwrap();
+    assert!(
+        listed
+            .iter()
+            .any(|f| f["id"] == id.as_str() && f["state"] == "expired"),
+        "{user}"
+    );
 }
 
 /// The trail's `operator.*` events, oldest first.
