@@ -3,9 +3,11 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // tests: a failure is a panic.
 
-use std::net::TcpListener;
-use std::process::{Child, Command, Output, Stdio};
+mod support;
+
+use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
+use support::{Running, free_port, wait_for_health};
 
 use assert_cmd::cargo::CommandCargoExt;
 use domain::rotation::{RowKey, SealedColumn};
@@ -520,36 +522,6 @@ fn migrate_against_an_unreachable_database_fails_clearly() {
     assert!(!log.contains(SENTINEL));
 }
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-struct Running(Child);
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-    }
-}
-
-async fn wait_for_health(port: u16) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while Instant::now() < deadline {
-        if reqwest::get(format!("http://127.0.0.1:{port}/api/health"))
-            .await
-            .is_ok()
-        {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("the runtime did not answer on port {port}");
-}
-
 #[tokio::test]
 async fn core_serves_health_while_the_database_is_down_and_stops_on_sigterm() {
     let port = free_port();
@@ -587,14 +559,7 @@ async fn core_serves_health_while_the_database_is_down_and_stops_on_sigterm() {
         .unwrap();
     assert!(probe.status.success());
 
-    let pid = running.0.id().to_string();
-    assert!(
-        Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .unwrap()
-            .success()
-    );
+    running.terminate();
     let deadline = Instant::now() + Duration::from_secs(10);
     let status = loop {
         if let Some(status) = running.0.try_wait().unwrap() {
@@ -653,14 +618,7 @@ async fn after_sigterm_readiness_turns_false_while_the_runtime_still_serves() {
         .unwrap();
     let mut running = Running(child);
     wait_for_health(port).await;
-    let pid = running.0.id().to_string();
-    assert!(
-        Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .unwrap()
-            .success()
-    );
+    running.terminate();
     // Readiness turns false (with its own message, the database being down
     // here anyway) while health and the API still answer on the same listener.
     let client = reqwest::Client::new();
@@ -725,14 +683,7 @@ async fn core_with_auth_none_starts_and_warns_that_only_the_network_protects_it(
         .unwrap();
     let mut running = Running(child);
     wait_for_health(port).await;
-    let pid = running.0.id().to_string();
-    assert!(
-        Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .unwrap()
-            .success()
-    );
+    running.terminate();
     let status = running.0.wait().unwrap();
     assert!(status.success());
     let mut log = String::new();
