@@ -5,8 +5,11 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // tests: a failure is a panic.
 
+mod ceremony;
+
+use ceremony::{ORIGIN, create, enroll, get, id, options, prove, settings};
+
 use std::sync::Arc;
-use std::time::Duration;
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -20,10 +23,7 @@ use testkit::core_client::webauthn_id;
 use testkit::{Store, TestApp, on_both_stores, spawn_core_builtin, spawn_core_with};
 use url::Url;
 use uuid::Uuid;
-use webauthn_authenticator_rs::AuthenticatorBackend;
-use webauthn_authenticator_rs::WebauthnAuthenticator;
 use webauthn_authenticator_rs::softpasskey::SoftPasskey;
-use webauthn_rs_core::proto::{CreationChallengeResponse, RequestChallengeResponse};
 
 on_both_stores!(
     every_flow_type_completes_with_real_ceremonies,
@@ -45,78 +45,12 @@ on_both_stores!(
     one_response_sent_many_times_at_once_is_accepted_once,
 );
 
-const ORIGIN: &str = "https://bank.example";
-
-fn settings() -> Settings {
-    Settings {
-        rp_id: "bank.example".into(),
-        rp_name: "Example Bank".into(),
-        origins: vec![Url::parse(ORIGIN).unwrap()],
-        user_verification: true,
-        attestation: Attestation::None,
-        timeout: Duration::from_secs(120),
-    }
-}
-
 async fn app_with(store: Store, policy: FlowPolicy, settings: &Settings) -> TestApp {
     spawn_core_builtin(store, policy, Arc::new(WebauthnRp::new(settings).unwrap())).await
 }
 
 async fn app(store: Store) -> TestApp {
     app_with(store, FlowPolicy::default(), &settings()).await
-}
-
-fn id(flow: &Value) -> &str {
-    flow["id"].as_str().unwrap()
-}
-
-fn options(flow: &Value) -> Value {
-    flow["possession"]["webauthn_options"].clone()
-}
-
-/// The authenticator's registration response to `flow`'s options, made at `origin`.
-fn create(authenticator: &mut impl AuthenticatorBackend, flow: &Value, origin: &str) -> Value {
-    let options: CreationChallengeResponse =
-        serde_json::from_value(json!({ "publicKey": options(flow) })).unwrap();
-    let response = authenticator
-        .do_registration(Url::parse(origin).unwrap(), options)
-        .unwrap();
-    serde_json::to_value(response).unwrap()
-}
-
-/// The authenticator's assertion for `flow`'s options, made at `origin`.
-fn get(authenticator: &mut SoftPasskey, options: Value, origin: &str) -> Value {
-    let options: RequestChallengeResponse =
-        serde_json::from_value(json!({ "publicKey": options })).unwrap();
-    let response = authenticator
-        .do_authentication(Url::parse(origin).unwrap(), options)
-        .unwrap();
-    serde_json::to_value(response).unwrap()
-}
-
-async fn prove(app: &TestApp, flow: &Value, response: Value) -> (StatusCode, Value) {
-    app.post(
-        &format!("/api/core/v1/flows/{}/possession", id(flow)),
-        json!({ "webauthn": { "response": response, "platform": "android", "device_label": "Test phone" } }),
-    )
-    .await
-}
-
-/// Enrolls `user` with a passkey on `phone`: registration, reference, approval.
-async fn enroll(app: &TestApp, user: &str, phone: &mut SoftPasskey) -> Value {
-    let flow = app
-        .created(json!({ "type": "registration", "external_user_id": user }))
-        .await;
-    let (status, _) = app
-        .store_reference(&flow, b"encrypted-biometric-token")
-        .await;
-    assert_eq!(status, StatusCode::OK);
-    let (status, body) = prove(app, &flow, create(phone, &flow, ORIGIN)).await;
-    assert_eq!(status, StatusCode::OK, "{body}");
-    app.outcome(&flow, "approved").await;
-    let done = app.flow(id(&flow)).await;
-    assert_eq!(done["state"], "completed", "{done}");
-    done
 }
 
 async fn sign_in(app: &TestApp, user: &str) -> Value {

@@ -9,8 +9,11 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // tests: a failure is a panic.
 
+mod ceremony;
+
+use ceremony::{ORIGIN, enroll, get, options, settings};
+
 use std::sync::Arc;
-use std::time::Duration;
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -20,7 +23,7 @@ use domain::audit::{Actor, AuditEventType};
 use domain::service::FlowPolicy;
 use p256::ecdsa::signature::Verifier;
 use p256::ecdsa::{Signature, VerifyingKey};
-use relying_party::{Attestation, Settings, WebauthnRp};
+use relying_party::WebauthnRp;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use server::credentials::{Users, export};
@@ -32,63 +35,13 @@ use testkit::{
     Store, T0, TestApp, management_config, on_both_stores, spawn_core, spawn_core_builtin,
     spawn_management_for,
 };
-use url::Url;
-use webauthn_authenticator_rs::WebauthnAuthenticator;
 use webauthn_authenticator_rs::softpasskey::SoftPasskey;
-use webauthn_rs_core::proto::{CreationChallengeResponse, RequestChallengeResponse};
 
 on_both_stores!(
     an_exported_builtin_passkey_verifies_a_new_assertion_independently,
     external_credentials_export_what_was_reported,
     the_management_api_exports_under_its_own_scope,
 );
-
-const ORIGIN: &str = "https://bank.example";
-
-fn settings() -> Settings {
-    Settings {
-        rp_id: "bank.example".into(),
-        rp_name: "Example Bank".into(),
-        origins: vec![Url::parse(ORIGIN).unwrap()],
-        user_verification: true,
-        attestation: Attestation::None,
-        timeout: Duration::from_secs(120),
-    }
-}
-
-fn id(flow: &Value) -> &str {
-    flow["id"].as_str().unwrap()
-}
-
-async fn prove(app: &TestApp, flow: &Value, response: Value) {
-    let (status, body) = app
-        .post(
-            &format!("/api/core/v1/flows/{}/possession", id(flow)),
-            json!({ "webauthn": { "response": response } }),
-        )
-        .await;
-    assert_eq!(status, StatusCode::OK, "{body}");
-}
-
-/// Registers `user` with a passkey on `phone`.
-async fn enroll(app: &TestApp, user: &str, phone: &mut SoftPasskey) {
-    let flow = app
-        .created(json!({ "type": "registration", "external_user_id": user }))
-        .await;
-    let (status, _) = app
-        .store_reference(&flow, b"encrypted-biometric-token")
-        .await;
-    assert_eq!(status, StatusCode::OK);
-    let options: CreationChallengeResponse =
-        serde_json::from_value(json!({ "publicKey": flow["possession"]["webauthn_options"] }))
-            .unwrap();
-    let response = phone
-        .do_registration(Url::parse(ORIGIN).unwrap(), options)
-        .unwrap();
-    prove(app, &flow, serde_json::to_value(response).unwrap()).await;
-    app.outcome(&flow, "approved").await;
-    assert_eq!(app.flow(id(&flow)).await["state"], "completed");
-}
 
 /// The export's lines: header, credentials, end.
 async fn exported(app: &TestApp, users: Users) -> (Value, Vec<Value>, Value) {
@@ -157,15 +110,7 @@ async fn verifies_a_new_assertion(
     let flow = app
         .created(json!({ "type": "sign_in", "external_user_id": user }))
         .await;
-    let options: RequestChallengeResponse =
-        serde_json::from_value(json!({ "publicKey": flow["possession"]["webauthn_options"] }))
-            .unwrap();
-    let assertion = serde_json::to_value(
-        phone
-            .do_authentication(Url::parse(ORIGIN).unwrap(), options)
-            .unwrap(),
-    )
-    .unwrap();
+    let assertion = get(phone, options(&flow), ORIGIN);
     assert_eq!(assertion["rawId"], line["credential_id"]);
     let response = &assertion["response"];
     let mut signed = b64(&response["authenticatorData"]);
