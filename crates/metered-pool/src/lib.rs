@@ -154,8 +154,10 @@ impl<DB: Database> fmt::Debug for MeteredPool<DB> {
 
 /// Statements run on the pool take their connection through
 /// [`MeteredPool::acquire`], as sqlx's own pool does through its acquire.
-/// A statement's rows are read whole before they are handed on (the stores
-/// read every result whole anyway), so no stream outlives its connection.
+/// A streamed statement's rows are read whole before they are handed on (the
+/// stores read every result whole anyway), so no stream outlives its
+/// connection; `execute` and `fetch_all`, the stores' usual calls, go to the
+/// connection directly and read their results once.
 impl<'p, DB: Database> Executor<'p> for &'_ MeteredPool<DB>
 where
     for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
@@ -177,6 +179,22 @@ where
         .map_ok(|results| stream::iter(results.into_iter().map(Ok)))
         .try_flatten()
         .boxed()
+    }
+
+    fn execute<'e, 'q: 'e, E>(self, query: E) -> BoxFuture<'e, Result<DB::QueryResult, Error>>
+    where
+        E: 'q + Execute<'q, DB>,
+    {
+        let pool = self.clone();
+        Box::pin(async move { pool.acquire().await?.execute(query).await })
+    }
+
+    fn fetch_all<'e, 'q: 'e, E>(self, query: E) -> BoxFuture<'e, Result<Vec<DB::Row>, Error>>
+    where
+        E: 'q + Execute<'q, DB>,
+    {
+        let pool = self.clone();
+        Box::pin(async move { pool.acquire().await?.fetch_all(query).await })
     }
 
     fn fetch_optional<'e, 'q: 'e, E>(
