@@ -278,9 +278,19 @@ async fn a_reseal_next_to_live_traffic_leaves_nothing_under_the_earlier_key(stor
         tokio::time::sleep(std::time::Duration::from_millis(5)).await;
     }
     // Which traffic steps had finished at the first and at the last batch.
+    // After the first batch the re-seal waits (this test's thread only; the
+    // runtime's workers carry on) until the traffic has completed another
+    // step, so live writes land between its batches however busy the machine.
     let mut seen: Vec<u32> = Vec::new();
     let resealed = server::keys::reseal(after.repo.as_ref(), &ring, 2, &mut |_, _| {
-        seen.push(steps.load(Ordering::SeqCst))
+        let now = steps.load(Ordering::SeqCst);
+        if seen.is_empty() {
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+            while steps.load(Ordering::SeqCst) == now && std::time::Instant::now() < deadline {
+                std::thread::sleep(std::time::Duration::from_millis(5));
+            }
+        }
+        seen.push(now)
     })
     .await
     .unwrap();
