@@ -287,6 +287,7 @@ async fn a_reseal_next_to_live_traffic_leaves_nothing_under_the_earlier_key(stor
         if seen.is_empty() {
             let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
             while steps.load(Ordering::SeqCst) == now && std::time::Instant::now() < deadline {
+                #[allow(clippy::disallowed_methods)] // The test's own thread, not a worker.
                 std::thread::sleep(std::time::Duration::from_millis(5));
             }
         }
