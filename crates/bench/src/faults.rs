@@ -508,8 +508,8 @@ pub(crate) struct Figures {
     pub(crate) impossible: Vec<String>,
     /// Flows whose run the provider completed that never completed.
     pub(crate) stuck: Vec<String>,
-    /// Runs the provider created that no flow knows of.
-    pub(crate) orphaned: Vec<String>,
+    /// Runs the provider created that no flow knows of (when looked for).
+    pub(crate) orphaned: Option<Vec<String>>,
     /// The longest a failed call may take, when not [`FAIL_FAST_SECONDS`].
     pub(crate) fail_within: Option<f64>,
 }
@@ -528,14 +528,17 @@ impl Figures {
         format!(
             "faults: {scenario}: {} calls, errors: {errors}; slowest failure {:.1} s; \
              recovered {:.1} s after the fault; lost writes {}; impossible flows {}; \
-             stuck flows {}; orphaned runs {}",
+             stuck flows {}{}",
             self.calls,
             self.slowest_failure,
             self.recovered_after,
             self.lost.len(),
             self.impossible.len(),
             self.stuck.len(),
-            self.orphaned.len()
+            self.orphaned
+                .as_ref()
+                .map(|o| format!("; orphaned runs {}", o.len()))
+                .unwrap_or_default()
         )
     }
 
@@ -571,7 +574,12 @@ impl Figures {
                 .map(|l| format!("impossible flow: {l}")),
         );
         breaches.extend(self.stuck.iter().map(|l| format!("stuck flow: {l}")));
-        breaches.extend(self.orphaned.iter().map(|l| format!("orphaned run: {l}")));
+        breaches.extend(
+            self.orphaned
+                .iter()
+                .flatten()
+                .map(|l| format!("orphaned run: {l}")),
+        );
         breaches
     }
 }
@@ -931,7 +939,7 @@ pub(crate) async fn check(options: CheckOptions) -> anyhow::Result<()> {
             .json()
             .await?;
         let since = entries.iter().map(|e| e.sent).min().unwrap_or(0);
-        figures.orphaned = orphaned(&runs, since, &db);
+        figures.orphaned = Some(orphaned(&runs, since, &db));
         if let Some(fault) = options.fault {
             let (runs, last) = waited(&entries, &db, fault);
             println!(
