@@ -138,6 +138,12 @@ pub(crate) struct LoadOptions {
     /// The provider double's control URL (`onfido` mode); none for the
     /// synthetic provider.
     pub(crate) control: Option<String>,
+    /// The double answers a run's completion at once and delivers its
+    /// webhook afterwards (as the provider answers its SDK first).
+    pub(crate) background_delivery: bool,
+    /// How long each user of the steady load takes at the provider before
+    /// their run is completed (users are enrolled without it).
+    pub(crate) capture: Duration,
 }
 
 const TYPES: [Scenario; 4] = [
@@ -147,12 +153,19 @@ const TYPES: [Scenario; 4] = [
     Scenario::Recovery,
 ];
 
+/// The line the load prints once its users are enrolled (`scripts/faults`
+/// waits for it).
+const STEADY_LOAD_STARTED: &str = "faults: load: steady load started";
+
 #[allow(clippy::print_stdout)] // The command's output.
 pub(crate) async fn load(options: LoadOptions) -> anyhow::Result<()> {
     let journal = Arc::new(Journal::create(&options.journal)?);
     let mut target = Target::new(&options.base)?.with_journal(journal.clone());
     if let Some(control) = options.control {
         target = target.with_control(control);
+    }
+    if options.background_delivery {
+        target = target.with_background_delivery();
     }
     // Users, enrolled before the load (their registrations are journalled
     // and checked like the others).
@@ -165,6 +178,9 @@ pub(crate) async fn load(options: LoadOptions) -> anyhow::Result<()> {
             Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
         }
     }
+    // The script injects its fault once the steady load runs.
+    println!("{STEADY_LOAD_STARTED} ({} users enrolled)", users.len());
+    let target = target.with_capture(options.capture);
     let pool: Arc<Mutex<Vec<VirtualUser>>> = Arc::new(Mutex::new(users));
     let in_flight = Arc::new(Semaphore::new(options.max_in_flight.max(1)));
     let (flows, failed, skipped) = (
@@ -241,22 +257,211 @@ pub(crate) async fn load(options: LoadOptions) -> anyhow::Result<()> {
 
 /// Serves the provider double for the Core API replicas (`onfido` mode),
 /// delivering webhooks to `webhook_url` and retrying a failed delivery for
-/// about a minute, as the provider does; writes its API's and its control's
-/// URLs to `info`, one a line, and serves until killed.
+/// about a minute, as the provider does; writes to `info`, one a line, its
+/// API's base URL (behind a front listener an outage can close), its
+/// control's URL and its outage switch's URL (see [`outage_switch`]), and
+/// serves until killed.
 pub(crate) async fn double(webhook_url: String, info: &Path) -> anyhow::Result<()> {
-    let double =
+    let double = Arc::new(
         testkit::onfido_double::OnfidoDouble::start(testkit::onfido_double::OnfidoDoubleConfig {
             webhook_url: Some(webhook_url),
             webhook_retries: 600,
             ..Default::default()
         })
-        .await;
+        .await,
+    );
+    let backend: std::net::SocketAddr = url::Url::parse(&double.base_url())?
+        .socket_addrs(|| None)?
+        .into_iter()
+        .next()
+        .context("the double's address")?;
+    let front = reusable_listener("127.0.0.1:0".parse()?)?;
+    let front_addr = front.local_addr()?;
+    let (open, opened) = tokio::sync::watch::channel(true);
+    tokio::spawn(serve_front(front, backend, opened));
+    let switch = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let switch_url = format!("http://{}", switch.local_addr()?);
+    let app = outage_switch(double.clone(), Arc::new(open));
+    tokio::spawn(async move {
+        let _ = axum::serve(switch, app).await;
+    });
     std::fs::write(
         info,
-        format!("{}\n{}\n", double.base_url(), double.control_url()),
+        format!(
+            "http://{front_addr}/v3.6\n{}\n{switch_url}\n",
+            double.control_url()
+        ),
     )?;
     std::future::pending::<()>().await;
     Ok(())
+}
+
+/// How the provider double answers during an outage.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Outage {
+    /// Answers normally.
+    None,
+    /// Its API's port refuses connections (open ones are cut).
+    Refused,
+    /// Every API call is answered 500 with the provider's error envelope,
+    /// and nothing is processed.
+    Failing,
+    /// Every API call is processed and answered after [`SLOW_ANSWER`],
+    /// beyond the product's per-call timeout (10 s).
+    Slow,
+}
+
+/// How late the double answers while [`Outage::Slow`].
+pub(crate) const SLOW_ANSWER: Duration = Duration::from_secs(11);
+
+impl Outage {
+    fn parse(name: &str) -> Option<Self> {
+        match name {
+            "none" => Some(Self::None),
+            "refused" => Some(Self::Refused),
+            "failing" => Some(Self::Failing),
+            "slow" => Some(Self::Slow),
+            _ => None,
+        }
+    }
+
+    fn fault(self) -> Option<testkit::onfido_double::Fault> {
+        match self {
+            Self::Failing => Some(testkit::onfido_double::Fault::ServerError),
+            Self::Slow => Some(testkit::onfido_double::Fault::Delay(SLOW_ANSWER)),
+            Self::None | Self::Refused => None,
+        }
+    }
+}
+
+/// Every API route of the double an outage affects.
+const ROUTES: [testkit::onfido_double::Route; 6] = [
+    testkit::onfido_double::Route::CreateApplicant,
+    testkit::onfido_double::Route::DeleteApplicant,
+    testkit::onfido_double::Route::CreateRun,
+    testkit::onfido_double::Route::ReadRun,
+    testkit::onfido_double::Route::ListRuns,
+    testkit::onfido_double::Route::BiometricTokens,
+];
+
+/// Puts the double into `outage`: its front open or closed, and every route
+/// faulted or not.
+fn set_outage(
+    double: &testkit::onfido_double::OnfidoDouble,
+    open: &tokio::sync::watch::Sender<bool>,
+    outage: Outage,
+) {
+    for route in ROUTES {
+        match outage.fault() {
+            Some(fault) => double.set_route_fault(route, fault, usize::MAX),
+            None => double.set_route_fault(route, testkit::onfido_double::Fault::ServerError, 0),
+        }
+    }
+    let _ = open.send(outage != Outage::Refused);
+}
+
+/// The double's outage switch: `POST /outage/{none|refused|failing|slow}`,
+/// and `GET /runs`, every run the double holds (`id`, `created_at`).
+fn outage_switch(
+    double: Arc<testkit::onfido_double::OnfidoDouble>,
+    open: Arc<tokio::sync::watch::Sender<bool>>,
+) -> axum::Router {
+    use axum::extract::Path as UrlPath;
+    use axum::http::StatusCode;
+    let switched = double.clone();
+    axum::Router::new()
+        .route(
+            "/outage/{mode}",
+            axum::routing::post(move |UrlPath(mode): UrlPath<String>| async move {
+                match Outage::parse(&mode) {
+                    Some(outage) => {
+                        set_outage(&switched, &open, outage);
+                        StatusCode::NO_CONTENT
+                    }
+                    None => StatusCode::NOT_FOUND,
+                }
+            }),
+        )
+        .route(
+            "/runs",
+            axum::routing::get(move || async move {
+                let runs: Vec<Value> = double
+                    .run_ids()
+                    .into_iter()
+                    .filter_map(|id| double.run(&id))
+                    .map(
+                        |run| serde_json::json!({"id": run["id"], "created_at": run["created_at"]}),
+                    )
+                    .collect();
+                axum::Json(runs)
+            }),
+        )
+}
+
+/// A listener on `addr` that may be bound again as soon as it is closed.
+fn reusable_listener(addr: std::net::SocketAddr) -> std::io::Result<tokio::net::TcpListener> {
+    let socket = tokio::net::TcpSocket::new_v4()?;
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(1024)
+}
+
+/// Forwards connections on `listener` to `backend` while `open` says so;
+/// when it turns false the port is closed (connections to it are refused)
+/// and open connections are cut, and when it turns true again the same port
+/// is bound again.
+async fn serve_front(
+    listener: tokio::net::TcpListener,
+    backend: std::net::SocketAddr,
+    mut open: tokio::sync::watch::Receiver<bool>,
+) {
+    let Ok(addr) = listener.local_addr() else {
+        return;
+    };
+    let mut listener = Some(listener);
+    loop {
+        let current = match listener.take() {
+            Some(current) => current,
+            None => {
+                while !*open.borrow_and_update() {
+                    if open.changed().await.is_err() {
+                        return;
+                    }
+                }
+                match reusable_listener(addr) {
+                    Ok(bound) => bound,
+                    Err(_) => {
+                        tokio::time::sleep(Duration::from_millis(20)).await;
+                        continue;
+                    }
+                }
+            }
+        };
+        let mut connections = tokio::task::JoinSet::new();
+        loop {
+            tokio::select! {
+                accepted = current.accept() => {
+                    if let Ok((mut inbound, _)) = accepted {
+                        connections.spawn(async move {
+                            if let Ok(mut outbound) = tokio::net::TcpStream::connect(backend).await {
+                                let _ = inbound.set_nodelay(true);
+                                let _ = outbound.set_nodelay(true);
+                                let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                            }
+                        });
+                    }
+                }
+                changed = open.changed() => {
+                    if changed.is_err() || !*open.borrow_and_update() {
+                        break;
+                    }
+                }
+                Some(_) = connections.join_next() => {}
+            }
+        }
+        drop(current);
+        connections.shutdown().await;
+    }
 }
 
 /// What `bench faults check` is given.
@@ -272,6 +477,16 @@ pub(crate) struct CheckOptions {
     /// A replica was killed at the fault's start: the calls it was serving
     /// then have no answer (or HAProxy's 502), and are counted apart.
     pub(crate) killed: bool,
+    /// The fault was the provider's outage: a call that needs the provider
+    /// may take up to [`PROVIDER_FAIL_SECONDS`] to fail, recovery is timed
+    /// by the calls sent after the fault, and every run the double created
+    /// during the scenario must be known to a flow (none orphaned).
+    pub(crate) provider_outage: Option<ProviderOutage>,
+}
+
+/// The provider outage's check: where the double lists its runs.
+pub(crate) struct ProviderOutage {
+    pub(crate) runs_url: String,
 }
 
 /// The kill follows the script's mark by this at most.
@@ -291,6 +506,12 @@ pub(crate) struct Figures {
     pub(crate) recovered_after: f64,
     pub(crate) lost: Vec<String>,
     pub(crate) impossible: Vec<String>,
+    /// Flows whose run the provider completed that never completed.
+    pub(crate) stuck: Vec<String>,
+    /// Runs the provider created that no flow knows of (when looked for).
+    pub(crate) orphaned: Option<Vec<String>>,
+    /// The longest a failed call may take, when not [`FAIL_FAST_SECONDS`].
+    pub(crate) fail_within: Option<f64>,
 }
 
 impl Figures {
@@ -306,12 +527,18 @@ impl Figures {
         };
         format!(
             "faults: {scenario}: {} calls, errors: {errors}; slowest failure {:.1} s; \
-             recovered {:.1} s after the fault; lost writes {}; impossible flows {}",
+             recovered {:.1} s after the fault; lost writes {}; impossible flows {}; \
+             stuck flows {}{}",
             self.calls,
             self.slowest_failure,
             self.recovered_after,
             self.lost.len(),
-            self.impossible.len()
+            self.impossible.len(),
+            self.stuck.len(),
+            self.orphaned
+                .as_ref()
+                .map(|o| format!("; orphaned runs {}", o.len()))
+                .unwrap_or_default()
         )
     }
 
@@ -327,9 +554,10 @@ impl Figures {
                 breaches.push(format!("calls failed with {code}, not 503 and a code"));
             }
         }
-        if self.slowest_failure > FAIL_FAST_SECONDS {
+        let fail_within = self.fail_within.unwrap_or(FAIL_FAST_SECONDS);
+        if self.slowest_failure > fail_within {
             breaches.push(format!(
-                "a call took {:.1} s to fail (at most {FAIL_FAST_SECONDS} s)",
+                "a call took {:.1} s to fail (at most {fail_within} s)",
                 self.slowest_failure
             ));
         }
@@ -345,6 +573,13 @@ impl Figures {
                 .iter()
                 .map(|l| format!("impossible flow: {l}")),
         );
+        breaches.extend(self.stuck.iter().map(|l| format!("stuck flow: {l}")));
+        breaches.extend(
+            self.orphaned
+                .iter()
+                .flatten()
+                .map(|l| format!("orphaned run: {l}")),
+        );
         breaches
     }
 }
@@ -354,6 +589,11 @@ impl Figures {
 const FAIL_FAST_SECONDS: f64 = 5.5;
 /// Errors stop within this after the fault ends.
 const RECOVER_SECONDS: f64 = 5.0;
+/// During a provider outage a call that needs the provider fails within
+/// this: a run's creation answered too late (the client's 10 s timeout),
+/// then the look-up for the run it may have made (another 10 s at most
+/// while the provider is still slow), with the call's own time on top.
+const PROVIDER_FAIL_SECONDS: f64 = 25.0;
 
 pub(crate) fn read_journal(path: &Path) -> anyhow::Result<Vec<Entry>> {
     let file =
@@ -533,6 +773,96 @@ pub(crate) fn count(entries: &[Entry], fault: Option<(u64, u64)>, killed: bool) 
     figures
 }
 
+/// The flows whose run the provider completed (the double's control
+/// answered 2xx) that the database does not hold completed: a result the
+/// product never applied, by webhook or reconciler.
+pub(crate) fn stuck(entries: &[Entry], db: &Database) -> Vec<String> {
+    let runs: HashMap<&str, (&str, &FlowRow)> = db
+        .flows
+        .iter()
+        .filter_map(|(id, f)| f.idv_run.as_deref().map(|run| (run, (id.as_str(), f))))
+        .collect();
+    let mut stuck = Vec::new();
+    for entry in entries
+        .iter()
+        .filter(|e| e.step == load::COMPLETE_AT_PROVIDER && e.ok())
+    {
+        match runs.get(entry.path.as_str()) {
+            Some((_, f)) if f.state == "completed" => {}
+            Some((id, f)) => stuck.push(format!(
+                "{} flow {id}: its run {} was approved, the flow is {}",
+                f.flow_type, entry.path, f.state
+            )),
+            None => stuck.push(format!("run {} was approved; no flow holds it", entry.path)),
+        }
+    }
+    stuck.sort();
+    stuck
+}
+
+/// How many runs were completed at the provider during `fault`, and when
+/// the last of their flows was first read completed, in seconds after the
+/// fault's end (0 when all were before it).
+pub(crate) fn waited(entries: &[Entry], db: &Database, (start, end): (u64, u64)) -> (usize, f64) {
+    let flow_of: HashMap<&str, &str> = db
+        .flows
+        .iter()
+        .filter_map(|(id, f)| f.idv_run.as_deref().map(|run| (run, id.as_str())))
+        .collect();
+    let mut completed: HashMap<&str, u64> = HashMap::new();
+    for entry in entries
+        .iter()
+        .filter(|e| e.step == load::READ && e.state.as_deref() == Some("completed"))
+    {
+        if let Some(id) = entry.id_after("/flows/") {
+            let first = completed.entry(id).or_insert(entry.done);
+            *first = (*first).min(entry.done);
+        }
+    }
+    let mut runs = 0;
+    let mut last = 0.0_f64;
+    for entry in entries.iter().filter(|e| {
+        e.step == load::COMPLETE_AT_PROVIDER && e.ok() && (start..=end).contains(&e.sent)
+    }) {
+        runs += 1;
+        if let Some(done) = flow_of
+            .get(entry.path.as_str())
+            .and_then(|id| completed.get(id))
+        {
+            last = last.max(done.saturating_sub(end) as f64 / 1000.0);
+        }
+    }
+    (runs, last)
+}
+
+/// The runs of `double_runs` (`id`, `created_at`) created at or after
+/// `since` (ms since the epoch) that no flow in the database holds.
+pub(crate) fn orphaned(double_runs: &[Value], since: u64, db: &Database) -> Vec<String> {
+    let known: HashSet<&str> = db
+        .flows
+        .values()
+        .filter_map(|f| f.idv_run.as_deref())
+        .collect();
+    let since = (since / 1000) as i64;
+    let mut orphaned: Vec<String> = double_runs
+        .iter()
+        .filter(|run| {
+            run["created_at"]
+                .as_str()
+                .and_then(|t| {
+                    time::OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339)
+                        .ok()
+                })
+                .is_some_and(|t| t.unix_timestamp() >= since)
+        })
+        .filter_map(|run| run["id"].as_str())
+        .filter(|id| !known.contains(id))
+        .map(|id| format!("run {id} was created at the provider; no flow holds it"))
+        .collect();
+    orphaned.sort();
+    orphaned
+}
+
 /// id, type, state, identity status, run, possession done, credential.
 type FlowColumns = (
     String,
@@ -591,6 +921,34 @@ pub(crate) async fn check(options: CheckOptions) -> anyhow::Result<()> {
     let mut figures = count(&entries, options.fault, options.killed);
     let db = read_database(&options.database).await?;
     (figures.lost, figures.impossible) = judge(&entries, &db);
+    figures.stuck = stuck(&entries, &db);
+    if let Some(outage) = &options.provider_outage {
+        figures.fail_within = Some(PROVIDER_FAIL_SECONDS);
+        // Calls in flight when the provider came back may still fail (an
+        // answer it was late with); recovery is when calls stop failing.
+        if let Some((_, end)) = options.fault {
+            figures.recovered_after = entries
+                .iter()
+                .filter(|e| e.step != load::COMPLETE_AT_PROVIDER && !e.ok())
+                .map(|e| e.sent.saturating_sub(end) as f64 / 1000.0)
+                .fold(0.0, f64::max);
+        }
+        let runs: Vec<Value> = reqwest::get(&outage.runs_url)
+            .await?
+            .error_for_status()?
+            .json()
+            .await?;
+        let since = entries.iter().map(|e| e.sent).min().unwrap_or(0);
+        figures.orphaned = Some(orphaned(&runs, since, &db));
+        if let Some(fault) = options.fault {
+            let (runs, last) = waited(&entries, &db, fault);
+            println!(
+                "faults: {}: {runs} runs completed at the provider during the fault; \
+                 the last of their flows read completed {last:.1} s after it",
+                options.scenario
+            );
+        }
+    }
     println!("{}", figures.line(&options.scenario));
     let breaches = figures.breaches(options.strict);
     if breaches.is_empty() {
@@ -682,6 +1040,63 @@ mod tests {
             ])
         );
         assert_eq!(figures.breaches(false).len(), 1);
+    }
+
+    #[test]
+    fn a_flow_whose_run_was_approved_must_complete() {
+        let approved = entry(load::COMPLETE_AT_PROVIDER, "run-7", 200);
+        let mut db = Database::default();
+        assert_eq!(stuck(std::slice::from_ref(&approved), &db).len(), 1);
+        let mut waiting = flow("awaiting_verification", true);
+        waiting.idv_run = Some("run-7".into());
+        db.flows.insert("f7".into(), waiting.clone());
+        assert_eq!(stuck(std::slice::from_ref(&approved), &db).len(), 1);
+        db.flows.insert(
+            "f7".into(),
+            FlowRow {
+                state: "completed".into(),
+                ..waiting
+            },
+        );
+        assert!(stuck(std::slice::from_ref(&approved), &db).is_empty());
+        let refused = entry(load::COMPLETE_AT_PROVIDER, "run-8", 0);
+        assert!(stuck(&[refused], &Database::default()).is_empty());
+    }
+
+    #[test]
+    fn flows_waiting_on_the_provider_are_timed_from_the_fault_end() {
+        let mut approved = entry(load::COMPLETE_AT_PROVIDER, "run-11", 200);
+        approved.sent = 1_500;
+        let mut before = entry(load::COMPLETE_AT_PROVIDER, "run-12", 200);
+        before.sent = 500;
+        let mut read = entry(load::READ, "/api/core/v1/flows/f11", 200);
+        read.state = Some("completed".into());
+        read.done = 4_200;
+        let mut db = Database::default();
+        let mut row = flow("completed", true);
+        row.idv_run = Some("run-11".into());
+        db.flows.insert("f11".into(), row);
+        let (runs, last) = waited(&[approved, before, read], &db, (1_000, 3_000));
+        assert_eq!(runs, 1);
+        assert!((last - 1.2).abs() < 1e-9, "{last}");
+    }
+
+    #[test]
+    fn a_run_of_the_scenario_no_flow_holds_is_orphaned() {
+        let runs = [
+            serde_json::json!({"id": "run-9", "created_at": "2026-12-07T02:00:10Z"}),
+            serde_json::json!({"id": "run-10", "created_at": "2026-12-07T02:00:10Z"}),
+            serde_json::json!({"id": "earlier", "created_at": "2026-12-07T01:00:00Z"}),
+        ];
+        let since = 1_796_608_805_000; // 2026-12-07T02:00:05Z
+        let mut db = Database::default();
+        let mut held = flow("failed", false);
+        held.idv_run = Some("run-9".into());
+        db.flows.insert("f9".into(), held);
+        assert_eq!(
+            orphaned(&runs, since, &db),
+            ["run run-10 was created at the provider; no flow holds it"]
+        );
     }
 
     #[test]

@@ -324,6 +324,12 @@ pub(crate) struct Target {
     /// double delivers the webhook (retrying as the provider does), and a
     /// flow is read until it has moved.
     control: Option<String>,
+    /// The double answers a completion at once and delivers its webhook
+    /// afterwards, rather than once every delivery attempt is over.
+    background_delivery: bool,
+    /// How long a user takes at the provider (the capture) before the run
+    /// is completed at the double.
+    capture: Duration,
 }
 
 impl Target {
@@ -342,6 +348,8 @@ impl Target {
             possession: Possession::External,
             journal: None,
             control: None,
+            background_delivery: false,
+            capture: Duration::ZERO,
         })
     }
 
@@ -374,6 +382,24 @@ impl Target {
     pub(crate) fn with_control(&self, control: String) -> Self {
         Self {
             control: Some(control),
+            ..self.clone()
+        }
+    }
+
+    /// The same service, the double delivering webhooks in the background
+    /// (the completion is answered before the webhook goes out).
+    pub(crate) fn with_background_delivery(&self) -> Self {
+        Self {
+            background_delivery: true,
+            ..self.clone()
+        }
+    }
+
+    /// The same service, each user taking `capture` at the provider before
+    /// their run is completed at the double.
+    pub(crate) fn with_capture(&self, capture: Duration) -> Self {
+        Self {
+            capture,
             ..self.clone()
         }
     }
@@ -486,7 +512,11 @@ impl Target {
             let response = self
                 .client
                 .post(format!("{control}/workflow_runs/{run}/complete"))
-                .json(&json!({ "status": "approved" }))
+                .json(&if self.background_delivery {
+                    json!({ "status": "approved", "deliver": "background" })
+                } else {
+                    json!({ "status": "approved" })
+                })
                 .send()
                 .await?;
             let status = response.status();
@@ -513,6 +543,7 @@ impl Target {
 
     async fn outcome(&self, rec: &mut Recorder, run: &str) -> anyhow::Result<()> {
         if let Some(control) = &self.control {
+            tokio::time::sleep(self.capture).await;
             return self.complete_at_double(control, run).await;
         }
         if let Some(webhooks) = &self.webhooks {

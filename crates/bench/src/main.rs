@@ -130,6 +130,14 @@ enum FaultsAction {
         /// The provider double's control URL (`onfido` mode).
         #[arg(long)]
         control: Option<String>,
+        /// The double answers a run's completion at once and delivers its
+        /// webhook afterwards.
+        #[arg(long, requires = "control")]
+        background_delivery: bool,
+        /// Seconds each user of the steady load takes at the provider
+        /// before their run is completed at the double.
+        #[arg(long, default_value_t = 0.0, requires = "control")]
+        capture_seconds: f64,
     },
     /// Serve the provider double for the replicas (`onfido` mode).
     Double {
@@ -162,6 +170,10 @@ enum FaultsAction {
         /// are counted apart.
         #[arg(long)]
         killed: bool,
+        /// The fault was the provider's outage; the double lists its runs
+        /// here (`bench faults double`'s outage switch, `/runs`).
+        #[arg(long, value_name = "URL")]
+        provider_outage_runs: Option<String>,
     },
 }
 
@@ -804,6 +816,8 @@ async fn main() -> anyhow::Result<()> {
                 max_in_flight,
                 journal,
                 control,
+                background_delivery,
+                capture_seconds,
             } => {
                 faults::load(faults::LoadOptions {
                     base,
@@ -813,6 +827,9 @@ async fn main() -> anyhow::Result<()> {
                     max_in_flight,
                     journal,
                     control,
+                    background_delivery,
+                    capture: Duration::try_from_secs_f64(capture_seconds)
+                        .context("--capture-seconds takes a number of seconds")?,
                 })
                 .await
             }
@@ -825,6 +842,7 @@ async fn main() -> anyhow::Result<()> {
                 fault_end,
                 strict,
                 killed,
+                provider_outage_runs,
             } => {
                 faults::check(faults::CheckOptions {
                     scenario,
@@ -833,6 +851,8 @@ async fn main() -> anyhow::Result<()> {
                     fault: fault_start.zip(fault_end),
                     strict,
                     killed,
+                    provider_outage: provider_outage_runs
+                        .map(|runs_url| faults::ProviderOutage { runs_url }),
                 })
                 .await
             }

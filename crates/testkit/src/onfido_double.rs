@@ -55,8 +55,10 @@
 //!     provider does not document for runs.
 //!
 //! Besides the API, a control plane outside `/v3.6` lets tests finish runs
-//! (`POST /__control/workflow_runs/{id}/complete`), and a webhook emitter
-//! delivers signed `workflow_run.completed` events with switchable faults.
+//! (`POST /__control/workflow_runs/{id}/complete`, answered once the
+//! deliveries are over, or at once with `"deliver": "background"`), and a
+//! webhook emitter delivers signed `workflow_run.completed` events with
+//! switchable faults.
 
 use std::collections::{HashMap, VecDeque};
 use std::io;
@@ -2025,8 +2027,11 @@ fn jwt_shaped(claims: Value) -> String {
     format!("{header}.{payload}.{}", URL_SAFE_NO_PAD.encode(signature))
 }
 
-/// `POST /__control/workflow_runs/{id}/complete {"status": "…"}`.
-async fn control(shared: &Shared, method: &Method, rest: &str, bytes: &[u8]) -> Response {
+/// `POST /__control/workflow_runs/{id}/complete {"status": "…"}`: answers
+/// once every delivery attempt is over, with their outcomes; with
+/// `"deliver": "background"` it answers at once (no outcomes) and delivers
+/// afterwards, as the provider answers its SDK before the webhook goes out.
+async fn control(shared: &Arc<Shared>, method: &Method, rest: &str, bytes: &[u8]) -> Response {
     let segments: Vec<&str> = rest.trim_end_matches('/').split('/').collect();
     let ["workflow_runs", run_id, "complete"] = segments.as_slice() else {
         return not_found("Not found");
@@ -2042,6 +2047,13 @@ async fn control(shared: &Shared, method: &Method, rest: &str, bytes: &[u8]) -> 
     let body: Value = serde_json::from_slice(bytes).unwrap_or(Value::Null);
     let status = body["status"].as_str().unwrap_or_default();
     match shared.complete(run_id, status) {
+        Ok((run, plan)) if body["deliver"] == "background" => {
+            let background = shared.clone();
+            tokio::spawn(async move {
+                background.deliver(plan).await;
+            });
+            json_response(StatusCode::OK, json!({"run": run, "deliveries": []}))
+        }
         Ok((run, plan)) => {
             let outcomes = shared.deliver(plan).await;
             let deliveries: Vec<Value> = outcomes
@@ -3276,6 +3288,45 @@ mod tests {
             .complete_run(run["id"].as_str().unwrap(), "approved")
             .await;
         assert_eq!(outcomes, vec![DeliveryOutcome::NoAnswer; 3]);
+    }
+
+    /// Completed through the control plane with `"deliver": "background"`,
+    /// a run is answered before its delivery, which is still retried.
+    #[tokio::test]
+    async fn a_background_completion_answers_first_and_still_retries() {
+        let api = Api::start(OnfidoDoubleConfig {
+            webhook_retries: 2,
+            ..OnfidoDoubleConfig::default()
+        })
+        .await;
+        let (receiver, url) = Receiver::start(503).await;
+        api.double.set_webhook_url(&url);
+        let applicant = api.applicant().await;
+        let run = api.run(&applicant, None, &[]).await;
+        let id = run["id"].as_str().unwrap();
+        let answer: Value = reqwest::Client::new()
+            .post(format!(
+                "{}/workflow_runs/{id}/complete",
+                api.double.control_url()
+            ))
+            .json(&json!({"status": "approved", "deliver": "background"}))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(answer["run"]["status"], "approved");
+        assert_eq!(answer["deliveries"], json!([]));
+        let mut got = 0;
+        for _ in 0..100 {
+            got = receiver.got.lock().unwrap().len();
+            if got == 3 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert_eq!(got, 3, "the first attempt and two retries");
     }
 
     #[tokio::test]
