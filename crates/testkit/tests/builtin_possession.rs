@@ -640,14 +640,10 @@ fn metadata_blob(entries: Value) -> relying_party::metadata::TrustedMetadata {
         &jsonwebtoken::EncodingKey::from_ec_der(&leaf_key.serialize_der()),
     )
     .unwrap();
-    relying_party::metadata::load(
-        token.as_bytes(),
-        &root.pem(),
-        time::OffsetDateTime::now_utc(),
-    )
-    .unwrap()
-    .trust
-    .unwrap()
+    relying_party::metadata::load(token.as_bytes(), &root.pem(), testkit::T0)
+        .unwrap()
+        .trust
+        .unwrap()
 }
 
 /// A BLOB entry for the software token's model: `roots` (DER) and `statuses`.

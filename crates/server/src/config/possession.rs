@@ -208,7 +208,7 @@ fn read_builtin(r: &mut Reader<'_>) -> Option<Settings> {
 /// gives per AAGUID and its compromise reports. With a BLOB, the roots file
 /// and the AAGUIDs are optional (the AAGUIDs then restrict the BLOB's).
 fn read_attestation(r: &mut Reader<'_>) -> Option<Attestation> {
-    let metadata = read_metadata(r, time::OffsetDateTime::now_utc());
+    let metadata = read_metadata(r, domain::Clock::now(&crate::app::SystemClock));
     // A BLOB, or a file that failed to be one (already reported).
     let from_blob = !matches!(metadata, Ok(None));
     let roots = match r.optional(ROOTS_FILE) {
