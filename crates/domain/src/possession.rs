@@ -89,6 +89,10 @@ pub enum CeremonyError {
     UserPresence,
     #[error("the attestation does not satisfy the policy: {0}")]
     Attestation(String),
+    /// The attestation verifies, and the authenticator metadata reports its
+    /// model (`aaguid`) compromised with `status` (`REVOKED`, …).
+    #[error("the authenticator metadata reports this authenticator model {status}")]
+    AuthenticatorCompromised { aaguid: uuid::Uuid, status: String },
     #[error("the credential is not one this ceremony allows")]
     CredentialNotAllowed,
     #[error("the credential's backup eligibility changed since registration")]

@@ -331,6 +331,10 @@ fn ceremony_refusal(error: CeremonyError) -> DomainError {
         CeremonyError::Attestation(_) => {
             (ErrorCode::WebauthnAttestationNotAllowed, error.to_string())
         }
+        CeremonyError::AuthenticatorCompromised { .. } => (
+            ErrorCode::WebauthnAuthenticatorCompromised,
+            error.to_string(),
+        ),
         CeremonyError::CredentialNotAllowed => {
             (ErrorCode::WebauthnCredentialNotAllowed, error.to_string())
         }
@@ -453,10 +457,25 @@ impl FlowService {
         err: DomainError,
         reason: &str,
     ) -> DomainError {
+        self.reject_with(ctx, flow, err, reason, json!({})).await
+    }
+
+    /// As [`Self::reject`], the event's details adding `details`' members to the code.
+    async fn reject_with(
+        &self,
+        ctx: &RequestContext,
+        flow: &Flow,
+        err: DomainError,
+        reason: &str,
+        mut details: Value,
+    ) -> DomainError {
+        if let Some(members) = details.as_object_mut() {
+            members.insert("code".to_owned(), json!(err.code.as_str()));
+        }
         let event = NewAuditEvent {
             outcome: Outcome::Rejected,
             reason: Some(reason.to_owned()),
-            details: json!({ "code": err.code.as_str() }),
+            details,
             ..self.event(
                 ctx,
                 AuditEventType::FlowRequestRejected,
@@ -1447,12 +1466,19 @@ impl FlowService {
         flow: &Flow,
         error: CeremonyError,
     ) -> DomainError {
+        // A compromised model is named on the record, for the operator's follow-up.
+        let details = match &error {
+            CeremonyError::AuthenticatorCompromised { aaguid, status } => {
+                json!({ "aaguid": aaguid, "status": status })
+            }
+            _ => json!({}),
+        };
         let err = ceremony_refusal(error);
         if err.kind == ErrorKind::Internal {
             return err;
         }
         let reason = err.code.as_str();
-        self.reject(ctx, flow, err, reason).await
+        self.reject_with(ctx, flow, err, reason, details).await
     }
 
     /// Asks the provider for the flow's run; nothing is written here.

@@ -129,6 +129,8 @@ pub enum ErrorCode {
     WebauthnUserNotPresent,
     /// Attestation is required and this authenticator's does not chain to a configured root for an allowed AAGUID. Audited.
     WebauthnAttestationNotAllowed,
+    /// The attestation verifies, and the authenticator metadata (a FIDO Metadata Service BLOB) reports this authenticator model compromised or revoked. Audited, with the AAGUID and the status.
+    WebauthnAuthenticatorCompromised,
     /// The response uses a credential this ceremony does not allow (unknown, another user's, excluded or not active when the flow began). Audited.
     WebauthnCredentialNotAllowed,
     /// The passkey can be backed up (synced) and the backup-eligibility policy is `reject`. Audited.
@@ -202,6 +204,7 @@ impl ErrorCode {
         Self::WebauthnUserNotVerified,
         Self::WebauthnUserNotPresent,
         Self::WebauthnAttestationNotAllowed,
+        Self::WebauthnAuthenticatorCompromised,
         Self::WebauthnCredentialNotAllowed,
         Self::BackupEligibleNotAllowed,
         Self::BackupEligibilityChanged,
@@ -269,6 +272,7 @@ impl ErrorCode {
             Self::WebauthnUserNotVerified => "webauthn_user_not_verified",
             Self::WebauthnUserNotPresent => "webauthn_user_not_present",
             Self::WebauthnAttestationNotAllowed => "webauthn_attestation_not_allowed",
+            Self::WebauthnAuthenticatorCompromised => "webauthn_authenticator_compromised",
             Self::WebauthnCredentialNotAllowed => "webauthn_credential_not_allowed",
             Self::BackupEligibleNotAllowed => "backup_eligible_not_allowed",
             Self::BackupEligibilityChanged => "backup_eligibility_changed",

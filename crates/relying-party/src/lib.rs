@@ -7,8 +7,10 @@
 //! `android:apk-key-hash:` origins, matched exactly), RP ID hash, user
 //! presence and verification, the signature with the registered COSE key,
 //! and, when attestation is required, the attestation statement and its chain
-//! to a configured root for an allowed AAGUID. No WebAuthn or COSE crypto is
-//! written here.
+//! to a root trusted for its AAGUID (the roots file's, for the allowed
+//! AAGUIDs; a FIDO Metadata Service BLOB's, for the AAGUID it lists them
+//! under). No WebAuthn or COSE crypto is written here. An attested AAGUID
+//! that the BLOB reports compromised is then refused.
 //!
 //! Signature counters and backup eligibility are reported, not judged: the
 //! domain applies the configured counter and backup policies in both
@@ -69,11 +71,18 @@ pub struct Settings {
 pub enum Attestation {
     /// Any authenticator; no attestation is requested.
     None,
-    /// Only authenticators whose attestation chains to one of `roots` (PEM
-    /// certificates) for one of `aaguids`.
+    /// Only authenticators whose attestation chains to a root trusted for
+    /// their AAGUID:
+    ///
+    /// - each of `roots` (PEM certificates) is trusted for each of `aaguids`;
+    /// - with `metadata`, each AAGUID it lists is trusted with its own
+    ///   attestation roots, restricted to `aaguids` when that is not empty.
+    ///
+    /// An AAGUID `metadata` reports compromised is refused whatever trusts it.
     Required {
         roots: Vec<String>,
         aaguids: Vec<Uuid>,
+        metadata: Option<metadata::TrustedMetadata>,
     },
 }
 
@@ -90,6 +99,14 @@ pub enum SettingsError {
     NoAaguids,
     #[error("attestation root certificate {index} is not a PEM certificate")]
     BadRoot { index: usize },
+    #[error(
+        "AAGUID {0} is allowed but neither the roots file nor the authenticator metadata gives a root certificate for it"
+    )]
+    NoRootFor(Uuid),
+    #[error(
+        "an attestation root certificate the authenticator metadata gives for {0} is not a certificate"
+    )]
+    BadMetadataRoot(Uuid),
 }
 
 /// The relying party, built once at start-up and shared (clones share it).
@@ -106,6 +123,8 @@ struct Verifier {
     core: WebauthnCore,
     user_verification: UserVerificationPolicy,
     trusted: Option<AttestationCaList>,
+    /// The BLOB's compromise reports, checked after attestation verifies.
+    metadata: Option<metadata::TrustedMetadata>,
 }
 
 impl std::fmt::Debug for WebauthnRp {
@@ -125,9 +144,16 @@ impl WebauthnRp {
         if settings.origins.is_empty() {
             return Err(SettingsError::NoOrigins);
         }
-        let trusted = match &settings.attestation {
-            Attestation::None => None,
-            Attestation::Required { roots, aaguids } => Some(trust_list(roots, aaguids)?),
+        let (trusted, metadata) = match &settings.attestation {
+            Attestation::None => (None, None),
+            Attestation::Required {
+                roots,
+                aaguids,
+                metadata,
+            } => (
+                Some(trust_list(roots, aaguids, metadata.as_ref())?),
+                metadata.clone(),
+            ),
         };
         let core = WebauthnCore::new_unsafe_experts_only(
             &settings.rp_name,
@@ -146,6 +172,7 @@ impl WebauthnRp {
                 UserVerificationPolicy::Preferred
             },
             trusted,
+            metadata,
         };
         Ok(Self {
             verifier: Arc::new(verifier),
@@ -236,14 +263,63 @@ impl RelyingParty for WebauthnRp {
     }
 }
 
-fn trust_list(roots: &[String], aaguids: &[Uuid]) -> Result<AttestationCaList, SettingsError> {
-    if roots.is_empty() {
-        return Err(SettingsError::NoRoots);
-    }
-    if aaguids.is_empty() {
+/// The roots trusted per AAGUID: the roots file's for each allowed AAGUID,
+/// and the metadata's own for each AAGUID it lists (only the allowed ones,
+/// when AAGUIDs are listed).
+fn trust_list(
+    roots: &[String],
+    aaguids: &[Uuid],
+    metadata: Option<&metadata::TrustedMetadata>,
+) -> Result<AttestationCaList, SettingsError> {
+    let mut builder = AttestationCaListBuilder::new();
+    let Some(metadata) = metadata else {
+        if roots.is_empty() {
+            return Err(SettingsError::NoRoots);
+        }
+        if aaguids.is_empty() {
+            return Err(SettingsError::NoAaguids);
+        }
+        insert_roots(&mut builder, roots, aaguids)?;
+        return Ok(builder.build());
+    };
+    if !roots.is_empty() && aaguids.is_empty() {
         return Err(SettingsError::NoAaguids);
     }
-    let mut builder = AttestationCaListBuilder::new();
+    insert_roots(&mut builder, roots, aaguids)?;
+    let mut trusted_any = !roots.is_empty();
+    for (aaguid, authenticator) in &metadata.authenticators {
+        if !aaguids.is_empty() && !aaguids.contains(aaguid) {
+            continue;
+        }
+        for der in &authenticator.roots {
+            builder
+                .insert_device_der(der, *aaguid, aaguid.to_string(), Default::default())
+                .map_err(|_| SettingsError::BadMetadataRoot(*aaguid))?;
+            trusted_any = true;
+        }
+    }
+    if roots.is_empty() {
+        for aaguid in aaguids {
+            let listed = metadata
+                .authenticators
+                .get(aaguid)
+                .is_some_and(|a| !a.roots.is_empty());
+            if !listed {
+                return Err(SettingsError::NoRootFor(*aaguid));
+            }
+        }
+    }
+    if !trusted_any {
+        return Err(SettingsError::NoRoots);
+    }
+    Ok(builder.build())
+}
+
+fn insert_roots(
+    builder: &mut AttestationCaListBuilder,
+    roots: &[String],
+    aaguids: &[Uuid],
+) -> Result<(), SettingsError> {
     for (index, pem) in roots.iter().enumerate() {
         for aaguid in aaguids {
             builder
@@ -256,7 +332,7 @@ fn trust_list(roots: &[String], aaguids: &[Uuid]) -> Result<AttestationCaList, S
                 .map_err(|_| SettingsError::BadRoot { index })?;
         }
     }
-    Ok(builder.build())
+    Ok(())
 }
 
 fn encode_id(id: &[u8]) -> String {
@@ -428,11 +504,20 @@ impl Verifier {
             .core
             .register_credential(response, &state, self.trusted.as_ref())
             .map_err(refusal)?;
+        let aaguid = attested_aaguid(&credential.attestation.metadata);
+        if let (Some(metadata), Some(aaguid)) = (&self.metadata, aaguid)
+            && let Some(status) = metadata.compromised(aaguid)
+        {
+            return Err(CeremonyError::AuthenticatorCompromised {
+                aaguid,
+                status: status.to_owned(),
+            });
+        }
         let public_key = serde_json::to_vec(&credential.cred).map_err(internal("public key"))?;
         Ok(VerifiedRegistration {
             webauthn_id: encode_id(credential.cred_id.as_ref()),
             public_key,
-            aaguid: attested_aaguid(&credential.attestation.metadata),
+            aaguid,
             sign_count: credential.counter,
             transports: credential
                 .transports

@@ -10,12 +10,17 @@
 //! - a JSON object mapping AAGUIDs to names, in the community
 //!   passkey-aaguids format: `{"<aaguid>": {"name": "iCloud Keychain"}}`.
 //!
+//! A BLOB also says, per AAGUID, which root certificates its attestations
+//! chain to and whether the authenticator is reported compromised
+//! ([`TrustedMetadata`]): what `builtin` mode with attestation required
+//! trusts. A name list says neither.
+//!
 //! Nothing is downloaded: the file is read and verified once, at start. The
 //! chain is verified by rustls-webpki (path building, signatures, validity
 //! periods, basic constraints); the JWT by jsonwebtoken; the leaf's public key
 //! is read from the certificate by x509-parser.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
@@ -37,6 +42,51 @@ pub struct AuthenticatorMetadata {
     pub source: MetadataSource,
     /// The AAGUIDs it names, each with its authenticator's description.
     pub names: AuthenticatorNames,
+    /// What a BLOB says about each AAGUID's attestation; `None` for a name list.
+    pub trust: Option<TrustedMetadata>,
+}
+
+/// The statuses of a BLOB's status reports that say an authenticator model
+/// can no longer be trusted: its attestation or user keys can be extracted
+/// or forged, it can be made to skip user verification, or the FIDO Alliance
+/// revoked it.
+pub const COMPROMISED_STATUSES: [&str; 5] = [
+    "REVOKED",
+    "USER_VERIFICATION_BYPASS",
+    "ATTESTATION_KEY_COMPROMISE",
+    "USER_KEY_REMOTE_COMPROMISE",
+    "USER_KEY_PHYSICAL_COMPROMISE",
+];
+
+/// A verified BLOB's attestation facts, per AAGUID.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TrustedMetadata {
+    pub authenticators: BTreeMap<Uuid, TrustedAuthenticator>,
+}
+
+/// One authenticator model as a verified BLOB describes it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TrustedAuthenticator {
+    /// Its metadata statement's `attestationRootCertificates` (DER).
+    pub roots: Vec<Vec<u8>>,
+    /// The first of its status reports whose status is one of
+    /// [`COMPROMISED_STATUSES`], whatever the reports that follow it say.
+    pub compromised: Option<String>,
+}
+
+impl TrustedMetadata {
+    /// The compromise status the BLOB reports for `aaguid`, if any.
+    pub fn compromised(&self, aaguid: Uuid) -> Option<&str> {
+        self.authenticators.get(&aaguid)?.compromised.as_deref()
+    }
+
+    /// The AAGUIDs reported compromised.
+    pub fn compromised_count(&self) -> usize {
+        self.authenticators
+            .values()
+            .filter(|a| a.compromised.is_some())
+            .count()
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -119,6 +169,7 @@ fn name_list(text: &str) -> Result<AuthenticatorMetadata, MetadataError> {
     Ok(AuthenticatorMetadata {
         source: MetadataSource::NameList,
         names: AuthenticatorNames::new(names),
+        trust: None,
     })
 }
 
@@ -138,11 +189,22 @@ struct Entry {
     /// Absent for U2F and UAF authenticators (they have no AAGUID).
     aaguid: Option<Uuid>,
     metadata_statement: Option<Statement>,
+    #[serde(default)]
+    status_reports: Vec<StatusReport>,
 }
 
 #[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
 struct Statement {
     description: Option<String>,
+    /// Base64 (standard, padded) DER certificates.
+    #[serde(default)]
+    attestation_root_certificates: Vec<String>,
+}
+
+#[derive(Deserialize)]
+struct StatusReport {
+    status: String,
 }
 
 fn mds_blob(
@@ -200,22 +262,48 @@ fn mds_blob(
     if next_update < today {
         return Err(MetadataError::Expired { next_update, today });
     }
-    let names = payload
-        .entries
-        .into_iter()
-        .filter_map(|entry| {
-            let aaguid = entry.aaguid?;
-            let name = entry.metadata_statement?.description?;
-            let name = name.trim();
-            (!name.is_empty()).then(|| (aaguid, name.to_owned()))
-        })
-        .collect();
+    let mut names = HashMap::new();
+    let mut trust = TrustedMetadata::default();
+    for entry in payload.entries {
+        // U2F and UAF authenticators carry no AAGUID: nothing here names them.
+        let Some(aaguid) = entry.aaguid else {
+            continue;
+        };
+        let compromised = entry
+            .status_reports
+            .into_iter()
+            .map(|report| report.status)
+            .find(|status| COMPROMISED_STATUSES.contains(&status.as_str()));
+        let (name, roots) = match entry.metadata_statement {
+            Some(statement) => (
+                statement.description,
+                statement
+                    .attestation_root_certificates
+                    .iter()
+                    .map(|c| STANDARD.decode(c.trim()))
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(|_| {
+                        MetadataError::BadPayload(format!(
+                            "an attestation root certificate of {aaguid} is not base64"
+                        ))
+                    })?,
+            ),
+            None => (None, Vec::new()),
+        };
+        if let Some(name) = name.as_deref().map(str::trim).filter(|n| !n.is_empty()) {
+            names.insert(aaguid, name.to_owned());
+        }
+        trust
+            .authenticators
+            .insert(aaguid, TrustedAuthenticator { roots, compromised });
+    }
     Ok(AuthenticatorMetadata {
         source: MetadataSource::MdsBlob {
             no: payload.no,
             next_update,
         },
         names: AuthenticatorNames::new(names),
+        trust: Some(trust),
     })
 }
 

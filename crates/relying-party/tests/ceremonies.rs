@@ -7,8 +7,9 @@ use std::time::Duration;
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use crypto_glue::traits::{EncodePem, LineEndingPem};
+use crypto_glue::traits::{EncodeDer, EncodePem, LineEndingPem};
 use domain::possession::{CeremonyError, PasskeyUser, StoredPasskey};
+use relying_party::metadata::{TrustedAuthenticator, TrustedMetadata};
 use relying_party::{Attestation, Settings, WebauthnRp};
 use serde_json::{Value, json};
 use url::Url;
@@ -321,6 +322,7 @@ fn attestation_from_an_allowed_authenticator_is_verified() {
             attestation: Attestation::Required {
                 roots: vec![pem.clone()],
                 aaguids,
+                metadata: None,
             },
             ..settings()
         })
@@ -363,6 +365,161 @@ fn attestation_from_an_allowed_authenticator_is_verified() {
     ));
 }
 
+/// Metadata listing `roots` (DER) for the soft token's AAGUID, with `status`.
+fn metadata(roots: Vec<Vec<u8>>, status: Option<&str>) -> TrustedMetadata {
+    let mut metadata = TrustedMetadata::default();
+    metadata.authenticators.insert(
+        SOFT_TOKEN_AAGUID,
+        TrustedAuthenticator {
+            roots,
+            compromised: status.map(str::to_owned),
+        },
+    );
+    metadata
+}
+
+fn register_soft_token(rp: &WebauthnRp, token: &mut SoftToken) -> Result<Uuid, CeremonyError> {
+    let start = rp.start_registration(user(), &[]).unwrap();
+    let response = token
+        .do_registration(origin(ORIGIN), creation(&start.options))
+        .unwrap();
+    rp.verify_registration(&start.state, &serde_json::to_value(&response).unwrap())
+        .map(|registered| registered.aaguid.unwrap())
+}
+
+#[test]
+fn attestation_roots_come_from_the_metadata_per_aaguid() {
+    let (mut token, ca) = SoftToken::new(true).unwrap();
+    let der = ca.to_der().unwrap();
+    let with = |roots: Vec<String>, aaguids: Vec<Uuid>, metadata: TrustedMetadata| {
+        WebauthnRp::new(&Settings {
+            attestation: Attestation::Required {
+                roots,
+                aaguids,
+                metadata: Some(metadata),
+            },
+            ..settings()
+        })
+    };
+
+    // The metadata's root for the AAGUID, no roots file, no allow-list.
+    let rp = with(vec![], vec![], metadata(vec![der.clone()], None)).unwrap();
+    assert_eq!(register_soft_token(&rp, &mut token), Ok(SOFT_TOKEN_AAGUID));
+
+    // The metadata lists another root for it: refused.
+    let (_, stranger) = SoftToken::new(true).unwrap();
+    let rp = with(
+        vec![],
+        vec![],
+        metadata(vec![stranger.to_der().unwrap()], None),
+    )
+    .unwrap();
+    assert!(matches!(
+        register_soft_token(&rp, &mut token),
+        Err(CeremonyError::Attestation(_))
+    ));
+
+    // Its root listed under another AAGUID only: refused.
+    let mut elsewhere = TrustedMetadata::default();
+    elsewhere.authenticators.insert(
+        Uuid::from_u128(7),
+        TrustedAuthenticator {
+            roots: vec![der.clone()],
+            compromised: None,
+        },
+    );
+    let rp = with(vec![], vec![], elsewhere).unwrap();
+    assert!(matches!(
+        register_soft_token(&rp, &mut token),
+        Err(CeremonyError::Attestation(_))
+    ));
+
+    // An allow-list that leaves its AAGUID out: refused.
+    let mut two = metadata(vec![der.clone()], None);
+    two.authenticators.insert(
+        Uuid::from_u128(7),
+        TrustedAuthenticator {
+            roots: vec![stranger.to_der().unwrap()],
+            compromised: None,
+        },
+    );
+    let rp = with(vec![], vec![Uuid::from_u128(7)], two).unwrap();
+    assert!(matches!(
+        register_soft_token(&rp, &mut token),
+        Err(CeremonyError::Attestation(_))
+    ));
+
+    // The roots file adds its roots for the allowed AAGUIDs the metadata
+    // does not vouch for.
+    let pem = ca.to_pem(LineEndingPem::LF).unwrap();
+    let rp = with(
+        vec![pem],
+        vec![SOFT_TOKEN_AAGUID],
+        metadata(vec![stranger.to_der().unwrap()], None),
+    )
+    .unwrap();
+    assert_eq!(register_soft_token(&rp, &mut token), Ok(SOFT_TOKEN_AAGUID));
+}
+
+#[test]
+fn an_authenticator_the_metadata_reports_compromised_is_refused() {
+    let (mut token, ca) = SoftToken::new(true).unwrap();
+    let der = ca.to_der().unwrap();
+    let pem = ca.to_pem(LineEndingPem::LF).unwrap();
+    for status in relying_party::metadata::COMPROMISED_STATUSES {
+        // Refused whether the metadata's root or the roots file trusts it.
+        for roots in [vec![], vec![pem.clone()]] {
+            let rp = WebauthnRp::new(&Settings {
+                attestation: Attestation::Required {
+                    roots,
+                    aaguids: vec![SOFT_TOKEN_AAGUID],
+                    metadata: Some(metadata(vec![der.clone()], Some(status))),
+                },
+                ..settings()
+            })
+            .unwrap();
+            assert_eq!(
+                register_soft_token(&rp, &mut token),
+                Err(CeremonyError::AuthenticatorCompromised {
+                    aaguid: SOFT_TOKEN_AAGUID,
+                    status: status.to_owned(),
+                })
+            );
+        }
+    }
+}
+
+#[test]
+fn an_allowed_aaguid_nothing_gives_a_root_for_is_a_bad_setting() {
+    let (_, ca) = SoftToken::new(true).unwrap();
+    let err = WebauthnRp::new(&Settings {
+        attestation: Attestation::Required {
+            roots: vec![],
+            aaguids: vec![SOFT_TOKEN_AAGUID, Uuid::from_u128(9)],
+            metadata: Some(metadata(vec![ca.to_der().unwrap()], None)),
+        },
+        ..settings()
+    })
+    .unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("00000000-0000-0000-0000-000000000009"),
+        "{err}"
+    );
+    // Metadata that lists no root at all trusts nothing.
+    assert!(
+        WebauthnRp::new(&Settings {
+            attestation: Attestation::Required {
+                roots: vec![],
+                aaguids: vec![],
+                metadata: Some(metadata(vec![], None)),
+            },
+            ..settings()
+        })
+        .is_err()
+    );
+}
+
 #[test]
 fn a_malformed_response_is_refused_as_such() {
     let rp = rp();
@@ -386,7 +543,8 @@ fn settings_without_origins_or_roots_are_refused() {
         WebauthnRp::new(&Settings {
             attestation: Attestation::Required {
                 roots: vec![],
-                aaguids: vec![Uuid::from_u128(1)]
+                aaguids: vec![Uuid::from_u128(1)],
+                metadata: None,
             },
             ..settings()
         })
@@ -396,7 +554,8 @@ fn settings_without_origins_or_roots_are_refused() {
         WebauthnRp::new(&Settings {
             attestation: Attestation::Required {
                 roots: vec!["not a certificate".into()],
-                aaguids: vec![Uuid::from_u128(1)]
+                aaguids: vec![Uuid::from_u128(1)],
+                metadata: None,
             },
             ..settings()
         })

@@ -167,6 +167,25 @@ pub fn relying_party(
         crate::config::PossessionConfig::Builtin(settings) => {
             let rp = relying_party::WebauthnRp::new(settings)
                 .map_err(|e| anyhow::anyhow!("the WebAuthn relying party: {e}"))?;
+            if let relying_party::Attestation::Required {
+                metadata: Some(metadata),
+                aaguids,
+                ..
+            } = &settings.attestation
+            {
+                let listed = metadata
+                    .authenticators
+                    .iter()
+                    .filter(|(aaguid, a)| {
+                        !a.roots.is_empty() && (aaguids.is_empty() || aaguids.contains(aaguid))
+                    })
+                    .count();
+                tracing::info!(
+                    authenticators = listed,
+                    compromised = metadata.compromised_count(),
+                    "attestation: roots from the authenticator metadata; models it reports compromised are refused"
+                );
+            }
             Ok(Some(Arc::new(rp)))
         }
     }

@@ -52,6 +52,9 @@ pub struct DevOptions {
     pub log_level: LogLevel,
     /// Who verifies WebAuthn (`--possession`).
     pub possession: PossessionConfig,
+    /// `BIOMETRIC_PASSKEY_WEBAUTHN_METADATA_FILE`: the authenticator metadata
+    /// the dashboard names passkeys from, as for the management runtime.
+    pub metadata_file: Option<PathBuf>,
 }
 
 /// `--possession builtin --rp-id … --origin …`: the built-in relying party for
@@ -150,7 +153,7 @@ pub fn configs(options: &DevOptions, data_key: DataKey) -> (CoreConfig, Manageme
             partition_maintenance_enabled: false,
             retention_months: 0,
         },
-        metadata_file: None,
+        metadata_file: options.metadata_file.clone(),
     };
     (core, management)
 }

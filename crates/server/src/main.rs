@@ -230,6 +230,7 @@ fn main() -> ExitCode {
                     metrics_port,
                     log_level,
                     possession,
+                    metadata_file: env.get(server::config::METADATA_FILE).map(PathBuf::from),
                 })
                 .await
             }

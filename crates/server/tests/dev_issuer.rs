@@ -40,6 +40,7 @@ impl Dev {
             metrics_port: 0,
             log_level: LogLevel::Error,
             possession: server::config::PossessionConfig::External,
+            metadata_file: None,
         };
         let shutdown = Shutdown::default();
         let servers = dev::start(&options, &shutdown).await.unwrap();

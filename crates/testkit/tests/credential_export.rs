@@ -41,6 +41,7 @@ on_both_stores!(
     an_exported_builtin_passkey_verifies_a_new_assertion_independently,
     external_credentials_export_what_was_reported,
     the_management_api_exports_under_its_own_scope,
+    a_management_api_export_cut_short_is_recorded_incomplete,
 );
 
 /// The export's lines: header, credentials, end.
@@ -365,4 +366,72 @@ async fn the_management_api_exports_under_its_own_scope(store: Store) {
     assert_eq!(all.details["users_exported"], 2);
     assert_eq!(all.details["credentials"], 2);
     assert!(all.subject.user_id.is_none());
+}
+
+/// A client that stops reading before the `end` line: what it got has no end
+/// line, and the export is on the record as `complete: false` with what was
+/// sent. The router is called in process, so the body is read exactly as far
+/// as the test reads it (over a socket, the rest would already be buffered).
+async fn a_management_api_export_cut_short_is_recorded_incomplete(store: Store) {
+    use futures::StreamExt;
+    let rp = Arc::new(WebauthnRp::new(&settings()).unwrap());
+    let core = spawn_core_builtin(store, FlowPolicy::default(), rp).await;
+    let mut phone = SoftPasskey::new(true);
+    enroll(&core, "cut-alice", &mut phone).await;
+    let key = SigningKey::generate("k1");
+    let jwks = JwksDouble::start(&[&key]).await;
+    let mut config = management_config();
+    config.auth.issuer = ISSUER.into();
+    config.auth.jwks_url = jwks.url.clone();
+    let router = server::app::management_router_with_clock(
+        &config,
+        core.repo.clone(),
+        "management",
+        core.clock.clone(),
+    )
+    .unwrap();
+    let mut request = axum::http::Request::get(EXPORT)
+        .header(
+            "authorization",
+            format!("Bearer {}", token(&key, "management.credentials.export")),
+        )
+        .body(axum::body::Body::empty())
+        .unwrap();
+    request
+        .extensions_mut()
+        .insert(axum::extract::ConnectInfo(std::net::SocketAddr::from((
+            [127, 0, 0, 1],
+            9,
+        ))));
+    let response = tower::ServiceExt::oneshot(router, request).await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let mut body = response.into_body().into_data_stream();
+    // The first part: the header and the first page of users.
+    let first = body.next().await.unwrap().unwrap();
+    let lines: Vec<Value> = std::str::from_utf8(&first)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines[0]["format"], "biometric-passkey.credentials");
+    assert_eq!(lines[1]["external_user_id"], "cut-alice");
+    assert!(lines.iter().all(|l| l.get("end").is_none()), "{lines:?}");
+    assert!(credential_exports(&core).await.is_empty(), "not yet ended");
+    drop(body);
+
+    // Recorded by the runtime once the body is dropped.
+    let mut recorded = Vec::new();
+    for _ in 0..100 {
+        recorded = credential_exports(&core).await;
+        if !recorded.is_empty() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(recorded.len(), 1, "one record of the export");
+    let details = &recorded[0].details;
+    assert_eq!(details["complete"], false, "{details}");
+    assert_eq!(details["via"], "api");
+    assert_eq!(details["users_exported"], 1);
+    assert_eq!(details["credentials"], 1);
 }

@@ -90,6 +90,7 @@ async fn dev_serves_both_runtimes_on_loopback_and_keeps_its_key() {
         metrics_port: free_port(),
         log_level: LogLevel::Error,
         possession: server::config::PossessionConfig::External,
+        metadata_file: None,
     };
     let shutdown = Shutdown::default();
     let servers = dev::start(&options, &shutdown).await.unwrap();
@@ -219,6 +220,7 @@ async fn dev_answers_only_requests_addressed_to_a_loopback_name() {
         metrics_port: free_port(),
         log_level: LogLevel::Error,
         possession: server::config::PossessionConfig::External,
+        metadata_file: None,
     };
     let shutdown = Shutdown::default();
     let servers = dev::start(&options, &shutdown).await.unwrap();
@@ -296,4 +298,42 @@ async fn dev_answers_only_requests_addressed_to_a_loopback_name() {
     shutdown.trigger();
     servers.core.stopped().await.unwrap();
     servers.management.stopped().await.unwrap();
+}
+
+#[tokio::test]
+async fn dev_reads_the_authenticator_metadata_file() {
+    let data = tempfile::tempdir().unwrap();
+    let options = |metadata_file| DevOptions {
+        data_dir: data.path().join("dev"),
+        core_port: 0,
+        management_port: 0,
+        metrics_port: 0,
+        log_level: LogLevel::Error,
+        possession: server::config::PossessionConfig::External,
+        metadata_file,
+    };
+    // A file that is not authenticator metadata: dev does not start, and says why.
+    let bad = data.path().join("metadata.txt");
+    std::fs::write(&bad, "not metadata").unwrap();
+    let shutdown = Shutdown::default();
+    let Err(err) = dev::start(&options(Some(bad)), &shutdown).await else {
+        panic!("dev started with a metadata file it cannot read");
+    };
+    assert!(
+        format!("{err:#}").contains("BIOMETRIC_PASSKEY_WEBAUTHN_METADATA_FILE"),
+        "{err:#}"
+    );
+    // A name list: dev starts.
+    let list = data.path().join("aaguids.json");
+    std::fs::write(
+        &list,
+        r#"{"fbfc3007-154e-4ecc-8c0b-6e020557d7bd": {"name": "iCloud Keychain"}}"#,
+    )
+    .unwrap();
+    let servers = dev::start(&options(Some(list)), &shutdown).await.unwrap();
+    let health = reqwest::get(format!("http://{}/api/health", servers.management.addr()))
+        .await
+        .unwrap();
+    assert_eq!(health.status(), 200);
+    shutdown.trigger();
 }

@@ -133,7 +133,7 @@ pub async fn read(
     request_body = PossessionRequest,
     responses(
         (status = 200, body = FlowResponse),
-        (status = 400, description = "`invalid_credential`; builtin mode: `webauthn_response_malformed`, `webauthn_origin_not_allowed`, `webauthn_rp_id_mismatch`, `webauthn_challenge_mismatch`, `webauthn_signature_invalid`, `webauthn_user_not_verified`, `webauthn_user_not_present`, `webauthn_attestation_not_allowed`, `webauthn_credential_not_allowed`", body = ErrorBody),
+        (status = 400, description = "`invalid_credential`; builtin mode: `webauthn_response_malformed`, `webauthn_origin_not_allowed`, `webauthn_rp_id_mismatch`, `webauthn_challenge_mismatch`, `webauthn_signature_invalid`, `webauthn_user_not_verified`, `webauthn_user_not_present`, `webauthn_attestation_not_allowed`, `webauthn_authenticator_compromised`, `webauthn_credential_not_allowed`", body = ErrorBody),
         (status = 404, description = "`flow_not_found`, `credential_not_found` (unknown, or another user's)", body = ErrorBody),
         (status = 409, description = "`credential_not_active`, `counter_regression`, `credential_already_registered`, `flow_expired`, `flow_ended`, `flow_changed`, `proof_not_expected`, `proof_not_yet_accepted`, `possession_mode_mismatch`, `webauthn_ceremony_expired`, `backup_eligible_not_allowed`, `backup_eligibility_changed`", body = ErrorBody),
     )

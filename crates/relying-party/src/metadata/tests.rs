@@ -293,3 +293,77 @@ fn a_malformed_file_is_refused() {
     let err = load(b"hello world", FIDO_MDS_ROOT, NOW).unwrap_err();
     assert!(matches!(err, MetadataError::UnknownFormat), "{err}");
 }
+
+#[test]
+fn a_blob_gives_each_aaguids_attestation_roots_and_compromise() {
+    let pki = pki("Test Root");
+    let root_der = pem_der(&pki.root_pem).unwrap();
+    let revoked = "ee882879-721c-4913-9775-3dfcce97072a";
+    let claims = json!({
+        "no": 43,
+        "nextUpdate": "2026-07-01",
+        "entries": [
+            {
+                "aaguid": YUBIKEY,
+                "metadataStatement": {
+                    "description": "YubiKey 5 Series",
+                    "attestationRootCertificates": [STANDARD.encode(&root_der)],
+                },
+                "statusReports": [
+                    { "status": "FIDO_CERTIFIED_L1", "effectiveDate": "2020-05-12" },
+                    { "status": "UPDATE_AVAILABLE", "effectiveDate": "2021-01-01" },
+                ],
+            },
+            {
+                "aaguid": revoked,
+                "metadataStatement": { "description": "A revoked key" },
+                "statusReports": [
+                    { "status": "FIDO_CERTIFIED" },
+                    { "status": "ATTESTATION_KEY_COMPROMISE", "effectiveDate": "2024-01-01" },
+                    // A later report does not take a compromise back.
+                    { "status": "UPDATE_AVAILABLE" },
+                ],
+            },
+        ],
+    });
+    let token = blob(&pki, &claims);
+    let trust = load(token.as_bytes(), &pki.root_pem, NOW)
+        .unwrap()
+        .trust
+        .unwrap();
+    let yubikey = &trust.authenticators[&Uuid::parse_str(YUBIKEY).unwrap()];
+    assert_eq!(yubikey.roots, vec![root_der]);
+    assert_eq!(yubikey.compromised, None);
+    let revoked = Uuid::parse_str(revoked).unwrap();
+    assert_eq!(
+        trust.compromised(revoked),
+        Some("ATTESTATION_KEY_COMPROMISE")
+    );
+    assert!(trust.authenticators[&revoked].roots.is_empty());
+    assert_eq!(trust.compromised_count(), 1);
+
+    // A name list says nothing about attestation.
+    let list = json!({ YUBIKEY: { "name": "YubiKey" } }).to_string();
+    assert!(
+        load(list.as_bytes(), FIDO_MDS_ROOT, NOW)
+            .unwrap()
+            .trust
+            .is_none()
+    );
+}
+
+#[test]
+fn a_blob_with_a_root_that_is_not_base64_is_refused() {
+    let pki = pki("Test Root");
+    let claims = json!({
+        "no": 44,
+        "nextUpdate": "2026-07-01",
+        "entries": [{
+            "aaguid": YUBIKEY,
+            "metadataStatement": { "attestationRootCertificates": ["not base64!"] },
+        }],
+    });
+    let token = blob(&pki, &claims);
+    let err = load(token.as_bytes(), &pki.root_pem, NOW).unwrap_err();
+    assert!(matches!(err, MetadataError::BadPayload(_)), "{err}");
+}

@@ -35,6 +35,7 @@ const ORIGINS: &str = "BIOMETRIC_PASSKEY_WEBAUTHN_ORIGINS";
 const USER_VERIFICATION: &str = "BIOMETRIC_PASSKEY_WEBAUTHN_USER_VERIFICATION";
 const ATTESTATION: &str = "BIOMETRIC_PASSKEY_WEBAUTHN_ATTESTATION";
 const ROOTS_FILE: &str = "BIOMETRIC_PASSKEY_WEBAUTHN_ATTESTATION_ROOTS_FILE";
+const METADATA_FILE: &str = super::METADATA_FILE;
 const AAGUIDS: &str = "BIOMETRIC_PASSKEY_WEBAUTHN_ALLOWED_AAGUIDS";
 const CHALLENGE_TTL: &str = "BIOMETRIC_PASSKEY_WEBAUTHN_CHALLENGE_TTL";
 const COUNTER: &str = "BIOMETRIC_PASSKEY_WEBAUTHN_COUNTER_POLICY";
@@ -189,14 +190,28 @@ fn read_builtin(r: &mut Reader<'_>) -> Option<Settings> {
     };
     // The relying party's own checks (roots parse, …), reported as configuration.
     if let Err(e) = relying_party::WebauthnRp::new(&settings) {
-        r.problem(ROOTS_FILE, e.to_string());
+        use relying_party::SettingsError as E;
+        let variable = match e {
+            E::NoRootFor(_) | E::NoAaguids => AAGUIDS,
+            E::BadMetadataRoot(_) => METADATA_FILE,
+            E::NoRoots if r.optional(ROOTS_FILE).is_none() => METADATA_FILE,
+            _ => ROOTS_FILE,
+        };
+        r.problem(variable, e.to_string());
         return None;
     }
     Some(settings)
 }
 
+/// `ATTESTATION=required`: the roots file's roots for the allowed AAGUIDs,
+/// and, when the metadata file is a FIDO Metadata Service BLOB, the roots it
+/// gives per AAGUID and its compromise reports. With a BLOB, the roots file
+/// and the AAGUIDs are optional (the AAGUIDs then restrict the BLOB's).
 fn read_attestation(r: &mut Reader<'_>) -> Option<Attestation> {
-    let roots = match r.required(ROOTS_FILE, "a PEM file of the attestation roots you trust") {
+    let metadata = read_metadata(r, domain::Clock::now(&crate::app::SystemClock));
+    // A BLOB, or a file that failed to be one (already reported).
+    let from_blob = !matches!(metadata, Ok(None));
+    let roots = match r.optional(ROOTS_FILE) {
         Some(path) => match std::fs::read_to_string(path) {
             Ok(text) => {
                 let roots = pem_certificates(&text);
@@ -210,13 +225,25 @@ fn read_attestation(r: &mut Reader<'_>) -> Option<Attestation> {
                 Vec::new()
             }
         },
-        None => Vec::new(),
+        None if from_blob => Vec::new(),
+        None => {
+            r.required(
+                ROOTS_FILE,
+                "a PEM file of the attestation roots you trust (or set BIOMETRIC_PASSKEY_WEBAUTHN_METADATA_FILE to the FIDO Metadata Service BLOB)",
+            );
+            Vec::new()
+        }
     };
     let mut aaguids = Vec::new();
-    if let Some(raw) = r.required(
-        AAGUIDS,
-        "the AAGUIDs of the authenticator models you accept",
-    ) {
+    let raw = if from_blob && r.optional(ROOTS_FILE).is_none() {
+        r.optional(AAGUIDS)
+    } else {
+        r.required(
+            AAGUIDS,
+            "the AAGUIDs of the authenticator models you accept (the roots file's roots are trusted for these)",
+        )
+    };
+    if let Some(raw) = raw {
         for item in list(raw) {
             match Uuid::parse_str(item) {
                 Ok(id) => aaguids.push(id),
@@ -224,7 +251,44 @@ fn read_attestation(r: &mut Reader<'_>) -> Option<Attestation> {
             }
         }
     }
-    (!roots.is_empty() && !aaguids.is_empty()).then_some(Attestation::Required { roots, aaguids })
+    let metadata = metadata.ok()?;
+    if metadata.is_none() && (roots.is_empty() || aaguids.is_empty()) {
+        return None;
+    }
+    Some(Attestation::Required {
+        roots,
+        aaguids,
+        metadata,
+    })
+}
+
+/// The metadata file's attestation facts, when it is a BLOB verified to the
+/// FIDO Alliance root and current at `now`; `Ok(None)` without a file or for
+/// a name list; `Err` (a problem reported) when it cannot be used.
+fn read_metadata(
+    r: &mut Reader<'_>,
+    now: time::OffsetDateTime,
+) -> Result<Option<relying_party::metadata::TrustedMetadata>, ()> {
+    let Some(path) = r.optional(METADATA_FILE) else {
+        return Ok(None);
+    };
+    let contents = match std::fs::read(path) {
+        Ok(contents) => contents,
+        Err(e) => {
+            r.problem(METADATA_FILE, format!("cannot read {path}: {e}"));
+            return Err(());
+        }
+    };
+    match relying_party::metadata::load(&contents, relying_party::metadata::FIDO_MDS_ROOT, now) {
+        Ok(metadata) => Ok(metadata.trust),
+        Err(e) => {
+            r.problem(
+                METADATA_FILE,
+                format!("{path}: {e}; with {ATTESTATION}=required the Core API does not start without the authenticator metadata it names"),
+            );
+            Err(())
+        }
+    }
 }
 
 /// The PEM certificate blocks of a bundle, each with its armour.

@@ -21,6 +21,7 @@ fn config(port: u16) -> ManagementConfig {
         metrics_port: 0,
         log_level: LogLevel::Error,
         possession: crate::config::PossessionConfig::External,
+        metadata_file: None,
     };
     let (key, _) = DataKey::generate(KeyId::parse("test").unwrap());
     dev::configs(&options, key).1

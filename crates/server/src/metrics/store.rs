@@ -54,6 +54,7 @@ const POSSESSION_CODES: &[ErrorCode] = &[
     ErrorCode::WebauthnUserNotVerified,
     ErrorCode::WebauthnUserNotPresent,
     ErrorCode::WebauthnAttestationNotAllowed,
+    ErrorCode::WebauthnAuthenticatorCompromised,
     ErrorCode::WebauthnCredentialNotAllowed,
 ];
 
