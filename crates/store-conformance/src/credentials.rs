@@ -517,3 +517,124 @@ pub async fn a_biometric_reference_is_stored_read_and_replaced(repo: Arc<dyn Rep
 
     assert_not_found(repo.reference_of(bob.id).await);
 }
+
+/// A flow's next version written with a passkey's use is undone with it
+/// when the use is refused (the counter did not grow, the passkey is no
+/// longer active).
+pub async fn a_refused_use_undoes_the_flow_version_written_with_it(repo: Arc<dyn Repository>) {
+    let alice = stored_user(&*repo, "alice").await;
+    let c = credential(alice.id, "AQID", T0); // counter at 5
+    let suspended = Credential {
+        status: CredentialStatus::Suspended,
+        ..credential(alice.id, "BAUG", T0)
+    };
+    repo.apply(&effects(vec![
+        Effect::InsertCredential(c.clone()),
+        Effect::InsertCredential(suspended.clone()),
+    ]))
+    .await
+    .unwrap();
+    let v1 = flow(alice.id, FlowType::SignIn, T0);
+    repo.apply(&insert(&v1)).await.unwrap();
+    let v2 = Flow {
+        version: 2,
+        state: FlowState::Completed,
+        possession_done: true,
+        updated_at: at(1),
+        completed_at: Some(at(1)),
+        ..v1.clone()
+    };
+    let before = snapshot(&*repo, alice.id).await;
+
+    let uses = [
+        use_of(&c, 5, at(1)),
+        use_of(&suspended, 6, at(1)),
+        Effect::UseCredentialKeepingCounter {
+            id: suspended.id,
+            backup_state: true,
+            at: at(1),
+        },
+    ];
+    for refused in uses {
+        let result = repo
+            .apply(&Change {
+                effects: vec![refused],
+                events: vec![event(AuditEventType::FlowCompleted, &alice, at(1))],
+                ..update(&v2)
+            })
+            .await;
+        assert_conflict(result, "credential_state");
+        assert_eq!(snapshot(&*repo, alice.id).await, before);
+    }
+
+    // Over a stale version, the flow's conflict is the one answered.
+    let stale = Flow {
+        version: 3,
+        ..v2.clone()
+    };
+    assert_conflict(
+        repo.apply(&Change {
+            effects: vec![use_of(&c, 6, at(1))],
+            ..update(&stale)
+        })
+        .await,
+        "flow_version",
+    );
+    assert_eq!(snapshot(&*repo, alice.id).await, before);
+}
+
+/// Two sign-ins that both report the passkey's next counter: one wins, and
+/// the other's flow keeps its version.
+pub async fn concurrent_uses_of_one_counter_have_exactly_one_winner(repo: Arc<dyn Repository>) {
+    let alice = stored_user(&*repo, "alice").await;
+    let c = credential(alice.id, "AQID", T0); // counter at 5
+    repo.apply(&effects(vec![Effect::InsertCredential(c.clone())]))
+        .await
+        .unwrap();
+    let mut attempts = Vec::new();
+    for i in 0..8 {
+        let v1 = flow(alice.id, FlowType::SignIn, at(i));
+        repo.apply(&insert(&v1)).await.unwrap();
+        let v2 = Flow {
+            version: 2,
+            state: FlowState::Completed,
+            possession_done: true,
+            credential_id: Some(c.id),
+            updated_at: at(10),
+            completed_at: Some(at(10)),
+            ..v1.clone()
+        };
+        let change = Change {
+            effects: vec![use_of(&c, 6, at(10))],
+            events: vec![event(AuditEventType::FlowCompleted, &alice, at(10))],
+            ..update(&v2)
+        };
+        let repo = repo.clone();
+        attempts.push(tokio::spawn(
+            async move { (v1, v2, repo.apply(&change).await) },
+        ));
+    }
+    let mut winners = 0;
+    for joined in futures::future::join_all(attempts).await {
+        let (v1, v2, result) = joined.unwrap();
+        let stored = repo.flow(v1.id).await.unwrap();
+        match result {
+            Ok(()) => {
+                winners += 1;
+                assert_eq!(stored, v2);
+            }
+            Err(StoreError::Conflict { what }) if what == "credential_state" => {
+                assert_eq!(stored, v1, "a refused use leaves its flow as it was");
+            }
+            Err(other) => panic!("a losing use must be a credential_state conflict, got {other:?}"),
+        }
+    }
+    assert_eq!(winners, 1);
+    assert_eq!(repo.credential(c.id).await.unwrap().sign_count, 6);
+    let completed = all_events(&*repo)
+        .await
+        .into_iter()
+        .filter(|e| e.event_type == AuditEventType::FlowCompleted)
+        .count();
+    assert_eq!(completed, 1, "the winner's event only");
+}

@@ -772,3 +772,72 @@ pub async fn recorded_provider_events_are_seen(repo: Arc<dyn Repository>) {
             .unwrap()
     );
 }
+
+/// The counts a flow's creation read beforehand serve an early refusal only:
+/// a flow created after the read, before the insertion, counts against it.
+pub async fn a_limit_reached_after_the_read_refuses_the_flow_and_its_events(
+    repo: Arc<dyn Repository>,
+) {
+    let alice = stored_user(&*repo, "alice").await;
+    let now = at(60);
+    let limits = FlowLimits {
+        max_open_flows: 1,
+        max_idv_runs_per_day: 100,
+        now,
+    };
+    let read = repo
+        .flow_prerequisites(&alice.external_id, now)
+        .await
+        .unwrap();
+    assert_eq!(read.open_flows, 0);
+
+    // Another replica's creation lands between the read and the write.
+    let other = flow(alice.id, FlowType::SignIn, now);
+    repo.apply(&insert_within(&other, limits)).await.unwrap();
+    let before = snapshot(&*repo, alice.id).await;
+
+    let late = flow(alice.id, FlowType::SignIn, now);
+    let refused = Change {
+        events: vec![event(AuditEventType::FlowCreated, &alice, now)],
+        ..insert_within(&late, limits)
+    };
+    assert_limit(repo.apply(&refused).await, "open_flows");
+    assert_eq!(snapshot(&*repo, alice.id).await, before);
+    assert_not_found(repo.flow(late.id).await);
+}
+
+pub async fn concurrent_identity_flow_creations_respect_the_idv_run_limit(
+    repo: Arc<dyn Repository>,
+) {
+    let alice = stored_user(&*repo, "alice").await;
+    let limits = FlowLimits {
+        max_open_flows: 100,
+        max_idv_runs_per_day: 2,
+        now: T0,
+    };
+    let attempts = (0..8).map(|_| {
+        let repo = repo.clone();
+        let f = flow(alice.id, FlowType::StepUp, T0);
+        let change = Change {
+            events: vec![event(AuditEventType::FlowCreated, &alice, T0)],
+            ..insert_within(&f, limits)
+        };
+        tokio::spawn(async move { repo.apply(&change).await })
+    });
+    let results = futures::future::join_all(attempts).await;
+    let mut created = 0;
+    for result in results {
+        match result.unwrap() {
+            Ok(()) => created += 1,
+            Err(StoreError::LimitReached { what }) if what == "idv_runs" => {}
+            Err(other) => panic!("a refused creation must be LimitReached, got {other:?}"),
+        }
+    }
+    assert_eq!(created, 2);
+    assert_eq!(repo.flows_of(alice.id, 100).await.unwrap().len(), 2);
+    assert_eq!(
+        all_events(&*repo).await.len(),
+        3,
+        "user.created and the two created flows' events only"
+    );
+}

@@ -438,3 +438,53 @@ pub async fn deleting_a_user_deletes_the_records_about_them(repo: Arc<dyn Reposi
         "nothing to replay once the lock has passed"
     );
 }
+
+/// A redelivered provider event undoes the flow version written with it,
+/// and its events.
+pub async fn a_provider_event_seen_before_undoes_the_flow_version_written_with_it(
+    repo: Arc<dyn Repository>,
+) {
+    let alice = stored_user(&*repo, "alice").await;
+    let v1 = Flow {
+        state: FlowState::AwaitingVerification,
+        idv_run_id: Some("run-1".into()),
+        ..flow(alice.id, FlowType::StepUp, T0)
+    };
+    repo.apply(&insert(&v1)).await.unwrap();
+    repo.apply(&Change {
+        effects: vec![record("evt-1", "run-1", at(1))],
+        events: vec![provider_event(at(1))],
+        ..Change::default()
+    })
+    .await
+    .unwrap();
+    let before = snapshot(&*repo, alice.id).await;
+
+    let v2 = Flow {
+        version: 2,
+        state: FlowState::Completed,
+        identity: IdentityStatus::Verified,
+        updated_at: at(2),
+        completed_at: Some(at(2)),
+        ..v1.clone()
+    };
+    let redelivered = Change {
+        effects: vec![record("evt-1", "run-1", at(2))],
+        events: vec![
+            provider_event(at(2)),
+            event(AuditEventType::FlowCompleted, &alice, at(2)),
+        ],
+        ..update(&v2)
+    };
+    assert_conflict(repo.apply(&redelivered).await, "provider_event");
+    assert_eq!(snapshot(&*repo, alice.id).await, before);
+
+    // A new event moves the flow.
+    let fresh = Change {
+        effects: vec![record("evt-2", "run-1", at(2))],
+        ..redelivered
+    };
+    repo.apply(&fresh).await.unwrap();
+    assert_eq!(repo.flow(v1.id).await.unwrap(), v2);
+    assert!(repo.provider_event_seen("evt-2").await.unwrap());
+}

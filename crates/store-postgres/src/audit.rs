@@ -6,7 +6,7 @@ use domain::{
     Subject, UserId,
 };
 use sqlx::postgres::PgRow;
-use sqlx::{PgConnection, QueryBuilder, Row};
+use sqlx::{PgConnection, Postgres, QueryBuilder, Row};
 
 use crate::errors::map_err;
 
@@ -78,6 +78,69 @@ pub(crate) async fn insert_all(
             .map_err(map_err)
         }
     }
+}
+
+/// Pushes onto `sql` an insertion of `events` in their order, written only
+/// where `condition` (SQL over the statement's other parts) holds: how a
+/// change written as one statement (`change.rs`) adds its events.
+pub(crate) fn push_insert_all<'a>(
+    sql: &mut QueryBuilder<'a, Postgres>,
+    events: &'a [NewAuditEvent],
+    condition: &str,
+) {
+    let column = |f: fn(&NewAuditEvent) -> Option<&str>| -> Vec<Option<&str>> {
+        events.iter().map(f).collect()
+    };
+    sql.push(
+        "INSERT INTO audit_events (id, occurred_at, event_type, actor_kind, actor_id, user_id, \
+         user_pseudonym, credential_id, flow_id, outcome, reason, correlation_id, details) \
+         SELECT id, occurred_at, event_type, actor_kind, actor_id, user_id, user_pseudonym, \
+         credential_id, flow_id, outcome, reason, correlation_id, details FROM unnest(",
+    );
+    sql.push_bind(events.iter().map(|e| e.id).collect::<Vec<_>>())
+        .push("::uuid[], ")
+        .push_bind(events.iter().map(|e| e.occurred_at).collect::<Vec<_>>())
+        .push("::timestamptz[], ")
+        .push_bind(column(|e| Some(e.event_type.as_str())))
+        .push("::text[], ")
+        .push_bind(column(|e| Some(e.actor.kind())))
+        .push("::text[], ")
+        .push_bind(column(|e| e.actor.id()))
+        .push("::text[], ")
+        .push_bind(
+            events
+                .iter()
+                .map(|e| e.subject.user_id.map(|u| u.0))
+                .collect::<Vec<_>>(),
+        )
+        .push("::uuid[], ")
+        .push_bind(column(|e| {
+            e.subject.user_pseudonym.as_ref().map(Pseudonym::as_str)
+        }))
+        .push("::text[], ")
+        .push_bind(
+            events
+                .iter()
+                .map(|e| e.subject.credential_id)
+                .collect::<Vec<_>>(),
+        )
+        .push("::uuid[], ")
+        .push_bind(events.iter().map(|e| e.subject.flow_id).collect::<Vec<_>>())
+        .push("::uuid[], ")
+        .push_bind(column(|e| Some(e.outcome.as_str())))
+        .push("::text[], ")
+        .push_bind(column(|e| e.reason.as_deref()))
+        .push("::text[], ")
+        .push_bind(column(|e| e.correlation_id.as_deref()))
+        .push("::text[], ")
+        .push_bind(events.iter().map(|e| &e.details).collect::<Vec<_>>())
+        .push(
+            "::jsonb[]) WITH ORDINALITY AS e (id, occurred_at, event_type, actor_kind, actor_id, \
+             user_id, user_pseudonym, credential_id, flow_id, outcome, reason, correlation_id, \
+             details, position) WHERE ",
+        )
+        .push(condition)
+        .push(" ORDER BY position");
 }
 
 /// The columns [`to_event`] decodes.

@@ -20,6 +20,12 @@ pub(crate) fn map_err(err: sqlx::Error) -> StoreError {
                 "23505" => StoreError::Conflict {
                     what: db.constraint().unwrap_or("unique").to_owned(),
                 },
+                // A change written as one statement refused by a later
+                // check (`change_refused`, migration 0017): the message
+                // names the rule.
+                "BPC01" => StoreError::Conflict {
+                    what: db.message().to_owned(),
+                },
                 // serialization_failure, deadlock_detected: a concurrent change won.
                 "40001" | "40P01" => StoreError::Conflict {
                     what: "concurrent_update".to_owned(),

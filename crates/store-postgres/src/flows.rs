@@ -4,7 +4,7 @@ use domain::flow::{Ceremony, Flow, FlowId, Handoff, KeyedDigest, NewCredential};
 use domain::{ExternalUserId, FlowLimits, FlowPrerequisites, StoreError, StoreResult, UserId};
 use sqlx::postgres::{PgExecutor, PgRow};
 use sqlx::types::Json;
-use sqlx::{PgConnection, Row};
+use sqlx::{PgConnection, Postgres, QueryBuilder, Row};
 use time::{Duration, OffsetDateTime};
 
 use crate::users::{self, COLUMNS as USER_COLUMNS};
@@ -22,91 +22,112 @@ const COLUMNS: &str = "id, user_id, flow_type, state, version, identity_status, 
 /// holds exactly these rows, `flows_runs_by_user_idx` those with an IDV run.
 const OPEN_STATES: &str = "('pending', 'awaiting_verification', 'verified', 'in_review')";
 
-/// Inserts `flow` if the user's limits allow it, with the user's row locked
-/// so that concurrent creations for one user are counted one after the
-/// other. The counts and the insert are one statement, taken after the lock
-/// (a statement's snapshot starts with it, so it sees every flow committed
-/// before the lock was granted); which limit refused is asked only then.
+/// Pushes onto `sql` the parts of a statement that insert `flow` if the
+/// user's limits allow it: `gate` locks the user's row and counts their flows
+/// (`flow_insert_gate`, whose counts start after the lock is granted, so
+/// concurrent creations for one user are counted one after the other), and
+/// `name` inserts the flow where the counts allow it, returning its id.
+/// [`insert_outcome`] reads what refused it.
+pub(crate) fn push_insert<'a>(
+    sql: &mut QueryBuilder<'a, Postgres>,
+    name: &str,
+    flow: &'a Flow,
+    limits: &'a FlowLimits,
+) {
+    let needs_identity = flow.flow_type.needs_identity();
+    sql.push("gate AS (SELECT open_flows, idv_runs FROM flow_insert_gate(")
+        .push_bind(flow.user_id.0)
+        .push(", ")
+        .push_bind(limits.now)
+        .push(", ")
+        .push_bind(limits.now - Duration::days(1))
+        .push(", ")
+        .push_bind(needs_identity)
+        .push(format!(
+            ")), {name} AS (INSERT INTO flows ({COLUMNS}) SELECT "
+        ));
+    let handoff = flow.handoff.as_ref();
+    let mut values = sql.separated(", ");
+    values
+        .push_bind(flow.id.0)
+        .push_bind(flow.user_id.0)
+        .push_bind(flow.flow_type.as_str())
+        .push_bind(flow.state.as_str())
+        .push_bind(flow.version)
+        .push_bind(flow.identity.as_str())
+        .push_bind(flow.idv_run_id.as_deref())
+        .push_bind(flow.sdk_token_sealed.as_deref())
+        .push_bind(flow.possession_done)
+        .push_bind(flow.reference_stored)
+        .push_bind(flow.credential_id)
+        .push_bind(flow.pending_credential.as_ref().map(Json))
+        .push_bind(flow.failure_reason.map(|r| r.as_str()))
+        .push_bind(flow.transaction_context_sealed.as_deref())
+        .push_bind(
+            flow.transaction_context_digest
+                .as_ref()
+                .map(|d| d.hmac.as_str()),
+        )
+        .push_bind(flow.cross_platform)
+        .push_bind(handoff.map(|h| h.code_sha256.to_vec()))
+        .push_bind(handoff.map(|h| h.expires_at))
+        .push_bind(handoff.and_then(|h| h.claimed_at))
+        .push_bind(flow.created_at)
+        .push_bind(flow.updated_at)
+        .push_bind(flow.expires_at)
+        .push_bind(flow.completed_at)
+        .push_bind(flow.ceremony.as_ref().map(|c| c.state_sealed.as_slice()))
+        .push_bind(flow.ceremony.as_ref().map(|c| c.expires_at))
+        .push_bind(
+            flow.transaction_context_digest
+                .as_ref()
+                .map(|d| d.key_id.as_str()),
+        )
+        .push_bind(flow.reference_flow_id.map(|f| f.0));
+    sql.push(" FROM gate WHERE gate.open_flows < ")
+        .push_bind(i64::from(limits.max_open_flows));
+    if needs_identity {
+        sql.push(" AND gate.idv_runs < ")
+            .push_bind(i64::from(limits.max_idv_runs_per_day));
+    }
+    sql.push(" RETURNING id)");
+}
+
+/// Why a statement of [`push_insert`] inserted nothing, from the open flows
+/// its gate counted (`None`: the user does not exist).
+pub(crate) fn insert_outcome(open_flows: Option<i64>, limits: &FlowLimits) -> StoreError {
+    match open_flows {
+        None => StoreError::NotFound,
+        Some(open) if open >= i64::from(limits.max_open_flows) => StoreError::LimitReached {
+            what: "open_flows".into(),
+        },
+        Some(_) => StoreError::LimitReached {
+            what: "idv_runs".into(),
+        },
+    }
+}
+
+/// Inserts `flow` if the user's limits allow it ([`push_insert`]), in the
+/// caller's transaction.
 pub(crate) async fn insert(
     conn: &mut PgConnection,
     flow: &Flow,
     limits: &FlowLimits,
 ) -> StoreResult<()> {
-    sqlx::query("SELECT id FROM users WHERE id = $1 FOR UPDATE")
-        .bind(flow.user_id.0)
-        .fetch_one(&mut *conn)
-        .await
-        .map_err(map_err)?;
-    let handoff = flow.handoff.as_ref();
-    let inserted = sqlx::query(&format!(
-        "INSERT INTO flows ({COLUMNS}) \
-         SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, \
-         $19, $20, $21, $22, $23, $24, $25, $31, $32 \
-         WHERE (SELECT count(*) FROM flows WHERE user_id = $2 AND state IN {OPEN_STATES} \
-                AND expires_at > $26) < $27 \
-           AND (NOT $28 OR (SELECT count(*) FROM flows WHERE user_id = $2 \
-                AND identity_status <> 'not_required' AND created_at > $29) < $30)"
-    ))
-    .bind(flow.id.0)
-    .bind(flow.user_id.0)
-    .bind(flow.flow_type.as_str())
-    .bind(flow.state.as_str())
-    .bind(flow.version)
-    .bind(flow.identity.as_str())
-    .bind(flow.idv_run_id.as_deref())
-    .bind(flow.sdk_token_sealed.as_deref())
-    .bind(flow.possession_done)
-    .bind(flow.reference_stored)
-    .bind(flow.credential_id)
-    .bind(flow.pending_credential.as_ref().map(Json))
-    .bind(flow.failure_reason.map(|r| r.as_str()))
-    .bind(flow.transaction_context_sealed.as_deref())
-    .bind(
-        flow.transaction_context_digest
-            .as_ref()
-            .map(|d| d.hmac.as_str()),
-    )
-    .bind(flow.cross_platform)
-    .bind(handoff.map(|h| h.code_sha256.to_vec()))
-    .bind(handoff.map(|h| h.expires_at))
-    .bind(handoff.and_then(|h| h.claimed_at))
-    .bind(flow.created_at)
-    .bind(flow.updated_at)
-    .bind(flow.expires_at)
-    .bind(flow.completed_at)
-    .bind(flow.ceremony.as_ref().map(|c| c.state_sealed.as_slice()))
-    .bind(flow.ceremony.as_ref().map(|c| c.expires_at))
-    .bind(limits.now)
-    .bind(i64::from(limits.max_open_flows))
-    .bind(flow.flow_type.needs_identity())
-    .bind(limits.now - Duration::days(1))
-    .bind(i64::from(limits.max_idv_runs_per_day))
-    .bind(
-        flow.transaction_context_digest
-            .as_ref()
-            .map(|d| d.key_id.as_str()),
-    )
-    .bind(flow.reference_flow_id.map(|f| f.0))
-    .execute(&mut *conn)
-    .await
-    .map_err(map_err)?;
-    if inserted.rows_affected() == 1 {
+    let mut sql = QueryBuilder::new("WITH ");
+    push_insert(&mut sql, "f", flow, limits);
+    sql.push(
+        " SELECT (SELECT open_flows FROM gate) AS open_flows, \
+         EXISTS (SELECT 1 FROM f) AS inserted",
+    );
+    let row = sql.build().fetch_one(conn).await.map_err(map_err)?;
+    if row.try_get::<bool, _>("inserted").map_err(map_err)? {
         return Ok(());
     }
-    let open: i64 = sqlx::query_scalar(&format!(
-        "SELECT count(*) FROM flows WHERE user_id = $1 AND state IN {OPEN_STATES} AND expires_at > $2"
+    Err(insert_outcome(
+        row.try_get("open_flows").map_err(map_err)?,
+        limits,
     ))
-        .bind(flow.user_id.0)
-        .bind(limits.now)
-        .fetch_one(conn)
-        .await
-        .map_err(map_err)?;
-    let what = if open >= i64::from(limits.max_open_flows) {
-        "open_flows"
-    } else {
-        "idv_runs"
-    };
-    Err(StoreError::LimitReached { what: what.into() })
 }
 
 /// The user and their standing at `now`: one statement, each part an index probe.
@@ -152,41 +173,69 @@ pub(crate) async fn prerequisites(
     })
 }
 
-/// Writes `flow` only over the version it was derived from.
-pub(crate) async fn update(conn: &mut PgConnection, flow: &Flow) -> StoreResult<()> {
-    let updated = sqlx::query(
-        "UPDATE flows SET state = $3, version = $4, identity_status = $5, idv_run_id = $6, sdk_token_sealed = $7, \
-         possession_done = $8, reference_stored = $9, credential_id = $10, pending_credential = $11, \
-         failure_reason = $12, handoff_claimed_at = $13, updated_at = $14, completed_at = $15, \
-         webauthn_ceremony_sealed = $16, webauthn_ceremony_expires_at = $17 \
-         WHERE id = $1 AND version = $2",
-    )
-    .bind(flow.id.0)
-    .bind(flow.version - 1)
-    .bind(flow.state.as_str())
-    .bind(flow.version)
-    .bind(flow.identity.as_str())
-    .bind(flow.idv_run_id.as_deref())
-    .bind(flow.sdk_token_sealed.as_deref())
-    .bind(flow.possession_done)
-    .bind(flow.reference_stored)
-    .bind(flow.credential_id)
-    .bind(flow.pending_credential.as_ref().map(Json))
-    .bind(flow.failure_reason.map(|r| r.as_str()))
-    .bind(flow.handoff.as_ref().and_then(|h| h.claimed_at))
-    .bind(flow.updated_at)
-    .bind(flow.completed_at)
-    .bind(flow.ceremony.as_ref().map(|c| c.state_sealed.as_slice()))
-    .bind(flow.ceremony.as_ref().map(|c| c.expires_at))
-    .execute(conn)
-    .await
-    .map_err(map_err)?;
-    if updated.rows_affected() == 0 {
-        return Err(StoreError::Conflict {
-            what: "flow_version".into(),
-        });
+/// Pushes onto `sql` the part of a statement named `name` that writes
+/// `flow` only over the version it was derived from, returning its id.
+pub(crate) fn push_update<'a>(sql: &mut QueryBuilder<'a, Postgres>, name: &str, flow: &'a Flow) {
+    sql.push(format!("{name} AS (UPDATE flows SET state = "))
+        .push_bind(flow.state.as_str())
+        .push(", version = ")
+        .push_bind(flow.version)
+        .push(", identity_status = ")
+        .push_bind(flow.identity.as_str())
+        .push(", idv_run_id = ")
+        .push_bind(flow.idv_run_id.as_deref())
+        .push(", sdk_token_sealed = ")
+        .push_bind(flow.sdk_token_sealed.as_deref())
+        .push(", possession_done = ")
+        .push_bind(flow.possession_done)
+        .push(", reference_stored = ")
+        .push_bind(flow.reference_stored)
+        .push(", credential_id = ")
+        .push_bind(flow.credential_id)
+        .push(", pending_credential = ")
+        .push_bind(flow.pending_credential.as_ref().map(Json))
+        .push(", failure_reason = ")
+        .push_bind(flow.failure_reason.map(|r| r.as_str()))
+        .push(", handoff_claimed_at = ")
+        .push_bind(flow.handoff.as_ref().and_then(|h| h.claimed_at))
+        .push(", updated_at = ")
+        .push_bind(flow.updated_at)
+        .push(", completed_at = ")
+        .push_bind(flow.completed_at)
+        .push(", webauthn_ceremony_sealed = ")
+        .push_bind(flow.ceremony.as_ref().map(|c| c.state_sealed.as_slice()))
+        .push(", webauthn_ceremony_expires_at = ")
+        .push_bind(flow.ceremony.as_ref().map(|c| c.expires_at))
+        .push(" WHERE id = ")
+        .push_bind(flow.id.0)
+        .push(" AND version = ")
+        .push_bind(flow.version - 1)
+        .push(" RETURNING id)");
+}
+
+/// The refusal of [`push_update`] (and [`update`]).
+pub(crate) fn stale_version() -> StoreError {
+    StoreError::Conflict {
+        what: "flow_version".into(),
     }
-    Ok(())
+}
+
+/// Writes `flow` only over the version it was derived from ([`push_update`]),
+/// in the caller's transaction.
+pub(crate) async fn update(conn: &mut PgConnection, flow: &Flow) -> StoreResult<()> {
+    let mut sql = QueryBuilder::new("WITH ");
+    push_update(&mut sql, "f", flow);
+    sql.push(" SELECT EXISTS (SELECT 1 FROM f)");
+    let updated: bool = sql
+        .build_query_scalar()
+        .fetch_one(conn)
+        .await
+        .map_err(map_err)?;
+    if updated {
+        Ok(())
+    } else {
+        Err(stale_version())
+    }
 }
 
 pub(crate) async fn by_id(db: impl PgExecutor<'_>, id: FlowId) -> StoreResult<Flow> {

@@ -6,6 +6,7 @@
 
 mod audit;
 mod audit_trail;
+mod change;
 mod credentials;
 mod errors;
 mod flows;
@@ -248,6 +249,9 @@ impl Repository for PgStore {
     }
 
     async fn apply(&self, change: &Change) -> StoreResult<()> {
+        if let Some(written) = change::apply(&self.pool, change).await {
+            return written;
+        }
         let mut tx = self.pool.begin().await.map_err(map_err)?;
         apply(&mut tx, change).await?;
         tx.commit().await.map_err(map_err)

@@ -609,3 +609,85 @@ async fn a_purge_skips_while_another_replica_purges() {
         .unwrap();
     assert_eq!(store.purge(purge, 10).await.unwrap(), Some(0));
 }
+
+/// The per-user limits are counted after the user's lock is granted: a flow
+/// another transaction opens while holding the lock counts against a
+/// creation that waited for it, though the waiting statement began before
+/// that flow was committed.
+#[tokio::test]
+async fn a_flow_committed_while_a_creation_waits_for_the_users_lock_counts_against_the_limit() {
+    use domain::flow::{Flow, FlowId, FlowState, FlowType};
+    use domain::{
+        Actor, AuditEventType, Change, ExternalUserId, FlowLimits, FlowWrite, NewAuditEvent,
+        Subject, User,
+    };
+    use sqlx::Connection;
+    use time::macros::datetime;
+
+    let db = fresh_database().await;
+    let store = Arc::new(PgStore::connect_lazy(&settings(&db)));
+    store.migrate().await.unwrap();
+    let t0 = datetime!(2026-04-01 08:00:00 UTC);
+    let user = User::new(ExternalUserId::parse("alice").unwrap(), t0);
+    let created = NewAuditEvent::new(
+        AuditEventType::UserCreated,
+        Actor::Integration(None),
+        Subject::of_user(&user),
+        t0,
+    );
+    store.create_user(&user, &created).await.unwrap();
+    let limits = FlowLimits {
+        max_open_flows: 1,
+        max_idv_runs_per_day: 100,
+        now: t0,
+    };
+    let flow = || Flow {
+        state: FlowState::Verified,
+        ..Flow::new(
+            FlowId(uuid::Uuid::new_v4()),
+            user.id,
+            FlowType::SignIn,
+            t0,
+            t0 + time::Duration::minutes(15),
+        )
+    };
+    let insert = |f: Flow| Change {
+        flow: Some(FlowWrite::Insert { flow: f, limits }),
+        ..Change::default()
+    };
+    // An ended flow, which another transaction reopens under the user's lock.
+    let ended = Flow {
+        state: FlowState::Cancelled,
+        ..flow()
+    };
+    store.apply(&insert(ended.clone())).await.unwrap();
+    let mut other = sqlx::PgConnection::connect(&db.url()).await.unwrap();
+    sqlx::query("BEGIN").execute(&mut other).await.unwrap();
+    sqlx::query("SELECT 1 FROM users WHERE id = $1 FOR UPDATE")
+        .bind(user.id.0)
+        .execute(&mut other)
+        .await
+        .unwrap();
+    sqlx::query("UPDATE flows SET state = 'verified' WHERE id = $1")
+        .bind(ended.id.0)
+        .execute(&mut other)
+        .await
+        .unwrap();
+
+    let waiting = {
+        let store = store.clone();
+        let change = insert(flow());
+        tokio::spawn(async move { store.apply(&change).await })
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(
+        !waiting.is_finished(),
+        "the creation waits for the user's lock"
+    );
+    sqlx::query("COMMIT").execute(&mut other).await.unwrap();
+    match waiting.await.unwrap() {
+        Err(StoreError::LimitReached { what }) if what == "open_flows" => {}
+        other => panic!("expected the open-flow limit, got {other:?}"),
+    }
+    assert_eq!(store.flows_of(user.id, 10).await.unwrap().len(), 1);
+}
