@@ -13,6 +13,7 @@ pub mod flow;
 pub mod ids;
 pub mod idv;
 pub mod operations;
+pub mod operator;
 pub mod overview;
 pub mod possession;
 pub mod retention;
