@@ -40,8 +40,9 @@ pub struct CoreState {
     pub synthetic: Option<Arc<dyn SyntheticControl>>,
     /// Empty: calls are not authenticated (the network must protect the API).
     pub api_keys: auth::ApiKeys,
-    /// Present in `onfido` mode: mounts the provider's webhook route.
-    pub onfido_webhook: Option<Arc<webhooks::OnfidoWebhook>>,
+    /// Present when the identity provider delivers events by webhook: mounts
+    /// its route.
+    pub provider_webhook: Option<Arc<dyn domain::idv::WebhookVerifier>>,
     pub limits: HttpLimits,
     pub refusals: refusals::RefusalLimits,
     /// Refused hand-off claims per (API key fingerprint, user).
@@ -51,7 +52,7 @@ pub struct CoreState {
 /// The Core API: service endpoints and `/api/core/v1`.
 pub fn router(state: CoreState) -> Router {
     let mut router = service_routes(state.service.clone());
-    if let Some(webhook) = &state.onfido_webhook {
+    if let Some(webhook) = &state.provider_webhook {
         // Public: the provider authenticates by signature, not by API key.
         let webhook_state = webhooks::WebhookState {
             webhook: webhook.clone(),
@@ -67,7 +68,7 @@ pub fn router(state: CoreState) -> Router {
         router = router.merge(
             Router::new()
                 .route(
-                    "/api/public/v1/providers/onfido/webhooks",
+                    proto::core::PROVIDER_WEBHOOK_PATH,
                     axum::routing::post(webhooks::receive),
                 )
                 .layer(axum::extract::DefaultBodyLimit::max(webhooks::MAX_BODY))
