@@ -18,9 +18,7 @@ use std::sync::Arc;
 
 use axum::Router;
 use domain::Clock;
-use domain::Repository;
 use domain::idv::SyntheticControl;
-use domain::sealing::DataKey;
 use domain::service::FlowService;
 use http_common::{HttpLimits, ServiceInfo, finish, service_routes};
 
@@ -31,10 +29,9 @@ pub use watch::FlowWatch;
 pub struct CoreState {
     pub service: ServiceInfo,
     pub flows: Arc<FlowService>,
-    pub repo: Arc<dyn Repository>,
+    /// Stores and replays the responses of calls with an `Idempotency-Key`.
+    pub idempotency: Arc<domain::idempotency::Idempotency>,
     pub clock: Arc<dyn Clock>,
-    /// Seals stored idempotent responses (they may carry SDK tokens).
-    pub key: DataKey,
     pub watch: Arc<FlowWatch>,
     /// Present in `synthetic` mode only: mounts the outcome control route.
     pub synthetic: Option<Arc<dyn SyntheticControl>>,

@@ -10,6 +10,7 @@ pub mod credential;
 pub mod custody;
 pub mod error;
 pub mod flow;
+pub mod idempotency;
 pub mod ids;
 pub mod idv;
 pub mod operations;

@@ -366,9 +366,12 @@ pub fn core_app(parts: CoreParts, runtime: &str) -> CoreApp {
     let router = core_api::router(CoreState {
         service,
         flows: flows.clone(),
-        repo: parts.repo,
+        idempotency: Arc::new(domain::idempotency::Idempotency::new(
+            parts.repo,
+            parts.key,
+            parts.clock.clone(),
+        )),
         clock: parts.clock,
-        key: parts.key,
         watch,
         synthetic: parts.provider.synthetic,
         api_keys: parts.api_keys,
