@@ -1,19 +1,17 @@
 //! `Idempotency-Key` on creating and completing calls.
 //!
-//! The first request with a key is processed and its response stored (sealed:
-//! it may carry an SDK token) for 24 hours; a repeat with the same method, path
-//! and body gets the stored response again, marked `Idempotent-Replayed: true`;
-//! a repeat with a different request is refused (422); one arriving while the
-//! first is still processed is told to retry (409). A 5xx answer is not stored,
-//! so the client may retry it with the same key. The key is optional.
+//! The first request with a key is processed and its response stored for 24
+//! hours; a repeat with the same method, path and body gets the stored
+//! response again, marked `Idempotent-Replayed: true`; a repeat with a
+//! different request is refused (422); one arriving while the first is still
+//! processed is told to retry (409). A 5xx answer is not stored, so the
+//! client may retry it with the same key. The key is optional.
 //!
-//! Nothing stored names the customer's user in the clear: a path segment
-//! holding the customer's user id is stored in the scope as a keyed digest
-//! (under the current data-encryption key: a retry of such a call that spans
-//! a key rotation is processed again), and the request's fingerprint is taken
-//! over that stored scope. A stored response about a user's flow names the
-//! user by our id ([`ConcernsUser`]), so that deleting the user deletes it;
-//! the rest go when their 24 hours are over (`domain::retention`).
+//! Storing, sealing and opening the responses is the domain's
+//! ([`domain::idempotency::Idempotency`]), which also keeps the customer's
+//! user id out of what is stored; this layer reads the key, buffers the
+//! request and response, and names the user a response concerns
+//! ([`ConcernsUser`]), so that deleting the user deletes it.
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -21,17 +19,13 @@ use std::task::{Context, Poll};
 
 use axum::body::{Body, Bytes, to_bytes};
 use axum::extract::{MatchedPath, Request};
-use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use domain::UserId;
-use domain::rotation::{SealedColumn, idempotency_row};
-use domain::sealing::{Binding, DataKey};
-use domain::store::{IdempotencyBegin, StoredResponse};
+use domain::idempotency::Begin;
 use http_common::ApiError;
 use http_common::correlation::ResponseFuture;
 use proto::ErrorCode;
-use sha2::{Digest, Sha256};
-use time::Duration;
 use tower::{Layer, Service};
 
 use crate::CoreState;
@@ -39,10 +33,6 @@ use crate::CoreState;
 pub const HEADER: &str = "idempotency-key";
 pub const REPLAYED: &str = "idempotent-replayed";
 
-/// How long a processed response is replayed.
-const RETENTION: Duration = Duration::hours(24);
-/// How long an unfinished claim blocks retries (a crashed replica's claim expires).
-const LOCK: Duration = Duration::seconds(60);
 /// The largest response we store for replay.
 const MAX_RESPONSE: usize = 1024 * 1024;
 
@@ -50,36 +40,6 @@ const MAX_RESPONSE: usize = 1024 * 1024;
 /// user: the stored copy is then deleted with the user.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ConcernsUser(pub UserId);
-
-/// The digest slot of a customer's user id in a stored scope.
-const USER_SLOT: &str = "idempotency.scope.external_user_id";
-
-/// The path segment of routes that carry the customer's user id.
-const USER_SEGMENT: &str = "{external_user_id}";
-
-/// The stored scope of a request: its method and path, with the segments
-/// holding a customer's user id replaced by their keyed digest.
-fn scope_of(key: &DataKey, method: &Method, path: &str, route: Option<&str>) -> String {
-    let Some(route) = route.filter(|r| r.contains(USER_SEGMENT)) else {
-        return format!("{method} {path}");
-    };
-    let segments: Vec<String> = route
-        .split('/')
-        .zip(path.split('/'))
-        .map(|(template, actual)| {
-            if template == USER_SEGMENT {
-                format!("~{}", key.digest(USER_SLOT, actual.as_bytes()))
-            } else {
-                actual.to_owned()
-            }
-        })
-        .collect();
-    format!("{method} {}", segments.join("/"))
-}
-
-fn binding(row: &[u8]) -> Binding<'_> {
-    SealedColumn::IdempotentResponse.binding(row)
-}
 
 fn key_of(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
     let Some(value) = headers.get(HEADER) else {
@@ -179,7 +139,9 @@ where
         .extensions
         .get::<MatchedPath>()
         .map(MatchedPath::as_str);
-    let scope = scope_of(&state.key, &parts.method, parts.uri.path(), route);
+    let scope = state
+        .idempotency
+        .scope(parts.method.as_str(), parts.uri.path(), route);
     let body: Bytes = to_bytes(body, crate::v1::BODY_LIMIT).await.map_err(|_| {
         ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
@@ -187,26 +149,11 @@ where
             "the body exceeds this route's size limit",
         )
     })?;
-    let mut hasher = Sha256::new();
-    hasher.update(scope.as_bytes());
-    hasher.update([0]);
-    hasher.update(&body);
-    let fingerprint: [u8; 32] = hasher.finalize().into();
-    let now = state.clock.now();
-    let row = idempotency_row(&scope, &key);
 
-    match state
-        .repo
-        .idempotency_begin(&scope, &key, &fingerprint, now, now + LOCK)
-        .await?
-    {
-        IdempotencyBegin::Replay(stored) => {
-            let body = state
-                .key
-                .open(&stored.body_sealed, binding(&row))
-                .map_err(|e| ApiError::internal(format!("stored idempotent response: {e}")))?;
+    let claim = match state.idempotency.begin(&scope, &key, &body).await? {
+        Begin::Replay(stored) => {
             let status = StatusCode::from_u16(stored.status).unwrap_or(StatusCode::OK);
-            let mut response = (status, body.to_vec()).into_response();
+            let mut response = (status, stored.body.to_vec()).into_response();
             response.headers_mut().insert(
                 header::CONTENT_TYPE,
                 HeaderValue::from_static("application/json"),
@@ -216,22 +163,22 @@ where
                 .insert(REPLAYED, HeaderValue::from_static("true"));
             return Ok(response);
         }
-        IdempotencyBegin::Mismatch => {
+        Begin::Mismatch => {
             return Err(ApiError::new(
                 StatusCode::UNPROCESSABLE_ENTITY,
                 ErrorCode::IdempotencyKeyReused,
                 "this Idempotency-Key was used with a different request",
             ));
         }
-        IdempotencyBegin::InProgress => {
+        Begin::InProgress => {
             return Err(ApiError::new(
                 StatusCode::CONFLICT,
                 ErrorCode::IdempotencyRequestInProgress,
                 "a request with this Idempotency-Key is still being processed; retry shortly",
             ));
         }
-        IdempotencyBegin::Proceed => {}
-    }
+        Begin::Proceed(claim) => claim,
+    };
 
     let Ok(response) = inner
         .call(Request::from_parts(parts, Body::from(body)))
@@ -239,7 +186,7 @@ where
     let status = response.status();
     if status.is_server_error() {
         // Nothing replayable: let the client retry with the same key.
-        if let Err(e) = state.repo.idempotency_abandon(&scope, &key).await {
+        if let Err(e) = state.idempotency.abandon(claim).await {
             tracing::warn!(error = %e, "could not release an idempotency claim; it expires on its own");
         }
         return Ok(response);
@@ -249,13 +196,9 @@ where
     let bytes = to_bytes(body, MAX_RESPONSE)
         .await
         .map_err(|e| ApiError::internal(format!("buffering a response: {e}")))?;
-    let stored = StoredResponse {
-        status: status.as_u16(),
-        body_sealed: state.key.seal(&bytes, binding(&row)),
-    };
     if let Err(e) = state
-        .repo
-        .idempotency_finish(&scope, &key, &stored, now + RETENTION, user)
+        .idempotency
+        .finish(claim, status.as_u16(), &bytes, user)
         .await
     {
         // The change itself is committed; a retry will find the claim unfinished

@@ -18,9 +18,7 @@ use std::sync::Arc;
 
 use axum::Router;
 use domain::Clock;
-use domain::Repository;
 use domain::idv::SyntheticControl;
-use domain::sealing::DataKey;
 use domain::service::FlowService;
 use http_common::{HttpLimits, ServiceInfo, finish, service_routes};
 
@@ -31,17 +29,17 @@ pub use watch::FlowWatch;
 pub struct CoreState {
     pub service: ServiceInfo,
     pub flows: Arc<FlowService>,
-    pub repo: Arc<dyn Repository>,
+    /// Stores and replays the responses of calls with an `Idempotency-Key`.
+    pub idempotency: Arc<domain::idempotency::Idempotency>,
     pub clock: Arc<dyn Clock>,
-    /// Seals stored idempotent responses (they may carry SDK tokens).
-    pub key: DataKey,
     pub watch: Arc<FlowWatch>,
     /// Present in `synthetic` mode only: mounts the outcome control route.
     pub synthetic: Option<Arc<dyn SyntheticControl>>,
     /// Empty: calls are not authenticated (the network must protect the API).
     pub api_keys: auth::ApiKeys,
-    /// Present in `onfido` mode: mounts the provider's webhook route.
-    pub onfido_webhook: Option<Arc<webhooks::OnfidoWebhook>>,
+    /// Present when the identity provider delivers events by webhook: mounts
+    /// its route.
+    pub provider_webhook: Option<Arc<dyn domain::idv::WebhookVerifier>>,
     pub limits: HttpLimits,
     pub refusals: refusals::RefusalLimits,
     /// Refused hand-off claims per (API key fingerprint, user).
@@ -51,7 +49,7 @@ pub struct CoreState {
 /// The Core API: service endpoints and `/api/core/v1`.
 pub fn router(state: CoreState) -> Router {
     let mut router = service_routes(state.service.clone());
-    if let Some(webhook) = &state.onfido_webhook {
+    if let Some(webhook) = &state.provider_webhook {
         // Public: the provider authenticates by signature, not by API key.
         let webhook_state = webhooks::WebhookState {
             webhook: webhook.clone(),
@@ -67,7 +65,7 @@ pub fn router(state: CoreState) -> Router {
         router = router.merge(
             Router::new()
                 .route(
-                    "/api/public/v1/providers/onfido/webhooks",
+                    proto::core::PROVIDER_WEBHOOK_PATH,
                     axum::routing::post(webhooks::receive),
                 )
                 .layer(axum::extract::DefaultBodyLimit::max(webhooks::MAX_BODY))

@@ -5,6 +5,7 @@ use async_trait::async_trait;
 use zeroize::Zeroizing;
 
 use crate::flow::{FlowId, IdentityOutcome};
+use crate::service::SignedWith;
 use crate::user::Pseudonym;
 
 /// Which configured workflow a run uses.
@@ -128,4 +129,127 @@ pub trait IdentityProvider: Send + Sync + 'static {
 pub trait SyntheticControl: Send + Sync + 'static {
     /// Moves a run to its final status (`Done`), or back to review.
     fn set_outcome(&self, run_id: &str, outcome: IdentityOutcome) -> Result<(), IdvError>;
+}
+
+/// The headers of a provider's delivery.
+pub trait DeliveryHeaders {
+    /// The value of the header `name` (matched without regard to case) as
+    /// sent, or `None` when it is absent.
+    fn get(&self, name: &str) -> Option<&[u8]>;
+}
+
+/// What an authentic, well-formed delivery from the provider says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ProviderEvent {
+    /// A run's completion, fresh enough to act on.
+    RunCompleted {
+        run_id: String,
+        /// The run's status as the delivery announces it, if it names one;
+        /// the run is re-read from the provider before anything moves.
+        claimed_status: Option<String>,
+        signed_with: SignedWith,
+    },
+    /// An event type the backend does not act on: acknowledged at once and
+    /// counted under `reason` (see [`ProviderEvent::ignored`]).
+    Ignored { reason: String },
+}
+
+impl ProviderEvent {
+    /// An event type not acted on, as an audit reason: the provider's names
+    /// are short lower-case words with dots and underscores; anything else
+    /// is counted as `other`, so a forged name cannot fill the audit trail
+    /// with reasons of its own.
+    pub fn ignored(event_type: &str) -> Self {
+        let plain = !event_type.is_empty()
+            && event_type.len() <= 64
+            && event_type
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'.' || b == b'_');
+        let reason = if plain { event_type } else { "other" };
+        Self::Ignored {
+            reason: reason.to_owned(),
+        }
+    }
+}
+
+/// Why a delivery was not acted on; the `reason` of its audit event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeliveryRefusal {
+    SignatureMissing,
+    SignatureMalformed,
+    SignatureInvalid,
+    /// Signed, but not a provider event.
+    Malformed,
+    /// A completion too old to act on, or without a time to judge it by.
+    Stale,
+    FromTheFuture,
+}
+
+impl DeliveryRefusal {
+    pub fn reason(self) -> &'static str {
+        match self {
+            Self::SignatureMissing => "signature_missing",
+            Self::SignatureMalformed => "signature_malformed",
+            Self::SignatureInvalid => "signature_invalid",
+            Self::Malformed => "malformed",
+            Self::Stale => "stale",
+            Self::FromTheFuture => "future_timestamp",
+        }
+    }
+
+    /// Whether the delivery is still acknowledged 2xx: it is authentic and
+    /// well-formed, only too old (or too new) to act on.
+    pub fn acknowledged(self) -> bool {
+        matches!(self, Self::Stale | Self::FromTheFuture)
+    }
+
+    /// Whether the delivery's signature was missing or did not verify.
+    pub fn unsigned(self) -> bool {
+        matches!(
+            self,
+            Self::SignatureMissing | Self::SignatureMalformed | Self::SignatureInvalid
+        )
+    }
+}
+
+/// Reads the provider's webhook deliveries: verifies a delivery's signature
+/// over the raw bytes, then reads the event from them. The provider's
+/// format (its signature header, payload and timestamps, its event names)
+/// is known only to the implementation.
+pub trait WebhookVerifier: Send + Sync + 'static {
+    /// The header carrying the signature, as refusals name it.
+    fn signature_header(&self) -> &'static str;
+
+    /// The event a delivery carries, judged at `now`, or why it is not acted on.
+    fn read(
+        &self,
+        headers: &dyn DeliveryHeaders,
+        body: &[u8],
+        now: time::OffsetDateTime,
+    ) -> Result<ProviderEvent, DeliveryRefusal>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ignored_event_types_become_bounded_reasons() {
+        let reason = |event_type: &str| match ProviderEvent::ignored(event_type) {
+            ProviderEvent::Ignored { reason } => reason,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(reason("workflow_task.started"), "workflow_task.started");
+        assert_eq!(reason("Check Completed!"), "other");
+        assert_eq!(reason(&"a".repeat(65)), "other");
+        assert_eq!(reason(""), "other");
+    }
+
+    #[test]
+    fn only_authentic_well_formed_refusals_are_acknowledged() {
+        assert!(DeliveryRefusal::Stale.acknowledged());
+        assert!(DeliveryRefusal::FromTheFuture.acknowledged());
+        assert!(!DeliveryRefusal::SignatureInvalid.acknowledged());
+        assert!(!DeliveryRefusal::Malformed.acknowledged());
+    }
 }

@@ -17,10 +17,10 @@
 
 use std::sync::Arc;
 
-use async_trait::async_trait;
 use axum::body::Body;
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
+pub use domain::operator::ProviderOrigins;
 use rust_embed::{Embed, EmbeddedFile};
 
 #[derive(Embed)]
@@ -34,15 +34,6 @@ const IMMUTABLE: &str = "public, max-age=31536000, immutable";
 const NO_CACHE: &str = "no-cache";
 /// Other root files (the icon): short-lived.
 const SHORT: &str = "public, max-age=3600";
-
-/// The endpoints of the operators' identity provider that the dashboard's
-/// browser code may call, as its discovery document names them.
-#[async_trait]
-pub trait ProviderOrigins: Send + Sync + 'static {
-    /// The endpoints' URLs (or origins); empty while none are known. The
-    /// policy keeps only the well-formed origins among them.
-    async fn endpoints(&self) -> Vec<String>;
-}
 
 /// Serves the dashboard for the requests no other route matched.
 #[derive(Clone)]

@@ -31,7 +31,7 @@ use time::format_description::well_known::Rfc3339;
 use uuid::Uuid;
 
 use crate::ManagementState;
-use crate::auth::{Operator, Scope, authenticate};
+use crate::auth::{Operator, RequireScope, Scope, authenticate};
 
 /// The largest page an audit search returns, and the most an export streams.
 pub const MAX_PAGE: u32 = 200;

@@ -20,7 +20,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use domain::Clock;
-use management::dashboard::ProviderOrigins;
+use domain::operator::ProviderOrigins;
 use serde_json::Value;
 use time::OffsetDateTime;
 use tokio::sync::{Mutex, RwLock};

@@ -32,9 +32,9 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use domain::Clock;
+use domain::operator::{AuthFailure, Operator, OperatorVerifier};
 use jsonwebtoken::jwk::JwkSet;
 use jsonwebtoken::{Algorithm, DecodingKey, Validation, decode, decode_header};
-use management::auth::{AuthFailure, Operator, OperatorVerifier};
 use serde_json::Value;
 use time::OffsetDateTime;
 use tokio::sync::{Mutex, RwLock};

@@ -448,6 +448,30 @@ pub struct ProviderEventResponse {
     pub result: String,
 }
 
+/// The route the identity provider delivers its events to (`onfido` mode).
+pub const PROVIDER_WEBHOOK_PATH: &str = "/api/public/v1/providers/onfido/webhooks";
+
+/// The operation id of [`PROVIDER_WEBHOOK_PATH`] in the Core API's document.
+pub const PROVIDER_WEBHOOK_OPERATION: &str = "receive_onfido_webhook";
+
+/// The body of a delivery to [`PROVIDER_WEBHOOK_PATH`].
+pub type ProviderWebhookEvent = OnfidoWebhookEvent;
+
+/// The signature header of a delivery to [`PROVIDER_WEBHOOK_PATH`]
+/// (documentation only: the route reads it from the raw request).
+#[derive(Debug, Clone, PartialEq, Eq, IntoParams)]
+#[into_params(parameter_in = Header)]
+pub struct ProviderWebhookSignature {
+    /// HMAC-SHA256 of the raw body, keyed with the webhook secret, as 64 lower-case hex digits; missing or not matching: `401 webhook_signature_invalid`
+    #[param(
+        rename = "X-SHA2-Signature",
+        min_length = 64,
+        max_length = 64,
+        pattern = "^[0-9a-f]{64}$"
+    )]
+    pub signature: String,
+}
+
 /// `POST /api/public/v1/providers/onfido/webhooks`: the provider's event, as
 /// far as the backend reads it (documentation only: the route verifies the
 /// signature over the raw bytes before it parses them). Other properties are

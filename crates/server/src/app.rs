@@ -9,7 +9,6 @@ use std::sync::Arc;
 use anyhow::Context;
 use axum::Router;
 use core_api::auth::ApiKeys;
-use core_api::webhooks::OnfidoWebhook;
 use core_api::{CoreState, FlowWatch};
 use domain::clock::truncate_to_micros;
 use domain::idv::{IdentityProvider, SyntheticControl};
@@ -90,7 +89,7 @@ impl Clock for SystemClock {
 pub struct Provider {
     pub idv: Arc<dyn IdentityProvider>,
     pub synthetic: Option<Arc<dyn SyntheticControl>>,
-    pub onfido_webhook: Option<Arc<OnfidoWebhook>>,
+    pub provider_webhook: Option<Arc<dyn domain::idv::WebhookVerifier>>,
 }
 
 pub fn identity_provider(config: &IdvConfig) -> anyhow::Result<Provider> {
@@ -100,7 +99,7 @@ pub fn identity_provider(config: &IdvConfig) -> anyhow::Result<Provider> {
             Ok(Provider {
                 idv: provider.clone(),
                 synthetic: Some(provider),
-                onfido_webhook: None,
+                provider_webhook: None,
             })
         }
         IdvMode::Onfido => {
@@ -126,14 +125,14 @@ pub fn identity_provider(config: &IdvConfig) -> anyhow::Result<Provider> {
                 idv::OnfidoProvider::new(settings).map_err(|e| anyhow::anyhow!("{e}"))?;
             let max_age =
                 time::Duration::try_from(onfido.webhook_max_age).unwrap_or(time::Duration::MAX);
-            let mut webhook = OnfidoWebhook::new(secret.expose_secret(), max_age);
+            let mut webhook = idv::OnfidoWebhook::new(secret.expose_secret(), max_age);
             if let Some(previous) = &onfido.webhook_previous_secret {
                 webhook = webhook.with_previous_secret(previous.expose_secret());
             }
             Ok(Provider {
                 idv: Arc::new(provider),
                 synthetic: None,
-                onfido_webhook: Some(Arc::new(webhook)),
+                provider_webhook: Some(Arc::new(webhook)),
             })
         }
     }
@@ -386,13 +385,16 @@ pub fn core_app(parts: CoreParts, runtime: &str) -> CoreApp {
     let router = core_api::router(CoreState {
         service,
         flows: flows.clone(),
-        repo: parts.repo,
+        idempotency: Arc::new(domain::idempotency::Idempotency::new(
+            parts.repo,
+            parts.key,
+            parts.clock.clone(),
+        )),
         clock: parts.clock,
-        key: parts.key,
         watch,
         synthetic: parts.provider.synthetic,
         api_keys: parts.api_keys,
-        onfido_webhook: parts.provider.onfido_webhook,
+        provider_webhook: parts.provider.provider_webhook,
         limits: parts.limits,
         handoff_refusals: Arc::new(core_api::refusals::RefusalCounter::new(
             parts.refusals.handoff_per_minute,

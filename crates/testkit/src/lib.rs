@@ -320,7 +320,7 @@ async fn spawn_core_parts_metered(
             provider: app::Provider {
                 idv,
                 synthetic: Some(synthetic.clone()),
-                onfido_webhook: None,
+                provider_webhook: None,
             },
             key: test_key(),
             policy,
@@ -358,7 +358,7 @@ pub fn spawn_core_over(earlier: &TestApp, key: DataKey) -> impl Future<Output = 
             provider: app::Provider {
                 idv: earlier.synthetic.clone(),
                 synthetic: Some(earlier.synthetic.clone()),
-                onfido_webhook: None,
+                provider_webhook: None,
             },
             key,
             policy: FlowPolicy::default(),

@@ -694,7 +694,7 @@ fn a_previous_webhook_secret_is_optional_and_kept_for_a_rotation() {
         env.unknown_prefixed()
     );
     let provider = crate::app::identity_provider(&config.idv).unwrap();
-    assert!(provider.onfido_webhook.is_some());
+    assert!(provider.provider_webhook.is_some());
 }
 
 #[test]
