@@ -16,6 +16,7 @@ use time::macros::datetime;
 /// Overview calls per period; the median is reported.
 const REPEATS: usize = 5;
 
+#[allow(clippy::print_stdout)] // The figures are the command's output.
 pub(crate) async fn main(repo: Arc<dyn Repository>) -> anyhow::Result<()> {
     let first_pass = datetime!(2026-11-30 23:10:00 UTC);
     let next_hour = datetime!(2026-12-01 00:10:00 UTC);
