@@ -7,6 +7,7 @@ mod activity;
 mod baseline;
 mod faults;
 mod load;
+mod overview;
 mod processes;
 mod report;
 mod rows;
@@ -88,6 +89,13 @@ enum Command {
     Faults {
         #[command(subcommand)]
         action: FaultsAction,
+    },
+    /// Time the overview's roll-up and counts over a month (November 2026)
+    /// already in the database: PostgreSQL from DB_* variables, or SQLite.
+    Overview {
+        /// A SQLite database file instead of PostgreSQL.
+        #[arg(long)]
+        sqlite: Option<PathBuf>,
     },
     /// Measure WebAuthn assertion verification (the `builtin` possession
     /// mode) next to raw P-256 ECDSA verifies, on one thread.
@@ -857,6 +865,16 @@ async fn main() -> anyhow::Result<()> {
                 .await
             }
         },
+        Command::Overview { sqlite } => {
+            let repo: std::sync::Arc<dyn domain::Repository> = match sqlite {
+                Some(path) => std::sync::Arc::new(
+                    store_sqlite::SqliteStore::open(&store_sqlite::SqliteSettings::new(path))
+                        .await?,
+                ),
+                None => std::sync::Arc::new(PgStore::connect_lazy(&settings(&env("DB_NAME")?, 4)?)),
+            };
+            overview::main(repo).await
+        }
         Command::Webauthn {
             seconds,
             rounds,

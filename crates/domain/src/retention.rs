@@ -8,12 +8,18 @@
 //! up requests. Only one replica purges at a time (the store settles it: a
 //! transaction-scoped advisory lock on PostgreSQL, the write lock on SQLite);
 //! the others skip the run.
+//!
+//! Each run first rolls up the overview's counts of the hours whose flows
+//! have stopped changing ([`crate::overview::roll_up`]), and removes only
+//! flows whose hour is rolled up: the overview keeps counting flows that
+//! retention removed.
 
 use std::sync::Arc;
 
-use time::Duration;
+use time::{Duration, OffsetDateTime};
 
 use crate::clock::Clock;
+use crate::overview;
 use crate::store::{Purge, Repository, StoreResult};
 
 /// How long each kind of row is kept past its purpose. Idempotency records
@@ -69,6 +75,8 @@ pub struct HousekeepingReport {
     /// Flows past their expiry whose SDK token or ceremony was cleared.
     pub expired_flow_secrets: u64,
     pub ended_flows: u64,
+    /// Hours added to the overview's roll-up (not rows removed).
+    pub overview_hours: u64,
     pub skipped: bool,
 }
 
@@ -109,8 +117,16 @@ impl Housekeeping {
     /// the run's batches are spent, or another replica turns out to be purging.
     pub async fn run_once(&self) -> StoreResult<HousekeepingReport> {
         let now = self.clock.now();
-        let flows_before = now - self.policy.flows_after_expiry.max(MIN_FLOW_RETENTION);
         let mut report = HousekeepingReport::default();
+        let Some(rolled) = overview::roll_up(&*self.repo, now).await? else {
+            report.skipped = true;
+            return Ok(report);
+        };
+        report.overview_hours = rolled.hours;
+        // A flow that expired before the roll-up's hour was created before
+        // it: its hour is counted.
+        let flows_before = (now - self.policy.flows_after_expiry.max(MIN_FLOW_RETENTION))
+            .min(rolled.counted_to.unwrap_or(OffsetDateTime::UNIX_EPOCH));
         let kinds = [
             Purge::IdempotencyRecords { before: now },
             Purge::ProviderEvents {

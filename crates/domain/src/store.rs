@@ -440,6 +440,21 @@ pub trait Repository: crate::rotation::SealedStore + Send + Sync + 'static {
         query: &crate::overview::OverviewQuery,
     ) -> StoreResult<crate::overview::Overview>;
 
+    /// One step of the overview's roll-up (see [`crate::overview`]): counts
+    /// the flows of the hours after those already rolled up, oldest first, by
+    /// hour of creation, type and state as of `settled_at`, in one
+    /// transaction. It starts at the hour after the last one counted (when
+    /// none is, at the hour of the oldest flow) and counts at most
+    /// `max_hours`, stopping at the hour holding `settled_at` and at the first
+    /// hour holding a flow still open and not past its expiry at
+    /// `settled_at`. `None` (nothing written) while another replica is
+    /// rolling up.
+    async fn roll_up_flow_counts(
+        &self,
+        settled_at: OffsetDateTime,
+        max_hours: u32,
+    ) -> StoreResult<Option<crate::overview::RollUpStep>>;
+
     /// The audit maintenance lease, or `None` while another maintainer holds it.
     async fn lead_audit_maintenance(&self) -> StoreResult<Option<Box<dyn MaintenanceLease>>>;
 

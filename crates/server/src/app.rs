@@ -335,14 +335,24 @@ async fn reconcile_once(flows: &FlowService, metrics: &Metrics) {
 /// How often the Core API removes rows past their retention.
 pub const HOUSEKEEPING_EVERY: std::time::Duration = std::time::Duration::from_secs(60);
 
-/// Removes what is past its purpose (`domain::retention`) every
-/// [`HOUSEKEEPING_EVERY`] until `shutdown` resolves.
+/// Rolls up the overview's settled hours and removes what is past its
+/// purpose (`domain::retention`) every [`HOUSEKEEPING_EVERY`] until
+/// `shutdown` resolves.
 pub async fn housekeeping_loop(
     housekeeping: domain::retention::Housekeeping,
     shutdown: impl Future<Output = ()>,
 ) {
     every(HOUSEKEEPING_EVERY, shutdown, || async {
-        match housekeeping.run_once().await {
+        let result = housekeeping.run_once().await;
+        if let Ok(report) = &result
+            && report.overview_hours > 0
+        {
+            tracing::info!(
+                hours = report.overview_hours,
+                "rolled up the overview's hours"
+            );
+        }
+        match result {
             Ok(report) if report.skipped => {
                 tracing::debug!("the purge of expired rows is running elsewhere; skipped")
             }

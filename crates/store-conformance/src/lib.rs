@@ -130,6 +130,7 @@ macro_rules! conformance_suite {
             idempotency::records_past_their_window_are_purged_in_batches,
             idempotency::deleting_a_user_deletes_the_records_about_them,
             overview::the_overview_counts_flows_and_events_per_bucket,
+            overview::rolled_up_hours_count_what_the_flows_count,
             retention::provider_events_past_their_retention_are_purged,
             retention::expired_flows_lose_their_sdk_token_and_ceremony,
             retention::flows_past_their_retention_are_removed_with_what_they_staged,

@@ -9,7 +9,7 @@ use domain::{Actor, AuditEventType, NewAuditEvent, Outcome, Repository, Subject}
 use time::Duration;
 use time::macros::datetime;
 
-use crate::fixtures::{flow, insert, stored_user};
+use crate::fixtures::{flow, insert, stored_user, update};
 
 fn flows(list: &[(time::OffsetDateTime, FlowType, FlowState, u64)]) -> Vec<FlowCount> {
     list.iter()
@@ -265,4 +265,243 @@ pub async fn the_overview_counts_flows_and_events_per_bucket(repo: Arc<dyn Repos
         .await
         .unwrap();
     assert_eq!(none, domain::overview::Overview::default());
+}
+
+/// The overview as counted from `flows` themselves: what the store must
+/// answer whether an hour is rolled up or not. Flows retention `removed`
+/// still count in the period's whole hours (rolled up before they went), not
+/// in the partial hours at its ends, which are counted from the flows.
+fn counted_from(
+    flows: &[domain::flow::Flow],
+    removed: &[domain::flow::FlowId],
+    q: &OverviewQuery,
+) -> Vec<FlowCount> {
+    let (first, end) = q.whole_hours();
+    let mut counts = std::collections::BTreeMap::<_, u64>::new();
+    for f in flows.iter().filter(|f| {
+        f.created_at >= q.from
+            && f.created_at < q.to
+            && ((f.created_at >= first && f.created_at < end) || !removed.contains(&f.id))
+    }) {
+        let state = f.clone().as_of(q.now).state;
+        *counts
+            .entry((
+                q.bucket.start_of(f.created_at),
+                f.flow_type.as_str(),
+                state.as_str(),
+            ))
+            .or_default() += 1;
+    }
+    counts
+        .into_iter()
+        .map(|((bucket_start, flow_type, state), count)| FlowCount {
+            bucket_start,
+            flow_type: flow_type.parse().unwrap(),
+            state: state.parse().unwrap(),
+            count,
+        })
+        .collect()
+}
+
+/// Periods that start and end on and off hour boundaries, around and across
+/// the hours rolled up.
+fn periods(base: time::OffsetDateTime) -> Vec<(time::OffsetDateTime, time::OffsetDateTime)> {
+    let h = |hours: i64, minutes: i64| base + Duration::hours(hours) + Duration::minutes(minutes);
+    vec![
+        (h(-3, 0), h(44, 0)),
+        (h(0, 0), h(48, 0)),
+        (h(2, 17), h(20, 41)),
+        (h(10, 0), h(11, 0)),
+        (h(10, 5), h(10, 50)),
+        (h(23, 30), h(27, 0)),
+        (h(24, 59), h(26, 1)),
+        (h(25, 0), h(40, 30)),
+        (h(38, 10), h(42, 0)),
+    ]
+}
+
+async fn assert_overview_is_the_live_count(
+    repo: &dyn Repository,
+    flows: &[domain::flow::Flow],
+    removed: &[domain::flow::FlowId],
+    now: time::OffsetDateTime,
+    base: time::OffsetDateTime,
+) {
+    for (from, to) in periods(base) {
+        for bucket in [Bucket::Hour, Bucket::Day] {
+            let q = OverviewQuery::new(from, to, bucket, now).unwrap();
+            let counted = repo.overview(&q).await.unwrap();
+            assert_eq!(
+                counted.flows,
+                counted_from(flows, removed, &q),
+                "{from} to {to} per {} at {now}",
+                bucket.as_str()
+            );
+        }
+    }
+}
+
+/// The roll-up's hours answer exactly what counting the flows answers: for
+/// periods starting and ending inside hours and days, for flows that changed
+/// after an earlier roll-up, and, for the whole hours of a period, after
+/// retention removed the flows.
+pub async fn rolled_up_hours_count_what_the_flows_count(repo: Arc<dyn Repository>) {
+    use domain::flow::Flow;
+    use domain::overview::roll_up;
+
+    let base = datetime!(2026-04-01 00:00:00 UTC);
+    let users = [
+        stored_user(&*repo, "olga").await,
+        stored_user(&*repo, "omar").await,
+    ];
+    let types = [
+        FlowType::SignIn,
+        FlowType::StepUp,
+        FlowType::Registration,
+        FlowType::Recovery,
+    ];
+    let states = [
+        FlowState::Completed,
+        FlowState::Completed,
+        FlowState::Failed,
+        FlowState::Cancelled,
+        FlowState::Expired,
+        FlowState::Pending,
+        FlowState::AwaitingVerification,
+        FlowState::InReview,
+        FlowState::Verified,
+    ];
+    // 114 flows over 38 hours, at uneven minutes and seconds; every state,
+    // the open ones expiring 15 minutes after creation.
+    let mut flows: Vec<Flow> = Vec::new();
+    for i in 0..114_i64 {
+        let created = base + Duration::minutes(i * 20) + Duration::seconds((i * 37) % 1200);
+        let f = Flow {
+            state: states[(i as usize * 5) % states.len()],
+            ..flow(
+                users[i as usize % 2].id,
+                types[(i as usize / 3) % 4],
+                created,
+            )
+        };
+        repo.apply(&insert(&f)).await.unwrap();
+        flows.push(f);
+    }
+    // A flow in review for eight hours from 25:03: its hour and those after
+    // it stay counted from the flows until it stops changing.
+    let long = Flow {
+        state: FlowState::InReview,
+        expires_at: base + Duration::minutes(25 * 60 + 3) + Duration::hours(8),
+        ..flow(
+            users[0].id,
+            FlowType::Recovery,
+            base + Duration::minutes(25 * 60 + 3),
+        )
+    };
+    repo.apply(&insert(&long)).await.unwrap();
+    flows.push(long.clone());
+
+    let now = base + Duration::hours(30);
+    assert_overview_is_the_live_count(&*repo, &flows, &[], now, base).await;
+    // Two replicas roll up at once: the hours are counted once.
+    let (a, b) = tokio::join!(roll_up(&*repo, now), roll_up(&*repo, now));
+    let rolled: u64 = [a.unwrap(), b.unwrap()]
+        .iter()
+        .flatten()
+        .map(|r| r.hours)
+        .sum();
+    let first_hour = base;
+    let stop = base + Duration::hours(25);
+    assert_eq!(
+        rolled, 25,
+        "from the oldest flow's hour up to the long review's"
+    );
+    let again = roll_up(&*repo, now).await.unwrap().unwrap();
+    assert_eq!((again.hours, again.counted_to), (0, Some(stop)));
+    assert!(flows.iter().all(|f| f.created_at >= first_hour));
+    assert_overview_is_the_live_count(&*repo, &flows, &[], now, base).await;
+
+    // Later: the review completes, an open flow of a rolled-up hour that
+    // expired untouched is written as expired, and a new flow opens.
+    let later = now + Duration::hours(10);
+    let completed = Flow {
+        state: FlowState::Completed,
+        version: long.version + 1,
+        updated_at: now + Duration::hours(1),
+        ..long.clone()
+    };
+    repo.apply(&update(&completed)).await.unwrap();
+    let stale = flows
+        .iter()
+        .position(|f| !f.state.is_terminal() && f.created_at < stop)
+        .unwrap();
+    let expired = Flow {
+        state: FlowState::Expired,
+        version: flows[stale].version + 1,
+        ..flows[stale].clone()
+    };
+    repo.apply(&update(&expired)).await.unwrap();
+    flows[stale] = expired;
+    *flows.last_mut().unwrap() = completed;
+    let fresh = flow(users[1].id, FlowType::SignIn, later - Duration::minutes(8));
+    repo.apply(&insert(&fresh)).await.unwrap();
+    flows.push(fresh.clone());
+    assert_overview_is_the_live_count(&*repo, &flows, &[], later, base).await;
+    let step = roll_up(&*repo, later).await.unwrap().unwrap();
+    assert_eq!(
+        step.counted_to,
+        Some(base + Duration::hours(39)),
+        "up to the hour of the flow still open"
+    );
+    assert_overview_is_the_live_count(&*repo, &flows, &[], later, base).await;
+
+    // A day and more on, retention removes the flows: the counts of their
+    // hours stay, and a flow of an hour not rolled up yet is kept however
+    // old (a review left open for days holds the roll-up back).
+    let days_on = later + Duration::hours(26);
+    let held = Flow {
+        state: FlowState::InReview,
+        expires_at: days_on + Duration::days(3),
+        ..flow(
+            users[0].id,
+            FlowType::Recovery,
+            later + Duration::minutes(20),
+        )
+    };
+    let behind = Flow {
+        state: FlowState::Completed,
+        ..flow(users[1].id, FlowType::SignIn, later + Duration::minutes(40))
+    };
+    for f in [&held, &behind] {
+        repo.apply(&insert(f)).await.unwrap();
+        flows.push(f.clone());
+    }
+    let clock = Arc::new(domain::ManualClock::new(days_on));
+    let housekeeping = domain::retention::Housekeeping::new(
+        repo.clone(),
+        clock,
+        domain::retention::RetentionPolicy {
+            flows_after_expiry: Duration::hours(24),
+            ..Default::default()
+        },
+    );
+    let report = housekeeping.run_once().await.unwrap();
+    assert_eq!(report.overview_hours, 1, "{report:?}");
+    // Removed: flows that expired before the hour held back began (the
+    // roll-up counted their hours), not the newer ones a day past expiry.
+    let held_hour = base + Duration::hours(40);
+    let removed: Vec<_> = flows
+        .iter()
+        .filter(|f| f.expires_at < held_hour)
+        .map(|f| f.id)
+        .collect();
+    assert!(removed.len() > 100);
+    assert_eq!(report.ended_flows, removed.len() as u64, "{report:?}");
+    assert!(matches!(
+        repo.flow(flows[0].id).await,
+        Err(domain::StoreError::NotFound)
+    ));
+    assert_eq!(repo.flow(fresh.id).await.unwrap(), fresh);
+    assert_eq!(repo.flow(behind.id).await.unwrap(), behind);
+    assert_overview_is_the_live_count(&*repo, &flows, &removed, days_on, base).await;
 }

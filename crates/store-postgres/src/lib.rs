@@ -169,6 +169,14 @@ impl Repository for PgStore {
         overview::overview(&self.pool, query).await
     }
 
+    async fn roll_up_flow_counts(
+        &self,
+        settled_at: OffsetDateTime,
+        max_hours: u32,
+    ) -> StoreResult<Option<domain::overview::RollUpStep>> {
+        overview::roll_up(&self.pool, settled_at, max_hours).await
+    }
+
     async fn lead_audit_maintenance(&self) -> StoreResult<Option<Box<dyn MaintenanceLease>>> {
         audit_trail::lead(&self.pool, &self.maintenance).await
     }

@@ -186,6 +186,14 @@ impl Repository for SqliteStore {
         overview::overview(&self.pool, query).await
     }
 
+    async fn roll_up_flow_counts(
+        &self,
+        settled_at: OffsetDateTime,
+        max_hours: u32,
+    ) -> StoreResult<Option<domain::overview::RollUpStep>> {
+        overview::roll_up(self.write().await?, settled_at, max_hours).await
+    }
+
     async fn lead_audit_maintenance(&self) -> StoreResult<Option<Box<dyn MaintenanceLease>>> {
         Ok(Some(Box::new(audit_trail::SqliteLease::new(
             self.write().await?,

@@ -327,6 +327,19 @@ impl Repository for MeteredRepository {
         )
     }
 
+    async fn roll_up_flow_counts(
+        &self,
+        settled_at: OffsetDateTime,
+        max_hours: u32,
+    ) -> StoreResult<Option<domain::overview::RollUpStep>> {
+        self.metrics.store_result(
+            self.inner
+                .roll_up_flow_counts(settled_at, max_hours)
+                .instrument(crate::traces::db_span("roll_up_flow_counts"))
+                .await,
+        )
+    }
+
     async fn overview(
         &self,
         query: &domain::overview::OverviewQuery,
