@@ -1,5 +1,5 @@
 //! The overview's counts: flows from the roll-up's hourly counts (migration
-//! 0017) for the whole hours it holds, and from the flows themselves for the
+//! 0018) for the whole hours it holds, and from the flows themselves for the
 //! rest of the period; audit events from their partial covering index
 //! (migration 0016).
 
