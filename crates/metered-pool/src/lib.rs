@@ -35,7 +35,9 @@ pub type AcquireObserver = Box<dyn Fn(Duration) + Send + Sync>;
 pub struct MeteredPool<DB: Database> {
     pool: Pool<DB>,
     meter: Arc<Meter>,
-    in_transactions: bool,
+    /// When statements run in transactions of their own: the statement
+    /// that opens every transaction taken from the pool.
+    in_transactions: Option<&'static str>,
 }
 
 #[derive(Default)]
@@ -49,20 +51,23 @@ impl<DB: Database> MeteredPool<DB> {
         Self {
             pool,
             meter: Arc::default(),
-            in_transactions: false,
+            in_transactions: None,
         }
     }
 
     /// Has every statement run on the pool itself (not on a connection or
-    /// transaction taken from it) run in a transaction of its own.
-    pub fn with_statements_in_transactions(mut self) -> Self {
-        self.in_transactions = true;
+    /// transaction taken from it) run in a transaction of its own, and every
+    /// transaction taken from it opened with `begin` (PostgreSQL behind a
+    /// pooler: `BEGIN; DEALLOCATE ALL`, so that no statement another client
+    /// prepared on the session it is lent is in the way).
+    pub fn with_statements_in_transactions(mut self, begin: &'static str) -> Self {
+        self.in_transactions = Some(begin);
         self
     }
 
     /// Whether statements run on the pool run in transactions of their own.
     pub fn statements_in_transactions(&self) -> bool {
-        self.in_transactions
+        self.in_transactions.is_some()
     }
 
     /// The pool itself: its size and idle connections, its options, closing.
@@ -102,7 +107,11 @@ impl<DB: Database> MeteredPool<DB> {
 
     /// A transaction on a connection from [`MeteredPool::acquire`].
     pub async fn begin(&self) -> Result<Transaction<'static, DB>, Error> {
-        Transaction::begin(self.acquire().await?, None).await
+        Transaction::begin(
+            self.acquire().await?,
+            self.in_transactions.map(Cow::Borrowed),
+        )
+        .await
     }
 
     /// A transaction opened with `statement` (SQLite's `BEGIN IMMEDIATE`).
@@ -195,7 +204,7 @@ where
     {
         let pool = self.clone();
         stream::once(async move {
-            if pool.in_transactions {
+            if pool.in_transactions.is_some() {
                 let mut tx = pool.begin().await?;
                 let results = tx.fetch_many(query).try_collect::<Vec<_>>().await?;
                 tx.commit().await?;
@@ -215,7 +224,7 @@ where
     {
         let pool = self.clone();
         Box::pin(async move {
-            if pool.in_transactions {
+            if pool.in_transactions.is_some() {
                 let mut tx = pool.begin().await?;
                 let done = tx.execute(query).await?;
                 tx.commit().await?;
@@ -231,7 +240,7 @@ where
     {
         let pool = self.clone();
         Box::pin(async move {
-            if pool.in_transactions {
+            if pool.in_transactions.is_some() {
                 let mut tx = pool.begin().await?;
                 let rows = tx.fetch_all(query).await?;
                 tx.commit().await?;
@@ -250,7 +259,7 @@ where
     {
         let pool = self.clone();
         Box::pin(async move {
-            if pool.in_transactions {
+            if pool.in_transactions.is_some() {
                 let mut tx = pool.begin().await?;
                 let row = tx.fetch_optional(query).await?;
                 tx.commit().await?;

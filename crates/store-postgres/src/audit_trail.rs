@@ -182,7 +182,9 @@ async fn try_lock(conn: &mut PgConnection, pooled: bool) -> StoreResult<bool> {
             .await
             .map_err(map_err);
     }
-    conn.execute("BEGIN").await.map_err(map_err)?;
+    conn.execute(crate::pool::POOLED_BEGIN)
+        .await
+        .map_err(map_err)?;
     let locked: bool = sqlx::query_scalar("SELECT pg_try_advisory_xact_lock($1)")
         .bind(MAINTENANCE_LOCK)
         .fetch_one(&mut *conn)

@@ -75,7 +75,7 @@ impl PgStore {
         let (pool, idle_cap) = pool::lazy(settings);
         let mut pool = MeteredPool::new(pool);
         if settings.pooler_mode == PoolerMode::Transaction {
-            pool = pool.with_statements_in_transactions();
+            pool = pool.with_statements_in_transactions(pool::POOLED_BEGIN);
         }
         Self {
             pool,

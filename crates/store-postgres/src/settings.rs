@@ -60,9 +60,9 @@ pub enum PoolerMode {
     Session,
     /// A PostgreSQL session only for the length of one transaction: a pooler
     /// in transaction mode (PgBouncer's `pool_mode = transaction`). Every
-    /// statement then runs in an explicit transaction, with the unnamed
-    /// prepared statement, and nothing is left on a session between
-    /// transactions.
+    /// statement then runs in an explicit transaction that starts by
+    /// deallocating the statements the session holds, no prepared statement
+    /// is used beyond its transaction, and no lock or setting outlives one.
     Transaction,
 }
 
@@ -144,7 +144,8 @@ impl PgSettings {
         if self.pooler_mode == PoolerMode::Transaction {
             // A statement prepared under a name stays on the server session
             // it was prepared on, which the next transaction may not get:
-            // every statement is prepared unnamed, in its transaction, again.
+            // no statement is cached, each is prepared in its transaction again
+            // (`pool::POOLED_BEGIN`).
             // `extra_float_digits` is a startup parameter PgBouncer refuses
             // unless told to ignore it; no statement here reads floats as text.
             options = options.statement_cache_capacity(0).extra_float_digits(None);
