@@ -30,6 +30,9 @@ pub(crate) struct SoakOptions {
     pub(crate) journal: PathBuf,
 }
 
+/// One process's (seconds since the start, MB) readings.
+type Readings = Vec<(f64, f64)>;
+
 /// Memory may grow by this fraction from the end of the warm-up to the end
 /// of the soak.
 pub(crate) const TOLERANCE: f64 = 0.10;
@@ -131,7 +134,7 @@ pub(crate) async fn soak(options: SoakOptions) -> anyhow::Result<()> {
     let rate = (max / 2.0).max(1.0);
     println!("faults: soak: maximum {max:.1} flows/s (64 in flight); soaking at {rate:.1} flows/s");
 
-    let samples: Arc<Mutex<Vec<Vec<(f64, f64)>>>> =
+    let samples: Arc<Mutex<Vec<Readings>>> =
         Arc::new(Mutex::new(vec![Vec::new(); options.pids.len()]));
     let start = Instant::now();
     let sampler = tokio::spawn({

@@ -118,11 +118,13 @@ async fn transaction_pooling_leaves_nothing_on_a_session() {
         .unwrap();
     // Only the statement asking, prepared in its own transaction.
     assert!(named <= 1, "{named} statements left on the session");
-    let locks: i64 =
-        sqlx::query_scalar("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'")
-            .fetch_one(store.pool())
-            .await
-            .unwrap();
+    let locks: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' \
+         AND database = (SELECT oid FROM pg_database WHERE datname = current_database())",
+    )
+    .fetch_one(store.pool())
+    .await
+    .unwrap();
     assert_eq!(locks, 0, "an advisory lock outlived the lease");
     // The other replica leads once it is released.
     let lease = other.lead_audit_maintenance().await.unwrap();
