@@ -11,6 +11,7 @@ mod overview;
 mod processes;
 mod report;
 mod rows;
+mod soak;
 mod timeline;
 mod webauthn;
 
@@ -147,6 +148,34 @@ enum FaultsAction {
         #[arg(long, default_value_t = 0.0, requires = "control")]
         capture_seconds: f64,
     },
+    /// Complete flows at half of the maximum rate (measured first) for
+    /// many minutes, the replicas' resident memory sampled; fails when it
+    /// keeps rising after the warm-up.
+    Soak {
+        /// The load balancer's base URL.
+        #[arg(long)]
+        base: String,
+        /// The provider double's control URL (`onfido` mode).
+        #[arg(long)]
+        control: Option<String>,
+        /// A process whose memory is sampled (repeatable).
+        #[arg(long = "pid", required = true)]
+        pids: Vec<u32>,
+        #[arg(long, default_value_t = 30.0)]
+        minutes: f64,
+        /// Memory before this is not judged (default: a third of the soak,
+        /// 5 minutes at most).
+        #[arg(long)]
+        warm_up_minutes: Option<f64>,
+        /// Seconds between samples.
+        #[arg(long, default_value_t = 5.0)]
+        every: f64,
+        /// Seconds of the maximum-rate measurement first.
+        #[arg(long, default_value_t = 20)]
+        probe_seconds: u64,
+        #[arg(long)]
+        journal: PathBuf,
+    },
     /// Serve the provider double for the replicas (`onfido` mode).
     Double {
         /// Where it delivers webhooks (the load balancer's webhook route).
@@ -214,6 +243,7 @@ fn settings(database: &str, pool: u32) -> anyhow::Result<PgSettings> {
         // replace their connections alike.
         conn_max_lifetime: PgSettings::DEFAULT_CONN_MAX_LIFETIME,
         conn_max_idle_time: PgSettings::DEFAULT_CONN_MAX_IDLE_TIME,
+        pooler_mode: store_postgres::PoolerMode::Session,
     })
 }
 
@@ -842,6 +872,31 @@ async fn main() -> anyhow::Result<()> {
                 .await
             }
             FaultsAction::Double { webhook_url, info } => faults::double(webhook_url, &info).await,
+            FaultsAction::Soak {
+                base,
+                control,
+                pids,
+                minutes,
+                warm_up_minutes,
+                every,
+                probe_seconds,
+                journal,
+            } => {
+                let minute = |m: f64| Duration::try_from_secs_f64(m * 60.0);
+                soak::soak(soak::SoakOptions {
+                    base,
+                    control,
+                    pids,
+                    duration: minute(minutes).context("--minutes takes a positive number")?,
+                    warm_up: minute(warm_up_minutes.unwrap_or((minutes / 3.0).min(5.0)))
+                        .context("--warm-up-minutes takes a positive number")?,
+                    every: Duration::try_from_secs_f64(every)
+                        .context("--every takes a positive number")?,
+                    probe: Duration::from_secs(probe_seconds.max(1)),
+                    journal,
+                })
+                .await
+            }
             FaultsAction::Check {
                 scenario,
                 journal,

@@ -8,6 +8,12 @@
 //! The pool is an sqlx [`Executor`] too, so a statement run on it directly
 //! takes its connection the same way. The numbers are read by whoever runs
 //! the store (the server's metrics); this crate knows no metrics library.
+//!
+//! Behind a pooler that lends a server session per transaction (PgBouncer's
+//! transaction mode), a statement outside a transaction may have its parse
+//! and its execution sent to different sessions. A pool built
+//! [`MeteredPool::with_statements_in_transactions`] runs every statement run
+//! on it in a transaction of its own.
 
 use std::borrow::Cow;
 use std::fmt;
@@ -29,6 +35,9 @@ pub type AcquireObserver = Box<dyn Fn(Duration) + Send + Sync>;
 pub struct MeteredPool<DB: Database> {
     pool: Pool<DB>,
     meter: Arc<Meter>,
+    /// When statements run in transactions of their own: the statement
+    /// that opens every transaction taken from the pool.
+    in_transactions: Option<&'static str>,
 }
 
 #[derive(Default)]
@@ -42,7 +51,23 @@ impl<DB: Database> MeteredPool<DB> {
         Self {
             pool,
             meter: Arc::default(),
+            in_transactions: None,
         }
+    }
+
+    /// Has every statement run on the pool itself (not on a connection or
+    /// transaction taken from it) run in a transaction of its own, and every
+    /// transaction taken from it opened with `begin` (PostgreSQL behind a
+    /// pooler: `BEGIN; DEALLOCATE ALL`, so that no statement another client
+    /// prepared on the session it is lent is in the way).
+    pub fn with_statements_in_transactions(mut self, begin: &'static str) -> Self {
+        self.in_transactions = Some(begin);
+        self
+    }
+
+    /// Whether statements run on the pool run in transactions of their own.
+    pub fn statements_in_transactions(&self) -> bool {
+        self.in_transactions.is_some()
     }
 
     /// The pool itself: its size and idle connections, its options, closing.
@@ -82,7 +107,11 @@ impl<DB: Database> MeteredPool<DB> {
 
     /// A transaction on a connection from [`MeteredPool::acquire`].
     pub async fn begin(&self) -> Result<Transaction<'static, DB>, Error> {
-        Transaction::begin(self.acquire().await?, None).await
+        Transaction::begin(
+            self.acquire().await?,
+            self.in_transactions.map(Cow::Borrowed),
+        )
+        .await
     }
 
     /// A transaction opened with `statement` (SQLite's `BEGIN IMMEDIATE`).
@@ -139,6 +168,7 @@ impl<DB: Database> Clone for MeteredPool<DB> {
         Self {
             pool: self.pool.clone(),
             meter: self.meter.clone(),
+            in_transactions: self.in_transactions,
         }
     }
 }
@@ -148,6 +178,7 @@ impl<DB: Database> fmt::Debug for MeteredPool<DB> {
         f.debug_struct("MeteredPool")
             .field("pool", &self.pool)
             .field("waiters", &self.waiters())
+            .field("in_transactions", &self.in_transactions)
             .finish()
     }
 }
@@ -173,6 +204,12 @@ where
     {
         let pool = self.clone();
         stream::once(async move {
+            if pool.in_transactions.is_some() {
+                let mut tx = pool.begin().await?;
+                let results = tx.fetch_many(query).try_collect::<Vec<_>>().await?;
+                tx.commit().await?;
+                return Ok(results);
+            }
             let mut conn = pool.acquire().await?;
             conn.fetch_many(query).try_collect::<Vec<_>>().await
         })
@@ -186,7 +223,15 @@ where
         E: 'q + Execute<'q, DB>,
     {
         let pool = self.clone();
-        Box::pin(async move { pool.acquire().await?.execute(query).await })
+        Box::pin(async move {
+            if pool.in_transactions.is_some() {
+                let mut tx = pool.begin().await?;
+                let done = tx.execute(query).await?;
+                tx.commit().await?;
+                return Ok(done);
+            }
+            pool.acquire().await?.execute(query).await
+        })
     }
 
     fn fetch_all<'e, 'q: 'e, E>(self, query: E) -> BoxFuture<'e, Result<Vec<DB::Row>, Error>>
@@ -194,7 +239,15 @@ where
         E: 'q + Execute<'q, DB>,
     {
         let pool = self.clone();
-        Box::pin(async move { pool.acquire().await?.fetch_all(query).await })
+        Box::pin(async move {
+            if pool.in_transactions.is_some() {
+                let mut tx = pool.begin().await?;
+                let rows = tx.fetch_all(query).await?;
+                tx.commit().await?;
+                return Ok(rows);
+            }
+            pool.acquire().await?.fetch_all(query).await
+        })
     }
 
     fn fetch_optional<'e, 'q: 'e, E>(
@@ -205,7 +258,15 @@ where
         E: 'q + Execute<'q, DB>,
     {
         let pool = self.clone();
-        Box::pin(async move { pool.acquire().await?.fetch_optional(query).await })
+        Box::pin(async move {
+            if pool.in_transactions.is_some() {
+                let mut tx = pool.begin().await?;
+                let row = tx.fetch_optional(query).await?;
+                tx.commit().await?;
+                return Ok(row);
+            }
+            pool.acquire().await?.fetch_optional(query).await
+        })
     }
 
     fn prepare_with<'e, 'q: 'e>(

@@ -21,7 +21,7 @@ use domain::service::FlowPolicy;
 use http_common::HttpLimits;
 use management::{ManagementAuth, ManagementUi};
 use secrecy::{ExposeSecret, SecretString};
-use store_postgres::{PgSettings, SslMode};
+use store_postgres::{PgSettings, PoolerMode, SslMode};
 use store_sqlite::SqliteSettings;
 use url::Url;
 
@@ -452,6 +452,15 @@ fn read_postgres(r: &mut Reader<'_>) -> Option<PgSettings> {
         "DB_CONN_MAX_IDLE_TIME",
         PgSettings::DEFAULT_CONN_MAX_IDLE_TIME,
     );
+    let pooler_mode = r.parsed("DB_POOLER_MODE", PoolerMode::Session, |raw| {
+        raw.parse().map_err(|()| {
+            format!(
+                "unknown mode {raw:?}; use session (PostgreSQL itself, or a pooler in session \
+                 mode) or transaction (a pooler in transaction mode, such as PgBouncer's \
+                 pool_mode = transaction)"
+            )
+        })
+    });
     host_raw?;
     Some(PgSettings {
         host: host.to_owned(),
@@ -464,6 +473,7 @@ fn read_postgres(r: &mut Reader<'_>) -> Option<PgSettings> {
         max_idle_conns: max_idle,
         conn_max_lifetime: lifetime,
         conn_max_idle_time: idle_time,
+        pooler_mode,
     })
 }
 
@@ -1289,6 +1299,16 @@ impl MigrateConfig {
         let mut r = Reader::new(env);
         let log_level = LogLevel::read(&mut r);
         let database = DatabaseConfig::read(&mut r);
+        if let Some(DatabaseConfig::Postgres(settings)) = &database
+            && settings.pooler_mode == PoolerMode::Transaction
+        {
+            r.problem(
+                "DB_POOLER_MODE",
+                "is transaction, but migrations need a session of their own (they hold a lock \
+                 across statements and transactions); point this job's DB_HOST at PostgreSQL \
+                 itself or at a pooler's session-mode port, and leave DB_POOLER_MODE unset",
+            );
+        }
         let config = database.map(|database| Self {
             log_level,
             database,

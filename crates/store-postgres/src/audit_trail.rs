@@ -5,6 +5,13 @@
 //! connection of the maintainer's own, outside the pool, so the lock goes when
 //! the connection closes, whatever happens to the maintainer. Each replica keeps
 //! that connection between runs ([`MaintenanceSession`]).
+//!
+//! Behind a pooler in transaction mode (`DB_POOLER_MODE=transaction`) no
+//! session lasts beyond a transaction: the lease is then a transaction-scoped
+//! advisory lock in a transaction the maintainer's connection keeps open
+//! while it leads (the pooler keeps it on one server session meanwhile, and
+//! ends it, lock and all, if the maintainer goes), and the lease's work runs
+//! on the pool, each step in transactions of its own.
 
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
@@ -108,6 +115,7 @@ pub(crate) async fn lead(
     session: &Arc<MaintenanceSession>,
 ) -> StoreResult<Option<Box<dyn MaintenanceLease>>> {
     let lifetime = pool.sqlx().options().get_max_lifetime();
+    let pooled = pool.statements_in_transactions();
     let kept = match session.take() {
         None => None,
         Some(parked) if lifetime.is_some_and(|lifetime| parked.opened.elapsed() >= lifetime) => {
@@ -115,7 +123,7 @@ pub(crate) async fn lead(
             let _ = parked.conn.close().await;
             None
         }
-        Some(mut parked) => match try_lock(&mut parked.conn).await {
+        Some(mut parked) => match try_lock(&mut parked.conn, pooled).await {
             Ok(leader) => Some((parked, leader)),
             // It went away (a database restart, a connection cut by the
             // network): a new one.
@@ -130,7 +138,7 @@ pub(crate) async fn lead(
         None => {
             let mut conn = connect(pool).await?;
             let opened = Instant::now();
-            let leader = try_lock(&mut conn).await?;
+            let leader = try_lock(&mut conn, pooled).await?;
             (Parked { conn, opened }, leader)
         }
     };
@@ -141,6 +149,7 @@ pub(crate) async fn lead(
     Ok(Some(Box::new(PgLease {
         held: parked,
         session: Arc::clone(session),
+        pool: pooled.then(|| pool.clone()),
     })))
 }
 
@@ -162,17 +171,69 @@ async fn connect(pool: &StorePool) -> StoreResult<PgConnection> {
         .map_err(map_err)
 }
 
-async fn try_lock(conn: &mut PgConnection) -> StoreResult<bool> {
-    sqlx::query_scalar("SELECT pg_try_advisory_lock($1)")
-        .bind(MAINTENANCE_LOCK)
-        .fetch_one(conn)
+/// Takes the maintenance lock: on the session, or behind a pooler in
+/// transaction mode, in a transaction left open while it is held (rolled
+/// back at once when another maintainer holds it).
+async fn try_lock(conn: &mut PgConnection, pooled: bool) -> StoreResult<bool> {
+    if !pooled {
+        return sqlx::query_scalar("SELECT pg_try_advisory_lock($1)")
+            .bind(MAINTENANCE_LOCK)
+            .fetch_one(conn)
+            .await
+            .map_err(map_err);
+    }
+    conn.execute(crate::pool::POOLED_BEGIN)
         .await
-        .map_err(map_err)
+        .map_err(map_err)?;
+    let locked: bool = sqlx::query_scalar("SELECT pg_try_advisory_xact_lock($1)")
+        .bind(MAINTENANCE_LOCK)
+        .fetch_one(&mut *conn)
+        .await
+        .map_err(map_err)?;
+    if !locked {
+        conn.execute("ROLLBACK").await.map_err(map_err)?;
+    }
+    Ok(locked)
 }
 
 struct PgLease {
     held: Parked,
     session: Arc<MaintenanceSession>,
+    /// Behind a pooler in transaction mode, where the lease's work runs.
+    pool: Option<StorePool>,
+}
+
+/// Where one step of the lease's work runs: the maintainer's session, or
+/// behind a pooler in transaction mode, a transaction of its own from the
+/// pool (a step's own transactions nest in it as savepoints).
+enum Work<'a> {
+    Held(&'a mut PgConnection),
+    Own(sqlx::Transaction<'static, sqlx::Postgres>),
+}
+
+impl Work<'_> {
+    fn conn(&mut self) -> &mut PgConnection {
+        match self {
+            Work::Held(conn) => conn,
+            Work::Own(tx) => tx,
+        }
+    }
+
+    async fn done(self) -> StoreResult<()> {
+        match self {
+            Work::Held(_) => Ok(()),
+            Work::Own(tx) => tx.commit().await.map_err(map_err),
+        }
+    }
+}
+
+impl PgLease {
+    async fn work(&mut self) -> StoreResult<Work<'_>> {
+        match &self.pool {
+            None => Ok(Work::Held(&mut self.held.conn)),
+            Some(pool) => Ok(Work::Own(pool.begin().await.map_err(map_err)?)),
+        }
+    }
 }
 
 #[async_trait]
@@ -182,17 +243,24 @@ impl MaintenanceLease for PgLease {
     }
 
     async fn partitions(&mut self) -> StoreResult<Vec<Month>> {
-        partitions(&mut self.held.conn).await
+        let mut work = self.work().await?;
+        let months = partitions(work.conn()).await?;
+        work.done().await?;
+        Ok(months)
     }
 
     async fn months_outside_partitions(&mut self) -> StoreResult<Vec<Month>> {
-        months_outside_partitions(&mut self.held.conn).await
+        let mut work = self.work().await?;
+        let months = months_outside_partitions(work.conn()).await?;
+        work.done().await?;
+        Ok(months)
     }
 
     async fn create_partition(&mut self, month: Month) -> StoreResult<u64> {
         let name = partition_name(month);
         let (from, to) = (literal(month.start()), literal(month.end()));
-        let mut tx = self.held.conn.begin().await.map_err(map_err)?;
+        let mut work = self.work().await?;
+        let mut tx = work.conn().begin().await.map_err(map_err)?;
         for statement in [
             LOCK_TIMEOUT.to_owned(),
             // Holds off inserts into the default partition while its rows of
@@ -222,30 +290,41 @@ impl MaintenanceLease for PgLease {
         .await
         .map_err(map_err)?;
         tx.commit().await.map_err(map_err)?;
+        work.done().await?;
         Ok(moved)
     }
 
     async fn months_present(&mut self) -> StoreResult<Vec<Month>> {
-        months_present(&mut self.held.conn).await
+        let mut work = self.work().await?;
+        let months = months_present(work.conn()).await?;
+        work.done().await?;
+        Ok(months)
     }
 
     async fn count_month(&mut self, month: Month) -> StoreResult<i64> {
-        sqlx::query_scalar(
+        let mut work = self.work().await?;
+        let count = sqlx::query_scalar(
             "SELECT count(*) FROM audit_events WHERE occurred_at >= $1 AND occurred_at < $2",
         )
         .bind(month.start())
         .bind(month.end())
-        .fetch_one(&mut self.held.conn)
+        .fetch_one(work.conn())
         .await
-        .map_err(map_err)
+        .map_err(map_err)?;
+        work.done().await?;
+        Ok(count)
     }
 
     async fn archive_of(&mut self, month: Month) -> StoreResult<Option<ArchiveManifest>> {
-        archive_of(&mut self.held.conn, month).await
+        let mut work = self.work().await?;
+        let archive = archive_of(work.conn(), month).await?;
+        work.done().await?;
+        Ok(archive)
     }
 
     async fn drop_month(&mut self, month: Month) -> StoreResult<()> {
-        let mut tx = self.held.conn.begin().await.map_err(map_err)?;
+        let mut work = self.work().await?;
+        let mut tx = work.conn().begin().await.map_err(map_err)?;
         sqlx::query(LOCK_TIMEOUT)
             .execute(&mut *tx)
             .await
@@ -261,7 +340,8 @@ impl MaintenanceLease for PgLease {
             .execute(&mut *tx)
             .await
             .map_err(map_err)?;
-        tx.commit().await.map_err(map_err)
+        tx.commit().await.map_err(map_err)?;
+        work.done().await
     }
 
     async fn seal_horizon(&mut self) -> StoreResult<Option<i64>> {
@@ -282,7 +362,16 @@ impl MaintenanceLease for PgLease {
             HORIZON_LOCK_WAIT.as_millis()
         );
         for attempt in 1..=HORIZON_ATTEMPTS {
-            match self.held.conn.fetch_all(query.as_str()).await {
+            // One simple query is one message: a pooler in transaction mode
+            // sends it whole to one server session, outside any transaction.
+            let horizon = match &self.pool {
+                None => self.held.conn.fetch_all(query.as_str()).await,
+                Some(pool) => match pool.acquire().await {
+                    Ok(mut conn) => conn.fetch_all(query.as_str()).await,
+                    Err(e) => Err(e),
+                },
+            };
+            match horizon {
                 Ok(rows) => {
                     let row = rows
                         .last()
@@ -301,12 +390,14 @@ impl MaintenanceLease for PgLease {
     }
 
     async fn seal_head(&mut self) -> StoreResult<Option<SealHead>> {
+        let mut work = self.work().await?;
         let row = sqlx::query(
             "SELECT seal_no, to_seq, mac FROM audit_seals ORDER BY seal_no DESC LIMIT 1",
         )
-        .fetch_optional(&mut self.held.conn)
+        .fetch_optional(work.conn())
         .await
         .map_err(map_err)?;
+        work.done().await?;
         row.map(|row| {
             Ok(SealHead {
                 seal_no: row.try_get("seal_no").map_err(map_err)?,
@@ -323,29 +414,34 @@ impl MaintenanceLease for PgLease {
         upto: i64,
         limit: u32,
     ) -> StoreResult<Vec<AuditEvent>> {
+        let mut work = self.work().await?;
         let rows = sqlx::query(&format!(
             "SELECT {COLUMNS} FROM audit_events WHERE seq > $1 AND seq <= $2 ORDER BY seq LIMIT $3"
         ))
         .bind(after)
         .bind(upto)
         .bind(i64::from(limit))
-        .fetch_all(&mut self.held.conn)
+        .fetch_all(work.conn())
         .await
         .map_err(map_err)?;
+        work.done().await?;
         rows.iter().map(to_event).collect()
     }
 
     async fn count_after(&mut self, after: i64) -> StoreResult<u64> {
+        let mut work = self.work().await?;
         let count: i64 = sqlx::query_scalar("SELECT count(*) FROM audit_events WHERE seq > $1")
             .bind(after)
-            .fetch_one(&mut self.held.conn)
+            .fetch_one(work.conn())
             .await
             .map_err(map_err)?;
+        work.done().await?;
         Ok(u64::try_from(count).unwrap_or_default())
     }
 
     async fn insert_seals(&mut self, seals: &[Seal]) -> StoreResult<()> {
-        let mut tx = self.held.conn.begin().await.map_err(map_err)?;
+        let mut work = self.work().await?;
+        let mut tx = work.conn().begin().await.map_err(map_err)?;
         for seal in seals {
             let h = &seal.header;
             sqlx::query(
@@ -366,11 +462,13 @@ impl MaintenanceLease for PgLease {
             .await
             .map_err(map_err)?;
         }
-        tx.commit().await.map_err(map_err)
+        tx.commit().await.map_err(map_err)?;
+        work.done().await
     }
 
     async fn replace_seals(&mut self, seals: &[Seal]) -> StoreResult<()> {
-        let mut tx = self.held.conn.begin().await.map_err(map_err)?;
+        let mut work = self.work().await?;
+        let mut tx = work.conn().begin().await.map_err(map_err)?;
         for seal in seals {
             let h = &seal.header;
             let replaced = sqlx::query(
@@ -389,10 +487,24 @@ impl MaintenanceLease for PgLease {
                 return Err(StoreError::NotFound);
             }
         }
-        tx.commit().await.map_err(map_err)
+        tx.commit().await.map_err(map_err)?;
+        work.done().await
     }
 
     async fn release(mut self: Box<Self>) -> StoreResult<()> {
+        if self.pool.is_some() {
+            // Ending the transaction releases its lock.
+            return match self.held.conn.execute("ROLLBACK").await {
+                Ok(_) => {
+                    self.session.park(self.held);
+                    Ok(())
+                }
+                Err(e) => {
+                    let _ = self.held.conn.close().await;
+                    Err(map_err(e))
+                }
+            };
+        }
         let unlocked: Result<bool, _> = sqlx::query_scalar("SELECT pg_advisory_unlock($1)")
             .bind(MAINTENANCE_LOCK)
             .fetch_one(&mut self.held.conn)
@@ -523,8 +635,11 @@ async fn months_present(conn: &mut PgConnection) -> StoreResult<Vec<Month>> {
 }
 
 pub(crate) async fn months(pool: &StorePool) -> StoreResult<Vec<Month>> {
-    let mut conn = pool.acquire().await.map_err(map_err)?;
-    months_present(&mut conn).await
+    // Two statements read as one: in a transaction, also behind a pooler.
+    let mut tx = pool.begin().await.map_err(map_err)?;
+    let months = months_present(&mut tx).await?;
+    tx.commit().await.map_err(map_err)?;
+    Ok(months)
 }
 
 const ARCHIVE_COLUMNS: &str = "month, row_count, first_occurred_at, last_occurred_at, sha256, \
@@ -561,7 +676,7 @@ pub(crate) async fn record_archive(
     pool: &StorePool,
     m: &ArchiveManifest,
 ) -> StoreResult<ArchiveRecorded> {
-    let mut conn = pool.acquire().await.map_err(map_err)?;
+    let mut conn = pool.begin().await.map_err(map_err)?;
     let inserted = sqlx::query(
         "INSERT INTO audit_archives (month, row_count, first_occurred_at, last_occurred_at, sha256, \
          file_name, archived_at, archived_by) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
@@ -580,11 +695,13 @@ pub(crate) async fn record_archive(
     .map_err(map_err)?
     .rows_affected();
     if inserted == 1 {
+        conn.commit().await.map_err(map_err)?;
         return Ok(ArchiveRecorded::New);
     }
     let existing = archive_of(&mut conn, m.month)
         .await?
         .ok_or(StoreError::NotFound)?;
+    conn.commit().await.map_err(map_err)?;
     Ok(domain::audit::trail::compare_archives(existing, m))
 }
 

@@ -37,6 +37,13 @@ pub(crate) fn map_err(err: sqlx::Error) -> StoreError {
                 {
                     StoreError::Unavailable(format!("postgres error {c}"))
                 }
+                // invalid_sql_statement_name, duplicate_prepared_statement:
+                // a statement prepared on one server session and used on
+                // another, which only a pooler in transaction mode does.
+                c @ ("26000" | "42P05") => StoreError::Unavailable(format!(
+                    "postgres error {c}: prepared statements are lost between statements; \
+                     DB_HOST looks like a pooler in transaction mode: set DB_POOLER_MODE=transaction"
+                )),
                 c => StoreError::Other(format!("postgres error {c}: {}", db.message())),
             }
         }

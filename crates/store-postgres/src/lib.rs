@@ -41,7 +41,7 @@ use uuid::Uuid;
 pub use audit_trail::MAINTENANCE_APPLICATION_NAME as AUDIT_MAINTENANCE_APPLICATION_NAME;
 pub use audit_trail::MAINTENANCE_LOCK as AUDIT_MAINTENANCE_LOCK;
 pub use retention::PURGE_LOCK;
-pub use settings::{PgSettings, SslMode};
+pub use settings::{PgSettings, PoolerMode, SslMode};
 
 use crate::audit_trail::MaintenanceSession;
 use crate::errors::map_err;
@@ -74,8 +74,12 @@ impl PgStore {
     /// `/api/health`) even while the database is down, and connects on first use.
     pub fn connect_lazy(settings: &PgSettings) -> Self {
         let (pool, idle_cap) = pool::lazy(settings);
+        let mut pool = MeteredPool::new(pool);
+        if settings.pooler_mode == PoolerMode::Transaction {
+            pool = pool.with_statements_in_transactions(pool::POOLED_BEGIN);
+        }
         Self {
-            pool: MeteredPool::new(pool),
+            pool,
             maintenance: Arc::default(),
             _idle_cap: idle_cap,
         }
@@ -154,6 +158,11 @@ impl Repository for PgStore {
     }
 
     async fn append_audit(&self, event: &NewAuditEvent) -> StoreResult<()> {
+        if self.pool.statements_in_transactions() {
+            let mut tx = self.pool.begin().await.map_err(map_err)?;
+            audit::insert(&mut tx, event).await?;
+            return tx.commit().await.map_err(map_err);
+        }
         let mut conn = self.pool.acquire().await.map_err(map_err)?;
         audit::insert(&mut conn, event).await
     }

@@ -13,6 +13,15 @@ use crate::PgSettings;
 /// for its own, before the store reports the database as unavailable.
 pub(crate) const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// How a transaction opens behind a pooler in transaction mode. sqlx names
+/// the statements it prepares (`sqlx_s_1`, …, counted per connection) even
+/// with its statement cache off, and never closes an uncached one: on a server
+/// session lent to one client after another, the next client's first name
+/// would already be taken. Each transaction starts by deallocating whatever
+/// the session holds; what it prepares itself lives until the next one's
+/// start.
+pub(crate) const POOLED_BEGIN: &str = "BEGIN; DEALLOCATE ALL";
+
 /// A pooled connection idle for longer than this is pinged before use. The
 /// pool pings every connection as it is returned, so one taken back sooner is
 /// known to be alive; pinging it again would add a round trip to every

@@ -51,6 +51,37 @@ impl From<SslMode> for PgSslMode {
     }
 }
 
+/// `DB_POOLER_MODE`: what one connection to `DB_HOST` holds on to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum PoolerMode {
+    /// One PostgreSQL session for as long as the connection is open:
+    /// PostgreSQL itself, or a pooler in session mode.
+    #[default]
+    Session,
+    /// A PostgreSQL session only for the length of one transaction: a pooler
+    /// in transaction mode (PgBouncer's `pool_mode = transaction`). Every
+    /// statement then runs in an explicit transaction that starts by
+    /// deallocating the statements the session holds, no prepared statement
+    /// is used beyond its transaction, and no lock or setting outlives one.
+    Transaction,
+}
+
+impl PoolerMode {
+    pub const NAMES: &'static str = "session, transaction";
+}
+
+impl FromStr for PoolerMode {
+    type Err = ();
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "session" => Ok(Self::Session),
+            "transaction" => Ok(Self::Transaction),
+            _ => Err(()),
+        }
+    }
+}
+
 /// Everything needed to reach PostgreSQL. `Debug` never prints the password.
 #[derive(Clone)]
 pub struct PgSettings {
@@ -67,6 +98,7 @@ pub struct PgSettings {
     pub max_idle_conns: u32,
     pub conn_max_lifetime: Duration,
     pub conn_max_idle_time: Duration,
+    pub pooler_mode: PoolerMode,
 }
 
 impl PgSettings {
@@ -89,6 +121,7 @@ impl fmt::Debug for PgSettings {
             .field("max_idle_conns", &self.max_idle_conns)
             .field("conn_max_lifetime", &self.conn_max_lifetime)
             .field("conn_max_idle_time", &self.conn_max_idle_time)
+            .field("pooler_mode", &self.pooler_mode)
             .finish()
     }
 }
@@ -107,6 +140,15 @@ impl PgSettings {
             .application_name(APPLICATION_NAME);
         if let Some(password) = &self.password {
             options = options.password(password.expose_secret());
+        }
+        if self.pooler_mode == PoolerMode::Transaction {
+            // A statement prepared under a name stays on the server session
+            // it was prepared on, which the next transaction may not get:
+            // no statement is cached, each is prepared in its transaction again
+            // (`pool::POOLED_BEGIN`).
+            // `extra_float_digits` is a startup parameter PgBouncer refuses
+            // unless told to ignore it; no statement here reads floats as text.
+            options = options.statement_cache_capacity(0).extra_float_digits(None);
         }
         options
     }

@@ -23,6 +23,7 @@ fn settings(db: &TestDatabase) -> PgSettings {
         max_idle_conns: 4,
         conn_max_lifetime: Duration::from_secs(300),
         conn_max_idle_time: Duration::from_secs(60),
+        pooler_mode: store_postgres::PoolerMode::Session,
     }
 }
 
@@ -50,6 +51,91 @@ async fn fresh() -> Fixture {
 }
 
 store_conformance::conformance_suite!(fresh);
+
+/// The whole suite again with `DB_POOLER_MODE=transaction`: every statement
+/// in a transaction of its own, statements prepared unnamed, the audit
+/// maintenance's lease a transaction-scoped lock. (`scripts/faults` runs
+/// this mode through PgBouncer itself.)
+mod transaction_pooling {
+    use super::*;
+
+    pub(super) fn pooled(db: &TestDatabase) -> PgSettings {
+        PgSettings {
+            pooler_mode: store_postgres::PoolerMode::Transaction,
+            ..settings(db)
+        }
+    }
+
+    async fn fresh() -> Fixture {
+        let db = fresh_database().await;
+        // Migrations run on a session of their own, as `migrate` requires.
+        let migrator = PgStore::connect_lazy(&settings(&db));
+        migrator.migrate().await.unwrap();
+        migrator.close().await;
+        let store = PgStore::connect_lazy(&pooled(&db));
+        let pool = store.pool().sqlx().clone();
+        let tamper: Tamper = Arc::new(move |sql: String| {
+            let pool = pool.clone();
+            Box::pin(async move {
+                sqlx::query(&sql).execute(&pool).await.unwrap();
+            })
+        });
+        Fixture::new(Arc::new(store), tamper, db)
+    }
+
+    store_conformance::conformance_suite!(fresh);
+}
+
+/// Under transaction pooling nothing is left on a server session between
+/// transactions: no named prepared statement, and no advisory lock once the
+/// audit maintainer has let go; while it leads, no one else does.
+#[tokio::test]
+async fn transaction_pooling_leaves_nothing_on_a_session() {
+    let db = fresh_database().await;
+    let migrator = PgStore::connect_lazy(&settings(&db));
+    migrator.migrate().await.unwrap();
+    migrator.close().await;
+    let one = |db: &TestDatabase| PgSettings {
+        max_open_conns: 1,
+        max_idle_conns: 1,
+        ..transaction_pooling::pooled(db)
+    };
+    let store = PgStore::connect_lazy(&one(&db));
+    let other = PgStore::connect_lazy(&one(&db));
+    store.ping().await.unwrap();
+    store.audit_months().await.unwrap();
+    let lease = store.lead_audit_maintenance().await.unwrap();
+    let mut lease = lease.expect("the only maintainer leads");
+    lease.seal_head().await.unwrap();
+    lease.count_after(0).await.unwrap();
+    assert!(other.lead_audit_maintenance().await.unwrap().is_none());
+    lease.release().await.unwrap();
+
+    // The pool's one session: what a statement run on it sees.
+    let named: i64 = sqlx::query_scalar("SELECT count(*) FROM pg_prepared_statements")
+        .fetch_one(store.pool())
+        .await
+        .unwrap();
+    // Only the statement asking, prepared in its own transaction.
+    assert!(named <= 1, "{named} statements left on the session");
+    let locks: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' \
+         AND database = (SELECT oid FROM pg_database WHERE datname = current_database())",
+    )
+    .fetch_one(store.pool())
+    .await
+    .unwrap();
+    assert_eq!(locks, 0, "an advisory lock outlived the lease");
+    // The other replica leads once it is released.
+    let lease = other.lead_audit_maintenance().await.unwrap();
+    lease
+        .expect("led after the release")
+        .release()
+        .await
+        .unwrap();
+    store.close().await;
+    other.close().await;
+}
 
 #[tokio::test]
 async fn migrate_twice_applies_nothing_the_second_time() {

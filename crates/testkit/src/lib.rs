@@ -97,6 +97,7 @@ pub async fn fresh_store(
                 max_idle_conns: 8,
                 conn_max_lifetime: Duration::from_secs(300),
                 conn_max_idle_time: Duration::from_secs(60),
+                pooler_mode: store_postgres::PoolerMode::Session,
             };
             let repo = PgStore::connect_lazy(&settings);
             repo.migrate().await.unwrap();

@@ -454,6 +454,28 @@ fn migrate_needs_only_the_database() {
 }
 
 #[test]
+fn transaction_pooling_is_for_the_runtimes_not_for_migrations() {
+    let config = CoreConfig::from_env(&core_env(&[("DB_POOLER_MODE", "transaction")])).unwrap();
+    assert_eq!(pg(&config.common).pooler_mode, PoolerMode::Transaction);
+    let config = CoreConfig::from_env(&core_env(&[])).unwrap();
+    assert_eq!(pg(&config.common).pooler_mode, PoolerMode::Session);
+    let problems = CoreConfig::from_env(&core_env(&[("DB_POOLER_MODE", "statement")])).unwrap_err();
+    assert_eq!(variables(&problems), vec!["DB_POOLER_MODE"]);
+
+    let direct = [("DB_HOST", "db"), ("DB_USER", "u"), ("DB_NAME", "n")];
+    let env = Env::from_pairs(direct.into_iter().chain([("DB_POOLER_MODE", "session")]));
+    assert!(MigrateConfig::from_env(&env).is_ok());
+    let env = Env::from_pairs(
+        direct
+            .into_iter()
+            .chain([("DB_POOLER_MODE", "transaction")]),
+    );
+    let problems = MigrateConfig::from_env(&env).unwrap_err();
+    assert_eq!(variables(&problems), vec!["DB_POOLER_MODE"]);
+    assert!(problems.0[0].message.contains("session"));
+}
+
+#[test]
 fn sqlite_needs_no_db_variables() {
     let env = Env::from_pairs([
         ("BIOMETRIC_PASSKEY_STORE", "sqlite"),
