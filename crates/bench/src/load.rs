@@ -37,10 +37,21 @@ pub(crate) enum Scenario {
     SignInBuiltin,
     StepUpBuiltin,
     RecoveryBuiltin,
+    /// `POST /flows` alone, as fast as it is answered (the flows stay open).
+    CreateRegistration,
+    CreateSignIn,
+    CreateStepUp,
+    CreateRecovery,
+    /// The fixed yardstick's request: one transaction of an UPDATE and an INSERT.
+    Yardstick,
+    /// The same work as one statement.
+    YardstickOneStatement,
 }
 
 impl Scenario {
-    pub(crate) const ALL: [Self; 9] = [
+    pub(crate) const ALL: [Self; 15] = [
+        Self::Yardstick,
+        Self::YardstickOneStatement,
         Self::Registration,
         Self::SignIn,
         Self::StepUp,
@@ -50,6 +61,10 @@ impl Scenario {
         Self::SignInBuiltin,
         Self::StepUpBuiltin,
         Self::RecoveryBuiltin,
+        Self::CreateRegistration,
+        Self::CreateSignIn,
+        Self::CreateStepUp,
+        Self::CreateRecovery,
     ];
 
     pub(crate) fn name(self) -> &'static str {
@@ -63,6 +78,28 @@ impl Scenario {
             Self::SignInBuiltin => "sign_in_builtin",
             Self::StepUpBuiltin => "step_up_builtin",
             Self::RecoveryBuiltin => "recovery_builtin",
+            Self::CreateRegistration => "create_registration",
+            Self::CreateSignIn => "create_sign_in",
+            Self::CreateStepUp => "create_step_up",
+            Self::CreateRecovery => "create_recovery",
+            Self::Yardstick => "yardstick",
+            Self::YardstickOneStatement => "yardstick_one_statement",
+        }
+    }
+
+    /// The fixed yardstick's requests, not the product's.
+    pub(crate) fn yardstick(self) -> bool {
+        matches!(self, Self::Yardstick | Self::YardstickOneStatement)
+    }
+
+    /// `POST /flows` alone: the flow it creates.
+    pub(crate) fn creates_only(self) -> Option<Self> {
+        match self {
+            Self::CreateRegistration => Some(Self::Registration),
+            Self::CreateSignIn => Some(Self::SignIn),
+            Self::CreateStepUp => Some(Self::StepUp),
+            Self::CreateRecovery => Some(Self::Recovery),
+            _ => None,
         }
     }
 
@@ -98,6 +135,9 @@ pub(crate) const POSSESSION: Step = "POST /flows/{id}/possession";
 pub(crate) const OUTCOME: Step = "POST /synthetic/runs/{run}/outcome";
 pub(crate) const READ: Step = "GET /flows/{id}";
 pub(crate) const WEBHOOK: Step = "POST /providers/onfido/webhooks";
+pub(crate) const YARDSTICK: Step = "POST /yardstick/{key} (BEGIN, UPDATE, INSERT, COMMIT)";
+pub(crate) const YARDSTICK_ONE_STATEMENT: Step =
+    "POST /yardstick/{key}/one-statement (one data-modifying CTE)";
 /// The provider double's control call that completes a run (not the product's).
 pub(crate) const COMPLETE_AT_PROVIDER: Step = "provider double: run completed";
 
@@ -727,6 +767,26 @@ impl Target {
         rec: &mut Recorder,
         vu: &mut VirtualUser,
     ) -> anyhow::Result<()> {
+        if let Some(flow) = scenario.creates_only() {
+            return self.create(rec, creation(flow, vu)).await.map(drop);
+        }
+        if scenario.yardstick() {
+            let (step, path) = match scenario {
+                Scenario::Yardstick => (YARDSTICK, format!("/yardstick/{}", vu.external_id)),
+                _ => (
+                    YARDSTICK_ONE_STATEMENT,
+                    format!("/yardstick/{}/one-statement", vu.external_id),
+                ),
+            };
+            let body = json!({ "kind": "flow.created", "detail": {
+                "correlation_id": unique("bench-correlation"), "actor": "api_key:bench",
+                "flow_type": "sign_in", "reason": "requested by the customer's backend",
+            }});
+            return self
+                .call(rec, step, reqwest::Method::POST, &path, Some(body))
+                .await
+                .map(drop);
+        }
         match scenario.flow() {
             Scenario::Registration => self.register(rec).await.map(drop),
             Scenario::SignIn => {
@@ -770,6 +830,38 @@ impl Target {
             }
         }
     }
+}
+
+/// The body of `POST /flows` that starts `flow` for `vu` (registration: for
+/// a new user), as the complete flows send it.
+fn creation(flow: Scenario, vu: &VirtualUser) -> Value {
+    match flow {
+        Scenario::Registration => {
+            json!({ "type": "registration", "external_user_id": unique("bench-user") })
+        }
+        Scenario::SignIn => json!({ "type": "sign_in", "external_user_id": vu.external_id }),
+        Scenario::StepUp => json!({ "type": "step_up", "external_user_id": vu.external_id,
+            "transaction_context": { "payee": "ACME Ltd", "amount": "2500.00 EUR" } }),
+        _ => json!({ "type": "recovery", "external_user_id": vu.external_id }),
+    }
+}
+
+/// The yardstick's clients: `users_per_client` accounts each, numbered from
+/// 0 as `yardstick::prepare` creates them.
+pub(crate) fn yardstick_clients(clients: usize, users_per_client: usize) -> Vec<Client> {
+    (0..clients.max(1))
+        .map(|c| Client {
+            users: (0..users_per_client.max(1))
+                .map(|u| VirtualUser {
+                    external_id: (c * users_per_client.max(1) + u).to_string(),
+                    credential: String::new(),
+                    sign_count: 0,
+                    phone: None,
+                })
+                .collect(),
+            next: 0,
+        })
+        .collect()
 }
 
 /// Registers `clients × users_per_client` users, `concurrency` at a time,

@@ -14,6 +14,7 @@ mod rows;
 mod soak;
 mod timeline;
 mod webauthn;
+mod yardstick;
 
 use std::net::{Ipv4Addr, SocketAddr, TcpListener as StdListener};
 use std::path::PathBuf;
@@ -51,6 +52,14 @@ enum Command {
         #[arg(long, value_enum, default_value_t = baseline::Provider::Synthetic)]
         provider: baseline::Provider,
     },
+    /// Serve the fixed yardstick on loopback (database from DB_* variables):
+    /// one UPDATE and one INSERT per request.
+    Yardstick {
+        #[arg(long)]
+        port: u16,
+        #[arg(long, default_value_t = 8)]
+        pool: u32,
+    },
     /// Run the benchmark: product and baseline, each on its own database.
     Run {
         /// The `biometric-passkey` binary to measure.
@@ -85,6 +94,14 @@ enum Command {
         /// `BIOMETRIC_PASSKEY_AUDIT_PARTITION_MAINTENANCE_ENABLED=false`.
         #[arg(long = "product-env", value_name = "NAME=VALUE", value_parser = setting)]
         product_env: Vec<(String, String)>,
+        /// Connection pool of the fixed yardstick.
+        #[arg(long, default_value_t = 8)]
+        yardstick_pool: u32,
+        /// Also measure every flow's maximum throughput against a product
+        /// with its metrics off (`BIOMETRIC_PASSKEY_METRICS_PORT=0`), in the
+        /// same rounds.
+        #[arg(long)]
+        metrics_cost: bool,
     },
     /// The fault suite's load and check (`scripts/faults`).
     Faults {
@@ -290,8 +307,11 @@ struct Service {
 /// and the analyse would leave plans to make again and idle connections to
 /// ping in the measured phase's first second.
 async fn quiesce(services: &[Service]) -> anyhow::Result<()> {
-    for service in services {
-        let mut conn = connect(service.database).await?;
+    let mut databases: Vec<&str> = services.iter().map(|s| s.database).collect();
+    databases.sort_unstable();
+    databases.dedup();
+    for database in databases {
+        let mut conn = connect(database).await?;
         sqlx::query("VACUUM (ANALYZE)").execute(&mut conn).await?;
     }
     let mut conn = connect("postgres").await?;
@@ -414,9 +434,40 @@ struct Product {
     env: Vec<(String, String)>,
 }
 
-async fn start_product(product: &Product, pool: u32, mode: Mode<'_>) -> anyhow::Result<Service> {
+/// Whether a product process records and serves its metrics.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Metrics {
+    /// On, as operators run it, each process on a port of its own; the
+    /// process gets a fresh database.
+    Served,
+    /// Off (`BIOMETRIC_PASSKEY_METRICS_PORT=0`: nothing recorded, no
+    /// listener), on the database of the process started with them on, whose
+    /// users it serves in turn with it.
+    Off,
+}
+
+impl Metrics {
+    /// A product process's name in the report.
+    fn name(self, mode: Mode<'_>) -> &'static str {
+        match (self, mode) {
+            (Metrics::Served, mode) => mode.name(),
+            (Metrics::Off, Mode::Synthetic) => "product, metrics off",
+            (Metrics::Off, Mode::Onfido(_)) => "product (onfido mode), metrics off",
+            (Metrics::Off, Mode::Builtin) => "product (builtin mode), metrics off",
+        }
+    }
+}
+
+async fn start_product(
+    product: &Product,
+    pool: u32,
+    mode: Mode<'_>,
+    metrics: Metrics,
+) -> anyhow::Result<Service> {
     let database = mode.database();
-    fresh_database(database).await?;
+    if metrics == Metrics::Served {
+        fresh_database(database).await?;
+    }
     let base_env = [
         ("DB_HOST", env("DB_HOST")?),
         ("DB_PORT", env("DB_PORT")?),
@@ -441,8 +492,10 @@ async fn start_product(product: &Product, pool: u32, mode: Mode<'_>) -> anyhow::
         );
     }
     let port = free_port()?;
-    // Metrics on, as operators run it, each process on a port of its own.
-    let metrics_port = free_port()?;
+    let metrics_port = match metrics {
+        Metrics::Served => free_port()?,
+        Metrics::Off => 0,
+    };
     let child = tokio::process::Command::new(&product.binary)
         .arg("core")
         .env_clear()
@@ -487,7 +540,7 @@ async fn start_product(product: &Product, pool: u32, mode: Mode<'_>) -> anyhow::
         .spawn()
         .context("while starting the product")?;
     let mut service = Service {
-        name: mode.name(),
+        name: metrics.name(mode),
         database,
         child,
         target: mode.target(&format!("http://127.0.0.1:{port}"))?,
@@ -565,6 +618,54 @@ async fn serve_baseline(
     Ok(())
 }
 
+/// The fixed yardstick, on a database of its own with an account for each of
+/// the `accounts` simulated users.
+async fn start_yardstick(pool: u32, accounts: usize) -> anyhow::Result<Service> {
+    let database = "bench_yardstick";
+    fresh_database(database).await?;
+    yardstick::prepare(&mut connect(database).await?, accounts).await?;
+    let port = free_port()?;
+    let child = tokio::process::Command::new(std::env::current_exe()?)
+        .args([
+            "yardstick",
+            "--port",
+            &port.to_string(),
+            "--pool",
+            &pool.to_string(),
+        ])
+        .env("DB_NAME", database)
+        .stdout(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .context("while starting the yardstick")?;
+    let mut service = Service {
+        name: "yardstick",
+        database,
+        child,
+        target: Target::new(&format!("http://127.0.0.1:{port}"))?,
+    };
+    service.wait_healthy().await?;
+    Ok(service)
+}
+
+async fn serve_yardstick(port: u16, pool: u32) -> anyhow::Result<()> {
+    let url = format!(
+        "postgres://{}:{}@{}:{}/{}",
+        env("DB_USER")?,
+        env("DB_PASSWORD")?,
+        env("DB_HOST")?,
+        env("DB_PORT")?,
+        env("DB_NAME")?
+    );
+    let pool = sqlx::postgres::PgPoolOptions::new()
+        .max_connections(pool)
+        .connect_lazy(&url)?;
+    let listener =
+        tokio::net::TcpListener::bind(SocketAddr::from((Ipv4Addr::LOCALHOST, port))).await?;
+    axum::serve(listener, yardstick::router(pool)).await?;
+    Ok(())
+}
+
 /// The mean row sizes of each product's database against its baseline's.
 async fn compare_rows(
     pairs: [(&Service, &Service); 3],
@@ -578,14 +679,14 @@ async fn compare_rows(
     Ok(compared)
 }
 
-/// The pair in the order of `round`: product first, then baseline first, and
-/// so on, so that whatever the first of two phases leaves behind (or the
-/// machine's drift) weighs on both services alike.
-fn in_turn<T>(mut pair: [T; 2], round: u32) -> [T; 2] {
+/// The services of a round in the order of `round`: product first, then
+/// baseline first, and so on, so that whatever the first of two phases leaves
+/// behind (or the machine's drift) weighs on both services alike.
+fn in_turn<T>(mut services: Vec<T>, round: u32) -> Vec<T> {
     if round % 2 == 1 {
-        pair.reverse();
+        services.reverse();
     }
-    pair
+    services
 }
 
 /// The load of a run: how long, how often, how many at once.
@@ -596,6 +697,8 @@ pub(crate) struct Shape {
     pub(crate) clients: usize,
     pub(crate) users_per_client: usize,
     pub(crate) pool: u32,
+    pub(crate) yardstick_pool: u32,
+    pub(crate) metrics_cost: bool,
 }
 
 #[allow(clippy::print_stdout)] // The report is the command's output.
@@ -611,15 +714,23 @@ async fn run(
         clients,
         users_per_client,
         pool,
+        yardstick_pool,
+        metrics_cost,
     } = shape;
+    // The yardstick always; `POST /flows` alone with its flow.
     let scenarios: Vec<Scenario> = Scenario::ALL
         .into_iter()
-        .filter(|s| only.is_none_or(|o| o == s.name()))
+        .filter(|s| {
+            s.yardstick()
+                || only.is_none_or(|o| {
+                    o == s.name() || s.creates_only().is_some_and(|flow| o == flow.name())
+                })
+        })
         .collect();
-    if scenarios.is_empty() && only != Some("webhook") {
+    if scenarios.iter().all(|s| s.yardstick()) && only.is_some_and(|o| o != "webhook") {
         bail!(
             "--only takes registration, sign_in, step_up, recovery, step_up_webhook, \
-             the four flows with _builtin, or webhook"
+             the four flows with _builtin, create_ and a flow of the first four, or webhook"
         );
     }
     // Deliveries per round of the ingestion phase: a few seconds' worth at
@@ -627,57 +738,94 @@ async fn run(
     let webhooks_total = (duration.as_secs() as usize * 600).max(clients);
     let double = std::sync::Arc::new(OnfidoDouble::start(OnfidoDoubleConfig::default()).await);
     let secret = OnfidoDoubleConfig::default().webhook_token;
-    let services = [
-        start_product(&product, pool, Mode::Synthetic).await?,
+    let mut services = vec![
+        start_product(&product, pool, Mode::Synthetic, Metrics::Served).await?,
         start_baseline(pool, Mode::Synthetic).await?,
-        start_product(&product, pool, Mode::Onfido(&double)).await?,
-        start_product(&product, pool, Mode::Builtin).await?,
+        start_product(&product, pool, Mode::Onfido(&double), Metrics::Served).await?,
+        start_product(&product, pool, Mode::Builtin, Metrics::Served).await?,
         start_baseline(pool, Mode::Builtin).await?,
         start_baseline(pool, Mode::Onfido(&double)).await?,
+        start_yardstick(yardstick_pool, clients * users_per_client).await?,
     ];
-    // Per scenario: (report name, service, target, index of its users).
-    let webhook_product = services[2].target.with_webhooks(Webhooks {
-        double: Some(double.clone()),
-        secret: secret.clone(),
-    });
-    let webhook_baseline = services[5].target.with_webhooks(Webhooks {
-        double: None,
-        secret,
-    });
-    let pairs = |scenario: Scenario| -> [(&'static str, &Service, Target, usize); 2] {
-        if scenario == Scenario::RecoveryBuiltin {
-            [
-                ("product", &services[3], services[3].target.clone(), 8),
-                ("baseline", &services[4], services[4].target.clone(), 9),
-            ]
-        } else if scenario.builtin() {
-            [
-                ("product", &services[3], services[3].target.clone(), 6),
-                ("baseline", &services[4], services[4].target.clone(), 7),
-            ]
-        } else if scenario == Scenario::StepUpWebhook {
-            [
-                ("product", &services[2], webhook_product.clone(), 2),
-                ("baseline", &services[5], webhook_baseline.clone(), 3),
-            ]
-        } else if scenario == Scenario::Recovery {
-            [
-                ("product", &services[0], services[0].target.clone(), 4),
-                ("baseline", &services[1], services[1].target.clone(), 5),
-            ]
-        } else {
-            [
-                ("product", &services[0], services[0].target.clone(), 0),
-                ("baseline", &services[1], services[1].target.clone(), 1),
-            ]
-        }
+    // 7, 8, 9: the three products again with their metrics off, on the same
+    // databases.
+    if metrics_cost {
+        services.push(start_product(&product, pool, Mode::Synthetic, Metrics::Off).await?);
+        services.push(start_product(&product, pool, Mode::Onfido(&double), Metrics::Off).await?);
+        services.push(start_product(&product, pool, Mode::Builtin, Metrics::Off).await?);
+    }
+    let services = services;
+    let webhooks = |service: &Service, double: Option<std::sync::Arc<OnfidoDouble>>| {
+        service.target.with_webhooks(Webhooks {
+            double,
+            secret: secret.clone(),
+        })
     };
+    let webhook_product = webhooks(&services[2], Some(double.clone()));
+    let webhook_baseline = webhooks(&services[5], None);
+    let webhook_product_off = services
+        .get(8)
+        .map(|service| webhooks(service, Some(double.clone())));
+    // Per scenario and round, each service measured: (report name, service,
+    // target, index of its users). A product with its metrics off serves the
+    // users of the product it shares its database with.
+    let variants =
+        |scenario: Scenario, phase: Phase| -> Vec<(&'static str, &Service, Target, usize)> {
+            if scenario.yardstick() {
+                return vec![("yardstick", &services[6], services[6].target.clone(), 10)];
+            }
+            let (product, baseline, off, product_users, baseline_users) =
+                if scenario == Scenario::RecoveryBuiltin {
+                    (3, 4, 9, 8, 9)
+                } else if scenario.builtin() {
+                    (3, 4, 9, 6, 7)
+                } else if scenario == Scenario::StepUpWebhook {
+                    (2, 5, 8, 2, 3)
+                } else if scenario == Scenario::Recovery {
+                    (0, 1, 7, 4, 5)
+                } else if scenario.creates_only().is_some() {
+                    (0, 1, 7, 11, 12)
+                } else {
+                    (0, 1, 7, 0, 1)
+                };
+            let target = |i: usize| match (scenario, i) {
+                (Scenario::StepUpWebhook, 2) => webhook_product.clone(),
+                (Scenario::StepUpWebhook, 5) => webhook_baseline.clone(),
+                (Scenario::StepUpWebhook, _) => webhook_product_off
+                    .clone()
+                    .unwrap_or_else(|| services[i].target.clone()),
+                _ => services[i].target.clone(),
+            };
+            let mut measured = vec![
+                (
+                    "product",
+                    &services[product],
+                    target(product),
+                    product_users,
+                ),
+                (
+                    "baseline",
+                    &services[baseline],
+                    target(baseline),
+                    baseline_users,
+                ),
+            ];
+            // The metrics' cost: every complete flow at maximum throughput.
+            if phase == Phase::Max && scenario.creates_only().is_none() {
+                if let Some(service) = services.get(off) {
+                    measured.push((report::METRICS_OFF, service, target(off), product_users));
+                }
+            }
+            measured
+        };
     let mut report = Report::new(shape);
     // Users by pool: 0 product, 1 baseline, 2 product in onfido mode, 3 the
     // baseline's webhook flows, 4 and 5 recovery on product and baseline
     // (recovery leaves a revoked passkey behind each time; the other flows'
     // users keep one); 6 to 9 the same four in builtin mode, each user with
-    // a software authenticator.
+    // a software authenticator; 10 the yardstick's accounts; 11 and 12 the
+    // product's and the baseline's users for `POST /flows` alone (whose
+    // flows stay open).
     let mut users = Vec::new();
     for target in [
         &services[0].target,
@@ -693,15 +841,34 @@ async fn run(
     ] {
         users.push(load::enrol(target, clients, users_per_client, clients.min(16)).await?);
     }
+    users.push(load::yardstick_clients(clients, users_per_client));
+    for target in [&services[0].target, &services[1].target] {
+        let creating = scenarios.iter().any(|s| s.creates_only().is_some());
+        users.push(if creating {
+            load::enrol(target, clients, users_per_client, clients.min(16)).await?
+        } else {
+            Vec::new()
+        });
+    }
     // Maximum throughput first: every client runs flows back to back. Then
-    // the latency at half the product's maximum flow rate, arrivals on a
-    // fixed schedule.
+    // the latency at half the product's (the yardstick's: its own) maximum
+    // rate, arrivals on a fixed schedule. Round by round, every flow in
+    // turn, so the yardstick's rounds alternate with the flows'.
     let warm_up = (duration / 5).min(WARM_UP);
     for phase in [Phase::Max, Phase::Half] {
-        for &scenario in &scenarios {
-            let half_rate = report.flow_rate(Phase::Max, scenario, "product") / 2.0;
-            for round in 0..rounds {
-                for (name, service, target, u) in in_turn(pairs(scenario), round) {
+        for round in 0..rounds {
+            for &scenario in &scenarios {
+                if phase == Phase::Half && scenario.creates_only().is_some() {
+                    continue;
+                }
+                let measured = in_turn(variants(scenario, phase), round);
+                let paced_by = if scenario.yardstick() {
+                    "yardstick"
+                } else {
+                    "product"
+                };
+                let half_rate = report.flow_rate(Phase::Max, scenario, paced_by) / 2.0;
+                for (name, service, target, u) in measured {
                     let target = &target;
                     let drive = |vus, duration| async move {
                         match phase {
@@ -763,7 +930,8 @@ async fn run(
     if only.is_none_or(|o| o == "webhook") {
         let per_user = (webhooks_total / (clients * users_per_client)).max(1);
         for round in 0..rounds {
-            for (name, service, target, u) in in_turn(pairs(Scenario::StepUpWebhook), round) {
+            let pair = variants(Scenario::StepUpWebhook, Phase::Half);
+            for (name, service, target, u) in in_turn(pair, round) {
                 let runs = load::awaiting_runs(&target, &users[u], per_user).await?;
                 quiesce(&services).await?;
                 let before = service.stats();
@@ -817,6 +985,7 @@ async fn main() -> anyhow::Result<()> {
             rp_id,
             provider,
         } => serve_baseline(port, pool, rp_id, provider).await,
+        Command::Yardstick { port, pool } => serve_yardstick(port, pool).await,
         Command::Run {
             product,
             duration,
@@ -827,6 +996,8 @@ async fn main() -> anyhow::Result<()> {
             json,
             only,
             product_env,
+            yardstick_pool,
+            metrics_cost,
         } => {
             run(
                 Product {
@@ -839,6 +1010,8 @@ async fn main() -> anyhow::Result<()> {
                     clients: clients.max(1),
                     users_per_client: users_per_client.max(1),
                     pool,
+                    yardstick_pool: yardstick_pool.max(1),
+                    metrics_cost,
                 },
                 json,
                 only.as_deref(),

@@ -8,9 +8,16 @@ use hdrhistogram::Histogram;
 use serde_json::{Value, json};
 
 use crate::activity::SAMPLE_EVERY;
-use crate::load::{Recorder, Scenario, Step};
+use crate::load::{READ, Recorder, Scenario, Step};
 use crate::processes;
 use crate::timeline::{HEARTBEAT, Machine, QUIET_STEAL, Round, SLOW};
+
+/// The product with its metrics off, in the report.
+pub(crate) const METRICS_OFF: &str = "product, metrics off";
+
+/// The share of the fixed yardstick's requests per second each call that
+/// creates or advances a flow is to reach.
+const YARDSTICK_TARGET: f64 = 0.8;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub(crate) enum Phase {
@@ -337,6 +344,10 @@ impl Report {
 
     pub(crate) fn markdown(&self) -> String {
         let mut out = String::new();
+        self.yardstick_markdown(&mut out);
+        if !out.is_empty() {
+            out.push('\n');
+        }
         let _ = writeln!(
             out,
             "### Maximum throughput ({} clients with {} users each, {} rounds of {} s per flow and service, alternating, pool {})\n",
@@ -391,6 +402,7 @@ impl Report {
             );
         }
         self.max_rates_markdown(&mut out);
+        self.metrics_cost_markdown(&mut out);
         self.max_machine_markdown(&mut out);
         self.cpu_per_flow_markdown(&mut out);
         let _ = writeln!(
@@ -496,6 +508,227 @@ impl Report {
         }
         let _ = writeln!(out, "\nFailed flows or deliveries: {}", self.errors());
         out
+    }
+
+    /// Requests per second a call sustained in a closed loop of `clients`:
+    /// the clients over its mean latency (Little's law), the rate the clients
+    /// would reach issuing only this call at the latency it had.
+    fn per_call(&self, h: &Histogram<u64>) -> f64 {
+        self.clients as f64 * 1e6 / h.mean().max(1.0)
+    }
+
+    /// The yardstick's requests per second at maximum throughput, and its
+    /// rounds.
+    fn yardstick(&self, scenario: Scenario) -> Option<(f64, Vec<f64>)> {
+        let f = self.runs.get(&(Phase::Max, scenario, "yardstick"))?;
+        let rounds = self
+            .max_rounds
+            .get(&(scenario, "yardstick"))
+            .map(|r| r.iter().map(|r| r.rate).collect())
+            .unwrap_or_default();
+        Some((Self::rate(f, f.recorder.flows_done()), rounds))
+    }
+
+    /// The fixed yardstick, then every call's requests per second as a share
+    /// of it and of the mirror baseline.
+    fn yardstick_markdown(&self, out: &mut String) {
+        let Some((yardstick, _)) = self.yardstick(Scenario::Yardstick) else {
+            return;
+        };
+        table(
+            out,
+            &format!(
+                "The fixed yardstick ({} clients, closed loop, {} rounds of {} s alternating with the flows')",
+                self.clients,
+                self.rounds,
+                self.duration.as_secs()
+            ),
+            "| request | req/s | rounds | clients ÷ mean latency | p50 / p99 ms | ratio to the transaction |",
+            "|---|---:|---|---:|---:|---:|",
+        );
+        for scenario in [Scenario::Yardstick, Scenario::YardstickOneStatement] {
+            let (Some((rate, rounds)), Some(f)) = (
+                self.yardstick(scenario),
+                self.runs.get(&(Phase::Max, scenario, "yardstick")),
+            ) else {
+                continue;
+            };
+            for (step, h) in &f.recorder.steps {
+                let _ = writeln!(
+                    out,
+                    "| `{step}` | {rate:.0} | {} | {:.0} | {:.2} / {:.2} | {:.2} |",
+                    joined(&rounds, 0),
+                    self.per_call(h),
+                    ms(h, 0.5),
+                    ms(h, 0.99),
+                    rate / yardstick
+                );
+            }
+        }
+        table(
+            out,
+            &format!(
+                "Every call against the fixed yardstick (maximum throughput, {} clients; a call's req/s is the clients over its mean latency in its flow's closed loop)",
+                self.clients
+            ),
+            "| flow | call | product req/s | × yardstick | × mirror baseline | ≥ 0.8× yardstick |",
+            "|---|---|---:|---:|---:|---|",
+        );
+        let (mut met, mut writes) = (0, 0);
+        for scenario in Scenario::ALL {
+            if scenario.yardstick() || scenario.creates_only().is_some() {
+                continue;
+            }
+            let (Some(p), Some(b)) = (
+                self.runs.get(&(Phase::Max, scenario, "product")),
+                self.runs.get(&(Phase::Max, scenario, "baseline")),
+            ) else {
+                continue;
+            };
+            for (step, ph) in &p.recorder.steps {
+                let pr = self.per_call(ph);
+                let br = b.recorder.steps.get(step).map_or(0.0, |h| self.per_call(h));
+                let verdict = if *step == READ {
+                    "(a read)"
+                } else {
+                    writes += 1;
+                    if pr >= YARDSTICK_TARGET * yardstick {
+                        met += 1;
+                        "yes"
+                    } else {
+                        "no"
+                    }
+                };
+                let _ = writeln!(
+                    out,
+                    "| {} | `{step}` | {pr:.0} | {:.2} | {} | {verdict} |",
+                    scenario.name(),
+                    pr / yardstick,
+                    if br > 0.0 {
+                        format!("{:.2}", pr / br)
+                    } else {
+                        "–".into()
+                    },
+                );
+            }
+        }
+        let _ = writeln!(
+            out,
+            "\n{met} of the {writes} calls that create or advance a flow reach {YARDSTICK_TARGET}× the yardstick's {yardstick:.0} req/s."
+        );
+        let alone: Vec<_> = Scenario::ALL
+            .into_iter()
+            .filter_map(|s| Some((s, s.creates_only()?)))
+            .filter_map(|(s, flow)| {
+                Some((
+                    s,
+                    flow,
+                    self.runs.get(&(Phase::Max, s, "product"))?,
+                    self.runs.get(&(Phase::Max, s, "baseline"))?,
+                ))
+            })
+            .collect();
+        if alone.is_empty() {
+            return;
+        }
+        table(
+            out,
+            &format!(
+                "`POST /flows` alone, measured ({} clients creating flows back to back)",
+                self.clients
+            ),
+            "| flow created | product req/s | × yardstick | mirror baseline req/s | × mirror baseline | within its flow (clients ÷ mean latency) | ≥ 0.8× yardstick |",
+            "|---|---:|---:|---:|---:|---:|---|",
+        );
+        for (_, flow, p, b) in alone {
+            let pr = Self::rate(p, p.recorder.flows_done());
+            let br = Self::rate(b, b.recorder.flows_done());
+            let within = self
+                .runs
+                .get(&(Phase::Max, flow, "product"))
+                .and_then(|f| f.recorder.steps.get(crate::load::CREATE))
+                .map_or("–".into(), |h| format!("{:.0}", self.per_call(h)));
+            let _ = writeln!(
+                out,
+                "| {} | {pr:.0} | {:.2} | {br:.0} | {:.2} | {within} | {} |",
+                flow.name(),
+                pr / yardstick,
+                if br > 0.0 { pr / br } else { 0.0 },
+                if pr >= YARDSTICK_TARGET * yardstick {
+                    "yes"
+                } else {
+                    "no"
+                },
+            );
+        }
+    }
+
+    /// Every flow's maximum throughput with the product's metrics on and
+    /// off, in the same rounds: the difference next to the spread between
+    /// rounds of the same service.
+    fn metrics_cost_markdown(&self, out: &mut String) {
+        let rates = |scenario, service| {
+            self.max_rounds
+                .get(&(scenario, service))
+                .map(|rounds| rounds.iter().map(|r| r.rate).collect::<Vec<f64>>())
+        };
+        let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len().max(1) as f64;
+        // The rounds' range over their mean, in per cent.
+        let spread = |v: &[f64]| {
+            let (lo, hi) = v.iter().fold((f64::INFINITY, 0.0f64), |(lo, hi), x| {
+                (lo.min(*x), hi.max(*x))
+            });
+            if v.len() < 2 || mean(v) <= 0.0 {
+                0.0
+            } else {
+                (hi - lo) * 100.0 / mean(v)
+            }
+        };
+        let mut header = false;
+        for scenario in Scenario::ALL {
+            let (Some(on), Some(off)) = (rates(scenario, "product"), rates(scenario, METRICS_OFF))
+            else {
+                continue;
+            };
+            if !header {
+                table(
+                    out,
+                    "What the metrics cost (maximum throughput, flows/s; the product with its metrics served and with `BIOMETRIC_PASSKEY_METRICS_PORT=0`, in the same rounds)",
+                    "| flow | metrics on: rounds | metrics off: rounds | on | off | difference | spread between rounds, on / off | × baseline, on / off | within the spread |",
+                    "|---|---|---|---:|---:|---:|---:|---:|---|",
+                );
+                header = true;
+            }
+            let (m_on, m_off) = (mean(&on), mean(&off));
+            let difference = if m_off > 0.0 {
+                (m_on - m_off) * 100.0 / m_off
+            } else {
+                0.0
+            };
+            let (s_on, s_off) = (spread(&on), spread(&off));
+            let baseline = rates(scenario, "baseline").map_or(0.0, |b| mean(&b));
+            let ratio = |m: f64| {
+                if baseline > 0.0 {
+                    format!("{:.2}", m / baseline)
+                } else {
+                    "–".into()
+                }
+            };
+            let _ = writeln!(
+                out,
+                "| {} | {} | {} | {m_on:.0} | {m_off:.0} | {difference:+.1} % | {s_on:.1} % / {s_off:.1} % | {} / {} | {} |",
+                scenario.name(),
+                joined(&on, 0),
+                joined(&off, 0),
+                ratio(m_on),
+                ratio(m_off),
+                if -difference <= s_on.max(s_off) {
+                    "yes"
+                } else {
+                    "no"
+                },
+            );
+        }
     }
 
     /// Each maximum-throughput round's rate, and the ratio of each pair (round
@@ -822,6 +1055,7 @@ impl Report {
                     .map(|(s, h)| {
                         (*s, json!({
                             "count": h.len(), "per_second": Self::rate(f, h.len()),
+                            "mean_ms": h.mean() / 1000.0,
                             "p50_ms": ms(h, 0.5), "p90_ms": ms(h, 0.9), "p99_ms": ms(h, 0.99),
                             "max_ms": h.max() as f64 / 1000.0,
                         }))
