@@ -811,10 +811,11 @@ async fn run(
                 ),
             ];
             // The metrics' cost: every complete flow at maximum throughput.
-            if phase == Phase::Max && scenario.creates_only().is_none() {
-                if let Some(service) = services.get(off) {
-                    measured.push((report::METRICS_OFF, service, target(off), product_users));
-                }
+            if phase == Phase::Max
+                && scenario.creates_only().is_none()
+                && let Some(service) = services.get(off)
+            {
+                measured.push((report::METRICS_OFF, service, target(off), product_users));
             }
             measured
         };

@@ -1112,6 +1112,8 @@ mod tests {
             clients: 4,
             users_per_client: 2,
             pool: 4,
+            yardstick_pool: 8,
+            metrics_cost: false,
         }
     }
 

@@ -126,6 +126,8 @@ pub(crate) async fn soak(options: SoakOptions) -> anyhow::Result<()> {
         max_in_flight: 64,
         journal: probe_journal.clone(),
         control: options.control.clone(),
+        background_delivery: false,
+        capture: Duration::ZERO,
     })
     .await
     .context("while measuring the maximum rate")?;
@@ -162,6 +164,8 @@ pub(crate) async fn soak(options: SoakOptions) -> anyhow::Result<()> {
         max_in_flight: 64,
         journal: options.journal.clone(),
         control: options.control,
+        background_delivery: false,
+        capture: Duration::ZERO,
     })
     .await;
     sampler.abort();
