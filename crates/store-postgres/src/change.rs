@@ -143,6 +143,25 @@ impl<'a> Plan<'a> {
     }
 }
 
+/// A passkey's use, common to both kinds of use: its backup state and times
+/// (the `SET` list's tail), written only to the passkey while it is active.
+fn push_active_credential_use<'a>(
+    sql: &mut QueryBuilder<'a, Postgres>,
+    id: uuid::Uuid,
+    backup_state: bool,
+    at: time::OffsetDateTime,
+) {
+    sql.push("backup_state = ")
+        .push_bind(backup_state)
+        .push(", last_used_at = ")
+        .push_bind(at)
+        .push(", updated_at = ")
+        .push_bind(at)
+        .push(" WHERE id = ")
+        .push_bind(id)
+        .push(" AND status = 'active'");
+}
+
 /// The part before `name` (`s3` → `s2`).
 fn previous(name: &str) -> String {
     let n: usize = name[1..].parse().unwrap_or(1);
@@ -209,15 +228,9 @@ fn push_effect<'a>(
             let count = i64::from(*sign_count);
             sql.push(format!("{name} AS (UPDATE credentials SET sign_count = "))
                 .push_bind(count)
-                .push(", backup_state = ")
-                .push_bind(*backup_state)
-                .push(", last_used_at = ")
-                .push_bind(*at)
-                .push(", updated_at = ")
-                .push_bind(*at)
-                .push(" WHERE id = ")
-                .push_bind(*id)
-                .push(" AND status = 'active' AND (sign_count < ")
+                .push(", ");
+            push_active_credential_use(sql, *id, *backup_state, *at);
+            sql.push(" AND (sign_count < ")
                 .push_bind(count)
                 .push(" OR (sign_count = 0 AND ")
                 .push_bind(count)
@@ -228,15 +241,8 @@ fn push_effect<'a>(
             backup_state,
             at,
         } => {
-            sql.push(format!("{name} AS (UPDATE credentials SET backup_state = "))
-                .push_bind(*backup_state)
-                .push(", last_used_at = ")
-                .push_bind(*at)
-                .push(", updated_at = ")
-                .push_bind(*at)
-                .push(" WHERE id = ")
-                .push_bind(*id)
-                .push(" AND status = 'active'");
+            sql.push(format!("{name} AS (UPDATE credentials SET "));
+            push_active_credential_use(sql, *id, *backup_state, *at);
         }
         Effect::RecordProviderEvent {
             dedupe_key,
