@@ -40,6 +40,11 @@ async fn fresh() -> Fixture {
     let db = fresh_database().await;
     let store = PgStore::connect_lazy(&settings(&db));
     store.migrate().await.unwrap();
+    fixture(store, db)
+}
+
+/// The suite's fixture over `store`: tampering goes through its own pool.
+fn fixture(store: PgStore, db: TestDatabase) -> Fixture {
     let pool = store.pool().sqlx().clone();
     let tamper: Tamper = Arc::new(move |sql: String| {
         let pool = pool.clone();
@@ -72,15 +77,7 @@ mod transaction_pooling {
         let migrator = PgStore::connect_lazy(&settings(&db));
         migrator.migrate().await.unwrap();
         migrator.close().await;
-        let store = PgStore::connect_lazy(&pooled(&db));
-        let pool = store.pool().sqlx().clone();
-        let tamper: Tamper = Arc::new(move |sql: String| {
-            let pool = pool.clone();
-            Box::pin(async move {
-                sqlx::query(&sql).execute(&pool).await.unwrap();
-            })
-        });
-        Fixture::new(Arc::new(store), tamper, db)
+        fixture(PgStore::connect_lazy(&pooled(&db)), db)
     }
 
     store_conformance::conformance_suite!(fresh);
