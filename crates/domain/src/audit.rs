@@ -23,6 +23,7 @@ crate::flow::string_enum! {
         UserDeleted = "user.deleted",
         FlowCreated = "flow.created",
         FlowIdvStarted = "flow.idv_started",
+        FlowIdvRunFound = "flow.idv_run_found",
         FlowVerified = "flow.verified",
         FlowInReview = "flow.in_review",
         FlowPossessionVerified = "flow.possession_verified",

@@ -455,6 +455,30 @@ impl Flow {
         Ok(next)
     }
 
+    /// The flow with `run_id` recorded as its run: the provider made the run
+    /// although its creation was answered as failed, and a look-up found it
+    /// later. The flow stays failed; only a flow failed for that reason and
+    /// holding no run takes one.
+    pub fn with_run_found_late(
+        &self,
+        run_id: &str,
+        now: OffsetDateTime,
+    ) -> Result<Self, TransitionError> {
+        if self.state != FlowState::Failed
+            || self.failure_reason != Some(FailureReason::IdvUnavailable)
+        {
+            return Err(TransitionError::NotExpected);
+        }
+        if self.idv_run_id.is_some() {
+            return Err(TransitionError::AlreadyDone);
+        }
+        let mut next = self.clone();
+        next.version += 1;
+        next.updated_at = now;
+        next.idv_run_id = Some(run_id.to_owned());
+        Ok(next)
+    }
+
     /// The state implied by the proofs collected so far (for a non-terminal flow).
     fn settled_state(&self) -> FlowState {
         let identity_done = matches!(

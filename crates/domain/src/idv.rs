@@ -25,6 +25,9 @@ pub struct StartRun<'a> {
     /// [`IdentityProvider::create_applicant`]).
     pub applicant_id: &'a str,
     pub flow_id: FlowId,
+    /// The provider gives up by then, retries and look-ups included: a run
+    /// whose creation is still unsettled is answered [`IdvError::Unsettled`].
+    pub deadline: std::time::Instant,
 }
 
 #[derive(Debug)]
@@ -61,6 +64,16 @@ pub enum ApplicantState {
 /// leaving room for the database work and the network on either side.
 pub const WEBHOOK_READ_BUDGET: std::time::Duration = std::time::Duration::from_secs(5);
 
+/// How long a flow's creation may wait on the provider (the applicant, the
+/// run, the look-up after an ambiguous failure; [`StartRun::deadline`]): a
+/// call that needs the provider fails within 5 seconds when it is out. A run
+/// whose creation was not settled by then is looked up later
+/// ([`IdvError::Unsettled`]).
+pub const RUN_CREATION_BUDGET: std::time::Duration = std::time::Duration::from_secs(4);
+
+/// How long the reconciler's look-up of such a run may take.
+pub const RUN_LOOKUP_BUDGET: std::time::Duration = std::time::Duration::from_secs(10);
+
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum IdvError {
     /// Timeout, connection failure, 5xx or 429: retry later.
@@ -71,8 +84,16 @@ pub enum IdvError {
     Refused(String),
     #[error("the identity provider does not know this run")]
     UnknownRun,
+    /// A run's creation failed in a way that may have created it anyway (a
+    /// timeout, a 5xx) and no look-up settled it: the flow fails, and the
+    /// reconciler looks for the run later ([`IdentityProvider::find_run`]).
+    #[error("identity provider unavailable; the run may have been created: {0}")]
+    Unsettled(String),
 }
 
+/// Every method is required, with no default body: a decorator (the
+/// runtime's metered provider) that forgot one would otherwise silently
+/// replace the provider's behaviour with the default.
 #[async_trait]
 pub trait IdentityProvider: Send + Sync + 'static {
     /// `onfido` or `synthetic`, for audit details.
@@ -82,9 +103,20 @@ pub trait IdentityProvider: Send + Sync + 'static {
     /// once per user, and the applicant is stored before any run is started
     /// for it, so that whatever the provider keeps is known to the user (and
     /// deleted with them) even when the run then fails.
-    async fn create_applicant(&self, customer_user_id: &Pseudonym) -> Result<String, IdvError>;
+    /// The provider gives up by `deadline`.
+    async fn create_applicant(
+        &self,
+        customer_user_id: &Pseudonym,
+        deadline: std::time::Instant,
+    ) -> Result<String, IdvError>;
 
     async fn start_run(&self, request: StartRun<'_>) -> Result<StartedRun, IdvError>;
+
+    /// The run the provider made for `request` although its creation was
+    /// answered as failed, if a listed run is provably it; `None` when the
+    /// provider holds none. Providers whose creations cannot be ambiguous
+    /// (the synthetic one) hold none.
+    async fn find_run(&self, request: StartRun<'_>) -> Result<Option<StartedRun>, IdvError>;
 
     /// The run's authoritative status; webhooks only trigger this read.
     async fn read_run(&self, run_id: &str) -> Result<RunStatus, IdvError>;
@@ -95,25 +127,16 @@ pub trait IdentityProvider: Send + Sync + 'static {
         &self,
         run_id: &str,
         budget: std::time::Duration,
-    ) -> Result<RunStatus, IdvError> {
-        let _ = budget;
-        self.read_run(run_id).await
-    }
+    ) -> Result<RunStatus, IdvError>;
 
     /// Whether the applicant can still take runs (asked after a run could not
     /// be created for it).
-    async fn applicant_state(&self, applicant_id: &str) -> Result<ApplicantState, IdvError> {
-        let _ = applicant_id;
-        Ok(ApplicantState::Active)
-    }
+    async fn applicant_state(&self, applicant_id: &str) -> Result<ApplicantState, IdvError>;
 
     /// Deletes an applicant the user no longer uses (one replaced, or one
     /// made by a concurrent flow that lost the race to store its own);
     /// "not found" counts as done.
-    async fn delete_applicant(&self, applicant_id: &str) -> Result<(), IdvError> {
-        let _ = applicant_id;
-        Ok(())
-    }
+    async fn delete_applicant(&self, applicant_id: &str) -> Result<(), IdvError>;
 
     /// Removes what the provider keeps about a deleted user.
     async fn forget_user(

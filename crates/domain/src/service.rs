@@ -7,6 +7,7 @@
 //! replicas. Rejected input changes nothing and is audited.
 
 use std::sync::Arc;
+use std::time::Instant;
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -29,7 +30,8 @@ use crate::flow::{
 };
 use crate::ids;
 use crate::idv::{
-    ApplicantState, IdentityProvider, IdvError, RunStatus, StartRun, StartedRun, Workflow,
+    ApplicantState, IdentityProvider, IdvError, RUN_CREATION_BUDGET, RUN_LOOKUP_BUDGET, RunStatus,
+    StartRun, StartedRun, Workflow,
 };
 use crate::possession::{
     BackupPolicy, CeremonyError, CounterPolicy, PasskeyUser, RelyingParty, StoredPasskey,
@@ -100,7 +102,9 @@ pub fn provider_cleanup_backoff(attempts: u32) -> Duration {
 /// URL, and in it an applicant id).
 fn cleanup_failure(e: &IdvError) -> String {
     match e {
-        IdvError::Unavailable(_) => "the identity-verification provider is unavailable".to_owned(),
+        IdvError::Unavailable(_) | IdvError::Unsettled(_) => {
+            "the identity-verification provider is unavailable".to_owned()
+        }
         IdvError::Refused(detail) => {
             format!("the identity-verification provider refused the request: {detail}")
         }
@@ -248,6 +252,30 @@ pub struct UserView {
 pub struct ReconcileReport {
     pub checked: u32,
     pub applied: u32,
+    /// Failed flows whose run the provider may hold, looked for.
+    pub looked_up: u32,
+    /// Of those, the runs found and recorded with their flows.
+    pub found: u32,
+}
+
+/// What the provider is asked to start (or look for) for `flow`'s run.
+fn run_request<'a>(
+    user: &'a User,
+    applicant_id: &'a str,
+    flow: &Flow,
+    deadline: Instant,
+) -> StartRun<'a> {
+    StartRun {
+        workflow: match flow.flow_type {
+            FlowType::Registration => Workflow::Registration,
+            FlowType::StepUp => Workflow::StepUp,
+            _ => Workflow::RecoveryVerify,
+        },
+        customer_user_id: &user.pseudonym,
+        applicant_id,
+        flow_id: flow.id,
+        deadline,
+    }
 }
 
 /// The de-duplication key of the provider's run status event: the same for a
@@ -1128,7 +1156,10 @@ impl FlowService {
         user: &User,
         flow: Flow,
     ) -> DomainResult<Flow> {
-        let started = match self.start_run_for_applicant(user, &flow).await {
+        // Bounded: a provider that answers late fails the call within the
+        // budget; whatever run it made meanwhile is looked up later.
+        let deadline = Instant::now() + RUN_CREATION_BUDGET;
+        let started = match self.start_run_for_applicant(user, &flow, deadline).await {
             Ok(started) => started,
             Err(err) => {
                 // The database failed between the flow's two writes: try to
@@ -1154,8 +1185,17 @@ impl FlowService {
             }
             Err(err) => err,
         };
+        // The provider may hold a run the flow does not know of: the
+        // reconciler looks for it, so that it is not left behind unaccounted.
+        let lookup = match &err {
+            IdvError::Unsettled(_) => vec![Effect::SetRunLookup {
+                flow_id: flow.id,
+                pending: true,
+            }],
+            _ => vec![],
+        };
         let detail = match self
-            .advance(ctx, &flow, &Fact::RunNotStarted, vec![], vec![])
+            .advance(ctx, &flow, &Fact::RunNotStarted, lookup, vec![])
             .await
         {
             Ok(_) => err.to_string(),
@@ -1176,23 +1216,27 @@ impl FlowService {
         &self,
         user: &User,
         flow: &Flow,
+        deadline: Instant,
     ) -> DomainResult<Result<StartedRun, IdvError>> {
-        let applicant = match self.applicant_of(user).await? {
+        let applicant = match self.applicant_of(user, deadline).await? {
             Ok(applicant) => applicant,
             Err(err) => return Ok(Err(err)),
         };
-        let refused = match self.start_run(user, &applicant, flow).await {
+        let refused = match self.start_run(user, &applicant, flow, deadline).await {
             Err(err @ IdvError::Refused(_)) => err,
             other => return Ok(other),
         };
         if self.idv.applicant_state(&applicant).await != Ok(ApplicantState::Gone) {
             return Ok(Err(refused));
         }
-        let replacement = match self.replace_applicant(user.id, &applicant).await? {
+        let replacement = match self
+            .replace_applicant(user.id, &applicant, deadline)
+            .await?
+        {
             Ok(replacement) => replacement,
             Err(err) => return Ok(Err(err)),
         };
-        Ok(self.start_run(user, &replacement, flow).await)
+        Ok(self.start_run(user, &replacement, flow, deadline).await)
     }
 
     /// A new applicant in place of `gone`, recorded before any run uses it;
@@ -1203,10 +1247,11 @@ impl FlowService {
         &self,
         user_id: UserId,
         gone: &str,
+        deadline: Instant,
     ) -> DomainResult<Result<String, IdvError>> {
         let user = self.repo.user_by_id(user_id).await?;
         let Some(current_sealed) = user.idv_applicant_sealed.clone() else {
-            return self.applicant_of(&user).await;
+            return self.applicant_of(&user, deadline).await;
         };
         let current = self
             .open_string(&current_sealed, applicant_binding(&user.id))?
@@ -1215,7 +1260,7 @@ impl FlowService {
             // Replaced by another flow of the user already.
             return Ok(Ok(current));
         }
-        let created = match self.idv.create_applicant(&user.pseudonym).await {
+        let created = match self.idv.create_applicant(&user.pseudonym, deadline).await {
             Ok(created) => created,
             Err(err) => return Ok(Err(err)),
         };
@@ -1230,7 +1275,7 @@ impl FlowService {
             // Another flow replaced it first: use theirs, drop ours.
             let _ = self.idv.delete_applicant(&created).await;
             let user = self.repo.user_by_id(user.id).await?;
-            return self.applicant_of(&user).await;
+            return self.applicant_of(&user, deadline).await;
         }
         let _ = self.idv.delete_applicant(gone).await;
         Ok(Ok(created))
@@ -1240,13 +1285,17 @@ impl FlowService {
     /// user has none (the inner result is the provider's answer). Stored
     /// before any run uses it, so that it is deleted with the user whatever
     /// becomes of the run.
-    async fn applicant_of(&self, user: &User) -> DomainResult<Result<String, IdvError>> {
+    async fn applicant_of(
+        &self,
+        user: &User,
+        deadline: Instant,
+    ) -> DomainResult<Result<String, IdvError>> {
         if let Some(sealed) = &user.idv_applicant_sealed {
             return Ok(Ok(self
                 .open_string(sealed, applicant_binding(&user.id))?
                 .to_string()));
         }
-        let created = match self.idv.create_applicant(&user.pseudonym).await {
+        let created = match self.idv.create_applicant(&user.pseudonym, deadline).await {
             Ok(created) => created,
             Err(err) => return Ok(Err(err)),
         };
@@ -1487,19 +1536,10 @@ impl FlowService {
         user: &User,
         applicant_id: &str,
         flow: &Flow,
+        deadline: Instant,
     ) -> Result<StartedRun, IdvError> {
-        let workflow = match flow.flow_type {
-            FlowType::Registration => Workflow::Registration,
-            FlowType::StepUp => Workflow::StepUp,
-            _ => Workflow::RecoveryVerify,
-        };
         self.idv
-            .start_run(StartRun {
-                workflow,
-                customer_user_id: &user.pseudonym,
-                applicant_id,
-                flow_id: flow.id,
-            })
+            .start_run(run_request(user, applicant_id, flow, deadline))
             .await
     }
 
@@ -2136,7 +2176,80 @@ impl FlowService {
             }
             self.repo.mark_provider_checked(flow.id, now).await?;
         }
+        for flow in self
+            .repo
+            .flows_awaiting_run_lookup(now - self.policy.reconcile_after, limit)
+            .await?
+        {
+            report.looked_up += 1;
+            if self.look_up_run(&ctx, flow, now).await? {
+                report.found += 1;
+            }
+        }
         Ok(report)
+    }
+
+    /// Looks for the run the provider may have made for `flow`, whose run
+    /// creation failed ambiguously, and records it with the flow (which stays
+    /// failed) when found: every run the provider holds is then accounted
+    /// for by a flow. Whether a run was found.
+    async fn look_up_run(
+        &self,
+        ctx: &RequestContext,
+        flow: Flow,
+        now: OffsetDateTime,
+    ) -> DomainResult<bool> {
+        let done = Effect::SetRunLookup {
+            flow_id: flow.id,
+            pending: false,
+        };
+        let user = self.repo.user_by_id(flow.user_id).await?;
+        let found = match &user.idv_applicant_sealed {
+            Some(sealed) => {
+                let applicant = self
+                    .open_string(sealed, applicant_binding(&user.id))?
+                    .to_string();
+                self.idv
+                    .find_run(run_request(
+                        &user,
+                        &applicant,
+                        &flow,
+                        Instant::now() + RUN_LOOKUP_BUDGET,
+                    ))
+                    .await
+                    .map_err(|e| {
+                        DomainError::unavailable(
+                            ErrorCode::IdvUnavailable,
+                            "the identity-verification provider is unavailable",
+                            e.to_string(),
+                        )
+                    })?
+            }
+            // No applicant was recorded: no run can have been made.
+            None => None,
+        };
+        let Some(run) = found else {
+            self.commit(Change {
+                flow: None,
+                effects: vec![done],
+                events: vec![],
+            })
+            .await?;
+            return Ok(false);
+        };
+        let next = flow
+            .with_run_found_late(&run.run_id, now)
+            .map_err(|e| transition_error(&flow, e))?;
+        let mut event = self.event(
+            ctx,
+            AuditEventType::FlowIdvRunFound,
+            Subject::of_flow(&next),
+            now,
+        );
+        event.details = serde_json::json!({ "run_id": run.run_id });
+        self.write(ctx, &flow, next, vec![done], vec![event])
+            .await?;
+        Ok(true)
     }
 
     /// Counts a request refused or not acted on without a flow to attach it

@@ -281,6 +281,13 @@ pub enum Effect {
         run_id: String,
         at: OffsetDateTime,
     },
+    /// Marks whether the provider may hold a run for the flow that the flow
+    /// does not know of (its creation failed ambiguously): while `pending`,
+    /// the reconciler looks for it ([`Repository::flows_awaiting_run_lookup`]).
+    SetRunLookup {
+        flow_id: FlowId,
+        pending: bool,
+    },
 }
 
 /// The conflict of [`Effect::EnrolReference`].
@@ -593,6 +600,15 @@ pub trait Repository: crate::rotation::SealedStore + Send + Sync + 'static {
         &self,
         checked_before: OffsetDateTime,
         now: OffsetDateTime,
+        limit: u32,
+    ) -> StoreResult<Vec<Flow>>;
+
+    /// Failed flows whose run the provider may hold although its creation
+    /// failed ([`Effect::SetRunLookup`]), last changed before
+    /// `failed_before`, oldest first.
+    async fn flows_awaiting_run_lookup(
+        &self,
+        failed_before: OffsetDateTime,
         limit: u32,
     ) -> StoreResult<Vec<Flow>>;
 

@@ -69,6 +69,11 @@ pub struct OnfidoSettings {
     pub workflows: Workflows,
     /// Per attempt; well under the provider's own 30 s and a customer request's budget.
     pub timeout: Duration,
+    /// Per attempt of a creation (an applicant, a run), which a flow's
+    /// creation waits on: short enough to leave time, within
+    /// [`domain::idv::RUN_CREATION_BUDGET`], for the look-up that follows an
+    /// ambiguous failure.
+    pub create_timeout: Duration,
     /// Extra attempts for safe calls.
     pub retries: u32,
     /// The longest `Retry-After` we wait inside a request before answering 503.
@@ -85,6 +90,7 @@ impl OnfidoSettings {
             api_token,
             workflows,
             timeout: Duration::from_secs(10),
+            create_timeout: Duration::from_secs(3),
             retries: 2,
             max_retry_wait: Duration::from_secs(5),
             propagate: None,
@@ -418,19 +424,38 @@ impl OnfidoProvider {
         body: Option<&Value>,
         safe: bool,
     ) -> Result<T, Failure> {
-        let (_, bytes) = self.call(method, path, body, safe).await?;
+        self.json_until(method, path, body, safe, None).await
+    }
+
+    /// [`Self::json`], all attempts over by `deadline` when given.
+    async fn json_until<T: DeserializeOwned>(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&Value>,
+        safe: bool,
+        deadline: Option<Instant>,
+    ) -> Result<T, Failure> {
+        let (_, bytes) = self.call_until(method, path, body, safe, deadline).await?;
         serde_json::from_slice(&bytes)
             .map_err(|e| Failure::Ambiguous(format!("the provider's answer cannot be read: {e}")))
     }
 
-    async fn new_applicant(&self) -> Result<String, IdvError> {
+    async fn new_applicant(&self, deadline: Instant) -> Result<String, IdvError> {
         let body = json!({
             "first_name": "Biometric",
             "last_name": "Passkey",
             "consents": [{ "name": "privacy_notices_read", "granted": true }],
         });
+        let deadline = deadline.min(Instant::now() + self.settings.create_timeout);
         let created: Value = self
-            .json(Method::POST, "/applicants", Some(&body), false)
+            .json_until(
+                Method::POST,
+                "/applicants",
+                Some(&body),
+                false,
+                Some(deadline),
+            )
             .await
             .map_err(Failure::into_error)?;
         created["id"]
@@ -441,21 +466,33 @@ impl OnfidoProvider {
 
     /// After an ambiguous failure of a creation: the run the provider may
     /// have made for `request`, if a listed run is provably it (see
-    /// [`is_run_of`]). A failed look-up finds nothing.
-    async fn find_run(&self, request: &StartRun<'_>) -> Option<Value> {
+    /// [`is_run_of`]); `Ok(None)` when the provider lists none.
+    async fn find_run(&self, request: &StartRun<'_>) -> Result<Option<Value>, Failure> {
         let tag = flow_tag(request);
         for page in 1..=LOOKUP_PAGES {
             let path = format!(
                 "/workflow_runs?applicant_id={}&tags={tag}&page={page}",
                 request.applicant_id
             );
-            let found: Value = self.json(Method::GET, &path, None, true).await.ok()?;
-            let runs = found.as_array()?;
+            let found: Value = self
+                .json_until(
+                    Method::GET,
+                    &path,
+                    None,
+                    true,
+                    Some(Instant::from_std(request.deadline)),
+                )
+                .await?;
+            let Some(runs) = found.as_array() else {
+                return Err(Failure::Ambiguous(
+                    "the provider's list of runs is not a list".into(),
+                ));
+            };
             if let Some(run) = runs
                 .iter()
                 .find(|run| is_run_of(run, request, &self.settings.workflows))
             {
-                return Some(run.clone());
+                return Ok(Some(run.clone()));
             }
             if runs.is_empty() {
                 break;
@@ -466,7 +503,7 @@ impl OnfidoProvider {
                 "runs listed for a flow's tag are not the flow's; none adopted"
             );
         }
-        None
+        Ok(None)
     }
 
     async fn read_run_until(
@@ -511,8 +548,12 @@ impl IdentityProvider for OnfidoProvider {
         "onfido"
     }
 
-    async fn create_applicant(&self, _customer_user_id: &Pseudonym) -> Result<String, IdvError> {
-        self.new_applicant().await
+    async fn create_applicant(
+        &self,
+        _customer_user_id: &Pseudonym,
+        deadline: std::time::Instant,
+    ) -> Result<String, IdvError> {
+        self.new_applicant(Instant::from_std(deadline)).await
     }
 
     async fn start_run(&self, request: StartRun<'_>) -> Result<StartedRun, IdvError> {
@@ -522,25 +563,35 @@ impl IdentityProvider for OnfidoProvider {
             "customer_user_id": request.customer_user_id.as_str(),
             "tags": [flow_tag(&request)],
         });
+        let deadline = Instant::from_std(request.deadline);
+        // Whether an attempt so far may have created the run.
+        let mut maybe_made = false;
         let mut attempt = 0;
         loop {
-            let failure = match self
-                .attempt(Method::POST, "/workflow_runs", Some(&body), None)
-                .await
-            {
-                Ok((_, bytes)) => match serde_json::from_slice::<Value>(&bytes) {
-                    Ok(run) => return Self::started(&run),
-                    Err(e) => {
-                        Failure::Ambiguous(format!("the provider's answer cannot be read: {e}"))
-                    }
-                },
-                Err(failure) => failure,
+            let left = deadline.saturating_duration_since(Instant::now());
+            let failure = if left.is_zero() {
+                Failure::NotSent("no time left to call the provider".into())
+            } else {
+                let timeout = left.min(self.settings.create_timeout);
+                match self
+                    .attempt(Method::POST, "/workflow_runs", Some(&body), Some(timeout))
+                    .await
+                {
+                    Ok((_, bytes)) => match serde_json::from_slice::<Value>(&bytes) {
+                        Ok(run) => return Self::started(&run),
+                        Err(e) => {
+                            Failure::Ambiguous(format!("the provider's answer cannot be read: {e}"))
+                        }
+                    },
+                    Err(failure) => failure,
+                }
             };
             // A timeout or a server error (a 503 from a gateway included) may
             // still have created the run: look before retrying or reporting a
             // failure. A 4xx (or a refused connection) surely did not.
+            maybe_made |= failure.may_have_processed();
             if failure.may_have_processed()
-                && let Some(run) = self.find_run(&request).await
+                && let Ok(Some(run)) = self.find_run(&request).await
             {
                 return Self::started(&run);
             }
@@ -548,8 +599,15 @@ impl IdentityProvider for OnfidoProvider {
             // are failures that surely processed nothing.
             let retry = attempt < self.settings.retries && failure.retryable(false);
             let wait = self.retry_wait(&failure, attempt);
-            if !retry || wait > self.settings.max_retry_wait {
-                return Err(failure.into_error());
+            if !retry || wait > self.settings.max_retry_wait || Instant::now() + wait >= deadline {
+                // The provider may have made the run although no look-up
+                // found it (it may still be working on the request): it is
+                // looked up again later.
+                return Err(if maybe_made {
+                    IdvError::Unsettled(failure.into_error().to_string())
+                } else {
+                    failure.into_error()
+                });
             }
             tracing::warn!(
                 attempt,
@@ -558,6 +616,14 @@ impl IdentityProvider for OnfidoProvider {
             );
             tokio::time::sleep(wait).await;
             attempt += 1;
+        }
+    }
+
+    async fn find_run(&self, request: StartRun<'_>) -> Result<Option<StartedRun>, IdvError> {
+        match self.find_run(&request).await {
+            Ok(Some(run)) => Self::started(&run).map(Some),
+            Ok(None) => Ok(None),
+            Err(failure) => Err(failure.into_error()),
         }
     }
 
@@ -804,6 +870,7 @@ mod tests {
             customer_user_id: &pseudonym,
             applicant_id: "9b2d7c41-0e6f-4a53-8c1d-5f7e3a2b4c6d",
             flow_id,
+            deadline: std::time::Instant::now(),
         };
         let good = json!({
             "id": "3f1c2b9e-5d4a-4c1e-9a7b-2e8d6f0a1b2c",

@@ -19,7 +19,9 @@ use async_trait::async_trait;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use domain::flow::IdentityOutcome;
-use domain::idv::{IdentityProvider, IdvError, RunStatus, StartRun, StartedRun, SyntheticControl};
+use domain::idv::{
+    ApplicantState, IdentityProvider, IdvError, RunStatus, StartRun, StartedRun, SyntheticControl,
+};
 use domain::user::Pseudonym;
 use zeroize::Zeroizing;
 
@@ -192,7 +194,11 @@ impl IdentityProvider for SyntheticProvider {
         "synthetic"
     }
 
-    async fn create_applicant(&self, _customer_user_id: &Pseudonym) -> Result<String, IdvError> {
+    async fn create_applicant(
+        &self,
+        _customer_user_id: &Pseudonym,
+        _deadline: std::time::Instant,
+    ) -> Result<String, IdvError> {
         self.check_up()?;
         Ok(format!("synthetic-applicant-{}", uuid::Uuid::new_v4()))
     }
@@ -219,6 +225,30 @@ impl IdentityProvider for SyntheticProvider {
             .get(run_id)
             .map(|r| r.status.clone())
             .ok_or(IdvError::UnknownRun)
+    }
+
+    async fn read_run_within(
+        &self,
+        run_id: &str,
+        _budget: std::time::Duration,
+    ) -> Result<RunStatus, IdvError> {
+        self.read_run(run_id).await
+    }
+
+    /// Runs are created in memory: a creation is never ambiguous, so there
+    /// is never a run to find.
+    async fn find_run(&self, _request: StartRun<'_>) -> Result<Option<StartedRun>, IdvError> {
+        Ok(None)
+    }
+
+    async fn applicant_state(&self, _applicant_id: &str) -> Result<ApplicantState, IdvError> {
+        self.check_up()?;
+        Ok(ApplicantState::Active)
+    }
+
+    /// Applicants are names only: nothing to delete.
+    async fn delete_applicant(&self, _applicant_id: &str) -> Result<(), IdvError> {
+        self.check_up()
     }
 
     async fn forget_user(
@@ -251,6 +281,7 @@ mod tests {
             customer_user_id: pseudonym,
             applicant_id: "synthetic-applicant",
             flow_id: FlowId(uuid::Uuid::nil()),
+            deadline: std::time::Instant::now() + std::time::Duration::from_secs(1),
         }
     }
 

@@ -262,10 +262,12 @@ async fn flush_refusal_tally(flows: &FlowService, all: bool) {
 async fn reconcile_once(flows: &FlowService, metrics: &Metrics) {
     flush_refusal_tally(flows, false).await;
     match flows.reconcile(RECONCILE_BATCH).await {
-        Ok(report) if report.applied > 0 => {
+        Ok(report) if report.applied > 0 || report.looked_up > 0 => {
             tracing::info!(
                 checked = report.checked,
                 applied = report.applied,
+                looked_up = report.looked_up,
+                found = report.found,
                 "reconciled flows with the IDV provider"
             );
         }

@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use domain::credential::{Credential, CredentialStatus};
-use domain::flow::{FailureReason, Flow, FlowState, FlowType, Handoff, IdentityStatus};
+use domain::flow::{FailureReason, Flow, FlowId, FlowState, FlowType, Handoff, IdentityStatus};
 use domain::{
     AuditEventType, Change, Effect, ExternalUserId, FlowLimits, FlowWrite, NewAuditEvent,
     Repository, StoreError, User,
@@ -741,6 +741,64 @@ pub async fn flows_awaiting_the_provider_are_listed_oldest_check_first(repo: Arc
         older,
         "checking is not a change of the flow"
     );
+}
+
+pub async fn failed_flows_marked_for_a_run_look_up_are_listed_until_it_is_done(
+    repo: Arc<dyn Repository>,
+) {
+    let user = stored_user(&*repo, "lookup").await;
+    let failed = |minutes: i64| {
+        let mut f = flow(user.id, FlowType::StepUp, T0 + Duration::minutes(minutes));
+        f.state = FlowState::Failed;
+        f.failure_reason = Some(FailureReason::IdvUnavailable);
+        f
+    };
+    let mark = |f: &Flow, pending: bool| Change {
+        effects: vec![Effect::SetRunLookup {
+            flow_id: f.id,
+            pending,
+        }],
+        ..Change::default()
+    };
+    let older = failed(0);
+    let newer = failed(5);
+    let unmarked = failed(1);
+    for f in [&older, &newer, &unmarked] {
+        repo.apply(&insert(f)).await.unwrap();
+    }
+    for f in [&older, &newer] {
+        repo.apply(&mark(f, true)).await.unwrap();
+    }
+    let ids = |flows: Vec<Flow>| flows.into_iter().map(|f| f.id).collect::<Vec<_>>();
+    let listed = |before: i64, limit: u32| {
+        let repo = repo.clone();
+        async move {
+            ids(repo
+                .flows_awaiting_run_lookup(T0 + Duration::minutes(before), limit)
+                .await
+                .unwrap())
+        }
+    };
+    assert_eq!(listed(10, 10).await, vec![older.id, newer.id]);
+    assert_eq!(listed(3, 10).await, vec![older.id], "failed too recently");
+    assert_eq!(listed(10, 1).await, vec![older.id]);
+
+    // Found: the run is recorded with the flow and the mark cleared at once.
+    let mut found = older.clone();
+    found.version += 1;
+    found.idv_run_id = Some("run-found".into());
+    repo.apply(&Change {
+        effects: mark(&older, false).effects,
+        ..update(&found)
+    })
+    .await
+    .unwrap();
+    assert_eq!(listed(10, 10).await, vec![newer.id]);
+    assert_eq!(repo.flow(older.id).await.unwrap(), found);
+    // Not found: the mark alone is cleared, the flow unchanged.
+    repo.apply(&mark(&newer, false)).await.unwrap();
+    assert_eq!(listed(10, 10).await, Vec::<FlowId>::new());
+    assert_eq!(repo.flow(newer.id).await.unwrap(), newer);
 }
 
 pub async fn recorded_provider_events_are_seen(repo: Arc<dyn Repository>) {

@@ -76,6 +76,7 @@ macro_rules! conformance_suite {
             flows::a_flow_for_a_missing_user_is_not_found,
             flows::flow_prerequisites_read_the_user_and_their_standing,
             flows::flows_awaiting_the_provider_are_listed_oldest_check_first,
+            flows::failed_flows_marked_for_a_run_look_up_are_listed_until_it_is_done,
             flows::recorded_provider_events_are_seen,
             flows::flows_of_lists_a_users_flows_newest_first_up_to_the_limit,
             flows::an_update_over_the_stored_version_round_trips,

@@ -485,6 +485,38 @@ pub(crate) async fn awaiting_provider(
     rows.iter().map(to_flow).collect()
 }
 
+pub(crate) async fn awaiting_run_lookup(
+    db: impl PgExecutor<'_>,
+    failed_before: time::OffsetDateTime,
+    limit: u32,
+) -> StoreResult<Vec<Flow>> {
+    let rows = sqlx::query(&format!(
+        "SELECT {COLUMNS} FROM flows \
+         WHERE run_lookup_pending AND updated_at < $1 \
+         ORDER BY updated_at, id LIMIT $2"
+    ))
+    .bind(failed_before)
+    .bind(i64::from(limit))
+    .fetch_all(db)
+    .await
+    .map_err(map_err)?;
+    rows.iter().map(to_flow).collect()
+}
+
+pub(crate) async fn set_run_lookup(
+    db: impl PgExecutor<'_>,
+    id: FlowId,
+    pending: bool,
+) -> StoreResult<()> {
+    sqlx::query("UPDATE flows SET run_lookup_pending = $2 WHERE id = $1")
+        .bind(id.0)
+        .bind(pending)
+        .execute(db)
+        .await
+        .map(drop)
+        .map_err(map_err)
+}
+
 pub(crate) async fn mark_provider_checked(
     db: impl PgExecutor<'_>,
     id: FlowId,

@@ -462,6 +462,38 @@ pub(crate) async fn awaiting_provider(
     rows.iter().map(to_flow).collect()
 }
 
+pub(crate) async fn awaiting_run_lookup(
+    db: impl SqliteExecutor<'_>,
+    failed_before: time::OffsetDateTime,
+    limit: u32,
+) -> StoreResult<Vec<Flow>> {
+    let rows = sqlx::query(&format!(
+        "SELECT {COLUMNS} FROM flows \
+         WHERE run_lookup_pending AND updated_at < ? \
+         ORDER BY updated_at, id LIMIT ?"
+    ))
+    .bind(to_micros(failed_before))
+    .bind(i64::from(limit))
+    .fetch_all(db)
+    .await
+    .map_err(map_err)?;
+    rows.iter().map(to_flow).collect()
+}
+
+pub(crate) async fn set_run_lookup(
+    db: impl SqliteExecutor<'_>,
+    id: FlowId,
+    pending: bool,
+) -> StoreResult<()> {
+    sqlx::query("UPDATE flows SET run_lookup_pending = ? WHERE id = ?")
+        .bind(pending)
+        .bind(uuid_bytes(id.0))
+        .execute(db)
+        .await
+        .map(drop)
+        .map_err(map_err)
+}
+
 pub(crate) async fn mark_provider_checked(
     db: impl SqliteExecutor<'_>,
     id: FlowId,

@@ -397,6 +397,14 @@ impl Repository for SqliteStore {
         flows::awaiting_provider(&self.pool, checked_before, now, limit).await
     }
 
+    async fn flows_awaiting_run_lookup(
+        &self,
+        failed_before: OffsetDateTime,
+        limit: u32,
+    ) -> StoreResult<Vec<Flow>> {
+        flows::awaiting_run_lookup(&self.pool, failed_before, limit).await
+    }
+
     async fn mark_provider_checked(&self, id: FlowId, at: OffsetDateTime) -> StoreResult<()> {
         flows::mark_provider_checked(&self.pool, id, at).await
     }
@@ -481,6 +489,9 @@ async fn apply(conn: &mut SqliteConnection, change: &Change) -> StoreResult<()> 
                 run_id,
                 at,
             } => idempotency::record_provider_event(conn, dedupe_key, run_id, *at).await?,
+            Effect::SetRunLookup { flow_id, pending } => {
+                flows::set_run_lookup(&mut *conn, *flow_id, *pending).await?
+            }
         }
     }
     for event in &change.events {

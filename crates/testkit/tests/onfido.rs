@@ -4,6 +4,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // tests: a failure is a panic.
 
 use core_api::refusals::{DEFAULT_WEBHOOK_REFUSALS, RefusalLimits};
+use domain::{AuditEventType, AuditQuery};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use testkit::core_client::expect_error;
@@ -41,6 +42,7 @@ on_both_stores!(
     a_lost_webhook_is_caught_by_the_reconciler,
     a_lagging_read_is_applied_on_redelivery,
     a_webhook_before_its_flow_records_the_run_does_not_block_it,
+    a_run_made_after_its_creation_gave_up_is_found_and_recorded_with_the_flow,
     an_applicant_made_for_a_run_that_failed_is_kept_and_forgotten_with_the_user,
     during_a_secret_rotation_both_secrets_verify_and_the_audit_says_which,
     without_a_previous_secret_a_delivery_signed_with_the_old_one_is_refused,
@@ -1215,6 +1217,93 @@ async fn a_webhook_before_its_flow_records_the_run_does_not_block_it(store: Stor
         s.app.flow(id(&flow)).await["identity"]["status"],
         "verified"
     );
+}
+
+/// The provider makes the run but answers after the flow's creation has given
+/// up (and its list of runs is as late): the creation is answered 503 within
+/// 5 seconds, and the reconciler later finds the run and records it with the
+/// failed flow, so that no run at the provider is left without its flow.
+async fn a_run_made_after_its_creation_gave_up_is_found_and_recorded_with_the_flow(store: Store) {
+    let s = setup(store).await;
+    let flows = s.app.flows.clone().unwrap();
+    registered(&s, "lena", "lena-phone").await;
+    let late = Fault::Delay(std::time::Duration::from_secs(8));
+    s.double.set_route_fault(Route::CreateRun, late.clone(), 1);
+    s.double.set_route_fault(Route::ListRuns, late, 1);
+    let runs_before = s.double.runs_created();
+    let known = s.double.run_ids();
+    let started = std::time::Instant::now();
+    let (status, body) = s.app.create_flow("step_up", "lena").await;
+    let took = started.elapsed();
+    expect_error(
+        status,
+        &body,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "idv_unavailable",
+    );
+    assert!(
+        took < std::time::Duration::from_secs(5),
+        "answered after {took:?}"
+    );
+    assert_eq!(s.double.runs_created(), runs_before + 1, "the run was made");
+    let made = s
+        .double
+        .run_ids()
+        .into_iter()
+        .find(|run| !known.contains(run))
+        .unwrap();
+    let found_events = || async {
+        s.app
+            .repo
+            .audit_events(&AuditQuery {
+                event_type: Some(AuditEventType::FlowIdvRunFound),
+                limit: 10,
+                ..AuditQuery::default()
+            })
+            .await
+            .unwrap()
+            .items
+    };
+
+    // Not before `BIOMETRIC_PASSKEY_IDV_RECONCILE_AFTER`: the provider may
+    // still be working on the request.
+    let pass = flows.reconcile(50).await.unwrap();
+    assert_eq!((pass.looked_up, pass.found), (0, 0));
+    s.app.clock.advance(Duration::minutes(3));
+    let pass = flows.reconcile(50).await.unwrap();
+    assert_eq!((pass.looked_up, pass.found), (1, 1));
+    let events = found_events().await;
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0].event.details["run_id"], made.as_str());
+    let flow_id = events[0].event.subject.flow_id.unwrap().to_string();
+    let flow = s.app.flow(&flow_id).await;
+    assert_eq!(flow["state"], "failed", "{flow}");
+    assert_eq!(flow["failure_reason"], "idv_unavailable", "{flow}");
+    assert_eq!(run_id(&flow), made, "{flow}");
+
+    // Looked up once: the next pass has nothing to do, and no second run
+    // was started.
+    let pass = flows.reconcile(50).await.unwrap();
+    assert_eq!((pass.looked_up, pass.found), (0, 0));
+    assert_eq!(found_events().await.len(), 1);
+    assert_eq!(s.double.runs_created(), runs_before + 1);
+
+    // A creation answered 500 made nothing: looked up, nothing found, done.
+    s.double
+        .set_route_fault(Route::CreateRun, Fault::ServerError, 10);
+    let (status, body) = s.app.create_flow("step_up", "lena").await;
+    expect_error(
+        status,
+        &body,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "idv_unavailable",
+    );
+    s.app.clock.advance(Duration::minutes(3));
+    let pass = flows.reconcile(50).await.unwrap();
+    assert_eq!((pass.looked_up, pass.found), (1, 0));
+    let pass = flows.reconcile(50).await.unwrap();
+    assert_eq!((pass.looked_up, pass.found), (0, 0));
+    assert_eq!(found_events().await.len(), 1);
 }
 
 async fn an_applicant_made_for_a_run_that_failed_is_kept_and_forgotten_with_the_user(store: Store) {

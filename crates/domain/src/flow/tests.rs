@@ -185,6 +185,29 @@ fn run_start_failure_fails_the_flow() {
 }
 
 #[test]
+fn a_run_found_late_is_recorded_only_on_a_flow_failed_for_want_of_one() {
+    let open = flow(FlowType::StepUp);
+    assert_eq!(
+        open.with_run_found_late("run-1", T0),
+        Err(TransitionError::NotExpected)
+    );
+    let failed = open.apply(&Fact::RunNotStarted, T0).unwrap();
+    let found = failed.with_run_found_late("run-1", T0).unwrap();
+    assert_eq!(found.state, FlowState::Failed);
+    assert_eq!(found.idv_run_id.as_deref(), Some("run-1"));
+    assert_eq!(found.version, failed.version + 1);
+    assert_eq!(
+        found.with_run_found_late("run-2", T0),
+        Err(TransitionError::AlreadyDone)
+    );
+    let cancelled = flow(FlowType::StepUp).apply(&Fact::Cancelled, T0).unwrap();
+    assert_eq!(
+        cancelled.with_run_found_late("run-1", T0),
+        Err(TransitionError::NotExpected)
+    );
+}
+
+#[test]
 fn names_round_trip() {
     for t in FlowType::ALL {
         assert_eq!(t.as_str().parse::<FlowType>(), Ok(*t));

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use async_trait::async_trait;
-use domain::idv::{IdentityProvider, IdvError, RunStatus, StartRun, StartedRun};
+use domain::idv::{ApplicantState, IdentityProvider, IdvError, RunStatus, StartRun, StartedRun};
 use domain::user::Pseudonym;
 use tracing::Instrument;
 
@@ -52,6 +52,7 @@ impl MeteredProvider {
             Err(IdvError::Unavailable(_)) => "unavailable",
             Err(IdvError::Refused(_)) => "refused",
             Err(IdvError::UnknownRun) => "unknown_run",
+            Err(IdvError::Unsettled(_)) => "unsettled",
         };
         let provider = self.inner.name();
         self.metrics.record(|| {
@@ -79,10 +80,14 @@ impl IdentityProvider for MeteredProvider {
         self.inner.name()
     }
 
-    async fn create_applicant(&self, customer_user_id: &Pseudonym) -> Result<String, IdvError> {
+    async fn create_applicant(
+        &self,
+        customer_user_id: &Pseudonym,
+        deadline: std::time::Instant,
+    ) -> Result<String, IdvError> {
         self.call(
             "create_applicant",
-            self.inner.create_applicant(customer_user_id),
+            self.inner.create_applicant(customer_user_id, deadline),
         )
         .await
     }
@@ -91,8 +96,34 @@ impl IdentityProvider for MeteredProvider {
         self.call("start_run", self.inner.start_run(request)).await
     }
 
+    async fn find_run(&self, request: StartRun<'_>) -> Result<Option<StartedRun>, IdvError> {
+        self.call("find_run", self.inner.find_run(request)).await
+    }
+
     async fn read_run(&self, run_id: &str) -> Result<RunStatus, IdvError> {
         self.call("read_run", self.inner.read_run(run_id)).await
+    }
+
+    async fn read_run_within(
+        &self,
+        run_id: &str,
+        budget: std::time::Duration,
+    ) -> Result<RunStatus, IdvError> {
+        self.call("read_run", self.inner.read_run_within(run_id, budget))
+            .await
+    }
+
+    async fn applicant_state(&self, applicant_id: &str) -> Result<ApplicantState, IdvError> {
+        self.call("applicant_state", self.inner.applicant_state(applicant_id))
+            .await
+    }
+
+    async fn delete_applicant(&self, applicant_id: &str) -> Result<(), IdvError> {
+        self.call(
+            "delete_applicant",
+            self.inner.delete_applicant(applicant_id),
+        )
+        .await
     }
 
     async fn forget_user(

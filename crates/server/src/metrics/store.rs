@@ -756,6 +756,19 @@ impl Repository for MeteredRepository {
         )
     }
 
+    async fn flows_awaiting_run_lookup(
+        &self,
+        failed_before: OffsetDateTime,
+        limit: u32,
+    ) -> StoreResult<Vec<Flow>> {
+        self.metrics.store_result(
+            self.inner
+                .flows_awaiting_run_lookup(failed_before, limit)
+                .instrument(crate::traces::db_span("flows_awaiting_run_lookup"))
+                .await,
+        )
+    }
+
     async fn mark_provider_checked(&self, id: FlowId, at: OffsetDateTime) -> StoreResult<()> {
         self.metrics.store_result(
             self.inner
