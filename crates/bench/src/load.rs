@@ -20,8 +20,6 @@ use webauthn_rs_core_06::proto::{
     AttestationConveyancePreference, CreationChallengeResponse, RequestChallengeResponse,
 };
 
-use crate::timeline::Timeline;
-
 /// The four flows of the Core API with possession reported by the caller
 /// (`external` mode), step-up again with the IDV result arriving as a signed
 /// provider webhook, and the four flows again with each user's software
@@ -148,27 +146,14 @@ pub(crate) struct Recorder {
     pub(crate) flows: Option<Histogram<u64>>,
     pub(crate) errors: u64,
     pub(crate) first_error: Option<String>,
-    /// Second by second, in fixed-rate phases.
-    pub(crate) timeline: Option<Timeline>,
 }
 
 impl Recorder {
-    fn timed(origin: Instant) -> Self {
-        Self {
-            timeline: Some(Timeline::new(origin)),
-            ..Self::default()
-        }
-    }
-
     fn step(&mut self, step: Step, started: Instant) {
-        let took = started.elapsed();
         self.steps
             .entry(step)
             .or_insert_with(new_histogram)
-            .saturating_record((took.as_micros() as u64).max(1));
-        if let Some(timeline) = &mut self.timeline {
-            timeline.call(step, started, took);
-        }
+            .saturating_record((started.elapsed().as_micros() as u64).max(1));
     }
 
     fn flow(&mut self, micros: u64) {
@@ -969,7 +954,7 @@ pub(crate) async fn fixed_rate(
     let free_rx = Arc::new(Mutex::new(free_rx));
     let start = Instant::now();
     for client in clients {
-        let _ = free_tx.send((client, Recorder::timed(start)));
+        let _ = free_tx.send((client, Recorder::default()));
     }
     let interval = Duration::from_secs_f64(1.0 / rate.max(0.1));
     let total = (duration.as_secs_f64() * rate).floor() as u64;
@@ -979,15 +964,10 @@ pub(crate) async fn fixed_rate(
         tokio::time::sleep_until(scheduled.into()).await;
         let (target, free_rx, free_tx) = (target.clone(), free_rx.clone(), free_tx.clone());
         tasks.push(tokio::spawn(async move {
-            // The generator's own delay: how late this task began.
-            let lag = scheduled.elapsed();
             let free = free_rx.lock().await.recv().await;
             let Some((mut client, mut rec)) = free else {
                 return;
             };
-            if let Some(timeline) = &mut rec.timeline {
-                timeline.start_lag(scheduled, lag);
-            }
             let outcome = target.run(scenario, &mut rec, client.take_turn()).await;
             rec.outcome(outcome, scheduled);
             let _ = free_tx.send((client, rec));
@@ -1033,12 +1013,6 @@ pub(crate) fn merge(recs: Vec<Recorder>) -> Recorder {
         all.errors += rec.errors;
         if all.first_error.is_none() {
             all.first_error = rec.first_error;
-        }
-        if let Some(t) = rec.timeline {
-            match &mut all.timeline {
-                Some(mine) => mine.merge(&t),
-                None => all.timeline = Some(t),
-            }
         }
     }
     all

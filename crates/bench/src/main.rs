@@ -3,16 +3,13 @@
 //! `bench webauthn` (`scripts/bench-webauthn`) measures assertion verification
 //! by the built-in relying party.
 
-mod activity;
 mod baseline;
 mod faults;
 mod load;
 mod overview;
-mod processes;
 mod report;
 mod rows;
 mod soak;
-mod timeline;
 mod webauthn;
 mod yardstick;
 
@@ -28,7 +25,6 @@ use report::{Phase, ProcessStats, Report};
 use sqlx::Connection;
 use store_postgres::{PgSettings, PgStore, SslMode};
 use testkit::onfido_double::{OnfidoDouble, OnfidoDoubleConfig};
-use timeline::{Round, Sampler};
 
 #[derive(Debug, Parser)]
 #[command(name = "bench", about = "Benchmark the Core API against a baseline")]
@@ -890,30 +886,13 @@ async fn run(
                         );
                     }
                     let before = service.stats();
-                    // PostgreSQL's statistics, when they can be read (the
-                    // figures then have no background-work columns).
-                    let statistics = connect("postgres").await.ok();
-                    let sampler = Sampler::start(service.pid(), statistics, service.database);
-                    #[allow(clippy::disallowed_methods)] // The harness's own wall clock.
-                    let (started, started_at) = (Instant::now(), time::OffsetDateTime::now_utc());
-                    let (mut rec, back) = drive(vus, duration).await;
+                    let started = Instant::now();
+                    let (rec, back) = drive(vus, duration).await;
                     let elapsed = started.elapsed();
                     users[u] = back;
-                    let machine = sampler.stop().await;
-                    match rec.timeline.take() {
-                        Some(calls) => report.add_round(
-                            scenario,
-                            name,
-                            Round {
-                                started_at,
-                                calls,
-                                machine,
-                            },
-                        ),
-                        None => {
-                            let rate = rec.flows_done() as f64 / elapsed.as_secs_f64();
-                            report.add_max_round(scenario, name, rate, &machine);
-                        }
+                    if phase == Phase::Max {
+                        let rate = rec.flows_done() as f64 / elapsed.as_secs_f64();
+                        report.add_max_round(scenario, name, rate);
                     }
                     eprintln!(
                         "bench: {} {} {name}: {}",

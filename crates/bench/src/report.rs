@@ -7,10 +7,7 @@ use std::time::Duration;
 use hdrhistogram::Histogram;
 use serde_json::{Value, json};
 
-use crate::activity::SAMPLE_EVERY;
 use crate::load::{READ, Recorder, Scenario, Step};
-use crate::processes;
-use crate::timeline::{HEARTBEAT, Machine, QUIET_STEAL, Round, SLOW};
 
 /// The product with its metrics off, in the report.
 pub(crate) const METRICS_OFF: &str = "product, metrics off";
@@ -18,6 +15,10 @@ pub(crate) const METRICS_OFF: &str = "product, metrics off";
 /// The share of the fixed yardstick's requests per second each call that
 /// creates or advances a flow is to reach.
 const YARDSTICK_TARGET: f64 = 0.8;
+
+/// A call slower than this counts as slow: the latency target is a p99
+/// under it at half the maximum rate.
+const SLOW: Duration = Duration::from_millis(10);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub(crate) enum Phase {
@@ -44,7 +45,7 @@ pub(crate) struct ProcessStats {
 }
 
 /// Linux's USER_HZ: /proc reports CPU time in hundredths of a second.
-pub(crate) const TICKS_PER_SECOND: f64 = 100.0;
+const TICKS_PER_SECOND: f64 = 100.0;
 
 impl ProcessStats {
     pub(crate) fn read(pid: u32) -> Self {
@@ -56,10 +57,25 @@ impl ProcessStats {
             .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
             .unwrap_or(0);
         Self {
-            cpu_ticks: processes::parse_stat(&stat).map_or(0, |p| p.ticks),
+            cpu_ticks: cpu_ticks(&stat),
             peak_rss_kb,
         }
     }
+}
+
+/// User + system CPU ticks from a `/proc/<pid>/stat` line (0 when it cannot
+/// be read).
+fn cpu_ticks(stat: &str) -> u64 {
+    // The command name sits in parentheses and may hold spaces or ')'; after
+    // it, the state is field 3 of the line, utime and stime are 14 and 15.
+    let Some((_, rest)) = stat.rsplit_once(')') else {
+        return 0;
+    };
+    rest.split_whitespace()
+        .skip(14 - 3)
+        .take(2)
+        .map(|f| f.parse::<u64>().unwrap_or(0))
+        .sum()
 }
 
 struct Figures {
@@ -107,87 +123,13 @@ pub(crate) struct Report {
     runs: BTreeMap<(Phase, Scenario, &'static str), Figures>,
     webhooks: BTreeMap<&'static str, Figures>,
     rss: BTreeMap<&'static str, u64>,
-    /// Fixed-rate rounds second by second, in the order they ran.
-    rounds_by_second: BTreeMap<(Scenario, &'static str), Vec<Round>>,
-    /// Maximum-throughput rounds, in the order they ran.
-    max_rounds: BTreeMap<(Scenario, &'static str), Vec<MaxRound>>,
-}
-
-/// One maximum-throughput round: its flows per second and the machine's mean
-/// over it.
-#[derive(Debug, Clone)]
-struct MaxRound {
-    rate: f64,
-    machine: Machine,
-}
-
-/// CPU per flow over equally long rounds, in ms: the CPU (per cent of one
-/// core) summed over the rounds, over their flows per second summed.
-#[derive(Debug, Clone, Copy, PartialEq)]
-struct CpuPerFlow {
-    service: f64,
-    load_generator: f64,
-    /// Everything else the machine ran: PostgreSQL, the provider double, the
-    /// kernel's own threads.
-    rest: f64,
-}
-
-impl CpuPerFlow {
-    fn of(rounds: &[MaxRound]) -> Option<Self> {
-        let flows: f64 = rounds.iter().map(|r| r.rate).sum();
-        if flows <= 0.0 {
-            return None;
-        }
-        // Per cent of one core over flows per second is 10 ms per flow.
-        let ms = |f: fn(&Machine) -> f64| {
-            rounds.iter().map(|r| f(&r.machine)).sum::<f64>() * 10.0 / flows
-        };
-        let service = ms(|m| m.service);
-        let load_generator = ms(|m| m.load_generator);
-        Some(Self {
-            service,
-            load_generator,
-            rest: (ms(|m| m.busy) - service - load_generator).max(0.0),
-        })
-    }
-
-    fn machine(&self) -> f64 {
-        self.service + self.load_generator + self.rest
-    }
-
-    fn cell(&self) -> String {
-        format!(
-            "{:.2} / {:.2} / {:.2} = {:.2}",
-            self.service,
-            self.load_generator,
-            self.rest,
-            self.machine()
-        )
-    }
+    /// Each maximum-throughput round's flows per second, in the order they ran.
+    max_rounds: BTreeMap<(Scenario, &'static str), Vec<f64>>,
 }
 
 /// A section's heading, then its table's header and alignment rows.
 fn table(out: &mut String, title: &str, header: &str, alignment: &str) {
     let _ = writeln!(out, "\n### {title}\n\n{header}\n{alignment}");
-}
-
-/// One JSON object per round: `item`'s members after the flow, the service
-/// and the round's number.
-fn rounds_json<T>(
-    rounds: &BTreeMap<(Scenario, &'static str), Vec<T>>,
-    item: impl Fn(&T) -> Value,
-) -> Vec<Value> {
-    let mut out = Vec::new();
-    for ((scenario, service), list) in rounds {
-        for (i, x) in list.iter().enumerate() {
-            let mut object = json!({ "flow": scenario.name(), "service": service, "round": i + 1 });
-            if let (Some(o), Value::Object(members)) = (object.as_object_mut(), item(x)) {
-                o.extend(members);
-            }
-            out.push(object);
-        }
-    }
-    out
 }
 
 /// `part` of `whole` in per cent, or a dash when there is nothing.
@@ -235,6 +177,12 @@ fn ms(h: &Histogram<u64>, q: f64) -> f64 {
     h.value_at_quantile(q) as f64 / 1000.0
 }
 
+/// The requests slower than [`SLOW`] (to within the histogram's resolution,
+/// 8 µs there).
+fn slow_calls(h: &Histogram<u64>) -> u64 {
+    h.len() - h.count_between(0, SLOW.as_micros() as u64)
+}
+
 impl Report {
     pub(crate) fn new(shape: crate::Shape) -> Self {
         Self {
@@ -246,7 +194,6 @@ impl Report {
             runs: BTreeMap::new(),
             webhooks: BTreeMap::new(),
             rss: BTreeMap::new(),
-            rounds_by_second: BTreeMap::new(),
             max_rounds: BTreeMap::new(),
         }
     }
@@ -267,30 +214,12 @@ impl Report {
         self.runs.insert(key, figures);
     }
 
-    /// One maximum-throughput round: its flows per second and the machine's
-    /// seconds through it.
-    pub(crate) fn add_max_round(
-        &mut self,
-        scenario: Scenario,
-        service: &'static str,
-        rate: f64,
-        seconds: &[Machine],
-    ) {
+    /// One maximum-throughput round's flows per second.
+    pub(crate) fn add_max_round(&mut self, scenario: Scenario, service: &'static str, rate: f64) {
         self.max_rounds
             .entry((scenario, service))
             .or_default()
-            .push(MaxRound {
-                rate,
-                machine: Machine::mean(seconds),
-            });
-    }
-
-    /// One fixed-rate round, second by second.
-    pub(crate) fn add_round(&mut self, scenario: Scenario, service: &'static str, round: Round) {
-        self.rounds_by_second
-            .entry((scenario, service))
-            .or_default()
-            .push(round);
+            .push(rate);
     }
 
     pub(crate) fn add_webhooks(
@@ -403,8 +332,6 @@ impl Report {
         }
         self.max_rates_markdown(&mut out);
         self.metrics_cost_markdown(&mut out);
-        self.max_machine_markdown(&mut out);
-        self.cpu_per_flow_markdown(&mut out);
         let _ = writeln!(
             out,
             "\n### Latency at half the product's maximum flow rate (fixed arrivals, {} s)\n",
@@ -444,8 +371,7 @@ impl Report {
                 );
             }
         }
-        self.seconds_markdown(&mut out);
-        self.steal_markdown(&mut out);
+        self.slow_calls_markdown(&mut out);
         if let (Some(p), Some(b)) = (self.webhooks.get("product"), self.webhooks.get("baseline")) {
             let (pn, bn) = (p.recorder.flows_done(), b.recorder.flows_done());
             let (pr, br) = (Self::rate(p, pn), Self::rate(b, bn));
@@ -524,7 +450,7 @@ impl Report {
         let rounds = self
             .max_rounds
             .get(&(scenario, "yardstick"))
-            .map(|r| r.iter().map(|r| r.rate).collect())
+            .cloned()
             .unwrap_or_default();
         Some((Self::rate(f, f.recorder.flows_done()), rounds))
     }
@@ -667,11 +593,7 @@ impl Report {
     /// off, in the same rounds: the difference next to the spread between
     /// rounds of the same service.
     fn metrics_cost_markdown(&self, out: &mut String) {
-        let rates = |scenario, service| {
-            self.max_rounds
-                .get(&(scenario, service))
-                .map(|rounds| rounds.iter().map(|r| r.rate).collect::<Vec<f64>>())
-        };
+        let rates = |scenario, service| self.max_rounds.get(&(scenario, service)).cloned();
         let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len().max(1) as f64;
         // The rounds' range over their mean, in per cent.
         let spread = |v: &[f64]| {
@@ -745,15 +667,11 @@ impl Report {
             "|---|---|---|---|---|",
         );
         for scenario in Scenario::ALL {
-            let rates = |service| {
-                self.max_rounds
-                    .get(&(scenario, service))
-                    .map(|rounds| rounds.iter().map(|r| r.rate).collect::<Vec<_>>())
-            };
+            let rates = |service| self.max_rounds.get(&(scenario, service));
             let (Some(p), Some(b)) = (rates("product"), rates("baseline")) else {
                 continue;
             };
-            let ratios = pair_ratios(&p, &b);
+            let ratios = pair_ratios(p, b);
             let summary = median(&ratios).map_or_else(
                 || "–".to_owned(),
                 |m| {
@@ -766,279 +684,67 @@ impl Report {
                 out,
                 "| {} | {} | {} | {} | {summary} |",
                 scenario.name(),
-                joined(&p, 0),
-                joined(&b, 0),
+                joined(p, 0),
+                joined(b, 0),
                 joined(&ratios, 2),
             );
         }
     }
 
-    /// The machine during each maximum-throughput round: a round that lost
-    /// more to the hypervisor than its pair ran on less machine.
-    fn max_machine_markdown(&self, out: &mut String) {
-        if self.max_rounds.is_empty() {
-            return;
-        }
-        table(
-            out,
-            "The machine during the maximum-throughput rounds (mean of each round, % of one core)",
-            "| flow | product rounds: steal / machine busy | baseline rounds: steal / machine busy |",
-            "|---|---|---|",
-        );
+    /// Each call's share of requests over [`SLOW`] at half rate, for the
+    /// product and the baseline, and for how many calls that share is under
+    /// 1 % (a p99 under [`SLOW`]).
+    fn slow_calls_markdown(&self, out: &mut String) {
+        let slow_ms = SLOW.as_millis();
+        let half = |scenario, service| self.runs.get(&(Phase::Half, scenario, service));
+        let mut rows = Vec::new();
         for scenario in Scenario::ALL {
-            let cell = |service: &'static str| {
-                self.max_rounds.get(&(scenario, service)).map_or_else(
-                    || "–".to_owned(),
-                    |rounds| {
-                        rounds
-                            .iter()
-                            .map(|r| format!("{:.0} / {:.0}", r.machine.steal, r.machine.busy))
-                            .collect::<Vec<_>>()
-                            .join(", ")
-                    },
-                )
-            };
-            if self.max_rounds.contains_key(&(scenario, "product")) {
-                let _ = writeln!(
-                    out,
-                    "| {} | {} | {} |",
-                    scenario.name(),
-                    cell("product"),
-                    cell("baseline")
-                );
-            }
-        }
-    }
-
-    /// What one flow costs the whole machine at maximum throughput, by who
-    /// spent it. The flows share two cores with PostgreSQL and the load
-    /// generator, so the service's own CPU moves the throughput ratio by its
-    /// share of the machine only.
-    fn cpu_per_flow_markdown(&self, out: &mut String) {
-        if self.max_rounds.is_empty() {
-            return;
-        }
-        table(
-            out,
-            "Where a flow's CPU goes at maximum throughput (ms of CPU per flow, all rounds; \
-             the load generator hosts the provider double; the rest is PostgreSQL and the kernel's own threads)",
-            "| flow | product: service / load generator / rest = machine | baseline: service / load generator / rest = machine | product ÷ baseline: service / machine |",
-            "|---|---|---|---|",
-        );
-        for scenario in Scenario::ALL {
-            let cost = |service| {
-                self.max_rounds
-                    .get(&(scenario, service))
-                    .and_then(|rounds| CpuPerFlow::of(rounds))
-            };
-            let (Some(p), Some(b)) = (cost("product"), cost("baseline")) else {
+            let Some(p) = half(scenario, "product") else {
                 continue;
             };
-            let over = |p: f64, b: f64| {
-                if b > 0.0 {
-                    format!("{:.2}", p / b)
-                } else {
-                    "–".to_owned()
-                }
-            };
-            let _ = writeln!(
-                out,
-                "| {} | {} | {} | {} / {} |",
-                scenario.name(),
-                p.cell(),
-                b.cell(),
-                over(p.service, b.service),
-                over(p.machine(), b.machine()),
-            );
-        }
-    }
-
-    /// Where each fixed-rate round's slow calls were: its worst second next
-    /// to what the machine was doing then.
-    fn seconds_markdown(&self, out: &mut String) {
-        if self.rounds_by_second.is_empty() {
-            return;
-        }
-        let _ = writeln!(
-            out,
-            "\n### Half-rate rounds second by second: calls over {} ms, and the worst second\n",
-            SLOW.as_millis()
-        );
-        let _ = writeln!(
-            out,
-            "CPU in per cent of one core (the machine has {} cores); steal is time the hypervisor \
-             gave to other guests; the generator's lag is how late, at worst, a flow began after \
-             its scheduled start, its thread stall the longest a thread of the generator that \
-             sleeps {} ms at a time overslept (as long as the lag: the whole process went \
-             unscheduled; much shorter: its async runtime was held up); the busiest other \
-             process is the one, by name, that used the most CPU besides the service, the \
-             generator and PostgreSQL (the services idle in their turn count there); interrupts are \
-             part of the machine's busy time, charged by tick to whichever process was running or \
-             to none; TCP retransmits count the whole machine's, loopback included, and so do major page faults (a page read from disk) and file refaults (page-cache pages read back soon after being evicted); PostgreSQL's activity is read every {} ms: autovacuum workers \
-             and the service's busy backends (running a statement, not waiting on their client) \
-             are the most seen at once, the top wait the wait event the most of them shared at \
-             once; checkpoint buffers are those the checkpointer wrote in the second.\n",
-            std::thread::available_parallelism().map_or(0, |n| n.get()),
-            HEARTBEAT.as_millis(),
-            SAMPLE_EVERY.as_millis()
-        );
-        let _ = writeln!(
-            out,
-            "| flow | service | round (start, UTC) | slow / calls | worst second | its slow / calls | its worst call ms | its generator lag / thread stall ms | its machine / steal / interrupts / service / generator / PostgreSQL CPU % | its busiest other process, CPU % | its TCP retransmits / major faults / file refaults | its autovacuum workers / checkpoint buffers | its busy backends / top wait | round's busiest / most stolen second % |"
-        );
-        let _ = writeln!(
-            out,
-            "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
-        );
-        for ((scenario, service), rounds) in &self.rounds_by_second {
-            for (i, round) in rounds.iter().enumerate() {
-                let calls: u32 = round.calls.seconds.iter().map(|s| s.calls).sum();
-                let (busiest, most_stolen) = round.machine_peaks();
-                let worst = round.worst_second_cells();
-                let _ = writeln!(
-                    out,
-                    "| {} | {service} | {} ({}) | {} / {calls} | {worst} | {busiest:.0} / {most_stolen:.0} |",
-                    scenario.name(),
-                    i + 1,
-                    round.start_time(),
-                    round.slow_calls(),
-                );
+            let b = half(scenario, "baseline");
+            for (step, ph) in &p.recorder.steps {
+                let bh = b.and_then(|b| b.recorder.steps.get(step));
+                rows.push((scenario, *step, ph, bh));
             }
         }
-    }
-
-    /// Slow calls against the hypervisor's steal in their second: per
-    /// service by steal, then per call in quiet seconds and in all.
-    fn steal_markdown(&self, out: &mut String) {
-        if self.rounds_by_second.is_empty() {
+        if rows.is_empty() {
             return;
         }
-        const BANDS: [(f64, f64); 4] = [
-            (0.0, QUIET_STEAL),
-            (QUIET_STEAL, 20.0),
-            (20.0, 40.0),
-            (40.0, f64::INFINITY),
-        ];
-        let slow_ms = SLOW.as_millis();
         table(
             out,
             &format!(
-                "Calls over {slow_ms} ms by the hypervisor's steal in their second (half-rate rounds)"
+                "Calls over {slow_ms} ms at half the maximum rate (share of each call's requests; under 1 % is a p99 under {slow_ms} ms)"
             ),
-            &format!("| service | steal, % of one core | seconds | calls | over {slow_ms} ms |"),
-            "|---|---|---:|---:|---:|",
+            "| flow | call | product | baseline |",
+            "|---|---|---:|---:|",
         );
-        for service in ["product", "baseline"] {
-            for (low, high) in BANDS {
-                // Seconds the sampler covered, of this service's rounds.
-                let in_band: Vec<_> = self
-                    .rounds_by_second
-                    .iter()
-                    .filter(|((_, name), _)| *name == service)
-                    .flat_map(|(_, rounds)| rounds)
-                    .flat_map(|round| round.calls.seconds.iter().zip(&round.machine))
-                    .filter(|(_, m)| m.steal >= low && m.steal < high)
-                    .map(|(c, _)| c)
-                    .collect();
-                let seconds = in_band.len();
-                let calls: u64 = in_band.iter().map(|c| u64::from(c.calls)).sum();
-                let slow: u64 = in_band.iter().map(|c| u64::from(c.slow)).sum();
-                let band = if high.is_finite() {
-                    format!("{low:.0}–{high:.0}")
-                } else {
-                    format!("≥ {low:.0}")
+        // (calls whose p99 is under the bound, calls measured) per service.
+        let mut under = [(0, 0), (0, 0)];
+        for (scenario, step, ph, bh) in rows {
+            let mut cells = Vec::new();
+            for (tally, h) in under.iter_mut().zip([Some(ph), bh]) {
+                let Some(h) = h.filter(|h| !h.is_empty()) else {
+                    cells.push("–".to_owned());
+                    continue;
                 };
-                let _ = writeln!(
-                    out,
-                    "| {service} | {band} | {seconds} | {calls} | {} |",
-                    share(slow, calls)
-                );
+                let slow = slow_calls(h);
+                tally.1 += 1;
+                tally.0 += u32::from(slow * 100 < h.len());
+                cells.push(share(slow, h.len()));
             }
-        }
-        let _ = writeln!(
-            out,
-            "\nPer call: the share over {} ms in quiet seconds (steal under {QUIET_STEAL:.0} % of \
-             one core) and in all seconds. Under 1 % means a p99 under {} ms.\n",
-            SLOW.as_millis(),
-            SLOW.as_millis()
-        );
-        let _ = writeln!(
-            out,
-            "| flow | call | product, quiet | product, all | baseline, quiet | baseline, all |"
-        );
-        let _ = writeln!(out, "|---|---|---:|---:|---:|---:|");
-        // (calls, slow) in quiet seconds and in all, per flow, call and service.
-        let counts = |scenario: Scenario, service: &str, step: Step| {
-            let mut quiet = (0u64, 0u64);
-            let mut all = (0u64, 0u64);
-            for round in self
-                .rounds_by_second
-                .get(&(scenario, service))
-                .into_iter()
-                .flatten()
-            {
-                for (i, [calls, slow]) in round
-                    .calls
-                    .steps
-                    .get(step)
-                    .into_iter()
-                    .flatten()
-                    .enumerate()
-                {
-                    all.0 += u64::from(*calls);
-                    all.1 += u64::from(*slow);
-                    if round.quiet(i) {
-                        quiet.0 += u64::from(*calls);
-                        quiet.1 += u64::from(*slow);
-                    }
-                }
-            }
-            (quiet, all)
-        };
-        let mut under = BTreeMap::<(&str, bool), (u32, u32)>::new();
-        for scenario in Scenario::ALL {
-            let Some(rounds) = self.rounds_by_second.get(&(scenario, "product")) else {
-                continue;
-            };
-            let steps: std::collections::BTreeSet<Step> = rounds
-                .iter()
-                .flat_map(|r| r.calls.steps.keys().copied())
-                .collect();
-            for step in steps {
-                let mut cells = Vec::new();
-                for service in ["product", "baseline"] {
-                    let (quiet, all) = counts(scenario, service, step);
-                    for (is_quiet, (calls, slow)) in [(true, quiet), (false, all)] {
-                        if calls > 0 {
-                            let tally = under.entry((service, is_quiet)).or_default();
-                            tally.1 += 1;
-                            tally.0 += u32::from(slow * 100 < calls);
-                        }
-                        cells.push(share(slow, calls));
-                    }
-                }
-                let _ = writeln!(
-                    out,
-                    "| {} | `{step}` | {} |",
-                    scenario.name(),
-                    cells.join(" | ")
-                );
-            }
-        }
-        let _ = writeln!(out);
-        for service in ["product", "baseline"] {
-            let (q, a) = (
-                under.get(&(service, true)).copied().unwrap_or_default(),
-                under.get(&(service, false)).copied().unwrap_or_default(),
-            );
             let _ = writeln!(
                 out,
-                "- {service}: p99 under {} ms for {} of the {} calls measured in quiet seconds, and for {} of {} over all seconds",
-                SLOW.as_millis(),
-                q.0,
-                q.1,
-                a.0,
-                a.1
+                "| {} | `{step}` | {} |",
+                scenario.name(),
+                cells.join(" | ")
+            );
+        }
+        let _ = writeln!(out);
+        for (service, (met, measured)) in ["product", "baseline"].into_iter().zip(under) {
+            let _ = writeln!(
+                out,
+                "- {service}: p99 under {slow_ms} ms for {met} of the {measured} calls measured"
             );
         }
     }
@@ -1058,6 +764,7 @@ impl Report {
                             "mean_ms": h.mean() / 1000.0,
                             "p50_ms": ms(h, 0.5), "p90_ms": ms(h, 0.9), "p99_ms": ms(h, 0.99),
                             "max_ms": h.max() as f64 / 1000.0,
+                            "slow_calls": slow_calls(h),
                         }))
                     })
                     .collect();
@@ -1073,29 +780,26 @@ impl Report {
                     })
                 })
                 .collect();
-        let seconds = rounds_json(&self.rounds_by_second, |round| {
-            json!({
-                "started_at": round
-                    .started_at
-                    .format(&time::format_description::well_known::Rfc3339)
-                    .ok(),
-                "seconds": round.json(),
+        let max_rounds: Vec<Value> = self
+            .max_rounds
+            .iter()
+            .flat_map(|((scenario, service), rates)| {
+                rates.iter().enumerate().map(move |(i, rate)| {
+                    json!({
+                        "flow": scenario.name(),
+                        "service": service,
+                        "round": i + 1,
+                        "flows_per_s": rate,
+                    })
+                })
             })
-        });
-        let max_rounds = rounds_json(&self.max_rounds, |r| {
-            let mut round = r.machine.json();
-            if let Some(o) = round.as_object_mut() {
-                o.insert("flows_per_s".into(), json!(r.rate));
-            }
-            round
-        });
+            .collect();
         json!({
             "clients": self.clients,
             "users_per_client": self.users_per_client,
             "pool": self.pool,
             "runs": runs,
             "max_rounds": max_rounds,
-            "half_rate_seconds": seconds,
             "peak_rss_kb": self.rss,
         })
     }
@@ -1135,8 +839,8 @@ mod tests {
     fn the_round_by_round_table_shows_each_pair_and_their_spread() {
         let mut report = Report::new(shape(3));
         for (product, baseline) in [(300.0, 400.0), (450.0, 450.0), (360.0, 400.0)] {
-            report.add_max_round(Scenario::Recovery, "product", product, &[]);
-            report.add_max_round(Scenario::Recovery, "baseline", baseline, &[]);
+            report.add_max_round(Scenario::Recovery, "product", product);
+            report.add_max_round(Scenario::Recovery, "baseline", baseline);
         }
         let mut out = String::new();
         report.max_rates_markdown(&mut out);
@@ -1147,81 +851,91 @@ mod tests {
         let json = report.json();
         assert_eq!(json["max_rounds"][0]["service"], "baseline");
         assert_eq!(json["max_rounds"][3]["flows_per_s"], 300.0);
+        assert_eq!(json["max_rounds"][4]["round"], 2);
     }
 
-    fn second(busy: f64, service: f64, load_generator: f64) -> Machine {
-        Machine {
-            busy,
-            service,
-            load_generator,
-            ..Machine::default()
+    /// A half-rate round of sign-in's `step` with these latencies (ms).
+    fn half_rate(report: &mut Report, service: &'static str, step: Step, latencies_ms: &[u64]) {
+        let mut recorder = Recorder::default();
+        let mut h = Histogram::new_with_bounds(1, 60_000_000, 3).unwrap();
+        for ms in latencies_ms {
+            h.record(ms * 1000).unwrap();
         }
+        recorder.steps.insert(step, h);
+        let stats = ProcessStats::default();
+        report.add(
+            Phase::Half,
+            Scenario::SignIn,
+            service,
+            recorder,
+            Duration::from_secs(1),
+            stats,
+            stats,
+        );
     }
 
     #[test]
-    fn a_flows_cpu_is_split_between_the_service_the_load_generator_and_the_rest() {
-        let mut report = Report::new(shape(2));
-        // Two rounds of 400 and 600 flows/s: 1 000 flows per second of rounds.
-        // The product: 60 % + 40 % of a core in its process = 1 ms per flow;
-        // the generator 0.3 ms; the machine 190 % + 190 % = 3.8 ms.
-        report.add_max_round(
-            Scenario::SignIn,
+    fn a_call_meets_the_latency_target_with_under_one_percent_over_10_ms() {
+        let mut report = Report::new(shape(1));
+        // The product: 1 of 200 assertions over 10 ms (0.5 %), 2 of 100
+        // reads (2 %); the baseline: none, and 10 ms itself is not over.
+        let mut assertions = vec![2; 199];
+        assertions.push(11);
+        let mut reads = vec![1; 98];
+        reads.extend([12, 40]);
+        half_rate(
+            &mut report,
             "product",
-            400.0,
-            &[second(180.0, 50.0, 10.0), second(200.0, 70.0, 10.0)],
+            "POST /flows/{id}/possession",
+            &assertions,
         );
-        report.add_max_round(
-            Scenario::SignIn,
-            "product",
-            600.0,
-            &[second(190.0, 40.0, 20.0), second(190.0, 40.0, 20.0)],
-        );
-        // The baseline: one round of 800 flows/s, 0.5 ms in its process, 0.25
-        // in the generator, 3 ms on the machine.
-        report.add_max_round(
-            Scenario::SignIn,
+        half_rate(&mut report, "product", READ, &reads);
+        half_rate(
+            &mut report,
             "baseline",
-            800.0,
-            &[second(240.0, 40.0, 20.0)],
+            "POST /flows/{id}/possession",
+            &[3, 10],
         );
         let mut out = String::new();
-        report.cpu_per_flow_markdown(&mut out);
+        report.slow_calls_markdown(&mut out);
         assert!(
-            out.contains(
-                "| sign_in | 1.00 / 0.30 / 2.50 = 3.80 | 0.50 / 0.25 / 2.25 = 3.00 | 2.00 / 1.27 |"
-            ),
+            out.contains("### Calls over 10 ms at half the maximum rate"),
+            "{out}"
+        );
+        assert!(
+            out.contains("| sign_in | `POST /flows/{id}/possession` | 0.50 % | 0.00 % |"),
+            "{out}"
+        );
+        assert!(
+            out.contains("| sign_in | `GET /flows/{id}` | 2.00 % | – |"),
+            "{out}"
+        );
+        assert!(
+            out.contains("- product: p99 under 10 ms for 1 of the 2 calls measured"),
+            "{out}"
+        );
+        assert!(
+            out.contains("- baseline: p99 under 10 ms for 1 of the 1 calls measured"),
             "{out}"
         );
         let json = report.json();
-        assert_eq!(json["max_rounds"][1]["flows_per_s"], 400.0);
-        assert_eq!(json["max_rounds"][1]["service_cpu_pct"], 60.0);
+        // Runs are listed by phase, flow and service: the baseline's first.
+        assert_eq!(json["runs"][1]["service"], "product");
+        assert_eq!(json["runs"][1]["steps"][READ]["slow_calls"], 2);
     }
 
     #[test]
-    fn a_flow_without_rounds_of_both_services_has_no_cpu_row() {
-        let mut report = Report::new(shape(1));
-        report.add_max_round(
-            Scenario::SignIn,
-            "product",
-            400.0,
-            &[second(100.0, 50.0, 10.0)],
-        );
-        report.add_max_round(
-            Scenario::Recovery,
-            "product",
-            0.0,
-            &[second(100.0, 50.0, 10.0)],
-        );
-        report.add_max_round(
-            Scenario::Recovery,
-            "baseline",
-            0.0,
-            &[second(100.0, 50.0, 10.0)],
-        );
+    fn without_half_rate_rounds_there_is_no_verdict() {
         let mut out = String::new();
-        report.cpu_per_flow_markdown(&mut out);
-        assert!(out.contains("Where a flow's CPU goes"), "{out}");
-        assert!(!out.contains("| sign_in |"), "{out}");
-        assert!(!out.contains("| recovery |"), "{out}");
+        Report::new(shape(1)).slow_calls_markdown(&mut out);
+        assert_eq!(out, "");
+    }
+
+    #[test]
+    fn a_stat_line_gives_user_plus_system_ticks() {
+        let stat = "4242 (tokio-runtime (w)) S 1 4242 4242 0 -1 4194560 \
+                    2000 0 0 0 350 120 0 0 20 0 26 0 900 12345 678";
+        assert_eq!(cpu_ticks(stat), 470);
+        assert_eq!(cpu_ticks("garbage"), 0);
     }
 }
