@@ -3,7 +3,7 @@
 
 use proto::ErrorCode;
 
-use crate::store::StoreError;
+use crate::store::{Conflict, StoreError};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ErrorKind {
@@ -72,19 +72,17 @@ impl From<StoreError> for DomainError {
     fn from(err: StoreError) -> Self {
         match err {
             StoreError::NotFound => Self::not_found(ErrorCode::NotFound, "not found"),
-            StoreError::Conflict { what }
-                if what == "flow_version" || what == "credential_state" =>
-            {
+            StoreError::Conflict(Conflict::FlowVersion | Conflict::CredentialState) => {
                 Self::conflict(
                     ErrorCode::FlowChanged,
                     "a concurrent request changed the flow first; read it again",
                 )
             }
-            StoreError::Conflict { what } if what.contains("webauthn_id") => Self::conflict(
+            StoreError::Conflict(Conflict::WebAuthnIdTaken) => Self::conflict(
                 ErrorCode::CredentialAlreadyRegistered,
                 "a credential with this WebAuthn id is registered already",
             ),
-            StoreError::Conflict { .. } => Self::conflict(
+            StoreError::Conflict(_) => Self::conflict(
                 ErrorCode::Conflict,
                 "the request conflicts with the current state",
             ),

@@ -29,7 +29,7 @@ pub use audit::{Actor, AuditEvent, AuditEventType, AuditQuery, NewAuditEvent, Ou
 pub use clock::{Clock, ManualClock};
 pub use error::{DomainError, DomainResult, ErrorKind};
 pub use store::{
-    Change, Effect, FlowLimits, FlowPrerequisites, FlowWrite, Page, Purge, Repository, StoreError,
-    StoreResult, UserCursor, UserQuery,
+    Change, Conflict, Effect, FlowLimits, FlowPrerequisites, FlowWrite, Page, Purge, Repository,
+    StoreError, StoreResult, UserCursor, UserQuery,
 };
 pub use user::{ExternalUserId, Pseudonym, User, UserId};

@@ -305,7 +305,7 @@ impl OperatorActions {
             })
             .await
             .map_err(|e| match e {
-                StoreError::Conflict { .. } => DomainError::conflict(
+                StoreError::Conflict(_) => DomainError::conflict(
                     ErrorCode::Conflict,
                     "the credential changed concurrently; read it again",
                 ),

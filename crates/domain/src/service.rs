@@ -38,10 +38,7 @@ use crate::possession::{
 };
 use crate::rotation::{CONTEXT_DIGEST_SLOT, SealedColumn};
 use crate::sealing::{Binding, DataKey};
-use crate::store::{
-    CREDENTIAL_NOT_ACTIVE, Change, Effect, FlowLimits, FlowWrite, REFERENCE_EXISTS, Repository,
-    StoreError,
-};
+use crate::store::{Change, Conflict, Effect, FlowLimits, FlowWrite, Repository, StoreError};
 use crate::tally::{RefusalTally, Tallied, TallyKind};
 use crate::user::{ExternalUserId, User, UserId};
 
@@ -731,10 +728,7 @@ impl FlowService {
                     // Discarded since the flow was read: another change (a
                     // recovery of the user, say) ended it; this one loses.
                     if self.repo.flow(flow.id).await?.version != before.version {
-                        return Err(StoreError::Conflict {
-                            what: "flow_version".into(),
-                        }
-                        .into());
+                        return Err(StoreError::Conflict(Conflict::FlowVersion).into());
                     }
                     return Ok(None);
                 }
@@ -822,10 +816,10 @@ impl FlowService {
         };
         let reason = match self.commit_store(change).await {
             Ok(()) => return Ok(next),
-            Err(StoreError::Conflict { what }) if completes && what == CREDENTIAL_NOT_ACTIVE => {
+            Err(StoreError::Conflict(Conflict::CredentialNotActive)) if completes => {
                 FailureReason::CredentialNotActive
             }
-            Err(StoreError::Conflict { what }) if completes && what == REFERENCE_EXISTS => {
+            Err(StoreError::Conflict(Conflict::ReferenceExists)) if completes => {
                 FailureReason::UserAlreadyEnrolled
             }
             Err(other) => return Err(other.into()),

@@ -22,10 +22,10 @@ pub enum StoreError {
     /// The addressed row does not exist.
     #[error("not found")]
     NotFound,
-    /// A uniqueness rule or a concurrent change prevented the write; `what`
-    /// names the rule (e.g. `users.external_id`, `flow_version`), never a value.
-    #[error("conflict on {what}")]
-    Conflict { what: String },
+    /// A uniqueness rule or a concurrent change prevented the write; nothing
+    /// of the change was written.
+    #[error("conflict on {0}")]
+    Conflict(Conflict),
     /// A per-user limit would be exceeded (`open_flows`, `idv_runs`).
     #[error("limit reached: {what}")]
     LimitReached { what: String },
@@ -41,6 +41,54 @@ pub enum StoreError {
 }
 
 pub type StoreResult<T> = Result<T, StoreError>;
+
+/// What a refused write conflicted with: the rule, never a value. Each store
+/// maps its driver's errors (constraint names, refusals) to it in one place.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Conflict {
+    /// The flow's stored version is no longer the one the change was derived
+    /// from ([`FlowWrite::Update`]).
+    FlowVersion,
+    /// A credential changed since it was read: a use found it no longer
+    /// `active` or its counter not growing ([`Effect::UseCredential`],
+    /// [`Effect::UseCredentialKeepingCounter`]), or a status change found
+    /// another status than `from` ([`Effect::SetCredentialStatus`]).
+    CredentialState,
+    /// The credential a completion relies on is no longer `active`
+    /// ([`Effect::RequireActiveCredential`]).
+    CredentialNotActive,
+    /// The user has a biometric reference already ([`Effect::EnrolReference`]).
+    ReferenceExists,
+    /// The provider event was recorded before ([`Effect::RecordProviderEvent`]).
+    ProviderEvent,
+    /// A credential with this WebAuthn id is registered already
+    /// ([`Effect::InsertCredential`]).
+    WebAuthnIdTaken,
+    /// A user with this external id exists already.
+    ExternalIdTaken,
+    /// A concurrent transaction won (PostgreSQL's serialization failure or
+    /// deadlock).
+    ConcurrentUpdate,
+    /// Another uniqueness rule, as the database names it (for logs: no
+    /// behaviour depends on it).
+    Unique(String),
+}
+
+impl std::fmt::Display for Conflict {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::FlowVersion => "flow_version",
+            Self::CredentialState => "credential_state",
+            Self::CredentialNotActive => "credential_not_active",
+            Self::ReferenceExists => "biometric_references.user_id",
+            Self::ProviderEvent => "provider_event",
+            Self::WebAuthnIdTaken => "credentials.webauthn_id",
+            Self::ExternalIdTaken => "users.external_id",
+            Self::ConcurrentUpdate => "concurrent_update",
+            Self::Unique(rule) => rule,
+        })
+    }
+}
 
 /// One page of results plus the cursor of the next one.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -190,7 +238,7 @@ pub enum FlowWrite {
         limits: FlowLimits,
     },
     /// Written only if the stored version is still `flow.version - 1`;
-    /// otherwise the change is a `Conflict { what: "flow_version" }`.
+    /// otherwise the change is a [`Conflict::FlowVersion`].
     Update {
         flow: Flow,
     },
@@ -203,10 +251,11 @@ pub enum FlowWrite {
 #[allow(clippy::large_enum_variant)]
 pub enum Effect {
     CreateUser(User),
-    /// `Conflict` when the WebAuthn id is registered already.
+    /// [`Conflict::WebAuthnIdTaken`] when the WebAuthn id is registered already.
     InsertCredential(Credential),
     /// Records a use: only if the credential is still `active` and the counter
-    /// grows (see `credential::counter_is_valid`); otherwise `Conflict`.
+    /// grows (see `credential::counter_is_valid`); otherwise
+    /// [`Conflict::CredentialState`].
     UseCredential {
         id: Uuid,
         sign_count: u32,
@@ -215,13 +264,14 @@ pub enum Effect {
     },
     /// Records a use whose counter did not grow, accepted under the `warn`
     /// counter policy: only if the credential is still `active` (otherwise
-    /// `Conflict`); the stored counter is kept, never lowered.
+    /// [`Conflict::CredentialState`]); the stored counter is kept, never lowered.
     UseCredentialKeepingCounter {
         id: Uuid,
         backup_state: bool,
         at: OffsetDateTime,
     },
-    /// Only if the credential's status is still `from`; otherwise `Conflict`.
+    /// Only if the credential's status is still `from`; otherwise
+    /// [`Conflict::CredentialState`].
     SetCredentialStatus {
         id: Uuid,
         from: CredentialStatus,
@@ -229,8 +279,8 @@ pub enum Effect {
         reason: Option<String>,
         at: OffsetDateTime,
     },
-    /// Makes the reference the user's first: `Conflict { what:
-    /// REFERENCE_EXISTS }` when the user has one already.
+    /// Makes the reference the user's first: [`Conflict::ReferenceExists`]
+    /// when the user has one already.
     EnrolReference(BiometricReference),
     /// Replaces the user's current reference (a completed recovery).
     StoreReference(BiometricReference),
@@ -249,8 +299,8 @@ pub enum Effect {
     },
     /// Removes what a flow staged (none: nothing happens).
     DiscardStagedReference(FlowId),
-    /// Only if the credential is still `active`; otherwise `Conflict { what:
-    /// CREDENTIAL_NOT_ACTIVE }`. Writes nothing.
+    /// Only if the credential is still `active`; otherwise
+    /// [`Conflict::CredentialNotActive`]. Writes nothing.
     RequireActiveCredential(Uuid),
     /// Revokes every credential of the user that is not revoked, except
     /// `keep`, in one set-based write, with one copy of `event` per revoked
@@ -275,7 +325,7 @@ pub enum Effect {
         event: NewAuditEvent,
     },
     /// Records a provider event by its de-duplication key;
-    /// `Conflict { what: "provider_event" }` when it was recorded before.
+    /// [`Conflict::ProviderEvent`] when it was recorded before.
     RecordProviderEvent {
         dedupe_key: String,
         run_id: String,
@@ -290,10 +340,23 @@ pub enum Effect {
     },
 }
 
-/// The conflict of [`Effect::EnrolReference`].
-pub const REFERENCE_EXISTS: &str = "biometric_references.user_id";
-/// The conflict of [`Effect::RequireActiveCredential`].
-pub const CREDENTIAL_NOT_ACTIVE: &str = "credential_not_active";
+/// One write of a [`Change`], in the order every store makes them
+/// ([`Change::writes`]); each store writes a step with its own SQL.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Write<'a> {
+    /// Take the user's lock, before the flow's row (a flow's insertion takes
+    /// it first too). A store whose write transaction locks the whole
+    /// database has nothing more to do.
+    LockUser(UserId),
+    /// The flow's insertion or conditional update.
+    Flow(&'a FlowWrite),
+    /// One effect: the users the change creates come first (the flow may
+    /// belong to one of them), the others after the flow, in the change's
+    /// order.
+    Effect(&'a Effect),
+    /// The change's audit events, last; never empty.
+    Events(&'a [NewAuditEvent]),
+}
 
 impl Change {
     /// Whether the store must lock the user before the flow write (the
@@ -304,6 +367,27 @@ impl Change {
             | Effect::CancelOtherFlows { user_id, .. } => Some(*user_id),
             _ => None,
         })
+    }
+
+    /// The change's writes in the order a store makes them: the user's lock
+    /// (when [`Change::locks_user`]), the users created, the flow, the other
+    /// effects in their order, then the audit events.
+    pub fn writes(&self) -> impl Iterator<Item = Write<'_>> {
+        let creates_user = |e: &&Effect| matches!(e, Effect::CreateUser(_));
+        let lock = self.locks_user().map(Write::LockUser);
+        let users = self.effects.iter().filter(creates_user).map(Write::Effect);
+        let flow = self.flow.as_ref().map(Write::Flow);
+        let others = self
+            .effects
+            .iter()
+            .filter(move |e| !creates_user(e))
+            .map(Write::Effect);
+        let events = (!self.events.is_empty()).then_some(Write::Events(&self.events));
+        lock.into_iter()
+            .chain(users)
+            .chain(flow)
+            .chain(others)
+            .chain(events)
     }
 }
 
@@ -388,7 +472,7 @@ pub trait Repository: crate::rotation::SealedStore + Send + Sync + 'static {
     async fn ping(&self) -> StoreResult<()>;
 
     /// Inserts a new user and the event recording it.
-    /// `Conflict` when the external id is already taken.
+    /// [`Conflict::ExternalIdTaken`] when the external id is already taken.
     async fn create_user(&self, user: &User, event: &NewAuditEvent) -> StoreResult<()>;
 
     /// `NotFound` when no such user exists.
@@ -617,4 +701,73 @@ pub trait Repository: crate::rotation::SealedStore + Send + Sync + 'static {
 
     /// Releases a claim whose request failed before producing a replayable response.
     async fn idempotency_abandon(&self, scope: &str, key: &str) -> StoreResult<()>;
+}
+
+#[cfg(test)]
+mod tests {
+    use time::macros::datetime;
+
+    use super::*;
+    use crate::audit::{Actor, AuditEventType, Subject};
+    use crate::flow::FlowType;
+
+    #[test]
+    fn a_change_is_written_users_first_then_the_flow_the_effects_and_the_events() {
+        let now = datetime!(2026-01-01 0:00 UTC);
+        let user = User::new(ExternalUserId::parse("alice").unwrap(), now);
+        let flow = Flow::new(
+            FlowId(Uuid::new_v4()),
+            user.id,
+            FlowType::Recovery,
+            now,
+            now + time::Duration::minutes(10),
+        );
+        let event = NewAuditEvent::new(
+            AuditEventType::FlowCancelled,
+            Actor::System,
+            Subject::default(),
+            now,
+        );
+        let revoke = Effect::RevokeOtherCredentials {
+            user_id: user.id,
+            keep: Uuid::new_v4(),
+            reason: "recovered".into(),
+            at: now,
+            event: event.clone(),
+        };
+        let discard = Effect::DiscardStagedReference(flow.id);
+        let create = Effect::CreateUser(user.clone());
+        let change = Change {
+            flow: Some(FlowWrite::Update { flow }),
+            effects: vec![revoke.clone(), create.clone(), discard.clone()],
+            events: vec![event],
+        };
+
+        let writes: Vec<Write<'_>> = change.writes().collect();
+
+        assert_eq!(
+            writes,
+            [
+                Write::LockUser(user.id),
+                Write::Effect(&create),
+                Write::Flow(change.flow.as_ref().unwrap()),
+                Write::Effect(&revoke),
+                Write::Effect(&discard),
+                Write::Events(&change.events),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_change_without_a_lock_or_events_writes_neither() {
+        let change = Change {
+            flow: None,
+            effects: vec![Effect::RequireActiveCredential(Uuid::new_v4())],
+            events: vec![],
+        };
+
+        let writes: Vec<Write<'_>> = change.writes().collect();
+
+        assert_eq!(writes, [Write::Effect(&change.effects[0])]);
+    }
 }

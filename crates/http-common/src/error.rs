@@ -157,9 +157,7 @@ mod tests {
                 ErrorCode::NotFound,
             ),
             (
-                StoreError::Conflict {
-                    what: "users.external_id".into(),
-                },
+                StoreError::Conflict(domain::Conflict::ExternalIdTaken),
                 StatusCode::CONFLICT,
                 ErrorCode::Conflict,
             ),

@@ -9,9 +9,9 @@ use std::sync::Arc;
 use domain::credential::{Credential, CredentialStatus};
 use domain::custody::BiometricReference;
 use domain::flow::{Ceremony, Flow, FlowId, FlowState, FlowType, IdentityStatus, NewCredential};
-use domain::store::{CREDENTIAL_NOT_ACTIVE, REFERENCE_EXISTS};
 use domain::{
-    Actor, AuditEventType, Change, Effect, NewAuditEvent, Repository, StoreError, Subject, User,
+    Actor, AuditEventType, Change, Conflict, Effect, NewAuditEvent, Repository, StoreError,
+    Subject, User,
 };
 use serde_json::json;
 use time::{Duration, OffsetDateTime};
@@ -178,7 +178,7 @@ pub async fn a_staged_reference_replaces_the_flows_earlier_one_and_is_not_the_us
             ..update(&stale)
         })
         .await;
-    assert_conflict(result, "flow_version");
+    assert_conflict(result, Conflict::FlowVersion);
     assert_eq!(staged(&*repo, &registration).await, Some(second));
 
     // Discarded: that flow's only, and discarding nothing is no error.
@@ -399,7 +399,7 @@ pub async fn enrolling_a_user_with_a_reference_is_a_conflict_and_writes_nothing(
             ..update(&done)
         })
         .await;
-    assert_conflict(result, REFERENCE_EXISTS);
+    assert_conflict(result, Conflict::ReferenceExists);
 
     assert_eq!(snapshot(&*repo, alice.id).await, before);
     assert_eq!(
@@ -465,7 +465,7 @@ pub async fn requiring_an_active_credential_passes_only_for_an_active_one(
                 ..update(&completed(&v1, at(5)))
             })
             .await;
-        assert_conflict(result, CREDENTIAL_NOT_ACTIVE);
+        assert_conflict(result, Conflict::CredentialNotActive);
         assert_eq!(snapshot(&*repo, alice.id).await, before);
         assert_eq!(repo.flow(v1.id).await.unwrap(), v1);
     }
@@ -713,7 +713,7 @@ pub async fn cancelling_other_flows_cancels_the_users_open_flows_but_the_kept_on
             updated_at: now + Duration::seconds(1),
             ..f.clone()
         };
-        assert_conflict(repo.apply(&update(&late)).await, "flow_version");
+        assert_conflict(repo.apply(&update(&late)).await, Conflict::FlowVersion);
     }
     for f in &untouched {
         assert_eq!(repo.flow(f.id).await.unwrap(), *f);
@@ -958,7 +958,7 @@ pub async fn recoveries_completing_at_once(repo: Arc<dyn Repository>, external: 
     for joined in futures::future::join_all(attempts).await {
         match joined.unwrap() {
             (id, Ok(Ok(()))) => winners.push(id),
-            (_, Ok(Err(StoreError::Conflict { what }))) if what == "flow_version" => {}
+            (_, Ok(Err(StoreError::Conflict(Conflict::FlowVersion)))) => {}
             (_, Ok(Err(other))) => {
                 panic!("a losing completion must be a flow_version conflict, got {other:?}")
             }

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use domain::credential::{Credential, CredentialStatus};
 use domain::flow::{Flow, FlowState, FlowType};
-use domain::{AuditEventType, Change, Effect, Repository, StoreError};
+use domain::{AuditEventType, Change, Conflict, Effect, Repository, StoreError};
 use time::macros::datetime;
 use uuid::Uuid;
 
@@ -150,8 +150,8 @@ pub async fn a_duplicate_webauthn_id_is_a_conflict_and_rolls_back_the_change(
         })
         .await;
     match result {
-        Err(StoreError::Conflict { what }) if what.contains("webauthn_id") => {}
-        other => panic!("expected a Conflict naming webauthn_id, got {other:?}"),
+        Err(StoreError::Conflict(Conflict::WebAuthnIdTaken)) => {}
+        other => panic!("expected a Conflict on the WebAuthn id, got {other:?}"),
     }
 
     assert_eq!(snapshot(&*repo, bob.id).await, before);
@@ -224,7 +224,7 @@ pub async fn a_counter_that_does_not_grow_is_a_conflict_and_writes_nothing(
                 ..Change::default()
             })
             .await;
-        assert_conflict(result, "credential_state");
+        assert_conflict(result, Conflict::CredentialState);
     }
     assert_eq!(snapshot(&*repo, alice.id).await, before);
     assert_eq!(repo.credential(c.id).await.unwrap(), c);
@@ -268,7 +268,7 @@ pub async fn a_use_kept_despite_its_counter_keeps_the_stored_counter(repo: Arc<d
             at: at(2),
         }]))
         .await;
-    assert_conflict(result, "credential_state");
+    assert_conflict(result, Conflict::CredentialState);
     assert_eq!(snapshot(&*repo, alice.id).await, before);
 }
 
@@ -325,7 +325,7 @@ pub async fn a_suspended_or_revoked_credential_cannot_be_used(repo: Arc<dyn Repo
                 ..Change::default()
             })
             .await;
-        assert_conflict(result, "credential_state");
+        assert_conflict(result, Conflict::CredentialState);
     }
     assert_eq!(snapshot(&*repo, alice.id).await, before);
 
@@ -476,7 +476,7 @@ pub async fn a_status_change_from_the_wrong_status_is_a_conflict_and_writes_noth
             ..update(&v2)
         })
         .await;
-    assert_conflict(result, "credential_state");
+    assert_conflict(result, Conflict::CredentialState);
 
     assert_eq!(snapshot(&*repo, alice.id).await, before);
     assert_eq!(repo.credential(c.id).await.unwrap(), c);
@@ -563,7 +563,7 @@ pub async fn a_refused_use_undoes_the_flow_version_written_with_it(repo: Arc<dyn
                 ..update(&v2)
             })
             .await;
-        assert_conflict(result, "credential_state");
+        assert_conflict(result, Conflict::CredentialState);
         assert_eq!(snapshot(&*repo, alice.id).await, before);
     }
 
@@ -578,7 +578,7 @@ pub async fn a_refused_use_undoes_the_flow_version_written_with_it(repo: Arc<dyn
             ..update(&stale)
         })
         .await,
-        "flow_version",
+        Conflict::FlowVersion,
     );
     assert_eq!(snapshot(&*repo, alice.id).await, before);
 }
@@ -623,7 +623,7 @@ pub async fn concurrent_uses_of_one_counter_have_exactly_one_winner(repo: Arc<dy
                 winners += 1;
                 assert_eq!(stored, v2);
             }
-            Err(StoreError::Conflict { what }) if what == "credential_state" => {
+            Err(StoreError::Conflict(Conflict::CredentialState)) => {
                 assert_eq!(stored, v1, "a refused use leaves its flow as it was");
             }
             Err(other) => panic!("a losing use must be a credential_state conflict, got {other:?}"),

@@ -11,7 +11,7 @@ use domain::flow::{
     NewCredential,
 };
 use domain::{
-    Actor, AuditEventType, AuditQuery, Change, ExternalUserId, FlowLimits, FlowWrite,
+    Actor, AuditEventType, AuditQuery, Change, Conflict, ExternalUserId, FlowLimits, FlowWrite,
     NewAuditEvent, Repository, StoreError, StoreResult, Subject, User, UserId, ids,
 };
 use time::macros::datetime;
@@ -281,10 +281,10 @@ pub(crate) fn assert_not_found<T: Debug>(result: StoreResult<T>) {
 }
 
 #[track_caller]
-pub(crate) fn assert_conflict<T: Debug>(result: StoreResult<T>, what: &str) {
+pub(crate) fn assert_conflict<T: Debug>(result: StoreResult<T>, conflict: Conflict) {
     match result {
-        Err(StoreError::Conflict { what: got }) if got == what => {}
-        other => panic!("expected Conflict {{ what: {what:?} }}, got {other:?}"),
+        Err(StoreError::Conflict(got)) if got == conflict => {}
+        other => panic!("expected Conflict({conflict:?}), got {other:?}"),
     }
 }
 

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use domain::credential::{Credential, CredentialStatus};
 use domain::flow::{FailureReason, Flow, FlowId, FlowState, FlowType, Handoff, IdentityStatus};
 use domain::{
-    AuditEventType, Change, Effect, ExternalUserId, FlowLimits, FlowWrite, NewAuditEvent,
+    AuditEventType, Change, Conflict, Effect, ExternalUserId, FlowLimits, FlowWrite, NewAuditEvent,
     Repository, StoreError, User,
 };
 use serde_json::json;
@@ -238,7 +238,7 @@ pub async fn a_stale_flow_version_is_a_conflict_and_writes_nothing(repo: Arc<dyn
         events: vec![event(AuditEventType::FlowCancelled, &alice, at(2))],
         ..update(&stale)
     };
-    assert_conflict(repo.apply(&change).await, "flow_version");
+    assert_conflict(repo.apply(&change).await, Conflict::FlowVersion);
     // A version from the future is no better.
     let ahead = Change {
         flow: Some(FlowWrite::Update {
@@ -249,7 +249,7 @@ pub async fn a_stale_flow_version_is_a_conflict_and_writes_nothing(repo: Arc<dyn
         }),
         ..change.clone()
     };
-    assert_conflict(repo.apply(&ahead).await, "flow_version");
+    assert_conflict(repo.apply(&ahead).await, Conflict::FlowVersion);
 
     assert_eq!(snapshot(&*repo, alice.id).await, before);
     assert_eq!(repo.flow(v1.id).await.unwrap(), v2);
@@ -300,7 +300,7 @@ pub async fn concurrent_updates_from_one_version_have_exactly_one_winner(
     for result in results {
         match result.unwrap() {
             (next, event, Ok(())) => winners.push((next, event)),
-            (_, _, Err(StoreError::Conflict { what })) if what == "flow_version" => {}
+            (_, _, Err(StoreError::Conflict(Conflict::FlowVersion))) => {}
             (_, _, Err(other)) => {
                 panic!("a losing update must be a flow_version conflict, got {other:?}")
             }

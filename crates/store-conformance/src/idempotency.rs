@@ -5,7 +5,9 @@ use std::sync::Arc;
 
 use domain::flow::{Flow, FlowState, FlowType, IdentityStatus};
 use domain::store::{IdempotencyBegin, StoredResponse};
-use domain::{Actor, AuditEventType, Change, Effect, NewAuditEvent, Purge, Repository, Subject};
+use domain::{
+    Actor, AuditEventType, Change, Conflict, Effect, NewAuditEvent, Purge, Repository, Subject,
+};
 use time::{Duration, OffsetDateTime};
 
 use crate::fixtures::{
@@ -318,7 +320,7 @@ pub async fn a_provider_event_is_recorded_once(repo: Arc<dyn Repository>) {
         ],
         ..update(&v2)
     };
-    assert_conflict(repo.apply(&redelivered).await, "provider_event");
+    assert_conflict(repo.apply(&redelivered).await, Conflict::ProviderEvent);
     // The key alone identifies the event, whatever run it names.
     assert_conflict(
         repo.apply(&Change {
@@ -327,7 +329,7 @@ pub async fn a_provider_event_is_recorded_once(repo: Arc<dyn Repository>) {
             ..Change::default()
         })
         .await,
-        "provider_event",
+        Conflict::ProviderEvent,
     );
     assert_eq!(snapshot(&*repo, alice.id).await, before);
     assert_eq!(repo.flow(v1.id).await.unwrap(), v1);
@@ -476,7 +478,7 @@ pub async fn a_provider_event_seen_before_undoes_the_flow_version_written_with_i
         ],
         ..update(&v2)
     };
-    assert_conflict(repo.apply(&redelivered).await, "provider_event");
+    assert_conflict(repo.apply(&redelivered).await, Conflict::ProviderEvent);
     assert_eq!(snapshot(&*repo, alice.id).await, before);
 
     // A new event moves the flow.

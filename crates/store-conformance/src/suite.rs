@@ -4,8 +4,8 @@
 use std::sync::Arc;
 
 use domain::{
-    Actor, AuditEventType, AuditQuery, ExternalUserId, NewAuditEvent, Outcome, Repository,
-    StoreError, Subject, User,
+    Actor, AuditEventType, AuditQuery, Conflict, ExternalUserId, NewAuditEvent, Outcome,
+    Repository, StoreError, Subject, User,
 };
 use serde_json::json;
 use time::OffsetDateTime;
@@ -61,7 +61,10 @@ pub async fn duplicate_external_id_is_a_conflict_and_writes_nothing(repo: Arc<dy
         .create_user(&second, &created(&second))
         .await
         .unwrap_err();
-    assert!(matches!(err, StoreError::Conflict { .. }), "{err:?}");
+    assert!(
+        matches!(err, StoreError::Conflict(Conflict::ExternalIdTaken)),
+        "{err:?}"
+    );
 
     assert_eq!(
         repo.user_by_external_id(&first.external_id).await.unwrap(),
@@ -158,7 +161,7 @@ pub async fn concurrent_creations_of_one_user_have_exactly_one_winner(repo: Arc<
     for result in results {
         match result.unwrap() {
             Ok(()) => wins += 1,
-            Err(StoreError::Conflict { .. }) => {}
+            Err(StoreError::Conflict(Conflict::ExternalIdTaken)) => {}
             Err(other) => panic!("a losing creation must be a conflict, got {other:?}"),
         }
     }

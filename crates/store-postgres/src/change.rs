@@ -15,11 +15,15 @@
 //! writes nothing (the passkey changed meanwhile, the provider event seen
 //! before), the statement ends with an error raised by `change_refused`
 //! (SQLSTATE `BPC01`, migration 0017), which undoes what the earlier parts
-//! wrote, and the store answers that part's `Conflict`. The checks run in
-//! the order the transaction ran them: the flow's write, then the effects in
-//! their order.
+//! wrote, and the store answers that part's `Conflict` (the statement names
+//! it to `change_refused`; `errors.rs` reads it back). The parts follow
+//! `Change::writes`, the order the transaction writes in, so the checks run
+//! in the order the transaction runs them.
 
-use domain::{Change, Effect, FlowLimits, FlowWrite, StoreError, StoreResult};
+use domain::store::Write;
+use domain::{
+    Change, Conflict, Effect, FlowLimits, FlowWrite, NewAuditEvent, StoreError, StoreResult,
+};
 use sqlx::{Postgres, QueryBuilder, Row};
 
 use crate::errors::map_err;
@@ -29,28 +33,29 @@ use crate::{StorePool, audit, flows};
 /// nothing written) when it needs a transaction.
 pub(crate) async fn apply(pool: &StorePool, change: &Change) -> Option<StoreResult<()>> {
     let plan = Plan::of(change)?;
-    Some(plan.run(pool, change).await)
+    Some(plan.run(pool).await)
 }
 
-/// How a statement's first part can refuse.
-enum First<'a> {
+/// What a part answers when it writes nothing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Refusal<'a> {
     /// A flow's insertion: the user missing, or a limit reached.
     Insert(&'a FlowLimits),
-    /// A part that writes nothing on a conflict named so.
-    Conflict(&'static str),
+    /// A conflict named so.
+    Conflict(Conflict),
+    /// Never refused: the part writes whenever the one before it wrote.
+    Never,
 }
 
+/// The change's writes but its events, one part each, in the order of
+/// [`Change::writes`] (the order the transaction writes them in).
 struct Plan<'a> {
-    first: First<'a>,
-    /// The conflicts of the later parts, in order.
-    later: Vec<&'static str>,
+    parts: Vec<(Write<'a>, Refusal<'a>)>,
+    events: &'a [NewAuditEvent],
 }
 
 impl<'a> Plan<'a> {
     fn of(change: &'a Change) -> Option<Self> {
-        if !change.effects.iter().all(one_statement_effect) {
-            return None;
-        }
         // Two parts of one statement must not touch one row (neither would
         // see the other's write): at most one effect of each kind, and not
         // two on one passkey.
@@ -59,73 +64,81 @@ impl<'a> Plan<'a> {
         if has_repeats(&kinds) || has_repeats(&credentials) {
             return None;
         }
-        let mut conflicts = change.effects.iter().filter_map(effect_conflict);
-        let first = match &change.flow {
-            Some(FlowWrite::Insert { limits, .. }) if change.effects.is_empty() => {
-                First::Insert(limits)
-            }
-            Some(FlowWrite::Insert { .. }) => return None,
-            Some(FlowWrite::Update { .. }) => First::Conflict("flow_version"),
-            None => First::Conflict(conflicts.next()?),
+        let mut plan = Self {
+            parts: Vec::new(),
+            events: &[],
         };
-        Some(Self {
-            first,
-            later: conflicts.collect(),
-        })
+        for write in change.writes() {
+            match write {
+                // A flow's insertion is alone: its refusal is read from the gate.
+                Write::Flow(FlowWrite::Insert { .. }) if !change.effects.is_empty() => {
+                    return None;
+                }
+                Write::Events(events) => plan.events = events,
+                write => plan.parts.push((write, refusal(write)?)),
+            }
+        }
+        (!plan.parts.is_empty()).then_some(plan)
     }
 
-    async fn run(self, pool: &StorePool, change: &'a Change) -> StoreResult<()> {
+    async fn run(self, pool: &StorePool) -> StoreResult<()> {
         let mut sql = QueryBuilder::new("WITH ");
-        let mut parts = 0usize;
-        let mut part = |sql: &mut QueryBuilder<'a, Postgres>| {
-            if parts > 0 {
+        for (i, (write, _)) in self.parts.iter().enumerate() {
+            let name = format!("s{i}");
+            if i > 0 {
                 sql.push(", ");
             }
-            parts += 1;
-            format!("s{}", parts - 1)
-        };
-        match &change.flow {
-            Some(FlowWrite::Insert { flow, limits }) => {
-                let name = part(&mut sql);
-                flows::push_insert(&mut sql, &name, flow, limits);
+            match *write {
+                Write::Flow(FlowWrite::Insert { flow, limits }) => {
+                    flows::push_insert(&mut sql, &name, flow, limits);
+                }
+                Write::Flow(FlowWrite::Update { flow }) => {
+                    flows::push_update(&mut sql, &name, flow)
+                }
+                Write::Effect(effect) => {
+                    let after = i.checked_sub(1).map(|prev| format!("s{prev}"));
+                    push_effect(&mut sql, &name, effect, after.as_deref());
+                }
+                // Refused by `refusal`.
+                Write::LockUser(_) | Write::Events(_) => {}
             }
-            Some(FlowWrite::Update { flow }) => {
-                let name = part(&mut sql);
-                flows::push_update(&mut sql, &name, flow);
-            }
-            None => {}
         }
-        for effect in &change.effects {
-            let name = part(&mut sql);
-            let after = (name != "s0").then(|| previous(&name));
-            push_effect(&mut sql, &name, effect, after.as_deref());
-        }
-        let last = format!("s{}", parts - 1);
-        if !change.events.is_empty() {
+        let last = format!("s{}", self.parts.len() - 1);
+        if !self.events.is_empty() {
             sql.push(", events AS (");
             audit::push_insert_all(
                 &mut sql,
-                &change.events,
+                self.events,
                 &format!("EXISTS (SELECT 1 FROM {last})"),
             );
             sql.push(")");
         }
+        let first = &self.parts[0].1;
         sql.push(" SELECT EXISTS (SELECT 1 FROM s0) AS written, ");
-        if matches!(self.first, First::Insert(_)) {
+        if matches!(first, Refusal::Insert(_)) {
             sql.push("(SELECT open_flows FROM gate)");
         } else {
             sql.push("NULL::bigint");
         }
         sql.push(" AS open_flows");
-        if !self.later.is_empty() {
-            // Reached only when the first part wrote: a later part that did
-            // not undoes the whole statement.
+        // Reached only when the first part wrote: a later part that did not
+        // undoes the whole statement.
+        let checks: Vec<_> = self
+            .parts
+            .iter()
+            .enumerate()
+            .skip(1)
+            .filter_map(|(i, (_, refusal))| match refusal {
+                Refusal::Conflict(conflict) => Some((i, conflict)),
+                _ => None,
+            })
+            .collect();
+        if !checks.is_empty() {
             sql.push(", CASE");
-            for (i, what) in self.later.iter().enumerate() {
+            for (i, conflict) in checks {
                 sql.push(format!(
-                    " WHEN EXISTS (SELECT 1 FROM s0) AND NOT EXISTS (SELECT 1 FROM s{}) \
-                     THEN change_refused('{what}')",
-                    i + 1
+                    " WHEN EXISTS (SELECT 1 FROM s0) AND NOT EXISTS (SELECT 1 FROM s{i}) \
+                     THEN change_refused('{conflict}')"
                 ));
             }
             sql.push(" END AS refused");
@@ -134,13 +147,35 @@ impl<'a> Plan<'a> {
         if row.try_get::<bool, _>("written").map_err(map_err)? {
             return Ok(());
         }
-        Err(match self.first {
-            First::Insert(limits) => {
+        Err(match first {
+            Refusal::Insert(limits) => {
                 flows::insert_outcome(row.try_get("open_flows").map_err(map_err)?, limits)
             }
-            First::Conflict(what) => StoreError::Conflict { what: what.into() },
+            Refusal::Conflict(conflict) => StoreError::Conflict(conflict.clone()),
+            Refusal::Never => StoreError::Other("a change's first write wrote nothing".into()),
         })
     }
+}
+
+/// What the part writing `write` answers when it writes nothing (the same
+/// the transaction's statements answer: `flows.rs`, `credentials.rs`,
+/// `idempotency.rs`); `None` for the writes only a transaction makes.
+fn refusal(write: Write<'_>) -> Option<Refusal<'_>> {
+    Some(match write {
+        Write::Flow(FlowWrite::Insert { limits, .. }) => Refusal::Insert(limits),
+        Write::Flow(FlowWrite::Update { .. }) => Refusal::Conflict(Conflict::FlowVersion),
+        Write::Effect(
+            Effect::UseCredential { .. } | Effect::UseCredentialKeepingCounter { .. },
+        ) => Refusal::Conflict(Conflict::CredentialState),
+        Write::Effect(Effect::RecordProviderEvent { .. }) => {
+            Refusal::Conflict(Conflict::ProviderEvent)
+        }
+        Write::Effect(Effect::RequireActiveCredential(_)) => {
+            Refusal::Conflict(Conflict::CredentialNotActive)
+        }
+        Write::Effect(Effect::StageReference { .. }) => Refusal::Never,
+        _ => return None,
+    })
 }
 
 /// A passkey's use, common to both kinds of use: its backup state and times
@@ -162,12 +197,6 @@ fn push_active_credential_use<'a>(
         .push(" AND status = 'active'");
 }
 
-/// The part before `name` (`s3` → `s2`).
-fn previous(name: &str) -> String {
-    let n: usize = name[1..].parse().unwrap_or(1);
-    format!("s{}", n - 1)
-}
-
 fn credential_of(effect: &Effect) -> Option<uuid::Uuid> {
     match effect {
         Effect::UseCredential { id, .. }
@@ -182,27 +211,6 @@ fn has_repeats<T: PartialEq>(items: &[T]) -> bool {
         .iter()
         .enumerate()
         .any(|(i, item)| items[..i].contains(item))
-}
-
-/// Whether a statement can write `effect`.
-fn one_statement_effect(effect: &Effect) -> bool {
-    effect_conflict(effect).is_some()
-}
-
-/// The conflict an effect a statement can write answers when it writes
-/// nothing (the same the transaction's statements answer: `credentials.rs`,
-/// `idempotency.rs`); `None` for the effects only a transaction writes.
-fn effect_conflict(effect: &Effect) -> Option<&'static str> {
-    match effect {
-        Effect::UseCredential { .. } | Effect::UseCredentialKeepingCounter { .. } => {
-            Some("credential_state")
-        }
-        Effect::RecordProviderEvent { .. } => Some("provider_event"),
-        Effect::RequireActiveCredential(_) => Some(domain::store::CREDENTIAL_NOT_ACTIVE),
-        // Written whenever the part before it was: never refused.
-        Effect::StageReference { .. } => Some("staged_reference"),
-        _ => None,
-    }
 }
 
 /// Pushes the part named `name` that writes `effect`, only where the part
@@ -295,8 +303,49 @@ fn push_effect<'a>(
             );
             return;
         }
-        // Refused by `Plan::of`: the change is written in a transaction.
+        // Refused by `refusal`: the change is written in a transaction.
         _ => {}
     }
     sql.push(condition).push(" RETURNING 1)");
+}
+
+#[cfg(test)]
+mod tests {
+    use time::OffsetDateTime;
+    use uuid::Uuid;
+
+    use super::*;
+    use crate::errors::REFUSABLE;
+
+    #[test]
+    fn every_conflict_a_later_part_answers_is_read_back_from_its_refusal() {
+        let at = OffsetDateTime::UNIX_EPOCH;
+        let effects = [
+            Effect::UseCredential {
+                id: Uuid::new_v4(),
+                sign_count: 1,
+                backup_state: false,
+                at,
+            },
+            Effect::UseCredentialKeepingCounter {
+                id: Uuid::new_v4(),
+                backup_state: false,
+                at,
+            },
+            Effect::RecordProviderEvent {
+                dedupe_key: "k".into(),
+                run_id: "r".into(),
+                at,
+            },
+            Effect::RequireActiveCredential(Uuid::new_v4()),
+        ];
+        for effect in &effects {
+            match refusal(Write::Effect(effect)) {
+                Some(Refusal::Conflict(conflict)) => {
+                    assert!(REFUSABLE.contains(&conflict), "{conflict} is not read back");
+                }
+                other => panic!("{effect:?} refuses with {other:?}"),
+            }
+        }
+    }
 }

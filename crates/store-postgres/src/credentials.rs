@@ -3,7 +3,7 @@
 use domain::credential::{Credential, CredentialStatus, RegisteredPasskey, WebAuthnId};
 use domain::custody::BiometricReference;
 use domain::flow::FlowId;
-use domain::{StoreError, StoreResult, UserId};
+use domain::{Conflict, StoreError, StoreResult, UserId};
 use sqlx::postgres::{PgExecutor, PgRow};
 use sqlx::types::Json;
 use sqlx::{PgConnection, Row};
@@ -45,9 +45,7 @@ pub(crate) async fn insert(conn: &mut PgConnection, c: &Credential) -> StoreResu
 }
 
 fn changed() -> StoreError {
-    StoreError::Conflict {
-        what: "credential_state".into(),
-    }
+    StoreError::Conflict(Conflict::CredentialState)
 }
 
 /// Records a use only while the credential is active and its counter grows.
@@ -191,8 +189,8 @@ fn to_credential(row: &PgRow) -> StoreResult<Credential> {
     })
 }
 
-/// The user's first reference: `Conflict { what: REFERENCE_EXISTS }` when
-/// they have one.
+/// The user's first reference: [`Conflict::ReferenceExists`] when they have
+/// one.
 pub(crate) async fn enrol_reference(
     conn: &mut PgConnection,
     r: &BiometricReference,
@@ -209,14 +207,12 @@ pub(crate) async fn enrol_reference(
     .await
     .map_err(map_err)?;
     if inserted.rows_affected() == 0 {
-        return Err(StoreError::Conflict {
-            what: domain::store::REFERENCE_EXISTS.into(),
-        });
+        return Err(StoreError::Conflict(Conflict::ReferenceExists));
     }
     Ok(())
 }
 
-/// `Conflict { what: CREDENTIAL_NOT_ACTIVE }` unless the credential is
+/// [`Conflict::CredentialNotActive`] unless the credential is
 /// active; the row is locked until the transaction ends, so a suspension
 /// waits for the completion that relied on it, or wins before it.
 pub(crate) async fn require_active(conn: &mut PgConnection, id: Uuid) -> StoreResult<()> {
@@ -229,9 +225,7 @@ pub(crate) async fn require_active(conn: &mut PgConnection, id: Uuid) -> StoreRe
     .map_err(map_err)?;
     match active {
         Some(_) => Ok(()),
-        None => Err(StoreError::Conflict {
-            what: domain::store::CREDENTIAL_NOT_ACTIVE.into(),
-        }),
+        None => Err(StoreError::Conflict(Conflict::CredentialNotActive)),
     }
 }
 

@@ -1,10 +1,12 @@
 //! The one place PostgreSQL's errors become domain errors.
 
-use domain::StoreError;
+use domain::{Conflict, StoreError};
 use sqlx::migrate::MigrateError;
 
-/// Maps a driver error: unique violation → `Conflict`, missing row → `NotFound`,
-/// lost connection or pool timeout → `Unavailable`.
+/// Maps a driver error: unique violation, a one-statement change's refusal
+/// or a lost race → `Conflict` (what conflicted: [`unique_violation`],
+/// [`refused`]), missing row → `NotFound`, lost connection or pool timeout →
+/// `Unavailable`.
 pub(crate) fn map_err(err: sqlx::Error) -> StoreError {
     match err {
         sqlx::Error::RowNotFound => StoreError::NotFound,
@@ -17,19 +19,13 @@ pub(crate) fn map_err(err: sqlx::Error) -> StoreError {
             let code = db.code().map(|c| c.into_owned()).unwrap_or_default();
             match code.as_str() {
                 // unique_violation
-                "23505" => StoreError::Conflict {
-                    what: db.constraint().unwrap_or("unique").to_owned(),
-                },
+                "23505" => StoreError::Conflict(unique_violation(db.constraint())),
                 // A change written as one statement refused by a later
                 // check (`change_refused`, migration 0017): the message
-                // names the rule.
-                "BPC01" => StoreError::Conflict {
-                    what: db.message().to_owned(),
-                },
+                // names the conflict.
+                "BPC01" => StoreError::Conflict(refused(db.message())),
                 // serialization_failure, deadlock_detected: a concurrent change won.
-                "40001" | "40P01" => StoreError::Conflict {
-                    what: "concurrent_update".to_owned(),
-                },
+                "40001" | "40P01" => StoreError::Conflict(Conflict::ConcurrentUpdate),
                 // connection_exception class, admin_shutdown, crash_shutdown,
                 // cannot_connect_now, too_many_connections, read-only standby.
                 c if c.starts_with("08")
@@ -49,6 +45,33 @@ pub(crate) fn map_err(err: sqlx::Error) -> StoreError {
         }
         other => StoreError::Other(other.to_string()),
     }
+}
+
+/// What a unique constraint's violation means.
+fn unique_violation(constraint: Option<&str>) -> Conflict {
+    match constraint {
+        Some("users_external_id_key") => Conflict::ExternalIdTaken,
+        Some("credentials_webauthn_id_key") => Conflict::WebAuthnIdTaken,
+        Some("provider_events_pkey") => Conflict::ProviderEvent,
+        other => Conflict::Unique(other.unwrap_or("unique").to_owned()),
+    }
+}
+
+/// The conflicts a part of a one-statement change answers when it writes
+/// nothing (`change.rs`); the statement hands `change_refused` the
+/// conflict's name (its `Display`), read back by [`refused`].
+pub(crate) const REFUSABLE: [Conflict; 3] = [
+    Conflict::CredentialState,
+    Conflict::CredentialNotActive,
+    Conflict::ProviderEvent,
+];
+
+/// The conflict `change_refused` named.
+fn refused(name: &str) -> Conflict {
+    REFUSABLE
+        .into_iter()
+        .find(|conflict| conflict.to_string() == name)
+        .unwrap_or_else(|| Conflict::Unique(name.to_owned()))
 }
 
 pub(crate) fn map_migrate_err(err: MigrateError) -> StoreError {

@@ -1,7 +1,9 @@
 //! The `flows` table.
 
 use domain::flow::{Ceremony, Flow, FlowId, Handoff, KeyedDigest, NewCredential};
-use domain::{ExternalUserId, FlowLimits, FlowPrerequisites, StoreError, StoreResult, UserId};
+use domain::{
+    Conflict, ExternalUserId, FlowLimits, FlowPrerequisites, StoreError, StoreResult, UserId,
+};
 use sqlx::postgres::{PgExecutor, PgRow};
 use sqlx::types::Json;
 use sqlx::{PgConnection, Postgres, QueryBuilder, Row};
@@ -215,9 +217,7 @@ pub(crate) fn push_update<'a>(sql: &mut QueryBuilder<'a, Postgres>, name: &str, 
 
 /// The refusal of [`push_update`] (and [`update`]).
 pub(crate) fn stale_version() -> StoreError {
-    StoreError::Conflict {
-        what: "flow_version".into(),
-    }
+    StoreError::Conflict(Conflict::FlowVersion)
 }
 
 /// Writes `flow` only over the version it was derived from ([`push_update`]),

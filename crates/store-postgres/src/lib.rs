@@ -27,7 +27,7 @@ use domain::audit::trail::{ArchiveManifest, ArchiveRecorded, MaintenanceLease};
 use domain::credential::Credential;
 use domain::custody::BiometricReference;
 use domain::flow::{Flow, FlowId};
-use domain::store::{IdempotencyBegin, StoredResponse};
+use domain::store::{IdempotencyBegin, StoredResponse, Write};
 use domain::{
     AuditEvent, AuditQuery, Change, Effect, ExternalUserId, FlowPrerequisites, FlowWrite,
     NewAuditEvent, Page, Repository, StoreResult, User, UserId,
@@ -403,89 +403,86 @@ impl Repository for PgStore {
     }
 }
 
-/// Writes a change inside the caller's transaction: users first (a flow may
-/// belong to a user created by the same change), then the flow, then the other
-/// effects, then the events.
+/// Writes a change inside the caller's transaction, in the order of
+/// [`Change::writes`].
 async fn apply(conn: &mut PgConnection, change: &Change) -> StoreResult<()> {
-    if let Some(user) = change.locks_user() {
-        // Before the flow's row: flow insertions take the user's lock first too.
-        users::lock(conn, user).await?;
-    }
-    for effect in &change.effects {
-        if let Effect::CreateUser(user) = effect {
-            users::insert(conn, user).await?;
+    for write in change.writes() {
+        match write {
+            Write::LockUser(user) => users::lock(conn, user).await?,
+            Write::Flow(FlowWrite::Insert { flow, limits }) => {
+                flows::insert(conn, flow, limits).await?
+            }
+            Write::Flow(FlowWrite::Update { flow }) => flows::update(conn, flow).await?,
+            Write::Effect(effect) => apply_effect(conn, effect).await?,
+            Write::Events(events) => audit::insert_all(conn, events).await?,
         }
     }
-    match &change.flow {
-        Some(FlowWrite::Insert { flow, limits }) => flows::insert(conn, flow, limits).await?,
-        Some(FlowWrite::Update { flow }) => flows::update(conn, flow).await?,
-        None => {}
-    }
-    for effect in &change.effects {
-        match effect {
-            Effect::CreateUser(_) => {}
-            Effect::InsertCredential(c) => credentials::insert(conn, c).await?,
-            Effect::UseCredential {
-                id,
-                sign_count,
-                backup_state,
-                at,
-            } => credentials::record_use(conn, *id, Some(*sign_count), *backup_state, *at).await?,
-            Effect::UseCredentialKeepingCounter {
-                id,
-                backup_state,
-                at,
-            } => credentials::record_use(conn, *id, None, *backup_state, *at).await?,
-            Effect::SetCredentialStatus {
-                id,
-                from,
-                to,
-                reason,
-                at,
-            } => credentials::set_status(conn, *id, *from, *to, reason.as_deref(), *at).await?,
-            Effect::StoreReference(r) => credentials::store_reference(conn, r).await?,
-            Effect::EnrolReference(r) => credentials::enrol_reference(conn, r).await?,
-            Effect::StageReference {
-                flow_id,
-                sealed,
-                at,
-            } => flows::stage_reference(conn, *flow_id, sealed, *at).await?,
-            Effect::DiscardStagedReference(flow_id) => {
-                flows::discard_staged_reference(conn, *flow_id).await?
-            }
-            Effect::RequireActiveCredential(id) => credentials::require_active(conn, *id).await?,
-            Effect::RevokeOtherCredentials {
-                user_id,
-                keep,
-                reason,
-                at,
-                event,
-            } => {
-                let revoked =
-                    credentials::revoke_others(conn, *user_id, *keep, reason, *at).await?;
-                audit::insert_all(conn, &domain::store::per_credential(event, &revoked)).await?
-            }
-            Effect::CancelOtherFlows {
-                user_id,
-                keep,
-                at,
-                event,
-            } => {
-                let cancelled = flows::cancel_others(conn, *user_id, *keep, *at).await?;
-                audit::insert_all(conn, &domain::store::per_flow(event, &cancelled)).await?
-            }
-            Effect::SetApplicant { user_id, sealed } => {
-                users::set_applicant(conn, *user_id, sealed).await?
-            }
-            Effect::RecordProviderEvent {
-                dedupe_key,
-                run_id,
-                at,
-            } => idempotency::record_provider_event(conn, dedupe_key, run_id, *at).await?,
-            Effect::SetRunLookup { flow_id, pending } => {
-                flows::set_run_lookup(&mut *conn, *flow_id, *pending).await?
-            }
+    Ok(())
+}
+
+async fn apply_effect(conn: &mut PgConnection, effect: &Effect) -> StoreResult<()> {
+    match effect {
+        Effect::CreateUser(user) => users::insert(conn, user).await?,
+        Effect::InsertCredential(c) => credentials::insert(conn, c).await?,
+        Effect::UseCredential {
+            id,
+            sign_count,
+            backup_state,
+            at,
+        } => credentials::record_use(conn, *id, Some(*sign_count), *backup_state, *at).await?,
+        Effect::UseCredentialKeepingCounter {
+            id,
+            backup_state,
+            at,
+        } => credentials::record_use(conn, *id, None, *backup_state, *at).await?,
+        Effect::SetCredentialStatus {
+            id,
+            from,
+            to,
+            reason,
+            at,
+        } => credentials::set_status(conn, *id, *from, *to, reason.as_deref(), *at).await?,
+        Effect::StoreReference(r) => credentials::store_reference(conn, r).await?,
+        Effect::EnrolReference(r) => credentials::enrol_reference(conn, r).await?,
+        Effect::StageReference {
+            flow_id,
+            sealed,
+            at,
+        } => flows::stage_reference(conn, *flow_id, sealed, *at).await?,
+        Effect::DiscardStagedReference(flow_id) => {
+            flows::discard_staged_reference(conn, *flow_id).await?
+        }
+        Effect::RequireActiveCredential(id) => credentials::require_active(conn, *id).await?,
+        Effect::RevokeOtherCredentials {
+            user_id,
+            keep,
+            reason,
+            at,
+            event,
+        } => {
+            let revoked = credentials::revoke_others(conn, *user_id, *keep, reason, *at).await?;
+            audit::insert_all(conn, &domain::store::per_credential(event, &revoked)).await?
+        }
+        Effect::CancelOtherFlows {
+            user_id,
+            keep,
+            at,
+            event,
+        } => {
+            let cancelled = flows::cancel_others(conn, *user_id, *keep, *at).await?;
+            audit::insert_all(conn, &domain::store::per_flow(event, &cancelled)).await?
+        }
+        Effect::SetApplicant { user_id, sealed } => {
+            users::set_applicant(conn, *user_id, sealed).await?
+        }
+        Effect::RecordProviderEvent {
+            dedupe_key,
+            run_id,
+            at,
+        } => idempotency::record_provider_event(conn, dedupe_key, run_id, *at).await?,
+        Effect::SetRunLookup { flow_id, pending } => {
+            flows::set_run_lookup(&mut *conn, *flow_id, *pending).await?
         }
     }
-    audit::insert_all(conn, &change.events).await
+    Ok(())
 }

@@ -3,7 +3,7 @@
 use domain::credential::{Credential, CredentialStatus, WebAuthnId};
 use domain::custody::BiometricReference;
 use domain::flow::FlowId;
-use domain::{StoreError, StoreResult, UserId};
+use domain::{Conflict, StoreError, StoreResult, UserId};
 use sqlx::sqlite::{SqliteExecutor, SqliteRow};
 use sqlx::{Row, SqliteConnection};
 use time::OffsetDateTime;
@@ -55,9 +55,7 @@ pub(crate) async fn insert(conn: &mut SqliteConnection, c: &Credential) -> Store
 }
 
 fn changed() -> StoreError {
-    StoreError::Conflict {
-        what: "credential_state".into(),
-    }
+    StoreError::Conflict(Conflict::CredentialState)
 }
 
 /// Records a use only while the credential is active and its counter grows.
@@ -219,8 +217,8 @@ fn to_credential(row: &SqliteRow) -> StoreResult<Credential> {
     })
 }
 
-/// The user's first reference: `Conflict { what: REFERENCE_EXISTS }` when
-/// they have one.
+/// The user's first reference: [`Conflict::ReferenceExists`] when they have
+/// one.
 pub(crate) async fn enrol_reference(
     conn: &mut SqliteConnection,
     r: &BiometricReference,
@@ -237,14 +235,12 @@ pub(crate) async fn enrol_reference(
     .await
     .map_err(map_err)?;
     if inserted.rows_affected() == 0 {
-        return Err(StoreError::Conflict {
-            what: domain::store::REFERENCE_EXISTS.into(),
-        });
+        return Err(StoreError::Conflict(Conflict::ReferenceExists));
     }
     Ok(())
 }
 
-/// `Conflict { what: CREDENTIAL_NOT_ACTIVE }` unless the credential is
+/// [`Conflict::CredentialNotActive`] unless the credential is
 /// active (the write transaction holds the database's write lock).
 pub(crate) async fn require_active(conn: &mut SqliteConnection, id: Uuid) -> StoreResult<()> {
     let active: Option<i64> =
@@ -255,9 +251,7 @@ pub(crate) async fn require_active(conn: &mut SqliteConnection, id: Uuid) -> Sto
             .map_err(map_err)?;
     match active {
         Some(_) => Ok(()),
-        None => Err(StoreError::Conflict {
-            what: domain::store::CREDENTIAL_NOT_ACTIVE.into(),
-        }),
+        None => Err(StoreError::Conflict(Conflict::CredentialNotActive)),
     }
 }
 

@@ -1,9 +1,10 @@
 //! The one place SQLite's errors become domain errors.
 
-use domain::StoreError;
+use domain::{Conflict, StoreError};
 use sqlx::migrate::MigrateError;
 
-/// Maps a driver error: unique violation → `Conflict`, missing row → `NotFound`,
+/// Maps a driver error: unique violation → `Conflict` (what conflicted:
+/// [`unique_violation`]), missing row → `NotFound`,
 /// busy database, IO failure or pool timeout → `Unavailable`.
 pub(crate) fn map_err(err: sqlx::Error) -> StoreError {
     match err {
@@ -14,13 +15,7 @@ pub(crate) fn map_err(err: sqlx::Error) -> StoreError {
         | sqlx::Error::WorkerCrashed => StoreError::Unavailable(err.to_string()),
         sqlx::Error::Database(db) => {
             if db.is_unique_violation() {
-                return StoreError::Conflict {
-                    what: db
-                        .message()
-                        .strip_prefix("UNIQUE constraint failed: ")
-                        .unwrap_or("unique")
-                        .to_owned(),
-                };
+                return StoreError::Conflict(unique_violation(db.message()));
             }
             let code = db.code().map(|c| c.into_owned()).unwrap_or_default();
             // Primary result codes: SQLITE_BUSY (5), SQLITE_LOCKED (6), SQLITE_IOERR (10),
@@ -33,6 +28,17 @@ pub(crate) fn map_err(err: sqlx::Error) -> StoreError {
             }
         }
         other => StoreError::Other(other.to_string()),
+    }
+}
+
+/// What a unique constraint's violation means, from SQLite's message
+/// (`UNIQUE constraint failed: table.column`).
+fn unique_violation(message: &str) -> Conflict {
+    match message.strip_prefix("UNIQUE constraint failed: ") {
+        Some("users.external_id") => Conflict::ExternalIdTaken,
+        Some("credentials.webauthn_id") => Conflict::WebAuthnIdTaken,
+        Some("provider_events.dedupe_key") => Conflict::ProviderEvent,
+        other => Conflict::Unique(other.unwrap_or("unique").to_owned()),
     }
 }
 

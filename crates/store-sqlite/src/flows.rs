@@ -1,7 +1,9 @@
 //! The `flows` table.
 
 use domain::flow::{Ceremony, Flow, FlowId, Handoff, KeyedDigest, NewCredential};
-use domain::{ExternalUserId, FlowLimits, FlowPrerequisites, StoreError, StoreResult, UserId};
+use domain::{
+    Conflict, ExternalUserId, FlowLimits, FlowPrerequisites, StoreError, StoreResult, UserId,
+};
 use sqlx::sqlite::{SqliteExecutor, SqliteRow};
 use sqlx::{Row, SqliteConnection};
 use time::{Duration, OffsetDateTime};
@@ -276,9 +278,7 @@ pub(crate) async fn update(conn: &mut SqliteConnection, flow: &Flow) -> StoreRes
     .await
     .map_err(map_err)?;
     if updated.rows_affected() == 0 {
-        return Err(StoreError::Conflict {
-            what: "flow_version".into(),
-        });
+        return Err(StoreError::Conflict(Conflict::FlowVersion));
     }
     Ok(())
 }

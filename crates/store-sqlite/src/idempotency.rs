@@ -2,7 +2,7 @@
 
 use crate::StorePool;
 use domain::store::{IdempotencyBegin, StoredResponse};
-use domain::{StoreError, StoreResult, UserId};
+use domain::{StoreResult, UserId};
 use sqlx::SqliteConnection;
 use time::OffsetDateTime;
 
@@ -126,15 +126,7 @@ pub(crate) async fn record_provider_event(
         .execute(conn)
         .await
         .map(drop)
-        .map_err(|e| match map_err(e) {
-            // The trait names this rule `provider_event`.
-            StoreError::Conflict { what } if what == "provider_events.dedupe_key" => {
-                StoreError::Conflict {
-                    what: "provider_event".into(),
-                }
-            }
-            other => other,
-        })
+        .map_err(map_err)
 }
 
 pub(crate) async fn provider_event_seen(pool: &StorePool, dedupe_key: &str) -> StoreResult<bool> {

@@ -106,7 +106,7 @@ impl Metrics {
         if let Err(e) = &result {
             let kind = match e {
                 StoreError::NotFound => "not_found",
-                StoreError::Conflict { .. } => "conflict",
+                StoreError::Conflict(_) => "conflict",
                 StoreError::LimitReached { .. } => "limit_reached",
                 StoreError::Unavailable(_) => "unavailable",
                 StoreError::Corrupt(_) => "corrupt",
