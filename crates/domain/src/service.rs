@@ -15,13 +15,15 @@
 //! `handoff` (claiming a cross-platform flow), `provider_events` (provider
 //! events and reconciliation), `users`, `refusals` (refusals counted per
 //! window) and `cleanup` (the provider clean-up queue, stale staged
-//! references). `transition` decides what a flow's transition writes besides
-//! the flow.
+//! references). A use case gathers what its change writes besides the flow in
+//! a `ChangeDraft` (`draft`); `transition` decides what a step of the state
+//! machine adds to it, from what was read before.
 
 mod ceremony;
 mod cleanup;
 mod create;
 mod custody;
+mod draft;
 mod external_ids;
 mod handoff;
 mod idv_run;
@@ -54,10 +56,11 @@ use crate::possession::{BackupPolicy, CounterPolicy, RelyingParty};
 use crate::rotation::SealedColumn;
 use crate::sealing::{Binding, DataKey};
 use crate::store::{
-    CREDENTIAL_NOT_ACTIVE, Change, Effect, FlowWrite, REFERENCE_EXISTS, Repository, StoreError,
+    CREDENTIAL_NOT_ACTIVE, Change, FlowWrite, REFERENCE_EXISTS, Repository, StoreError,
 };
 use crate::tally::RefusalTally;
 use crate::user::{ExternalUserId, UserId};
+use draft::ChangeDraft;
 use external_ids::ExternalIds;
 
 /// The rules an operator can tune.
@@ -178,6 +181,19 @@ fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// An audit event by the one asking in `ctx`.
+fn audit_event(
+    ctx: &RequestContext,
+    event_type: AuditEventType,
+    subject: Subject,
+    now: OffsetDateTime,
+) -> NewAuditEvent {
+    NewAuditEvent {
+        correlation_id: ctx.correlation_id.clone(),
+        ..NewAuditEvent::new(event_type, ctx.actor.clone(), subject, now)
+    }
+}
+
 /// The refusal for a change to `flow`, named after the state it is in.
 fn transition_error(flow: &Flow, err: TransitionError) -> DomainError {
     match err {
@@ -201,6 +217,7 @@ fn transition_error(flow: &Flow, err: TransitionError) -> DomainError {
         ),
     }
 }
+
 impl FlowService {
     pub fn new(
         repo: Arc<dyn Repository>,
@@ -244,10 +261,7 @@ impl FlowService {
         subject: Subject,
         now: OffsetDateTime,
     ) -> NewAuditEvent {
-        NewAuditEvent {
-            correlation_id: ctx.correlation_id.clone(),
-            ..NewAuditEvent::new(event_type, ctx.actor.clone(), subject, now)
-        }
+        audit_event(ctx, event_type, subject, now)
     }
 
     /// Audits a rejected request about `flow`; the rejection itself is returned.
@@ -306,41 +320,39 @@ impl FlowService {
     }
 
     /// Applies `fact` to `flow` without writing it, adding the records the
-    /// transition implies to `effects` and `events`.
+    /// transition implies to `draft`. What the decision needs is read first;
+    /// the decision itself reads nothing.
     async fn step(
         &self,
         ctx: &RequestContext,
         flow: &Flow,
         fact: &Fact,
         now: OffsetDateTime,
-        effects: &mut Vec<Effect>,
-        events: &mut Vec<NewAuditEvent>,
+        draft: &mut ChangeDraft,
     ) -> DomainResult<Flow> {
         let next = flow
             .apply(fact, now)
             .map_err(|e| transition_error(flow, e))?;
-        let (more_effects, more_events) = self
-            .transition_records(ctx, flow, &next, now, effects)
-            .await?;
-        effects.extend(more_effects);
-        events.extend(more_events);
+        let staged = self.staged_to_promote(flow, &next, draft).await?;
+        let records = self
+            .recorder(ctx, now)
+            .records(flow, &next, staged.as_deref())?;
+        draft.extend(records);
         Ok(next)
     }
 
-    /// Applies `fact`, writing the new version with its records and `extra` effects/events.
+    /// Applies `fact`, writing the new version with its records and what
+    /// `draft` holds already.
     async fn advance(
         &self,
         ctx: &RequestContext,
         flow: &Flow,
         fact: &Fact,
-        mut effects: Vec<Effect>,
-        mut events: Vec<NewAuditEvent>,
+        mut draft: ChangeDraft,
     ) -> DomainResult<Flow> {
         let now = self.clock.now();
-        let next = self
-            .step(ctx, flow, fact, now, &mut effects, &mut events)
-            .await?;
-        self.write(ctx, flow, next, effects, events).await
+        let next = self.step(ctx, flow, fact, now, &mut draft).await?;
+        self.write(ctx, flow, next, draft).await
     }
 
     /// Writes `next`, derived from `flow`, with its records. A completion
@@ -353,25 +365,11 @@ impl FlowService {
         ctx: &RequestContext,
         flow: &Flow,
         next: Flow,
-        effects: Vec<Effect>,
-        events: Vec<NewAuditEvent>,
+        draft: ChangeDraft,
     ) -> DomainResult<Flow> {
-        let provider_events: Vec<Effect> = effects
-            .iter()
-            .filter(|e| matches!(e, Effect::RecordProviderEvent { .. }))
-            .cloned()
-            .collect();
-        let received: Vec<NewAuditEvent> = events
-            .iter()
-            .filter(|e| e.event_type == AuditEventType::ProviderEventReceived)
-            .cloned()
-            .collect();
+        let kept = draft.provider_event_only();
         let completes = next.state == FlowState::Completed;
-        let change = Change {
-            flow: Some(FlowWrite::Update { flow: next.clone() }),
-            effects,
-            events,
-        };
+        let change = draft.into_change(Some(FlowWrite::Update { flow: next.clone() }));
         let reason = match self.commit_store(change).await {
             Ok(()) => return Ok(next),
             Err(StoreError::Conflict { what }) if completes && what == CREDENTIAL_NOT_ACTIVE => {
@@ -383,7 +381,7 @@ impl FlowService {
             Err(other) => return Err(other.into()),
         };
         // Boxed: the refusal is rare and recursion needs it.
-        Box::pin(self.advance(ctx, flow, &Fact::Refused(reason), provider_events, received)).await
+        Box::pin(self.advance(ctx, flow, &Fact::Refused(reason), kept)).await
     }
 
     /// The flow, expired first if its time is up (whichever replica is asked).
@@ -414,7 +412,7 @@ impl FlowService {
             correlation_id: None,
         };
         match self
-            .advance(&system, &flow, &Fact::Expired, vec![], vec![])
+            .advance(&system, &flow, &Fact::Expired, ChangeDraft::default())
             .await
         {
             Ok(expired) => Ok(expired),
@@ -492,7 +490,7 @@ impl FlowService {
     pub async fn cancel(&self, ctx: &RequestContext, id: FlowId) -> DomainResult<FlowView> {
         let flow = self.load(id).await?;
         let flow = self
-            .advance(ctx, &flow, &Fact::Cancelled, vec![], vec![])
+            .advance(ctx, &flow, &Fact::Cancelled, ChangeDraft::default())
             .await?;
         self.view(flow, None).await
     }

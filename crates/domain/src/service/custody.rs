@@ -5,7 +5,9 @@ use proto::ErrorCode;
 use serde_json::json;
 use zeroize::Zeroizing;
 
-use super::{FlowService, FlowView, RequestContext, staged_reference_binding, transition_error};
+use super::{
+    ChangeDraft, FlowService, FlowView, RequestContext, staged_reference_binding, transition_error,
+};
 use crate::audit::{AuditEventType, NewAuditEvent, Subject};
 use crate::custody::{self, MAX_REFERENCE_BYTES};
 use crate::error::{DomainError, DomainResult};
@@ -51,14 +53,9 @@ impl FlowService {
                 now,
             )
         };
+        let draft = ChangeDraft::of_effect(staged).with_event(event);
         let flow = self
-            .advance(
-                ctx,
-                &flow,
-                &Fact::ReferenceStored,
-                vec![staged],
-                vec![event],
-            )
+            .advance(ctx, &flow, &Fact::ReferenceStored, draft)
             .await?;
         self.view(flow, None).await
     }

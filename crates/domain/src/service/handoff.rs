@@ -3,7 +3,7 @@
 use proto::ErrorCode;
 use sha2::{Digest, Sha256};
 
-use super::{FlowService, FlowView, RequestContext};
+use super::{ChangeDraft, FlowService, FlowView, RequestContext};
 use crate::audit::{AuditEventType, Subject};
 use crate::error::{DomainError, DomainResult};
 use crate::flow::Fact;
@@ -14,6 +14,7 @@ use crate::user::ExternalUserId;
 pub(super) fn handoff_hash(code: &str) -> [u8; 32] {
     Sha256::digest(code.as_bytes()).into()
 }
+
 impl FlowService {
     #[tracing::instrument(
         target = "biometric_passkey::span",
@@ -64,7 +65,12 @@ impl FlowService {
             now,
         );
         let flow = match self
-            .advance(ctx, &flow, &Fact::HandoffClaimed, vec![], vec![event])
+            .advance(
+                ctx,
+                &flow,
+                &Fact::HandoffClaimed,
+                ChangeDraft::of_event(event),
+            )
             .await
         {
             Ok(flow) => flow,

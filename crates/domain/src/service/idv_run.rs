@@ -6,8 +6,7 @@ use std::time::Instant;
 use proto::ErrorCode;
 use time::OffsetDateTime;
 
-use super::{FlowService, RequestContext, applicant_binding, sdk_token_binding};
-use crate::audit::NewAuditEvent;
+use super::{ChangeDraft, FlowService, RequestContext, applicant_binding, sdk_token_binding};
 use crate::error::{DomainError, DomainResult};
 use crate::flow::{Fact, Flow, FlowType};
 use crate::idv::{
@@ -35,6 +34,7 @@ pub(super) fn run_request<'a>(
         deadline,
     }
 }
+
 impl FlowService {
     /// Starts the IDV run of a `pending` flow just written and records it.
     /// A provider failure fails the flow (the caller retries with a new
@@ -54,7 +54,7 @@ impl FlowService {
                 // The database failed between the flow's two writes: try to
                 // end the flow rather than leave it holding the user's slots.
                 let _ = self
-                    .advance(ctx, &flow, &Fact::RunNotStarted, vec![], vec![])
+                    .advance(ctx, &flow, &Fact::RunNotStarted, ChangeDraft::default())
                     .await;
                 return Err(err);
             }
@@ -62,12 +62,9 @@ impl FlowService {
         let now = self.clock.now();
         let err = match started {
             Ok(run) => {
-                let mut effects = Vec::new();
-                let mut events = Vec::new();
-                let next = self
-                    .run_started(ctx, &flow, run, now, &mut effects, &mut events)
-                    .await?;
-                return match self.write(ctx, &flow, next, effects, events).await {
+                let mut draft = ChangeDraft::default();
+                let next = self.run_started(ctx, &flow, run, now, &mut draft).await?;
+                return match self.write(ctx, &flow, next, draft).await {
                     Err(e) if e.code == ErrorCode::FlowChanged => self.load(flow.id).await,
                     other => other,
                 };
@@ -77,16 +74,13 @@ impl FlowService {
         // The provider may hold a run the flow does not know of: the
         // reconciler looks for it, so that it is not left behind unaccounted.
         let lookup = match &err {
-            IdvError::Unsettled(_) => vec![Effect::SetRunLookup {
+            IdvError::Unsettled(_) => ChangeDraft::of_effect(Effect::SetRunLookup {
                 flow_id: flow.id,
                 pending: true,
-            }],
-            _ => vec![],
+            }),
+            _ => ChangeDraft::default(),
         };
-        let detail = match self
-            .advance(ctx, &flow, &Fact::RunNotStarted, lookup, vec![])
-            .await
-        {
+        let detail = match self.advance(ctx, &flow, &Fact::RunNotStarted, lookup).await {
             Ok(_) => err.to_string(),
             Err(write) => format!("{err}; recording the failed flow also failed: {write}"),
         };
@@ -221,15 +215,14 @@ impl FlowService {
     }
 
     /// `flow` with its run started (and decided, for a workflow without
-    /// interactive steps), adding what to write with it.
+    /// interactive steps), adding what to write with it to `draft`.
     async fn run_started(
         &self,
         ctx: &RequestContext,
         flow: &Flow,
         run: StartedRun,
         now: OffsetDateTime,
-        effects: &mut Vec<Effect>,
-        events: &mut Vec<NewAuditEvent>,
+        draft: &mut ChangeDraft,
     ) -> DomainResult<Flow> {
         let fact = Fact::RunStarted {
             run_id: run.run_id.clone(),
@@ -238,10 +231,10 @@ impl FlowService {
                 .as_ref()
                 .map(|token| self.key.seal(token.as_bytes(), sdk_token_binding(&flow.id))),
         };
-        let mut next = self.step(ctx, flow, &fact, now, effects, events).await?;
+        let mut next = self.step(ctx, flow, &fact, now, draft).await?;
         if let RunStatus::Done(outcome) = run.status {
             next = self
-                .step(ctx, &next, &Fact::Identity(outcome), now, effects, events)
+                .step(ctx, &next, &Fact::Identity(outcome), now, draft)
                 .await?;
             // Both steps are written at once: one new version over `flow`'s.
             next.version = flow.version + 1;

@@ -1,19 +1,20 @@
-//! The possession proof: a new credential (registration, recovery) or an
-//! assertion by an existing one (sign-in, step-up).
+//! The possession proof: a new credential (registration, recovery:
+//! `new_credential`) or an assertion by an existing one (sign-in, step-up:
+//! `assertion`). In `builtin` mode the proof is first verified from the
+//! flow's WebAuthn ceremony (`ceremony`).
+
+mod assertion;
+mod new_credential;
 
 use proto::ErrorCode;
-use serde_json::{Value, json};
-use time::OffsetDateTime;
+use serde_json::Value;
 use uuid::Uuid;
 
-use super::{FlowService, FlowView, RequestContext, transition_error};
-use crate::audit::{AuditEventType, NewAuditEvent, Outcome, Subject};
-use crate::credential::{CredentialStatus, WebAuthnId, counter_is_valid};
+use super::{ChangeDraft, FlowService, FlowView, RequestContext, transition_error};
 use crate::error::{DomainError, DomainResult};
 use crate::flow::{Fact, Flow, FlowId, NewCredential, TransitionError};
 use crate::ids;
-use crate::possession::{BackupPolicy, CounterPolicy};
-use crate::store::{Effect, StoreError};
+use assertion::Assertion;
 
 /// The possession proof, as the customer's relying party verified it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -45,46 +46,17 @@ pub enum PossessionProof {
         device_label: Option<String>,
     },
 }
-impl FlowService {
-    /// A security event about a credential (`reason` = its type's last part).
-    /// With `refusal`, the event is recorded alone (outcome `rejected`) and the
-    /// refusal returned; without, it is returned (outcome `success`: let
-    /// through by the policy) to be written with the change it accompanies.
-    #[allow(clippy::too_many_arguments)]
-    async fn security_event(
-        &self,
-        ctx: &RequestContext,
-        event_type: AuditEventType,
-        subject: &Subject,
-        details: Value,
-        refusal: Option<DomainError>,
-        now: OffsetDateTime,
-    ) -> DomainResult<NewAuditEvent> {
-        let reason = event_type
-            .as_str()
-            .rsplit('.')
-            .next()
-            .unwrap_or_default()
-            .to_owned();
-        let event = NewAuditEvent {
-            outcome: if refusal.is_some() {
-                Outcome::Rejected
-            } else {
-                Outcome::Success
-            },
-            reason: Some(reason),
-            details,
-            ..self.event(ctx, event_type, subject.clone(), now)
-        };
-        match refusal {
-            Some(err) => {
-                self.repo.append_audit(&event).await?;
-                Err(err)
-            }
-            None => Ok(event),
-        }
-    }
 
+/// What an accepted proof writes: the fact, what to write with it, and the
+/// flow to apply it to (carrying a new credential until the flow completes;
+/// its version unchanged).
+struct Possession {
+    fact: Fact,
+    draft: ChangeDraft,
+    flow: Flow,
+}
+
+impl FlowService {
     #[tracing::instrument(target = "biometric_passkey::span", name = "flow.possession", skip_all)]
     pub async fn submit_possession(
         &self,
@@ -98,8 +70,7 @@ impl FlowService {
         }
         let now = self.clock.now();
         let (proof, passkey) = self.verified_proof(ctx, &flow, proof, now).await?;
-        let builtin = self.relying_party.is_some();
-        let (fact, effects, events, flow) = match (flow.flow_type.creates_credential(), proof) {
+        let possession = match (flow.flow_type.creates_credential(), proof) {
             (
                 true,
                 PossessionProof::NewCredential {
@@ -114,56 +85,9 @@ impl FlowService {
                     device_label,
                 },
             ) => {
-                let parsed = WebAuthnId::parse(&webauthn_id).map_err(|e| {
-                    DomainError::bad_request(
-                        ErrorCode::InvalidCredential,
-                        format!("credential.id {e}"),
-                    )
-                })?;
-                match self.repo.credential_by_webauthn_id(parsed.as_str()).await {
-                    Ok(_) => {
-                        let err = DomainError::conflict(
-                            ErrorCode::CredentialAlreadyRegistered,
-                            "a credential with this WebAuthn id is registered already",
-                        );
-                        return Err(self
-                            .reject(ctx, &flow, err, "credential_already_registered")
-                            .await);
-                    }
-                    Err(StoreError::NotFound) => {}
-                    Err(other) => return Err(other.into()),
-                }
-                let new_id = ids::new_id(now);
-                let mut events = Vec::new();
-                if backup_eligible {
-                    match self.policy.backup_policy {
-                        BackupPolicy::Reject => {
-                            let err = DomainError::conflict(
-                                ErrorCode::BackupEligibleNotAllowed,
-                                "this passkey can be backed up (synced); only device-bound \
-                                 passkeys are accepted",
-                            );
-                            return Err(self.reject(ctx, &flow, err, "backup_eligible").await);
-                        }
-                        BackupPolicy::Warn => events.push(NewAuditEvent {
-                            details: json!({ "backup_state": backup_state, "policy": "warn" }),
-                            ..self.event(
-                                ctx,
-                                AuditEventType::CredentialBackupEligible,
-                                Subject {
-                                    credential_id: Some(new_id),
-                                    ..Subject::of_flow(&flow)
-                                },
-                                now,
-                            )
-                        }),
-                        BackupPolicy::Allow => {}
-                    }
-                }
-                let mut with_pending = flow.clone();
-                with_pending.pending_credential = Some(NewCredential {
-                    id: new_id,
-                    webauthn_id: parsed.as_str().to_owned(),
+                let credential = NewCredential {
+                    id: ids::new_id(now),
+                    webauthn_id,
                     public_key,
                     aaguid,
                     sign_count,
@@ -173,20 +97,8 @@ impl FlowService {
                     platform,
                     device_label,
                     passkey,
-                });
-                let subject = Subject {
-                    credential_id: Some(new_id),
-                    ..Subject::of_flow(&flow)
                 };
-                events.push(self.event(ctx, AuditEventType::FlowPossessionVerified, subject, now));
-                (
-                    Fact::Possession {
-                        credential_id: new_id,
-                    },
-                    vec![],
-                    events,
-                    with_pending,
-                )
+                self.new_credential(ctx, flow, credential, now).await?
             }
             (
                 false,
@@ -197,113 +109,13 @@ impl FlowService {
                     backup_state,
                 },
             ) => {
-                let credential = match self.repo.credential_by_webauthn_id(&webauthn_id).await {
-                    Ok(c) if c.user_id == flow.user_id => c,
-                    Ok(_) | Err(StoreError::NotFound) => {
-                        // Another user's credential is answered like an unknown one.
-                        let err = DomainError::not_found(
-                            ErrorCode::CredentialNotFound,
-                            "no such credential for this user",
-                        );
-                        return Err(self
-                            .reject(ctx, &flow, err, "credential_unknown_or_of_another_user")
-                            .await);
-                    }
-                    Err(other) => return Err(other.into()),
+                let assertion = Assertion {
+                    webauthn_id,
+                    sign_count,
+                    backup_eligible,
+                    backup_state,
                 };
-                if credential.status != CredentialStatus::Active {
-                    let err = DomainError::conflict(
-                        ErrorCode::CredentialNotActive,
-                        "the credential is suspended or revoked",
-                    );
-                    let reason = format!("credential_{}", credential.status.as_str());
-                    return Err(self.reject(ctx, &flow, err, &reason).await);
-                }
-                let subject = Subject {
-                    credential_id: Some(credential.id),
-                    ..Subject::of_flow(&flow)
-                };
-                let mut security_events = Vec::new();
-                if !counter_is_valid(credential.sign_count, sign_count) {
-                    let enforce = self.policy.counter_policy == CounterPolicy::Enforce;
-                    security_events.push(
-                        self.security_event(
-                            ctx,
-                            AuditEventType::CredentialCounterRegression,
-                            &subject,
-                            json!({
-                                "stored": credential.sign_count,
-                                "reported": sign_count,
-                                "policy": self.policy.counter_policy.as_str(),
-                            }),
-                            enforce.then(|| {
-                                DomainError::conflict(
-                                    ErrorCode::CounterRegression,
-                                    "the signature counter did not grow; the authenticator may be cloned",
-                                )
-                            }),
-                            now,
-                        )
-                        .await?,
-                    );
-                }
-                if let Some(reported) = backup_eligible
-                    && reported != credential.backup_eligible
-                {
-                    let reject = self.policy.backup_policy == BackupPolicy::Reject;
-                    security_events.push(
-                        self.security_event(
-                            ctx,
-                            AuditEventType::CredentialBackupEligibilityChanged,
-                            &subject,
-                            json!({
-                                "registered": credential.backup_eligible,
-                                "reported": reported,
-                                "policy": self.policy.backup_policy.as_str(),
-                            }),
-                            reject.then(|| {
-                                DomainError::conflict(
-                                    ErrorCode::BackupEligibilityChanged,
-                                    "the credential's backup eligibility changed since it was registered",
-                                )
-                            }),
-                            now,
-                        )
-                        .await?,
-                    );
-                }
-                let backup_state = backup_state.unwrap_or(credential.backup_state);
-                let effects = vec![if counter_is_valid(credential.sign_count, sign_count) {
-                    Effect::UseCredential {
-                        id: credential.id,
-                        sign_count,
-                        backup_state,
-                        at: now,
-                    }
-                } else {
-                    // Let through under `warn`: the stored counter is kept.
-                    Effect::UseCredentialKeepingCounter {
-                        id: credential.id,
-                        backup_state,
-                        at: now,
-                    }
-                }];
-                let mut events = security_events;
-                events.push(self.event(
-                    ctx,
-                    AuditEventType::FlowPossessionVerified,
-                    subject.clone(),
-                    now,
-                ));
-                events.push(self.event(ctx, AuditEventType::CredentialUsed, subject, now));
-                (
-                    Fact::Possession {
-                        credential_id: credential.id,
-                    },
-                    effects,
-                    events,
-                    flow,
-                )
+                self.assertion(ctx, flow, assertion, now).await?
             }
             (creates, _) => {
                 let expected = if creates {
@@ -317,9 +129,9 @@ impl FlowService {
                 ));
             }
         };
-        // `flow` may carry the pending credential; its version is unchanged.
+        let Possession { fact, draft, flow } = possession;
         // In `builtin` mode the ceremony is consumed by the same conditional write.
-        let flow = if builtin {
+        let flow = if self.relying_party.is_some() {
             Flow {
                 ceremony: None,
                 ..flow
@@ -327,7 +139,7 @@ impl FlowService {
         } else {
             flow
         };
-        let flow = self.advance(ctx, &flow, &fact, effects, events).await?;
+        let flow = self.advance(ctx, &flow, &fact, draft).await?;
         self.view(flow, None).await
     }
 }

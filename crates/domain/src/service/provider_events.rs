@@ -9,12 +9,12 @@ use serde_json::{Value, json};
 use time::OffsetDateTime;
 
 use super::idv_run::run_request;
-use super::{FlowService, RequestContext, applicant_binding, transition_error};
+use super::{ChangeDraft, FlowService, RequestContext, applicant_binding, transition_error};
 use crate::audit::{Actor, AuditEventType, NewAuditEvent, Outcome, Subject};
 use crate::error::{DomainError, DomainResult};
 use crate::flow::{Fact, Flow, IdentityOutcome};
 use crate::idv::{IdvError, RUN_LOOKUP_BUDGET, RunStatus};
-use crate::store::{Change, Effect, StoreError};
+use crate::store::{Effect, StoreError};
 
 /// Which configured webhook secret verified a provider delivery: while the
 /// secret is being rotated, deliveries signed with the previous one are still
@@ -76,6 +76,7 @@ pub enum EventOutcome {
     Duplicate,
     UnknownRun,
 }
+
 impl FlowService {
     /// A provider event about `run_id` claiming `claimed_status` (when the
     /// event says): re-reads the run's authoritative status and moves its flow.
@@ -184,19 +185,16 @@ impl FlowService {
             run_id: run_id.to_owned(),
             at: now,
         };
+        let draft = ChangeDraft::of_effect(record).with_event(received);
         let fact = Fact::Identity(*outcome);
         let result = if flow.apply(&fact, now).is_ok() {
-            self.advance(ctx, flow, &fact, vec![record], vec![received])
+            self.advance(ctx, flow, &fact, draft)
                 .await
                 .map(|_| EventOutcome::Applied)
         } else {
-            self.commit(Change {
-                flow: None,
-                effects: vec![record],
-                events: vec![received],
-            })
-            .await
-            .map(|()| EventOutcome::NoChange)
+            self.commit(draft.into_change(None))
+                .await
+                .map(|()| EventOutcome::NoChange)
         };
         match result {
             Err(e) if e.code == ErrorCode::Conflict || e.code == ErrorCode::FlowChanged => {
@@ -301,12 +299,8 @@ impl FlowService {
             None => None,
         };
         let Some(run) = found else {
-            self.commit(Change {
-                flow: None,
-                effects: vec![done],
-                events: vec![],
-            })
-            .await?;
+            self.commit(ChangeDraft::of_effect(done).into_change(None))
+                .await?;
             return Ok(false);
         };
         let next = flow
@@ -319,8 +313,13 @@ impl FlowService {
             now,
         );
         event.details = serde_json::json!({ "run_id": run.run_id });
-        self.write(ctx, &flow, next, vec![done], vec![event])
-            .await?;
+        self.write(
+            ctx,
+            &flow,
+            next,
+            ChangeDraft::of_effect(done).with_event(event),
+        )
+        .await?;
         Ok(true)
     }
 }
