@@ -13,6 +13,7 @@ pub mod flow;
 pub mod idempotency;
 pub mod ids;
 pub mod idv;
+pub mod management;
 pub mod operations;
 pub mod operator;
 pub mod overview;
@@ -29,7 +30,7 @@ pub use audit::{Actor, AuditEvent, AuditEventType, AuditQuery, NewAuditEvent, Ou
 pub use clock::{Clock, ManualClock};
 pub use error::{DomainError, DomainResult, ErrorKind};
 pub use store::{
-    Change, Conflict, Effect, FlowLimits, FlowPrerequisites, FlowWrite, Page, Purge, Repository,
-    StoreError, StoreResult, UserCursor, UserQuery,
+    Change, Conflict, Effect, FlowLimits, FlowPrerequisites, FlowQuery, FlowWrite, Page, Purge,
+    Repository, StoreError, StoreResult, UserCursor, UserQuery,
 };
 pub use user::{ExternalUserId, Pseudonym, User, UserId};

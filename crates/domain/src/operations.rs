@@ -14,12 +14,11 @@ use crate::clock::Clock;
 use crate::credential::export::{CoseKeyOf, Export, Users};
 use crate::credential::{Credential, CredentialStatus};
 use crate::error::{DomainError, DomainResult};
-use crate::flow::{Flow, FlowId};
 use crate::overview::{Bucket, Overview, OverviewQuery, PeriodRefusal};
 use crate::service::RequestContext;
 use crate::service::UserView;
 use crate::store::{Change, Effect, Repository, StoreError};
-use crate::user::{ExternalUserId, User, UserId};
+use crate::user::{ExternalUserId, User};
 
 /// The longest reason an operator may give.
 pub const MAX_REASON_CHARS: usize = 500;
@@ -150,25 +149,6 @@ impl OperatorActions {
 
     pub async fn find_user(&self, external_id: &ExternalUserId) -> DomainResult<User> {
         find_user(&*self.repo, external_id).await
-    }
-
-    /// A user's newest flows, at most `limit`, each as it stands now
-    /// ([`Flow::as_of`]: an untouched flow past its expiry reads `expired`).
-    pub async fn flows_of(&self, user: UserId, limit: u32) -> DomainResult<Vec<Flow>> {
-        let now = self.clock.now();
-        let flows = self.repo.flows_of(user, limit).await?;
-        Ok(flows.into_iter().map(|f| f.as_of(now)).collect())
-    }
-
-    /// One flow as it stands now ([`Flow::as_of`]); `404 flow_not_found`.
-    pub async fn flow(&self, id: FlowId) -> DomainResult<Flow> {
-        let flow = self.repo.flow(id).await.map_err(|e| match e {
-            StoreError::NotFound => {
-                DomainError::not_found(ErrorCode::FlowNotFound, "no flow with this id")
-            }
-            other => other.into(),
-        })?;
-        Ok(flow.as_of(self.clock.now()))
     }
 
     /// Begins a credential export of `users` (see [`Export`]), dated now;

@@ -13,7 +13,7 @@ use crate::audit::trail::{ArchiveManifest, ArchiveRecorded, MaintenanceLease};
 use crate::audit::{AuditEvent, AuditQuery, NewAuditEvent};
 use crate::credential::{Credential, CredentialStatus};
 use crate::custody::BiometricReference;
-use crate::flow::{Flow, FlowId};
+use crate::flow::{Flow, FlowId, FlowState, FlowType};
 use crate::user::{ExternalUserId, User, UserId};
 
 /// What can go wrong in a store, already mapped from driver errors.
@@ -200,6 +200,18 @@ impl UserQuery {
             UserCursor::ExternalId(user.external_id.as_str().to_owned())
         }
     }
+}
+
+/// A listing of one user's flows, newest first, by type and by the state each
+/// reads as at `now` ([`Flow::as_of`]): `Expired` takes in the open flows
+/// past their expiry, and an open state leaves them out.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FlowQuery {
+    pub user: UserId,
+    pub flow_type: Option<FlowType>,
+    pub state: Option<FlowState>,
+    pub now: OffsetDateTime,
+    pub limit: u32,
 }
 
 /// Per-user limits checked atomically with a flow's insertion.
@@ -588,6 +600,10 @@ pub trait Repository: crate::rotation::SealedStore + Send + Sync + 'static {
 
     /// The user's most recent flows, newest first.
     async fn flows_of(&self, user: UserId, limit: u32) -> StoreResult<Vec<Flow>>;
+
+    /// The user's flows matching `query`, newest first, at most its limit,
+    /// as stored (the caller reads each as of `query.now`).
+    async fn search_flows(&self, query: &FlowQuery) -> StoreResult<Vec<Flow>>;
 
     async fn credential(&self, id: Uuid) -> StoreResult<Credential>;
 

@@ -23,8 +23,9 @@ pub struct ManagementState {
     pub service: ServiceInfo,
     pub auth: Arc<ManagementAuth>,
     pub ui: Arc<ManagementUi>,
-    pub repo: Arc<dyn domain::Repository>,
-    pub operations: Arc<domain::operations::OperatorActions>,
+    /// The domain's use cases for operators: every read and action goes
+    /// through it.
+    pub management: Arc<domain::management::ManagementService>,
     pub verifier: Arc<dyn auth::OperatorVerifier>,
     /// The identity provider's endpoints the dashboard calls from the browser
     /// (for its Content-Security-Policy).

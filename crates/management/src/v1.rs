@@ -11,7 +11,8 @@ use axum::{Extension, Router, middleware};
 use domain::audit::{Actor, AuditEvent, AuditEventType, AuditQuery, Subject};
 use domain::credential::export::{Users as ExportUsers, Via};
 use domain::credential::{AuthenticatorNames, Credential, CredentialStatus};
-use domain::flow::FlowId;
+use domain::flow::{FlowId, FlowState, FlowType};
+use domain::management::UserFlows;
 use domain::operations::OperatorRead;
 use domain::overview::Bucket;
 use domain::service::RequestContext;
@@ -36,6 +37,8 @@ use crate::auth::{Operator, RequireScope, Scope, authenticate};
 /// The largest page an audit search returns, and the most an export streams.
 pub const MAX_PAGE: u32 = 200;
 pub const MAX_EXPORT: usize = 100_000;
+/// The flows a user's page lists, newest first.
+pub const RECENT_FLOWS: u32 = 20;
 
 pub fn routes(state: ManagementState) -> Router {
     Router::new()
@@ -90,7 +93,7 @@ async fn record_read(
     details: serde_json::Value,
 ) -> Result<(), ApiError> {
     state
-        .operations
+        .management
         .record_read(
             &operator_context(operator),
             OperatorRead {
@@ -120,7 +123,7 @@ async fn record_refusals(
     if response.status() == StatusCode::FORBIDDEN
         && let Some(operator) = operator
         && let Err(e) = state
-            .operations
+            .management
             .record_refusal(&operator_context(&operator), &method, &route)
             .await
     {
@@ -246,7 +249,7 @@ pub async fn users(
         .map(decode_cursor)
         .transpose()?;
     let page = state
-        .repo
+        .management
         .search_users(&domain::UserQuery {
             prefix: filter.prefix.clone().filter(|p| !p.is_empty()),
             credential_status: filter
@@ -358,8 +361,10 @@ pub async fn user(
 ) -> Result<ApiJson<UserDetail>, ApiError> {
     operator.require(Scope::UsersRead)?;
     let id = http_common::external_user_id(&raw)?;
-    let view = state.operations.user_overview(&id).await?;
-    let flows = state.operations.flows_of(view.user.id, 20).await?;
+    let domain::management::UserDetail {
+        view,
+        recent_flows: flows,
+    } = state.management.user(&id, RECENT_FLOWS).await?;
     record_read(
         &state,
         &operator,
@@ -396,7 +401,7 @@ pub async fn delete_user(
     operator.require(Scope::UsersDelete)?;
     let id = http_common::external_user_id(&raw)?;
     state
-        .operations
+        .management
         .delete_user(&operator_context(&operator), &id)
         .await?;
     Ok(StatusCode::NO_CONTENT)
@@ -414,7 +419,7 @@ pub async fn provider_cleanups(
 ) -> Result<ApiJson<ProviderCleanupList>, ApiError> {
     operator.require(Scope::UsersRead)?;
     let items = state
-        .operations
+        .management
         .provider_cleanups(MAX_PROVIDER_CLEANUPS)
         .await?
         .into_iter()
@@ -446,7 +451,7 @@ pub async fn credential(
     ApiPath(raw): ApiPath<String>,
 ) -> Result<ApiJson<CredentialSummary>, ApiError> {
     operator.require(Scope::CredentialsRead)?;
-    let credential = state.operations.credential(uuid_param(&raw, "id")?).await?;
+    let credential = state.management.credential(uuid_param(&raw, "id")?).await?;
     let subject = Subject {
         user_id: Some(credential.user_id),
         credential_id: Some(credential.id),
@@ -482,7 +487,7 @@ pub async fn credential_action(
     operator.require(scope)?;
     let id = uuid_param(&raw, "id")?;
     let credential = state
-        .operations
+        .management
         .set_credential_status(&operator_context(&operator), id, to, &body.reason)
         .await?;
     Ok(ApiJson(credential_summary(
@@ -521,26 +526,47 @@ pub async fn flows(
     operator.require(Scope::FlowsRead)?;
     let ApiQuery(filter) = filter?;
     let id = http_common::external_user_id(&filter.external_user_id)?;
-    let user = state.operations.find_user(&id).await?;
+    let flow_type = filter
+        .flow_type
+        .as_deref()
+        .filter(|raw| !raw.is_empty())
+        .map(|raw| {
+            raw.parse::<FlowType>().map_err(|_| {
+                ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    ErrorCode::InvalidParameter,
+                    "type must be registration, sign_in, step_up or recovery",
+                )
+            })
+        })
+        .transpose()?;
+    let flow_state = filter
+        .state
+        .as_deref()
+        .filter(|raw| !raw.is_empty())
+        .map(|raw| {
+            raw.parse::<FlowState>().map_err(|_| {
+                ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    ErrorCode::InvalidParameter,
+                    format!("unknown flow state {raw:?}"),
+                )
+            })
+        })
+        .transpose()?;
     let limit = filter.limit.unwrap_or(50).clamp(1, MAX_PAGE);
-    let flows = state.operations.flows_of(user.id, MAX_PAGE).await?;
-    let listed: Vec<FlowSummary> = flows
-        .iter()
-        .filter(|f| {
-            filter
-                .flow_type
-                .as_deref()
-                .is_none_or(|t| f.flow_type.as_str() == t)
-        })
-        .filter(|f| {
-            filter
-                .state
-                .as_deref()
-                .is_none_or(|st| f.state.as_str() == st)
-        })
-        .take(limit as usize)
-        .map(flow_summary)
-        .collect();
+    let UserFlows { user, flows } = state
+        .management
+        .flows(
+            &id,
+            &domain::management::FlowFilter {
+                flow_type,
+                state: flow_state,
+                limit,
+            },
+        )
+        .await?;
+    let listed: Vec<FlowSummary> = flows.iter().map(flow_summary).collect();
     record_read(
         &state,
         &operator,
@@ -563,19 +589,12 @@ pub async fn flow(
 ) -> Result<ApiJson<FlowDetail>, ApiError> {
     operator.require(Scope::FlowsRead)?;
     let id = FlowId(uuid_param(&raw, "id")?);
-    let flow = state.operations.flow(id).await?;
-    let user = state.repo.user_by_id(flow.user_id).await?;
-    let page = state
-        .repo
-        .audit_events(&AuditQuery {
-            flow_id: Some(flow.id.0),
-            limit: 1000,
-            ..AuditQuery::default()
-        })
-        .await?;
-    let mut timeline: Vec<AuditEventResponse> =
-        page.items.into_iter().map(event_response).collect();
-    timeline.reverse();
+    let domain::management::FlowDetail {
+        flow,
+        user,
+        timeline,
+    } = state.management.flow(id).await?;
+    let timeline: Vec<AuditEventResponse> = timeline.into_iter().map(event_response).collect();
     record_read(
         &state,
         &operator,
@@ -689,7 +708,7 @@ pub async fn audit(
     let ApiQuery(filter) = filter?;
     let limit = filter.limit.unwrap_or(50).clamp(1, MAX_PAGE);
     let page = state
-        .repo
+        .management
         .audit_events(&audit_query(&filter, limit)?)
         .await?;
     record_read(
@@ -746,7 +765,7 @@ pub async fn overview(
     };
     let from = required_time(&filter.from, "from")?;
     let to = required_time(&filter.to, "to")?;
-    let counts = state.operations.overview(from, to, bucket).await?;
+    let counts = state.management.overview(from, to, bucket).await?;
     record_read(
         &state,
         &operator,
@@ -804,7 +823,7 @@ pub async fn audit_export(
     let place = export_place(&state)?;
     // The first page is read before answering: a database that is down is a
     // clean 503, not a cut body.
-    let first = state.repo.audit_events(&query).await?;
+    let first = state.management.audit_events(&query).await?;
     let export = Export {
         state: state.clone(),
         ctx: operator_context(&operator),
@@ -868,10 +887,10 @@ impl Export {
             Some(page) => page,
             None => self
                 .state
-                .repo
+                .management
                 .audit_events(&self.query)
                 .await
-                .map_err(|e| std::io::Error::other(e.to_string()))?,
+                .map_err(|e| std::io::Error::other(e.message))?,
         };
         let mut chunk = Vec::new();
         for event in page.items {
@@ -895,7 +914,7 @@ impl Export {
             details: json!({ "filters": self.filters, "rows": self.rows, "complete": complete }),
         };
         self.state
-            .operations
+            .management
             .record_read(&self.ctx, read)
             .await
             .map_err(|e| std::io::Error::other(e.message))
@@ -909,7 +928,7 @@ impl Drop for Export {
         if self.recorded {
             return;
         }
-        let operations = self.state.operations.clone();
+        let management = self.state.management.clone();
         let ctx = self.ctx.clone();
         let read = OperatorRead {
             what: "audit_export",
@@ -918,7 +937,7 @@ impl Drop for Export {
         };
         if let Ok(runtime) = tokio::runtime::Handle::try_current() {
             runtime.spawn(async move {
-                if let Err(e) = operations.record_read(&ctx, read).await {
+                if let Err(e) = management.record_read(&ctx, read).await {
                     tracing::error!(error = %e.message, "an interrupted audit export could not be audited");
                 }
             });
@@ -958,7 +977,7 @@ pub async fn credential_export(
     };
     let place = export_place(&state)?;
     let mut export = state
-        .operations
+        .management
         .start_credential_export(users, state.cose_key_of)
         .await?;
     // The header and the first page are read before answering: a database
@@ -1007,7 +1026,7 @@ impl CredentialExport {
                 self.recorded = true;
                 let read = self.export.on_record(Via::Api, true);
                 self.state
-                    .operations
+                    .management
                     .record_read(&self.ctx, read)
                     .await
                     .map_err(|e| std::io::Error::other(e.message))?;
@@ -1025,12 +1044,12 @@ impl Drop for CredentialExport {
         if self.recorded {
             return;
         }
-        let operations = self.state.operations.clone();
+        let management = self.state.management.clone();
         let ctx = self.ctx.clone();
         let read = self.export.on_record(Via::Api, false);
         if let Ok(runtime) = tokio::runtime::Handle::try_current() {
             runtime.spawn(async move {
-                if let Err(e) = operations.record_read(&ctx, read).await {
+                if let Err(e) = management.record_read(&ctx, read).await {
                     tracing::error!(error = %e.message, "an interrupted credential export could not be audited");
                 }
             });

@@ -470,7 +470,7 @@ pub fn management_app(
         Some(path) => authenticator_metadata(path, clock.now())?,
         None => domain::credential::AuthenticatorNames::default(),
     };
-    let operations = Arc::new(domain::operations::OperatorActions::new(
+    let management = Arc::new(domain::management::ManagementService::new(
         repo.clone(),
         clock,
     ));
@@ -484,8 +484,7 @@ pub fn management_app(
         },
         auth: Arc::new(config.auth.clone()),
         ui: Arc::new(config.ui.clone()),
-        repo,
-        operations,
+        management,
         verifier: Arc::new(verifier),
         provider_origins: Arc::new(discovery),
         limits: config.common.http,

@@ -7,8 +7,8 @@ use std::sync::Arc;
 use domain::credential::{Credential, CredentialStatus};
 use domain::flow::{FailureReason, Flow, FlowId, FlowState, FlowType, Handoff, IdentityStatus};
 use domain::{
-    AuditEventType, Change, Conflict, Effect, ExternalUserId, FlowLimits, FlowWrite, NewAuditEvent,
-    Repository, StoreError, User,
+    AuditEventType, Change, Conflict, Effect, ExternalUserId, FlowLimits, FlowQuery, FlowWrite,
+    NewAuditEvent, Repository, StoreError, User,
 };
 use serde_json::json;
 use time::Duration;
@@ -102,6 +102,112 @@ pub async fn flows_of_lists_a_users_flows_newest_first_up_to_the_limit(repo: Arc
         vec![newest, middle]
     );
     assert_eq!(repo.flows_of(bob.id, 10).await.unwrap(), vec![bobs]);
+}
+
+/// The management listing filters on the state a flow reads as at the
+/// query's now ([`Flow::as_of`]): an open flow past its expiry is `expired`
+/// (at its expiry itself too) and no longer in its stored state, a flow that
+/// ended keeps its state past its expiry, and the limit counts matching
+/// flows only.
+pub async fn a_flow_listing_filters_on_the_state_each_flow_reads_as_now(repo: Arc<dyn Repository>) {
+    let alice = stored_user(&*repo, "alice").await;
+    let bob = stored_user(&*repo, "bob").await;
+    // Each expires 15 minutes (900 s) after its creation.
+    let lapsed = flow(alice.id, FlowType::SignIn, at(0));
+    let settled = Flow {
+        state: FlowState::Expired,
+        ..flow(alice.id, FlowType::Registration, at(1))
+    };
+    let cancelled = Flow {
+        state: FlowState::Cancelled,
+        ..flow(alice.id, FlowType::Recovery, at(2))
+    };
+    let open = Flow {
+        state: FlowState::AwaitingVerification,
+        ..flow(alice.id, FlowType::StepUp, at(600))
+    };
+    let bobs = flow(bob.id, FlowType::SignIn, at(0));
+    for f in [&lapsed, &settled, &cancelled, &open, &bobs] {
+        repo.apply(&insert(f)).await.unwrap();
+    }
+    let user = alice.id;
+    let list = |flow_type: Option<FlowType>, state: Option<FlowState>, now, limit| {
+        let repo = repo.clone();
+        async move {
+            repo.search_flows(&FlowQuery {
+                user,
+                flow_type,
+                state,
+                now,
+                limit,
+            })
+            .await
+            .unwrap()
+        }
+    };
+
+    let now = at(1000);
+    assert_eq!(
+        list(None, None, now, 10).await,
+        vec![
+            open.clone(),
+            cancelled.clone(),
+            settled.clone(),
+            lapsed.clone()
+        ]
+    );
+    assert_eq!(
+        list(None, Some(FlowState::Expired), now, 10).await,
+        vec![settled.clone(), lapsed.clone()]
+    );
+    assert_eq!(
+        list(None, Some(FlowState::Pending), now, 10).await,
+        vec![],
+        "the lapsed flow no longer reads pending"
+    );
+    assert_eq!(
+        list(None, Some(FlowState::Cancelled), now, 10).await,
+        vec![cancelled.clone()]
+    );
+    assert_eq!(
+        list(None, Some(FlowState::AwaitingVerification), now, 10).await,
+        vec![open.clone()]
+    );
+    assert_eq!(
+        list(Some(FlowType::SignIn), Some(FlowState::Expired), now, 10).await,
+        vec![lapsed.clone()]
+    );
+    assert_eq!(
+        list(None, Some(FlowState::Expired), now, 1).await,
+        vec![settled.clone()],
+        "the limit counts matching flows"
+    );
+    // Before the lapsed flow's expiry it reads pending; at it, expired.
+    assert_eq!(
+        list(None, Some(FlowState::Pending), at(899), 10).await,
+        vec![lapsed.clone()]
+    );
+    assert_eq!(
+        list(None, Some(FlowState::Expired), at(900), 10).await,
+        vec![settled.clone(), lapsed.clone()]
+    );
+    // Every state's listing is exactly what `Flow::as_of` reads.
+    for now in [at(0), at(899), at(900), at(1000), at(1500), at(2000)] {
+        for state in FlowState::ALL {
+            let expected: Vec<Flow> = repo
+                .flows_of(alice.id, 10)
+                .await
+                .unwrap()
+                .into_iter()
+                .filter(|f| f.clone().as_of(now).state == *state)
+                .collect();
+            assert_eq!(
+                list(None, Some(*state), now, 10).await,
+                expected,
+                "{state} at {now}"
+            );
+        }
+    }
 }
 
 pub async fn an_update_over_the_stored_version_round_trips(repo: Arc<dyn Repository>) {

@@ -79,6 +79,7 @@ macro_rules! conformance_suite {
             flows::failed_flows_marked_for_a_run_look_up_are_listed_until_it_is_done,
             flows::recorded_provider_events_are_seen,
             flows::flows_of_lists_a_users_flows_newest_first_up_to_the_limit,
+            flows::a_flow_listing_filters_on_the_state_each_flow_reads_as_now,
             flows::an_update_over_the_stored_version_round_trips,
             flows::an_update_sets_the_run_and_the_failure_reason,
             flows::a_stale_flow_version_is_a_conflict_and_writes_nothing,

@@ -2,7 +2,8 @@
 
 use domain::flow::{Ceremony, Flow, FlowId, Handoff, KeyedDigest, NewCredential};
 use domain::{
-    Conflict, ExternalUserId, FlowLimits, FlowPrerequisites, StoreError, StoreResult, UserId,
+    Conflict, ExternalUserId, FlowLimits, FlowPrerequisites, FlowQuery, StoreError, StoreResult,
+    UserId,
 };
 use sqlx::sqlite::{SqliteExecutor, SqliteRow};
 use sqlx::{Row, SqliteConnection};
@@ -322,6 +323,31 @@ pub(crate) async fn of_user(
     ))
     .bind(uuid_bytes(user.0))
     .bind(i64::from(limit))
+    .fetch_all(db)
+    .await
+    .map_err(map_err)?;
+    rows.iter().map(to_flow).collect()
+}
+
+/// A user's flows by type and by the state each reads as at `query.now`
+/// (an open flow past its expiry reads `expired`), newest first, over
+/// `flows_user_idx`.
+pub(crate) async fn search(
+    db: impl SqliteExecutor<'_>,
+    query: &FlowQuery,
+) -> StoreResult<Vec<Flow>> {
+    let rows = sqlx::query(&format!(
+        "SELECT {COLUMNS} FROM flows WHERE user_id = ?1 \
+         AND (?2 IS NULL OR flow_type = ?2) \
+         AND (?3 IS NULL OR CASE WHEN state IN {OPEN_STATES} AND expires_at <= ?4 \
+         THEN 'expired' ELSE state END = ?3) \
+         ORDER BY created_at DESC, id DESC LIMIT ?5"
+    ))
+    .bind(uuid_bytes(query.user.0))
+    .bind(query.flow_type.map(|t| t.as_str()))
+    .bind(query.state.map(|s| s.as_str()))
+    .bind(to_micros(query.now))
+    .bind(i64::from(query.limit))
     .fetch_all(db)
     .await
     .map_err(map_err)?;

@@ -29,8 +29,8 @@ use domain::custody::BiometricReference;
 use domain::flow::{Flow, FlowId};
 use domain::store::{IdempotencyBegin, StoredResponse, Write};
 use domain::{
-    AuditEvent, AuditQuery, Change, Effect, ExternalUserId, FlowPrerequisites, FlowWrite,
-    NewAuditEvent, Page, Repository, StoreResult, User, UserId,
+    AuditEvent, AuditQuery, Change, Effect, ExternalUserId, FlowPrerequisites, FlowQuery,
+    FlowWrite, NewAuditEvent, Page, Repository, StoreResult, User, UserId,
 };
 use metered_pool::MeteredPool;
 use sqlx::SqliteConnection;
@@ -295,6 +295,10 @@ impl Repository for SqliteStore {
 
     async fn flows_of(&self, user: UserId, limit: u32) -> StoreResult<Vec<Flow>> {
         flows::of_user(&self.pool, user, limit).await
+    }
+
+    async fn search_flows(&self, query: &FlowQuery) -> StoreResult<Vec<Flow>> {
+        flows::search(&self.pool, query).await
     }
 
     async fn credential(&self, id: Uuid) -> StoreResult<Credential> {

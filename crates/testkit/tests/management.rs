@@ -595,6 +595,15 @@ async fn flows_are_listed_by_user_type_and_state(store: Store) {
         )
         .await;
     expect_error(status, &body, StatusCode::NOT_FOUND, "user_not_found");
+    for filter in ["state=finished", "type=login"] {
+        let (status, body) = s
+            .get(
+                "management.flows.read",
+                &format!("/api/management/v1/flows?external_user_id=finn&{filter}"),
+            )
+            .await;
+        expect_error(status, &body, StatusCode::BAD_REQUEST, "invalid_parameter");
+    }
 }
 
 /// Expiry is settled lazily by the Core API, on the next call that touches a
@@ -611,7 +620,15 @@ async fn an_untouched_flow_past_its_expiry_reads_expired(store: Store) {
     let id = sign_in["id"].as_str().unwrap().to_owned();
     let list = "/api/management/v1/flows?external_user_id=gail";
     let (_, open) = s.get("management.flows.read", list).await;
-    assert_ne!(open[0]["state"], "expired", "{open}");
+    let former = open[0]["state"].as_str().unwrap().to_owned();
+    assert_ne!(former, "expired", "{open}");
+    let by_former = format!("{list}&state={former}");
+    let (_, listed) = s.get("management.flows.read", &by_former).await;
+    assert_eq!(listed[0]["id"], id.as_str(), "{listed}");
+    let (_, expired) = s
+        .get("management.flows.read", &format!("{list}&state=expired"))
+        .await;
+    assert_eq!(expired, json!([]));
     // Past the flow's 15 minutes, within the operator's token's hour.
     s.core.clock.advance(time::Duration::minutes(20));
     let (status, flows) = s.get("management.flows.read", list).await;
@@ -623,6 +640,23 @@ async fn an_untouched_flow_past_its_expiry_reads_expired(store: Store) {
         .await;
     assert_eq!(expired.as_array().unwrap().len(), 1, "{expired}");
     assert_eq!(expired[0]["id"], id.as_str());
+    assert_eq!(expired[0]["state"], "expired");
+    let (_, listed) = s.get("management.flows.read", &by_former).await;
+    assert!(
+        listed
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|f| f["id"] != id.as_str()),
+        "an expired flow is not listed as {former}: {listed}"
+    );
+    let (_, sign_ins) = s
+        .get(
+            "management.flows.read",
+            &format!("{list}&type=sign_in&state=expired&limit=1"),
+        )
+        .await;
+    assert_eq!(sign_ins[0]["id"], id.as_str(), "{sign_ins}");
     let (_, detail) = s
         .get(
             "management.flows.read",

@@ -21,8 +21,8 @@ use domain::custody::BiometricReference;
 use domain::flow::{FailureReason, Flow, FlowId};
 use domain::rotation::{Replacement, RowKey, SealedColumn, SealedRow, SealedStore};
 use domain::store::{
-    Change, FlowPrerequisites, FlowWrite, IdempotencyBegin, Page, ProviderCleanup, SealedValues,
-    StoreError, StoreResult, StoredResponse, UserCursor, UserQuery,
+    Change, FlowPrerequisites, FlowQuery, FlowWrite, IdempotencyBegin, Page, ProviderCleanup,
+    SealedValues, StoreError, StoreResult, StoredResponse, UserCursor, UserQuery,
 };
 use domain::user::{ExternalUserId, User, UserId};
 use proto::ErrorCode;
@@ -566,6 +566,15 @@ impl Repository for MeteredRepository {
             self.inner
                 .flows_of(user, limit)
                 .instrument(crate::traces::db_span("flows_of"))
+                .await,
+        )
+    }
+
+    async fn search_flows(&self, query: &FlowQuery) -> StoreResult<Vec<Flow>> {
+        self.metrics.store_result(
+            self.inner
+                .search_flows(query)
+                .instrument(crate::traces::db_span("search_flows"))
                 .await,
         )
     }
