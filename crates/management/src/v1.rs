@@ -504,11 +504,19 @@ pub struct FlowFilter {
     /// The user whose flows to list.
     #[param(min_length = 1, max_length = 128, pattern = "^[A-Za-z0-9._~-]{1,128}$")]
     pub external_user_id: String,
-    /// `registration`, `sign_in`, `step_up` or `recovery`.
+    /// `registration`, `sign_in`, `step_up` or `recovery` (empty: any);
+    /// another value is `400 invalid_parameter`.
     #[serde(rename = "type")]
-    #[param(rename = "type")]
+    #[param(
+        rename = "type",
+        pattern = "^(registration|sign_in|step_up|recovery)?$"
+    )]
     pub flow_type: Option<String>,
-    /// A flow state, e.g. `failed`.
+    /// A flow state as it reads now (an open flow past its expiry is
+    /// `expired`); empty: any; another value is `400 invalid_parameter`.
+    #[param(
+        pattern = "^(pending|awaiting_verification|verified|in_review|completed|failed|expired|cancelled)?$"
+    )]
     pub state: Option<String>,
     /// At most this many (taken as 1–200; default 50), newest first.
     #[param(value_type = Option<i64>, minimum = 0, maximum = 4294967295.0)]
