@@ -65,8 +65,10 @@ async function newPasskey(step: HTMLElement, route: string, username: string, do
   say(step, "Passkey verified. Now the identity check.");
   flow = await untilEnded(await capture(step, flow, log), log);
   if (flow.state !== "completed") return say(step, `Stopped: ${flow.failureReason ?? flow.state}`, "failed");
-  say(step, done, "done");
+  // The header and the account first: "done" tells the customer (and the
+  // journey's test) that they are signed in.
   await refreshSession();
+  say(step, done, "done");
 }
 
 /** A payment by step-up on this device: passkey, identity check, then the digests compared. */
@@ -92,12 +94,12 @@ async function pay(step: HTMLElement, flow: FlowView) {
     {},
     logOf(step),
   );
+  await refreshSession();
   say(
     step,
     `Paid ${paid.context.amount} to ${paid.context.payee}: the approved digest ${paid.approvedDigest.slice(0, 16)}… is the one shown.`,
     "done",
   );
-  await refreshSession();
 }
 
 /** A payment approved on the phone: a QR code here, this page long-polling the flow. */
@@ -151,8 +153,8 @@ onSubmit("sign-in", async (step, form) => {
     log,
   );
   if (flow.state !== "completed") return say(step, `Stopped: ${flow.state}`, "failed");
-  say(step, "Signed in with your passkey.", "done");
   await refreshSession();
+  say(step, "Signed in with your passkey.", "done");
 });
 onSubmit("payment", (step, form) => payHere(step, field(form, "payee"), field(form, "amount")));
 onSubmit("cross", (step, form) => payOnPhone(step, field(form, "payee"), field(form, "amount")));
