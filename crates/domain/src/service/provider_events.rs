@@ -313,16 +313,24 @@ impl FlowService {
             now,
         );
         event.details = serde_json::json!({ "run_id": run.run_id });
-        self.write(
-            ctx,
-            &flow,
-            next,
-            ChangeDraft::of_effect(done).with_event(event),
-        )
-        .await?;
-        Ok(true)
+        match self
+            .write(
+                ctx,
+                &flow,
+                next,
+                ChangeDraft::of_effect(done).with_event(event),
+            )
+            .await
+        {
+            Ok(_) => Ok(true),
+            // Another replica's reconciler recorded it first (and cleared the
+            // mark in the same write): nothing is left to do.
+            Err(e) if e.code == ErrorCode::FlowChanged => Ok(false),
+            Err(e) => Err(e),
+        }
     }
 }
+
 fn status_name(status: &RunStatus) -> String {
     match status {
         RunStatus::Open => "open".to_owned(),
