@@ -603,10 +603,11 @@ impl IdentityProvider for OnfidoProvider {
                 // The provider may have made the run although no look-up
                 // found it (it may still be working on the request): it is
                 // looked up again later.
-                return Err(if maybe_made {
-                    IdvError::Unsettled(failure.into_error().to_string())
-                } else {
-                    failure.into_error()
+                return Err(match failure.into_error() {
+                    IdvError::Unavailable(m) | IdvError::Refused(m) if maybe_made => {
+                        IdvError::Unsettled(m)
+                    }
+                    other => other,
                 });
             }
             tracing::warn!(
