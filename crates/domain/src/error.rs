@@ -3,7 +3,7 @@
 
 use proto::ErrorCode;
 
-use crate::store::{Conflict, StoreError};
+use crate::store::{Conflict, Limit, StoreError};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ErrorKind {
@@ -86,12 +86,12 @@ impl From<StoreError> for DomainError {
                 ErrorCode::Conflict,
                 "the request conflicts with the current state",
             ),
-            StoreError::LimitReached { what } if what == "idv_runs" => Self::new(
+            StoreError::LimitReached(Limit::IdvRuns) => Self::new(
                 ErrorKind::TooManyRequests,
                 ErrorCode::IdvRunLimitReached,
                 "too many identity verifications for this user in the last 24 hours",
             ),
-            StoreError::LimitReached { .. } => Self::new(
+            StoreError::LimitReached(Limit::OpenFlows) => Self::new(
                 ErrorKind::TooManyRequests,
                 ErrorCode::TooManyOpenFlows,
                 "the user has too many flows in progress; finish or cancel one",

@@ -30,7 +30,7 @@ pub use audit::{Actor, AuditEvent, AuditEventType, AuditQuery, NewAuditEvent, Ou
 pub use clock::{Clock, ManualClock};
 pub use error::{DomainError, DomainResult, ErrorKind};
 pub use store::{
-    Change, Conflict, Effect, FlowLimits, FlowPrerequisites, FlowQuery, FlowWrite, Page, Purge,
-    Repository, StoreError, StoreResult, UserCursor, UserQuery,
+    Change, Conflict, Effect, FlowLimits, FlowPrerequisites, FlowQuery, FlowWrite, Limit, Page,
+    Purge, Repository, StoreError, StoreResult, UserCursor, UserQuery,
 };
 pub use user::{ExternalUserId, Pseudonym, User, UserId};

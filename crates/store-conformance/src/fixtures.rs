@@ -12,7 +12,7 @@ use domain::flow::{
 };
 use domain::{
     Actor, AuditEventType, AuditQuery, Change, Conflict, ExternalUserId, FlowLimits, FlowWrite,
-    NewAuditEvent, Repository, StoreError, StoreResult, Subject, User, UserId, ids,
+    Limit, NewAuditEvent, Repository, StoreError, StoreResult, Subject, User, UserId, ids,
 };
 use time::macros::datetime;
 use time::{Duration, OffsetDateTime};
@@ -289,9 +289,9 @@ pub(crate) fn assert_conflict<T: Debug>(result: StoreResult<T>, conflict: Confli
 }
 
 #[track_caller]
-pub(crate) fn assert_limit<T: Debug>(result: StoreResult<T>, what: &str) {
+pub(crate) fn assert_limit<T: Debug>(result: StoreResult<T>, limit: Limit) {
     match result {
-        Err(StoreError::LimitReached { what: got }) if got == what => {}
-        other => panic!("expected LimitReached {{ what: {what:?} }}, got {other:?}"),
+        Err(StoreError::LimitReached(got)) if got == limit => {}
+        other => panic!("expected LimitReached({limit:?}), got {other:?}"),
     }
 }

@@ -8,7 +8,7 @@ use domain::credential::{Credential, CredentialStatus};
 use domain::flow::{FailureReason, Flow, FlowId, FlowState, FlowType, Handoff, IdentityStatus};
 use domain::{
     AuditEventType, Change, Conflict, Effect, ExternalUserId, FlowLimits, FlowQuery, FlowWrite,
-    NewAuditEvent, Repository, StoreError, User,
+    Limit, NewAuditEvent, Repository, StoreError, User,
 };
 use serde_json::json;
 use time::Duration;
@@ -454,7 +454,7 @@ pub async fn a_change_can_create_a_user_with_their_first_flow(repo: Arc<dyn Repo
             )
         })
         .await;
-    assert_limit(result, "open_flows");
+    assert_limit(result, Limit::OpenFlows);
     assert_not_found(repo.user_by_id(bob.id).await);
     assert_not_found(repo.user_by_external_id(&bob.external_id).await);
     assert_not_found(repo.flow(refused.id).await);
@@ -555,7 +555,7 @@ pub async fn the_open_flow_limit_refuses_the_next_flow_and_writes_nothing(
         events: vec![event(AuditEventType::FlowCreated, &alice, now)],
         ..insert_within(&fifth, limits(4))
     };
-    assert_limit(repo.apply(&refused).await, "open_flows");
+    assert_limit(repo.apply(&refused).await, Limit::OpenFlows);
     assert_eq!(snapshot(&*repo, alice.id).await, before);
     assert_not_found(repo.flow(fifth.id).await);
 
@@ -611,7 +611,7 @@ pub async fn terminal_and_expired_flows_do_not_count_as_open(repo: Arc<dyn Repos
     let second = flow(alice.id, FlowType::SignIn, now);
     assert_limit(
         repo.apply(&insert_within(&second, limits)).await,
-        "open_flows",
+        Limit::OpenFlows,
     );
     assert_not_found(repo.flow(second.id).await);
 }
@@ -664,7 +664,7 @@ pub async fn the_idv_run_limit_counts_identity_flows_of_the_last_24_hours(
         events: vec![event(AuditEventType::FlowCreated, &alice, now)],
         ..insert_within(&fourth, limits)
     };
-    assert_limit(repo.apply(&refused).await, "idv_runs");
+    assert_limit(repo.apply(&refused).await, Limit::IdvRuns);
     assert_eq!(snapshot(&*repo, alice.id).await, before);
 
     // A sign-in needs no identity proof, so the limit never holds it back.
@@ -775,7 +775,7 @@ pub async fn concurrent_flow_creations_respect_the_open_flow_limit(repo: Arc<dyn
     for result in results {
         match result.unwrap() {
             Ok(()) => created += 1,
-            Err(StoreError::LimitReached { what }) if what == "open_flows" => {}
+            Err(StoreError::LimitReached(Limit::OpenFlows)) => {}
             Err(other) => panic!("a refused creation must be LimitReached, got {other:?}"),
         }
     }
@@ -965,7 +965,7 @@ pub async fn a_limit_reached_after_the_read_refuses_the_flow_and_its_events(
         events: vec![event(AuditEventType::FlowCreated, &alice, now)],
         ..insert_within(&late, limits)
     };
-    assert_limit(repo.apply(&refused).await, "open_flows");
+    assert_limit(repo.apply(&refused).await, Limit::OpenFlows);
     assert_eq!(snapshot(&*repo, alice.id).await, before);
     assert_not_found(repo.flow(late.id).await);
 }
@@ -993,7 +993,7 @@ pub async fn concurrent_identity_flow_creations_respect_the_idv_run_limit(
     for result in results {
         match result.unwrap() {
             Ok(()) => created += 1,
-            Err(StoreError::LimitReached { what }) if what == "idv_runs" => {}
+            Err(StoreError::LimitReached(Limit::IdvRuns)) => {}
             Err(other) => panic!("a refused creation must be LimitReached, got {other:?}"),
         }
     }

@@ -26,7 +26,7 @@ use domain::{
 };
 use sqlx::{Postgres, QueryBuilder, Row};
 
-use crate::errors::map_err;
+use crate::errors::{self, map_err};
 use crate::{StorePool, audit, flows};
 
 /// Writes `change` as one statement when its shape allows it; `None` (and
@@ -149,7 +149,7 @@ impl<'a> Plan<'a> {
         }
         Err(match first {
             Refusal::Insert(limits) => {
-                flows::insert_outcome(row.try_get("open_flows").map_err(map_err)?, limits)
+                errors::insert_refused(row.try_get("open_flows").map_err(map_err)?, limits)
             }
             Refusal::Conflict(conflict) => StoreError::Conflict(conflict.clone()),
             Refusal::Never => StoreError::Other("a change's first write wrote nothing".into()),

@@ -1,6 +1,7 @@
-//! The one place PostgreSQL's errors become domain errors.
+//! The one place PostgreSQL's errors become domain errors: the driver's
+//! errors, and a flow's insertion refused by the user's limits.
 
-use domain::{Conflict, StoreError};
+use domain::{Conflict, FlowLimits, Limit, StoreError};
 use sqlx::migrate::MigrateError;
 
 /// Maps a driver error: unique violation, a one-statement change's refusal
@@ -72,6 +73,19 @@ fn refused(name: &str) -> Conflict {
         .into_iter()
         .find(|conflict| conflict.to_string() == name)
         .unwrap_or_else(|| Conflict::Unique(name.to_owned()))
+}
+
+/// Why a flow's insertion (`flows::push_insert`) inserted nothing, from the
+/// open flows its gate counted (`None`: the user does not exist): the open
+/// flows' limit when they are at it, else the IDV runs' limit.
+pub(crate) fn insert_refused(open_flows: Option<i64>, limits: &FlowLimits) -> StoreError {
+    match open_flows {
+        None => StoreError::NotFound,
+        Some(open) if open >= i64::from(limits.max_open_flows) => {
+            StoreError::LimitReached(Limit::OpenFlows)
+        }
+        Some(_) => StoreError::LimitReached(Limit::IdvRuns),
+    }
 }
 
 pub(crate) fn map_migrate_err(err: MigrateError) -> StoreError {

@@ -12,7 +12,7 @@ use time::{Duration, OffsetDateTime};
 
 use crate::users::{self, COLUMNS as USER_COLUMNS};
 
-use crate::errors::map_err;
+use crate::errors::{self, map_err};
 
 const COLUMNS: &str = "id, user_id, flow_type, state, version, identity_status, idv_run_id, sdk_token_sealed, \
     possession_done, reference_stored, credential_id, pending_credential, failure_reason, \
@@ -30,7 +30,7 @@ const OPEN_STATES: &str = "('pending', 'awaiting_verification', 'verified', 'in_
 /// (`flow_insert_gate`, whose counts start after the lock is granted, so
 /// concurrent creations for one user are counted one after the other), and
 /// `name` inserts the flow where the counts allow it, returning its id.
-/// [`insert_outcome`] reads what refused it.
+/// [`errors::insert_refused`] reads what refused it.
 pub(crate) fn push_insert<'a>(
     sql: &mut QueryBuilder<'a, Postgres>,
     name: &str,
@@ -96,20 +96,6 @@ pub(crate) fn push_insert<'a>(
     sql.push(" RETURNING id)");
 }
 
-/// Why a statement of [`push_insert`] inserted nothing, from the open flows
-/// its gate counted (`None`: the user does not exist).
-pub(crate) fn insert_outcome(open_flows: Option<i64>, limits: &FlowLimits) -> StoreError {
-    match open_flows {
-        None => StoreError::NotFound,
-        Some(open) if open >= i64::from(limits.max_open_flows) => StoreError::LimitReached {
-            what: "open_flows".into(),
-        },
-        Some(_) => StoreError::LimitReached {
-            what: "idv_runs".into(),
-        },
-    }
-}
-
 /// Inserts `flow` if the user's limits allow it ([`push_insert`]), in the
 /// caller's transaction.
 pub(crate) async fn insert(
@@ -127,7 +113,7 @@ pub(crate) async fn insert(
     if row.try_get::<bool, _>("inserted").map_err(map_err)? {
         return Ok(());
     }
-    Err(insert_outcome(
+    Err(errors::insert_refused(
         row.try_get("open_flows").map_err(map_err)?,
         limits,
     ))

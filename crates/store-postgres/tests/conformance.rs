@@ -6,7 +6,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use domain::{Repository, StoreError};
+use domain::{Limit, Repository, StoreError};
 use store_conformance::postgres::{TestDatabase, fresh_database};
 use store_conformance::{Fixture, Tamper};
 use store_postgres::{PgSettings, PgStore, SslMode};
@@ -769,7 +769,7 @@ async fn a_flow_committed_while_a_creation_waits_for_the_users_lock_counts_again
     );
     sqlx::query("COMMIT").execute(&mut other).await.unwrap();
     match waiting.await.unwrap() {
-        Err(StoreError::LimitReached { what }) if what == "open_flows" => {}
+        Err(StoreError::LimitReached(Limit::OpenFlows)) => {}
         other => panic!("expected the open-flow limit, got {other:?}"),
     }
     assert_eq!(store.flows_of(user.id, 10).await.unwrap().len(), 1);

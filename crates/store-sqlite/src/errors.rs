@@ -1,6 +1,7 @@
-//! The one place SQLite's errors become domain errors.
+//! The one place SQLite's errors become domain errors: the driver's errors,
+//! and a flow's insertion refused by the user's limits.
 
-use domain::{Conflict, StoreError};
+use domain::{Conflict, FlowLimits, Limit, StoreError};
 use sqlx::migrate::MigrateError;
 
 /// Maps a driver error: unique violation → `Conflict` (what conflicted:
@@ -39,6 +40,24 @@ fn unique_violation(message: &str) -> Conflict {
         Some("credentials.webauthn_id") => Conflict::WebAuthnIdTaken,
         Some("provider_events.dedupe_key") => Conflict::ProviderEvent,
         other => Conflict::Unique(other.unwrap_or("unique").to_owned()),
+    }
+}
+
+/// `LimitReached` when the user's flows counted for `limit` (their open
+/// flows, or their IDV runs of the last 24 hours) are at its maximum already.
+pub(crate) fn within_limit(
+    limit: Limit,
+    counted: i64,
+    limits: &FlowLimits,
+) -> Result<(), StoreError> {
+    let max = match limit {
+        Limit::OpenFlows => limits.max_open_flows,
+        Limit::IdvRuns => limits.max_idv_runs_per_day,
+    };
+    if counted >= i64::from(max) {
+        Err(StoreError::LimitReached(limit))
+    } else {
+        Ok(())
     }
 }
 

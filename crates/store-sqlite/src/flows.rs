@@ -2,8 +2,8 @@
 
 use domain::flow::{Ceremony, Flow, FlowId, Handoff, KeyedDigest, NewCredential};
 use domain::{
-    Conflict, ExternalUserId, FlowLimits, FlowPrerequisites, FlowQuery, StoreError, StoreResult,
-    UserId,
+    Conflict, ExternalUserId, FlowLimits, FlowPrerequisites, FlowQuery, Limit, StoreError,
+    StoreResult, UserId,
 };
 use sqlx::sqlite::{SqliteExecutor, SqliteRow};
 use sqlx::{Row, SqliteConnection};
@@ -12,7 +12,7 @@ use time::{Duration, OffsetDateTime};
 use crate::codec::{
     from_micros, opt_from_micros, opt_micros, opt_uuid_from, to_micros, uuid_bytes, uuid_from,
 };
-use crate::errors::map_err;
+use crate::errors::{self, map_err};
 use crate::users::{self, COLUMNS as USER_COLUMNS};
 
 const COLUMNS: &str = "id, user_id, flow_type, state, version, identity_status, idv_run_id, sdk_token_sealed, \
@@ -99,11 +99,7 @@ pub(crate) async fn insert(
     .fetch_one(&mut *conn)
     .await
     .map_err(map_err)?;
-    if open >= i64::from(limits.max_open_flows) {
-        return Err(StoreError::LimitReached {
-            what: "open_flows".into(),
-        });
-    }
+    errors::within_limit(Limit::OpenFlows, open, limits)?;
     if flow.flow_type.needs_identity() {
         let runs: i64 = sqlx::query_scalar(
             "SELECT count(*) FROM flows WHERE user_id = ? AND identity_status <> 'not_required' AND created_at > ?",
@@ -113,11 +109,7 @@ pub(crate) async fn insert(
         .fetch_one(&mut *conn)
         .await
         .map_err(map_err)?;
-        if runs >= i64::from(limits.max_idv_runs_per_day) {
-            return Err(StoreError::LimitReached {
-                what: "idv_runs".into(),
-            });
-        }
+        errors::within_limit(Limit::IdvRuns, runs, limits)?;
     }
     let handoff = flow.handoff.as_ref();
     sqlx::query(&format!(

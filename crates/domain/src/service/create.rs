@@ -15,7 +15,7 @@ use crate::error::{DomainError, DomainResult, ErrorKind};
 use crate::flow::{Flow, FlowId, FlowType, Handoff, KeyedDigest};
 use crate::ids;
 use crate::rotation::CONTEXT_DIGEST_SLOT;
-use crate::store::{Effect, FlowLimits, FlowPrerequisites, FlowWrite, StoreError};
+use crate::store::{Effect, FlowLimits, FlowPrerequisites, FlowWrite, Limit, StoreError};
 use crate::user::{ExternalUserId, User};
 
 /// A request to start a flow.
@@ -288,16 +288,16 @@ impl FlowService {
         standing: &FlowPrerequisites,
     ) -> DomainResult<()> {
         let limit = if standing.open_flows >= self.policy.max_open_flows_per_user {
-            Some("open_flows")
+            Some(Limit::OpenFlows)
         } else if flow_type.needs_identity()
             && standing.idv_runs_last_day >= self.policy.max_idv_runs_per_user_per_day
         {
-            Some("idv_runs")
+            Some(Limit::IdvRuns)
         } else {
             None
         };
         match limit {
-            Some(what) => Err(StoreError::LimitReached { what: what.into() }.into()),
+            Some(limit) => Err(StoreError::LimitReached(limit).into()),
             None => Ok(()),
         }
     }

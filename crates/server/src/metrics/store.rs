@@ -107,7 +107,7 @@ impl Metrics {
             let kind = match e {
                 StoreError::NotFound => "not_found",
                 StoreError::Conflict(_) => "conflict",
-                StoreError::LimitReached { .. } => "limit_reached",
+                StoreError::LimitReached(_) => "limit_reached",
                 StoreError::Unavailable(_) => "unavailable",
                 StoreError::Corrupt(_) => "corrupt",
                 StoreError::Other(_) => "other",
