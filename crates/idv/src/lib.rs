@@ -3,9 +3,8 @@
 //! `domain::idv::WebhookVerifier`.
 
 pub mod onfido;
-pub mod onfido_webhook;
 pub mod synthetic;
 
+pub use onfido::webhook::OnfidoWebhook;
 pub use onfido::{OnfidoProvider, OnfidoSettings, Workflows, check_onfido_base_url};
-pub use onfido_webhook::OnfidoWebhook;
 pub use synthetic::SyntheticProvider;
