@@ -9,6 +9,7 @@ use domain::overview::{
 };
 use domain::{StoreError, StoreResult};
 use sqlx::Row;
+use sqlx::postgres::PgRow;
 use sqlx::postgres::types::PgInterval;
 use time::OffsetDateTime;
 
@@ -21,11 +22,32 @@ const OPERATOR_REASON_DROPPED: &str = "CASE WHEN event_type IN ('credential.susp
      THEN NULL ELSE reason END";
 
 pub(crate) async fn overview(pool: &crate::StorePool, q: &OverviewQuery) -> StoreResult<Overview> {
-    let width = || PgInterval {
+    let flows = flow_counts(pool, q).await?;
+    let events = event_counts(pool, q).await?;
+    Ok(Overview {
+        flows: flows
+            .iter()
+            .map(to_flow_count)
+            .collect::<StoreResult<_>>()?,
+        events: events
+            .iter()
+            .map(to_event_count)
+            .collect::<StoreResult<_>>()?,
+    }
+    .sorted())
+}
+
+/// A bucket's width, as `date_bin` takes it.
+fn bucket_width(q: &OverviewQuery) -> PgInterval {
+    PgInterval {
         months: 0,
         days: 0,
         microseconds: q.bucket.seconds() * 1_000_000,
-    };
+    }
+}
+
+/// The flows created in the period, by bucket, type and state as of `q.now`.
+async fn flow_counts(pool: &crate::StorePool, q: &OverviewQuery) -> StoreResult<Vec<PgRow>> {
     let open = OPEN_STATES
         .iter()
         .map(|s| format!("'{}'", s.as_str()))
@@ -44,7 +66,7 @@ pub(crate) async fn overview(pool: &crate::StorePool, q: &OverviewQuery) -> Stor
              ELSE state END AS current_state, 1::bigint AS n FROM flows WHERE {range}"
         )
     };
-    let flows = sqlx::query(&format!(
+    sqlx::query(&format!(
         "SELECT bucket_start, flow_type, current_state, sum(n)::bigint AS n FROM (\
          SELECT date_bin($3, hour_start, timestamptz '1970-01-01 00:00:00+00') AS bucket_start, \
          flow_type, state AS current_state, flows AS n FROM overview_flow_counts \
@@ -57,14 +79,19 @@ pub(crate) async fn overview(pool: &crate::StorePool, q: &OverviewQuery) -> Stor
     ))
     .bind(q.from)
     .bind(q.to)
-    .bind(width())
+    .bind(bucket_width(q))
     .bind(q.now)
     .bind(first)
     .bind(last)
     .fetch_all(pool)
     .await
-    .map_err(map_err)?;
-    let events = sqlx::query(&format!(
+    .map_err(map_err)
+}
+
+/// The overview's events that occurred in the period, by bucket, type,
+/// outcome and reason.
+async fn event_counts(pool: &crate::StorePool, q: &OverviewQuery) -> StoreResult<Vec<PgRow>> {
+    sqlx::query(&format!(
         "SELECT date_bin($3, occurred_at, timestamptz '1970-01-01 00:00:00+00') AS bucket_start, \
          event_type, outcome, {REASON} AS reason, count(*) AS n FROM audit_events \
          WHERE occurred_at >= $1 AND occurred_at < $2 AND event_type IN ({}) \
@@ -74,56 +101,52 @@ pub(crate) async fn overview(pool: &crate::StorePool, q: &OverviewQuery) -> Stor
     ))
     .bind(q.from)
     .bind(q.to)
-    .bind(width())
+    .bind(bucket_width(q))
     .fetch_all(pool)
     .await
-    .map_err(map_err)?;
-    let corrupt =
-        |what: &str, e: &dyn std::fmt::Display| StoreError::Corrupt(format!("{what}: {e}"));
-    let count = |row: &sqlx::postgres::PgRow| -> StoreResult<u64> {
-        let n: i64 = row.try_get("n").map_err(map_err)?;
-        u64::try_from(n).map_err(|e| corrupt("count", &e))
-    };
-    Ok(Overview {
-        flows: flows
-            .iter()
-            .map(|row| {
-                let flow_type: String = row.try_get("flow_type").map_err(map_err)?;
-                let state: String = row.try_get("current_state").map_err(map_err)?;
-                Ok(FlowCount {
-                    bucket_start: row
-                        .try_get::<OffsetDateTime, _>("bucket_start")
-                        .map_err(map_err)?,
-                    flow_type: flow_type
-                        .parse()
-                        .map_err(|e| corrupt("flows.flow_type", &e))?,
-                    state: state.parse().map_err(|e| corrupt("flows.state", &e))?,
-                    count: count(row)?,
-                })
-            })
-            .collect::<StoreResult<_>>()?,
-        events: events
-            .iter()
-            .map(|row| {
-                let event_type: String = row.try_get("event_type").map_err(map_err)?;
-                let outcome: String = row.try_get("outcome").map_err(map_err)?;
-                Ok(EventCount {
-                    bucket_start: row
-                        .try_get::<OffsetDateTime, _>("bucket_start")
-                        .map_err(map_err)?,
-                    event_type: event_type
-                        .parse()
-                        .map_err(|e| corrupt("audit_events.event_type", &e))?,
-                    outcome: outcome
-                        .parse()
-                        .map_err(|e| corrupt("audit_events.outcome", &e))?,
-                    reason: row.try_get("reason").map_err(map_err)?,
-                    count: count(row)?,
-                })
-            })
-            .collect::<StoreResult<_>>()?,
-    }
-    .sorted())
+    .map_err(map_err)
+}
+
+fn corrupt(what: &str, e: &dyn std::fmt::Display) -> StoreError {
+    StoreError::Corrupt(format!("{what}: {e}"))
+}
+
+fn count(row: &PgRow) -> StoreResult<u64> {
+    let n: i64 = row.try_get("n").map_err(map_err)?;
+    u64::try_from(n).map_err(|e| corrupt("count", &e))
+}
+
+fn to_flow_count(row: &PgRow) -> StoreResult<FlowCount> {
+    let flow_type: String = row.try_get("flow_type").map_err(map_err)?;
+    let state: String = row.try_get("current_state").map_err(map_err)?;
+    Ok(FlowCount {
+        bucket_start: row
+            .try_get::<OffsetDateTime, _>("bucket_start")
+            .map_err(map_err)?,
+        flow_type: flow_type
+            .parse()
+            .map_err(|e| corrupt("flows.flow_type", &e))?,
+        state: state.parse().map_err(|e| corrupt("flows.state", &e))?,
+        count: count(row)?,
+    })
+}
+
+fn to_event_count(row: &PgRow) -> StoreResult<EventCount> {
+    let event_type: String = row.try_get("event_type").map_err(map_err)?;
+    let outcome: String = row.try_get("outcome").map_err(map_err)?;
+    Ok(EventCount {
+        bucket_start: row
+            .try_get::<OffsetDateTime, _>("bucket_start")
+            .map_err(map_err)?,
+        event_type: event_type
+            .parse()
+            .map_err(|e| corrupt("audit_events.event_type", &e))?,
+        outcome: outcome
+            .parse()
+            .map_err(|e| corrupt("audit_events.outcome", &e))?,
+        reason: row.try_get("reason").map_err(map_err)?,
+        count: count(row)?,
+    })
 }
 
 /// One step of the roll-up (`Repository::roll_up_flow_counts`). The
