@@ -3,11 +3,11 @@
 
 use std::sync::Arc;
 
-use domain::flow::{FlowState, FlowType};
-use domain::overview::{Bucket, EventCount, FlowCount, OverviewQuery};
-use domain::{Actor, AuditEventType, NewAuditEvent, Outcome, Repository, Subject};
-use time::Duration;
+use domain::flow::{Flow, FlowState, FlowType};
+use domain::overview::{Bucket, EventCount, FlowCount, OverviewQuery, roll_up};
+use domain::{Actor, AuditEventType, NewAuditEvent, Outcome, Repository, Subject, User};
 use time::macros::datetime;
+use time::{Duration, OffsetDateTime};
 
 use crate::fixtures::{flow, insert, stored_user, update};
 
@@ -22,66 +22,70 @@ fn flows(list: &[(time::OffsetDateTime, FlowType, FlowState, u64)]) -> Vec<FlowC
         .collect()
 }
 
-pub async fn the_overview_counts_flows_and_events_per_bucket(repo: Arc<dyn Repository>) {
-    let alice = stored_user(&*repo, "alice").await;
-    let h9 = datetime!(2026-04-01 09:00:00 UTC);
-    let h10 = datetime!(2026-04-01 10:00:00 UTC);
-    let now = datetime!(2026-04-01 12:00:00 UTC);
-    let mut stored = Vec::new();
+const H9: OffsetDateTime = datetime!(2026-04-01 09:00:00 UTC);
+const H10: OffsetDateTime = datetime!(2026-04-01 10:00:00 UTC);
+const NOW: OffsetDateTime = datetime!(2026-04-01 12:00:00 UTC);
+
+/// Alice's flows of 09:00 to 12:00 (and just outside), in every kind of state.
+async fn store_flows_of_the_morning(repo: &dyn Repository, alice: &User) {
     for (created, flow_type, state) in [
         (
-            h9 + Duration::minutes(1),
+            H9 + Duration::minutes(1),
             FlowType::SignIn,
             FlowState::Completed,
         ),
         (
-            h9 + Duration::minutes(59),
+            H9 + Duration::minutes(59),
             FlowType::SignIn,
             FlowState::Completed,
         ),
         (
-            h9 + Duration::minutes(5),
+            H9 + Duration::minutes(5),
             FlowType::Registration,
             FlowState::Failed,
         ),
-        // Open and past its expiry at `now`: counted as expired.
+        // Open and past its expiry at `NOW`: counted as expired.
         (
-            h10 + Duration::minutes(2),
+            H10 + Duration::minutes(2),
             FlowType::StepUp,
             FlowState::AwaitingVerification,
         ),
         (
-            h10 + Duration::minutes(3),
+            H10 + Duration::minutes(3),
             FlowType::SignIn,
             FlowState::Cancelled,
         ),
         // Outside the period.
         (
-            h9 - Duration::SECOND,
+            H9 - Duration::SECOND,
             FlowType::SignIn,
             FlowState::Completed,
         ),
-        (now, FlowType::SignIn, FlowState::Completed),
+        (NOW, FlowType::SignIn, FlowState::Completed),
     ] {
         let f = domain::flow::Flow {
             state,
             ..flow(alice.id, flow_type, created)
         };
         repo.apply(&insert(&f)).await.unwrap();
-        stored.push(f);
     }
-    // Open and not yet expired at `now`: counted in its state.
+    // Open and not yet expired at `NOW`: counted in its state.
     let open = domain::flow::Flow {
         state: FlowState::InReview,
-        expires_at: now + Duration::hours(1),
-        ..flow(alice.id, FlowType::Recovery, h10 + Duration::minutes(30))
+        expires_at: NOW + Duration::hours(1),
+        ..flow(alice.id, FlowType::Recovery, H10 + Duration::minutes(30))
     };
     repo.apply(&insert(&open)).await.unwrap();
+}
 
+/// Events about Alice of 09:00 to 12:00 (and just outside): overview events
+/// with and without reasons, operators' reasons, and one that is not an
+/// overview event.
+async fn store_events_of_the_morning(repo: &dyn Repository, alice: &User) {
     let event = |event_type, outcome, reason: Option<&str>, at, actor| NewAuditEvent {
         outcome,
         reason: reason.map(str::to_owned),
-        ..NewAuditEvent::new(event_type, actor, Subject::of_user(&alice), at)
+        ..NewAuditEvent::new(event_type, actor, Subject::of_user(alice), at)
     };
     let operator = || Actor::Operator("fraud-desk".to_owned());
     let integration = || Actor::Integration(None);
@@ -90,42 +94,42 @@ pub async fn the_overview_counts_flows_and_events_per_bucket(repo: Arc<dyn Repos
             AuditEventType::FlowFailed,
             Outcome::Failure,
             Some("idv_declined"),
-            h9 + Duration::minutes(6),
+            H9 + Duration::minutes(6),
             Actor::Provider,
         ),
         event(
             AuditEventType::FlowFailed,
             Outcome::Failure,
             Some("idv_declined"),
-            h9 + Duration::minutes(7),
+            H9 + Duration::minutes(7),
             Actor::Provider,
         ),
         event(
             AuditEventType::FlowInReview,
             Outcome::Success,
             None,
-            h10,
+            H10,
             Actor::Provider,
         ),
         event(
             AuditEventType::FlowRequestRejected,
             Outcome::Rejected,
             Some("counter_regression"),
-            h10 + Duration::minutes(1),
+            H10 + Duration::minutes(1),
             integration(),
         ),
         event(
             AuditEventType::FlowRequestRejected,
             Outcome::Rejected,
             Some("webauthn_origin_not_allowed"),
-            h10 + Duration::minutes(2),
+            H10 + Duration::minutes(2),
             integration(),
         ),
         event(
             AuditEventType::CredentialCounterRegression,
             Outcome::Rejected,
             None,
-            h10 + Duration::minutes(1),
+            H10 + Duration::minutes(1),
             integration(),
         ),
         // An operator's reason is their own words: not grouped.
@@ -133,21 +137,21 @@ pub async fn the_overview_counts_flows_and_events_per_bucket(repo: Arc<dyn Repos
             AuditEventType::CredentialSuspended,
             Outcome::Success,
             Some("reported stolen"),
-            h10 + Duration::minutes(4),
+            H10 + Duration::minutes(4),
             operator(),
         ),
         event(
             AuditEventType::CredentialSuspended,
             Outcome::Success,
             Some("fraud ticket 12"),
-            h10 + Duration::minutes(5),
+            H10 + Duration::minutes(5),
             operator(),
         ),
         event(
             AuditEventType::CredentialRevoked,
             Outcome::Success,
             Some("recovery"),
-            h10 + Duration::minutes(6),
+            H10 + Duration::minutes(6),
             integration(),
         ),
         // Not an overview event, and outside the period.
@@ -155,34 +159,23 @@ pub async fn the_overview_counts_flows_and_events_per_bucket(repo: Arc<dyn Repos
             AuditEventType::FlowCompleted,
             Outcome::Success,
             None,
-            h9 + Duration::minutes(2),
+            H9 + Duration::minutes(2),
             integration(),
         ),
         event(
             AuditEventType::FlowFailed,
             Outcome::Failure,
             Some("idv_declined"),
-            now,
+            NOW,
             Actor::Provider,
         ),
     ] {
         repo.append_audit(&e).await.unwrap();
     }
+}
 
-    let hours = repo
-        .overview(&OverviewQuery::new(h9, now, Bucket::Hour, now).unwrap())
-        .await
-        .unwrap();
-    assert_eq!(
-        hours.flows,
-        flows(&[
-            (h9, FlowType::Registration, FlowState::Failed, 1),
-            (h9, FlowType::SignIn, FlowState::Completed, 2),
-            (h10, FlowType::Recovery, FlowState::InReview, 1),
-            (h10, FlowType::SignIn, FlowState::Cancelled, 1),
-            (h10, FlowType::StepUp, FlowState::Expired, 1),
-        ])
-    );
+/// The overview's event counts of the morning, per hour.
+fn hourly_events() -> Vec<EventCount> {
     let count = |bucket_start, event_type, outcome, reason: Option<&str>, count| EventCount {
         bucket_start,
         event_type,
@@ -190,58 +183,77 @@ pub async fn the_overview_counts_flows_and_events_per_bucket(repo: Arc<dyn Repos
         reason: reason.map(str::to_owned),
         count,
     };
+    vec![
+        count(
+            H9,
+            AuditEventType::FlowFailed,
+            Outcome::Failure,
+            Some("idv_declined"),
+            2,
+        ),
+        count(
+            H10,
+            AuditEventType::CredentialCounterRegression,
+            Outcome::Rejected,
+            None,
+            1,
+        ),
+        count(
+            H10,
+            AuditEventType::CredentialRevoked,
+            Outcome::Success,
+            Some("recovery"),
+            1,
+        ),
+        count(
+            H10,
+            AuditEventType::CredentialSuspended,
+            Outcome::Success,
+            None,
+            2,
+        ),
+        count(H10, AuditEventType::FlowInReview, Outcome::Success, None, 1),
+        count(
+            H10,
+            AuditEventType::FlowRequestRejected,
+            Outcome::Rejected,
+            Some("counter_regression"),
+            1,
+        ),
+        count(
+            H10,
+            AuditEventType::FlowRequestRejected,
+            Outcome::Rejected,
+            Some("webauthn_origin_not_allowed"),
+            1,
+        ),
+    ]
+}
+
+pub async fn the_overview_counts_flows_and_events_per_bucket(repo: Arc<dyn Repository>) {
+    let alice = stored_user(&*repo, "alice").await;
+    store_flows_of_the_morning(&*repo, &alice).await;
+    store_events_of_the_morning(&*repo, &alice).await;
+
+    let hours = repo
+        .overview(&OverviewQuery::new(H9, NOW, Bucket::Hour, NOW).unwrap())
+        .await
+        .unwrap();
     assert_eq!(
-        hours.events,
-        vec![
-            count(
-                h9,
-                AuditEventType::FlowFailed,
-                Outcome::Failure,
-                Some("idv_declined"),
-                2
-            ),
-            count(
-                h10,
-                AuditEventType::CredentialCounterRegression,
-                Outcome::Rejected,
-                None,
-                1
-            ),
-            count(
-                h10,
-                AuditEventType::CredentialRevoked,
-                Outcome::Success,
-                Some("recovery"),
-                1
-            ),
-            count(
-                h10,
-                AuditEventType::CredentialSuspended,
-                Outcome::Success,
-                None,
-                2
-            ),
-            count(h10, AuditEventType::FlowInReview, Outcome::Success, None, 1),
-            count(
-                h10,
-                AuditEventType::FlowRequestRejected,
-                Outcome::Rejected,
-                Some("counter_regression"),
-                1
-            ),
-            count(
-                h10,
-                AuditEventType::FlowRequestRejected,
-                Outcome::Rejected,
-                Some("webauthn_origin_not_allowed"),
-                1
-            ),
-        ]
+        hours.flows,
+        flows(&[
+            (H9, FlowType::Registration, FlowState::Failed, 1),
+            (H9, FlowType::SignIn, FlowState::Completed, 2),
+            (H10, FlowType::Recovery, FlowState::InReview, 1),
+            (H10, FlowType::SignIn, FlowState::Cancelled, 1),
+            (H10, FlowType::StepUp, FlowState::Expired, 1),
+        ])
     );
+    assert_eq!(hours.events, hourly_events());
 
     // By day, from mid-day: one bucket starting at midnight UTC.
     let days = repo
-        .overview(&OverviewQuery::new(h9, now, Bucket::Day, now).unwrap())
+        .overview(&OverviewQuery::new(H9, NOW, Bucket::Day, NOW).unwrap())
         .await
         .unwrap();
     let midnight = datetime!(2026-04-01 00:00:00 UTC);
@@ -261,7 +273,7 @@ pub async fn the_overview_counts_flows_and_events_per_bucket(repo: Arc<dyn Repos
     // An empty period's counts are empty.
     let later = datetime!(2026-05-01 00:00:00 UTC);
     let none = repo
-        .overview(&OverviewQuery::new(later, later + Duration::DAY, Bucket::Hour, now).unwrap())
+        .overview(&OverviewQuery::new(later, later + Duration::DAY, Bucket::Hour, NOW).unwrap())
         .await
         .unwrap();
     assert_eq!(none, domain::overview::Overview::default());
@@ -341,19 +353,15 @@ async fn assert_overview_is_the_live_count(
     }
 }
 
-/// The roll-up's hours answer exactly what counting the flows answers: for
-/// periods starting and ending inside hours and days, for flows that changed
-/// after an earlier roll-up, and, for the whole hours of a period, after
-/// retention removed the flows.
-pub async fn rolled_up_hours_count_what_the_flows_count(repo: Arc<dyn Repository>) {
-    use domain::flow::Flow;
-    use domain::overview::roll_up;
-
-    let base = datetime!(2026-04-01 00:00:00 UTC);
-    let users = [
-        stored_user(&*repo, "olga").await,
-        stored_user(&*repo, "omar").await,
-    ];
+/// 114 flows over 38 hours from `base`, at uneven minutes and seconds, in
+/// every state (the open ones expiring 15 minutes after creation), then a
+/// flow in review for eight hours from 25:03, last: its hour and those
+/// after it stay counted from the flows until it stops changing.
+async fn store_flows_over_38_hours(
+    repo: &dyn Repository,
+    users: &[User; 2],
+    base: OffsetDateTime,
+) -> Vec<Flow> {
     let types = [
         FlowType::SignIn,
         FlowType::StepUp,
@@ -371,8 +379,6 @@ pub async fn rolled_up_hours_count_what_the_flows_count(repo: Arc<dyn Repository
         FlowState::InReview,
         FlowState::Verified,
     ];
-    // 114 flows over 38 hours, at uneven minutes and seconds; every state,
-    // the open ones expiring 15 minutes after creation.
     let mut flows: Vec<Flow> = Vec::new();
     for i in 0..114_i64 {
         let created = base + Duration::minutes(i * 20) + Duration::seconds((i * 37) % 1200);
@@ -387,8 +393,6 @@ pub async fn rolled_up_hours_count_what_the_flows_count(repo: Arc<dyn Repository
         repo.apply(&insert(&f)).await.unwrap();
         flows.push(f);
     }
-    // A flow in review for eight hours from 25:03: its hour and those after
-    // it stay counted from the flows until it stops changing.
     let long = Flow {
         state: FlowState::InReview,
         expires_at: base + Duration::minutes(25 * 60 + 3) + Duration::hours(8),
@@ -399,36 +403,28 @@ pub async fn rolled_up_hours_count_what_the_flows_count(repo: Arc<dyn Repository
         )
     };
     repo.apply(&insert(&long)).await.unwrap();
-    flows.push(long.clone());
+    flows.push(long);
+    flows
+}
 
-    let now = base + Duration::hours(30);
-    assert_overview_is_the_live_count(&*repo, &flows, &[], now, base).await;
-    // Two replicas roll up at once: the hours are counted once.
-    let (a, b) = tokio::join!(roll_up(&*repo, now), roll_up(&*repo, now));
-    let rolled: u64 = [a.unwrap(), b.unwrap()]
-        .iter()
-        .flatten()
-        .map(|r| r.hours)
-        .sum();
-    let first_hour = base;
-    let stop = base + Duration::hours(25);
-    assert_eq!(
-        rolled, 25,
-        "from the oldest flow's hour up to the long review's"
-    );
-    let again = roll_up(&*repo, now).await.unwrap().unwrap();
-    assert_eq!((again.hours, again.counted_to), (0, Some(stop)));
-    assert!(flows.iter().all(|f| f.created_at >= first_hour));
-    assert_overview_is_the_live_count(&*repo, &flows, &[], now, base).await;
-
-    // Later: the review completes, an open flow of a rolled-up hour that
-    // expired untouched is written as expired, and a new flow opens.
-    let later = now + Duration::hours(10);
+/// After a roll-up up to `stop`: the long review (the last of `flows`)
+/// completes, an open flow of a rolled-up hour that expired untouched is
+/// written as expired, and a new flow opens 8 minutes before `later`; the
+/// new flow.
+async fn change_flows_after_the_roll_up(
+    repo: &dyn Repository,
+    flows: &mut Vec<Flow>,
+    users: &[User; 2],
+    now: OffsetDateTime,
+    later: OffsetDateTime,
+    stop: OffsetDateTime,
+) -> Flow {
+    let long = flows.last().unwrap().clone();
     let completed = Flow {
         state: FlowState::Completed,
         version: long.version + 1,
         updated_at: now + Duration::hours(1),
-        ..long.clone()
+        ..long
     };
     repo.apply(&update(&completed)).await.unwrap();
     let stale = flows
@@ -446,18 +442,21 @@ pub async fn rolled_up_hours_count_what_the_flows_count(repo: Arc<dyn Repository
     let fresh = flow(users[1].id, FlowType::SignIn, later - Duration::minutes(8));
     repo.apply(&insert(&fresh)).await.unwrap();
     flows.push(fresh.clone());
-    assert_overview_is_the_live_count(&*repo, &flows, &[], later, base).await;
-    let step = roll_up(&*repo, later).await.unwrap().unwrap();
-    assert_eq!(
-        step.counted_to,
-        Some(base + Duration::hours(39)),
-        "up to the hour of the flow still open"
-    );
-    assert_overview_is_the_live_count(&*repo, &flows, &[], later, base).await;
+    fresh
+}
 
-    // A day and more on, retention removes the flows: the counts of their
-    // hours stay, and a flow of an hour not rolled up yet is kept however
-    // old (a review left open for days holds the roll-up back).
+/// A day and more after `later`, retention removes the flows: the counts of
+/// their hours stay, and a flow of an hour not rolled up yet is kept however
+/// old (a review left open for days holds the roll-up back), as is the
+/// `fresh` one, less than a day past its expiry.
+async fn retention_keeps_the_rolled_up_counts(
+    repo: &Arc<dyn Repository>,
+    flows: &mut Vec<Flow>,
+    users: &[User; 2],
+    fresh: &Flow,
+    later: OffsetDateTime,
+    base: OffsetDateTime,
+) {
     let days_on = later + Duration::hours(26);
     let held = Flow {
         state: FlowState::InReview,
@@ -501,7 +500,54 @@ pub async fn rolled_up_hours_count_what_the_flows_count(repo: Arc<dyn Repository
         repo.flow(flows[0].id).await,
         Err(domain::StoreError::NotFound)
     ));
-    assert_eq!(repo.flow(fresh.id).await.unwrap(), fresh);
+    assert_eq!(repo.flow(fresh.id).await.unwrap(), *fresh);
     assert_eq!(repo.flow(behind.id).await.unwrap(), behind);
-    assert_overview_is_the_live_count(&*repo, &flows, &removed, days_on, base).await;
+    assert_overview_is_the_live_count(&**repo, flows, &removed, days_on, base).await;
+}
+
+/// The roll-up's hours answer exactly what counting the flows answers: for
+/// periods starting and ending inside hours and days, for flows that changed
+/// after an earlier roll-up, and, for the whole hours of a period, after
+/// retention removed the flows.
+pub async fn rolled_up_hours_count_what_the_flows_count(repo: Arc<dyn Repository>) {
+    let base = datetime!(2026-04-01 00:00:00 UTC);
+    let users = [
+        stored_user(&*repo, "olga").await,
+        stored_user(&*repo, "omar").await,
+    ];
+    let mut flows = store_flows_over_38_hours(&*repo, &users, base).await;
+
+    let now = base + Duration::hours(30);
+    assert_overview_is_the_live_count(&*repo, &flows, &[], now, base).await;
+    // Two replicas roll up at once: the hours are counted once.
+    let (a, b) = tokio::join!(roll_up(&*repo, now), roll_up(&*repo, now));
+    let rolled: u64 = [a.unwrap(), b.unwrap()]
+        .iter()
+        .flatten()
+        .map(|r| r.hours)
+        .sum();
+    let first_hour = base;
+    let stop = base + Duration::hours(25);
+    assert_eq!(
+        rolled, 25,
+        "from the oldest flow's hour up to the long review's"
+    );
+    let again = roll_up(&*repo, now).await.unwrap().unwrap();
+    assert_eq!((again.hours, again.counted_to), (0, Some(stop)));
+    assert!(flows.iter().all(|f| f.created_at >= first_hour));
+    assert_overview_is_the_live_count(&*repo, &flows, &[], now, base).await;
+
+    // Later: flows change after the roll-up, and a new one opens.
+    let later = now + Duration::hours(10);
+    let fresh = change_flows_after_the_roll_up(&*repo, &mut flows, &users, now, later, stop).await;
+    assert_overview_is_the_live_count(&*repo, &flows, &[], later, base).await;
+    let step = roll_up(&*repo, later).await.unwrap().unwrap();
+    assert_eq!(
+        step.counted_to,
+        Some(base + Duration::hours(39)),
+        "up to the hour of the flow still open"
+    );
+    assert_overview_is_the_live_count(&*repo, &flows, &[], later, base).await;
+
+    retention_keeps_the_rolled_up_counts(&repo, &mut flows, &users, &fresh, later, base).await;
 }
