@@ -437,15 +437,7 @@ impl Report {
             "| flow | product CPU ms / request | baseline CPU ms / request | product / baseline | machine CPU ms / request, product / baseline |",
             "|---|---:|---:|---:|---:|",
         );
-        let per_request = |scenario: Scenario, service: &str| {
-            self.runs
-                .get(&(Phase::Max, scenario, service))
-                .filter(|f| f.requests() > 0)
-                .map(|f| {
-                    let n = f.requests() as f64;
-                    (f.cpu_ms / n, f.machine_ms / n)
-                })
-        };
+        let per_request = |scenario, service| self.cpu_per_request(scenario, service);
         for scenario in Scenario::ALL {
             if let Some((ys, ym)) = per_request(scenario, "yardstick") {
                 let _ = writeln!(
@@ -629,9 +621,21 @@ impl Report {
         }
     }
 
+    /// The server process's and the machine's CPU ms per request in
+    /// `service`'s maximum-throughput rounds of `scenario`.
+    fn cpu_per_request(&self, scenario: Scenario, service: &str) -> Option<(f64, f64)> {
+        self.runs
+            .get(&(Phase::Max, scenario, service))
+            .filter(|f| f.requests() > 0)
+            .map(|f| {
+                let n = f.requests() as f64;
+                (f.cpu_ms / n, f.machine_ms / n)
+            })
+    }
+
     /// Every flow's maximum throughput with the product's metrics on and
     /// off, in the same rounds: the difference next to the spread between
-    /// rounds of the same service.
+    /// rounds of the same service, and the CPU each spends per request.
     fn metrics_cost_markdown(&self, out: &mut String) {
         let rates = |scenario, service| self.max_rounds.get(&(scenario, service)).cloned();
         let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len().max(1) as f64;
@@ -656,8 +660,8 @@ impl Report {
                 table(
                     out,
                     "What the metrics cost (maximum throughput, flows/s; the product with its metrics served and with `BIOMETRIC_PASSKEY_METRICS_PORT=0`, in the same rounds)",
-                    "| flow | metrics on: rounds | metrics off: rounds | on | off | difference | spread between rounds, on / off | × baseline, on / off | within the spread |",
-                    "|---|---|---|---:|---:|---:|---:|---:|---|",
+                    "| flow | metrics on: rounds | metrics off: rounds | on | off | difference | spread between rounds, on / off | × baseline, on / off | within the spread | service CPU ms / request, on / off | machine CPU ms / request, on / off |",
+                    "|---|---|---|---:|---:|---:|---:|---:|---|---:|---:|",
                 );
                 header = true;
             }
@@ -676,9 +680,19 @@ impl Report {
                     "–".into()
                 }
             };
+            let cpu = |i: usize| match (
+                self.cpu_per_request(scenario, "product"),
+                self.cpu_per_request(scenario, METRICS_OFF),
+            ) {
+                (Some(on), Some(off)) => {
+                    let pick = |c: (f64, f64)| if i == 0 { c.0 } else { c.1 };
+                    format!("{:.3} / {:.3}", pick(on), pick(off))
+                }
+                _ => "–".into(),
+            };
             let _ = writeln!(
                 out,
-                "| {} | {} | {} | {m_on:.0} | {m_off:.0} | {difference:+.1} % | {s_on:.1} % / {s_off:.1} % | {} / {} | {} |",
+                "| {} | {} | {} | {m_on:.0} | {m_off:.0} | {difference:+.1} % | {s_on:.1} % / {s_off:.1} % | {} / {} | {} | {} | {} |",
                 scenario.name(),
                 joined(&on, 0),
                 joined(&off, 0),
@@ -689,6 +703,8 @@ impl Report {
                 } else {
                     "no"
                 },
+                cpu(0),
+                cpu(1),
             );
         }
     }
