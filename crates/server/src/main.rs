@@ -30,28 +30,7 @@ enum Command {
     /// Apply the database schema, then exit. Running it again changes nothing.
     Migrate,
     /// Run both runtimes on loopback with an embedded database, for evaluation.
-    Dev {
-        /// Where the embedded database and the generated key are kept.
-        #[arg(long, default_value = ".biometric-passkey-dev")]
-        data_dir: PathBuf,
-        #[arg(long, default_value_t = 3000)]
-        core_port: u16,
-        #[arg(long, default_value_t = 3001)]
-        management_port: u16,
-        /// Where both runtimes' Prometheus metrics are served (`/metrics`); 0: not served.
-        #[arg(long, default_value_t = server::metrics::DEFAULT_PORT)]
-        metrics_port: u16,
-        /// `builtin`: the backend verifies passkeys itself (the flows return
-        /// WebAuthn options and take the authenticator's response).
-        #[arg(long, default_value = "external", value_parser = ["external", "builtin"])]
-        possession: String,
-        /// `builtin` mode: the relying party id.
-        #[arg(long, default_value = "localhost")]
-        rp_id: String,
-        /// `builtin` mode: an origin passkeys are used from (repeatable).
-        #[arg(long = "origin")]
-        origins: Vec<String>,
-    },
+    Dev(DevArgs),
     /// Operate the audit trail: maintain it now, verify it, archive a month.
     /// Configured like the Core API (database and data-encryption key).
     Audit {
@@ -104,6 +83,31 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+}
+
+// `dev`'s options (its help text is the variant's).
+#[derive(Debug, clap::Args)]
+struct DevArgs {
+    /// Where the embedded database and the generated key are kept.
+    #[arg(long, default_value = ".biometric-passkey-dev")]
+    data_dir: PathBuf,
+    #[arg(long, default_value_t = 3000)]
+    core_port: u16,
+    #[arg(long, default_value_t = 3001)]
+    management_port: u16,
+    /// Where both runtimes' Prometheus metrics are served (`/metrics`); 0: not served.
+    #[arg(long, default_value_t = server::metrics::DEFAULT_PORT)]
+    metrics_port: u16,
+    /// `builtin`: the backend verifies passkeys itself (the flows return
+    /// WebAuthn options and take the authenticator's response).
+    #[arg(long, default_value = "external", value_parser = ["external", "builtin"])]
+    possession: String,
+    /// `builtin` mode: the relying party id.
+    #[arg(long, default_value = "localhost")]
+    rp_id: String,
+    /// `builtin` mode: an origin passkeys are used from (repeatable).
+    #[arg(long = "origin")]
+    origins: Vec<String>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -196,98 +200,94 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    runtime.block_on(async {
-        match cli.command {
-            Command::Core => commands::core(&env).await,
-            Command::Management => commands::management(&env).await,
-            Command::Migrate => commands::migrate(&env).await,
-            Command::Dev {
-                data_dir,
-                core_port,
-                management_port,
-                metrics_port,
-                possession,
-                rp_id,
-                origins,
-            } => {
-                let log_level = match env.get("BIOMETRIC_PASSKEY_LOG_LEVEL") {
-                    Some("debug") => LogLevel::Debug,
-                    Some("warn") => LogLevel::Warn,
-                    Some("error") => LogLevel::Error,
-                    _ => LogLevel::Info,
-                };
-                let possession = match dev::possession(&possession, &rp_id, &origins) {
-                    Ok(possession) => possession,
-                    Err(e) => {
-                        eprintln!("biometric-passkey dev: {e}");
-                        return ExitCode::from(2);
-                    }
-                };
-                commands::dev(DevOptions {
-                    data_dir,
-                    core_port,
-                    management_port,
-                    metrics_port,
-                    log_level,
-                    possession,
-                    metadata_file: env.get(server::config::METADATA_FILE).map(PathBuf::from),
-                })
-                .await
+    runtime.block_on(run(cli.command, &env))
+}
+
+async fn run(command: Command, env: &Env) -> ExitCode {
+    match command {
+        Command::Core => commands::core(env).await,
+        Command::Management => commands::management(env).await,
+        Command::Migrate => commands::migrate(env).await,
+        Command::Dev(args) => dev(args, env).await,
+        Command::Audit { action } => audit(action, env).await,
+        Command::Credentials {
+            action: CredentialsAction::Export { user, exported_by },
+        } => commands::credentials_export(env, user.as_deref(), &exported_by).await,
+        Command::Keys { action } => match action {
+            KeysAction::Status => commands::keys_status(env).await,
+            KeysAction::Reseal { batch } => commands::keys_reseal(env, batch).await,
+            KeysAction::Generate { id } => {
+                commands::keys(commands::KeysRequest::DataEncryption { id })
             }
-            Command::Audit { action } => match action {
-                AuditAction::Maintain => commands::audit_maintain(&env).await,
-                AuditAction::Verify { month, json } => {
-                    commands::audit_verify(&env, month, json).await
-                }
-                AuditAction::Archive {
-                    month,
-                    output,
-                    confirm_sha256,
-                    archived_by,
-                } => {
-                    let target = match (output, confirm_sha256) {
-                        (_, Some(sha256)) => commands::ArchiveTarget::Confirm(sha256),
-                        (Some(dir), None) if dir.as_os_str() == "-" => {
-                            commands::ArchiveTarget::Stdout
-                        }
-                        (Some(dir), None) => commands::ArchiveTarget::Directory(dir),
-                        (None, None) => unreachable!("clap requires one of them"),
-                    };
-                    commands::audit_archive(&env, month, target, &archived_by).await
-                }
-            },
-            Command::Credentials {
-                action: CredentialsAction::Export { user, exported_by },
-            } => commands::credentials_export(&env, user.as_deref(), &exported_by).await,
-            Command::Keys { action } => match action {
-                KeysAction::Status => commands::keys_status(&env).await,
-                KeysAction::Reseal { batch } => commands::keys_reseal(&env, batch).await,
-                KeysAction::Generate { id } => {
-                    commands::keys(commands::KeysRequest::DataEncryption { id })
-                }
-                KeysAction::ApiKey => commands::keys(commands::KeysRequest::CoreApi),
-            },
-            Command::CheckConfig { runtime } => commands::check_config(&env, runtime),
-            Command::Healthcheck { port, path } => commands::healthcheck(port, &path).await,
-            Command::Smoke {
+            KeysAction::ApiKey => commands::keys(commands::KeysRequest::CoreApi),
+        },
+        Command::CheckConfig { runtime } => commands::check_config(env, runtime),
+        Command::Healthcheck { port, path } => commands::healthcheck(port, &path).await,
+        Command::Smoke {
+            core_url,
+            management_url,
+            api_key,
+            journey,
+            json,
+        } => {
+            let api_key = api_key.map(secrecy::SecretString::from).or_else(|| {
+                env.get("BIOMETRIC_PASSKEY_CORE_API_KEYS")
+                    .and_then(server::smoke::first_key)
+            });
+            let options = server::smoke::SmokeOptions {
                 core_url,
                 management_url,
                 api_key,
                 journey,
-                json,
-            } => {
-                let api_key = api_key.map(secrecy::SecretString::from).or_else(|| {
-                    env.get("BIOMETRIC_PASSKEY_CORE_API_KEYS")
-                        .and_then(server::smoke::first_key)
-                });
-                let options = server::smoke::SmokeOptions {
-                    core_url,
-                    management_url,
-                    api_key,
-                    journey,
-                };
-                commands::smoke(options, json).await
-            }
+            };
+            commands::smoke(options, json).await
         }
+    }
+}
+
+async fn dev(args: DevArgs, env: &Env) -> ExitCode {
+    let log_level = match env.get("BIOMETRIC_PASSKEY_LOG_LEVEL") {
+        Some("debug") => LogLevel::Debug,
+        Some("warn") => LogLevel::Warn,
+        Some("error") => LogLevel::Error,
+        _ => LogLevel::Info,
+    };
+    let possession = match dev::possession(&args.possession, &args.rp_id, &args.origins) {
+        Ok(possession) => possession,
+        Err(e) => {
+            eprintln!("biometric-passkey dev: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    commands::dev(DevOptions {
+        data_dir: args.data_dir,
+        core_port: args.core_port,
+        management_port: args.management_port,
+        metrics_port: args.metrics_port,
+        log_level,
+        possession,
+        metadata_file: env.get(server::config::METADATA_FILE).map(PathBuf::from),
     })
+    .await
+}
+
+async fn audit(action: AuditAction, env: &Env) -> ExitCode {
+    match action {
+        AuditAction::Maintain => commands::audit_maintain(env).await,
+        AuditAction::Verify { month, json } => commands::audit_verify(env, month, json).await,
+        AuditAction::Archive {
+            month,
+            output,
+            confirm_sha256,
+            archived_by,
+        } => {
+            let target = match (output, confirm_sha256) {
+                (_, Some(sha256)) => commands::ArchiveTarget::Confirm(sha256),
+                (Some(dir), None) if dir.as_os_str() == "-" => commands::ArchiveTarget::Stdout,
+                (Some(dir), None) => commands::ArchiveTarget::Directory(dir),
+                (None, None) => unreachable!("clap requires one of them"),
+            };
+            commands::audit_archive(env, month, target, &archived_by).await
+        }
+    }
 }
