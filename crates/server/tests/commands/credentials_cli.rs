@@ -1,9 +1,7 @@
 //! `biometric-passkey credentials export` as operators run it: configured
 //! like the Core API, the export on standard output, the exit status saying
 //! whether it is complete. What the lines hold is tested end to end in
-//! `crates/testkit/tests/credential_export.rs`.
-
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // tests: a failure is a panic.
+//! `crates/testkit/tests/end_to_end/credential_export.rs`.
 
 use std::path::Path;
 use std::process::{Command, Output};

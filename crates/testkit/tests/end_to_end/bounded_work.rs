@@ -2,8 +2,6 @@
 //! send its headers in time is disconnected, requests past the cap are
 //! refused at once, and long-polls wait under a cap of their own.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // tests: a failure is a panic.
-
 use std::time::{Duration, Instant};
 
 use http_common::HttpLimits;

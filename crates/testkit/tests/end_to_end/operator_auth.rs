@@ -1,8 +1,6 @@
 //! The Management API's operator authentication against hostile tokens, with
 //! a JWKS served on loopback.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // tests: a failure is a panic.
-
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use reqwest::StatusCode;

@@ -2,13 +2,9 @@
 //! `dev` passes every check; a Core API checked with a wrong key, or with its
 //! management runtime stopped, fails exactly the checks that name it.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // tests: a failure is a panic.
-
-mod support;
-
+use crate::support::{Running, free_port, wait_for_health};
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
-use support::{Running, free_port, wait_for_health};
 
 use assert_cmd::cargo::CommandCargoExt;
 use serde_json::Value;

@@ -2,8 +2,6 @@
 //! webauthn-authenticator-rs's software passkeys playing the phone: what the
 //! tests of the built-in relying party and of the credential export share.
 
-#![allow(dead_code, clippy::unwrap_used)] // each test binary uses part of it.
-
 use std::time::Duration;
 
 use relying_party::{Attestation, Settings};

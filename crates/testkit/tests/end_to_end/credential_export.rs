@@ -7,11 +7,7 @@
 //! was reported. Every export is audited once, with the door it went through;
 //! the API's needs its own scope.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // tests: a failure is a panic.
-
-mod ceremony;
-
-use ceremony::{ORIGIN, enroll, get, options, settings};
+use crate::ceremony::{ORIGIN, enroll, get, options, settings};
 
 use std::sync::Arc;
 

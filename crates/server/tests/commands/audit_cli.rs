@@ -1,8 +1,6 @@
 //! The `audit` commands as operators run them against PostgreSQL: maintain,
 //! verify, archive — and retention that waits for the archive.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // tests: a failure is a panic.
-
 use std::io::Read;
 use std::process::{Command, Output};
 

@@ -3,8 +3,6 @@
 //! sealed under the current one, and the audit trail verifies across the
 //! rotation point.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // tests: a failure is a panic.
-
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use domain::audit::integrity::Finding;

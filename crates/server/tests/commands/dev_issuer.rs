@@ -2,8 +2,6 @@
 //! the code flow with PKCE over HTTP, and the tokens accepted by the
 //! Management API of the same runtime.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // tests: a failure is a panic.
-
 use std::collections::HashMap;
 
 use base64::Engine;

@@ -2,8 +2,6 @@
 //! port, a child process killed when dropped, waiting for its health, and
 //! SIGTERM.
 
-#![allow(dead_code, clippy::unwrap_used, clippy::panic)] // each test binary uses part of it.
-
 use std::net::TcpListener;
 use std::process::{Child, Command};
 use std::time::{Duration, Instant};

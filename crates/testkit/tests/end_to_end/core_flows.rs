@@ -1,8 +1,6 @@
 //! The Core API's flows end to end over HTTP, on both stores: every flow type
 //! from creation to `completed`, and every failure path.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // tests: a failure is a panic.
-
 use core_api::refusals::DEFAULT_HANDOFF_REFUSALS;
 use domain::credential::CredentialStatus;
 use domain::service::FlowPolicy;

@@ -1,7 +1,5 @@
 //! Both runtimes over real HTTP, on both stores, and `dev` as a newcomer runs it.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // tests: a failure is a panic.
-
 use std::net::{Ipv4Addr, SocketAddr, TcpListener};
 use std::time::Duration;
 

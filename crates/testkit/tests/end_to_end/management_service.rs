@@ -2,8 +2,6 @@
 //! SQLite store with a manual clock, beside the Core API's flow service on
 //! the same store and the synthetic provider.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // tests: a failure is a panic.
-
 use std::sync::Arc;
 
 use domain::audit::AuditEventType;

@@ -4,8 +4,6 @@
 //! rely on in their own transaction, and concurrent requests cannot exceed
 //! the per-user IDV-run limit or leave two devices behind a recovery.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // tests: a failure is a panic.
-
 use std::sync::Arc;
 
 use base64::Engine;

@@ -2,8 +2,6 @@
 //! in production, its metrics scraped over real HTTP from their own listener,
 //! and never served on the API's port.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // tests: a failure is a panic.
-
 use reqwest::StatusCode;
 use serde_json::json;
 use testkit::onfido_double::{DeliveryOutcome, OnfidoDouble, OnfidoDoubleConfig, sign};

@@ -3,11 +3,7 @@
 //! software authenticators. Every refusal has its code, is audited, and
 //! changes neither the flow nor the user's credentials.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // tests: a failure is a panic.
-
-mod ceremony;
-
-use ceremony::{ORIGIN, create, enroll, get, id, options, prove, settings};
+use crate::ceremony::{ORIGIN, create, enroll, get, id, options, prove, settings};
 
 use std::sync::Arc;
 

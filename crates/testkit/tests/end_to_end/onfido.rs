@@ -1,8 +1,6 @@
 //! `onfido` mode end to end, against the provider's HTTP test double: every
 //! flow type, provider outages and rate limits, and the webhook's defences.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // tests: a failure is a panic.
-
 use core_api::refusals::{DEFAULT_WEBHOOK_REFUSALS, RefusalLimits};
 use domain::{AuditEventType, AuditQuery};
 use reqwest::StatusCode;

@@ -4,8 +4,6 @@
 //! Needs `dashboard/dist` (built by `scripts/build-dashboard`, which
 //! `scripts/test` runs first).
 
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // tests: a failure is a panic.
-
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 

@@ -3,10 +3,10 @@
 //! the protocol's own definitions; one registration's spans, their parents,
 //! and the `traceparent` the provider double received.
 //!
-//! A test binary of its own: exporting installs the process's global
-//! subscriber and propagator.
-
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // tests: a failure is a panic.
+//! Exporting installs the process's global subscriber and propagator:
+//! nextest runs each test in a process of its own, so no other test logs or
+//! traces through them (under `cargo test`, the tests that run after this
+//! one in the same process do, which none of them asserts on).
 
 use std::sync::{Arc, Mutex};
 

@@ -1,13 +1,9 @@
 //! The `biometric-passkey` binary as operators run it: configuration refusals,
 //! migrations, serving, health checks and shutdown.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // tests: a failure is a panic.
-
-mod support;
-
+use crate::support::{Running, free_port, wait_for_health};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
-use support::{Running, free_port, wait_for_health};
 
 use assert_cmd::cargo::CommandCargoExt;
 use domain::rotation::{RowKey, SealedColumn};

@@ -6,8 +6,6 @@
 //! The server must be installed (`scripts/test` installs it); without it
 //! this test fails with the instructions, it never skips.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // tests: a failure is a panic.
-
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};

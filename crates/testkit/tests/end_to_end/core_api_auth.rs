@@ -3,8 +3,6 @@
 //! nothing; probes and the provider's signed webhook stay open; accepted
 //! calls are audited under the fingerprint of the key that made them.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // tests: a failure is a panic.
-
 use core_api::auth::ApiKeys;
 use domain::audit::Actor;
 use domain::service::FlowPolicy;

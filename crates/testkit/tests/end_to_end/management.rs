@@ -2,8 +2,6 @@
 //! database: each allowed with its scope, refused without it, and every
 //! change audited with the operator's `sub`.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // tests: a failure is a panic.
-
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use testkit::core_client::expect_error;
