@@ -95,8 +95,16 @@ async fn refused(
 async fn every_flow_type_completes_with_real_ceremonies(store: Store) {
     let app = app(store).await;
     let mut phone = SoftPasskey::new(true);
+    let (passkey_id, sign_count) = a_real_registration_completes(&app, &mut phone).await;
+    a_real_sign_in_completes(&app, &mut phone, &passkey_id, sign_count).await;
+    a_real_step_up_completes(&app, &mut phone).await;
+    let new_passkey = a_recovery_on_a_new_phone_revokes_the_old_passkey(&app, &passkey_id).await;
+    the_old_phone_enrols_anew(&app, &mut phone, &passkey_id, &new_passkey).await;
+}
 
-    // Registration: creation options for a new user, no exclusions.
+/// Registration: creation options for a new user, no exclusions. Gives the
+/// passkey's id and its stored counter.
+async fn a_real_registration_completes(app: &TestApp, phone: &mut SoftPasskey) -> (String, u32) {
     let flow = app
         .created(json!({ "type": "registration", "external_user_id": "alice" }))
         .await;
@@ -112,8 +120,8 @@ async fn every_flow_type_completes_with_real_ceremonies(store: Store) {
         .store_reference(&flow, b"encrypted-biometric-token")
         .await;
     assert_eq!(status, StatusCode::OK);
-    let response = create(&mut phone, &flow, ORIGIN);
-    let (status, body) = prove(&app, &flow, response.clone()).await;
+    let response = create(phone, &flow, ORIGIN);
+    let (status, body) = prove(app, &flow, response.clone()).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["possession"]["status"], "verified");
     assert!(
@@ -122,7 +130,7 @@ async fn every_flow_type_completes_with_real_ceremonies(store: Store) {
     );
     app.outcome(&flow, "approved").await;
     assert_eq!(app.flow(id(&flow)).await["state"], "completed");
-    let registered = credentials(&app, "alice").await;
+    let registered = credentials(app, "alice").await;
     let passkey_id = response["id"].as_str().unwrap();
     assert_eq!(registered[0]["webauthn_id"], passkey_id);
     assert_eq!(registered[0]["device_label"], "Test phone");
@@ -135,14 +143,22 @@ async fn every_flow_type_completes_with_real_ceremonies(store: Store) {
     assert!(passkey.user_verified);
     assert!(!passkey.attestation_verified);
     assert!(stored.public_key.is_some());
+    (passkey_id.to_owned(), stored.sign_count)
+}
 
-    // Sign-in: request options allow exactly the active passkey.
-    let flow = sign_in(&app, "alice").await;
+/// Sign-in: request options allow exactly the active passkey.
+async fn a_real_sign_in_completes(
+    app: &TestApp,
+    phone: &mut SoftPasskey,
+    passkey_id: &str,
+    sign_count: u32,
+) {
+    let flow = sign_in(app, "alice").await;
     assert_eq!(
         options(&flow)["allowCredentials"],
         json!([{ "type": "public-key", "id": passkey_id }])
     );
-    let (status, body) = prove(&app, &flow, get(&mut phone, options(&flow), ORIGIN)).await;
+    let (status, body) = prove(app, &flow, get(phone, options(&flow), ORIGIN)).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["state"], "completed");
     let used = app
@@ -150,9 +166,11 @@ async fn every_flow_type_completes_with_real_ceremonies(store: Store) {
         .credential_by_webauthn_id(passkey_id)
         .await
         .unwrap();
-    assert!(used.sign_count > stored.sign_count, "the counter moved on");
+    assert!(used.sign_count > sign_count, "the counter moved on");
+}
 
-    // Step-up: the same passkey plus the biometric match.
+/// Step-up: the same passkey plus the biometric match.
+async fn a_real_step_up_completes(app: &TestApp, phone: &mut SoftPasskey) {
     let flow = app
         .created(json!({
             "type": "step_up",
@@ -170,12 +188,19 @@ async fn every_flow_type_completes_with_real_ceremonies(store: Store) {
         )
         .await;
     assert_eq!(status, StatusCode::OK);
-    let (status, body) = prove(&app, &flow, get(&mut phone, options(&flow), ORIGIN)).await;
+    let (status, body) = prove(app, &flow, get(phone, options(&flow), ORIGIN)).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     app.outcome(&flow, "approved").await;
     assert_eq!(app.flow(id(&flow)).await["state"], "completed");
+}
 
-    // Recovery on a new phone: the old passkey is excluded, then revoked.
+/// Recovery on a new phone: the old passkey is excluded, then revoked; the
+/// new phone signs in and the old passkey is no longer offered. Gives the
+/// new passkey's id.
+async fn a_recovery_on_a_new_phone_revokes_the_old_passkey(
+    app: &TestApp,
+    passkey_id: &str,
+) -> Value {
     app.clock.advance(time::Duration::days(1));
     let mut new_phone = SoftPasskey::new(true);
     let flow = app
@@ -187,11 +212,11 @@ async fn every_flow_type_completes_with_real_ceremonies(store: Store) {
         "the user's passkeys are excluded"
     );
     let response = create(&mut new_phone, &flow, ORIGIN);
-    let (status, body) = prove(&app, &flow, response.clone()).await;
+    let (status, body) = prove(app, &flow, response.clone()).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     app.outcome(&flow, "approved").await;
     assert_eq!(app.flow(id(&flow)).await["state"], "completed");
-    let after = credentials(&app, "alice").await;
+    let after = credentials(app, "alice").await;
     let status_of = |webauthn_id: &Value| {
         after
             .as_array()
@@ -204,16 +229,24 @@ async fn every_flow_type_completes_with_real_ceremonies(store: Store) {
     assert_eq!(status_of(&response["id"]), Some(json!("active")));
 
     // The new phone signs in; the old one is no longer offered.
-    let flow = sign_in(&app, "alice").await;
+    let flow = sign_in(app, "alice").await;
     assert_eq!(
         options(&flow)["allowCredentials"],
         json!([{ "type": "public-key", "id": response["id"] }])
     );
-    let (status, body) = prove(&app, &flow, get(&mut new_phone, options(&flow), ORIGIN)).await;
+    let (status, body) = prove(app, &flow, get(&mut new_phone, options(&flow), ORIGIN)).await;
     assert_eq!(status, StatusCode::OK, "{body}");
+    response["id"].clone()
+}
 
-    // The old phone, found again, enrols anew: its revoked passkey is not
-    // excluded, so the authenticator makes another instead of refusing.
+/// The old phone, found again, enrols anew: its revoked passkey is not
+/// excluded, so the authenticator makes another instead of refusing.
+async fn the_old_phone_enrols_anew(
+    app: &TestApp,
+    phone: &mut SoftPasskey,
+    passkey_id: &str,
+    new_passkey: &Value,
+) {
     app.clock.advance(time::Duration::days(1));
     let flow = app
         .created(json!({ "type": "recovery", "external_user_id": "alice" }))
@@ -225,10 +258,10 @@ async fn every_flow_type_completes_with_real_ceremonies(store: Store) {
         .iter()
         .map(|c| &c["id"])
         .collect();
-    assert_eq!(excluded, [&response["id"]], "only the live passkey");
-    let again = create(&mut phone, &flow, ORIGIN);
+    assert_eq!(excluded, [new_passkey], "only the live passkey");
+    let again = create(phone, &flow, ORIGIN);
     assert_ne!(again["id"], json!(passkey_id), "a new credential");
-    let (status, body) = prove(&app, &flow, again).await;
+    let (status, body) = prove(app, &flow, again).await;
     assert_eq!(status, StatusCode::OK, "{body}");
 }
 

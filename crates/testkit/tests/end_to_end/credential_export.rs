@@ -263,15 +263,40 @@ async fn the_management_api_exports_under_its_own_scope(store: Store) {
     let management = spawn_management_for(&core, config).await;
     let exporter = token(&key, "management.credentials.export");
 
-    // No token: 401.
+    refused_without_the_export_scope(&core, &management, &key).await;
+    client_mistakes_export_nothing(&core, &management, &exporter).await;
+
+    // Everyone's, then one user's.
+    let (lines, end) = exported_over_http(&management, &exporter, "").await;
+    assert_eq!(end["end"], json!({ "users": 2, "credentials": 2 }));
+    let users: Vec<&str> = lines
+        .iter()
+        .map(|l| l["external_user_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(users, ["export-alice", "export-bob"], "in identifier order");
+    let (lines, end) =
+        exported_over_http(&management, &exporter, "?external_user_id=export-alice").await;
+    assert_eq!(end["end"], json!({ "users": 1, "credentials": 1 }));
+    let [line] = lines.as_slice() else {
+        panic!("one credential: {lines:?}")
+    };
+    assert_eq!(line["external_user_id"], "export-alice");
+    assert_eq!(line["possession_mode"], "builtin");
+    assert_eq!(line["status"], "active");
+    verifies_a_new_assertion(&core, &mut phone, "export-alice", line).await;
+
+    each_export_is_audited_once_via_the_api(&core).await;
+}
+
+/// No token: 401. Every other scope, the dashboard's default ones among
+/// them: 403, and nothing exported.
+async fn refused_without_the_export_scope(core: &TestApp, management: &TestApp, key: &SigningKey) {
     let (status, body) = management
         .send(management.client.get(management.url(EXPORT)))
         .await;
     expect_error(status, &body, StatusCode::UNAUTHORIZED, "unauthorized");
-    // Every other scope, the dashboard's default ones among them: 403, and
-    // nothing exported.
     let others = token(
-        &key,
+        key,
         "management.users.read management.users.delete management.credentials.read \
          management.credentials.suspend management.credentials.activate \
          management.credentials.revoke management.flows.read management.audit.read",
@@ -292,9 +317,11 @@ async fn the_management_api_exports_under_its_own_scope(store: Store) {
             .contains("management.credentials.export"),
         "{body}"
     );
-    assert!(credential_exports(&core).await.is_empty());
+    assert!(credential_exports(core).await.is_empty());
+}
 
-    // Client mistakes: an unknown user, a malformed id, an unknown parameter.
+/// Client mistakes: an unknown user, a malformed id, an unknown parameter.
+async fn client_mistakes_export_nothing(core: &TestApp, management: &TestApp, exporter: &str) {
     for (query, status, code) in [
         (
             "?external_user_id=nobody",
@@ -317,34 +344,17 @@ async fn the_management_api_exports_under_its_own_scope(store: Store) {
                 management
                     .client
                     .get(management.url(&format!("{EXPORT}{query}")))
-                    .bearer_auth(&exporter),
+                    .bearer_auth(exporter),
             )
             .await;
         expect_error(got, &body, status, code);
     }
-    assert!(credential_exports(&core).await.is_empty());
+    assert!(credential_exports(core).await.is_empty());
+}
 
-    // Everyone's, then one user's.
-    let (lines, end) = exported_over_http(&management, &exporter, "").await;
-    assert_eq!(end["end"], json!({ "users": 2, "credentials": 2 }));
-    let users: Vec<&str> = lines
-        .iter()
-        .map(|l| l["external_user_id"].as_str().unwrap())
-        .collect();
-    assert_eq!(users, ["export-alice", "export-bob"], "in identifier order");
-    let (lines, end) =
-        exported_over_http(&management, &exporter, "?external_user_id=export-alice").await;
-    assert_eq!(end["end"], json!({ "users": 1, "credentials": 1 }));
-    let [line] = lines.as_slice() else {
-        panic!("one credential: {lines:?}")
-    };
-    assert_eq!(line["external_user_id"], "export-alice");
-    assert_eq!(line["possession_mode"], "builtin");
-    assert_eq!(line["status"], "active");
-    verifies_a_new_assertion(&core, &mut phone, "export-alice", line).await;
-
-    // Each export is one audit event under the operator, via the API.
-    let exports = credential_exports(&core).await;
+/// Each export is one audit event under the operator, via the API.
+async fn each_export_is_audited_once_via_the_api(core: &TestApp) {
+    let exports = credential_exports(core).await;
     assert_eq!(exports.len(), 2, "{exports:?}");
     let (one, all) = (&exports[0], &exports[1]);
     for event in [one, all] {

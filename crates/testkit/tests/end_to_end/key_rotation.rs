@@ -207,11 +207,45 @@ async fn every_flow_type(app: &TestApp, n: u32, steps: &AtomicU32) {
 
 const OLD_USERS: u32 = 12;
 
+/// What key A sealed before the rotation: the staged registration, and the
+/// step-ups waiting with their idempotent requests.
+struct SealedUnderA {
+    staged: Value,
+    waiting: Vec<(Value, Value)>,
+    values: Vec<(String, u64)>,
+}
+
 async fn a_reseal_next_to_live_traffic_leaves_nothing_under_the_earlier_key(store: Store) {
-    // Key A ("test") seals users' applicants and references, flows' SDK
-    // tokens and transaction contexts, a staged reference, idempotent
-    // responses and the audit seals.
     let before = spawn_core(store).await;
+    let sealed = seal_every_column_under_a(&before).await;
+
+    // The operator makes B current, keeps A for reading, and re-seals while
+    // the Core API serves every flow type.
+    let (b, _) = DataKey::generate(KeyId::parse("key-b").unwrap());
+    let ring = b.with_earlier(&[test_key()]).unwrap();
+    let after = Arc::new(spawn_core_over(&before, ring.clone()).await);
+    reseal_while_every_flow_type_is_served(&after, &ring, sealed.values.len()).await;
+
+    // Nothing is left under A: the operator removes it.
+    assert_eq!(under(&after, "test").await, Vec::<(String, u64)>::new());
+    let again = server::keys::reseal(after.repo.as_ref(), &ring, 3, &mut |_, _| {})
+        .await
+        .unwrap();
+    assert_eq!(
+        (again.resealed, again.passes),
+        (0, 1),
+        "a second run has nothing to do"
+    );
+    let only_b = spawn_core_over(&before, new_only(&ring)).await;
+    everything_reads_under_b_alone(&only_b, &ring, &sealed).await;
+    drop(only_b);
+    drop(after);
+}
+
+/// Key A ("test") seals users' applicants and references, flows' SDK tokens
+/// and transaction contexts, a staged reference, idempotent responses and
+/// the audit seals.
+async fn seal_every_column_under_a(before: &TestApp) -> SealedUnderA {
     for n in 0..OLD_USERS {
         before
             .enrolled(&format!("old-{n}"), &format!("old-{n}-phone"))
@@ -242,23 +276,31 @@ async fn a_reseal_next_to_live_traffic_leaves_nothing_under_the_earlier_key(stor
         assert_eq!(status, StatusCode::CREATED, "{flow}");
         waiting.push((body, flow));
     }
-    assert!(trail(&before, &test_key()).maintain().await.is_ok());
-    let sealed_under_a = under(&before, "test").await;
+    assert!(trail(before, &test_key()).maintain().await.is_ok());
+    let values = under(before, "test").await;
     for column in SealedColumn::ALL
         .iter()
         .filter(|c| **c != SealedColumn::FlowCeremony && **c != SealedColumn::CleanupApplicant)
     {
         assert!(
-            sealed_under_a.iter().any(|(c, _)| *c == column.name()),
-            "{column:?} has values under A: {sealed_under_a:?}"
+            values.iter().any(|(c, _)| *c == column.name()),
+            "{column:?} has values under A: {values:?}"
         );
     }
+    SealedUnderA {
+        staged,
+        waiting,
+        values,
+    }
+}
 
-    // The operator makes B current, keeps A for reading, and re-seals while
-    // the Core API serves every flow type.
-    let (b, _) = DataKey::generate(KeyId::parse("key-b").unwrap());
-    let ring = b.with_earlier(&[test_key()]).unwrap();
-    let after = Arc::new(spawn_core_over(&before, ring.clone()).await);
+/// Re-seals and re-keys the audit trail in small batches while `after`
+/// serves every flow type, and checks that requests completed in between.
+async fn reseal_while_every_flow_type_is_served(
+    after: &Arc<TestApp>,
+    ring: &DataKey,
+    sealed_under_a: usize,
+) {
     let stop = Arc::new(AtomicBool::new(false));
     let steps = Arc::new(AtomicU32::new(0));
     let traffic = tokio::spawn({
@@ -280,7 +322,7 @@ async fn a_reseal_next_to_live_traffic_leaves_nothing_under_the_earlier_key(stor
     // runtime's workers carry on) until the traffic has completed another
     // step, so live writes land between its batches however busy the machine.
     let mut seen: Vec<u32> = Vec::new();
-    let resealed = server::keys::reseal(after.repo.as_ref(), &ring, 2, &mut |_, _| {
+    let resealed = server::keys::reseal(after.repo.as_ref(), ring, 2, &mut |_, _| {
         let now = steps.load(Ordering::SeqCst);
         if seen.is_empty() {
             let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
@@ -293,16 +335,13 @@ async fn a_reseal_next_to_live_traffic_leaves_nothing_under_the_earlier_key(stor
     })
     .await
     .unwrap();
-    let rekeyed = trail(&after, &ring).rekey().await.unwrap().unwrap();
+    let rekeyed = trail(after, ring).rekey().await.unwrap().unwrap();
     stop.store(true, Ordering::SeqCst);
     let rounds = traffic.await.unwrap();
     assert!(rounds >= 1);
     assert!(resealed.settled, "{resealed:?}");
     assert!(resealed.unreadable.is_empty(), "{resealed:?}");
-    assert!(
-        resealed.resealed >= sealed_under_a.len() as u64,
-        "{resealed:?}"
-    );
+    assert!(resealed.resealed >= sealed_under_a as u64, "{resealed:?}");
     assert!(seen.len() > 3, "small batches: {}", seen.len());
     assert!(
         seen.last() > seen.first(),
@@ -310,20 +349,14 @@ async fn a_reseal_next_to_live_traffic_leaves_nothing_under_the_earlier_key(stor
     );
     assert!(rekeyed.refused.is_empty(), "{rekeyed:?}");
     assert!(rekeyed.seals >= 1 && rekeyed.retagged >= 1, "{rekeyed:?}");
-    assert!(trail(&after, &ring).maintain().await.is_ok());
+    assert!(trail(after, ring).maintain().await.is_ok());
+}
 
-    // Nothing is left under A: the operator removes it.
-    assert_eq!(under(&after, "test").await, Vec::<(String, u64)>::new());
-    let again = server::keys::reseal(after.repo.as_ref(), &ring, 3, &mut |_, _| {})
-        .await
-        .unwrap();
-    assert_eq!(
-        (again.resealed, again.passes),
-        (0, 1),
-        "a second run has nothing to do"
-    );
-    let only_b = spawn_core_over(&before, new_only(&ring)).await;
-    for (body, flow) in &waiting {
+/// With B alone configured: the waiting flows' contexts read, their stored
+/// responses replay, every old user's applicant and reference open, and the
+/// audit trail verifies.
+async fn everything_reads_under_b_alone(only_b: &TestApp, ring: &DataKey, sealed: &SealedUnderA) {
+    for (body, flow) in &sealed.waiting {
         let read = only_b.flow(id(flow)).await;
         assert_eq!(read["transaction_context"], body["transaction_context"]);
         assert_eq!(
@@ -355,16 +388,14 @@ async fn a_reseal_next_to_live_traffic_leaves_nothing_under_the_earlier_key(stor
             "the applicant opens: {step_up}"
         );
         assert_eq!(
-            released_reference(&only_b, &step_up).await,
+            released_reference(only_b, &step_up).await,
             b"encrypted-biometric-token"
         );
     }
-    assert_eq!(only_b.flow(id(&staged)).await["state"], "expired");
-    let report = trail(&only_b, &new_only(&ring)).verify(None).await.unwrap();
+    assert_eq!(only_b.flow(id(&sealed.staged)).await["state"], "expired");
+    let report = trail(only_b, &new_only(ring)).verify(None).await.unwrap();
     assert!(report.is_clean(), "{:?}", report.findings);
     assert!(report.seals >= 2);
-    drop(only_b);
-    drop(after);
 }
 
 async fn a_value_under_a_key_that_is_not_configured_is_named_never_skipped(store: Store) {

@@ -96,6 +96,22 @@ impl Setup {
 async fn credential_lifecycle_actions_are_scoped_and_audited(store: Store) {
     let s = setup(store).await;
     s.core.enrolled("alice", "alice-phone").await;
+    let id = reads_need_their_own_scope(&s).await;
+    let reason = json!({ "reason": "reported stolen" });
+    each_action_needs_its_own_scope(&s, &id, &reason).await;
+    a_suspended_credential_is_activated_again(&s, &id, &reason).await;
+    a_revoked_credential_stays_revoked(&s, &id, reason).await;
+    credential_actions_are_audited_with_the_operator(&s).await;
+}
+
+fn credential_action(id: &str, action: &str) -> String {
+    format!("/api/management/v1/credentials/{id}/{action}")
+}
+
+/// The user and the credential read with their scopes, and not with
+/// another's; the user's view holds no reference material. Gives the id of
+/// alice's credential.
+async fn reads_need_their_own_scope(s: &Setup) -> String {
     let (status, user) = s
         .get("management.users.read", "/api/management/v1/users/alice")
         .await;
@@ -110,7 +126,6 @@ async fn credential_lifecycle_actions_are_scoped_and_audited(store: Store) {
         .await;
     assert_eq!(status, StatusCode::FORBIDDEN);
     let id = user["credentials"][0]["id"].as_str().unwrap().to_owned();
-    let path = |action: &str| format!("/api/management/v1/credentials/{id}/{action}");
 
     let (status, credential) = s
         .get(
@@ -129,8 +144,10 @@ async fn credential_lifecycle_actions_are_scoped_and_audited(store: Store) {
         )
         .await;
     assert_eq!(status, StatusCode::FORBIDDEN);
+    id
+}
 
-    let reason = json!({ "reason": "reported stolen" });
+async fn each_action_needs_its_own_scope(s: &Setup, id: &str, reason: &Value) {
     for (action, scope) in [
         ("suspend", "management.credentials.suspend"),
         ("activate", "management.credentials.activate"),
@@ -139,18 +156,22 @@ async fn credential_lifecycle_actions_are_scoped_and_audited(store: Store) {
         let (status, body) = s
             .post(
                 ALL.replace(scope, "").as_str(),
-                &path(action),
+                &credential_action(id, action),
                 reason.clone(),
             )
             .await;
         expect_error(status, &body, StatusCode::FORBIDDEN, "missing_scope");
         assert!(body["error"]["message"].as_str().unwrap().contains(scope));
     }
+}
 
+/// Suspended once (not twice), the credential no longer starts a step-up;
+/// activated, it is active again.
+async fn a_suspended_credential_is_activated_again(s: &Setup, id: &str, reason: &Value) {
     let (status, suspended) = s
         .post(
             "management.credentials.suspend",
-            &path("suspend"),
+            &credential_action(id, "suspend"),
             reason.clone(),
         )
         .await;
@@ -161,7 +182,7 @@ async fn credential_lifecycle_actions_are_scoped_and_audited(store: Store) {
     let (status, body) = s
         .post(
             "management.credentials.suspend",
-            &path("suspend"),
+            &credential_action(id, "suspend"),
             reason.clone(),
         )
         .await;
@@ -178,7 +199,7 @@ async fn credential_lifecycle_actions_are_scoped_and_audited(store: Store) {
     let (status, active) = s
         .post(
             "management.credentials.activate",
-            &path("activate"),
+            &credential_action(id, "activate"),
             reason.clone(),
         )
         .await;
@@ -186,10 +207,15 @@ async fn credential_lifecycle_actions_are_scoped_and_audited(store: Store) {
         (status, active["status"].as_str()),
         (StatusCode::OK, Some("active"))
     );
+}
+
+/// Revoked with its reason, the credential cannot be activated; a blank
+/// reason and a malformed id are client mistakes.
+async fn a_revoked_credential_stays_revoked(s: &Setup, id: &str, reason: Value) {
     let (status, revoked) = s
         .post(
             "management.credentials.revoke",
-            &path("revoke"),
+            &credential_action(id, "revoke"),
             json!({ "reason": "device replaced" }),
         )
         .await;
@@ -201,7 +227,7 @@ async fn credential_lifecycle_actions_are_scoped_and_audited(store: Store) {
     let (status, body) = s
         .post(
             "management.credentials.activate",
-            &path("activate"),
+            &credential_action(id, "activate"),
             reason.clone(),
         )
         .await;
@@ -214,7 +240,7 @@ async fn credential_lifecycle_actions_are_scoped_and_audited(store: Store) {
     let (status, body) = s
         .post(
             "management.credentials.revoke",
-            &path("revoke"),
+            &credential_action(id, "revoke"),
             json!({ "reason": " " }),
         )
         .await;
@@ -232,7 +258,9 @@ async fn credential_lifecycle_actions_are_scoped_and_audited(store: Store) {
         )
         .await;
     expect_error(status, &body, StatusCode::BAD_REQUEST, "invalid_parameter");
+}
 
+async fn credential_actions_are_audited_with_the_operator(s: &Setup) {
     let actions: Vec<(String, Option<String>, Option<String>)> = s
         .core
         .audit_trail()
@@ -842,6 +870,21 @@ fn overview_counts(body: &Value) -> (FlowCounts, EventCounts) {
 
 async fn the_overview_counts_real_flows_and_refusals(store: Store) {
     let s = setup(store).await;
+    flows_and_refusals_to_count(&s).await;
+    let from = (T0 - time::Duration::hours(1))
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap();
+    let to = (T0 + time::Duration::hours(1))
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap();
+    let hours = counted_by_hour(&s, &from, &to).await;
+    counted_by_day(&s, &from, &to, &hours).await;
+    each_overview_read_is_on_the_record(&s, &hours).await;
+}
+
+/// Two registrations, an identity proof declined, a counter regression
+/// refused, and an operator's suspension.
+async fn flows_and_refusals_to_count(s: &Setup) {
     s.core.enrolled("ana", "ana-phone").await;
     s.core.enrolled("ben", "ben-phone").await;
     // An identity proof declined.
@@ -878,13 +921,11 @@ async fn the_overview_counts_real_flows_and_refusals(store: Store) {
         )
         .await;
     assert_eq!(status, StatusCode::OK);
+}
 
-    let from = (T0 - time::Duration::hours(1))
-        .format(&time::format_description::well_known::Rfc3339)
-        .unwrap();
-    let to = (T0 + time::Duration::hours(1))
-        .format(&time::format_description::well_known::Rfc3339)
-        .unwrap();
+/// By hour: each flow type and state, each event with its outcome and
+/// reason, and no operator's words.
+async fn counted_by_hour(s: &Setup, from: &str, to: &str) -> Value {
     let (status, hours) = s
         .get(
             "management.audit.read",
@@ -935,8 +976,11 @@ async fn the_overview_counts_real_flows_and_refusals(store: Store) {
         !hours.to_string().contains("reported stolen"),
         "an operator's words are not counted"
     );
+    hours
+}
 
-    // By day: the same counts in one bucket starting at midnight UTC.
+/// By day: the same counts in one bucket starting at midnight UTC.
+async fn counted_by_day(s: &Setup, from: &str, to: &str, hours: &Value) {
     let (status, days) = s
         .get(
             "management.audit.read",
@@ -944,6 +988,7 @@ async fn the_overview_counts_real_flows_and_refusals(store: Store) {
         )
         .await;
     assert_eq!(status, StatusCode::OK, "{days}");
+    let (flows, events) = overview_counts(hours);
     let (day_flows, day_events) = overview_counts(&days);
     assert!(day_flows.keys().all(|k| k.0 == "2026-06-01T00:00:00Z"));
     assert_eq!(day_flows.values().sum::<u64>(), flows.values().sum::<u64>());
@@ -951,8 +996,9 @@ async fn the_overview_counts_real_flows_and_refusals(store: Store) {
         day_events.values().sum::<u64>(),
         events.values().sum::<u64>()
     );
+}
 
-    // Each overview read is on the record.
+async fn each_overview_read_is_on_the_record(s: &Setup, hours: &Value) {
     let reads: Vec<_> = operator_events(&s.core)
         .await
         .into_iter()

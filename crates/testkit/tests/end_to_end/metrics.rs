@@ -67,12 +67,29 @@ fn assert_sample(text: &str, name: &str, labels: &[(&str, &str)], expected: f64)
 
 async fn the_core_api_counts_requests_by_route_template_and_status_class(store: Store) {
     let app = spawn_core_metered(store).await;
+    let id = requests_of_every_kind(&app).await;
+    let text = scrape(&app).await;
+    requests_are_counted_by_route_template(&text, &id);
+    latency_build_and_pool_are_reported(&text);
+}
+
+/// The Core API's reads of a flow as its route template labels them.
+const FLOW_READ: [(&str, &str); 3] = [
+    ("runtime", "core"),
+    ("route", "/api/core/v1/flows/{flow_id}"),
+    ("method", "GET"),
+];
+
+/// A flow created and read three times, an unknown flow, an odd user id,
+/// an unknown route, and `/metrics` asked of the API's port. Gives the
+/// flow's id.
+async fn requests_of_every_kind(app: &TestApp) -> String {
     let flow = app
         .created(json!({ "type": "registration", "external_user_id": "ada" }))
         .await;
-    let id = flow["id"].as_str().unwrap();
+    let id = flow["id"].as_str().unwrap().to_owned();
     for _ in 0..3 {
-        app.flow(id).await;
+        app.flow(&id).await;
     }
     let (status, _) = app
         .get_json("/api/core/v1/flows/0190b5a4-0000-7000-8000-000000000000")
@@ -90,25 +107,26 @@ async fn the_core_api_counts_requests_by_route_template_and_status_class(store: 
     assert_eq!(on_api_port.status(), StatusCode::NOT_FOUND);
     let on_api_port = on_api_port.text().await.unwrap();
     assert!(!on_api_port.contains("biometric_passkey_"), "{on_api_port}");
+    id
+}
 
-    let text = scrape(&app).await;
+fn requests_are_counted_by_route_template(text: &str, id: &str) {
     let requests = "biometric_passkey_http_requests_total";
-    let route = "/api/core/v1/flows/{flow_id}";
-    let read = [("runtime", "core"), ("route", route), ("method", "GET")];
+    let read = FLOW_READ;
     assert_sample(
-        &text,
+        text,
         requests,
         &[&read[..], &[("status", "2xx")]].concat(),
         3.0,
     );
     assert_sample(
-        &text,
+        text,
         requests,
         &[&read[..], &[("status", "4xx")]].concat(),
         1.0,
     );
     assert_sample(
-        &text,
+        text,
         requests,
         &[
             ("route", "/api/core/v1/flows"),
@@ -118,7 +136,7 @@ async fn the_core_api_counts_requests_by_route_template_and_status_class(store: 
         1.0,
     );
     assert_sample(
-        &text,
+        text,
         requests,
         &[("route", "unmatched"), ("method", "GET"), ("status", "4xx")],
         2.0, // the unknown route and /metrics on the API port
@@ -127,14 +145,19 @@ async fn the_core_api_counts_requests_by_route_template_and_status_class(store: 
     assert!(!text.contains(id), "{text}");
     assert!(!text.contains("0190b5a4"), "{text}");
     assert!(!text.contains("xxxxxxxx"), "{text}");
+}
 
-    // One latency histogram per route, whose buckets resolve the 10 ms target.
+/// One latency histogram per route, the build, the process and the
+/// database pool.
+fn latency_build_and_pool_are_reported(text: &str) {
+    let read = FLOW_READ;
+    // Buckets that resolve the 10 ms target.
     let latency = "biometric_passkey_http_request_duration_seconds";
-    assert_sample(&text, &format!("{latency}_count"), &read, 4.0);
+    assert_sample(text, &format!("{latency}_count"), &read, 4.0);
     for le in ["0.005", "0.01", "0.025"] {
         assert!(
             sample(
-                &text,
+                text,
                 &format!("{latency}_bucket"),
                 &[&read[..], &[("le", le)]].concat()
             )
@@ -144,16 +167,16 @@ async fn the_core_api_counts_requests_by_route_template_and_status_class(store: 
     }
 
     assert_sample(
-        &text,
+        text,
         "biometric_passkey_build_info",
         &[("version", env!("CARGO_PKG_VERSION"))],
         1.0,
     );
-    assert!(sample(&text, "process_start_time_seconds", &[]).is_some_and(|t| t > 1.7e9));
+    assert!(sample(text, "process_start_time_seconds", &[]).is_some_and(|t| t > 1.7e9));
     // Sampled on scrape: the pool holds at least the connections just used.
     assert!(
         sample(
-            &text,
+            text,
             "biometric_passkey_db_pool_connections",
             &[("state", "open")]
         )
@@ -161,13 +184,13 @@ async fn the_core_api_counts_requests_by_route_template_and_status_class(store: 
         "{text}"
     );
     assert!(
-        sample(&text, "biometric_passkey_db_pool_max_connections", &[]).is_some_and(|n| n >= 1.0)
+        sample(text, "biometric_passkey_db_pool_max_connections", &[]).is_some_and(|n| n >= 1.0)
     );
-    assert_sample(&text, "biometric_passkey_db_pool_waiters", &[], 0.0);
+    assert_sample(text, "biometric_passkey_db_pool_waiters", &[], 0.0);
     // Every statement above took its connection through the timed acquire.
     assert!(
         sample(
-            &text,
+            text,
             "biometric_passkey_db_pool_acquire_duration_seconds_count",
             &[]
         )
@@ -176,7 +199,7 @@ async fn the_core_api_counts_requests_by_route_template_and_status_class(store: 
     );
     assert!(
         sample(
-            &text,
+            text,
             "biometric_passkey_db_pool_acquire_duration_seconds_bucket",
             &[("le", "0.0001")]
         )
@@ -188,9 +211,21 @@ async fn the_core_api_counts_requests_by_route_template_and_status_class(store: 
 async fn flows_and_refused_possession_proofs_are_counted_by_type_and_code(store: Store) {
     let app = spawn_core_metered(store).await;
     app.enrolled("bea", "bea-phone").await;
+    let (sign_in, refused_code) = a_sign_in_completes_and_two_proofs_are_refused(&app).await;
+    a_step_up_is_declined_and_another_cancelled(&app).await;
+    let text = scrape(&app).await;
+    flows_are_counted_by_type_and_outcome(&text);
+    refusals_are_counted_by_code(&text, &refused_code);
+    // No user's or flow's identifier in any label.
+    assert!(!text.contains("bea"), "{text}");
+    assert!(!text.contains(&sign_in), "{text}");
+}
 
-    // A sign-in with a growing counter completes; the next one, whose counter
-    // went backwards (a cloned authenticator?), is refused.
+/// A sign-in with a growing counter completes; the next one, whose counter
+/// went backwards (a cloned authenticator?), is refused, and so is another
+/// user's passkey. Gives the completed sign-in's id and the second
+/// refusal's code.
+async fn a_sign_in_completes_and_two_proofs_are_refused(app: &TestApp) -> (String, String) {
     let sign_in = app
         .created(json!({ "type": "sign_in", "external_user_id": "bea" }))
         .await;
@@ -207,8 +242,11 @@ async fn flows_and_refused_possession_proofs_are_counted_by_type_and_code(store:
     let (status, body) = app.assert_with(&cloned, "someone-elses-phone", 9).await;
     assert!(status.is_client_error(), "{body}");
     let refused_code = body["error"]["code"].as_str().unwrap().to_owned();
+    (sign_in["id"].as_str().unwrap().to_owned(), refused_code)
+}
 
-    // A step-up the provider declines fails; another is cancelled.
+/// A step-up the provider declines fails; another is cancelled.
+async fn a_step_up_is_declined_and_another_cancelled(app: &TestApp) {
     let declined = app
         .created(json!({ "type": "step_up", "external_user_id": "bea" }))
         .await;
@@ -223,65 +261,70 @@ async fn flows_and_refused_possession_proofs_are_counted_by_type_and_code(store:
     );
     let (status, body) = app.post(&cancel, json!({})).await;
     assert!(status.is_success(), "{body}");
+}
 
-    let text = scrape(&app).await;
+fn flows_are_counted_by_type_and_outcome(text: &str) {
     let kind = |t| [("type", t)];
     assert_sample(
-        &text,
+        text,
         "biometric_passkey_flows_created_total",
         &kind("registration"),
         1.0,
     );
     assert_sample(
-        &text,
+        text,
         "biometric_passkey_flows_created_total",
         &kind("sign_in"),
         2.0,
     );
     assert_sample(
-        &text,
+        text,
         "biometric_passkey_flows_created_total",
         &kind("step_up"),
         2.0,
     );
     assert_sample(
-        &text,
+        text,
         "biometric_passkey_flows_completed_total",
         &kind("registration"),
         1.0,
     );
     assert_sample(
-        &text,
+        text,
         "biometric_passkey_flows_completed_total",
         &kind("sign_in"),
         1.0,
     );
     assert_sample(
-        &text,
+        text,
         "biometric_passkey_flows_failed_total",
         &[("type", "step_up"), ("reason", "idv_declined")],
         1.0,
     );
     assert_sample(
-        &text,
+        text,
         "biometric_passkey_flows_cancelled_total",
         &kind("step_up"),
         1.0,
     );
+}
+
+/// Refused proofs by code, their audit events, and the provider's calls.
+fn refusals_are_counted_by_code(text: &str, refused_code: &str) {
     assert_sample(
-        &text,
+        text,
         "biometric_passkey_possession_proofs_refused_total",
         &[("code", "counter_regression")],
         1.0,
     );
     assert_sample(
-        &text,
+        text,
         "biometric_passkey_possession_proofs_refused_total",
-        &[("code", refused_code.as_str())],
+        &[("code", refused_code)],
         1.0,
     );
     assert_sample(
-        &text,
+        text,
         "biometric_passkey_audit_events_total",
         &[
             ("event", "credential.counter_regression"),
@@ -292,7 +335,7 @@ async fn flows_and_refused_possession_proofs_are_counted_by_type_and_code(store:
     // The synthetic provider's calls, by operation.
     assert!(
         sample(
-            &text,
+            text,
             "biometric_passkey_idv_requests_total",
             &[
                 ("provider", "synthetic"),
@@ -303,9 +346,6 @@ async fn flows_and_refused_possession_proofs_are_counted_by_type_and_code(store:
         .is_some_and(|n| n >= 3.0),
         "{text}"
     );
-    // No user's or flow's identifier in any label.
-    assert!(!text.contains("bea"), "{text}");
-    assert!(!text.contains(sign_in["id"].as_str().unwrap()), "{text}");
 }
 
 async fn webhook_deliveries_and_provider_calls_are_counted_by_outcome(store: Store) {

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use testkit::onfido_double::{DeliveryOutcome, OnfidoDouble, OnfidoDoubleConfig, sign};
-use testkit::{Store, spawn_core_onfido_metered, spawn_management_metered};
+use testkit::{Store, TestApp, spawn_core_onfido_metered, spawn_management_metered};
 
 const WEBHOOK_PATH: &str = "/api/public/v1/providers/onfido/webhooks";
 
@@ -180,7 +180,19 @@ async fn a_real_prometheus_scrapes_both_runtimes_and_answers_for_their_series() 
     prometheus.expect(r#"up{job="core"}"#, 1.0).await;
     prometheus.expect(r#"up{job="management"}"#, 1.0).await;
 
-    // Two registrations: the provider approves one and declines the other.
+    registrations_a_forged_delivery_and_health_checks(&double, &core, &management).await;
+    flows_deliveries_and_requests_are_stored(&prometheus).await;
+    pool_latency_and_build_are_stored(&prometheus).await;
+}
+
+/// Two registrations (the provider approves one and declines the other), a
+/// forged webhook delivery, and three health checks of the management
+/// runtime.
+async fn registrations_a_forged_delivery_and_health_checks(
+    double: &OnfidoDouble,
+    core: &TestApp,
+    management: &TestApp,
+) {
     for (user, outcome) in [("ann", "approved"), ("ben", "declined")] {
         let flow = core
             .created(json!({ "type": "registration", "external_user_id": user }))
@@ -212,7 +224,9 @@ async fn a_real_prometheus_scrapes_both_runtimes_and_answers_for_their_series() 
     for _ in 0..3 {
         assert_eq!(management.get("/api/health").await.status(), StatusCode::OK);
     }
+}
 
+async fn flows_deliveries_and_requests_are_stored(prometheus: &Prometheus) {
     prometheus
         .expect(
             r#"biometric_passkey_flows_created_total{job="core",type="registration"}"#,
@@ -263,7 +277,11 @@ async fn a_real_prometheus_scrapes_both_runtimes_and_answers_for_their_series() 
             2.0,
         )
         .await;
-    // The pool's waiters and acquire times, as the pool alert reads them.
+}
+
+/// The pool's waiters and acquire times, as the pool alert reads them; the
+/// latency histogram as Prometheus users query it; each runtime's build.
+async fn pool_latency_and_build_are_stored(prometheus: &Prometheus) {
     prometheus
         .expect(r#"biometric_passkey_db_pool_waiters{job="core"}"#, 0.0)
         .await;

@@ -75,14 +75,7 @@ fn attribute(span: &Span, key: &str) -> Option<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_flows_spans_reach_the_collector_with_their_parents_and_the_provider_gets_the_trace() {
-    let collector = Collector::default();
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let endpoint = format!("http://{}/v1/traces", listener.local_addr().unwrap());
-    let receiver = axum::Router::new()
-        .route("/v1/traces", post(receive))
-        .with_state(collector.clone());
-    tokio::spawn(async move { axum::serve(listener, receiver).await.unwrap() });
-
+    let (collector, endpoint) = start_collector().await;
     let traces = Traces::start_to(&endpoint, "core").unwrap();
     let _logs = telemetry::init_traced(LogLevel::Info, Some(&traces));
 
@@ -112,30 +105,53 @@ async fn a_flows_spans_reach_the_collector_with_their_parents_and_the_provider_g
         .to_owned();
     traces.flush().await;
 
-    let spans: Vec<Span> = {
-        let received = collector.0.lock().unwrap();
-        assert!(
-            received
-                .iter()
-                .all(|(service, _)| service == "biometric-passkey-core"),
-            "the service is named after the runtime"
-        );
+    let spans = spans_of_the_callers_trace(&collector);
+    let operation = the_operation_inside_the_request(&spans, correlation_id);
+    let provider_calls = store_and_provider_calls_inside(&spans, operation);
+    the_provider_received_the_trace(&double, &provider_calls);
+    traces.shutdown().await;
+}
+
+/// A collector on loopback; gives its OTLP/HTTP traces endpoint.
+async fn start_collector() -> (Collector, String) {
+    let collector = Collector::default();
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let endpoint = format!("http://{}/v1/traces", listener.local_addr().unwrap());
+    let receiver = axum::Router::new()
+        .route("/v1/traces", post(receive))
+        .with_state(collector.clone());
+    tokio::spawn(async move { axum::serve(listener, receiver).await.unwrap() });
+    (collector, endpoint)
+}
+
+/// The spans received in the caller's trace, all from the Core API.
+fn spans_of_the_callers_trace(collector: &Collector) -> Vec<Span> {
+    let received = collector.0.lock().unwrap();
+    assert!(
         received
             .iter()
-            .map(|(_, span)| span.clone())
-            .filter(|span| hex::encode(&span.trace_id) == TRACE_ID)
-            .collect()
-    };
-    let named = |name: &str| {
-        spans.iter().find(|s| s.name == name).unwrap_or_else(|| {
-            let names: Vec<&str> = spans.iter().map(|s| s.name.as_str()).collect();
-            panic!("no span {name} among {names:?}")
-        })
-    };
+            .all(|(service, _)| service == "biometric-passkey-core"),
+        "the service is named after the runtime"
+    );
+    received
+        .iter()
+        .map(|(_, span)| span.clone())
+        .filter(|span| hex::encode(&span.trace_id) == TRACE_ID)
+        .collect()
+}
 
-    // The request: a server span, child of the caller's, with the
-    // correlation id that links it to the logs and the audit trail.
-    let request = named("POST /api/core/v1/flows");
+fn named<'a>(spans: &'a [Span], name: &str) -> &'a Span {
+    spans.iter().find(|s| s.name == name).unwrap_or_else(|| {
+        let names: Vec<&str> = spans.iter().map(|s| s.name.as_str()).collect();
+        panic!("no span {name} among {names:?}")
+    })
+}
+
+/// The request: a server span, child of the caller's, with the correlation
+/// id that links it to the logs and the audit trail; the flow operation
+/// inside it, which this gives.
+fn the_operation_inside_the_request(spans: &[Span], correlation_id: String) -> &Span {
+    let request = named(spans, "POST /api/core/v1/flows");
     assert_eq!(request.kind, SpanKind::Server as i32);
     assert_eq!(hex::encode(&request.parent_span_id), CALLER_SPAN);
     assert_eq!(attribute(request, "correlation_id"), Some(correlation_id));
@@ -147,12 +163,14 @@ async fn a_flows_spans_reach_the_collector_with_their_parents_and_the_provider_g
         attribute(request, "http.response.status_code").as_deref(),
         Some("201")
     );
-
-    // The flow operation, inside the request.
-    let operation = named("flow.create");
+    let operation = named(spans, "flow.create");
     assert_eq!(operation.parent_span_id, request.span_id);
+    operation
+}
 
-    // The store's transactions and the provider's calls, inside the operation.
+/// The store's transactions and the provider's calls, inside the operation;
+/// gives the provider's calls.
+fn store_and_provider_calls_inside<'a>(spans: &'a [Span], operation: &Span) -> Vec<&'a Span> {
     let children = |prefix: &str| -> Vec<&Span> {
         spans
             .iter()
@@ -171,8 +189,11 @@ async fn a_flows_spans_reach_the_collector_with_their_parents_and_the_provider_g
             .iter()
             .all(|s| s.kind == SpanKind::Client as i32)
     );
+    provider_calls
+}
 
-    // The provider received the trace, each request as a child of its call.
+/// The provider received the trace, each request as a child of its call.
+fn the_provider_received_the_trace(double: &OnfidoDouble, provider_calls: &[&Span]) {
     let sent: Vec<String> = double
         .requests()
         .iter()
@@ -197,5 +218,4 @@ async fn a_flows_spans_reach_the_collector_with_their_parents_and_the_provider_g
             "{traceparent} names one of the provider calls' spans"
         );
     }
-    traces.shutdown().await;
 }
