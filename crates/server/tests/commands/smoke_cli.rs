@@ -2,12 +2,13 @@
 //! `dev` passes every check; a Core API checked with a wrong key, or with its
 //! management runtime stopped, fails exactly the checks that name it.
 
-use crate::support::{Running, free_port, wait_for_health};
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
 
 use assert_cmd::cargo::CommandCargoExt;
 use serde_json::Value;
+
+use crate::support::{Running, free_port, wait_for_health};
 
 const KEY: &str = "AQIDBAUGBwgJCgsMDQ4PEBESExQVFhcYGRobHB0eHyA";
 const API_KEY: &str = "integration-key-SENTINEL-0123456789abcdef";
