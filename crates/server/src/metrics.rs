@@ -14,6 +14,7 @@
 //! Label values always come from closed sets (route templates, enum names,
 //! error codes); never an identifier, a raw path or a user's input.
 
+mod catalogue;
 pub mod http;
 pub mod provider;
 pub mod store;
@@ -305,147 +306,7 @@ impl Metrics {
     }
 
     fn describe(&self) {
-        self.record(|| {
-            use metrics::{Unit, describe_counter, describe_gauge, describe_histogram};
-            describe_counter!(
-                "biometric_passkey_trace_exports_failed_total",
-                "Batches of spans the OTLP exporter could not send (traces on only)."
-            );
-            describe_gauge!(
-                "biometric_passkey_build_info",
-                "The running build: its version and commit (always 1)."
-            );
-            describe_gauge!(
-                "process_start_time_seconds",
-                Unit::Seconds,
-                "When the process started, in seconds since the Unix epoch."
-            );
-            describe_gauge!(
-                "process_resident_memory_bytes",
-                Unit::Bytes,
-                "Resident memory of the process, sampled on scrape."
-            );
-            describe_gauge!(
-                "process_open_fds",
-                "Open file descriptors of the process, sampled on scrape."
-            );
-            describe_counter!(
-                "biometric_passkey_http_requests_total",
-                "HTTP requests answered, by runtime, route template, method and status class."
-            );
-            describe_histogram!(
-                "biometric_passkey_http_request_duration_seconds",
-                Unit::Seconds,
-                "Time to answer an HTTP request, by runtime, route template and method."
-            );
-            describe_counter!(
-                "biometric_passkey_flows_created_total",
-                "Flows created, by flow type."
-            );
-            describe_counter!(
-                "biometric_passkey_flows_completed_total",
-                "Flows completed, by flow type."
-            );
-            describe_counter!(
-                "biometric_passkey_flows_failed_total",
-                "Flows failed, by flow type and failure reason."
-            );
-            describe_counter!(
-                "biometric_passkey_flows_expired_total",
-                "Flows expired, by flow type."
-            );
-            describe_counter!(
-                "biometric_passkey_flows_cancelled_total",
-                "Flows cancelled, by flow type."
-            );
-            describe_counter!(
-                "biometric_passkey_flow_requests_rejected_total",
-                "Requests about a flow refused and audited, by error code."
-            );
-            describe_counter!(
-                "biometric_passkey_possession_proofs_refused_total",
-                "Possession proofs (passkey registrations and assertions) refused, by error code."
-            );
-            describe_counter!(
-                "biometric_passkey_audit_events_total",
-                "Audit events written, by event type and outcome."
-            );
-            describe_counter!(
-                "biometric_passkey_webhook_deliveries_total",
-                "IDV provider deliveries, by outcome (and reason, when rejected)."
-            );
-            describe_gauge!(
-                "biometric_passkey_provider_cleanups",
-                "Deleted users the IDV provider has yet to forget, by state (pending: still \
-                 tried; retrying: pending and failed at least once; dead: given up), counted \
-                 by the Core API every 30 seconds."
-            );
-            describe_counter!(
-                "biometric_passkey_store_errors_total",
-                "Repository calls that failed, by error kind."
-            );
-            describe_counter!(
-                "biometric_passkey_idv_requests_total",
-                "Calls to the IDV provider, by provider, operation and outcome."
-            );
-            describe_histogram!(
-                "biometric_passkey_idv_request_duration_seconds",
-                Unit::Seconds,
-                "Time a call to the IDV provider took, by provider and operation."
-            );
-            describe_gauge!(
-                "biometric_passkey_db_pool_connections",
-                "Database pool connections, by state (open, idle, in_use), sampled on scrape."
-            );
-            describe_gauge!(
-                "biometric_passkey_db_pool_max_connections",
-                "The database pool's bound."
-            );
-            describe_gauge!(
-                "biometric_passkey_db_pool_waiters",
-                "Tasks waiting for a database connection, sampled on scrape."
-            );
-            describe_histogram!(
-                "biometric_passkey_db_pool_acquire_duration_seconds",
-                Unit::Seconds,
-                "Time taken to get a connection from the database pool, waiting included."
-            );
-            describe_counter!(
-                "biometric_passkey_audit_maintenance_runs_total",
-                "Runs of the audit trail's maintenance, by outcome (success, failure, elsewhere: \
-                 another replica held the lease)."
-            );
-            describe_gauge!(
-                "biometric_passkey_audit_maintenance_last_success_timestamp_seconds",
-                Unit::Seconds,
-                "When this replica last maintained the audit trail successfully (Unix time)."
-            );
-            describe_counter!(
-                "biometric_passkey_audit_partitions_created_total",
-                "Monthly audit partitions created."
-            );
-            describe_counter!(
-                "biometric_passkey_audit_months_dropped_total",
-                "Audit months dropped by retention (archived first)."
-            );
-            describe_counter!(
-                "biometric_passkey_audit_events_sealed_total",
-                "Audit events sealed."
-            );
-            describe_gauge!(
-                "biometric_passkey_audit_partitions_ahead",
-                "Monthly audit partitions beyond the current month at the last run (PostgreSQL)."
-            );
-            describe_gauge!(
-                "biometric_passkey_audit_events_awaiting_sealing",
-                "Audit events no seal covered yet when the last run ended."
-            );
-            describe_gauge!(
-                "biometric_passkey_audit_retention_blocked_months",
-                "Months past the retention window kept at the last run: no archive, or rows \
-                 that differ from it."
-            );
-        });
+        self.record(catalogue::describe_all);
     }
 }
 
