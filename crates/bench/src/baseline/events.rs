@@ -61,8 +61,8 @@ fn flow_completed(event: NewAuditEvent, flow: &Flow) -> NewAuditEvent {
 /// credential, the staged reference made the user's (`staged_now` when the
 /// same change stages it, else read as the product reads it), a recovery's
 /// cancellations and revocations as set-based effects, the re-check of a
-/// passkey asserted before, and the completion's event.
-#[allow(clippy::too_many_arguments)] // The product's `transition_records`, flattened.
+/// passkey asserted before, and the completion's event: the effects and
+/// the events to write after the step's own.
 pub(super) async fn completion(
     s: &Baseline,
     actor: Actor,
@@ -70,9 +70,9 @@ pub(super) async fn completion(
     next: &Flow,
     staged_now: Option<Vec<u8>>,
     at: OffsetDateTime,
-    effects: &mut Vec<Effect>,
-    events: &mut Vec<NewAuditEvent>,
-) -> Result<(), (StatusCode, String)> {
+) -> Result<(Vec<Effect>, Vec<NewAuditEvent>), (StatusCode, String)> {
+    let mut effects = Vec::new();
+    let mut events = Vec::new();
     let about = |t: AuditEventType, subject: Subject| audit(t, actor.clone(), subject, at);
     if let Some(new) = &next.pending_credential {
         effects.push(Effect::InsertCredential(Credential {
@@ -165,5 +165,5 @@ pub(super) async fn completion(
         about(AuditEventType::FlowCompleted, Subject::of_flow(next)),
         next,
     ));
-    Ok(())
+    Ok((effects, events))
 }

@@ -151,17 +151,10 @@ pub(super) async fn store_reference(
     }];
     let next = flow.apply(&Fact::ReferenceStored, at).map_err(bad)?;
     if next.state == FlowState::Completed {
-        completion(
-            &s,
-            integration(),
-            &flow,
-            &next,
-            Some(staged),
-            at,
-            &mut effects,
-            &mut events,
-        )
-        .await?;
+        let (completed, completed_events) =
+            completion(&s, integration(), &flow, &next, Some(staged), at).await?;
+        effects.extend(completed);
+        events.extend(completed_events);
     }
     write(&s.repo, &next, effects, events).await?;
     Ok(reply(&next))
@@ -219,17 +212,10 @@ pub(super) async fn possession(
         events.push(event(AuditEventType::CredentialUsed, &next, at));
     }
     if next.state == FlowState::Completed {
-        completion(
-            &s,
-            integration(),
-            &flow,
-            &next,
-            None,
-            at,
-            &mut effects,
-            &mut events,
-        )
-        .await?;
+        let (completed, completed_events) =
+            completion(&s, integration(), &flow, &next, None, at).await?;
+        effects.extend(completed);
+        events.extend(completed_events);
     }
     write(&s.repo, &next, effects, events).await?;
     Ok(reply(&next))
@@ -388,17 +374,10 @@ async fn approve(s: &Baseline, run: String, signed: bool) -> Reply {
         provider_event(AuditEventType::FlowVerified, &next, at),
     ];
     if next.state == FlowState::Completed {
-        completion(
-            s,
-            Actor::Provider,
-            &flow,
-            &next,
-            None,
-            at,
-            &mut effects,
-            &mut events,
-        )
-        .await?;
+        let (completed, completed_events) =
+            completion(s, Actor::Provider, &flow, &next, None, at).await?;
+        effects.extend(completed);
+        events.extend(completed_events);
     }
     write(&s.repo, &next, effects, events).await?;
     Ok(reply(&next))
