@@ -10,6 +10,8 @@
 //! per simulated user, its version bumped by every request) and `events` (one
 //! row per request, about the size of an audit event).
 
+use std::net::{Ipv4Addr, SocketAddr};
+
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::routing::{get, post};
@@ -17,6 +19,8 @@ use axum::{Json, Router};
 use serde_json::{Value, json};
 use sqlx::PgPool;
 use uuid::Uuid;
+
+use crate::services;
 
 type Reply = Result<Json<Value>, (StatusCode, String)>;
 
@@ -41,12 +45,32 @@ pub(crate) async fn prepare(conn: &mut sqlx::PgConnection, accounts: usize) -> a
     Ok(())
 }
 
-pub(crate) fn router(pool: PgPool) -> Router {
+fn router(pool: PgPool) -> Router {
     Router::new()
         .route("/api/health", get(|| async { "ok" }))
         .route("/yardstick/{key}", post(transaction))
         .route("/yardstick/{key}/one-statement", post(one_statement))
         .with_state(pool)
+}
+
+/// `bench yardstick`: serves the yardstick on loopback until killed (its
+/// database from the DB_* variables).
+pub(crate) async fn serve(port: u16, pool: u32) -> anyhow::Result<()> {
+    let url = format!(
+        "postgres://{}:{}@{}:{}/{}",
+        services::env("DB_USER")?,
+        services::env("DB_PASSWORD")?,
+        services::env("DB_HOST")?,
+        services::env("DB_PORT")?,
+        services::env("DB_NAME")?
+    );
+    let pool = sqlx::postgres::PgPoolOptions::new()
+        .max_connections(pool)
+        .connect_lazy(&url)?;
+    let listener =
+        tokio::net::TcpListener::bind(SocketAddr::from((Ipv4Addr::LOCALHOST, port))).await?;
+    axum::serve(listener, router(pool)).await?;
+    Ok(())
 }
 
 fn failed(e: sqlx::Error) -> (StatusCode, String) {
