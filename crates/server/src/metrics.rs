@@ -15,6 +15,7 @@
 //! error codes); never an identifier, a raw path or a user's input.
 
 mod catalogue;
+mod events;
 pub mod http;
 pub mod provider;
 pub mod store;
