@@ -1,16 +1,18 @@
 //! The possession proof: a new passkey carried by a registration until it
 //! completes, and an assertion by an enrolled passkey, held to the counter
-//! rule. Each accepted once; a refused proof changes nothing.
+//! rule and re-checked when the flow completes. Each accepted once; a
+//! refused proof changes nothing.
 
 use domain::StoreError;
-use domain::audit::{AuditEventType, Outcome};
+use domain::audit::{Actor, AuditEventType, Outcome};
 use domain::credential::CredentialStatus;
-use domain::flow::{FlowState, FlowType, IdentityOutcome};
+use domain::flow::{FailureReason, FlowState, FlowType, IdentityOutcome};
+use domain::operations::OperatorActions;
 use domain::possession::CounterPolicy;
-use domain::service::{EventOutcome, FlowPolicy};
+use domain::service::{EventOutcome, FlowPolicy, RequestContext};
 use testkit::core_client::webauthn_id;
 
-use super::{assertion, harness, harness_with, new_credential};
+use super::{assertion, harness, harness_with, new_credential, provider};
 
 /// A registration's new passkey is kept on the flow, not yet the user's;
 /// the same proof again is refused and changes nothing; the passkey is
@@ -235,4 +237,68 @@ async fn another_users_passkey_and_the_wrong_kind_of_proof_are_refused() {
         .unwrap();
     assert_eq!((quinns.sign_count, quinns.last_used_at), (0, None));
     assert_eq!(h.repo.flow(id).await.unwrap().version, flow.flow.version);
+}
+
+/// A passkey suspended by the operators after a step-up's assertion, before
+/// the identity verdict, fails the flow in the completing change instead of
+/// completing it, the provider's event still recorded once; its later
+/// assertions are refused (audited), and so are new sign-ins of a user left
+/// with no active passkey.
+#[tokio::test]
+async fn a_suspended_passkey_is_refused_and_stops_a_pending_completion() {
+    let h = harness().await;
+    h.enrolled("finn", "finn-phone").await;
+    let step_up = h.created(FlowType::StepUp, "finn").await;
+    let id = step_up.flow.id;
+    let proved = h.prove(id, assertion("finn-phone", 1)).await.unwrap();
+    assert_eq!(proved.flow.state, FlowState::AwaitingVerification);
+    let sign_in = h.created(FlowType::SignIn, "finn").await;
+    let passkey = h
+        .repo
+        .credential_by_webauthn_id(&webauthn_id("finn-phone"))
+        .await
+        .unwrap();
+    OperatorActions::new(h.repo.clone(), h.clock.clone())
+        .set_credential_status(
+            &RequestContext {
+                actor: Actor::Operator("fraud-analyst".into()),
+                correlation_id: None,
+            },
+            passkey.id,
+            CredentialStatus::Suspended,
+            "fraud",
+        )
+        .await
+        .unwrap();
+
+    assert_eq!(
+        h.decide(&step_up, IdentityOutcome::Approved).await,
+        EventOutcome::Applied
+    );
+    let failed = h.repo.flow(id).await.unwrap();
+    assert_eq!(failed.state, FlowState::Failed);
+    assert_eq!(
+        failed.failure_reason,
+        Some(FailureReason::CredentialNotActive)
+    );
+    let types = h.trail_types(id).await;
+    assert!(!types.contains(&AuditEventType::FlowCompleted), "{types:?}");
+    assert!(types.contains(&AuditEventType::FlowFailed), "{types:?}");
+    let run = failed.idv_run_id.as_deref().unwrap();
+    let again = h
+        .flows
+        .ingest_run_event(&provider(), run, Some("approved"), None)
+        .await
+        .unwrap();
+    assert_eq!(again, EventOutcome::Duplicate);
+
+    let err = h
+        .prove(sign_in.flow.id, assertion("finn-phone", 2))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code.as_str(), "credential_not_active");
+    let rejected = h.trail(sign_in.flow.id).await.pop().unwrap();
+    assert_eq!(rejected.reason.as_deref(), Some("credential_suspended"));
+    let err = h.create(FlowType::SignIn, "finn").await.unwrap_err();
+    assert_eq!(err.code.as_str(), "no_active_credential");
 }

@@ -175,7 +175,8 @@ async fn the_reconciler_settles_a_run_whose_event_never_came() {
 
 /// The provider down while a flow starts its run: the creation is refused
 /// as unavailable and the flow, written first, is failed so it holds none of
-/// the user's open flows; the reconciler stops at the provider's failure.
+/// the user's open flows; the reconciler stops at the provider's failure,
+/// and once the provider is back re-reads each open run once an interval.
 #[tokio::test]
 async fn a_provider_outage_fails_the_new_flow_and_stops_the_reconciler() {
     let h = harness().await;
@@ -207,4 +208,12 @@ async fn a_provider_outage_fails_the_new_flow_and_stops_the_reconciler() {
         (1, 0),
         "the run is still open"
     );
+    let again = h.flows.reconcile(50).await.unwrap();
+    assert_eq!(
+        again.checked, 0,
+        "a checked run waits for the next interval"
+    );
+    h.clock
+        .advance(FlowPolicy::default().reconcile_after + Duration::seconds(1));
+    assert_eq!(h.flows.reconcile(50).await.unwrap().checked, 1);
 }
