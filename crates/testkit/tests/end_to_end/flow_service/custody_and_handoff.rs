@@ -5,7 +5,7 @@
 use domain::StoreError;
 use domain::audit::{AuditEventType, Outcome};
 use domain::credential::CredentialStatus;
-use domain::flow::{FlowId, FlowState, FlowType, IdentityOutcome};
+use domain::flow::{FailureReason, FlowId, FlowState, FlowType, IdentityOutcome};
 use domain::service::{CreateFlow, EventOutcome, FlowPolicy, FlowView};
 use domain::tally::TallyKind;
 use testkit::core_client::webauthn_id;
@@ -250,4 +250,76 @@ async fn an_unclaimed_hand_off_code_expires_before_its_flow() {
     let stored = h.repo.flow(flow.flow.id).await.unwrap();
     assert_eq!(stored.state, FlowState::AwaitingVerification);
     assert!(stored.handoff.unwrap().claimed_at.is_none());
+}
+
+/// Two registrations of a new user, both ready to complete: the first
+/// verdict enrols the user; the second registration fails as the user is
+/// enrolled already, its passkey and reference never the user's.
+#[tokio::test]
+async fn of_two_registrations_of_a_user_only_the_first_to_complete_enrols() {
+    let h = harness().await;
+    let first = h.created(FlowType::Registration, "gus").await;
+    let second = h.created(FlowType::Registration, "gus").await;
+    for (flow, device, face) in [
+        (&first, "gus-phone", b"gus-face".as_slice()),
+        (&second, "gus-tablet", b"gus-other-face".as_slice()),
+    ] {
+        h.stage(flow.flow.id, face).await.unwrap();
+        h.prove(flow.flow.id, new_credential(device)).await.unwrap();
+    }
+    h.decide(&first, IdentityOutcome::Approved).await;
+    h.decide(&second, IdentityOutcome::Approved).await;
+
+    let done = h.repo.flow(first.flow.id).await.unwrap();
+    assert_eq!(done.state, FlowState::Completed);
+    let refused = h.repo.flow(second.flow.id).await.unwrap();
+    assert_eq!(refused.state, FlowState::Failed);
+    assert_eq!(
+        refused.failure_reason,
+        Some(FailureReason::UserAlreadyEnrolled)
+    );
+    assert_eq!(h.reference_owner(&first).await, first.flow.id);
+    assert!(matches!(
+        h.repo
+            .credential_by_webauthn_id(&webauthn_id("gus-tablet"))
+            .await,
+        Err(StoreError::NotFound)
+    ));
+    assert!(matches!(
+        h.repo.staged_reference_of(second.flow.id).await,
+        Err(StoreError::NotFound)
+    ));
+    let step_up = h.created(FlowType::StepUp, "gus").await;
+    assert_eq!(h.released(step_up.flow.id).await, b"gus-face");
+}
+
+/// Claims of one hand-off code racing each other: exactly one wins.
+#[tokio::test]
+async fn racing_claims_of_a_hand_off_code_have_one_winner() {
+    let h = harness().await;
+    h.enrolled("vic", "vic-phone").await;
+    let flow = h
+        .flows
+        .create_flow(
+            &integration(),
+            CreateFlow {
+                cross_platform: true,
+                ..request(FlowType::StepUp, "vic")
+            },
+        )
+        .await
+        .unwrap();
+    let code = flow.handoff_code.clone().unwrap();
+    let results = futures::future::join_all((0..8).map(|_| h.claim(&code, "vic"))).await;
+    assert_eq!(results.iter().filter(|r| r.is_ok()).count(), 1);
+    for err in results.iter().filter_map(|r| r.as_ref().err()) {
+        assert_eq!(err.code.as_str(), "handoff_invalid");
+    }
+    let claims = h
+        .trail_types(flow.flow.id)
+        .await
+        .into_iter()
+        .filter(|t| *t == AuditEventType::FlowHandoffClaimed)
+        .count();
+    assert_eq!(claims, 1);
 }
