@@ -95,13 +95,16 @@ impl Figures {
     }
 }
 
+/// A measured run: its phase, its flow and the service's name in the report.
+pub(crate) type RunKey = (Phase, Scenario, &'static str);
+
 pub(crate) struct Report {
     duration: Duration,
     rounds: u32,
     clients: usize,
     users_per_client: usize,
     pool: u32,
-    runs: BTreeMap<(Phase, Scenario, &'static str), Figures>,
+    runs: BTreeMap<RunKey, Figures>,
     webhooks: BTreeMap<&'static str, Figures>,
     rss: BTreeMap<&'static str, u64>,
     /// Each maximum-throughput round's flows per second, in the order they ran.
@@ -179,18 +182,15 @@ impl Report {
         }
     }
 
-    #[allow(clippy::too_many_arguments)]
+    /// One measured run of `key`: its phase, flow and service.
     pub(crate) fn add(
         &mut self,
-        phase: Phase,
-        scenario: Scenario,
-        service: &'static str,
+        key: RunKey,
         recorder: Recorder,
         elapsed: Duration,
         before: ProcessStats,
         after: ProcessStats,
     ) {
-        let key = (phase, scenario, service);
         let figures = Figures::after(self.runs.remove(&key), recorder, elapsed, before, after);
         self.runs.insert(key, figures);
     }

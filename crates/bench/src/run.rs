@@ -403,7 +403,13 @@ impl<'a> Run<'a> {
             scenario.name(),
             rec.summary(elapsed)
         );
-        report.add(phase, scenario, name, rec, elapsed, before, service.stats());
+        report.add(
+            (phase, scenario, name),
+            rec,
+            elapsed,
+            before,
+            service.stats(),
+        );
         Ok(())
     }
 

@@ -57,9 +57,7 @@ fn half_rate(report: &mut Report, service: &'static str, step: Step, latencies_m
     recorder.steps.insert(step, h);
     let stats = ProcessStats::default();
     report.add(
-        Phase::Half,
-        Scenario::SignIn,
-        service,
+        (Phase::Half, Scenario::SignIn, service),
         recorder,
         Duration::from_secs(1),
         stats,
