@@ -331,15 +331,16 @@ impl Report {
                     "–".into()
                 }
             };
-            let cpu = |i: usize| match (
+            // Service and machine CPU per request, each as "on / off".
+            let (service_cpu, machine_cpu) = match (
                 self.cpu_per_request(scenario, "product"),
                 self.cpu_per_request(scenario, METRICS_OFF),
             ) {
-                (Some(on), Some(off)) => {
-                    let pick = |c: (f64, f64)| if i == 0 { c.0 } else { c.1 };
-                    format!("{:.3} / {:.3}", pick(on), pick(off))
-                }
-                _ => "–".into(),
+                (Some(on), Some(off)) => (
+                    format!("{:.3} / {:.3}", on.0, off.0),
+                    format!("{:.3} / {:.3}", on.1, off.1),
+                ),
+                _ => ("–".into(), "–".into()),
             };
             let _ = writeln!(
                 out,
@@ -354,8 +355,8 @@ impl Report {
                 } else {
                     "no"
                 },
-                cpu(0),
-                cpu(1),
+                service_cpu,
+                machine_cpu,
             );
         }
     }

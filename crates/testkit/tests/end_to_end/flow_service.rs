@@ -118,6 +118,20 @@ impl Harness {
         self.create(flow_type, name).await.unwrap()
     }
 
+    /// A step-up whose passkey is on another device: it carries a hand-off code.
+    async fn cross_platform_step_up(&self, name: &str) -> FlowView {
+        self.flows
+            .create_flow(
+                &integration(),
+                CreateFlow {
+                    cross_platform: true,
+                    ..request(FlowType::StepUp, name)
+                },
+            )
+            .await
+            .unwrap()
+    }
+
     async fn prove(&self, id: FlowId, proof: PossessionProof) -> DomainResult<FlowView> {
         self.flows
             .submit_possession(&integration(), id, proof)

@@ -6,13 +6,11 @@ use domain::StoreError;
 use domain::audit::{AuditEventType, Outcome};
 use domain::credential::CredentialStatus;
 use domain::flow::{FailureReason, FlowId, FlowState, FlowType, IdentityOutcome};
-use domain::service::{CreateFlow, EventOutcome, FlowPolicy, FlowView};
+use domain::service::{EventOutcome, FlowPolicy, FlowView};
 use domain::tally::TallyKind;
 use testkit::core_client::webauthn_id;
 
-use super::{
-    ENROLLED_REFERENCE, Harness, assertion, harness, integration, new_credential, request, user,
-};
+use super::{ENROLLED_REFERENCE, Harness, assertion, harness, integration, new_credential, user};
 
 impl Harness {
     async fn released(&self, id: FlowId) -> Vec<u8> {
@@ -164,17 +162,7 @@ async fn a_hand_off_code_is_claimed_once_by_its_user() {
     let h = harness().await;
     h.enrolled("sami", "sami-phone").await;
     h.enrolled("tove", "tove-phone").await;
-    let flow = h
-        .flows
-        .create_flow(
-            &integration(),
-            CreateFlow {
-                cross_platform: true,
-                ..request(FlowType::StepUp, "sami")
-            },
-        )
-        .await
-        .unwrap();
+    let flow = h.cross_platform_step_up("sami").await;
     let id = flow.flow.id;
     let code = flow.handoff_code.clone().unwrap();
     assert!(flow.sdk_token.is_none(), "not to the browser side");
@@ -228,17 +216,7 @@ async fn a_hand_off_code_is_claimed_once_by_its_user() {
 async fn an_unclaimed_hand_off_code_expires_before_its_flow() {
     let h = harness().await;
     h.enrolled("uma", "uma-phone").await;
-    let flow = h
-        .flows
-        .create_flow(
-            &integration(),
-            CreateFlow {
-                cross_platform: true,
-                ..request(FlowType::StepUp, "uma")
-            },
-        )
-        .await
-        .unwrap();
+    let flow = h.cross_platform_step_up("uma").await;
     h.clock.advance(FlowPolicy::default().handoff_ttl);
     let err = h
         .claim(&flow.handoff_code.unwrap(), "uma")
@@ -298,17 +276,7 @@ async fn of_two_registrations_of_a_user_only_the_first_to_complete_enrols() {
 async fn racing_claims_of_a_hand_off_code_have_one_winner() {
     let h = harness().await;
     h.enrolled("vic", "vic-phone").await;
-    let flow = h
-        .flows
-        .create_flow(
-            &integration(),
-            CreateFlow {
-                cross_platform: true,
-                ..request(FlowType::StepUp, "vic")
-            },
-        )
-        .await
-        .unwrap();
+    let flow = h.cross_platform_step_up("vic").await;
     let code = flow.handoff_code.clone().unwrap();
     let results = futures::future::join_all((0..8).map(|_| h.claim(&code, "vic"))).await;
     assert_eq!(results.iter().filter(|r| r.is_ok()).count(), 1);
