@@ -149,8 +149,12 @@ def cargo_components() -> tuple[dict, list[dict], list[dict]]:
     nodes = {n["id"]: n for n in metadata["resolve"]["nodes"]}
     server = next(p["id"] for p in metadata["packages"] if p["name"] == "server")
 
+    def patched(pkg: dict) -> bool:
+        """A crates.io release patched in place (vendor/README.md)."""
+        return Path(pkg["manifest_path"]).parent.parent == ROOT / "vendor"
+
     def ref(pkg: dict) -> str:
-        if pkg.get("source"):
+        if pkg.get("source") or patched(pkg):
             return f"pkg:cargo/{pkg['name']}@{pkg['version']}"
         return f"biometric-passkey/{pkg['name']}@{pkg['version']}"
 
@@ -182,6 +186,12 @@ def cargo_components() -> tuple[dict, list[dict], list[dict]]:
             checksum = checksums.get((pkg["name"], pkg["version"]))
             if checksum:
                 component["hashes"] = [{"alg": "SHA-256", "content": checksum}]
+        elif patched(pkg):
+            component["purl"] = ref(pkg)
+            component["pedigree"] = {
+                "patches": [{"type": "unofficial"}],
+                "notes": f"patched in place: vendor/{pkg['name']}.patch, vendor/README.md",
+            }
         else:
             component["group"] = "biometric-passkey"
         if spdx(pkg.get("license")):

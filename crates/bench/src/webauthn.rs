@@ -18,9 +18,10 @@
 //!   the same steps on the same key, message and signature.
 //! - (f) **decoding only**: the part of (a) that turns the ceremony's state
 //!   and the response JSON into webauthn-rs-core's types, no crypto.
-//! - (h) **OpenSSL, key as the library makes it**: (b), with the public key
+//! - (h) **OpenSSL, key as upstream makes it**: (b), with the public key
 //!   built from its affine coordinates and validated (`EC_KEY_check_key`)
-//!   on every call, as webauthn-rs-core 0.5 does with a COSE key.
+//!   on every call, as the crates.io release of webauthn-rs-core 0.5 does
+//!   with a COSE key (the product's copy is patched: `vendor/README.md`).
 //! - (g) **full, webauthn-rs-core 0.6**: (a)'s decoding and
 //!   `authenticate_credential` on the 0.6 line (pure Rust), configured alike.
 //!
@@ -276,8 +277,9 @@ fn openssl_verify(s: &Signed) -> bool {
     verify().unwrap_or(false)
 }
 
-/// (b) with the key made as webauthn-rs-core 0.5 makes it from a COSE key:
-/// from its affine coordinates, then validated with `EC_KEY_check_key`.
+/// (b) with the key made as the crates.io release of webauthn-rs-core 0.5
+/// makes it from a COSE key: from its affine coordinates, then validated with
+/// `EC_KEY_check_key` (the product's copy is patched: `vendor/README.md`).
 fn openssl_checked_key_verify(s: &Signed) -> bool {
     use openssl::bn::BigNum;
     use openssl::ec::{EcGroup, EcKey};
@@ -395,7 +397,7 @@ pub(crate) fn run(options: Options) -> anyhow::Result<(String, Value)> {
         },
         Case {
             id: "h",
-            name: "(b) with the key made from its coordinates and checked (`EC_KEY_check_key`), as webauthn-rs-core 0.5 makes it",
+            name: "(b) with the key made from its coordinates and checked (`EC_KEY_check_key`), as unpatched webauthn-rs-core 0.5 makes it",
             op: Box::new(|| openssl_checked_key_verify(&signed)),
             rounds: Vec::new(),
         },
@@ -528,7 +530,7 @@ fn report(cases: &[Case<'_>], options: Options, pool: usize) -> (String, Value) 
     let of_checked = full / rate_of("h");
     md.push_str(&format!(
         "\nFull verification (a) at {of_openssl:.2} of OpenSSL's raw P-256 verify rate (b){}, \
-         {of_checked:.2} of (h) (the verify with the key made and checked as the library does); \
+         {of_checked:.2} of (h) (the verify with the key made and checked as unpatched webauthn-rs-core 0.5 does); \
          {over_previous:.2} times the 0.6 line's (g). Decoding (f) is {:.1} % of (a)'s time.\n",
         if of_aws_lc.is_nan() {
             String::new()

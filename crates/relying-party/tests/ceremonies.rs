@@ -562,3 +562,74 @@ fn settings_without_origins_or_roots_are_refused() {
         .is_err()
     );
 }
+
+/// P-256's field prime, big-endian.
+const P256_PRIME: [u8; 32] = [
+    0xff, 0xff, 0xff, 0xff, 0x00, 0x00, 0x00, 0x01, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
+    0x00, 0x00, 0x00, 0x00, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+];
+
+/// `passkey` with one coordinate of its stored public key changed by `change`.
+fn with_coordinate(
+    passkey: &StoredPasskey,
+    coordinate: &str,
+    change: impl FnOnce(Vec<u8>) -> Vec<u8>,
+) -> StoredPasskey {
+    let mut data = passkey.data.clone();
+    let slot = &mut data["cred"]["key"]["EC_EC2"][coordinate];
+    let bytes = URL_SAFE_NO_PAD
+        .decode(
+            slot.as_str()
+                .unwrap_or_else(|| panic!("no {coordinate} in {}", passkey.data)),
+        )
+        .unwrap();
+    *slot = json!(URL_SAFE_NO_PAD.encode(change(bytes)));
+    StoredPasskey {
+        webauthn_id: passkey.webauthn_id.clone(),
+        data,
+    }
+}
+
+/// Big-endian `a + b`, one byte longer.
+fn add(a: &[u8], b: &[u8]) -> Vec<u8> {
+    let mut sum = vec![0u8; a.len().max(b.len()) + 1];
+    let mut carry = 0u16;
+    for i in 0..sum.len() {
+        let digit = |n: &[u8]| n.len().checked_sub(i + 1).map_or(0, |at| u16::from(n[at]));
+        let total = digit(a) + digit(b) + carry;
+        let at = sum.len() - 1 - i;
+        sum[at] = (total & 0xff) as u8;
+        carry = total >> 8;
+    }
+    sum
+}
+
+#[test]
+fn a_stored_key_off_the_curve_verifies_nothing() {
+    let rp = rp();
+    let mut phone = phone();
+    let passkey = register(&rp, &mut phone);
+    let off_curve = with_coordinate(&passkey, "y", |mut y| {
+        let last = y.len() - 1;
+        y[last] ^= 0x01;
+        y
+    });
+    let (state, response) = assert_with(&rp, &mut phone, &off_curve, ORIGIN);
+    assert!(rp.verify_authentication(&state, &response).is_err());
+    // The same assertion against the key as registered verifies.
+    let (state, response) = assert_with(&rp, &mut phone, &passkey, ORIGIN);
+    assert!(rp.verify_authentication(&state, &response).is_ok());
+}
+
+/// A coordinate beyond the field's prime names the same point as that
+/// coordinate less the prime, so a library that reduced it instead of
+/// refusing it would take a key no authenticator reports.
+#[test]
+fn a_stored_key_with_a_coordinate_beyond_the_field_verifies_nothing() {
+    let rp = rp();
+    let mut phone = phone();
+    let passkey = register(&rp, &mut phone);
+    let beyond = with_coordinate(&passkey, "x", |x| add(&x, &P256_PRIME));
+    let (state, response) = assert_with(&rp, &mut phone, &beyond, ORIGIN);
+    assert!(rp.verify_authentication(&state, &response).is_err());
+}

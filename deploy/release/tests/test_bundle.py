@@ -438,6 +438,10 @@ def test_the_sbom_is_valid_cyclonedx_from_the_real_dependency_graph():
     assert components["libssl3"]["purl"].startswith("pkg:deb/debian/libssl3@")
     for crate in ("webauthn-rs-core", "openssl"):
         assert crate in components, f"{crate} is in the binary"
+    # Patched in place, and said so.
+    patched = components["webauthn-rs-core"]
+    assert patched["purl"] == f"pkg:cargo/webauthn-rs-core@{patched['version']}"
+    assert patched["pedigree"]["patches"] == [{"type": "unofficial"}]
     refs = {c["bom-ref"] for c in bom["components"]} | {bom["metadata"]["component"]["bom-ref"]}
     for edge in bom["dependencies"]:
         assert edge["ref"] in refs
