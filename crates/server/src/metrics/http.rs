@@ -4,26 +4,28 @@
 //! a dashboard page) is `unmatched`.
 
 use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::{Arc, RwLock};
+use std::task::{Context, Poll, ready};
 use std::time::Instant;
 
 use axum::Router;
-use axum::extract::{MatchedPath, Request, State};
+use axum::extract::MatchedPath;
 use axum::http::Method;
-use axum::middleware::Next;
 use axum::response::Response;
 use metrics::{Counter, Histogram, SharedString};
+use tower::{Layer, Service};
 
 use super::Metrics;
 
 /// The label of requests no route template matched.
 pub const UNMATCHED: &str = "unmatched";
 
-#[derive(Clone)]
 struct Meter {
     metrics: Metrics,
     runtime: &'static str,
-    series: Arc<Series>,
+    series: Series,
 }
 
 /// The counter and histogram of a route, method and status class.
@@ -71,6 +73,14 @@ impl Meter {
         }
         Some(handles)
     }
+
+    fn answered(&self, route: Option<&MatchedPath>, method: &'static str, status: u16, took: f64) {
+        let route = route.map_or(UNMATCHED, MatchedPath::as_str);
+        if let Some((counter, histogram)) = self.handles(route, method, status_class(status)) {
+            counter.increment(1);
+            histogram.record(took);
+        }
+    }
 }
 
 impl Metrics {
@@ -79,30 +89,96 @@ impl Metrics {
         if !self.is_on() {
             return router;
         }
-        router.layer(axum::middleware::from_fn_with_state(
-            Meter {
-                metrics: self.clone(),
-                runtime,
-                series: Arc::default(),
-            },
-            measure,
-        ))
+        router.layer(MeasureLayer(Arc::new(Meter {
+            metrics: self.clone(),
+            runtime,
+            series: Series::default(),
+        })))
     }
 }
 
-async fn measure(State(meter): State<Meter>, request: Request, next: Next) -> Response {
-    let started = Instant::now();
-    let method = method_label(request.method());
-    let route = request.extensions().get::<MatchedPath>().cloned();
-    let response = next.run(request).await;
-    let elapsed = started.elapsed().as_secs_f64();
-    let status = status_class(response.status().as_u16());
-    let route = route.as_ref().map_or(UNMATCHED, MatchedPath::as_str);
-    if let Some((counter, histogram)) = meter.handles(route, method, status) {
-        counter.increment(1);
-        histogram.record(elapsed);
+/// Wraps each route in [`Measured`]. A hand-written layer rather than
+/// `axum::middleware::from_fn`, which clones and boxes the inner service
+/// and boxes the handler's future on every request: this one only wraps the
+/// future, so measuring costs a clock read, a look-up and two atomic updates.
+#[derive(Clone)]
+struct MeasureLayer(Arc<Meter>);
+
+impl<S> Layer<S> for MeasureLayer {
+    type Service = Measured<S>;
+
+    fn layer(&self, inner: S) -> Measured<S> {
+        Measured {
+            inner,
+            meter: self.0.clone(),
+        }
     }
-    response
+}
+
+#[derive(Clone)]
+struct Measured<S> {
+    inner: S,
+    meter: Arc<Meter>,
+}
+
+impl<S, B> Service<axum::http::Request<B>> for Measured<S>
+where
+    S: Service<axum::http::Request<B>, Response = Response>,
+{
+    type Response = Response;
+    type Error = S::Error;
+    type Future = MeasuredFuture<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: axum::http::Request<B>) -> Self::Future {
+        let started = Instant::now();
+        let method = method_label(request.method());
+        let route = request.extensions().get::<MatchedPath>().cloned();
+        MeasuredFuture {
+            inner: self.inner.call(request),
+            meter: self.meter.clone(),
+            started,
+            method,
+            route,
+        }
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// A route's response, recorded when it is ready.
+    struct MeasuredFuture<F> {
+        #[pin]
+        inner: F,
+        meter: Arc<Meter>,
+        started: Instant,
+        method: &'static str,
+        route: Option<MatchedPath>,
+    }
+}
+
+impl<F, E> Future for MeasuredFuture<F>
+where
+    F: Future<Output = Result<Response, E>>,
+{
+    type Output = F::Output;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let result = ready!(this.inner.poll(cx));
+        if let Ok(response) = &result {
+            let took = this.started.elapsed().as_secs_f64();
+            this.meter.answered(
+                this.route.as_ref(),
+                this.method,
+                response.status().as_u16(),
+                took,
+            );
+        }
+        Poll::Ready(result)
+    }
 }
 
 /// The standard methods by name; anything else is `other`, so a client
