@@ -302,6 +302,7 @@ impl Report {
             }
         };
         let mut header = false;
+        let mut differences = Vec::new();
         for scenario in Scenario::ALL {
             let (Some(on), Some(off)) = (rates(scenario, "product"), rates(scenario, METRICS_OFF))
             else {
@@ -323,6 +324,7 @@ impl Report {
                 0.0
             };
             let (s_on, s_off) = (spread(&on), spread(&off));
+            differences.push((scenario.name(), difference, -difference <= s_on.max(s_off)));
             let baseline = rates(scenario, "baseline").map_or(0.0, |b| mean(&b));
             let ratio = |m: f64| {
                 if baseline > 0.0 {
@@ -359,5 +361,30 @@ impl Report {
                 machine_cpu,
             );
         }
+        metrics_cost_summary(out, &differences);
     }
+}
+
+/// The run's verdict on the metrics: how many flows' differences lie within
+/// their rounds' spread, and the differences' mean and range.
+fn metrics_cost_summary(out: &mut String, differences: &[(&str, f64, bool)]) {
+    let by_difference = |a: &&(&str, f64, bool), b: &&(&str, f64, bool)| a.1.total_cmp(&b.1);
+    let (Some(lowest), Some(highest)) = (
+        differences.iter().min_by(by_difference),
+        differences.iter().max_by(by_difference),
+    ) else {
+        return;
+    };
+    let within = differences.iter().filter(|d| d.2).count();
+    let mean = differences.iter().map(|d| d.1).sum::<f64>() / differences.len() as f64;
+    let _ = writeln!(
+        out,
+        "\n{within} of {} flows within the spread between their rounds; \
+         difference with metrics on {mean:+.1} % on average, from {:+.1} % ({}) to {:+.1} % ({}).",
+        differences.len(),
+        lowest.1,
+        lowest.0,
+        highest.1,
+        highest.0,
+    );
 }

@@ -121,3 +121,25 @@ fn without_half_rate_rounds_there_is_no_verdict() {
     Report::new(shape(1)).slow_calls_markdown(&mut out);
     assert_eq!(out, "");
 }
+
+#[test]
+fn the_metrics_verdict_counts_the_flows_within_their_spread_and_gives_the_range() {
+    let mut out = String::new();
+    metrics_cost_summary(
+        &mut out,
+        &[
+            ("sign_in", -4.8, false),
+            ("recovery", 6.5, true),
+            ("step_up", -5.3, true),
+        ],
+    );
+    assert!(out.contains("2 of 3 flows within the spread"), "{out}");
+    assert!(
+        out.contains("-1.2 % on average, from -5.3 % (step_up) to +6.5 % (recovery)"),
+        "{out}"
+    );
+
+    let mut out = String::new();
+    metrics_cost_summary(&mut out, &[]);
+    assert!(out.is_empty());
+}

@@ -125,8 +125,8 @@ pub async fn audit(
 #[utoipa::path(get, path = "/api/management/v1/audit/export", tag = "audit", params(AuditFilter), responses((status = 200, description = "JSON lines, one AuditEventResponse each", content_type = "application/x-ndjson"), (status = 403, body = proto::ErrorBody), (status = 503, description = "`server_busy`: as many exports as this replica runs at once are running", body = proto::ErrorBody)))]
 /// The matching events as JSON lines (`application/x-ndjson`), newest first,
 /// at most 100 000 per call: continue from the last `seq` with `before`.
-/// Streamed a page at a time; at most [`MAX_CONCURRENT_EXPORTS`] run at once
-/// per replica. A failure after the first page cuts the body short (the
+/// Streamed a page at a time; a replica runs at most two exports at once
+/// (`503 server_busy` beyond). A failure after the first page cuts the body short (the
 /// chunked encoding is not terminated), so a truncated export is never taken
 /// for a whole one.
 pub async fn audit_export(
