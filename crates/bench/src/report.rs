@@ -324,7 +324,8 @@ impl Report {
                 0.0
             };
             let (s_on, s_off) = (spread(&on), spread(&off));
-            differences.push((scenario.name(), difference, -difference <= s_on.max(s_off)));
+            let within = -difference <= s_on.max(s_off);
+            differences.push((scenario.name(), difference, within));
             let baseline = rates(scenario, "baseline").map_or(0.0, |b| mean(&b));
             let ratio = |m: f64| {
                 if baseline > 0.0 {
@@ -352,11 +353,7 @@ impl Report {
                 joined(&off, 0),
                 ratio(m_on),
                 ratio(m_off),
-                if -difference <= s_on.max(s_off) {
-                    "yes"
-                } else {
-                    "no"
-                },
+                if within { "yes" } else { "no" },
                 service_cpu,
                 machine_cpu,
             );

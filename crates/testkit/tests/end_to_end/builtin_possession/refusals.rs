@@ -1,7 +1,8 @@
 //! Responses the built-in relying party refuses: a wrong origin or RP id, a
 //! replay, another flow's or an expired challenge, a tampered signature, a
-//! malformed response, no user verification, another user's or an unknown
-//! credential. Each is audited and changes nothing.
+//! malformed response, a new passkey whose public key is not on its curve, no
+//! user verification, another user's or an unknown credential. Each is
+//! audited and changes nothing.
 
 use super::*;
 
@@ -13,6 +14,7 @@ on_both_stores!(
     an_expired_challenge_is_refused,
     a_tampered_signature_is_refused,
     a_malformed_response_is_refused_and_changes_nothing,
+    a_new_passkey_off_its_curve_is_refused_and_changes_nothing,
     missing_user_verification_is_refused,
     another_users_or_an_unknown_credential_is_refused,
 );
@@ -186,6 +188,46 @@ async fn a_malformed_response_is_refused_and_changes_nothing(store: Store) {
         &app,
         &recovery,
         "uma",
+        attempt,
+        StatusCode::BAD_REQUEST,
+        "webauthn_response_malformed",
+    )
+    .await;
+}
+
+/// `response` (a registration) with the last byte of its new passkey's `y`
+/// coordinate flipped in the authenticator data, which puts the point off
+/// the curve. The COSE key's `y` is the byte string under label -3
+/// (`0x22 0x58 0x20`, then 32 bytes); the length does not change, so the
+/// attestation object stays well-formed CBOR.
+fn with_key_off_its_curve(mut response: Value) -> Value {
+    let encoded = response["response"]["attestationObject"].as_str().unwrap();
+    let mut object = URL_SAFE_NO_PAD.decode(encoded).unwrap();
+    let auth_data = object
+        .windows(8)
+        .position(|w| w == b"authData")
+        .expect("the attestation object has authData");
+    let y = object[auth_data..]
+        .windows(3)
+        .position(|w| w == [0x22, 0x58, 0x20])
+        .map(|at| auth_data + at + 3)
+        .expect("the new passkey is an EC2 key with a y coordinate");
+    object[y + 31] ^= 0x01;
+    response["response"]["attestationObject"] = json!(URL_SAFE_NO_PAD.encode(object));
+    response
+}
+
+async fn a_new_passkey_off_its_curve_is_refused_and_changes_nothing(store: Store) {
+    let app = app(store).await;
+    let flow = app
+        .created(json!({ "type": "registration", "external_user_id": "vera" }))
+        .await;
+    let response = create(&mut SoftPasskey::new(true), &flow, ORIGIN);
+    let attempt = prove(&app, &flow, with_key_off_its_curve(response)).await;
+    refused(
+        &app,
+        &flow,
+        "vera",
         attempt,
         StatusCode::BAD_REQUEST,
         "webauthn_response_malformed",
