@@ -26,6 +26,24 @@ use uuid::Uuid;
 use super::Metrics;
 use super::events::webhook_delivery;
 
+/// `inner.method(args)`, awaited in a trace span named after the method.
+macro_rules! traced {
+    ($self:ident.$method:ident($($arg:expr),*)) => {
+        $self
+            .inner
+            .$method($($arg),*)
+            .instrument(crate::traces::db_span(stringify!($method)))
+            .await
+    };
+}
+
+/// [`traced!`], its error counted by kind: a call that writes no audit event.
+macro_rules! measured {
+    ($self:ident.$method:ident($($arg:expr),*)) => {
+        $self.metrics.store_result(traced!($self.$method($($arg),*)))
+    };
+}
+
 /// `inner`, measured.
 pub struct MeteredRepository {
     inner: Arc<dyn Repository>,
@@ -78,12 +96,7 @@ impl SealedStore for MeteredRepository {
         after: Option<&RowKey>,
         limit: u32,
     ) -> StoreResult<Vec<SealedRow>> {
-        self.metrics.store_result(
-            self.inner
-                .sealed_not_under(column, key_id, after, limit)
-                .instrument(crate::traces::db_span("sealed_not_under"))
-                .await,
-        )
+        measured!(self.sealed_not_under(column, key_id, after, limit))
     }
 
     async fn replace_sealed(
@@ -91,32 +104,18 @@ impl SealedStore for MeteredRepository {
         column: SealedColumn,
         replacements: &[Replacement],
     ) -> StoreResult<u64> {
-        self.metrics.store_result(
-            self.inner
-                .replace_sealed(column, replacements)
-                .instrument(crate::traces::db_span("replace_sealed"))
-                .await,
-        )
+        measured!(self.replace_sealed(column, replacements))
     }
 }
 
 #[async_trait]
 impl Repository for MeteredRepository {
     async fn ping(&self) -> StoreResult<()> {
-        self.metrics.store_result(
-            self.inner
-                .ping()
-                .instrument(crate::traces::db_span("ping"))
-                .await,
-        )
+        measured!(self.ping())
     }
 
     async fn create_user(&self, user: &User, event: &NewAuditEvent) -> StoreResult<()> {
-        let result = self
-            .inner
-            .create_user(user, event)
-            .instrument(crate::traces::db_span("create_user"))
-            .await;
+        let result = traced!(self.create_user(user, event));
         if result.is_ok() {
             self.metrics
                 .audit_events_written(std::slice::from_ref(event), None);
@@ -125,21 +124,11 @@ impl Repository for MeteredRepository {
     }
 
     async fn user_by_external_id(&self, external_id: &ExternalUserId) -> StoreResult<User> {
-        self.metrics.store_result(
-            self.inner
-                .user_by_external_id(external_id)
-                .instrument(crate::traces::db_span("user_by_external_id"))
-                .await,
-        )
+        measured!(self.user_by_external_id(external_id))
     }
 
     async fn user_by_id(&self, id: UserId) -> StoreResult<User> {
-        self.metrics.store_result(
-            self.inner
-                .user_by_id(id)
-                .instrument(crate::traces::db_span("user_by_id"))
-                .await,
-        )
+        measured!(self.user_by_id(id))
     }
 
     async fn roll_up_flow_counts(
@@ -147,41 +136,22 @@ impl Repository for MeteredRepository {
         settled_at: OffsetDateTime,
         max_hours: u32,
     ) -> StoreResult<Option<domain::overview::RollUpStep>> {
-        self.metrics.store_result(
-            self.inner
-                .roll_up_flow_counts(settled_at, max_hours)
-                .instrument(crate::traces::db_span("roll_up_flow_counts"))
-                .await,
-        )
+        measured!(self.roll_up_flow_counts(settled_at, max_hours))
     }
 
     async fn overview(
         &self,
         query: &domain::overview::OverviewQuery,
     ) -> StoreResult<domain::overview::Overview> {
-        self.metrics.store_result(
-            self.inner
-                .overview(query)
-                .instrument(crate::traces::db_span("overview"))
-                .await,
-        )
+        measured!(self.overview(query))
     }
 
     async fn search_users(&self, query: &UserQuery) -> StoreResult<Page<User, UserCursor>> {
-        self.metrics.store_result(
-            self.inner
-                .search_users(query)
-                .instrument(crate::traces::db_span("search_users"))
-                .await,
-        )
+        measured!(self.search_users(query))
     }
 
     async fn delete_user(&self, id: UserId, event: &NewAuditEvent) -> StoreResult<()> {
-        let result = self
-            .inner
-            .delete_user(id, event)
-            .instrument(crate::traces::db_span("delete_user"))
-            .await;
+        let result = traced!(self.delete_user(id, event));
         if result.is_ok() {
             self.metrics
                 .audit_events_written(std::slice::from_ref(event), None);
@@ -190,30 +160,15 @@ impl Repository for MeteredRepository {
     }
 
     async fn pending_provider_cleanups(&self, limit: u32) -> StoreResult<Vec<ProviderCleanup>> {
-        self.metrics.store_result(
-            self.inner
-                .pending_provider_cleanups(limit)
-                .instrument(crate::traces::db_span("pending_provider_cleanups"))
-                .await,
-        )
+        measured!(self.pending_provider_cleanups(limit))
     }
 
     async fn provider_cleanup_counts(&self) -> StoreResult<domain::store::ProviderCleanupCounts> {
-        self.metrics.store_result(
-            self.inner
-                .provider_cleanup_counts()
-                .instrument(crate::traces::db_span("provider_cleanup_counts"))
-                .await,
-        )
+        measured!(self.provider_cleanup_counts())
     }
 
     async fn finish_provider_cleanup(&self, user_id: UserId) -> StoreResult<()> {
-        self.metrics.store_result(
-            self.inner
-                .finish_provider_cleanup(user_id)
-                .instrument(crate::traces::db_span("finish_provider_cleanup"))
-                .await,
-        )
+        measured!(self.finish_provider_cleanup(user_id))
     }
 
     async fn due_provider_cleanups(
@@ -221,12 +176,7 @@ impl Repository for MeteredRepository {
         now: OffsetDateTime,
         limit: u32,
     ) -> StoreResult<Vec<ProviderCleanup>> {
-        self.metrics.store_result(
-            self.inner
-                .due_provider_cleanups(now, limit)
-                .instrument(crate::traces::db_span("due_provider_cleanups"))
-                .await,
-        )
+        measured!(self.due_provider_cleanups(now, limit))
     }
 
     async fn fail_provider_cleanup(
@@ -235,20 +185,11 @@ impl Repository for MeteredRepository {
         at: OffsetDateTime,
         retry_at: Option<OffsetDateTime>,
     ) -> StoreResult<()> {
-        self.metrics.store_result(
-            self.inner
-                .fail_provider_cleanup(user_id, at, retry_at)
-                .instrument(crate::traces::db_span("fail_provider_cleanup"))
-                .await,
-        )
+        measured!(self.fail_provider_cleanup(user_id, at, retry_at))
     }
 
     async fn append_audit(&self, event: &NewAuditEvent) -> StoreResult<()> {
-        let result = self
-            .inner
-            .append_audit(event)
-            .instrument(crate::traces::db_span("append_audit"))
-            .await;
+        let result = traced!(self.append_audit(event));
         if result.is_ok() {
             self.metrics
                 .audit_events_written(std::slice::from_ref(event), None);
@@ -257,39 +198,19 @@ impl Repository for MeteredRepository {
     }
 
     async fn audit_events(&self, query: &AuditQuery) -> StoreResult<Page<AuditEvent, i64>> {
-        self.metrics.store_result(
-            self.inner
-                .audit_events(query)
-                .instrument(crate::traces::db_span("audit_events"))
-                .await,
-        )
+        measured!(self.audit_events(query))
     }
 
     async fn lead_audit_maintenance(&self) -> StoreResult<Option<Box<dyn MaintenanceLease>>> {
-        self.metrics.store_result(
-            self.inner
-                .lead_audit_maintenance()
-                .instrument(crate::traces::db_span("lead_audit_maintenance"))
-                .await,
-        )
+        measured!(self.lead_audit_maintenance())
     }
 
     async fn audit_seals(&self, after: i64, limit: u32) -> StoreResult<Vec<Seal>> {
-        self.metrics.store_result(
-            self.inner
-                .audit_seals(after, limit)
-                .instrument(crate::traces::db_span("audit_seals"))
-                .await,
-        )
+        measured!(self.audit_seals(after, limit))
     }
 
     async fn audit_seals_of_month(&self, month: Month) -> StoreResult<Vec<Seal>> {
-        self.metrics.store_result(
-            self.inner
-                .audit_seals_of_month(month)
-                .instrument(crate::traces::db_span("audit_seals_of_month"))
-                .await,
-        )
+        measured!(self.audit_seals_of_month(month))
     }
 
     async fn audit_events_of_month(
@@ -298,50 +219,26 @@ impl Repository for MeteredRepository {
         after: i64,
         limit: u32,
     ) -> StoreResult<Vec<AuditEvent>> {
-        self.metrics.store_result(
-            self.inner
-                .audit_events_of_month(month, after, limit)
-                .instrument(crate::traces::db_span("audit_events_of_month"))
-                .await,
-        )
+        measured!(self.audit_events_of_month(month, after, limit))
     }
 
     async fn audit_months(&self) -> StoreResult<Vec<Month>> {
-        self.metrics.store_result(
-            self.inner
-                .audit_months()
-                .instrument(crate::traces::db_span("audit_months"))
-                .await,
-        )
+        measured!(self.audit_months())
     }
 
     async fn record_audit_archive(
         &self,
         manifest: &ArchiveManifest,
     ) -> StoreResult<ArchiveRecorded> {
-        self.metrics.store_result(
-            self.inner
-                .record_audit_archive(manifest)
-                .instrument(crate::traces::db_span("record_audit_archive"))
-                .await,
-        )
+        measured!(self.record_audit_archive(manifest))
     }
 
     async fn audit_archives(&self) -> StoreResult<Vec<ArchiveManifest>> {
-        self.metrics.store_result(
-            self.inner
-                .audit_archives()
-                .instrument(crate::traces::db_span("audit_archives"))
-                .await,
-        )
+        measured!(self.audit_archives())
     }
 
     async fn apply(&self, change: &Change) -> StoreResult<()> {
-        let result = self
-            .inner
-            .apply(change)
-            .instrument(crate::traces::db_span("apply"))
-            .await;
+        let result = traced!(self.apply(change));
         if result.is_ok() {
             self.metrics
                 .audit_events_written(&change.events, flow_of(change));
@@ -350,138 +247,63 @@ impl Repository for MeteredRepository {
     }
 
     async fn flow(&self, id: FlowId) -> StoreResult<Flow> {
-        self.metrics.store_result(
-            self.inner
-                .flow(id)
-                .instrument(crate::traces::db_span("flow"))
-                .await,
-        )
+        measured!(self.flow(id))
     }
 
     async fn flow_by_handoff(&self, code_sha256: &[u8; 32]) -> StoreResult<Flow> {
-        self.metrics.store_result(
-            self.inner
-                .flow_by_handoff(code_sha256)
-                .instrument(crate::traces::db_span("flow_by_handoff"))
-                .await,
-        )
+        measured!(self.flow_by_handoff(code_sha256))
     }
 
     async fn flow_by_run(&self, run_id: &str) -> StoreResult<Flow> {
-        self.metrics.store_result(
-            self.inner
-                .flow_by_run(run_id)
-                .instrument(crate::traces::db_span("flow_by_run"))
-                .await,
-        )
+        measured!(self.flow_by_run(run_id))
     }
 
     async fn flows_of(&self, user: UserId, limit: u32) -> StoreResult<Vec<Flow>> {
-        self.metrics.store_result(
-            self.inner
-                .flows_of(user, limit)
-                .instrument(crate::traces::db_span("flows_of"))
-                .await,
-        )
+        measured!(self.flows_of(user, limit))
     }
 
     async fn search_flows(&self, query: &FlowQuery) -> StoreResult<Vec<Flow>> {
-        self.metrics.store_result(
-            self.inner
-                .search_flows(query)
-                .instrument(crate::traces::db_span("search_flows"))
-                .await,
-        )
+        measured!(self.search_flows(query))
     }
 
     async fn credential(&self, id: Uuid) -> StoreResult<Credential> {
-        self.metrics.store_result(
-            self.inner
-                .credential(id)
-                .instrument(crate::traces::db_span("credential"))
-                .await,
-        )
+        measured!(self.credential(id))
     }
 
     async fn credential_by_webauthn_id(&self, webauthn_id: &str) -> StoreResult<Credential> {
-        self.metrics.store_result(
-            self.inner
-                .credential_by_webauthn_id(webauthn_id)
-                .instrument(crate::traces::db_span("credential_by_webauthn_id"))
-                .await,
-        )
+        measured!(self.credential_by_webauthn_id(webauthn_id))
     }
 
     async fn credentials_of(&self, user: UserId) -> StoreResult<Vec<Credential>> {
-        self.metrics.store_result(
-            self.inner
-                .credentials_of(user)
-                .instrument(crate::traces::db_span("credentials_of"))
-                .await,
-        )
+        measured!(self.credentials_of(user))
     }
 
     async fn live_credentials_of(&self, user: UserId) -> StoreResult<Vec<Credential>> {
-        self.metrics.store_result(
-            self.inner
-                .live_credentials_of(user)
-                .instrument(crate::traces::db_span("live_credentials_of"))
-                .await,
-        )
+        measured!(self.live_credentials_of(user))
     }
 
     async fn has_active_credential(&self, user: UserId) -> StoreResult<bool> {
-        self.metrics.store_result(
-            self.inner
-                .has_active_credential(user)
-                .instrument(crate::traces::db_span("has_active_credential"))
-                .await,
-        )
+        measured!(self.has_active_credential(user))
     }
 
     async fn reference_of(&self, user: UserId) -> StoreResult<BiometricReference> {
-        self.metrics.store_result(
-            self.inner
-                .reference_of(user)
-                .instrument(crate::traces::db_span("reference_of"))
-                .await,
-        )
+        measured!(self.reference_of(user))
     }
 
     async fn staged_reference_of(&self, flow: FlowId) -> StoreResult<Vec<u8>> {
-        self.metrics.store_result(
-            self.inner
-                .staged_reference_of(flow)
-                .instrument(crate::traces::db_span("staged_reference_of"))
-                .await,
-        )
+        measured!(self.staged_reference_of(flow))
     }
 
     async fn discard_stale_staged_references(&self, now: OffsetDateTime) -> StoreResult<u64> {
-        self.metrics.store_result(
-            self.inner
-                .discard_stale_staged_references(now)
-                .instrument(crate::traces::db_span("discard_stale_staged_references"))
-                .await,
-        )
+        measured!(self.discard_stale_staged_references(now))
     }
 
     async fn sealed_values(&self) -> StoreResult<Vec<SealedValues>> {
-        self.metrics.store_result(
-            self.inner
-                .sealed_values()
-                .instrument(crate::traces::db_span("sealed_values"))
-                .await,
-        )
+        measured!(self.sealed_values())
     }
 
     async fn set_applicant_if_absent(&self, user: UserId, sealed: &[u8]) -> StoreResult<bool> {
-        self.metrics.store_result(
-            self.inner
-                .set_applicant_if_absent(user, sealed)
-                .instrument(crate::traces::db_span("set_applicant_if_absent"))
-                .await,
-        )
+        measured!(self.set_applicant_if_absent(user, sealed))
     }
 
     async fn replace_applicant(
@@ -490,12 +312,7 @@ impl Repository for MeteredRepository {
         current: &[u8],
         replacement: &[u8],
     ) -> StoreResult<bool> {
-        self.metrics.store_result(
-            self.inner
-                .replace_applicant(user, current, replacement)
-                .instrument(crate::traces::db_span("replace_applicant"))
-                .await,
-        )
+        measured!(self.replace_applicant(user, current, replacement))
     }
 
     async fn flow_prerequisites(
@@ -503,12 +320,7 @@ impl Repository for MeteredRepository {
         external_id: &ExternalUserId,
         now: OffsetDateTime,
     ) -> StoreResult<FlowPrerequisites> {
-        self.metrics.store_result(
-            self.inner
-                .flow_prerequisites(external_id, now)
-                .instrument(crate::traces::db_span("flow_prerequisites"))
-                .await,
-        )
+        measured!(self.flow_prerequisites(external_id, now))
     }
 
     async fn idempotency_begin(
@@ -519,12 +331,7 @@ impl Repository for MeteredRepository {
         now: OffsetDateTime,
         lock_until: OffsetDateTime,
     ) -> StoreResult<IdempotencyBegin> {
-        self.metrics.store_result(
-            self.inner
-                .idempotency_begin(scope, key, request_sha256, now, lock_until)
-                .instrument(crate::traces::db_span("idempotency_begin"))
-                .await,
-        )
+        measured!(self.idempotency_begin(scope, key, request_sha256, now, lock_until))
     }
 
     async fn idempotency_finish(
@@ -535,29 +342,15 @@ impl Repository for MeteredRepository {
         expires_at: OffsetDateTime,
         user: Option<UserId>,
     ) -> StoreResult<()> {
-        self.metrics.store_result(
-            self.inner
-                .idempotency_finish(scope, key, response, expires_at, user)
-                .instrument(crate::traces::db_span("idempotency_finish"))
-                .await,
-        )
+        measured!(self.idempotency_finish(scope, key, response, expires_at, user))
     }
 
     async fn purge(&self, purge: domain::Purge, limit: u32) -> StoreResult<Option<u64>> {
-        self.metrics.store_result(
-            self.inner
-                .purge(purge, limit)
-                .instrument(crate::traces::db_span("purge"))
-                .await,
-        )
+        measured!(self.purge(purge, limit))
     }
 
     async fn provider_event_seen(&self, dedupe_key: &str) -> StoreResult<bool> {
-        let result = self
-            .inner
-            .provider_event_seen(dedupe_key)
-            .instrument(crate::traces::db_span("provider_event_seen"))
-            .await;
+        let result = traced!(self.provider_event_seen(dedupe_key));
         // Asked only of a provider delivery, before anything else: a delivery
         // already applied is acknowledged and ignored.
         if let Ok(true) = result {
@@ -572,12 +365,7 @@ impl Repository for MeteredRepository {
         now: OffsetDateTime,
         limit: u32,
     ) -> StoreResult<Vec<Flow>> {
-        self.metrics.store_result(
-            self.inner
-                .flows_awaiting_provider(checked_before, now, limit)
-                .instrument(crate::traces::db_span("flows_awaiting_provider"))
-                .await,
-        )
+        measured!(self.flows_awaiting_provider(checked_before, now, limit))
     }
 
     async fn flows_awaiting_run_lookup(
@@ -585,29 +373,14 @@ impl Repository for MeteredRepository {
         failed_before: OffsetDateTime,
         limit: u32,
     ) -> StoreResult<Vec<Flow>> {
-        self.metrics.store_result(
-            self.inner
-                .flows_awaiting_run_lookup(failed_before, limit)
-                .instrument(crate::traces::db_span("flows_awaiting_run_lookup"))
-                .await,
-        )
+        measured!(self.flows_awaiting_run_lookup(failed_before, limit))
     }
 
     async fn mark_provider_checked(&self, id: FlowId, at: OffsetDateTime) -> StoreResult<()> {
-        self.metrics.store_result(
-            self.inner
-                .mark_provider_checked(id, at)
-                .instrument(crate::traces::db_span("mark_provider_checked"))
-                .await,
-        )
+        measured!(self.mark_provider_checked(id, at))
     }
 
     async fn idempotency_abandon(&self, scope: &str, key: &str) -> StoreResult<()> {
-        self.metrics.store_result(
-            self.inner
-                .idempotency_abandon(scope, key)
-                .instrument(crate::traces::db_span("idempotency_abandon"))
-                .await,
-        )
+        measured!(self.idempotency_abandon(scope, key))
     }
 }
