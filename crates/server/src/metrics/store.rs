@@ -62,6 +62,20 @@ impl Metrics {
         })
     }
 
+    /// `result` of a call that wrote `events` (with `flow`, if any):
+    /// counted once it is committed, its error counted by kind.
+    fn committed(
+        &self,
+        result: StoreResult<()>,
+        events: &[NewAuditEvent],
+        flow: Option<&Flow>,
+    ) -> StoreResult<()> {
+        if result.is_ok() {
+            self.audit_events_written(events, flow);
+        }
+        self.store_result(result)
+    }
+
     fn store_result<T>(&self, result: StoreResult<T>) -> StoreResult<T> {
         if let Err(e) = &result {
             let kind = match e {
@@ -116,11 +130,8 @@ impl Repository for MeteredRepository {
 
     async fn create_user(&self, user: &User, event: &NewAuditEvent) -> StoreResult<()> {
         let result = traced!(self.create_user(user, event));
-        if result.is_ok() {
-            self.metrics
-                .audit_events_written(std::slice::from_ref(event), None);
-        }
-        self.metrics.store_result(result)
+        self.metrics
+            .committed(result, std::slice::from_ref(event), None)
     }
 
     async fn user_by_external_id(&self, external_id: &ExternalUserId) -> StoreResult<User> {
@@ -152,11 +163,8 @@ impl Repository for MeteredRepository {
 
     async fn delete_user(&self, id: UserId, event: &NewAuditEvent) -> StoreResult<()> {
         let result = traced!(self.delete_user(id, event));
-        if result.is_ok() {
-            self.metrics
-                .audit_events_written(std::slice::from_ref(event), None);
-        }
-        self.metrics.store_result(result)
+        self.metrics
+            .committed(result, std::slice::from_ref(event), None)
     }
 
     async fn pending_provider_cleanups(&self, limit: u32) -> StoreResult<Vec<ProviderCleanup>> {
@@ -190,11 +198,8 @@ impl Repository for MeteredRepository {
 
     async fn append_audit(&self, event: &NewAuditEvent) -> StoreResult<()> {
         let result = traced!(self.append_audit(event));
-        if result.is_ok() {
-            self.metrics
-                .audit_events_written(std::slice::from_ref(event), None);
-        }
-        self.metrics.store_result(result)
+        self.metrics
+            .committed(result, std::slice::from_ref(event), None)
     }
 
     async fn audit_events(&self, query: &AuditQuery) -> StoreResult<Page<AuditEvent, i64>> {
@@ -239,11 +244,8 @@ impl Repository for MeteredRepository {
 
     async fn apply(&self, change: &Change) -> StoreResult<()> {
         let result = traced!(self.apply(change));
-        if result.is_ok() {
-            self.metrics
-                .audit_events_written(&change.events, flow_of(change));
-        }
-        self.metrics.store_result(result)
+        self.metrics
+            .committed(result, &change.events, flow_of(change))
     }
 
     async fn flow(&self, id: FlowId) -> StoreResult<Flow> {
