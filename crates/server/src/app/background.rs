@@ -15,7 +15,12 @@ pub const RECONCILE_EVERY: std::time::Duration = std::time::Duration::from_secs(
 pub const RECONCILE_BATCH: u32 = 50;
 
 /// Runs `work` at once and then every `period` (a late run delays the next
-/// rather than bunching up) until `shutdown` resolves.
+/// rather than bunching up) until `shutdown` resolves. A run still going
+/// when it does is abandoned where it stands, as a crash would leave it:
+/// each write is its own transaction, rolled back unless committed, and the
+/// next run (here or on another replica) takes up what is left. Without that,
+/// a pass waiting on a database that is down (five seconds per store call)
+/// would hold the process past the orchestrator's grace period.
 pub async fn every<F, Fut>(
     period: std::time::Duration,
     shutdown: impl Future<Output = ()>,
@@ -32,7 +37,11 @@ pub async fn every<F, Fut>(
             () = &mut shutdown => return,
             _ = tick.tick() => {}
         }
-        work().await;
+        tokio::select! {
+            biased;
+            () = &mut shutdown => return,
+            () = work() => {}
+        }
     }
 }
 
@@ -173,4 +182,48 @@ pub async fn housekeeping_loop(
         }
     })
     .await;
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    use std::time::Duration;
+
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn a_run_still_going_at_shutdown_is_abandoned() {
+        let started = Arc::new(AtomicU32::new(0));
+        let counted = started.clone();
+        let loop_ = tokio::spawn(every(
+            Duration::from_secs(60),
+            tokio::time::sleep(Duration::from_secs(1)),
+            move || {
+                counted.fetch_add(1, Ordering::SeqCst);
+                // A store call that waits far longer than the shutdown.
+                tokio::time::sleep(Duration::from_secs(3600))
+            },
+        ));
+        let stopped_at = tokio::time::Instant::now();
+        loop_.await.unwrap();
+        assert_eq!(started.load(Ordering::SeqCst), 1);
+        assert_eq!(stopped_at.elapsed(), Duration::from_secs(1));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn runs_follow_the_period_until_shutdown() {
+        let runs = Arc::new(AtomicU32::new(0));
+        let counted = runs.clone();
+        every(
+            Duration::from_secs(10),
+            tokio::time::sleep(Duration::from_secs(25)),
+            move || {
+                counted.fetch_add(1, Ordering::SeqCst);
+                std::future::ready(())
+            },
+        )
+        .await;
+        // At 0, 10 and 20 seconds.
+        assert_eq!(runs.load(Ordering::SeqCst), 3);
+    }
 }
