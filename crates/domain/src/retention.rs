@@ -5,7 +5,9 @@
 //! background work: [`Housekeeping::run_once`] decides the cut-off of each
 //! kind from the clock and has the store delete past it in small batches,
 //! each its own short transaction, so neither a backlog nor the purge holds
-//! up requests. Only one replica purges at a time (the store settles it: a
+//! up requests; between two full batches it rests ([`Rest`]), so that a
+//! backlog (many flows expiring together) is cleared at a share of the
+//! database's attention rather than all of it. Only one replica purges at a time (the store settles it: a
 //! transaction-scoped advisory lock on PostgreSQL, the write lock on SQLite);
 //! the others skip the run.
 //!
@@ -16,6 +18,7 @@
 
 use std::sync::Arc;
 
+use async_trait::async_trait;
 use time::{Duration, OffsetDateTime};
 
 use crate::clock::Clock;
@@ -67,6 +70,15 @@ impl Default for PurgePace {
     }
 }
 
+/// The pause between two batches of a purge. The domain has no timer: the
+/// runtime that runs housekeeping provides one.
+#[async_trait]
+pub trait Rest: Send + Sync {
+    /// Called after a full batch that took `worked`; the next batch starts
+    /// when this resolves.
+    async fn after_batch(&self, worked: std::time::Duration);
+}
+
 /// What one run removed; `skipped` when another replica was purging.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct HousekeepingReport {
@@ -96,6 +108,7 @@ pub struct Housekeeping {
     clock: Arc<dyn Clock>,
     policy: RetentionPolicy,
     pace: PurgePace,
+    rest: Option<Arc<dyn Rest>>,
 }
 
 impl Housekeeping {
@@ -105,7 +118,15 @@ impl Housekeeping {
             clock,
             policy,
             pace: PurgePace::default(),
+            rest: None,
         }
+    }
+
+    /// Rests with `rest` between two full batches (without one, the batches
+    /// follow one another at once).
+    pub fn with_rest(mut self, rest: Arc<dyn Rest>) -> Self {
+        self.rest = Some(rest);
+        self
     }
 
     pub fn with_pace(mut self, pace: PurgePace) -> Self {
@@ -157,12 +178,17 @@ impl Housekeeping {
     async fn purge_all(&self, purge: Purge) -> StoreResult<Option<u64>> {
         let mut removed = 0;
         for _ in 0..self.pace.max_batches.max(1) {
+            let started = self.clock.now();
             let Some(n) = self.repo.purge(purge, self.pace.batch).await? else {
                 return Ok(if removed == 0 { None } else { Some(removed) });
             };
             removed += n;
             if n < u64::from(self.pace.batch) {
                 break;
+            }
+            if let Some(rest) = &self.rest {
+                let worked = (self.clock.now() - started).try_into().unwrap_or_default();
+                rest.after_batch(worked).await;
             }
         }
         Ok(Some(removed))

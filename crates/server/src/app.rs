@@ -33,7 +33,8 @@ use crate::metrics::PoolProbe;
 mod background;
 
 pub use background::{
-    HOUSEKEEPING_EVERY, RECONCILE_BATCH, RECONCILE_EVERY, every, housekeeping_loop, reconcile_loop,
+    BatchRest, HOUSEKEEPING_EVERY, RECONCILE_BATCH, RECONCILE_EVERY, every, housekeeping_loop,
+    reconcile_loop,
 };
 
 /// What this binary is.

@@ -144,6 +144,22 @@ async fn reconcile_once(flows: &FlowService, metrics: &Metrics) {
     }
 }
 
+/// The longest rest between two batches of a purge.
+const MAX_REST: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Rests as long as the batch took (at most [`MAX_REST`]): a backlog is
+/// cleared at half of the time of one connection, and the 200 batches a run
+/// takes at most still fit in the minute between runs while a batch takes
+/// under 150 ms.
+pub struct BatchRest;
+
+#[async_trait::async_trait]
+impl domain::retention::Rest for BatchRest {
+    async fn after_batch(&self, worked: std::time::Duration) {
+        tokio::time::sleep(worked.min(MAX_REST)).await;
+    }
+}
+
 /// How often the Core API removes rows past their retention.
 pub const HOUSEKEEPING_EVERY: std::time::Duration = std::time::Duration::from_secs(60);
 
@@ -189,6 +205,8 @@ mod tests {
     use std::sync::atomic::{AtomicU32, Ordering};
     use std::time::Duration;
 
+    use domain::retention::Rest;
+
     use super::*;
 
     #[tokio::test(start_paused = true)]
@@ -225,5 +243,14 @@ mod tests {
         .await;
         // At 0, 10 and 20 seconds.
         assert_eq!(runs.load(Ordering::SeqCst), 3);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_batch_rest_lasts_as_long_as_the_batch_up_to_a_second() {
+        for (worked, rested) in [(40, 40), (700, 700), (5_000, 1_000)] {
+            let started = tokio::time::Instant::now();
+            BatchRest.after_batch(Duration::from_millis(worked)).await;
+            assert_eq!(started.elapsed(), Duration::from_millis(rested));
+        }
     }
 }

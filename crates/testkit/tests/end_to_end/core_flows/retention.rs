@@ -8,6 +8,7 @@ on_both_stores!(
     idempotency_keys_replay_and_refuse_reuse,
     idempotency_records_name_no_user_and_leave_with_the_user_or_their_day,
     ended_flows_keep_no_sdk_token_and_leave_after_their_retention,
+    the_purge_rests_after_each_full_batch_and_not_after_the_last,
     a_failing_provider_cleanup_retries_with_backoff_and_dies_without_blocking_the_rest,
     deleting_a_user_removes_everything_but_the_trail,
 );
@@ -190,6 +191,43 @@ async fn ended_flows_keep_no_sdk_token_and_leave_after_their_retention(store: St
         StatusCode::OK,
         "the user and their passkey stay: {user}"
     );
+}
+
+/// How many times the purge rested.
+#[derive(Default)]
+struct Rests(std::sync::Mutex<u32>);
+
+#[async_trait::async_trait]
+impl domain::retention::Rest for Rests {
+    async fn after_batch(&self, _worked: std::time::Duration) {
+        *self.0.lock().unwrap() += 1;
+    }
+}
+
+async fn the_purge_rests_after_each_full_batch_and_not_after_the_last(store: Store) {
+    let app = spawn_core(store).await;
+    app.enrolled("hana", "hana-phone").await;
+    for _ in 0..3 {
+        step_up(&app, "hana").await;
+    }
+    app.clock.advance(time::Duration::minutes(16));
+    let rests = std::sync::Arc::new(Rests::default());
+    let housekeeping = domain::retention::Housekeeping::new(
+        app.repo.clone(),
+        app.clock.clone(),
+        domain::retention::RetentionPolicy::default(),
+    )
+    .with_pace(domain::retention::PurgePace {
+        batch: 2,
+        max_batches: 10,
+    })
+    .with_rest(rests.clone());
+    let report = housekeeping.run_once().await.unwrap();
+    // Three expired flows in batches of two: a full batch, a rest, then a
+    // batch of one that ends the kind; the kinds with nothing to remove
+    // (an empty first batch) rest not at all.
+    assert_eq!(report.expired_flow_secrets, 3, "{report:?}");
+    assert_eq!(*rests.0.lock().unwrap(), 1);
 }
 
 /// A deleted user whose stored applicant id cannot be decrypted fails every
