@@ -6,10 +6,10 @@
 //! kind from the clock and has the store delete past it in small batches,
 //! each its own short transaction, so neither a backlog nor the purge holds
 //! up requests; between two full batches it rests ([`Rest`]), so that a
-//! backlog (many flows expiring together) is cleared at a share of the
-//! database's attention rather than all of it. Only one replica purges at a time (the store settles it: a
-//! transaction-scoped advisory lock on PostgreSQL, the write lock on SQLite);
-//! the others skip the run.
+//! backlog (many flows expiring together) is cleared with a share of the
+//! database's attention rather than all of it. Only one replica purges at a
+//! time (the store settles it: a transaction-scoped advisory lock on
+//! PostgreSQL, the write lock on SQLite); the others skip the run.
 //!
 //! Each run first rolls up the overview's counts of the hours whose flows
 //! have stopped changing ([`crate::overview::roll_up`]), and removes only

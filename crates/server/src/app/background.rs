@@ -147,10 +147,10 @@ async fn reconcile_once(flows: &FlowService, metrics: &Metrics) {
 /// The longest rest between two batches of a purge.
 const MAX_REST: std::time::Duration = std::time::Duration::from_secs(1);
 
-/// Rests as long as the batch took (at most [`MAX_REST`]): a backlog is
-/// cleared at half of the time of one connection, and the 200 batches a run
-/// takes at most still fit in the minute between runs while a batch takes
-/// under 150 ms.
+/// Rests as long as the batch took (at most [`MAX_REST`]): while it clears
+/// a backlog, the purge keeps one connection busy half of the time, and the
+/// 200 batches a run takes at most still fit in the minute between runs
+/// while a batch takes under 150 ms.
 pub struct BatchRest;
 
 #[async_trait::async_trait]
