@@ -74,8 +74,8 @@ impl Default for PurgePace {
 /// runtime that runs housekeeping provides one.
 #[async_trait]
 pub trait Rest: Send + Sync {
-    /// Called after a full batch that took `worked`; the next batch starts
-    /// when this resolves.
+    /// Called between a full batch that took `worked` and the next batch,
+    /// which starts when this resolves.
     async fn after_batch(&self, worked: std::time::Duration);
 }
 
@@ -174,11 +174,19 @@ impl Housekeeping {
         Ok(report)
     }
 
-    /// Batches of one kind; `None` when another replica holds the purge.
+    /// Batches of one kind, with a rest between two of them (none after a
+    /// batch that ends the kind or the run); `None` when another replica
+    /// holds the purge.
     async fn purge_all(&self, purge: Purge) -> StoreResult<Option<u64>> {
         let mut removed = 0;
+        // How long the previous batch took, once it was a full one.
+        let mut worked = None;
         for _ in 0..self.pace.max_batches.max(1) {
-            let started = self.clock.now();
+            if let (Some(rest), Some(worked)) = (&self.rest, worked) {
+                rest.after_batch(worked).await;
+            }
+            // A monotonic measure of work, not a time of day: not the Clock's.
+            let started = std::time::Instant::now();
             let Some(n) = self.repo.purge(purge, self.pace.batch).await? else {
                 return Ok(if removed == 0 { None } else { Some(removed) });
             };
@@ -186,10 +194,7 @@ impl Housekeeping {
             if n < u64::from(self.pace.batch) {
                 break;
             }
-            if let Some(rest) = &self.rest {
-                let worked = (self.clock.now() - started).try_into().unwrap_or_default();
-                rest.after_batch(worked).await;
-            }
+            worked = Some(started.elapsed());
         }
         Ok(Some(removed))
     }

@@ -33,8 +33,7 @@ use crate::metrics::PoolProbe;
 mod background;
 
 pub use background::{
-    BatchRest, HOUSEKEEPING_EVERY, RECONCILE_BATCH, RECONCILE_EVERY, every, housekeeping_loop,
-    reconcile_loop,
+    HOUSEKEEPING_EVERY, RECONCILE_BATCH, RECONCILE_EVERY, every, housekeeping_loop, reconcile_loop,
 };
 
 /// What this binary is.

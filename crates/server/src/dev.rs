@@ -259,8 +259,7 @@ pub async fn start(options: &DevOptions, shutdown: &Shutdown) -> anyhow::Result<
         &core.audit,
     );
     let housekeeping =
-        domain::retention::Housekeeping::new(repo.clone(), parts.clock.clone(), core.retention)
-            .with_rest(Arc::new(app::BatchRest));
+        domain::retention::Housekeeping::new(repo.clone(), parts.clock.clone(), core.retention);
     let core_app = app::core_app(parts, "dev");
     tokio::spawn(app::housekeeping_loop(housekeeping, shutdown.signalled()));
     tokio::spawn(app::reconcile_loop(

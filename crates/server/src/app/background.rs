@@ -19,8 +19,9 @@ pub const RECONCILE_BATCH: u32 = 50;
 /// when it does is abandoned where it stands, as a crash would leave it:
 /// each write is its own transaction, rolled back unless committed, and the
 /// next run (here or on another replica) takes up what is left. Without that,
-/// a pass waiting on a database that is down (five seconds per store call)
-/// would hold the process past the orchestrator's grace period.
+/// a pass waiting on a database that is down (each store call waiting out the
+/// pool's acquire timeout) would hold the process past the orchestrator's
+/// grace period.
 pub async fn every<F, Fut>(
     period: std::time::Duration,
     shutdown: impl Future<Output = ()>,
@@ -151,7 +152,7 @@ const MAX_REST: std::time::Duration = std::time::Duration::from_secs(1);
 /// a backlog, the purge keeps one connection busy half of the time, and the
 /// 200 batches a run takes at most still fit in the minute between runs
 /// while a batch takes under 150 ms.
-pub struct BatchRest;
+struct BatchRest;
 
 #[async_trait::async_trait]
 impl domain::retention::Rest for BatchRest {
@@ -165,11 +166,12 @@ pub const HOUSEKEEPING_EVERY: std::time::Duration = std::time::Duration::from_se
 
 /// Rolls up the overview's settled hours and removes what is past its
 /// purpose (`domain::retention`) every [`HOUSEKEEPING_EVERY`] until
-/// `shutdown` resolves.
+/// `shutdown` resolves, the purge resting between batches ([`BatchRest`]).
 pub async fn housekeeping_loop(
     housekeeping: domain::retention::Housekeeping,
     shutdown: impl Future<Output = ()>,
 ) {
+    let housekeeping = housekeeping.with_rest(Arc::new(BatchRest));
     every(HOUSEKEEPING_EVERY, shutdown, || async {
         let result = housekeeping.run_once().await;
         if let Ok(report) = &result

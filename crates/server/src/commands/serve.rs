@@ -164,8 +164,7 @@ async fn serve_core(config: &CoreConfig, traces: Option<&Traces>) -> anyhow::Res
         &config.data_key,
         &config.audit,
     );
-    let housekeeping = Housekeeping::new(parts.repo.clone(), parts.clock.clone(), config.retention)
-        .with_rest(Arc::new(app::BatchRest));
+    let housekeeping = Housekeeping::new(parts.repo.clone(), parts.clock.clone(), config.retention);
     let core = app::core_app(parts, "core");
     let shutdown = Shutdown::default();
     let background = Background::spawn(

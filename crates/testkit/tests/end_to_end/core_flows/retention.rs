@@ -9,6 +9,7 @@ on_both_stores!(
     idempotency_records_name_no_user_and_leave_with_the_user_or_their_day,
     ended_flows_keep_no_sdk_token_and_leave_after_their_retention,
     the_purge_rests_after_each_full_batch_and_not_after_the_last,
+    a_run_capped_at_its_batches_does_not_rest_after_the_last,
     a_failing_provider_cleanup_retries_with_backoff_and_dies_without_blocking_the_rest,
     deleting_a_user_removes_everything_but_the_trail,
 );
@@ -204,13 +205,12 @@ impl domain::retention::Rest for Rests {
     }
 }
 
-async fn the_purge_rests_after_each_full_batch_and_not_after_the_last(store: Store) {
-    let app = spawn_core(store).await;
-    app.enrolled("hana", "hana-phone").await;
-    for _ in 0..3 {
-        step_up(&app, "hana").await;
-    }
-    app.clock.advance(time::Duration::minutes(16));
+/// Housekeeping over `app`'s store in batches of two, at most `max_batches`
+/// a kind, counting its rests.
+fn counting_rests(
+    app: &TestApp,
+    max_batches: u32,
+) -> (domain::retention::Housekeeping, std::sync::Arc<Rests>) {
     let rests = std::sync::Arc::new(Rests::default());
     let housekeeping = domain::retention::Housekeeping::new(
         app.repo.clone(),
@@ -219,15 +219,41 @@ async fn the_purge_rests_after_each_full_batch_and_not_after_the_last(store: Sto
     )
     .with_pace(domain::retention::PurgePace {
         batch: 2,
-        max_batches: 10,
+        max_batches,
     })
     .with_rest(rests.clone());
+    (housekeeping, rests)
+}
+
+/// Three step-up flows of one user, past their lifetime.
+async fn three_expired_flows(store: Store) -> TestApp {
+    let app = spawn_core(store).await;
+    app.enrolled("hana", "hana-phone").await;
+    for _ in 0..3 {
+        step_up(&app, "hana").await;
+    }
+    app.clock.advance(time::Duration::minutes(16));
+    app
+}
+
+async fn the_purge_rests_after_each_full_batch_and_not_after_the_last(store: Store) {
+    let app = three_expired_flows(store).await;
+    let (housekeeping, rests) = counting_rests(&app, 10);
     let report = housekeeping.run_once().await.unwrap();
     // Three expired flows in batches of two: a full batch, a rest, then a
     // batch of one that ends the kind; the kinds with nothing to remove
     // (an empty first batch) rest not at all.
     assert_eq!(report.expired_flow_secrets, 3, "{report:?}");
     assert_eq!(*rests.0.lock().unwrap(), 1);
+}
+
+async fn a_run_capped_at_its_batches_does_not_rest_after_the_last(store: Store) {
+    let app = three_expired_flows(store).await;
+    let (housekeeping, rests) = counting_rests(&app, 1);
+    let report = housekeeping.run_once().await.unwrap();
+    // One full batch, the run's only one: nothing follows it to rest for.
+    assert_eq!(report.expired_flow_secrets, 2, "{report:?}");
+    assert_eq!(*rests.0.lock().unwrap(), 0);
 }
 
 /// A deleted user whose stored applicant id cannot be decrypted fails every
